@@ -1,0 +1,379 @@
+//! Case events: what a signed `CaseEvent` record says.
+//!
+//! Personal data is never in an event: the filing event signs the BLAKE3
+//! hash of a separate [`Contact`] blob, which can be masked, withheld or
+//! erased without breaking any signature. Attachments are blobs too.
+
+use crate::codec::{self, CodecError, Decode, Encode};
+use crate::division::DivisionCode;
+use crate::record::RecordId;
+
+/// BLAKE3 hash of a blob (contact details, attachment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+pub struct BlobHash(pub [u8; 32]);
+
+impl BlobHash {
+    pub fn of(bytes: &[u8]) -> Self {
+        BlobHash(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut out).ok()?;
+        Some(BlobHash(out))
+    }
+}
+
+impl std::fmt::Display for BlobHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl serde::Serialize for BlobHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Generates a C-like enum with stable wire codes, JSON names and Chinese labels.
+macro_rules! labelled_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $code:literal, $zh:literal;)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+        pub enum $name { $($variant,)+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// Stable machine name used in the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $code,)+ }
+            }
+
+            /// Chinese label as used by the centers.
+            pub fn zh(self) -> &'static str {
+                match self { $($name::$variant => $zh,)+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($code => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).ok_or_else(|| {
+                    let allowed: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    serde::de::Error::custom(format!("unknown {} {:?}; expected one of {}", stringify!($name), s, allowed.join(", ")))
+                })
+            }
+        }
+    };
+}
+
+labelled_enum!(
+    /// How the case reached the center.
+    Channel {
+        OnSite = "on_site", "现场";
+        Phone = "phone", "电话";
+        Online = "online", "网络";
+    }
+);
+
+labelled_enum!(
+    /// 咨询/求助/投诉/举报/建议/表扬.
+    RequestType {
+        Inquiry = "inquiry", "咨询";
+        Help = "help", "求助";
+        Complaint = "complaint", "投诉";
+        Report = "report", "举报";
+        Suggestion = "suggestion", "建议";
+        Praise = "praise", "表扬";
+    }
+);
+
+labelled_enum!(
+    /// Urgent: violent conflict, safety hazard, signs of a mass incident.
+    Urgency {
+        Normal = "normal", "一般";
+        Urgent = "urgent", "紧急";
+    }
+);
+
+labelled_enum!(
+    Complexity {
+        General = "general", "一般";
+        Complex = "complex", "复杂";
+    }
+);
+
+labelled_enum!(
+    /// Supervision grades; 约谈 is the last step.
+    SuperviseGrade {
+        Normal = "normal", "普通";
+        Yellow = "yellow", "黄牌";
+        Red = "red", "红牌";
+        Interview = "interview", "约谈";
+    }
+);
+
+labelled_enum!(
+    Rating {
+        Satisfied = "satisfied", "满意";
+        Basic = "basic", "基本满意";
+        Unsatisfied = "unsatisfied", "不满意";
+    }
+);
+
+/// Where a case is sent: a department window of the owning center, or a
+/// lower center.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum RouteTarget {
+    /// Department window code from the policy (e.g. `police`).
+    Window(String),
+    /// A descendant center.
+    Unit(DivisionCode),
+}
+
+/// Place of the matter. Coordinates are micro-degrees (no floats in records).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode)]
+pub struct Place {
+    pub address: String,
+    pub lat_e6: Option<i32>,
+    pub lon_e6: Option<i32>,
+}
+
+/// Everything registered at intake (受理), except personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Filing {
+    /// 一案一码: `<division>-<year>-<serial>` of the filing center, for life.
+    pub number: String,
+    pub title: String,
+    pub content: String,
+    /// Leaf (小类) category code from the policy taxonomy, e.g. `0201`.
+    pub category: String,
+    pub request_type: RequestType,
+    pub channel: Channel,
+    pub urgency: Urgency,
+    pub complexity: Complexity,
+    pub place: Place,
+    /// When the matter happened, if known (Unix ms).
+    pub occurred_at_ms: Option<u64>,
+    /// When the center received it (Unix ms); the registration clock starts here.
+    pub received_at_ms: u64,
+    pub people_involved: u32,
+    /// Amount involved in fen (0.01 yuan).
+    pub amount_fen: Option<u64>,
+    /// Hash of the [`Contact`] blob, if the complainant gave details.
+    pub contact: Option<BlobHash>,
+}
+
+/// A workflow step.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Action {
+    /// 受理: register a new case.
+    File(Box<Filing>),
+    /// 签收: the owner acknowledges custody.
+    SignFor,
+    /// 分流: route to a department window of the owning center.
+    Route { window: String, requirements: String, due_ms: Option<u64> },
+    /// 下派: send down to a descendant center.
+    Dispatch { to: DivisionCode, requirements: String, due_ms: Option<u64> },
+    /// 上报: send up to the parent center.
+    Escalate { reason: String },
+    /// 退单: return a routing or dispatch with reasons.
+    Return { reason: String },
+    /// 改派: send a returned (or misrouted) case elsewhere.
+    Reroute { target: RouteTarget, reason: String },
+    /// 协办: add helper units or windows.
+    AddHelpers { helpers: Vec<RouteTarget> },
+    /// Progress note; `public` notes may be told to the complainant.
+    Progress { note: String, public: bool },
+    /// 延期申请.
+    RequestExtension { working_days: u32, reason: String },
+    /// 延期审批: approve or refuse the pending request.
+    DecideExtension { approve: bool, note: String },
+    /// 督办 notice.
+    Supervise { grade: SuperviseGrade, note: String },
+    /// 办结.
+    Resolve { public_reply: String, internal_note: String },
+    /// 反馈 to the complainant.
+    Feedback { method: String, note: String },
+    /// 评价.
+    Rate { rating: Rating, comment: String },
+    /// 重办 after 不满意.
+    Reopen { reason: String },
+    /// 并单: this case is a duplicate of `into`.
+    Merge { into: RecordId },
+    /// 归档.
+    Archive,
+    /// Evidence attachment (a content-addressed blob).
+    Attach { blob: BlobHash, name: String, mime: String, size: u64 },
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::File(_) => "file",
+            Action::SignFor => "sign_for",
+            Action::Route { .. } => "route",
+            Action::Dispatch { .. } => "dispatch",
+            Action::Escalate { .. } => "escalate",
+            Action::Return { .. } => "return",
+            Action::Reroute { .. } => "reroute",
+            Action::AddHelpers { .. } => "add_helpers",
+            Action::Progress { .. } => "progress",
+            Action::RequestExtension { .. } => "request_extension",
+            Action::DecideExtension { .. } => "decide_extension",
+            Action::Supervise { .. } => "supervise",
+            Action::Resolve { .. } => "resolve",
+            Action::Feedback { .. } => "feedback",
+            Action::Rate { .. } => "rate",
+            Action::Reopen { .. } => "reopen",
+            Action::Merge { .. } => "merge",
+            Action::Archive => "archive",
+            Action::Attach { .. } => "attach",
+        }
+    }
+
+    pub fn zh(&self) -> &'static str {
+        match self {
+            Action::File(_) => "受理",
+            Action::SignFor => "签收",
+            Action::Route { .. } => "分流",
+            Action::Dispatch { .. } => "下派",
+            Action::Escalate { .. } => "上报",
+            Action::Return { .. } => "退单",
+            Action::Reroute { .. } => "改派",
+            Action::AddHelpers { .. } => "协办",
+            Action::Progress { .. } => "办理进展",
+            Action::RequestExtension { .. } => "延期申请",
+            Action::DecideExtension { approve: true, .. } => "延期批准",
+            Action::DecideExtension { approve: false, .. } => "延期驳回",
+            Action::Supervise { .. } => "督办",
+            Action::Resolve { .. } => "办结",
+            Action::Feedback { .. } => "反馈",
+            Action::Rate { .. } => "评价",
+            Action::Reopen { .. } => "重办",
+            Action::Merge { .. } => "并单",
+            Action::Archive => "归档",
+            Action::Attach { .. } => "上传证据",
+        }
+    }
+}
+
+/// The body of a `CaseEvent` record.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct CaseEvent {
+    /// The case (id of its filing event); `None` in the filing event itself.
+    pub case: Option<RecordId>,
+    /// The case's head events the author knew: the causal DAG.
+    pub parents: Vec<RecordId>,
+    /// The author's center.
+    pub unit: DivisionCode,
+    /// The operator account that performed the step.
+    pub operator: String,
+    pub action: Action,
+}
+
+impl CaseEvent {
+    /// The case this event belongs to, given its own record id.
+    pub fn case_id(&self, own_id: RecordId) -> RecordId {
+        self.case.unwrap_or(own_id)
+    }
+}
+
+/// Personal data of a complainant, stored as a separate blob.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, serde::Serialize, serde::Deserialize)]
+pub struct Contact {
+    pub name: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub id_number: String,
+    #[serde(default)]
+    pub address: String,
+}
+
+impl Contact {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode(bytes, 64 * 1024)
+    }
+
+    pub fn hash(&self) -> BlobHash {
+        BlobHash::of(&self.to_bytes())
+    }
+
+    /// The contact as shown to people not handling the case: name reduced to
+    /// its first character, phone `138****1234`, ID number keeping 6 + 4
+    /// digits, address reduced to its first 6 characters.
+    pub fn masked(&self) -> Contact {
+        Contact {
+            name: mask_keep(&self.name, 1, 0),
+            phone: mask_keep(&self.phone, 3, 4),
+            id_number: mask_keep(&self.id_number, 6, 4),
+            address: mask_keep(&self.address, 6, 0),
+        }
+    }
+}
+
+/// Keeps the first `head` and last `tail` characters and stars the rest
+/// (at least one star when anything is hidden).
+pub fn mask_keep(s: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.is_empty() {
+        return String::new();
+    }
+    if chars.len() <= head + tail {
+        // Too short to keep both ends: keep the head only, if anything is left to hide.
+        let keep = head.min(chars.len().saturating_sub(1));
+        let mut out: String = chars[..keep].iter().collect();
+        out.push_str(&"*".repeat(chars.len() - keep));
+        return out;
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str(&"*".repeat(chars.len() - head - tail));
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_like_the_centers_do() {
+        let c = Contact {
+            name: "张三丰".into(),
+            phone: "13812341234".into(),
+            id_number: "330102199001011234".into(),
+            address: "杭州市西湖区留下街道某小区3幢".into(),
+        };
+        let m = c.masked();
+        assert_eq!(m.phone, "138****1234");
+        assert_eq!(m.id_number, "330102********1234");
+        assert_eq!(m.name, "张**");
+        assert_eq!(m.address, "杭州市西湖区*********");
+        assert_eq!(mask_keep("12", 3, 4), "1*");
+        assert_eq!(mask_keep("", 3, 4), "");
+    }
+
+    #[test]
+    fn contact_hash_is_over_canonical_bytes() {
+        let c = Contact { name: "李四".into(), ..Default::default() };
+        assert_eq!(Contact::from_bytes(&c.to_bytes()).unwrap(), c);
+        assert_eq!(c.hash(), BlobHash::of(&c.to_bytes()));
+    }
+}

@@ -1,0 +1,261 @@
+//! Node certificates, enrollment requests and revocations.
+//!
+//! The city's cert is self-signed and is the trust root; every node is
+//! configured with the root key. Every other cert is issued (signed) by the
+//! parent center. Certs and revocations are records, so they travel and are
+//! checked like everything else.
+
+use crate::codec::{self, CodecError, Decode, Encode};
+use crate::division::{DivisionCode, Level};
+use crate::identity::{KeyError, NodeId, NodeKey};
+use crate::record::{Body, Record};
+
+/// Binds a key to a center.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct NodeCert {
+    pub key: NodeId,
+    pub division: DivisionCode,
+    pub level: Level,
+    /// Official name, e.g. 西湖区社会治安综合治理中心.
+    pub name: String,
+    pub issuer: NodeId,
+    pub not_before_ms: u64,
+    pub not_after_ms: u64,
+    pub serial: u64,
+}
+
+/// Withdraws a key: records it authored with `seq > cutoff_seq` are rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Revocation {
+    pub key: NodeId,
+    pub division: DivisionCode,
+    pub cutoff_seq: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum CertError {
+    #[error("record is not a node certificate")]
+    NotACert,
+    #[error("certificate level {stated:?} does not match division code {division} ({actual:?})")]
+    LevelMismatch { division: DivisionCode, stated: Level, actual: Level },
+    #[error("certificate was signed by {author}, but names {issuer} as issuer")]
+    IssuerMismatch { author: String, issuer: String },
+    #[error("root certificate must be self-signed by the configured root key for a city division")]
+    BadRoot,
+    #[error("issuer {issuer_division} is not the parent of {division}")]
+    NotParent { issuer_division: DivisionCode, division: DivisionCode },
+    #[error("certificate chain is empty")]
+    EmptyChain,
+    #[error("certificate is not valid at this time")]
+    Expired,
+    #[error("signature: {0}")]
+    Signature(#[from] KeyError),
+    #[error("certificate name must be 1 to 100 characters")]
+    BadName,
+}
+
+impl NodeCert {
+    /// Extracts and checks the self-consistency of a cert record (signature,
+    /// level, issuer field), without any chain.
+    pub fn from_record(record: &Record) -> Result<&NodeCert, CertError> {
+        let Body::NodeCert(cert) = &record.body else {
+            return Err(CertError::NotACert);
+        };
+        record.verify()?;
+        if cert.level != cert.division.level() {
+            return Err(CertError::LevelMismatch {
+                division: cert.division,
+                stated: cert.level,
+                actual: cert.division.level(),
+            });
+        }
+        if record.author != cert.issuer {
+            return Err(CertError::IssuerMismatch { author: record.author.to_string(), issuer: cert.issuer.to_string() });
+        }
+        let chars = cert.name.chars().count();
+        if chars == 0 || chars > 100 {
+            return Err(CertError::BadName);
+        }
+        Ok(cert)
+    }
+
+    pub fn valid_at(&self, now_ms: u64) -> bool {
+        self.not_before_ms <= now_ms && now_ms < self.not_after_ms
+    }
+}
+
+/// Checks a chain of cert records, root first, each issued by the one
+/// before, the first self-signed by `root`. Returns the last cert.
+pub fn verify_chain<'a>(chain: &'a [Record], root: &NodeId, now_ms: u64) -> Result<&'a NodeCert, CertError> {
+    let first = chain.first().ok_or(CertError::EmptyChain)?;
+    let root_cert = NodeCert::from_record(first)?;
+    if root_cert.key != *root || root_cert.issuer != *root || root_cert.level != Level::City {
+        return Err(CertError::BadRoot);
+    }
+    if !root_cert.valid_at(now_ms) {
+        return Err(CertError::Expired);
+    }
+    let mut parent = root_cert;
+    for record in &chain[1..] {
+        let cert = NodeCert::from_record(record)?;
+        if cert.issuer != parent.key || cert.division.parent() != Some(parent.division) {
+            return Err(CertError::NotParent { issuer_division: parent.division, division: cert.division });
+        }
+        if !cert.valid_at(now_ms) {
+            return Err(CertError::Expired);
+        }
+        parent = cert;
+    }
+    Ok(parent)
+}
+
+/// A child's request to be enrolled, signed by the child's own key (proof of
+/// possession). It is a file the parent's operator approves, not a record.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct EnrollmentRequest {
+    pub key: NodeId,
+    pub division: DivisionCode,
+    pub name: String,
+    pub created_ms: u64,
+    pub signature: [u8; 64],
+}
+
+const ENROLL_DOMAIN: &[u8] = b"zongzhi/enroll/v1\0";
+const ENROLL_ARMOR: &str = "ZONGZHI ENROLLMENT REQUEST";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum EnrollError {
+    #[error("not an enrollment request file")]
+    Armor,
+    #[error("enrollment request encoding: {0}")]
+    Codec(#[from] CodecError),
+    #[error("enrollment request signature: {0}")]
+    Signature(#[from] KeyError),
+}
+
+impl EnrollmentRequest {
+    fn message(key: &NodeId, division: DivisionCode, name: &str, created_ms: u64) -> Vec<u8> {
+        let mut msg = ENROLL_DOMAIN.to_vec();
+        msg.extend_from_slice(&codec::encode(&(key, division, name.to_string(), created_ms)));
+        msg
+    }
+
+    pub fn new(key: &NodeKey, division: DivisionCode, name: &str, created_ms: u64) -> Self {
+        let id = key.id();
+        let signature = key.sign(&Self::message(&id, division, name, created_ms));
+        EnrollmentRequest { key: id, division, name: name.to_string(), created_ms, signature }
+    }
+
+    pub fn verify(&self) -> Result<(), KeyError> {
+        self.key.verify(&Self::message(&self.key, self.division, &self.name, self.created_ms), &self.signature)
+    }
+
+    /// Text form: an armored hex block, safe to mail or copy on a USB stick.
+    pub fn to_armored(&self) -> String {
+        armor(ENROLL_ARMOR, &codec::encode(self))
+    }
+
+    pub fn from_armored(text: &str) -> Result<Self, EnrollError> {
+        let bytes = dearmor(ENROLL_ARMOR, text).ok_or(EnrollError::Armor)?;
+        let req: EnrollmentRequest = codec::decode(&bytes, 4096)?;
+        req.verify()?;
+        Ok(req)
+    }
+}
+
+/// Armored text form of records (a cert chain file holds several).
+pub const RECORDS_ARMOR: &str = "ZONGZHI RECORD";
+
+/// Wraps bytes as `-----BEGIN LABEL-----` / hex lines / `-----END LABEL-----`.
+pub fn armor(label: &str, bytes: &[u8]) -> String {
+    let hex = hex::encode(bytes);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in hex.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Reads the first armored block with `label`.
+pub fn dearmor(label: &str, text: &str) -> Option<Vec<u8>> {
+    dearmor_all(label, text).into_iter().next()
+}
+
+/// Reads every armored block with `label`, in order.
+pub fn dearmor_all(label: &str, text: &str) -> Vec<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == begin {
+            current = Some(String::new());
+        } else if line == end {
+            if let Some(hex) = current.take() {
+                if let Ok(bytes) = hex::decode(hex) {
+                    out.push(bytes);
+                }
+            }
+        } else if let Some(hex) = current.as_mut() {
+            hex.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hlc::Hlc;
+    use crate::record::Header;
+
+    fn cert_record(issuer: &NodeKey, seq: u64, prev: Option<crate::record::RecordId>, key: NodeId, division: &str) -> Record {
+        let division: DivisionCode = division.parse().unwrap();
+        let cert = NodeCert {
+            key,
+            division,
+            level: division.level(),
+            name: "测试中心".into(),
+            issuer: issuer.id(),
+            not_before_ms: 0,
+            not_after_ms: 10_000,
+            serial: seq,
+        };
+        Record::sign(issuer, Header { seq, prev, hlc: Hlc { wall_ms: 1, counter: 0 } }, Body::NodeCert(cert))
+    }
+
+    #[test]
+    fn chain_to_root() {
+        let city = NodeKey::from_seed([1; 32]);
+        let county = NodeKey::from_seed([2; 32]);
+        let root = cert_record(&city, 1, None, city.id(), "330100000000");
+        let c = cert_record(&city, 2, Some(root.id), county.id(), "330102000000");
+        let chain = vec![root.clone(), c.clone()];
+        assert_eq!(verify_chain(&chain, &city.id(), 5).unwrap().key, county.id());
+        assert_eq!(verify_chain(&chain, &county.id(), 5).err(), Some(CertError::BadRoot));
+        assert_eq!(verify_chain(&chain, &city.id(), 10_000).err(), Some(CertError::Expired));
+        // A county cert for a division that is not a child of the city.
+        let wrong = cert_record(&city, 2, Some(root.id), county.id(), "330200000000");
+        let wrong = cert_record(&city, 3, Some(wrong.id), county.id(), "330202000000");
+        assert!(matches!(verify_chain(&[root, wrong], &city.id(), 5), Err(CertError::NotParent { .. })));
+    }
+
+    #[test]
+    fn enrollment_request_round_trip_and_tamper() {
+        let key = NodeKey::from_seed([3; 32]);
+        let req = EnrollmentRequest::new(&key, "330102001000".parse().unwrap(), "留下街道综治中心", 42);
+        let text = req.to_armored();
+        assert_eq!(EnrollmentRequest::from_armored(&text).unwrap(), req);
+        let mut forged = req.clone();
+        forged.division = "330102002000".parse().unwrap();
+        assert!(matches!(
+            EnrollmentRequest::from_armored(&forged.to_armored()),
+            Err(EnrollError::Signature(_))
+        ));
+        assert_eq!(EnrollmentRequest::from_armored("nonsense").err(), Some(EnrollError::Armor));
+    }
+}

@@ -1,0 +1,889 @@
+//! The case state machine: a deterministic fold of a case's events.
+//!
+//! Events are applied in causal order (parents first), ties broken by HLC
+//! then record id, so every node that holds the same events computes the same
+//! state whatever order they arrived in. Authority decides, not timestamps:
+//! only the owner routes, dispatches, escalates or resolves; supervisors are
+//! ancestors of the owner. An event that breaks a rule is kept in the
+//! timeline, marked rejected with the rule it broke, and changes nothing.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+use crate::case::{
+    Action, BlobHash, CaseEvent, Filing, Rating, RouteTarget, SuperviseGrade, Urgency,
+};
+use crate::division::{DivisionCode, Level};
+use crate::hlc::Hlc;
+use crate::identity::NodeId;
+use crate::policy::Policy;
+use crate::record::{Body, Record, RecordId};
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 待签收: filed, escalated or dispatched; the owner has not signed for it.
+    AwaitingReceipt,
+    /// 已签收: the owner holds it and must route, dispatch, escalate or resolve.
+    Accepted,
+    /// 办理中: routed to a department window.
+    Handling,
+    /// 已退回: returned with reasons; the owner must re-route (改派).
+    Returned,
+    /// 已办结.
+    Resolved,
+    /// 已反馈.
+    FedBack,
+    /// 已评价.
+    Rated,
+    /// 已归档.
+    Archived,
+    /// 已并单: a duplicate of another case.
+    Merged,
+}
+
+impl Status {
+    pub const ALL: &'static [Status] = &[
+        Status::AwaitingReceipt,
+        Status::Accepted,
+        Status::Handling,
+        Status::Returned,
+        Status::Resolved,
+        Status::FedBack,
+        Status::Rated,
+        Status::Archived,
+        Status::Merged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingReceipt => "awaiting_receipt",
+            Status::Accepted => "accepted",
+            Status::Handling => "handling",
+            Status::Returned => "returned",
+            Status::Resolved => "resolved",
+            Status::FedBack => "fed_back",
+            Status::Rated => "rated",
+            Status::Archived => "archived",
+            Status::Merged => "merged",
+        }
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            Status::AwaitingReceipt => "待签收",
+            Status::Accepted => "已签收",
+            Status::Handling => "办理中",
+            Status::Returned => "已退回",
+            Status::Resolved => "已办结",
+            Status::FedBack => "已反馈",
+            Status::Rated => "已评价",
+            Status::Archived => "已归档",
+            Status::Merged => "已并单",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.iter().copied().find(|st| st.as_str() == s)
+    }
+
+    /// Still needs work by its owner.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::AwaitingReceipt | Status::Accepted | Status::Handling | Status::Returned)
+    }
+
+    /// Nothing more can happen to the case.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Archived | Status::Merged)
+    }
+}
+
+/// The clocks a case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineKind {
+    Registration,
+    Routing,
+    SignFor,
+    Resolution,
+    Feedback,
+    Rehandle,
+}
+
+impl DeadlineKind {
+    pub fn zh(self) -> &'static str {
+        match self {
+            DeadlineKind::Registration => "登记",
+            DeadlineKind::Routing => "分流",
+            DeadlineKind::SignFor => "签收",
+            DeadlineKind::Resolution => "办结",
+            DeadlineKind::Feedback => "反馈",
+            DeadlineKind::Rehandle => "重办",
+        }
+    }
+}
+
+/// One running or finished clock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Deadline {
+    pub kind: DeadlineKind,
+    /// The unit the clock runs against.
+    pub unit: DivisionCode,
+    pub started_ms: u64,
+    /// `None` when it cannot be computed (see `error`).
+    pub due_ms: Option<u64>,
+    /// When the step was done; `None` while running.
+    pub met_ms: Option<u64>,
+    /// Stopped without the step being done (case merged).
+    pub cancelled: bool,
+    pub error: Option<String>,
+    /// Working days added by approved extensions.
+    pub extended_working_days: u32,
+}
+
+impl Deadline {
+    pub fn is_running(&self) -> bool {
+        self.met_ms.is_none() && !self.cancelled
+    }
+
+    pub fn is_overdue(&self, now_ms: u64) -> bool {
+        self.is_running() && self.due_ms.is_some_and(|d| now_ms > d)
+    }
+
+    pub fn met_on_time(&self) -> Option<bool> {
+        Some(self.met_ms? <= self.due_ms?)
+    }
+}
+
+/// A rule an event broke.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// Stable rule name, e.g. `only-owner-may-resolve`.
+    pub rule: &'static str,
+    pub message: String,
+}
+
+fn reject<T>(rule: &'static str, message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection { rule, message: message.into() })
+}
+
+/// One line of the case history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub id: RecordId,
+    pub author: NodeId,
+    pub hlc: Hlc,
+    pub unit: DivisionCode,
+    pub operator: String,
+    pub action: Action,
+    pub outcome: Result<(), Rejection>,
+}
+
+/// A pending extension request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExtensionRequest {
+    pub working_days: u32,
+    pub reason: String,
+    pub unit: DivisionCode,
+    pub operator: String,
+    pub requested_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attachment {
+    pub blob: BlobHash,
+    pub name: String,
+    pub mime: String,
+    pub size: u64,
+    pub unit: DivisionCode,
+}
+
+/// The folded state of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseState {
+    pub id: RecordId,
+    pub filing: Filing,
+    pub filed_by: DivisionCode,
+    pub filed_ms: u64,
+    pub owner: DivisionCode,
+    pub status: Status,
+    pub window: Option<String>,
+    /// The unit that sent the case to its owner (for 退单).
+    pub came_from: Option<DivisionCode>,
+    pub helpers: Vec<RouteTarget>,
+    /// Every unit that has owned the case, in order, without repeats.
+    pub units_handled: Vec<DivisionCode>,
+    /// Highest level the case reached.
+    pub highest_level: Level,
+    pub escalations: u32,
+    pub returns: u32,
+    pub reopens: u32,
+    pub extension: Option<ExtensionRequest>,
+    pub supervision: Option<SuperviseGrade>,
+    pub supervisions: u32,
+    pub resolved_ms: Option<u64>,
+    pub resolved_by: Option<DivisionCode>,
+    pub public_reply: Option<String>,
+    pub fed_back_ms: Option<u64>,
+    pub rating: Option<Rating>,
+    pub rated_ms: Option<u64>,
+    pub merged_into: Option<RecordId>,
+    pub archived_ms: Option<u64>,
+    pub attachments: Vec<Attachment>,
+    pub deadlines: Vec<Deadline>,
+    /// Events with no known successor: the `parents` of the next event.
+    pub heads: Vec<RecordId>,
+    pub last_hlc: Hlc,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// What the fold needs of one record.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub id: RecordId,
+    pub author: NodeId,
+    pub hlc: Hlc,
+    pub event: &'a CaseEvent,
+}
+
+impl<'a> EventRef<'a> {
+    pub fn from_record(record: &'a Record) -> Option<EventRef<'a>> {
+        match &record.body {
+            Body::CaseEvent(event) => Some(EventRef { id: record.id, author: record.author, hlc: record.header.hlc, event }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum FoldError {
+    #[error("a case needs exactly one filing event without a case id, found {0}")]
+    NoSingleFiling(usize),
+    #[error("event {0:?} belongs to another case")]
+    ForeignEvent(RecordId),
+    #[error("event {0:?} names parents that are not present")]
+    MissingParents(RecordId),
+}
+
+/// Orders events parents-first, ties by (HLC, id). Fails if a parent is missing.
+pub fn causal_order<'a>(events: &[EventRef<'a>]) -> Result<Vec<EventRef<'a>>, FoldError> {
+    let by_id: HashMap<RecordId, usize> = events.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let mut waiting = vec![0usize; events.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); events.len()];
+    for (i, e) in events.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for p in &e.event.parents {
+            if !seen.insert(*p) {
+                continue;
+            }
+            let Some(&pi) = by_id.get(p) else {
+                return Err(FoldError::MissingParents(e.id));
+            };
+            waiting[i] += 1;
+            children[pi].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<(Hlc, RecordId, usize)>> = events
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| waiting[*i] == 0)
+        .map(|(i, e)| Reverse((e.hlc, e.id, i)))
+        .collect();
+    let mut out = Vec::with_capacity(events.len());
+    while let Some(Reverse((_, _, i))) = ready.pop() {
+        out.push(events[i]);
+        for &c in &children[i] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.push(Reverse((events[c].hlc, events[c].id, c)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Folds all events of one case. Duplicate events (same id) count once.
+pub fn fold(policy: &Policy, events: &[EventRef<'_>]) -> Result<CaseState, FoldError> {
+    let mut unique: BTreeMap<RecordId, EventRef<'_>> = BTreeMap::new();
+    for e in events {
+        unique.insert(e.id, *e);
+    }
+    let events: Vec<EventRef<'_>> = unique.into_values().collect();
+    let filings: Vec<&EventRef<'_>> = events.iter().filter(|e| e.event.case.is_none()).collect();
+    if filings.len() != 1 {
+        return Err(FoldError::NoSingleFiling(filings.len()));
+    }
+    let case_id = filings[0].id;
+    if let Some(e) = events.iter().find(|e| e.event.case.is_some_and(|c| c != case_id)) {
+        return Err(FoldError::ForeignEvent(e.id));
+    }
+    let ordered = causal_order(&events)?;
+    let mut iter = ordered.into_iter();
+    let first = iter.next().ok_or(FoldError::NoSingleFiling(0))?;
+    if first.id != case_id {
+        // The filing must be the causal root; anything before it is foreign.
+        return Err(FoldError::ForeignEvent(first.id));
+    }
+    let mut state = CaseState::file(policy, first).map_err(|_| FoldError::NoSingleFiling(0))?;
+    for e in iter {
+        state.apply(policy, e);
+    }
+    Ok(state)
+}
+
+impl CaseState {
+    /// Starts a case from its filing event.
+    pub fn file(policy: &Policy, e: EventRef<'_>) -> Result<CaseState, Rejection> {
+        let Action::File(filing) = &e.event.action else {
+            return reject("first-event-is-filing", "a case starts with a filing (受理) event");
+        };
+        if e.event.case.is_some() || !e.event.parents.is_empty() {
+            return reject("filing-has-no-parents", "a filing event names no case and no parents");
+        }
+        validate_filing(policy, filing)?;
+        let now = e.hlc.wall_ms;
+        let unit = e.event.unit;
+        let mut state = CaseState {
+            id: e.id,
+            filing: (**filing).clone(),
+            filed_by: unit,
+            filed_ms: now,
+            owner: unit,
+            status: Status::AwaitingReceipt,
+            window: None,
+            came_from: None,
+            helpers: Vec::new(),
+            units_handled: vec![unit],
+            highest_level: unit.level(),
+            escalations: 0,
+            returns: 0,
+            reopens: 0,
+            extension: None,
+            supervision: None,
+            supervisions: 0,
+            resolved_ms: None,
+            resolved_by: None,
+            public_reply: None,
+            fed_back_ms: None,
+            rating: None,
+            rated_ms: None,
+            merged_into: None,
+            archived_ms: None,
+            attachments: Vec::new(),
+            deadlines: Vec::new(),
+            heads: vec![e.id],
+            last_hlc: e.hlc,
+            timeline: Vec::new(),
+        };
+        let received = filing.received_at_ms.min(now);
+        let urgency = filing.urgency;
+        state.start_minutes(DeadlineKind::Registration, unit, received, policy.deadlines.registration_minutes);
+        state.meet(DeadlineKind::Registration, now);
+        state.start_minutes(DeadlineKind::Routing, unit, received, policy.routing_minutes(urgency));
+        let days = policy.resolution_working_days(filing.complexity);
+        state.start_working_days(policy, DeadlineKind::Resolution, unit, received, days);
+        state.timeline.push(TimelineEntry {
+            id: e.id,
+            author: e.author,
+            hlc: e.hlc,
+            unit,
+            operator: e.event.operator.clone(),
+            action: e.event.action.clone(),
+            outcome: Ok(()),
+        });
+        Ok(state)
+    }
+
+    /// Applies one event (its parents already applied): checks the rules and,
+    /// if they hold, changes the state. Either way the event joins the
+    /// timeline and the heads.
+    pub fn apply(&mut self, policy: &Policy, e: EventRef<'_>) {
+        let outcome = self.check(policy, &e);
+        if outcome.is_ok() {
+            self.effect(policy, &e);
+        }
+        self.heads.retain(|h| !e.event.parents.contains(h));
+        self.heads.push(e.id);
+        self.heads.sort();
+        if e.hlc > self.last_hlc {
+            self.last_hlc = e.hlc;
+        }
+        self.timeline.push(TimelineEntry {
+            id: e.id,
+            author: e.author,
+            hlc: e.hlc,
+            unit: e.event.unit,
+            operator: e.event.operator.clone(),
+            action: e.event.action.clone(),
+            outcome,
+        });
+    }
+
+    fn is_supervisor(&self, unit: DivisionCode) -> bool {
+        // Any ancestor of the owner; and the owning center itself over its
+        // own department windows while the case is at one.
+        unit.is_ancestor_of(self.owner) || (unit == self.owner && self.status == Status::Handling)
+    }
+
+    fn is_helper(&self, unit: DivisionCode) -> bool {
+        self.helpers.iter().any(|h| matches!(h, RouteTarget::Unit(u) if *u == unit))
+    }
+
+    /// Whether the rules allow `e` now. Pure: changes nothing.
+    pub fn check(&self, policy: &Policy, e: &EventRef<'_>) -> Result<(), Rejection> {
+        let ev = e.event;
+        let unit = ev.unit;
+        let owner = unit == self.owner;
+        let st = self.status;
+        if ev.case != Some(self.id) {
+            return reject("event-names-its-case", "the event does not name this case");
+        }
+        if st.is_final() {
+            return reject("case-is-closed", format!("the case is {} and takes no further steps", st.zh()));
+        }
+        let need_owner = |what: &str| -> Result<(), Rejection> {
+            if owner {
+                Ok(())
+            } else {
+                reject("only-owner", format!("only the owning unit {} may {what}", self.owner))
+            }
+        };
+        let need_status = |allowed: &[Status], what: &str| -> Result<(), Rejection> {
+            if allowed.contains(&st) {
+                Ok(())
+            } else {
+                let names: Vec<&str> = allowed.iter().map(|s| s.zh()).collect();
+                reject("status", format!("{what} needs the case to be {}; it is {}", names.join("/"), st.zh()))
+            }
+        };
+        match &ev.action {
+            Action::File(_) => reject("filed-once", "a case is filed only once"),
+            Action::SignFor => {
+                need_owner("sign for the case")?;
+                need_status(&[Status::AwaitingReceipt], "signing for (签收)")
+            }
+            Action::Route { window, .. } => {
+                need_owner("route the case")?;
+                need_status(&[Status::Accepted, Status::Returned], "routing (分流)")?;
+                known_window(policy, window)
+            }
+            Action::Dispatch { to, .. } => {
+                need_owner("dispatch the case")?;
+                need_status(&[Status::Accepted, Status::Handling, Status::Returned], "dispatching (下派)")?;
+                if !self.owner.is_ancestor_of(*to) {
+                    return reject("dispatch-to-descendant", format!("{to} is not below {}", self.owner));
+                }
+                Ok(())
+            }
+            Action::Escalate { reason } => {
+                need_owner("escalate the case")?;
+                need_status(&[Status::Accepted, Status::Handling, Status::Returned], "escalating (上报)")?;
+                nonempty("reason", reason)?;
+                if self.owner.parent().is_none() {
+                    return reject("no-level-above", "the city center has no level above it");
+                }
+                Ok(())
+            }
+            Action::Return { reason } => {
+                need_owner("return the case")?;
+                need_status(&[Status::AwaitingReceipt, Status::Accepted, Status::Handling], "returning (退单)")?;
+                nonempty("reason", reason)?;
+                if self.window.is_none() && self.came_from.is_none() {
+                    return reject("nothing-to-return", "the case was not routed or sent here, so there is no one to return it to");
+                }
+                Ok(())
+            }
+            Action::Reroute { target, reason } => {
+                need_owner("re-route the case")?;
+                need_status(&[Status::Returned, Status::Handling], "re-routing (改派)")?;
+                nonempty("reason", reason)?;
+                match target {
+                    RouteTarget::Window(w) => known_window(policy, w),
+                    RouteTarget::Unit(u) if self.owner.is_ancestor_of(*u) => Ok(()),
+                    RouteTarget::Unit(u) => reject("dispatch-to-descendant", format!("{u} is not below {}", self.owner)),
+                }
+            }
+            Action::AddHelpers { helpers } => {
+                need_owner("add helper units")?;
+                need_status(&[Status::Accepted, Status::Handling], "adding helpers (协办)")?;
+                if helpers.is_empty() {
+                    return reject("helpers-nonempty", "name at least one helper");
+                }
+                for h in helpers {
+                    match h {
+                        RouteTarget::Window(w) => known_window(policy, w)?,
+                        RouteTarget::Unit(u) if self.owner.is_ancestor_of(*u) => {}
+                        RouteTarget::Unit(u) => {
+                            return reject("helper-below-owner", format!("helper unit {u} is not below {}", self.owner));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Action::Progress { note, .. } => {
+                if !(owner || self.is_helper(unit) || unit == self.filed_by) {
+                    return reject("progress-by-handler", "only the owner, a helper unit or the filing center may add progress notes");
+                }
+                nonempty("note", note)
+            }
+            Action::RequestExtension { working_days, reason } => {
+                need_owner("request an extension")?;
+                need_status(&[Status::Accepted, Status::Handling], "an extension request (延期申请)")?;
+                nonempty("reason", reason)?;
+                if self.extension.is_some() {
+                    return reject("one-extension-at-a-time", "an extension request is already pending");
+                }
+                if *working_days == 0 || *working_days > policy.deadlines.max_extension_working_days {
+                    return reject(
+                        "extension-length",
+                        format!("an extension is 1 to {} working days", policy.deadlines.max_extension_working_days),
+                    );
+                }
+                Ok(())
+            }
+            Action::DecideExtension { .. } => {
+                let Some(req) = &self.extension else {
+                    return reject("no-extension-pending", "there is no pending extension request");
+                };
+                if !self.is_supervisor(unit) {
+                    return reject("supervising-level-decides", "only the supervising level decides on extensions");
+                }
+                if unit == req.unit && ev.operator == req.operator {
+                    return reject("no-self-approval", "the requester cannot decide on their own extension");
+                }
+                Ok(())
+            }
+            Action::Supervise { note, .. } => {
+                if !self.is_supervisor(unit) {
+                    return reject("supervisor-is-ancestor", format!("only a level above {} may supervise this case", self.owner));
+                }
+                nonempty("note", note)
+            }
+            Action::Resolve { public_reply, .. } => {
+                need_owner("resolve the case")?;
+                need_status(&[Status::Accepted, Status::Handling], "resolving (办结)")?;
+                nonempty("public reply", public_reply)
+            }
+            Action::Feedback { note, .. } => {
+                if !(unit == self.filed_by || owner) {
+                    return reject("feedback-by-intake", "feedback is given by the filing center or the owner");
+                }
+                need_status(&[Status::Resolved], "feedback (反馈)")?;
+                nonempty("note", note)
+            }
+            Action::Rate { .. } => {
+                if !(unit == self.filed_by || owner) {
+                    return reject("rating-by-intake", "the rating is recorded by the filing center or the owner");
+                }
+                need_status(&[Status::FedBack], "rating (评价)")
+            }
+            Action::Reopen { reason } => {
+                if !(owner || unit == self.filed_by || unit.is_ancestor_of(self.owner)) {
+                    return reject("reopen-by-owner-intake-or-supervisor", "only the owner, the filing center or a supervising level may reopen");
+                }
+                need_status(&[Status::Rated], "re-handling (重办)")?;
+                if self.rating != Some(Rating::Unsatisfied) {
+                    return reject("reopen-needs-unsatisfied", "only a case rated 不满意 is re-handled");
+                }
+                nonempty("reason", reason)
+            }
+            Action::Merge { into } => {
+                need_owner("merge the case")?;
+                need_status(&[Status::AwaitingReceipt, Status::Accepted, Status::Handling, Status::Returned], "merging (并单)")?;
+                if *into == self.id {
+                    return reject("merge-into-other", "a case cannot be merged into itself");
+                }
+                Ok(())
+            }
+            Action::Archive => {
+                if !(owner || unit == self.filed_by) {
+                    return reject("archive-by-owner", "only the owner or the filing center archives");
+                }
+                need_status(&[Status::Rated], "archiving (归档)")?;
+                if self.rating == Some(Rating::Unsatisfied) {
+                    return reject("archive-needs-satisfied", "a case rated 不满意 must be re-handled before archiving");
+                }
+                Ok(())
+            }
+            Action::Attach { name, .. } => {
+                if !(owner || self.is_helper(unit) || unit == self.filed_by) {
+                    return reject("attach-by-handler", "only the owner, a helper unit or the filing center may attach evidence");
+                }
+                nonempty("name", name)
+            }
+        }
+    }
+
+    fn effect(&mut self, policy: &Policy, e: &EventRef<'_>) {
+        let now = e.hlc.wall_ms;
+        let unit = e.event.unit;
+        let urgency = self.filing.urgency;
+        match &e.event.action {
+            Action::File(_) => {}
+            Action::SignFor => {
+                self.status = Status::Accepted;
+                self.meet(DeadlineKind::SignFor, now);
+            }
+            Action::Route { window, due_ms, .. } => {
+                self.window = Some(window.clone());
+                self.status = Status::Handling;
+                self.meet(DeadlineKind::Routing, now);
+                if let Some(due) = due_ms {
+                    self.set_handling_due(*due);
+                }
+            }
+            Action::Dispatch { to, due_ms, .. } => {
+                self.hand_over(policy, *to, now, urgency);
+                if let Some(due) = due_ms {
+                    self.set_handling_due(*due);
+                }
+            }
+            Action::Escalate { .. } => {
+                if let Some(parent) = self.owner.parent() {
+                    self.escalations += 1;
+                    self.hand_over(policy, parent, now, urgency);
+                }
+            }
+            Action::Return { .. } => {
+                self.returns += 1;
+                if self.window.take().is_some() {
+                    self.status = Status::Returned;
+                } else if let Some(from) = self.came_from.take() {
+                    self.meet(DeadlineKind::SignFor, now);
+                    self.meet(DeadlineKind::Routing, now);
+                    self.owner = from;
+                    self.status = Status::Returned;
+                    self.start_minutes(DeadlineKind::Routing, from, now, policy.routing_minutes(urgency));
+                }
+            }
+            Action::Reroute { target, .. } => match target {
+                RouteTarget::Window(w) => {
+                    self.window = Some(w.clone());
+                    self.status = Status::Handling;
+                    self.meet(DeadlineKind::Routing, now);
+                }
+                RouteTarget::Unit(u) => self.hand_over(policy, *u, now, urgency),
+            },
+            Action::AddHelpers { helpers } => {
+                for h in helpers {
+                    if !self.helpers.contains(h) {
+                        self.helpers.push(h.clone());
+                    }
+                }
+            }
+            Action::Progress { .. } => {}
+            Action::RequestExtension { working_days, reason } => {
+                self.extension = Some(ExtensionRequest {
+                    working_days: *working_days,
+                    reason: reason.clone(),
+                    unit,
+                    operator: e.event.operator.clone(),
+                    requested_ms: now,
+                });
+            }
+            Action::DecideExtension { approve, .. } => {
+                if let Some(req) = self.extension.take() {
+                    if *approve {
+                        self.extend(policy, req.working_days);
+                    }
+                }
+            }
+            Action::Supervise { grade, .. } => {
+                self.supervisions += 1;
+                if self.supervision.is_none_or(|g| *grade > g) {
+                    self.supervision = Some(*grade);
+                }
+            }
+            Action::Resolve { public_reply, .. } => {
+                self.status = Status::Resolved;
+                self.resolved_ms = Some(now);
+                self.resolved_by = Some(unit);
+                self.public_reply = Some(public_reply.clone());
+                self.extension = None;
+                self.meet(DeadlineKind::Routing, now);
+                self.meet(DeadlineKind::Resolution, now);
+                self.meet(DeadlineKind::Rehandle, now);
+                self.start_minutes(DeadlineKind::Feedback, self.filed_by, now, policy.deadlines.feedback_minutes);
+            }
+            Action::Feedback { .. } => {
+                self.status = Status::FedBack;
+                self.fed_back_ms = Some(now);
+                self.meet(DeadlineKind::Feedback, now);
+            }
+            Action::Rate { rating, .. } => {
+                self.status = Status::Rated;
+                self.rating = Some(*rating);
+                self.rated_ms = Some(now);
+            }
+            Action::Reopen { .. } => {
+                self.reopens += 1;
+                self.status = if self.window.is_some() { Status::Handling } else { Status::Accepted };
+                self.resolved_ms = None;
+                self.resolved_by = None;
+                self.fed_back_ms = None;
+                self.rating = None;
+                self.rated_ms = None;
+                let days = policy.deadlines.rehandle_working_days;
+                self.start_working_days(policy, DeadlineKind::Rehandle, self.owner, now, days);
+            }
+            Action::Merge { into } => {
+                self.status = Status::Merged;
+                self.merged_into = Some(*into);
+                for d in self.deadlines.iter_mut().filter(|d| d.is_running()) {
+                    d.cancelled = true;
+                }
+            }
+            Action::Archive => {
+                self.status = Status::Archived;
+                self.archived_ms = Some(now);
+            }
+            Action::Attach { blob, name, mime, size } => {
+                self.attachments.push(Attachment { blob: *blob, name: name.clone(), mime: mime.clone(), size: *size, unit });
+            }
+        }
+    }
+
+    /// Ownership moves to `to` (escalation, dispatch, re-route to a unit).
+    fn hand_over(&mut self, policy: &Policy, to: DivisionCode, now: u64, urgency: Urgency) {
+        self.meet(DeadlineKind::Routing, now);
+        self.meet(DeadlineKind::SignFor, now);
+        self.came_from = Some(self.owner);
+        self.owner = to;
+        self.window = None;
+        self.status = Status::AwaitingReceipt;
+        if !self.units_handled.contains(&to) {
+            self.units_handled.push(to);
+        }
+        if to.level() < self.highest_level {
+            self.highest_level = to.level();
+        }
+        self.start_minutes(DeadlineKind::SignFor, to, now, policy.sign_for_minutes(urgency));
+        self.start_minutes(DeadlineKind::Routing, to, now, policy.routing_minutes(urgency));
+    }
+
+    fn start_minutes(&mut self, kind: DeadlineKind, unit: DivisionCode, start: u64, minutes: u32) {
+        self.deadlines.push(Deadline {
+            kind,
+            unit,
+            started_ms: start,
+            due_ms: Some(Policy::add_minutes(start, minutes)),
+            met_ms: None,
+            cancelled: false,
+            error: None,
+            extended_working_days: 0,
+        });
+    }
+
+    fn start_working_days(&mut self, policy: &Policy, kind: DeadlineKind, unit: DivisionCode, start: u64, days: u32) {
+        let (due_ms, error) = match policy.add_working_days(start, days) {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        self.deadlines.push(Deadline {
+            kind,
+            unit,
+            started_ms: start,
+            due_ms,
+            met_ms: None,
+            cancelled: false,
+            error,
+            extended_working_days: 0,
+        });
+    }
+
+    /// Marks the running clock of `kind` as met at `now`. A clock also stops
+    /// this way when the case moves on (returned, handed over): the unit it
+    /// ran against is done with it.
+    fn meet(&mut self, kind: DeadlineKind, now: u64) {
+        for d in self.deadlines.iter_mut().filter(|d| d.kind == kind && d.is_running()) {
+            d.met_ms = Some(now);
+        }
+    }
+
+    fn set_handling_due(&mut self, due: u64) {
+        for d in self
+            .deadlines
+            .iter_mut()
+            .filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && d.is_running())
+        {
+            d.due_ms = Some(due);
+            d.error = None;
+        }
+    }
+
+    fn extend(&mut self, policy: &Policy, days: u32) {
+        for d in self
+            .deadlines
+            .iter_mut()
+            .filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && d.is_running())
+        {
+            d.extended_working_days += days;
+            let Some(due) = d.due_ms else { continue };
+            match policy.add_working_days(due, days) {
+                Ok(new_due) => d.due_ms = Some(new_due),
+                Err(e) => {
+                    d.due_ms = None;
+                    d.error = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Running clocks that are past due at `now`.
+    pub fn overdue(&self, now_ms: u64) -> impl Iterator<Item = &Deadline> {
+        self.deadlines.iter().filter(move |d| d.is_overdue(now_ms))
+    }
+
+    pub fn is_overdue(&self, now_ms: u64) -> bool {
+        self.overdue(now_ms).next().is_some()
+    }
+
+    /// The earliest due time among running clocks.
+    pub fn next_due(&self) -> Option<u64> {
+        self.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| d.due_ms).min()
+    }
+
+    /// Ever escalated above the filing center.
+    pub fn escalated(&self) -> bool {
+        self.escalations > 0
+    }
+}
+
+fn nonempty(field: &str, value: &str) -> Result<(), Rejection> {
+    if value.trim().is_empty() {
+        return reject("field-required", format!("{field} must not be empty"));
+    }
+    if value.chars().count() > 10_000 {
+        return reject("field-too-long", format!("{field} is longer than 10000 characters"));
+    }
+    Ok(())
+}
+
+fn known_window(policy: &Policy, window: &str) -> Result<(), Rejection> {
+    if policy.window(window).is_none() {
+        return reject("unknown-window", format!("no department window {window:?} in the policy"));
+    }
+    Ok(())
+}
+
+/// Checks a filing against the policy.
+pub fn validate_filing(policy: &Policy, f: &Filing) -> Result<(), Rejection> {
+    nonempty("title", &f.title)?;
+    nonempty("content", &f.content)?;
+    if f.title.chars().count() > 200 {
+        return reject("field-too-long", "title is longer than 200 characters");
+    }
+    if policy.subcategory(&f.category).is_none() {
+        return reject("unknown-category", format!("no leaf category {:?} in the policy", f.category));
+    }
+    if f.place.lat_e6.is_some_and(|v| !(-90_000_000..=90_000_000).contains(&v))
+        || f.place.lon_e6.is_some_and(|v| !(-180_000_000..=180_000_000).contains(&v))
+    {
+        return reject("place-coordinates", "latitude or longitude out of range");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+use super::*;
+use crate::case::{Channel, Complexity, Place, RequestType, Urgency};
+use crate::identity::NodeKey;
+use crate::record::Header;
+use proptest::prelude::*;
+
+/// Signs events as several units, keeping each author's chain.
+struct Units {
+    keys: Vec<(DivisionCode, NodeKey, u64, Option<RecordId>)>,
+    clock: u64,
+}
+
+// 2026-11-02 09:00 China time (a Monday).
+const T0: u64 = 1_794_906_000_000;
+
+impl Units {
+    fn new(codes: &[&str]) -> Units {
+        let keys = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.parse().unwrap(), NodeKey::from_seed([i as u8 + 1; 32]), 0, None))
+            .collect();
+        Units { keys, clock: T0 }
+    }
+
+    fn code(&self, i: usize) -> DivisionCode {
+        self.keys[i].0
+    }
+
+    fn event(&mut self, unit: usize, operator: &str, case: Option<RecordId>, parents: Vec<RecordId>, action: Action) -> Record {
+        self.clock += 60_000;
+        let (code, key, seq, prev) = &mut self.keys[unit];
+        *seq += 1;
+        let header = Header { seq: *seq, prev: *prev, hlc: Hlc { wall_ms: self.clock, counter: 0 } };
+        let body = Body::CaseEvent(CaseEvent { case, parents, unit: *code, operator: operator.into(), action });
+        let r = Record::sign(key, header, body);
+        *prev = Some(r.id);
+        r
+    }
+}
+
+fn filing(urgency: Urgency) -> Action {
+    Action::File(Box::new(Filing {
+        number: "330102001001-2026-000001".into(),
+        title: "邻居装修噪音扰民".into(),
+        content: "楼上装修每天早上七点开始施工".into(),
+        category: "0202".into(),
+        request_type: RequestType::Complaint,
+        channel: Channel::OnSite,
+        urgency,
+        complexity: Complexity::General,
+        place: Place { address: "留下街道某小区".into(), lat_e6: Some(30_250_000), lon_e6: Some(120_050_000) },
+        occurred_at_ms: None,
+        received_at_ms: T0,
+        people_involved: 2,
+        amount_fen: None,
+        contact: None,
+    }))
+}
+
+/// Applies events one by one, as a node does, returning each outcome.
+struct Case {
+    policy: Policy,
+    records: Vec<Record>,
+}
+
+impl Case {
+    fn state(&self) -> CaseState {
+        let refs: Vec<EventRef<'_>> = self.records.iter().filter_map(EventRef::from_record).collect();
+        fold(&self.policy, &refs).unwrap()
+    }
+
+    fn step(&mut self, units: &mut Units, unit: usize, operator: &str, action: Action) -> Result<(), Rejection> {
+        let st = self.state();
+        let r = units.event(unit, operator, Some(st.id), st.heads.clone(), action);
+        self.records.push(r);
+        self.state().timeline.last().unwrap().outcome.clone()
+    }
+}
+
+fn start(units: &mut Units, unit: usize, urgency: Urgency) -> Case {
+    let r = units.event(unit, "op1", None, vec![], filing(urgency));
+    Case { policy: Policy::default_policy(), records: vec![r] }
+}
+
+fn rule(r: Result<(), Rejection>) -> &'static str {
+    r.expect_err("expected a rejection").rule
+}
+
+#[test]
+fn whole_workflow_at_one_center() {
+    let mut u = Units::new(&["330102001000"]);
+    let mut c = start(&mut u, 0, Urgency::Normal);
+    assert_eq!(c.state().status, Status::AwaitingReceipt);
+    c.step(&mut u, 0, "op1", Action::SignFor).unwrap();
+    c.step(&mut u, 0, "op1", Action::Route { window: "justice".into(), requirements: "调解".into(), due_ms: None }).unwrap();
+    assert_eq!(c.state().status, Status::Handling);
+    c.step(&mut u, 0, "op1", Action::Progress { note: "已联系双方".into(), public: true }).unwrap();
+    c.step(&mut u, 0, "op1", Action::RequestExtension { working_days: 3, reason: "需要现场勘查".into() }).unwrap();
+    // The requester may not approve their own request.
+    assert_eq!(rule(c.step(&mut u, 0, "op1", Action::DecideExtension { approve: true, note: "同意".into() })), "no-self-approval");
+    let due_before = c.state().deadlines.iter().find(|d| d.kind == DeadlineKind::Resolution).unwrap().due_ms.unwrap();
+    c.step(&mut u, 0, "leader", Action::DecideExtension { approve: true, note: "同意".into() }).unwrap();
+    let res = c.state().deadlines.iter().find(|d| d.kind == DeadlineKind::Resolution).cloned().unwrap();
+    assert!(res.due_ms.unwrap() > due_before);
+    assert_eq!(res.extended_working_days, 3);
+    c.step(&mut u, 0, "leader", Action::Supervise { grade: SuperviseGrade::Yellow, note: "加快办理".into() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Resolve { public_reply: "已调解".into(), internal_note: String::new() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已电话告知".into() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Unsatisfied, comment: "仍有噪音".into() }).unwrap();
+    assert_eq!(rule(c.step(&mut u, 0, "op1", Action::Archive)), "archive-needs-satisfied");
+    c.step(&mut u, 0, "op1", Action::Reopen { reason: "复核后重办".into() }).unwrap();
+    assert_eq!(c.state().status, Status::Handling);
+    assert_eq!(c.state().reopens, 1);
+    c.step(&mut u, 0, "op1", Action::Resolve { public_reply: "已限定施工时间".into(), internal_note: String::new() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已告知".into() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Satisfied, comment: String::new() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Archive).unwrap();
+    let st = c.state();
+    assert_eq!(st.status, Status::Archived);
+    assert_eq!(st.supervision, Some(SuperviseGrade::Yellow));
+    assert!(st.deadlines.iter().all(|d| !d.is_running()));
+    assert_eq!(rule(c.step(&mut u, 0, "op1", Action::Progress { note: "x".into(), public: false })), "case-is-closed");
+}
+
+#[test]
+fn authority_rules() {
+    // village, its township, another village of that township, the county.
+    let mut u = Units::new(&["330102001001", "330102001000", "330102001002", "330102000000"]);
+    let mut c = start(&mut u, 0, Urgency::Urgent);
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Route { window: "police".into(), requirements: String::new(), due_ms: None })), "status");
+    assert_eq!(rule(c.step(&mut u, 1, "op", Action::SignFor)), "only-owner");
+    c.step(&mut u, 0, "op", Action::SignFor).unwrap();
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Route { window: "nowhere".into(), requirements: String::new(), due_ms: None })), "unknown-window");
+    assert_eq!(rule(c.step(&mut u, 2, "op", Action::Resolve { public_reply: "x".into(), internal_note: String::new() })), "only-owner");
+    assert_eq!(rule(c.step(&mut u, 2, "op", Action::Supervise { grade: SuperviseGrade::Normal, note: "x".into() })), "supervisor-is-ancestor");
+    let other_village = u.code(2);
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Dispatch { to: other_village, requirements: String::new(), due_ms: None })), "dispatch-to-descendant");
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Escalate { reason: " ".into() })), "field-required");
+    // Escalate village → township → county; the county dispatches down to the other village.
+    c.step(&mut u, 0, "op", Action::Escalate { reason: "涉及多方".into() }).unwrap();
+    assert_eq!(c.state().owner, u.code(1));
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Resolve { public_reply: "x".into(), internal_note: String::new() })), "only-owner");
+    c.step(&mut u, 1, "op", Action::SignFor).unwrap();
+    c.step(&mut u, 3, "op", Action::Supervise { grade: SuperviseGrade::Red, note: "尽快".into() }).unwrap();
+    c.step(&mut u, 1, "op", Action::Escalate { reason: "需县级协调".into() }).unwrap();
+    c.step(&mut u, 3, "op", Action::SignFor).unwrap();
+    c.step(&mut u, 3, "op", Action::Dispatch { to: other_village, requirements: "就近处置".into(), due_ms: None }).unwrap();
+    // The receiving village disputes it and returns it.
+    c.step(&mut u, 2, "op", Action::Return { reason: "不属于本村".into() }).unwrap();
+    let st = c.state();
+    assert_eq!((st.owner, st.status, st.returns), (u.code(3), Status::Returned, 1));
+    c.step(&mut u, 3, "op", Action::Reroute { target: RouteTarget::Window("police".into()), reason: "由公安处理".into() }).unwrap();
+    c.step(&mut u, 3, "op", Action::Resolve { public_reply: "已处置".into(), internal_note: String::new() }).unwrap();
+    // The filing village gives the feedback and records the rating.
+    c.step(&mut u, 0, "op", Action::Feedback { method: "visit".into(), note: "已上门告知".into() }).unwrap();
+    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Basic, comment: String::new() }).unwrap();
+    let st = c.state();
+    assert_eq!(st.units_handled, vec![u.code(0), u.code(1), u.code(3), u.code(2)]);
+    assert_eq!(st.highest_level, Level::County);
+    assert_eq!(st.escalations, 2);
+    assert_eq!(st.resolved_by, Some(u.code(3)));
+}
+
+#[test]
+fn city_cannot_escalate_and_merge_into_self_is_refused() {
+    let mut u = Units::new(&["330100000000"]);
+    let mut c = start(&mut u, 0, Urgency::Normal);
+    c.step(&mut u, 0, "op", Action::SignFor).unwrap();
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Escalate { reason: "x".into() })), "no-level-above");
+    let id = c.state().id;
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Merge { into: id })), "merge-into-other");
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Return { reason: "x".into() })), "nothing-to-return");
+}
+
+#[test]
+fn concurrent_conflicting_steps_have_one_winner() {
+    // Township and village both act on the same head: the village resolves
+    // while the township (an ancestor, not the owner) also tries to.
+    let mut u = Units::new(&["330102001001", "330102001000"]);
+    let mut c = start(&mut u, 0, Urgency::Normal);
+    c.step(&mut u, 0, "op", Action::SignFor).unwrap();
+    let st = c.state();
+    let a = u.event(0, "op", Some(st.id), st.heads.clone(), Action::Escalate { reason: "上报".into() });
+    let b = u.event(0, "op", Some(st.id), st.heads.clone(), Action::Resolve { public_reply: "已解决".into(), internal_note: String::new() });
+    c.records.push(a.clone());
+    c.records.push(b.clone());
+    let st = c.state();
+    let accepted: Vec<_> = st.timeline.iter().filter(|t| t.id == a.id || t.id == b.id).map(|t| t.outcome.is_ok()).collect();
+    assert_eq!(accepted.iter().filter(|x| **x).count(), 1, "exactly one of two conflicting steps wins");
+    assert_eq!(st.heads.len(), 2);
+}
+
+#[test]
+fn fold_refuses_foreign_and_orphan_events() {
+    let mut u = Units::new(&["330102001000"]);
+    let c1 = start(&mut u, 0, Urgency::Normal);
+    let c2 = start(&mut u, 0, Urgency::Normal);
+    let policy = Policy::default_policy();
+    let both: Vec<Record> = c1.records.iter().chain(c2.records.iter()).cloned().collect();
+    let refs: Vec<EventRef<'_>> = both.iter().filter_map(EventRef::from_record).collect();
+    assert_eq!(fold(&policy, &refs).err(), Some(FoldError::NoSingleFiling(2)));
+    let orphan = u.event(0, "op", Some(c1.records[0].id), vec![RecordId([9; 32])], Action::SignFor);
+    let recs = vec![c1.records[0].clone(), orphan];
+    let refs: Vec<EventRef<'_>> = recs.iter().filter_map(EventRef::from_record).collect();
+    assert!(matches!(fold(&policy, &refs), Err(FoldError::MissingParents(_))));
+}
+
+/// Random actions by random units of a small tree, each event naming as
+/// parents a random non-empty subset of the events so far (so branches run
+/// concurrently), some of them invalid.
+fn random_case(ops: &[(usize, u8, u8, u16)]) -> Vec<Record> {
+    let mut u = Units::new(&["330102001001", "330102001000", "330102000000", "330102001002"]);
+    let first = u.event(0, "op", None, vec![], filing(Urgency::Normal));
+    let case = first.id;
+    let mut recs = vec![first];
+    for &(unit, action, who, pick) in ops {
+        let unit = unit % 4;
+        let action = match action % 16 {
+            0 => Action::SignFor,
+            1 => Action::Route { window: "police".into(), requirements: String::new(), due_ms: None },
+            2 => Action::Escalate { reason: "r".into() },
+            3 => Action::Dispatch { to: "330102001002".parse().unwrap(), requirements: String::new(), due_ms: None },
+            4 => Action::Return { reason: "r".into() },
+            5 => Action::Reroute { target: RouteTarget::Window("justice".into()), reason: "r".into() },
+            6 => Action::RequestExtension { working_days: 2, reason: "r".into() },
+            7 => Action::DecideExtension { approve: who % 2 == 0, note: "n".into() },
+            8 => Action::Supervise { grade: SuperviseGrade::ALL[who as usize % 4], note: "n".into() },
+            9 => Action::Resolve { public_reply: "done".into(), internal_note: String::new() },
+            10 => Action::Feedback { method: "phone".into(), note: "n".into() },
+            11 => Action::Rate { rating: Rating::ALL[who as usize % 3], comment: String::new() },
+            12 => Action::Reopen { reason: "r".into() },
+            13 => Action::Archive,
+            14 => Action::AddHelpers { helpers: vec![RouteTarget::Window("health".into())] },
+            _ => Action::Progress { note: "n".into(), public: false },
+        };
+        // Parents: the latest event, plus maybe an older one.
+        let n = recs.len();
+        let mut parents = vec![recs[n - 1 - (pick as usize % n.min(3))].id];
+        if pick % 5 == 0 && n > 1 {
+            parents.push(recs[pick as usize % (n - 1)].id);
+        }
+        parents.sort();
+        parents.dedup();
+        let operator = format!("op{}", who % 2);
+        recs.push(u.event(unit, &operator, Some(case), parents, action));
+    }
+    recs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Every causal order of the same events gives the same state.
+    #[test]
+    fn every_causal_order_gives_the_same_state(
+        ops in proptest::collection::vec((0usize..4, 0u8..16, 0u8..8, 0u16..1000), 0..40),
+        seed in any::<u64>(),
+    ) {
+        let policy = Policy::default_policy();
+        let recs = random_case(&ops);
+        let refs: Vec<EventRef<'_>> = recs.iter().filter_map(EventRef::from_record).collect();
+        let reference = fold(&policy, &refs).unwrap();
+
+        // A random topological order: repeatedly pick a random ready event.
+        let mut rng = seed;
+        let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        let mut placed: HashSet<RecordId> = HashSet::new();
+        let mut order: Vec<EventRef<'_>> = Vec::new();
+        while order.len() < refs.len() {
+            let ready: Vec<&EventRef<'_>> = refs.iter()
+                .filter(|e| !placed.contains(&e.id) && e.event.parents.iter().all(|p| placed.contains(p)))
+                .collect();
+            let pick = *ready[(next() % ready.len() as u64) as usize];
+            placed.insert(pick.id);
+            order.push(pick);
+        }
+        // Applying incrementally in that order, as a node receiving events
+        // one by one would, must agree with the canonical fold whenever the
+        // order happens to be canonical; and the fold itself ignores the
+        // input order entirely.
+        prop_assert_eq!(&fold(&policy, &order).unwrap(), &reference);
+        let mut reversed = refs.clone();
+        reversed.reverse();
+        prop_assert_eq!(&fold(&policy, &reversed).unwrap(), &reference);
+        // Duplicates count once.
+        let mut doubled = refs.clone();
+        doubled.extend(refs.iter().copied());
+        prop_assert_eq!(&fold(&policy, &doubled).unwrap(), &reference);
+        // Invariants of any reachable state.
+        prop_assert!(reference.units_handled.contains(&reference.owner));
+        prop_assert_eq!(reference.timeline.len(), refs.len());
+        if reference.status == Status::Handling { prop_assert!(reference.window.is_some()); }
+    }
+}
