@@ -1,1 +1,21 @@
+//! zongzhi-node: one comprehensive-governance center's node.
+//!
+//! [`store`] (RocksDB, the only module that imports it), [`ledger`] (signs
+//! and durably appends this node's records), [`api`] (HTTP JSON API),
+//! [`accounts`] (operators and sessions), [`integrity`] (tamper checks),
+//! [`node`] (start-up and shutdown).
+//!
+//! Architecture invariants: only `store` imports rocksdb; every change goes
+//! through the ledger's one writer and is acknowledged only after its synced
+//! write batch; derived data can always be rebuilt from records (`reindex`).
 
+#![recursion_limit = "256"]
+
+pub mod accounts;
+pub mod api;
+pub mod config;
+pub mod integrity;
+pub mod ledger;
+pub mod node;
+pub mod store;
+pub mod summary;

@@ -1,1 +1,176 @@
-fn main() {}
+//! `zongzhi-node`: initialise and run one center's node.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use zongzhi_node::accounts::{self, Role};
+use zongzhi_node::config::Config;
+use zongzhi_node::{integrity, ledger, node};
+use zongzhi_protocol::Policy;
+
+#[derive(Parser)]
+#[command(name = "zongzhi-node", version, about = "A comprehensive-governance center's node (综治中心节点)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate the node key and store. The city also signs its root
+    /// certificate and the default policy; other levels write an enrollment
+    /// request for their parent.
+    Init {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the node (HTTP API) until Ctrl-C or SIGTERM.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Manage operator accounts (while the node is stopped; use the API when it runs).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Rebuild all derived data (case states, queues) from the records.
+    Reindex {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check every stored record's hash and signature and this node's chain.
+    Verify {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. Without a password option a random one is printed.
+    Add {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "operator")]
+        role: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The password (visible in process lists; prefer --password-stdin).
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn random_password() -> String {
+    let mut raw = [0u8; 9];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
+    hex::encode(raw)
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Init { config } => {
+            let cfg = Config::load(&config)?;
+            let out = node::init(&cfg)?;
+            println!("node key: {}", out.key);
+            println!("division: {} ({})", cfg.division, cfg.division.level().zh());
+            match out.enrollment_request {
+                None => println!("root certificate and default policy signed; this node is the city trust root"),
+                Some(p) => println!("enrollment request written to {} — give it to the parent center's operator", p.display()),
+            }
+        }
+        Command::Run { config } => {
+            let cfg = Config::load(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(node::run(cfg, shutdown_signal()))?;
+        }
+        Command::User { command: UserCommand::Add { config, username, role, display_name, password_stdin, password } } => {
+            let cfg = Config::load(&config)?;
+            let role = Role::parse(&role).context("role must be admin, operator or viewer")?;
+            let key = node::load_key(&cfg)?;
+            let store = node::open_store(&cfg, &key)?;
+            let (password, generated) = match (password, password_stdin) {
+                (Some(p), _) => (p, false),
+                (None, true) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    (line.trim_end_matches(['\r', '\n']).to_string(), false)
+                }
+                (None, false) => (random_password(), true),
+            };
+            let account = accounts::create(&store, &username, &password, role, &display_name, ledger::now_ms())?;
+            println!("created {} ({})", account.username, account.role.as_str());
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        Command::Reindex { config } => {
+            let cfg = Config::load(&config)?;
+            let key = node::load_key(&cfg)?;
+            let store = node::open_store(&cfg, &key)?;
+            let n = ledger::reindex(&store, &Policy::default_policy())?;
+            println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
+        }
+        Command::Verify { config } => {
+            let cfg = Config::load(&config)?;
+            let key = node::load_key(&cfg)?;
+            let store: Arc<_> = node::open_store(&cfg, &key)?;
+            let report = integrity::check(&store, &key.id())?;
+            println!("records checked: {}, own chain length: {}", report.records_checked, report.own_chain_length);
+            if report.ok() {
+                println!("ok");
+            } else {
+                for p in &report.problems {
+                    println!("PROBLEM {}: {}", p.record.map(|r| r.to_string()).unwrap_or_default(), p.detail);
+                }
+                return Ok(std::process::ExitCode::from(1));
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

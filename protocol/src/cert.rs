@@ -195,11 +195,10 @@ pub fn dearmor_all(label: &str, text: &str) -> Vec<Vec<u8>> {
         if line == begin {
             current = Some(String::new());
         } else if line == end {
-            if let Some(hex) = current.take() {
-                if let Ok(bytes) = hex::decode(hex) {
+            if let Some(hex) = current.take()
+                && let Ok(bytes) = hex::decode(hex) {
                     out.push(bytes);
                 }
-            }
         } else if let Some(hex) = current.as_mut() {
             hex.push_str(line);
         }

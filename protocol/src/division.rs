@@ -74,7 +74,8 @@ impl DivisionCode {
         let dd = (code / COUNTY_UNIT) % 100;
         let ttt = (code / TOWNSHIP_UNIT) % 1000;
         let vvv = code % 1000;
-        if (dd == 0 && (ttt != 0 || vvv != 0)) || (ttt == 0 && vvv != 0) {
+        let skips = if dd == 0 { ttt != 0 || vvv != 0 } else { ttt == 0 && vvv != 0 };
+        if skips {
             return Err(DivisionError::SkipsLevel(s));
         }
         Ok(DivisionCode(code))
@@ -85,11 +86,11 @@ impl DivisionCode {
     }
 
     pub fn level(self) -> Level {
-        if self.0 % CITY_UNIT == 0 {
+        if self.0.is_multiple_of(CITY_UNIT) {
             Level::City
-        } else if self.0 % COUNTY_UNIT == 0 {
+        } else if self.0.is_multiple_of(COUNTY_UNIT) {
             Level::County
-        } else if self.0 % TOWNSHIP_UNIT == 0 {
+        } else if self.0.is_multiple_of(TOWNSHIP_UNIT) {
             Level::Township
         } else {
             Level::Village

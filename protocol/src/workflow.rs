@@ -100,7 +100,7 @@ impl Status {
 }
 
 /// The clocks a case runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineKind {
     Registration,
@@ -683,11 +683,10 @@ impl CaseState {
                 });
             }
             Action::DecideExtension { approve, .. } => {
-                if let Some(req) = self.extension.take() {
-                    if *approve {
+                if let Some(req) = self.extension.take()
+                    && *approve {
                         self.extend(policy, req.working_days);
                     }
-                }
             }
             Action::Supervise { grade, .. } => {
                 self.supervisions += 1;

@@ -1,6 +1,8 @@
 //! Golden bytes: these snapshots pin the wire format. A change here is a
 //! format change and needs a new `FORMAT_VERSION`.
 
+#![allow(clippy::unwrap_used)]
+
 use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
 use zongzhi_protocol::cert::NodeCert;
 use zongzhi_protocol::record::RecordError;

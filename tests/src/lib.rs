@@ -1,1 +1,250 @@
+//! Test harness: real `zongzhi-node` processes on temporary data
+//! directories, driven over real HTTP.
+//!
+//! The binaries are the ones cargo builds for this workspace (they sit next
+//! to the test executables' `deps/` directory).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const ADMIN_PASSWORD: &str = "admin-pass-1";
+pub const OPERATOR_PASSWORD: &str = "operator-pass-1";
+pub const VIEWER_PASSWORD: &str = "viewer-pass-1";
+
+/// Path of a workspace binary built by cargo.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} not built; run `cargo build --workspace` (cargo test --workspace builds it)", path.display());
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One node: its data dir, config and (when running) process.
+pub struct TestNode {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    /// Initialises a node and creates `admin`, `operator` and `viewer` accounts.
+    pub fn init(division: &str, name: &str) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!("data_dir = \"data\"\ndivision = \"{division}\"\nname = \"{name}\"\nhttp_listen = \"127.0.0.1:{port}\"\n"),
+        )
+        .unwrap();
+        let node = TestNode { dir, config, port, child: None };
+        let out = node.node_cmd(&["init"]).output().unwrap();
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        for (user, role, pw) in [("admin", "admin", ADMIN_PASSWORD), ("operator", "operator", OPERATOR_PASSWORD), ("viewer", "viewer", VIEWER_PASSWORD)] {
+            let out = node
+                .node_cmd(&["user", "add", "--username", user, "--role", role, "--password", pw])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        node
+    }
+
+    /// `zongzhi-node <args> --config <this node's config>`.
+    pub fn node_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("zongzhi-node"));
+        c.args(args).arg("--config").arg(&self.config);
+        c
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the node and waits until it answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log")).unwrap();
+        let child = Command::new(bin("zongzhi-node"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::blocking::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("{}/api/health", self.url())).timeout(Duration::from_millis(500)).send()
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                let log = std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default();
+                panic!("node exited with {status} during start-up:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "node did not start within 30 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = c.try_wait().unwrap() {
+                    assert!(status.success(), "node exited with {status}");
+                    return;
+                }
+                if Instant::now() > deadline {
+                    c.kill().unwrap();
+                    panic!("node did not stop within 20 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("db")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// Logs in through the API.
+    pub fn login(&self, user: &str, password: &str) -> Api {
+        let mut api = Api::new(&self.url(), None);
+        let (status, v) = api.post("/api/login", &json!({"username": user, "password": password}));
+        assert_eq!(status, 200, "login failed: {v}");
+        api.token = Some(v["token"].as_str().unwrap().to_string());
+        api
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A logged-in (or anonymous) HTTP client.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    http: reqwest::blocking::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, token: Option<String>) -> Api {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Api { base: base.to_string(), token, http }
+    }
+
+    fn finish(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, v)
+    }
+
+    /// Like `finish`, but returns `None` when the connection fails (the node died).
+    fn try_finish(&self, req: reqwest::blocking::RequestBuilder) -> Option<(u16, Value)> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().ok()?;
+        let status = resp.status().as_u16();
+        let v = resp.json().ok()?;
+        Some((status, v))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.finish(self.http.get(format!("{}{path}", self.base)))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.finish(self.http.post(format!("{}{path}", self.base)).json(body))
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        self.finish(self.http.post(format!("{}{path}", self.base)).header("content-type", content_type).body(body))
+    }
+
+    pub fn try_post(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
+        self.try_finish(self.http.post(format!("{}{path}", self.base)).json(body))
+    }
+
+    /// Files a case and returns its detail (panics unless 201).
+    pub fn file_case(&self, body: &Value) -> Value {
+        let (status, v) = self.post("/api/cases", body);
+        assert_eq!(status, 201, "filing failed: {v}");
+        v
+    }
+
+    /// Takes a step and returns the case detail (panics unless 200).
+    pub fn act(&self, case: &str, body: Value) -> Value {
+        let (status, v) = self.post(&format!("/api/cases/{case}/actions"), &body);
+        assert_eq!(status, 200, "{body} failed: {v}");
+        v
+    }
+
+    pub fn case(&self, case: &str) -> Value {
+        let (status, v) = self.get(&format!("/api/cases/{case}"));
+        assert_eq!(status, 200, "case {case}: {v}");
+        v
+    }
+}
+
+/// A typical neighbourhood dispute with contact details.
+pub fn sample_case(title: &str) -> Value {
+    json!({
+        "title": title,
+        "content": "楼上住户装修，每天早上七点开始施工，噪音很大，协商无果。",
+        "category": "0202",
+        "request_type": "complaint",
+        "channel": "on_site",
+        "urgency": "normal",
+        "place": {"address": "留下街道某小区3幢", "lat": 30.25, "lon": 120.05},
+        "people_involved": 2,
+        "contact": {"name": "张三", "phone": "13812341234", "id_number": "330102199001011234", "address": "某小区3幢502"}
+    })
+}

@@ -1,1 +1,753 @@
-fn main() {}
+//! `zongzhi`: the operator's command line. Talks to a node over its HTTP
+//! API (the same API the console uses) and handles keys and certificates.
+
+mod client;
+mod table;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use client::{Client, SavedSession};
+
+#[derive(Parser)]
+#[command(name = "zongzhi", version, about = "综治中心 case system: operator command line")]
+struct Cli {
+    /// Node API address (default: the one saved at login, else http://127.0.0.1:7800).
+    #[arg(long, env = "ZONGZHI_NODE", global = true)]
+    node: Option<String>,
+    /// Where the login session is saved (default ~/.config/zongzhi/session.json).
+    #[arg(long, env = "ZONGZHI_SESSION", global = true)]
+    session: Option<PathBuf>,
+    /// Print the node's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Log in and save the session.
+    Login {
+        #[arg(long, short)]
+        user: String,
+        /// Read the password from standard input (default when --password is absent).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// End the saved session.
+    Logout,
+    /// Who is logged in, at which unit.
+    Whoami,
+    /// The node's identity and health.
+    Health,
+    /// Categories, department windows and deadlines of the policy.
+    Policy,
+    /// File a case (受理).
+    File(FileArgs),
+    /// The work queue.
+    Queue {
+        /// Owner division code, or `all` (default: this node's unit).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Status list (comma separated), `open` (default) or `all`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Category code prefix, e.g. 02 or 0202.
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        urgent: bool,
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Case detail and timeline.
+    Show { case: String },
+    /// 签收: sign for receipt.
+    SignFor { case: String },
+    /// 分流: route to a department window.
+    Route {
+        case: String,
+        #[arg(long)]
+        window: String,
+        #[arg(long, default_value = "")]
+        requirements: String,
+        /// Deadline, RFC 3339 (e.g. 2026-12-01T18:00:00+08:00).
+        #[arg(long)]
+        due_at: Option<String>,
+    },
+    /// 下派: dispatch down to a lower center.
+    Dispatch {
+        case: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "")]
+        requirements: String,
+        #[arg(long)]
+        due_at: Option<String>,
+    },
+    /// 上报: escalate to the level above.
+    Escalate {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 退单: return with reasons.
+    Return {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 改派: re-route to another window or unit.
+    Reroute {
+        case: String,
+        #[arg(long, conflicts_with = "to")]
+        window: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 协办: add helper windows or units.
+    Helpers {
+        case: String,
+        #[arg(long = "window")]
+        windows: Vec<String>,
+        #[arg(long = "unit")]
+        units: Vec<String>,
+    },
+    /// Add a progress note.
+    Progress {
+        case: String,
+        #[arg(long)]
+        note: String,
+        /// The note may be told to the complainant.
+        #[arg(long)]
+        public: bool,
+    },
+    /// 延期: request, approve or refuse an extension.
+    Extension {
+        #[command(subcommand)]
+        command: ExtensionCommand,
+    },
+    /// 督办: issue a supervision notice.
+    Supervise {
+        case: String,
+        /// normal (普通), yellow (黄牌), red (红牌), interview (约谈).
+        #[arg(long)]
+        grade: String,
+        #[arg(long)]
+        note: String,
+    },
+    /// 办结: resolve.
+    Resolve {
+        case: String,
+        /// The reply the complainant gets.
+        #[arg(long)]
+        reply: String,
+        #[arg(long, default_value = "")]
+        internal_note: String,
+    },
+    /// 反馈: record feedback given to the complainant.
+    Feedback {
+        case: String,
+        #[arg(long)]
+        note: String,
+        #[arg(long, default_value = "phone")]
+        method: String,
+    },
+    /// 评价: record the complainant's rating.
+    Rate {
+        case: String,
+        /// satisfied (满意), basic (基本满意), unsatisfied (不满意).
+        #[arg(long)]
+        rating: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// 重办: reopen a case rated 不满意.
+    Reopen {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 并单: merge this case into another (it is a duplicate).
+    Merge {
+        case: String,
+        #[arg(long)]
+        into: String,
+    },
+    /// 归档: archive.
+    Archive { case: String },
+    /// Attach evidence.
+    Attach {
+        case: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "application/octet-stream")]
+        mime: String,
+    },
+    /// Download an attachment.
+    Download {
+        case: String,
+        blob: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Operator accounts (admin).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Check the node's stored records and chain (admin).
+    Integrity,
+    /// Node keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Node certificates and enrollment requests.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct FileArgs {
+    #[arg(long)]
+    title: String,
+    #[arg(long)]
+    content: String,
+    /// Leaf category code (see `zongzhi policy`), e.g. 0202.
+    #[arg(long)]
+    category: String,
+    /// inquiry, help, complaint, report, suggestion, praise.
+    #[arg(long = "type", default_value = "complaint")]
+    request_type: String,
+    /// on_site, phone, online.
+    #[arg(long, default_value = "on_site")]
+    channel: String,
+    #[arg(long)]
+    urgent: bool,
+    #[arg(long)]
+    complex: bool,
+    #[arg(long, default_value = "")]
+    address: String,
+    #[arg(long)]
+    received_at: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    people: u32,
+    #[arg(long)]
+    contact_name: Option<String>,
+    #[arg(long, default_value = "")]
+    contact_phone: String,
+    #[arg(long, default_value = "")]
+    contact_id: String,
+    #[arg(long, default_value = "")]
+    contact_address: String,
+}
+
+#[derive(Subcommand)]
+enum ExtensionCommand {
+    Request {
+        case: String,
+        #[arg(long)]
+        days: u32,
+        #[arg(long)]
+        reason: String,
+    },
+    Approve {
+        case: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    Refuse {
+        case: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "operator")]
+        role: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Generate an ed25519 key as PKCS#8 PEM (mode 0600).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key (node id) of a PEM key file.
+    Show { path: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Show an enrollment request or a file of certificate records.
+    Show { path: PathBuf },
+    /// Check a certificate chain file against the city root key.
+    Verify {
+        path: PathBuf,
+        #[arg(long)]
+        root: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn read_password(given: Option<String>) -> anyhow::Result<String> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Short time: `MM-DD HH:MM` from an RFC 3339 string.
+fn short_time(v: &Value) -> String {
+    match v.as_str() {
+        Some(t) if t.len() >= 16 => format!("{} {}", &t[5..10], &t[11..16]),
+        _ => "-".into(),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let session_file = client::session_path(cli.session.clone());
+    let saved = client::load_session(&session_file);
+    let node = cli
+        .node
+        .clone()
+        .or_else(|| saved.as_ref().map(|s| s.node.clone()))
+        .unwrap_or_else(|| client::DEFAULT_NODE.to_string());
+    // A saved token is only sent to the node it was issued by.
+    let token = saved.as_ref().filter(|s| s.node == node).map(|s| s.token.clone());
+    let c = Client::new(&node, token)?;
+    let as_json = cli.json;
+    let print = |v: &Value| -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
+    };
+    let act = |case: &str, body: Value| -> anyhow::Result<()> {
+        c.require_login()?;
+        let v = c.post(&format!("/api/cases/{}/actions", urlencode(case)), &body)?;
+        if as_json {
+            print(&v)
+        } else {
+            let last = v["timeline"].as_array().and_then(|t| t.last()).cloned().unwrap_or(Value::Null);
+            println!("{} {}: {} → {}", s(&v["number"]), s(&last["action_zh"]), s(&v["title"]), s(&v["status"]["name"]));
+            Ok(())
+        }
+    };
+    match cli.command {
+        Command::Login { user, password } => {
+            let password = read_password(password)?;
+            let v = c.post("/api/login", &json!({"username": user, "password": password}))?;
+            let token = v["token"].as_str().context("no token in the answer")?.to_string();
+            client::save_session(&session_file, &SavedSession { node: node.clone(), token, username: user.clone() })?;
+            println!("logged in to {node} as {user} ({}) until {}", s(&v["role"]), s(&v["expires_at"]));
+        }
+        Command::Logout => {
+            c.require_login()?;
+            c.post("/api/logout", &json!({}))?;
+            let _ = std::fs::remove_file(&session_file);
+            println!("logged out");
+        }
+        Command::Whoami => {
+            c.require_login()?;
+            let v = c.get("/api/me")?;
+            if as_json {
+                print(&v)?;
+            } else {
+                println!("{} ({}) {} at {} {}", s(&v["username"]), s(&v["display_name"]), s(&v["role"]), s(&v["unit"]), s(&v["unit_name"]));
+            }
+        }
+        Command::Health => {
+            let v = c.get("/api/health")?;
+            if as_json {
+                print(&v)?;
+            } else {
+                println!("{} {} ({}) node {} — {} records", s(&v["division"]), s(&v["name"]), s(&v["level_zh"]), s(&v["node_short"]), s(&v["records"]));
+            }
+        }
+        Command::Policy => {
+            c.require_login()?;
+            let v = c.get("/api/policy")?;
+            if as_json {
+                return print(&v);
+            }
+            let mut rows = Vec::new();
+            for cat in v["categories"].as_array().into_iter().flatten() {
+                for sub in cat["children"].as_array().into_iter().flatten() {
+                    rows.push(vec![s(&sub["code"]), s(&cat["name"]), s(&sub["name"]), s(&sub["default_window"])]);
+                }
+            }
+            print!("{}", table::render(&["代码", "大类", "小类", "默认窗口"], &rows));
+            let windows: Vec<Vec<String>> = v["windows"].as_array().into_iter().flatten().map(|w| vec![s(&w["code"]), s(&w["name"])]).collect();
+            println!();
+            print!("{}", table::render(&["窗口", "名称"], &windows));
+        }
+        Command::File(a) => {
+            c.require_login()?;
+            let mut body = json!({
+                "title": a.title, "content": a.content, "category": a.category,
+                "request_type": a.request_type, "channel": a.channel,
+                "urgency": if a.urgent { "urgent" } else { "normal" },
+                "complexity": if a.complex { "complex" } else { "general" },
+                "place": {"address": a.address}, "people_involved": a.people,
+            });
+            if let Some(t) = a.received_at {
+                body["received_at"] = json!(t);
+            }
+            if let Some(name) = a.contact_name {
+                body["contact"] = json!({"name": name, "phone": a.contact_phone, "id_number": a.contact_id, "address": a.contact_address});
+            }
+            let v = c.post("/api/cases", &body)?;
+            if as_json {
+                print(&v)?;
+            } else {
+                println!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]));
+            }
+        }
+        Command::Queue { owner, status, category, urgent, overdue, limit } => {
+            c.require_login()?;
+            let mut q = vec![("limit", limit.to_string())];
+            if let Some(o) = owner {
+                q.push(("owner", o));
+            }
+            if let Some(st) = status {
+                q.push(("status", st));
+            }
+            if let Some(cat) = category {
+                q.push(("category", cat));
+            }
+            if urgent {
+                q.push(("urgency", "urgent".into()));
+            }
+            if overdue {
+                q.push(("overdue", "true".into()));
+            }
+            let v = c.get_query("/api/cases", &q)?;
+            if as_json {
+                return print(&v);
+            }
+            let rows: Vec<Vec<String>> = v["cases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    let flag = if x["overdue"] == json!(true) {
+                        "超期"
+                    } else if x["due_soon"] == json!(true) {
+                        "临期"
+                    } else {
+                        ""
+                    };
+                    vec![
+                        s(&x["number"]),
+                        table::truncate(&s(&x["title"]), 24),
+                        s(&x["category"]["name"]),
+                        s(&x["urgency"]["name"]),
+                        s(&x["status"]["name"]),
+                        s(&x["window_name"]),
+                        short_time(&x["next_due_at"]),
+                        flag.to_string(),
+                    ]
+                })
+                .collect();
+            print!("{}", table::render(&["编号", "标题", "类别", "紧急", "状态", "窗口", "时限", ""], &rows));
+            println!("{} of {} cases", rows.len(), s(&v["total"]));
+        }
+        Command::Show { case } => {
+            c.require_login()?;
+            let v = c.get(&format!("/api/cases/{}", urlencode(&case)))?;
+            if as_json {
+                return print(&v);
+            }
+            show_case(&v);
+        }
+        Command::SignFor { case } => act(&case, json!({"action": "sign_for"}))?,
+        Command::Route { case, window, requirements, due_at } => {
+            act(&case, json!({"action": "route", "window": window, "requirements": requirements, "due_at": due_at}))?
+        }
+        Command::Dispatch { case, to, requirements, due_at } => {
+            act(&case, json!({"action": "dispatch", "to": to, "requirements": requirements, "due_at": due_at}))?
+        }
+        Command::Escalate { case, reason } => act(&case, json!({"action": "escalate", "reason": reason}))?,
+        Command::Return { case, reason } => act(&case, json!({"action": "return", "reason": reason}))?,
+        Command::Reroute { case, window, to, reason } => {
+            if window.is_none() && to.is_none() {
+                bail!("give --window or --to");
+            }
+            act(&case, json!({"action": "reroute", "window": window, "to": to, "reason": reason}))?
+        }
+        Command::Helpers { case, windows, units } => act(&case, json!({"action": "add_helpers", "windows": windows, "units": units}))?,
+        Command::Progress { case, note, public } => act(&case, json!({"action": "progress", "note": note, "public": public}))?,
+        Command::Extension { command } => match command {
+            ExtensionCommand::Request { case, days, reason } => {
+                act(&case, json!({"action": "request_extension", "working_days": days, "reason": reason}))?
+            }
+            ExtensionCommand::Approve { case, note } => act(&case, json!({"action": "approve_extension", "note": note}))?,
+            ExtensionCommand::Refuse { case, note } => act(&case, json!({"action": "refuse_extension", "note": note}))?,
+        },
+        Command::Supervise { case, grade, note } => act(&case, json!({"action": "supervise", "grade": grade, "note": note}))?,
+        Command::Resolve { case, reply, internal_note } => {
+            act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note}))?
+        }
+        Command::Feedback { case, note, method } => act(&case, json!({"action": "feedback", "note": note, "method": method}))?,
+        Command::Rate { case, rating, comment } => act(&case, json!({"action": "rate", "rating": rating, "comment": comment}))?,
+        Command::Reopen { case, reason } => act(&case, json!({"action": "reopen", "reason": reason}))?,
+        Command::Merge { case, into } => act(&case, json!({"action": "merge", "into": into}))?,
+        Command::Archive { case } => act(&case, json!({"action": "archive"}))?,
+        Command::Attach { case, file, name, mime } => {
+            c.require_login()?;
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let name = name.unwrap_or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            let v = c.post_bytes(&format!("/api/cases/{}/attachments", urlencode(&case)), &[("name", name.clone())], &mime, bytes)?;
+            if as_json {
+                print(&v)?;
+            } else {
+                println!("attached {name} to {}", s(&v["number"]));
+            }
+        }
+        Command::Download { case, blob, out } => {
+            c.require_login()?;
+            let bytes = c.get_bytes(&format!("/api/cases/{}/attachments/{}", urlencode(&case), urlencode(&blob)))?;
+            std::fs::write(&out, &bytes)?;
+            println!("wrote {} bytes to {}", bytes.len(), out.display());
+        }
+        Command::User { command } => {
+            c.require_login()?;
+            match command {
+                UserCommand::Add { username, role, display_name, password } => {
+                    let password = read_password(password)?;
+                    let v = c.post("/api/users", &json!({"username": username, "password": password, "role": role, "display_name": display_name}))?;
+                    println!("created {} ({})", s(&v["username"]), s(&v["role"]));
+                }
+                UserCommand::List => {
+                    let v = c.get("/api/users")?;
+                    if as_json {
+                        return print(&v);
+                    }
+                    let rows: Vec<Vec<String>> = v["users"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|u| vec![s(&u["username"]), s(&u["display_name"]), s(&u["role"]), s(&u["created_at"])])
+                        .collect();
+                    print!("{}", table::render(&["用户名", "姓名", "角色", "创建时间"], &rows));
+                }
+            }
+        }
+        Command::Integrity => {
+            c.require_login()?;
+            let v = c.get("/api/integrity")?;
+            if as_json {
+                print(&v)?;
+            } else {
+                let r = &v["report"];
+                println!("records checked: {}, own chain length: {}", s(&r["records_checked"]), s(&r["own_chain_length"]));
+                for p in r["problems"].as_array().into_iter().flatten() {
+                    println!("PROBLEM {}: {}", s(&p["record"]), s(&p["detail"]));
+                }
+                if v["ok"] != json!(true) {
+                    bail!("integrity problems found");
+                }
+                println!("ok");
+            }
+        }
+        Command::Key { command } => keys(command)?,
+        Command::Cert { command } => certs(command)?,
+    }
+    Ok(())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn show_case(v: &Value) {
+    println!("{}  {}", s(&v["number"]), s(&v["title"]));
+    println!("状态 {}  承办 {}  窗口 {}  受理单位 {}", s(&v["status"]["name"]), s(&v["owner"]), s(&v["window_name"]), s(&v["filed_by"]));
+    println!(
+        "类别 {}/{}  {}  {}  {}  渠道 {}",
+        s(&v["category"]["parent_name"]),
+        s(&v["category"]["name"]),
+        s(&v["request_type"]["name"]),
+        s(&v["urgency"]["name"]),
+        s(&v["complexity"]["name"]),
+        s(&v["channel"]["name"])
+    );
+    println!("内容 {}", s(&v["content"]));
+    if v["contact"].is_object() {
+        let ct = &v["contact"];
+        println!("诉求人 {}  {}  {}", s(&ct["name"]), s(&ct["phone"]), s(&ct["id_number"]));
+    }
+    if let Some(sup) = v["supervision"].as_object() {
+        println!("督办 {} ×{}", s(&sup["name"]), s(&sup["count"]));
+    }
+    if v["overdue"] == json!(true) {
+        println!("!! 超期");
+    }
+    let deadlines: Vec<Vec<String>> = v["deadlines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let state = if d["cancelled"] == json!(true) {
+                "取消".to_string()
+            } else if d["running"] == json!(true) {
+                if d["overdue"] == json!(true) { "超期".into() } else { "计时中".into() }
+            } else if d["on_time"] == json!(true) {
+                "按时".into()
+            } else {
+                "超时".into()
+            };
+            vec![s(&d["kind_zh"]), s(&d["unit"]), short_time(&d["due_at"]), short_time(&d["met_at"]), state]
+        })
+        .collect();
+    println!();
+    print!("{}", table::render(&["时限", "单位", "到期", "完成", "状态"], &deadlines));
+    let rows: Vec<Vec<String>> = v["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let outcome = match t["rejected"].as_object() {
+                Some(r) => format!("驳回: {}", s(&r["rule"].clone())),
+                None => "有效".into(),
+            };
+            let sig = if t["signature_valid"] == json!(true) { "✓" } else { "✗ 签名无效" };
+            vec![short_time(&t["time"]), s(&t["unit"]), s(&t["operator"]), s(&t["action_zh"]), table::truncate(&detail_text(&t["details"]), 40), outcome, sig.into()]
+        })
+        .collect();
+    println!();
+    print!("{}", table::render(&["时间", "单位", "经办人", "操作", "内容", "结果", "签名"], &rows));
+    for e in v["integrity_errors"].as_array().into_iter().flatten() {
+        println!("!! integrity: {} {}", s(&e["record"]), s(&e["detail"]));
+    }
+}
+
+fn detail_text(d: &Value) -> String {
+    let Some(obj) = d.as_object() else { return String::new() };
+    obj.iter()
+        .filter(|(_, v)| !v.is_null() && v.as_str() != Some(""))
+        .map(|(k, v)| format!("{k}={}", s(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
+    use zongzhi_protocol::NodeKey;
+    match cmd {
+        KeyCommand::Generate { out } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = NodeKey::generate();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            f.write_all(key.to_pkcs8_pem()?.as_bytes())?;
+            println!("{}", key.id());
+        }
+        KeyCommand::Show { path } => {
+            let pem = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let key = NodeKey::from_pkcs8_pem(&pem)?;
+            println!("{}  ({})", key.id(), key.id().fmt_short());
+        }
+    }
+    Ok(())
+}
+
+fn certs(cmd: CertCommand) -> anyhow::Result<()> {
+    use zongzhi_protocol::cert::{dearmor_all, verify_chain, EnrollmentRequest, NodeCert, RECORDS_ARMOR};
+    use zongzhi_protocol::{NodeId, Record};
+    let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    match cmd {
+        CertCommand::Show { path } => {
+            let text = read(&path)?;
+            if text.contains("ZONGZHI ENROLLMENT REQUEST") {
+                let req = EnrollmentRequest::from_armored(&text)?;
+                println!("enrollment request (signature valid)");
+                println!("  key       {}", req.key);
+                println!("  division  {} ({})", req.division, req.division.level().zh());
+                println!("  name      {}", req.name);
+                return Ok(());
+            }
+            let blocks = dearmor_all(RECORDS_ARMOR, &text);
+            if blocks.is_empty() {
+                bail!("{} holds no enrollment request and no records", path.display());
+            }
+            for bytes in blocks {
+                let record = Record::decode(&bytes)?;
+                let cert = NodeCert::from_record(&record)?;
+                println!("cert #{} {} {} ({})", cert.serial, cert.division, cert.name, cert.level.as_str());
+                println!("  key     {}", cert.key);
+                println!("  issuer  {}", cert.issuer);
+            }
+        }
+        CertCommand::Verify { path, root } => {
+            let root = NodeId::from_hex(&root)?;
+            let text = read(&path)?;
+            let chain: Vec<Record> = dearmor_all(RECORDS_ARMOR, &text)
+                .iter()
+                .map(|b| Record::decode(b))
+                .collect::<Result<_, _>>()?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+            let cert = verify_chain(&chain, &root, now)?;
+            println!("valid: {} {} chains to the root", cert.division, cert.name);
+        }
+    }
+    Ok(())
+}

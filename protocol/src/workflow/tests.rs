@@ -201,7 +201,7 @@ fn fold_refuses_foreign_and_orphan_events() {
     let refs: Vec<EventRef<'_>> = both.iter().filter_map(EventRef::from_record).collect();
     assert_eq!(fold(&policy, &refs).err(), Some(FoldError::NoSingleFiling(2)));
     let orphan = u.event(0, "op", Some(c1.records[0].id), vec![RecordId([9; 32])], Action::SignFor);
-    let recs = vec![c1.records[0].clone(), orphan];
+    let recs = [c1.records[0].clone(), orphan];
     let refs: Vec<EventRef<'_>> = recs.iter().filter_map(EventRef::from_record).collect();
     assert!(matches!(fold(&policy, &refs), Err(FoldError::MissingParents(_))));
 }

@@ -1,0 +1,908 @@
+//! The HTTP JSON API (axum). Every handler authenticates, checks the role,
+//! and goes through the same [`Ledger`] and [`Store`] as everything else.
+//!
+//! Errors are JSON: `{"error": {"code": "...", "message": "...", "rule": "..."}}`.
+//! 400 malformed input, 401 not logged in, 403 wrong role, 404 unknown case,
+//! 409 exists, 422 a workflow rule forbids the step (`rule` names it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zongzhi_protocol::case::{
+    Channel, Complexity, Contact, Place, Rating, RequestType, RouteTarget, SuperviseGrade, Urgency,
+};
+use zongzhi_protocol::workflow::Status;
+use zongzhi_protocol::{Action, CaseState, DivisionCode, Filing, NodeId, Policy, Record, RecordId};
+
+use crate::accounts::{self, AccountError, Role, Session};
+use crate::integrity;
+use crate::ledger::{self, Ledger, LedgerError, Op};
+use crate::store::{Store, StoreError};
+use crate::summary::CaseSummary;
+
+/// Largest JSON request body.
+pub const MAX_JSON_BODY: usize = 256 * 1024;
+/// Largest attachment.
+pub const MAX_ATTACHMENT: usize = 10 * 1024 * 1024;
+
+/// What this node is.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub division: DivisionCode,
+    pub name: String,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub ledger: Ledger,
+    pub node: NodeInfo,
+    pub policy: Arc<RwLock<Arc<Policy>>>,
+}
+
+impl AppState {
+    fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+// ---------- errors ----------
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    rule: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), rule: None }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, "{}", self.message);
+        }
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(rule) = self.rule {
+            body["rule"] = json!(rule);
+        }
+        (self.status, Json(json!({ "error": body }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::NoSuchCase(c) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {c}")),
+            LedgerError::Rejected(r) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "rule_violation",
+                message: r.message,
+                rule: Some(r.rule),
+            },
+            LedgerError::Invalid(m) => ApiError::bad_request(m),
+            LedgerError::Integrity(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", m),
+            LedgerError::Store(e) => e.into(),
+            LedgerError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::BadCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", e.to_string()),
+            AccountError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
+            AccountError::Store(e) => e.into(),
+            AccountError::Hash(m) => ApiError::internal(m),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+// ---------- auth ----------
+
+async fn authenticate(state: &AppState, headers: &HeaderMap, min: Role) -> Result<Session, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first (Authorization: Bearer <token>)"))?;
+    let store = state.store.clone();
+    let token = token.to_string();
+    let session = tokio::task::spawn_blocking(move || accounts::session(&store, &token, ledger::now_ms()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "session expired or unknown; log in again"))?;
+    if session.role < min {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the {} role; {} is {}", min.as_str(), session.username, session.role.as_str()),
+        ));
+    }
+    Ok(session)
+}
+
+// ---------- router ----------
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/policy", get(policy))
+        .route("/api/users", get(list_users).post(create_user))
+        .route("/api/cases", get(list_cases).post(file_case))
+        .route("/api/cases/{case}", get(case_detail))
+        .route("/api/cases/{case}/actions", post(case_action))
+        .route(
+            "/api/cases/{case}/attachments",
+            post(attach).layer(DefaultBodyLimit::max(MAX_ATTACHMENT)),
+        )
+        .route("/api/cases/{case}/attachments/{blob}", get(download))
+        .route("/api/integrity", get(integrity_check))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
+
+/// The route table, for the OpenAPI consistency test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/health"),
+    ("get", "/api/openapi.json"),
+    ("post", "/api/login"),
+    ("post", "/api/logout"),
+    ("get", "/api/me"),
+    ("get", "/api/policy"),
+    ("get", "/api/users"),
+    ("post", "/api/users"),
+    ("get", "/api/cases"),
+    ("post", "/api/cases"),
+    ("get", "/api/cases/{case}"),
+    ("post", "/api/cases/{case}/actions"),
+    ("post", "/api/cases/{case}/attachments"),
+    ("get", "/api/cases/{case}/attachments/{blob}"),
+    ("get", "/api/integrity"),
+];
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn health(State(s): State<AppState>) -> ApiResult {
+    let records = s.store.feed_len()?;
+    Ok(Json(json!({
+        "status": "ok",
+        "node_id": s.node.id.to_string(),
+        "node_short": s.node.id.fmt_short(),
+        "division": s.node.division.to_string(),
+        "level": s.node.division.level().as_str(),
+        "level_zh": s.node.division.level().zh(),
+        "name": s.node.name,
+        "records": records,
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+// ---------- accounts ----------
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+async fn login(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let req: LoginRequest = parse_json(&body)?;
+    let store = s.store.clone();
+    let (token, session) = tokio::task::spawn_blocking(move || accounts::login(&store, &req.username, &req.password, ledger::now_ms()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    tracing::info!(user = %session.username, "login");
+    Ok(Json(json!({
+        "token": token,
+        "username": session.username,
+        "role": session.role.as_str(),
+        "expires_at": time(session.expires_ms),
+    })))
+}
+
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    if let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        accounts::logout(&s.store, token.trim())?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let account: Option<accounts::Account> = s.store.account(&session.username)?;
+    Ok(Json(json!({
+        "username": session.username,
+        "display_name": account.map(|a| a.display_name).unwrap_or_default(),
+        "role": session.role.as_str(),
+        "unit": s.node.division.to_string(),
+        "unit_name": s.node.name,
+        "expires_at": time(session.expires_ms),
+    })))
+}
+
+#[derive(Deserialize)]
+struct CreateUser {
+    username: String,
+    password: String,
+    role: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+async fn create_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let admin = authenticate(&s, &headers, Role::Admin).await?;
+    let req: CreateUser = parse_json(&body)?;
+    let role = Role::parse(&req.role).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))?;
+    let store = s.store.clone();
+    let account = tokio::task::spawn_blocking(move || {
+        accounts::create(&store, &req.username, &req.password, role, &req.display_name, ledger::now_ms())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    tracing::info!(by = %admin.username, user = %account.username, role = role.as_str(), "account created");
+    Ok((StatusCode::CREATED, Json(user_json(&account))))
+}
+
+fn user_json(a: &accounts::Account) -> Value {
+    json!({"username": a.username, "display_name": a.display_name, "role": a.role.as_str(), "created_at": time(a.created_ms)})
+}
+
+async fn list_users(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Admin).await?;
+    let all: Vec<accounts::Account> = s.store.accounts()?;
+    Ok(Json(json!({ "users": all.iter().map(user_json).collect::<Vec<_>>() })))
+}
+
+// ---------- policy ----------
+
+async fn policy(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let p = s.policy();
+    Ok(Json(json!({
+        "version": p.version,
+        "categories": p.categories,
+        "windows": p.windows,
+        "deadlines": p.deadlines,
+        "calendar_years": p.calendars.iter().map(|c| c.year).collect::<Vec<_>>(),
+        "channels": Channel::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
+        "request_types": RequestType::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
+        "statuses": Status::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
+    })))
+}
+
+// ---------- cases ----------
+
+fn time(ms: u64) -> String {
+    match jiff::Timestamp::from_millisecond(ms as i64) {
+        Ok(ts) => ts.display_with_offset(jiff::tz::offset(8)).to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
+fn parse_time(field: &str, s: &str) -> Result<u64, ApiError> {
+    let ts: jiff::Timestamp = s
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("{field}: expected an RFC 3339 time like 2026-11-28T09:30:00+08:00 ({e})")))?;
+    u64::try_from(ts.as_millisecond()).map_err(|_| ApiError::bad_request(format!("{field}: before 1970")))
+}
+
+async fn resolve_case(s: &AppState, reference: &str) -> Result<RecordId, ApiError> {
+    let found = match RecordId::from_hex(reference) {
+        Some(id) if s.store.case_summary(&id)?.is_some() => Some(id),
+        Some(_) => None,
+        None => s.store.case_by_number(reference)?,
+    };
+    found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {reference}")))
+}
+
+#[derive(Deserialize, Default)]
+struct PlaceRequest {
+    #[serde(default)]
+    address: String,
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct FileRequest {
+    title: String,
+    content: String,
+    category: String,
+    request_type: RequestType,
+    channel: Channel,
+    #[serde(default = "default_urgency")]
+    urgency: Urgency,
+    #[serde(default = "default_complexity")]
+    complexity: Complexity,
+    #[serde(default)]
+    place: PlaceRequest,
+    occurred_at: Option<String>,
+    received_at: Option<String>,
+    #[serde(default)]
+    people_involved: u32,
+    amount_fen: Option<u64>,
+    contact: Option<Contact>,
+}
+
+fn default_urgency() -> Urgency {
+    Urgency::Normal
+}
+
+fn default_complexity() -> Complexity {
+    Complexity::General
+}
+
+fn micro_degrees(field: &str, v: Option<f64>, max: f64) -> Result<Option<i32>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(x) if x.is_finite() && x.abs() <= max => Ok(Some((x * 1e6).round() as i32)),
+        Some(_) => Err(ApiError::bad_request(format!("place.{field} must be between -{max} and {max}"))),
+    }
+}
+
+fn validate_contact(c: &Contact) -> Result<(), ApiError> {
+    if c.name.trim().is_empty() || c.name.chars().count() > 50 {
+        return Err(ApiError::bad_request("contact.name must be 1 to 50 characters"));
+    }
+    if c.phone.len() > 20 || !c.phone.chars().all(|ch| ch.is_ascii_digit() || ch == '-' || ch == '+' || ch == ' ') {
+        return Err(ApiError::bad_request("contact.phone may hold only digits, spaces, '+' and '-' (at most 20)"));
+    }
+    if !(c.id_number.is_empty() || (c.id_number.len() == 18 && c.id_number.chars().all(|ch| ch.is_ascii_digit() || ch == 'X' || ch == 'x'))) {
+        return Err(ApiError::bad_request("contact.id_number must be an 18-character resident ID number"));
+    }
+    if c.address.chars().count() > 200 {
+        return Err(ApiError::bad_request("contact.address is longer than 200 characters"));
+    }
+    Ok(())
+}
+
+async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Operator).await?;
+    let req: FileRequest = parse_json(&body)?;
+    let now = ledger::now_ms();
+    let received_at_ms = match &req.received_at {
+        Some(t) => parse_time("received_at", t)?,
+        None => now,
+    };
+    if received_at_ms > now + 5 * 60_000 {
+        return Err(ApiError::bad_request("received_at is in the future"));
+    }
+    let occurred_at_ms = req.occurred_at.as_deref().map(|t| parse_time("occurred_at", t)).transpose()?;
+    if let Some(c) = &req.contact {
+        validate_contact(c)?;
+    }
+    let filing = Filing {
+        number: String::new(),
+        title: req.title,
+        content: req.content,
+        category: req.category,
+        request_type: req.request_type,
+        channel: req.channel,
+        urgency: req.urgency,
+        complexity: req.complexity,
+        place: Place {
+            address: req.place.address,
+            lat_e6: micro_degrees("lat", req.place.lat, 90.0)?,
+            lon_e6: micro_degrees("lon", req.place.lon, 180.0)?,
+        },
+        occurred_at_ms,
+        received_at_ms,
+        people_involved: req.people_involved,
+        amount_fen: req.amount_fen,
+        contact: None,
+    };
+    let ack = s.ledger.submit(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username }).await?;
+    let view = case_view(&s, ack.case, session.role).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+enum ActionRequest {
+    SignFor {},
+    Route {
+        window: String,
+        #[serde(default)]
+        requirements: String,
+        due_at: Option<String>,
+    },
+    Dispatch {
+        to: DivisionCode,
+        #[serde(default)]
+        requirements: String,
+        due_at: Option<String>,
+    },
+    Escalate {
+        reason: String,
+    },
+    Return {
+        reason: String,
+    },
+    Reroute {
+        window: Option<String>,
+        to: Option<DivisionCode>,
+        reason: String,
+    },
+    AddHelpers {
+        #[serde(default)]
+        windows: Vec<String>,
+        #[serde(default)]
+        units: Vec<DivisionCode>,
+    },
+    Progress {
+        note: String,
+        #[serde(default)]
+        public: bool,
+    },
+    RequestExtension {
+        working_days: u32,
+        reason: String,
+    },
+    ApproveExtension {
+        #[serde(default)]
+        note: String,
+    },
+    RefuseExtension {
+        #[serde(default)]
+        note: String,
+    },
+    Supervise {
+        grade: SuperviseGrade,
+        note: String,
+    },
+    Resolve {
+        public_reply: String,
+        #[serde(default)]
+        internal_note: String,
+    },
+    Feedback {
+        #[serde(default = "default_feedback_method")]
+        method: String,
+        note: String,
+    },
+    Rate {
+        rating: Rating,
+        #[serde(default)]
+        comment: String,
+    },
+    Reopen {
+        reason: String,
+    },
+    Merge {
+        into: String,
+    },
+    Archive {},
+}
+
+fn default_feedback_method() -> String {
+    "phone".into()
+}
+
+impl ActionRequest {
+    /// The least role that may take this step.
+    fn role(&self) -> Role {
+        match self {
+            ActionRequest::ApproveExtension { .. } | ActionRequest::RefuseExtension { .. } | ActionRequest::Supervise { .. } => Role::Admin,
+            _ => Role::Operator,
+        }
+    }
+}
+
+async fn to_action(s: &AppState, req: ActionRequest) -> Result<Action, ApiError> {
+    let due = |d: Option<String>| d.as_deref().map(|t| parse_time("due_at", t)).transpose();
+    Ok(match req {
+        ActionRequest::SignFor {} => Action::SignFor,
+        ActionRequest::Route { window, requirements, due_at } => Action::Route { window, requirements, due_ms: due(due_at)? },
+        ActionRequest::Dispatch { to, requirements, due_at } => Action::Dispatch { to, requirements, due_ms: due(due_at)? },
+        ActionRequest::Escalate { reason } => Action::Escalate { reason },
+        ActionRequest::Return { reason } => Action::Return { reason },
+        ActionRequest::Reroute { window, to, reason } => {
+            let target = match (window, to) {
+                (Some(w), None) => RouteTarget::Window(w),
+                (None, Some(u)) => RouteTarget::Unit(u),
+                _ => return Err(ApiError::bad_request("reroute needs exactly one of window or to")),
+            };
+            Action::Reroute { target, reason }
+        }
+        ActionRequest::AddHelpers { windows, units } => Action::AddHelpers {
+            helpers: windows.into_iter().map(RouteTarget::Window).chain(units.into_iter().map(RouteTarget::Unit)).collect(),
+        },
+        ActionRequest::Progress { note, public } => Action::Progress { note, public },
+        ActionRequest::RequestExtension { working_days, reason } => Action::RequestExtension { working_days, reason },
+        ActionRequest::ApproveExtension { note } => Action::DecideExtension { approve: true, note },
+        ActionRequest::RefuseExtension { note } => Action::DecideExtension { approve: false, note },
+        ActionRequest::Supervise { grade, note } => Action::Supervise { grade, note },
+        ActionRequest::Resolve { public_reply, internal_note } => Action::Resolve { public_reply, internal_note },
+        ActionRequest::Feedback { method, note } => Action::Feedback { method, note },
+        ActionRequest::Rate { rating, comment } => Action::Rate { rating, comment },
+        ActionRequest::Reopen { reason } => Action::Reopen { reason },
+        ActionRequest::Merge { into } => Action::Merge { into: resolve_case(s, &into).await? },
+        ActionRequest::Archive {} => Action::Archive,
+    })
+}
+
+async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, body: Bytes) -> ApiResult {
+    // Authenticate before looking at the body, so 401 wins over 400.
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let req: ActionRequest = parse_json(&body)?;
+    let session = authenticate(&s, &headers, req.role()).await?;
+    let case = resolve_case(&s, &case).await?;
+    let action = to_action(&s, req).await?;
+    let ack = s.ledger.submit(Op::Act { case, action, operator: session.username }).await?;
+    Ok(Json(case_view(&s, ack.case, session.role).await?))
+}
+
+async fn attach(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(case): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Operator).await?;
+    let case = resolve_case(&s, &case).await?;
+    let name = q.get("name").cloned().unwrap_or_default();
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad_request("give the file name as ?name= (1 to 200 characters)"));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the attachment is empty"));
+    }
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .chars()
+        .take(100)
+        .collect();
+    let op = Op::Attach { case, bytes: body.to_vec(), name, mime, operator: session.username };
+    let ack = s.ledger.submit(op).await?;
+    Ok((StatusCode::CREATED, Json(case_view(&s, ack.case, session.role).await?)))
+}
+
+async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blob)): Path<(String, String)>) -> ApiResult<Response> {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let case = resolve_case(&s, &case).await?;
+    let records = ledger::load_case_records(&s.store, &case)?;
+    let state = ledger::fold_records(&s.policy(), &records)?;
+    let att = state
+        .attachments
+        .iter()
+        .find(|a| a.blob.to_string() == blob)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such attachment on this case"))?;
+    let bytes = s.store.blob(&att.blob.0)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "attachment content is not held on this node"))?;
+    if zongzhi_protocol::BlobHash::of(&bytes) != att.blob {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", "stored attachment does not match its hash"));
+    }
+    Ok(([(header::CONTENT_TYPE, att.mime.clone())], bytes).into_response())
+}
+
+async fn case_detail(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>) -> ApiResult {
+    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let case = resolve_case(&s, &case).await?;
+    Ok(Json(case_view(&s, case, session.role).await?))
+}
+
+fn category_json(policy: &Policy, code: &str) -> Value {
+    match policy.subcategory(code) {
+        Some((parent, leaf)) => json!({"code": code, "name": leaf.name, "parent_code": parent.code, "parent_name": parent.name}),
+        None => json!({"code": code, "name": Value::Null}),
+    }
+}
+
+fn target_json(t: &RouteTarget) -> Value {
+    match t {
+        RouteTarget::Window(w) => json!({"window": w}),
+        RouteTarget::Unit(u) => json!({"unit": u.to_string()}),
+    }
+}
+
+fn action_details(a: &Action) -> Value {
+    let due = |d: &Option<u64>| d.map(time);
+    match a {
+        Action::File(f) => json!({"number": f.number, "title": f.title}),
+        Action::SignFor | Action::Archive => json!({}),
+        Action::Route { window, requirements, due_ms } => json!({"window": window, "requirements": requirements, "due_at": due(due_ms)}),
+        Action::Dispatch { to, requirements, due_ms } => json!({"to": to.to_string(), "requirements": requirements, "due_at": due(due_ms)}),
+        Action::Escalate { reason } | Action::Return { reason } | Action::Reopen { reason } => json!({"reason": reason}),
+        Action::Reroute { target, reason } => json!({"target": target_json(target), "reason": reason}),
+        Action::AddHelpers { helpers } => json!({"helpers": helpers.iter().map(target_json).collect::<Vec<_>>()}),
+        Action::Progress { note, public } => json!({"note": note, "public": public}),
+        Action::RequestExtension { working_days, reason } => json!({"working_days": working_days, "reason": reason}),
+        Action::DecideExtension { approve, note } => json!({"approve": approve, "note": note}),
+        Action::Supervise { grade, note } => json!({"grade": grade.as_str(), "grade_zh": grade.zh(), "note": note}),
+        Action::Resolve { public_reply, internal_note } => json!({"public_reply": public_reply, "internal_note": internal_note}),
+        Action::Feedback { method, note } => json!({"method": method, "note": note}),
+        Action::Rate { rating, comment } => json!({"rating": rating.as_str(), "rating_zh": rating.zh(), "comment": comment}),
+        Action::Merge { into } => json!({"into": into.to_string()}),
+        Action::Attach { blob, name, mime, size } => json!({"blob": blob.to_string(), "name": name, "mime": mime, "size": size}),
+    }
+}
+
+fn contact_json(store: &Store, state: &CaseState, role: Role) -> Result<Value, ApiError> {
+    let Some(hash) = state.filing.contact else { return Ok(Value::Null) };
+    let Some(bytes) = store.blob(&hash.0)? else {
+        return Ok(json!({"available": false}));
+    };
+    if zongzhi_protocol::BlobHash::of(&bytes) != hash {
+        return Ok(json!({"available": false, "integrity_error": "stored contact does not match the hash the filing signed"}));
+    }
+    let contact = Contact::from_bytes(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    let masked = role < Role::Operator;
+    let shown = if masked { contact.masked() } else { contact };
+    Ok(json!({"available": true, "masked": masked, "name": shown.name, "phone": shown.phone, "id_number": shown.id_number, "address": shown.address}))
+}
+
+async fn case_view(s: &AppState, case: RecordId, role: Role) -> Result<Value, ApiError> {
+    let policy = s.policy();
+    let ids = s.store.case_events(&case)?;
+    let mut records: Vec<Record> = Vec::with_capacity(ids.len());
+    let mut verdicts: HashMap<RecordId, Result<(), String>> = HashMap::new();
+    let mut integrity_errors = Vec::new();
+    for id in ids {
+        let Some(bytes) = s.store.record_bytes(&id)? else {
+            integrity_errors.push(json!({"record": id.to_string(), "detail": "indexed but missing"}));
+            continue;
+        };
+        let verdict = integrity::check_record(&id, &bytes);
+        match Record::decode_unverified(&bytes) {
+            Ok(r) => {
+                if let Err(d) = &verdict {
+                    integrity_errors.push(json!({"record": id.to_string(), "detail": d}));
+                }
+                verdicts.insert(id, verdict.map(|_| ()));
+                records.push(r);
+            }
+            Err(e) => integrity_errors.push(json!({"record": id.to_string(), "detail": e.to_string()})),
+        }
+    }
+    let state = ledger::fold_records(&policy, &records).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
+    })?;
+    let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
+    let now = ledger::now_ms();
+    let timeline: Vec<Value> = state
+        .timeline
+        .iter()
+        .map(|t| {
+            let seq = by_id.get(&t.id).map(|r| r.header.seq);
+            let valid = verdicts.get(&t.id).map(|v| v.is_ok()).unwrap_or(false);
+            json!({
+                "id": t.id.to_string(),
+                "author": t.author.fmt_short(),
+                "author_seq": seq,
+                "unit": t.unit.to_string(),
+                "operator": t.operator,
+                "time": time(t.hlc.wall_ms),
+                "action": t.action.as_str(),
+                "action_zh": t.action.zh(),
+                "details": action_details(&t.action),
+                "accepted": t.outcome.is_ok(),
+                "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message})),
+                "signature_valid": valid,
+            })
+        })
+        .collect();
+    let deadlines: Vec<Value> = state
+        .deadlines
+        .iter()
+        .map(|d| {
+            json!({
+                "kind": d.kind,
+                "kind_zh": d.kind.zh(),
+                "unit": d.unit.to_string(),
+                "started_at": time(d.started_ms),
+                "due_at": d.due_ms.map(time),
+                "met_at": d.met_ms.map(time),
+                "on_time": d.met_on_time(),
+                "running": d.is_running(),
+                "overdue": d.is_overdue(now),
+                "cancelled": d.cancelled,
+                "extended_working_days": d.extended_working_days,
+                "error": d.error,
+            })
+        })
+        .collect();
+    let f = &state.filing;
+    Ok(json!({
+        "id": state.id.to_string(),
+        "number": f.number,
+        "title": f.title,
+        "content": f.content,
+        "category": category_json(&policy, &f.category),
+        "request_type": {"code": f.request_type.as_str(), "name": f.request_type.zh()},
+        "channel": {"code": f.channel.as_str(), "name": f.channel.zh()},
+        "urgency": {"code": f.urgency.as_str(), "name": f.urgency.zh()},
+        "complexity": {"code": f.complexity.as_str(), "name": f.complexity.zh()},
+        "place": {"address": f.place.address, "lat": f.place.lat_e6.map(|v| v as f64 / 1e6), "lon": f.place.lon_e6.map(|v| v as f64 / 1e6)},
+        "occurred_at": f.occurred_at_ms.map(time),
+        "received_at": time(f.received_at_ms),
+        "people_involved": f.people_involved,
+        "amount_fen": f.amount_fen,
+        "contact": contact_json(&s.store, &state, role)?,
+        "status": {"code": state.status.as_str(), "name": state.status.zh()},
+        "owner": state.owner.to_string(),
+        "window": state.window,
+        "window_name": state.window.as_deref().and_then(|w| policy.window(w)).map(|w| w.name.clone()),
+        "came_from": state.came_from.map(|c| c.to_string()),
+        "filed_by": state.filed_by.to_string(),
+        "filed_at": time(state.filed_ms),
+        "helpers": state.helpers.iter().map(target_json).collect::<Vec<_>>(),
+        "units_handled": state.units_handled.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+        "highest_level": state.highest_level.as_str(),
+        "escalations": state.escalations,
+        "returns": state.returns,
+        "reopens": state.reopens,
+        "extension_pending": state.extension.as_ref().map(|e| json!({"working_days": e.working_days, "reason": e.reason, "operator": e.operator, "requested_at": time(e.requested_ms)})),
+        "supervision": state.supervision.map(|g| json!({"grade": g.as_str(), "name": g.zh(), "count": state.supervisions})),
+        "resolved_at": state.resolved_ms.map(time),
+        "resolved_by": state.resolved_by.map(|u| u.to_string()),
+        "public_reply": state.public_reply,
+        "fed_back_at": state.fed_back_ms.map(time),
+        "rating": state.rating.map(|r| json!({"code": r.as_str(), "name": r.zh()})),
+        "merged_into": state.merged_into.map(|c| c.to_string()),
+        "archived_at": state.archived_ms.map(time),
+        "attachments": state.attachments,
+        "deadlines": deadlines,
+        "overdue": state.is_overdue(now),
+        "heads": state.heads.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        "timeline": timeline,
+        "integrity_errors": integrity_errors,
+    }))
+}
+
+fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {
+    json!({
+        "id": c.id.to_string(),
+        "number": c.number,
+        "title": c.title,
+        "category": category_json(policy, &c.category),
+        "request_type": {"code": c.request_type.as_str(), "name": c.request_type.zh()},
+        "channel": {"code": c.channel.as_str(), "name": c.channel.zh()},
+        "urgency": {"code": c.urgency.as_str(), "name": c.urgency.zh()},
+        "status": {"code": c.status.as_str(), "name": c.status.zh()},
+        "owner": c.owner.to_string(),
+        "window": c.window,
+        "window_name": c.window.as_deref().and_then(|w| policy.window(w)).map(|w| w.name.clone()),
+        "filed_by": c.filed_by.to_string(),
+        "filed_at": time(c.filed_ms),
+        "updated_at": time(c.updated_ms),
+        "next_due_at": c.next_due_ms.map(time),
+        "overdue": c.is_overdue(now),
+        "due_soon": c.is_due_soon(now, policy.deadlines.due_soon_percent),
+        "supervision": c.supervision.map(|g| g.as_str()),
+        "returns": c.returns,
+        "escalations": c.escalations,
+    })
+}
+
+/// Open statuses: the default work queue.
+const OPEN: &[Status] = &[Status::AwaitingReceipt, Status::Accepted, Status::Handling, Status::Returned];
+
+async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let policy = s.policy();
+    let now = ledger::now_ms();
+    let statuses: Vec<Status> = match q.get("status").map(String::as_str) {
+        None | Some("") | Some("open") => OPEN.to_vec(),
+        Some("all") => Status::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|x| Status::parse(x.trim()).ok_or_else(|| ApiError::bad_request(format!("unknown status {x:?}"))))
+            .collect::<Result<_, _>>()?,
+    };
+    let owner: Option<DivisionCode> = match q.get("owner").map(String::as_str) {
+        None | Some("") => Some(s.node.division),
+        Some("all") => None,
+        Some(code) => Some(code.parse().map_err(|e| ApiError::bad_request(format!("owner: {e}")))?),
+    };
+    let urgency = q.get("urgency").map(|u| Urgency::parse(u).ok_or_else(|| ApiError::bad_request("urgency must be normal or urgent"))).transpose()?;
+    let overdue = match q.get("overdue").map(String::as_str) {
+        None | Some("") => None,
+        Some("true") | Some("1") => Some(true),
+        Some("false") | Some("0") => Some(false),
+        Some(_) => return Err(ApiError::bad_request("overdue must be true or false")),
+    };
+    let category = q.get("category").cloned().unwrap_or_default();
+    let limit: usize = match q.get("limit") {
+        None => 100,
+        Some(l) => l.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| ApiError::bad_request("limit must be 1 to 1000"))?,
+    };
+    let keep = |c: &CaseSummary| {
+        statuses.contains(&c.status)
+            && urgency.is_none_or(|u| c.urgency == u)
+            && overdue.is_none_or(|o| c.is_overdue(now) == o)
+            && c.category.starts_with(&category)
+    };
+    let mut found: Vec<CaseSummary> = Vec::new();
+    match owner {
+        Some(owner) => {
+            for st in &statuses {
+                let mut ids = Vec::new();
+                s.store.queue(owner.as_u64(), *st as u8, |id| {
+                    ids.push(id);
+                    true
+                })?;
+                for id in ids {
+                    if let Some(c) = s.store.case_summary(&id)?
+                        && keep(&c) {
+                            found.push(c);
+                        }
+                }
+            }
+        }
+        None => s.store.all_summaries(|c| {
+            if keep(&c) {
+                found.push(c);
+            }
+            true
+        })?,
+    }
+    found.sort_by_key(|c| (c.next_due_ms.unwrap_or(u64::MAX), c.filed_ms));
+    let total = found.len();
+    found.truncate(limit);
+    Ok(Json(json!({
+        "total": total,
+        "cases": found.iter().map(|c| summary_json(&policy, c, now)).collect::<Vec<_>>(),
+    })))
+}
+
+async fn integrity_check(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Admin).await?;
+    let store = s.store.clone();
+    let id = s.node.id;
+    let report = tokio::task::spawn_blocking(move || integrity::check(&store, &id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(json!({"ok": report.ok(), "report": report})))
+}

@@ -1,0 +1,462 @@
+//! The node's RocksDB store. The only module that imports `rocksdb`.
+//!
+//! Column families (DESIGN.md §6):
+//!
+//! | cf | key | value |
+//! |---|---|---|
+//! | `records` | record id | record bytes |
+//! | `feed` | local seq (u64 BE) | record id |
+//! | `chain` | author ‖ seq (u64 BE) | record id |
+//! | `case_index` | case id ‖ local seq (BE) | event record id |
+//! | `pending` | record id | bytes of a record waiting for its parents |
+//! | `cursors` | peer ‖ direction | epoch ‖ seq |
+//! | `case_state` | case id | [`CaseSummary`] (JSON) — derived |
+//! | `case_numbers` | case number | case id — derived |
+//! | `queue` | owner ‖ status ‖ due (BE) ‖ case id | empty — derived |
+//! | `stats` | unit ‖ day ‖ category ‖ metric | counter — derived |
+//! | `meta` | name | value |
+//! | `accounts` | user name | account (JSON) |
+//! | `sessions` | BLAKE3(token) | session (JSON) |
+//! | `blobs` | BLAKE3(bytes) | bytes (contact details, attachments) |
+//!
+//! Every acknowledged change is one [`Batch`] written with `sync = true`:
+//! records and the derived state they imply land together or not at all.
+//! Derived column families can be dropped and rebuilt from `records` in
+//! feed order (`zongzhi-node reindex`).
+
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{de::DeserializeOwned, Serialize};
+use zongzhi_protocol::{NodeId, RecordId};
+
+use crate::summary::CaseSummary;
+
+/// Layout version of what this module stores.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const CF_RECORDS: &str = "records";
+const CF_FEED: &str = "feed";
+const CF_CHAIN: &str = "chain";
+const CF_CASE_INDEX: &str = "case_index";
+const CF_PENDING: &str = "pending";
+const CF_CURSORS: &str = "cursors";
+const CF_CASE_STATE: &str = "case_state";
+const CF_CASE_NUMBERS: &str = "case_numbers";
+const CF_QUEUE: &str = "queue";
+const CF_STATS: &str = "stats";
+const CF_META: &str = "meta";
+const CF_ACCOUNTS: &str = "accounts";
+const CF_SESSIONS: &str = "sessions";
+const CF_BLOBS: &str = "blobs";
+
+const ALL_CFS: &[&str] = &[
+    CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
+    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS,
+];
+
+/// Column families rebuilt by `reindex`.
+const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("stored value under {cf} is corrupt: {detail}")]
+    Corrupt { cf: &'static str, detail: String },
+    #[error("data directory was written by schema {found}, this build reads {SCHEMA_VERSION}")]
+    Schema { found: u32 },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A raw key/value pair.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
+/// One derived entry: column family, key, value.
+pub type DerivedEntry = (String, Vec<u8>, Vec<u8>);
+
+/// Well-known keys in `meta`.
+pub mod meta {
+    /// This node's public key (32 bytes).
+    pub const NODE_ID: &str = "node_id";
+    pub const SCHEMA: &str = "schema_version";
+    /// Random id of this store's feed; changes if the feed is ever reset.
+    pub const FEED_EPOCH: &str = "feed_epoch";
+    /// Last local feed sequence number (u64 BE).
+    pub const FEED_SEQ: &str = "feed_seq";
+    /// This node's own author chain head: seq (u64 BE) ‖ record id.
+    pub const OWN_HEAD: &str = "own_head";
+    /// Last hybrid-clock timestamp issued: wall (u64 BE) ‖ counter (u32 BE).
+    pub const HLC: &str = "hlc";
+    /// Case number serial per year: prefix + year.
+    pub const SERIAL_PREFIX: &str = "case_serial/";
+}
+
+pub struct Store {
+    db: DB,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).finish()
+    }
+}
+
+fn u64_be(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+fn id_from(bytes: &[u8]) -> Option<RecordId> {
+    Some(RecordId(bytes.get(..32)?.try_into().ok()?))
+}
+
+fn queue_key(s: &CaseSummary) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 1 + 8 + 32);
+    k.extend_from_slice(&s.owner.as_u64().to_be_bytes());
+    k.push(s.status as u8);
+    k.extend_from_slice(&s.next_due_ms.unwrap_or(u64::MAX).to_be_bytes());
+    k.extend_from_slice(&s.id.0);
+    k
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Zstd);
+        opts.set_keep_log_file_num(4);
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, opts.clone()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let store = Store { db };
+        match store.meta_get(meta::SCHEMA)? {
+            None => {
+                let mut b = store.batch();
+                b.put_meta(meta::SCHEMA, &SCHEMA_VERSION.to_be_bytes());
+                store.commit(b)?;
+            }
+            Some(v) => {
+                let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { found });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        match self.db.cf_handle(name) {
+            Some(cf) => cf,
+            // Every name in ALL_CFS is opened in `open`.
+            None => panic!("column family {name} not opened"),
+        }
+    }
+
+    pub fn batch(&self) -> Batch<'_> {
+        Batch { store: self, inner: WriteBatch::default() }
+    }
+
+    /// Writes a batch atomically and durably (fsync of the WAL).
+    pub fn commit(&self, batch: Batch<'_>) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch.inner, &wo)?;
+        Ok(())
+    }
+
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Calls `f` on every key/value whose key starts with `prefix`, in key
+    /// order, until `f` returns false.
+    fn scan_prefix(&self, cf: &'static str, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let iter = self.db.iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn last_key(&self, cf: &'static str) -> Result<Option<Entry>> {
+        let mut iter = self.db.iterator_cf(self.cf(cf), IteratorMode::End);
+        Ok(iter.next().transpose()?)
+    }
+
+    // --- meta ---
+
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.get(CF_META, key.as_bytes())
+    }
+
+    pub fn meta_u64(&self, key: &str) -> Result<Option<u64>> {
+        Ok(self.meta_get(key)?.and_then(|v| u64_be(&v)))
+    }
+
+    // --- records ---
+
+    pub fn record_bytes(&self, id: &RecordId) -> Result<Option<Vec<u8>>> {
+        self.get(CF_RECORDS, &id.0)
+    }
+
+    pub fn has_record(&self, id: &RecordId) -> Result<bool> {
+        Ok(self.db.get_pinned_cf(self.cf(CF_RECORDS), id.0)?.is_some())
+    }
+
+    /// Number of records in the feed (its last sequence number).
+    pub fn feed_len(&self) -> Result<u64> {
+        Ok(self.last_key(CF_FEED)?.and_then(|(k, _)| u64_be(&k)).unwrap_or(0))
+    }
+
+    /// Record ids in feed order starting at `from` (1-based), at most `limit`.
+    pub fn feed_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, RecordId)>> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(self.cf(CF_FEED), IteratorMode::From(&from.to_be_bytes(), Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            let (Some(seq), Some(id)) = (u64_be(&k), id_from(&v)) else {
+                return Err(StoreError::Corrupt { cf: CF_FEED, detail: "bad feed entry".into() });
+            };
+            out.push((seq, id));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// An author's chain as stored: (seq, record id) in seq order.
+    pub fn author_chain(&self, author: &NodeId) -> Result<Vec<(u64, RecordId)>> {
+        let mut out = Vec::new();
+        let mut bad = false;
+        self.scan_prefix(CF_CHAIN, author.as_bytes(), |k, v| {
+            match (u64_be(&k[32..]), id_from(v)) {
+                (Some(seq), Some(id)) => out.push((seq, id)),
+                _ => bad = true,
+            }
+            !bad
+        })?;
+        if bad {
+            return Err(StoreError::Corrupt { cf: CF_CHAIN, detail: "bad chain entry".into() });
+        }
+        Ok(out)
+    }
+
+    // --- cases ---
+
+    /// Event ids of a case, in the order this node stored them.
+    pub fn case_events(&self, case: &RecordId) -> Result<Vec<RecordId>> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_CASE_INDEX, &case.0, |_, v| {
+            if let Some(id) = id_from(v) {
+                out.push(id);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    pub fn case_summary(&self, case: &RecordId) -> Result<Option<CaseSummary>> {
+        self.get_json(CF_CASE_STATE, &case.0)
+    }
+
+    pub fn case_by_number(&self, number: &str) -> Result<Option<RecordId>> {
+        Ok(self.get(CF_CASE_NUMBERS, number.as_bytes())?.and_then(|v| id_from(&v)))
+    }
+
+    /// Case ids owned by `owner` with `status`, earliest due first.
+    pub fn queue(&self, owner: u64, status: u8, mut f: impl FnMut(RecordId) -> bool) -> Result<()> {
+        let mut prefix = owner.to_be_bytes().to_vec();
+        prefix.push(status);
+        self.scan_prefix(CF_QUEUE, &prefix, |k, _| match id_from(&k[17..]) {
+            Some(id) => f(id),
+            None => true,
+        })
+    }
+
+    /// Every case summary, in case id order.
+    pub fn all_summaries(&self, mut f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
+        let mut err = None;
+        self.scan_prefix(CF_CASE_STATE, &[], |_, v| match serde_json::from_slice(v) {
+            Ok(s) => f(s),
+            Err(e) => {
+                err = Some(e.to_string());
+                false
+            }
+        })?;
+        match err {
+            Some(detail) => Err(StoreError::Corrupt { cf: CF_CASE_STATE, detail }),
+            None => Ok(()),
+        }
+    }
+
+    // --- blobs ---
+
+    pub fn blob(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        self.get(CF_BLOBS, hash)
+    }
+
+    // --- accounts and sessions ---
+
+    pub fn account<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        self.get_json(CF_ACCOUNTS, name.as_bytes())
+    }
+
+    pub fn accounts<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut err = None;
+        self.scan_prefix(CF_ACCOUNTS, &[], |_, v| match serde_json::from_slice(v) {
+            Ok(a) => {
+                out.push(a);
+                true
+            }
+            Err(e) => {
+                err = Some(e.to_string());
+                false
+            }
+        })?;
+        match err {
+            Some(detail) => Err(StoreError::Corrupt { cf: CF_ACCOUNTS, detail }),
+            None => Ok(out),
+        }
+    }
+
+    pub fn session<T: DeserializeOwned>(&self, token_hash: &[u8; 32]) -> Result<Option<T>> {
+        self.get_json(CF_SESSIONS, token_hash)
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {
+        match self.get(cf, key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { cf, detail: e.to_string() }),
+        }
+    }
+
+    /// Deletes every derived column family's contents (before a rebuild).
+    pub fn clear_derived(&self) -> Result<()> {
+        let mut b = self.batch();
+        for cf in DERIVED_CFS {
+            b.inner.delete_range_cf(self.cf(cf), [0u8].as_slice(), [0xFFu8; 80].as_slice());
+        }
+        self.commit(b)
+    }
+
+    /// A dump of the derived state (for tests that compare states).
+    pub fn derived_dump(&self) -> Result<Vec<DerivedEntry>> {
+        let mut out = Vec::new();
+        for cf in DERIVED_CFS {
+            self.scan_prefix(cf, &[], |k, v| {
+                out.push((cf.to_string(), k.to_vec(), v.to_vec()));
+                true
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Overwrites a stored record's bytes without any check. Exists to test
+    /// tamper detection; nothing in the node calls it.
+    #[doc(hidden)]
+    pub fn overwrite_record_unchecked(&self, id: &RecordId, bytes: &[u8]) -> Result<()> {
+        let mut b = self.batch();
+        b.inner.put_cf(self.cf(CF_RECORDS), id.0, bytes);
+        self.commit(b)
+    }
+}
+
+/// One atomic change. Typed: callers never see keys.
+pub struct Batch<'a> {
+    store: &'a Store,
+    inner: WriteBatch,
+}
+
+impl Batch<'_> {
+    fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
+        self.inner.put_cf(self.store.cf(cf), key, value);
+    }
+
+    fn delete(&mut self, cf: &'static str, key: &[u8]) {
+        self.inner.delete_cf(self.store.cf(cf), key);
+    }
+
+    pub fn put_meta(&mut self, key: &str, value: &[u8]) {
+        self.put(CF_META, key.as_bytes(), value);
+    }
+
+    /// Stores a record: its bytes, its feed position and its chain entry.
+    pub fn put_record(&mut self, id: &RecordId, bytes: &[u8], feed_seq: u64, author: &NodeId, author_seq: u64) {
+        self.put(CF_RECORDS, &id.0, bytes);
+        self.put(CF_FEED, &feed_seq.to_be_bytes(), &id.0);
+        let mut ck = author.as_bytes().to_vec();
+        ck.extend_from_slice(&author_seq.to_be_bytes());
+        self.put(CF_CHAIN, &ck, &id.0);
+        self.put_meta(meta::FEED_SEQ, &feed_seq.to_be_bytes());
+    }
+
+    pub fn index_case_event(&mut self, case: &RecordId, feed_seq: u64, event: &RecordId) {
+        let mut k = case.0.to_vec();
+        k.extend_from_slice(&feed_seq.to_be_bytes());
+        self.put(CF_CASE_INDEX, &k, &event.0);
+    }
+
+    /// Replaces a case's summary and moves its queue entry.
+    pub fn put_summary(&mut self, old: Option<&CaseSummary>, new: &CaseSummary) {
+        if let Some(old) = old {
+            self.delete(CF_QUEUE, &queue_key(old));
+        }
+        self.put(CF_QUEUE, &queue_key(new), &[]);
+        // CaseSummary is plain data; serialising it cannot fail.
+        let json = serde_json::to_vec(new).unwrap_or_default();
+        self.put(CF_CASE_STATE, &new.id.0, &json);
+        self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
+    }
+
+    pub fn put_blob(&mut self, hash: &[u8; 32], bytes: &[u8]) {
+        self.put(CF_BLOBS, hash, bytes);
+    }
+
+    pub fn put_account<T: Serialize>(&mut self, name: &str, account: &T) {
+        let json = serde_json::to_vec(account).unwrap_or_default();
+        self.put(CF_ACCOUNTS, name.as_bytes(), &json);
+    }
+
+    pub fn put_session<T: Serialize>(&mut self, token_hash: &[u8; 32], session: &T) {
+        let json = serde_json::to_vec(session).unwrap_or_default();
+        self.put(CF_SESSIONS, token_hash, &json);
+    }
+
+    pub fn delete_session(&mut self, token_hash: &[u8; 32]) {
+        self.delete(CF_SESSIONS, token_hash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_is_atomic_and_readable_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = RecordId([7; 32]);
+        let author = NodeId([1; 32]);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut b = store.batch();
+            b.put_record(&id, b"bytes", 1, &author, 1);
+            store.commit(b).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.record_bytes(&id).unwrap().as_deref(), Some(&b"bytes"[..]));
+        assert_eq!(store.feed_len().unwrap(), 1);
+        assert_eq!(store.author_chain(&author).unwrap(), vec![(1, id)]);
+        assert_eq!(store.feed_range(1, 10).unwrap(), vec![(1, id)]);
+    }
+}

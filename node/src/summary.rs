@@ -1,0 +1,87 @@
+//! What the work queue needs to know about a case without folding it.
+
+use serde::{Deserialize, Serialize};
+use zongzhi_protocol::case::{Channel, Complexity, RequestType, SuperviseGrade, Urgency};
+use zongzhi_protocol::workflow::{DeadlineKind, Status};
+use zongzhi_protocol::{CaseState, DivisionCode, RecordId};
+
+/// A derived, stored digest of a case's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub id: RecordId,
+    pub number: String,
+    pub title: String,
+    pub category: String,
+    pub request_type: RequestType,
+    pub channel: Channel,
+    pub urgency: Urgency,
+    pub complexity: Complexity,
+    #[serde(with = "status_serde")]
+    pub status: Status,
+    pub owner: DivisionCode,
+    pub window: Option<String>,
+    pub filed_by: DivisionCode,
+    pub filed_ms: u64,
+    pub updated_ms: u64,
+    pub supervision: Option<SuperviseGrade>,
+    pub returns: u32,
+    pub escalations: u32,
+    /// Running clocks: (kind, started ms, due ms).
+    pub running: Vec<(DeadlineKind, u64, u64)>,
+    pub next_due_ms: Option<u64>,
+    pub events: u32,
+}
+
+impl CaseSummary {
+    pub fn of(state: &CaseState) -> CaseSummary {
+        CaseSummary {
+            id: state.id,
+            number: state.filing.number.clone(),
+            title: state.filing.title.clone(),
+            category: state.filing.category.clone(),
+            request_type: state.filing.request_type,
+            channel: state.filing.channel,
+            urgency: state.filing.urgency,
+            complexity: state.filing.complexity,
+            status: state.status,
+            owner: state.owner,
+            window: state.window.clone(),
+            filed_by: state.filed_by,
+            filed_ms: state.filed_ms,
+            updated_ms: state.last_hlc.wall_ms,
+            supervision: state.supervision,
+            returns: state.returns,
+            escalations: state.escalations,
+            running: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.started_ms, d.due_ms?))).collect(),
+            next_due_ms: state.next_due(),
+            events: state.timeline.len() as u32,
+        }
+    }
+
+    pub fn is_overdue(&self, now_ms: u64) -> bool {
+        self.running.iter().any(|(_, _, due)| now_ms > *due)
+    }
+
+    /// A running clock has used at least `percent` of its time but is not overdue.
+    pub fn is_due_soon(&self, now_ms: u64, percent: u8) -> bool {
+        !self.is_overdue(now_ms)
+            && self.running.iter().any(|(_, start, due)| {
+                let span = due.saturating_sub(*start).max(1);
+                now_ms.saturating_sub(*start).saturating_mul(100) >= span.saturating_mul(percent as u64)
+            })
+    }
+}
+
+mod status_serde {
+    use super::Status;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+        let s = String::deserialize(d)?;
+        Status::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown status {s}")))
+    }
+}
