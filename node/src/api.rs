@@ -696,7 +696,10 @@ async fn case_view(s: &AppState, case: RecordId, role: Role) -> Result<Value, Ap
         };
         let verdict = integrity::check_record(&id, &bytes);
         match Record::decode_unverified(&bytes) {
-            Ok(r) => {
+            Ok(mut r) => {
+                // A record is known by the id it is stored (and referenced)
+                // under; if its bytes no longer hash to it, the verdict says so.
+                r.id = id;
                 if let Err(d) = &verdict {
                     integrity_errors.push(json!({"record": id.to_string(), "detail": d}));
                 }

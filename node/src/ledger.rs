@@ -325,7 +325,9 @@ pub fn load_case_records(store: &Store, case: &RecordId) -> Result<Vec<Record>> 
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("record {id} is indexed but missing")))?;
-        let record = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
+        let mut record = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
+        // Known by the id it is stored and referenced under (see `integrity`).
+        record.id = id;
         out.push(record);
     }
     Ok(out)

@@ -24,7 +24,26 @@ pub fn bin(name: &str) -> PathBuf {
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
     assert!(path.exists(), "{} not built; run `cargo build --workspace` (cargo test --workspace builds it)", path.display());
+    assert_fresh(&path);
     path
+}
+
+/// Refuses to test a binary older than the sources it is built from (a
+/// filtered `cargo test` does not rebuild the workspace's binaries).
+fn assert_fresh(binary: &Path) {
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).expect("binary mtime");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let mut stack: Vec<PathBuf> = ["protocol/src", "node/src", "tools/src"].iter().map(|d| root.join(d)).collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if entry.metadata().and_then(|m| m.modified()).is_ok_and(|m| m > built) {
+                panic!("{} is older than {}; run `cargo build --workspace` first", binary.display(), p.display());
+            }
+        }
+    }
 }
 
 pub fn free_port() -> u16 {
