@@ -1,6 +1,7 @@
 //! `zongzhi`: the operator's command line. Talks to a node over its HTTP
 //! API (the same API the console uses) and handles keys and certificates.
 
+mod bench;
 mod client;
 mod table;
 
@@ -217,6 +218,30 @@ enum Command {
     Cert {
         #[command(subcommand)]
         command: CertCommand,
+    },
+    /// Benchmarks that print figures (build with --release).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// File cases through a fresh node's HTTP API (synced writes).
+    Intake {
+        #[arg(long, default_value_t = 20_000)]
+        cases: usize,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// The zongzhi-node binary (default: next to this one).
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+    },
+    /// Record sign and verify rates against raw ed25519 verify.
+    Verify {
+        #[arg(long, default_value_t = 20_000)]
+        records: usize,
     },
 }
 
@@ -601,6 +626,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Key { command } => keys(command)?,
         Command::Cert { command } => certs(command)?,
+        Command::Bench { command } => match command {
+            BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin)?,
+            BenchCommand::Verify { records } => bench::verify(records)?,
+        },
     }
     Ok(())
 }
