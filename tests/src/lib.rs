@@ -33,7 +33,8 @@ pub fn bin(name: &str) -> PathBuf {
 fn assert_fresh(binary: &Path) {
     let built = std::fs::metadata(binary).and_then(|m| m.modified()).expect("binary mtime");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let mut stack: Vec<PathBuf> = ["protocol/src", "node/src", "tools/src"].iter().map(|d| root.join(d)).collect();
+    let own_crate = if binary.ends_with("zongzhi-node") { "node/src" } else { "tools/src" };
+    let mut stack: Vec<PathBuf> = ["protocol/src", own_crate].iter().map(|d| root.join(d)).collect();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let p = entry.path();
