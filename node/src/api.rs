@@ -6,7 +6,7 @@
 //! 409 exists, 422 a workflow rule forbids the step (`rule` names it).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -24,7 +24,7 @@ use zongzhi_protocol::{Action, CaseState, DivisionCode, Filing, NodeId, Policy, 
 
 use crate::accounts::{self, AccountError, Role, Session};
 use crate::integrity;
-use crate::ledger::{self, Ledger, LedgerError, Op};
+use crate::ledger::{self, Ledger, LedgerError, Op, Shared};
 use crate::store::{Store, StoreError};
 use crate::summary::CaseSummary;
 
@@ -43,18 +43,19 @@ pub struct NodeInfo {
 
 #[derive(Clone)]
 pub struct AppState {
+    pub shared: Shared,
     pub store: Arc<Store>,
     pub ledger: Ledger,
     pub node: NodeInfo,
-    pub policy: Arc<RwLock<Arc<Policy>>>,
 }
 
 impl AppState {
+    pub fn new(shared: Shared, ledger: Ledger, node: NodeInfo) -> AppState {
+        AppState { store: shared.store.clone(), shared, ledger, node }
+    }
+
     fn policy(&self) -> Arc<Policy> {
-        match self.policy.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.shared.policy()
     }
 }
 
@@ -182,6 +183,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/cases/{case}/attachments/{blob}", get(download))
         .route("/api/integrity", get(integrity_check))
+        .route("/api/certs", get(list_certs))
+        .route("/api/certs/issue", post(issue_cert))
+        .route("/api/certs/revoke", post(revoke_cert))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
@@ -203,6 +207,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/cases/{case}/attachments"),
     ("get", "/api/cases/{case}/attachments/{blob}"),
     ("get", "/api/integrity"),
+    ("get", "/api/certs"),
+    ("post", "/api/certs/issue"),
+    ("post", "/api/certs/revoke"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -441,7 +448,7 @@ async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
         amount_fen: req.amount_fen,
         contact: None,
     };
-    let ack = s.ledger.submit(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username }).await?;
+    let ack = s.ledger.step(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username }).await?;
     let view = case_view(&s, ack.case, session.role).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -578,7 +585,7 @@ async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): 
     let session = authenticate(&s, &headers, req.role()).await?;
     let case = resolve_case(&s, &case).await?;
     let action = to_action(&s, req).await?;
-    let ack = s.ledger.submit(Op::Act { case, action, operator: session.username }).await?;
+    let ack = s.ledger.step(Op::Act { case, action, operator: session.username }).await?;
     Ok(Json(case_view(&s, ack.case, session.role).await?))
 }
 
@@ -606,7 +613,7 @@ async fn attach(
         .take(100)
         .collect();
     let op = Op::Attach { case, bytes: body.to_vec(), name, mime, operator: session.username };
-    let ack = s.ledger.submit(op).await?;
+    let ack = s.ledger.step(op).await?;
     Ok((StatusCode::CREATED, Json(case_view(&s, ack.case, session.role).await?)))
 }
 
@@ -908,4 +915,116 @@ async fn integrity_check(State(s): State<AppState>, headers: HeaderMap) -> ApiRe
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(Json(json!({"ok": report.ok(), "report": report})))
+}
+
+// ---------- certificates ----------
+
+async fn list_certs(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let trust = s.shared.trust().clone();
+    let mut members: Vec<&zongzhi_protocol::trust::Member> = trust.members().collect();
+    members.sort_by_key(|m| m.cert.division);
+    let list: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            json!({
+                "key": m.cert.key.to_string(),
+                "key_short": m.cert.key.fmt_short(),
+                "division": m.cert.division.to_string(),
+                "level": m.cert.level.as_str(),
+                "name": m.cert.name,
+                "issuer": m.cert.issuer.fmt_short(),
+                "serial": m.cert.serial,
+                "not_after": time(m.cert.not_after_ms),
+                "revoked": trust.revocation(&m.cert.key).map(|r| json!({"cutoff_seq": r.cutoff_seq, "reason": r.reason})),
+                "record": m.record.to_string(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"root": trust.root().to_string(), "certs": list})))
+}
+
+#[derive(Deserialize)]
+struct IssueRequest {
+    request: String,
+    #[serde(default = "default_valid_days")]
+    valid_days: u32,
+}
+
+fn default_valid_days() -> u32 {
+    3650
+}
+
+/// The armored chain from the root down to `key`.
+fn chain_text(s: &AppState, key: &NodeId) -> Result<String, ApiError> {
+    let ids = s.shared.trust().chain(key).ok_or_else(|| ApiError::internal("certificate chain incomplete"))?;
+    let mut out = String::new();
+    for id in ids {
+        let bytes = s.store.record_bytes(&id)?.ok_or_else(|| ApiError::internal(format!("certificate record {id} missing")))?;
+        out.push_str(&zongzhi_protocol::cert::armor(zongzhi_protocol::cert::RECORDS_ARMOR, &bytes));
+    }
+    Ok(out)
+}
+
+/// Approves a child center's enrollment request: signs its certificate.
+async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Admin).await?;
+    let req: IssueRequest = parse_json(&body)?;
+    let enrollment = zongzhi_protocol::cert::EnrollmentRequest::from_armored(&req.request)
+        .map_err(|e| ApiError::bad_request(format!("enrollment request: {e}")))?;
+    if enrollment.division.parent() != Some(s.node.division) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_my_child",
+            format!("{} is not directly below this center ({}); its own parent must approve it", enrollment.division, s.node.division),
+        ));
+    }
+    if s.shared.trust().member(&s.node.id).is_none() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_enrolled", "this node has no certificate yet; import its own chain first"));
+    }
+    if !(1..=7300).contains(&req.valid_days) {
+        return Err(ApiError::bad_request("valid_days must be 1 to 7300"));
+    }
+    let now = ledger::now_ms();
+    let serial = s.shared.trust().members().filter(|m| m.cert.issuer == s.node.id).count() as u64 + 1;
+    let cert = zongzhi_protocol::cert::NodeCert {
+        key: enrollment.key,
+        division: enrollment.division,
+        level: enrollment.division.level(),
+        name: enrollment.name.clone(),
+        issuer: s.node.id,
+        not_before_ms: now.saturating_sub(3_600_000),
+        not_after_ms: now + req.valid_days as u64 * 86_400_000,
+        serial,
+    };
+    let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::NodeCert(cert) }).await?;
+    tracing::info!(by = %session.username, division = %enrollment.division, key = %enrollment.key.fmt_short(), "certificate issued: {outcome:?}");
+    let chain = chain_text(&s, &enrollment.key)?;
+    Ok((StatusCode::CREATED, Json(json!({"division": enrollment.division.to_string(), "name": enrollment.name, "key": enrollment.key.to_string(), "chain": chain}))))
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    key: NodeId,
+    cutoff_seq: u64,
+    reason: String,
+}
+
+/// Revokes a descendant's key: its records after `cutoff_seq` are refused everywhere.
+async fn revoke_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Admin).await?;
+    let req: RevokeRequest = parse_json(&body)?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("give a reason"));
+    }
+    let division = s
+        .shared
+        .trust()
+        .member(&req.key)
+        .map(|m| m.cert.division)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no certificate for that key"))?;
+    let rev = zongzhi_protocol::cert::Revocation { key: req.key, division, cutoff_seq: req.cutoff_seq, reason: req.reason };
+    let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Revocation(rev) }).await?;
+    tracing::warn!(by = %session.username, key = %req.key.fmt_short(), "key revoked: {outcome:?}");
+    Ok((StatusCode::CREATED, Json(json!({"revoked": req.key.to_string(), "division": division.to_string()}))))
 }

@@ -1,30 +1,35 @@
-//! The append path: every change this node makes is signed here, checked
-//! against the case rules, and written in one synced batch together with the
-//! derived state it implies, before anyone is told it happened.
+//! The append path: every change this node makes, and every record it
+//! receives, is checked here and written in one synced batch together with
+//! the derived state it implies, before anyone is told it happened.
 //!
-//! One writer thread owns the author chain head, the feed counter and the
-//! hybrid clock. Requests that arrive while a batch is being written are
-//! grouped into the next batch (group commit): one fsync acknowledges many
-//! steps, and a step is acknowledged only after its fsync.
+//! One writer thread owns the author chain head, the feed counter, the
+//! hybrid clock and the trust store's updates. Requests that arrive while a
+//! batch is being written are grouped into the next batch (group commit):
+//! one fsync acknowledges many steps, and a step is acknowledged only after
+//! its fsync.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use zongzhi_protocol::case::Contact;
 use zongzhi_protocol::policy::china_date;
+use zongzhi_protocol::trust::Trust;
 use zongzhi_protocol::workflow::{fold, EventRef, FoldError, Rejection};
 use zongzhi_protocol::{
-    Action, Body, CaseEvent, CaseState, DivisionCode, Filing, Header, Hlc, HlcClock, NodeKey, Policy, Record,
-    RecordId,
+    Action, BlobHash, Body, CaseEvent, CaseState, DivisionCode, Filing, Header, Hlc, HlcClock, NodeId, NodeKey, Policy,
+    Record, RecordId,
 };
 
-use crate::store::{meta, Store, StoreError};
+use crate::store::{meta, Batch, Store, StoreError};
 use crate::summary::CaseSummary;
 
-/// Most steps written in one batch.
+/// Most operations written in one batch.
 const MAX_GROUP: usize = 512;
+/// Most records kept waiting for their parents.
+pub const MAX_PENDING: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -44,7 +49,17 @@ pub enum LedgerError {
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
-/// A change requested by an operator.
+/// Where a batch of received records came from, so its cursor is stored in
+/// the same write as the records.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    pub peer: NodeId,
+    pub direction: u8,
+    pub epoch: [u8; 16],
+    pub upto: u64,
+}
+
+/// A change requested by an operator or a peer.
 #[derive(Debug)]
 pub enum Op {
     /// File a new case. `filing.number` and `filing.contact` are assigned here.
@@ -53,6 +68,10 @@ pub enum Op {
     Act { case: RecordId, action: Action, operator: String },
     /// Store an attachment blob and record it on the case.
     Attach { case: RecordId, bytes: Vec<u8>, name: String, mime: String, operator: String },
+    /// Sign and store a non-case record of this node (certificate, revocation, policy).
+    AppendOwn { body: Body },
+    /// Store records received from elsewhere (signatures already checked).
+    Ingest { records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor> },
 }
 
 /// What an acknowledged step produced.
@@ -60,6 +79,36 @@ pub enum Op {
 pub struct Ack {
     pub case: RecordId,
     pub event: RecordId,
+}
+
+/// What happened to received records.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub applied: usize,
+    pub duplicates: usize,
+    pub pending: usize,
+    pub rejected: Vec<(RecordId, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Step(Ack),
+    Appended(RecordId),
+    Ingested(IngestReport),
+}
+
+/// An integrity alarm, stored with its proof.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alarm {
+    /// `equivocation`, `chain_gap` or `own_record_unknown`.
+    pub kind: String,
+    pub author: String,
+    pub seq: u64,
+    pub detail: String,
+    /// Hex of the conflicting records' bytes.
+    pub proof: Vec<String>,
+    pub detected_ms: u64,
+    pub peer: Option<String>,
 }
 
 /// The node's own position: chain head, feed counter, clock.
@@ -70,24 +119,80 @@ struct Heads {
     own_head: Option<RecordId>,
     clock: HlcClock,
     serials: HashMap<i16, u64>,
+    alarms: u64,
 }
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// State shared between the writer, the API and the network.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub key: Arc<NodeKey>,
+    pub unit: DivisionCode,
+    pub policy: Arc<RwLock<Arc<Policy>>>,
+    pub trust: Arc<RwLock<Trust>>,
+    /// The last feed sequence number written; watchers push new records.
+    pub feed: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("unit", &self.unit).finish()
+    }
+}
+
+impl Shared {
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn trust(&self) -> std::sync::RwLockReadGuard<'_, Trust> {
+        match self.trust.read() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn trust_mut(&self) -> std::sync::RwLockWriteGuard<'_, Trust> {
+        match self.trust.write() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Builds the trust store from the stored certificate and revocation records.
+    pub fn load_trust(store: &Store, root: NodeId) -> Result<Trust> {
+        let mut trust = Trust::new(root);
+        for id in store.trust_records()? {
+            let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("trust record {id} missing")))?;
+            let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
+            let added = match record.body {
+                Body::NodeCert(_) => trust.add_cert(&record),
+                _ => trust.add_revocation(&record),
+            };
+            if let Err(e) = added {
+                tracing::warn!(record = %id.fmt_short(), "stored trust record not usable: {e}");
+            }
+        }
+        Ok(trust)
+    }
+}
+
 /// Signs and stores records; used directly (init, tools) or from the writer thread.
 pub struct Writer {
-    store: Arc<Store>,
-    key: Arc<NodeKey>,
-    unit: DivisionCode,
-    policy: Arc<RwLock<Arc<Policy>>>,
+    shared: Shared,
     heads: Heads,
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("unit", &self.unit).field("heads", &self.heads).finish()
+        f.debug_struct("Writer").field("unit", &self.shared.unit).field("heads", &self.heads).finish()
     }
 }
 
@@ -97,8 +202,20 @@ struct Touched {
     state: CaseState,
 }
 
+/// Everything one batch changes before it is written.
+struct Pending<'a> {
+    batch: Batch<'a>,
+    heads: Heads,
+    touched: HashMap<RecordId, Touched>,
+    /// Records added in this batch (so later ones may name them as parents).
+    added: HashSet<RecordId>,
+    /// Trust changes to publish after the write.
+    trust: Option<Trust>,
+}
+
 impl Writer {
-    pub fn new(store: Arc<Store>, key: Arc<NodeKey>, unit: DivisionCode, policy: Arc<RwLock<Arc<Policy>>>) -> Result<Writer> {
+    pub fn new(shared: Shared) -> Result<Writer> {
+        let store = &shared.store;
         let feed_seq = store.meta_u64(meta::FEED_SEQ)?.unwrap_or(0);
         let (own_seq, own_head) = match store.meta_get(meta::OWN_HEAD)? {
             Some(v) if v.len() == 40 => {
@@ -117,64 +234,54 @@ impl Writer {
             _ => HlcClock::default(),
         };
         // The chain in the store must end where meta says it does.
-        let chain = store.author_chain(&key.id())?;
+        let chain = store.author_chain(&shared.key.id())?;
         if chain.last().map(|(s, id)| (*s, Some(*id))).unwrap_or((0, None)) != (own_seq, own_head) {
             return Err(LedgerError::Integrity(format!(
                 "own author chain ends at seq {} but meta records seq {own_seq}",
                 chain.last().map(|(s, _)| *s).unwrap_or(0)
             )));
         }
-        Ok(Writer {
-            store,
-            key,
-            unit,
-            policy,
-            heads: Heads { feed_seq, own_seq, own_head, clock, serials: HashMap::new() },
-        })
+        let alarms = store.alarm_count()?;
+        shared.feed.send_replace(feed_seq);
+        Ok(Writer { shared, heads: Heads { feed_seq, own_seq, own_head, clock, serials: HashMap::new(), alarms } })
     }
 
-    fn policy(&self) -> Arc<Policy> {
-        match self.policy.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Appends a non-case record authored by this node (certs, policies).
-    pub fn append_own(&mut self, body: Body) -> Result<RecordId> {
-        let mut batch = self.store.batch();
-        let mut heads = self.heads.clone();
-        let record = sign_next(&self.key, &mut heads, now_ms(), body);
-        put_own(&mut batch, &mut heads, &record);
-        write_heads(&mut batch, &heads);
-        self.store.commit(batch)?;
-        self.heads = heads;
-        Ok(record.id)
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Processes a group of operations: all accepted ones in one synced
     /// batch. Returns one result per operation, in order.
-    pub fn process(&mut self, ops: Vec<Op>) -> Vec<Result<Ack>> {
-        let policy = self.policy();
+    pub fn process(&mut self, ops: Vec<Op>) -> Vec<Result<Outcome>> {
+        let policy = self.shared.policy();
         let now = now_ms();
-        let mut batch = self.store.batch();
-        let mut heads = self.heads.clone();
-        let mut touched: HashMap<RecordId, Touched> = HashMap::new();
+        let store = self.shared.store.clone();
+        let mut p = Pending {
+            batch: store.batch(),
+            heads: self.heads.clone(),
+            touched: HashMap::new(),
+            added: HashSet::new(),
+            trust: None,
+        };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
-            let r = self.prepare(&policy, now, &mut batch, &mut heads, &mut touched, op);
-            results.push(r);
+            results.push(self.prepare(&policy, now, &mut p, op));
         }
         if results.iter().all(|r| r.is_err()) {
             return results;
         }
+        let Pending { mut batch, heads, touched, trust, .. } = p;
         for t in touched.values() {
             batch.put_summary(t.before.as_ref(), &CaseSummary::of(&t.state));
         }
         write_heads(&mut batch, &heads);
-        match self.store.commit(batch) {
+        match store.commit(batch) {
             Ok(()) => {
+                if let Some(t) = trust {
+                    *self.shared.trust_mut() = t;
+                }
                 self.heads = heads;
+                self.shared.feed.send_replace(self.heads.feed_seq);
                 results
             }
             Err(e) => {
@@ -187,53 +294,53 @@ impl Writer {
         }
     }
 
-    fn load<'t>(&self, policy: &Policy, touched: &'t mut HashMap<RecordId, Touched>, case: RecordId) -> Result<&'t mut Touched> {
-        if let std::collections::hash_map::Entry::Vacant(e) = touched.entry(case) {
-            let Some(before) = self.store.case_summary(&case)? else {
-                return Err(LedgerError::NoSuchCase(case.to_string()));
-            };
-            let records = load_case_records(&self.store, &case)?;
-            let state = fold_records(policy, &records)?;
-            e.insert(Touched { before: Some(before), state });
-        }
-        touched.get_mut(&case).ok_or_else(|| LedgerError::NoSuchCase(case.to_string()))
+    /// Runs one operation synchronously (init, import, tests).
+    pub fn run(&mut self, op: Op) -> Result<Outcome> {
+        self.process(vec![op]).pop().unwrap_or(Err(LedgerError::ShuttingDown))
     }
 
-    fn prepare(
-        &self,
-        policy: &Policy,
-        now: u64,
-        batch: &mut crate::store::Batch<'_>,
-        heads: &mut Heads,
-        touched: &mut HashMap<RecordId, Touched>,
-        op: Op,
-    ) -> Result<Ack> {
+    fn load<'t>(&self, policy: &Policy, touched: &'t mut HashMap<RecordId, Touched>, case: RecordId) -> Result<&'t mut Touched> {
+        match touched.entry(case) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let Some(before) = self.shared.store.case_summary(&case)? else {
+                    return Err(LedgerError::NoSuchCase(case.to_string()));
+                };
+                let records = load_case_records(&self.shared.store, &case)?;
+                let state = fold_records(policy, &records)?;
+                Ok(e.insert(Touched { before: Some(before), state }))
+            }
+        }
+    }
+
+    fn prepare(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, op: Op) -> Result<Outcome> {
         match op {
             Op::File { mut filing, contact, operator } => {
                 check_operator(&operator)?;
+                zongzhi_protocol::workflow::validate_filing(policy, &filing).map_err(LedgerError::Rejected)?;
                 let year = china_date(now).map_err(|e| LedgerError::Invalid(e.to_string()))?.year();
-                let serial = match heads.serials.get(&year) {
+                let serial = match p.heads.serials.get(&year) {
                     Some(s) => *s,
-                    None => self.store.meta_u64(&format!("{}{year}", meta::SERIAL_PREFIX))?.unwrap_or(0),
+                    None => self.shared.store.meta_u64(&format!("{}{year}", meta::SERIAL_PREFIX))?.unwrap_or(0),
                 } + 1;
-                filing.number = format!("{}-{year}-{serial:06}", self.unit);
+                filing.number = format!("{}-{year}-{serial:06}", self.shared.unit);
                 let contact_bytes = contact.as_ref().map(|c| c.to_bytes());
-                filing.contact = contact_bytes.as_deref().map(zongzhi_protocol::BlobHash::of);
-                let event = CaseEvent { case: None, parents: vec![], unit: self.unit, operator, action: Action::File(filing) };
-                let mut trial = heads.clone();
-                let record = sign_next(&self.key, &mut trial, now, Body::CaseEvent(event));
+                filing.contact = contact_bytes.as_deref().map(BlobHash::of);
+                let event = CaseEvent { case: None, parents: vec![], unit: self.shared.unit, operator, action: Action::File(filing) };
+                let mut trial = p.heads.clone();
+                let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
                 let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
                 let state = CaseState::file(policy, eref).map_err(LedgerError::Rejected)?;
-                *heads = trial;
-                heads.serials.insert(year, serial);
-                batch.put_meta(&format!("{}{year}", meta::SERIAL_PREFIX), &serial.to_be_bytes());
+                p.heads = trial;
+                p.heads.serials.insert(year, serial);
+                p.batch.put_meta(&format!("{}{year}", meta::SERIAL_PREFIX), &serial.to_be_bytes());
                 if let (Some(bytes), Some(hash)) = (contact_bytes, state.filing.contact) {
-                    batch.put_blob(&hash.0, &bytes);
+                    p.batch.put_blob(&hash.0, &bytes);
                 }
-                put_own(batch, heads, &record);
-                batch.index_case_event(&record.id, heads.feed_seq, &record.id);
-                touched.insert(record.id, Touched { before: None, state });
-                Ok(Ack { case: record.id, event: record.id })
+                put_record(p, &record);
+                p.batch.index_case_event(&record.id, p.heads.feed_seq, &record.id);
+                p.touched.insert(record.id, Touched { before: None, state });
+                Ok(Outcome::Step(Ack { case: record.id, event: record.id }))
             }
             Op::Act { case, action, operator } => {
                 check_operator(&operator)?;
@@ -241,16 +348,230 @@ impl Writer {
                     return Err(LedgerError::Invalid("use the filing endpoint to file a case".into()));
                 }
                 if let Action::Merge { into } = &action
-                    && !touched.contains_key(into) && self.store.case_summary(into)?.is_none() {
-                        return Err(LedgerError::NoSuchCase(into.to_string()));
-                    }
-                self.act(policy, now, batch, heads, touched, case, action, operator, None)
+                    && !p.touched.contains_key(into)
+                    && self.shared.store.case_summary(into)?.is_none()
+                {
+                    return Err(LedgerError::NoSuchCase(into.to_string()));
+                }
+                self.act(policy, now, p, case, action, operator, None).map(Outcome::Step)
             }
             Op::Attach { case, bytes, name, mime, operator } => {
                 check_operator(&operator)?;
-                let blob = zongzhi_protocol::BlobHash::of(&bytes);
+                let blob = BlobHash::of(&bytes);
                 let action = Action::Attach { blob, name, mime, size: bytes.len() as u64 };
-                self.act(policy, now, batch, heads, touched, case, action, operator, Some((blob, bytes)))
+                self.act(policy, now, p, case, action, operator, Some((blob, bytes))).map(Outcome::Step)
+            }
+            Op::AppendOwn { body } => {
+                if matches!(body, Body::CaseEvent(_)) {
+                    return Err(LedgerError::Invalid("case events go through the workflow".into()));
+                }
+                let mut trial = p.heads.clone();
+                let record = sign_next(&self.shared.key, &mut trial, now, body);
+                let mut trust = p.trust.clone().unwrap_or_else(|| self.shared.trust().clone());
+                match &record.body {
+                    Body::NodeCert(_) => trust.add_cert(&record).map_err(|e| LedgerError::Invalid(e.to_string()))?,
+                    Body::Revocation(_) => trust.add_revocation(&record).map_err(|e| LedgerError::Invalid(e.to_string()))?,
+                    _ => {}
+                }
+                p.heads = trial;
+                put_record(p, &record);
+                if matches!(record.body, Body::NodeCert(_) | Body::Revocation(_)) {
+                    p.batch.index_trust(p.heads.feed_seq, &record.id);
+                    p.trust = Some(trust);
+                }
+                Ok(Outcome::Appended(record.id))
+            }
+            Op::Ingest { records, blobs, cursor } => {
+                let mut report = IngestReport::default();
+                for (hash, bytes) in blobs {
+                    if BlobHash::of(&bytes) == hash && bytes.len() <= 16 * 1024 * 1024 {
+                        p.batch.put_blob(&hash.0, &bytes);
+                    }
+                }
+                let peer = cursor.map(|c| c.peer);
+                for record in records {
+                    self.ingest_one(policy, now, p, record, peer, &mut report)?;
+                }
+                if report.applied > 0 {
+                    self.retry_pending(policy, now, p, peer, &mut report)?;
+                }
+                if let Some(c) = cursor {
+                    p.batch.put_cursor(&c.peer, c.direction, &c.epoch, c.upto);
+                }
+                Ok(Outcome::Ingested(report))
+            }
+        }
+    }
+
+    fn raise(&self, p: &mut Pending<'_>, alarm: Alarm) {
+        tracing::warn!(kind = %alarm.kind, author = %alarm.author, seq = alarm.seq, "integrity alarm: {}", alarm.detail);
+        p.heads.alarms += 1;
+        p.batch.put_alarm(p.heads.alarms, &alarm);
+    }
+
+    fn has(&self, p: &Pending<'_>, id: &RecordId) -> Result<bool> {
+        Ok(p.added.contains(id) || self.shared.store.has_record(id)?)
+    }
+
+    fn ingest_one(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, record: Record, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
+        let id = record.id;
+        if self.has(p, &id)? {
+            report.duplicates += 1;
+            return Ok(());
+        }
+        let peer_name = peer.map(|k| k.fmt_short());
+        if record.author == self.shared.key.id() {
+            self.raise(p, Alarm {
+                kind: "own_record_unknown".into(),
+                author: record.author.to_string(),
+                seq: record.header.seq,
+                detail: "a peer sent a record signed with this node's key that this node does not hold (restored from an old backup, or the key leaked)".into(),
+                proof: vec![hex::encode(record.bytes())],
+                detected_ms: now,
+                peer: peer_name,
+            });
+            report.rejected.push((id, "record signed with this node's own key".into()));
+            return Ok(());
+        }
+        // Equivocation: the author already has a different record at this seq.
+        if let Some(existing) = self.shared.store.chain_entry(&record.author, record.header.seq)?
+            && existing != id
+        {
+            let mut proof = vec![hex::encode(record.bytes())];
+            if let Some(b) = self.shared.store.record_bytes(&existing)? {
+                proof.push(hex::encode(b));
+            }
+            self.raise(p, Alarm {
+                kind: "equivocation".into(),
+                author: record.author.to_string(),
+                seq: record.header.seq,
+                detail: format!("two different records with seq {}: {} and {}", record.header.seq, existing.fmt_short(), id.fmt_short()),
+                proof,
+                detected_ms: now,
+                peer: peer_name,
+            });
+            report.rejected.push((id, "equivocation: the author signed another record with this seq".into()));
+            return Ok(());
+        }
+        let trust_now = p.trust.clone().unwrap_or_else(|| self.shared.trust().clone());
+        let is_root_cert = matches!(&record.body, Body::NodeCert(c) if c.key == c.issuer && c.key == trust_now.root());
+        let division = if is_root_cert {
+            None
+        } else {
+            match trust_now.check_author(&record.author, record.header.seq) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    report.rejected.push((id, e.to_string()));
+                    return Ok(());
+                }
+            }
+        };
+        match &record.body {
+            Body::NodeCert(_) | Body::Revocation(_) => {
+                let mut trust = trust_now;
+                let added = match &record.body {
+                    Body::NodeCert(_) => trust.add_cert(&record),
+                    _ => trust.add_revocation(&record),
+                };
+                if let Err(e) = added {
+                    report.rejected.push((id, e.to_string()));
+                    return Ok(());
+                }
+                put_record(p, &record);
+                p.batch.index_trust(p.heads.feed_seq, &id);
+                p.trust = Some(trust);
+            }
+            Body::Policy(_) => {
+                if record.author != trust_now.root() {
+                    report.rejected.push((id, "policies are signed by the city root".into()));
+                    return Ok(());
+                }
+                put_record(p, &record);
+            }
+            Body::CaseEvent(event) => {
+                if Some(event.unit) != division {
+                    report.rejected.push((id, format!("event claims unit {} but its author is certified for another", event.unit)));
+                    return Ok(());
+                }
+                let mut missing = false;
+                for parent in &event.parents {
+                    if !self.has(p, parent)? {
+                        missing = true;
+                    }
+                }
+                let case = event.case_id(id);
+                if event.case.is_some() && !self.has(p, &case)? {
+                    missing = true;
+                }
+                if missing {
+                    if self.shared.store.pending()?.len() >= MAX_PENDING {
+                        report.rejected.push((id, "too many records waiting for their parents".into()));
+                    } else {
+                        p.batch.put_pending(&id, record.bytes());
+                        report.pending += 1;
+                    }
+                    return Ok(());
+                }
+                p.heads.clock.observe(record.header.hlc);
+                let eref = EventRef { id, author: record.author, hlc: record.header.hlc, event };
+                if event.case.is_none() {
+                    let state = CaseState::file(policy, eref).map_err(LedgerError::Rejected);
+                    match state {
+                        Ok(state) => {
+                            p.touched.insert(id, Touched { before: None, state });
+                        }
+                        Err(e) => {
+                            report.rejected.push((id, e.to_string()));
+                            return Ok(());
+                        }
+                    }
+                } else {
+                    let t = self.load(policy, &mut p.touched, case)?;
+                    t.state.apply(policy, eref);
+                }
+                put_record(p, &record);
+                p.batch.index_case_event(&case, p.heads.feed_seq, &id);
+            }
+        }
+        report.applied += 1;
+        Ok(())
+    }
+
+    /// Applies waiting records whose parents have arrived.
+    fn retry_pending(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
+        let mut waiting: Vec<Record> = Vec::new();
+        for (id, bytes) in self.shared.store.pending()? {
+            if let Ok(mut r) = Record::decode_unverified(&bytes) {
+                r.id = id;
+                waiting.push(r);
+            }
+        }
+        loop {
+            let mut progressed = false;
+            let mut still = Vec::new();
+            for r in waiting {
+                let ready = match &r.body {
+                    Body::CaseEvent(e) => {
+                        let mut ok = e.case.is_none_or(|c| p.added.contains(&c) || self.shared.store.has_record(&c).unwrap_or(false));
+                        for parent in &e.parents {
+                            ok = ok && self.has(p, parent)?;
+                        }
+                        ok
+                    }
+                    _ => true,
+                };
+                if ready {
+                    p.batch.delete_pending(&r.id);
+                    report.pending = report.pending.saturating_sub(1);
+                    self.ingest_one(policy, now, p, r, peer, report)?;
+                    progressed = true;
+                } else {
+                    still.push(r);
+                }
+            }
+            waiting = still;
+            if !progressed || waiting.is_empty() {
+                return Ok(());
             }
         }
     }
@@ -260,27 +581,25 @@ impl Writer {
         &self,
         policy: &Policy,
         now: u64,
-        batch: &mut crate::store::Batch<'_>,
-        heads: &mut Heads,
-        touched: &mut HashMap<RecordId, Touched>,
+        p: &mut Pending<'_>,
         case: RecordId,
         action: Action,
         operator: String,
-        blob: Option<(zongzhi_protocol::BlobHash, Vec<u8>)>,
+        blob: Option<(BlobHash, Vec<u8>)>,
     ) -> Result<Ack> {
-        let t = self.load(policy, touched, case)?;
-        let event = CaseEvent { case: Some(case), parents: t.state.heads.clone(), unit: self.unit, operator, action };
-        let mut trial = heads.clone();
-        let record = sign_next(&self.key, &mut trial, now, Body::CaseEvent(event));
+        let t = self.load(policy, &mut p.touched, case)?;
+        let event = CaseEvent { case: Some(case), parents: t.state.heads.clone(), unit: self.shared.unit, operator, action };
+        let mut trial = p.heads.clone();
+        let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
         let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
         t.state.check(policy, &eref).map_err(LedgerError::Rejected)?;
         t.state.apply(policy, eref);
-        *heads = trial;
+        p.heads = trial;
         if let Some((hash, bytes)) = blob {
-            batch.put_blob(&hash.0, &bytes);
+            p.batch.put_blob(&hash.0, &bytes);
         }
-        put_own(batch, heads, &record);
-        batch.index_case_event(&case, heads.feed_seq, &record.id);
+        put_record(p, &record);
+        p.batch.index_case_event(&case, p.heads.feed_seq, &record.id);
         Ok(Ack { case, event: record.id })
     }
 }
@@ -302,12 +621,13 @@ fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, body: Body) -> Record {
     record
 }
 
-fn put_own(batch: &mut crate::store::Batch<'_>, heads: &mut Heads, record: &Record) {
-    heads.feed_seq += 1;
-    batch.put_record(&record.id, record.bytes(), heads.feed_seq, &record.author, record.header.seq);
+fn put_record(p: &mut Pending<'_>, record: &Record) {
+    p.heads.feed_seq += 1;
+    p.added.insert(record.id);
+    p.batch.put_record(&record.id, record.bytes(), p.heads.feed_seq, &record.author, record.header.seq);
 }
 
-fn write_heads(batch: &mut crate::store::Batch<'_>, heads: &Heads) {
+fn write_heads(batch: &mut Batch<'_>, heads: &Heads) {
     if let Some(head) = heads.own_head {
         let mut v = heads.own_seq.to_be_bytes().to_vec();
         v.extend_from_slice(&head.0);
@@ -344,23 +664,29 @@ pub fn reindex(store: &Store, policy: &Policy) -> Result<usize> {
     let mut cases: HashMap<RecordId, Vec<(u64, RecordId)>> = HashMap::new();
     let mut order: Vec<RecordId> = Vec::new();
     let mut from = 1;
+    let mut batch = store.batch();
     loop {
         let chunk = store.feed_range(from, 4096)?;
         let Some(&(last, _)) = chunk.last() else { break };
         for (seq, id) in chunk {
             let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("feed entry {seq} points to missing record {id}")))?;
             let record = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
-            if let Some(ev) = record.case_event() {
-                let case = ev.case_id(record.id);
-                let entry = cases.entry(case).or_default();
-                if entry.is_empty() {
-                    order.push(case);
+            match &record.body {
+                Body::CaseEvent(ev) => {
+                    let case = ev.case_id(id);
+                    let entry = cases.entry(case).or_default();
+                    if entry.is_empty() {
+                        order.push(case);
+                    }
+                    entry.push((seq, id));
                 }
-                entry.push((seq, id));
+                Body::NodeCert(_) | Body::Revocation(_) => batch.index_trust(seq, &id),
+                Body::Policy(_) => {}
             }
         }
         from = last + 1;
     }
+    store.commit(batch)?;
     for chunk in order.chunks(1000) {
         let mut batch = store.batch();
         for case in chunk {
@@ -371,7 +697,9 @@ pub fn reindex(store: &Store, policy: &Policy) -> Result<usize> {
             let mut records = Vec::with_capacity(events.len());
             for (_, id) in events {
                 let bytes = store.record_bytes(id)?.ok_or_else(|| LedgerError::Integrity(format!("missing record {id}")))?;
-                records.push(Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(e.to_string()))?);
+                let mut r = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(e.to_string()))?;
+                r.id = *id;
+                records.push(r);
             }
             let state = fold_records(policy, &records)?;
             batch.put_summary(None, &CaseSummary::of(&state));
@@ -383,7 +711,7 @@ pub fn reindex(store: &Store, policy: &Policy) -> Result<usize> {
 
 struct Job {
     op: Op,
-    reply: tokio::sync::oneshot::Sender<Result<Ack>>,
+    reply: tokio::sync::oneshot::Sender<Result<Outcome>>,
 }
 
 /// Handle to the writer thread.
@@ -424,7 +752,7 @@ impl Ledger {
     }
 
     /// Submits an operation and waits until it is durably written (or refused).
-    pub async fn submit(&self, op: Op) -> Result<Ack> {
+    pub async fn submit(&self, op: Op) -> Result<Outcome> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         match self.tx.try_send(Job { op, reply }) {
             Ok(()) => {}
@@ -439,5 +767,13 @@ impl Ledger {
             }
         }
         rx.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    /// Submits a workflow step.
+    pub async fn step(&self, op: Op) -> Result<Ack> {
+        match self.submit(op).await? {
+            Outcome::Step(ack) => Ok(ack),
+            other => Err(LedgerError::Invalid(format!("unexpected outcome {other:?}"))),
+        }
     }
 }

@@ -36,6 +36,14 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Store the certificate chain the parent center issued for this node.
+    ImportCert {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The chain file from `zongzhi cert issue` (root first).
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Rebuild all derived data (case states, queues) from the records.
     Reindex {
         #[arg(long, short)]
@@ -126,6 +134,12 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if generated {
                 println!("password: {password}");
             }
+        }
+        Command::ImportCert { config, file } => {
+            let cfg = Config::load(&config)?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let cert = node::import_chain(&cfg, &text)?;
+            println!("imported certificate #{} for {} {}", cert.serial, cert.division, cert.name);
         }
         Command::Reindex { config } => {
             let cfg = Config::load(&config)?;

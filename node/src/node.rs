@@ -9,7 +9,7 @@ use zongzhi_protocol::{Body, Level, NodeKey, Policy};
 
 use crate::api::{self, AppState, NodeInfo};
 use crate::config::Config;
-use crate::ledger::{self, Ledger, Writer};
+use crate::ledger::{self, Ledger, Op, Shared, Writer};
 use crate::store::{meta, Store};
 
 /// Validity of a self-signed city root cert: 20 years.
@@ -63,8 +63,8 @@ pub fn init(cfg: &Config) -> anyhow::Result<InitOutcome> {
     let id = key.id();
     let now = ledger::now_ms();
     if cfg.division.level() == Level::City {
-        let policy = Arc::new(RwLock::new(Arc::new(Policy::default_policy())));
-        let mut writer = Writer::new(store.clone(), Arc::new(key), cfg.division, policy)?;
+        let shared = shared_state(cfg, store.clone(), Arc::new(key))?;
+        let mut writer = Writer::new(shared)?;
         let cert = NodeCert {
             key: id,
             division: cfg.division,
@@ -75,8 +75,8 @@ pub fn init(cfg: &Config) -> anyhow::Result<InitOutcome> {
             not_after_ms: now + ROOT_VALIDITY_MS,
             serial: 1,
         };
-        writer.append_own(Body::NodeCert(cert))?;
-        writer.append_own(Body::Policy(Box::new(Policy::default_policy())))?;
+        writer.run(Op::AppendOwn { body: Body::NodeCert(cert) })?;
+        writer.run(Op::AppendOwn { body: Body::Policy(Box::new(Policy::default_policy())) })?;
         Ok(InitOutcome { key: id, enrollment_request: None })
     } else {
         let req = EnrollmentRequest::new(&key, cfg.division, &cfg.name, now);
@@ -96,20 +96,62 @@ pub fn open_store(cfg: &Config, key: &NodeKey) -> anyhow::Result<Arc<Store>> {
     }
 }
 
+/// The trust root: the configured root key, or the city's own key.
+pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
+    cfg.root_key.unwrap_or_else(|| key.id())
+}
+
+/// Loads the shared state (policy, trust) over an open store.
+pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyhow::Result<Shared> {
+    let trust = Shared::load_trust(&store, root_key(cfg, &key))?;
+    let (feed, _) = tokio::sync::watch::channel(0);
+    Ok(Shared {
+        store,
+        key,
+        unit: cfg.division,
+        policy: Arc::new(RwLock::new(Arc::new(Policy::default_policy()))),
+        trust: Arc::new(RwLock::new(trust)),
+        feed,
+    })
+}
+
+/// Stores a certificate chain issued by the parent (root first, this node last).
+pub fn import_chain(cfg: &Config, text: &str) -> anyhow::Result<zongzhi_protocol::cert::NodeCert> {
+    use zongzhi_protocol::cert::{dearmor_all, verify_chain, RECORDS_ARMOR};
+    let Some(root) = cfg.root_key else {
+        bail!("set root_key (the city root key, hex) in the config before importing a certificate");
+    };
+    let key = Arc::new(load_key(cfg)?);
+    let records: Vec<zongzhi_protocol::Record> = dearmor_all(RECORDS_ARMOR, text)
+        .iter()
+        .map(|b| zongzhi_protocol::Record::decode(b))
+        .collect::<Result<_, _>>()
+        .context("reading the certificate chain")?;
+    let cert = verify_chain(&records, &root, ledger::now_ms()).context("checking the certificate chain")?.clone();
+    if cert.key != key.id() {
+        bail!("the certificate is for key {}, not this node's key {}", cert.key.fmt_short(), key.id().fmt_short());
+    }
+    if cert.division != cfg.division {
+        bail!("the certificate is for division {}, this node is {}", cert.division, cfg.division);
+    }
+    let store = open_store(cfg, &key)?;
+    let mut writer = Writer::new(shared_state(cfg, store, key)?)?;
+    match writer.run(Op::Ingest { records, blobs: vec![], cursor: None })? {
+        ledger::Outcome::Ingested(r) if r.rejected.is_empty() => Ok(cert),
+        ledger::Outcome::Ingested(r) => bail!("certificate records refused: {:?}", r.rejected),
+        other => bail!("unexpected outcome {other:?}"),
+    }
+}
+
 /// Runs the node until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let key = Arc::new(load_key(&cfg)?);
     let store = open_store(&cfg, &key)?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
-    let policy = Arc::new(RwLock::new(Arc::new(Policy::default_policy())));
-    let writer = Writer::new(store.clone(), key.clone(), cfg.division, policy.clone())?;
+    let shared = shared_state(&cfg, store.clone(), key.clone())?;
+    let writer = Writer::new(shared.clone())?;
     let ledger = Ledger::start(writer);
-    let state = AppState {
-        store: store.clone(),
-        ledger,
-        node: NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() },
-        policy,
-    };
+    let state = AppState::new(shared, ledger, NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
         .with_context(|| format!("binding HTTP {}", cfg.http_listen))?;

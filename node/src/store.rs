@@ -18,6 +18,8 @@
 //! | `accounts` | user name | account (JSON) |
 //! | `sessions` | BLAKE3(token) | session (JSON) |
 //! | `blobs` | BLAKE3(bytes) | bytes (contact details, attachments) |
+//! | `trust` | local seq (BE) | id of a cert or revocation record — derived |
+//! | `alarms` | alarm seq (BE) | integrity alarm with its proof (JSON) |
 //!
 //! Every acknowledged change is one [`Batch`] written with `sync = true`:
 //! records and the derived state they imply land together or not at all.
@@ -49,14 +51,16 @@ const CF_META: &str = "meta";
 const CF_ACCOUNTS: &str = "accounts";
 const CF_SESSIONS: &str = "sessions";
 const CF_BLOBS: &str = "blobs";
+const CF_TRUST: &str = "trust";
+const CF_ALARMS: &str = "alarms";
 
 const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
-    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS,
+    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS,
 ];
 
 /// Column families rebuilt by `reindex`.
-const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS];
+const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -249,6 +253,63 @@ impl Store {
         Ok(out)
     }
 
+    /// The record an author's chain holds at `seq`, if any.
+    pub fn chain_entry(&self, author: &NodeId, seq: u64) -> Result<Option<RecordId>> {
+        let mut k = author.as_bytes().to_vec();
+        k.extend_from_slice(&seq.to_be_bytes());
+        Ok(self.get(CF_CHAIN, &k)?.and_then(|v| id_from(&v)))
+    }
+
+    /// Ids of certificate and revocation records, in the order stored.
+    pub fn trust_records(&self) -> Result<Vec<RecordId>> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_TRUST, &[], |_, v| {
+            if let Some(id) = id_from(v) {
+                out.push(id);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Records waiting for their parents.
+    pub fn pending(&self) -> Result<Vec<(RecordId, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_PENDING, &[], |k, v| {
+            if let Some(id) = id_from(k) {
+                out.push((id, v.to_vec()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Where the feed of `peer` in `direction` was acknowledged up to.
+    pub fn cursor(&self, peer: &NodeId, direction: u8) -> Result<Option<([u8; 16], u64)>> {
+        let mut k = peer.as_bytes().to_vec();
+        k.push(direction);
+        Ok(self.get(CF_CURSORS, &k)?.and_then(|v| {
+            let epoch: [u8; 16] = v.get(..16)?.try_into().ok()?;
+            Some((epoch, u64_be(v.get(16..)?)?))
+        }))
+    }
+
+    /// Integrity alarms, oldest first.
+    pub fn alarms<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_ALARMS, &[], |_, v| {
+            if let Ok(a) = serde_json::from_slice(v) {
+                out.push(a);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    pub fn alarm_count(&self) -> Result<u64> {
+        Ok(self.last_key(CF_ALARMS)?.and_then(|(k, _)| u64_be(&k)).unwrap_or(0))
+    }
+
     // --- cases ---
 
     /// Event ids of a case, in the order this node stored them.
@@ -417,6 +478,31 @@ impl Batch<'_> {
         let json = serde_json::to_vec(new).unwrap_or_default();
         self.put(CF_CASE_STATE, &new.id.0, &json);
         self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
+    }
+
+    pub fn index_trust(&mut self, feed_seq: u64, id: &RecordId) {
+        self.put(CF_TRUST, &feed_seq.to_be_bytes(), &id.0);
+    }
+
+    pub fn put_pending(&mut self, id: &RecordId, bytes: &[u8]) {
+        self.put(CF_PENDING, &id.0, bytes);
+    }
+
+    pub fn delete_pending(&mut self, id: &RecordId) {
+        self.delete(CF_PENDING, &id.0);
+    }
+
+    pub fn put_cursor(&mut self, peer: &NodeId, direction: u8, epoch: &[u8; 16], upto: u64) {
+        let mut k = peer.as_bytes().to_vec();
+        k.push(direction);
+        let mut v = epoch.to_vec();
+        v.extend_from_slice(&upto.to_be_bytes());
+        self.put(CF_CURSORS, &k, &v);
+    }
+
+    pub fn put_alarm<T: Serialize>(&mut self, seq: u64, alarm: &T) {
+        let json = serde_json::to_vec(alarm).unwrap_or_default();
+        self.put(CF_ALARMS, &seq.to_be_bytes(), &json);
     }
 
     pub fn put_blob(&mut self, hash: &[u8; 32], bytes: &[u8]) {

@@ -62,12 +62,17 @@ pub struct TestNode {
 impl TestNode {
     /// Initialises a node and creates `admin`, `operator` and `viewer` accounts.
     pub fn init(division: &str, name: &str) -> TestNode {
+        Self::init_with(division, name, "")
+    }
+
+    /// Like [`TestNode::init`], with extra config lines.
+    pub fn init_with(division: &str, name: &str, extra_config: &str) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = dir.path().join("node.toml");
         std::fs::write(
             &config,
-            format!("data_dir = \"data\"\ndivision = \"{division}\"\nname = \"{name}\"\nhttp_listen = \"127.0.0.1:{port}\"\n"),
+            format!("data_dir = \"data\"\ndivision = \"{division}\"\nname = \"{name}\"\nhttp_listen = \"127.0.0.1:{port}\"\n{extra_config}"),
         )
         .unwrap();
         let node = TestNode { dir, config, port, child: None };
@@ -150,6 +155,29 @@ impl TestNode {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+
+    /// This node's enrollment request (written by `init` below the city).
+    pub fn enrollment_request(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data").join("enrollment-request.txt")).unwrap()
+    }
+
+    /// This node's public key, from `zongzhi-node`'s health answer or the key file.
+    pub fn node_id(&self) -> String {
+        let out = Command::new(bin("zongzhi")).args(["key", "show"]).arg(self.dir.path().join("data").join("node.key")).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    }
+
+    /// Enrolls this (stopped) node under a running parent: the parent's
+    /// admin issues the certificate, this node imports the chain.
+    pub fn enroll_under(&self, parent: &TestNode) {
+        let admin = parent.login("admin", ADMIN_PASSWORD);
+        let (status, v) = admin.post("/api/certs/issue", &json!({"request": self.enrollment_request()}));
+        assert_eq!(status, 201, "issue: {v}");
+        let chain = self.dir.path().join("chain.txt");
+        std::fs::write(&chain, v["chain"].as_str().unwrap()).unwrap();
+        let out = self.node_cmd(&["import-cert", "--file", chain.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "import-cert: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -330,6 +330,28 @@ enum KeyCommand {
 
 #[derive(Subcommand)]
 enum CertCommand {
+    /// Approve a child center's enrollment request (admin, on the parent's node).
+    Issue {
+        /// The child's enrollment-request.txt.
+        #[arg(long)]
+        request: PathBuf,
+        /// Where to write the certificate chain for the child to import.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 3650)]
+        valid_days: u32,
+    },
+    /// Certificates the node knows.
+    List,
+    /// Revoke a descendant's key; records after --cutoff-seq are refused everywhere.
+    Revoke {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        cutoff_seq: u64,
+        #[arg(long)]
+        reason: String,
+    },
     /// Show an enrollment request or a file of certificate records.
     Show { path: PathBuf },
     /// Check a certificate chain file against the city root key.
@@ -625,6 +647,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Key { command } => keys(command)?,
+        Command::Cert { command: CertCommand::Issue { request, out, valid_days } } => {
+            c.require_login()?;
+            let text = std::fs::read_to_string(&request).with_context(|| format!("reading {}", request.display()))?;
+            let v = c.post("/api/certs/issue", &json!({"request": text, "valid_days": valid_days}))?;
+            std::fs::write(&out, s(&v["chain"]))?;
+            println!("issued a certificate for {} {}; give {} to that center (zongzhi-node import-cert)", s(&v["division"]), s(&v["name"]), out.display());
+        }
+        Command::Cert { command: CertCommand::List } => {
+            c.require_login()?;
+            let v = c.get("/api/certs")?;
+            if as_json {
+                return print(&v);
+            }
+            let rows: Vec<Vec<String>> = v["certs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    let revoked = if m["revoked"].is_null() { String::new() } else { format!("已吊销(>{})", s(&m["revoked"]["cutoff_seq"])) };
+                    vec![s(&m["division"]), s(&m["name"]), s(&m["key_short"]), s(&m["issuer"]), s(&m["not_after"]), revoked]
+                })
+                .collect();
+            print!("{}", table::render(&["区划代码", "名称", "密钥", "签发者", "有效期至", ""], &rows));
+        }
+        Command::Cert { command: CertCommand::Revoke { key, cutoff_seq, reason } } => {
+            c.require_login()?;
+            let v = c.post("/api/certs/revoke", &json!({"key": key, "cutoff_seq": cutoff_seq, "reason": reason}))?;
+            println!("revoked {} ({})", s(&v["revoked"]), s(&v["division"]));
+        }
         Command::Cert { command } => certs(command)?,
         Command::Bench { command } => match command {
             BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin)?,
@@ -766,6 +817,7 @@ fn certs(cmd: CertCommand) -> anyhow::Result<()> {
                 println!("  issuer  {}", cert.issuer);
             }
         }
+        CertCommand::Issue { .. } | CertCommand::List | CertCommand::Revoke { .. } => bail!("this certificate command needs a node"),
         CertCommand::Verify { path, root } => {
             let root = NodeId::from_hex(&root)?;
             let text = read(&path)?;

@@ -1,0 +1,229 @@
+//! Who is who: the certificates and revocations a node knows, checked
+//! against the city root key. Pure data; the node keeps one in memory and
+//! rebuilds it from stored records at start-up.
+
+use std::collections::HashMap;
+
+use crate::cert::{CertError, NodeCert, Revocation};
+use crate::division::{DivisionCode, Level};
+use crate::identity::NodeId;
+use crate::record::{Body, Record, RecordId};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum TrustError {
+    #[error("certificate: {0}")]
+    Cert(#[from] CertError),
+    #[error("issuer {0} is not a known, valid center")]
+    UnknownIssuer(String),
+    #[error("author {0} has no known certificate")]
+    UnknownAuthor(String),
+    #[error("key {key} was revoked after its record {cutoff}; this record is {seq}")]
+    Revoked { key: String, cutoff: u64, seq: u64 },
+    #[error("revocation of {0} must be signed by its issuer or an ancestor center")]
+    RevokerNotAncestor(String),
+    #[error("record is not a certificate or revocation")]
+    NotTrustRecord,
+    #[error("another key already holds division {0}")]
+    DivisionTaken(DivisionCode),
+}
+
+/// A known center.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub cert: NodeCert,
+    pub record: RecordId,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trust {
+    root: NodeId,
+    members: HashMap<NodeId, Member>,
+    revoked: HashMap<NodeId, (Revocation, RecordId)>,
+}
+
+impl Trust {
+    pub fn new(root: NodeId) -> Trust {
+        Trust { root, members: HashMap::new(), revoked: HashMap::new() }
+    }
+
+    pub fn root(&self) -> NodeId {
+        self.root
+    }
+
+    pub fn member(&self, key: &NodeId) -> Option<&Member> {
+        self.members.get(key)
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    pub fn revocation(&self, key: &NodeId) -> Option<&Revocation> {
+        self.revoked.get(key).map(|(r, _)| r)
+    }
+
+    /// Adds a certificate record (signature checked here). Its issuer must be
+    /// known (or it is the self-signed root).
+    pub fn add_cert(&mut self, record: &Record) -> Result<(), TrustError> {
+        let cert = NodeCert::from_record(record)?;
+        if cert.issuer == cert.key {
+            if cert.key != self.root || cert.level != Level::City {
+                return Err(CertError::BadRoot.into());
+            }
+        } else {
+            let issuer = self.members.get(&cert.issuer).ok_or_else(|| TrustError::UnknownIssuer(cert.issuer.fmt_short()))?;
+            if cert.division.parent() != Some(issuer.cert.division) {
+                return Err(CertError::NotParent { issuer_division: issuer.cert.division, division: cert.division }.into());
+            }
+        }
+        // A division is held by one key at a time; a new key for the same
+        // division replaces the old one only if the old one was revoked.
+        if let Some(other) = self.members.values().find(|m| m.cert.division == cert.division && m.cert.key != cert.key)
+            && !self.revoked.contains_key(&other.cert.key)
+        {
+            return Err(TrustError::DivisionTaken(cert.division));
+        }
+        self.members.insert(cert.key, Member { cert: cert.clone(), record: record.id });
+        Ok(())
+    }
+
+    /// Adds a revocation record: signed by the revoked key's issuer or an
+    /// ancestor center.
+    pub fn add_revocation(&mut self, record: &Record) -> Result<(), TrustError> {
+        let Body::Revocation(rev) = &record.body else {
+            return Err(TrustError::NotTrustRecord);
+        };
+        record.verify().map_err(CertError::from)?;
+        let revoker = self.members.get(&record.author).ok_or_else(|| TrustError::UnknownAuthor(record.author.fmt_short()))?;
+        if !revoker.cert.division.is_ancestor_of(rev.division) {
+            return Err(TrustError::RevokerNotAncestor(rev.key.fmt_short()));
+        }
+        // Keep the strictest cut-off if revoked twice.
+        let keep = match self.revoked.get(&rev.key) {
+            Some((old, _)) => rev.cutoff_seq < old.cutoff_seq,
+            None => true,
+        };
+        if keep {
+            self.revoked.insert(rev.key, (rev.clone(), record.id));
+        }
+        Ok(())
+    }
+
+    /// The division of a record's author, if the author may have written it:
+    /// known, and not revoked at or before the record's sequence number.
+    pub fn check_author(&self, author: &NodeId, seq: u64) -> Result<DivisionCode, TrustError> {
+        let m = self.members.get(author).ok_or_else(|| TrustError::UnknownAuthor(author.fmt_short()))?;
+        if let Some((rev, _)) = self.revoked.get(author)
+            && seq > rev.cutoff_seq
+        {
+            return Err(TrustError::Revoked { key: author.fmt_short(), cutoff: rev.cutoff_seq, seq });
+        }
+        Ok(m.cert.division)
+    }
+
+    /// Whether a key may connect now: known, valid, not revoked.
+    pub fn may_connect(&self, key: &NodeId, now_ms: u64) -> Result<&NodeCert, TrustError> {
+        let m = self.members.get(key).ok_or_else(|| TrustError::UnknownAuthor(key.fmt_short()))?;
+        if let Some((rev, _)) = self.revoked.get(key) {
+            return Err(TrustError::Revoked { key: key.fmt_short(), cutoff: rev.cutoff_seq, seq: u64::MAX });
+        }
+        if !m.cert.valid_at(now_ms) {
+            return Err(CertError::Expired.into());
+        }
+        Ok(&m.cert)
+    }
+
+    /// Record ids of the certificates from the root down to `key`.
+    pub fn chain(&self, key: &NodeId) -> Option<Vec<RecordId>> {
+        let mut out = Vec::new();
+        let mut cur = self.members.get(key)?;
+        loop {
+            out.push(cur.record);
+            if cur.cert.issuer == cur.cert.key {
+                break;
+            }
+            cur = self.members.get(&cur.cert.issuer)?;
+            if out.len() > 8 {
+                return None;
+            }
+        }
+        out.reverse();
+        Some(out)
+    }
+
+    /// The current key of a division.
+    pub fn key_of(&self, division: DivisionCode) -> Option<NodeId> {
+        self.members
+            .values()
+            .filter(|m| m.cert.division == division && !self.revoked.contains_key(&m.cert.key))
+            .map(|m| m.cert.key)
+            .next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::NodeCert;
+    use crate::hlc::Hlc;
+    use crate::identity::NodeKey;
+    use crate::record::Header;
+
+    fn cert(issuer: &NodeKey, seq: u64, key: NodeId, division: &str) -> Record {
+        let division: DivisionCode = division.parse().unwrap();
+        let body = Body::NodeCert(NodeCert {
+            key,
+            division,
+            level: division.level(),
+            name: "中心".into(),
+            issuer: issuer.id(),
+            not_before_ms: 0,
+            not_after_ms: 1_000,
+            serial: seq,
+        });
+        let prev = if seq == 1 { None } else { Some(RecordId([seq as u8; 32])) };
+        Record::sign(issuer, Header { seq, prev, hlc: Hlc::default() }, body)
+    }
+
+    #[test]
+    fn chain_revocation_and_connect() {
+        let city = NodeKey::from_seed([1; 32]);
+        let county = NodeKey::from_seed([2; 32]);
+        let town = NodeKey::from_seed([3; 32]);
+        let stranger = NodeKey::from_seed([4; 32]);
+        let mut t = Trust::new(city.id());
+        // The county's cert before the root's: issuer unknown.
+        let county_cert = cert(&city, 2, county.id(), "330102000000");
+        assert!(matches!(t.add_cert(&county_cert), Err(TrustError::UnknownIssuer(_))));
+        t.add_cert(&cert(&city, 1, city.id(), "330100000000")).unwrap();
+        t.add_cert(&county_cert).unwrap();
+        t.add_cert(&cert(&county, 1, town.id(), "330102001000")).unwrap();
+        // A self-signed cert that is not the configured root.
+        assert!(t.add_cert(&cert(&stranger, 1, stranger.id(), "330100000000")).is_err());
+        // Wrong parent: the city cannot certify a township directly.
+        assert!(matches!(t.add_cert(&cert(&city, 3, stranger.id(), "330102002000")), Err(TrustError::Cert(CertError::NotParent { .. }))));
+        assert_eq!(t.chain(&town.id()).unwrap().len(), 3);
+        assert_eq!(t.check_author(&town.id(), 10).unwrap().to_string(), "330102001000");
+        assert!(t.may_connect(&town.id(), 5).is_ok());
+        assert!(t.may_connect(&town.id(), 5_000).is_err(), "expired");
+
+        // The county revokes the township after its 4th record.
+        let rev = Record::sign(
+            &county,
+            Header { seq: 2, prev: Some(RecordId([0; 32])), hlc: Hlc::default() },
+            Body::Revocation(Revocation { key: town.id(), division: "330102001000".parse().unwrap(), cutoff_seq: 4, reason: "设备丢失".into() }),
+        );
+        t.add_revocation(&rev).unwrap();
+        assert!(t.check_author(&town.id(), 4).is_ok());
+        assert!(matches!(t.check_author(&town.id(), 5), Err(TrustError::Revoked { .. })));
+        assert!(t.may_connect(&town.id(), 5).is_err());
+        assert_eq!(t.key_of("330102001000".parse().unwrap()), None);
+        // A township cannot revoke its county.
+        let bad = Record::sign(
+            &town,
+            Header { seq: 1, prev: None, hlc: Hlc::default() },
+            Body::Revocation(Revocation { key: county.id(), division: "330102000000".parse().unwrap(), cutoff_seq: 0, reason: "x".into() }),
+        );
+        assert!(t.add_revocation(&bad).is_err());
+    }
+}
