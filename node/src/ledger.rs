@@ -718,6 +718,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Ledger {
     tx: mpsc::SyncSender<Job>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -727,11 +729,19 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// Starts the writer thread. It stops when every `Ledger` handle is dropped.
+    /// Starts the writer thread; [`Ledger::shutdown`] stops it.
     pub fn start(mut writer: Writer) -> Ledger {
+        use std::sync::atomic::Ordering;
         let (tx, rx) = mpsc::sync_channel::<Job>(4096);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_flag = stop.clone();
         let spawned = std::thread::Builder::new().name("zongzhi-writer".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
+            loop {
+                let first = match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) if !stop_flag.load(Ordering::Relaxed) => continue,
+                    Err(_) => break,
+                };
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_GROUP {
                     match rx.try_recv() {
@@ -744,11 +754,28 @@ impl Ledger {
                     let _ = reply.send(result);
                 }
             }
+            // Dropping the writer here releases its handle on the store.
         });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the writer thread: {e}");
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("cannot start the writer thread: {e}");
+                None
+            }
+        };
+        Ledger { tx, stop, thread: Arc::new(std::sync::Mutex::new(thread)) }
+    }
+
+    /// Finishes the batch in progress, stops the writer thread and waits for it.
+    pub fn shutdown(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let handle = match self.thread.lock() {
+            Ok(mut t) => t.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(h) = handle {
+            let _ = h.join();
         }
-        Ledger { tx }
     }
 
     /// Submits an operation and waits until it is durably written (or refused).

@@ -113,7 +113,10 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Run { config } => {
             let cfg = Config::load(&config)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(node::run(cfg, shutdown_signal()))?;
+            let result = rt.block_on(node::run(cfg, shutdown_signal()));
+            // Drop every task (and its handle on the store) before exiting.
+            rt.shutdown_timeout(std::time::Duration::from_secs(10));
+            result?;
         }
         Command::User { command: UserCommand::Add { config, username, role, display_name, password_stdin, password } } => {
             let cfg = Config::load(&config)?;

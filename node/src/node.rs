@@ -151,12 +151,16 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let shared = shared_state(&cfg, store.clone(), key.clone())?;
     let writer = Writer::new(shared.clone())?;
     let ledger = Ledger::start(writer);
-    let state = AppState::new(shared, ledger, NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });
+    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
         .with_context(|| format!("binding HTTP {}", cfg.http_listen))?;
     tracing::info!("HTTP API listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await?;
+    let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
+    // Stop the writer before the store is closed: RocksDB must not be torn
+    // down while a thread still uses it.
+    ledger.shutdown();
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -145,7 +145,7 @@ impl TestNode {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Some(status) = c.try_wait().unwrap() {
-                    assert!(status.success(), "node exited with {status}");
+                    assert!(status.success(), "node exited with {status}:\n{}", self.log());
                     return;
                 }
                 if Instant::now() > deadline {
