@@ -136,6 +136,8 @@ pub struct Shared {
     pub trust: Arc<RwLock<Trust>>,
     /// The last feed sequence number written; watchers push new records.
     pub feed: tokio::sync::watch::Sender<u64>,
+    /// Replication status per peer.
+    pub sync: crate::status::StatusBoard,
 }
 
 impl std::fmt::Debug for Shared {

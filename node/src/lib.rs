@@ -16,6 +16,8 @@ pub mod api;
 pub mod config;
 pub mod integrity;
 pub mod ledger;
+pub mod net;
 pub mod node;
+pub mod status;
 pub mod store;
 pub mod summary;

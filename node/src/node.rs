@@ -112,6 +112,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyho
         policy: Arc::new(RwLock::new(Arc::new(Policy::default_policy()))),
         trust: Arc::new(RwLock::new(trust)),
         feed,
+        sync: Default::default(),
     })
 }
 
@@ -151,12 +152,31 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let shared = shared_state(&cfg, store.clone(), key.clone())?;
     let writer = Writer::new(shared.clone())?;
     let ledger = Ledger::start(writer);
+    let shared_for_net = shared.clone();
     let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });
+    let parent = match &cfg.parent {
+        Some(p) => Some(
+            tokio::net::lookup_host(p.as_str())
+                .await
+                .with_context(|| format!("resolving parent address {p}"))?
+                .next()
+                .with_context(|| format!("parent address {p} resolves to nothing"))?,
+        ),
+        None => None,
+    };
+    let net_tasks = if cfg.quic_listen.is_some() || parent.is_some() {
+        crate::net::start(shared_for_net, ledger.clone(), cfg.quic_listen, parent).await?
+    } else {
+        Vec::new()
+    };
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
         .with_context(|| format!("binding HTTP {}", cfg.http_listen))?;
     tracing::info!("HTTP API listening on http://{}", listener.local_addr()?);
     let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
+    for t in net_tasks {
+        t.abort();
+    }
     // Stop the writer before the store is closed: RocksDB must not be torn
     // down while a thread still uses it.
     ledger.shutdown();

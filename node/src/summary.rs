@@ -30,6 +30,12 @@ pub struct CaseSummary {
     pub running: Vec<(DeadlineKind, u64, u64)>,
     pub next_due_ms: Option<u64>,
     pub events: u32,
+    /// Units that owned the case or help with it (replication scope).
+    #[serde(default)]
+    pub units: Vec<DivisionCode>,
+    /// Hashes of the case's blobs (contact details, attachments).
+    #[serde(default)]
+    pub blobs: Vec<zongzhi_protocol::BlobHash>,
 }
 
 impl CaseSummary {
@@ -55,6 +61,18 @@ impl CaseSummary {
             running: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.started_ms, d.due_ms?))).collect(),
             next_due_ms: state.next_due(),
             events: state.timeline.len() as u32,
+            units: {
+                let mut u = state.units_handled.clone();
+                for h in &state.helpers {
+                    if let zongzhi_protocol::case::RouteTarget::Unit(x) = h
+                        && !u.contains(x)
+                    {
+                        u.push(*x);
+                    }
+                }
+                u
+            },
+            blobs: state.filing.contact.iter().copied().chain(state.attachments.iter().map(|a| a.blob)).collect(),
         }
     }
 

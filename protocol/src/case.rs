@@ -36,6 +36,13 @@ impl serde::Serialize for BlobHash {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for BlobHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        BlobHash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("blob hash must be 64 hex digits"))
+    }
+}
+
 /// Generates a C-like enum with stable wire codes, JSON names and Chinese labels.
 macro_rules! labelled_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $code:literal, $zh:literal;)+ }) => {

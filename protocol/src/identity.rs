@@ -135,6 +135,11 @@ impl NodeKey {
             .map_err(|e| KeyError::Pem(e.to_string()))
     }
 
+    /// PKCS#8 DER encoding of the secret key (for TLS).
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, KeyError> {
+        self.key.to_pkcs8_der().map(|d| d.as_bytes().to_vec()).map_err(|e| KeyError::Pem(e.to_string()))
+    }
+
     /// Reads a PKCS#8 PEM secret key, refusing weak keys.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
         let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))?;

@@ -15,6 +15,7 @@ pub mod hlc;
 pub mod identity;
 pub mod policy;
 pub mod record;
+pub mod sync;
 pub mod trust;
 pub mod workflow;
 

@@ -296,3 +296,70 @@ pub fn sample_case(title: &str) -> Value {
         "contact": {"name": "张三", "phone": "13812341234", "id_number": "330102199001011234", "address": "某小区3幢502"}
     })
 }
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics after `secs`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A chain of enrolled, running nodes: city → county → township → village(s),
+/// linked over QUIC on loopback.
+pub struct Hierarchy {
+    pub city: TestNode,
+    pub county: TestNode,
+    pub township: TestNode,
+    pub villages: Vec<TestNode>,
+}
+
+impl Hierarchy {
+    pub fn start(villages: usize) -> Hierarchy {
+        let city_q = free_port();
+        let mut city = TestNode::init_with("330100000000", "示例市社会治安综合治理中心", &format!("quic_listen = \"127.0.0.1:{city_q}\"\n"));
+        city.start();
+        let root = city.node_id();
+        let level = |division: &str, name: &str, parent_q: u16, listen: bool| -> (TestNode, u16) {
+            let q = free_port();
+            let mut extra = format!("root_key = \"{root}\"\nparent = \"127.0.0.1:{parent_q}\"\n");
+            if listen {
+                extra.push_str(&format!("quic_listen = \"127.0.0.1:{q}\"\n"));
+            }
+            (TestNode::init_with(division, name, &extra), q)
+        };
+        let (mut county, county_q) = level("330106000000", "示例区社会治安综合治理中心", city_q, true);
+        county.enroll_under(&city);
+        county.start();
+        let (mut township, town_q) = level("330106010000", "示例街道社会治安综合治理中心", county_q, true);
+        township.enroll_under(&county);
+        township.start();
+        let mut vs = Vec::new();
+        for i in 0..villages {
+            let (mut v, _) = level(&format!("33010601000{}", i + 1), &format!("示例社区{}工作站", i + 1), town_q, false);
+            v.enroll_under(&township);
+            v.start();
+            vs.push(v);
+        }
+        Hierarchy { city, county, township, villages: vs }
+    }
+
+    pub fn all(&self) -> Vec<&TestNode> {
+        let mut v = vec![&self.city, &self.county, &self.township];
+        v.extend(self.villages.iter());
+        v
+    }
+}
+
+/// Waits until `node` holds case `id` and `pred` holds for its detail.
+pub fn wait_case(node: &TestNode, api: &Api, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let _ = node;
+    wait_for(what, 20, || {
+        let (status, v) = api.get(&format!("/api/cases/{id}"));
+        (status == 200 && pred(&v)).then_some(v)
+    })
+}

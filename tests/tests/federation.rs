@@ -54,3 +54,80 @@ fn enrollment_chain_and_revocation() {
     county.stop();
     city.stop();
 }
+
+fn ops(h: &zongzhi_tests::Hierarchy) -> Vec<zongzhi_tests::Api> {
+    h.all().iter().map(|n| n.login("operator", zongzhi_tests::OPERATOR_PASSWORD)).collect()
+}
+
+/// Escalation village → township → county → city and the decision back to
+/// the village; dispatch city → village; identical state everywhere.
+#[test]
+fn escalation_and_dispatch_across_four_levels() {
+    use zongzhi_tests::{sample_case, wait_case, Hierarchy};
+    let h = Hierarchy::start(1);
+    let apis = ops(&h);
+    let (city, county, town, village) = (&apis[0], &apis[1], &apis[2], &apis[3]);
+
+    // The village files a dispute it cannot resolve and escalates it.
+    let c = village.file_case(&sample_case("宅基地边界纠纷"));
+    let id = c["id"].as_str().unwrap().to_string();
+    village.act(&id, serde_json::json!({"action": "sign_for"}));
+    village.act(&id, serde_json::json!({"action": "escalate", "reason": "涉及两村，村里无法调处"}));
+    let t0 = std::time::Instant::now();
+    let v = wait_case(&h.township, town, &id, "the township to receive the escalation", |v| v["owner"] == "330106010000");
+    eprintln!("escalation reached the township in {:?}", t0.elapsed());
+    assert_eq!(v["status"]["code"], "awaiting_receipt");
+    // Personal data travels with an escalated case.
+    assert_eq!(v["contact"]["phone"], "13812341234");
+    town.act(&id, serde_json::json!({"action": "sign_for"}));
+    town.act(&id, serde_json::json!({"action": "escalate", "reason": "需区级协调"}));
+    wait_case(&h.county, county, &id, "the county", |v| v["owner"] == "330106000000");
+    county.act(&id, serde_json::json!({"action": "sign_for"}));
+    county.act(&id, serde_json::json!({"action": "escalate", "reason": "需市级部门"}));
+    wait_case(&h.city, city, &id, "the city", |v| v["owner"] == "330100000000");
+    city.act(&id, serde_json::json!({"action": "sign_for"}));
+    // Supervision from above reaches the owner… (the city is the owner now; the decision goes down.)
+    city.act(&id, serde_json::json!({"action": "route", "window": "natural_resources"}));
+    city.act(&id, serde_json::json!({"action": "resolve", "public_reply": "经市自然资源局确权，边界以1998年确权图为准"}));
+    // The decision comes back to the village, which gives feedback and records the rating.
+    wait_case(&h.villages[0], village, &id, "the decision at the village", |v| v["status"]["code"] == "resolved");
+    village.act(&id, serde_json::json!({"action": "feedback", "note": "已上门告知当事人"}));
+    village.act(&id, serde_json::json!({"action": "rate", "rating": "satisfied"}));
+    wait_case(&h.city, city, &id, "the rating at the city", |v| v["status"]["code"] == "rated");
+
+    // Dispatch down: the city files a case and dispatches it to the village.
+    let d = city.file_case(&sample_case("市长热线转办：噪音扰民"));
+    let did = d["id"].as_str().unwrap().to_string();
+    city.act(&did, serde_json::json!({"action": "sign_for"}));
+    city.act(&did, serde_json::json!({"action": "dispatch", "to": "330106010001", "requirements": "属地处置"}));
+    let v = wait_case(&h.villages[0], village, &did, "the dispatched case at the village", |v| v["owner"] == "330106010001");
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 3, "whole history arrives with the dispatch");
+    village.act(&did, serde_json::json!({"action": "sign_for"}));
+    village.act(&did, serde_json::json!({"action": "resolve", "public_reply": "已协调施工时间"}));
+    wait_case(&h.city, city, &did, "the village's resolution at the city", |v| v["status"]["code"] == "resolved");
+
+    // Supervision from the county reaches the owning village.
+    let s = village.file_case(&sample_case("久拖未决的纠纷"));
+    let sid = s["id"].as_str().unwrap().to_string();
+    village.act(&sid, serde_json::json!({"action": "sign_for"}));
+    wait_case(&h.county, county, &sid, "the village's case at the county", |_| true);
+    let cadmin = h.county.login("admin", zongzhi_tests::ADMIN_PASSWORD);
+    cadmin.act(&sid, serde_json::json!({"action": "supervise", "grade": "red", "note": "请三日内办结"}));
+    wait_case(&h.villages[0], village, &sid, "the supervision notice at the village", |v| v["supervision"]["grade"] == "red");
+
+    // Every node that holds a case computes the same state.
+    for case in [&id, &did] {
+        let states: Vec<serde_json::Value> = apis
+            .iter()
+            .map(|a| {
+                let v = wait_case(&h.city, a, case, "the final state everywhere", |v| {
+                    v["timeline"].as_array().unwrap().len() == city.case(case)["timeline"].as_array().unwrap().len()
+                });
+                serde_json::json!({"status": v["status"], "owner": v["owner"], "timeline": v["timeline"], "heads": v["heads"], "rating": v["rating"]})
+            })
+            .collect();
+        for s in &states[1..] {
+            assert_eq!(s, &states[0], "nodes disagree on case {case}");
+        }
+    }
+}

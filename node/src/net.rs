@@ -1,0 +1,534 @@
+//! Replication over QUIC. The only module that touches quinn and rustls.
+//!
+//! TLS 1.3 with raw public keys (RFC 7250): a node's ed25519 key is its TLS
+//! key, and the handshake is refused unless the peer's key holds a known,
+//! valid, unrevoked certificate. After the handshake both sides exchange
+//! certificate chains (`Hello`) and check that the peer really is this
+//! node's parent or child. Then each side subscribes to the other's feed on a
+//! stream of its own (see `zongzhi_protocol::sync`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use zongzhi_protocol::record::verify_batch;
+use zongzhi_protocol::sync::{self, Direction, Frame};
+use zongzhi_protocol::{Body, DivisionCode, NodeId, Record, RecordId};
+
+use crate::ledger::{self, Cursor, Ledger, Op, Outcome, Shared};
+use crate::store::meta;
+
+/// DER prefix of an ed25519 SubjectPublicKeyInfo; the key's 32 bytes follow.
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+fn key_from_spki(spki: &[u8]) -> Option<NodeId> {
+    if spki.len() != 44 || spki[..12] != ED25519_SPKI_PREFIX {
+        return None;
+    }
+    let key = NodeId(spki[12..].try_into().ok()?);
+    key.verifying_key().ok()?;
+    Some(key)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Accepts a peer key only if the trust store says it may connect now.
+#[derive(Debug)]
+struct TrustVerifier {
+    shared: Shared,
+    algs: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl TrustVerifier {
+    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let Some(key) = key_from_spki(end_entity.as_ref()) else {
+            self.shared.sync.refused("not an ed25519 raw public key");
+            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding));
+        };
+        match self.shared.trust().may_connect(&key, ledger::now_ms()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let reason = match e {
+                    zongzhi_protocol::trust::TrustError::Revoked { .. } => "revoked",
+                    zongzhi_protocol::trust::TrustError::Cert(zongzhi_protocol::cert::CertError::Expired) => "expired",
+                    _ => "unknown key",
+                };
+                tracing::warn!(peer = %key.fmt_short(), "handshake refused: {e}");
+                self.shared.sync.refused(reason);
+                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+            }
+        }
+    }
+
+    fn tls13(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature_with_raw_key(message, &SubjectPublicKeyInfoDer::from(cert.as_ref()), dss, &self.algs)
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for TrustVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.check(end_entity).map(|_| rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for TrustVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(&self, end_entity: &CertificateDer<'_>, _intermediates: &[CertificateDer<'_>], _now: UnixTime) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.check(end_entity).map(|_| rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+fn certified_key(shared: &Shared) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
+    let der = shared.key.to_pkcs8_der()?;
+    let signing = rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(der)).map_err(|e| anyhow!("TLS key: {e}"))?;
+    let spki = signing.public_key().ok_or_else(|| anyhow!("TLS key has no public key"))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(vec![CertificateDer::from(spki.as_ref().to_vec())], signing)))
+}
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(5)));
+    if let Ok(idle) = Duration::from_secs(30).try_into() {
+        t.max_idle_timeout(Some(idle));
+    }
+    Arc::new(t)
+}
+
+fn server_config(shared: &Shared) -> anyhow::Result<quinn::ServerConfig> {
+    let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(shared)?)));
+    tls.alpn_protocols = vec![sync::ALPN.to_vec()];
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    cfg.transport_config(transport());
+    Ok(cfg)
+}
+
+fn client_config(shared: &Shared) -> anyhow::Result<quinn::ClientConfig> {
+    let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(shared)?)));
+    tls.alpn_protocols = vec![sync::ALPN.to_vec()];
+    let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+    cfg.transport_config(transport());
+    Ok(cfg)
+}
+
+fn peer_key(conn: &quinn::Connection) -> anyhow::Result<NodeId> {
+    let identity = conn.peer_identity().ok_or_else(|| anyhow!("peer sent no key"))?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().map_err(|_| anyhow!("unexpected peer identity"))?;
+    let first = certs.first().ok_or_else(|| anyhow!("peer sent no key"))?;
+    key_from_spki(first.as_ref()).ok_or_else(|| anyhow!("peer key is not ed25519"))
+}
+
+// ---------- framing ----------
+
+async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> anyhow::Result<usize> {
+    let wire = frame.to_wire();
+    send.write_all(&wire).await?;
+    Ok(wire.len())
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> anyhow::Result<(Frame, usize)> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await?;
+    let n = Frame::check_len(u32::from_be_bytes(len)).context("frame")?;
+    let mut body = vec![0u8; n];
+    recv.read_exact(&mut body).await?;
+    Ok((Frame::decode(&body).context("malformed frame")?, n + 4))
+}
+
+// ---------- links ----------
+
+/// Starts the network side: a listener for children (if `quic_listen`) and a
+/// dialer for the parent (if `parent`). Runs until the process stops.
+pub async fn start(shared: Shared, ledger: Ledger, listen: Option<SocketAddr>, parent: Option<SocketAddr>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    let endpoint = match listen {
+        Some(addr) => {
+            let ep = quinn::Endpoint::server(server_config(&shared)?, addr).with_context(|| format!("binding QUIC {addr}"))?;
+            tracing::info!("QUIC listening on {}", ep.local_addr()?);
+            ep
+        }
+        None => quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))?,
+    };
+    if listen.is_some() {
+        let (ep, shared, ledger) = (endpoint.clone(), shared.clone(), ledger.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(incoming) = ep.accept().await {
+                let (shared, ledger) = (shared.clone(), ledger.clone());
+                tokio::spawn(async move {
+                    match incoming.await {
+                        Ok(conn) => {
+                            if let Err(e) = run_link(shared.clone(), ledger, conn, Role::Parent).await {
+                                tracing::info!("child link ended: {e:#}");
+                            }
+                        }
+                        Err(e) => tracing::info!("incoming connection failed: {e}"),
+                    }
+                });
+            }
+        }));
+    }
+    if let Some(parent) = parent {
+        let client = client_config(&shared)?;
+        let (ep, shared, ledger) = (endpoint.clone(), shared.clone(), ledger.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                let started = std::time::Instant::now();
+                let result = async {
+                    let conn = ep.connect_with(client.clone(), parent, "zongzhi")?.await?;
+                    run_link(shared.clone(), ledger.clone(), conn, Role::Child).await
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::info!(%parent, "parent link down: {e:#}");
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    backoff = Duration::from_millis(200);
+                }
+                // Jittered exponential backoff, capped at 30 s.
+                let jitter = rand_jitter(backoff.as_millis() as u64 / 2);
+                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }));
+    }
+    Ok(tasks)
+}
+
+fn rand_jitter(max: u64) -> u64 {
+    let mut b = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    if max == 0 { 0 } else { u64::from_le_bytes(b) % max }
+}
+
+/// This node's role on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// We are the parent (we accepted the connection).
+    Parent,
+    /// We are the child (we dialled).
+    Child,
+}
+
+fn epoch(shared: &Shared) -> [u8; 16] {
+    shared.store.meta_get(meta::FEED_EPOCH).ok().flatten().and_then(|v| v.try_into().ok()).unwrap_or([0; 16])
+}
+
+fn own_chain(shared: &Shared) -> anyhow::Result<Vec<Vec<u8>>> {
+    let ids = shared.trust().chain(&shared.key.id()).ok_or_else(|| anyhow!("this node has no certificate chain (import one with zongzhi-node import-cert)"))?;
+    ids.iter()
+        .map(|id| shared.store.record_bytes(id)?.ok_or_else(|| anyhow!("certificate record {id} missing")))
+        .collect()
+}
+
+async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role: Role) -> anyhow::Result<()> {
+    let peer = peer_key(&conn)?;
+    let (peer_division, peer_name) = {
+        let trust = shared.trust();
+        let m = trust.member(&peer).ok_or_else(|| anyhow!("peer {} has no certificate", peer.fmt_short()))?;
+        (m.cert.division, m.cert.name.clone())
+    };
+    let expected = match role {
+        Role::Parent => peer_division.parent() == Some(shared.unit),
+        Role::Child => shared.unit.parent() == Some(peer_division),
+    };
+    if !expected {
+        shared.sync.refused("not parent or child");
+        let why = format!("{peer_division} is not this node's {}", if role == Role::Parent { "child" } else { "parent" });
+        conn.close(1u32.into(), why.as_bytes());
+        bail!(why);
+    }
+    let span = tracing::info_span!("link", peer = %peer.fmt_short(), division = %peer_division);
+    shared.sync.update(&peer, |s| {
+        s.division = peer_division.to_string();
+        s.name = peer_name.clone();
+        s.role = if role == Role::Parent { "child".into() } else { "parent".into() };
+        s.connected = true;
+        s.connects += 1;
+        s.last_contact_ms = Some(ledger::now_ms());
+    });
+    tracing::info!(parent: &span, "link up");
+    let result = tracing::Instrument::instrument(link_streams(&shared, &ledger, &conn, role, peer, peer_division), span.clone()).await;
+    shared.sync.update(&peer, |s| {
+        s.connected = false;
+        if let Err(e) = &result {
+            s.errors += 1;
+            s.last_error = Some(format!("{e:#}"));
+        }
+    });
+    conn.close(0u32.into(), b"bye");
+    result
+}
+
+async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection, role: Role, peer: NodeId, peer_division: DivisionCode) -> anyhow::Result<()> {
+    // Control stream: the child opens it; both say Hello.
+    let (mut csend, mut crecv) = match role {
+        Role::Child => conn.open_bi().await?,
+        Role::Parent => conn.accept_bi().await?,
+    };
+    let my_epoch = epoch(shared);
+    write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: my_epoch }).await?;
+    let (hello, _) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.context("no Hello")??;
+    let Frame::Hello { version, chain, epoch: peer_epoch } = hello else {
+        bail!("expected Hello");
+    };
+    if version != sync::PROTOCOL_VERSION {
+        bail!("peer speaks protocol version {version}, this node {}", sync::PROTOCOL_VERSION);
+    }
+    // The peer's chain must verify to our root and end in the peer's key.
+    let records: Vec<Record> = chain.iter().map(|b| Record::decode(b)).collect::<Result<_, _>>().context("peer's certificate chain")?;
+    let root = shared.trust().root();
+    let cert = zongzhi_protocol::cert::verify_chain(&records, &root, ledger::now_ms()).context("peer's certificate chain")?;
+    if cert.key != peer || cert.division != peer_division {
+        bail!("peer's certificate chain is not for its TLS key");
+    }
+    // Our subscription to the peer's feed (receiver), and the peer's to ours (sender).
+    let (dir_in, dir_out) = match role {
+        Role::Child => (Direction::Down, Direction::Up),
+        Role::Parent => (Direction::Up, Direction::Down),
+    };
+    let (mut rsend, rrecv) = conn.open_bi().await?;
+    let (cursor_epoch, cursor) = shared.store.cursor(&peer, dir_in as u8)?.unwrap_or(([0; 16], 0));
+    let cursor = if cursor_epoch == peer_epoch { cursor } else { 0 };
+    write_frame(&mut rsend, &Frame::Subscribe { epoch: peer_epoch, cursor }).await?;
+    let (ssend, mut srecv) = conn.accept_bi().await?;
+    let (sub, _) = read_frame(&mut srecv).await?;
+    let Frame::Subscribe { epoch: sub_epoch, cursor: sub_cursor } = sub else {
+        bail!("expected Subscribe");
+    };
+    let from = if sub_epoch == my_epoch { sub_cursor } else { 0 };
+    let receiver = receive_feed(shared.clone(), ledger.clone(), peer, dir_in, rsend, rrecv);
+    let sender = send_feed(shared.clone(), peer, peer_division, dir_out, from, ssend, srecv);
+    tokio::select! {
+        r = receiver => r,
+        r = sender => r,
+        e = conn.closed() => Err(anyhow!("connection closed: {e}")),
+    }
+}
+
+/// Receives batches of the peer's feed, verifies them, stores them with the
+/// cursor in one synced write, and acknowledges.
+async fn receive_feed(shared: Shared, ledger: Ledger, peer: NodeId, dir: Direction, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
+    loop {
+        let (frame, bytes) = read_frame(&mut recv).await?;
+        let Frame::Batch { epoch, upto, head, records, blobs } = frame else {
+            bail!("expected Batch");
+        };
+        let n = records.len();
+        // Decode and verify off the async threads; one forged record refuses the batch.
+        let decoded = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Record>> {
+            let recs: Vec<Record> = records.iter().map(|b| Record::decode_unverified(b)).collect::<Result<_, _>>()?;
+            let refs: Vec<&Record> = recs.iter().collect();
+            for (r, v) in recs.iter().zip(verify_batch(&refs)) {
+                v.with_context(|| format!("record {} has a bad signature", r.id.fmt_short()))?;
+            }
+            Ok(recs)
+        })
+        .await??;
+        let blobs = blobs.into_iter().map(|(h, b)| (zongzhi_protocol::BlobHash(h), b)).collect();
+        let cursor = Cursor { peer, direction: dir as u8, epoch, upto };
+        let outcome = ledger.submit(Op::Ingest { records: decoded, blobs, cursor: Some(cursor) }).await?;
+        let mut rejected = 0;
+        if let Outcome::Ingested(report) = &outcome {
+            rejected = report.rejected.len();
+            for (id, why) in &report.rejected {
+                tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
+            }
+        }
+        write_frame(&mut send, &Frame::Ack { upto }).await?;
+        shared.sync.update(&peer, |s| {
+            s.records_received += n as u64;
+            s.bytes_received += bytes as u64;
+            s.behind_from_peer = head.saturating_sub(upto);
+            s.last_contact_ms = Some(ledger::now_ms());
+            if rejected > 0 {
+                s.errors += rejected as u64;
+                s.last_error = Some(format!("{rejected} records refused"));
+            }
+        });
+    }
+}
+
+/// What the sender puts in one batch.
+struct Outgoing {
+    records: Vec<Vec<u8>>,
+    blobs: Vec<([u8; 32], Vec<u8>)>,
+    upto: u64,
+}
+
+/// Builds the next batch of our feed after `cursor` for a peer (blocking: reads the store).
+fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> anyhow::Result<Outgoing> {
+    let store = &shared.store;
+    let mut out = Outgoing { records: Vec::new(), blobs: Vec::new(), upto: cursor };
+    let mut size = 0usize;
+    let mut included: std::collections::HashSet<RecordId> = std::collections::HashSet::new();
+    let mut blob_seen: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+    let trust = shared.trust().clone();
+    let mut add_blob = |hash: &zongzhi_protocol::BlobHash, out: &mut Outgoing, size: &mut usize| -> anyhow::Result<()> {
+        if blob_seen.insert(hash.0)
+            && let Some(b) = store.blob(&hash.0)?
+        {
+            *size += b.len();
+            out.blobs.push((hash.0, b));
+        }
+        Ok(())
+    };
+    for (seq, id) in store.feed_range(cursor + 1, sync::BATCH_RECORDS)? {
+        if size >= sync::BATCH_BYTES || out.records.len() >= sync::BATCH_RECORDS {
+            break;
+        }
+        out.upto = seq;
+        let Some(bytes) = store.record_bytes(&id)? else { continue };
+        let record = Record::decode_unverified(&bytes)?;
+        let author_div = trust.member(&record.author).map(|m| m.cert.division);
+        let send = match (dir, &record.body) {
+            // Up: what was authored in our subtree (we are the child).
+            (Direction::Up, _) => author_div.is_some_and(|d| sync::up_in_scope(d, shared.unit)),
+            // Down: certificates, revocations and policies go everywhere.
+            (Direction::Down, Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_)) => true,
+            (Direction::Down, Body::CaseEvent(ev)) => {
+                let case = ev.case_id(id);
+                let summary = store.case_summary(&case)?;
+                let in_scope = summary.as_ref().is_some_and(|s| sync::down_case_in_scope(&s.units, peer_division));
+                if in_scope && sync::enters_subtree(&ev.action, peer_division) {
+                    // The case enters the child's subtree: its whole history first.
+                    for hid in store.case_events(&case)? {
+                        if hid != id && included.insert(hid)
+                            && let Some(hb) = store.record_bytes(&hid)?
+                        {
+                            size += hb.len();
+                            out.records.push(hb);
+                        }
+                    }
+                }
+                in_scope
+            }
+        };
+        if !send || !included.insert(id) {
+            continue;
+        }
+        // Personal data and attachments travel with the case where it is handled.
+        if let Body::CaseEvent(ev) = &record.body {
+            let case = ev.case_id(id);
+            if let Some(s) = store.case_summary(&case)? {
+                let wanted = match dir {
+                    Direction::Down => peer_division.contains(s.owner),
+                    Direction::Up => s.units.iter().any(|u| !shared.unit.contains(*u)),
+                };
+                if wanted {
+                    for h in &s.blobs {
+                        add_blob(h, &mut out, &mut size)?;
+                    }
+                }
+            }
+        }
+        size += bytes.len();
+        out.records.push(bytes);
+    }
+    Ok(out)
+}
+
+/// Streams our feed to a peer from `from`, then pushes new records live.
+async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, dir: Direction, from: u64, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
+    let my_epoch = epoch(&shared);
+    let mut watch = shared.feed.subscribe();
+    let mut cursor = from;
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(from));
+    let acks = {
+        let acked = acked.clone();
+        async move {
+            loop {
+                let (frame, _) = read_frame(&mut recv).await?;
+                match frame {
+                    Frame::Ack { upto } => acked.store(upto, std::sync::atomic::Ordering::Relaxed),
+                    other => bail!("unexpected frame on a feed stream: {other:?}"),
+                }
+            }
+        }
+    };
+    let pump = async {
+        loop {
+            let head = *watch.borrow_and_update();
+            shared.sync.update(&peer, |s| s.behind_to_peer = head.saturating_sub(acked.load(std::sync::atomic::Ordering::Relaxed)));
+            if cursor >= head {
+                watch.changed().await.map_err(|_| anyhow!("node stopping"))?;
+                continue;
+            }
+            // Bound what is in flight: at most 8 batches' worth ahead of the acks.
+            while cursor.saturating_sub(acked.load(std::sync::atomic::Ordering::Relaxed)) > 8 * sync::BATCH_RECORDS as u64 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let sh = shared.clone();
+            let batch = tokio::task::spawn_blocking(move || build_batch(&sh, peer_division, dir, cursor)).await??;
+            let n = batch.records.len();
+            let frame = Frame::Batch { epoch: my_epoch, upto: batch.upto, head, records: batch.records, blobs: batch.blobs };
+            let bytes = write_frame(&mut send, &frame).await?;
+            cursor = batch.upto;
+            shared.sync.update(&peer, |s| {
+                s.records_sent += n as u64;
+                s.bytes_sent += bytes as u64;
+                s.last_contact_ms = Some(ledger::now_ms());
+            });
+        }
+    };
+    tokio::select! {
+        r = acks => r,
+        r = pump => r,
+    }
+}

@@ -1,0 +1,67 @@
+//! Live replication status per peer, for the API and the CLI.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use zongzhi_protocol::NodeId;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStatus {
+    pub key: String,
+    pub division: String,
+    pub name: String,
+    /// `parent` or `child`.
+    pub role: String,
+    pub connected: bool,
+    pub last_contact_ms: Option<u64>,
+    /// Records this node has sent, and received and stored.
+    pub records_sent: u64,
+    pub records_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Feed positions the peer has not yet acknowledged from us.
+    pub behind_to_peer: u64,
+    /// Feed positions of the peer we have not yet received.
+    pub behind_from_peer: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    pub connects: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncStatus {
+    pub peers: HashMap<String, PeerStatus>,
+    /// Handshakes refused, by reason.
+    pub refused: HashMap<String, u64>,
+}
+
+/// Shared, lock-protected status.
+#[derive(Debug, Clone, Default)]
+pub struct StatusBoard(Arc<Mutex<SyncStatus>>);
+
+impl StatusBoard {
+    pub fn update(&self, peer: &NodeId, f: impl FnOnce(&mut PeerStatus)) {
+        let mut s = match self.0.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let entry = s.peers.entry(peer.to_string()).or_insert_with(|| PeerStatus { key: peer.to_string(), ..Default::default() });
+        f(entry);
+    }
+
+    pub fn refused(&self, reason: &str) {
+        let mut s = match self.0.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        *s.refused.entry(reason.to_string()).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> SyncStatus {
+        match self.0.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
