@@ -183,6 +183,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/cases/{case}/attachments/{blob}", get(download))
         .route("/api/integrity", get(integrity_check))
+        .route("/api/sync", get(sync_status))
         .route("/api/certs", get(list_certs))
         .route("/api/certs/issue", post(issue_cert))
         .route("/api/certs/revoke", post(revoke_cert))
@@ -207,6 +208,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/cases/{case}/attachments"),
     ("get", "/api/cases/{case}/attachments/{blob}"),
     ("get", "/api/integrity"),
+    ("get", "/api/sync"),
     ("get", "/api/certs"),
     ("post", "/api/certs/issue"),
     ("post", "/api/certs/revoke"),
@@ -1027,4 +1029,30 @@ async fn revoke_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
     let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Revocation(rev) }).await?;
     tracing::warn!(by = %session.username, key = %req.key.fmt_short(), "key revoked: {outcome:?}");
     Ok((StatusCode::CREATED, Json(json!({"revoked": req.key.to_string(), "division": division.to_string()}))))
+}
+
+// ---------- replication ----------
+
+async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let status = s.shared.sync.snapshot();
+    let mut peers: Vec<Value> = status
+        .peers
+        .values()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+            v["last_contact"] = json!(p.last_contact_ms.map(time));
+            v
+        })
+        .collect();
+    peers.sort_by(|a, b| a["division"].as_str().cmp(&b["division"].as_str()));
+    let alarms: Vec<ledger::Alarm> = s.store.alarms()?;
+    Ok(Json(json!({
+        "node": s.node.id.to_string(),
+        "division": s.node.division.to_string(),
+        "feed_head": s.store.feed_len()?,
+        "peers": peers,
+        "refused_handshakes": status.refused,
+        "alarms": alarms,
+    })))
 }

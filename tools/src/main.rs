@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod demo;
 mod table;
 
 use std::path::PathBuf;
@@ -219,11 +220,37 @@ enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// Start a demo hierarchy of 15 real nodes on this machine and seed it.
+    Demo {
+        /// Where the nodes' data directories go (must not exist).
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+        /// First HTTP port; the 15 nodes take consecutive ports.
+        #[arg(long, default_value_t = 7800)]
+        http_port: u16,
+        /// First QUIC port.
+        #[arg(long, default_value_t = 7900)]
+        quic_port: u16,
+        /// Stop the nodes after seeding and printing the summary.
+        #[arg(long)]
+        exit_after_seed: bool,
+    },
+    /// Replication.
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Per peer: connected, last contact, records behind each way, bytes, errors, alarms.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -677,6 +704,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("revoked {} ({})", s(&v["revoked"]), s(&v["division"]));
         }
         Command::Cert { command } => certs(command)?,
+        Command::Demo { dir, http_port, quic_port, exit_after_seed } => demo::demo(&dir, http_port, quic_port, exit_after_seed)?,
+        Command::Sync { command: SyncCommand::Status } => {
+            c.require_login()?;
+            let v = c.get("/api/sync")?;
+            if as_json {
+                return print(&v);
+            }
+            println!("{} feed head {}", s(&v["division"]), s(&v["feed_head"]));
+            let rows: Vec<Vec<String>> = v["peers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    vec![
+                        s(&p["division"]),
+                        s(&p["name"]),
+                        if p["role"] == "parent" { "上级".into() } else { "下级".into() },
+                        if p["connected"] == json!(true) { "在线".into() } else { "离线".into() },
+                        short_time(&p["last_contact"]),
+                        s(&p["behind_to_peer"]),
+                        s(&p["behind_from_peer"]),
+                        format!("{}/{}", s(&p["records_sent"]), s(&p["records_received"])),
+                        format!("{}/{}", s(&p["bytes_sent"]), s(&p["bytes_received"])),
+                        s(&p["errors"]),
+                    ]
+                })
+                .collect();
+            print!("{}", table::render(&["区划代码", "名称", "关系", "连接", "最后联系", "对方待收", "本方待收", "记录 发/收", "字节 发/收", "错误"], &rows));
+            if let Some(r) = v["refused_handshakes"].as_object().filter(|r| !r.is_empty()) {
+                println!("refused handshakes: {}", r.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+            }
+            for a in v["alarms"].as_array().into_iter().flatten() {
+                println!("!! {} author {} seq {}: {}", s(&a["kind"]), s(&a["author"]), s(&a["seq"]), s(&a["detail"]));
+            }
+        }
         Command::Bench { command } => match command {
             BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin)?,
             BenchCommand::Verify { records } => bench::verify(records)?,

@@ -1,0 +1,377 @@
+//! `zongzhi demo`: a whole hierarchy of real nodes on this machine.
+//!
+//! 1 city, 2 counties, 2 townships per county, 2 villages per township: 15
+//! `zongzhi-node` processes, each with its own data directory and RocksDB,
+//! enrolled automatically (each parent's admin approves its children's
+//! requests through the HTTP API), linked over QUIC, and seeded with cases
+//! that went every way a real case goes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::client::Client;
+
+pub const DEMO_PASSWORD: &str = "zongzhi-demo";
+
+struct Unit {
+    division: &'static str,
+    name: &'static str,
+}
+
+const UNITS: &[Unit] = &[
+    Unit { division: "330100000000", name: "示例市社会治安综合治理中心" },
+    Unit { division: "330102000000", name: "上城区社会治安综合治理中心" },
+    Unit { division: "330102001000", name: "清波街道社会治安综合治理中心" },
+    Unit { division: "330102001001", name: "清波门社区社会治安综合治理工作站" },
+    Unit { division: "330102001002", name: "劳动路社区社会治安综合治理工作站" },
+    Unit { division: "330102002000", name: "湖滨街道社会治安综合治理中心" },
+    Unit { division: "330102002001", name: "东坡路社区社会治安综合治理工作站" },
+    Unit { division: "330102002002", name: "青年路社区社会治安综合治理工作站" },
+    Unit { division: "330106000000", name: "西湖区社会治安综合治理中心" },
+    Unit { division: "330106001000", name: "北山街道社会治安综合治理中心" },
+    Unit { division: "330106001001", name: "宝石社区社会治安综合治理工作站" },
+    Unit { division: "330106001002", name: "葛岭社区社会治安综合治理工作站" },
+    Unit { division: "330106002000", name: "留下街道社会治安综合治理中心" },
+    Unit { division: "330106002001", name: "留下村社会治安综合治理工作站" },
+    Unit { division: "330106002002", name: "杨家牌楼村社会治安综合治理工作站" },
+];
+
+struct DemoNode {
+    division: String,
+    name: String,
+    dir: PathBuf,
+    config: PathBuf,
+    http: u16,
+    quic: u16,
+    child: Option<Child>,
+}
+
+impl DemoNode {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+}
+
+fn node_bin() -> anyhow::Result<PathBuf> {
+    let p = std::env::current_exe()?.parent().context("no parent dir")?.join("zongzhi-node");
+    if !p.exists() {
+        bail!("{} not found: build the workspace first (cargo build --workspace --bins)", p.display());
+    }
+    Ok(p)
+}
+
+fn run(bin: &Path, args: &[&str], config: &Path, stdin: Option<&str>) -> anyhow::Result<String> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).arg("--config").arg(config).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn()?;
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("zongzhi-node {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn login(url: &str, user: &str) -> anyhow::Result<Client> {
+    let anon = Client::new(url, None)?;
+    let v = anon.post("/api/login", &json!({"username": user, "password": DEMO_PASSWORD}))?;
+    let token = v["token"].as_str().context("no token")?.to_string();
+    Client::new(url, Some(token))
+}
+
+fn wait_health(url: &str, child: &mut Child) -> anyhow::Result<()> {
+    let anon = Client::new(url, None)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if anon.get("/api/health").is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("node at {url} exited with {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("node at {url} did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Starts the hierarchy, seeds it, prints the summary, and (unless
+/// `exit_after_seed`) runs until Ctrl-C.
+pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -> anyhow::Result<()> {
+    let bin = node_bin()?;
+    let marker = dir.join(".zongzhi-demo");
+    if dir.exists() {
+        if !marker.exists() {
+            bail!("{} exists and is not a demo directory: pass another --dir (the demo starts from empty stores)", dir.display());
+        }
+        eprintln!("removing the previous demo in {}", dir.display());
+        std::fs::remove_dir_all(dir)?;
+    }
+    // Port 0: let the system choose free ports.
+    let pick = |base: u16, i: u16| -> anyhow::Result<u16> {
+        if base == 0 {
+            Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+        } else {
+            Ok(base + i)
+        }
+    };
+    let mut ports = Vec::new();
+    for i in 0..UNITS.len() as u16 {
+        let (h, q) = (pick(http_base, i)?, pick(quic_base, i)?);
+        if !port_free(h) || !port_free(q) {
+            bail!("port {h} or {q} is taken; pass --http-port/--quic-port (0 picks free ports)");
+        }
+        ports.push((h, q));
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&marker, "created by zongzhi demo; removed by the next run\n")?;
+    let mut nodes: Vec<DemoNode> = UNITS
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let ndir = dir.join(u.division);
+            DemoNode {
+                division: u.division.into(),
+                name: u.name.into(),
+                config: ndir.join("node.toml"),
+                dir: ndir,
+                http: ports[i].0,
+                quic: ports[i].1,
+                child: None,
+            }
+        })
+        .collect();
+    let result = start_and_seed(&bin, &mut nodes);
+    if result.is_ok() && !exit_after_seed {
+        println!("Ctrl-C stops every node (their data stays in {}).", dir.display());
+        // Ctrl-C reaches the nodes too (same process group); wait for them.
+        for n in nodes.iter_mut() {
+            if let Some(c) = n.child.as_mut() {
+                let _ = c.wait();
+            }
+        }
+    }
+    for n in nodes.iter_mut() {
+        if let Some(mut c) = n.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+    result
+}
+
+fn start_and_seed(bin: &Path, nodes: &mut [DemoNode]) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut root_key = String::new();
+    for i in 0..nodes.len() {
+        let division: zongzhi_protocol::DivisionCode = nodes[i].division.parse()?;
+        let parent = division.parent().and_then(|p| nodes.iter().position(|n| n.division == p.to_string()));
+        std::fs::create_dir_all(&nodes[i].dir)?;
+        let mut cfg = format!(
+            "data_dir = \"data\"\ndivision = \"{}\"\nname = \"{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
+            nodes[i].division, nodes[i].name, nodes[i].http
+        );
+        if division.level() != zongzhi_protocol::Level::Village {
+            cfg.push_str(&format!("quic_listen = \"127.0.0.1:{}\"\n", nodes[i].quic));
+        }
+        if let Some(p) = parent {
+            cfg.push_str(&format!("root_key = \"{root_key}\"\nparent = \"127.0.0.1:{}\"\n", nodes[p].quic));
+        }
+        std::fs::write(&nodes[i].config, cfg)?;
+        let out = run(bin, &["init"], &nodes[i].config, None)?;
+        if parent.is_none() {
+            root_key = out.lines().find_map(|l| l.strip_prefix("node key: ")).context("no root key printed")?.trim().to_string();
+        }
+        if let Some(p) = parent {
+            // The parent's admin approves the enrollment request.
+            let request = std::fs::read_to_string(nodes[i].dir.join("data").join("enrollment-request.txt"))?;
+            let admin = login(&nodes[p].url(), "admin")?;
+            let v = admin.post("/api/certs/issue", &json!({"request": request}))?;
+            let chain = nodes[i].dir.join("chain.txt");
+            std::fs::write(&chain, v["chain"].as_str().context("no chain")?)?;
+            run(bin, &["import-cert", "--file", chain.to_str().context("path")?], &nodes[i].config, None)?;
+        }
+        for (user, role) in [("admin", "admin"), ("operator", "operator"), ("viewer", "viewer")] {
+            run(bin, &["user", "add", "--username", user, "--role", role, "--password-stdin"], &nodes[i].config, Some(DEMO_PASSWORD))?;
+        }
+        let log = std::fs::File::create(nodes[i].dir.join("node.log"))?;
+        let mut child = Command::new(bin)
+            .args(["run", "--config"])
+            .arg(&nodes[i].config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        wait_health(&nodes[i].url(), &mut child)?;
+        nodes[i].child = Some(child);
+    }
+    eprintln!("15 nodes enrolled and running in {:.1} s; seeding cases…", t0.elapsed().as_secs_f64());
+    seed(nodes)?;
+    summary(nodes)
+}
+
+fn case(title: &str, content: &str, category: &str, urgent: bool, received_hours_ago: u64, contact: (&str, &str)) -> Value {
+    let received = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(received_hours_ago as i64);
+    json!({
+        "title": title, "content": content, "category": category,
+        "request_type": "complaint", "channel": if urgent { "phone" } else { "on_site" },
+        "urgency": if urgent { "urgent" } else { "normal" },
+        "received_at": received.to_string(),
+        "place": {"address": "示例市"}, "people_involved": 2,
+        "contact": {"name": contact.0, "phone": contact.1},
+    })
+}
+
+fn act(c: &Client, id: &str, body: Value) -> anyhow::Result<Value> {
+    c.post(&format!("/api/cases/{id}/actions"), &body)
+}
+
+fn wait_owner(c: &Client, id: &str, owner: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(v) = c.get(&format!("/api/cases/{id}"))
+            && v["owner"] == owner
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("case {id} did not reach {owner}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn seed(nodes: &[DemoNode]) -> anyhow::Result<()> {
+    let op = |division: &str| -> anyhow::Result<Client> {
+        let n = nodes.iter().find(|n| n.division == division).context("unit")?;
+        login(&n.url(), "operator")
+    };
+    let admin = |division: &str| -> anyhow::Result<Client> {
+        let n = nodes.iter().find(|n| n.division == division).context("unit")?;
+        login(&n.url(), "admin")
+    };
+    let villages: Vec<&DemoNode> = nodes.iter().filter(|n| !n.division.ends_with("000")).collect();
+    let people = [("张三", "13812341234"), ("李四", "13998765432"), ("王五", "13700001111"), ("赵六", "13655556666")];
+    for (i, v) in villages.iter().enumerate() {
+        let c = op(&v.division)?;
+        let who = people[i % people.len()];
+        // Resolved locally and archived (小事不出村).
+        let id = c.post("/api/cases", &case("邻里噪音纠纷", "楼上夜间噪音，经调解双方达成一致", "0202", false, 30, who))?["id"].as_str().context("id")?.to_string();
+        for step in [
+            json!({"action": "sign_for"}),
+            json!({"action": "resolve", "public_reply": "经村调委会调解，双方签订调解协议"}),
+            json!({"action": "feedback", "note": "当面告知"}),
+            json!({"action": "rate", "rating": "satisfied"}),
+            json!({"action": "archive"}),
+        ] {
+            act(&c, &id, step)?;
+        }
+        // Resolved but rated 不满意 and re-handled.
+        let id = c.post("/api/cases", &case("物业收费争议", "物业公司多收停车费", "0501", false, 50, who))?["id"].as_str().context("id")?.to_string();
+        for step in [
+            json!({"action": "sign_for"}),
+            json!({"action": "route", "window": "housing"}),
+            json!({"action": "resolve", "public_reply": "已协调物业退还多收费用"}),
+            json!({"action": "feedback", "note": "电话告知"}),
+            json!({"action": "rate", "rating": "unsatisfied", "comment": "只退了一部分"}),
+            json!({"action": "reopen", "reason": "复核收费明细"}),
+        ] {
+            act(&c, &id, step)?;
+        }
+        // Overdue: received two days ago, still not routed.
+        let id = c.post("/api/cases", &case("拖欠工资", "装修队拖欠农民工工资三个月", "0401", false, 50, who))?["id"].as_str().context("id")?.to_string();
+        act(&c, &id, json!({"action": "sign_for"}))?;
+        // Urgent, open.
+        c.post("/api/cases", &case("疑似燃气泄漏", "楼道内有明显燃气味", "0702", true, 0, who))?;
+    }
+    // Escalations: one village's case goes to each level.
+    let chain = [("330106002001", "330106002000"), ("330106002000", "330106000000"), ("330106000000", "330100000000")];
+    let v = op("330106002001")?;
+    let mut escalated = Vec::new();
+    for (n, title) in ["山林权属纠纷", "征地补偿争议", "跨区环境污染"].iter().enumerate() {
+        let id = v.post("/api/cases", &case(title, "涉及多方，村级无法调处", ["0303", "0302", "0801"][n], false, 10, ("孙七", "13511112222")))?["id"].as_str().context("id")?.to_string();
+        act(&v, &id, json!({"action": "sign_for"}))?;
+        act(&v, &id, json!({"action": "escalate", "reason": "村级无法调处"}))?;
+        // Carry it up `n + 1` levels.
+        for (k, (_, to)) in chain.iter().enumerate().take(n + 1) {
+            let at = op(to)?;
+            wait_owner(&at, &id, to)?;
+            act(&at, &id, json!({"action": "sign_for"}))?;
+            if k < n {
+                act(&at, &id, json!({"action": "escalate", "reason": "需上级协调"}))?;
+            }
+        }
+        escalated.push(id);
+    }
+    // The city resolves the one that reached it; the village gives feedback.
+    let city = op("330100000000")?;
+    act(&city, &escalated[2], json!({"action": "route", "window": "environment"}))?;
+    act(&city, &escalated[2], json!({"action": "resolve", "public_reply": "市生态环境局已责令企业整改"}))?;
+    // Dispatch down: the city sends a hotline case to a village.
+    let id = city.post("/api/cases", &case("12345转办：违建占道", "沿街商铺违建占用人行道", "0503", false, 5, ("周八", "13322223333")))?["id"].as_str().context("id")?.to_string();
+    act(&city, &id, json!({"action": "sign_for"}))?;
+    act(&city, &id, json!({"action": "dispatch", "to": "330102001001", "requirements": "三日内拆除并反馈"}))?;
+    let q = op("330102001001")?;
+    wait_owner(&q, &id, "330102001001")?;
+    act(&q, &id, json!({"action": "sign_for"}))?;
+    // Supervision from the county on an overdue village case.
+    let county = admin("330106000000")?;
+    let overdue = county.get_query("/api/cases", &[("owner", "330106001001".into()), ("status", "accepted".into())])?;
+    if let Some(c) = overdue["cases"].as_array().and_then(|a| a.first()) {
+        act(&county, c["id"].as_str().context("id")?, json!({"action": "supervise", "grade": "yellow", "note": "已超期，请加快办理"}))?;
+    }
+    Ok(())
+}
+
+fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {
+    // Let the last records settle.
+    std::thread::sleep(Duration::from_millis(500));
+    println!();
+    println!("zongzhi demo: 15 centers, each its own zongzhi-node process and RocksDB store");
+    println!("logins on every node: admin / operator / viewer, password {DEMO_PASSWORD}");
+    println!();
+    let mut rows = Vec::new();
+    for n in nodes {
+        let c = login(&n.url(), "viewer")?;
+        let held = c.get_query("/api/cases", &[("owner", "all".into()), ("status", "all".into())])?;
+        let open = c.get_query("/api/cases", &[])?;
+        let overdue = c.get_query("/api/cases", &[("overdue", "true".into())])?;
+        let sync = c.get("/api/sync")?;
+        let peers = sync["peers"].as_array().map(|p| p.iter().filter(|x| x["connected"] == json!(true)).count()).unwrap_or(0);
+        let division: zongzhi_protocol::DivisionCode = n.division.parse()?;
+        let indent = match division.level() {
+            zongzhi_protocol::Level::City => "",
+            zongzhi_protocol::Level::County => "  ",
+            zongzhi_protocol::Level::Township => "    ",
+            zongzhi_protocol::Level::Village => "      ",
+        };
+        rows.push(vec![
+            format!("{indent}{}", n.name),
+            n.division.clone(),
+            n.url(),
+            held["total"].to_string(),
+            open["total"].to_string(),
+            overdue["total"].to_string(),
+            peers.to_string(),
+        ]);
+    }
+    print!("{}", crate::table::render(&["中心", "区划代码", "API", "持有案件", "本级待办", "超期", "在线链路"], &rows));
+    println!();
+    println!("try:  zongzhi --node {} login --user operator   (password {DEMO_PASSWORD})", nodes[0].url());
+    println!("      zongzhi queue --owner all --status all; zongzhi sync status; zongzhi show <case number>");
+    Ok(())
+}
