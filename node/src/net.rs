@@ -312,7 +312,13 @@ async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role:
             s.last_error = Some(format!("{e:#}"));
         }
     });
-    conn.close(0u32.into(), b"bye");
+    match &result {
+        Ok(()) => conn.close(0u32.into(), b"bye"),
+        Err(e) => {
+            let reason: String = format!("{e:#}").chars().take(200).collect();
+            conn.close(1u32.into(), reason.as_bytes());
+        }
+    }
     result
 }
 
@@ -530,5 +536,58 @@ async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, di
     tokio::select! {
         r = acks => r,
         r = pump => r,
+    }
+}
+
+/// A misbehaving peer, for tests: it completes the handshake with a real,
+/// enrolled key and then sends whatever the test asks, so tests can check
+/// that bad input over a live link is refused and changes nothing.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// A link to a parent, dialled with `shared`'s key.
+    pub struct RawLink {
+        pub conn: quinn::Connection,
+        _endpoint: quinn::Endpoint,
+        // Kept open: closing them would end the link before the test speaks.
+        _streams: (quinn::SendStream, quinn::RecvStream, quinn::SendStream, quinn::RecvStream),
+    }
+
+    impl RawLink {
+        /// Connects and exchanges `Hello`s (our real chain); returns the link
+        /// with the parent's subscription stream accepted, ready for batches.
+        pub async fn connect(shared: &Shared, parent: SocketAddr) -> anyhow::Result<(RawLink, quinn::SendStream)> {
+            let ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            let conn = ep.connect_with(client_config(shared)?, parent, "zongzhi")?.await?;
+            let (mut csend, mut crecv) = conn.open_bi().await?;
+            write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: epoch(shared) }).await?;
+            read_frame(&mut crecv).await?;
+            // Our own subscription (keeps the parent's receiver loop happy).
+            let (mut rsend, rrecv) = conn.open_bi().await?;
+            write_frame(&mut rsend, &Frame::Subscribe { epoch: [0; 16], cursor: u64::MAX }).await?;
+            // The parent subscribes to our feed: this is where batches go.
+            let (ssend, mut srecv) = conn.accept_bi().await?;
+            read_frame(&mut srecv).await?;
+            Ok((RawLink { conn, _endpoint: ep, _streams: (csend, crecv, rsend, rrecv) }, ssend))
+        }
+
+        /// Sends a batch of raw record bytes.
+        pub async fn send_batch(send: &mut quinn::SendStream, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
+            let n = records.len() as u64;
+            write_frame(send, &Frame::Batch { epoch: [9; 16], upto: n, head: n, records, blobs: vec![] }).await?;
+            Ok(())
+        }
+
+        /// Sends raw bytes (garbage, hostile length prefixes).
+        pub async fn send_raw(send: &mut quinn::SendStream, bytes: &[u8]) -> anyhow::Result<()> {
+            send.write_all(bytes).await?;
+            Ok(())
+        }
+
+        /// Waits until the parent closes the connection; returns its reason.
+        pub async fn closed(&self) -> String {
+            self.conn.closed().await.to_string()
+        }
     }
 }

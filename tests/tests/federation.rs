@@ -131,3 +131,127 @@ fn escalation_and_dispatch_across_four_levels() {
         }
     }
 }
+
+/// Bad input over a live, authenticated link: refused, nothing stored, and
+/// the parent keeps serving its other children.
+#[test]
+fn bad_input_over_quic_is_refused_and_changes_nothing() {
+    use zongzhi_node::net::testing::RawLink;
+    use zongzhi_protocol::{Body, CaseEvent, Header, Hlc, NodeKey, Record};
+    use zongzhi_tests::{sample_case, wait_case, Hierarchy, TestNode};
+
+    let h = Hierarchy::start(0);
+    // A second township under the county: enrolled, not running; the test
+    // speaks for it with its real key.
+    let county_q = std::fs::read_to_string(&h.county.config).unwrap();
+    let county_q = county_q.lines().find_map(|l| l.strip_prefix("quic_listen = ")).unwrap().trim_matches('"').to_string();
+    let root = h.city.node_id();
+    let rogue = TestNode::init_with("330106020000", "另一街道", &format!("root_key = \"{root}\"\nparent = \"{county_q}\"\n"));
+    rogue.enroll_under(&h.county);
+    let cfg = zongzhi_node::config::Config::load(&rogue.config).unwrap();
+    let key = std::sync::Arc::new(zongzhi_node::node::load_key(&cfg).unwrap());
+    let store = zongzhi_node::node::open_store(&cfg, &key).unwrap();
+    let shared = zongzhi_node::node::shared_state(&cfg, store, key.clone()).unwrap();
+    let parent: std::net::SocketAddr = county_q.parse().unwrap();
+
+    let county_api = h.county.login("admin", ADMIN_PASSWORD);
+    let records = || county_api.get("/api/health").1["records"].as_u64().unwrap();
+    let before = records();
+
+    let event = |k: &NodeKey, seq: u64| {
+        let filing = zongzhi_protocol::Filing {
+            number: format!("330106020000-2026-{seq:06}"),
+            title: "伪造测试".into(),
+            content: "内容".into(),
+            category: "0202".into(),
+            request_type: zongzhi_protocol::case::RequestType::Complaint,
+            channel: zongzhi_protocol::case::Channel::OnSite,
+            urgency: zongzhi_protocol::case::Urgency::Normal,
+            complexity: zongzhi_protocol::case::Complexity::General,
+            place: Default::default(),
+            occurred_at_ms: None,
+            received_at_ms: zongzhi_node::ledger::now_ms(),
+            people_involved: 1,
+            amount_fen: None,
+            contact: None,
+        };
+        let body = Body::CaseEvent(CaseEvent {
+            case: None,
+            parents: vec![],
+            unit: "330106020000".parse().unwrap(),
+            operator: "rogue".into(),
+            action: zongzhi_protocol::Action::File(Box::new(filing)),
+        });
+        Record::sign(k, Header { seq, prev: None, hlc: Hlc { wall_ms: zongzhi_node::ledger::now_ms(), counter: 0 } }, body)
+    };
+    let good = event(&key, 1);
+    let mut forged_sig = good.bytes().to_vec();
+    let n = forged_sig.len();
+    forged_sig[n - 10] ^= 0x01;
+    let mut flipped = good.bytes().to_vec();
+    flipped[n / 2] ^= 0x01;
+    let stranger = event(&NodeKey::generate(), 1).into_bytes();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (what, batch) in [("forged signature", vec![forged_sig.clone()]), ("flipped byte", vec![flipped.clone()])] {
+        let reason = rt.block_on(async {
+            let (link, mut send) = RawLink::connect(&shared, parent).await.unwrap();
+            RawLink::send_batch(&mut send, batch).await.unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(10), link.closed()).await.unwrap()
+        });
+        assert!(reason.contains("signature") || reason.contains("malformed") || reason.contains("encoding"), "{what}: {reason}");
+        assert_eq!(records(), before, "{what} stored something");
+    }
+    // An unknown author's record is refused; the link stays up.
+    rt.block_on(async {
+        let (link, mut send) = RawLink::connect(&shared, parent).await.unwrap();
+        RawLink::send_batch(&mut send, vec![stranger.clone()]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        link.conn.close(0u32.into(), b"done");
+    });
+    assert_eq!(records(), before, "unknown author stored");
+    // An oversized frame is refused by its length prefix; garbage is refused.
+    for (what, bytes) in [("oversized frame", vec![0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3]), ("garbage", vec![0, 0, 0, 5, 0xFF, 0xFE, 0xFD, 0xFC, 0xFB])] {
+        let reason = rt.block_on(async {
+            let (link, mut send) = RawLink::connect(&shared, parent).await.unwrap();
+            RawLink::send_raw(&mut send, &bytes).await.unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(10), link.closed()).await.unwrap()
+        });
+        assert!(reason.contains("frame") || reason.contains("limit") || reason.contains("malformed"), "{what}: {reason}");
+        assert_eq!(records(), before, "{what} stored something");
+    }
+    // The sync status counted the errors.
+    let (_, sync) = county_api.get("/api/sync");
+    let rogue_status = sync["peers"].as_array().unwrap().iter().find(|p| p["division"] == "330106020000").unwrap().clone();
+    assert!(rogue_status["errors"].as_u64().unwrap() >= 4, "{rogue_status}");
+    // A valid record over the same kind of link is stored.
+    rt.block_on(async {
+        let (link, mut send) = RawLink::connect(&shared, parent).await.unwrap();
+        RawLink::send_batch(&mut send, vec![good.bytes().to_vec()]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        link.conn.close(0u32.into(), b"done");
+    });
+    assert_eq!(records(), before + 1, "a valid record from an enrolled child is stored");
+
+    // Revocation: the county revokes the rogue; its handshakes are refused.
+    let (status, v) = county_api.post("/api/certs/revoke", &serde_json::json!({"key": key.id().to_string(), "cutoff_seq": 1, "reason": "设备丢失"}));
+    assert_eq!(status, 201, "{v}");
+    let refused = rt.block_on(async { RawLink::connect(&shared, parent).await.is_err() });
+    assert!(refused, "a revoked key must not complete the handshake");
+    let (_, sync) = county_api.get("/api/sync");
+    assert!(sync["refused_handshakes"]["revoked"].as_u64().unwrap_or(0) >= 1, "{sync}");
+    // The revocation reaches the city, which then refuses records above the cut-off.
+    let city_admin = h.city.login("admin", ADMIN_PASSWORD);
+    zongzhi_tests::wait_for("the revocation at the city", 20, || {
+        let (_, certs) = city_admin.get("/api/certs");
+        certs["certs"].as_array().unwrap().iter().any(|c| c["division"] == "330106020000" && !c["revoked"].is_null()).then_some(())
+    });
+
+    // The county kept serving the honest township all along.
+    let town = h.township.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
+    let c = town.file_case(&sample_case("攻击之后的正常案件"));
+    let id = c["id"].as_str().unwrap();
+    let city_op = h.city.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
+    wait_case(&h.city, &city_op, id, "the honest township's case at the city", |_| true);
+    drop(rogue);
+}
