@@ -14,6 +14,8 @@ pub struct PeerStatus {
     /// `parent` or `child`.
     pub role: String,
     pub connected: bool,
+    /// Live connections with this peer (more than one only while an old one dies).
+    pub links: u32,
     pub last_contact_ms: Option<u64>,
     /// Records this node has sent, and received and stored.
     pub records_sent: u64,

@@ -135,6 +135,12 @@ impl NodeKey {
             .map_err(|e| KeyError::Pem(e.to_string()))
     }
 
+    /// A secret derived from the key for `context` (BLAKE3 key derivation):
+    /// stable across restarts, useless for signing.
+    pub fn derive_secret(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, self.key.as_bytes())
+    }
+
     /// PKCS#8 DER encoding of the secret key (for TLS).
     pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, KeyError> {
         self.key.to_pkcs8_der().map(|d| d.as_bytes().to_vec()).map_err(|e| KeyError::Pem(e.to_string()))

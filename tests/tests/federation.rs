@@ -255,3 +255,55 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     wait_case(&h.city, &city_op, id, "the honest township's case at the city", |_| true);
     drop(rogue);
 }
+
+/// A village cut off while both sides add records catches up both ways when
+/// its link returns; a relay killed with SIGKILL mid-sync loses nothing and
+/// applies nothing twice.
+#[test]
+fn offline_village_catches_up_and_relay_survives_sigkill() {
+    use zongzhi_tests::{sample_case, wait_for, Hierarchy};
+    let mut h = Hierarchy::start(1);
+    let village = h.villages[0].login("operator", zongzhi_tests::OPERATOR_PASSWORD);
+    let county = h.county.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
+    let records = |api: &zongzhi_tests::Api| api.get("/api/health").1["records"].as_u64().unwrap();
+    let county_before = records(&county);
+
+    // The township (the village's only link upward) goes down hard.
+    h.township.kill9();
+    let n = 1200;
+    for i in 0..n {
+        village.file_case(&sample_case(&format!("断网期间受理的案件{i}")));
+    }
+    // Meanwhile the county dispatches a case down to the village.
+    let d = county.file_case(&sample_case("区里下派的案件"));
+    let did = d["id"].as_str().unwrap().to_string();
+    county.act(&did, serde_json::json!({"action": "sign_for"}));
+    county.act(&did, serde_json::json!({"action": "dispatch", "to": "330106010001", "requirements": "属地处置"}));
+
+    // The relay comes back, is killed in the middle of the catch-up, and comes back again.
+    h.township.start();
+    let town = h.township.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
+    let got = wait_for("the catch-up to start", 60, || {
+        let (_, q) = town.get("/api/cases?owner=330106010001&status=all&limit=1");
+        q["total"].as_u64().filter(|t| *t > 1)
+    });
+    h.township.kill9();
+    eprintln!("township killed with {got} of {n} village cases received");
+    h.township.start();
+
+    // Both directions converge.
+    wait_for("the village's cases at the county", 60, || {
+        let (_, q) = county.get("/api/cases?owner=330106010001&status=all&limit=1");
+        (q["total"].as_u64() == Some(n as u64 + 1)).then_some(())
+    });
+    let v = zongzhi_tests::wait_case(&h.villages[0], &village, &did, "the dispatched case at the village", |v| v["owner"] == "330106010001");
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 3);
+    // Nothing applied twice: the county stored exactly the new records once.
+    assert_eq!(records(&county), county_before + n as u64 + 3);
+    let admin = h.county.login("admin", ADMIN_PASSWORD);
+    let (_, integrity) = admin.get("/api/integrity");
+    assert_eq!(integrity["ok"], true, "{integrity}");
+    let (_, sync) = admin.get("/api/sync");
+    let t = sync["peers"].as_array().unwrap().iter().find(|p| p["division"] == "330106010000").unwrap().clone();
+    assert_eq!(t["connected"], true, "{t}");
+}
