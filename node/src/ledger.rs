@@ -49,6 +49,9 @@ pub enum LedgerError {
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
+/// Cursor direction of a feed flowing from a child to this node.
+pub const DIRECTION_UP: u8 = 0;
+
 /// Where a batch of received records came from, so its cursor is stored in
 /// the same write as the records.
 #[derive(Debug, Clone, Copy)]
@@ -213,6 +216,8 @@ struct Pending<'a> {
     added: HashSet<RecordId>,
     /// Trust changes to publish after the write.
     trust: Option<Trust>,
+    /// Authors' chain heads as changed by this batch.
+    chain_heads: HashMap<NodeId, (u64, RecordId)>,
 }
 
 impl Writer {
@@ -264,6 +269,7 @@ impl Writer {
             touched: HashMap::new(),
             added: HashSet::new(),
             trust: None,
+            chain_heads: HashMap::new(),
         };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
@@ -391,7 +397,11 @@ impl Writer {
                     }
                 }
                 let peer = cursor.map(|c| c.peer);
+                let from_child = cursor.is_some_and(|c| c.direction == crate::ledger::DIRECTION_UP);
                 for record in records {
+                    if from_child {
+                        self.check_chain(now, p, &record, peer)?;
+                    }
                     self.ingest_one(policy, now, p, record, peer, &mut report)?;
                 }
                 if report.applied > 0 {
@@ -409,6 +419,51 @@ impl Writer {
         tracing::warn!(kind = %alarm.kind, author = %alarm.author, seq = alarm.seq, "integrity alarm: {}", alarm.detail);
         p.heads.alarms += 1;
         p.batch.put_alarm(p.heads.alarms, &alarm);
+    }
+
+    /// An ancestor receives every record its subtree authors: each author's
+    /// chain must continue where it left off. A gap or a broken link is
+    /// raised as an alarm with proof (the record is still stored: it is
+    /// validly signed, and the alarm is what people must act on).
+    fn check_chain(&self, now: u64, p: &mut Pending<'_>, record: &Record, peer: Option<NodeId>) -> Result<()> {
+        if self.has(p, &record.id)? || record.author == self.shared.key.id() {
+            return Ok(());
+        }
+        let last = match p.chain_heads.get(&record.author) {
+            Some(h) => Some(*h),
+            None => self.shared.store.chain_last(&record.author)?,
+        };
+        let (last_seq, last_id) = match last {
+            Some((s, id)) => (s, Some(id)),
+            None => (0, None),
+        };
+        let seq = record.header.seq;
+        if seq <= last_seq {
+            return Ok(()); // an older record arriving late, or an equivocation (checked on ingest)
+        }
+        let detail = if seq > last_seq + 1 {
+            format!("records {}..{} of this author never arrived before seq {seq}", last_seq + 1, seq - 1)
+        } else if record.header.prev != last_id {
+            format!("seq {seq} does not follow the record held at seq {last_seq}")
+        } else {
+            return Ok(());
+        };
+        let mut proof = vec![hex::encode(record.bytes())];
+        if let Some(id) = last_id
+            && let Some(b) = self.shared.store.record_bytes(&id)?
+        {
+            proof.push(hex::encode(b));
+        }
+        self.raise(p, Alarm {
+            kind: "chain_gap".into(),
+            author: record.author.to_string(),
+            seq,
+            detail,
+            proof,
+            detected_ms: now,
+            peer: peer.map(|k| k.fmt_short()),
+        });
+        Ok(())
     }
 
     fn has(&self, p: &Pending<'_>, id: &RecordId) -> Result<bool> {
@@ -626,6 +681,10 @@ fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, body: Body) -> Record {
 fn put_record(p: &mut Pending<'_>, record: &Record) {
     p.heads.feed_seq += 1;
     p.added.insert(record.id);
+    let head = p.chain_heads.entry(record.author).or_insert((0, record.id));
+    if record.header.seq >= head.0 {
+        *head = (record.header.seq, record.id);
+    }
     p.batch.put_record(&record.id, record.bytes(), p.heads.feed_seq, &record.author, record.header.seq);
 }
 

@@ -260,6 +260,17 @@ impl Store {
         Ok(self.get(CF_CHAIN, &k)?.and_then(|v| id_from(&v)))
     }
 
+    /// The last (seq, record) of an author's chain held here.
+    pub fn chain_last(&self, author: &NodeId) -> Result<Option<(u64, RecordId)>> {
+        let mut from = author.as_bytes().to_vec();
+        from.extend_from_slice(&u64::MAX.to_be_bytes());
+        let mut iter = self.db.iterator_cf(self.cf(CF_CHAIN), IteratorMode::From(&from, Direction::Reverse));
+        match iter.next().transpose()? {
+            Some((k, v)) if k.starts_with(author.as_bytes()) => Ok(u64_be(&k[32..]).zip(id_from(&v))),
+            _ => Ok(None),
+        }
+    }
+
     /// Ids of certificate and revocation records, in the order stored.
     pub fn trust_records(&self) -> Result<Vec<RecordId>> {
         let mut out = Vec::new();

@@ -158,7 +158,7 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     let records = || county_api.get("/api/health").1["records"].as_u64().unwrap();
     let before = records();
 
-    let event = |k: &NodeKey, seq: u64| {
+    let event = |k: &NodeKey, seq: u64, prev: Option<zongzhi_protocol::RecordId>| {
         let filing = zongzhi_protocol::Filing {
             number: format!("330106020000-2026-{seq:06}"),
             title: "伪造测试".into(),
@@ -182,15 +182,15 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
             operator: "rogue".into(),
             action: zongzhi_protocol::Action::File(Box::new(filing)),
         });
-        Record::sign(k, Header { seq, prev: None, hlc: Hlc { wall_ms: zongzhi_node::ledger::now_ms(), counter: 0 } }, body)
+        Record::sign(k, Header { seq, prev, hlc: Hlc { wall_ms: zongzhi_node::ledger::now_ms(), counter: 0 } }, body)
     };
-    let good = event(&key, 1);
+    let good = event(&key, 1, None);
     let mut forged_sig = good.bytes().to_vec();
     let n = forged_sig.len();
     forged_sig[n - 10] ^= 0x01;
     let mut flipped = good.bytes().to_vec();
     flipped[n / 2] ^= 0x01;
-    let stranger = event(&NodeKey::generate(), 1).into_bytes();
+    let stranger = event(&NodeKey::generate(), 1, None).into_bytes();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     for (what, batch) in [("forged signature", vec![forged_sig.clone()]), ("flipped byte", vec![flipped.clone()])] {
@@ -232,6 +232,23 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
         link.conn.close(0u32.into(), b"done");
     });
     assert_eq!(records(), before + 1, "a valid record from an enrolled child is stored");
+
+    // Integrity alarms: a second record with seq 1 (equivocation) is refused
+    // and raised with proof; a record at seq 3 after seq 1 is a chain gap.
+    let equivocating = event(&key, 1, None);
+    let gap = event(&key, 3, Some(good.id));
+    rt.block_on(async {
+        let (link, mut send) = RawLink::connect(&shared, parent).await.unwrap();
+        RawLink::send_batch(&mut send, vec![equivocating.bytes().to_vec(), gap.bytes().to_vec()]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        link.conn.close(0u32.into(), b"done");
+    });
+    assert_eq!(records(), before + 2, "the equivocating record is refused, the gapped one stored");
+    let (_, sync) = county_api.get("/api/sync");
+    let kinds: Vec<&str> = sync["alarms"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"equivocation") && kinds.contains(&"chain_gap"), "{kinds:?}");
+    let eq = sync["alarms"].as_array().unwrap().iter().find(|a| a["kind"] == "equivocation").unwrap();
+    assert_eq!(eq["proof"].as_array().unwrap().len(), 2, "both records are kept as proof");
 
     // Revocation: the county revokes the rogue; its handshakes are refused.
     let (status, v) = county_api.post("/api/certs/revoke", &serde_json::json!({"key": key.id().to_string(), "cutoff_seq": 1, "reason": "设备丢失"}));
