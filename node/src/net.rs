@@ -364,9 +364,19 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
         Role::Parent => conn.accept_bi().await?,
     };
     let my_epoch = epoch(shared);
+    let (dir_in, dir_out) = match role {
+        Role::Child => (Direction::Down, Direction::Up),
+        Role::Parent => (Direction::Up, Direction::Down),
+    };
+    // Say Hello and subscribe at once (one round trip after the TLS
+    // handshake): the sender decides whether our stored cursor still holds
+    // for its feed epoch.
     write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: my_epoch }).await?;
+    let (mut rsend, rrecv) = conn.open_bi().await?;
+    let (cursor_epoch, cursor) = shared.store.cursor(&peer, dir_in as u8)?.unwrap_or(([0; 16], 0));
+    write_frame(&mut rsend, &Frame::Subscribe { epoch: cursor_epoch, cursor }).await?;
     let (hello, _) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.context("no Hello")??;
-    let Frame::Hello { version, chain, epoch: peer_epoch } = hello else {
+    let Frame::Hello { version, chain, epoch: _ } = hello else {
         bail!("expected Hello");
     };
     if version != sync::PROTOCOL_VERSION {
@@ -379,15 +389,6 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     if cert.key != peer || cert.division != peer_division {
         bail!("peer's certificate chain is not for its TLS key");
     }
-    // Our subscription to the peer's feed (receiver), and the peer's to ours (sender).
-    let (dir_in, dir_out) = match role {
-        Role::Child => (Direction::Down, Direction::Up),
-        Role::Parent => (Direction::Up, Direction::Down),
-    };
-    let (mut rsend, rrecv) = conn.open_bi().await?;
-    let (cursor_epoch, cursor) = shared.store.cursor(&peer, dir_in as u8)?.unwrap_or(([0; 16], 0));
-    let cursor = if cursor_epoch == peer_epoch { cursor } else { 0 };
-    write_frame(&mut rsend, &Frame::Subscribe { epoch: peer_epoch, cursor }).await?;
     let (ssend, mut srecv) = conn.accept_bi().await?;
     let (sub, _) = read_frame(&mut srecv).await?;
     let Frame::Subscribe { epoch: sub_epoch, cursor: sub_cursor } = sub else {
