@@ -510,12 +510,23 @@ impl Writer {
             report.rejected.push((id, "equivocation: the author signed another record with this seq".into()));
             return Ok(());
         }
-        let trust_now = p.trust.clone().unwrap_or_else(|| self.shared.trust().clone());
-        let is_root_cert = matches!(&record.body, Body::NodeCert(c) if c.key == c.issuer && c.key == trust_now.root());
+        // Read the trust store in place; clone it only to change it.
+        let (root, author_check) = {
+            let shared_guard;
+            let trust_now: &Trust = match &p.trust {
+                Some(t) => t,
+                None => {
+                    shared_guard = self.shared.trust();
+                    &shared_guard
+                }
+            };
+            (trust_now.root(), trust_now.check_author(&record.author, record.header.seq))
+        };
+        let is_root_cert = matches!(&record.body, Body::NodeCert(c) if c.key == c.issuer && c.key == root);
         let division = if is_root_cert {
             None
         } else {
-            match trust_now.check_author(&record.author, record.header.seq) {
+            match author_check {
                 Ok(d) => Some(d),
                 Err(e) => {
                     report.rejected.push((id, e.to_string()));
@@ -525,7 +536,7 @@ impl Writer {
         };
         match &record.body {
             Body::NodeCert(_) | Body::Revocation(_) => {
-                let mut trust = trust_now;
+                let mut trust = p.trust.clone().unwrap_or_else(|| self.shared.trust().clone());
                 let added = match &record.body {
                     Body::NodeCert(_) => trust.add_cert(&record),
                     _ => trust.add_revocation(&record),
@@ -539,7 +550,7 @@ impl Writer {
                 p.trust = Some(trust);
             }
             Body::Policy(_) => {
-                if record.author != trust_now.root() {
+                if record.author != root {
                     report.rejected.push((id, "policies are signed by the city root".into()));
                     return Ok(());
                 }

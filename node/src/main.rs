@@ -49,6 +49,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Measure this disk: synced WriteBatch(256) and single synced writes (benchmark helper).
+    #[command(hide = true)]
+    BenchStore {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+    },
     /// Check every stored record's hash and signature and this node's chain.
     Verify {
         #[arg(long, short)]
@@ -150,6 +158,34 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = node::open_store(&cfg, &key)?;
             let n = ledger::reindex(&store, &Policy::default_policy())?;
             println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
+        }
+        Command::BenchStore { dir, records } => {
+            let store = zongzhi_node::store::Store::open(&dir)?;
+            let author = zongzhi_protocol::NodeId([7; 32]);
+            let payload = vec![0xA5u8; 500];
+            let t = std::time::Instant::now();
+            let mut seq = 0u64;
+            while seq < records {
+                let mut b = store.batch();
+                for _ in 0..256 {
+                    seq += 1;
+                    let mut id = [0u8; 32];
+                    id[..8].copy_from_slice(&seq.to_be_bytes());
+                    b.put_record(&zongzhi_protocol::RecordId(id), &payload, seq, &author, seq);
+                }
+                store.commit(b)?;
+            }
+            let batched = seq as f64 / t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            for i in 0..1000u64 {
+                let mut b = store.batch();
+                let mut id = [1u8; 32];
+                id[..8].copy_from_slice(&(seq + i + 1).to_be_bytes());
+                b.put_record(&zongzhi_protocol::RecordId(id), &payload, seq + i + 1, &author, seq + i + 1);
+                store.commit(b)?;
+            }
+            let single = 1000.0 / t.elapsed().as_secs_f64();
+            println!("{{\"batched_records_per_s\": {batched:.0}, \"single_synced_writes_per_s\": {single:.0}}}");
         }
         Command::Verify { config } => {
             let cfg = Config::load(&config)?;

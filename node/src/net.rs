@@ -371,11 +371,11 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     // Say Hello and subscribe at once (one round trip after the TLS
     // handshake): the sender decides whether our stored cursor still holds
     // for its feed epoch.
-    write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: my_epoch }).await?;
+    let mut sent = write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: my_epoch }).await?;
     let (mut rsend, rrecv) = conn.open_bi().await?;
     let (cursor_epoch, cursor) = shared.store.cursor(&peer, dir_in as u8)?.unwrap_or(([0; 16], 0));
-    write_frame(&mut rsend, &Frame::Subscribe { epoch: cursor_epoch, cursor }).await?;
-    let (hello, _) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.context("no Hello")??;
+    sent += write_frame(&mut rsend, &Frame::Subscribe { epoch: cursor_epoch, cursor }).await?;
+    let (hello, mut received) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.context("no Hello")??;
     let Frame::Hello { version, chain, epoch: _ } = hello else {
         bail!("expected Hello");
     };
@@ -390,11 +390,16 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
         bail!("peer's certificate chain is not for its TLS key");
     }
     let (ssend, mut srecv) = conn.accept_bi().await?;
-    let (sub, _) = read_frame(&mut srecv).await?;
+    let (sub, n) = read_frame(&mut srecv).await?;
+    received += n;
     let Frame::Subscribe { epoch: sub_epoch, cursor: sub_cursor } = sub else {
         bail!("expected Subscribe");
     };
     let from = if sub_epoch == my_epoch { sub_cursor } else { 0 };
+    shared.sync.update(&peer, |s| {
+        s.bytes_sent += sent as u64;
+        s.bytes_received += received as u64;
+    });
     let receiver = receive_feed(shared.clone(), ledger.clone(), peer, dir_in, rsend, rrecv);
     let sender = send_feed(shared.clone(), peer, peer_division, dir_out, from, ssend, srecv);
     tokio::select! {
@@ -404,46 +409,73 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     }
 }
 
+/// A received batch on its way from the reader to the writer.
+struct Verified {
+    records: tokio::task::JoinHandle<anyhow::Result<Vec<Record>>>,
+    blobs: Vec<(zongzhi_protocol::BlobHash, Vec<u8>)>,
+    epoch: [u8; 16],
+    upto: u64,
+    head: u64,
+    bytes: usize,
+}
+
 /// Receives batches of the peer's feed, verifies them, stores them with the
-/// cursor in one synced write, and acknowledges.
+/// cursor in one synced write, and acknowledges. Pipelined: while one batch
+/// is being written, the next is already read and being verified on another
+/// thread.
 async fn receive_feed(shared: Shared, ledger: Ledger, peer: NodeId, dir: Direction, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
-    loop {
-        let (frame, bytes) = read_frame(&mut recv).await?;
-        let Frame::Batch { epoch, upto, head, records, blobs } = frame else {
-            bail!("expected Batch");
-        };
-        let n = records.len();
-        // Decode and verify off the async threads; one forged record refuses the batch.
-        let decoded = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Record>> {
-            let recs: Vec<Record> = records.iter().map(|b| Record::decode_unverified(b)).collect::<Result<_, _>>()?;
-            let refs: Vec<&Record> = recs.iter().collect();
-            for (r, v) in recs.iter().zip(verify_batch(&refs)) {
-                v.with_context(|| format!("record {} has a bad signature", r.id.fmt_short()))?;
-            }
-            Ok(recs)
-        })
-        .await??;
-        let blobs = blobs.into_iter().map(|(h, b)| (zongzhi_protocol::BlobHash(h), b)).collect();
-        let cursor = Cursor { peer, direction: dir as u8, epoch, upto };
-        let outcome = ledger.submit(Op::Ingest { records: decoded, blobs, cursor: Some(cursor) }).await?;
-        let mut rejected = 0;
-        if let Outcome::Ingested(report) = &outcome {
-            rejected = report.rejected.len();
-            for (id, why) in &report.rejected {
-                tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Verified>(2);
+    let reader = async move {
+        loop {
+            let (frame, bytes) = read_frame(&mut recv).await?;
+            let Frame::Batch { epoch, upto, head, records, blobs } = frame else {
+                bail!("expected Batch");
+            };
+            // Decode and verify off the async threads; one forged record refuses the batch.
+            let records = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Record>> {
+                let recs: Vec<Record> = records.iter().map(|b| Record::decode_unverified(b)).collect::<Result<_, _>>()?;
+                let refs: Vec<&Record> = recs.iter().collect();
+                for (r, v) in recs.iter().zip(verify_batch(&refs)) {
+                    v.with_context(|| format!("record {} has a bad signature", r.id.fmt_short()))?;
+                }
+                Ok(recs)
+            });
+            let blobs = blobs.into_iter().map(|(h, b)| (zongzhi_protocol::BlobHash(h), b)).collect();
+            if tx.send(Verified { records, blobs, epoch, upto, head, bytes }).await.is_err() {
+                return Ok(());
             }
         }
-        write_frame(&mut send, &Frame::Ack { upto }).await?;
-        shared.sync.update(&peer, |s| {
-            s.records_received += n as u64;
-            s.bytes_received += bytes as u64;
-            s.behind_from_peer = head.saturating_sub(upto);
-            s.last_contact_ms = Some(ledger::now_ms());
-            if rejected > 0 {
-                s.errors += rejected as u64;
-                s.last_error = Some(format!("{rejected} records refused"));
+    };
+    let writer = async move {
+        while let Some(v) = rx.recv().await {
+            let decoded = v.records.await??;
+            let n = decoded.len();
+            let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto: v.upto };
+            let outcome = ledger.submit(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
+            let mut rejected = 0;
+            if let Outcome::Ingested(report) = &outcome {
+                rejected = report.rejected.len();
+                for (id, why) in &report.rejected {
+                    tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
+                }
             }
-        });
+            write_frame(&mut send, &Frame::Ack { upto: v.upto }).await?;
+            shared.sync.update(&peer, |s| {
+                s.records_received += n as u64;
+                s.bytes_received += v.bytes as u64;
+                s.behind_from_peer = v.head.saturating_sub(v.upto);
+                s.last_contact_ms = Some(ledger::now_ms());
+                if rejected > 0 {
+                    s.errors += rejected as u64;
+                    s.last_error = Some(format!("{rejected} records refused"));
+                }
+            });
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    tokio::select! {
+        r = reader => r,
+        r = writer => r,
     }
 }
 
@@ -559,12 +591,14 @@ async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, di
             let sh = shared.clone();
             let batch = tokio::task::spawn_blocking(move || build_batch(&sh, peer_division, dir, cursor)).await??;
             let n = batch.records.len();
+            let record_bytes: usize = batch.records.iter().map(Vec::len).sum();
             let frame = Frame::Batch { epoch: my_epoch, upto: batch.upto, head, records: batch.records, blobs: batch.blobs };
             let bytes = write_frame(&mut send, &frame).await?;
             cursor = batch.upto;
             shared.sync.update(&peer, |s| {
                 s.records_sent += n as u64;
                 s.bytes_sent += bytes as u64;
+                s.record_bytes_sent += record_bytes as u64;
                 s.last_contact_ms = Some(ledger::now_ms());
             });
         }

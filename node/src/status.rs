@@ -21,6 +21,8 @@ pub struct PeerStatus {
     pub records_sent: u64,
     pub records_received: u64,
     pub bytes_sent: u64,
+    /// Sum of the sizes of the records sent (to compare with `bytes_sent`).
+    pub record_bytes_sent: u64,
     pub bytes_received: u64,
     /// Feed positions the peer has not yet acknowledged from us.
     pub behind_to_peer: u64,

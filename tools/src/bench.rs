@@ -220,3 +220,222 @@ pub fn verify(n: usize) -> anyhow::Result<()> {
     println!("  record decode + batch verify (256)    {batch_rate:>9.0} records/s  ({:.0} % of raw)", 100.0 * batch_rate / raw_rate);
     Ok(())
 }
+
+fn status_of(c: &crate::client::Client, division: &str) -> anyhow::Result<serde_json::Value> {
+    let v = c.get("/api/sync")?;
+    Ok(v["peers"].as_array().and_then(|p| p.iter().find(|x| x["division"] == division).cloned()).unwrap_or_default())
+}
+
+fn file_many(url: &str, n: usize, clients: usize) -> anyhow::Result<()> {
+    let token = crate::demo::login(url, "operator")?;
+    let body = json!({
+        "title": "邻居装修噪音扰民，多次协商无果",
+        "content": "楼上住户装修，每天早上七点开始施工，持续到晚上九点，噪音很大，影响老人和孩子休息。多次上门协商无果，物业也无法处理，请求村工作站协调解决。",
+        "category": "0202", "request_type": "complaint", "channel": "phone", "place": {"address": "留下街道某小区3幢502室", "lat": 30.25, "lon": 120.05}
+    });
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (next, body, c) = (next.clone(), body.clone(), token.clone_client());
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    c.post("/api/cases", &body)?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    Ok(())
+}
+
+fn records_held(c: &crate::client::Client) -> anyhow::Result<u64> {
+    Ok(c.get("/api/health")?["records"].as_u64().unwrap_or(0))
+}
+
+/// Waits until the node holds `n` records (a cheap poll: the feed length).
+fn wait_records(c: &crate::client::Client, n: u64, limit: Duration) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    while records_held(c)? < n {
+        if t.elapsed() > limit {
+            bail!("only {} of {n} records arrived within {limit:?}", records_held(c)?);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(t.elapsed())
+}
+
+/// Replication over real QUIC links between real nodes (release build):
+/// machine limits, cold replication over one and three hops, live latency
+/// village → city, an idle reconnect, and a cut in the middle of a transfer.
+pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
+    use crate::demo::{any_port, setup_node, DemoNode};
+    let bin = node_binary(None)?;
+    let dir = tempfile::tempdir()?;
+
+    // (a) This machine's limits.
+    let sample = sample_records(20_000);
+    let key = sample[0].author.verifying_key()?;
+    let msgs: Vec<(Vec<u8>, ed25519_dalek::Signature)> =
+        sample.iter().map(|r| (r.signed_message(), ed25519_dalek::Signature::from_bytes(r.signature()))).collect();
+    let t = Instant::now();
+    for (m, s) in &msgs {
+        key.verify_strict(m, s).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let single = msgs.len() as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for chunk in sample.chunks(256) {
+        let refs: Vec<&Record> = chunk.iter().collect();
+        verify_batch(&refs);
+    }
+    let batched = msgs.len() as f64 / t.elapsed().as_secs_f64();
+    let store_dir = dir.path().join("store-bench");
+    let out = Command::new(&bin).args(["bench-store", "--dir"]).arg(&store_dir).output()?;
+    let store: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-store output")?;
+    println!("(a) this machine: ed25519 verify_strict {single:.0}/s on one core, batch-256 {batched:.0}/s on one core;");
+    println!("    RocksDB synced WriteBatch(256) {} records/s, single synced writes {}/s", store["batched_records_per_s"], store["single_synced_writes_per_s"]);
+
+    // A chain city → county → township → village, each its own process.
+    let units = [
+        ("330100000000", "示例市社会治安综合治理中心"),
+        ("330106000000", "西湖区社会治安综合治理中心"),
+        ("330106002000", "留下街道社会治安综合治理中心"),
+        ("330106002001", "留下村社会治安综合治理工作站"),
+    ];
+    let mut nodes: Vec<DemoNode> =
+        units.iter().map(|(d, n)| Ok(DemoNode::new(dir.path(), d, n, any_port()?, any_port()?))).collect::<anyhow::Result<_>>()?;
+    let mut root = String::new();
+    for i in 0..nodes.len() {
+        setup_node(&bin, &nodes, i, &mut root)?;
+        nodes[i].start(&bin)?;
+    }
+    let (city, town, village) = (0, 2, 3);
+    let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
+    let city_api = crate::demo::login(&nodes[city].url(), "viewer")?;
+    let village_api = crate::demo::login(&nodes[village].url(), "viewer")?;
+    let vdiv = units[village].0;
+
+    // (b) Cold replication. One hop in isolation: the county is down too, so
+    // the township only receives. Then the county comes back and the records
+    // travel two more hops. Then a second batch crosses all three hops at once.
+    let county = 1;
+    let county_api = crate::demo::login(&nodes[county].url(), "viewer")?;
+    let town_had = records_held(&town_api)?;
+    let city_had = records_held(&city_api)?;
+    nodes[county].stop(false);
+    nodes[town].stop(false);
+    let t = Instant::now();
+    file_many(&nodes[village].url(), records, 32)?;
+    eprintln!("    (filed {records} cases at the village in {:.1} s)", t.elapsed().as_secs_f64());
+    let before = status_of(&village_api, units[town].0)?;
+    nodes[town].start(&bin)?;
+    // Timed from the first record's arrival: the village redials on its own
+    // backoff schedule, which is not transfer time.
+    wait_records(&town_api, town_had + 1, Duration::from_secs(60))?;
+    let t0 = Instant::now();
+    wait_records(&town_api, town_had + records as u64, Duration::from_secs(600))?;
+    let one_hop = t0.elapsed();
+    let after = status_of(&village_api, units[town].0)?;
+    nodes[county].start(&bin)?;
+    wait_records(&county_api, records_held(&county_api)? + 1, Duration::from_secs(60))?;
+    let t1 = Instant::now();
+    wait_records(&city_api, city_had + records as u64, Duration::from_secs(600))?;
+    let two_more = t1.elapsed();
+    // Three hops at once.
+    let city_had = records_held(&city_api)?;
+    nodes[town].stop(false);
+    file_many(&nodes[village].url(), records, 32)?;
+    nodes[town].start(&bin)?;
+    wait_records(&town_api, records_held(&town_api)? + 1, Duration::from_secs(60))?;
+    let t2 = Instant::now();
+    wait_records(&city_api, city_had + records as u64, Duration::from_secs(600))?;
+    let three_hops = t2.elapsed();
+    let delta = |k: &str| after[k].as_u64().unwrap_or(0).saturating_sub(before[k].as_u64().unwrap_or(0));
+    let (wire, rec_bytes, sent) = (delta("bytes_sent"), delta("record_bytes_sent"), delta("records_sent"));
+    let rate1 = records as f64 / one_hop.as_secs_f64();
+    println!("(b) cold replication of {records} case events (avg {} bytes):", rec_bytes / sent.max(1));
+    println!("    one hop (village → township)     {:.2} s  {rate1:.0} records/s  ({:.0} % of the batched verify rate; target ≥ 50 %)", one_hop.as_secs_f64(), 100.0 * rate1 / batched);
+    println!("    two more hops (→ county → city)  {:.2} s  {:.0} records/s", two_more.as_secs_f64(), records as f64 / two_more.as_secs_f64());
+    println!("    three hops at once               {:.2} s  {:.0} records/s (four processes on two cores)", three_hops.as_secs_f64(), records as f64 / three_hops.as_secs_f64());
+    println!("    wire bytes per record {:.3}× the record's size (frames, lengths; QUIC/TLS overhead not counted) (target ≤ 1.15)", wire as f64 / rec_bytes.max(1) as f64);
+
+    // (c) Live latency: a village record until it is readable at the city.
+    let vop = crate::demo::login(&nodes[village].url(), "operator")?;
+    let body = json!({"title": "实时上报测试", "content": "测试", "category": "0202", "request_type": "complaint", "channel": "phone"});
+    let mut lat = Vec::with_capacity(escalations);
+    for _ in 0..escalations {
+        let v = vop.post("/api/cases", &body)?;
+        let id = v["id"].as_str().context("id")?.to_string();
+        let t = Instant::now();
+        loop {
+            if city_api.get(&format!("/api/cases/{id}")).is_ok() {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!("case {id} did not reach the city");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!("(c) live village → city (three hops), {escalations} records: p50 {}  p99 {}  (targets 10 ms / 50 ms)", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)));
+
+    // (d) Reconnect with nothing new.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = status_of(&town_api, vdiv)?;
+    nodes[village].stop(false);
+    nodes[village].start(&bin)?;
+    let t = Instant::now();
+    while status_of(&town_api, vdiv)?["connected"] != json!(true) || status_of(&town_api, vdiv)?["connects"] == before["connects"] {
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("village did not reconnect");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = status_of(&town_api, vdiv)?;
+    let delta = |k: &str| after[k].as_u64().unwrap_or(0).saturating_sub(before[k].as_u64().unwrap_or(0));
+    println!(
+        "(d) idle reconnect: {} records and {} bytes of frames after the TLS handshake ({} in, {} out at the township: Hello with the certificate chain and Subscribe, each way); one round trip (both sent together)",
+        delta("records_received") + delta("records_sent"),
+        delta("bytes_received") + delta("bytes_sent"),
+        delta("bytes_received"),
+        delta("bytes_sent")
+    );
+
+    // (e) A cut at half of a cold transfer.
+    let village_api = crate::demo::login(&nodes[village].url(), "viewer")?;
+    let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
+    let town_had = records_held(&town_api)?;
+    nodes[town].stop(false);
+    let half = records / 2;
+    file_many(&nodes[village].url(), half, 32)?;
+    let before = status_of(&village_api, units[town].0)?;
+    nodes[town].start(&bin)?;
+    let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
+    let t = Instant::now();
+    while records_held(&town_api)? < town_had + half as u64 / 2 {
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("transfer did not progress");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    nodes[town].stop(true);
+    nodes[town].start(&bin)?;
+    let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
+    wait_records(&town_api, town_had + half as u64, Duration::from_secs(600))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let stored = records_held(&town_api)? - town_had;
+    let after = status_of(&village_api, units[town].0)?;
+    let sent = after["records_sent"].as_u64().unwrap_or(0).saturating_sub(before["records_sent"].as_u64().unwrap_or(0));
+    println!(
+        "(e) SIGKILL of the receiver at half of a {half}-record transfer: {sent} records sent for {half} new, {} re-sent ({} batches of up to {}); {stored} stored (none twice)",
+        sent.saturating_sub(half as u64),
+        (sent.saturating_sub(half as u64)).div_ceil(zongzhi_protocol::sync::BATCH_RECORDS as u64),
+        zongzhi_protocol::sync::BATCH_RECORDS
+    );
+    Ok(())
+}

@@ -135,6 +135,11 @@ impl Client {
         Self::json(self.send(req)?)
     }
 
+    /// Another client with the same node and token.
+    pub fn clone_client(&self) -> Client {
+        Client { http: self.http.clone(), base: self.base.clone(), token: self.token.clone() }
+    }
+
     pub fn require_login(&self) -> anyhow::Result<()> {
         if self.token.is_none() {
             bail!("not logged in: run `zongzhi login --user NAME` first");

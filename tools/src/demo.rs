@@ -40,23 +40,96 @@ const UNITS: &[Unit] = &[
     Unit { division: "330106002002", name: "杨家牌楼村社会治安综合治理工作站" },
 ];
 
-struct DemoNode {
-    division: String,
-    name: String,
-    dir: PathBuf,
-    config: PathBuf,
-    http: u16,
-    quic: u16,
-    child: Option<Child>,
+pub struct DemoNode {
+    pub division: String,
+    pub name: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub http: u16,
+    pub quic: u16,
+    pub child: Option<Child>,
 }
 
 impl DemoNode {
-    fn url(&self) -> String {
+    pub fn new(dir: &Path, division: &str, name: &str, http: u16, quic: u16) -> DemoNode {
+        let ndir = dir.join(division);
+        DemoNode { division: division.into(), name: name.into(), config: ndir.join("node.toml"), dir: ndir, http, quic, child: None }
+    }
+
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http)
+    }
+
+    /// Starts the node process and waits until it answers.
+    pub fn start(&mut self, bin: &Path) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log"))?;
+        let mut child = Command::new(bin).args(["run", "--config"]).arg(&self.config).stdout(Stdio::null()).stderr(log).spawn()?;
+        wait_health(&self.url(), &mut child)?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops the node: SIGTERM, or SIGKILL when `hard`.
+    pub fn stop(&mut self, hard: bool) {
+        if let Some(mut c) = self.child.take() {
+            if hard {
+                let _ = c.kill();
+            } else {
+                let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            }
+            let _ = c.wait();
+        }
     }
 }
 
-fn node_bin() -> anyhow::Result<PathBuf> {
+impl Drop for DemoNode {
+    fn drop(&mut self) {
+        self.stop(false);
+    }
+}
+
+/// A free port (UDP and TCP) chosen by the system.
+pub fn any_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Initialises node `i` (its parent, if any, must be running): key, store,
+/// enrollment approved by the parent's admin, accounts.
+pub fn setup_node(bin: &Path, nodes: &[DemoNode], i: usize, root_key: &mut String) -> anyhow::Result<()> {
+    let division: zongzhi_protocol::DivisionCode = nodes[i].division.parse()?;
+    let parent = division.parent().and_then(|p| nodes.iter().position(|n| n.division == p.to_string()));
+    std::fs::create_dir_all(&nodes[i].dir)?;
+    let mut cfg = format!(
+        "data_dir = \"data\"\ndivision = \"{}\"\nname = \"{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
+        nodes[i].division, nodes[i].name, nodes[i].http
+    );
+    if division.level() != zongzhi_protocol::Level::Village {
+        cfg.push_str(&format!("quic_listen = \"127.0.0.1:{}\"\n", nodes[i].quic));
+    }
+    if let Some(p) = parent {
+        cfg.push_str(&format!("root_key = \"{root_key}\"\nparent = \"127.0.0.1:{}\"\n", nodes[p].quic));
+    }
+    std::fs::write(&nodes[i].config, cfg)?;
+    let out = run(bin, &["init"], &nodes[i].config, None)?;
+    if parent.is_none() {
+        *root_key = out.lines().find_map(|l| l.strip_prefix("node key: ")).context("no root key printed")?.trim().to_string();
+    }
+    if let Some(p) = parent {
+        // The parent's admin approves the enrollment request.
+        let request = std::fs::read_to_string(nodes[i].dir.join("data").join("enrollment-request.txt"))?;
+        let admin = login(&nodes[p].url(), "admin")?;
+        let v = admin.post("/api/certs/issue", &json!({"request": request}))?;
+        let chain = nodes[i].dir.join("chain.txt");
+        std::fs::write(&chain, v["chain"].as_str().context("no chain")?)?;
+        run(bin, &["import-cert", "--file", chain.to_str().context("path")?], &nodes[i].config, None)?;
+    }
+    for (user, role) in [("admin", "admin"), ("operator", "operator"), ("viewer", "viewer")] {
+        run(bin, &["user", "add", "--username", user, "--role", role, "--password-stdin"], &nodes[i].config, Some(DEMO_PASSWORD))?;
+    }
+    Ok(())
+}
+
+pub fn node_bin() -> anyhow::Result<PathBuf> {
     let p = std::env::current_exe()?.parent().context("no parent dir")?.join("zongzhi-node");
     if !p.exists() {
         bail!("{} not found: build the workspace first (cargo build --workspace --bins)", p.display());
@@ -64,7 +137,7 @@ fn node_bin() -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
-fn run(bin: &Path, args: &[&str], config: &Path, stdin: Option<&str>) -> anyhow::Result<String> {
+pub fn run(bin: &Path, args: &[&str], config: &Path, stdin: Option<&str>) -> anyhow::Result<String> {
     let mut cmd = Command::new(bin);
     cmd.args(args).arg("--config").arg(config).stdout(Stdio::piped()).stderr(Stdio::piped());
     if stdin.is_some() {
@@ -82,7 +155,7 @@ fn run(bin: &Path, args: &[&str], config: &Path, stdin: Option<&str>) -> anyhow:
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn login(url: &str, user: &str) -> anyhow::Result<Client> {
+pub fn login(url: &str, user: &str) -> anyhow::Result<Client> {
     let anon = Client::new(url, None)?;
     let v = anon.post("/api/login", &json!({"username": user, "password": DEMO_PASSWORD}))?;
     let token = v["token"].as_str().context("no token")?.to_string();
@@ -140,22 +213,8 @@ pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -
     }
     std::fs::create_dir_all(dir)?;
     std::fs::write(&marker, "created by zongzhi demo; removed by the next run\n")?;
-    let mut nodes: Vec<DemoNode> = UNITS
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            let ndir = dir.join(u.division);
-            DemoNode {
-                division: u.division.into(),
-                name: u.name.into(),
-                config: ndir.join("node.toml"),
-                dir: ndir,
-                http: ports[i].0,
-                quic: ports[i].1,
-                child: None,
-            }
-        })
-        .collect();
+    let mut nodes: Vec<DemoNode> =
+        UNITS.iter().enumerate().map(|(i, u)| DemoNode::new(dir, u.division, u.name, ports[i].0, ports[i].1)).collect();
     let result = start_and_seed(&bin, &mut nodes);
     if result.is_ok() && !exit_after_seed {
         println!("Ctrl-C stops every node (their data stays in {}).", dir.display());
@@ -167,10 +226,7 @@ pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -
         }
     }
     for n in nodes.iter_mut() {
-        if let Some(mut c) = n.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
+        n.stop(false);
     }
     result
 }
@@ -179,45 +235,8 @@ fn start_and_seed(bin: &Path, nodes: &mut [DemoNode]) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut root_key = String::new();
     for i in 0..nodes.len() {
-        let division: zongzhi_protocol::DivisionCode = nodes[i].division.parse()?;
-        let parent = division.parent().and_then(|p| nodes.iter().position(|n| n.division == p.to_string()));
-        std::fs::create_dir_all(&nodes[i].dir)?;
-        let mut cfg = format!(
-            "data_dir = \"data\"\ndivision = \"{}\"\nname = \"{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
-            nodes[i].division, nodes[i].name, nodes[i].http
-        );
-        if division.level() != zongzhi_protocol::Level::Village {
-            cfg.push_str(&format!("quic_listen = \"127.0.0.1:{}\"\n", nodes[i].quic));
-        }
-        if let Some(p) = parent {
-            cfg.push_str(&format!("root_key = \"{root_key}\"\nparent = \"127.0.0.1:{}\"\n", nodes[p].quic));
-        }
-        std::fs::write(&nodes[i].config, cfg)?;
-        let out = run(bin, &["init"], &nodes[i].config, None)?;
-        if parent.is_none() {
-            root_key = out.lines().find_map(|l| l.strip_prefix("node key: ")).context("no root key printed")?.trim().to_string();
-        }
-        if let Some(p) = parent {
-            // The parent's admin approves the enrollment request.
-            let request = std::fs::read_to_string(nodes[i].dir.join("data").join("enrollment-request.txt"))?;
-            let admin = login(&nodes[p].url(), "admin")?;
-            let v = admin.post("/api/certs/issue", &json!({"request": request}))?;
-            let chain = nodes[i].dir.join("chain.txt");
-            std::fs::write(&chain, v["chain"].as_str().context("no chain")?)?;
-            run(bin, &["import-cert", "--file", chain.to_str().context("path")?], &nodes[i].config, None)?;
-        }
-        for (user, role) in [("admin", "admin"), ("operator", "operator"), ("viewer", "viewer")] {
-            run(bin, &["user", "add", "--username", user, "--role", role, "--password-stdin"], &nodes[i].config, Some(DEMO_PASSWORD))?;
-        }
-        let log = std::fs::File::create(nodes[i].dir.join("node.log"))?;
-        let mut child = Command::new(bin)
-            .args(["run", "--config"])
-            .arg(&nodes[i].config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        wait_health(&nodes[i].url(), &mut child)?;
-        nodes[i].child = Some(child);
+        setup_node(bin, nodes, i, &mut root_key)?;
+        nodes[i].start(bin)?;
     }
     eprintln!("15 nodes enrolled and running in {:.1} s; seeding cases…", t0.elapsed().as_secs_f64());
     seed(nodes)?;

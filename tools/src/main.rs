@@ -265,6 +265,13 @@ enum BenchCommand {
         #[arg(long)]
         node_bin: Option<PathBuf>,
     },
+    /// Replication between real nodes over QUIC (four levels).
+    Sync {
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        #[arg(long, default_value_t = 1000)]
+        escalations: usize,
+    },
     /// Record sign and verify rates against raw ed25519 verify.
     Verify {
         #[arg(long, default_value_t = 20_000)]
@@ -742,6 +749,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => match command {
             BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin)?,
             BenchCommand::Verify { records } => bench::verify(records)?,
+            BenchCommand::Sync { records, escalations } => bench::sync(records, escalations)?,
         },
     }
     Ok(())
