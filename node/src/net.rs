@@ -558,6 +558,66 @@ fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cur
     Ok(out)
 }
 
+/// Urgent cases first: before a long catch-up, the records after `cursor`
+/// of open urgent cases in the peer's scope go in one batch that leaves the
+/// cursor where it is (the receiver drops them when the ordinary pass
+/// brings them again).
+fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> anyhow::Result<Option<Outgoing>> {
+    let store = &shared.store;
+    let trust = shared.trust().clone();
+    let mut cases = Vec::new();
+    store.all_summaries(|s| {
+        if s.urgency == zongzhi_protocol::case::Urgency::Urgent && s.status.is_open() {
+            cases.push(s);
+        }
+        true
+    })?;
+    let mut picked: Vec<(u64, RecordId)> = Vec::new();
+    let mut blobs = Vec::new();
+    for s in &cases {
+        let in_scope = match dir {
+            Direction::Down => sync::down_case_in_scope(&s.units, peer_division),
+            Direction::Up => true, // decided per record below
+        };
+        if !in_scope {
+            continue;
+        }
+        for (seq, id) in store.case_events_with_seq(&s.id)? {
+            if seq > cursor || dir == Direction::Down {
+                picked.push((seq, id));
+            }
+        }
+        let wanted = match dir {
+            Direction::Down => peer_division.contains(s.owner),
+            Direction::Up => s.units.iter().any(|u| !shared.unit.contains(*u)),
+        };
+        if wanted {
+            for h in &s.blobs {
+                if let Some(b) = store.blob(&h.0)? {
+                    blobs.push((h.0, b));
+                }
+            }
+        }
+    }
+    picked.sort();
+    picked.dedup();
+    let mut records = Vec::new();
+    for (_, id) in picked.into_iter().take(sync::BATCH_RECORDS) {
+        let Some(bytes) = store.record_bytes(&id)? else { continue };
+        if dir == Direction::Up {
+            let author = Record::decode_unverified(&bytes)?.author;
+            if !trust.member(&author).is_some_and(|m| sync::up_in_scope(m.cert.division, shared.unit)) {
+                continue;
+            }
+        }
+        records.push(bytes);
+    }
+    if records.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Outgoing { records, blobs, upto: cursor }))
+}
+
 /// Streams our feed to a peer from `from`, then pushes new records live.
 async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, dir: Direction, from: u64, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
     let my_epoch = epoch(&shared);
@@ -577,6 +637,22 @@ async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, di
         }
     };
     let pump = async {
+        // A long catch-up starts with the urgent cases.
+        let head = *watch.borrow();
+        if head.saturating_sub(cursor) > sync::BATCH_RECORDS as u64 {
+            let sh = shared.clone();
+            let urgent = tokio::task::spawn_blocking(move || build_urgent(&sh, peer_division, dir, cursor)).await??;
+            if let Some(batch) = urgent {
+                let n = batch.records.len();
+                tracing::info!(records = n, "sending urgent cases ahead of the catch-up");
+                let frame = Frame::Batch { epoch: my_epoch, upto: cursor, head, records: batch.records, blobs: batch.blobs };
+                let bytes = write_frame(&mut send, &frame).await?;
+                shared.sync.update(&peer, |s| {
+                    s.records_sent += n as u64;
+                    s.bytes_sent += bytes as u64;
+                });
+            }
+        }
         loop {
             let head = *watch.borrow_and_update();
             shared.sync.update(&peer, |s| s.behind_to_peer = head.saturating_sub(acked.load(std::sync::atomic::Ordering::Relaxed)));

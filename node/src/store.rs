@@ -335,6 +335,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Event ids of a case with their local feed positions.
+    pub fn case_events_with_seq(&self, case: &RecordId) -> Result<Vec<(u64, RecordId)>> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_CASE_INDEX, &case.0, |k, v| {
+            if let (Some(seq), Some(id)) = (u64_be(&k[32..]), id_from(v)) {
+                out.push((seq, id));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
     pub fn case_summary(&self, case: &RecordId) -> Result<Option<CaseSummary>> {
         self.get_json(CF_CASE_STATE, &case.0)
     }

@@ -288,9 +288,18 @@ fn offline_village_catches_up_and_relay_survives_sigkill() {
     // The township (the village's only link upward) goes down hard.
     h.township.kill9();
     let n = 1200;
+    let mut first_bulk = String::new();
     for i in 0..n {
-        village.file_case(&sample_case(&format!("断网期间受理的案件{i}")));
+        let c = village.file_case(&sample_case(&format!("断网期间受理的案件{i}")));
+        if i == 0 {
+            first_bulk = c["id"].as_str().unwrap().to_string();
+        }
     }
+    // The last case filed offline is urgent: it must travel first.
+    let mut urgent = sample_case("断网期间的紧急案件：燃气泄漏");
+    urgent["urgency"] = serde_json::json!("urgent");
+    urgent["category"] = serde_json::json!("0702");
+    let urgent_id = village.file_case(&urgent)["id"].as_str().unwrap().to_string();
     // Meanwhile the county dispatches a case down to the village.
     let d = county.file_case(&sample_case("区里下派的案件"));
     let did = d["id"].as_str().unwrap().to_string();
@@ -302,7 +311,7 @@ fn offline_village_catches_up_and_relay_survives_sigkill() {
     let town = h.township.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
     let got = wait_for("the catch-up to start", 60, || {
         let (_, q) = town.get("/api/cases?owner=330106010001&status=all&limit=1");
-        q["total"].as_u64().filter(|t| *t > 1)
+        q["total"].as_u64().filter(|t| *t > 2)
     });
     h.township.kill9();
     eprintln!("township killed with {got} of {n} village cases received");
@@ -311,16 +320,24 @@ fn offline_village_catches_up_and_relay_survives_sigkill() {
     // Both directions converge.
     wait_for("the village's cases at the county", 60, || {
         let (_, q) = county.get("/api/cases?owner=330106010001&status=all&limit=1");
-        (q["total"].as_u64() == Some(n as u64 + 1)).then_some(())
+        (q["total"].as_u64() == Some(n as u64 + 2)).then_some(())
     });
     let v = zongzhi_tests::wait_case(&h.villages[0], &village, &did, "the dispatched case at the village", |v| v["owner"] == "330106010001");
     assert_eq!(v["timeline"].as_array().unwrap().len(), 3);
     // Nothing applied twice: the county stored exactly the new records once.
-    assert_eq!(records(&county), county_before + n as u64 + 3);
+    assert_eq!(records(&county), county_before + n as u64 + 1 + 3);
     let admin = h.county.login("admin", ADMIN_PASSWORD);
     let (_, integrity) = admin.get("/api/integrity");
     assert_eq!(integrity["ok"], true, "{integrity}");
     let (_, sync) = admin.get("/api/sync");
     let t = sync["peers"].as_array().unwrap().iter().find(|p| p["division"] == "330106010000").unwrap().clone();
     assert_eq!(t["connected"], true, "{t}");
+
+    // Urgent first: in the township's feed, the urgent case (filed last) came
+    // before the first of the bulk.
+    h.township.stop();
+    let store = zongzhi_node::store::Store::open(&h.township.db_path()).unwrap();
+    let feed = store.feed_range(1, 100_000).unwrap();
+    let pos = |id: &str| feed.iter().find(|(_, r)| r.to_string() == id).map(|(s, _)| *s).unwrap();
+    assert!(pos(&urgent_id) < pos(&first_bulk), "the urgent case was not sent ahead of the catch-up");
 }
