@@ -184,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cases/{case}/attachments/{blob}", get(download))
         .route("/api/integrity", get(integrity_check))
         .route("/api/sync", get(sync_status))
+        .route("/metrics", get(metrics))
         .route("/api/certs", get(list_certs))
         .route("/api/certs/issue", post(issue_cert))
         .route("/api/certs/revoke", post(revoke_cert))
@@ -209,6 +210,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/cases/{case}/attachments/{blob}"),
     ("get", "/api/integrity"),
     ("get", "/api/sync"),
+    ("get", "/metrics"),
     ("get", "/api/certs"),
     ("post", "/api/certs/issue"),
     ("post", "/api/certs/revoke"),
@@ -1055,4 +1057,39 @@ async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult
         "refused_handshakes": status.refused,
         "alarms": alarms,
     })))
+}
+
+/// Prometheus text exposition: store, replication and refusal counters. No
+/// personal data; served on the API address (loopback by default).
+async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
+    use std::fmt::Write;
+    let status = s.shared.sync.snapshot();
+    let mut out = String::new();
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let _ = writeln!(out, "# HELP zongzhi_records Records in this node's feed.\n# TYPE zongzhi_records gauge\nzongzhi_records {}", s.store.feed_len()?);
+    let _ = writeln!(out, "# HELP zongzhi_pending_records Received records waiting for their parents.\n# TYPE zongzhi_pending_records gauge\nzongzhi_pending_records {}", s.store.pending()?.len());
+    let _ = writeln!(out, "# HELP zongzhi_integrity_alarms Integrity alarms raised (equivocation, chain gaps).\n# TYPE zongzhi_integrity_alarms counter\nzongzhi_integrity_alarms {}", s.store.alarm_count()?);
+    let _ = writeln!(out, "# HELP zongzhi_handshakes_refused_total Handshakes refused, by reason.\n# TYPE zongzhi_handshakes_refused_total counter");
+    for (reason, n) in &status.refused {
+        let _ = writeln!(out, "zongzhi_handshakes_refused_total{{reason=\"{}\"}} {n}", esc(reason));
+    }
+    let gauges: [(&str, &str, fn(&crate::status::PeerStatus) -> u64); 8] = [
+        ("zongzhi_peer_connected", "1 while a link with the peer is up.", |p| p.connected as u64),
+        ("zongzhi_peer_records_sent_total", "Records sent to the peer.", |p| p.records_sent),
+        ("zongzhi_peer_records_received_total", "Records received from the peer and stored.", |p| p.records_received),
+        ("zongzhi_peer_bytes_sent_total", "Frame bytes sent to the peer.", |p| p.bytes_sent),
+        ("zongzhi_peer_bytes_received_total", "Frame bytes received from the peer.", |p| p.bytes_received),
+        ("zongzhi_peer_behind_to_peer", "Feed positions the peer has not acknowledged.", |p| p.behind_to_peer),
+        ("zongzhi_peer_behind_from_peer", "Peer feed positions not yet received.", |p| p.behind_from_peer),
+        ("zongzhi_peer_errors_total", "Link errors and refused records.", |p| p.errors),
+    ];
+    let mut peers: Vec<&crate::status::PeerStatus> = status.peers.values().collect();
+    peers.sort_by(|a, b| a.division.cmp(&b.division));
+    for (name, help, f) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", if name.ends_with("_total") { "counter" } else { "gauge" });
+        for p in &peers {
+            let _ = writeln!(out, "{name}{{peer=\"{}\",role=\"{}\"}} {}", esc(&p.division), esc(&p.role), f(p));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -257,6 +257,10 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     assert!(refused, "a revoked key must not complete the handshake");
     let (_, sync) = county_api.get("/api/sync");
     assert!(sync["refused_handshakes"]["revoked"].as_u64().unwrap_or(0) >= 1, "{sync}");
+    // … and counted in the metrics.
+    let metrics = reqwest::blocking::get(format!("{}/metrics", h.county.url())).unwrap().text().unwrap();
+    assert!(metrics.contains("zongzhi_handshakes_refused_total{reason=\"revoked\"}"), "{metrics}");
+    assert!(metrics.contains("zongzhi_integrity_alarms 2"), "{metrics}");
     // The revocation reaches the city, which then refuses records above the cut-off.
     let city_admin = h.city.login("admin", ADMIN_PASSWORD);
     zongzhi_tests::wait_for("the revocation at the city", 20, || {
