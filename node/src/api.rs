@@ -1073,7 +1073,8 @@ async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     for (reason, n) in &status.refused {
         let _ = writeln!(out, "zongzhi_handshakes_refused_total{{reason=\"{}\"}} {n}", esc(reason));
     }
-    let gauges: [(&str, &str, fn(&crate::status::PeerStatus) -> u64); 8] = [
+    type PeerMetric = (&'static str, &'static str, fn(&crate::status::PeerStatus) -> u64);
+    let gauges: [PeerMetric; 8] = [
         ("zongzhi_peer_connected", "1 while a link with the peer is up.", |p| p.connected as u64),
         ("zongzhi_peer_records_sent_total", "Records sent to the peer.", |p| p.records_sent),
         ("zongzhi_peer_records_received_total", "Records received from the peer and stored.", |p| p.records_received),
