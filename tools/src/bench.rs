@@ -271,7 +271,7 @@ fn wait_records(c: &crate::client::Client, n: u64, limit: Duration) -> anyhow::R
 /// machine limits, cold replication over one and three hops, live latency
 /// village → city, an idle reconnect, and a cut in the middle of a transfer.
 pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
-    use crate::demo::{any_port, setup_node, DemoNode};
+    use crate::demo::{free_ports, setup_node, DemoNode};
     let bin = node_binary(None)?;
     let dir = tempfile::tempdir()?;
 
@@ -304,8 +304,9 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
         ("330106002000", "留下街道社会治安综合治理中心"),
         ("330106002001", "留下村社会治安综合治理工作站"),
     ];
+    let ports = free_ports(2 * units.len())?;
     let mut nodes: Vec<DemoNode> =
-        units.iter().map(|(d, n)| Ok(DemoNode::new(dir.path(), d, n, any_port()?, any_port()?))).collect::<anyhow::Result<_>>()?;
+        units.iter().enumerate().map(|(i, (d, n))| DemoNode::new(dir.path(), d, n, ports[2 * i], ports[2 * i + 1])).collect();
     let mut root = String::new();
     for i in 0..nodes.len() {
         setup_node(&bin, &nodes, i, &mut root)?;

@@ -88,9 +88,25 @@ impl Drop for DemoNode {
     }
 }
 
-/// A free port (UDP and TCP) chosen by the system.
-pub fn any_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `n` distinct ports, each free for UDP and TCP, chosen by the system.
+/// Every pick stays bound until all are picked, so none is handed out twice.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    let mut tries = 0;
+    while ports.len() < n {
+        tries += 1;
+        if tries > 100 * n {
+            bail!("no free ports found");
+        }
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let p = udp.local_addr()?.port();
+        if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", p)) {
+            held.push((udp, tcp));
+            ports.push(p);
+        }
+    }
+    Ok(ports)
 }
 
 /// Initialises node `i` (its parent, if any, must be running): key, store,
@@ -196,16 +212,13 @@ pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -
         std::fs::remove_dir_all(dir)?;
     }
     // Port 0: let the system choose free ports.
-    let pick = |base: u16, i: u16| -> anyhow::Result<u16> {
-        if base == 0 {
-            Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-        } else {
-            Ok(base + i)
-        }
-    };
+    // Port 0: the system picks free ports.
+    let n = UNITS.len();
+    let auto = free_ports(2 * n)?;
     let mut ports = Vec::new();
-    for i in 0..UNITS.len() as u16 {
-        let (h, q) = (pick(http_base, i)?, pick(quic_base, i)?);
+    for i in 0..n {
+        let h = if http_base == 0 { auto[i] } else { http_base + i as u16 };
+        let q = if quic_base == 0 { auto[n + i] } else { quic_base + i as u16 };
         if !port_free(h) || !port_free(q) {
             bail!("port {h} or {q} is taken; pass --http-port/--quic-port (0 picks free ports)");
         }
