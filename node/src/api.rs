@@ -1067,7 +1067,7 @@ async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     let mut out = String::new();
     let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
     let _ = writeln!(out, "# HELP zongzhi_records Records in this node's feed.\n# TYPE zongzhi_records gauge\nzongzhi_records {}", s.store.feed_len()?);
-    let _ = writeln!(out, "# HELP zongzhi_pending_records Received records waiting for their parents.\n# TYPE zongzhi_pending_records gauge\nzongzhi_pending_records {}", s.store.pending()?.len());
+    let _ = writeln!(out, "# HELP zongzhi_pending_records Received records waiting for their parents.\n# TYPE zongzhi_pending_records gauge\nzongzhi_pending_records {}", s.store.pending_count(usize::MAX)?);
     let _ = writeln!(out, "# HELP zongzhi_integrity_alarms Integrity alarms raised (equivocation, chain gaps).\n# TYPE zongzhi_integrity_alarms counter\nzongzhi_integrity_alarms {}", s.store.alarm_count()?);
     let _ = writeln!(out, "# HELP zongzhi_handshakes_refused_total Handshakes refused, by reason.\n# TYPE zongzhi_handshakes_refused_total counter");
     for (reason, n) in &status.refused {

@@ -572,7 +572,7 @@ impl Writer {
                     missing = true;
                 }
                 if missing {
-                    if self.shared.store.pending()?.len() >= MAX_PENDING {
+                    if self.shared.store.pending_count(MAX_PENDING)? >= MAX_PENDING {
                         report.rejected.push((id, "too many records waiting for their parents".into()));
                     } else {
                         p.batch.put_pending(&id, record.bytes());

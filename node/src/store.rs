@@ -283,6 +283,16 @@ impl Store {
         Ok(out)
     }
 
+    /// How many records wait for their parents, counting at most `cap`.
+    pub fn pending_count(&self, cap: usize) -> Result<usize> {
+        let mut n = 0;
+        self.scan_prefix(CF_PENDING, &[], |_, _| {
+            n += 1;
+            n < cap
+        })?;
+        Ok(n)
+    }
+
     /// Records waiting for their parents.
     pub fn pending(&self) -> Result<Vec<(RecordId, Vec<u8>)>> {
         let mut out = Vec::new();

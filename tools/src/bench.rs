@@ -177,6 +177,19 @@ fn sample_records(n: usize) -> Vec<Record> {
         .collect()
 }
 
+/// Raw `verify_strict` over the records' signed messages, keys and
+/// signatures parsed beforehand: the machine's single-core verify rate.
+fn raw_verify_rate(records: &[Record]) -> anyhow::Result<f64> {
+    let key = records.first().context("no records")?.author.verifying_key()?;
+    let raw: Vec<(Vec<u8>, ed25519_dalek::Signature)> =
+        records.iter().map(|r| (r.signed_message(), ed25519_dalek::Signature::from_bytes(r.signature()))).collect();
+    let t = Instant::now();
+    for (msg, sig) in &raw {
+        key.verify_strict(msg, sig).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(raw.len() as f64 / t.elapsed().as_secs_f64())
+}
+
 /// Record signing and verification against raw ed25519 in the same run.
 pub fn verify(n: usize) -> anyhow::Result<()> {
     let t = Instant::now();
@@ -185,15 +198,7 @@ pub fn verify(n: usize) -> anyhow::Result<()> {
     let avg = records.iter().map(|r| r.bytes().len()).sum::<usize>() / n;
     let bytes: Vec<Vec<u8>> = records.iter().map(|r| r.bytes().to_vec()).collect();
 
-    // Raw: verify_strict over the same messages with keys and signatures already parsed.
-    let key = records[0].author.verifying_key()?;
-    let raw: Vec<(Vec<u8>, ed25519_dalek::Signature)> =
-        records.iter().map(|r| (r.signed_message(), ed25519_dalek::Signature::from_bytes(r.signature()))).collect();
-    let t = Instant::now();
-    for (msg, sig) in &raw {
-        key.verify_strict(msg, sig).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let raw_rate = n as f64 / t.elapsed().as_secs_f64();
+    let raw_rate = raw_verify_rate(&records)?;
 
     // The record path: decode untrusted bytes, hash, verify strictly.
     let t = Instant::now();
@@ -277,20 +282,13 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
 
     // (a) This machine's limits.
     let sample = sample_records(20_000);
-    let key = sample[0].author.verifying_key()?;
-    let msgs: Vec<(Vec<u8>, ed25519_dalek::Signature)> =
-        sample.iter().map(|r| (r.signed_message(), ed25519_dalek::Signature::from_bytes(r.signature()))).collect();
-    let t = Instant::now();
-    for (m, s) in &msgs {
-        key.verify_strict(m, s).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let single = msgs.len() as f64 / t.elapsed().as_secs_f64();
+    let single = raw_verify_rate(&sample)?;
     let t = Instant::now();
     for chunk in sample.chunks(256) {
         let refs: Vec<&Record> = chunk.iter().collect();
         verify_batch(&refs);
     }
-    let batched = msgs.len() as f64 / t.elapsed().as_secs_f64();
+    let batched = sample.len() as f64 / t.elapsed().as_secs_f64();
     let store_dir = dir.path().join("store-bench");
     let out = Command::new(&bin).args(["bench-store", "--dir"]).arg(&store_dir).output()?;
     let store: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-store output")?;
