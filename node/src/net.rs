@@ -373,8 +373,8 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     // for its feed epoch.
     let mut sent = write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: my_epoch }).await?;
     let (mut rsend, rrecv) = conn.open_bi().await?;
-    let (cursor_epoch, cursor) = shared.store.cursor(&peer, dir_in as u8)?.unwrap_or(([0; 16], 0));
-    sent += write_frame(&mut rsend, &Frame::Subscribe { epoch: cursor_epoch, cursor }).await?;
+    let feed_receiver = sync::FeedReceiver::new(shared.store.cursor(&peer, dir_in as u8)?);
+    sent += write_frame(&mut rsend, &feed_receiver.subscribe()).await?;
     let (hello, mut received) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.context("no Hello")??;
     let Frame::Hello { version, chain, epoch: _ } = hello else {
         bail!("expected Hello");
@@ -395,13 +395,14 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     let Frame::Subscribe { epoch: sub_epoch, cursor: sub_cursor } = sub else {
         bail!("expected Subscribe");
     };
-    let from = if sub_epoch == my_epoch { sub_cursor } else { 0 };
+    let mut feed_sender = sync::FeedSender::new(my_epoch, IN_FLIGHT);
+    feed_sender.on_subscribe(sub_epoch, sub_cursor, *shared.feed.borrow());
     shared.sync.update(&peer, |s| {
         s.bytes_sent += sent as u64;
         s.bytes_received += received as u64;
     });
-    let receiver = receive_feed(shared.clone(), ledger.clone(), peer, dir_in, rsend, rrecv);
-    let sender = send_feed(shared.clone(), peer, peer_division, dir_out, from, ssend, srecv);
+    let receiver = receive_feed(shared.clone(), ledger.clone(), peer, dir_in, feed_receiver, rsend, rrecv);
+    let sender = send_feed(shared.clone(), peer, peer_division, dir_out, feed_sender, ssend, srecv);
     tokio::select! {
         r = receiver => r,
         r = sender => r,
@@ -423,7 +424,15 @@ struct Verified {
 /// cursor in one synced write, and acknowledges. Pipelined: while one batch
 /// is being written, the next is already read and being verified on another
 /// thread.
-async fn receive_feed(shared: Shared, ledger: Ledger, peer: NodeId, dir: Direction, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
+async fn receive_feed(
+    shared: Shared,
+    ledger: Ledger,
+    peer: NodeId,
+    dir: Direction,
+    mut feed: sync::FeedReceiver,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Verified>(2);
     let reader = async move {
         loop {
@@ -448,9 +457,10 @@ async fn receive_feed(shared: Shared, ledger: Ledger, peer: NodeId, dir: Directi
     };
     let writer = async move {
         while let Some(v) = rx.recv().await {
+            let upto = feed.on_batch(v.epoch, v.upto)?;
             let decoded = v.records.await??;
             let n = decoded.len();
-            let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto: v.upto };
+            let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto };
             let outcome = ledger.submit(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
             let mut rejected = 0;
             if let Outcome::Ingested(report) = &outcome {
@@ -459,7 +469,7 @@ async fn receive_feed(shared: Shared, ledger: Ledger, peer: NodeId, dir: Directi
                     tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
                 }
             }
-            write_frame(&mut send, &Frame::Ack { upto: v.upto }).await?;
+            write_frame(&mut send, &feed.stored(v.epoch, upto)).await?;
             shared.sync.update(&peer, |s| {
                 s.records_received += n as u64;
                 s.bytes_received += v.bytes as u64;
@@ -618,19 +628,41 @@ fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cu
     Ok(Some(Outgoing { records, blobs, upto: cursor }))
 }
 
-/// Streams our feed to a peer from `from`, then pushes new records live.
-async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, dir: Direction, from: u64, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
-    let my_epoch = epoch(&shared);
+/// Feed positions that may be sent beyond the last ack: eight batches keep
+/// the receiver's verify/write pipeline busy. A cut re-sends what was in
+/// flight; nothing stored is sent again (the cursor is stored with the
+/// records). With one batch a cut re-sends ≤ 2 batches but cold catch-up is
+/// about a fifth slower (BENCHMARKS.md).
+const IN_FLIGHT: u64 = 8 * sync::BATCH_RECORDS as u64;
+
+/// Streams our feed to a peer as the [`sync::FeedSender`] decides, then
+/// pushes new records live.
+async fn send_feed(
+    shared: Shared,
+    peer: NodeId,
+    peer_division: DivisionCode,
+    dir: Direction,
+    feed: sync::FeedSender,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> anyhow::Result<()> {
+    let my_epoch = feed.epoch();
+    let feed = Arc::new(std::sync::Mutex::new(feed));
+    let lock = |f: &Arc<std::sync::Mutex<sync::FeedSender>>| match f.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
     let mut watch = shared.feed.subscribe();
-    let mut cursor = from;
-    let acked = Arc::new(std::sync::atomic::AtomicU64::new(from));
     let acks = {
-        let acked = acked.clone();
+        let feed = feed.clone();
         async move {
             loop {
                 let (frame, _) = read_frame(&mut recv).await?;
                 match frame {
-                    Frame::Ack { upto } => acked.store(upto, std::sync::atomic::Ordering::Relaxed),
+                    Frame::Ack { upto } => match feed.lock() {
+                        Ok(mut f) => f.on_ack(upto)?,
+                        Err(p) => p.into_inner().on_ack(upto)?,
+                    },
                     other => bail!("unexpected frame on a feed stream: {other:?}"),
                 }
             }
@@ -639,6 +671,7 @@ async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, di
     let pump = async {
         // A long catch-up starts with the urgent cases.
         let head = *watch.borrow();
+        let cursor = lock(&feed).cursor();
         if head.saturating_sub(cursor) > sync::BATCH_RECORDS as u64 {
             let sh = shared.clone();
             let urgent = tokio::task::spawn_blocking(move || build_urgent(&sh, peer_division, dir, cursor)).await??;
@@ -655,26 +688,30 @@ async fn send_feed(shared: Shared, peer: NodeId, peer_division: DivisionCode, di
         }
         loop {
             let head = *watch.borrow_and_update();
-            shared.sync.update(&peer, |s| s.behind_to_peer = head.saturating_sub(acked.load(std::sync::atomic::Ordering::Relaxed)));
-            if cursor >= head {
-                watch.changed().await.map_err(|_| anyhow!("node stopping"))?;
-                continue;
-            }
-            // Bound what is in flight: up to 8 batches ahead of the acks keep
-            // the receiver's verify/write pipeline busy. A cut re-sends what
-            // was in flight; nothing stored is sent again (the cursor is
-            // stored with the records). With one batch in flight a cut
-            // re-sends ≤ 2 batches but cold catch-up is ~20 % slower.
-            while cursor.saturating_sub(acked.load(std::sync::atomic::Ordering::Relaxed)) > 8 * sync::BATCH_RECORDS as u64 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let state = lock(&feed);
+            shared.sync.update(&peer, |s| s.behind_to_peer = head.saturating_sub(state.acked()));
+            let after = match state.poll(head) {
+                sync::SenderPoll::CaughtUp => {
+                    watch.changed().await.map_err(|_| anyhow!("node stopping"))?;
+                    continue;
+                }
+                sync::SenderPoll::WindowFull => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                sync::SenderPoll::SendAfter(after) => after,
+            };
             let sh = shared.clone();
-            let batch = tokio::task::spawn_blocking(move || build_batch(&sh, peer_division, dir, cursor)).await??;
+            let batch = tokio::task::spawn_blocking(move || build_batch(&sh, peer_division, dir, after)).await??;
             let n = batch.records.len();
             let record_bytes: usize = batch.records.iter().map(Vec::len).sum();
-            let frame = Frame::Batch { epoch: my_epoch, upto: batch.upto, head, records: batch.records, blobs: batch.blobs };
+            let upto = batch.upto;
+            let frame = Frame::Batch { epoch: my_epoch, upto, head, records: batch.records, blobs: batch.blobs };
             let bytes = write_frame(&mut send, &frame).await?;
-            cursor = batch.upto;
+            match feed.lock() {
+                Ok(mut f) => f.sent(upto),
+                Err(p) => p.into_inner().sent(upto),
+            }
             shared.sync.update(&peer, |s| {
                 s.records_sent += n as u64;
                 s.bytes_sent += bytes as u64;

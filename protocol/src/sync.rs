@@ -84,6 +84,133 @@ impl Frame {
     }
 }
 
+/// A protocol violation by the peer on a feed stream.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum SyncError {
+    #[error("acknowledgement for position {ack} beyond what was sent ({sent})")]
+    AckBeyondSent { ack: u64, sent: u64 },
+    #[error("acknowledgement went back from {from} to {to}")]
+    AckWentBack { from: u64, to: u64 },
+    #[error("batch goes back from position {from} to {to} within one feed epoch")]
+    CursorWentBack { from: u64, to: u64 },
+}
+
+/// What a feed sender should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderPoll {
+    /// Nothing new: wait for the feed to grow.
+    CaughtUp,
+    /// Too much unacknowledged: wait for an ack.
+    WindowFull,
+    /// Build and send a batch of the feed after this position.
+    SendAfter(u64),
+}
+
+/// The sending side of one feed subscription, without I/O: it decides where
+/// to resume, when to send and how much may be unacknowledged.
+#[derive(Debug, Clone)]
+pub struct FeedSender {
+    epoch: [u8; 16],
+    cursor: u64,
+    acked: u64,
+    window: u64,
+}
+
+impl FeedSender {
+    /// `window`: feed positions that may be sent beyond the last ack.
+    pub fn new(epoch: [u8; 16], window: u64) -> FeedSender {
+        FeedSender { epoch, cursor: 0, acked: 0, window }
+    }
+
+    /// The receiver's `Subscribe`: resume after its cursor if it is from this
+    /// feed epoch and not beyond our head (else the feed was restored or
+    /// replaced: start over; the receiver drops what it holds). Returns the
+    /// position resumed after.
+    pub fn on_subscribe(&mut self, epoch: [u8; 16], cursor: u64, head: u64) -> u64 {
+        let from = if epoch == self.epoch && cursor <= head { cursor } else { 0 };
+        self.cursor = from;
+        self.acked = from;
+        from
+    }
+
+    pub fn poll(&self, head: u64) -> SenderPoll {
+        if self.cursor >= head {
+            SenderPoll::CaughtUp
+        } else if self.cursor - self.acked > self.window {
+            SenderPoll::WindowFull
+        } else {
+            SenderPoll::SendAfter(self.cursor)
+        }
+    }
+
+    /// A batch covering feed positions up to `upto` was sent.
+    pub fn sent(&mut self, upto: u64) {
+        self.cursor = self.cursor.max(upto);
+    }
+
+    pub fn on_ack(&mut self, upto: u64) -> Result<(), SyncError> {
+        if upto > self.cursor {
+            return Err(SyncError::AckBeyondSent { ack: upto, sent: self.cursor });
+        }
+        if upto < self.acked {
+            return Err(SyncError::AckWentBack { from: self.acked, to: upto });
+        }
+        self.acked = upto;
+        Ok(())
+    }
+
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    pub fn epoch(&self) -> [u8; 16] {
+        self.epoch
+    }
+}
+
+/// The receiving side of one feed subscription, without I/O. Its state is
+/// exactly the cursor the receiver stores with the records it acknowledges.
+#[derive(Debug, Clone)]
+pub struct FeedReceiver {
+    epoch: [u8; 16],
+    cursor: u64,
+}
+
+impl FeedReceiver {
+    /// From the cursor stored with the last acknowledged batch, if any.
+    pub fn new(stored: Option<([u8; 16], u64)>) -> FeedReceiver {
+        let (epoch, cursor) = stored.unwrap_or(([0; 16], 0));
+        FeedReceiver { epoch, cursor }
+    }
+
+    pub fn subscribe(&self) -> Frame {
+        Frame::Subscribe { epoch: self.epoch, cursor: self.cursor }
+    }
+
+    /// Checks a batch header. Returns the cursor to store with its records.
+    pub fn on_batch(&mut self, epoch: [u8; 16], upto: u64) -> Result<u64, SyncError> {
+        if epoch == self.epoch && upto < self.cursor {
+            return Err(SyncError::CursorWentBack { from: self.cursor, to: upto });
+        }
+        Ok(upto)
+    }
+
+    /// The batch's records and cursor are stored: the ack to send.
+    pub fn stored(&mut self, epoch: [u8; 16], upto: u64) -> Frame {
+        self.epoch = epoch;
+        self.cursor = upto;
+        Frame::Ack { upto }
+    }
+
+    pub fn cursor(&self) -> ([u8; 16], u64) {
+        (self.epoch, self.cursor)
+    }
+}
+
 /// Up: a child sends what was authored in its subtree.
 pub fn up_in_scope(author_division: DivisionCode, child: DivisionCode) -> bool {
     child.contains(author_division)
@@ -107,9 +234,42 @@ pub fn enters_subtree(action: &Action, child: DivisionCode) -> bool {
 }
 
 #[cfg(test)]
+mod sim;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn sender_resumes_windows_and_checks_acks() {
+        let mut s = FeedSender::new([1; 16], 10);
+        assert_eq!(s.on_subscribe([1; 16], 5, 100), 5);
+        assert_eq!(s.poll(100), SenderPoll::SendAfter(5));
+        s.sent(20);
+        assert_eq!(s.poll(100), SenderPoll::WindowFull);
+        assert!(s.on_ack(21).is_err());
+        s.on_ack(15).unwrap();
+        assert_eq!(s.poll(100), SenderPoll::SendAfter(20));
+        assert!(s.on_ack(14).is_err());
+        s.sent(100);
+        s.on_ack(100).unwrap();
+        assert_eq!(s.poll(100), SenderPoll::CaughtUp);
+        // Another epoch, or a cursor beyond our head: start over.
+        assert_eq!(s.on_subscribe([2; 16], 50, 100), 0);
+        assert_eq!(s.on_subscribe([1; 16], 150, 100), 0);
+    }
+
+    #[test]
+    fn receiver_refuses_a_cursor_going_back() {
+        let mut r = FeedReceiver::new(Some(([1; 16], 40)));
+        assert_eq!(r.subscribe(), Frame::Subscribe { epoch: [1; 16], cursor: 40 });
+        assert!(r.on_batch([1; 16], 39).is_err());
+        assert_eq!(r.on_batch([1; 16], 40), Ok(40), "a batch that leaves the cursor (urgent first) is fine");
+        assert_eq!(r.on_batch([2; 16], 3), Ok(3), "a new epoch starts over");
+        assert_eq!(r.stored([2; 16], 3), Frame::Ack { upto: 3 });
+        assert_eq!(r.cursor(), ([2; 16], 3));
+    }
 
     #[test]
     fn oversized_frames_are_refused_by_their_prefix() {
