@@ -462,9 +462,10 @@ async fn receive_feed(
             let n = decoded.len();
             let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto };
             let outcome = ledger.submit(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
-            let mut rejected = 0;
+            let (mut rejected, mut duplicates) = (0, 0);
             if let Outcome::Ingested(report) = &outcome {
                 rejected = report.rejected.len();
+                duplicates = report.duplicates;
                 for (id, why) in &report.rejected {
                     tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
                 }
@@ -472,6 +473,7 @@ async fn receive_feed(
             write_frame(&mut send, &feed.stored(v.epoch, upto)).await?;
             shared.sync.update(&peer, |s| {
                 s.records_received += n as u64;
+                s.duplicates_received += duplicates as u64;
                 s.bytes_received += v.bytes as u64;
                 s.behind_from_peer = v.head.saturating_sub(v.upto);
                 s.last_contact_ms = Some(ledger::now_ms());

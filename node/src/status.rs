@@ -20,6 +20,8 @@ pub struct PeerStatus {
     /// Records this node has sent, and received and stored.
     pub records_sent: u64,
     pub records_received: u64,
+    /// Received records this node already held (sent again after a cut).
+    pub duplicates_received: u64,
     pub bytes_sent: u64,
     /// Sum of the sizes of the records sent (to compare with `bytes_sent`).
     pub record_bytes_sent: u64,

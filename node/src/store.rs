@@ -133,6 +133,13 @@ impl Store {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Zstd);
         opts.set_keep_log_file_num(4);
+        // Most look-ups on the receive path are for records not yet held:
+        // bloom filters answer those without reading data blocks.
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 * 1024 * 1024));
+        table.set_cache_index_and_filter_blocks(true);
+        opts.set_block_based_table_factory(&table);
         let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, opts.clone()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         let store = Store { db };

@@ -428,10 +428,11 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     wait_records(&town_api, town_had + half as u64, Duration::from_secs(600))?;
     std::thread::sleep(Duration::from_millis(300));
     let stored = records_held(&town_api)? - town_had;
+    let duplicates = status_of(&town_api, vdiv)?["duplicates_received"].as_u64().unwrap_or(0);
     let after = status_of(&village_api, units[town].0)?;
     let sent = after["records_sent"].as_u64().unwrap_or(0).saturating_sub(before["records_sent"].as_u64().unwrap_or(0));
     println!(
-        "(e) SIGKILL of the receiver at half of a {half}-record transfer: {sent} records sent for {half} new, {} re-sent ({} batches of up to {}); {stored} stored (none twice)",
+        "(e) SIGKILL of the receiver at half of a {half}-record transfer: {sent} records sent for {half} new, {} sent again ({} batches of up to {}: in flight at the cut, never stored); {duplicates} the receiver already held arrived again; {stored} stored (none twice)",
         sent.saturating_sub(half as u64),
         (sent.saturating_sub(half as u64)).div_ceil(zongzhi_protocol::sync::BATCH_RECORDS as u64),
         zongzhi_protocol::sync::BATCH_RECORDS
