@@ -493,13 +493,13 @@ impl Batch<'_> {
     }
 
     /// Stores a record: its bytes, its feed position and its chain entry.
+    /// The feed head in `meta` is the caller's to write, once per batch.
     pub fn put_record(&mut self, id: &RecordId, bytes: &[u8], feed_seq: u64, author: &NodeId, author_seq: u64) {
         self.put(CF_RECORDS, &id.0, bytes);
         self.put(CF_FEED, &feed_seq.to_be_bytes(), &id.0);
         let mut ck = author.as_bytes().to_vec();
         ck.extend_from_slice(&author_seq.to_be_bytes());
         self.put(CF_CHAIN, &ck, &id.0);
-        self.put_meta(meta::FEED_SEQ, &feed_seq.to_be_bytes());
     }
 
     pub fn index_case_event(&mut self, case: &RecordId, feed_seq: u64, event: &RecordId) {
