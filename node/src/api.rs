@@ -153,6 +153,12 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, min: Role) -> Resul
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "session expired or unknown; log in again"))?;
+    require_role(&session, min)?;
+    Ok(session)
+}
+
+/// 403 unless the session's role is at least `min`.
+fn require_role(session: &Session, min: Role) -> Result<(), ApiError> {
     if session.role < min {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -160,7 +166,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, min: Role) -> Resul
             format!("this needs the {} role; {} is {}", min.as_str(), session.username, session.role.as_str()),
         ));
     }
-    Ok(session)
+    Ok(())
 }
 
 // ---------- router ----------
@@ -583,10 +589,11 @@ async fn to_action(s: &AppState, req: ActionRequest) -> Result<Action, ApiError>
 }
 
 async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, body: Bytes) -> ApiResult {
-    // Authenticate before looking at the body, so 401 wins over 400.
-    authenticate(&s, &headers, Role::Viewer).await?;
+    // Authenticate before looking at the body, so 401 wins over 400; the
+    // role needed depends on the step.
+    let session = authenticate(&s, &headers, Role::Viewer).await?;
     let req: ActionRequest = parse_json(&body)?;
-    let session = authenticate(&s, &headers, req.role()).await?;
+    require_role(&session, req.role())?;
     let case = resolve_case(&s, &case).await?;
     let action = to_action(&s, req).await?;
     let ack = s.ledger.step(Op::Act { case, action, operator: session.username }).await?;
