@@ -91,6 +91,8 @@ pub struct IngestReport {
     pub duplicates: usize,
     pub pending: usize,
     pub rejected: Vec<(RecordId, String)>,
+    /// Parents (or cases) that records in `pending` wait for.
+    pub missing: Vec<RecordId>,
 }
 
 #[derive(Debug, Clone)]
@@ -567,11 +569,13 @@ impl Writer {
                 for parent in &event.parents {
                     if !self.has(p, parent)? {
                         missing = true;
+                        report.missing.push(*parent);
                     }
                 }
                 let case = event.case_id(id);
                 if event.case.is_some() && !self.has(p, &case)? {
                     missing = true;
+                    report.missing.push(case);
                 }
                 if missing {
                     if self.shared.store.pending_count(MAX_PENDING)? >= MAX_PENDING {

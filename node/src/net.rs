@@ -462,15 +462,23 @@ async fn receive_feed(
             let n = decoded.len();
             let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto };
             let outcome = ledger.submit(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
-            let (mut rejected, mut duplicates) = (0, 0);
+            let (mut rejected, mut duplicates, mut want) = (0, 0, Vec::new());
             if let Outcome::Ingested(report) = &outcome {
                 rejected = report.rejected.len();
                 duplicates = report.duplicates;
                 for (id, why) in &report.rejected {
                     tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
                 }
+                want = report.missing.iter().map(|m| m.0).collect();
+                want.sort_unstable();
+                want.dedup();
+                want.truncate(sync::MAX_WANT);
             }
             write_frame(&mut send, &feed.stored(v.epoch, upto)).await?;
+            if !want.is_empty() {
+                tracing::info!(records = want.len(), "asking for missing parents");
+                write_frame(&mut send, &Frame::Want { ids: want }).await?;
+            }
             shared.sync.update(&peer, |s| {
                 s.records_received += n as u64;
                 s.duplicates_received += duplicates as u64;
@@ -655,6 +663,7 @@ async fn send_feed(
         Err(p) => p.into_inner().clone(),
     };
     let mut watch = shared.feed.subscribe();
+    let (want_tx, mut want_rx) = tokio::sync::mpsc::channel::<Vec<[u8; 32]>>(4);
     let acks = {
         let feed = feed.clone();
         async move {
@@ -665,6 +674,11 @@ async fn send_feed(
                         Ok(mut f) => f.on_ack(upto)?,
                         Err(p) => p.into_inner().on_ack(upto)?,
                     },
+                    Frame::Want { ids } if ids.len() <= sync::MAX_WANT => {
+                        // Drop the request if one is already queued: the
+                        // receiver asks again after its next batch.
+                        let _ = want_tx.try_send(ids);
+                    }
                     other => bail!("unexpected frame on a feed stream: {other:?}"),
                 }
             }
@@ -692,9 +706,18 @@ async fn send_feed(
             let head = *watch.borrow_and_update();
             let state = lock(&feed);
             shared.sync.update(&peer, |s| s.behind_to_peer = head.saturating_sub(state.acked()));
+            if let Ok(ids) = want_rx.try_recv() {
+                send_wanted(&shared, peer, peer_division, dir, my_epoch, state.cursor(), head, ids, &mut send).await?;
+                continue;
+            }
             let after = match state.poll(head) {
                 sync::SenderPoll::CaughtUp => {
-                    watch.changed().await.map_err(|_| anyhow!("node stopping"))?;
+                    tokio::select! {
+                        changed = watch.changed() => changed.map_err(|_| anyhow!("node stopping"))?,
+                        Some(ids) = want_rx.recv() => {
+                            send_wanted(&shared, peer, peer_division, dir, my_epoch, state.cursor(), head, ids, &mut send).await?;
+                        }
+                    }
                     continue;
                 }
                 sync::SenderPoll::WindowFull => {
@@ -728,6 +751,54 @@ async fn send_feed(
     }
 }
 
+/// Answers a `Want`: the requested records this node holds and the peer's
+/// scope allows, in one batch that leaves the cursor where it is.
+#[allow(clippy::too_many_arguments)]
+async fn send_wanted(
+    shared: &Shared,
+    peer: NodeId,
+    peer_division: DivisionCode,
+    dir: Direction,
+    epoch: [u8; 16],
+    cursor: u64,
+    head: u64,
+    ids: Vec<[u8; 32]>,
+    send: &mut quinn::SendStream,
+) -> anyhow::Result<()> {
+    let sh = shared.clone();
+    let records = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Vec<u8>>> {
+        let trust = sh.trust().clone();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(bytes) = sh.store.record_bytes(&RecordId(id))? else { continue };
+            let record = Record::decode_unverified(&bytes)?;
+            let allowed = match (&record.body, dir) {
+                (Body::CaseEvent(ev), Direction::Down) => {
+                    let case = ev.case_id(record.id);
+                    sh.store.case_summary(&case)?.is_some_and(|s| sync::down_case_in_scope(&s.units, peer_division))
+                }
+                (_, Direction::Down) => true,
+                (_, Direction::Up) => trust.member(&record.author).is_some_and(|m| sync::up_in_scope(m.cert.division, sh.unit)),
+            };
+            if allowed {
+                out.push(bytes);
+            }
+        }
+        Ok(out)
+    })
+    .await??;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let n = records.len();
+    let bytes = write_frame(send, &Frame::Batch { epoch, upto: cursor, head, records, blobs: vec![] }).await?;
+    shared.sync.update(&peer, |s| {
+        s.records_sent += n as u64;
+        s.bytes_sent += bytes as u64;
+    });
+    Ok(())
+}
+
 /// A misbehaving peer, for tests: it completes the handshake with a real,
 /// enrolled key and then sends whatever the test asks, so tests can check
 /// that bad input over a live link is refused and changes nothing.
@@ -741,6 +812,8 @@ pub mod testing {
         _endpoint: quinn::Endpoint,
         // Kept open: closing them would end the link before the test speaks.
         _streams: (quinn::SendStream, quinn::RecvStream, quinn::SendStream, quinn::RecvStream),
+        /// Where the parent acknowledges our batches and asks for records.
+        from_parent: quinn::RecvStream,
     }
 
     impl RawLink {
@@ -758,7 +831,7 @@ pub mod testing {
             // The parent subscribes to our feed: this is where batches go.
             let (ssend, mut srecv) = conn.accept_bi().await?;
             read_frame(&mut srecv).await?;
-            Ok((RawLink { conn, _endpoint: ep, _streams: (csend, crecv, rsend, rrecv) }, ssend))
+            Ok((RawLink { conn, _endpoint: ep, _streams: (csend, crecv, rsend, rrecv), from_parent: srecv }, ssend))
         }
 
         /// Sends a batch of raw record bytes.
@@ -772,6 +845,11 @@ pub mod testing {
         pub async fn send_raw(send: &mut quinn::SendStream, bytes: &[u8]) -> anyhow::Result<()> {
             send.write_all(bytes).await?;
             Ok(())
+        }
+
+        /// The next frame the parent sends about our feed (`Ack`, `Want`).
+        pub async fn next_frame(&mut self) -> anyhow::Result<Frame> {
+            Ok(read_frame(&mut self.from_parent).await?.0)
         }
 
         /// Waits until the parent closes the connection; returns its reason.

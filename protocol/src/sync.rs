@@ -58,7 +58,14 @@ pub enum Frame {
     Ack { upto: u64 },
     /// Refusal with a reason, before closing.
     Refuse { reason: String },
+    /// "I hold records whose parents I lack: send me these" (receiver →
+    /// sender, on the feed stream). The sender answers with a `Batch` that
+    /// leaves the cursor where it is.
+    Want { ids: Vec<[u8; 32]> },
 }
+
+/// Most ids in one `Want`.
+pub const MAX_WANT: usize = 256;
 
 impl Frame {
     /// Length-prefixed encoding: u32 big-endian length, then the frame.

@@ -345,3 +345,86 @@ fn offline_village_catches_up_and_relay_survives_sigkill() {
     let pos = |id: &str| feed.iter().find(|(_, r)| r.to_string() == id).map(|(s, _)| *s).unwrap();
     assert!(pos(&urgent_id) < pos(&first_bulk), "the urgent case was not sent ahead of the catch-up");
 }
+
+/// A record whose parents never came is parked, the parents are requested
+/// (`Want`), and both are applied when they arrive.
+#[test]
+fn missing_parents_are_requested() {
+    use zongzhi_node::net::testing::RawLink;
+    use zongzhi_protocol::sync::Frame;
+    use zongzhi_protocol::{Action, Body, CaseEvent, Header, Hlc, Record};
+    use zongzhi_tests::{Hierarchy, TestNode};
+
+    let h = Hierarchy::start(0);
+    let county_q = std::fs::read_to_string(&h.county.config).unwrap();
+    let county_q = county_q.lines().find_map(|l| l.strip_prefix("quic_listen = ")).unwrap().trim_matches('"').to_string();
+    let root = h.city.node_id();
+    let child = TestNode::init_with("330106030000", "第三街道", &format!("root_key = \"{root}\"\nparent = \"{county_q}\"\n"));
+    child.enroll_under(&h.county);
+    let cfg = zongzhi_node::config::Config::load(&child.config).unwrap();
+    let key = std::sync::Arc::new(zongzhi_node::node::load_key(&cfg).unwrap());
+    let store = zongzhi_node::node::open_store(&cfg, &key).unwrap();
+    let shared = zongzhi_node::node::shared_state(&cfg, store, key.clone()).unwrap();
+    let parent: std::net::SocketAddr = county_q.parse().unwrap();
+    let county_api = h.county.login("admin", ADMIN_PASSWORD);
+    let records = || county_api.get("/api/health").1["records"].as_u64().unwrap();
+    let before = records();
+
+    let now = zongzhi_node::ledger::now_ms();
+    let filing = Record::sign(
+        &key,
+        Header { seq: 1, prev: None, hlc: Hlc { wall_ms: now, counter: 0 } },
+        Body::CaseEvent(CaseEvent {
+            case: None,
+            parents: vec![],
+            unit: "330106030000".parse().unwrap(),
+            operator: "op".into(),
+            action: Action::File(Box::new(zongzhi_protocol::Filing {
+                number: "330106030000-2026-000001".into(),
+                title: "父事件后到".into(),
+                content: "内容".into(),
+                category: "0202".into(),
+                request_type: zongzhi_protocol::case::RequestType::Complaint,
+                channel: zongzhi_protocol::case::Channel::OnSite,
+                urgency: zongzhi_protocol::case::Urgency::Normal,
+                complexity: zongzhi_protocol::case::Complexity::General,
+                place: Default::default(),
+                occurred_at_ms: None,
+                received_at_ms: now,
+                people_involved: 1,
+                amount_fen: None,
+                contact: None,
+            })),
+        }),
+    );
+    let sign_for = Record::sign(
+        &key,
+        Header { seq: 2, prev: Some(filing.id), hlc: Hlc { wall_ms: now + 1, counter: 0 } },
+        Body::CaseEvent(CaseEvent { case: Some(filing.id), parents: vec![filing.id], unit: "330106030000".parse().unwrap(), operator: "op".into(), action: Action::SignFor }),
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut link, mut send) = RawLink::connect(&shared, parent).await.unwrap();
+        // Only the child event: its parent is missing.
+        RawLink::send_batch(&mut send, vec![sign_for.bytes().to_vec()]).await.unwrap();
+        let wanted = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                if let Frame::Want { ids } = link.next_frame().await.unwrap() {
+                    return ids;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(wanted.contains(&filing.id.0), "the missing filing was not requested");
+        RawLink::send_batch(&mut send, vec![filing.bytes().to_vec()]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        link.conn.close(0u32.into(), b"done");
+    });
+    assert_eq!(records(), before + 2, "both records applied once the parent arrived");
+    let d = county_api.case(&filing.id.to_string());
+    assert_eq!(d["status"]["code"], "accepted");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", h.county.url())).unwrap().text().unwrap();
+    assert!(metrics.contains("zongzhi_pending_records 0"), "{metrics}");
+}
