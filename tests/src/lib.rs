@@ -377,3 +377,61 @@ pub fn wait_case(node: &TestNode, api: &Api, id: &str, what: &str, pred: impl Fn
         (status == 200 && pred(&v)).then_some(v)
     })
 }
+
+/// A child center enrolled under the county of a [`Hierarchy`] but not
+/// running: the test speaks for it with its real key (see
+/// `zongzhi_node::net::testing::RawLink`).
+pub struct SpokenChild {
+    pub node: TestNode,
+    pub key: std::sync::Arc<zongzhi_protocol::NodeKey>,
+    pub shared: zongzhi_node::ledger::Shared,
+    /// The county's QUIC address.
+    pub parent: std::net::SocketAddr,
+}
+
+impl Hierarchy {
+    /// Enrolls a township `division` under the county without starting it.
+    pub fn spoken_child(&self, division: &str, name: &str) -> SpokenChild {
+        let cfg_text = std::fs::read_to_string(&self.county.config).unwrap();
+        let county_q = cfg_text.lines().find_map(|l| l.strip_prefix("quic_listen = ")).unwrap().trim_matches('"').to_string();
+        let root = self.city.node_id();
+        let node = TestNode::init_with(division, name, &format!("root_key = \"{root}\"\nparent = \"{county_q}\"\n"));
+        node.enroll_under(&self.county);
+        let cfg = zongzhi_node::config::Config::load(&node.config).unwrap();
+        let key = std::sync::Arc::new(zongzhi_node::node::load_key(&cfg).unwrap());
+        let store = zongzhi_node::node::open_store(&cfg, &key).unwrap();
+        let shared = zongzhi_node::node::shared_state(&cfg, store, key.clone()).unwrap();
+        SpokenChild { node, key, shared, parent: county_q.parse().unwrap() }
+    }
+}
+
+/// A filing event signed by `key` for `unit`, at chain position `seq`.
+pub fn signed_filing(
+    key: &zongzhi_protocol::NodeKey,
+    unit: &str,
+    seq: u64,
+    prev: Option<zongzhi_protocol::RecordId>,
+    title: &str,
+) -> zongzhi_protocol::Record {
+    use zongzhi_protocol::case::{Channel, Complexity, RequestType, Urgency};
+    use zongzhi_protocol::{Action, Body, CaseEvent, Filing, Header, Hlc, Record};
+    let now = zongzhi_node::ledger::now_ms();
+    let filing = Filing {
+        number: format!("{unit}-2026-{seq:06}"),
+        title: title.into(),
+        content: "内容".into(),
+        category: "0202".into(),
+        request_type: RequestType::Complaint,
+        channel: Channel::OnSite,
+        urgency: Urgency::Normal,
+        complexity: Complexity::General,
+        place: Default::default(),
+        occurred_at_ms: None,
+        received_at_ms: now,
+        people_involved: 1,
+        amount_fen: None,
+        contact: None,
+    };
+    let body = Body::CaseEvent(CaseEvent { case: None, parents: vec![], unit: unit.parse().unwrap(), operator: "op".into(), action: Action::File(Box::new(filing)) });
+    Record::sign(key, Header { seq, prev, hlc: Hlc { wall_ms: now, counter: 0 } }, body)
+}

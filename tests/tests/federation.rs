@@ -137,60 +137,29 @@ fn escalation_and_dispatch_across_four_levels() {
 #[test]
 fn bad_input_over_quic_is_refused_and_changes_nothing() {
     use zongzhi_node::net::testing::RawLink;
-    use zongzhi_protocol::{Body, CaseEvent, Header, Hlc, NodeKey, Record};
-    use zongzhi_tests::{sample_case, wait_case, Hierarchy, TestNode};
+    use zongzhi_protocol::NodeKey;
+    use zongzhi_tests::{sample_case, wait_case, Hierarchy};
 
     let h = Hierarchy::start(0);
     // A second township under the county: enrolled, not running; the test
     // speaks for it with its real key.
-    let county_q = std::fs::read_to_string(&h.county.config).unwrap();
-    let county_q = county_q.lines().find_map(|l| l.strip_prefix("quic_listen = ")).unwrap().trim_matches('"').to_string();
-    let root = h.city.node_id();
-    let rogue = TestNode::init_with("330106020000", "另一街道", &format!("root_key = \"{root}\"\nparent = \"{county_q}\"\n"));
-    rogue.enroll_under(&h.county);
-    let cfg = zongzhi_node::config::Config::load(&rogue.config).unwrap();
-    let key = std::sync::Arc::new(zongzhi_node::node::load_key(&cfg).unwrap());
-    let store = zongzhi_node::node::open_store(&cfg, &key).unwrap();
-    let shared = zongzhi_node::node::shared_state(&cfg, store, key.clone()).unwrap();
-    let parent: std::net::SocketAddr = county_q.parse().unwrap();
+    let rogue = h.spoken_child("330106020000", "另一街道");
+    let (key, shared, parent) = (rogue.key.clone(), rogue.shared.clone(), rogue.parent);
 
     let county_api = h.county.login("admin", ADMIN_PASSWORD);
     let records = || county_api.get("/api/health").1["records"].as_u64().unwrap();
     let before = records();
 
-    let event = |k: &NodeKey, seq: u64, prev: Option<zongzhi_protocol::RecordId>| {
-        let filing = zongzhi_protocol::Filing {
-            number: format!("330106020000-2026-{seq:06}"),
-            title: "伪造测试".into(),
-            content: "内容".into(),
-            category: "0202".into(),
-            request_type: zongzhi_protocol::case::RequestType::Complaint,
-            channel: zongzhi_protocol::case::Channel::OnSite,
-            urgency: zongzhi_protocol::case::Urgency::Normal,
-            complexity: zongzhi_protocol::case::Complexity::General,
-            place: Default::default(),
-            occurred_at_ms: None,
-            received_at_ms: zongzhi_node::ledger::now_ms(),
-            people_involved: 1,
-            amount_fen: None,
-            contact: None,
-        };
-        let body = Body::CaseEvent(CaseEvent {
-            case: None,
-            parents: vec![],
-            unit: "330106020000".parse().unwrap(),
-            operator: "rogue".into(),
-            action: zongzhi_protocol::Action::File(Box::new(filing)),
-        });
-        Record::sign(k, Header { seq, prev, hlc: Hlc { wall_ms: zongzhi_node::ledger::now_ms(), counter: 0 } }, body)
+    let event = |k: &NodeKey, seq: u64, prev: Option<zongzhi_protocol::RecordId>, title: &str| {
+        zongzhi_tests::signed_filing(k, "330106020000", seq, prev, title)
     };
-    let good = event(&key, 1, None);
+    let good = event(&key, 1, None, "伪造测试");
     let mut forged_sig = good.bytes().to_vec();
     let n = forged_sig.len();
     forged_sig[n - 10] ^= 0x01;
     let mut flipped = good.bytes().to_vec();
     flipped[n / 2] ^= 0x01;
-    let stranger = event(&NodeKey::generate(), 1, None).into_bytes();
+    let stranger = event(&NodeKey::generate(), 1, None, "伪造测试").into_bytes();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     for (what, batch) in [("forged signature", vec![forged_sig.clone()]), ("flipped byte", vec![flipped.clone()])] {
@@ -235,8 +204,8 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
 
     // Integrity alarms: a second record with seq 1 (equivocation) is refused
     // and raised with proof; a record at seq 3 after seq 1 is a chain gap.
-    let equivocating = event(&key, 1, None);
-    let gap = event(&key, 3, Some(good.id));
+    let equivocating = event(&key, 1, None, "同一序号的另一条记录");
+    let gap = event(&key, 3, Some(good.id), "伪造测试");
     rt.block_on(async {
         let (link, mut send) = RawLink::connect(&shared, parent).await.unwrap();
         RawLink::send_batch(&mut send, vec![equivocating.bytes().to_vec(), gap.bytes().to_vec()]).await.unwrap();
@@ -274,7 +243,6 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     let id = c["id"].as_str().unwrap();
     let city_op = h.city.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
     wait_case(&h.city, &city_op, id, "the honest township's case at the city", |_| true);
-    drop(rogue);
 }
 
 /// A village cut off while both sides add records catches up both ways when
@@ -353,50 +321,17 @@ fn missing_parents_are_requested() {
     use zongzhi_node::net::testing::RawLink;
     use zongzhi_protocol::sync::Frame;
     use zongzhi_protocol::{Action, Body, CaseEvent, Header, Hlc, Record};
-    use zongzhi_tests::{Hierarchy, TestNode};
+    use zongzhi_tests::Hierarchy;
 
     let h = Hierarchy::start(0);
-    let county_q = std::fs::read_to_string(&h.county.config).unwrap();
-    let county_q = county_q.lines().find_map(|l| l.strip_prefix("quic_listen = ")).unwrap().trim_matches('"').to_string();
-    let root = h.city.node_id();
-    let child = TestNode::init_with("330106030000", "第三街道", &format!("root_key = \"{root}\"\nparent = \"{county_q}\"\n"));
-    child.enroll_under(&h.county);
-    let cfg = zongzhi_node::config::Config::load(&child.config).unwrap();
-    let key = std::sync::Arc::new(zongzhi_node::node::load_key(&cfg).unwrap());
-    let store = zongzhi_node::node::open_store(&cfg, &key).unwrap();
-    let shared = zongzhi_node::node::shared_state(&cfg, store, key.clone()).unwrap();
-    let parent: std::net::SocketAddr = county_q.parse().unwrap();
+    let child = h.spoken_child("330106030000", "第三街道");
+    let (key, shared, parent) = (child.key.clone(), child.shared.clone(), child.parent);
     let county_api = h.county.login("admin", ADMIN_PASSWORD);
     let records = || county_api.get("/api/health").1["records"].as_u64().unwrap();
     let before = records();
 
-    let now = zongzhi_node::ledger::now_ms();
-    let filing = Record::sign(
-        &key,
-        Header { seq: 1, prev: None, hlc: Hlc { wall_ms: now, counter: 0 } },
-        Body::CaseEvent(CaseEvent {
-            case: None,
-            parents: vec![],
-            unit: "330106030000".parse().unwrap(),
-            operator: "op".into(),
-            action: Action::File(Box::new(zongzhi_protocol::Filing {
-                number: "330106030000-2026-000001".into(),
-                title: "父事件后到".into(),
-                content: "内容".into(),
-                category: "0202".into(),
-                request_type: zongzhi_protocol::case::RequestType::Complaint,
-                channel: zongzhi_protocol::case::Channel::OnSite,
-                urgency: zongzhi_protocol::case::Urgency::Normal,
-                complexity: zongzhi_protocol::case::Complexity::General,
-                place: Default::default(),
-                occurred_at_ms: None,
-                received_at_ms: now,
-                people_involved: 1,
-                amount_fen: None,
-                contact: None,
-            })),
-        }),
-    );
+    let filing = zongzhi_tests::signed_filing(&key, "330106030000", 1, None, "父事件后到");
+    let now = filing.header.hlc.wall_ms;
     let sign_for = Record::sign(
         &key,
         Header { seq: 2, prev: Some(filing.id), hlc: Hlc { wall_ms: now + 1, counter: 0 } },
