@@ -325,10 +325,8 @@ impl Store {
     /// Integrity alarms, oldest first.
     pub fn alarms<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        self.scan_prefix(CF_ALARMS, &[], |_, v| {
-            if let Ok(a) = serde_json::from_slice(v) {
-                out.push(a);
-            }
+        self.scan_json(CF_ALARMS, |a| {
+            out.push(a);
             true
         })?;
         Ok(out)
@@ -383,17 +381,23 @@ impl Store {
     }
 
     /// Every case summary, in case id order.
-    pub fn all_summaries(&self, mut f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
+    pub fn all_summaries(&self, f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
+        self.scan_json(CF_CASE_STATE, f)
+    }
+
+    /// Calls `f` on every JSON value of `cf` in key order until it returns
+    /// false; a value that does not parse is reported as corruption.
+    fn scan_json<T: DeserializeOwned>(&self, cf: &'static str, mut f: impl FnMut(T) -> bool) -> Result<()> {
         let mut err = None;
-        self.scan_prefix(CF_CASE_STATE, &[], |_, v| match serde_json::from_slice(v) {
-            Ok(s) => f(s),
+        self.scan_prefix(cf, &[], |_, v| match serde_json::from_slice(v) {
+            Ok(x) => f(x),
             Err(e) => {
                 err = Some(e.to_string());
                 false
             }
         })?;
         match err {
-            Some(detail) => Err(StoreError::Corrupt { cf: CF_CASE_STATE, detail }),
+            Some(detail) => Err(StoreError::Corrupt { cf, detail }),
             None => Ok(()),
         }
     }
@@ -412,21 +416,11 @@ impl Store {
 
     pub fn accounts<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        let mut err = None;
-        self.scan_prefix(CF_ACCOUNTS, &[], |_, v| match serde_json::from_slice(v) {
-            Ok(a) => {
-                out.push(a);
-                true
-            }
-            Err(e) => {
-                err = Some(e.to_string());
-                false
-            }
+        self.scan_json(CF_ACCOUNTS, |a| {
+            out.push(a);
+            true
         })?;
-        match err {
-            Some(detail) => Err(StoreError::Corrupt { cf: CF_ACCOUNTS, detail }),
-            None => Ok(out),
-        }
+        Ok(out)
     }
 
     pub fn session<T: DeserializeOwned>(&self, token_hash: &[u8; 32]) -> Result<Option<T>> {
