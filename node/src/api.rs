@@ -632,7 +632,7 @@ async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blo
     authenticate(&s, &headers, Role::Viewer).await?;
     let case = resolve_case(&s, &case).await?;
     let records = ledger::load_case_records(&s.store, &case)?;
-    let state = ledger::fold_records(&s.policy(), &records)?;
+    let state = ledger::fold_records(&s.policy(), &*s.shared.trust(), &records)?;
     let att = state
         .attachments
         .iter()
@@ -727,7 +727,7 @@ async fn case_view(s: &AppState, case: RecordId, role: Role) -> Result<Value, Ap
             Err(e) => integrity_errors.push(json!({"record": id.to_string(), "detail": e.to_string()})),
         }
     }
-    let state = ledger::fold_records(&policy, &records).map_err(|e| {
+    let state = ledger::fold_records(&policy, &*s.shared.trust(), &records).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
     })?;
     let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();

@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use zongzhi_protocol::case::Contact;
 use zongzhi_protocol::policy::china_date;
-use zongzhi_protocol::trust::Trust;
-use zongzhi_protocol::workflow::{fold, EventRef, FoldError, Rejection};
+use zongzhi_protocol::trust::{Trust, TrustError};
+use zongzhi_protocol::workflow::{fold, EventRef, FoldError, Rejection, Revocations};
 use zongzhi_protocol::{
     Action, BlobHash, Body, CaseEvent, CaseState, DivisionCode, Filing, Header, Hlc, HlcClock, NodeId, NodeKey, Policy,
     Record, RecordId,
@@ -91,6 +91,8 @@ pub struct IngestReport {
     pub duplicates: usize,
     pub pending: usize,
     pub rejected: Vec<(RecordId, String)>,
+    /// Case events stored but void: signed after their author's revocation cut-off.
+    pub void: usize,
     /// Parents (or cases) that records in `pending` wait for.
     pub missing: Vec<RecordId>,
 }
@@ -138,7 +140,8 @@ pub struct Shared {
     pub key: Arc<NodeKey>,
     pub unit: DivisionCode,
     pub policy: Arc<RwLock<Arc<Policy>>>,
-    pub trust: Arc<RwLock<Trust>>,
+    /// Replaced whole by the writer; readers take a snapshot.
+    pub trust: Arc<RwLock<Arc<Trust>>>,
     /// The last feed sequence number written; watchers push new records.
     pub feed: tokio::sync::watch::Sender<u64>,
     /// Replication status per peer.
@@ -159,18 +162,20 @@ impl Shared {
         }
     }
 
-    pub fn trust(&self) -> std::sync::RwLockReadGuard<'_, Trust> {
+    /// A snapshot of the trust store.
+    pub fn trust(&self) -> Arc<Trust> {
         match self.trust.read() {
-            Ok(t) => t,
-            Err(poisoned) => poisoned.into_inner(),
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    fn trust_mut(&self) -> std::sync::RwLockWriteGuard<'_, Trust> {
-        match self.trust.write() {
+    fn set_trust(&self, trust: Trust) {
+        let mut guard = match self.trust.write() {
             Ok(t) => t,
             Err(poisoned) => poisoned.into_inner(),
-        }
+        };
+        *guard = Arc::new(trust);
     }
 
     /// Builds the trust store from the stored certificate and revocation records.
@@ -216,8 +221,12 @@ struct Pending<'a> {
     touched: HashMap<RecordId, Touched>,
     /// Records added in this batch (so later ones may name them as parents).
     added: HashSet<RecordId>,
+    /// The trust store as this batch started.
+    base_trust: Arc<Trust>,
     /// Trust changes to publish after the write.
     trust: Option<Trust>,
+    /// A revocation was added: stored records may have become void.
+    revoked: bool,
     /// Authors' chain heads as changed by this batch.
     chain_heads: HashMap<NodeId, (u64, RecordId)>,
 }
@@ -270,7 +279,9 @@ impl Writer {
             heads: self.heads.clone(),
             touched: HashMap::new(),
             added: HashSet::new(),
+            base_trust: self.shared.trust(),
             trust: None,
+            revoked: false,
             chain_heads: HashMap::new(),
         };
         let mut results = Vec::with_capacity(ops.len());
@@ -280,7 +291,7 @@ impl Writer {
         if results.iter().all(|r| r.is_err()) {
             return results;
         }
-        let Pending { mut batch, heads, touched, trust, .. } = p;
+        let Pending { mut batch, heads, touched, trust, revoked, .. } = p;
         for t in touched.values() {
             batch.put_summary(t.before.as_ref(), &CaseSummary::of(&t.state));
         }
@@ -288,10 +299,14 @@ impl Writer {
         match store.commit(batch) {
             Ok(()) => {
                 if let Some(t) = trust {
-                    *self.shared.trust_mut() = t;
+                    self.shared.set_trust(t);
                 }
                 self.heads = heads;
                 self.shared.feed.send_replace(self.heads.feed_seq);
+                if revoked && let Err(e) = self.void_revoked() {
+                    // The records are stored; the pass runs again at start-up.
+                    tracing::error!("re-folding cases after a revocation failed: {e}");
+                }
                 results
             }
             Err(e) => {
@@ -304,12 +319,80 @@ impl Writer {
         }
     }
 
+    /// Re-folds every stored case that holds a record signed by a revoked
+    /// key after its cut-off (or by a key whose certificate turned out
+    /// void), so a revocation learned late voids the same events as one
+    /// known from the start. Idempotent: runs after each batch that added a
+    /// revocation and at start-up (a crash between the two writes loses
+    /// nothing). Raises one alarm per pass that changed cases.
+    pub fn void_revoked(&mut self) -> Result<usize> {
+        let trust = self.shared.trust();
+        let policy = self.shared.policy();
+        let store = self.shared.store.clone();
+        let mut affected: Vec<RecordId> = Vec::new();
+        let mut authors = Vec::new();
+        for key in trust.members().map(|m| m.cert.key).chain(trust.dropped().copied()).collect::<Vec<_>>() {
+            let Some(cutoff) = trust.cutoff(&key) else { continue };
+            let mut any = false;
+            for (seq, id) in store.author_chain(&key)? {
+                if seq <= cutoff {
+                    continue;
+                }
+                let Some(bytes) = store.record_bytes(&id)? else { continue };
+                let record = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
+                if let Body::CaseEvent(ev) = &record.body {
+                    let case = ev.case_id(id);
+                    if !affected.contains(&case) {
+                        affected.push(case);
+                    }
+                    any = true;
+                }
+            }
+            if any {
+                authors.push((key, cutoff));
+            }
+        }
+        let mut batch = store.batch();
+        let mut changed = Vec::new();
+        for case in &affected {
+            let Some(before) = store.case_summary(case)? else { continue };
+            let records = load_case_records(&store, case)?;
+            let after = CaseSummary::of(&fold_records(&policy, &*trust, &records)?);
+            if after != before {
+                batch.put_summary(Some(&before), &after);
+                changed.push(after.number.clone());
+            }
+        }
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        let mut heads = self.heads.clone();
+        heads.alarms += 1;
+        let alarm = Alarm {
+            kind: "revoked_records".into(),
+            author: authors.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>().join(","),
+            seq: authors.first().map(|(_, c)| *c).unwrap_or(0),
+            detail: format!(
+                "records signed after a revocation cut-off were voided; cases re-evaluated: {}",
+                changed.join(", ")
+            ),
+            proof: Vec::new(),
+            detected_ms: now_ms(),
+            peer: None,
+        };
+        tracing::warn!(cases = changed.len(), "{}", alarm.detail);
+        batch.put_alarm(heads.alarms, &alarm);
+        store.commit(batch)?;
+        self.heads = heads;
+        Ok(changed.len())
+    }
+
     /// Runs one operation synchronously (init, import, tests).
     pub fn run(&mut self, op: Op) -> Result<Outcome> {
         self.process(vec![op]).pop().unwrap_or(Err(LedgerError::ShuttingDown))
     }
 
-    fn load<'t>(&self, policy: &Policy, touched: &'t mut HashMap<RecordId, Touched>, case: RecordId) -> Result<&'t mut Touched> {
+    fn load<'t>(&self, policy: &Policy, trust: &Trust, touched: &'t mut HashMap<RecordId, Touched>, case: RecordId) -> Result<&'t mut Touched> {
         match touched.entry(case) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -317,7 +400,7 @@ impl Writer {
                     return Err(LedgerError::NoSuchCase(case.to_string()));
                 };
                 let records = load_case_records(&self.shared.store, &case)?;
-                let state = fold_records(policy, &records)?;
+                let state = fold_records(policy, trust, &records)?;
                 Ok(e.insert(Touched { before: Some(before), state }))
             }
         }
@@ -340,7 +423,7 @@ impl Writer {
                 let mut trial = p.heads.clone();
                 let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
                 let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
-                let state = CaseState::file(policy, eref).map_err(LedgerError::Rejected)?;
+                let state = CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref).map_err(LedgerError::Rejected)?;
                 p.heads = trial;
                 p.heads.serials.insert(year, serial);
                 p.batch.put_meta(&format!("{}{year}", meta::SERIAL_PREFIX), &serial.to_be_bytes());
@@ -377,10 +460,13 @@ impl Writer {
                 }
                 let mut trial = p.heads.clone();
                 let record = sign_next(&self.shared.key, &mut trial, now, body);
-                let mut trust = p.trust.clone().unwrap_or_else(|| self.shared.trust().clone());
+                let mut trust = p.trust.clone().unwrap_or_else(|| (*p.base_trust).clone());
                 match &record.body {
                     Body::NodeCert(_) => trust.add_cert(&record).map_err(|e| LedgerError::Invalid(e.to_string()))?,
-                    Body::Revocation(_) => trust.add_revocation(&record).map_err(|e| LedgerError::Invalid(e.to_string()))?,
+                    Body::Revocation(_) => {
+                        trust.add_revocation(&record).map_err(|e| LedgerError::Invalid(e.to_string()))?;
+                        p.revoked = true;
+                    }
                     _ => {}
                 }
                 p.heads = trial;
@@ -515,23 +601,22 @@ impl Writer {
             return Ok(());
         }
         // Read the trust store in place; clone it only to change it.
-        let (root, author_check) = {
-            let shared_guard;
-            let trust_now: &Trust = match &p.trust {
-                Some(t) => t,
-                None => {
-                    shared_guard = self.shared.trust();
-                    &shared_guard
-                }
-            };
-            (trust_now.root(), trust_now.check_author(&record.author, record.header.seq))
-        };
+        let trust_now: &Trust = p.trust.as_ref().unwrap_or(&p.base_trust);
+        let root = trust_now.root();
         let is_root_cert = matches!(&record.body, Body::NodeCert(c) if c.key == c.issuer && c.key == root);
         let division = if is_root_cert {
             None
         } else {
-            match author_check {
+            match trust_now.check_author(&record.author, record.header.seq) {
                 Ok(d) => Some(d),
+                // A case event signed after its author's cut-off is stored
+                // and void: the fold rejects it ("author-revoked") on every
+                // node, so events of others that name it still apply the
+                // same way everywhere. Anything else from that key is refused.
+                Err(TrustError::Revoked { .. }) if matches!(record.body, Body::CaseEvent(_)) => {
+                    report.void += 1;
+                    trust_now.member(&record.author).map(|m| m.cert.division)
+                }
                 Err(e) => {
                     report.rejected.push((id, e.to_string()));
                     return Ok(());
@@ -540,10 +625,13 @@ impl Writer {
         };
         match &record.body {
             Body::NodeCert(_) | Body::Revocation(_) => {
-                let mut trust = p.trust.clone().unwrap_or_else(|| self.shared.trust().clone());
+                let mut trust = p.trust.clone().unwrap_or_else(|| (*p.base_trust).clone());
                 let added = match &record.body {
                     Body::NodeCert(_) => trust.add_cert(&record),
-                    _ => trust.add_revocation(&record),
+                    _ => {
+                        p.revoked = true;
+                        trust.add_revocation(&record)
+                    }
                 };
                 if let Err(e) = added {
                     report.rejected.push((id, e.to_string()));
@@ -587,9 +675,9 @@ impl Writer {
                     return Ok(());
                 }
                 p.heads.clock.observe(record.header.hlc);
-                let eref = EventRef { id, author: record.author, hlc: record.header.hlc, event };
+                let eref = EventRef { id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, event };
                 if event.case.is_none() {
-                    let state = CaseState::file(policy, eref).map_err(LedgerError::Rejected);
+                    let state = CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref).map_err(LedgerError::Rejected);
                     match state {
                         Ok(state) => {
                             p.touched.insert(id, Touched { before: None, state });
@@ -600,8 +688,9 @@ impl Writer {
                         }
                     }
                 } else {
-                    let t = self.load(policy, &mut p.touched, case)?;
-                    t.state.apply(policy, eref);
+                    let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
+                    let t = self.load(policy, trust, &mut p.touched, case)?;
+                    t.state.apply(policy, trust, eref);
                 }
                 put_record(p, &record);
                 p.batch.index_case_event(&case, p.heads.feed_seq, &id);
@@ -661,13 +750,17 @@ impl Writer {
         operator: String,
         blob: Option<(BlobHash, Vec<u8>)>,
     ) -> Result<Ack> {
-        let t = self.load(policy, &mut p.touched, case)?;
+        let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
+        let t = self.load(policy, trust, &mut p.touched, case)?;
         let event = CaseEvent { case: Some(case), parents: t.state.heads.clone(), unit: self.shared.unit, operator, action };
         let mut trial = p.heads.clone();
         let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
         let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
         t.state.check(policy, &eref).map_err(LedgerError::Rejected)?;
-        t.state.apply(policy, eref);
+        if trust.is_void(&eref) {
+            return Err(LedgerError::Invalid("this node's key has been revoked; it can no longer sign workflow steps".into()));
+        }
+        t.state.apply(policy, trust, eref);
         p.heads = trial;
         if let Some((hash, bytes)) = blob {
             p.batch.put_blob(&hash.0, &bytes);
@@ -732,13 +825,13 @@ pub fn load_case_records(store: &Store, case: &RecordId) -> Result<Vec<Record>> 
     Ok(out)
 }
 
-pub fn fold_records(policy: &Policy, records: &[Record]) -> Result<CaseState> {
+pub fn fold_records(policy: &Policy, revoked: &impl Revocations, records: &[Record]) -> Result<CaseState> {
     let refs: Vec<EventRef<'_>> = records.iter().filter_map(EventRef::from_record).collect();
-    fold(policy, &refs).map_err(|e: FoldError| LedgerError::Integrity(e.to_string()))
+    fold(policy, revoked, &refs).map_err(|e: FoldError| LedgerError::Integrity(e.to_string()))
 }
 
 /// Rebuilds every derived column family from the records, in feed order.
-pub fn reindex(store: &Store, policy: &Policy) -> Result<usize> {
+pub fn reindex(store: &Store, policy: &Policy, trust: &Trust) -> Result<usize> {
     store.clear_derived()?;
     let mut cases: HashMap<RecordId, Vec<(u64, RecordId)>> = HashMap::new();
     let mut order: Vec<RecordId> = Vec::new();
@@ -780,7 +873,7 @@ pub fn reindex(store: &Store, policy: &Policy) -> Result<usize> {
                 r.id = *id;
                 records.push(r);
             }
-            let state = fold_records(policy, &records)?;
+            let state = fold_records(policy, trust, &records)?;
             batch.put_summary(None, &CaseSummary::of(&state));
         }
         store.commit(batch)?;

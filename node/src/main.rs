@@ -156,7 +156,8 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
-            let n = ledger::reindex(&store, &Policy::default_policy())?;
+            let trust = zongzhi_node::ledger::Shared::load_trust(&store, node::root_key(&cfg, &key))?;
+            let n = ledger::reindex(&store, &Policy::default_policy(), &trust)?;
             println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
         }
         Command::BenchStore { dir, records } => {

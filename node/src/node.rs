@@ -110,7 +110,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyho
         key,
         unit: cfg.division,
         policy: Arc::new(RwLock::new(Arc::new(Policy::default_policy()))),
-        trust: Arc::new(RwLock::new(trust)),
+        trust: Arc::new(RwLock::new(Arc::new(trust))),
         feed,
         sync: Default::default(),
     })
@@ -150,7 +150,9 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let store = open_store(&cfg, &key)?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
     let shared = shared_state(&cfg, store.clone(), key.clone())?;
-    let writer = Writer::new(shared.clone())?;
+    let mut writer = Writer::new(shared.clone())?;
+    // Finish a revocation pass a crash may have interrupted.
+    writer.void_revoked()?;
     let ledger = Ledger::start(writer);
     let shared_for_net = shared.clone();
     let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });

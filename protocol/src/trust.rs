@@ -32,6 +32,8 @@ pub enum TrustError {
 pub struct Member {
     pub cert: NodeCert,
     pub record: RecordId,
+    /// The certificate record's place in its issuer's chain.
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -39,11 +41,14 @@ pub struct Trust {
     root: NodeId,
     members: HashMap<NodeId, Member>,
     revoked: HashMap<NodeId, (Revocation, RecordId)>,
+    /// Keys whose certificate a revoked issuer signed after its cut-off:
+    /// they never were members, and everything they signed is void.
+    dropped: HashMap<NodeId, RecordId>,
 }
 
 impl Trust {
     pub fn new(root: NodeId) -> Trust {
-        Trust { root, members: HashMap::new(), revoked: HashMap::new() }
+        Trust { root, members: HashMap::new(), revoked: HashMap::new(), dropped: HashMap::new() }
     }
 
     pub fn root(&self) -> NodeId {
@@ -72,6 +77,11 @@ impl Trust {
             }
         } else {
             let issuer = self.members.get(&cert.issuer).ok_or_else(|| TrustError::UnknownIssuer(cert.issuer.fmt_short()))?;
+            if let Some((rev, _)) = self.revoked.get(&cert.issuer)
+                && record.header.seq > rev.cutoff_seq
+            {
+                return Err(TrustError::Revoked { key: cert.issuer.fmt_short(), cutoff: rev.cutoff_seq, seq: record.header.seq });
+            }
             if cert.division.parent() != Some(issuer.cert.division) {
                 return Err(CertError::NotParent { issuer_division: issuer.cert.division, division: cert.division }.into());
             }
@@ -83,7 +93,7 @@ impl Trust {
         {
             return Err(TrustError::DivisionTaken(cert.division));
         }
-        self.members.insert(cert.key, Member { cert: cert.clone(), record: record.id });
+        self.members.insert(cert.key, Member { cert: cert.clone(), record: record.id, seq: record.header.seq });
         Ok(())
     }
 
@@ -105,8 +115,40 @@ impl Trust {
         };
         if keep {
             self.revoked.insert(rev.key, (rev.clone(), record.id));
+            self.drop_invalid_certs();
         }
         Ok(())
+    }
+
+    /// Removes the certificates a revoked key signed after its cut-off, and
+    /// then those whose issuer is gone, until none is left to remove.
+    fn drop_invalid_certs(&mut self) {
+        loop {
+            let invalid: Vec<NodeId> = self
+                .members
+                .values()
+                .filter(|m| m.cert.issuer != m.cert.key)
+                .filter(|m| match self.revoked.get(&m.cert.issuer) {
+                    Some((rev, _)) => m.seq > rev.cutoff_seq,
+                    None => !self.members.contains_key(&m.cert.issuer),
+                })
+                .map(|m| m.cert.key)
+                .collect();
+            if invalid.is_empty() {
+                return;
+            }
+            for key in invalid {
+                if let Some(m) = self.members.remove(&key) {
+                    self.dropped.insert(key, m.record);
+                }
+            }
+        }
+    }
+
+    /// Keys that once looked certified but whose certificate turned out
+    /// void (signed by a revoked issuer after its cut-off).
+    pub fn dropped(&self) -> impl Iterator<Item = &NodeId> {
+        self.dropped.keys()
     }
 
     /// The division of a record's author, if the author may have written it:
@@ -158,6 +200,15 @@ impl Trust {
             .filter(|m| m.cert.division == division && !self.revoked.contains_key(&m.cert.key))
             .map(|m| m.cert.key)
             .next()
+    }
+}
+
+impl crate::workflow::Revocations for Trust {
+    fn cutoff(&self, author: &NodeId) -> Option<u64> {
+        match self.revoked.get(author) {
+            Some((rev, _)) => Some(rev.cutoff_seq),
+            None => self.dropped.contains_key(author).then_some(0),
+        }
     }
 }
 
@@ -225,5 +276,41 @@ mod tests {
             Body::Revocation(Revocation { key: county.id(), division: "330102000000".parse().unwrap(), cutoff_seq: 0, reason: "x".into() }),
         );
         assert!(t.add_revocation(&bad).is_err());
+    }
+
+    #[test]
+    fn revocation_voids_certs_signed_after_the_cutoff() {
+        use crate::workflow::Revocations;
+        let city = NodeKey::from_seed([1; 32]);
+        let county = NodeKey::from_seed([2; 32]);
+        let good_town = NodeKey::from_seed([3; 32]);
+        let rogue_town = NodeKey::from_seed([4; 32]);
+        let rogue_village = NodeKey::from_seed([5; 32]);
+        let mut t = Trust::new(city.id());
+        t.add_cert(&cert(&city, 1, city.id(), "330100000000")).unwrap();
+        t.add_cert(&cert(&city, 2, county.id(), "330102000000")).unwrap();
+        t.add_cert(&cert(&county, 1, good_town.id(), "330102001000")).unwrap();
+        // Signed with the county key after it was stolen (seq 3 > cut-off 2),
+        // then the rogue township certifies a village of its own.
+        t.add_cert(&cert(&county, 3, rogue_town.id(), "330102002000")).unwrap();
+        t.add_cert(&cert(&rogue_town, 1, rogue_village.id(), "330102002001")).unwrap();
+        let rev = Record::sign(
+            &city,
+            Header { seq: 3, prev: Some(RecordId([2; 32])), hlc: Hlc::default() },
+            Body::Revocation(Revocation { key: county.id(), division: "330102000000".parse().unwrap(), cutoff_seq: 2, reason: "密钥泄露".into() }),
+        );
+        t.add_revocation(&rev).unwrap();
+        assert!(t.member(&good_town.id()).is_some(), "certified before the cut-off: still valid");
+        assert!(t.member(&rogue_town.id()).is_none());
+        assert!(t.member(&rogue_village.id()).is_none(), "its issuer is gone");
+        assert_eq!(t.cutoff(&rogue_village.id()), Some(0), "everything it signed is void");
+        assert_eq!(t.cutoff(&county.id()), Some(2));
+        assert_eq!(t.cutoff(&good_town.id()), None);
+        // The same certificate arriving after the revocation is refused.
+        let mut late = Trust::new(city.id());
+        late.add_cert(&cert(&city, 1, city.id(), "330100000000")).unwrap();
+        late.add_cert(&cert(&city, 2, county.id(), "330102000000")).unwrap();
+        late.add_revocation(&rev).unwrap();
+        assert!(matches!(late.add_cert(&cert(&county, 3, rogue_town.id(), "330102002000")), Err(TrustError::Revoked { .. })));
     }
 }

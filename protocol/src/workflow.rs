@@ -41,6 +41,9 @@ pub enum Status {
     Archived,
     /// 已并单: a duplicate of another case.
     Merged,
+    /// 已作废: filed with a key that was revoked before it signed the
+    /// filing (see [`Revocations`]); nothing more can happen to it.
+    Void,
 }
 
 impl Status {
@@ -54,6 +57,7 @@ impl Status {
         Status::Rated,
         Status::Archived,
         Status::Merged,
+        Status::Void,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Status {
             Status::Rated => "rated",
             Status::Archived => "archived",
             Status::Merged => "merged",
+            Status::Void => "void",
         }
     }
 
@@ -81,6 +86,7 @@ impl Status {
             Status::Rated => "已评价",
             Status::Archived => "已归档",
             Status::Merged => "已并单",
+            Status::Void => "已作废",
         }
     }
 
@@ -95,7 +101,7 @@ impl Status {
 
     /// Nothing more can happen to the case.
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Archived | Status::Merged)
+        matches!(self, Status::Archived | Status::Merged | Status::Void)
     }
 }
 
@@ -243,6 +249,8 @@ pub struct CaseState {
 pub struct EventRef<'a> {
     pub id: RecordId,
     pub author: NodeId,
+    /// The author's sequence number (the revocation cut-off compares with it).
+    pub seq: u64,
     pub hlc: Hlc,
     pub event: &'a CaseEvent,
 }
@@ -250,7 +258,7 @@ pub struct EventRef<'a> {
 impl<'a> EventRef<'a> {
     pub fn from_record(record: &'a Record) -> Option<EventRef<'a>> {
         match &record.body {
-            Body::CaseEvent(event) => Some(EventRef { id: record.id, author: record.author, hlc: record.header.hlc, event }),
+            Body::CaseEvent(event) => Some(EventRef { id: record.id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, event }),
             _ => None,
         }
     }
@@ -264,6 +272,33 @@ pub enum FoldError {
     ForeignEvent(RecordId),
     #[error("event {0:?} names parents that are not present")]
     MissingParents(RecordId),
+}
+
+/// Which keys were revoked, and after which of their records. The fold
+/// consults it so that a revocation learned late voids the same events as
+/// one known from the start: every node that holds a case's events and the
+/// revocation computes the same state, whatever order they arrived in.
+pub trait Revocations {
+    /// The cut-off: records of `author` with a higher sequence number are void.
+    fn cutoff(&self, author: &NodeId) -> Option<u64>;
+
+    fn is_void(&self, e: &EventRef<'_>) -> bool {
+        self.cutoff(&e.author).is_some_and(|c| e.seq > c)
+    }
+}
+
+/// No key revoked (tests, and tools that fold without a trust store).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRevocations;
+
+impl Revocations for NoRevocations {
+    fn cutoff(&self, _: &NodeId) -> Option<u64> {
+        None
+    }
+}
+
+fn void_rejection(e: &EventRef<'_>) -> Rejection {
+    Rejection { rule: "author-revoked", message: format!("the key of {} was revoked before it signed this record (seq {})", e.event.unit, e.seq) }
 }
 
 /// Orders events parents-first, ties by (HLC, id). Fails if a parent is missing.
@@ -304,7 +339,7 @@ pub fn causal_order<'a>(events: &[EventRef<'a>]) -> Result<Vec<EventRef<'a>>, Fo
 }
 
 /// Folds all events of one case. Duplicate events (same id) count once.
-pub fn fold(policy: &Policy, events: &[EventRef<'_>]) -> Result<CaseState, FoldError> {
+pub fn fold(policy: &Policy, revoked: &impl Revocations, events: &[EventRef<'_>]) -> Result<CaseState, FoldError> {
     let mut unique: BTreeMap<RecordId, EventRef<'_>> = BTreeMap::new();
     for e in events {
         unique.insert(e.id, *e);
@@ -325,9 +360,9 @@ pub fn fold(policy: &Policy, events: &[EventRef<'_>]) -> Result<CaseState, FoldE
         // The filing must be the causal root; anything before it is foreign.
         return Err(FoldError::ForeignEvent(first.id));
     }
-    let mut state = CaseState::file(policy, first).map_err(|_| FoldError::NoSingleFiling(0))?;
+    let mut state = CaseState::file(policy, revoked, first).map_err(|_| FoldError::NoSingleFiling(0))?;
     for e in iter {
-        state.apply(policy, e);
+        state.apply(policy, revoked, e);
     }
     Ok(state)
 }
@@ -335,7 +370,7 @@ pub fn fold(policy: &Policy, events: &[EventRef<'_>]) -> Result<CaseState, FoldE
 impl CaseState {
     /// Starts a case from its filing event. The node that files a case
     /// checks it with [`validate_filing`] first.
-    pub fn file(policy: &Policy, e: EventRef<'_>) -> Result<CaseState, Rejection> {
+    pub fn file(policy: &Policy, revoked: &impl Revocations, e: EventRef<'_>) -> Result<CaseState, Rejection> {
         let Action::File(filing) = &e.event.action else {
             return reject("first-event-is-filing", "a case starts with a filing (受理) event");
         };
@@ -379,6 +414,20 @@ impl CaseState {
             last_hlc: e.hlc,
             timeline: Vec::new(),
         };
+        if revoked.is_void(&e) {
+            // The case exists (later events name it) but is void from the start.
+            state.status = Status::Void;
+            state.timeline.push(TimelineEntry {
+                id: e.id,
+                author: e.author,
+                hlc: e.hlc,
+                unit,
+                operator: e.event.operator.clone(),
+                action: e.event.action.clone(),
+                outcome: Err(void_rejection(&e)),
+            });
+            return Ok(state);
+        }
         let received = filing.received_at_ms.min(now);
         let urgency = filing.urgency;
         state.start_minutes(DeadlineKind::Registration, unit, received, policy.deadlines.registration_minutes);
@@ -401,8 +450,8 @@ impl CaseState {
     /// Applies one event (its parents already applied): checks the rules and,
     /// if they hold, changes the state. Either way the event joins the
     /// timeline and the heads.
-    pub fn apply(&mut self, policy: &Policy, e: EventRef<'_>) {
-        let outcome = self.check(policy, &e);
+    pub fn apply(&mut self, policy: &Policy, revoked: &impl Revocations, e: EventRef<'_>) {
+        let outcome = if revoked.is_void(&e) { Err(void_rejection(&e)) } else { self.check(policy, &e) };
         if outcome.is_ok() {
             self.effect(policy, &e);
         }

@@ -229,7 +229,11 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     // … and counted in the metrics.
     let metrics = reqwest::blocking::get(format!("{}/metrics", h.county.url())).unwrap().text().unwrap();
     assert!(metrics.contains("zongzhi_handshakes_refused_total{reason=\"revoked\"}"), "{metrics}");
-    assert!(metrics.contains("zongzhi_integrity_alarms 2"), "{metrics}");
+    // Two alarms above, and a third: the gapped record (seq 3) is above the
+    // cut-off, so the case it filed was voided and re-evaluated.
+    assert!(metrics.contains("zongzhi_integrity_alarms 3"), "{metrics}");
+    let (_, sync) = county_api.get("/api/sync");
+    assert!(sync["alarms"].as_array().unwrap().iter().any(|a| a["kind"] == "revoked_records"), "{sync}");
     // The revocation reaches the city, which then refuses records above the cut-off.
     let city_admin = h.city.login("admin", ADMIN_PASSWORD);
     zongzhi_tests::wait_for("the revocation at the city", 20, || {
@@ -362,4 +366,69 @@ fn missing_parents_are_requested() {
     assert_eq!(d["status"]["code"], "accepted");
     let metrics = reqwest::blocking::get(format!("{}/metrics", h.county.url())).unwrap().text().unwrap();
     assert!(metrics.contains("zongzhi_pending_records 0"), "{metrics}");
+}
+
+/// A key is revoked after records it signed were already replicated: those
+/// above the cut-off become void on the revoking county, on the city that
+/// learns of it over the feed, and on a township that was offline when it
+/// was issued; every one of them computes the same state.
+#[test]
+fn revocation_voids_records_above_the_cutoff_everywhere() {
+    use zongzhi_tests::{sample_case, wait_case, wait_for, Hierarchy, ADMIN_PASSWORD};
+    let mut h = Hierarchy::start(1);
+    let apis = ops(&h);
+    let (city, county, town, village) = (&apis[0], &apis[1], &apis[2], &apis[3]);
+    let a = village.file_case(&sample_case("邻里纠纷"))["id"].as_str().unwrap().to_string();
+    let v = village.act(&a, json!({"action": "sign_for"}));
+    let cutoff = v["timeline"][1]["author_seq"].as_u64().unwrap();
+    // Then the key is stolen: an escalation and a new case signed with it.
+    village.act(&a, json!({"action": "escalate", "reason": "伪造的上报"}));
+    let b = village.file_case(&sample_case("伪造的案件"))["id"].as_str().unwrap().to_string();
+    for (node, api) in [(&h.township, town), (&h.county, county), (&h.city, city)] {
+        wait_case(node, api, &a, "the escalation everywhere", |v| v["owner"] == "330106010000");
+        wait_case(node, api, &b, "the new case everywhere", |_| true);
+    }
+    h.township.stop();
+
+    let cadmin = h.county.login("admin", ADMIN_PASSWORD);
+    let (status, v) = cadmin.post("/api/certs/revoke", &json!({"key": h.villages[0].node_id(), "cutoff_seq": cutoff, "reason": "密钥泄露"}));
+    assert_eq!(status, 201, "{v}");
+    let voided = |api: &zongzhi_tests::Api, node: &zongzhi_tests::TestNode, what: &str| -> (serde_json::Value, serde_json::Value) {
+        let va = wait_case(node, api, &a, what, |v| v["owner"] == "330106010001");
+        assert_eq!(va["status"]["code"], "accepted");
+        assert_eq!(va["timeline"][2]["rejected"]["rule"], "author-revoked", "{va}");
+        let vb = wait_case(node, api, &b, what, |v| v["status"]["code"] == "void");
+        assert_eq!(vb["timeline"][0]["rejected"]["rule"], "author-revoked");
+        // The stored summaries (lists, queues, statistics) agree with the detail.
+        let (_, list) = api.get("/api/cases?status=void&owner=all");
+        assert!(list["cases"].as_array().unwrap().iter().any(|c| c["id"] == b.as_str()), "{list}");
+        let (_, list) = api.get("/api/cases?status=accepted&owner=330106010001");
+        assert!(list["cases"].as_array().unwrap().iter().any(|c| c["id"] == a.as_str()), "{list}");
+        (va, vb)
+    };
+    let at_county = voided(county, &h.county, "the county to void the records");
+    let at_city = voided(city, &h.city, "the city to learn the revocation and void the records");
+    // The county's alarm names the cases it re-evaluated.
+    let (_, sync) = cadmin.get("/api/sync");
+    let alarms = sync["alarms"].as_array().unwrap();
+    assert!(alarms.iter().any(|x| x["kind"] == "revoked_records"), "{sync}");
+
+    // The township was offline when the revocation was issued.
+    h.township.start();
+    let at_town = voided(town, &h.township, "the township to catch up and void the records");
+    let view = |(va, vb): &(serde_json::Value, serde_json::Value)| json!([va["status"], va["owner"], va["timeline"], vb["status"], vb["timeline"]]);
+    assert_eq!(view(&at_county), view(&at_city));
+    assert_eq!(view(&at_county), view(&at_town));
+    // The revoked village can no longer connect to its township.
+    let tadmin = h.township.login("admin", ADMIN_PASSWORD);
+    wait_for("the township to refuse the revoked village", 20, || {
+        let (_, s) = tadmin.get("/api/sync");
+        (s["refused_handshakes"]["revoked"].as_u64().unwrap_or(0) >= 1).then_some(())
+    });
+    // Restarting re-runs the pass: nothing changes, no second alarm.
+    h.county.stop();
+    h.county.start();
+    let (_, sync2) = h.county.login("admin", ADMIN_PASSWORD).get("/api/sync");
+    let count = |s: &serde_json::Value| s["alarms"].as_array().unwrap().iter().filter(|x| x["kind"] == "revoked_records").count();
+    assert_eq!(count(&sync2), count(&sync));
 }

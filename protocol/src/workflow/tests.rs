@@ -67,7 +67,7 @@ struct Case {
 impl Case {
     fn state(&self) -> CaseState {
         let refs: Vec<EventRef<'_>> = self.records.iter().filter_map(EventRef::from_record).collect();
-        fold(&self.policy, &refs).unwrap()
+        fold(&self.policy, &NoRevocations, &refs).unwrap()
     }
 
     fn step(&mut self, units: &mut Units, unit: usize, operator: &str, action: Action) -> Result<(), Rejection> {
@@ -199,11 +199,11 @@ fn fold_refuses_foreign_and_orphan_events() {
     let policy = Policy::default_policy();
     let both: Vec<Record> = c1.records.iter().chain(c2.records.iter()).cloned().collect();
     let refs: Vec<EventRef<'_>> = both.iter().filter_map(EventRef::from_record).collect();
-    assert_eq!(fold(&policy, &refs).err(), Some(FoldError::NoSingleFiling(2)));
+    assert_eq!(fold(&policy, &NoRevocations, &refs).err(), Some(FoldError::NoSingleFiling(2)));
     let orphan = u.event(0, "op", Some(c1.records[0].id), vec![RecordId([9; 32])], Action::SignFor);
     let recs = [c1.records[0].clone(), orphan];
     let refs: Vec<EventRef<'_>> = recs.iter().filter_map(EventRef::from_record).collect();
-    assert!(matches!(fold(&policy, &refs), Err(FoldError::MissingParents(_))));
+    assert!(matches!(fold(&policy, &NoRevocations, &refs), Err(FoldError::MissingParents(_))));
 }
 
 /// Random actions by random units of a small tree, each event naming as
@@ -260,7 +260,7 @@ proptest! {
         let policy = Policy::default_policy();
         let recs = random_case(&ops);
         let refs: Vec<EventRef<'_>> = recs.iter().filter_map(EventRef::from_record).collect();
-        let reference = fold(&policy, &refs).unwrap();
+        let reference = fold(&policy, &NoRevocations, &refs).unwrap();
 
         // A random topological order: repeatedly pick a random ready event.
         let mut rng = seed;
@@ -279,17 +279,56 @@ proptest! {
         // one by one would, must agree with the canonical fold whenever the
         // order happens to be canonical; and the fold itself ignores the
         // input order entirely.
-        prop_assert_eq!(&fold(&policy, &order).unwrap(), &reference);
+        prop_assert_eq!(&fold(&policy, &NoRevocations, &order).unwrap(), &reference);
         let mut reversed = refs.clone();
         reversed.reverse();
-        prop_assert_eq!(&fold(&policy, &reversed).unwrap(), &reference);
+        prop_assert_eq!(&fold(&policy, &NoRevocations, &reversed).unwrap(), &reference);
         // Duplicates count once.
         let mut doubled = refs.clone();
         doubled.extend(refs.iter().copied());
-        prop_assert_eq!(&fold(&policy, &doubled).unwrap(), &reference);
+        prop_assert_eq!(&fold(&policy, &NoRevocations, &doubled).unwrap(), &reference);
         // Invariants of any reachable state.
         prop_assert!(reference.units_handled.contains(&reference.owner));
         prop_assert_eq!(reference.timeline.len(), refs.len());
         if reference.status == Status::Handling { prop_assert!(reference.window.is_some()); }
     }
+}
+
+/// A revocation map for tests: author → cut-off.
+struct Revoked(HashMap<NodeId, u64>);
+
+impl Revocations for Revoked {
+    fn cutoff(&self, author: &NodeId) -> Option<u64> {
+        self.0.get(author).copied()
+    }
+}
+
+#[test]
+fn revoked_authors_events_after_the_cutoff_are_void() {
+    // village, township.
+    let mut u = Units::new(&["330102001001", "330102001000"]);
+    let mut c = start(&mut u, 0, Urgency::Normal); // village seq 1
+    c.step(&mut u, 0, "op", Action::SignFor).unwrap(); // seq 2
+    c.step(&mut u, 0, "op", Action::Escalate { reason: "涉及多个村".into() }).unwrap(); // seq 3
+    c.step(&mut u, 1, "op", Action::SignFor).unwrap(); // township acts on the escalation
+    let village = u.keys[0].1.id();
+    let refs: Vec<EventRef<'_>> = c.records.iter().filter_map(EventRef::from_record).collect();
+    // Revoked after its 2nd record: the escalation is void, so the township
+    // never owned the case and its sign-for is rejected too.
+    let st = fold(&c.policy, &Revoked(HashMap::from([(village, 2)])), &refs).unwrap();
+    assert_eq!(st.status, Status::Accepted);
+    assert_eq!(st.owner, u.code(0));
+    let rules: Vec<_> = st.timeline.iter().map(|t| t.outcome.as_ref().err().map(|r| r.rule)).collect();
+    assert_eq!(rules, vec![None, None, Some("author-revoked"), Some("only-owner")]);
+    // Same answer in any order the events are given.
+    let mut reversed = refs.clone();
+    reversed.reverse();
+    assert_eq!(fold(&c.policy, &Revoked(HashMap::from([(village, 2)])), &reversed).unwrap(), st);
+    // Revoked from the start: the case itself is void and takes no steps.
+    let st = fold(&c.policy, &Revoked(HashMap::from([(village, 0)])), &refs).unwrap();
+    assert_eq!(st.status, Status::Void);
+    assert!(st.deadlines.is_empty());
+    assert!(st.timeline.iter().all(|t| t.outcome.is_err()));
+    // A cut-off at or beyond the last record changes nothing.
+    assert_eq!(fold(&c.policy, &Revoked(HashMap::from([(village, 3)])), &refs).unwrap(), fold(&c.policy, &NoRevocations, &refs).unwrap());
 }
