@@ -531,15 +531,27 @@ fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cur
         let Some(bytes) = store.record_bytes(&id)? else { continue };
         let record = Record::decode_unverified(&bytes)?;
         let author_div = trust.member(&record.author).map(|m| m.cert.division);
+        // The case's summary, read at most once per record.
+        let mut summary: Option<Option<crate::summary::CaseSummary>> = None;
         let send = match (dir, &record.body) {
             // Up: what was authored in our subtree (we are the child).
             (Direction::Up, _) => author_div.is_some_and(|d| sync::up_in_scope(d, shared.unit)),
             // Down: certificates, revocations and policies go everywhere.
             (Direction::Down, Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_)) => true,
+            // What the child's subtree authored came up from there (or
+            // comes again from below if a node there lost its store). A
+            // revoked key's records do go down: the center that replaced
+            // the key needs its division's history.
+            (Direction::Down, Body::CaseEvent(_))
+                if author_div.is_some_and(|d| peer_division.contains(d)) && trust.revocation(&record.author).is_none() =>
+            {
+                false
+            }
             (Direction::Down, Body::CaseEvent(ev)) => {
                 let case = ev.case_id(id);
-                let summary = store.case_summary(&case)?;
-                let in_scope = summary.as_ref().is_some_and(|s| sync::down_case_in_scope(&s.units, peer_division));
+                let s = store.case_summary(&case)?;
+                let in_scope = s.as_ref().is_some_and(|s| sync::down_case_in_scope(&s.units, peer_division));
+                summary = Some(s);
                 if in_scope && sync::enters_subtree(&ev.action, peer_division) {
                     // The case enters the child's subtree: its whole history first.
                     for hid in store.case_events(&case)? {
@@ -557,10 +569,18 @@ fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cur
         if !send || !included.insert(id) {
             continue;
         }
-        // Personal data and attachments travel with the case where it is handled.
-        if let Body::CaseEvent(ev) = &record.body {
+        // Personal data and attachments travel with the case where it is
+        // handled. Going up, a filing's case has been handled only by its
+        // filer, inside this subtree: nothing to look up.
+        if let Body::CaseEvent(ev) = &record.body
+            && !(dir == Direction::Up && matches!(ev.action, zongzhi_protocol::Action::File(_)))
+        {
             let case = ev.case_id(id);
-            if let Some(s) = store.case_summary(&case)? {
+            let s = match summary {
+                Some(s) => s,
+                None => store.case_summary(&case)?,
+            };
+            if let Some(s) = s {
                 let wanted = match dir {
                     Direction::Down => peer_division.contains(s.owner),
                     Direction::Up => s.units.iter().any(|u| !shared.unit.contains(*u)),

@@ -140,6 +140,11 @@ impl Store {
         table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 * 1024 * 1024));
         table.set_cache_index_and_filter_blocks(true);
         opts.set_block_based_table_factory(&table);
+        // The same for keys still in the memtable, where a miss otherwise
+        // walks the skip list (the receive path's dedup and equivocation
+        // checks miss almost always).
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_memtable_prefix_bloom_ratio(0.05);
         let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, opts.clone()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         let store = Store { db };
@@ -511,7 +516,10 @@ impl Batch<'_> {
         // CaseSummary is plain data; serialising it cannot fail.
         let json = serde_json::to_vec(new).unwrap_or_default();
         self.put(CF_CASE_STATE, &new.id.0, &json);
-        self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
+        // A case's number is fixed at filing.
+        if old.is_none_or(|o| o.number != new.number) {
+            self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
+        }
     }
 
     pub fn index_trust(&mut self, feed_seq: u64, id: &RecordId) {

@@ -9,7 +9,10 @@ use zongzhi_protocol::record::RecordError;
 use zongzhi_protocol::{Action, Body, CaseEvent, Contact, Filing, Header, Hlc, NodeKey, Record};
 
 fn filing_record() -> Record {
-    let key = NodeKey::from_seed([42; 32]);
+    filing_by(&NodeKey::from_seed([42; 32]), 1)
+}
+
+fn filing_by(key: &NodeKey, seq: u64) -> Record {
     let contact = Contact { name: "张三".into(), phone: "13812341234".into(), ..Default::default() };
     let event = CaseEvent {
         case: None,
@@ -33,8 +36,9 @@ fn filing_record() -> Record {
             contact: Some(contact.hash()),
         })),
     };
-    let header = Header { seq: 1, prev: None, hlc: Hlc { wall_ms: 1_790_000_000_000, counter: 0 } };
-    Record::sign(&key, header, Body::CaseEvent(event))
+    let prev = (seq > 1).then_some(zongzhi_protocol::RecordId([seq as u8; 32]));
+    let header = Header { seq, prev, hlc: Hlc { wall_ms: 1_790_000_000_000 + seq - 1, counter: 0 } };
+    Record::sign(key, header, Body::CaseEvent(event))
 }
 
 #[test]
@@ -106,4 +110,76 @@ fn batch_verification_agrees_with_strict() {
         assert_eq!(v.is_ok(), r.verify().is_ok());
     }
     assert!(verdicts[..5].iter().all(|v| v.is_ok()));
+}
+
+/// Ways to spoil a record's signature or message (the last 64 bytes are the
+/// signature: R then s).
+fn spoil(r: &Record, how: u8) -> Option<Record> {
+    let mut b = r.bytes().to_vec();
+    let n = b.len();
+    match how {
+        0 => b[n - 70] ^= 0x01,      // the signed payload
+        1 => b[n - 64] ^= 0x01,      // R
+        2 => b[n - 5] ^= 0x20,       // s
+        3 => {
+            // R = the identity point (small order).
+            b[n - 64..n - 32].copy_from_slice(&[0; 32]);
+            b[n - 64] = 1;
+        }
+        _ => {
+            // s + l: the same value mod l, not canonical.
+            const L: [u8; 32] = [
+                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0x10,
+            ];
+            let mut carry = 0u16;
+            for i in 0..32 {
+                let v = b[n - 32 + i] as u16 + L[i] as u16 + carry;
+                b[n - 32 + i] = v as u8;
+                carry = v >> 8;
+            }
+        }
+    }
+    Record::decode_unverified(&b).ok()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Whatever mix of authors and spoiled records a batch holds, each
+    /// verdict is exactly that of `verify_strict` on the record alone.
+    #[test]
+    fn batch_verdicts_equal_strict(
+        plan in proptest::collection::vec((0u8..3, proptest::option::weighted(0.15, 0u8..5)), 1..40),
+    ) {
+        let keys: Vec<NodeKey> = (0..3u8).map(|i| NodeKey::from_seed([i + 1; 32])).collect();
+        let recs: Vec<Record> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, (author, spoilt))| {
+                let r = filing_by(&keys[*author as usize], i as u64 + 1);
+                spoilt.and_then(|how| spoil(&r, how)).unwrap_or(r)
+            })
+            .collect();
+        let refs: Vec<&Record> = recs.iter().collect();
+        let verdicts = zongzhi_protocol::record::verify_batch(&refs);
+        for (r, v) in recs.iter().zip(&verdicts) {
+            proptest::prop_assert_eq!(v.is_ok(), r.verify().is_ok());
+        }
+    }
+}
+
+#[test]
+fn every_spoiled_signature_is_refused_in_a_batch() {
+    let key = NodeKey::from_seed([9; 32]);
+    for how in 0..5 {
+        let good: Vec<Record> = (1..=8).map(|i| filing_by(&key, i)).collect();
+        let bad = spoil(&filing_by(&key, 9), how).expect("still decodes");
+        assert!(bad.verify().is_err(), "spoil {how} must break the strict check");
+        let mut recs = good.clone();
+        recs.insert(3, bad);
+        let refs: Vec<&Record> = recs.iter().collect();
+        let verdicts = zongzhi_protocol::record::verify_batch(&refs);
+        let failed: Vec<usize> = verdicts.iter().enumerate().filter(|(_, v)| v.is_err()).map(|(i, _)| i).collect();
+        assert_eq!(failed, vec![3], "spoil {how}");
+    }
 }

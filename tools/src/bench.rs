@@ -190,6 +190,24 @@ fn raw_verify_rate(records: &[Record]) -> anyhow::Result<f64> {
     Ok(raw.len() as f64 / t.elapsed().as_secs_f64())
 }
 
+/// The machine's batched ed25519 rate: `ed25519_dalek::verify_batch` on
+/// 256 signatures at a time, messages and keys prepared outside the clock.
+fn std_batch_verify_rate(records: &[Record]) -> anyhow::Result<f64> {
+    let mut prepared = Vec::new();
+    for chunk in records.chunks(256) {
+        let msgs: Vec<Vec<u8>> = chunk.iter().map(|r| r.signed_message()).collect();
+        let sigs: Vec<ed25519_dalek::Signature> = chunk.iter().map(|r| ed25519_dalek::Signature::from_bytes(r.signature())).collect();
+        let keys = chunk.iter().map(|r| r.author.verifying_key()).collect::<Result<Vec<_>, _>>()?;
+        prepared.push((msgs, sigs, keys));
+    }
+    let t = Instant::now();
+    for (msgs, sigs, keys) in &prepared {
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        ed25519_dalek::verify_batch(&refs, sigs, keys).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(records.len() as f64 / t.elapsed().as_secs_f64())
+}
+
 /// Record signing and verification against raw ed25519 in the same run.
 pub fn verify(n: usize) -> anyhow::Result<()> {
     let t = Instant::now();
@@ -222,6 +240,8 @@ pub fn verify(n: usize) -> anyhow::Result<()> {
     println!("  sign (build + encode + sign)          {sign_rate:>9.0} records/s");
     println!("  raw ed25519 verify_strict             {raw_rate:>9.0} verifies/s");
     println!("  record decode + hash + verify_strict  {path_rate:>9.0} records/s  ({:.0} % of raw; target ≥ 80 %)", 100.0 * path_rate / raw_rate);
+    let std_batch = std_batch_verify_rate(&records)?;
+    println!("  ed25519-dalek verify_batch (256)      {std_batch:>9.0} verifies/s  (messages and keys prepared)");
     println!("  record decode + batch verify (256)    {batch_rate:>9.0} records/s  ({:.0} % of raw)", 100.0 * batch_rate / raw_rate);
     Ok(())
 }
@@ -283,16 +303,18 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     // (a) This machine's limits.
     let sample = sample_records(20_000);
     let single = raw_verify_rate(&sample)?;
+    let batched = std_batch_verify_rate(&sample)?;
     let t = Instant::now();
     for chunk in sample.chunks(256) {
         let refs: Vec<&Record> = chunk.iter().collect();
         verify_batch(&refs);
     }
-    let batched = sample.len() as f64 / t.elapsed().as_secs_f64();
+    let ours = sample.len() as f64 / t.elapsed().as_secs_f64();
     let store_dir = dir.path().join("store-bench");
     let out = Command::new(&bin).args(["bench-store", "--dir"]).arg(&store_dir).output()?;
     let store: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-store output")?;
-    println!("(a) this machine: ed25519 verify_strict {single:.0}/s on one core, batch-256 {batched:.0}/s on one core;");
+    println!("(a) this machine: ed25519 verify_strict {single:.0}/s on one core, ed25519-dalek verify_batch(256) {batched:.0}/s on one core;");
+    println!("    zongzhi's record batch check (one key per author, 256 records) {ours:.0}/s on one core");
     println!("    RocksDB synced WriteBatch(256) {} records/s, single synced writes {}/s", store["batched_records_per_s"], store["single_synced_writes_per_s"]);
 
     // A chain city → county → township → village, each its own process.
