@@ -190,6 +190,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cases/{case}/attachments/{blob}", get(download))
         .route("/api/integrity", get(integrity_check))
         .route("/api/sync", get(sync_status))
+        .route("/api/stats", get(stats_table))
         .route("/metrics", get(metrics))
         .route("/api/certs", get(list_certs))
         .route("/api/certs/issue", post(issue_cert))
@@ -216,6 +217,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/cases/{case}/attachments/{blob}"),
     ("get", "/api/integrity"),
     ("get", "/api/sync"),
+    ("get", "/api/stats"),
     ("get", "/metrics"),
     ("get", "/api/certs"),
     ("post", "/api/certs/issue"),
@@ -1041,6 +1043,68 @@ async fn revoke_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
 }
 
 // ---------- replication ----------
+
+// ---------- statistics ----------
+
+/// Parses the statistics query parameters shared by the API's tables.
+fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::report::Query, ApiError> {
+    use zongzhi_protocol::kpi::{self, Kpi};
+    let scope: DivisionCode = match q.get("scope").map(String::as_str) {
+        None | Some("") => s.node.division,
+        Some(c) => c.parse().map_err(|e| ApiError::bad_request(format!("scope: {e}")))?,
+    };
+    if !s.node.division.contains(scope) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "outside_subtree", format!("{scope} is not in this center's subtree ({})", s.node.division)));
+    }
+    let by_text = q.get("by").map(String::as_str).filter(|b| !b.is_empty()).unwrap_or("unit");
+    let by = crate::stats::By::parse(by_text)
+        .ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category or channel, not {by_text:?}")))?;
+    let period = match q.get("period").map(String::as_str) {
+        None | Some("") => {
+            let m = kpi::month_of(ledger::now_ms()).unwrap_or(197001);
+            format!("{}-{:02}", m / 100, m % 100)
+        }
+        Some(p) => p.to_string(),
+    };
+    let months = kpi::period_months(&period).map_err(ApiError::bad_request)?;
+    let kpis: Vec<Kpi> = match q.get("kpi").map(String::as_str) {
+        None | Some("") | Some("all") => Kpi::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|k| {
+                Kpi::parse(k.trim()).ok_or_else(|| {
+                    let known: Vec<&str> = Kpi::ALL.iter().map(|k| k.as_str()).collect();
+                    ApiError::bad_request(format!("unknown KPI {k:?}; known: {}", known.join(", ")))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(crate::report::Query { scope, period, months, by, kpis })
+}
+
+async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let query = stats_query(&s, &q)?;
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("") | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => return Err(ApiError::bad_request(format!("format must be json or csv, not {f:?}"))),
+    };
+    let (store, trust, policy) = (s.store.clone(), s.shared.trust(), s.policy());
+    let kpis = query.kpis.clone();
+    let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, ledger::now_ms()))
+        .await
+        .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
+    if csv {
+        let name = format!("zongzhi-stats-{}-{}.csv", table["scope"].as_str().unwrap_or(""), table["period"].as_str().unwrap_or(""));
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
+            crate::report::to_csv(&table, &kpis),
+        )
+            .into_response());
+    }
+    Ok(Json(table).into_response())
+}
 
 async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     authenticate(&s, &headers, Role::Viewer).await?;

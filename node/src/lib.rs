@@ -18,6 +18,8 @@ pub mod integrity;
 pub mod ledger;
 pub mod net;
 pub mod node;
+pub mod report;
+pub mod stats;
 pub mod status;
 pub mod store;
 pub mod summary;

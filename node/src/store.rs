@@ -145,7 +145,13 @@ impl Store {
         // checks miss almost always).
         opts.set_memtable_whole_key_filtering(true);
         opts.set_memtable_prefix_bloom_ratio(0.05);
-        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, opts.clone()));
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut o = opts.clone();
+            if *name == CF_STATS {
+                o.set_merge_operator_associative("zongzhi-stats-add", crate::stats::merge);
+            }
+            ColumnFamilyDescriptor::new(*name, o)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         let store = Store { db };
         match store.meta_get(meta::SCHEMA)? {
@@ -197,6 +203,18 @@ impl Store {
             if !k.starts_with(prefix) || !f(&k, &v) {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// Statistics entries with keys in `[from, to)`.
+    pub fn scan_stats(&self, from: &[u8], to: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let iter = self.db.iterator_cf_opt(self.cf(CF_STATS), ro, IteratorMode::From(from, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            f(&k, &v);
         }
         Ok(())
     }
@@ -516,6 +534,15 @@ impl Batch<'_> {
         // CaseSummary is plain data; serialising it cannot fail.
         let json = serde_json::to_vec(new).unwrap_or_default();
         self.put(CF_CASE_STATE, &new.id.0, &json);
+        // The statistics change by what the case now contributes minus what
+        // it contributed before, in this same batch.
+        let old_facts = old.map(|o| o.facts()).unwrap_or_default();
+        let new_facts = new.facts();
+        if old_facts != new_facts {
+            for (k, d) in crate::stats::deltas(&new.category, new.channel, &old_facts, &new_facts) {
+                self.inner.merge_cf(self.store.cf(CF_STATS), &k, crate::stats::encode(&d));
+            }
+        }
         // A case's number is fixed at filing.
         if old.is_none_or(|o| o.number != new.number) {
             self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);

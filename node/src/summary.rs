@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use zongzhi_protocol::case::{Channel, Complexity, RequestType, SuperviseGrade, Urgency};
+use zongzhi_protocol::kpi::{self, Counter, Fact};
 use zongzhi_protocol::workflow::{DeadlineKind, Status};
 use zongzhi_protocol::{CaseState, DivisionCode, RecordId};
 
@@ -36,6 +37,11 @@ pub struct CaseSummary {
     /// Hashes of the case's blobs (contact details, attachments).
     #[serde(default)]
     pub blobs: Vec<zongzhi_protocol::BlobHash>,
+    /// The counters this case adds to the statistics: (month, unit,
+    /// counter index, value). Kept so the next change subtracts exactly
+    /// what was added.
+    #[serde(default)]
+    pub facts: Vec<(u32, DivisionCode, u8, i64)>,
 }
 
 impl CaseSummary {
@@ -73,7 +79,15 @@ impl CaseSummary {
                 u
             },
             blobs: state.filing.contact.iter().copied().chain(state.attachments.iter().map(|a| a.blob)).collect(),
+            facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
         }
+    }
+
+    pub fn facts(&self) -> Vec<Fact> {
+        self.facts
+            .iter()
+            .filter_map(|(month, unit, c, value)| Some(Fact { month: *month, unit: *unit, counter: Counter::from_index(*c)?, value: *value }))
+            .collect()
     }
 
     pub fn is_overdue(&self, now_ms: u64) -> bool {

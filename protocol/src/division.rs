@@ -135,6 +135,18 @@ impl DivisionCode {
     pub fn contains(self, other: DivisionCode) -> bool {
         self == other || self.is_ancestor_of(other)
     }
+
+    /// The numeric codes of this unit's subtree (itself included): one
+    /// contiguous range, so a subtree is a range scan.
+    pub fn subtree_range(self) -> std::ops::RangeInclusive<u64> {
+        let width = match self.level() {
+            Level::City => CITY_UNIT,
+            Level::County => COUNTY_UNIT,
+            Level::Township => TOWNSHIP_UNIT,
+            Level::Village => 1,
+        };
+        self.0..=self.0 + width - 1
+    }
 }
 
 impl fmt::Display for DivisionCode {
@@ -229,6 +241,14 @@ mod tests {
         #[test]
         fn display_parse_round_trip(c in any_code()) {
             prop_assert_eq!(c.to_string().parse::<DivisionCode>().unwrap(), c);
+        }
+
+        #[test]
+        fn subtree_range_is_exactly_the_subtree(a in any_code(), b in any_code()) {
+            prop_assert_eq!(a.subtree_range().contains(&b.as_u64()), a.contains(b));
+            for l in b.lineage() {
+                prop_assert!(l.subtree_range().contains(&b.as_u64()));
+            }
         }
 
         #[test]

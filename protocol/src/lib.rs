@@ -13,6 +13,7 @@ pub mod codec;
 pub mod division;
 pub mod hlc;
 pub mod identity;
+pub mod kpi;
 pub mod policy;
 pub mod record;
 pub mod sync;

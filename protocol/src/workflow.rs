@@ -115,6 +115,9 @@ pub enum DeadlineKind {
     Resolution,
     Feedback,
     Rehandle,
+    /// Responders on site (urgent cases): met by the first progress report
+    /// or the resolution.
+    OnSite,
 }
 
 impl DeadlineKind {
@@ -126,6 +129,7 @@ impl DeadlineKind {
             DeadlineKind::Resolution => "办结",
             DeadlineKind::Feedback => "反馈",
             DeadlineKind::Rehandle => "重办",
+            DeadlineKind::OnSite => "到场",
         }
     }
 }
@@ -160,6 +164,40 @@ impl Deadline {
     pub fn met_on_time(&self) -> Option<bool> {
         Some(self.met_ms? <= self.due_ms?)
     }
+
+    /// Where the clock stands at `now_ms`; due soon once `due_soon_percent`
+    /// of its time has elapsed.
+    pub fn clock(&self, now_ms: u64, due_soon_percent: u8) -> Clock {
+        if self.cancelled {
+            return Clock::Cancelled;
+        }
+        let Some(due) = self.due_ms else { return Clock::Unknown };
+        if let Some(met) = self.met_ms {
+            return if met <= due { Clock::MetOnTime } else { Clock::MetLate };
+        }
+        if now_ms > due {
+            return Clock::Overdue;
+        }
+        let span = due.saturating_sub(self.started_ms).max(1) as u128;
+        let used = now_ms.saturating_sub(self.started_ms) as u128;
+        if used * 100 >= span * due_soon_percent as u128 { Clock::DueSoon } else { Clock::Running }
+    }
+}
+
+/// The state of one clock at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    Running,
+    /// Most of its time used (amber in the console).
+    DueSoon,
+    /// Past due and still running (red).
+    Overdue,
+    MetOnTime,
+    MetLate,
+    Cancelled,
+    /// No due time (no calendar for the year; see the deadline's error).
+    Unknown,
 }
 
 /// A rule an event broke.
@@ -435,6 +473,9 @@ impl CaseState {
         state.start_minutes(DeadlineKind::Routing, unit, received, policy.routing_minutes(urgency));
         let days = policy.resolution_working_days(filing.complexity);
         state.start_working_days(policy, DeadlineKind::Resolution, unit, received, days);
+        if urgency == Urgency::Urgent {
+            state.start_minutes(DeadlineKind::OnSite, unit, received, policy.deadlines.on_site_urgent_minutes);
+        }
         state.timeline.push(TimelineEntry {
             id: e.id,
             author: e.author,
@@ -724,7 +765,7 @@ impl CaseState {
                     }
                 }
             }
-            Action::Progress { .. } => {}
+            Action::Progress { .. } => self.meet(DeadlineKind::OnSite, now),
             Action::RequestExtension { working_days, reason } => {
                 self.extension = Some(ExtensionRequest {
                     working_days: *working_days,
@@ -753,6 +794,7 @@ impl CaseState {
                 self.public_reply = Some(public_reply.clone());
                 self.extension = None;
                 self.meet(DeadlineKind::Routing, now);
+                self.meet(DeadlineKind::OnSite, now);
                 self.meet(DeadlineKind::Resolution, now);
                 self.meet(DeadlineKind::Rehandle, now);
                 self.start_minutes(DeadlineKind::Feedback, self.filed_by, now, policy.deadlines.feedback_minutes);

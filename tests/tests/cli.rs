@@ -100,5 +100,23 @@ fn operator_takes_a_case_through_the_cli() {
     assert!(cli.ok(&["integrity"]).contains("ok"));
     cli.login("viewer", VIEWER_PASSWORD);
     assert!(cli.ok(&["show", &number]).contains("138****1234"));
+
+    // Statistics of this month: one case received, resolved on time, rated 满意.
+    let stats = cli.ok(&["stats", "--by", "unit", "--kpi", "satisfaction,resolution_on_time,local_resolution"]);
+    for needle in ["330102001000", "满意率", "100.0% ✓", "就地化解率", "合计"] {
+        assert!(stats.contains(needle), "stats lack {needle}:\n{stats}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&cli.ok(&["stats", "--by", "category", "--json"])).unwrap();
+    let row = &v["rows"][0];
+    assert_eq!((row["group"].as_str(), row["name"].as_str()), (Some("0202"), Some("噪音扰民")), "{v}");
+    assert_eq!((row["counts"]["received"].as_i64(), row["counts"]["resolved"].as_i64(), row["counts"]["satisfied"].as_i64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(v["total"]["kpis"]["satisfaction"]["target"]["value"], 0.9);
+    let csv = cli.ok(&["stats", "--by", "channel", "--csv", "-"]);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("group,name,rank,received,"), "{csv}");
+    assert!(lines.next().unwrap().starts_with("phone,电话,"), "{csv}");
+    assert!(cli.fails(&["stats", "--period", "2026-13"]).contains("period"));
+    assert!(cli.fails(&["stats", "--kpi", "happiness"]).contains("unknown KPI"));
+    assert!(cli.fails(&["stats", "--scope", "330106000000"]).contains("not in this center's subtree"));
     node.stop();
 }

@@ -130,6 +130,20 @@ fn escalation_and_dispatch_across_four_levels() {
             assert_eq!(s, &states[0], "nodes disagree on case {case}");
         }
     }
+
+    // Statistics: the county and the city count the county's subtree alike.
+    let county_stats = |api: &zongzhi_tests::Api| {
+        let (status, v) = api.get("/api/stats?scope=330106000000&by=unit");
+        assert_eq!(status, 200, "{v}");
+        json!([v["rows"], v["total"]])
+    };
+    let at_county = county_stats(county);
+    assert_eq!(at_county, county_stats(city), "county and city disagree on the county's statistics");
+    let total = &at_county[1]["counts"];
+    assert_eq!((total["received"].as_i64(), total["resolved"].as_i64(), total["rated"].as_i64()), (Some(2), Some(1), Some(0)), "{at_county}");
+    // The township sees its own subtree, not its county's.
+    let (status, _) = town.get("/api/stats?scope=330106000000");
+    assert_eq!(status, 403);
 }
 
 /// Bad input over a live, authenticated link: refused, nothing stored, and

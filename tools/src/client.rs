@@ -122,6 +122,10 @@ impl Client {
         Self::json(self.send(self.http.get(self.url(path)).query(query))?)
     }
 
+    pub fn get_query_bytes(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Vec<u8>> {
+        Ok(self.send(self.http.get(self.url(path)).query(query))?.bytes()?.to_vec())
+    }
+
     pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         Ok(self.send(self.http.get(self.url(path)))?.bytes()?.to_vec())
     }

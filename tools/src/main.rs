@@ -240,6 +240,24 @@ enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// Statistics of a subtree: counters and KPIs beside the plan's targets, ranked.
+    Stats {
+        /// unit, level, county, township, village, category or channel.
+        #[arg(long, default_value = "unit")]
+        by: String,
+        /// 2026-10, 2026-Q4 or 2026 (default: this month).
+        #[arg(long)]
+        period: Option<String>,
+        /// KPI codes, comma-separated (default: all); the first ranks the rows.
+        #[arg(long)]
+        kpi: Option<String>,
+        /// A division inside this center's subtree (default: this center).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Write CSV to this file ("-" for standard output).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
@@ -712,6 +730,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Cert { command } => certs(command)?,
         Command::Demo { dir, http_port, quic_port, exit_after_seed } => demo::demo(&dir, http_port, quic_port, exit_after_seed)?,
+        Command::Stats { by, period, kpi, scope, csv } => {
+            c.require_login()?;
+            let mut q: Vec<(&str, String)> = vec![("by", by)];
+            if let Some(p) = period {
+                q.push(("period", p));
+            }
+            if let Some(k) = kpi {
+                q.push(("kpi", k));
+            }
+            if let Some(sc) = scope {
+                q.push(("scope", sc));
+            }
+            if let Some(path) = csv {
+                q.push(("format", "csv".into()));
+                let bytes = c.get_query_bytes("/api/stats", &q)?;
+                if path.as_os_str() == "-" {
+                    std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+                } else {
+                    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+                return Ok(());
+            }
+            let v = c.get_query("/api/stats", &q)?;
+            if as_json {
+                return print(&v);
+            }
+            print_stats(&v);
+        }
         Command::Sync { command: SyncCommand::Status } => {
             c.require_login()?;
             let v = c.get("/api/sync")?;
@@ -901,4 +948,46 @@ fn certs(cmd: CertCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A statistics table: counts, then each KPI with its target (✓/✗).
+fn print_stats(v: &Value) {
+    println!("{} {}  {}  按{}", s(&v["scope"]), s(&v["scope_name"]), s(&v["period"]), s(&v["by"]));
+    let kpis: Vec<(String, String)> = v["definitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| (s(&d["kpi"]), s(&d["name"])))
+        .collect();
+    let mut header: Vec<&str> = vec!["排名", "分组", "名称", "受理", "办结", "超期未结", "评价"];
+    header.extend(kpis.iter().map(|(_, n)| n.as_str()));
+    let cell = |row: &Value, k: &str| -> String {
+        let x = &row["kpis"][k];
+        let Some(val) = x["value"].as_f64() else { return "—".into() };
+        let shown = if k == "avg_handling_days" { format!("{val:.1}") } else { format!("{:.1}%", val * 100.0) };
+        match x["meets"].as_bool() {
+            Some(true) => format!("{shown} ✓"),
+            Some(false) => format!("{shown} ✗"),
+            None => shown,
+        }
+    };
+    let line = |rank: String, group: String, name: String, row: &Value| -> Vec<String> {
+        let mut r = vec![rank, group, table::truncate(&name, 16)];
+        for c in ["received", "resolved", "open_overdue", "rated"] {
+            r.push(s(&row["counts"][c]));
+        }
+        r.extend(kpis.iter().map(|(k, _)| cell(row, k)));
+        r
+    };
+    let mut rows: Vec<Vec<String>> = v["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| line(r["rank"].as_u64().map(|x| x.to_string()).unwrap_or_default(), s(&r["group"]), s(&r["name"]), r))
+        .collect();
+    rows.push(line(String::new(), "合计".into(), s(&v["scope_name"]), &v["total"]));
+    print!("{}", table::render(&header, &rows));
+    for d in v["definitions"].as_array().into_iter().flatten() {
+        println!("  {}: {}", s(&d["name"]), s(&d["definition"]));
+    }
 }

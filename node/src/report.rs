@@ -1,0 +1,204 @@
+//! Statistics tables: counters rolled up from the `stats` column family,
+//! the clock-dependent "open past due" count from the case summaries, KPIs
+//! with the plan's targets beside them, and rankings. Shared by the API (JSON
+//! and CSV) and the monthly reports.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{json, Value};
+use zongzhi_protocol::kpi::{self, Counter, Figures, Kpi};
+use zongzhi_protocol::trust::Trust;
+use zongzhi_protocol::workflow::DeadlineKind;
+use zongzhi_protocol::{DivisionCode, Level};
+
+use crate::stats::{self, By};
+use crate::store::{Result, Store};
+use crate::summary::CaseSummary;
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub scope: DivisionCode,
+    pub period: String,
+    pub months: Vec<u32>,
+    pub by: By,
+    /// KPIs shown; the first ranks the rows.
+    pub kpis: Vec<Kpi>,
+}
+
+/// The group a case summary's open-overdue count belongs to.
+fn group_of(by: By, s: &CaseSummary) -> Option<String> {
+    Some(match by {
+        By::Unit => s.owner.to_string(),
+        By::Level => s.owner.level().as_str().to_string(),
+        By::Subtree(level) => s.owner.lineage().into_iter().find(|u| u.level() == level)?.to_string(),
+        By::Category => s.category.clone(),
+        By::Channel => s.channel.as_str().to_string(),
+    })
+}
+
+/// Open cases in `scope` whose resolution (or re-handling) clock ran out
+/// before `now`, with the due month in `months`: per group, and in total.
+fn open_overdue(store: &Store, q: &Query, now: u64) -> Result<(HashMap<String, i64>, i64)> {
+    let mut per: HashMap<String, i64> = HashMap::new();
+    let mut total = 0;
+    store.all_summaries(|s| {
+        if s.status.is_open() && q.scope.contains(s.owner) {
+            let late = s.running.iter().any(|(kind, _, due)| {
+                matches!(kind, DeadlineKind::Resolution | DeadlineKind::Rehandle)
+                    && *due < now
+                    && kpi::month_of(*due).is_some_and(|m| q.months.contains(&m))
+            });
+            if late {
+                total += 1;
+                if let Some(g) = group_of(q.by, &s) {
+                    *per.entry(g).or_default() += 1;
+                }
+            }
+        }
+        true
+    })?;
+    Ok((per, total))
+}
+
+fn kpi_json(k: Kpi, f: &Figures, level: Level) -> Value {
+    let value = k.value(f);
+    let target = k.target(level);
+    let meets = match (value, target) {
+        (Some(v), Some(t)) => Some(if t.at_least { v + 1e-9 >= t.value } else { v <= t.value + 1e-9 }),
+        _ => None,
+    };
+    json!({"value": value, "target": target, "meets": meets})
+}
+
+fn counts_json(f: &Figures) -> Value {
+    let mut m = serde_json::Map::new();
+    for c in Counter::ALL {
+        m.insert(c.as_str().into(), json!(f.get(*c)));
+    }
+    m.insert("open_overdue".into(), json!(f.open_overdue));
+    Value::Object(m)
+}
+
+/// Names of the units this node knows (from their certificates).
+fn unit_names(trust: &Trust) -> HashMap<String, String> {
+    trust.members().map(|m| (m.cert.division.to_string(), m.cert.name.clone())).collect()
+}
+
+/// The statistics table for a query, as JSON.
+pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<Value> {
+    let groups = stats::rollup(store, q.scope, &q.months, q.by)?;
+    let totals = stats::rollup(store, q.scope, &q.months, By::Subtree(q.scope.level()))?;
+    let (overdue, overdue_total) = open_overdue(store, q, now)?;
+    let names = unit_names(trust);
+    let mut rows: Vec<(String, Figures)> = Vec::new();
+    let mut keys: Vec<String> = groups.keys().cloned().collect();
+    for g in overdue.keys() {
+        if !groups.contains_key(g) {
+            keys.push(g.clone());
+        }
+    }
+    keys.sort();
+    for g in keys {
+        let mut f = Figures::default();
+        if let Some(c) = groups.get(&g) {
+            f.add(c);
+        }
+        f.open_overdue = overdue.get(&g).copied().unwrap_or(0);
+        rows.push((g, f));
+    }
+    let mut total = Figures::default();
+    for c in totals.values() {
+        total.add(c);
+    }
+    total.open_overdue = overdue_total;
+    // Rank by the first KPI (best first; rows without a value last).
+    let rank_by = q.kpis.first().copied();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    if let Some(k) = rank_by {
+        let better_high = k.target(Level::Village).is_none_or(|t| t.at_least) && k != Kpi::OverdueRate && k != Kpi::AvgHandlingDays;
+        order.sort_by(|a, b| {
+            let (va, vb) = (k.value(&rows[*a].1), k.value(&rows[*b].1));
+            match (va, vb) {
+                (Some(x), Some(y)) => {
+                    let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                    if better_high { o.reverse() } else { o }
+                }
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+        });
+    }
+    let mut rank: BTreeMap<usize, usize> = BTreeMap::new();
+    for (pos, i) in order.iter().enumerate() {
+        if rank_by.is_some_and(|k| k.value(&rows[*i].1).is_some()) {
+            rank.insert(*i, pos + 1);
+        }
+    }
+    let level_of_group = |g: &str| -> Level { g.parse::<DivisionCode>().map(|d| d.level()).unwrap_or(q.scope.level()) };
+    let name_of = |g: &str| -> String {
+        match q.by {
+            By::Unit | By::Subtree(_) => names.get(g).cloned().unwrap_or_default(),
+            By::Level => ["city", "county", "township", "village"]
+                .iter()
+                .zip([Level::City, Level::County, Level::Township, Level::Village])
+                .find(|(s, _)| **s == g)
+                .map(|(_, l)| l.zh().to_string())
+                .unwrap_or_default(),
+            By::Category => policy.categories.iter().flat_map(|c| std::iter::once((c.code.clone(), c.name.clone())).chain(c.children.iter().map(|x| (x.code.clone(), x.name.clone())))).find(|(c, _)| c == g).map(|(_, n)| n).unwrap_or_default(),
+            By::Channel => zongzhi_protocol::case::Channel::parse(g).map(|c| c.zh().to_string()).unwrap_or_default(),
+        }
+    };
+    let row_json = |g: &str, f: &Figures, rank: Option<usize>| {
+        let level = level_of_group(g);
+        let kpis: serde_json::Map<String, Value> = q.kpis.iter().map(|k| (k.as_str().to_string(), kpi_json(*k, f, level))).collect();
+        json!({"group": g, "name": name_of(g), "counts": counts_json(f), "kpis": kpis, "rank": rank})
+    };
+    let out_rows: Vec<Value> = order.iter().map(|i| row_json(&rows[*i].0, &rows[*i].1, rank.get(i).copied())).collect();
+    let total_kpis: serde_json::Map<String, Value> = q.kpis.iter().map(|k| (k.as_str().to_string(), kpi_json(*k, &total, q.scope.level()))).collect();
+    Ok(json!({
+        "scope": q.scope.to_string(),
+        "scope_name": names.get(&q.scope.to_string()).cloned().unwrap_or_default(),
+        "period": q.period,
+        "months": q.months,
+        "by": match q.by { By::Unit => "unit", By::Level => "level", By::Subtree(Level::County) => "county", By::Subtree(Level::Township) => "township", By::Subtree(_) => "village", By::Category => "category", By::Channel => "channel" },
+        "ranked_by": rank_by.map(|k| k.as_str()),
+        "definitions": q.kpis.iter().map(|k| json!({"kpi": k.as_str(), "name": k.zh(), "definition": k.definition()})).collect::<Vec<_>>(),
+        "rows": out_rows,
+        "total": {"counts": counts_json(&total), "kpis": total_kpis},
+    }))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// The table as CSV: one row per group, counters then KPIs (value and target).
+pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
+    let mut header: Vec<String> = vec!["group".into(), "name".into(), "rank".into()];
+    header.extend(Counter::ALL.iter().map(|c| c.as_str().to_string()));
+    header.push("open_overdue".into());
+    for k in kpis {
+        header.push(k.as_str().into());
+        header.push(format!("{}_target", k.as_str()));
+    }
+    let mut out = header.join(",") + "\n";
+    let line = |group: &str, name: &str, rank: &Value, row: &Value| -> String {
+        let mut cells = vec![csv_field(group), csv_field(name), rank.as_u64().map(|r| r.to_string()).unwrap_or_default()];
+        for c in Counter::ALL {
+            cells.push(row["counts"][c.as_str()].to_string());
+        }
+        cells.push(row["counts"]["open_overdue"].to_string());
+        for k in kpis {
+            let v = &row["kpis"][k.as_str()];
+            cells.push(v["value"].as_f64().map(|x| format!("{x:.4}")).unwrap_or_default());
+            cells.push(v["target"]["value"].as_f64().map(|x| format!("{x:.4}")).unwrap_or_default());
+        }
+        cells.join(",") + "\n"
+    };
+    for r in t["rows"].as_array().into_iter().flatten() {
+        out += &line(r["group"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""), &r["rank"], r);
+    }
+    out += &line("total", t["scope_name"].as_str().unwrap_or(""), &Value::Null, &t["total"]);
+    out
+}

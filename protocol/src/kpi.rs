@@ -1,0 +1,363 @@
+//! What is measured, defined once (DOMAIN.md "What is measured").
+//!
+//! A case contributes [`Fact`]s: counter increments keyed by month (China
+//! time), unit, and the case's category and channel. They are a pure
+//! function of the folded [`CaseState`], so a node keeps them incrementally
+//! (subtract the case's old facts, add its new ones, in the same write as
+//! the case) and anyone holding the same events recomputes the same figures.
+//! KPIs are ratios of summed counters; the one figure that depends on the
+//! clock rather than on events (open cases past due) is counted at query
+//! time and passed in.
+
+use crate::case::{Channel, Rating};
+use crate::division::{DivisionCode, Level};
+use crate::policy::china_date;
+use crate::workflow::{CaseState, DeadlineKind, Status};
+
+macro_rules! counters {
+    ($($name:ident = $code:literal, $zh:literal;)+) => {
+        /// A counter kept per (month, unit, category, channel). The order is
+        /// stored (a counter's index in the value vector): append only.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Counter { $($name,)+ }
+
+        impl Counter {
+            pub const ALL: &'static [Counter] = &[$(Counter::$name,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Counter::$name => $code,)+ }
+            }
+
+            pub fn zh(self) -> &'static str {
+                match self { $(Counter::$name => $zh,)+ }
+            }
+
+            pub fn from_index(i: u8) -> Option<Counter> {
+                Counter::ALL.get(i as usize).copied()
+            }
+        }
+    };
+}
+
+counters! {
+    Received = "received", "受理";
+    RegisteredOnTime = "registered_on_time", "按时登记";
+    Routed = "routed", "分流";
+    RoutedOnTime = "routed_on_time", "按时分流";
+    SignedFor = "signed_for", "签收";
+    SignedForOnTime = "signed_for_on_time", "按时签收";
+    OnSite = "on_site", "到场";
+    OnSiteOnTime = "on_site_on_time", "按时到场";
+    Resolved = "resolved", "办结";
+    ResolvedOnTime = "resolved_on_time", "按期办结";
+    ResolvedLocally = "resolved_locally", "就地化解";
+    Escalated = "escalated", "上报";
+    Closed = "closed", "办结时限到结";
+    ClosedLate = "closed_late", "超期办结";
+    FedBack = "fed_back", "反馈";
+    FeedbackOnTime = "feedback_on_time", "按时反馈";
+    Rated = "rated", "评价";
+    Satisfied = "satisfied", "满意";
+    BasicallySatisfied = "basically_satisfied", "基本满意";
+    Unsatisfied = "unsatisfied", "不满意";
+    Rehandled = "rehandled", "重办";
+    HandlingMinutes = "handling_minutes", "办理时长(分钟)";
+    Supervised = "supervised", "督办";
+    Void = "void", "作废";
+}
+
+/// Number of counters in a value vector.
+pub const COUNTERS: usize = Counter::ALL.len();
+
+/// Counter values, indexed by `Counter as usize`.
+pub type Counts = [i64; COUNTERS];
+
+/// One counter increment a case contributes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fact {
+    /// `YYYYMM` in China time.
+    pub month: u32,
+    pub unit: DivisionCode,
+    pub counter: Counter,
+    pub value: i64,
+}
+
+/// `YYYYMM` of an instant in China time (`None` outside the supported range).
+pub fn month_of(ms: u64) -> Option<u32> {
+    let d = china_date(ms).ok()?;
+    Some(d.year() as u32 * 100 + d.month() as u32)
+}
+
+/// The facts of one case. Category and channel are the filing's and never
+/// change, so they are not repeated in each fact.
+pub fn facts(state: &CaseState) -> Vec<Fact> {
+    let mut out: Vec<Fact> = Vec::new();
+    let mut add = |ms: u64, unit: DivisionCode, counter: Counter, value: i64| {
+        if value == 0 {
+            return;
+        }
+        if let Some(month) = month_of(ms) {
+            match out.iter_mut().find(|f| f.month == month && f.unit == unit && f.counter == counter) {
+                Some(f) => f.value += value,
+                None => out.push(Fact { month, unit, counter, value }),
+            }
+        }
+    };
+    let filed = state.filed_ms;
+    let home = state.filed_by;
+    if state.status == Status::Void {
+        add(filed, home, Counter::Void, 1);
+        return finish(out);
+    }
+    add(filed, home, Counter::Received, 1);
+    let mut last_resolution_on_time = None;
+    for d in state.deadlines.iter().filter(|d| !d.cancelled) {
+        let Some(met) = d.met_ms else { continue };
+        let on_time = d.met_on_time() == Some(true);
+        let (done, timely) = match d.kind {
+            DeadlineKind::Registration => {
+                add(filed, home, Counter::RegisteredOnTime, on_time as i64);
+                continue;
+            }
+            DeadlineKind::Routing => (Counter::Routed, Counter::RoutedOnTime),
+            DeadlineKind::SignFor => (Counter::SignedFor, Counter::SignedForOnTime),
+            DeadlineKind::OnSite => (Counter::OnSite, Counter::OnSiteOnTime),
+            DeadlineKind::Feedback => (Counter::FedBack, Counter::FeedbackOnTime),
+            DeadlineKind::Resolution | DeadlineKind::Rehandle => {
+                add(met, d.unit, Counter::Closed, 1);
+                add(met, d.unit, Counter::ClosedLate, (!on_time) as i64);
+                last_resolution_on_time = Some(on_time);
+                continue;
+            }
+        };
+        add(met, d.unit, done, 1);
+        add(met, d.unit, timely, on_time as i64);
+    }
+    if let (Some(at), Some(by)) = (state.resolved_ms, state.resolved_by) {
+        add(at, by, Counter::Resolved, 1);
+        add(at, by, Counter::ResolvedOnTime, last_resolution_on_time.unwrap_or(false) as i64);
+        add(at, by, Counter::ResolvedLocally, (by == home && state.escalations == 0) as i64);
+        let received = state.filing.received_at_ms.min(filed);
+        add(at, by, Counter::HandlingMinutes, (at.saturating_sub(received) / 60_000) as i64);
+    }
+    add(filed, home, Counter::Escalated, (state.escalations > 0) as i64);
+    if let (Some(rating), Some(at)) = (state.rating, state.rated_ms) {
+        let by = state.resolved_by.unwrap_or(state.owner);
+        add(at, by, Counter::Rated, 1);
+        let c = match rating {
+            Rating::Satisfied => Counter::Satisfied,
+            Rating::Basic => Counter::BasicallySatisfied,
+            Rating::Unsatisfied => Counter::Unsatisfied,
+        };
+        add(at, by, c, 1);
+    }
+    add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
+    add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
+    finish(out)
+}
+
+fn finish(mut out: Vec<Fact>) -> Vec<Fact> {
+    out.sort();
+    out
+}
+
+/// Summed figures of some set of units, months, categories and channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    pub counts: Counts,
+    /// Open cases whose resolution clock ran out (counted at query time).
+    pub open_overdue: i64,
+}
+
+impl Default for Figures {
+    fn default() -> Self {
+        Figures { counts: [0; COUNTERS], open_overdue: 0 }
+    }
+}
+
+impl Figures {
+    pub fn get(&self, c: Counter) -> i64 {
+        self.counts[c as usize]
+    }
+
+    pub fn add(&mut self, counts: &Counts) {
+        for (a, b) in self.counts.iter_mut().zip(counts) {
+            *a += b;
+        }
+    }
+
+    pub fn add_figures(&mut self, other: &Figures) {
+        self.add(&other.counts);
+        self.open_overdue += other.open_overdue;
+    }
+}
+
+/// A target from the plan (DOMAIN.md).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Target {
+    pub value: f64,
+    /// The figure should be at least `value` (else at most).
+    pub at_least: bool,
+}
+
+macro_rules! kpis {
+    ($($name:ident = $code:literal, $zh:literal, $def:literal;)+) => {
+        /// A KPI: a ratio of counters, as DOMAIN.md defines it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Kpi { $($name,)+ }
+
+        impl Kpi {
+            pub const ALL: &'static [Kpi] = &[$(Kpi::$name,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Kpi::$name => $code,)+ }
+            }
+
+            pub fn zh(self) -> &'static str {
+                match self { $(Kpi::$name => $zh,)+ }
+            }
+
+            /// The definition every report states.
+            pub fn definition(self) -> &'static str {
+                match self { $(Kpi::$name => $def,)+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Kpi> {
+                match s { $($code => Some(Kpi::$name),)+ _ => None }
+            }
+        }
+    };
+}
+
+kpis! {
+    Satisfaction = "satisfaction", "满意率",
+        "(满意 + 基本满意) / 已评价; satisfied or basically satisfied over rated cases, by month of rating";
+    SatisfactionStrict = "satisfaction_strict", "满意率(仅满意)",
+        "满意 / 已评价; satisfied alone over rated cases";
+    ResolutionRate = "resolution_rate", "化解率",
+        "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline";
+    LocalResolution = "local_resolution", "就地化解率",
+        "首接中心未上报即办结 / 办结; resolved at the center that first accepted the case with no escalation, over all resolved";
+    RegistrationOnTime = "registration_on_time", "按时登记率",
+        "1小时内登记 / 受理; registered within the policy's registration time, over received";
+    RoutingOnTime = "routing_on_time", "按时分流率",
+        "按时分流 / 分流; routed (or signed onward) within 24 h (urgent 1 h), over routed";
+    SignForOnTime = "sign_for_on_time", "按时签收率",
+        "按时签收 / 签收; signed for within the policy's time after an escalation or dispatch";
+    OnSiteOnTime = "on_site_on_time", "紧急案件按时到场率",
+        "15分钟内到场 / 到场; urgent cases with a first on-site report within 15 minutes";
+    ResolutionOnTime = "resolution_on_time", "按期办结率",
+        "按期办结 / 办结; resolved within 7 (complex 15) working days plus approved extensions";
+    OverdueRate = "overdue_rate", "超期率",
+        "超期办结 / 办结时限到结; closed late over closed (each resolution or re-handling clock)";
+    FeedbackOnTime = "feedback_on_time", "按时反馈率",
+        "24小时内反馈 / 反馈; feedback given within 24 h of resolution";
+    AvgHandlingDays = "avg_handling_days", "平均办理时长(天)",
+        "Σ(办结时间 − 受理时间) / 办结; mean natural days from receipt to resolution";
+}
+
+impl Kpi {
+    /// The value for `f`, `None` when the denominator is zero.
+    pub fn value(self, f: &Figures) -> Option<f64> {
+        use Counter as C;
+        let ratio = |n: i64, d: i64| (d > 0).then(|| n as f64 / d as f64);
+        match self {
+            Kpi::Satisfaction => ratio(f.get(C::Satisfied) + f.get(C::BasicallySatisfied), f.get(C::Rated)),
+            Kpi::SatisfactionStrict => ratio(f.get(C::Satisfied), f.get(C::Rated)),
+            Kpi::ResolutionRate => ratio(f.get(C::Resolved), f.get(C::Resolved) + f.open_overdue),
+            Kpi::LocalResolution => ratio(f.get(C::ResolvedLocally), f.get(C::Resolved)),
+            Kpi::RegistrationOnTime => ratio(f.get(C::RegisteredOnTime), f.get(C::Received)),
+            Kpi::RoutingOnTime => ratio(f.get(C::RoutedOnTime), f.get(C::Routed)),
+            Kpi::SignForOnTime => ratio(f.get(C::SignedForOnTime), f.get(C::SignedFor)),
+            Kpi::OnSiteOnTime => ratio(f.get(C::OnSiteOnTime), f.get(C::OnSite)),
+            Kpi::ResolutionOnTime => ratio(f.get(C::ResolvedOnTime), f.get(C::Resolved)),
+            Kpi::OverdueRate => ratio(f.get(C::ClosedLate), f.get(C::Closed)),
+            Kpi::FeedbackOnTime => ratio(f.get(C::FeedbackOnTime), f.get(C::FedBack)),
+            Kpi::AvgHandlingDays => ratio(f.get(C::HandlingMinutes), f.get(C::Resolved) * 1440),
+        }
+    }
+
+    /// The plan's target for a unit at `level` (DOMAIN.md), if it sets one.
+    pub fn target(self, level: Level) -> Option<Target> {
+        let at_least = |value| Some(Target { value, at_least: true });
+        match self {
+            Kpi::Satisfaction => at_least(0.90),
+            Kpi::ResolutionRate => at_least(match level {
+                Level::City => 0.95,
+                Level::County => 0.93,
+                Level::Township | Level::Village => 0.90,
+            }),
+            Kpi::LocalResolution => at_least(0.85),
+            Kpi::RegistrationOnTime | Kpi::RoutingOnTime | Kpi::FeedbackOnTime => at_least(1.0),
+            _ => None,
+        }
+    }
+}
+
+/// Months (`YYYYMM`) of a period: `2026-10`, `2026-Q4` or `2026`.
+pub fn period_months(period: &str) -> Result<Vec<u32>, String> {
+    let bad = || format!("period {period:?}: expected YYYY-MM, YYYY-Qn or YYYY");
+    let (year, rest) = match period.split_once('-') {
+        Some((y, r)) => (y, Some(r)),
+        None => (period, None),
+    };
+    let year: u32 = year.parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(bad)?;
+    let months: Vec<u32> = match rest {
+        None => (1..=12).collect(),
+        Some(q) if q.starts_with('Q') => {
+            let n: u32 = q[1..].parse().ok().filter(|n| (1..=4).contains(n)).ok_or_else(bad)?;
+            (3 * n - 2..=3 * n).collect()
+        }
+        Some(m) => {
+            let m: u32 = m.parse().ok().filter(|m| (1..=12).contains(m)).ok_or_else(bad)?;
+            if rest.is_some_and(|r| r.len() != 2) {
+                return Err(bad());
+            }
+            vec![m]
+        }
+    };
+    Ok(months.into_iter().map(|m| year * 100 + m).collect())
+}
+
+/// The channel's index in stored keys (its place in `Channel::ALL`).
+pub fn channel_index(c: Channel) -> u8 {
+    Channel::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods() {
+        assert_eq!(period_months("2026-10").unwrap(), vec![202610]);
+        assert_eq!(period_months("2026-Q4").unwrap(), vec![202610, 202611, 202612]);
+        assert_eq!(period_months("2026").unwrap().len(), 12);
+        for bad in ["2026-13", "2026-Q5", "26", "2026-1", "x", "2026-Q"] {
+            assert!(period_months(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn month_in_china_time() {
+        // 2026-09-30 16:30 UTC is 2026-10-01 00:30 in China.
+        let ms = jiff::Timestamp::from_second(1_790_785_800).unwrap().as_millisecond() as u64;
+        assert_eq!(month_of(ms), Some(202610));
+    }
+
+    #[test]
+    fn ratios_and_targets() {
+        let mut f = Figures::default();
+        f.counts[Counter::Rated as usize] = 10;
+        f.counts[Counter::Satisfied as usize] = 7;
+        f.counts[Counter::BasicallySatisfied as usize] = 2;
+        assert_eq!(Kpi::Satisfaction.value(&f), Some(0.9));
+        assert_eq!(Kpi::SatisfactionStrict.value(&f), Some(0.7));
+        assert_eq!(Kpi::ResolutionRate.value(&f), None);
+        f.counts[Counter::Resolved as usize] = 19;
+        f.open_overdue = 1;
+        assert_eq!(Kpi::ResolutionRate.value(&f), Some(0.95));
+        assert_eq!(Kpi::ResolutionRate.target(Level::County).unwrap().value, 0.93);
+    }
+}
