@@ -116,6 +116,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Integrity(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", m),
             LedgerError::Store(e) => e.into(),
             LedgerError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"),
+            LedgerError::AlreadyDone => ApiError::new(StatusCode::CONFLICT, "exists", "already done"),
         }
     }
 }

@@ -28,6 +28,13 @@ pub struct Config {
     /// The city root key (hex). The city's own key when absent at the city.
     #[serde(default)]
     pub root_key: Option<NodeId>,
+    /// Seconds between scans for overdue cases to supervise (0: never).
+    #[serde(default = "default_supervision_interval")]
+    pub supervision_interval_secs: u64,
+}
+
+fn default_supervision_interval() -> u64 {
+    60
 }
 
 fn default_http() -> SocketAddr {

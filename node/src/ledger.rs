@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use zongzhi_protocol::case::Contact;
 use zongzhi_protocol::policy::china_date;
 use zongzhi_protocol::trust::{Trust, TrustError};
-use zongzhi_protocol::workflow::{fold, EventRef, FoldError, Rejection, Revocations};
+use zongzhi_protocol::case::SuperviseGrade;
+use zongzhi_protocol::workflow::{fold, DeadlineKind, EventRef, FoldError, Rejection, Revocations};
 use zongzhi_protocol::{
     Action, BlobHash, Body, CaseEvent, CaseState, DivisionCode, Filing, Header, Hlc, HlcClock, NodeId, NodeKey, Policy,
     Record, RecordId,
@@ -25,6 +26,9 @@ use zongzhi_protocol::{
 
 use crate::store::{meta, Batch, Store, StoreError};
 use crate::summary::CaseSummary;
+
+/// The operator name on automatic supervision notices.
+pub const AUTO_OPERATOR: &str = "自动督办";
 
 /// Most operations written in one batch.
 const MAX_GROUP: usize = 512;
@@ -45,6 +49,8 @@ pub enum LedgerError {
     Store(#[from] StoreError),
     #[error("the node is shutting down")]
     ShuttingDown,
+    #[error("already done")]
+    AlreadyDone,
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -73,6 +79,10 @@ pub enum Op {
     Attach { case: RecordId, bytes: Vec<u8>, name: String, mime: String, operator: String },
     /// Sign and store a non-case record of this node (certificate, revocation, policy).
     AppendOwn { body: Body },
+    /// An automatic supervision notice: at most once per (case, clock, grade).
+    /// The marker is written in the same batch as the notice, so a restart
+    /// or a retried scan never issues it twice.
+    AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, note: String },
     /// Store records received from elsewhere (signatures already checked).
     Ingest { records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor> },
 }
@@ -453,6 +463,19 @@ impl Writer {
                 let blob = BlobHash::of(&bytes);
                 let action = Action::Attach { blob, name, mime, size: bytes.len() as u64 };
                 self.act(policy, now, p, case, action, operator, Some((blob, bytes))).map(Outcome::Step)
+            }
+            Op::AutoSupervise { case, kind, started_ms, grade, note } => {
+                let marker = |g: SuperviseGrade| format!("{}{case}/{}/{started_ms}/{}", meta::SUPERVISED_PREFIX, kind.as_str(), g.as_str());
+                if self.shared.store.meta_get(&marker(grade))?.is_some() {
+                    return Err(LedgerError::AlreadyDone);
+                }
+                let ack = self.act(policy, now, p, case, Action::Supervise { grade, note }, AUTO_OPERATOR.into(), None)?;
+                // Lower grades are implied: a clock found far overdue earns
+                // its grade at once, not the whole ladder.
+                for g in SuperviseGrade::ALL.iter().filter(|g| **g <= grade) {
+                    p.batch.put_meta(&marker(*g), &ack.event.0);
+                }
+                Ok(Outcome::Step(ack))
             }
             Op::AppendOwn { body } => {
                 if matches!(body, Body::CaseEvent(_)) {

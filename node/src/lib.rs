@@ -23,3 +23,4 @@ pub mod stats;
 pub mod status;
 pub mod store;
 pub mod summary;
+pub mod supervisor;

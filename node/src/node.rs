@@ -166,11 +166,16 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         ),
         None => None,
     };
-    let net_tasks = if cfg.quic_listen.is_some() || parent.is_some() {
+    let supervision = (cfg.supervision_interval_secs > 0).then(|| {
+        let interval = std::time::Duration::from_secs(cfg.supervision_interval_secs);
+        tokio::spawn(crate::supervisor::run(shared_for_net.clone(), ledger.clone(), interval))
+    });
+    let mut net_tasks = if cfg.quic_listen.is_some() || parent.is_some() {
         crate::net::start(shared_for_net, ledger.clone(), cfg.quic_listen, parent).await?
     } else {
         Vec::new()
     };
+    net_tasks.extend(supervision);
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
         .with_context(|| format!("binding HTTP {}", cfg.http_listen))?;

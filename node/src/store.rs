@@ -95,6 +95,8 @@ pub mod meta {
     pub const HLC: &str = "hlc";
     /// Case number serial per year: prefix + year.
     pub const SERIAL_PREFIX: &str = "case_serial/";
+    /// Automatic supervision issued: prefix + case/clock/started/grade → notice id.
+    pub const SUPERVISED_PREFIX: &str = "supervised/";
 }
 
 pub struct Store {

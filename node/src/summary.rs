@@ -42,6 +42,9 @@ pub struct CaseSummary {
     /// what was added.
     #[serde(default)]
     pub facts: Vec<(u32, DivisionCode, u8, i64)>,
+    /// How many units have owned the case (a problem case at three).
+    #[serde(default)]
+    pub units_handled: u32,
 }
 
 impl CaseSummary {
@@ -79,6 +82,7 @@ impl CaseSummary {
                 u
             },
             blobs: state.filing.contact.iter().copied().chain(state.attachments.iter().map(|a| a.blob)).collect(),
+            units_handled: state.units_handled.len() as u32,
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
         }
     }

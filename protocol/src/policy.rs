@@ -63,6 +63,9 @@ pub struct DeadlineTable {
     pub max_extension_working_days: u32,
     /// A deadline is "due soon" once this share of its time has elapsed.
     pub due_soon_percent: u8,
+    /// Automatic supervision of an overdue clock: minutes past due after
+    /// which it earns 普通, 黄牌, 红牌 and 约谈 (in that order).
+    pub supervision_after_minutes: [u32; 4],
 }
 
 impl Default for DeadlineTable {
@@ -80,6 +83,7 @@ impl Default for DeadlineTable {
             rehandle_working_days: 7,
             max_extension_working_days: 15,
             due_soon_percent: 75,
+            supervision_after_minutes: [0, 24 * 60, 3 * 24 * 60, 7 * 24 * 60],
         }
     }
 }

@@ -121,6 +121,18 @@ pub enum DeadlineKind {
 }
 
 impl DeadlineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineKind::Registration => "registration",
+            DeadlineKind::Routing => "routing",
+            DeadlineKind::SignFor => "sign_for",
+            DeadlineKind::Resolution => "resolution",
+            DeadlineKind::Feedback => "feedback",
+            DeadlineKind::Rehandle => "rehandle",
+            DeadlineKind::OnSite => "on_site",
+        }
+    }
+
     pub fn zh(self) -> &'static str {
         match self {
             DeadlineKind::Registration => "登记",

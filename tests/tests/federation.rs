@@ -446,3 +446,59 @@ fn revocation_voids_records_above_the_cutoff_everywhere() {
     let count = |s: &serde_json::Value| s["alarms"].as_array().unwrap().iter().filter(|x| x["kind"] == "revoked_records").count();
     assert_eq!(count(&sync2), count(&sync));
 }
+
+/// Overdue cases are supervised by the owner's parent, once per clock and
+/// grade, also across a restart; a case passed between three units is
+/// supervised one level higher (提级督办).
+#[test]
+fn overdue_cases_are_supervised_automatically_once() {
+    use zongzhi_tests::{sample_case, wait_case, Hierarchy};
+    let mut h = Hierarchy::start(1);
+    let apis = ops(&h);
+    let (city, county, _town, village) = (&apis[0], &apis[1], &apis[2], &apis[3]);
+    let days_ago = |d: i64| (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * d)).to_string();
+    let auto = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["action"] == "supervise" && t["operator"] == "自动督办")
+            .map(|t| (t["unit"].as_str().unwrap().to_string(), t["details"]["grade"].as_str().unwrap_or_default().to_string()))
+            .collect()
+    };
+
+    // Received five days ago and never routed: the routing clock (24 h) is
+    // four days past due, which earns 红牌 from the township at once.
+    let mut body = sample_case("积压五天未分流的纠纷");
+    body["received_at"] = json!(days_ago(5));
+    let a = village.file_case(&body)["id"].as_str().unwrap().to_string();
+    let v = wait_case(&h.villages[0], village, &a, "the township's notice at the village", |v| v["supervision"]["grade"] == "red");
+    assert_eq!(auto(&v), vec![("330106010000".to_string(), "red".to_string())], "{}", v["timeline"]);
+
+    // Filed by the city fifteen days ago, dispatched to the county and on to
+    // the township: three units, so the city (not the county) supervises.
+    let mut body = sample_case("多次转办的积案");
+    body["received_at"] = json!(days_ago(15));
+    let b = city.file_case(&body)["id"].as_str().unwrap().to_string();
+    city.act(&b, json!({"action": "sign_for"}));
+    city.act(&b, json!({"action": "dispatch", "to": "330106000000", "requirements": "属地处置"}));
+    wait_case(&h.county, county, &b, "the dispatch at the county", |v| v["owner"] == "330106000000");
+    county.act(&b, json!({"action": "sign_for"}));
+    county.act(&b, json!({"action": "dispatch", "to": "330106010000", "requirements": "请街道办理"}));
+    let v = wait_case(&h.city, city, &b, "the raised supervision", |v| v["owner"] == "330106010000" && !auto(v).is_empty());
+    let notices = auto(&v);
+    assert!(notices.iter().all(|(unit, _)| unit == "330100000000"), "raised one level: {notices:?}");
+    let note = v["timeline"].as_array().unwrap().iter().find(|t| t["operator"] == "自动督办").unwrap()["details"]["note"].to_string();
+    assert!(note.contains("提级督办"), "{note}");
+
+    // Restarts and further scans issue nothing twice.
+    h.township.stop();
+    h.township.start();
+    h.city.stop();
+    h.city.start();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let v = village.case(&a);
+    assert_eq!(auto(&v).len(), 1, "{}", v["timeline"]);
+    let v = wait_case(&h.city, &h.city.login("operator", zongzhi_tests::OPERATOR_PASSWORD), &b, "the city after restart", |_| true);
+    assert_eq!(auto(&v), notices);
+}

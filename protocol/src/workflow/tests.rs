@@ -332,3 +332,22 @@ fn revoked_authors_events_after_the_cutoff_are_void() {
     // A cut-off at or beyond the last record changes nothing.
     assert_eq!(fold(&c.policy, &Revoked(HashMap::from([(village, 3)])), &refs).unwrap(), fold(&c.policy, &NoRevocations, &refs).unwrap());
 }
+
+proptest! {
+    /// A running clock moves Running → DueSoon → Overdue as time passes, due
+    /// soon exactly once the policy's share of its span has elapsed; a met
+    /// clock is on time exactly when met by its due time.
+    #[test]
+    fn clock_states_follow_time(start in 0u64..1_000_000_000, span in 1u64..100_000_000, t1 in 0u64..300_000_000, t2 in 0u64..300_000_000, pct in 1u8..=100) {
+        let d = Deadline { kind: DeadlineKind::Resolution, unit: "330102001000".parse().unwrap(), started_ms: start, due_ms: Some(start + span), met_ms: None, cancelled: false, error: None, extended_working_days: 0 };
+        let rank = |c: Clock| match c { Clock::Running => 0, Clock::DueSoon => 1, Clock::Overdue => 2, other => panic!("{other:?}") };
+        let (a, b) = (start + t1.min(t2), start + t1.max(t2));
+        prop_assert!(rank(d.clock(a, pct)) <= rank(d.clock(b, pct)));
+        let now = start + t1;
+        let expect = if now > start + span { Clock::Overdue } else if (t1 as u128) * 100 >= (span as u128) * pct as u128 { Clock::DueSoon } else { Clock::Running };
+        prop_assert_eq!(d.clock(now, pct), expect);
+        prop_assert_eq!(d.clock(now, pct) == Clock::Overdue, d.is_overdue(now));
+        let met = Deadline { met_ms: Some(now), ..d.clone() };
+        prop_assert_eq!(met.clock(u64::MAX, pct), if now <= start + span { Clock::MetOnTime } else { Clock::MetLate });
+    }
+}

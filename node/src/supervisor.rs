@@ -1,0 +1,110 @@
+//! The supervision worker: scans the open cases this node holds, and for
+//! each one it supervises (its owner's parent, or grandparent for a problem
+//! case; `protocol::supervision`) issues a graded notice for every clock
+//! past due, at most once per (case, clock, grade).
+
+use std::time::Duration;
+
+use zongzhi_protocol::case::SuperviseGrade;
+use zongzhi_protocol::supervision;
+use zongzhi_protocol::workflow::DeadlineKind;
+use zongzhi_protocol::{DivisionCode, RecordId};
+
+use crate::ledger::{self, Ledger, LedgerError, Op, Shared};
+
+/// One notice to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub case: RecordId,
+    pub number: String,
+    pub kind: DeadlineKind,
+    pub started_ms: u64,
+    pub grade: SuperviseGrade,
+    pub overdue_ms: u64,
+    pub raised: bool,
+}
+
+/// The notices this node owes at `now`.
+pub fn scan(shared: &Shared, now: u64) -> crate::store::Result<Vec<Due>> {
+    let policy = shared.policy();
+    let me: DivisionCode = shared.unit;
+    let mut out = Vec::new();
+    shared.store.all_summaries(|s| {
+        if !s.status.is_open() {
+            return true;
+        }
+        let units = s.units_handled.max(1) as usize;
+        if supervision::supervisor(s.owner, s.returns, units) != Some(me) {
+            return true;
+        }
+        for (kind, started_ms, due) in &s.running {
+            if now <= *due {
+                continue;
+            }
+            if let Some(grade) = supervision::grade_for(&policy, now - due) {
+                out.push(Due {
+                    case: s.id,
+                    number: s.number.clone(),
+                    kind: *kind,
+                    started_ms: *started_ms,
+                    grade,
+                    overdue_ms: now - due,
+                    raised: supervision::is_problem_case(s.returns, units),
+                });
+            }
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+fn note(d: &Due) -> String {
+    let hours = d.overdue_ms / 3_600_000;
+    let mut text = format!("{}时限已超期{}小时，{}：请立即办理并报告进展。", d.kind.zh(), hours, d.grade.zh());
+    if d.raised {
+        text = format!("提级督办（多次退回或多次转办）。{text}");
+    }
+    text
+}
+
+/// Runs one scan and issues what is owed; returns how many notices were issued.
+pub async fn run_once(shared: &Shared, ledger: &Ledger) -> usize {
+    let sh = shared.clone();
+    let due = match tokio::task::spawn_blocking(move || scan(&sh, ledger::now_ms())).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => {
+            tracing::error!("supervision scan failed: {e}");
+            return 0;
+        }
+        Err(e) => {
+            tracing::error!("supervision scan panicked: {e}");
+            return 0;
+        }
+    };
+    let mut issued = 0;
+    // One at a time: each notice's marker is stored before the next is checked.
+    for d in due {
+        let op = Op::AutoSupervise { case: d.case, kind: d.kind, started_ms: d.started_ms, grade: d.grade, note: note(&d) };
+        match ledger.step(op).await {
+            Ok(_) => {
+                issued += 1;
+                tracing::info!(case = %d.number, clock = d.kind.as_str(), grade = d.grade.as_str(), "supervision notice issued");
+            }
+            Err(LedgerError::AlreadyDone) => {}
+            // The case moved on since the scan (signed for, handed over): nothing to do.
+            Err(LedgerError::Rejected(r)) => tracing::debug!(case = %d.number, "supervision not issued: {}", r.message),
+            Err(e) => tracing::warn!(case = %d.number, "supervision not issued: {e}"),
+        }
+    }
+    issued
+}
+
+/// Scans every `interval` until the node stops.
+pub async fn run(shared: Shared, ledger: Ledger, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        run_once(&shared, &ledger).await;
+    }
+}
