@@ -179,7 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
-        .route("/api/policy", get(policy))
+        .route("/api/policy", get(policy).post(sign_policy))
         .route("/api/users", get(list_users).post(create_user))
         .route("/api/cases", get(list_cases).post(file_case))
         .route("/api/cases/{case}", get(case_detail))
@@ -208,6 +208,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/logout"),
     ("get", "/api/me"),
     ("get", "/api/policy"),
+    ("post", "/api/policy"),
     ("get", "/api/users"),
     ("post", "/api/users"),
     ("get", "/api/cases"),
@@ -338,6 +339,38 @@ async fn policy(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
         "request_types": RequestType::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
         "statuses": Status::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
     })))
+}
+
+/// The city signs a new policy version: the current one with the given
+/// deadline-table fields changed. It replicates to every node, which applies
+/// the newest version.
+async fn sign_policy(State(s): State<AppState>, headers: HeaderMap, Json(body): Json<Value>) -> ApiResult<(StatusCode, Json<Value>)> {
+    authenticate(&s, &headers, Role::Admin).await?;
+    if s.shared.trust().root() != s.node.id {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_root", "only the city center signs the policy"));
+    }
+    let current = s.policy();
+    let mut table = serde_json::to_value(&current.deadlines).map_err(|e| ApiError::internal(e.to_string()))?;
+    let Some(changes) = body.get("deadlines").and_then(Value::as_object) else {
+        return Err(ApiError::bad_request("expected {\"deadlines\": {field: value, …}}"));
+    };
+    for (k, v) in changes {
+        if table.get(k).is_none() {
+            return Err(ApiError::bad_request(format!("unknown deadline field {k:?}")));
+        }
+        table[k] = v.clone();
+    }
+    let deadlines: zongzhi_protocol::policy::DeadlineTable =
+        serde_json::from_value(table).map_err(|e| ApiError::bad_request(format!("deadlines: {e}")))?;
+    if deadlines.due_soon_percent == 0 || deadlines.due_soon_percent > 100 {
+        return Err(ApiError::bad_request("due_soon_percent must be 1 to 100"));
+    }
+    let mut next = (*current).clone();
+    next.version += 1;
+    next.deadlines = deadlines;
+    let version = next.version;
+    s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Policy(Box::new(next)) }).await?;
+    Ok((StatusCode::CREATED, Json(json!({"version": version}))))
 }
 
 // ---------- cases ----------

@@ -196,13 +196,42 @@ impl Shared {
             let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
             let added = match record.body {
                 Body::NodeCert(_) => trust.add_cert(&record),
-                _ => trust.add_revocation(&record),
+                Body::Revocation(_) => trust.add_revocation(&record),
+                _ => Ok(()),
             };
             if let Err(e) = added {
                 tracing::warn!(record = %id.fmt_short(), "stored trust record not usable: {e}");
             }
         }
         Ok(trust)
+    }
+
+    /// The newest policy the city root signed among the stored records, or
+    /// the built-in default when there is none.
+    pub fn load_policy(store: &Store, root: NodeId) -> Result<Policy> {
+        let mut best: Option<Policy> = None;
+        for id in store.trust_records()? {
+            let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("trust record {id} missing")))?;
+            let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
+            if let Body::Policy(policy) = record.body
+                && record.author == root
+                && best.as_ref().is_none_or(|b| policy.version > b.version)
+            {
+                best = Some(*policy);
+            }
+        }
+        Ok(best.unwrap_or_else(Policy::default_policy))
+    }
+
+    fn set_policy(&self, policy: Arc<Policy>) {
+        let mut guard = match self.policy.write() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if policy.version > guard.version {
+            tracing::info!(version = policy.version, "applying the city's policy");
+            *guard = policy;
+        }
     }
 }
 
@@ -237,8 +266,19 @@ struct Pending<'a> {
     trust: Option<Trust>,
     /// A revocation was added: stored records may have become void.
     revoked: bool,
+    /// A newer city policy to apply after the write.
+    policy: Option<Arc<Policy>>,
     /// Authors' chain heads as changed by this batch.
     chain_heads: HashMap<NodeId, (u64, RecordId)>,
+}
+
+impl Pending<'_> {
+    /// Keeps the newest policy seen in this batch (applied after the write).
+    fn note_policy(&mut self, policy: &Policy) {
+        if self.policy.as_ref().is_none_or(|p| policy.version > p.version) {
+            self.policy = Some(Arc::new(policy.clone()));
+        }
+    }
 }
 
 impl Writer {
@@ -292,6 +332,7 @@ impl Writer {
             base_trust: self.shared.trust(),
             trust: None,
             revoked: false,
+            policy: None,
             chain_heads: HashMap::new(),
         };
         let mut results = Vec::with_capacity(ops.len());
@@ -301,7 +342,7 @@ impl Writer {
         if results.iter().all(|r| r.is_err()) {
             return results;
         }
-        let Pending { mut batch, heads, touched, trust, revoked, .. } = p;
+        let Pending { mut batch, heads, touched, trust, revoked, policy: new_policy, .. } = p;
         for t in touched.values() {
             batch.put_summary(t.before.as_ref(), &CaseSummary::of(&t.state));
         }
@@ -310,6 +351,9 @@ impl Writer {
             Ok(()) => {
                 if let Some(t) = trust {
                     self.shared.set_trust(t);
+                }
+                if let Some(p) = new_policy {
+                    self.shared.set_policy(p);
                 }
                 self.heads = heads;
                 self.shared.feed.send_replace(self.heads.feed_seq);
@@ -494,9 +538,16 @@ impl Writer {
                 }
                 p.heads = trial;
                 put_record(p, &record);
-                if matches!(record.body, Body::NodeCert(_) | Body::Revocation(_)) {
-                    p.batch.index_trust(p.heads.feed_seq, &record.id);
-                    p.trust = Some(trust);
+                match &record.body {
+                    Body::NodeCert(_) | Body::Revocation(_) => {
+                        p.batch.index_trust(p.heads.feed_seq, &record.id);
+                        p.trust = Some(trust);
+                    }
+                    Body::Policy(policy) => {
+                        p.batch.index_trust(p.heads.feed_seq, &record.id);
+                        p.note_policy(policy);
+                    }
+                    Body::CaseEvent(_) => {}
                 }
                 Ok(Outcome::Appended(record.id))
             }
@@ -670,6 +721,10 @@ impl Writer {
                     return Ok(());
                 }
                 put_record(p, &record);
+                p.batch.index_trust(p.heads.feed_seq, &id);
+                if let Body::Policy(policy) = &record.body {
+                    p.note_policy(policy);
+                }
             }
             Body::CaseEvent(event) => {
                 if Some(event.unit) != division {
@@ -875,8 +930,7 @@ pub fn reindex(store: &Store, policy: &Policy, trust: &Trust) -> Result<usize> {
                     }
                     entry.push((seq, id));
                 }
-                Body::NodeCert(_) | Body::Revocation(_) => batch.index_trust(seq, &id),
-                Body::Policy(_) => {}
+                Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_) => batch.index_trust(seq, &id),
             }
         }
         from = last + 1;

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use zongzhi_node::accounts::{self, Role};
 use zongzhi_node::config::Config;
 use zongzhi_node::{integrity, ledger, node};
-use zongzhi_protocol::Policy;
 
 #[derive(Parser)]
 #[command(name = "zongzhi-node", version, about = "A comprehensive-governance center's node (综治中心节点)")]
@@ -157,7 +156,8 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
             let trust = zongzhi_node::ledger::Shared::load_trust(&store, node::root_key(&cfg, &key))?;
-            let n = ledger::reindex(&store, &Policy::default_policy(), &trust)?;
+            let policy = zongzhi_node::ledger::Shared::load_policy(&store, node::root_key(&cfg, &key))?;
+            let n = ledger::reindex(&store, &policy, &trust)?;
             println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
         }
         Command::BenchStore { dir, records } => {

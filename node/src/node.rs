@@ -104,12 +104,13 @@ pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
 /// Loads the shared state (policy, trust) over an open store.
 pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyhow::Result<Shared> {
     let trust = Shared::load_trust(&store, root_key(cfg, &key))?;
+    let policy = Shared::load_policy(&store, root_key(cfg, &key))?;
     let (feed, _) = tokio::sync::watch::channel(0);
     Ok(Shared {
         store,
         key,
         unit: cfg.division,
-        policy: Arc::new(RwLock::new(Arc::new(Policy::default_policy()))),
+        policy: Arc::new(RwLock::new(Arc::new(policy))),
         trust: Arc::new(RwLock::new(Arc::new(trust))),
         feed,
         sync: Default::default(),

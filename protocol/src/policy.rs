@@ -40,7 +40,7 @@ pub struct Window {
 }
 
 /// Deadlines, from DOMAIN.md unless the city sets others.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
 pub struct DeadlineTable {
     /// Registration after arrival (1 h).
     pub registration_minutes: u32,

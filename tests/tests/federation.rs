@@ -501,4 +501,25 @@ fn overdue_cases_are_supervised_automatically_once() {
     assert_eq!(auto(&v).len(), 1, "{}", v["timeline"]);
     let v = wait_case(&h.city, &h.city.login("operator", zongzhi_tests::OPERATOR_PASSWORD), &b, "the city after restart", |_| true);
     assert_eq!(auto(&v), notices);
+
+    // The city signs a new policy; every node applies the newest version.
+    let city_admin = h.city.login("admin", ADMIN_PASSWORD);
+    let (_, before) = village.get("/api/policy");
+    let (status, v) = city_admin.post("/api/policy", &json!({"deadlines": {"feedback_minutes": 720}}));
+    assert_eq!(status, 201, "{v}");
+    let version = v["version"].as_u64().unwrap();
+    assert_eq!(version, before["version"].as_u64().unwrap() + 1);
+    zongzhi_tests::wait_for("the new policy at the village", 20, || {
+        let (_, p) = village.get("/api/policy");
+        (p["version"].as_u64() == Some(version) && p["deadlines"]["feedback_minutes"] == 720).then_some(())
+    });
+    let (status, _) = h.county.login("admin", ADMIN_PASSWORD).post("/api/policy", &json!({"deadlines": {"feedback_minutes": 1}}));
+    assert_eq!(status, 403, "only the city signs the policy");
+    let (status, v) = city_admin.post("/api/policy", &json!({"deadlines": {"coffee_minutes": 5}}));
+    assert_eq!((status, v["error"]["message"].as_str().unwrap().contains("coffee_minutes")), (400, true));
+    // A restarted node keeps the newest policy.
+    h.villages[0].stop();
+    h.villages[0].start();
+    let (_, p) = h.villages[0].login("operator", zongzhi_tests::OPERATOR_PASSWORD).get("/api/policy");
+    assert_eq!(p["version"].as_u64(), Some(version));
 }
