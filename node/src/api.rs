@@ -192,6 +192,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/integrity", get(integrity_check))
         .route("/api/sync", get(sync_status))
         .route("/api/stats", get(stats_table))
+        .route("/api/reports", get(check_reports).post(sign_report))
         .route("/metrics", get(metrics))
         .route("/api/certs", get(list_certs))
         .route("/api/certs/issue", post(issue_cert))
@@ -220,6 +221,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/integrity"),
     ("get", "/api/sync"),
     ("get", "/api/stats"),
+    ("get", "/api/reports"),
+    ("post", "/api/reports"),
     ("get", "/metrics"),
     ("get", "/api/certs"),
     ("post", "/api/certs/issue"),
@@ -1138,6 +1141,39 @@ async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
             .into_response());
     }
     Ok(Json(table).into_response())
+}
+
+/// Reports of the subtree for a period, each checked against the events.
+async fn check_reports(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let query = stats_query(&s, &q)?;
+    let (store, trust) = (s.store.clone(), s.shared.trust());
+    let v = tokio::task::spawn_blocking(move || crate::report::check(&store, &trust, query.scope, &query.months))
+        .await
+        .map_err(|e| ApiError::internal(format!("report check failed: {e}")))??;
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+struct SignReportRequest {
+    /// `YYYY-MM`.
+    period: String,
+}
+
+/// Signs this center's own figures for a month (it also happens on its own
+/// after each month closes).
+async fn sign_report(State(s): State<AppState>, headers: HeaderMap, Json(req): Json<SignReportRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+    use zongzhi_protocol::kpi;
+    authenticate(&s, &headers, Role::Admin).await?;
+    let months = kpi::period_months(&req.period).map_err(ApiError::bad_request)?;
+    let [month] = months[..] else {
+        return Err(ApiError::bad_request("a report covers one month: period must be YYYY-MM"));
+    };
+    if Some(month) > kpi::month_of(ledger::now_ms()) {
+        return Err(ApiError::bad_request("that month has not begun"));
+    }
+    let (id, report) = crate::supervisor::sign_report(&s.shared, &s.ledger, month).await?;
+    Ok((StatusCode::CREATED, Json(json!({"record": id.to_string(), "report": report}))))
 }
 
 async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {

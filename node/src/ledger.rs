@@ -547,6 +547,13 @@ impl Writer {
                         p.batch.index_trust(p.heads.feed_seq, &record.id);
                         p.note_policy(policy);
                     }
+                    Body::Report(r) => {
+                        if r.unit != self.shared.unit {
+                            return Err(LedgerError::Invalid("a center reports its own unit only".into()));
+                        }
+                        p.batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &record.id);
+                        p.batch.put_meta(&crate::report::signed_marker(r.month), &record.id.0);
+                    }
                     Body::CaseEvent(_) => {}
                 }
                 Ok(Outcome::Appended(record.id))
@@ -725,6 +732,14 @@ impl Writer {
                 if let Body::Policy(policy) = &record.body {
                     p.note_policy(policy);
                 }
+            }
+            Body::Report(r) => {
+                if Some(r.unit) != division {
+                    report.rejected.push((id, format!("report for unit {} but its author is certified for another", r.unit)));
+                    return Ok(());
+                }
+                put_record(p, &record);
+                p.batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &id);
             }
             Body::CaseEvent(event) => {
                 if Some(event.unit) != division {
@@ -931,6 +946,7 @@ pub fn reindex(store: &Store, policy: &Policy, trust: &Trust) -> Result<usize> {
                     entry.push((seq, id));
                 }
                 Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_) => batch.index_trust(seq, &id),
+                Body::Report(r) => batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &id),
             }
         }
         from = last + 1;

@@ -538,6 +538,8 @@ fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cur
             (Direction::Up, _) => author_div.is_some_and(|d| sync::up_in_scope(d, shared.unit)),
             // Down: certificates, revocations and policies go everywhere.
             (Direction::Down, Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_)) => true,
+            // Reports go up to those who check them.
+            (Direction::Down, Body::Report(_)) => false,
             // What the child's subtree authored came up from there (or
             // comes again from below if a node there lost its store). A
             // revoked key's records do go down: the center that replaced

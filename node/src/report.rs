@@ -202,3 +202,74 @@ pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
     out += &line("total", t["scope_name"].as_str().unwrap_or(""), &Value::Null, &t["total"]);
     out
 }
+
+/// A unit's own counters for one month (all categories and channels).
+pub fn own_counts(store: &Store, unit: DivisionCode, month: u32) -> Result<kpi::Counts> {
+    let mut c = [0i64; kpi::COUNTERS];
+    let from = stats::key(month, stats::OWN, unit.as_u64(), 0, "");
+    let to = stats::key(month, stats::OWN, unit.as_u64() + 1, 0, "");
+    store.scan_stats(&from, &to, |_, v| {
+        for (a, b) in c.iter_mut().zip(stats::decode(v)) {
+            *a += b;
+        }
+    })?;
+    Ok(c)
+}
+
+/// Every report in `scope` for `months` (the newest per unit and month),
+/// each compared with the figures recomputed from the events this node holds.
+pub fn check(store: &Store, trust: &Trust, scope: DivisionCode, months: &[u32]) -> Result<Value> {
+    let names = unit_names(trust);
+    let mut reports = Vec::new();
+    let mut flagged = 0usize;
+    for &month in months {
+        // Keys run by unit then author seq: the last one per unit is the newest.
+        let mut newest: BTreeMap<u64, zongzhi_protocol::RecordId> = BTreeMap::new();
+        for (unit, id) in store.reports(month, scope.subtree_range())? {
+            newest.insert(unit, id);
+        }
+        for id in newest.into_values() {
+            let Some(bytes) = store.record_bytes(&id)? else { continue };
+            let Ok(record) = zongzhi_protocol::Record::decode_unverified(&bytes) else { continue };
+            let zongzhi_protocol::Body::Report(r) = &record.body else { continue };
+            let recomputed = own_counts(store, r.unit, r.month)?;
+            let discrepancies = kpi::check_report(r, &recomputed);
+            flagged += discrepancies.len();
+            reports.push(json!({
+                "unit": r.unit.to_string(),
+                "name": names.get(&r.unit.to_string()).cloned().unwrap_or_default(),
+                "month": r.month,
+                "record": id.to_string(),
+                "signed_at": zongzhi_protocol::policy::format_china(record.header.hlc.wall_ms),
+                "definitions": r.definitions,
+                "reported": counts_map(&r.figures()),
+                "ok": discrepancies.is_empty(),
+                "discrepancies": discrepancies,
+            }));
+        }
+    }
+    Ok(json!({"scope": scope.to_string(), "months": months, "reports": reports, "discrepancies": flagged}))
+}
+
+fn counts_map(c: &kpi::Counts) -> Value {
+    Value::Object(Counter::ALL.iter().filter(|k| c[**k as usize] != 0).map(|k| (k.as_str().to_string(), json!(c[*k as usize]))).collect())
+}
+
+/// Meta key marking that this node signed its report for `month`.
+pub fn signed_marker(month: u32) -> String {
+    format!("report_signed/{month}")
+}
+
+/// The month before the one `now` falls in, once the policy's grace period
+/// after its close has passed, if this node has not signed it yet.
+pub fn report_due(store: &Store, policy: &zongzhi_protocol::Policy, now: u64) -> Result<Option<u32>> {
+    let grace = policy.deadlines.report_grace_minutes as u64 * 60_000;
+    let Some(month_now) = kpi::month_of(now) else { return Ok(None) };
+    // The month `grace` ago must already be the current month, i.e. the
+    // previous month closed at least `grace` ago.
+    if kpi::month_of(now.saturating_sub(grace)) != Some(month_now) {
+        return Ok(None);
+    }
+    let prev = if month_now % 100 == 1 { (month_now / 100 - 1) * 100 + 12 } else { month_now - 1 };
+    Ok(store.meta_get(&signed_marker(prev))?.is_none().then_some(prev))
+}

@@ -53,14 +53,16 @@ const CF_SESSIONS: &str = "sessions";
 const CF_BLOBS: &str = "blobs";
 const CF_TRUST: &str = "trust";
 const CF_ALARMS: &str = "alarms";
+/// Signed monthly reports: month (u32 BE) ‖ unit (u64 BE) ‖ author seq (u64 BE) → record id.
+const CF_REPORTS: &str = "reports";
 
 const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
-    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS,
+    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS,
 ];
 
 /// Column families rebuilt by `reindex`.
-const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST];
+const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -207,6 +209,27 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Report record ids of `month` for units in `units`, oldest first per unit.
+    pub fn reports(&self, month: u32, units: std::ops::RangeInclusive<u64>) -> Result<Vec<(u64, RecordId)>> {
+        let mut out = Vec::new();
+        let mut from = month.to_be_bytes().to_vec();
+        from.extend_from_slice(&units.start().to_be_bytes());
+        self.scan_prefix(CF_REPORTS, &month.to_be_bytes(), |k, v| {
+            if k < from.as_slice() {
+                return true;
+            }
+            let unit = u64_be(&k[4..]).unwrap_or(u64::MAX);
+            if unit > *units.end() {
+                return false;
+            }
+            if let Some(id) = id_from(v) {
+                out.push((unit, id));
+            }
+            true
+        })?;
+        Ok(out)
     }
 
     /// Statistics entries with keys in `[from, to)`.
@@ -549,6 +572,13 @@ impl Batch<'_> {
         if old.is_none_or(|o| o.number != new.number) {
             self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
         }
+    }
+
+    pub fn index_report(&mut self, month: u32, unit: u64, author_seq: u64, id: &RecordId) {
+        let mut k = month.to_be_bytes().to_vec();
+        k.extend_from_slice(&unit.to_be_bytes());
+        k.extend_from_slice(&author_seq.to_be_bytes());
+        self.put(CF_REPORTS, &k, &id.0);
     }
 
     pub fn index_trust(&mut self, feed_seq: u64, id: &RecordId) {

@@ -99,6 +99,32 @@ pub async fn run_once(shared: &Shared, ledger: &Ledger) -> usize {
     issued
 }
 
+/// Signs this node's own figures for `month` as a report record.
+pub async fn sign_report(shared: &Shared, ledger: &Ledger, month: u32) -> Result<(RecordId, zongzhi_protocol::kpi::MonthlyReport), LedgerError> {
+    let sh = shared.clone();
+    let counts = tokio::task::spawn_blocking(move || crate::report::own_counts(&sh.store, sh.unit, month))
+        .await
+        .map_err(|e| LedgerError::Invalid(format!("report task failed: {e}")))??;
+    let report = zongzhi_protocol::kpi::MonthlyReport::new(shared.unit, month, &counts);
+    match ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Report(report.clone()) }).await? {
+        ledger::Outcome::Appended(id) => Ok((id, report)),
+        other => Err(LedgerError::Invalid(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// Signs last month's report once its grace period has passed.
+async fn report_if_due(shared: &Shared, ledger: &Ledger) {
+    let due = crate::report::report_due(&shared.store, &shared.policy(), ledger::now_ms());
+    match due {
+        Ok(Some(month)) => match sign_report(shared, ledger, month).await {
+            Ok((id, _)) => tracing::info!(month, record = %id.fmt_short(), "monthly report signed"),
+            Err(e) => tracing::warn!(month, "monthly report not signed: {e}"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!("report check failed: {e}"),
+    }
+}
+
 /// Scans every `interval` until the node stops.
 pub async fn run(shared: Shared, ledger: Ledger, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
@@ -106,5 +132,6 @@ pub async fn run(shared: Shared, ledger: Ledger, interval: Duration) {
     loop {
         tick.tick().await;
         run_once(&shared, &ledger).await;
+        report_if_due(&shared, &ledger).await;
     }
 }

@@ -10,6 +10,7 @@
 //! time and passed in.
 
 use crate::case::{Channel, Rating};
+use crate::codec::{Decode, Encode};
 use crate::division::{DivisionCode, Level};
 use crate::policy::china_date;
 use crate::workflow::{CaseState, DeadlineKind, Status};
@@ -293,6 +294,80 @@ impl Kpi {
             _ => None,
         }
     }
+}
+
+/// The version of the definitions above; every report names it.
+pub const DEFINITIONS: &str = "zongzhi-kpi/v1 (DOMAIN.md: satisfaction both ways, resolution, local resolution, on-time per clock, overdue = closed late / closed)";
+
+/// A center's own figures for one month, signed as a record. The city
+/// recomputes them from the events it holds and flags any difference.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
+pub struct MonthlyReport {
+    pub unit: DivisionCode,
+    /// `YYYYMM`.
+    pub month: u32,
+    /// Non-zero own-unit counters: (index in `Counter::ALL`, value).
+    pub counts: Vec<(u8, i64)>,
+    /// Which definitions the figures follow ([`DEFINITIONS`]).
+    pub definitions: String,
+}
+
+impl MonthlyReport {
+    pub fn new(unit: DivisionCode, month: u32, counts: &Counts) -> MonthlyReport {
+        MonthlyReport {
+            unit,
+            month,
+            counts: counts.iter().enumerate().filter(|(_, v)| **v != 0).map(|(i, v)| (i as u8, *v)).collect(),
+            definitions: DEFINITIONS.to_string(),
+        }
+    }
+
+    pub fn figures(&self) -> Counts {
+        let mut c = [0; COUNTERS];
+        for (i, v) in &self.counts {
+            if let Some(slot) = c.get_mut(*i as usize) {
+                *slot = *v;
+            }
+        }
+        c
+    }
+}
+
+/// One difference between a report and the recomputation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Discrepancy {
+    pub unit: DivisionCode,
+    pub month: u32,
+    /// A counter or KPI code.
+    pub figure: &'static str,
+    pub reported: f64,
+    pub recomputed: f64,
+}
+
+/// Compares a report with the figures recomputed from the events: every
+/// counter and every KPI that differs.
+pub fn check_report(report: &MonthlyReport, recomputed: &Counts) -> Vec<Discrepancy> {
+    let reported = report.figures();
+    let mut out = Vec::new();
+    let d = |figure, reported, recomputed| Discrepancy { unit: report.unit, month: report.month, figure, reported, recomputed };
+    for c in Counter::ALL {
+        let (a, b) = (reported[*c as usize], recomputed[*c as usize]);
+        if a != b {
+            out.push(d(c.as_str(), a as f64, b as f64));
+        }
+    }
+    let fr = Figures { counts: reported, open_overdue: 0 };
+    let fc = Figures { counts: *recomputed, open_overdue: 0 };
+    for k in Kpi::ALL {
+        if *k == Kpi::ResolutionRate {
+            continue; // needs the open-overdue count, which is not reported
+        }
+        let (a, b) = (k.value(&fr), k.value(&fc));
+        if a != b {
+            out.push(d(k.as_str(), a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)));
+        }
+    }
+    out
 }
 
 /// Months (`YYYYMM`) of a period: `2026-10`, `2026-Q4` or `2026`.

@@ -66,6 +66,8 @@ pub struct DeadlineTable {
     /// Automatic supervision of an overdue clock: minutes past due after
     /// which it earns 普通, 黄牌, 红牌 and 约谈 (in that order).
     pub supervision_after_minutes: [u32; 4],
+    /// Each center signs its monthly report this long after the month closes.
+    pub report_grace_minutes: u32,
 }
 
 impl Default for DeadlineTable {
@@ -84,6 +86,7 @@ impl Default for DeadlineTable {
             max_extension_working_days: 15,
             due_soon_percent: 75,
             supervision_after_minutes: [0, 24 * 60, 3 * 24 * 60, 7 * 24 * 60],
+            report_grace_minutes: 3 * 24 * 60,
         }
     }
 }

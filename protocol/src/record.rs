@@ -17,6 +17,7 @@ use crate::cert::{NodeCert, Revocation};
 use crate::codec::{self, CodecError, Decode, Encode};
 use crate::hlc::Hlc;
 use crate::identity::{KeyError, NodeId, NodeKey};
+use crate::kpi::MonthlyReport;
 use crate::policy::Policy;
 
 /// The only record format version this code reads and writes.
@@ -82,6 +83,7 @@ pub enum RecordKind {
     NodeCert = 2,
     Revocation = 3,
     Policy = 4,
+    Report = 5,
 }
 
 impl RecordKind {
@@ -91,6 +93,7 @@ impl RecordKind {
             2 => RecordKind::NodeCert,
             3 => RecordKind::Revocation,
             4 => RecordKind::Policy,
+            5 => RecordKind::Report,
             other => return Err(RecordError::UnknownKind(other)),
         })
     }
@@ -101,6 +104,7 @@ impl RecordKind {
             RecordKind::NodeCert => "node_cert",
             RecordKind::Revocation => "revocation",
             RecordKind::Policy => "policy",
+            RecordKind::Report => "report",
         }
     }
 }
@@ -136,6 +140,8 @@ pub enum Body {
     NodeCert(NodeCert),
     Revocation(Revocation),
     Policy(Box<Policy>),
+    /// A center's signed monthly figures.
+    Report(MonthlyReport),
 }
 
 impl Body {
@@ -145,6 +151,7 @@ impl Body {
             Body::NodeCert(_) => RecordKind::NodeCert,
             Body::Revocation(_) => RecordKind::Revocation,
             Body::Policy(_) => RecordKind::Policy,
+            Body::Report(_) => RecordKind::Report,
         }
     }
 
@@ -155,6 +162,7 @@ impl Body {
             Body::NodeCert(b) => codec::encode_into(b, &mut out),
             Body::Revocation(b) => codec::encode_into(b, &mut out),
             Body::Policy(b) => codec::encode_into(b.as_ref(), &mut out),
+            Body::Report(b) => codec::encode_into(b, &mut out),
         }
         out
     }
@@ -167,6 +175,7 @@ impl Body {
             RecordKind::NodeCert => Body::NodeCert(codec::decode(rest, MAX_RECORD_BYTES)?),
             RecordKind::Revocation => Body::Revocation(codec::decode(rest, MAX_RECORD_BYTES)?),
             RecordKind::Policy => Body::Policy(Box::new(codec::decode(rest, MAX_RECORD_BYTES)?)),
+            RecordKind::Report => Body::Report(codec::decode(rest, MAX_RECORD_BYTES)?),
         };
         Ok((header, body))
     }

@@ -523,3 +523,78 @@ fn overdue_cases_are_supervised_automatically_once() {
     let (_, p) = h.villages[0].login("operator", zongzhi_tests::OPERATOR_PASSWORD).get("/api/policy");
     assert_eq!(p["version"].as_u64(), Some(version));
 }
+
+/// A village signs its monthly figures; the city checks the report against
+/// the events it holds. A falsified report (signed with the village's real
+/// key, figures changed) is flagged with the unit, figure, reported and
+/// recomputed values.
+#[test]
+fn falsified_monthly_report_is_flagged_at_the_city() {
+    use zongzhi_tests::{sample_case, wait_for, Hierarchy};
+    let mut h = Hierarchy::start(1);
+    let apis = ops(&h);
+    let (city, village) = (&apis[0], &apis[3]);
+    for title in ["噪音纠纷", "物业纠纷"] {
+        let id = village.file_case(&sample_case(title))["id"].as_str().unwrap().to_string();
+        village.act(&id, json!({"action": "sign_for"}));
+        village.act(&id, json!({"action": "resolve", "public_reply": "已调解"}));
+    }
+    let month = zongzhi_protocol::kpi::month_of(zongzhi_node::ledger::now_ms()).unwrap();
+    let period = format!("{}-{:02}", month / 100, month % 100);
+    let (status, v) = h.villages[0].login("admin", ADMIN_PASSWORD).post("/api/reports", &json!({"period": period}));
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["report"]["unit"], "330106010001");
+    let reports = |api: &zongzhi_tests::Api| {
+        let (status, v) = api.get(&format!("/api/reports?period={period}"));
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let ok = wait_for("the village's report at the city", 20, || {
+        let v = reports(city);
+        v["reports"].as_array().unwrap().iter().find(|r| r["unit"] == "330106010001").cloned()
+    });
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["reported"]["received"], 2);
+    assert_eq!(ok["reported"]["resolved_locally"], 2);
+
+    // Falsify: the village's own key signs a report that claims more cases.
+    h.villages[0].stop();
+    {
+        use zongzhi_node::{config::Config, ledger::Op, ledger::Writer, node};
+        let cfg = Config::load(&h.villages[0].config).unwrap();
+        let key = std::sync::Arc::new(node::load_key(&cfg).unwrap());
+        let store = node::open_store(&cfg, &key).unwrap();
+        let mut w = Writer::new(node::shared_state(&cfg, store, key).unwrap()).unwrap();
+        let mut counts = zongzhi_node::report::own_counts(&w.shared().store, cfg.division, month).unwrap();
+        counts[zongzhi_protocol::kpi::Counter::Received as usize] += 5;
+        counts[zongzhi_protocol::kpi::Counter::Satisfied as usize] += 5;
+        counts[zongzhi_protocol::kpi::Counter::Rated as usize] += 5;
+        let report = zongzhi_protocol::kpi::MonthlyReport::new(cfg.division, month, &counts);
+        w.run(Op::AppendOwn { body: zongzhi_protocol::Body::Report(report) }).unwrap();
+    }
+    h.villages[0].start();
+    let flagged = wait_for("the falsified report at the city", 20, || {
+        let v = reports(city);
+        v["reports"].as_array().unwrap().iter().find(|r| r["unit"] == "330106010001" && r["ok"] == false).cloned()
+    });
+    let d: Vec<(String, f64, f64)> = flagged["discrepancies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["figure"].as_str().unwrap().to_string(), d["reported"].as_f64().unwrap_or(f64::NAN), d["recomputed"].as_f64().unwrap_or(f64::NAN)))
+        .collect();
+    assert!(d.contains(&("received".to_string(), 7.0, 2.0)), "{d:?}");
+    assert!(d.contains(&("rated".to_string(), 5.0, 0.0)), "{d:?}");
+    assert!(d.iter().any(|(f, _, _)| f == "registration_on_time"), "KPIs derived from false counts differ too: {d:?}");
+    // The CLI reports the discrepancy and exits non-zero.
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("s.json");
+    let run = |args: &[&str]| {
+        std::process::Command::new(zongzhi_tests::bin("zongzhi")).args(args).env("ZONGZHI_NODE", h.city.url()).env("ZONGZHI_SESSION", &session).output().unwrap()
+    };
+    assert!(run(&["login", "--user", "viewer", "--password", zongzhi_tests::VIEWER_PASSWORD]).status.success());
+    let out = run(&["reports", "check", "--period", &period]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("不一致") && text.contains("received") && text.contains("330106010001"), "{text}");
+}

@@ -235,6 +235,11 @@ enum Command {
         #[arg(long)]
         exit_after_seed: bool,
     },
+    /// Signed monthly reports.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
     /// Replication.
     Sync {
         #[command(subcommand)]
@@ -262,6 +267,24 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Sign this center's own figures for a month (admin).
+    Sign {
+        /// YYYY-MM.
+        #[arg(long)]
+        period: String,
+    },
+    /// Compare every report in the subtree with the figures recomputed from the events.
+    Check {
+        /// 2026-10, 2026-Q4 or 2026 (default: this month).
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long)]
+        scope: Option<String>,
     },
 }
 
@@ -758,6 +781,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return print(&v);
             }
             print_stats(&v);
+        }
+        Command::Reports { command: ReportsCommand::Sign { period } } => {
+            c.require_login()?;
+            let v = c.post("/api/reports", &json!({"period": period}))?;
+            if as_json {
+                return print(&v);
+            }
+            println!("signed report {} for {} {}", s(&v["record"]), s(&v["report"]["unit"]), s(&v["report"]["month"]));
+        }
+        Command::Reports { command: ReportsCommand::Check { period, scope } } => {
+            c.require_login()?;
+            let mut q: Vec<(&str, String)> = Vec::new();
+            if let Some(p) = period {
+                q.push(("period", p));
+            }
+            if let Some(sc) = scope {
+                q.push(("scope", sc));
+            }
+            let v = c.get_query("/api/reports", &q)?;
+            if as_json {
+                return print(&v);
+            }
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for r in v["reports"].as_array().into_iter().flatten() {
+                if r["ok"] == json!(true) {
+                    rows.push(vec![s(&r["unit"]), s(&r["name"]), s(&r["month"]), short_time(&r["signed_at"]), "一致".into(), String::new(), String::new(), String::new()]);
+                }
+                for d in r["discrepancies"].as_array().into_iter().flatten() {
+                    rows.push(vec![s(&r["unit"]), s(&r["name"]), s(&r["month"]), short_time(&r["signed_at"]), "不一致".into(), s(&d["figure"]), s(&d["reported"]), s(&d["recomputed"])]);
+                }
+            }
+            print!("{}", table::render(&["单位", "名称", "月份", "签署时间", "核对", "指标", "上报值", "重算值"], &rows));
+            println!("{} reports, {} discrepancies", v["reports"].as_array().map(Vec::len).unwrap_or(0), s(&v["discrepancies"]));
+            if v["discrepancies"].as_u64().unwrap_or(0) > 0 {
+                std::process::exit(3);
+            }
         }
         Command::Sync { command: SyncCommand::Status } => {
             c.require_login()?;
