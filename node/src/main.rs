@@ -56,6 +56,20 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         records: u64,
     },
+    /// Statistics benchmark on a scratch store (prints JSON).
+    #[command(hide = true)]
+    BenchStats {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3000)]
+        units: usize,
+        #[arg(long, default_value_t = 24)]
+        months: u32,
+        #[arg(long, default_value_t = 30)]
+        categories: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
     /// Check every stored record's hash and signature and this node's chain.
     Verify {
         #[arg(long, short)]
@@ -159,6 +173,10 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let policy = zongzhi_node::ledger::Shared::load_policy(&store, node::root_key(&cfg, &key))?;
             let n = ledger::reindex(&store, &policy, &trust)?;
             println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
+        }
+        Command::BenchStats { dir, units, months, categories, queries } => {
+            let v = zongzhi_node::stats::bench(&dir, units, months, categories, queries)?;
+            println!("{v}");
         }
         Command::BenchStore { dir, records } => {
             let store = zongzhi_node::store::Store::open(&dir)?;

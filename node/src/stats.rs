@@ -195,3 +195,127 @@ pub fn rollup(store: &crate::store::Store, scope: DivisionCode, months: &[u32], 
     }
     Ok(out)
 }
+
+/// The statistics benchmark: a city's store holding `units` units × `months`
+/// months × `categories` categories; roll-ups by county for a quarter and by
+/// unit for one county's quarter (p50/p99 over `queries` runs each); and
+/// the per-event cost of keeping statistics (deltas and merges added to the
+/// event's write batch). Prints JSON.
+pub fn bench(dir: &std::path::Path, units: usize, months: u32, categories: usize, queries: usize) -> crate::store::Result<serde_json::Value> {
+    use std::time::Instant;
+    use zongzhi_protocol::kpi::Counter;
+    let store = crate::store::Store::open(dir)?;
+    // A city, 12 counties, 10 townships each, the rest villages spread evenly.
+    let city: DivisionCode = DivisionCode::new(330_100_000_000).map_err(|e| crate::store::StoreError::Corrupt { cf: "stats", detail: e.to_string() })?;
+    let counties: Vec<DivisionCode> = (1..=12).filter_map(|c| DivisionCode::new(330_100_000_000 + c * 1_000_000).ok()).collect();
+    let townships: Vec<DivisionCode> = counties.iter().flat_map(|c| (1..=10).filter_map(move |t| DivisionCode::new(c.as_u64() + t * 1_000).ok())).collect();
+    let villages_needed = units.saturating_sub(1 + counties.len() + townships.len());
+    let per_town = villages_needed.div_ceil(townships.len());
+    let villages: Vec<DivisionCode> =
+        townships.iter().flat_map(|t| (1..=per_town as u64).filter_map(move |v| DivisionCode::new(t.as_u64() + v).ok())).take(villages_needed).collect();
+    let all: Vec<DivisionCode> = std::iter::once(city).chain(counties.iter().copied()).chain(townships.iter().copied()).chain(villages.iter().copied()).collect();
+    let cats: Vec<String> = (0..categories).map(|i| format!("{:02}{:02}", 1 + i / 5, 1 + i % 5)).collect();
+    let month_list: Vec<u32> = (0..months).map(|i| 202501 + (i / 12) * 100 + i % 12).collect();
+    // Load: one fact set per (unit, month, category), written as the events
+    // would write it (own key + subtree keys of the unit and its ancestors).
+    let t = Instant::now();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut keys_written = 0usize;
+    for &m in &month_list {
+        let mut b = store.batch();
+        for u in &all {
+            for cat in &cats {
+                let received = 1 + rnd(20) as i64;
+                let resolved = received - rnd(received as u64) as i64;
+                let facts = [
+                    Fact { month: m, unit: *u, counter: Counter::Received, value: received },
+                    Fact { month: m, unit: *u, counter: Counter::Resolved, value: resolved },
+                    Fact { month: m, unit: *u, counter: Counter::ResolvedOnTime, value: resolved - rnd(2) as i64 },
+                    Fact { month: m, unit: *u, counter: Counter::Rated, value: resolved },
+                    Fact { month: m, unit: *u, counter: Counter::Satisfied, value: resolved - rnd(3) as i64 },
+                ];
+                let channel = Channel::ALL[rnd(Channel::ALL.len() as u64) as usize];
+                for (k, d) in deltas(cat, channel, &[], &facts) {
+                    b.merge_stats(&k, &d);
+                    keys_written += 1;
+                }
+            }
+            if b.len() > 50_000 {
+                store.commit(std::mem::replace(&mut b, store.batch()))?;
+            }
+        }
+        store.commit(b)?;
+    }
+    store.compact_stats();
+    let load_s = t.elapsed().as_secs_f64();
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let quarters: Vec<Vec<u32>> = month_list.chunks(3).map(|c| c.to_vec()).collect();
+    let mut by_county = Vec::with_capacity(queries);
+    let mut rows = 0;
+    for i in 0..queries {
+        let q = &quarters[i % quarters.len()];
+        let t = Instant::now();
+        let r = rollup(&store, city, q, By::Subtree(Level::County))?;
+        by_county.push(t.elapsed().as_secs_f64() * 1000.0);
+        rows = r.len();
+    }
+    let mut by_unit = Vec::with_capacity(queries);
+    let mut unit_rows = 0;
+    for i in 0..queries {
+        let q = &quarters[i % quarters.len()];
+        let t = Instant::now();
+        let r = rollup(&store, counties[i % counties.len()], q, By::Unit)?;
+        by_unit.push(t.elapsed().as_secs_f64() * 1000.0);
+        unit_rows = r.len();
+    }
+    // Per-event cost: a case resolved (its facts change), as the writer does it.
+    let village = villages.first().copied().unwrap_or(city);
+    let old = vec![Fact { month: 202610, unit: village, counter: Counter::Received, value: 1 }];
+    let new = vec![
+        Fact { month: 202610, unit: village, counter: Counter::Received, value: 1 },
+        Fact { month: 202610, unit: village, counter: Counter::Resolved, value: 1 },
+        Fact { month: 202610, unit: village, counter: Counter::ResolvedOnTime, value: 1 },
+        Fact { month: 202610, unit: village, counter: Counter::ResolvedLocally, value: 1 },
+        Fact { month: 202610, unit: village, counter: Counter::Closed, value: 1 },
+        Fact { month: 202610, unit: village, counter: Counter::HandlingMinutes, value: 2_880 },
+    ];
+    let events = 200_000usize;
+    let payload = vec![0xA5u8; 500];
+    let time_batches = |with_stats: bool| -> crate::store::Result<f64> {
+        let t = Instant::now();
+        let mut n = 0usize;
+        while n < events {
+            let mut b = store.batch();
+            for _ in 0..256 {
+                n += 1;
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(n as u64 + if with_stats { 1 << 40 } else { 0 }).to_be_bytes());
+                b.put_meta(&format!("bench/{}", hex::encode(&id[..8])), &payload);
+                if with_stats {
+                    for (k, d) in deltas("0202", Channel::Phone, &old, &new) {
+                        b.merge_stats(&k, &d);
+                    }
+                }
+            }
+            store.commit(b)?;
+        }
+        Ok(t.elapsed().as_secs_f64() / events as f64 * 1e6)
+    };
+    let without = time_batches(false)?;
+    let with = time_batches(true)?;
+    Ok(serde_json::json!({
+        "units": all.len(), "months": months, "categories": categories, "stat_keys_written": keys_written, "load_s": load_s,
+        "by_county_quarter_ms": {"p50": pct(&mut by_county.clone(), 0.5), "p99": pct(&mut by_county, 0.99), "rows": rows},
+        "by_unit_county_quarter_ms": {"p50": pct(&mut by_unit.clone(), 0.5), "p99": pct(&mut by_unit, 0.99), "rows": unit_rows},
+        "per_event_us": {"without_stats": without, "with_stats": with, "statistics": with - without, "merges_per_event": deltas("0202", Channel::Phone, &old, &new).len()},
+    }))
+}

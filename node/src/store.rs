@@ -232,6 +232,11 @@ impl Store {
         Ok(out)
     }
 
+    /// Compacts the statistics column family (benchmarks).
+    pub fn compact_stats(&self) {
+        self.db.compact_range_cf(self.cf(CF_STATS), None::<&[u8]>, None::<&[u8]>);
+    }
+
     /// Statistics entries with keys in `[from, to)`.
     pub fn scan_stats(&self, from: &[u8], to: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
         let mut ro = rocksdb::ReadOptions::default();
@@ -565,13 +570,26 @@ impl Batch<'_> {
         let new_facts = new.facts();
         if old_facts != new_facts {
             for (k, d) in crate::stats::deltas(&new.category, new.channel, &old_facts, &new_facts) {
-                self.inner.merge_cf(self.store.cf(CF_STATS), &k, crate::stats::encode(&d));
+                self.merge_stats(&k, &d);
             }
         }
         // A case's number is fixed at filing.
         if old.is_none_or(|o| o.number != new.number) {
             self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
         }
+    }
+
+    /// Adds `counts` to a statistics key (merge operator).
+    pub fn merge_stats(&mut self, key: &[u8], counts: &zongzhi_protocol::kpi::Counts) {
+        self.inner.merge_cf(self.store.cf(CF_STATS), key, crate::stats::encode(counts));
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
     }
 
     pub fn index_report(&mut self, month: u32, unit: u64, author_seq: u64, id: &RecordId) {

@@ -461,3 +461,37 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The statistics benchmark, run by the node binary on a scratch store.
+pub fn stats(units: usize, months: u32, categories: usize) -> anyhow::Result<()> {
+    let bin = node_binary(None)?;
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(&bin)
+        .args(["bench-stats", "--units", &units.to_string(), "--months", &months.to_string(), "--categories", &categories.to_string(), "--dir"])
+        .arg(dir.path().join("stats"))
+        .output()?;
+    if !out.status.success() {
+        bail!("bench-stats failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-stats output")?;
+    println!(
+        "statistics of {} units × {} months × {} categories: {} counter keys merged, loaded and compacted in {:.1} s",
+        v["units"], v["months"], v["categories"], v["stat_keys_written"], v["load_s"].as_f64().unwrap_or(0.0)
+    );
+    let q = &v["by_county_quarter_ms"];
+    println!(
+        "  roll-up by county, whole city, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms  (target p99 ≤ 50 ms)",
+        q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0)
+    );
+    let q = &v["by_unit_county_quarter_ms"];
+    println!(
+        "  roll-up by unit, one county, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms",
+        q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0)
+    );
+    let e = &v["per_event_us"];
+    println!(
+        "  per event (a case resolved: {} counter merges): {:.2} µs with statistics vs {:.2} µs without = {:.2} µs for statistics",
+        e["merges_per_event"], e["with_stats"].as_f64().unwrap_or(0.0), e["without_stats"].as_f64().unwrap_or(0.0), e["statistics"].as_f64().unwrap_or(0.0)
+    );
+    Ok(())
+}

@@ -306,6 +306,15 @@ enum BenchCommand {
         #[arg(long)]
         node_bin: Option<PathBuf>,
     },
+    /// Statistics: roll-ups over a city of 3,000 units × 24 months × 30 categories, and the per-event cost.
+    Stats {
+        #[arg(long, default_value_t = 3000)]
+        units: usize,
+        #[arg(long, default_value_t = 24)]
+        months: u32,
+        #[arg(long, default_value_t = 30)]
+        categories: usize,
+    },
     /// Replication between real nodes over QUIC (four levels).
     Sync {
         #[arg(long, default_value_t = 100_000)]
@@ -856,6 +865,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin)?,
             BenchCommand::Verify { records } => bench::verify(records)?,
             BenchCommand::Sync { records, escalations } => bench::sync(records, escalations)?,
+            BenchCommand::Stats { units, months, categories } => bench::stats(units, months, categories)?,
         },
     }
     Ok(())
