@@ -36,12 +36,37 @@ fn group_of(by: By, s: &CaseSummary) -> Option<String> {
     })
 }
 
-/// Open cases in `scope` whose resolution (or re-handling) clock ran out
-/// before `now`, with the due month in `months`: per group, and in total.
-fn open_overdue(store: &Store, q: &Query, now: u64) -> Result<(HashMap<String, i64>, i64)> {
+/// Per group and in total: open cases in `scope` whose resolution (or
+/// re-handling) clock ran out before `now` with the due month in `months`;
+/// and cases filed in scope in `months` that repeat an earlier complaint.
+struct QueryTime {
+    overdue: HashMap<String, i64>,
+    overdue_total: i64,
+    repeats: HashMap<String, i64>,
+    repeats_total: i64,
+}
+
+fn query_time(store: &Store, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<QueryTime> {
     let mut per: HashMap<String, i64> = HashMap::new();
     let mut total = 0;
+    // (contact, category) → filing times, and the candidate repeats.
+    let mut seen: HashMap<(zongzhi_protocol::BlobHash, String), Vec<u64>> = HashMap::new();
+    let mut candidates: Vec<(zongzhi_protocol::BlobHash, String, u64, Option<String>)> = Vec::new();
     store.all_summaries(|s| {
+        if let Some(contact) = s.contact
+            && s.status != zongzhi_protocol::Status::Void
+        {
+            seen.entry((contact, s.category.clone())).or_default().push(s.filed_ms);
+            if q.scope.contains(s.filed_by) && kpi::month_of(s.filed_ms).is_some_and(|m| q.months.contains(&m)) {
+                let group = match q.by {
+                    By::Unit => Some(s.filed_by.to_string()),
+                    By::Level => Some(s.filed_by.level().as_str().to_string()),
+                    By::Subtree(level) => s.filed_by.lineage().into_iter().find(|u| u.level() == level).map(|u| u.to_string()),
+                    _ => group_of(q.by, &s),
+                };
+                candidates.push((contact, s.category.clone(), s.filed_ms, group));
+            }
+        }
         if s.status.is_open() && q.scope.contains(s.owner) {
             let late = s.running.iter().any(|(kind, _, due)| {
                 matches!(kind, DeadlineKind::Resolution | DeadlineKind::Rehandle)
@@ -57,7 +82,19 @@ fn open_overdue(store: &Store, q: &Query, now: u64) -> Result<(HashMap<String, i
         }
         true
     })?;
-    Ok((per, total))
+    let window = policy.deadlines.repeat_window_days as u64 * 86_400_000;
+    let mut repeats: HashMap<String, i64> = HashMap::new();
+    let mut repeats_total = 0;
+    for (contact, category, filed, group) in candidates {
+        let earlier = seen.get(&(contact, category)).is_some_and(|times| times.iter().any(|t| *t < filed && filed - t <= window));
+        if earlier {
+            repeats_total += 1;
+            if let Some(g) = group {
+                *repeats.entry(g).or_default() += 1;
+            }
+        }
+    }
+    Ok(QueryTime { overdue: per, overdue_total: total, repeats, repeats_total })
 }
 
 fn kpi_json(k: Kpi, f: &Figures, level: Level) -> Value {
@@ -76,6 +113,7 @@ fn counts_json(f: &Figures) -> Value {
         m.insert(c.as_str().into(), json!(f.get(*c)));
     }
     m.insert("open_overdue".into(), json!(f.open_overdue));
+    m.insert("repeats".into(), json!(f.repeats));
     Value::Object(m)
 }
 
@@ -88,12 +126,13 @@ fn unit_names(trust: &Trust) -> HashMap<String, String> {
 pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<Value> {
     let groups = stats::rollup(store, q.scope, &q.months, q.by)?;
     let totals = stats::rollup(store, q.scope, &q.months, By::Subtree(q.scope.level()))?;
-    let (overdue, overdue_total) = open_overdue(store, q, now)?;
+    let qt = query_time(store, policy, q, now)?;
+    let (overdue, overdue_total) = (&qt.overdue, qt.overdue_total);
     let names = unit_names(trust);
     let mut rows: Vec<(String, Figures)> = Vec::new();
     let mut keys: Vec<String> = groups.keys().cloned().collect();
-    for g in overdue.keys() {
-        if !groups.contains_key(g) {
+    for g in overdue.keys().chain(qt.repeats.keys()) {
+        if !groups.contains_key(g) && !keys.contains(g) {
             keys.push(g.clone());
         }
     }
@@ -104,6 +143,7 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
             f.add(c);
         }
         f.open_overdue = overdue.get(&g).copied().unwrap_or(0);
+        f.repeats = qt.repeats.get(&g).copied().unwrap_or(0);
         rows.push((g, f));
     }
     let mut total = Figures::default();
@@ -111,11 +151,12 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
         total.add(c);
     }
     total.open_overdue = overdue_total;
+    total.repeats = qt.repeats_total;
     // Rank by the first KPI (best first; rows without a value last).
     let rank_by = q.kpis.first().copied();
     let mut order: Vec<usize> = (0..rows.len()).collect();
     if let Some(k) = rank_by {
-        let better_high = k.target(Level::Village).is_none_or(|t| t.at_least) && k != Kpi::OverdueRate && k != Kpi::AvgHandlingDays;
+        let better_high = !matches!(k, Kpi::OverdueRate | Kpi::AvgHandlingDays | Kpi::RepeatRate);
         order.sort_by(|a, b| {
             let (va, vb) = (k.value(&rows[*a].1), k.value(&rows[*b].1));
             match (va, vb) {
@@ -178,6 +219,7 @@ pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
     let mut header: Vec<String> = vec!["group".into(), "name".into(), "rank".into()];
     header.extend(Counter::ALL.iter().map(|c| c.as_str().to_string()));
     header.push("open_overdue".into());
+    header.push("repeats".into());
     for k in kpis {
         header.push(k.as_str().into());
         header.push(format!("{}_target", k.as_str()));
@@ -189,6 +231,7 @@ pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
             cells.push(row["counts"][c.as_str()].to_string());
         }
         cells.push(row["counts"]["open_overdue"].to_string());
+        cells.push(row["counts"]["repeats"].to_string());
         for k in kpis {
             let v = &row["kpis"][k.as_str()];
             cells.push(v["value"].as_f64().map(|x| format!("{x:.4}")).unwrap_or_default());

@@ -45,6 +45,9 @@ pub struct CaseSummary {
     /// How many units have owned the case (a problem case at three).
     #[serde(default)]
     pub units_handled: u32,
+    /// The complainant's contact blob hash (repeat complaints).
+    #[serde(default)]
+    pub contact: Option<zongzhi_protocol::BlobHash>,
 }
 
 impl CaseSummary {
@@ -83,6 +86,7 @@ impl CaseSummary {
             },
             blobs: state.filing.contact.iter().copied().chain(state.attachments.iter().map(|a| a.blob)).collect(),
             units_handled: state.units_handled.len() as u32,
+            contact: state.filing.contact,
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
         }
     }

@@ -169,11 +169,15 @@ pub struct Figures {
     pub counts: Counts,
     /// Open cases whose resolution clock ran out (counted at query time).
     pub open_overdue: i64,
+    /// Cases received that repeat an earlier complaint of the same
+    /// complainant and leaf category within the policy's window (counted at
+    /// query time from contact hashes; no personal data needed).
+    pub repeats: i64,
 }
 
 impl Default for Figures {
     fn default() -> Self {
-        Figures { counts: [0; COUNTERS], open_overdue: 0 }
+        Figures { counts: [0; COUNTERS], open_overdue: 0, repeats: 0 }
     }
 }
 
@@ -191,6 +195,7 @@ impl Figures {
     pub fn add_figures(&mut self, other: &Figures) {
         self.add(&other.counts);
         self.open_overdue += other.open_overdue;
+        self.repeats += other.repeats;
     }
 }
 
@@ -256,6 +261,8 @@ kpis! {
         "24小时内反馈 / 反馈; feedback given within 24 h of resolution";
     AvgHandlingDays = "avg_handling_days", "平均办理时长(天)",
         "Σ(办结时间 − 受理时间) / 办结; mean natural days from receipt to resolution";
+    RepeatRate = "repeat_rate", "重复投诉率",
+        "重复投诉 / 受理; cases whose complainant (contact hash) filed in the same leaf category within the policy's window (180 days) before, over received";
 }
 
 impl Kpi {
@@ -276,6 +283,7 @@ impl Kpi {
             Kpi::OverdueRate => ratio(f.get(C::ClosedLate), f.get(C::Closed)),
             Kpi::FeedbackOnTime => ratio(f.get(C::FeedbackOnTime), f.get(C::FedBack)),
             Kpi::AvgHandlingDays => ratio(f.get(C::HandlingMinutes), f.get(C::Resolved) * 1440),
+            Kpi::RepeatRate => ratio(f.repeats, f.get(C::Received)),
         }
     }
 
@@ -356,11 +364,11 @@ pub fn check_report(report: &MonthlyReport, recomputed: &Counts) -> Vec<Discrepa
             out.push(d(c.as_str(), a as f64, b as f64));
         }
     }
-    let fr = Figures { counts: reported, open_overdue: 0 };
-    let fc = Figures { counts: *recomputed, open_overdue: 0 };
+    let fr = Figures { counts: reported, ..Figures::default() };
+    let fc = Figures { counts: *recomputed, ..Figures::default() };
     for k in Kpi::ALL {
-        if *k == Kpi::ResolutionRate {
-            continue; // needs the open-overdue count, which is not reported
+        if matches!(k, Kpi::ResolutionRate | Kpi::RepeatRate) {
+            continue; // need query-time counts, which a report does not carry
         }
         let (a, b) = (k.value(&fr), k.value(&fc));
         if a != b {

@@ -68,6 +68,9 @@ pub struct DeadlineTable {
     pub supervision_after_minutes: [u32; 4],
     /// Each center signs its monthly report this long after the month closes.
     pub report_grace_minutes: u32,
+    /// A complaint is a repeat when the same complainant (contact hash) filed
+    /// one in the same leaf category within this many days before.
+    pub repeat_window_days: u32,
 }
 
 impl Default for DeadlineTable {
@@ -87,6 +90,7 @@ impl Default for DeadlineTable {
             due_soon_percent: 75,
             supervision_after_minutes: [0, 24 * 60, 3 * 24 * 60, 7 * 24 * 60],
             report_grace_minutes: 3 * 24 * 60,
+            repeat_window_days: 180,
         }
     }
 }

@@ -118,5 +118,12 @@ fn operator_takes_a_case_through_the_cli() {
     assert!(cli.fails(&["stats", "--period", "2026-13"]).contains("period"));
     assert!(cli.fails(&["stats", "--kpi", "happiness"]).contains("unknown KPI"));
     assert!(cli.fails(&["stats", "--scope", "330106000000"]).contains("not in this center's subtree"));
+    // The same complainant again in the same category: a repeat complaint.
+    cli.login("operator", OPERATOR_PASSWORD);
+    cli.ok(&["file", "--title", "装修噪音又起", "--content", "又开始施工", "--category", "0202", "--channel", "phone", "--contact-name", "张三", "--contact-phone", "13812341234"]);
+    cli.ok(&["file", "--title", "另一位居民", "--content", "噪音", "--category", "0202", "--channel", "phone", "--contact-name", "李四", "--contact-phone", "13900001111"]);
+    let v: serde_json::Value = serde_json::from_str(&cli.ok(&["stats", "--kpi", "repeat_rate", "--json"])).unwrap();
+    assert_eq!(v["total"]["counts"]["repeats"], 1, "{v}");
+    assert_eq!(v["total"]["kpis"]["repeat_rate"]["value"].as_f64().unwrap(), 1.0 / 3.0);
     node.stop();
 }
