@@ -197,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/certs", get(list_certs))
         .route("/api/certs/issue", post(issue_cert))
         .route("/api/certs/revoke", post(revoke_cert))
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
@@ -497,8 +498,8 @@ async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
         amount_fen: req.amount_fen,
         contact: None,
     };
-    let ack = s.ledger.step(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username }).await?;
-    let view = case_view(&s, ack.case, session.role).await?;
+    let ack = s.ledger.step(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username.clone() }).await?;
+    let view = case_view(&s, ack.case, &session).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -635,8 +636,8 @@ async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): 
     require_role(&session, req.role())?;
     let case = resolve_case(&s, &case).await?;
     let action = to_action(&s, req).await?;
-    let ack = s.ledger.step(Op::Act { case, action, operator: session.username }).await?;
-    Ok(Json(case_view(&s, ack.case, session.role).await?))
+    let ack = s.ledger.step(Op::Act { case, action, operator: session.username.clone() }).await?;
+    Ok(Json(case_view(&s, ack.case, &session).await?))
 }
 
 async fn attach(
@@ -662,9 +663,9 @@ async fn attach(
         .chars()
         .take(100)
         .collect();
-    let op = Op::Attach { case, bytes: body.to_vec(), name, mime, operator: session.username };
+    let op = Op::Attach { case, bytes: body.to_vec(), name, mime, operator: session.username.clone() };
     let ack = s.ledger.step(op).await?;
-    Ok((StatusCode::CREATED, Json(case_view(&s, ack.case, session.role).await?)))
+    Ok((StatusCode::CREATED, Json(case_view(&s, ack.case, &session).await?)))
 }
 
 async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blob)): Path<(String, String)>) -> ApiResult<Response> {
@@ -687,7 +688,7 @@ async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blo
 async fn case_detail(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>) -> ApiResult {
     let session = authenticate(&s, &headers, Role::Viewer).await?;
     let case = resolve_case(&s, &case).await?;
-    Ok(Json(case_view(&s, case, session.role).await?))
+    Ok(Json(case_view(&s, case, &session).await?))
 }
 
 fn category_json(policy: &Policy, code: &str) -> Value {
@@ -740,7 +741,8 @@ fn contact_json(store: &Store, state: &CaseState, role: Role) -> Result<Value, A
     Ok(json!({"available": true, "masked": masked, "name": shown.name, "phone": shown.phone, "id_number": shown.id_number, "address": shown.address}))
 }
 
-async fn case_view(s: &AppState, case: RecordId, role: Role) -> Result<Value, ApiError> {
+async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Value, ApiError> {
+    let role = session.role;
     let policy = s.policy();
     let ids = s.store.case_events(&case)?;
     let mut records: Vec<Record> = Vec::with_capacity(ids.len());
@@ -807,6 +809,7 @@ async fn case_view(s: &AppState, case: RecordId, role: Role) -> Result<Value, Ap
                 "on_time": d.met_on_time(),
                 "running": d.is_running(),
                 "overdue": d.is_overdue(now),
+                "clock": d.clock(now, policy.deadlines.due_soon_percent),
                 "cancelled": d.cancelled,
                 "extended_working_days": d.extended_working_days,
                 "error": d.error,
@@ -858,7 +861,64 @@ async fn case_view(s: &AppState, case: RecordId, role: Role) -> Result<Value, Ap
         "heads": state.heads.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
         "timeline": timeline,
         "integrity_errors": integrity_errors,
+        "allowed_actions": allowed_actions(&state, &policy, s.node.division, session),
     }))
+}
+
+/// The steps this center may take on the case now, by the workflow rules
+/// and the user's role: what the console offers. Each is checked with the
+/// same `CaseState::check` the ledger applies (sample field values stand in
+/// for what the user will type).
+fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session) -> Vec<&'static str> {
+    if session.role < Role::Operator {
+        return Vec::new();
+    }
+    let window = policy.windows.first().map(|w| w.code.clone()).unwrap_or_default();
+    let child = match unit.level() {
+        zongzhi_protocol::Level::City => DivisionCode::new(unit.as_u64() + 1_000_000).ok(),
+        zongzhi_protocol::Level::County => DivisionCode::new(unit.as_u64() + 1_000).ok(),
+        zongzhi_protocol::Level::Township => DivisionCode::new(unit.as_u64() + 1).ok(),
+        zongzhi_protocol::Level::Village => None,
+    };
+    let text = || "…".to_string();
+    let mut candidates: Vec<(&'static str, Action, Role)> = vec![
+        ("sign_for", Action::SignFor, Role::Operator),
+        ("route", Action::Route { window: window.clone(), requirements: text(), due_ms: None }, Role::Operator),
+        ("escalate", Action::Escalate { reason: text() }, Role::Operator),
+        ("return", Action::Return { reason: text() }, Role::Operator),
+        ("reroute", Action::Reroute { target: RouteTarget::Window(window.clone()), reason: text() }, Role::Operator),
+        ("add_helpers", Action::AddHelpers { helpers: vec![RouteTarget::Window(window)] }, Role::Operator),
+        ("progress", Action::Progress { note: text(), public: false }, Role::Operator),
+        ("request_extension", Action::RequestExtension { working_days: 1, reason: text() }, Role::Operator),
+        ("approve_extension", Action::DecideExtension { approve: true, note: text() }, Role::Admin),
+        ("refuse_extension", Action::DecideExtension { approve: false, note: text() }, Role::Admin),
+        ("supervise", Action::Supervise { grade: SuperviseGrade::Normal, note: text() }, Role::Admin),
+        ("resolve", Action::Resolve { public_reply: text(), internal_note: String::new() }, Role::Operator),
+        ("feedback", Action::Feedback { method: "phone".into(), note: text() }, Role::Operator),
+        ("rate", Action::Rate { rating: Rating::Satisfied, comment: String::new() }, Role::Operator),
+        ("reopen", Action::Reopen { reason: text() }, Role::Operator),
+        ("archive", Action::Archive, Role::Operator),
+    ];
+    if let Some(to) = child {
+        candidates.push(("dispatch", Action::Dispatch { to, requirements: text(), due_ms: None }, Role::Operator));
+    }
+    let now = ledger::now_ms();
+    candidates
+        .into_iter()
+        .filter(|(_, _, need)| session.role >= *need)
+        .filter(|(_, action, _)| {
+            let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone() };
+            let eref = zongzhi_protocol::workflow::EventRef {
+                id: RecordId([0; 32]),
+                author: NodeId([0; 32]),
+                seq: 0,
+                hlc: zongzhi_protocol::Hlc { wall_ms: now, counter: 0 },
+                event: &event,
+            };
+            state.check(policy, &eref).is_ok()
+        })
+        .map(|(code, _, _)| code)
+        .collect()
 }
 
 fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {

@@ -14,6 +14,7 @@
 pub mod accounts;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod integrity;
 pub mod ledger;
 pub mod net;
