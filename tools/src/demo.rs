@@ -401,9 +401,11 @@ fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {
             peers.to_string(),
         ]);
     }
-    print!("{}", crate::table::render(&["中心", "区划代码", "API", "持有案件", "本级待办", "超期", "在线链路"], &rows));
+    print!("{}", crate::table::render(&["中心", "区划代码", "控制台 / API", "持有案件", "本级待办", "超期", "在线链路"], &rows));
     println!();
+    println!("open: {}/  in a browser (the web console; users operator, admin, viewer; password {DEMO_PASSWORD})", nodes[0].url());
     println!("try:  zongzhi --node {} login --user operator   (password {DEMO_PASSWORD})", nodes[0].url());
+    println!("      zongzhi stats --by county; zongzhi reports check");
     println!("      zongzhi queue --owner all --status all; zongzhi sync status; zongzhi show <case number>");
     Ok(())
 }
