@@ -1045,6 +1045,14 @@ impl Ledger {
 
     /// Submits an operation and waits until it is durably written (or refused).
     pub async fn submit(&self, op: Op) -> Result<Outcome> {
+        self.enqueue(op).await?.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    /// Queues an operation and returns once it is queued (operations run in
+    /// the order they were queued); the receiver yields its outcome. Lets a
+    /// caller queue the next batch while the previous one is being written,
+    /// so one fsync can cover both.
+    pub async fn enqueue(&self, op: Op) -> Result<tokio::sync::oneshot::Receiver<Result<Outcome>>> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         match self.tx.try_send(Job { op, reply }) {
             Ok(()) => {}
@@ -1058,7 +1066,7 @@ impl Ledger {
                 }
             }
         }
-        rx.await.map_err(|_| LedgerError::ShuttingDown)?
+        Ok(rx)
     }
 
     /// Submits a workflow step.

@@ -424,6 +424,19 @@ struct Verified {
 /// cursor in one synced write, and acknowledges. Pipelined: while one batch
 /// is being written, the next is already read and being verified on another
 /// thread.
+/// Received batches queued at the writer before the oldest is acknowledged.
+const WRITE_AHEAD: usize = 3;
+
+/// A received batch queued at the writer, waiting to be acknowledged.
+struct Queued {
+    reply: tokio::sync::oneshot::Receiver<ledger::Result<Outcome>>,
+    epoch: [u8; 16],
+    upto: u64,
+    n: usize,
+    head: u64,
+    bytes: usize,
+}
+
 async fn receive_feed(
     shared: Shared,
     ledger: Ledger,
@@ -456,40 +469,59 @@ async fn receive_feed(
         }
     };
     let writer = async move {
-        while let Some(v) = rx.recv().await {
-            let upto = feed.on_batch(v.epoch, v.upto)?;
-            let decoded = v.records.await??;
-            let n = decoded.len();
-            let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto };
-            let outcome = ledger.submit(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
-            let (mut rejected, mut duplicates, mut want) = (0, 0, Vec::new());
-            if let Outcome::Ingested(report) = &outcome {
-                rejected = report.rejected.len();
-                duplicates = report.duplicates;
-                for (id, why) in &report.rejected {
-                    tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
+        // Up to WRITE_AHEAD batches queued at the writer: the next one is
+        // applied (and shares the fsync) while the previous one is written.
+        // Acks still go out in order, each after its batch is durable.
+        let mut queued: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
+        let mut open = true;
+        while open || !queued.is_empty() {
+            tokio::select! {
+                biased;
+                done = async { (&mut queued.front_mut().expect("checked non-empty").reply).await }, if !queued.is_empty() => {
+                    let Some(Queued { epoch, upto, n, head, bytes, .. }) = queued.pop_front() else { continue };
+                    let outcome = done.map_err(|_| anyhow!("the writer stopped"))??;
+                    let (mut rejected, mut duplicates, mut want) = (0, 0, Vec::new());
+                    if let Outcome::Ingested(report) = &outcome {
+                        rejected = report.rejected.len();
+                        duplicates = report.duplicates;
+                        for (id, why) in &report.rejected {
+                            tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
+                        }
+                        want = report.missing.iter().map(|m| m.0).collect();
+                        want.sort_unstable();
+                        want.dedup();
+                        want.truncate(sync::MAX_WANT);
+                    }
+                    write_frame(&mut send, &feed.stored(epoch, upto)).await?;
+                    if !want.is_empty() {
+                        tracing::info!(records = want.len(), "asking for missing parents");
+                        write_frame(&mut send, &Frame::Want { ids: want }).await?;
+                    }
+                    shared.sync.update(&peer, |s| {
+                        s.records_received += n as u64;
+                        s.duplicates_received += duplicates as u64;
+                        s.bytes_received += bytes as u64;
+                        s.behind_from_peer = head.saturating_sub(upto);
+                        s.last_contact_ms = Some(ledger::now_ms());
+                        if rejected > 0 {
+                            s.errors += rejected as u64;
+                            s.last_error = Some(format!("{rejected} records refused"));
+                        }
+                    });
                 }
-                want = report.missing.iter().map(|m| m.0).collect();
-                want.sort_unstable();
-                want.dedup();
-                want.truncate(sync::MAX_WANT);
-            }
-            write_frame(&mut send, &feed.stored(v.epoch, upto)).await?;
-            if !want.is_empty() {
-                tracing::info!(records = want.len(), "asking for missing parents");
-                write_frame(&mut send, &Frame::Want { ids: want }).await?;
-            }
-            shared.sync.update(&peer, |s| {
-                s.records_received += n as u64;
-                s.duplicates_received += duplicates as u64;
-                s.bytes_received += v.bytes as u64;
-                s.behind_from_peer = v.head.saturating_sub(v.upto);
-                s.last_contact_ms = Some(ledger::now_ms());
-                if rejected > 0 {
-                    s.errors += rejected as u64;
-                    s.last_error = Some(format!("{rejected} records refused"));
+                next = rx.recv(), if open && queued.len() < WRITE_AHEAD => {
+                    let Some(v) = next else {
+                        open = false;
+                        continue;
+                    };
+                    let upto = feed.on_batch(v.epoch, v.upto)?;
+                    let decoded = v.records.await??;
+                    let n = decoded.len();
+                    let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto };
+                    let reply = ledger.enqueue(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
+                    queued.push_back(Queued { reply, epoch: v.epoch, upto, n, head: v.head, bytes: v.bytes });
                 }
-            });
+            }
         }
         Ok::<(), anyhow::Error>(())
     };

@@ -183,11 +183,18 @@ impl Store {
     }
 
     pub fn batch(&self) -> Batch<'_> {
-        Batch { store: self, inner: WriteBatch::default() }
+        Batch { store: self, inner: WriteBatch::default(), stats: std::collections::HashMap::new() }
     }
 
     /// Writes a batch atomically and durably (fsync of the WAL).
-    pub fn commit(&self, batch: Batch<'_>) -> Result<()> {
+    pub fn commit(&self, mut batch: Batch<'_>) -> Result<()> {
+        // Statistics changes of the whole batch, one merge per key: many
+        // events of a batch touch the same (month, unit, category) counters.
+        for (k, d) in std::mem::take(&mut batch.stats) {
+            if d.iter().any(|x| *x != 0) {
+                batch.inner.merge_cf(self.cf(CF_STATS), &k, crate::stats::encode(&d));
+            }
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch.inner, &wo)?;
@@ -524,6 +531,8 @@ impl Store {
 pub struct Batch<'a> {
     store: &'a Store,
     inner: WriteBatch,
+    /// Statistics deltas, summed per key until the batch is written.
+    stats: std::collections::HashMap<Vec<u8>, zongzhi_protocol::kpi::Counts>,
 }
 
 impl Batch<'_> {
@@ -570,7 +579,10 @@ impl Batch<'_> {
         let new_facts = new.facts();
         if old_facts != new_facts {
             for (k, d) in crate::stats::deltas(&new.category, new.channel, &old_facts, &new_facts) {
-                self.merge_stats(&k, &d);
+                let acc = self.stats.entry(k).or_insert([0; zongzhi_protocol::kpi::COUNTERS]);
+                for (a, b) in acc.iter_mut().zip(d) {
+                    *a += b;
+                }
             }
         }
         // A case's number is fixed at filing.
