@@ -236,6 +236,20 @@ pub struct TimelineEntry {
     pub outcome: Result<(), Rejection>,
 }
 
+impl TimelineEntry {
+    fn of(e: &EventRef<'_>, outcome: Result<(), Rejection>) -> TimelineEntry {
+        TimelineEntry {
+            id: e.id,
+            author: e.author,
+            hlc: e.hlc,
+            unit: e.event.unit,
+            operator: e.event.operator.clone(),
+            action: e.event.action.clone(),
+            outcome,
+        }
+    }
+}
+
 /// A pending extension request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExtensionRequest {
@@ -467,15 +481,7 @@ impl CaseState {
         if revoked.is_void(&e) {
             // The case exists (later events name it) but is void from the start.
             state.status = Status::Void;
-            state.timeline.push(TimelineEntry {
-                id: e.id,
-                author: e.author,
-                hlc: e.hlc,
-                unit,
-                operator: e.event.operator.clone(),
-                action: e.event.action.clone(),
-                outcome: Err(void_rejection(&e)),
-            });
+            state.timeline.push(TimelineEntry::of(&e, Err(void_rejection(&e))));
             return Ok(state);
         }
         let received = filing.received_at_ms.min(now);
@@ -488,15 +494,7 @@ impl CaseState {
         if urgency == Urgency::Urgent {
             state.start_minutes(DeadlineKind::OnSite, unit, received, policy.deadlines.on_site_urgent_minutes);
         }
-        state.timeline.push(TimelineEntry {
-            id: e.id,
-            author: e.author,
-            hlc: e.hlc,
-            unit,
-            operator: e.event.operator.clone(),
-            action: e.event.action.clone(),
-            outcome: Ok(()),
-        });
+        state.timeline.push(TimelineEntry::of(&e, Ok(())));
         Ok(state)
     }
 
@@ -514,15 +512,7 @@ impl CaseState {
         if e.hlc > self.last_hlc {
             self.last_hlc = e.hlc;
         }
-        self.timeline.push(TimelineEntry {
-            id: e.id,
-            author: e.author,
-            hlc: e.hlc,
-            unit: e.event.unit,
-            operator: e.event.operator.clone(),
-            action: e.event.action.clone(),
-            outcome,
-        });
+        self.timeline.push(TimelineEntry::of(&e, outcome));
     }
 
     fn is_supervisor(&self, unit: DivisionCode) -> bool {
