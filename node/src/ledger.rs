@@ -79,10 +79,11 @@ pub enum Op {
     Attach { case: RecordId, bytes: Vec<u8>, name: String, mime: String, operator: String },
     /// Sign and store a non-case record of this node (certificate, revocation, policy).
     AppendOwn { body: Body },
-    /// An automatic supervision notice: at most once per (case, clock, grade).
+    /// An automatic supervision notice: at most once per (case, clock,
+    /// grade), and once more if the case is later raised a level (提级督办).
     /// The marker is written in the same batch as the notice, so a restart
     /// or a retried scan never issues it twice.
-    AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, note: String },
+    AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool, note: String },
     /// Store records received from elsewhere (signatures already checked).
     Ingest { records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor> },
 }
@@ -508,8 +509,9 @@ impl Writer {
                 let action = Action::Attach { blob, name, mime, size: bytes.len() as u64 };
                 self.act(policy, now, p, case, action, operator, Some((blob, bytes))).map(Outcome::Step)
             }
-            Op::AutoSupervise { case, kind, started_ms, grade, note } => {
-                let marker = |g: SuperviseGrade| format!("{}{case}/{}/{started_ms}/{}", meta::SUPERVISED_PREFIX, kind.as_str(), g.as_str());
+            Op::AutoSupervise { case, kind, started_ms, grade, raised, note } => {
+                let level = if raised { "/raised" } else { "" };
+                let marker = |g: SuperviseGrade| format!("{}{case}/{}/{started_ms}/{}{level}", meta::SUPERVISED_PREFIX, kind.as_str(), g.as_str());
                 if self.shared.store.meta_get(&marker(grade))?.is_some() {
                     return Err(LedgerError::AlreadyDone);
                 }

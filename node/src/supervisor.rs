@@ -84,7 +84,7 @@ pub async fn run_once(shared: &Shared, ledger: &Ledger) -> usize {
     let mut issued = 0;
     // One at a time: each notice's marker is stored before the next is checked.
     for d in due {
-        let op = Op::AutoSupervise { case: d.case, kind: d.kind, started_ms: d.started_ms, grade: d.grade, note: note(&d) };
+        let op = Op::AutoSupervise { case: d.case, kind: d.kind, started_ms: d.started_ms, grade: d.grade, raised: d.raised, note: note(&d) };
         match ledger.step(op).await {
             Ok(_) => {
                 issued += 1;
