@@ -81,6 +81,10 @@ fn village_files_and_escalates_township_resolves_in_the_browser() {
     assert!(number.starts_with("330106010001-"), "{number}");
     let case_hash = b.eval("location.hash").as_str().unwrap().to_string();
     b.screenshot("05-village-case");
+    // Evidence: upload a file from the case page.
+    b.eval("(() => { const dt = new DataTransfer(); dt.items.add(new File(['现场照片说明：院墙位置'], '现场说明.txt', {type: 'text/plain'})); document.querySelector('#attachment-file').files = dt.files; return true; })()");
+    b.click("#attach-form button[type=submit]");
+    b.wait("the attachment listed", 10, "document.querySelector('#attachments li')?.innerText.includes('现场说明.txt')");
 
     // Only what the rules allow: a fresh case can be signed for, not resolved.
     let actions = b.eval("[...document.querySelectorAll('#case-actions button')].map(b => b.dataset.action)");
@@ -142,7 +146,7 @@ fn village_files_and_escalates_township_resolves_in_the_browser() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     let steps = b.eval("[...document.querySelectorAll('#timeline li')].map(li => li.dataset.action)");
-    assert_eq!(steps, serde_json::json!(["file", "sign_for", "escalate", "sign_for", "route", "resolve"]));
+    assert_eq!(steps, serde_json::json!(["file", "attach", "sign_for", "escalate", "sign_for", "route", "resolve"]));
     let verified = b.eval("[...document.querySelectorAll('#timeline li .badge')].every(b => b.innerText.includes('✓'))");
     assert_eq!(verified, true);
     let actions = b.eval("[...document.querySelectorAll('#case-actions button')].map(b => b.dataset.action)");

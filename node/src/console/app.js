@@ -24,6 +24,7 @@ const DICT = {
     method: "方式", rating: "评价", comment: "意见", public: "公开", confirm: "确认", saved: "已保存", ok: "成功", by_unit: "按单位", by_level: "按层级",
     by_county: "按县区", by_township: "按乡镇", by_cat: "按类别", by_channel: "按渠道", total: "合计", lang: "English",
     allowed_none: "只读账号不能办理案件", signed: "已签署", deadline_running: "进行中", deadline_met: "已完成",
+    attachments: "证据附件", upload: "上传",
   },
   en: {
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
@@ -45,6 +46,7 @@ const DICT = {
     method: "Method", rating: "Rating", comment: "Comment", public: "Public", confirm: "Confirm", saved: "Saved", ok: "Done", by_unit: "By unit", by_level: "By level",
     by_county: "By county", by_township: "By township", by_cat: "By category", by_channel: "By channel", total: "Total", lang: "中文",
     allowed_none: "Read-only accounts cannot act on cases", signed: "Signed", deadline_running: "running", deadline_met: "met",
+    attachments: "Evidence", upload: "Upload",
   },
 };
 let lang = localStorage.getItem("zz-lang") || "zh";
@@ -387,12 +389,50 @@ async function casePage(id) {
         h("dt", {}, t("content")), h("dd", {}, c.content))),
       h("div", { class: "card" }, h("h2", {}, t("complainant")), contact, h("p", { class: "muted" }, t("masked_note")))),
     h("div", { class: "card" }, h("h2", {}, t("actions")), allowed.length ? h("div", { class: "actions", id: "case-actions" }, actionButtons) : h("p", { class: "muted" }, me.role === "viewer" ? t("allowed_none") : t("no_actions")), formSlot),
+    attachmentsCard(c, () => casePage(id)),
     h("div", { class: "card" }, h("h2", {}, t("deadlines")), h("div", { class: "table-wrap" }, deadlines)),
     h("div", { class: "card" }, h("h2", {}, t("timeline")), timeline));
 }
+// Evidence: the case's attachments (downloaded with the session's token)
+// and, for operators while the case is open, an upload.
+function attachmentsCard(c, reload) {
+  const err = h("div");
+  const list = c.attachments.length ? h("ul", { id: "attachments" }, c.attachments.map((a) => h("li", {},
+    h("button", { class: "link-dark", type: "button", onclick: async () => {
+      const res = await fetch(`/api/cases/${c.id}/attachments/${a.blob}`, { headers: { Authorization: "Bearer " + api.token() } });
+      if (!res.ok) { err.replaceChildren(errorBox({ code: "http_" + res.status, message: await res.text() })); return; }
+      const link = h("a", { href: URL.createObjectURL(await res.blob()), download: a.name }); link.click();
+    } }, a.name), ` · ${(a.size / 1024).toFixed(1)} KB · ${a.unit}`))) : h("p", { class: "muted" }, t("none"));
+  const open = !["archived", "merged", "void"].includes(c.status.code);
+  let upload = null;
+  if (me.role !== "viewer" && open) {
+    const input = h("input", { type: "file", name: "attachment", id: "attachment-file" });
+    upload = h("form", { class: "actions", id: "attach-form", onsubmit: async (ev) => {
+      ev.preventDefault(); err.replaceChildren();
+      const f = input.files[0];
+      if (!f) { err.replaceChildren(errorBox({ code: "bad_request", message: lang === "zh" ? "请选择文件" : "choose a file" })); return; }
+      try {
+        const res = await fetch(`/api/cases/${c.id}/attachments?name=${encodeURIComponent(f.name)}`, {
+          method: "POST", headers: { Authorization: "Bearer " + api.token(), "Content-Type": f.type || "application/octet-stream" }, body: f,
+        });
+        if (!res.ok) {
+          const body = await res.json().catch(() => ({}));
+          throw body.error || { code: res.status === 413 ? "too_large" : "http_" + res.status, message: "" };
+        }
+        toast(t("ok")); reload();
+      } catch (e) { err.replaceChildren(errorBox(e)); }
+    } }, input, h("button", { class: "secondary", type: "submit" }, t("upload")));
+  }
+  return h("div", { class: "card" }, h("h2", {}, t("attachments")), list, upload, err);
+}
+
 function detailText(d) {
   if (!d || typeof d !== "object") return "";
-  return Object.entries(d).filter(([k, v]) => v !== null && v !== "" && !k.endsWith("_zh") && k !== "grade" && typeof v !== "object").map(([, v]) => String(v)).join("；");
+  const windowName = (code) => (policy.windows.find((w) => w.code === code) || {}).name || code;
+  return Object.entries(d)
+    .filter(([k, v]) => v !== null && v !== "" && !k.endsWith("_zh") && !["grade", "blob", "mime", "size"].includes(k) && typeof v !== "object")
+    .map(([k, v]) => (k === "window" ? windowName(v) : String(v)))
+    .join("；");
 }
 
 async function boardPage() {
