@@ -189,39 +189,31 @@ impl Shared {
         *guard = Arc::new(trust);
     }
 
-    /// Builds the trust store from the stored certificate and revocation records.
-    pub fn load_trust(store: &Store, root: NodeId) -> Result<Trust> {
+    /// Builds the trust store from the stored certificate and revocation
+    /// records, and finds the newest policy the city root signed (the
+    /// built-in default when there is none): one pass over the trust index.
+    pub fn load_trust_and_policy(store: &Store, root: NodeId) -> Result<(Trust, Policy)> {
         let mut trust = Trust::new(root);
+        let mut best: Option<Policy> = None;
         for id in store.trust_records()? {
             let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("trust record {id} missing")))?;
             let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
-            let added = match record.body {
+            let added = match &record.body {
                 Body::NodeCert(_) => trust.add_cert(&record),
                 Body::Revocation(_) => trust.add_revocation(&record),
+                Body::Policy(policy) => {
+                    if record.author == root && best.as_ref().is_none_or(|b| policy.version > b.version) {
+                        best = Some((**policy).clone());
+                    }
+                    Ok(())
+                }
                 _ => Ok(()),
             };
             if let Err(e) = added {
                 tracing::warn!(record = %id.fmt_short(), "stored trust record not usable: {e}");
             }
         }
-        Ok(trust)
-    }
-
-    /// The newest policy the city root signed among the stored records, or
-    /// the built-in default when there is none.
-    pub fn load_policy(store: &Store, root: NodeId) -> Result<Policy> {
-        let mut best: Option<Policy> = None;
-        for id in store.trust_records()? {
-            let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("trust record {id} missing")))?;
-            let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
-            if let Body::Policy(policy) = record.body
-                && record.author == root
-                && best.as_ref().is_none_or(|b| policy.version > b.version)
-            {
-                best = Some(*policy);
-            }
-        }
-        Ok(best.unwrap_or_else(Policy::default_policy))
+        Ok((trust, best.unwrap_or_else(Policy::default_policy)))
     }
 
     fn set_policy(&self, policy: Arc<Policy>) {
@@ -711,15 +703,13 @@ impl Writer {
                 let mut trust = p.trust.clone().unwrap_or_else(|| (*p.base_trust).clone());
                 let added = match &record.body {
                     Body::NodeCert(_) => trust.add_cert(&record),
-                    _ => {
-                        p.revoked = true;
-                        trust.add_revocation(&record)
-                    }
+                    _ => trust.add_revocation(&record),
                 };
                 if let Err(e) = added {
                     report.rejected.push((id, e.to_string()));
                     return Ok(());
                 }
+                p.revoked |= matches!(record.body, Body::Revocation(_));
                 put_record(p, &record);
                 p.batch.index_trust(p.heads.feed_seq, &id);
                 p.trust = Some(trust);

@@ -169,8 +169,7 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
-            let trust = zongzhi_node::ledger::Shared::load_trust(&store, node::root_key(&cfg, &key))?;
-            let policy = zongzhi_node::ledger::Shared::load_policy(&store, node::root_key(&cfg, &key))?;
+            let (trust, policy) = zongzhi_node::ledger::Shared::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
             let n = ledger::reindex(&store, &policy, &trust)?;
             println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
         }

@@ -103,8 +103,7 @@ pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
 
 /// Loads the shared state (policy, trust) over an open store.
 pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyhow::Result<Shared> {
-    let trust = Shared::load_trust(&store, root_key(cfg, &key))?;
-    let policy = Shared::load_policy(&store, root_key(cfg, &key))?;
+    let (trust, policy) = Shared::load_trust_and_policy(&store, root_key(cfg, &key))?;
     let (feed, _) = tokio::sync::watch::channel(0);
     Ok(Shared {
         store,

@@ -25,12 +25,13 @@ pub struct Query {
     pub kpis: Vec<Kpi>,
 }
 
-/// The group a case summary's open-overdue count belongs to.
-fn group_of(by: By, s: &CaseSummary) -> Option<String> {
+/// The group a case summary counts in, its unit being `unit` (the owner for
+/// open-overdue counts, the filing center for repeats).
+fn group_of(by: By, unit: DivisionCode, s: &CaseSummary) -> Option<String> {
     Some(match by {
-        By::Unit => s.owner.to_string(),
-        By::Level => s.owner.level().as_str().to_string(),
-        By::Subtree(level) => s.owner.lineage().into_iter().find(|u| u.level() == level)?.to_string(),
+        By::Unit => unit.to_string(),
+        By::Level => unit.level().as_str().to_string(),
+        By::Subtree(level) => unit.lineage().into_iter().find(|u| u.level() == level)?.to_string(),
         By::Category => s.category.clone(),
         By::Channel => s.channel.as_str().to_string(),
     })
@@ -58,13 +59,7 @@ fn query_time(store: &Store, policy: &zongzhi_protocol::Policy, q: &Query, now: 
         {
             seen.entry((contact, s.category.clone())).or_default().push(s.filed_ms);
             if q.scope.contains(s.filed_by) && kpi::month_of(s.filed_ms).is_some_and(|m| q.months.contains(&m)) {
-                let group = match q.by {
-                    By::Unit => Some(s.filed_by.to_string()),
-                    By::Level => Some(s.filed_by.level().as_str().to_string()),
-                    By::Subtree(level) => s.filed_by.lineage().into_iter().find(|u| u.level() == level).map(|u| u.to_string()),
-                    _ => group_of(q.by, &s),
-                };
-                candidates.push((contact, s.category.clone(), s.filed_ms, group));
+                candidates.push((contact, s.category.clone(), s.filed_ms, group_of(q.by, s.filed_by, &s)));
             }
         }
         if s.status.is_open() && q.scope.contains(s.owner) {
@@ -75,7 +70,7 @@ fn query_time(store: &Store, policy: &zongzhi_protocol::Policy, q: &Query, now: 
             });
             if late {
                 total += 1;
-                if let Some(g) = group_of(q.by, &s) {
+                if let Some(g) = group_of(q.by, s.owner, &s) {
                     *per.entry(g).or_default() += 1;
                 }
             }
@@ -186,7 +181,7 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
                 .find(|(s, _)| **s == g)
                 .map(|(_, l)| l.zh().to_string())
                 .unwrap_or_default(),
-            By::Category => policy.categories.iter().flat_map(|c| std::iter::once((c.code.clone(), c.name.clone())).chain(c.children.iter().map(|x| (x.code.clone(), x.name.clone())))).find(|(c, _)| c == g).map(|(_, n)| n).unwrap_or_default(),
+            By::Category => policy.subcategory(g).map(|(_, leaf)| leaf.name.clone()).unwrap_or_default(),
             By::Channel => zongzhi_protocol::case::Channel::parse(g).map(|c| c.zh().to_string()).unwrap_or_default(),
         }
     };

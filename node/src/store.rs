@@ -220,21 +220,12 @@ impl Store {
 
     /// Report record ids of `month` for units in `units`, oldest first per unit.
     pub fn reports(&self, month: u32, units: std::ops::RangeInclusive<u64>) -> Result<Vec<(u64, RecordId)>> {
+        let bound = |unit: u64| [month.to_be_bytes().as_slice(), unit.to_be_bytes().as_slice()].concat();
         let mut out = Vec::new();
-        let mut from = month.to_be_bytes().to_vec();
-        from.extend_from_slice(&units.start().to_be_bytes());
-        self.scan_prefix(CF_REPORTS, &month.to_be_bytes(), |k, v| {
-            if k < from.as_slice() {
-                return true;
-            }
-            let unit = u64_be(&k[4..]).unwrap_or(u64::MAX);
-            if unit > *units.end() {
-                return false;
-            }
-            if let Some(id) = id_from(v) {
+        self.scan_range(CF_REPORTS, &bound(*units.start()), &bound(units.end().saturating_add(1)), |k, v| {
+            if let (Some(unit), Some(id)) = (u64_be(&k[4..]), id_from(v)) {
                 out.push((unit, id));
             }
-            true
         })?;
         Ok(out)
     }
@@ -245,10 +236,15 @@ impl Store {
     }
 
     /// Statistics entries with keys in `[from, to)`.
-    pub fn scan_stats(&self, from: &[u8], to: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+    pub fn scan_stats(&self, from: &[u8], to: &[u8], f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        self.scan_range(CF_STATS, from, to, f)
+    }
+
+    /// Calls `f` on every entry of `cf` with a key in `[from, to)`.
+    fn scan_range(&self, cf: &'static str, from: &[u8], to: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_iterate_upper_bound(to.to_vec());
-        let iter = self.db.iterator_cf_opt(self.cf(CF_STATS), ro, IteratorMode::From(from, Direction::Forward));
+        let iter = self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(from, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             f(&k, &v);

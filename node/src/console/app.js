@@ -352,11 +352,7 @@ async function actionForm(caseId, code, onDone) {
   } }, parts, h("div", { class: "wide" }, err, h("div", { class: "actions" }, submit, h("button", { class: "secondary", type: "button", onclick: onDone }, t("cancel")))));
   return form;
 }
-function isChild(code, parent) {
-  const lv = (c) => c.endsWith("00000000") ? 1 : c.endsWith("000000") ? 2 : c.endsWith("000") ? 3 : 4;
-  const cut = { 1: 4, 2: 6, 3: 9 }[lv(parent)];
-  return cut !== undefined && lv(code) === lv(parent) + 1 && code.slice(0, cut) === parent.slice(0, cut);
-}
+function isChild(code, parent) { return parentOf(code) === parent; }
 
 async function casePage(id) {
   const c = await api.get("/api/cases/" + id);
