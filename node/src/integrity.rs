@@ -40,17 +40,15 @@ pub fn check(store: &Store, own: &NodeId) -> Result<Report, StoreError> {
     let mut checked = 0;
     let mut from = 1;
     loop {
-        let chunk = store.feed_range(from, 4096)?;
-        let Some(&(last, _)) = chunk.last() else { break };
-        for (seq, id) in chunk {
+        let chunk = store.feed_records(from, 4096)?;
+        let Some(&(last, _, _)) = chunk.last() else { break };
+        for (seq, id, bytes) in chunk {
             checked += 1;
-            match store.record_bytes(&id)? {
-                None => problems.push(Problem { record: Some(id), detail: format!("feed entry {seq} points to a missing record") }),
-                Some(bytes) => {
-                    if let Err(detail) = check_record(&id, &bytes) {
-                        problems.push(Problem { record: Some(id), detail });
-                    }
-                }
+            if store.record_seq(&id)? != Some(seq) {
+                problems.push(Problem { record: Some(id), detail: format!("feed entry {seq} is not indexed under its record id") });
+            }
+            if let Err(detail) = check_record(&id, &bytes) {
+                problems.push(Problem { record: Some(id), detail });
             }
         }
         from = last + 1;

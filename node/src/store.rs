@@ -4,8 +4,8 @@
 //!
 //! | cf | key | value |
 //! |---|---|---|
-//! | `records` | record id | record bytes |
-//! | `feed` | local seq (u64 BE) | record id |
+//! | `records` | record id | local seq (u64 BE) |
+//! | `feed` | local seq (u64 BE) | record id ‖ record bytes |
 //! | `chain` | author ‖ seq (u64 BE) | record id |
 //! | `case_index` | case id ‖ local seq (BE) | event record id |
 //! | `pending` | record id | bytes of a record waiting for its parents |
@@ -13,17 +13,18 @@
 //! | `case_state` | case id | [`CaseSummary`] (JSON) — derived |
 //! | `case_numbers` | case number | case id — derived |
 //! | `queue` | owner ‖ status ‖ due (BE) ‖ case id | empty — derived |
-//! | `stats` | unit ‖ day ‖ category ‖ metric | counter — derived |
+//! | `stats` | month ‖ tag ‖ unit ‖ channel ‖ category | counters (merge operator) — derived |
 //! | `meta` | name | value |
 //! | `accounts` | user name | account (JSON) |
 //! | `sessions` | BLAKE3(token) | session (JSON) |
 //! | `blobs` | BLAKE3(bytes) | bytes (contact details, attachments) |
 //! | `trust` | local seq (BE) | id of a cert or revocation record — derived |
 //! | `alarms` | alarm seq (BE) | integrity alarm with its proof (JSON) |
+//! | `reports` | month ‖ unit ‖ author seq (BE) | id of a monthly report record — derived |
 //!
 //! Every acknowledged change is one [`Batch`] written with `sync = true`:
 //! records and the derived state they imply land together or not at all.
-//! Derived column families can be dropped and rebuilt from `records` in
+//! Derived column families can be dropped and rebuilt from the records in
 //! feed order (`zongzhi-node reindex`).
 
 use std::path::Path;
@@ -35,7 +36,9 @@ use zongzhi_protocol::{NodeId, RecordId};
 use crate::summary::CaseSummary;
 
 /// Layout version of what this module stores.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: a record's bytes are kept in `feed` (position → id ‖ bytes), so a
+/// sender reads its feed in one forward scan; `records` maps id → position.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const CF_RECORDS: &str = "records";
 const CF_FEED: &str = "feed";
@@ -103,6 +106,9 @@ pub mod meta {
 
 pub struct Store {
     db: DB,
+    /// Size of the last committed batch's buffer: the next batch reserves
+    /// as much, so a large one is not copied over and over as it grows.
+    batch_hint: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Store {
@@ -144,20 +150,23 @@ impl Store {
         table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 * 1024 * 1024));
         table.set_cache_index_and_filter_blocks(true);
         opts.set_block_based_table_factory(&table);
-        // The same for keys still in the memtable, where a miss otherwise
-        // walks the skip list (the receive path's dedup and equivocation
-        // checks miss almost always).
-        opts.set_memtable_whole_key_filtering(true);
-        opts.set_memtable_prefix_bloom_ratio(0.05);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut o = opts.clone();
+            // The same for keys still in the memtable, where a miss otherwise
+            // walks the skip list: only where look-ups miss often (a record
+            // or blob not held yet, a chain position not taken), since every
+            // insert pays for the filter.
+            if [CF_RECORDS, CF_CHAIN, CF_BLOBS].contains(name) {
+                o.set_memtable_whole_key_filtering(true);
+                o.set_memtable_prefix_bloom_ratio(0.05);
+            }
             if *name == CF_STATS {
                 o.set_merge_operator_associative("zongzhi-stats-add", crate::stats::merge);
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let store = Store { db };
+        let store = Store { db, batch_hint: std::sync::atomic::AtomicUsize::new(0) };
         match store.meta_get(meta::SCHEMA)? {
             None => {
                 let mut b = store.batch();
@@ -183,11 +192,22 @@ impl Store {
     }
 
     pub fn batch(&self) -> Batch<'_> {
-        Batch { store: self, inner: WriteBatch::default(), stats: std::collections::HashMap::new() }
+        // Capped: one unusually large batch (a reindex) does not make every
+        // later one reserve as much.
+        let hint = self.batch_hint.load(std::sync::atomic::Ordering::Relaxed).min(64 << 20);
+        Batch {
+            store: self,
+            inner: WriteBatch::default(),
+            ops: Vec::with_capacity(hint / 256),
+            buf: Vec::with_capacity(hint),
+            stats: std::collections::HashMap::new(),
+        }
     }
 
     /// Writes a batch atomically and durably (fsync of the WAL).
     pub fn commit(&self, mut batch: Batch<'_>) -> Result<()> {
+        self.batch_hint.store(batch.buf.len(), std::sync::atomic::Ordering::Relaxed);
+        batch.sorted_into_inner();
         // Statistics changes of the whole batch, one merge per key: many
         // events of a batch touch the same (month, unit, category) counters.
         for (k, d) in std::mem::take(&mut batch.stats) {
@@ -270,7 +290,27 @@ impl Store {
     // --- records ---
 
     pub fn record_bytes(&self, id: &RecordId) -> Result<Option<Vec<u8>>> {
-        self.get(CF_RECORDS, &id.0)
+        match self.record_seq(id)? {
+            Some(seq) => Ok(self.record_at(seq)?.map(|(_, bytes)| bytes)),
+            None => Ok(None),
+        }
+    }
+
+    /// A held record's position in this node's feed.
+    pub fn record_seq(&self, id: &RecordId) -> Result<Option<u64>> {
+        Ok(self.get(CF_RECORDS, &id.0)?.and_then(|v| u64_be(&v)))
+    }
+
+    /// The record at feed position `seq`: its id and bytes.
+    pub fn record_at(&self, seq: u64) -> Result<Option<(RecordId, Vec<u8>)>> {
+        match self.get(CF_FEED, &seq.to_be_bytes())? {
+            Some(mut v) => {
+                let id = id_from(&v).ok_or_else(|| StoreError::Corrupt { cf: CF_FEED, detail: format!("bad feed entry {seq}") })?;
+                v.drain(..32);
+                Ok(Some((id, v)))
+            }
+            None => Ok(None),
+        }
     }
 
     pub fn has_record(&self, id: &RecordId) -> Result<bool> {
@@ -285,18 +325,31 @@ impl Store {
     /// Record ids in feed order starting at `from` (1-based), at most `limit`.
     pub fn feed_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, RecordId)>> {
         let mut out = Vec::new();
+        self.scan_feed(from, limit, |seq, id, _| out.push((seq, id)))?;
+        Ok(out)
+    }
+
+    /// Records in feed order starting at `from` (1-based), at most `limit`:
+    /// (position, id, bytes), read in one forward scan.
+    pub fn feed_records(&self, from: u64, limit: usize) -> Result<Vec<(u64, RecordId, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.scan_feed(from, limit, |seq, id, bytes| out.push((seq, id, bytes.to_vec())))?;
+        Ok(out)
+    }
+
+    fn scan_feed(&self, from: u64, limit: usize, mut f: impl FnMut(u64, RecordId, &[u8])) -> Result<()> {
         let iter = self.db.iterator_cf(self.cf(CF_FEED), IteratorMode::From(&from.to_be_bytes(), Direction::Forward));
-        for item in iter {
+        for (n, item) in iter.enumerate() {
+            if n >= limit {
+                break;
+            }
             let (k, v) = item?;
             let (Some(seq), Some(id)) = (u64_be(&k), id_from(&v)) else {
                 return Err(StoreError::Corrupt { cf: CF_FEED, detail: "bad feed entry".into() });
             };
-            out.push((seq, id));
-            if out.len() >= limit {
-                break;
-            }
+            f(seq, id, &v[32..]);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// An author's chain as stored: (seq, record id) in seq order.
@@ -403,6 +456,19 @@ impl Store {
             }
             true
         })?;
+        Ok(out)
+    }
+
+    /// A case's events as stored (id, bytes), in the order this node
+    /// stored them (read by their feed positions, no id look-ups).
+    pub fn case_records(&self, case: &RecordId) -> Result<Vec<(RecordId, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (seq, id) in self.case_events_with_seq(case)? {
+            match self.record_at(seq)? {
+                Some((held, bytes)) if held == id => out.push((id, bytes)),
+                _ => return Err(StoreError::Corrupt { cf: CF_CASE_INDEX, detail: format!("event {id} of case {case} is indexed at {seq} but not held there") }),
+            }
+        }
         Ok(out)
     }
 
@@ -517,27 +583,92 @@ impl Store {
     /// tamper detection; nothing in the node calls it.
     #[doc(hidden)]
     pub fn overwrite_record_unchecked(&self, id: &RecordId, bytes: &[u8]) -> Result<()> {
+        let seq = self.record_seq(id)?.ok_or_else(|| StoreError::Corrupt { cf: CF_RECORDS, detail: format!("record {id} not held") })?;
         let mut b = self.batch();
-        b.inner.put_cf(self.cf(CF_RECORDS), id.0, bytes);
+        b.inner.put_cf(self.cf(CF_FEED), seq.to_be_bytes(), [id.0.as_slice(), bytes].concat());
         self.commit(b)
     }
 }
 
 /// One atomic change. Typed: callers never see keys.
+/// A put (with its value's place in the batch's buffer) or a delete.
+#[derive(Debug)]
+struct Op {
+    cf: &'static str,
+    key: (usize, usize),
+    value: Option<(usize, usize)>,
+}
+
 pub struct Batch<'a> {
     store: &'a Store,
     inner: WriteBatch,
+    /// Puts and deletes in the order made, their keys and values in `buf`;
+    /// written sorted by column family and key at commit (see
+    /// [`Batch::sorted_into_inner`]).
+    ops: Vec<Op>,
+    buf: Vec<u8>,
     /// Statistics deltas, summed per key until the batch is written.
     stats: std::collections::HashMap<Vec<u8>, zongzhi_protocol::kpi::Counts>,
 }
 
 impl Batch<'_> {
     fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
-        self.inner.put_cf(self.store.cf(cf), key, value);
+        self.push(cf, key, Some(value));
     }
 
     fn delete(&mut self, cf: &'static str, key: &[u8]) {
-        self.inner.delete_cf(self.store.cf(cf), key);
+        self.push(cf, key, None);
+    }
+
+    fn push(&mut self, cf: &'static str, key: &[u8], value: Option<&[u8]>) {
+        let key_at = self.buf.len();
+        self.buf.extend_from_slice(key);
+        let value = value.map(|v| {
+            let at = self.buf.len();
+            self.buf.extend_from_slice(v);
+            (at, v.len())
+        });
+        self.ops.push(Op { cf, key: (key_at, key.len()), value });
+    }
+
+    /// Moves the puts and deletes into the write batch, sorted by column
+    /// family and key, keeping only the last operation on each key (the
+    /// state a sequential application would leave). RocksDB inserts a
+    /// batch's entries into each memtable's skip list in batch order and
+    /// starts each search from the previous insert's position, so ascending
+    /// keys cost far fewer comparisons (and cache misses) than the random
+    /// order of record ids, case ids and queue keys.
+    fn sorted_into_inner(&mut self) {
+        let ops = std::mem::take(&mut self.ops);
+        let buf = std::mem::take(&mut self.buf);
+        let key = |op: &Op| &buf[op.key.0..op.key.0 + op.key.1];
+        let mut order: Vec<usize> = (0..ops.len()).collect();
+        // Stable: equal keys keep their order, so the last one is the newest.
+        order.sort_by(|&a, &b| (ops[a].cf, key(&ops[a])).cmp(&(ops[b].cf, key(&ops[b]))));
+        if self.inner.is_empty() {
+            // Room for every entry (key, value and a few bytes of framing
+            // each), so the batch is not copied as it grows.
+            self.inner = WriteBatch::with_capacity_bytes(buf.len() + 16 * ops.len() + 64);
+        }
+        let mut handle: Option<(&'static str, &rocksdb::ColumnFamily)> = None;
+        for (i, &at) in order.iter().enumerate() {
+            let op = &ops[at];
+            if order.get(i + 1).is_some_and(|&next| ops[next].cf == op.cf && key(&ops[next]) == key(op)) {
+                continue;
+            }
+            let h = match handle {
+                Some((name, h)) if name == op.cf => h,
+                _ => {
+                    let h = self.store.cf(op.cf);
+                    handle = Some((op.cf, h));
+                    h
+                }
+            };
+            match op.value {
+                Some((v, n)) => self.inner.put_cf(h, key(op), &buf[v..v + n]),
+                None => self.inner.delete_cf(h, key(op)),
+            }
+        }
     }
 
     pub fn put_meta(&mut self, key: &str, value: &[u8]) {
@@ -547,8 +678,8 @@ impl Batch<'_> {
     /// Stores a record: its bytes, its feed position and its chain entry.
     /// The feed head in `meta` is the caller's to write, once per batch.
     pub fn put_record(&mut self, id: &RecordId, bytes: &[u8], feed_seq: u64, author: &NodeId, author_seq: u64) {
-        self.put(CF_RECORDS, &id.0, bytes);
-        self.put(CF_FEED, &feed_seq.to_be_bytes(), &id.0);
+        self.put(CF_RECORDS, &id.0, &feed_seq.to_be_bytes());
+        self.put(CF_FEED, &feed_seq.to_be_bytes(), &[id.0.as_slice(), bytes].concat());
         let mut ck = author.as_bytes().to_vec();
         ck.extend_from_slice(&author_seq.to_be_bytes());
         self.put(CF_CHAIN, &ck, &id.0);
@@ -593,11 +724,11 @@ impl Batch<'_> {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.inner.len() + self.ops.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.inner.is_empty() && self.ops.is_empty()
     }
 
     pub fn index_report(&mut self, month: u32, unit: u64, author_seq: u64, id: &RecordId) {
