@@ -261,8 +261,11 @@ struct Pending<'a> {
     revoked: bool,
     /// A newer city policy to apply after the write.
     policy: Option<Arc<Policy>>,
-    /// Authors' chain heads as changed by this batch.
-    chain_heads: HashMap<NodeId, (u64, RecordId)>,
+    /// Authors' chain heads (seq, record) as stored plus this batch's
+    /// records, filled on first use; `None`: nothing of the author held.
+    chain_heads: HashMap<NodeId, Option<(u64, RecordId)>>,
+    /// (author, seq) of the records added in this batch.
+    chain_at: HashMap<(NodeId, u64), RecordId>,
 }
 
 impl Pending<'_> {
@@ -317,16 +320,19 @@ impl Writer {
         let policy = self.shared.policy();
         let now = now_ms();
         let store = self.shared.store.clone();
+        // Sized up front: a case state moved on every rehash is not cheap.
+        let records: usize = ops.iter().map(|op| if let Op::Ingest { records, .. } = op { records.len() } else { 1 }).sum();
         let mut p = Pending {
             batch: store.batch(),
             heads: self.heads.clone(),
-            touched: HashMap::new(),
-            added: HashSet::new(),
+            touched: HashMap::with_capacity(records),
+            added: HashSet::with_capacity(records),
             base_trust: self.shared.trust(),
             trust: None,
             revoked: false,
             policy: None,
             chain_heads: HashMap::new(),
+            chain_at: HashMap::new(),
         };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
@@ -594,11 +600,7 @@ impl Writer {
         if record.author == self.shared.key.id() {
             return Ok(());
         }
-        let last = match p.chain_heads.get(&record.author) {
-            Some(h) => Some(*h),
-            None => self.shared.store.chain_last(&record.author)?,
-        };
-        let (last_seq, last_id) = match last {
+        let (last_seq, last_id) = match self.chain_head(p, &record.author)? {
             Some((s, id)) => (s, Some(id)),
             None => (0, None),
         };
@@ -631,13 +633,35 @@ impl Writer {
         Ok(())
     }
 
+    /// The author's chain head as stored plus this batch (cached per batch).
+    fn chain_head(&self, p: &mut Pending<'_>, author: &NodeId) -> Result<Option<(u64, RecordId)>> {
+        if let Some(h) = p.chain_heads.get(author) {
+            return Ok(*h);
+        }
+        let h = self.shared.store.chain_last(author)?;
+        p.chain_heads.insert(*author, h);
+        Ok(h)
+    }
+
+    /// The record an author's chain holds at `seq`, in this batch or stored.
+    fn chain_entry(&self, p: &Pending<'_>, author: &NodeId, seq: u64) -> Result<Option<RecordId>> {
+        match p.chain_at.get(&(*author, seq)) {
+            Some(id) => Ok(Some(*id)),
+            None => Ok(self.shared.store.chain_entry(author, seq)?),
+        }
+    }
+
     fn has(&self, p: &Pending<'_>, id: &RecordId) -> Result<bool> {
         Ok(p.added.contains(id) || self.shared.store.has_record(id)?)
     }
 
     fn ingest_one(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, record: Record, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
         let id = record.id;
-        if self.has(p, &id)? {
+        // Every held record has its (author, seq) chain entry, so a record
+        // above its author's head is neither held nor an equivocation: the
+        // common case of a catch-up needs no look-up per record.
+        let above_head = self.chain_head(p, &record.author)?.is_none_or(|(seq, _)| record.header.seq > seq);
+        if p.added.contains(&id) || (!above_head && self.shared.store.has_record(&id)?) {
             report.duplicates += 1;
             return Ok(());
         }
@@ -656,7 +680,8 @@ impl Writer {
             return Ok(());
         }
         // Equivocation: the author already has a different record at this seq.
-        if let Some(existing) = self.shared.store.chain_entry(&record.author, record.header.seq)?
+        if !above_head
+            && let Some(existing) = self.chain_entry(p, &record.author, record.header.seq)?
             && existing != id
         {
             let mut proof = vec![hex::encode(record.bytes())];
@@ -876,10 +901,15 @@ fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, body: Body) -> Record {
 fn put_record(p: &mut Pending<'_>, record: &Record) {
     p.heads.feed_seq += 1;
     p.added.insert(record.id);
-    let head = p.chain_heads.entry(record.author).or_insert((0, record.id));
-    if record.header.seq >= head.0 {
-        *head = (record.header.seq, record.id);
+    // An author not looked up yet in this batch (this node's own records)
+    // is looked up from the store when first needed; until then the entry
+    // stays absent rather than wrong.
+    if let Some(head) = p.chain_heads.get_mut(&record.author)
+        && head.is_none_or(|(seq, _)| record.header.seq > seq)
+    {
+        *head = Some((record.header.seq, record.id));
     }
+    p.chain_at.insert((record.author, record.header.seq), record.id);
     p.batch.put_record(&record.id, record.bytes(), p.heads.feed_seq, &record.author, record.header.seq);
 }
 
@@ -898,11 +928,10 @@ fn write_heads(batch: &mut Batch<'_>, heads: &Heads) {
 
 /// Loads a case's records as stored (decoded, not re-verified).
 pub fn load_case_records(store: &Store, case: &RecordId) -> Result<Vec<Record>> {
-    let ids = store.case_events(case)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("record {id} is indexed but missing")))?;
-        let mut record = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
+    let held = store.case_records(case)?;
+    let mut out = Vec::with_capacity(held.len());
+    for (id, bytes) in held {
+        let mut record = Record::decode_unverified_owned(bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
         // Known by the id it is stored and referenced under (see `integrity`).
         record.id = id;
         out.push(record);
@@ -923,11 +952,10 @@ pub fn reindex(store: &Store, policy: &Policy, trust: &Trust) -> Result<usize> {
     let mut from = 1;
     let mut batch = store.batch();
     loop {
-        let chunk = store.feed_range(from, 4096)?;
-        let Some(&(last, _)) = chunk.last() else { break };
-        for (seq, id) in chunk {
-            let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("feed entry {seq} points to missing record {id}")))?;
-            let record = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
+        let chunk = store.feed_records(from, 4096)?;
+        let Some(&(last, _, _)) = chunk.last() else { break };
+        for (seq, id, bytes) in chunk {
+            let record = Record::decode_unverified_owned(bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
             match &record.body {
                 Body::CaseEvent(ev) => {
                     let case = ev.case_id(id);
@@ -952,9 +980,9 @@ pub fn reindex(store: &Store, policy: &Policy, trust: &Trust) -> Result<usize> {
                 batch.index_case_event(case, *seq, id);
             }
             let mut records = Vec::with_capacity(events.len());
-            for (_, id) in events {
-                let bytes = store.record_bytes(id)?.ok_or_else(|| LedgerError::Integrity(format!("missing record {id}")))?;
-                let mut r = Record::decode_unverified(&bytes).map_err(|e| LedgerError::Integrity(e.to_string()))?;
+            for (seq, id) in events {
+                let (_, bytes) = store.record_at(*seq)?.ok_or_else(|| LedgerError::Integrity(format!("missing record {id}")))?;
+                let mut r = Record::decode_unverified_owned(bytes).map_err(|e| LedgerError::Integrity(e.to_string()))?;
                 r.id = *id;
                 records.push(r);
             }

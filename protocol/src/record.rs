@@ -232,7 +232,12 @@ impl Record {
     /// Decodes without checking the signature (for stored records whose
     /// signature was checked on the way in, and for batch verification).
     pub fn decode_unverified(bytes: &[u8]) -> Result<Record, RecordError> {
-        let env: Envelope = codec::decode(bytes, MAX_RECORD_BYTES)?;
+        Record::decode_unverified_owned(bytes.to_vec())
+    }
+
+    /// [`Record::decode_unverified`] keeping the given buffer (no copy).
+    pub fn decode_unverified_owned(bytes: Vec<u8>) -> Result<Record, RecordError> {
+        let env: Envelope = codec::decode(&bytes, MAX_RECORD_BYTES)?;
         if env.version != FORMAT_VERSION {
             return Err(RecordError::UnsupportedVersion(env.version));
         }
@@ -246,11 +251,11 @@ impl Record {
         let end = bytes.len() - 64;
         let start = end - env.payload.len();
         Ok(Record {
-            id: RecordId::of(bytes),
+            id: RecordId::of(&bytes),
             author: env.author,
             header,
             body,
-            bytes: bytes.to_vec(),
+            bytes,
             signature: env.signature,
             payload_range: (start, end),
         })
