@@ -347,14 +347,20 @@ async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role:
             s.last_error = Some(format!("{e:#}"));
         }
     });
-    match &result {
+    close_with(&conn, &result);
+    result
+}
+
+/// Closes a connection with the link's outcome as the reason the peer sees
+/// (a connection already closed keeps its first reason).
+fn close_with(conn: &quinn::Connection, result: &anyhow::Result<()>) {
+    match result {
         Ok(()) => conn.close(0u32.into(), b"bye"),
         Err(e) => {
             let reason: String = format!("{e:#}").chars().take(200).collect();
             conn.close(1u32.into(), reason.as_bytes());
         }
     }
-    result
 }
 
 async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection, role: Role, peer: NodeId, peer_division: DivisionCode) -> anyhow::Result<()> {
@@ -403,11 +409,19 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     });
     let receiver = receive_feed(shared.clone(), ledger.clone(), peer, dir_in, feed_receiver, rsend, rrecv);
     let sender = send_feed(shared.clone(), peer, peer_division, dir_out, feed_sender, ssend, srecv);
-    tokio::select! {
-        r = receiver => r,
+    tokio::pin!(receiver);
+    let result = tokio::select! {
+        r = &mut receiver => return r,
         r = sender => r,
         e = conn.closed() => Err(anyhow!("connection closed: {e}")),
+    };
+    // The link is over: close it (so the receiver's reads end once the
+    // data already here is read) and let the receiver store what arrived.
+    close_with(&conn, &result);
+    if let Err(e) = receiver.await {
+        tracing::debug!("receiving side after the link ended: {e:#}");
     }
+    result
 }
 
 /// A received batch on its way from the reader to the writer.
@@ -447,15 +461,27 @@ async fn receive_feed(
     mut recv: quinn::RecvStream,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Verified>(2);
+    // Frames back to the sender (Received, Ack, Want), written in order by
+    // one task; once the link is gone they are dropped.
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Frame>();
+    let out = async move {
+        while let Some(frame) = out_rx.recv().await {
+            write_frame(&mut send, &frame).await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    let received = out_tx.clone();
     let reader = async move {
         loop {
             let (frame, bytes) = read_frame(&mut recv).await?;
             let Frame::Batch { epoch, upto, head, records, blobs } = frame else {
                 bail!("expected Batch");
             };
+            // Off the wire: the sender may send the next batch now.
+            let _ = received.send(Frame::Received { upto });
             // Decode and verify off the async threads; one forged record refuses the batch.
             let records = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Record>> {
-                let recs: Vec<Record> = records.iter().map(|b| Record::decode_unverified(b)).collect::<Result<_, _>>()?;
+                let recs: Vec<Record> = records.into_iter().map(Record::decode_unverified_owned).collect::<Result<_, _>>()?;
                 let refs: Vec<&Record> = recs.iter().collect();
                 for (r, v) in recs.iter().zip(verify_batch(&refs)) {
                     v.with_context(|| format!("record {} has a bad signature", r.id.fmt_short()))?;
@@ -492,10 +518,12 @@ async fn receive_feed(
                         want.dedup();
                         want.truncate(sync::MAX_WANT);
                     }
-                    write_frame(&mut send, &feed.stored(epoch, upto)).await?;
+                    // Once the link is gone, what was received is still
+                    // stored (the cursor with it), just not acknowledged.
+                    let _ = out_tx.send(feed.stored(epoch, upto));
                     if !want.is_empty() {
                         tracing::info!(records = want.len(), "asking for missing parents");
-                        write_frame(&mut send, &Frame::Want { ids: want }).await?;
+                        let _ = out_tx.send(Frame::Want { ids: want });
                     }
                     shared.sync.update(&peer, |s| {
                         s.records_received += n as u64;
@@ -525,10 +553,16 @@ async fn receive_feed(
         }
         Ok::<(), anyhow::Error>(())
     };
-    tokio::select! {
+    // When the stream fails (the link dropped), the batches already read
+    // are still verified and stored, so the next connection resumes after
+    // them: a cut costs at most the batch that was on the wire.
+    tokio::pin!(writer);
+    let result = tokio::select! {
         r = reader => r,
-        r = writer => r,
-    }
+        r = out => r,
+        r = &mut writer => return r,
+    };
+    writer.await.and(result)
 }
 
 /// What the sender puts in one batch.
@@ -555,12 +589,12 @@ fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cur
         }
         Ok(())
     };
-    for (seq, id) in store.feed_range(cursor + 1, sync::BATCH_RECORDS)? {
+    // One forward scan of the feed (it holds the records' bytes).
+    for (seq, id, bytes) in store.feed_records(cursor + 1, sync::BATCH_RECORDS)? {
         if size >= sync::BATCH_BYTES || out.records.len() >= sync::BATCH_RECORDS {
             break;
         }
         out.upto = seq;
-        let Some(bytes) = store.record_bytes(&id)? else { continue };
         let record = Record::decode_unverified(&bytes)?;
         let author_div = trust.member(&record.author).map(|m| m.cert.division);
         // The case's summary, read at most once per record.
@@ -718,16 +752,30 @@ async fn send_feed(
     };
     let mut watch = shared.feed.subscribe();
     let (want_tx, mut want_rx) = tokio::sync::mpsc::channel::<Vec<[u8; 32]>>(4);
+    // Wakes the pump when an ack opens the window (a permit is kept if it
+    // is not waiting yet).
+    let acked = Arc::new(tokio::sync::Notify::new());
     let acks = {
         let feed = feed.clone();
+        let acked = acked.clone();
         async move {
             loop {
                 let (frame, _) = read_frame(&mut recv).await?;
                 match frame {
-                    Frame::Ack { upto } => match feed.lock() {
-                        Ok(mut f) => f.on_ack(upto)?,
-                        Err(p) => p.into_inner().on_ack(upto)?,
-                    },
+                    Frame::Ack { upto } => {
+                        match feed.lock() {
+                            Ok(mut f) => f.on_ack(upto)?,
+                            Err(p) => p.into_inner().on_ack(upto)?,
+                        }
+                        acked.notify_one();
+                    }
+                    Frame::Received { upto } => {
+                        match feed.lock() {
+                            Ok(mut f) => f.on_received(upto)?,
+                            Err(p) => p.into_inner().on_received(upto)?,
+                        }
+                        acked.notify_one();
+                    }
                     Frame::Want { ids } if ids.len() <= sync::MAX_WANT => {
                         // Drop the request if one is already queued: the
                         // receiver asks again after its next batch.
@@ -774,8 +822,13 @@ async fn send_feed(
                     }
                     continue;
                 }
-                sync::SenderPoll::WindowFull => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                sync::SenderPoll::WindowFull | sync::SenderPoll::InTransit => {
+                    tokio::select! {
+                        _ = acked.notified() => {}
+                        Some(ids) = want_rx.recv() => {
+                            send_wanted(&shared, peer, peer_division, dir, my_epoch, state.cursor(), head, ids, &mut send).await?;
+                        }
+                    }
                     continue;
                 }
                 sync::SenderPoll::SendAfter(after) => after,

@@ -62,6 +62,11 @@ pub enum Frame {
     /// sender, on the feed stream). The sender answers with a `Batch` that
     /// leaves the cursor where it is.
     Want { ids: Vec<[u8; 32]> },
+    /// The receiver has read the batch up to `upto` off the stream (not yet
+    /// stored). The sender keeps at most one batch on the wire that the
+    /// receiver has not read, so a cut link loses at most that batch: what
+    /// was read is stored even when the link is gone.
+    Received { upto: u64 },
 }
 
 /// Most ids in one `Want`.
@@ -109,6 +114,9 @@ pub enum SenderPoll {
     CaughtUp,
     /// Too much unacknowledged: wait for an ack.
     WindowFull,
+    /// The last batch sent has not reached the receiver yet: wait for its
+    /// `Received` (or its ack).
+    InTransit,
     /// Build and send a batch of the feed after this position.
     SendAfter(u64),
 }
@@ -120,13 +128,15 @@ pub struct FeedSender {
     epoch: [u8; 16],
     cursor: u64,
     acked: u64,
+    /// What the receiver has read (at least `acked`).
+    received: u64,
     window: u64,
 }
 
 impl FeedSender {
     /// `window`: feed positions that may be sent beyond the last ack.
     pub fn new(epoch: [u8; 16], window: u64) -> FeedSender {
-        FeedSender { epoch, cursor: 0, acked: 0, window }
+        FeedSender { epoch, cursor: 0, acked: 0, received: 0, window }
     }
 
     /// The receiver's `Subscribe`: resume after its cursor if it is from this
@@ -137,6 +147,7 @@ impl FeedSender {
         let from = if epoch == self.epoch && cursor <= head { cursor } else { 0 };
         self.cursor = from;
         self.acked = from;
+        self.received = from;
         from
     }
 
@@ -145,6 +156,8 @@ impl FeedSender {
             SenderPoll::CaughtUp
         } else if self.cursor - self.acked > self.window {
             SenderPoll::WindowFull
+        } else if self.received < self.cursor {
+            SenderPoll::InTransit
         } else {
             SenderPoll::SendAfter(self.cursor)
         }
@@ -163,6 +176,16 @@ impl FeedSender {
             return Err(SyncError::AckWentBack { from: self.acked, to: upto });
         }
         self.acked = upto;
+        self.received = self.received.max(upto);
+        Ok(())
+    }
+
+    /// The receiver has read everything up to `upto` off the stream.
+    pub fn on_received(&mut self, upto: u64) -> Result<(), SyncError> {
+        if upto > self.cursor {
+            return Err(SyncError::AckBeyondSent { ack: upto, sent: self.cursor });
+        }
+        self.received = self.received.max(upto);
         Ok(())
     }
 
@@ -257,6 +280,10 @@ mod tests {
         assert_eq!(s.poll(100), SenderPoll::WindowFull);
         assert!(s.on_ack(21).is_err());
         s.on_ack(15).unwrap();
+        // Within the window, but the batch up to 20 is still on the wire.
+        assert_eq!(s.poll(100), SenderPoll::InTransit);
+        assert!(s.on_received(21).is_err());
+        s.on_received(20).unwrap();
         assert_eq!(s.poll(100), SenderPoll::SendAfter(20));
         assert!(s.on_ack(14).is_err());
         s.sent(100);
