@@ -237,7 +237,8 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn health(State(s): State<AppState>) -> ApiResult {
-    let records = s.store.feed_len()?;
+    // The writer publishes the feed head after each commit (no store read).
+    let records = *s.shared.feed.borrow();
     Ok(Json(json!({
         "status": "ok",
         "node_id": s.node.id.to_string(),
@@ -1253,7 +1254,7 @@ async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult
     Ok(Json(json!({
         "node": s.node.id.to_string(),
         "division": s.node.division.to_string(),
-        "feed_head": s.store.feed_len()?,
+        "feed_head": *s.shared.feed.borrow(),
         "peers": peers,
         "refused_handshakes": status.refused,
         "alarms": alarms,
@@ -1267,7 +1268,7 @@ async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     let status = s.shared.sync.snapshot();
     let mut out = String::new();
     let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-    let _ = writeln!(out, "# HELP zongzhi_records Records in this node's feed.\n# TYPE zongzhi_records gauge\nzongzhi_records {}", s.store.feed_len()?);
+    let _ = writeln!(out, "# HELP zongzhi_records Records in this node's feed.\n# TYPE zongzhi_records gauge\nzongzhi_records {}", *s.shared.feed.borrow());
     let _ = writeln!(out, "# HELP zongzhi_pending_records Received records waiting for their parents.\n# TYPE zongzhi_pending_records gauge\nzongzhi_pending_records {}", s.store.pending_count(usize::MAX)?);
     let _ = writeln!(out, "# HELP zongzhi_integrity_alarms Integrity alarms raised (equivocation, chain gaps).\n# TYPE zongzhi_integrity_alarms counter\nzongzhi_integrity_alarms {}", s.store.alarm_count()?);
     let _ = writeln!(out, "# HELP zongzhi_handshakes_refused_total Handshakes refused, by reason.\n# TYPE zongzhi_handshakes_refused_total counter");
