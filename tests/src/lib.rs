@@ -7,6 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod relay;
+
+pub use relay::UdpRelay;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -441,3 +444,4 @@ pub fn signed_filing(
     let body = Body::CaseEvent(CaseEvent { case: None, parents: vec![], unit: unit.parse().unwrap(), operator: "op".into(), action: Action::File(Box::new(filing)) });
     Record::sign(key, Header { seq, prev, hlc: Hlc { wall_ms: now, counter: 0 } }, body)
 }
+
