@@ -13,6 +13,11 @@ use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
 use zongzhi_protocol::record::verify_batch;
 use zongzhi_protocol::{Action, Body, CaseEvent, Filing, Header, Hlc, NodeKey, Record};
 
+// The end-to-end tests' relay (std only), shared by path rather than by a
+// dependency on the test crate.
+#[path = "../../tests/src/relay.rs"]
+mod relay;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -287,7 +292,9 @@ fn wait_records(c: &crate::client::Client, n: u64, limit: Duration) -> anyhow::R
         if t.elapsed() > limit {
             bail!("only {} of {n} records arrived within {limit:?}", records_held(c)?);
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // Every 10 ms: at most 0.2 % of a 5-second transfer, and the
+        // polling takes no noticeable share of the node's CPU.
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(t.elapsed())
 }
@@ -303,7 +310,11 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     // (a) This machine's limits.
     let sample = sample_records(20_000);
     let single = raw_verify_rate(&sample)?;
-    let batched = std_batch_verify_rate(&sample)?;
+    // This machine's speed varies from minute to minute (a shared virtual
+    // machine): the bar is the median of five rounds, the range is printed.
+    let mut rounds = (0..5).map(|_| std_batch_verify_rate(&sample)).collect::<anyhow::Result<Vec<f64>>>()?;
+    rounds.sort_by(f64::total_cmp);
+    let batched = rounds[2];
     let t = Instant::now();
     for chunk in sample.chunks(256) {
         let refs: Vec<&Record> = chunk.iter().collect();
@@ -313,7 +324,10 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     let store_dir = dir.path().join("store-bench");
     let out = Command::new(&bin).args(["bench-store", "--dir"]).arg(&store_dir).output()?;
     let store: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-store output")?;
-    println!("(a) this machine: ed25519 verify_strict {single:.0}/s on one core, ed25519-dalek verify_batch(256) {batched:.0}/s on one core;");
+    println!(
+        "(a) this machine: ed25519 verify_strict {single:.0}/s on one core, ed25519-dalek verify_batch(256) {batched:.0}/s on one core (median of five rounds: {:.0}–{:.0}/s);",
+        rounds[0], rounds[4]
+    );
     println!("    zongzhi's record batch check (one key per author, 256 records) {ours:.0}/s on one core");
     println!("    RocksDB synced WriteBatch(256) {} records/s, single synced writes {}/s", store["batched_records_per_s"], store["single_synced_writes_per_s"]);
 
@@ -356,8 +370,10 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     // backoff schedule, which is not transfer time.
     wait_records(&town_api, town_had + 1, Duration::from_secs(60))?;
     let t0 = Instant::now();
+    let cpu0 = (cpu_time(&nodes[town]), cpu_time(&nodes[village]));
     wait_records(&town_api, town_had + records as u64, Duration::from_secs(600))?;
     let one_hop = t0.elapsed();
+    let cpu1 = (cpu_time(&nodes[town]), cpu_time(&nodes[village]));
     let after = status_of(&village_api, units[town].0)?;
     nodes[county].start(&bin)?;
     wait_records(&county_api, records_held(&county_api)? + 1, Duration::from_secs(60))?;
@@ -378,6 +394,19 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     let rate1 = records as f64 / one_hop.as_secs_f64();
     println!("(b) cold replication of {records} case events (avg {} bytes):", rec_bytes / sent.max(1));
     println!("    one hop (village → township)     {:.2} s  {rate1:.0} records/s  ({:.0} % of the batched verify rate; target ≥ 50 %)", one_hop.as_secs_f64(), 100.0 * rate1 / batched);
+    let per_record = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.1} µs", (b.saturating_sub(a)).as_secs_f64() * 1e6 / records as f64),
+        _ => "?".into(),
+    };
+    println!(
+        "    CPU per record in the one hop: township {}, village {} (together {:.0} % of the two cores)",
+        per_record(cpu0.0, cpu1.0),
+        per_record(cpu0.1, cpu1.1),
+        match (cpu0, cpu1) {
+            ((Some(a), Some(b)), (Some(c), Some(d))) => 100.0 * ((c - a) + (d - b)).as_secs_f64() / one_hop.as_secs_f64() / 2.0,
+            _ => 0.0,
+        }
+    );
     println!("    two more hops (→ county → city)  {:.2} s  {:.0} records/s", two_more.as_secs_f64(), records as f64 / two_more.as_secs_f64());
     println!("    three hops at once               {:.2} s  {:.0} records/s (four processes on two cores)", three_hops.as_secs_f64(), records as f64 / three_hops.as_secs_f64());
     println!("    wire bytes per record {:.3}× the record's size (frames, lengths; QUIC/TLS overhead not counted) (target ≤ 1.15)", wire as f64 / rec_bytes.max(1) as f64);
@@ -427,39 +456,102 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
         delta("bytes_sent")
     );
 
-    // (e) A cut at half of a cold transfer.
+    // (e) A cut of the link at half of a cold transfer: the village now
+    // reaches the township through a UDP relay that stops forwarding in
+    // both directions until both ends have given the connection up.
+    let relay = relay::UdpRelay::start(nodes[town].quic, u64::MAX)?;
+    nodes[village].stop(false);
+    let cfg = std::fs::read_to_string(&nodes[village].config)?;
+    let cfg = cfg.replace(&format!("parent = \"127.0.0.1:{}\"", nodes[town].quic), &format!("parent = \"127.0.0.1:{}\"", relay.port));
+    std::fs::write(&nodes[village].config, cfg)?;
+    nodes[village].start(&bin)?;
     let village_api = crate::demo::login(&nodes[village].url(), "viewer")?;
-    let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
-    let town_had = records_held(&town_api)?;
-    nodes[town].stop(false);
     let half = records / 2;
-    file_many(&nodes[village].url(), half, 32)?;
-    let before = status_of(&village_api, units[town].0)?;
-    nodes[town].start(&bin)?;
-    let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
+    let (town_api, town_had, before) = half_transfer(&mut nodes, &bin, (town, village), half, &village_api)?;
+    relay.cut.store(true, Ordering::SeqCst);
     let t = Instant::now();
-    while records_held(&town_api)? < town_had + half as u64 / 2 {
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!("transfer did not progress");
+    while status_of(&town_api, vdiv)?["connected"] == json!(true) || status_of(&village_api, units[town].0)?["connected"] == json!(true) {
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("the cut link was not given up");
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(100));
     }
+    let at_cut = records_held(&town_api)? - town_had;
+    relay.cut.store(false, Ordering::SeqCst);
+    let (stored, duplicates, sent) = finish_transfer(&town_api, &village_api, (units[town].0, vdiv), town_had, half, &before)?;
+    let again = sent.saturating_sub(half as u64);
+    println!(
+        "(e) link cut at half of a {half}-record transfer (a relay dropping every packet until both ends gave the connection up, {:.1} s): {at_cut} stored when the link was given up; {sent} records sent for {half} new, {again} sent again ({:.2} batches of {}; target ≤ 1); {duplicates} arrived twice; {stored} stored (none twice)",
+        t.elapsed().as_secs_f64(),
+        again as f64 / zongzhi_protocol::sync::BATCH_RECORDS as f64,
+        zongzhi_protocol::sync::BATCH_RECORDS
+    );
+
+    // (e') Harsher: the receiver is killed (SIGKILL) at half of a transfer,
+    // so what it held in memory and had not stored is lost.
+    let (_, town_had, before) = half_transfer(&mut nodes, &bin, (town, village), half, &village_api)?;
     nodes[town].stop(true);
     nodes[town].start(&bin)?;
     let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
-    wait_records(&town_api, town_had + half as u64, Duration::from_secs(600))?;
-    std::thread::sleep(Duration::from_millis(300));
-    let stored = records_held(&town_api)? - town_had;
-    let duplicates = status_of(&town_api, vdiv)?["duplicates_received"].as_u64().unwrap_or(0);
-    let after = status_of(&village_api, units[town].0)?;
-    let sent = after["records_sent"].as_u64().unwrap_or(0).saturating_sub(before["records_sent"].as_u64().unwrap_or(0));
+    let (stored, duplicates, sent) = finish_transfer(&town_api, &village_api, (units[town].0, vdiv), town_had, half, &before)?;
+    let again = sent.saturating_sub(half as u64);
     println!(
-        "(e) SIGKILL of the receiver at half of a {half}-record transfer: {sent} records sent for {half} new, {} sent again ({} batches of up to {}: in flight at the cut, never stored); {duplicates} the receiver already held arrived again; {stored} stored (none twice)",
-        sent.saturating_sub(half as u64),
-        (sent.saturating_sub(half as u64)).div_ceil(zongzhi_protocol::sync::BATCH_RECORDS as u64),
+        "(e') SIGKILL of the receiver at half of a {half}-record transfer: {sent} records sent for {half} new, {again} sent again ({} batches of up to {}: read but not yet stored, lost with the process); {duplicates} the receiver already held arrived again; {stored} stored (none twice)",
+        again.div_ceil(zongzhi_protocol::sync::BATCH_RECORDS as u64),
         zongzhi_protocol::sync::BATCH_RECORDS
     );
     Ok(())
+}
+
+/// With the township stopped, files `n` cases at the village, starts the
+/// township and returns once it holds about half of them: the township's
+/// API, what it held before, and the village's sync status for it before.
+fn half_transfer(
+    nodes: &mut [crate::demo::DemoNode],
+    bin: &Path,
+    (town, village): (usize, usize),
+    n: usize,
+    village_api: &crate::client::Client,
+) -> anyhow::Result<(crate::client::Client, u64, serde_json::Value)> {
+    let town_had = records_held(&crate::demo::login(&nodes[town].url(), "viewer")?)?;
+    nodes[town].stop(false);
+    file_many(&nodes[village].url(), n, 32)?;
+    let before = status_of(village_api, &nodes[town].division)?;
+    nodes[town].start(bin)?;
+    let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
+    wait_records(&town_api, town_had + n as u64 / 2, Duration::from_secs(300))?;
+    Ok((town_api, town_had, before))
+}
+
+/// Waits for the rest of a transfer of `n` records: (stored, arrived twice,
+/// sent by the village).
+fn finish_transfer(
+    town_api: &crate::client::Client,
+    village_api: &crate::client::Client,
+    (town_division, village_division): (&str, &str),
+    town_had: u64,
+    n: usize,
+    before: &serde_json::Value,
+) -> anyhow::Result<(u64, u64, u64)> {
+    wait_records(town_api, town_had + n as u64, Duration::from_secs(600))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let stored = records_held(town_api)? - town_had;
+    // The township restarted for this transfer: its counter is this transfer's.
+    let duplicates = status_of(town_api, village_division)?["duplicates_received"].as_u64().unwrap_or(0);
+    let after = status_of(village_api, town_division)?;
+    let sent = after["records_sent"].as_u64().unwrap_or(0).saturating_sub(before["records_sent"].as_u64().unwrap_or(0));
+    Ok((stored, duplicates, sent))
+}
+
+/// User plus system CPU time a running node has used so far (Linux).
+fn cpu_time(node: &crate::demo::DemoNode) -> Option<Duration> {
+    let pid = node.child.as_ref()?.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// The statistics benchmark, run by the node binary on a scratch store.
