@@ -417,7 +417,7 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     };
     // The link is over: close it (so the receiver's reads end once the
     // data already here is read) and let the receiver store what arrived.
-    close_with(&conn, &result);
+    close_with(conn, &result);
     if let Err(e) = receiver.await {
         tracing::debug!("receiving side after the link ended: {e:#}");
     }
