@@ -622,9 +622,9 @@ fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cur
                 summary = Some(s);
                 if in_scope && sync::enters_subtree(&ev.action, peer_division) {
                     // The case enters the child's subtree: its whole history first.
-                    for hid in store.case_events(&case)? {
+                    for (hseq, hid) in store.case_events_with_seq(&case)? {
                         if hid != id && included.insert(hid)
-                            && let Some(hb) = store.record_bytes(&hid)?
+                            && let Some((_, hb)) = store.record_at(hseq)?
                         {
                             size += hb.len();
                             out.records.push(hb);
@@ -710,8 +710,8 @@ fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cu
     picked.sort();
     picked.dedup();
     let mut records = Vec::new();
-    for (_, id) in picked.into_iter().take(sync::BATCH_RECORDS) {
-        let Some(bytes) = store.record_bytes(&id)? else { continue };
+    for (seq, _) in picked.into_iter().take(sync::BATCH_RECORDS) {
+        let Some((_, bytes)) = store.record_at(seq)? else { continue };
         if dir == Direction::Up {
             let author = Record::decode_unverified(&bytes)?.author;
             if !trust.member(&author).is_some_and(|m| sync::up_in_scope(m.cert.division, shared.unit)) {

@@ -125,6 +125,15 @@ fn id_from(bytes: &[u8]) -> Option<RecordId> {
     Some(RecordId(bytes.get(..32)?.try_into().ok()?))
 }
 
+/// A `feed` entry's value: the record's id, then its bytes.
+fn feed_value(id: &RecordId, bytes: &[u8]) -> Vec<u8> {
+    [id.0.as_slice(), bytes].concat()
+}
+
+fn split_feed_value(v: &[u8]) -> Option<(RecordId, &[u8])> {
+    Some((id_from(v)?, v.get(32..)?))
+}
+
 fn queue_key(s: &CaseSummary) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + 1 + 8 + 32);
     k.extend_from_slice(&s.owner.as_u64().to_be_bytes());
@@ -304,10 +313,9 @@ impl Store {
     /// The record at feed position `seq`: its id and bytes.
     pub fn record_at(&self, seq: u64) -> Result<Option<(RecordId, Vec<u8>)>> {
         match self.get(CF_FEED, &seq.to_be_bytes())? {
-            Some(mut v) => {
-                let id = id_from(&v).ok_or_else(|| StoreError::Corrupt { cf: CF_FEED, detail: format!("bad feed entry {seq}") })?;
-                v.drain(..32);
-                Ok(Some((id, v)))
+            Some(v) => {
+                let (id, bytes) = split_feed_value(&v).ok_or_else(|| StoreError::Corrupt { cf: CF_FEED, detail: format!("bad feed entry {seq}") })?;
+                Ok(Some((id, bytes.to_vec())))
             }
             None => Ok(None),
         }
@@ -344,10 +352,10 @@ impl Store {
                 break;
             }
             let (k, v) = item?;
-            let (Some(seq), Some(id)) = (u64_be(&k), id_from(&v)) else {
+            let (Some(seq), Some((id, bytes))) = (u64_be(&k), split_feed_value(&v)) else {
                 return Err(StoreError::Corrupt { cf: CF_FEED, detail: "bad feed entry".into() });
             };
-            f(seq, id, &v[32..]);
+            f(seq, id, bytes);
         }
         Ok(())
     }
@@ -585,7 +593,7 @@ impl Store {
     pub fn overwrite_record_unchecked(&self, id: &RecordId, bytes: &[u8]) -> Result<()> {
         let seq = self.record_seq(id)?.ok_or_else(|| StoreError::Corrupt { cf: CF_RECORDS, detail: format!("record {id} not held") })?;
         let mut b = self.batch();
-        b.inner.put_cf(self.cf(CF_FEED), seq.to_be_bytes(), [id.0.as_slice(), bytes].concat());
+        b.inner.put_cf(self.cf(CF_FEED), seq.to_be_bytes(), feed_value(id, bytes));
         self.commit(b)
     }
 }
@@ -679,7 +687,7 @@ impl Batch<'_> {
     /// The feed head in `meta` is the caller's to write, once per batch.
     pub fn put_record(&mut self, id: &RecordId, bytes: &[u8], feed_seq: u64, author: &NodeId, author_seq: u64) {
         self.put(CF_RECORDS, &id.0, &feed_seq.to_be_bytes());
-        self.put(CF_FEED, &feed_seq.to_be_bytes(), &[id.0.as_slice(), bytes].concat());
+        self.put(CF_FEED, &feed_seq.to_be_bytes(), &feed_value(id, bytes));
         let mut ck = author.as_bytes().to_vec();
         ck.extend_from_slice(&author_seq.to_be_bytes());
         self.put(CF_CHAIN, &ck, &id.0);
