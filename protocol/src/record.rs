@@ -318,6 +318,14 @@ impl Record {
 /// s. (A signature whose R has a torsion component can pass the cofactored
 /// equation and fail `verify_strict`'s cofactorless one; only the key's
 /// holder can make one, and it changes no signed content.)
+/// Whether a compressed Edwards point encodes its y-coordinate canonically:
+/// the low 255 bits (little-endian) are below p = 2^255 − 19.
+fn is_canonical_y(bytes: &[u8; 32]) -> bool {
+    // y ≥ p only for 2^255 − 19 ..= 2^255 − 1: bytes 1..=30 all 0xFF, the
+    // top byte's low seven bits set, the lowest byte ≥ 0xED.
+    !(bytes[31] & 0x7F == 0x7F && bytes[1..31].iter().all(|b| *b == 0xFF) && bytes[0] >= 0xED)
+}
+
 pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -365,7 +373,11 @@ pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
         s_bytes.copy_from_slice(&sig[32..]);
         // What verify_strict refuses and a batch equation would not catch:
         // a non-canonical or small-order R, a non-canonical s.
-        let Some(big_r) = CompressedEdwardsY(r_bytes).decompress().filter(|p| p.compress().0 == r_bytes && !p.is_small_order()) else {
+        // Canonical means y < p: decompressing accepts y ≥ p (reduced),
+        // and the other non-canonical form (x = 0 with the sign bit set)
+        // is a small-order point. A byte test instead of compressing the
+        // point again, which costs a field inversion per record.
+        let Some(big_r) = Some(r_bytes).filter(is_canonical_y).and_then(|b| CompressedEdwardsY(b).decompress()).filter(|p| !p.is_small_order()) else {
             results.push(Err(KeyError::BadSignature));
             continue;
         };
@@ -411,3 +423,57 @@ pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
     results
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::is_canonical_y;
+
+    /// y as 32 little-endian bytes from 2^255 − k (top bit clear).
+    fn below_2_255(k: u8) -> [u8; 32] {
+        let mut b = [0xFF; 32];
+        b[0] = 0u8.wrapping_sub(k);
+        b[31] = 0x7F;
+        b
+    }
+
+    #[test]
+    fn canonical_y_is_below_p() {
+        assert!(is_canonical_y(&[0; 32]));
+        assert!(is_canonical_y(&below_2_255(20))); // p − 1
+        assert!(!is_canonical_y(&below_2_255(19))); // p
+        assert!(!is_canonical_y(&below_2_255(1))); // 2^255 − 1
+        // The sign bit is not part of y.
+        let mut b = below_2_255(20);
+        b[31] |= 0x80;
+        assert!(is_canonical_y(&b));
+        b = below_2_255(19);
+        b[31] |= 0x80;
+        assert!(!is_canonical_y(&b));
+        // One lower byte not 0xFF: far below p.
+        b = below_2_255(1);
+        b[17] = 0xFE;
+        assert!(is_canonical_y(&b));
+        // Agrees with compressing the decompressed point again, for every
+        // small y and every y in 2^255 − 256 .. 2^255 (around p).
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        for low in 0u8..=255 {
+            let small = {
+                let mut b = [0u8; 32];
+                b[0] = low;
+                b
+            };
+            let high = {
+                let mut b = below_2_255(1);
+                b[0] = low;
+                b
+            };
+            for b in [small, high] {
+                if let Some(p) = CompressedEdwardsY(b).decompress()
+                    && !p.is_small_order()
+                {
+                    assert_eq!(is_canonical_y(&b), p.compress().0 == b, "{b:?}");
+                }
+            }
+        }
+    }
+}

@@ -126,6 +126,11 @@ fn spoil(r: &Record, how: u8) -> Option<Record> {
             b[n - 64..n - 32].copy_from_slice(&[0; 32]);
             b[n - 64] = 1;
         }
+        5 => {
+            // R encoded with y + p (not canonical) for a valid point of
+            // large order with y < 19.
+            b[n - 64..n - 32].copy_from_slice(&non_canonical_r());
+        }
         _ => {
             // s + l: the same value mod l, not canonical.
             const L: [u8; 32] = [
@@ -143,13 +148,33 @@ fn spoil(r: &Record, how: u8) -> Option<Record> {
     Record::decode_unverified(&b).ok()
 }
 
+/// The encoding y + p of the first point with a small y (2 ≤ y < 19) that
+/// is on the curve and not of small order.
+fn non_canonical_r() -> [u8; 32] {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    (2u8..19)
+        .map(|y| {
+            let mut b = [0xFF; 32];
+            b[0] = 0xED + y;
+            b[31] = 0x7F;
+            b
+        })
+        .find(|b| {
+            let mut canonical = [0u8; 32];
+            canonical[0] = b[0] - 0xED;
+            CompressedEdwardsY(canonical).decompress().is_some_and(|p| !p.is_small_order())
+                && CompressedEdwardsY(*b).decompress().is_some()
+        })
+        .expect("some small y is on the curve")
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
     /// Whatever mix of authors and spoiled records a batch holds, each
     /// verdict is exactly that of `verify_strict` on the record alone.
     #[test]
     fn batch_verdicts_equal_strict(
-        plan in proptest::collection::vec((0u8..3, proptest::option::weighted(0.15, 0u8..5)), 1..40),
+        plan in proptest::collection::vec((0u8..3, proptest::option::weighted(0.15, 0u8..6)), 1..40),
     ) {
         let keys: Vec<NodeKey> = (0..3u8).map(|i| NodeKey::from_seed([i + 1; 32])).collect();
         let recs: Vec<Record> = plan
@@ -171,7 +196,7 @@ proptest::proptest! {
 #[test]
 fn every_spoiled_signature_is_refused_in_a_batch() {
     let key = NodeKey::from_seed([9; 32]);
-    for how in 0..5 {
+    for how in 0..6 {
         let good: Vec<Record> = (1..=8).map(|i| filing_by(&key, i)).collect();
         let bad = spoil(&filing_by(&key, 9), how).expect("still decodes");
         assert!(bad.verify().is_err(), "spoil {how} must break the strict check");
