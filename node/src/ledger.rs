@@ -231,7 +231,15 @@ impl Shared {
 /// Signs and stores records; used directly (init, tools) or from the writer thread.
 pub struct Writer {
     shared: Shared,
+    /// Position after the last prepared group (written or being written).
     heads: Heads,
+    /// Position after the last group known to be durable.
+    committed: Heads,
+    /// Authors' chain heads (seq, record) as of `heads`, filled on first
+    /// use and kept across groups; `None`: nothing of the author held.
+    chain_heads: HashMap<NodeId, Option<(u64, RecordId)>>,
+    /// The group being written on the commit thread, if any.
+    inflight: Option<InFlight>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -246,13 +254,30 @@ struct Touched {
     state: CaseState,
 }
 
+/// What a group wrote that the next group, prepared while it is being
+/// written, may need to read.
+#[derive(Default)]
+struct Written {
+    /// Records added (so later ones may name them as parents).
+    added: HashSet<RecordId>,
+    /// (author, seq) of the records added.
+    chain_at: HashMap<(NodeId, u64), RecordId>,
+    /// Authors whose chain was extended while their head was not in the
+    /// chain-head cache (this node's own records).
+    authors: HashSet<NodeId>,
+    /// The cases changed, with their state as written.
+    touched: HashMap<RecordId, Touched>,
+    /// Meta keys the next group may read were written (serials, markers).
+    meta: bool,
+    /// Records waiting for their parents were stored or released.
+    pending: bool,
+}
+
 /// Everything one batch changes before it is written.
 struct Pending<'a> {
     batch: Batch<'a>,
     heads: Heads,
-    touched: HashMap<RecordId, Touched>,
-    /// Records added in this batch (so later ones may name them as parents).
-    added: HashSet<RecordId>,
+    w: Written,
     /// The trust store as this batch started.
     base_trust: Arc<Trust>,
     /// Trust changes to publish after the write.
@@ -264,8 +289,41 @@ struct Pending<'a> {
     /// Authors' chain heads (seq, record) as stored plus this batch's
     /// records, filled on first use; `None`: nothing of the author held.
     chain_heads: HashMap<NodeId, Option<(u64, RecordId)>>,
-    /// (author, seq) of the records added in this batch.
-    chain_at: HashMap<(NodeId, u64), RecordId>,
+    /// The previous group, still being committed on the commit thread.
+    prev: Option<InFlight>,
+}
+
+/// What a group being committed on the commit thread changed, so that the
+/// next group, prepared meanwhile on the writer thread, reads its own
+/// writes: the records and chain entries it added and the cases it changed
+/// (their state as written) answer from here; reads the overlay cannot
+/// answer (markers, serials, waiting records, proofs) wait until the group
+/// is durable. Reads of anything else go to the store, which is
+/// authoritative for them because only the writer writes these column
+/// families and records are never deleted.
+struct InFlight {
+    w: Written,
+    /// The writer's position after this group.
+    heads: Heads,
+    done: mpsc::Receiver<std::result::Result<(), String>>,
+    outcome: Option<std::result::Result<(), String>>,
+}
+
+impl InFlight {
+    /// Waits until the group is durable; an error if its write failed.
+    fn settle(&mut self) -> Result<()> {
+        if self.outcome.is_none() {
+            self.outcome = Some(self.done.recv().unwrap_or_else(|_| Err("the commit thread stopped".into())));
+        }
+        match &self.outcome {
+            Some(Err(e)) => Err(LedgerError::Invalid(format!("write failed: {e}"))),
+            _ => Ok(()),
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.outcome.is_some()
+    }
 }
 
 impl Pending<'_> {
@@ -275,6 +333,50 @@ impl Pending<'_> {
             self.policy = Some(Arc::new(policy.clone()));
         }
     }
+
+    /// Waits for the previous group to be durable if `dirty` says it may
+    /// have written what is about to be read from the store.
+    fn settle_if(&mut self, dirty: impl Fn(&InFlight) -> bool) -> Result<()> {
+        match &mut self.prev {
+            Some(prev) if !prev.settled() && dirty(prev) => prev.settle(),
+            _ => Ok(()),
+        }
+    }
+
+    fn put_meta(&mut self, key: &str, value: &[u8]) {
+        self.w.meta = true;
+        self.batch.put_meta(key, value);
+    }
+}
+
+/// A group of operations turned into one write batch, not yet written.
+struct Group<'s> {
+    /// `None` when no operation was accepted: nothing to write.
+    batch: Option<Batch<'s>>,
+    results: Vec<Result<Outcome>>,
+    heads: Heads,
+    trust: Option<Trust>,
+    policy: Option<Arc<Policy>>,
+    revoked: bool,
+    w: Written,
+}
+
+impl Group<'_> {
+    /// Publishes what a written group changed: trust store, policy, feed head.
+    fn publish(shared: &Shared, feed_seq: u64, trust: Option<Trust>, policy: Option<Arc<Policy>>) {
+        if let Some(t) = trust {
+            shared.set_trust(t);
+        }
+        if let Some(p) = policy {
+            shared.set_policy(p);
+        }
+        shared.feed.send_replace(feed_seq);
+    }
+}
+
+/// Each accepted operation's result becomes the write's error if it failed.
+fn failed_write(results: Vec<Result<Outcome>>, msg: &str) -> Vec<Result<Outcome>> {
+    results.into_iter().map(|r| r.and_then(|_| Err(LedgerError::Invalid(format!("write failed: {msg}"))))).collect()
 }
 
 impl Writer {
@@ -307,7 +409,8 @@ impl Writer {
         }
         let alarms = store.alarm_count()?;
         shared.feed.send_replace(feed_seq);
-        Ok(Writer { shared, heads: Heads { feed_seq, own_seq, own_head, clock, serials: HashMap::new(), alarms } })
+        let heads = Heads { feed_seq, own_seq, own_head, clock, serials: HashMap::new(), alarms };
+        Ok(Writer { shared, committed: heads.clone(), heads, chain_heads: HashMap::new(), inflight: None })
     }
 
     pub fn shared(&self) -> &Shared {
@@ -317,58 +420,151 @@ impl Writer {
     /// Processes a group of operations: all accepted ones in one synced
     /// batch. Returns one result per operation, in order.
     pub fn process(&mut self, ops: Vec<Op>) -> Vec<Result<Outcome>> {
+        if let Err(e) = self.settle() {
+            return ops.iter().map(|_| Err(LedgerError::Invalid(e.to_string()))).collect();
+        }
+        let store = self.shared.store.clone();
+        let group = self.prepare_group(&store, ops);
+        let Some(batch) = group.batch else { return group.results };
+        let result = store.commit(batch).map_err(|e| e.to_string());
+        self.written(group.heads.clone(), result.clone());
+        match result {
+            Ok(()) => {
+                Group::publish(&self.shared, group.heads.feed_seq, group.trust, group.policy);
+                self.after_trust_change(group.revoked);
+                group.results
+            }
+            Err(msg) => failed_write(group.results, &msg),
+        }
+    }
+
+    /// Checks a group of operations and builds its write batch (on top of
+    /// the group in flight, if any). Returns one result per operation.
+    fn prepare_group<'s>(&mut self, store: &'s Store, ops: Vec<Op>) -> Group<'s> {
         let policy = self.shared.policy();
         let now = now_ms();
-        let store = self.shared.store.clone();
         // Sized up front: a case state moved on every rehash is not cheap.
         let records: usize = ops.iter().map(|op| if let Op::Ingest { records, .. } = op { records.len() } else { 1 }).sum();
         let mut p = Pending {
             batch: store.batch(),
             heads: self.heads.clone(),
-            touched: HashMap::with_capacity(records),
-            added: HashSet::with_capacity(records),
+            w: Written {
+                touched: HashMap::with_capacity(records),
+                added: HashSet::with_capacity(records),
+                chain_at: HashMap::with_capacity(records),
+                ..Written::default()
+            },
             base_trust: self.shared.trust(),
             trust: None,
             revoked: false,
             policy: None,
-            chain_heads: HashMap::new(),
-            chain_at: HashMap::new(),
+            chain_heads: std::mem::take(&mut self.chain_heads),
+            prev: self.inflight.take(),
         };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             results.push(self.prepare(&policy, now, &mut p, op));
         }
+        self.chain_heads = std::mem::take(&mut p.chain_heads);
+        self.inflight = p.prev.take();
+        let Pending { mut batch, heads, mut w, trust, revoked, policy: new_policy, .. } = p;
         if results.iter().all(|r| r.is_err()) {
-            return results;
+            // Nothing is written. The chain-head cache may hold records of
+            // this group, and case states may have moved here from the
+            // group in flight: forget both (the store answers once that
+            // group is durable).
+            self.chain_heads.clear();
+            let _ = self.settle();
+            return Group {
+                batch: None,
+                results,
+                heads: self.heads.clone(),
+                trust: None,
+                policy: None,
+                revoked: false,
+                w: Written::default(),
+            };
         }
-        let Pending { mut batch, heads, touched, trust, revoked, policy: new_policy, .. } = p;
-        for t in touched.values() {
-            batch.put_summary(t.before.as_ref(), &CaseSummary::of(&t.state));
+        for t in w.touched.values_mut() {
+            let summary = CaseSummary::of(&t.state);
+            batch.put_summary(t.before.as_ref(), &summary);
+            // As the next group finds it, if it changes the case again.
+            t.before = Some(summary);
         }
         write_heads(&mut batch, &heads);
-        match store.commit(batch) {
+        batch.seal();
+        self.heads = heads.clone();
+        Group { batch: Some(batch), results, heads, trust, policy: new_policy, revoked, w }
+    }
+
+    /// One turn of the writer thread: prepares `ops` on top of the group in
+    /// flight and hands them over (see [`Writer::hand_off`]).
+    fn turn<'s>(&mut self, store: &'s Store, ops: Vec<Op>, replies: Vec<Reply>) -> Option<Commit<'s>> {
+        let group = self.prepare_group(store, ops);
+        self.hand_off(group, replies)
+    }
+
+    /// Waits until the group in flight is durable, then returns `group`
+    /// for the commit thread, which answers the callers once it is written.
+    /// Answers them here instead when there is nothing to write or the
+    /// previous write failed (this group was built on top of it).
+    fn hand_off<'s>(&mut self, group: Group<'s>, replies: Vec<Reply>) -> Option<Commit<'s>> {
+        let results = match self.settle() {
+            Err(e) => failed_write(group.results, &e.to_string()),
+            Ok(()) if group.batch.is_none() => group.results,
             Ok(()) => {
-                if let Some(t) = trust {
-                    self.shared.set_trust(t);
-                }
-                if let Some(p) = new_policy {
-                    self.shared.set_policy(p);
-                }
-                self.heads = heads;
-                self.shared.feed.send_replace(self.heads.feed_seq);
-                if revoked && let Err(e) = self.void_revoked() {
-                    // The records are stored; the pass runs again at start-up.
-                    tracing::error!("re-folding cases after a revocation failed: {e}");
-                }
-                results
+                let (done_tx, done_rx) = mpsc::sync_channel(1);
+                let batch = group.batch?;
+                self.inflight = Some(InFlight {
+                    w: group.w,
+                    heads: group.heads.clone(),
+                    done: done_rx,
+                    outcome: None,
+                });
+                return Some(Commit {
+                    batch,
+                    feed_seq: group.heads.feed_seq,
+                    trust: group.trust,
+                    policy: group.policy,
+                    revoked: group.revoked,
+                    replies: replies.into_iter().zip(group.results).collect(),
+                    done: done_tx,
+                });
             }
-            Err(e) => {
-                let msg = e.to_string();
-                results
-                    .into_iter()
-                    .map(|r| r.and_then(|_| Err(LedgerError::Invalid(format!("write failed: {msg}")))))
-                    .collect()
+        };
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+        None
+    }
+
+    /// Waits for the group in flight, if any; after a failed write the
+    /// writer goes back to the last durable position.
+    fn settle(&mut self) -> Result<()> {
+        let Some(mut prev) = self.inflight.take() else { return Ok(()) };
+        let result = prev.settle();
+        self.written(prev.heads, prev.outcome.unwrap_or(Ok(())));
+        result
+    }
+
+    /// Notes the outcome of writing the group that ends at `heads`.
+    fn written(&mut self, heads: Heads, outcome: std::result::Result<(), String>) {
+        match outcome {
+            Ok(()) => self.committed = heads,
+            Err(_) => {
+                self.heads = self.committed.clone();
+                self.chain_heads.clear();
+                self.inflight = None;
             }
+        }
+    }
+
+    /// After a write that changed the trust store: re-fold what a
+    /// revocation voided.
+    fn after_trust_change(&mut self, revoked: bool) {
+        if revoked && let Err(e) = self.void_revoked() {
+            // The records are stored; the pass runs again at start-up.
+            tracing::error!("re-folding cases after a revocation failed: {e}");
         }
     }
 
@@ -379,6 +575,7 @@ impl Writer {
     /// revocation and at start-up (a crash between the two writes loses
     /// nothing). Raises one alarm per pass that changed cases.
     pub fn void_revoked(&mut self) -> Result<usize> {
+        self.settle()?;
         let trust = self.shared.trust();
         let policy = self.shared.policy();
         let store = self.shared.store.clone();
@@ -436,6 +633,7 @@ impl Writer {
         tracing::warn!(cases = changed.len(), "{}", alarm.detail);
         batch.put_alarm(heads.alarms, &alarm);
         store.commit(batch)?;
+        self.committed = heads.clone();
         self.heads = heads;
         Ok(changed.len())
     }
@@ -445,10 +643,22 @@ impl Writer {
         self.process(vec![op]).pop().unwrap_or(Err(LedgerError::ShuttingDown))
     }
 
-    fn load<'t>(&self, policy: &Policy, trust: &Trust, touched: &'t mut HashMap<RecordId, Touched>, case: RecordId) -> Result<&'t mut Touched> {
+    /// A case's state in this batch: changed earlier in it, changed by the
+    /// group in flight (its state as that group writes it), or as stored.
+    fn load<'t>(
+        &self,
+        policy: &Policy,
+        trust: &Trust,
+        touched: &'t mut HashMap<RecordId, Touched>,
+        prev: &mut Option<InFlight>,
+        case: RecordId,
+    ) -> Result<&'t mut Touched> {
         match touched.entry(case) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(e) => {
+                if let Some(t) = prev.as_mut().and_then(|f| f.w.touched.remove(&case)) {
+                    return Ok(e.insert(t));
+                }
                 let Some(before) = self.shared.store.case_summary(&case)? else {
                     return Err(LedgerError::NoSuchCase(case.to_string()));
                 };
@@ -467,7 +677,10 @@ impl Writer {
                 let year = china_date(now).map_err(|e| LedgerError::Invalid(e.to_string()))?.year();
                 let serial = match p.heads.serials.get(&year) {
                     Some(s) => *s,
-                    None => self.shared.store.meta_u64(&format!("{}{year}", meta::SERIAL_PREFIX))?.unwrap_or(0),
+                    None => {
+                        p.settle_if(|f| f.w.meta)?;
+                        self.shared.store.meta_u64(&format!("{}{year}", meta::SERIAL_PREFIX))?.unwrap_or(0)
+                    }
                 } + 1;
                 filing.number = format!("{}-{year}-{serial:06}", self.shared.unit);
                 let contact_bytes = contact.as_ref().map(|c| c.to_bytes());
@@ -479,13 +692,13 @@ impl Writer {
                 let state = CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref).map_err(LedgerError::Rejected)?;
                 p.heads = trial;
                 p.heads.serials.insert(year, serial);
-                p.batch.put_meta(&format!("{}{year}", meta::SERIAL_PREFIX), &serial.to_be_bytes());
+                p.put_meta(&format!("{}{year}", meta::SERIAL_PREFIX), &serial.to_be_bytes());
                 if let (Some(bytes), Some(hash)) = (contact_bytes, state.filing.contact) {
                     p.batch.put_blob(&hash.0, &bytes);
                 }
                 put_record(p, &record);
                 p.batch.index_case_event(&record.id, p.heads.feed_seq, &record.id);
-                p.touched.insert(record.id, Touched { before: None, state });
+                p.w.touched.insert(record.id, Touched { before: None, state });
                 Ok(Outcome::Step(Ack { case: record.id, event: record.id }))
             }
             Op::Act { case, action, operator } => {
@@ -494,7 +707,8 @@ impl Writer {
                     return Err(LedgerError::Invalid("use the filing endpoint to file a case".into()));
                 }
                 if let Action::Merge { into } = &action
-                    && !p.touched.contains_key(into)
+                    && !p.w.touched.contains_key(into)
+                    && !p.prev.as_ref().is_some_and(|f| f.w.touched.contains_key(into))
                     && self.shared.store.case_summary(into)?.is_none()
                 {
                     return Err(LedgerError::NoSuchCase(into.to_string()));
@@ -510,6 +724,7 @@ impl Writer {
             Op::AutoSupervise { case, kind, started_ms, grade, raised, note } => {
                 let level = if raised { "/raised" } else { "" };
                 let marker = |g: SuperviseGrade| format!("{}{case}/{}/{started_ms}/{}{level}", meta::SUPERVISED_PREFIX, kind.as_str(), g.as_str());
+                p.settle_if(|f| f.w.meta)?;
                 if self.shared.store.meta_get(&marker(grade))?.is_some() {
                     return Err(LedgerError::AlreadyDone);
                 }
@@ -517,7 +732,7 @@ impl Writer {
                 // Lower grades are implied: a clock found far overdue earns
                 // its grade at once, not the whole ladder.
                 for g in SuperviseGrade::ALL.iter().filter(|g| **g <= grade) {
-                    p.batch.put_meta(&marker(*g), &ack.event.0);
+                    p.put_meta(&marker(*g), &ack.event.0);
                 }
                 Ok(Outcome::Step(ack))
             }
@@ -552,7 +767,7 @@ impl Writer {
                             return Err(LedgerError::Invalid("a center reports its own unit only".into()));
                         }
                         p.batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &record.id);
-                        p.batch.put_meta(&crate::report::signed_marker(r.month), &record.id.0);
+                        p.put_meta(&crate::report::signed_marker(r.month), &record.id.0);
                     }
                     Body::CaseEvent(_) => {}
                 }
@@ -616,6 +831,7 @@ impl Writer {
             return Ok(());
         };
         let mut proof = vec![hex::encode(record.bytes())];
+        p.settle_if(|f| last_id.is_some_and(|id| f.w.added.contains(&id)))?;
         if let Some(id) = last_id
             && let Some(b) = self.shared.store.record_bytes(&id)?
         {
@@ -638,6 +854,7 @@ impl Writer {
         if let Some(h) = p.chain_heads.get(author) {
             return Ok(*h);
         }
+        p.settle_if(|f| f.w.authors.contains(author))?;
         let h = self.shared.store.chain_last(author)?;
         p.chain_heads.insert(*author, h);
         Ok(h)
@@ -645,14 +862,14 @@ impl Writer {
 
     /// The record an author's chain holds at `seq`, in this batch or stored.
     fn chain_entry(&self, p: &Pending<'_>, author: &NodeId, seq: u64) -> Result<Option<RecordId>> {
-        match p.chain_at.get(&(*author, seq)) {
+        match p.w.chain_at.get(&(*author, seq)).or_else(|| p.prev.as_ref().and_then(|f| f.w.chain_at.get(&(*author, seq)))) {
             Some(id) => Ok(Some(*id)),
             None => Ok(self.shared.store.chain_entry(author, seq)?),
         }
     }
 
     fn has(&self, p: &Pending<'_>, id: &RecordId) -> Result<bool> {
-        Ok(p.added.contains(id) || self.shared.store.has_record(id)?)
+        Ok(p.w.added.contains(id) || p.prev.as_ref().is_some_and(|f| f.w.added.contains(id)) || self.shared.store.has_record(id)?)
     }
 
     fn ingest_one(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, record: Record, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
@@ -661,7 +878,7 @@ impl Writer {
         // above its author's head is neither held nor an equivocation: the
         // common case of a catch-up needs no look-up per record.
         let above_head = self.chain_head(p, &record.author)?.is_none_or(|(seq, _)| record.header.seq > seq);
-        if p.added.contains(&id) || (!above_head && self.shared.store.has_record(&id)?) {
+        if p.w.added.contains(&id) || (!above_head && self.has(p, &id)?) {
             report.duplicates += 1;
             return Ok(());
         }
@@ -685,6 +902,7 @@ impl Writer {
             && existing != id
         {
             let mut proof = vec![hex::encode(record.bytes())];
+            p.settle_if(|f| f.w.added.contains(&existing))?;
             if let Some(b) = self.shared.store.record_bytes(&existing)? {
                 proof.push(hex::encode(b));
             }
@@ -776,9 +994,11 @@ impl Writer {
                     report.missing.push(case);
                 }
                 if missing {
+                    p.settle_if(|f| f.w.pending)?;
                     if self.shared.store.pending_count(MAX_PENDING)? >= MAX_PENDING {
                         report.rejected.push((id, "too many records waiting for their parents".into()));
                     } else {
+                        p.w.pending = true;
                         p.batch.put_pending(&id, record.bytes());
                         report.pending += 1;
                     }
@@ -790,7 +1010,7 @@ impl Writer {
                     let state = CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref).map_err(LedgerError::Rejected);
                     match state {
                         Ok(state) => {
-                            p.touched.insert(id, Touched { before: None, state });
+                            p.w.touched.insert(id, Touched { before: None, state });
                         }
                         Err(e) => {
                             report.rejected.push((id, e.to_string()));
@@ -799,7 +1019,7 @@ impl Writer {
                     }
                 } else {
                     let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
-                    let t = self.load(policy, trust, &mut p.touched, case)?;
+                    let t = self.load(policy, trust, &mut p.w.touched, &mut p.prev, case)?;
                     t.state.apply(policy, trust, eref);
                 }
                 put_record(p, &record);
@@ -813,6 +1033,7 @@ impl Writer {
     /// Applies waiting records whose parents have arrived.
     fn retry_pending(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
         let mut waiting: Vec<Record> = Vec::new();
+        p.settle_if(|f| f.w.pending)?;
         for (id, bytes) in self.shared.store.pending()? {
             if let Ok(mut r) = Record::decode_unverified(&bytes) {
                 r.id = id;
@@ -825,7 +1046,10 @@ impl Writer {
             for r in waiting {
                 let ready = match &r.body {
                     Body::CaseEvent(e) => {
-                        let mut ok = e.case.is_none_or(|c| p.added.contains(&c) || self.shared.store.has_record(&c).unwrap_or(false));
+                        let mut ok = match e.case {
+                            Some(c) => self.has(p, &c)?,
+                            None => true,
+                        };
                         for parent in &e.parents {
                             ok = ok && self.has(p, parent)?;
                         }
@@ -834,6 +1058,7 @@ impl Writer {
                     _ => true,
                 };
                 if ready {
+                    p.w.pending = true;
                     p.batch.delete_pending(&r.id);
                     report.pending = report.pending.saturating_sub(1);
                     self.ingest_one(policy, now, p, r, peer, report)?;
@@ -861,7 +1086,7 @@ impl Writer {
         blob: Option<(BlobHash, Vec<u8>)>,
     ) -> Result<Ack> {
         let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
-        let t = self.load(policy, trust, &mut p.touched, case)?;
+        let t = self.load(policy, trust, &mut p.w.touched, &mut p.prev, case)?;
         let event = CaseEvent { case: Some(case), parents: t.state.heads.clone(), unit: self.shared.unit, operator, action };
         let mut trial = p.heads.clone();
         let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
@@ -900,16 +1125,21 @@ fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, body: Body) -> Record {
 
 fn put_record(p: &mut Pending<'_>, record: &Record) {
     p.heads.feed_seq += 1;
-    p.added.insert(record.id);
-    // An author not looked up yet in this batch (this node's own records)
-    // is looked up from the store when first needed; until then the entry
-    // stays absent rather than wrong.
-    if let Some(head) = p.chain_heads.get_mut(&record.author)
-        && head.is_none_or(|(seq, _)| record.header.seq > seq)
-    {
-        *head = Some((record.header.seq, record.id));
+    p.w.added.insert(record.id);
+    // An author not looked up yet (this node's own records) is looked up
+    // from the store when first needed, once this group is durable; until
+    // then the entry stays absent rather than wrong.
+    match p.chain_heads.get_mut(&record.author) {
+        Some(head) => {
+            if head.is_none_or(|(seq, _)| record.header.seq > seq) {
+                *head = Some((record.header.seq, record.id));
+            }
+        }
+        None => {
+            p.w.authors.insert(record.author);
+        }
     }
-    p.chain_at.insert((record.author, record.header.seq), record.id);
+    p.w.chain_at.insert((record.author, record.header.seq), record.id);
     p.batch.put_record(&record.id, record.bytes(), p.heads.feed_seq, &record.author, record.header.seq);
 }
 
@@ -996,7 +1226,45 @@ pub fn reindex(store: &Store, policy: &Policy, trust: &Trust) -> Result<usize> {
 
 struct Job {
     op: Op,
-    reply: tokio::sync::oneshot::Sender<Result<Outcome>>,
+    reply: Reply,
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<Outcome>>;
+
+/// A group handed to the commit thread.
+struct Commit<'s> {
+    batch: Batch<'s>,
+    feed_seq: u64,
+    trust: Option<Trust>,
+    policy: Option<Arc<Policy>>,
+    /// A revocation was added: the writer re-folds what it voids.
+    revoked: bool,
+    replies: Vec<(Reply, Result<Outcome>)>,
+    done: mpsc::SyncSender<std::result::Result<(), String>>,
+}
+
+impl Commit<'_> {
+    /// Writes the group, publishes what it changed, answers its callers,
+    /// then tells the writer thread.
+    fn run(self, store: &Store, shared: &Shared) {
+        let result = store.commit(self.batch).map_err(|e| e.to_string());
+        match &result {
+            Ok(()) => {
+                Group::publish(shared, self.feed_seq, self.trust, self.policy);
+                for (reply, r) in self.replies {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(msg) => {
+                tracing::error!("writing a batch failed: {msg}");
+                let (replies, results): (Vec<_>, Vec<_>) = self.replies.into_iter().unzip();
+                for (reply, r) in replies.into_iter().zip(failed_write(results, msg)) {
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        let _ = self.done.send(result);
+    }
 }
 
 /// Handle to the writer thread.
@@ -1021,24 +1289,54 @@ impl Ledger {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop_flag = stop.clone();
         let spawned = std::thread::Builder::new().name("zongzhi-writer".into()).spawn(move || {
-            loop {
-                let first = match rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                    Ok(job) => job,
-                    Err(mpsc::RecvTimeoutError::Timeout) if !stop_flag.load(Ordering::Relaxed) => continue,
-                    Err(_) => break,
-                };
-                let mut jobs = vec![first];
-                while jobs.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
+            let store = writer.shared.store.clone();
+            let shared = writer.shared.clone();
+            std::thread::scope(|scope| {
+                // Two stages: this thread checks a group and builds its batch
+                // while the commit thread writes the previous group (WAL,
+                // fsync, memtables) and then answers its callers. At most one
+                // group is in flight; see `InFlight` for how the next group
+                // reads what it wrote.
+                let (commit_tx, commit_rx) = mpsc::sync_channel::<Commit<'_>>(1);
+                let committer = std::thread::Builder::new()
+                    .name("zongzhi-commit".into())
+                    .spawn_scoped(scope, || {
+                        for c in commit_rx {
+                            c.run(&store, &shared);
+                        }
+                    });
+                if let Err(e) = committer {
+                    tracing::error!("cannot start the commit thread: {e}");
+                    return;
+                }
+                loop {
+                    let first = match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) if !stop_flag.load(Ordering::Relaxed) => continue,
                         Err(_) => break,
+                    };
+                    let mut jobs = vec![first];
+                    while jobs.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
+                    let Some(commit) = writer.turn(&store, ops, replies) else { continue };
+                    let (changes_trust, revoked) = (commit.trust.is_some() || commit.policy.is_some(), commit.revoked);
+                    if commit_tx.send(commit).is_err() {
+                        break;
+                    }
+                    // The next group reads the trust store and policy as
+                    // published: wait until this one's are.
+                    if changes_trust && writer.settle().is_ok() {
+                        writer.after_trust_change(revoked);
                     }
                 }
-                let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-                for (reply, result) in replies.into_iter().zip(writer.process(ops)) {
-                    let _ = reply.send(result);
-                }
-            }
+                drop(commit_tx);
+                let _ = writer.settle();
+            });
             // Dropping the writer here releases its handle on the store.
         });
         let thread = match spawned {
@@ -1095,5 +1393,153 @@ impl Ledger {
             Outcome::Step(ack) => Ok(ack),
             other => Err(LedgerError::Invalid(format!("unexpected outcome {other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::config::Config;
+    use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
+
+    fn city() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg: Config =
+            toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市\"\n", dir.path().join("data"))).unwrap();
+        crate::node::init(&cfg).unwrap();
+        let key = Arc::new(crate::node::load_key(&cfg).unwrap());
+        let store = crate::node::open_store(&cfg, &key).unwrap();
+        (dir, Writer::new(crate::node::shared_state(&cfg, store, key).unwrap()).unwrap())
+    }
+
+    fn file() -> Op {
+        let filing = Filing {
+            number: String::new(),
+            title: "噪音扰民".into(),
+            content: "楼上夜间装修".into(),
+            category: "0202".into(),
+            request_type: RequestType::Complaint,
+            channel: Channel::Phone,
+            urgency: Urgency::Normal,
+            complexity: Complexity::General,
+            place: Place::default(),
+            occurred_at_ms: None,
+            received_at_ms: now_ms(),
+            people_involved: 1,
+            amount_fen: None,
+            contact: None,
+        };
+        Op::File { filing: Box::new(filing), contact: None, operator: "op".into() }
+    }
+
+    fn act(case: RecordId, action: Action) -> Op {
+        Op::Act { case, action, operator: "op".into() }
+    }
+
+    /// Reply channels for `n` operations.
+    fn replies(n: usize) -> (Vec<Reply>, Vec<tokio::sync::oneshot::Receiver<Result<Outcome>>>) {
+        (0..n).map(|_| tokio::sync::oneshot::channel()).unzip()
+    }
+
+    fn stepped(rx: tokio::sync::oneshot::Receiver<Result<Outcome>>) -> Result<Ack> {
+        match rx.blocking_recv().expect("answered")? {
+            Outcome::Step(ack) => Ok(ack),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// What a restart would check: the own chain ends where meta says, and
+    /// every stored summary is the fold of the case's stored records.
+    fn consistent(w: &Writer) {
+        let shared = w.shared.clone();
+        Writer::new(shared.clone()).expect("a restart finds the chain and meta in agreement");
+        let store = &shared.store;
+        let chain = store.author_chain(&shared.key.id()).unwrap();
+        assert!(chain.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64 + 1), "own chain has no gap");
+        let mut summaries = Vec::new();
+        store
+            .all_summaries(|s| {
+                summaries.push(s);
+                true
+            })
+            .unwrap();
+        for s in summaries {
+            let state = fold_records(&shared.policy(), &*shared.trust(), &load_case_records(store, &s.id).unwrap()).unwrap();
+            assert_eq!(s, CaseSummary::of(&state));
+        }
+    }
+
+    #[test]
+    fn a_group_prepared_while_the_previous_is_written_sees_its_changes() {
+        let (_dir, mut w) = city();
+        let store = w.shared.store.clone();
+        let shared = w.shared.clone();
+        let (r, mut rx) = replies(1);
+        let c1 = w.turn(&store, vec![file()], r).expect("something to write");
+        let case = match &c1.replies[0].1 {
+            Ok(Outcome::Step(ack)) => ack.case,
+            other => panic!("unexpected {other:?}"),
+        };
+        // Prepared on top of the filing before it is written: the case, its
+        // records and the own chain head come from the group in flight.
+        let g2 = w.prepare_group(&store, vec![act(case, Action::SignFor)]);
+        assert!(g2.results.iter().all(|r| r.is_ok()), "{:?}", g2.results);
+        assert!(w.inflight.as_ref().is_some_and(|f| !f.settled()), "prepared without waiting for the write");
+        c1.run(&store, &shared);
+        stepped(rx.remove(0)).unwrap();
+        let (r, mut rx) = replies(1);
+        let c2 = w.hand_off(g2, r).expect("something to write");
+        let g3 = w.prepare_group(&store, vec![act(case, Action::Route { window: "justice".into(), requirements: String::new(), due_ms: None })]);
+        c2.run(&store, &shared);
+        stepped(rx.remove(0)).unwrap();
+        let (r, mut rx) = replies(1);
+        w.hand_off(g3, r).expect("something to write").run(&store, &shared);
+        stepped(rx.remove(0)).unwrap();
+        w.settle().unwrap();
+        let summary = store.case_summary(&case).unwrap().unwrap();
+        assert_eq!(summary.events, 3);
+        assert_eq!(summary.status, zongzhi_protocol::workflow::Status::Handling);
+        assert_eq!(*shared.feed.borrow(), store.feed_len().unwrap());
+        consistent(&w);
+    }
+
+    #[test]
+    fn a_failed_write_fails_the_group_built_on_it_and_the_writer_resumes_from_what_is_durable() {
+        let (_dir, mut w) = city();
+        let store = w.shared.store.clone();
+        let shared = w.shared.clone();
+        let feed_before = store.feed_len().unwrap();
+        let (r, _rx) = replies(1);
+        let c1 = w.turn(&store, vec![file()], r).expect("something to write");
+        let case = match &c1.replies[0].1 {
+            Ok(Outcome::Step(ack)) => ack.case,
+            other => panic!("unexpected {other:?}"),
+        };
+        let g2 = w.prepare_group(&store, vec![act(case, Action::SignFor), file()]);
+        assert!(g2.results.iter().all(|r| r.is_ok()));
+        // The commit thread's write fails (disk full): nothing of it is stored.
+        let Commit { done, .. } = c1;
+        done.send(Err("no space left on device".into())).unwrap();
+        let (r, mut rx) = replies(2);
+        assert!(w.hand_off(g2, r).is_none(), "nothing built on a failed write is written");
+        for rx in rx.drain(..) {
+            let err = stepped(rx).unwrap_err().to_string();
+            assert!(err.contains("write failed") && err.contains("no space left"), "{err}");
+        }
+        assert_eq!(store.feed_len().unwrap(), feed_before);
+        assert!(store.case_summary(&case).unwrap().is_none());
+        // The next group starts from the durable position again.
+        let (r, mut rx) = replies(1);
+        w.turn(&store, vec![file()], r).expect("something to write").run(&store, &shared);
+        let ack = stepped(rx.remove(0)).unwrap();
+        w.settle().unwrap();
+        assert_eq!(store.feed_len().unwrap(), feed_before + 1);
+        assert!(store.case_summary(&ack.case).unwrap().is_some());
+        let (r, mut rx) = replies(1);
+        w.turn(&store, vec![act(ack.case, Action::SignFor)], r).expect("something to write").run(&store, &shared);
+        stepped(rx.remove(0)).unwrap();
+        w.settle().unwrap();
+        consistent(&w);
     }
 }

@@ -215,15 +215,7 @@ impl Store {
 
     /// Writes a batch atomically and durably (fsync of the WAL).
     pub fn commit(&self, mut batch: Batch<'_>) -> Result<()> {
-        self.batch_hint.store(batch.buf.len(), std::sync::atomic::Ordering::Relaxed);
-        batch.sorted_into_inner();
-        // Statistics changes of the whole batch, one merge per key: many
-        // events of a batch touch the same (month, unit, category) counters.
-        for (k, d) in std::mem::take(&mut batch.stats) {
-            if d.iter().any(|x| *x != 0) {
-                batch.inner.merge_cf(self.cf(CF_STATS), &k, crate::stats::encode(&d));
-            }
-        }
+        batch.seal();
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch.inner, &wo)?;
@@ -612,7 +604,7 @@ pub struct Batch<'a> {
     inner: WriteBatch,
     /// Puts and deletes in the order made, their keys and values in `buf`;
     /// written sorted by column family and key at commit (see
-    /// [`Batch::sorted_into_inner`]).
+    /// [`Batch::seal`]).
     ops: Vec<Op>,
     buf: Vec<u8>,
     /// Statistics deltas, summed per key until the batch is written.
@@ -639,42 +631,63 @@ impl Batch<'_> {
         self.ops.push(Op { cf, key: (key_at, key.len()), value });
     }
 
-    /// Moves the puts and deletes into the write batch, sorted by column
-    /// family and key, keeping only the last operation on each key (the
-    /// state a sequential application would leave). RocksDB inserts a
-    /// batch's entries into each memtable's skip list in batch order and
-    /// starts each search from the previous insert's position, so ascending
-    /// keys cost far fewer comparisons (and cache misses) than the random
-    /// order of record ids, case ids and queue keys.
-    fn sorted_into_inner(&mut self) {
+    /// Moves the puts and deletes into the write batch, per column family
+    /// sorted by key (a family whose keys came in order, like feed
+    /// positions, is not sorted again), keeping only the last operation on
+    /// each key (the state a sequential application would leave); then one
+    /// merge per statistics key. RocksDB inserts a batch's entries into
+    /// each memtable's skip list in batch order and starts each search from
+    /// the previous insert's position, so ascending keys cost far fewer
+    /// comparisons (and cache misses) than the random order of record ids,
+    /// case ids and queue keys. [`Store::commit`] seals a batch not sealed
+    /// before (the writer seals on its own thread, so the commit thread
+    /// only writes).
+    pub fn seal(&mut self) {
+        if self.ops.is_empty() && self.stats.is_empty() {
+            return;
+        }
+        self.store.batch_hint.store(self.buf.len(), std::sync::atomic::Ordering::Relaxed);
         let ops = std::mem::take(&mut self.ops);
         let buf = std::mem::take(&mut self.buf);
-        let key = |op: &Op| &buf[op.key.0..op.key.0 + op.key.1];
-        let mut order: Vec<usize> = (0..ops.len()).collect();
-        // Stable: equal keys keep their order, so the last one is the newest.
-        order.sort_by(|&a, &b| (ops[a].cf, key(&ops[a])).cmp(&(ops[b].cf, key(&ops[b]))));
+        let key = |at: usize| {
+            let (k, n) = ops[at].key;
+            &buf[k..k + n]
+        };
+        // Grouped by column family (a batch uses a few), in the order made.
+        let mut groups: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            match groups.iter_mut().find(|(cf, _)| *cf == op.cf) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((op.cf, vec![i])),
+            }
+        }
+        groups.sort_unstable_by_key(|(cf, _)| *cf);
         if self.inner.is_empty() {
             // Room for every entry (key, value and a few bytes of framing
             // each), so the batch is not copied as it grows.
             self.inner = WriteBatch::with_capacity_bytes(buf.len() + 16 * ops.len() + 64);
         }
-        let mut handle: Option<(&'static str, &rocksdb::ColumnFamily)> = None;
-        for (i, &at) in order.iter().enumerate() {
-            let op = &ops[at];
-            if order.get(i + 1).is_some_and(|&next| ops[next].cf == op.cf && key(&ops[next]) == key(op)) {
-                continue;
+        for (cf, mut order) in groups {
+            if !order.windows(2).all(|w| key(w[0]) <= key(w[1])) {
+                // Stable: of equal keys the newest stays last.
+                order.sort_by(|&a, &b| key(a).cmp(key(b)));
             }
-            let h = match handle {
-                Some((name, h)) if name == op.cf => h,
-                _ => {
-                    let h = self.store.cf(op.cf);
-                    handle = Some((op.cf, h));
-                    h
+            let h = self.store.cf(cf);
+            for (i, &at) in order.iter().enumerate() {
+                if order.get(i + 1).is_some_and(|&next| key(next) == key(at)) {
+                    continue;
                 }
-            };
-            match op.value {
-                Some((v, n)) => self.inner.put_cf(h, key(op), &buf[v..v + n]),
-                None => self.inner.delete_cf(h, key(op)),
+                match ops[at].value {
+                    Some((v, n)) => self.inner.put_cf(h, key(at), &buf[v..v + n]),
+                    None => self.inner.delete_cf(h, key(at)),
+                }
+            }
+        }
+        // Statistics changes of the whole batch, one merge per key: many
+        // events of a batch touch the same (month, unit, category) counters.
+        for (k, d) in std::mem::take(&mut self.stats) {
+            if d.iter().any(|x| *x != 0) {
+                self.inner.merge_cf(self.store.cf(CF_STATS), &k, crate::stats::encode(&d));
             }
         }
     }
