@@ -38,7 +38,9 @@ use crate::summary::CaseSummary;
 /// Layout version of what this module stores.
 /// 2: a record's bytes are kept in `feed` (position → id ‖ bytes), so a
 /// sender reads its feed in one forward scan; `records` maps id → position.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: case summaries in `case_state` are binary (the codec of signed
+/// records), not JSON; a schema-2 directory is converted when opened.
+pub const SCHEMA_VERSION: u32 = 3;
 
 const CF_RECORDS: &str = "records";
 const CF_FEED: &str = "feed";
@@ -184,12 +186,40 @@ impl Store {
             }
             Some(v) => {
                 let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema { found });
+                match found {
+                    SCHEMA_VERSION => {}
+                    2 => store.summaries_to_binary()?,
+                    _ => return Err(StoreError::Schema { found }),
                 }
             }
         }
         Ok(store)
+    }
+
+    /// Schema 2 → 3: rewrites every JSON case summary in the binary form,
+    /// with the new schema version in the same write.
+    fn summaries_to_binary(&self) -> Result<()> {
+        let mut b = self.batch();
+        let mut n = 0usize;
+        let mut err = None;
+        self.scan_prefix(CF_CASE_STATE, &[], |k, v| match serde_json::from_slice::<CaseSummary>(v) {
+            Ok(s) => {
+                b.put(CF_CASE_STATE, k, &s.encode());
+                n += 1;
+                true
+            }
+            Err(e) => {
+                err = Some(e.to_string());
+                false
+            }
+        })?;
+        if let Some(detail) = err {
+            return Err(StoreError::Corrupt { cf: CF_CASE_STATE, detail });
+        }
+        b.put_meta(meta::SCHEMA, &SCHEMA_VERSION.to_be_bytes());
+        self.commit(b)?;
+        tracing::info!(summaries = n, "store converted from schema 2 to {SCHEMA_VERSION}");
+        Ok(())
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
@@ -485,7 +515,10 @@ impl Store {
     }
 
     pub fn case_summary(&self, case: &RecordId) -> Result<Option<CaseSummary>> {
-        self.get_json(CF_CASE_STATE, &case.0)
+        match self.get(CF_CASE_STATE, &case.0)? {
+            None => Ok(None),
+            Some(v) => CaseSummary::decode(&v).map(Some).map_err(|e| StoreError::Corrupt { cf: CF_CASE_STATE, detail: e.to_string() }),
+        }
     }
 
     pub fn case_by_number(&self, number: &str) -> Result<Option<RecordId>> {
@@ -503,8 +536,19 @@ impl Store {
     }
 
     /// Every case summary, in case id order.
-    pub fn all_summaries(&self, f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
-        self.scan_json(CF_CASE_STATE, f)
+    pub fn all_summaries(&self, mut f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
+        let mut err = None;
+        self.scan_prefix(CF_CASE_STATE, &[], |_, v| match CaseSummary::decode(v) {
+            Ok(s) => f(s),
+            Err(e) => {
+                err = Some(e.to_string());
+                false
+            }
+        })?;
+        match err {
+            Some(detail) => Err(StoreError::Corrupt { cf: CF_CASE_STATE, detail }),
+            None => Ok(()),
+        }
     }
 
     /// Calls `f` on every JSON value of `cf` in key order until it returns
@@ -718,9 +762,7 @@ impl Batch<'_> {
             self.delete(CF_QUEUE, &queue_key(old));
         }
         self.put(CF_QUEUE, &queue_key(new), &[]);
-        // CaseSummary is plain data; serialising it cannot fail.
-        let json = serde_json::to_vec(new).unwrap_or_default();
-        self.put(CF_CASE_STATE, &new.id.0, &json);
+        self.put(CF_CASE_STATE, &new.id.0, &new.encode());
         // The statistics change by what the case now contributes minus what
         // it contributed before, in this same batch.
         let old_facts = old.map(|o| o.facts()).unwrap_or_default();
@@ -823,5 +865,61 @@ mod tests {
         assert_eq!(store.feed_len().unwrap(), 1);
         assert_eq!(store.author_chain(&author).unwrap(), vec![(1, id)]);
         assert_eq!(store.feed_range(1, 10).unwrap(), vec![(1, id)]);
+    }
+
+    #[test]
+    fn a_schema_2_directory_is_converted_when_opened() {
+        use zongzhi_protocol::case::{Channel, Complexity, RequestType, Urgency};
+        use zongzhi_protocol::workflow::{DeadlineKind, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let unit = zongzhi_protocol::DivisionCode::new(330106002001).unwrap();
+        let summary = CaseSummary {
+            id: RecordId([9; 32]),
+            number: "330106002001-2026-000001".into(),
+            title: "噪音扰民".into(),
+            category: "0202".into(),
+            request_type: RequestType::Complaint,
+            channel: Channel::Phone,
+            urgency: Urgency::Normal,
+            complexity: Complexity::General,
+            status: Status::Handling,
+            owner: unit,
+            window: Some("justice".into()),
+            filed_by: unit,
+            filed_ms: 1_764_000_000_000,
+            updated_ms: 1_764_000_100_000,
+            supervision: None,
+            returns: 0,
+            escalations: 1,
+            running: vec![(DeadlineKind::Resolution, 1_764_000_000_000, 1_764_600_000_000)],
+            next_due_ms: Some(1_764_600_000_000),
+            events: 4,
+            units: vec![unit],
+            blobs: vec![],
+            facts: vec![(202611, unit, 0, 1)],
+            units_handled: 1,
+            contact: None,
+        };
+        {
+            // What schema 2 left: a JSON summary.
+            let store = Store::open(dir.path()).unwrap();
+            let mut b = store.batch();
+            b.put(CF_CASE_STATE, &summary.id.0, &serde_json::to_vec(&summary).unwrap());
+            b.put_meta(meta::SCHEMA, &2u32.to_be_bytes());
+            store.commit(b).unwrap();
+            assert!(store.case_summary(&summary.id).is_err(), "JSON is not the schema-3 form");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.case_summary(&summary.id).unwrap(), Some(summary.clone()));
+        assert_eq!(store.meta_get(meta::SCHEMA).unwrap().as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
+        // An unknown schema is still refused.
+        drop(store);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut b = store.batch();
+            b.put_meta(meta::SCHEMA, &1u32.to_be_bytes());
+            store.commit(b).unwrap();
+        }
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Schema { found: 1 })));
     }
 }

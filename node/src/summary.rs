@@ -6,8 +6,12 @@ use zongzhi_protocol::kpi::{self, Counter, Fact};
 use zongzhi_protocol::workflow::{DeadlineKind, Status};
 use zongzhi_protocol::{CaseState, DivisionCode, RecordId};
 
-/// A derived, stored digest of a case's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Largest stored summary accepted when reading one back.
+const MAX_SUMMARY_BYTES: usize = 1 << 20;
+
+/// A derived, stored digest of a case's state. Stored with the binary
+/// codec of signed records (see [`CaseSummary::encode`]); served as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct CaseSummary {
     pub id: RecordId,
     pub number: String,
@@ -89,6 +93,16 @@ impl CaseSummary {
             contact: state.filing.contact,
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
         }
+    }
+
+    /// The stored form (binary: a summary is written for every changed
+    /// case in every batch, and JSON cost more than the rest of the fold).
+    pub fn encode(&self) -> Vec<u8> {
+        zongzhi_protocol::codec::encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<CaseSummary, zongzhi_protocol::codec::CodecError> {
+        zongzhi_protocol::codec::decode(bytes, MAX_SUMMARY_BYTES)
     }
 
     pub fn facts(&self) -> Vec<Fact> {

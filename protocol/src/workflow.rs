@@ -20,7 +20,9 @@ use crate::policy::Policy;
 use crate::record::{Body, Record, RecordId};
 
 /// Where a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+// Encoded in the node's stored case summaries (derived state, rebuilt by
+// `reindex`): a new variant goes at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, crate::codec::Encode, crate::codec::Decode)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// 待签收: filed, escalated or dispatched; the owner has not signed for it.
@@ -106,7 +108,9 @@ impl Status {
 }
 
 /// The clocks a case runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, crate::codec::Encode, crate::codec::Decode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineKind {
     Registration,
