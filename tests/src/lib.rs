@@ -272,8 +272,17 @@ impl Api {
         self.finish(self.http.post(format!("{}{path}", self.base)).json(body))
     }
 
+    /// Posts raw bytes on a connection of its own: a server that refuses a
+    /// body before reading it (413) closes the connection, and a request
+    /// sent next on a pooled copy of it would fail.
     pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-        self.finish(self.http.post(format!("{}{path}", self.base)).header("content-type", content_type).body(body))
+        self.finish(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .header("connection", "close")
+                .body(body),
+        )
     }
 
     pub fn try_post(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
