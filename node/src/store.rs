@@ -201,21 +201,11 @@ impl Store {
     fn summaries_to_binary(&self) -> Result<()> {
         let mut b = self.batch();
         let mut n = 0usize;
-        let mut err = None;
-        self.scan_prefix(CF_CASE_STATE, &[], |k, v| match serde_json::from_slice::<CaseSummary>(v) {
-            Ok(s) => {
-                b.put(CF_CASE_STATE, k, &s.encode());
-                n += 1;
-                true
-            }
-            Err(e) => {
-                err = Some(e.to_string());
-                false
-            }
+        self.scan_json(CF_CASE_STATE, |s: CaseSummary| {
+            b.put(CF_CASE_STATE, &s.id.0, &s.encode());
+            n += 1;
+            true
         })?;
-        if let Some(detail) = err {
-            return Err(StoreError::Corrupt { cf: CF_CASE_STATE, detail });
-        }
         b.put_meta(meta::SCHEMA, &SCHEMA_VERSION.to_be_bytes());
         self.commit(b)?;
         tracing::info!(summaries = n, "store converted from schema 2 to {SCHEMA_VERSION}");
@@ -536,26 +526,26 @@ impl Store {
     }
 
     /// Every case summary, in case id order.
-    pub fn all_summaries(&self, mut f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
-        let mut err = None;
-        self.scan_prefix(CF_CASE_STATE, &[], |_, v| match CaseSummary::decode(v) {
-            Ok(s) => f(s),
-            Err(e) => {
-                err = Some(e.to_string());
-                false
-            }
-        })?;
-        match err {
-            Some(detail) => Err(StoreError::Corrupt { cf: CF_CASE_STATE, detail }),
-            None => Ok(()),
-        }
+    pub fn all_summaries(&self, f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
+        self.scan_decoded(CF_CASE_STATE, CaseSummary::decode, f)
     }
 
     /// Calls `f` on every JSON value of `cf` in key order until it returns
     /// false; a value that does not parse is reported as corruption.
-    fn scan_json<T: DeserializeOwned>(&self, cf: &'static str, mut f: impl FnMut(T) -> bool) -> Result<()> {
+    fn scan_json<T: DeserializeOwned>(&self, cf: &'static str, f: impl FnMut(T) -> bool) -> Result<()> {
+        self.scan_decoded(cf, |v| serde_json::from_slice(v), f)
+    }
+
+    /// Calls `f` on every value of `cf`, decoded, in key order until it
+    /// returns false; a value that does not decode is reported as corruption.
+    fn scan_decoded<T, E: std::fmt::Display>(
+        &self,
+        cf: &'static str,
+        decode: impl Fn(&[u8]) -> std::result::Result<T, E>,
+        mut f: impl FnMut(T) -> bool,
+    ) -> Result<()> {
         let mut err = None;
-        self.scan_prefix(cf, &[], |_, v| match serde_json::from_slice(v) {
+        self.scan_prefix(cf, &[], |_, v| match decode(v) {
             Ok(x) => f(x),
             Err(e) => {
                 err = Some(e.to_string());
