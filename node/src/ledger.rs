@@ -1414,8 +1414,12 @@ mod tests {
     }
 
     fn file() -> Op {
-        let filing = Filing {
-            number: String::new(),
+        Op::File { filing: Box::new(filing(String::new())), contact: None, operator: "op".into() }
+    }
+
+    fn filing(number: String) -> Filing {
+        Filing {
+            number,
             title: "噪音扰民".into(),
             content: "楼上夜间装修".into(),
             category: "0202".into(),
@@ -1429,8 +1433,7 @@ mod tests {
             people_involved: 1,
             amount_fen: None,
             contact: None,
-        };
-        Op::File { filing: Box::new(filing), contact: None, operator: "op".into() }
+        }
     }
 
     fn act(case: RecordId, action: Action) -> Op {
@@ -1540,6 +1543,68 @@ mod tests {
         w.turn(&store, vec![act(ack.case, Action::SignFor)], r).expect("something to write").run(&store, &shared);
         stepped(rx.remove(0)).unwrap();
         w.settle().unwrap();
+        consistent(&w);
+    }
+
+    #[test]
+    fn received_records_build_on_a_group_still_being_written() {
+        use zongzhi_protocol::cert::NodeCert;
+        use zongzhi_protocol::division::Level;
+        let (_dir, mut w) = city();
+        let store = w.shared.store.clone();
+        let shared = w.shared.clone();
+        // A county the city certifies; it sends a filing, then a sign-for
+        // naming the filing, in two batches.
+        let county = NodeKey::from_seed([5; 32]);
+        let division: DivisionCode = "330106000000".parse().unwrap();
+        let now = now_ms();
+        let cert = NodeCert {
+            key: county.id(),
+            division,
+            level: Level::County,
+            name: "西湖区社会治安综合治理中心".into(),
+            issuer: shared.key.id(),
+            not_before_ms: now - 3_600_000,
+            not_after_ms: now + 86_400_000,
+            serial: 2,
+        };
+        w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+        let sign = |seq: u64, prev: Option<RecordId>, case: Option<RecordId>, action: Action| {
+            let event = CaseEvent { case, parents: case.into_iter().collect(), unit: division, operator: "op".into(), action };
+            Record::sign(&county, Header { seq, prev, hlc: Hlc { wall_ms: now_ms(), counter: 0 } }, Body::CaseEvent(event))
+        };
+        let filed = sign(1, None, None, Action::File(Box::new(filing(format!("{division}-2026-000001")))));
+        let signed_for = sign(2, Some(filed.id), Some(filed.id), Action::SignFor);
+        let ingest = |records: Vec<Record>, upto: u64| Op::Ingest {
+            records,
+            blobs: vec![],
+            cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto }),
+        };
+        let ingested = |r: &Result<Outcome>| match r {
+            Ok(Outcome::Ingested(report)) => report.clone(),
+            other => panic!("unexpected {other:?}"),
+        };
+        let (r, _rx) = replies(1);
+        let c1 = w.turn(&store, vec![ingest(vec![filed.clone()], 1)], r).expect("something to write");
+        // While the filing is being written: its parent is known, the chain
+        // continues (no gap alarm), nothing waits.
+        let g2 = w.prepare_group(&store, vec![ingest(vec![signed_for.clone()], 2)]);
+        let report = ingested(&g2.results[0]);
+        assert_eq!((report.applied, report.pending, report.rejected.len(), report.missing.len()), (1, 0, 0, 0), "{report:?}");
+        c1.run(&store, &shared);
+        let (r, _rx) = replies(1);
+        let c2 = w.hand_off(g2, r).expect("something to write");
+        // The same record again while the sign-for is being written: a duplicate.
+        let g3 = w.prepare_group(&store, vec![ingest(vec![signed_for], 2)]);
+        assert_eq!(ingested(&g3.results[0]).duplicates, 1);
+        c2.run(&store, &shared);
+        let (r, _rx) = replies(1);
+        w.hand_off(g3, r).expect("the cursor is written").run(&store, &shared);
+        w.settle().unwrap();
+        assert_eq!(store.alarm_count().unwrap(), 0, "no chain gap or equivocation raised");
+        let summary = store.case_summary(&filed.id).unwrap().unwrap();
+        assert_eq!((summary.events, summary.status), (2, zongzhi_protocol::workflow::Status::Accepted));
+        assert_eq!(store.author_chain(&county.id()).unwrap().len(), 2);
         consistent(&w);
     }
 }
