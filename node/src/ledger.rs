@@ -1403,14 +1403,24 @@ mod tests {
     use crate::config::Config;
     use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
 
-    fn city() -> (tempfile::TempDir, Writer) {
+    /// A city node's writer on a fresh directory, its store and shared state.
+    fn city() -> (tempfile::TempDir, Writer, Arc<Store>, Shared) {
         let dir = tempfile::tempdir().unwrap();
         let cfg: Config =
             toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市\"\n", dir.path().join("data"))).unwrap();
         crate::node::init(&cfg).unwrap();
         let key = Arc::new(crate::node::load_key(&cfg).unwrap());
         let store = crate::node::open_store(&cfg, &key).unwrap();
-        (dir, Writer::new(crate::node::shared_state(&cfg, store, key).unwrap()).unwrap())
+        let shared = crate::node::shared_state(&cfg, store.clone(), key).unwrap();
+        (dir, Writer::new(shared.clone()).unwrap(), store, shared)
+    }
+
+    /// The case a handed-over group's first operation filed or acted on.
+    fn case_of(c: &Commit<'_>) -> RecordId {
+        match &c.replies[0].1 {
+            Ok(Outcome::Step(ack)) => ack.case,
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     fn file() -> Op {
@@ -1475,15 +1485,10 @@ mod tests {
 
     #[test]
     fn a_group_prepared_while_the_previous_is_written_sees_its_changes() {
-        let (_dir, mut w) = city();
-        let store = w.shared.store.clone();
-        let shared = w.shared.clone();
+        let (_dir, mut w, store, shared) = city();
         let (r, mut rx) = replies(1);
         let c1 = w.turn(&store, vec![file()], r).expect("something to write");
-        let case = match &c1.replies[0].1 {
-            Ok(Outcome::Step(ack)) => ack.case,
-            other => panic!("unexpected {other:?}"),
-        };
+        let case = case_of(&c1);
         // Prepared on top of the filing before it is written: the case, its
         // records and the own chain head come from the group in flight.
         let g2 = w.prepare_group(&store, vec![act(case, Action::SignFor)]);
@@ -1509,16 +1514,11 @@ mod tests {
 
     #[test]
     fn a_failed_write_fails_the_group_built_on_it_and_the_writer_resumes_from_what_is_durable() {
-        let (_dir, mut w) = city();
-        let store = w.shared.store.clone();
-        let shared = w.shared.clone();
+        let (_dir, mut w, store, shared) = city();
         let feed_before = store.feed_len().unwrap();
         let (r, _rx) = replies(1);
         let c1 = w.turn(&store, vec![file()], r).expect("something to write");
-        let case = match &c1.replies[0].1 {
-            Ok(Outcome::Step(ack)) => ack.case,
-            other => panic!("unexpected {other:?}"),
-        };
+        let case = case_of(&c1);
         let g2 = w.prepare_group(&store, vec![act(case, Action::SignFor), file()]);
         assert!(g2.results.iter().all(|r| r.is_ok()));
         // The commit thread's write fails (disk full): nothing of it is stored.
@@ -1550,9 +1550,7 @@ mod tests {
     fn received_records_build_on_a_group_still_being_written() {
         use zongzhi_protocol::cert::NodeCert;
         use zongzhi_protocol::division::Level;
-        let (_dir, mut w) = city();
-        let store = w.shared.store.clone();
-        let shared = w.shared.clone();
+        let (_dir, mut w, store, shared) = city();
         // A county the city certifies; it sends a filing, then a sign-for
         // naming the filing, in two batches.
         let county = NodeKey::from_seed([5; 32]);
