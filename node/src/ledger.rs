@@ -6,7 +6,9 @@
 //! hybrid clock and the trust store's updates. Requests that arrive while a
 //! batch is being written are grouped into the next batch (group commit):
 //! one fsync acknowledges many steps, and a step is acknowledged only after
-//! its fsync.
+//! its fsync. A commit thread writes each group and answers its callers
+//! while the writer thread prepares the next one on top of it (see
+//! [`InFlight`] for how that group reads what the previous one wrote).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
