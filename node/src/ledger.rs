@@ -8,7 +8,7 @@
 //! one fsync acknowledges many steps, and a step is acknowledged only after
 //! its fsync. A commit thread writes each group and answers its callers
 //! while the writer thread prepares the next one on top of it (see
-//! [`InFlight`] for how that group reads what the previous one wrote).
+//! `InFlight` for how that group reads what the previous one wrote).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
