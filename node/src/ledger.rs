@@ -288,8 +288,8 @@ struct Pending<'a> {
     revoked: bool,
     /// A newer city policy to apply after the write.
     policy: Option<Arc<Policy>>,
-    /// Authors' chain heads (seq, record) as stored plus this batch's
-    /// records, filled on first use; `None`: nothing of the author held.
+    /// The writer's chain-head cache, moved here for the batch and updated
+    /// with its records (see `Writer::chain_heads`).
     chain_heads: HashMap<NodeId, Option<(u64, RecordId)>>,
     /// The previous group, still being committed on the commit thread.
     prev: Option<InFlight>,

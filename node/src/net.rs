@@ -733,6 +733,12 @@ fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cu
 /// about a fifth slower (BENCHMARKS.md).
 const IN_FLIGHT: u64 = 8 * sync::BATCH_RECORDS as u64;
 
+/// Runs `f` on the sender state shared by a link's two tasks (a task that
+/// panicked holding the lock left it consistent: every change is one call).
+fn with_feed<T>(feed: &std::sync::Mutex<sync::FeedSender>, f: impl FnOnce(&mut sync::FeedSender) -> T) -> T {
+    f(&mut feed.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
 /// Streams our feed to a peer as the [`sync::FeedSender`] decides, then
 /// pushes new records live.
 async fn send_feed(
@@ -746,10 +752,7 @@ async fn send_feed(
 ) -> anyhow::Result<()> {
     let my_epoch = feed.epoch();
     let feed = Arc::new(std::sync::Mutex::new(feed));
-    let lock = |f: &Arc<std::sync::Mutex<sync::FeedSender>>| match f.lock() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
+    let lock = |f: &Arc<std::sync::Mutex<sync::FeedSender>>| with_feed(f, |f| f.clone());
     let mut watch = shared.feed.subscribe();
     let (want_tx, mut want_rx) = tokio::sync::mpsc::channel::<Vec<[u8; 32]>>(4);
     // Wakes the pump when an ack opens the window (a permit is kept if it
@@ -763,17 +766,11 @@ async fn send_feed(
                 let (frame, _) = read_frame(&mut recv).await?;
                 match frame {
                     Frame::Ack { upto } => {
-                        match feed.lock() {
-                            Ok(mut f) => f.on_ack(upto)?,
-                            Err(p) => p.into_inner().on_ack(upto)?,
-                        }
+                        with_feed(&feed, |f| f.on_ack(upto))?;
                         acked.notify_one();
                     }
                     Frame::Received { upto } => {
-                        match feed.lock() {
-                            Ok(mut f) => f.on_received(upto)?,
-                            Err(p) => p.into_inner().on_received(upto)?,
-                        }
+                        with_feed(&feed, |f| f.on_received(upto))?;
                         acked.notify_one();
                     }
                     Frame::Want { ids } if ids.len() <= sync::MAX_WANT => {
@@ -840,10 +837,7 @@ async fn send_feed(
             let upto = batch.upto;
             let frame = Frame::Batch { epoch: my_epoch, upto, head, records: batch.records, blobs: batch.blobs };
             let bytes = write_frame(&mut send, &frame).await?;
-            match feed.lock() {
-                Ok(mut f) => f.sent(upto),
-                Err(p) => p.into_inner().sent(upto),
-            }
+            with_feed(&feed, |f| f.sent(upto));
             shared.sync.update(&peer, |s| {
                 s.records_sent += n as u64;
                 s.bytes_sent += bytes as u64;

@@ -10,7 +10,7 @@
 //! | `case_index` | case id ‖ local seq (BE) | event record id |
 //! | `pending` | record id | bytes of a record waiting for its parents |
 //! | `cursors` | peer ‖ direction | epoch ‖ seq |
-//! | `case_state` | case id | [`CaseSummary`] (JSON) — derived |
+//! | `case_state` | case id | [`CaseSummary`] (binary codec) — derived |
 //! | `case_numbers` | case number | case id — derived |
 //! | `queue` | owner ‖ status ‖ due (BE) ‖ case id | empty — derived |
 //! | `stats` | month ‖ tag ‖ unit ‖ channel ‖ category | counters (merge operator) — derived |
@@ -624,7 +624,6 @@ impl Store {
     }
 }
 
-/// One atomic change. Typed: callers never see keys.
 /// A put (with its value's place in the batch's buffer) or a delete.
 #[derive(Debug)]
 struct Op {
@@ -633,6 +632,7 @@ struct Op {
     value: Option<(usize, usize)>,
 }
 
+/// One atomic change. Typed: callers never see keys.
 pub struct Batch<'a> {
     store: &'a Store,
     inner: WriteBatch,
