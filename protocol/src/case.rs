@@ -289,6 +289,10 @@ pub struct CaseEvent {
     /// The operator account that performed the step.
     pub operator: String,
     pub action: Action,
+    /// The policy version the author held when it signed the step: the
+    /// rules the step is checked against and the deadline table its clocks
+    /// take (see `policy::PolicySet`).
+    pub policy: u32,
 }
 
 impl CaseEvent {

@@ -66,6 +66,7 @@ counters! {
     HandlingMinutes = "handling_minutes", "办理时长(分钟)";
     Supervised = "supervised", "督办";
     Void = "void", "作废";
+    WaitingForCalendar = "waiting_for_calendar", "待定时限(缺工作日历)";
 }
 
 /// Number of counters in a value vector.
@@ -114,6 +115,12 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
     add(filed, home, Counter::Received, 1);
     let mut last_resolution_on_time = None;
     for d in state.deadlines.iter().filter(|d| !d.cancelled) {
+        if d.waiting_year.is_some() {
+            // Neither on time nor late until the calendar is known: counted
+            // apart, and folded again (with the right figures) when it is.
+            add(filed, d.unit, Counter::WaitingForCalendar, 1);
+            continue;
+        }
         let Some(met) = d.met_ms else { continue };
         let on_time = d.met_on_time() == Some(true);
         let (done, timely) = match d.kind {

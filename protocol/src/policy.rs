@@ -13,6 +13,8 @@ use jiff::Timestamp;
 use crate::case::{Complexity, Urgency};
 use crate::codec::{Decode, Encode};
 
+pub mod document;
+
 /// A leaf category (小类).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
 pub struct SubCategory {
@@ -21,6 +23,8 @@ pub struct SubCategory {
     pub name: String,
     /// Department window this kind of case usually goes to.
     pub default_window: String,
+    /// Retired codes stay (old cases keep their names) but take no new cases.
+    pub retired: bool,
 }
 
 /// A top-level category (大类).
@@ -29,6 +33,7 @@ pub struct Category {
     /// Two digits.
     pub code: String,
     pub name: String,
+    pub retired: bool,
     pub children: Vec<SubCategory>,
 }
 
@@ -37,10 +42,12 @@ pub struct Category {
 pub struct Window {
     pub code: String,
     pub name: String,
+    pub retired: bool,
 }
 
 /// Deadlines, from DOMAIN.md unless the city sets others.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeadlineTable {
     /// Registration after arrival (1 h).
     pub registration_minutes: u32,
@@ -63,14 +70,9 @@ pub struct DeadlineTable {
     pub max_extension_working_days: u32,
     /// A deadline is "due soon" once this share of its time has elapsed.
     pub due_soon_percent: u8,
-    /// Automatic supervision of an overdue clock: minutes past due after
-    /// which it earns 普通, 黄牌, 红牌 and 约谈 (in that order).
-    pub supervision_after_minutes: [u32; 4],
-    /// Each center signs its monthly report this long after the month closes.
-    pub report_grace_minutes: u32,
-    /// A complaint is a repeat when the same complainant (contact hash) filed
-    /// one in the same leaf category within this many days before.
-    pub repeat_window_days: u32,
+    /// A handling deadline set by hand (route or dispatch `due_at`) lies at
+    /// most this many days ahead.
+    pub max_due_days: u32,
 }
 
 impl Default for DeadlineTable {
@@ -88,22 +90,64 @@ impl Default for DeadlineTable {
             rehandle_working_days: 7,
             max_extension_working_days: 15,
             due_soon_percent: 75,
-            supervision_after_minutes: [0, 24 * 60, 3 * 24 * 60, 7 * 24 * 60],
-            report_grace_minutes: 3 * 24 * 60,
-            repeat_window_days: 180,
+            max_due_days: 90,
         }
     }
 }
 
-/// One year's public holidays and make-up working days, as `YYYYMMDD`.
+/// Automatic supervision of an overdue clock: minutes past due after which
+/// it earns 普通, 黄牌, 红牌 and 约谈.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionGrades {
+    pub normal_after_minutes: u32,
+    pub yellow_after_minutes: u32,
+    pub red_after_minutes: u32,
+    pub interview_after_minutes: u32,
+}
+
+impl Default for SupervisionGrades {
+    fn default() -> Self {
+        SupervisionGrades {
+            normal_after_minutes: 0,
+            yellow_after_minutes: 24 * 60,
+            red_after_minutes: 3 * 24 * 60,
+            interview_after_minutes: 7 * 24 * 60,
+        }
+    }
+}
+
+impl SupervisionGrades {
+    /// The thresholds in grade order (普通, 黄牌, 红牌, 约谈).
+    pub fn steps(&self) -> [u32; 4] {
+        [self.normal_after_minutes, self.yellow_after_minutes, self.red_after_minutes, self.interview_after_minutes]
+    }
+}
+
+/// A public holiday (放假日).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
+pub struct Holiday {
+    /// `YYYYMMDD`.
+    pub date: u32,
+    /// The festival, e.g. 春节.
+    pub name: String,
+}
+
+/// One year's public holidays and make-up working days (调休上班).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
 pub struct YearCalendar {
     pub year: u16,
-    pub holidays: Vec<u32>,
+    /// Where the dates come from (the State Council notice).
+    pub source: String,
+    /// Sorted by date.
+    pub holidays: Vec<Holiday>,
+    /// `YYYYMMDD`, sorted.
     pub makeup_workdays: Vec<u32>,
 }
 
-/// The city-signed policy record body.
+/// The city-signed policy record body. Every change is a new version; the
+/// rules a case event follows are those of the version its author held
+/// (see [`PolicySet`]).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
 pub struct Policy {
     /// Increases with every policy the city signs.
@@ -111,6 +155,16 @@ pub struct Policy {
     pub categories: Vec<Category>,
     pub windows: Vec<Window>,
     pub deadlines: DeadlineTable,
+    pub supervision: SupervisionGrades,
+    /// A complaint is a repeat when the same complainant (contact hash) filed
+    /// one in the same leaf category within this many days before.
+    pub repeat_window_days: u32,
+    /// Each center signs its monthly report this long after the month closes.
+    pub report_grace_minutes: u32,
+    /// `MMDD`: from this day of each year on, every node warns while the
+    /// next year's calendar is missing.
+    pub calendar_warning_from: u16,
+    /// Sorted by year.
     pub calendars: Vec<YearCalendar>,
 }
 
@@ -122,6 +176,8 @@ pub enum PolicyError {
     TimeRange,
     #[error("bad calendar data: {0}")]
     BadCalendar(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// China Standard Time.
@@ -144,15 +200,30 @@ pub fn format_china(ms: u64) -> String {
     }
 }
 
+/// Start (00:00 China time) of a date, as Unix ms.
+pub fn start_of_day_ms(date: Date) -> Result<u64, PolicyError> {
+    let ts = CST.to_timestamp(date.at(0, 0, 0, 0)).map_err(|_| PolicyError::TimeRange)?;
+    u64::try_from(ts.as_millisecond()).map_err(|_| PolicyError::TimeRange)
+}
+
 fn end_of_day_ms(date: Date) -> Result<u64, PolicyError> {
     let dt: DateTime = date.at(23, 59, 59, 999_000_000);
     let ts = CST.to_timestamp(dt).map_err(|_| PolicyError::TimeRange)?;
     u64::try_from(ts.as_millisecond()).map_err(|_| PolicyError::TimeRange)
 }
 
-fn ymd(date: Date) -> u32 {
+/// `YYYYMMDD` of a date.
+pub fn ymd(date: Date) -> u32 {
     date.year() as u32 * 10_000 + date.month() as u32 * 100 + date.day() as u32
 }
+
+/// The date of a `YYYYMMDD` number.
+pub fn date_of_ymd(d: u32) -> Option<Date> {
+    Date::new(i16::try_from(d / 10_000).ok()?, ((d / 100) % 100) as i8, (d % 100) as i8).ok()
+}
+
+/// Longest name of a category or window, in characters.
+pub const MAX_NAME_CHARS: usize = 40;
 
 impl Policy {
     /// The default policy: deadlines from DOMAIN.md, the taxonomy below and
@@ -170,33 +241,43 @@ impl Policy {
             categories: default_categories(),
             windows: default_windows(),
             deadlines: DeadlineTable::default(),
+            supervision: SupervisionGrades::default(),
+            repeat_window_days: 180,
+            report_grace_minutes: 3 * 24 * 60,
+            calendar_warning_from: 1101,
             calendars,
         }
     }
 
+    /// A window by code, retired or not (names of old cases).
     pub fn window(&self, code: &str) -> Option<&Window> {
         self.windows.iter().find(|w| w.code == code)
     }
 
-    /// The leaf category with `code` and its parent.
+    /// The leaf category with `code` and its parent, retired or not.
     pub fn subcategory(&self, code: &str) -> Option<(&Category, &SubCategory)> {
         self.categories
             .iter()
             .find_map(|c| c.children.iter().find(|s| s.code == code).map(|s| (c, s)))
     }
 
-    fn calendar(&self, year: i16) -> Option<&YearCalendar> {
-        self.calendars.iter().find(|c| c.year as i32 == year as i32)
+    /// The calendar of `year`, if this policy has one.
+    pub fn calendar(&self, year: i32) -> Option<&YearCalendar> {
+        self.calendars.iter().find(|c| c.year as i32 == year)
+    }
+
+    pub fn calendar_years(&self) -> Vec<i32> {
+        self.calendars.iter().map(|c| c.year as i32).collect()
     }
 
     /// Whether `date` is a working day (Mon–Fri not a holiday, or a make-up day).
     pub fn is_working_day(&self, date: Date) -> Result<bool, PolicyError> {
-        let cal = self.calendar(date.year()).ok_or(PolicyError::NoCalendar(date.year() as i32))?;
+        let cal = self.calendar(date.year() as i32).ok_or(PolicyError::NoCalendar(date.year() as i32))?;
         let d = ymd(date);
         if cal.makeup_workdays.binary_search(&d).is_ok() {
             return Ok(true);
         }
-        if cal.holidays.binary_search(&d).is_ok() {
+        if cal.holidays.binary_search_by_key(&d, |h| h.date).is_ok() {
             return Ok(false);
         }
         Ok(!matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday))
@@ -241,47 +322,378 @@ impl Policy {
             Complexity::General => self.deadlines.resolution_working_days,
         }
     }
+
+    /// The calendar warning at `now_ms`: the years a node should have a
+    /// calendar for by now and has not (this year always; next year from
+    /// the warning date on).
+    pub fn missing_calendars(&self, now_ms: u64) -> Vec<i32> {
+        let Ok(today) = china_date(now_ms) else { return Vec::new() };
+        let year = today.year() as i32;
+        let mut out = Vec::new();
+        if self.calendar(year).is_none() {
+            out.push(year);
+        }
+        let md = today.month() as u16 * 100 + today.day() as u16;
+        if md >= self.calendar_warning_from && self.calendar(year + 1).is_none() {
+            out.push(year + 1);
+        }
+        out
+    }
+
+    /// Checks a policy on its own and against the version before it:
+    /// calendars well formed, codes never removed or reused with another
+    /// meaning, names present and bounded, thresholds in order.
+    pub fn validate(&self, previous: Option<&Policy>) -> Result<(), PolicyError> {
+        let bad = |m: String| Err(PolicyError::Invalid(m));
+        for cal in &self.calendars {
+            cal.validate()?;
+        }
+        for w in self.calendars.windows(2) {
+            if w[0].year >= w[1].year {
+                return bad(format!("calendar {} is listed twice or out of order", w[1].year));
+            }
+        }
+        let name_ok = |what: &str, code: &str, name: &str| -> Result<(), PolicyError> {
+            let n = name.trim().chars().count();
+            if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+                return Err(PolicyError::Invalid(format!("{what} {code}: a name is 1 to {MAX_NAME_CHARS} characters without control characters")));
+            }
+            Ok(())
+        };
+        let mut seen = std::collections::HashSet::new();
+        for w in &self.windows {
+            if w.code.is_empty() || w.code.len() > 32 || !w.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return bad(format!("window code {:?}: 1 to 32 characters a-z, 0-9 or _", w.code));
+            }
+            if !seen.insert(w.code.clone()) {
+                return bad(format!("window {} is listed twice", w.code));
+            }
+            name_ok("window", &w.code, &w.name)?;
+        }
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.categories {
+            if !digits(&c.code, 2) {
+                return bad(format!("category code {:?}: two digits", c.code));
+            }
+            if !seen.insert(c.code.clone()) {
+                return bad(format!("category {} is listed twice", c.code));
+            }
+            name_ok("category", &c.code, &c.name)?;
+            for s in &c.children {
+                if !digits(&s.code, 4) || !s.code.starts_with(&c.code) {
+                    return bad(format!("sub-category code {:?}: four digits starting with its category's {}", s.code, c.code));
+                }
+                if !seen.insert(s.code.clone()) {
+                    return bad(format!("sub-category {} is listed twice", s.code));
+                }
+                name_ok("sub-category", &s.code, &s.name)?;
+                match self.window(&s.default_window) {
+                    None => return bad(format!("sub-category {}: no window {:?}", s.code, s.default_window)),
+                    Some(w) if w.retired && !s.retired && !c.retired => {
+                        return bad(format!("sub-category {} takes cases but its window {} is retired", s.code, w.code));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let d = &self.deadlines;
+        for (name, v) in [
+            ("registration_minutes", d.registration_minutes),
+            ("routing_minutes", d.routing_minutes),
+            ("routing_urgent_minutes", d.routing_urgent_minutes),
+            ("on_site_urgent_minutes", d.on_site_urgent_minutes),
+            ("sign_for_minutes", d.sign_for_minutes),
+            ("sign_for_urgent_minutes", d.sign_for_urgent_minutes),
+            ("resolution_working_days", d.resolution_working_days),
+            ("resolution_complex_working_days", d.resolution_complex_working_days),
+            ("feedback_minutes", d.feedback_minutes),
+            ("rehandle_working_days", d.rehandle_working_days),
+            ("max_extension_working_days", d.max_extension_working_days),
+            ("max_due_days", d.max_due_days),
+            ("repeat_window_days", self.repeat_window_days),
+        ] {
+            if v == 0 || v > 366 * 24 * 60 {
+                return bad(format!("{name} must be at least 1 and at most a year"));
+            }
+        }
+        if d.resolution_working_days > 250 || d.resolution_complex_working_days > 250 || d.rehandle_working_days > 250 || d.max_extension_working_days > 250 {
+            return bad("a working-day deadline is at most 250 working days".into());
+        }
+        if d.due_soon_percent == 0 || d.due_soon_percent > 100 {
+            return bad("due_soon_percent must be 1 to 100".into());
+        }
+        let steps = self.supervision.steps();
+        if steps.windows(2).any(|w| w[0] > w[1]) {
+            return bad("supervision thresholds must not decrease from 普通 to 约谈".into());
+        }
+        if self.report_grace_minutes > 31 * 24 * 60 {
+            return bad("report_grace_minutes is at most 31 days".into());
+        }
+        if date_of_ymd(2024_0000 + self.calendar_warning_from as u32).is_none() {
+            return bad(format!("calendar_warning_from {:04}: not a month and day", self.calendar_warning_from));
+        }
+        if let Some(prev) = previous {
+            if self.version != prev.version + 1 {
+                return bad(format!("version {} does not follow {}", self.version, prev.version));
+            }
+            for w in &prev.windows {
+                if self.window(&w.code).is_none() {
+                    return bad(format!("window {} cannot be removed (old cases use it): retire it instead", w.code));
+                }
+            }
+            for c in &prev.categories {
+                let Some(now) = self.categories.iter().find(|x| x.code == c.code) else {
+                    return bad(format!("category {} cannot be removed: retire it instead", c.code));
+                };
+                for s in &c.children {
+                    if !now.children.iter().any(|x| x.code == s.code) {
+                        return bad(format!("sub-category {} cannot be removed: retire it instead", s.code));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-#[derive(serde::Deserialize)]
-struct CalendarJson {
-    year: u16,
-    holidays: Vec<HolidayJson>,
-    make_up_workdays: Vec<String>,
+/// Every policy version a node holds, and the rules each implies.
+///
+/// The rule for clocks across versions: a case event follows the version its
+/// author held when signing it (the event says which). A clock takes the
+/// deadline table of that version, and its working days from that
+/// version's calendars; only a year that version lacks is filled from the
+/// first later version that has it. So a clock already computed never moves
+/// when a later version changes the deadline table or a calendar, and a
+/// clock waiting for a year is computed as soon as a version with that year
+/// is held.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// Sorted by version; never empty.
+    versions: Vec<std::sync::Arc<Policy>>,
+    /// `versions[i]` with the years it lacks filled from later versions.
+    composed: Vec<std::sync::Arc<Policy>>,
 }
 
-#[derive(serde::Deserialize)]
-struct HolidayJson {
-    date: String,
+/// The rules one event follows.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub policy: &'a Policy,
+    /// The version the event named is held (otherwise the newest older one
+    /// stands in until it arrives).
+    pub held: bool,
+}
+
+impl PolicySet {
+    pub fn new(policy: Policy) -> PolicySet {
+        let p = std::sync::Arc::new(policy);
+        PolicySet { versions: vec![p.clone()], composed: vec![p] }
+    }
+
+    /// Adds a version; false if it was held already.
+    pub fn insert(&mut self, policy: Policy) -> bool {
+        match self.versions.binary_search_by_key(&policy.version, |p| p.version) {
+            Ok(_) => false,
+            Err(i) => {
+                self.versions.insert(i, std::sync::Arc::new(policy));
+                self.compose();
+                true
+            }
+        }
+    }
+
+    fn compose(&mut self) {
+        let mut composed = Vec::with_capacity(self.versions.len());
+        for (i, v) in self.versions.iter().enumerate() {
+            let mut years: Vec<YearCalendar> = v.calendars.clone();
+            for later in &self.versions[i + 1..] {
+                for cal in &later.calendars {
+                    if !years.iter().any(|c| c.year == cal.year) {
+                        years.push(cal.clone());
+                    }
+                }
+            }
+            if years.len() == v.calendars.len() {
+                composed.push(v.clone());
+            } else {
+                years.sort_by_key(|c| c.year);
+                let mut p = (**v).clone();
+                p.calendars = years;
+                composed.push(std::sync::Arc::new(p));
+            }
+        }
+        self.composed = composed;
+    }
+
+    /// The newest version.
+    pub fn current(&self) -> &std::sync::Arc<Policy> {
+        // Never empty: built from one policy, versions only added.
+        &self.versions[self.versions.len() - 1]
+    }
+
+    /// The newest version with every year any version has (what new steps
+    /// follow: the current version's calendars first).
+    pub fn current_rules(&self) -> &std::sync::Arc<Policy> {
+        &self.composed[self.composed.len() - 1]
+    }
+
+    pub fn get(&self, version: u32) -> Option<&std::sync::Arc<Policy>> {
+        self.versions.binary_search_by_key(&version, |p| p.version).ok().map(|i| &self.versions[i])
+    }
+
+    pub fn versions(&self) -> impl Iterator<Item = &std::sync::Arc<Policy>> {
+        self.versions.iter()
+    }
+
+    /// The rules of `version` (see the type's doc).
+    pub fn rules(&self, version: u32) -> Rules<'_> {
+        match self.versions.binary_search_by_key(&version, |p| p.version) {
+            Ok(i) => Rules { policy: &self.composed[i], held: true },
+            // Not held yet: the newest older version (or the oldest) stands in.
+            Err(i) => Rules { policy: &self.composed[i.saturating_sub(1)], held: false },
+        }
+    }
+}
+
+impl From<Policy> for PolicySet {
+    fn from(p: Policy) -> Self {
+        PolicySet::new(p)
+    }
 }
 
 impl YearCalendar {
-    /// Reads the calendar JSON format shipped in `data/` (one year).
-    pub fn from_json(json: &str) -> Result<YearCalendar, PolicyError> {
-        let raw: CalendarJson = serde_json::from_str(json).map_err(|e| PolicyError::BadCalendar(e.to_string()))?;
-        let parse = |s: &str| -> Result<u32, PolicyError> {
-            let date: Date = s.parse().map_err(|_| PolicyError::BadCalendar(format!("bad date {s:?}")))?;
-            if date.year() as i32 != raw.year as i32 {
-                return Err(PolicyError::BadCalendar(format!("{s} is not in {}", raw.year)));
+    /// Dates in the year, make-up workdays on weekends, no date twice, no
+    /// holiday that is also a make-up workday, a holiday name for each.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |m: String| Err(PolicyError::BadCalendar(format!("{}: {m}", self.year)));
+        if !(2000..=2100).contains(&self.year) {
+            return bad("the year must lie in 2000–2100".into());
+        }
+        if self.source.chars().count() > 200 {
+            return bad("source is longer than 200 characters".into());
+        }
+        let in_year = |d: u32| -> Result<Date, PolicyError> {
+            let date = date_of_ymd(d).ok_or_else(|| PolicyError::BadCalendar(format!("{}: {d} is not a date", self.year)))?;
+            if date.year() as i32 != self.year as i32 {
+                return Err(PolicyError::BadCalendar(format!("{}: {} is not in {}", self.year, date, self.year)));
             }
-            Ok(ymd(date))
+            Ok(date)
         };
-        let mut holidays = raw.holidays.iter().map(|h| parse(&h.date)).collect::<Result<Vec<_>, _>>()?;
-        let mut makeup_workdays = raw.make_up_workdays.iter().map(|d| parse(d)).collect::<Result<Vec<_>, _>>()?;
-        holidays.sort_unstable();
-        holidays.dedup();
+        for w in self.holidays.windows(2) {
+            if w[0].date >= w[1].date {
+                return bad(format!("holiday {} listed twice or out of order", w[1].date));
+            }
+        }
+        for w in self.makeup_workdays.windows(2) {
+            if w[0] >= w[1] {
+                return bad(format!("make-up workday {} listed twice or out of order", w[1]));
+            }
+        }
+        for h in &self.holidays {
+            let date = in_year(h.date)?;
+            let n = h.name.trim().chars().count();
+            if n == 0 || n > 20 {
+                return bad(format!("holiday {date}: a name of 1 to 20 characters (e.g. 春节)"));
+            }
+        }
+        for &d in &self.makeup_workdays {
+            let date = in_year(d)?;
+            if !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday) {
+                return bad(format!("make-up workday (调休上班) {date} is a {:?}, not a weekend day", date.weekday()));
+            }
+            if self.holidays.iter().any(|h| h.date == d) {
+                return bad(format!("{date} is both a holiday and a make-up workday"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One year's calendar as JSON: the shape of the shipped `data/cn-YYYY.json`
+/// files and of each year in the policy document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarDoc {
+    /// Only in calendar files (the document keys years by number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<u16>,
+    #[serde(default)]
+    pub source: String,
+    /// Free text in calendar files (how to read the lists); not kept.
+    #[serde(default, skip_serializing)]
+    pub rule: Option<String>,
+    pub holidays: Vec<HolidayDoc>,
+    pub make_up_workdays: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolidayDoc {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub name: String,
+}
+
+fn parse_date(s: &str) -> Result<u32, PolicyError> {
+    let date: Date = s.parse().map_err(|_| PolicyError::BadCalendar(format!("{s:?} is not a date (YYYY-MM-DD)")))?;
+    Ok(ymd(date))
+}
+
+fn date_string(d: u32) -> String {
+    match date_of_ymd(d) {
+        Some(date) => date.to_string(),
+        None => d.to_string(),
+    }
+}
+
+impl CalendarDoc {
+    /// The calendar of `year` (dates parsed and sorted, then validated:
+    /// duplicates, dates outside the year, make-up days on weekdays refused).
+    pub fn to_calendar(&self, year: u16) -> Result<YearCalendar, PolicyError> {
+        if let Some(y) = self.year
+            && y != year
+        {
+            return Err(PolicyError::BadCalendar(format!("the file is the calendar of {y}, not {year}")));
+        }
+        let mut holidays = self
+            .holidays
+            .iter()
+            .map(|h| Ok(Holiday { date: parse_date(&h.date)?, name: h.name.trim().to_string() }))
+            .collect::<Result<Vec<_>, PolicyError>>()?;
+        let mut makeup_workdays = self.make_up_workdays.iter().map(|d| parse_date(d)).collect::<Result<Vec<_>, _>>()?;
+        holidays.sort_by_key(|h| h.date);
         makeup_workdays.sort_unstable();
-        makeup_workdays.dedup();
-        Ok(YearCalendar { year: raw.year, holidays, makeup_workdays })
+        let cal = YearCalendar { year, source: self.source.trim().to_string(), holidays, makeup_workdays };
+        cal.validate()?;
+        Ok(cal)
+    }
+
+    pub fn of(cal: &YearCalendar) -> CalendarDoc {
+        CalendarDoc {
+            year: None,
+            source: cal.source.clone(),
+            rule: None,
+            holidays: cal.holidays.iter().map(|h| HolidayDoc { date: date_string(h.date), name: h.name.clone() }).collect(),
+            make_up_workdays: cal.makeup_workdays.iter().map(|d| date_string(*d)).collect(),
+        }
+    }
+}
+
+impl YearCalendar {
+    /// Reads a calendar file (one year, with its `year` field).
+    pub fn from_json(json: &str) -> Result<YearCalendar, PolicyError> {
+        let raw: CalendarDoc = serde_json::from_str(json).map_err(|e| PolicyError::BadCalendar(e.to_string()))?;
+        let year = raw.year.ok_or_else(|| PolicyError::BadCalendar("the file has no \"year\"".into()))?;
+        raw.to_calendar(year)
     }
 }
 
 fn sub(code: &str, name: &str, window: &str) -> SubCategory {
-    SubCategory { code: code.into(), name: name.into(), default_window: window.into() }
+    SubCategory { code: code.into(), name: name.into(), default_window: window.into(), retired: false }
 }
 
 fn default_categories() -> Vec<Category> {
-    let cat = |code: &str, name: &str, children: Vec<SubCategory>| Category { code: code.into(), name: name.into(), children };
+    let cat = |code: &str, name: &str, children: Vec<SubCategory>| Category { code: code.into(), name: name.into(), retired: false, children };
     vec![
         cat("01", "婚姻家庭纠纷", vec![
             sub("0101", "婚姻纠纷", "justice"),
@@ -346,7 +758,7 @@ fn default_windows() -> Vec<Window> {
         ("environment", "生态环境"),
     ]
     .iter()
-    .map(|(code, name)| Window { code: (*code).into(), name: (*name).into() })
+    .map(|(code, name)| Window { code: (*code).into(), name: (*name).into(), retired: false })
     .collect()
 }
 

@@ -20,8 +20,9 @@ use crate::identity::{KeyError, NodeId, NodeKey};
 use crate::kpi::MonthlyReport;
 use crate::policy::Policy;
 
-/// The only record format version this code reads and writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// The only record format version this code reads and writes. Version 2:
+/// a case event names the policy version its author held.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Prefix of every signed message, so a record signature can never be
 /// mistaken for a signature over anything else.

@@ -29,7 +29,7 @@ pub fn supervisor(owner: DivisionCode, returns: u32, units_handled: usize) -> Op
 /// The highest grade a clock `overdue_ms` past its due time has earned.
 pub fn grade_for(policy: &Policy, overdue_ms: u64) -> Option<SuperviseGrade> {
     let minutes = overdue_ms / 60_000;
-    let steps = policy.deadlines.supervision_after_minutes;
+    let steps = policy.supervision.steps();
     SuperviseGrade::ALL.iter().zip(steps).filter(|(_, after)| minutes >= *after as u64).map(|(g, _)| *g).next_back()
 }
 

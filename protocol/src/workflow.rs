@@ -16,7 +16,7 @@ use crate::case::{
 use crate::division::{DivisionCode, Level};
 use crate::hlc::Hlc;
 use crate::identity::NodeId;
-use crate::policy::Policy;
+use crate::policy::{Policy, PolicyError, PolicySet};
 use crate::record::{Body, Record, RecordId};
 
 /// Where a case stands.
@@ -157,8 +157,11 @@ pub struct Deadline {
     /// The unit the clock runs against.
     pub unit: DivisionCode,
     pub started_ms: u64,
-    /// `None` when it cannot be computed (see `error`).
+    /// `None` when it cannot be computed (see `waiting_year`, `error`).
     pub due_ms: Option<u64>,
+    /// The due time needs the working-day calendar of this year, which the
+    /// rules of the step that started the clock do not have yet.
+    pub waiting_year: Option<i32>,
     /// When the step was done; `None` while running.
     pub met_ms: Option<u64>,
     /// Stopped without the step being done (case merged).
@@ -187,7 +190,9 @@ impl Deadline {
         if self.cancelled {
             return Clock::Cancelled;
         }
-        let Some(due) = self.due_ms else { return Clock::Unknown };
+        let Some(due) = self.due_ms else {
+            return if self.waiting_year.is_some() { Clock::WaitingForCalendar } else { Clock::Unknown };
+        };
         if let Some(met) = self.met_ms {
             return if met <= due { Clock::MetOnTime } else { Clock::MetLate };
         }
@@ -212,7 +217,10 @@ pub enum Clock {
     MetOnTime,
     MetLate,
     Cancelled,
-    /// No due time (no calendar for the year; see the deadline's error).
+    /// No due time yet: the year's working-day calendar is missing (the
+    /// deadline's `waiting_year`). Computed when a policy with it arrives.
+    WaitingForCalendar,
+    /// No due time (out of the supported time range; see the deadline's error).
     Unknown,
 }
 
@@ -310,6 +318,10 @@ pub struct CaseState {
     pub heads: Vec<RecordId>,
     pub last_hlc: Hlc,
     pub timeline: Vec<TimelineEntry>,
+    /// The newest policy version an event named that this node does not
+    /// hold yet (an older one stood in for it); the case is folded again
+    /// when it arrives.
+    pub policy_missing: Option<u32>,
 }
 
 /// What the fold needs of one record.
@@ -407,7 +419,7 @@ pub fn causal_order<'a>(events: &[EventRef<'a>]) -> Result<Vec<EventRef<'a>>, Fo
 }
 
 /// Folds all events of one case. Duplicate events (same id) count once.
-pub fn fold(policy: &Policy, revoked: &impl Revocations, events: &[EventRef<'_>]) -> Result<CaseState, FoldError> {
+pub fn fold(policies: &PolicySet, revoked: &impl Revocations, events: &[EventRef<'_>]) -> Result<CaseState, FoldError> {
     let mut unique: BTreeMap<RecordId, EventRef<'_>> = BTreeMap::new();
     for e in events {
         unique.insert(e.id, *e);
@@ -428,9 +440,9 @@ pub fn fold(policy: &Policy, revoked: &impl Revocations, events: &[EventRef<'_>]
         // The filing must be the causal root; anything before it is foreign.
         return Err(FoldError::ForeignEvent(first.id));
     }
-    let mut state = CaseState::file(policy, revoked, first).map_err(|_| FoldError::NoSingleFiling(0))?;
+    let mut state = CaseState::file(policies, revoked, first).map_err(|_| FoldError::NoSingleFiling(0))?;
     for e in iter {
-        state.apply(policy, revoked, e);
+        state.apply(policies, revoked, e);
     }
     Ok(state)
 }
@@ -438,7 +450,7 @@ pub fn fold(policy: &Policy, revoked: &impl Revocations, events: &[EventRef<'_>]
 impl CaseState {
     /// Starts a case from its filing event. The node that files a case
     /// checks it with [`validate_filing`] first.
-    pub fn file(policy: &Policy, revoked: &impl Revocations, e: EventRef<'_>) -> Result<CaseState, Rejection> {
+    pub fn file(policies: &PolicySet, revoked: &impl Revocations, e: EventRef<'_>) -> Result<CaseState, Rejection> {
         let Action::File(filing) = &e.event.action else {
             return reject("first-event-is-filing", "a case starts with a filing (受理) event");
         };
@@ -481,7 +493,13 @@ impl CaseState {
             heads: vec![e.id],
             last_hlc: e.hlc,
             timeline: Vec::new(),
+            policy_missing: None,
         };
+        let rules = policies.rules(e.event.policy);
+        if !rules.held {
+            state.policy_missing = Some(e.event.policy);
+        }
+        let policy = rules.policy;
         if revoked.is_void(&e) {
             // The case exists (later events name it) but is void from the start.
             state.status = Status::Void;
@@ -505,7 +523,12 @@ impl CaseState {
     /// Applies one event (its parents already applied): checks the rules and,
     /// if they hold, changes the state. Either way the event joins the
     /// timeline and the heads.
-    pub fn apply(&mut self, policy: &Policy, revoked: &impl Revocations, e: EventRef<'_>) {
+    pub fn apply(&mut self, policies: &PolicySet, revoked: &impl Revocations, e: EventRef<'_>) {
+        let rules = policies.rules(e.event.policy);
+        if !rules.held && self.policy_missing.is_none_or(|v| v < e.event.policy) {
+            self.policy_missing = Some(e.event.policy);
+        }
+        let policy = rules.policy;
         let outcome = if revoked.is_void(&e) { Err(void_rejection(&e)) } else { self.check(policy, &e) };
         if outcome.is_ok() {
             self.effect(policy, &e);
@@ -867,6 +890,7 @@ impl CaseState {
             unit,
             started_ms: start,
             due_ms: Some(Policy::add_minutes(start, minutes)),
+            waiting_year: None,
             met_ms: None,
             cancelled: false,
             error: None,
@@ -875,15 +899,17 @@ impl CaseState {
     }
 
     fn start_working_days(&mut self, policy: &Policy, kind: DeadlineKind, unit: DivisionCode, start: u64, days: u32) {
-        let (due_ms, error) = match policy.add_working_days(start, days) {
-            Ok(d) => (Some(d), None),
-            Err(e) => (None, Some(e.to_string())),
+        let (due_ms, waiting_year, error) = match policy.add_working_days(start, days) {
+            Ok(d) => (Some(d), None, None),
+            Err(PolicyError::NoCalendar(y)) => (None, Some(y), Some(PolicyError::NoCalendar(y).to_string())),
+            Err(e) => (None, None, Some(e.to_string())),
         };
         self.deadlines.push(Deadline {
             kind,
             unit,
             started_ms: start,
             due_ms,
+            waiting_year,
             met_ms: None,
             cancelled: false,
             error,
@@ -907,6 +933,7 @@ impl CaseState {
             .filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && d.is_running())
         {
             d.due_ms = Some(due);
+            d.waiting_year = None;
             d.error = None;
         }
     }
@@ -923,6 +950,9 @@ impl CaseState {
                 Ok(new_due) => d.due_ms = Some(new_due),
                 Err(e) => {
                     d.due_ms = None;
+                    if let PolicyError::NoCalendar(y) = e {
+                        d.waiting_year = Some(y);
+                    }
                     d.error = Some(e.to_string());
                 }
             }
@@ -943,6 +973,15 @@ impl CaseState {
         self.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| d.due_ms).min()
     }
 
+    /// Years whose calendar some clock of the case waits for (running or
+    /// met: a met clock's timeliness waits too), sorted, without repeats.
+    pub fn waiting_years(&self) -> Vec<i32> {
+        let mut years: Vec<i32> = self.deadlines.iter().filter(|d| !d.cancelled).filter_map(|d| d.waiting_year).collect();
+        years.sort_unstable();
+        years.dedup();
+        years
+    }
+
     /// Ever escalated above the filing center.
     pub fn escalated(&self) -> bool {
         self.escalations > 0
@@ -960,10 +999,11 @@ fn nonempty(field: &str, value: &str) -> Result<(), Rejection> {
 }
 
 fn known_window(policy: &Policy, window: &str) -> Result<(), Rejection> {
-    if policy.window(window).is_none() {
-        return reject("unknown-window", format!("no department window {window:?} in the policy"));
+    match policy.window(window) {
+        None => reject("unknown-window", format!("no department window {window:?} in policy version {}", policy.version)),
+        Some(w) if w.retired => reject("retired-window", format!("the window {} ({}) is retired in policy version {}", w.code, w.name, policy.version)),
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks a filing against the policy.
@@ -973,8 +1013,12 @@ pub fn validate_filing(policy: &Policy, f: &Filing) -> Result<(), Rejection> {
     if f.title.chars().count() > 200 {
         return reject("field-too-long", "title is longer than 200 characters");
     }
-    if policy.subcategory(&f.category).is_none() {
-        return reject("unknown-category", format!("no leaf category {:?} in the policy", f.category));
+    match policy.subcategory(&f.category) {
+        None => return reject("unknown-category", format!("no leaf category {:?} in the policy", f.category)),
+        Some((c, s)) if c.retired || s.retired => {
+            return reject("retired-category", format!("the category {} {} is retired and takes no new cases", s.code, s.name));
+        }
+        Some(_) => {}
     }
     if f.place.lat_e6.is_some_and(|v| !(-90_000_000..=90_000_000).contains(&v))
         || f.place.lon_e6.is_some_and(|v| !(-180_000_000..=180_000_000).contains(&v))

@@ -19,6 +19,7 @@ fn filing_by(key: &NodeKey, seq: u64) -> Record {
         parents: vec![],
         unit: "330102001001".parse().unwrap(),
         operator: "wang".into(),
+        policy: 1,
         action: Action::File(Box::new(Filing {
             number: "330102001001-2026-000001".into(),
             title: "噪音扰民".into(),
@@ -84,8 +85,11 @@ fn unknown_kind_version_and_trailing_bytes_are_typed_errors() {
     bytes[1] = 99;
     assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnknownKind(99)));
     let mut bytes = r.bytes().to_vec();
-    bytes[0] = 2;
-    assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(2)));
+    bytes[0] = 3;
+    assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(3)));
+    // Version 1 (case events without the policy version) is not read.
+    bytes[0] = 1;
+    assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(1)));
     let mut bytes = r.bytes().to_vec();
     bytes.push(0);
     assert!(matches!(Record::decode(&bytes), Err(RecordError::Codec(_))));

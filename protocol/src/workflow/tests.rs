@@ -8,6 +8,8 @@ use proptest::prelude::*;
 struct Units {
     keys: Vec<(DivisionCode, NodeKey, u64, Option<RecordId>)>,
     clock: u64,
+    /// The policy version the events name.
+    policy: u32,
 }
 
 // 2026-11-02 09:00 China time (a Monday).
@@ -20,7 +22,7 @@ impl Units {
             .enumerate()
             .map(|(i, c)| (c.parse().unwrap(), NodeKey::from_seed([i as u8 + 1; 32]), 0, None))
             .collect();
-        Units { keys, clock: T0 }
+        Units { keys, clock: T0, policy: 1 }
     }
 
     fn code(&self, i: usize) -> DivisionCode {
@@ -29,10 +31,11 @@ impl Units {
 
     fn event(&mut self, unit: usize, operator: &str, case: Option<RecordId>, parents: Vec<RecordId>, action: Action) -> Record {
         self.clock += 60_000;
+        let policy = self.policy;
         let (code, key, seq, prev) = &mut self.keys[unit];
         *seq += 1;
         let header = Header { seq: *seq, prev: *prev, hlc: Hlc { wall_ms: self.clock, counter: 0 } };
-        let body = Body::CaseEvent(CaseEvent { case, parents, unit: *code, operator: operator.into(), action });
+        let body = Body::CaseEvent(CaseEvent { case, parents, unit: *code, operator: operator.into(), action, policy });
         let r = Record::sign(key, header, body);
         *prev = Some(r.id);
         r
@@ -60,7 +63,7 @@ fn filing(urgency: Urgency) -> Action {
 
 /// Applies events one by one, as a node does, returning each outcome.
 struct Case {
-    policy: Policy,
+    policy: PolicySet,
     records: Vec<Record>,
 }
 
@@ -80,7 +83,76 @@ impl Case {
 
 fn start(units: &mut Units, unit: usize, urgency: Urgency) -> Case {
     let r = units.event(unit, "op1", None, vec![], filing(urgency));
-    Case { policy: Policy::default_policy(), records: vec![r] }
+    Case { policy: Policy::default_policy().into(), records: vec![r] }
+}
+
+/// A calendar with no holidays: every weekday works.
+fn plain_calendar(year: u16) -> crate::policy::YearCalendar {
+    crate::policy::YearCalendar { year, source: "test".into(), holidays: vec![], makeup_workdays: vec![] }
+}
+
+fn resolution(st: &CaseState) -> Deadline {
+    st.deadlines.iter().find(|d| matches!(d.kind, DeadlineKind::Resolution) && !d.cancelled).cloned().unwrap()
+}
+
+/// Each clock keeps the rules of the version its step named: a year that
+/// version lacks waits, is filled from the first later version that has
+/// it, and a computed due time never moves when a later version changes the
+/// deadline table or that year's calendar.
+#[test]
+fn clocks_across_policy_versions() {
+    let mut u = Units::new(&["330102001000"]);
+    // Monday 2026-12-28 09:00 China time: 7 working days run into 2027.
+    u.clock = 1_798_419_600_000 - 60_000;
+    let r = u.event(0, "op1", None, vec![], match filing(Urgency::Normal) {
+        Action::File(mut f) => {
+            f.received_at_ms = 1_798_419_600_000;
+            Action::File(f)
+        }
+        a => a,
+    });
+    let v1 = Policy::default_policy();
+    let mut c = Case { policy: v1.clone().into(), records: vec![r] };
+    let st = c.state();
+    let d = resolution(&st);
+    assert_eq!((d.due_ms, d.waiting_year), (None, Some(2027)));
+    assert_eq!(d.clock(0, 75), Clock::WaitingForCalendar);
+    assert_eq!(st.waiting_years(), vec![2027]);
+    let facts = crate::kpi::facts(&st);
+    assert!(facts.iter().any(|f| f.counter == crate::kpi::Counter::WaitingForCalendar && f.value == 1), "{facts:?}");
+    // An extension approved while waiting is not lost.
+    c.step(&mut u, 0, "op1", Action::SignFor).unwrap();
+    c.step(&mut u, 0, "op1", Action::Route { window: "justice".into(), requirements: String::new(), due_ms: None }).unwrap();
+    c.step(&mut u, 0, "op1", Action::RequestExtension { working_days: 2, reason: "需要勘查".into() }).unwrap();
+    c.step(&mut u, 0, "leader", Action::DecideExtension { approve: true, note: "同意".into() }).unwrap();
+    assert_eq!(resolution(&c.state()).due_ms, None);
+
+    // v2 adds 2027 (no holidays): 29, 30, 31 Dec, then 1 Jan (a Friday) and
+    // 4–8 Jan: 7 + 2 working days end on Friday 2027-01-08.
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    v2.calendars.push(plain_calendar(2027));
+    let mut set: PolicySet = v1.clone().into();
+    set.insert(v2.clone());
+    c.policy = set.clone();
+    let due = resolution(&c.state()).due_ms.unwrap();
+    assert_eq!(crate::policy::format_china(due), "2027-01-08 23:59");
+    assert!(c.state().waiting_years().is_empty());
+
+    // v3 changes the table and makes 2027-01-01 a holiday: the clock started
+    // under v1 (2027 filled from v2) does not move.
+    let mut v3 = v2.clone();
+    v3.version = 3;
+    v3.deadlines.resolution_working_days = 20;
+    v3.calendars[2].holidays.push(crate::policy::Holiday { date: 2027_01_01, name: "元旦".into() });
+    set.insert(v3);
+    c.policy = set.clone();
+    assert_eq!(resolution(&c.state()).due_ms, Some(due));
+
+    // A version the node does not hold yet: the case says so.
+    u.policy = 9;
+    c.step(&mut u, 0, "op1", Action::Progress { note: "已联系".into(), public: false }).unwrap();
+    assert_eq!(c.state().policy_missing, Some(9));
 }
 
 fn rule(r: Result<(), Rejection>) -> &'static str {
@@ -196,7 +268,7 @@ fn fold_refuses_foreign_and_orphan_events() {
     let mut u = Units::new(&["330102001000"]);
     let c1 = start(&mut u, 0, Urgency::Normal);
     let c2 = start(&mut u, 0, Urgency::Normal);
-    let policy = Policy::default_policy();
+    let policy: PolicySet = Policy::default_policy().into();
     let both: Vec<Record> = c1.records.iter().chain(c2.records.iter()).cloned().collect();
     let refs: Vec<EventRef<'_>> = both.iter().filter_map(EventRef::from_record).collect();
     assert_eq!(fold(&policy, &NoRevocations, &refs).err(), Some(FoldError::NoSingleFiling(2)));
@@ -257,7 +329,7 @@ proptest! {
         ops in proptest::collection::vec((0usize..4, 0u8..16, 0u8..8, 0u16..1000), 0..40),
         seed in any::<u64>(),
     ) {
-        let policy = Policy::default_policy();
+        let policy: PolicySet = Policy::default_policy().into();
         let recs = random_case(&ops);
         let refs: Vec<EventRef<'_>> = recs.iter().filter_map(EventRef::from_record).collect();
         let reference = fold(&policy, &NoRevocations, &refs).unwrap();
@@ -339,7 +411,7 @@ proptest! {
     /// clock is on time exactly when met by its due time.
     #[test]
     fn clock_states_follow_time(start in 0u64..1_000_000_000, span in 1u64..100_000_000, t1 in 0u64..300_000_000, t2 in 0u64..300_000_000, pct in 1u8..=100) {
-        let d = Deadline { kind: DeadlineKind::Resolution, unit: "330102001000".parse().unwrap(), started_ms: start, due_ms: Some(start + span), met_ms: None, cancelled: false, error: None, extended_working_days: 0 };
+        let d = Deadline { kind: DeadlineKind::Resolution, unit: "330102001000".parse().unwrap(), started_ms: start, due_ms: Some(start + span), waiting_year: None, met_ms: None, cancelled: false, error: None, extended_working_days: 0 };
         let rank = |c: Clock| match c { Clock::Running => 0, Clock::DueSoon => 1, Clock::Overdue => 2, other => panic!("{other:?}") };
         let (a, b) = (start + t1.min(t2), start + t1.max(t2));
         prop_assert!(rank(d.clock(a, pct)) <= rank(d.clock(b, pct)));
