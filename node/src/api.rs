@@ -54,7 +54,7 @@ impl AppState {
         AppState { store: shared.store.clone(), shared, ledger, node }
     }
 
-    fn policy(&self) -> Arc<Policy> {
+    pub(crate) fn policy(&self) -> Arc<Policy> {
         self.shared.policy()
     }
 }
@@ -70,15 +70,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status, code, message: message.into(), rule: None }
     }
 
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    fn internal(message: impl Into<String>) -> ApiError {
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
@@ -117,6 +117,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Store(e) => e.into(),
             LedgerError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"),
             LedgerError::AlreadyDone => ApiError::new(StatusCode::CONFLICT, "exists", "already done"),
+            LedgerError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         }
     }
 }
@@ -133,7 +134,7 @@ impl From<AccountError> for ApiError {
     }
 }
 
-type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+pub(crate) type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
@@ -141,7 +142,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 
 // ---------- auth ----------
 
-async fn authenticate(state: &AppState, headers: &HeaderMap, min: Role) -> Result<Session, ApiError> {
+pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, min: Role) -> Result<Session, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -179,7 +180,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
-        .route("/api/policy", get(policy).post(sign_policy))
+        .route("/api/policy", get(crate::policy_api::get_policy).post(crate::policy_api::sign_policy))
+        .route("/api/policy/diff", get(crate::policy_api::diff))
         .route("/api/users", get(list_users).post(create_user))
         .route("/api/cases", get(list_cases).post(file_case))
         .route("/api/cases/{case}", get(case_detail))
@@ -211,6 +213,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/me"),
     ("get", "/api/policy"),
     ("post", "/api/policy"),
+    ("get", "/api/policy/diff"),
     ("get", "/api/users"),
     ("post", "/api/users"),
     ("get", "/api/cases"),
@@ -249,6 +252,7 @@ async fn health(State(s): State<AppState>) -> ApiResult {
         "name": s.node.name,
         "records": records,
         "version": env!("CARGO_PKG_VERSION"),
+        "calendar": crate::policy_api::health_block(&s)?,
     })))
 }
 
@@ -328,57 +332,6 @@ async fn list_users(State(s): State<AppState>, headers: HeaderMap) -> ApiResult 
     let all: Vec<accounts::Account> = s.store.accounts()?;
     Ok(Json(json!({ "users": all.iter().map(user_json).collect::<Vec<_>>() })))
 }
-
-// ---------- policy ----------
-
-async fn policy(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    authenticate(&s, &headers, Role::Viewer).await?;
-    let p = s.policy();
-    Ok(Json(json!({
-        "version": p.version,
-        "categories": p.categories,
-        "windows": p.windows,
-        "deadlines": p.deadlines,
-        "calendar_years": p.calendars.iter().map(|c| c.year).collect::<Vec<_>>(),
-        "channels": Channel::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
-        "request_types": RequestType::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
-        "statuses": Status::ALL.iter().map(|c| json!({"code": c.as_str(), "name": c.zh()})).collect::<Vec<_>>(),
-    })))
-}
-
-/// The city signs a new policy version: the current one with the given
-/// deadline-table fields changed. It replicates to every node, which applies
-/// the newest version.
-async fn sign_policy(State(s): State<AppState>, headers: HeaderMap, Json(body): Json<Value>) -> ApiResult<(StatusCode, Json<Value>)> {
-    authenticate(&s, &headers, Role::Admin).await?;
-    if s.shared.trust().root() != s.node.id {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_root", "only the city center signs the policy"));
-    }
-    let current = s.policy();
-    let mut table = serde_json::to_value(&current.deadlines).map_err(|e| ApiError::internal(e.to_string()))?;
-    let Some(changes) = body.get("deadlines").and_then(Value::as_object) else {
-        return Err(ApiError::bad_request("expected {\"deadlines\": {field: value, …}}"));
-    };
-    for (k, v) in changes {
-        if table.get(k).is_none() {
-            return Err(ApiError::bad_request(format!("unknown deadline field {k:?}")));
-        }
-        table[k] = v.clone();
-    }
-    let deadlines: zongzhi_protocol::policy::DeadlineTable =
-        serde_json::from_value(table).map_err(|e| ApiError::bad_request(format!("deadlines: {e}")))?;
-    if deadlines.due_soon_percent == 0 || deadlines.due_soon_percent > 100 {
-        return Err(ApiError::bad_request("due_soon_percent must be 1 to 100"));
-    }
-    let mut next = (*current).clone();
-    next.version += 1;
-    next.deadlines = deadlines;
-    let version = next.version;
-    s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Policy(Box::new(next)) }).await?;
-    Ok((StatusCode::CREATED, Json(json!({"version": version}))))
-}
-
-// ---------- cases ----------
 
 fn time(ms: u64) -> String {
     match jiff::Timestamp::from_millisecond(ms as i64) {
@@ -673,7 +626,7 @@ async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blo
     authenticate(&s, &headers, Role::Viewer).await?;
     let case = resolve_case(&s, &case).await?;
     let records = ledger::load_case_records(&s.store, &case)?;
-    let state = ledger::fold_records(&s.policy(), &*s.shared.trust(), &records)?;
+    let state = ledger::fold_records(&s.shared.policies(), &*s.shared.trust(), &records)?;
     let att = state
         .attachments
         .iter()
@@ -769,7 +722,7 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
             Err(e) => integrity_errors.push(json!({"record": id.to_string(), "detail": e.to_string()})),
         }
     }
-    let state = ledger::fold_records(&policy, &*s.shared.trust(), &records).map_err(|e| {
+    let state = ledger::fold_records(&s.shared.policies(), &*s.shared.trust(), &records).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
     })?;
     let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
@@ -811,6 +764,7 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
                 "running": d.is_running(),
                 "overdue": d.is_overdue(now),
                 "clock": d.clock(now, policy.deadlines.due_soon_percent),
+                "waiting_year": d.waiting_year,
                 "cancelled": d.cancelled,
                 "extended_working_days": d.extended_working_days,
                 "error": d.error,
@@ -908,7 +862,7 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
         .into_iter()
         .filter(|(_, _, need)| session.role >= *need)
         .filter(|(_, action, _)| {
-            let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone() };
+            let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone(), policy: policy.version };
             let eref = zongzhi_protocol::workflow::EventRef {
                 id: RecordId([0; 32]),
                 author: NodeId([0; 32]),
@@ -920,6 +874,14 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
         })
         .map(|(code, _, _)| code)
         .collect()
+}
+
+/// Years a running clock of the case waits for.
+fn waiting_years(c: &CaseSummary) -> Vec<i32> {
+    let mut y: Vec<i32> = c.waiting.iter().map(|(_, y)| *y).collect();
+    y.sort_unstable();
+    y.dedup();
+    y
 }
 
 fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {
@@ -944,6 +906,7 @@ fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {
         "supervision": c.supervision.map(|g| g.as_str()),
         "returns": c.returns,
         "escalations": c.escalations,
+        "waiting_calendar": waiting_years(c),
     })
 }
 
@@ -974,6 +937,11 @@ async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Que
         Some("false") | Some("0") => Some(false),
         Some(_) => return Err(ApiError::bad_request("overdue must be true or false")),
     };
+    let waiting = match q.get("waiting_calendar").map(String::as_str) {
+        None | Some("") | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(ApiError::bad_request("waiting_calendar must be true or false")),
+    };
     let category = q.get("category").cloned().unwrap_or_default();
     let limit: usize = match q.get("limit") {
         None => 100,
@@ -984,6 +952,7 @@ async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Que
             && urgency.is_none_or(|u| c.urgency == u)
             && overdue.is_none_or(|o| c.is_overdue(now) == o)
             && c.category.starts_with(&category)
+            && (!waiting || !c.waiting.is_empty())
     };
     let mut found: Vec<CaseSummary> = Vec::new();
     match owner {
@@ -1294,5 +1263,14 @@ async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
             let _ = writeln!(out, "{name}{{peer=\"{}\",role=\"{}\"}} {}", esc(&p.division), esc(&p.role), f(p));
         }
     }
+    let policy = s.shared.policy();
+    let missing = policy.missing_calendars(ledger::now_ms());
+    let _ = writeln!(out, "# HELP zongzhi_calendar_warning 1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).\n# TYPE zongzhi_calendar_warning gauge\nzongzhi_calendar_warning {}", !missing.is_empty() as u8);
+    let _ = writeln!(out, "# HELP zongzhi_calendar_missing 1 for each year whose calendar is needed by now and missing.\n# TYPE zongzhi_calendar_missing gauge");
+    for y in &missing {
+        let _ = writeln!(out, "zongzhi_calendar_missing{{year=\"{y}\"}} 1");
+    }
+    let (waiting, _) = crate::policy_api::waiting_counts(&s.store)?;
+    let _ = writeln!(out, "# HELP zongzhi_cases_waiting_for_calendar Open cases with a clock waiting for a working-day calendar.\n# TYPE zongzhi_cases_waiting_for_calendar gauge\nzongzhi_cases_waiting_for_calendar {waiting}");
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

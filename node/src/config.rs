@@ -31,6 +31,11 @@ pub struct Config {
     /// Seconds between scans for overdue cases to supervise (0: never).
     #[serde(default = "default_supervision_interval")]
     pub supervision_interval_secs: u64,
+    /// Shifts this node's wall clock by this many seconds (tests and drills
+    /// only: a center's node runs on the real time). Every node of a tree
+    /// must use the same offset, or their clocks disagree.
+    #[serde(default)]
+    pub clock_offset_secs: i64,
 }
 
 fn default_supervision_interval() -> u64 {

@@ -17,7 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use zongzhi_protocol::case::Contact;
-use zongzhi_protocol::policy::china_date;
+use zongzhi_protocol::case::RouteTarget;
+use zongzhi_protocol::policy::{PolicySet, china_date};
 use zongzhi_protocol::trust::{Trust, TrustError};
 use zongzhi_protocol::case::SuperviseGrade;
 use zongzhi_protocol::workflow::{fold, DeadlineKind, EventRef, FoldError, Rejection, Revocations};
@@ -53,6 +54,9 @@ pub enum LedgerError {
     ShuttingDown,
     #[error("already done")]
     AlreadyDone,
+    /// The step raced another one (e.g. two policy versions signed at once).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -143,7 +147,16 @@ struct Heads {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    (real + CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)).max(0) as u64
+}
+
+/// See `Config::clock_offset_secs`.
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Shifts [`now_ms`] for this process (tests and drills; set once at start).
+pub fn set_clock_offset_ms(offset: i64) {
+    CLOCK_OFFSET_MS.store(offset, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// State shared between the writer, the API and the network.
@@ -152,7 +165,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub key: Arc<NodeKey>,
     pub unit: DivisionCode,
-    pub policy: Arc<RwLock<Arc<Policy>>>,
+    /// Every policy version the city signed that this node holds.
+    pub policy: Arc<RwLock<Arc<PolicySet>>>,
     /// Replaced whole by the writer; readers take a snapshot.
     pub trust: Arc<RwLock<Arc<Trust>>>,
     /// The last feed sequence number written; watchers push new records.
@@ -168,7 +182,13 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// The current (newest) policy version: what new steps follow.
     pub fn policy(&self) -> Arc<Policy> {
+        self.policies().current().clone()
+    }
+
+    /// Every version held (folds take the version each event names).
+    pub fn policies(&self) -> Arc<PolicySet> {
         match self.policy.read() {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -194,9 +214,9 @@ impl Shared {
     /// Builds the trust store from the stored certificate and revocation
     /// records, and finds the newest policy the city root signed (the
     /// built-in default when there is none): one pass over the trust index.
-    pub fn load_trust_and_policy(store: &Store, root: NodeId) -> Result<(Trust, Policy)> {
+    pub fn load_trust_and_policy(store: &Store, root: NodeId) -> Result<(Trust, PolicySet)> {
         let mut trust = Trust::new(root);
-        let mut best: Option<Policy> = None;
+        let mut set: Option<PolicySet> = None;
         for id in store.trust_records()? {
             let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("trust record {id} missing")))?;
             let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
@@ -204,8 +224,13 @@ impl Shared {
                 Body::NodeCert(_) => trust.add_cert(&record),
                 Body::Revocation(_) => trust.add_revocation(&record),
                 Body::Policy(policy) => {
-                    if record.author == root && best.as_ref().is_none_or(|b| policy.version > b.version) {
-                        best = Some((**policy).clone());
+                    if record.author == root {
+                        match set.as_mut() {
+                            Some(s) => {
+                                s.insert((**policy).clone());
+                            }
+                            None => set = Some(PolicySet::new((**policy).clone())),
+                        }
                     }
                     Ok(())
                 }
@@ -215,17 +240,26 @@ impl Shared {
                 tracing::warn!(record = %id.fmt_short(), "stored trust record not usable: {e}");
             }
         }
-        Ok((trust, best.unwrap_or_else(Policy::default_policy)))
+        Ok((trust, set.unwrap_or_else(|| PolicySet::new(Policy::default_policy()))))
     }
 
-    fn set_policy(&self, policy: Arc<Policy>) {
+    /// Adds policy versions signed by the city (newest applies to new steps).
+    fn add_policies(&self, policies: Vec<Policy>) {
         let mut guard = match self.policy.write() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if policy.version > guard.version {
-            tracing::info!(version = policy.version, "applying the city's policy");
-            *guard = policy;
+        let mut set = (**guard).clone();
+        let mut added = false;
+        for p in policies {
+            let version = p.version;
+            if set.insert(p) {
+                tracing::info!(version, "holding the city's policy version");
+                added = true;
+            }
+        }
+        if added {
+            *guard = Arc::new(set);
         }
     }
 }
@@ -286,8 +320,8 @@ struct Pending<'a> {
     trust: Option<Trust>,
     /// A revocation was added: stored records may have become void.
     revoked: bool,
-    /// A newer city policy to apply after the write.
-    policy: Option<Arc<Policy>>,
+    /// City policy versions added by this batch (held after the write).
+    policy: Vec<Policy>,
     /// The writer's chain-head cache, moved here for the batch and updated
     /// with its records (see `Writer::chain_heads`).
     chain_heads: HashMap<NodeId, Option<(u64, RecordId)>>,
@@ -329,10 +363,10 @@ impl InFlight {
 }
 
 impl Pending<'_> {
-    /// Keeps the newest policy seen in this batch (applied after the write).
+    /// Keeps a policy version seen in this batch (held after the write).
     fn note_policy(&mut self, policy: &Policy) {
-        if self.policy.as_ref().is_none_or(|p| policy.version > p.version) {
-            self.policy = Some(Arc::new(policy.clone()));
+        if !self.policy.iter().any(|p| p.version == policy.version) {
+            self.policy.push(policy.clone());
         }
     }
 
@@ -358,19 +392,19 @@ struct Group<'s> {
     results: Vec<Result<Outcome>>,
     heads: Heads,
     trust: Option<Trust>,
-    policy: Option<Arc<Policy>>,
+    policy: Vec<Policy>,
     revoked: bool,
     w: Written,
 }
 
 impl Group<'_> {
     /// Publishes what a written group changed: trust store, policy, feed head.
-    fn publish(shared: &Shared, feed_seq: u64, trust: Option<Trust>, policy: Option<Arc<Policy>>) {
+    fn publish(shared: &Shared, feed_seq: u64, trust: Option<Trust>, policy: Vec<Policy>) {
         if let Some(t) = trust {
             shared.set_trust(t);
         }
-        if let Some(p) = policy {
-            shared.set_policy(p);
+        if !policy.is_empty() {
+            shared.add_policies(policy);
         }
         shared.feed.send_replace(feed_seq);
     }
@@ -432,8 +466,9 @@ impl Writer {
         self.written(group.heads.clone(), result.clone());
         match result {
             Ok(()) => {
+                let policy_added = !group.policy.is_empty();
                 Group::publish(&self.shared, group.heads.feed_seq, group.trust, group.policy);
-                self.after_trust_change(group.revoked);
+                self.after_trust_change(group.revoked, policy_added);
                 group.results
             }
             Err(msg) => failed_write(group.results, &msg),
@@ -443,7 +478,7 @@ impl Writer {
     /// Checks a group of operations and builds its write batch (on top of
     /// the group in flight, if any). Returns one result per operation.
     fn prepare_group<'s>(&mut self, store: &'s Store, ops: Vec<Op>) -> Group<'s> {
-        let policy = self.shared.policy();
+        let policy = self.shared.policies();
         let now = now_ms();
         // Sized up front: a case state moved on every rehash is not cheap.
         let records: usize = ops.iter().map(|op| if let Op::Ingest { records, .. } = op { records.len() } else { 1 }).sum();
@@ -459,7 +494,7 @@ impl Writer {
             base_trust: self.shared.trust(),
             trust: None,
             revoked: false,
-            policy: None,
+            policy: Vec::new(),
             chain_heads: std::mem::take(&mut self.chain_heads),
             prev: self.inflight.take(),
         };
@@ -482,7 +517,7 @@ impl Writer {
                 results,
                 heads: self.heads.clone(),
                 trust: None,
-                policy: None,
+                policy: Vec::new(),
                 revoked: false,
                 w: Written::default(),
             };
@@ -563,11 +598,45 @@ impl Writer {
 
     /// After a write that changed the trust store: re-fold what a
     /// revocation voided.
-    fn after_trust_change(&mut self, revoked: bool) {
+    fn after_trust_change(&mut self, revoked: bool, policy_added: bool) {
         if revoked && let Err(e) = self.void_revoked() {
             // The records are stored; the pass runs again at start-up.
             tracing::error!("re-folding cases after a revocation failed: {e}");
         }
+        if policy_added && let Err(e) = self.refold_waiting() {
+            // The policy is stored; the pass runs again at start-up.
+            tracing::error!("re-folding cases after a new policy version failed: {e}");
+        }
+    }
+
+    /// Re-folds every case the waiting index names (a clock waiting for a
+    /// year's calendar, or an event naming a policy version not held then)
+    /// with every version now held, in one synced batch: due times,
+    /// queue order, statistics and the index follow, exactly as a
+    /// `reindex` would compute them. Idempotent: runs after each batch that
+    /// added a policy version and at start-up (a crash between the two
+    /// writes loses nothing). Returns how many cases changed.
+    pub fn refold_waiting(&mut self) -> Result<usize> {
+        self.settle()?;
+        let trust = self.shared.trust();
+        let policies = self.shared.policies();
+        let store = self.shared.store.clone();
+        let mut batch = store.batch();
+        let mut changed = 0usize;
+        for case in store.waiting_cases()? {
+            let Some(before) = store.case_summary(&case)? else { continue };
+            let records = load_case_records(&store, &case)?;
+            let after = CaseSummary::of(&fold_records(&policies, &*trust, &records)?);
+            if after != before {
+                batch.put_summary(Some(&before), &after);
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            store.commit(batch)?;
+            tracing::info!(cases = changed, version = policies.current().version, "clocks computed with the policy versions now held");
+        }
+        Ok(changed)
     }
 
     /// Re-folds every stored case that holds a record signed by a revoked
@@ -579,7 +648,7 @@ impl Writer {
     pub fn void_revoked(&mut self) -> Result<usize> {
         self.settle()?;
         let trust = self.shared.trust();
-        let policy = self.shared.policy();
+        let policies = self.shared.policies();
         let store = self.shared.store.clone();
         let mut affected: Vec<RecordId> = Vec::new();
         let mut authors = Vec::new();
@@ -609,7 +678,7 @@ impl Writer {
         for case in &affected {
             let Some(before) = store.case_summary(case)? else { continue };
             let records = load_case_records(&store, case)?;
-            let after = CaseSummary::of(&fold_records(&policy, &*trust, &records)?);
+            let after = CaseSummary::of(&fold_records(&policies, &*trust, &records)?);
             if after != before {
                 batch.put_summary(Some(&before), &after);
                 changed.push(after.number.clone());
@@ -649,7 +718,7 @@ impl Writer {
     /// group in flight (its state as that group writes it), or as stored.
     fn load<'t>(
         &self,
-        policy: &Policy,
+        policy: &PolicySet,
         trust: &Trust,
         touched: &'t mut HashMap<RecordId, Touched>,
         prev: &mut Option<InFlight>,
@@ -671,11 +740,11 @@ impl Writer {
         }
     }
 
-    fn prepare(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, op: Op) -> Result<Outcome> {
+    fn prepare(&self, policy: &PolicySet, now: u64, p: &mut Pending<'_>, op: Op) -> Result<Outcome> {
         match op {
             Op::File { mut filing, contact, operator } => {
                 check_operator(&operator)?;
-                zongzhi_protocol::workflow::validate_filing(policy, &filing).map_err(LedgerError::Rejected)?;
+                zongzhi_protocol::workflow::validate_filing(policy.current(), &filing).map_err(LedgerError::Rejected)?;
                 let year = china_date(now).map_err(|e| LedgerError::Invalid(e.to_string()))?.year();
                 let serial = match p.heads.serials.get(&year) {
                     Some(s) => *s,
@@ -687,7 +756,7 @@ impl Writer {
                 filing.number = format!("{}-{year}-{serial:06}", self.shared.unit);
                 let contact_bytes = contact.as_ref().map(|c| c.to_bytes());
                 filing.contact = contact_bytes.as_deref().map(BlobHash::of);
-                let event = CaseEvent { case: None, parents: vec![], unit: self.shared.unit, operator, action: Action::File(filing) };
+                let event = CaseEvent { case: None, parents: vec![], unit: self.shared.unit, operator, action: Action::File(filing), policy: policy.current().version };
                 let mut trial = p.heads.clone();
                 let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
                 let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
@@ -708,13 +777,7 @@ impl Writer {
                 if matches!(action, Action::File(_)) {
                     return Err(LedgerError::Invalid("use the filing endpoint to file a case".into()));
                 }
-                if let Action::Merge { into } = &action
-                    && !p.w.touched.contains_key(into)
-                    && !p.prev.as_ref().is_some_and(|f| f.w.touched.contains_key(into))
-                    && self.shared.store.case_summary(into)?.is_none()
-                {
-                    return Err(LedgerError::NoSuchCase(into.to_string()));
-                }
+                self.check_targets(policy.current(), now, p, &action)?;
                 self.act(policy, now, p, case, action, operator, None).map(Outcome::Step)
             }
             Op::Attach { case, bytes, name, mime, operator } => {
@@ -741,6 +804,17 @@ impl Writer {
             Op::AppendOwn { body } => {
                 if matches!(body, Body::CaseEvent(_)) {
                     return Err(LedgerError::Invalid("case events go through the workflow".into()));
+                }
+                if let Body::Policy(next) = &body {
+                    // One version after the newest held (two admins signing
+                    // at once must not make two different version N+1s).
+                    let newest = p.policy.iter().map(|x| x.version).chain([policy.current().version]).max().unwrap_or(0);
+                    let first = newest == 1 && next.version == 1 && **policy.current() == **next;
+                    if next.version != newest + 1 && !first {
+                        return Err(LedgerError::Conflict(format!("policy version {} does not follow the newest held ({newest}); reload and try again", next.version)));
+                    }
+                    let prev = p.policy.iter().find(|x| x.version + 1 == next.version).or(policy.get(next.version.wrapping_sub(1)).map(|x| &**x));
+                    next.validate(prev.filter(|_| !first)).map_err(|e| LedgerError::Invalid(format!("policy: {e}")))?;
                 }
                 let mut trial = p.heads.clone();
                 let record = sign_next(&self.shared.key, &mut trial, now, body);
@@ -874,7 +948,7 @@ impl Writer {
         Ok(p.w.added.contains(id) || p.prev.as_ref().is_some_and(|f| f.w.added.contains(id)) || self.shared.store.has_record(id)?)
     }
 
-    fn ingest_one(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, record: Record, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
+    fn ingest_one(&self, policy: &PolicySet, now: u64, p: &mut Pending<'_>, record: Record, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
         let id = record.id;
         // Every held record has its (author, seq) chain entry, so a record
         // above its author's head is neither held nor an equivocation: the
@@ -1033,7 +1107,7 @@ impl Writer {
     }
 
     /// Applies waiting records whose parents have arrived.
-    fn retry_pending(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
+    fn retry_pending(&self, policy: &PolicySet, now: u64, p: &mut Pending<'_>, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
         let mut waiting: Vec<Record> = Vec::new();
         p.settle_if(|f| f.w.pending)?;
         for (id, bytes) in self.shared.store.pending()? {
@@ -1076,10 +1150,71 @@ impl Writer {
         }
     }
 
+    /// What only the acting node can check before it signs a step, since
+    /// it depends on what this node holds now rather than on the case's
+    /// events: units named as targets exist (enrolled, not revoked), a
+    /// deadline set by hand lies ahead and within the policy's bound, a
+    /// merge target is a case this node holds that still takes steps.
+    fn check_targets(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, action: &Action) -> Result<()> {
+        let rejected = |rule: &'static str, message: String| Err(LedgerError::Rejected(Rejection { rule, message }));
+        let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
+        let enrolled = |unit: &DivisionCode| -> Result<()> {
+            match trust.key_of(*unit) {
+                Some(key) if trust.revocation(&key).is_none() => Ok(()),
+                Some(_) => rejected("unit-revoked", format!("the center {unit} has been revoked and takes no cases")),
+                None => rejected("unknown-unit", format!("no center {unit} is enrolled in the trust store")),
+            }
+        };
+        let due_ok = |due: &Option<u64>| -> Result<()> {
+            let Some(due) = *due else { return Ok(()) };
+            let max = now.saturating_add(policy.deadlines.max_due_days as u64 * 86_400_000);
+            if due <= now {
+                return rejected("due-in-future", "a deadline set by hand (due_at) must lie in the future".into());
+            }
+            if due > max {
+                return rejected(
+                    "due-within-bound",
+                    format!("a deadline set by hand lies at most {} days ahead (policy max_due_days)", policy.deadlines.max_due_days),
+                );
+            }
+            Ok(())
+        };
+        match action {
+            Action::Route { due_ms, .. } => due_ok(due_ms),
+            Action::Dispatch { to, due_ms, .. } => {
+                enrolled(to)?;
+                due_ok(due_ms)
+            }
+            Action::Reroute { target: RouteTarget::Unit(u), .. } => enrolled(u),
+            Action::AddHelpers { helpers } => {
+                for h in helpers {
+                    if let RouteTarget::Unit(u) = h {
+                        enrolled(u)?;
+                    }
+                }
+                Ok(())
+            }
+            Action::Merge { into } => {
+                let target = match p.w.touched.get(into).or_else(|| p.prev.as_ref().and_then(|f| f.w.touched.get(into))) {
+                    Some(t) => Some((t.state.status, t.state.merged_into)),
+                    None => self.shared.store.case_summary(into)?.map(|s| (s.status, None)),
+                };
+                match target {
+                    None => Err(LedgerError::NoSuchCase(into.to_string())),
+                    Some((status, _)) if status.is_final() => {
+                        rejected("merge-target-open", format!("the target case is {} and takes no merge (并单 into a case that still takes steps)", status.zh()))
+                    }
+                    Some(_) => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn act(
         &self,
-        policy: &Policy,
+        policy: &PolicySet,
         now: u64,
         p: &mut Pending<'_>,
         case: RecordId,
@@ -1089,11 +1224,11 @@ impl Writer {
     ) -> Result<Ack> {
         let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
         let t = self.load(policy, trust, &mut p.w.touched, &mut p.prev, case)?;
-        let event = CaseEvent { case: Some(case), parents: t.state.heads.clone(), unit: self.shared.unit, operator, action };
+        let event = CaseEvent { case: Some(case), parents: t.state.heads.clone(), unit: self.shared.unit, operator, action, policy: policy.current().version };
         let mut trial = p.heads.clone();
         let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
         let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
-        t.state.check(policy, &eref).map_err(LedgerError::Rejected)?;
+        t.state.check(policy.current(), &eref).map_err(LedgerError::Rejected)?;
         if trust.is_void(&eref) {
             return Err(LedgerError::Invalid("this node's key has been revoked; it can no longer sign workflow steps".into()));
         }
@@ -1171,13 +1306,13 @@ pub fn load_case_records(store: &Store, case: &RecordId) -> Result<Vec<Record>> 
     Ok(out)
 }
 
-pub fn fold_records(policy: &Policy, revoked: &impl Revocations, records: &[Record]) -> Result<CaseState> {
+pub fn fold_records(policy: &PolicySet, revoked: &impl Revocations, records: &[Record]) -> Result<CaseState> {
     let refs: Vec<EventRef<'_>> = records.iter().filter_map(EventRef::from_record).collect();
     fold(policy, revoked, &refs).map_err(|e: FoldError| LedgerError::Integrity(e.to_string()))
 }
 
 /// Rebuilds every derived column family from the records, in feed order.
-pub fn reindex(store: &Store, policy: &Policy, trust: &Trust) -> Result<usize> {
+pub fn reindex(store: &Store, policy: &PolicySet, trust: &Trust) -> Result<usize> {
     store.clear_derived()?;
     let mut cases: HashMap<RecordId, Vec<(u64, RecordId)>> = HashMap::new();
     let mut order: Vec<RecordId> = Vec::new();
@@ -1238,7 +1373,7 @@ struct Commit<'s> {
     batch: Batch<'s>,
     feed_seq: u64,
     trust: Option<Trust>,
-    policy: Option<Arc<Policy>>,
+    policy: Vec<Policy>,
     /// A revocation was added: the writer re-folds what it voids.
     revoked: bool,
     replies: Vec<(Reply, Result<Outcome>)>,
@@ -1326,14 +1461,15 @@ impl Ledger {
                     }
                     let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
                     let Some(commit) = writer.turn(&store, ops, replies) else { continue };
-                    let (changes_trust, revoked) = (commit.trust.is_some() || commit.policy.is_some(), commit.revoked);
+                    let policy_added = !commit.policy.is_empty();
+                    let (changes_trust, revoked) = (commit.trust.is_some() || policy_added, commit.revoked);
                     if commit_tx.send(commit).is_err() {
                         break;
                     }
                     // The next group reads the trust store and policy as
                     // published: wait until this one's are.
                     if changes_trust && writer.settle().is_ok() {
-                        writer.after_trust_change(revoked);
+                        writer.after_trust_change(revoked, policy_added);
                     }
                 }
                 drop(commit_tx);
@@ -1480,7 +1616,7 @@ mod tests {
             })
             .unwrap();
         for s in summaries {
-            let state = fold_records(&shared.policy(), &*shared.trust(), &load_case_records(store, &s.id).unwrap()).unwrap();
+            let state = fold_records(&shared.policies(), &*shared.trust(), &load_case_records(store, &s.id).unwrap()).unwrap();
             assert_eq!(s, CaseSummary::of(&state));
         }
     }
@@ -1570,7 +1706,7 @@ mod tests {
         };
         w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
         let sign = |seq: u64, prev: Option<RecordId>, case: Option<RecordId>, action: Action| {
-            let event = CaseEvent { case, parents: case.into_iter().collect(), unit: division, operator: "op".into(), action };
+            let event = CaseEvent { case, parents: case.into_iter().collect(), unit: division, operator: "op".into(), action, policy: 1 };
             Record::sign(&county, Header { seq, prev, hlc: Hlc { wall_ms: now_ms(), counter: 0 } }, Body::CaseEvent(event))
         };
         let filed = sign(1, None, None, Action::File(Box::new(filing(format!("{division}-2026-000001")))));

@@ -19,6 +19,7 @@ pub mod integrity;
 pub mod ledger;
 pub mod net;
 pub mod node;
+pub mod policy_api;
 pub mod report;
 pub mod stats;
 pub mod status;

@@ -146,6 +146,10 @@ pub fn import_chain(cfg: &Config, text: &str) -> anyhow::Result<zongzhi_protocol
 
 /// Runs the node until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    if cfg.clock_offset_secs != 0 {
+        tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
+        ledger::set_clock_offset_ms(cfg.clock_offset_secs.saturating_mul(1000));
+    }
     let key = Arc::new(load_key(&cfg)?);
     let store = open_store(&cfg, &key)?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
@@ -153,6 +157,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let mut writer = Writer::new(shared.clone())?;
     // Finish a revocation pass a crash may have interrupted.
     writer.void_revoked()?;
+    // And a pass over the waiting index after a new policy version.
+    writer.refold_waiting()?;
     let ledger = Ledger::start(writer);
     let shared_for_net = shared.clone();
     let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });

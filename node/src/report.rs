@@ -77,7 +77,7 @@ fn query_time(store: &Store, policy: &zongzhi_protocol::Policy, q: &Query, now: 
         }
         true
     })?;
-    let window = policy.deadlines.repeat_window_days as u64 * 86_400_000;
+    let window = policy.repeat_window_days as u64 * 86_400_000;
     let mut repeats: HashMap<String, i64> = HashMap::new();
     let mut repeats_total = 0;
     for (contact, category, filed, group) in candidates {
@@ -301,7 +301,7 @@ pub fn signed_marker(month: u32) -> String {
 /// The month before the one `now` falls in, once the policy's grace period
 /// after its close has passed, if this node has not signed it yet.
 pub fn report_due(store: &Store, policy: &zongzhi_protocol::Policy, now: u64) -> Result<Option<u32>> {
-    let grace = policy.deadlines.report_grace_minutes as u64 * 60_000;
+    let grace = policy.report_grace_minutes as u64 * 60_000;
     let Some(month_now) = kpi::month_of(now) else { return Ok(None) };
     // The month `grace` ago must already be the current month, i.e. the
     // previous month closed at least `grace` ago.

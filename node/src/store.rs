@@ -40,7 +40,10 @@ use crate::summary::CaseSummary;
 /// sender reads its feed in one forward scan; `records` maps id → position.
 /// 3: case summaries in `case_state` are binary (the codec of signed
 /// records), not JSON; a schema-2 directory is converted when opened.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Schema 4: records of format 2 (case events name their policy version),
+/// the waiting index. Older directories hold format-1 records, which cannot
+/// be re-signed: they are refused, not converted.
+pub const SCHEMA_VERSION: u32 = 4;
 
 const CF_RECORDS: &str = "records";
 const CF_FEED: &str = "feed";
@@ -60,14 +63,17 @@ const CF_TRUST: &str = "trust";
 const CF_ALARMS: &str = "alarms";
 /// Signed monthly reports: month (u32 BE) ‖ unit (u64 BE) ‖ author seq (u64 BE) → record id.
 const CF_REPORTS: &str = "reports";
+/// Case id → (): cases to fold again when a policy version arrives
+/// (derived: see `CaseSummary::needs_policy`).
+const CF_WAITING: &str = "waiting";
 
 const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
-    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS,
+    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
 ];
 
 /// Column families rebuilt by `reindex`.
-const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS];
+const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS, CF_WAITING];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,7 +81,7 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error("stored value under {cf} is corrupt: {detail}")]
     Corrupt { cf: &'static str, detail: String },
-    #[error("data directory was written by schema {found}, this build reads {SCHEMA_VERSION}")]
+    #[error("data directory was written by schema {found}, this build reads {SCHEMA_VERSION} (schemas before 4 hold records of format 1, which this build does not read: start from a new data directory)")]
     Schema { found: u32 },
 }
 
@@ -188,28 +194,11 @@ impl Store {
                 let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
                 match found {
                     SCHEMA_VERSION => {}
-                    2 => store.summaries_to_binary()?,
                     _ => return Err(StoreError::Schema { found }),
                 }
             }
         }
         Ok(store)
-    }
-
-    /// Schema 2 → 3: rewrites every JSON case summary in the binary form,
-    /// with the new schema version in the same write.
-    fn summaries_to_binary(&self) -> Result<()> {
-        let mut b = self.batch();
-        let mut n = 0usize;
-        self.scan_json(CF_CASE_STATE, |s: CaseSummary| {
-            b.put(CF_CASE_STATE, &s.id.0, &s.encode());
-            n += 1;
-            true
-        })?;
-        b.put_meta(meta::SCHEMA, &SCHEMA_VERSION.to_be_bytes());
-        self.commit(b)?;
-        tracing::info!(summaries = n, "store converted from schema 2 to {SCHEMA_VERSION}");
-        Ok(())
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
@@ -526,6 +515,17 @@ impl Store {
     }
 
     /// Every case summary, in case id order.
+    /// The cases the waiting index names.
+    pub fn waiting_cases(&self) -> Result<Vec<RecordId>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_WAITING), IteratorMode::Start) {
+            let (k, _) = item?;
+            let id: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt { cf: CF_WAITING, detail: format!("key of {} bytes", k.len()) })?;
+            out.push(RecordId(id));
+        }
+        Ok(out)
+    }
+
     pub fn all_summaries(&self, f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
         self.scan_decoded(CF_CASE_STATE, CaseSummary::decode, f)
     }
@@ -753,6 +753,11 @@ impl Batch<'_> {
         }
         self.put(CF_QUEUE, &queue_key(new), &[]);
         self.put(CF_CASE_STATE, &new.id.0, &new.encode());
+        if new.needs_policy() {
+            self.put(CF_WAITING, &new.id.0, &[]);
+        } else if old.is_some_and(CaseSummary::needs_policy) {
+            self.delete(CF_WAITING, &new.id.0);
+        }
         // The statistics change by what the case now contributes minus what
         // it contributed before, in this same batch.
         let old_facts = old.map(|o| o.facts()).unwrap_or_default();
@@ -858,58 +863,17 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_2_directory_is_converted_when_opened() {
-        use zongzhi_protocol::case::{Channel, Complexity, RequestType, Urgency};
-        use zongzhi_protocol::workflow::{DeadlineKind, Status};
+    fn older_schemas_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let unit = zongzhi_protocol::DivisionCode::new(330106002001).unwrap();
-        let summary = CaseSummary {
-            id: RecordId([9; 32]),
-            number: "330106002001-2026-000001".into(),
-            title: "噪音扰民".into(),
-            category: "0202".into(),
-            request_type: RequestType::Complaint,
-            channel: Channel::Phone,
-            urgency: Urgency::Normal,
-            complexity: Complexity::General,
-            status: Status::Handling,
-            owner: unit,
-            window: Some("justice".into()),
-            filed_by: unit,
-            filed_ms: 1_764_000_000_000,
-            updated_ms: 1_764_000_100_000,
-            supervision: None,
-            returns: 0,
-            escalations: 1,
-            running: vec![(DeadlineKind::Resolution, 1_764_000_000_000, 1_764_600_000_000)],
-            next_due_ms: Some(1_764_600_000_000),
-            events: 4,
-            units: vec![unit],
-            blobs: vec![],
-            facts: vec![(202611, unit, 0, 1)],
-            units_handled: 1,
-            contact: None,
-        };
-        {
-            // What schema 2 left: a JSON summary.
-            let store = Store::open(dir.path()).unwrap();
-            let mut b = store.batch();
-            b.put(CF_CASE_STATE, &summary.id.0, &serde_json::to_vec(&summary).unwrap());
-            b.put_meta(meta::SCHEMA, &2u32.to_be_bytes());
-            store.commit(b).unwrap();
-            assert!(store.case_summary(&summary.id).is_err(), "JSON is not the schema-3 form");
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.case_summary(&summary.id).unwrap(), Some(summary.clone()));
-        assert_eq!(store.meta_get(meta::SCHEMA).unwrap().as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
-        // An unknown schema is still refused.
-        drop(store);
         {
             let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.meta_get(meta::SCHEMA).unwrap().as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
             let mut b = store.batch();
-            b.put_meta(meta::SCHEMA, &1u32.to_be_bytes());
+            b.put_meta(meta::SCHEMA, &3u32.to_be_bytes());
             store.commit(b).unwrap();
         }
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Schema { found: 1 })));
+        let e = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(e, StoreError::Schema { found: 3 }));
+        assert!(e.to_string().contains("start from a new data directory"), "{e}");
     }
 }

@@ -52,6 +52,15 @@ pub struct CaseSummary {
     /// The complainant's contact blob hash (repeat complaints).
     #[serde(default)]
     pub contact: Option<zongzhi_protocol::BlobHash>,
+    /// Running clocks whose due time waits for a year's calendar: (kind, year).
+    #[serde(default)]
+    pub waiting: Vec<(DeadlineKind, i32)>,
+    /// Every year some clock of the case (running or met) waits for.
+    #[serde(default)]
+    pub waiting_calendar: Vec<i32>,
+    /// A policy version an event named that this node did not hold.
+    #[serde(default)]
+    pub policy_missing: Option<u32>,
 }
 
 impl CaseSummary {
@@ -91,6 +100,9 @@ impl CaseSummary {
             blobs: state.filing.contact.iter().copied().chain(state.attachments.iter().map(|a| a.blob)).collect(),
             units_handled: state.units_handled.len() as u32,
             contact: state.filing.contact,
+            waiting: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.waiting_year?))).collect(),
+            waiting_calendar: state.waiting_years(),
+            policy_missing: state.policy_missing,
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
         }
     }
@@ -110,6 +122,11 @@ impl CaseSummary {
             .iter()
             .filter_map(|(month, unit, c, value)| Some(Fact { month: *month, unit: *unit, counter: Counter::from_index(*c)?, value: *value }))
             .collect()
+    }
+
+    /// Folded again when a policy version arrives (the waiting index).
+    pub fn needs_policy(&self) -> bool {
+        !self.waiting_calendar.is_empty() || self.policy_missing.is_some()
     }
 
     pub fn is_overdue(&self, now_ms: u64) -> bool {

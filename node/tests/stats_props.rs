@@ -13,7 +13,7 @@ use zongzhi_node::stats;
 use zongzhi_node::store::Store;
 use zongzhi_protocol::case::{Channel, Complexity, Place, Rating, RequestType, SuperviseGrade, Urgency};
 use zongzhi_protocol::kpi::{self, Counts, COUNTERS};
-use zongzhi_protocol::{Action, Filing, Policy, RecordId};
+use zongzhi_protocol::{Action, Filing, RecordId};
 
 /// One step a test applies to case number `case % open cases`.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ fn dump(store: &Store) -> BTreeMap<Vec<u8>, Counts> {
 }
 
 /// Folds every stored case from its records and sums its facts.
-fn brute_force(store: &Store, policy: &Policy, trust: &zongzhi_protocol::trust::Trust, cases: &[RecordId]) -> BTreeMap<Vec<u8>, Counts> {
+fn brute_force(store: &Store, policy: &zongzhi_protocol::policy::PolicySet, trust: &zongzhi_protocol::trust::Trust, cases: &[RecordId]) -> BTreeMap<Vec<u8>, Counts> {
     let mut acc: HashMap<Vec<u8>, Counts> = HashMap::new();
     for case in cases {
         let records = ledger::load_case_records(store, case).unwrap();
@@ -144,7 +144,7 @@ proptest! {
     #[test]
     fn incremental_statistics_equal_a_recomputation(steps in proptest::collection::vec(step(), 1..60)) {
         let (_dir, mut w) = city();
-        let policy = w.shared().policy();
+        let policy = w.shared().policies();
         let mut cases: Vec<RecordId> = Vec::new();
         for (target, st) in steps {
             let Some(op) = op_for(st, target, &cases) else { continue };
@@ -174,7 +174,7 @@ proptest! {
         steps in proptest::collection::vec((step(), any::<bool>()), 1..80),
     ) {
         let (_dir, w) = city();
-        let policy = w.shared().policy();
+        let policy = w.shared().policies();
         let store = w.shared().store.clone();
         let trust = w.shared().trust();
         let ledger = ledger::Ledger::start(w);

@@ -1020,6 +1020,15 @@ pub fn validate_filing(policy: &Policy, f: &Filing) -> Result<(), Rejection> {
         }
         Some(_) => {}
     }
+    if let (Some(first), Ok(date)) = (policy.calendar_years().first(), crate::policy::china_date(f.received_at_ms))
+        && (date.year() as i32) < *first
+    {
+        let y = date.year();
+        return reject(
+            "no-calendar-for-year",
+            format!("received_at lies in {y}, before the earliest working-day calendar the policy holds ({first}): the city must load the {y} calendar first"),
+        );
+    }
     if f.place.lat_e6.is_some_and(|v| !(-90_000_000..=90_000_000).contains(&v))
         || f.place.lon_e6.is_some_and(|v| !(-180_000_000..=180_000_000).contains(&v))
     {

@@ -450,7 +450,7 @@ pub fn signed_filing(
         amount_fen: None,
         contact: None,
     };
-    let body = Body::CaseEvent(CaseEvent { case: None, parents: vec![], unit: unit.parse().unwrap(), operator: "op".into(), action: Action::File(Box::new(filing)) });
+    let body = Body::CaseEvent(CaseEvent { case: None, parents: vec![], unit: unit.parse().unwrap(), operator: "op".into(), action: Action::File(Box::new(filing)), policy: 1 });
     Record::sign(key, Header { seq, prev, hlc: Hlc { wall_ms: now, counter: 0 } }, body)
 }
 

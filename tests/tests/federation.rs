@@ -353,7 +353,7 @@ fn missing_parents_are_requested() {
     let sign_for = Record::sign(
         &key,
         Header { seq: 2, prev: Some(filing.id), hlc: Hlc { wall_ms: now + 1, counter: 0 } },
-        Body::CaseEvent(CaseEvent { case: Some(filing.id), parents: vec![filing.id], unit: "330106030000".parse().unwrap(), operator: "op".into(), action: Action::SignFor }),
+        Body::CaseEvent(CaseEvent { case: Some(filing.id), parents: vec![filing.id], unit: "330106030000".parse().unwrap(), operator: "op".into(), action: Action::SignFor, policy: 1 }),
     );
 
     let rt = tokio::runtime::Runtime::new().unwrap();

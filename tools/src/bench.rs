@@ -157,6 +157,7 @@ fn sample_records(n: usize) -> Vec<Record> {
                 parents: vec![],
                 unit: "330102001001".parse().expect("valid code"),
                 operator: "wang.xiaoming".into(),
+                policy: 1,
                 action: Action::File(Box::new(Filing {
                     number: format!("330102001001-2026-{i:06}"),
                     title: "邻居装修噪音扰民，多次协商无果".into(),
