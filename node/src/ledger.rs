@@ -777,7 +777,6 @@ impl Writer {
                 if matches!(action, Action::File(_)) {
                     return Err(LedgerError::Invalid("use the filing endpoint to file a case".into()));
                 }
-                self.check_targets(policy.current(), now, p, &action)?;
                 self.act(policy, now, p, case, action, operator, None).map(Outcome::Step)
             }
             Op::Attach { case, bytes, name, mime, operator } => {
@@ -1155,7 +1154,7 @@ impl Writer {
     /// events: units named as targets exist (enrolled, not revoked), a
     /// deadline set by hand lies ahead and within the policy's bound, a
     /// merge target is a case this node holds that still takes steps.
-    fn check_targets(&self, policy: &Policy, now: u64, p: &mut Pending<'_>, action: &Action) -> Result<()> {
+    fn check_targets(&self, policy: &Policy, now: u64, p: &Pending<'_>, action: &Action) -> Result<()> {
         let rejected = |rule: &'static str, message: String| Err(LedgerError::Rejected(Rejection { rule, message }));
         let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
         let enrolled = |unit: &DivisionCode| -> Result<()> {
@@ -1229,6 +1228,16 @@ impl Writer {
         let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
         let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
         t.state.check(policy.current(), &eref).map_err(LedgerError::Rejected)?;
+        // The rules of the case first, then what only this node can check.
+        let action = match &eref.event.action {
+            a @ (Action::Route { .. } | Action::Dispatch { .. } | Action::Reroute { .. } | Action::AddHelpers { .. } | Action::Merge { .. }) => Some(a.clone()),
+            _ => None,
+        };
+        if let Some(a) = action {
+            self.check_targets(policy.current(), now, p, &a)?;
+        }
+        let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
+        let t = p.w.touched.get_mut(&case).ok_or_else(|| LedgerError::NoSuchCase(case.to_string()))?;
         if trust.is_void(&eref) {
             return Err(LedgerError::Invalid("this node's key has been revoked; it can no longer sign workflow steps".into()));
         }

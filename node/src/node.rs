@@ -148,7 +148,6 @@ pub fn import_chain(cfg: &Config, text: &str) -> anyhow::Result<zongzhi_protocol
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     if cfg.clock_offset_secs != 0 {
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
-        ledger::set_clock_offset_ms(cfg.clock_offset_secs.saturating_mul(1000));
     }
     let key = Arc::new(load_key(&cfg)?);
     let store = open_store(&cfg, &key)?;

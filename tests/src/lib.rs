@@ -348,17 +348,22 @@ pub struct Hierarchy {
 
 impl Hierarchy {
     pub fn start(villages: usize) -> Hierarchy {
+        Hierarchy::start_with(villages, "")
+    }
+
+    /// Like [`Hierarchy::start`], with `extra` config lines on every node.
+    pub fn start_with(villages: usize, extra: &str) -> Hierarchy {
         let city_q = free_port();
         let mut city = TestNode::init_with(
             "330100000000",
             "示例市社会治安综合治理中心",
-            &format!("quic_listen = \"127.0.0.1:{city_q}\"\nsupervision_interval_secs = 1\n"),
+            &format!("quic_listen = \"127.0.0.1:{city_q}\"\nsupervision_interval_secs = 1\n{extra}"),
         );
         city.start();
         let root = city.node_id();
         let level = |division: &str, name: &str, parent_q: u16, listen: bool| -> (TestNode, u16) {
             let q = free_port();
-            let mut extra = format!("root_key = \"{root}\"\nparent = \"127.0.0.1:{parent_q}\"\nsupervision_interval_secs = 1\n");
+            let mut extra = format!("root_key = \"{root}\"\nparent = \"127.0.0.1:{parent_q}\"\nsupervision_interval_secs = 1\n{extra}");
             if listen {
                 extra.push_str(&format!("quic_listen = \"127.0.0.1:{q}\"\n"));
             }

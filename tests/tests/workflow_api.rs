@@ -227,13 +227,17 @@ fn escalation_is_refused_at_the_city_and_allowed_below() {
     op.act(id, json!({"action": "sign_for"}));
     let (status, v) = op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "escalate", "reason": "无上级"}));
     assert_eq!((status, v["error"]["rule"].as_str()), (422, Some("no-level-above")));
-    // The city can dispatch down to any descendant; the case leaves its queue.
-    let c = op.act(id, json!({"action": "dispatch", "to": "330102001001", "requirements": "就地化解"}));
-    assert_eq!(c["owner"], "330102001001");
+    // The city dispatches down to an enrolled center only; the case leaves its queue.
+    let (status, v) = op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "dispatch", "to": "330102000000", "requirements": "就地化解"}));
+    assert_eq!((status, v["error"]["rule"].as_str()), (422, Some("unknown-unit")), "{v}");
+    let county = TestNode::init("330102000000", "西湖区社会治安综合治理中心");
+    county.enroll_under(&city);
+    let c = op.act(id, json!({"action": "dispatch", "to": "330102000000", "requirements": "就地化解"}));
+    assert_eq!(c["owner"], "330102000000");
     assert_eq!(c["status"]["code"], "awaiting_receipt");
     let (_, q) = op.get("/api/cases");
     assert_eq!(q["total"], 0);
-    let (_, q) = op.get("/api/cases?owner=330102001001");
+    let (_, q) = op.get("/api/cases?owner=330102000000");
     assert_eq!(q["total"], 1);
     // Health names the node.
     let (_, h) = op.get("/api/health");
