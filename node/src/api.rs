@@ -626,7 +626,7 @@ async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blo
     authenticate(&s, &headers, Role::Viewer).await?;
     let case = resolve_case(&s, &case).await?;
     let records = ledger::load_case_records(&s.store, &case)?;
-    let state = ledger::fold_records(&s.shared.policies(), &*s.shared.trust(), &records)?;
+    let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
     let att = state
         .attachments
         .iter()
@@ -722,7 +722,7 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
             Err(e) => integrity_errors.push(json!({"record": id.to_string(), "detail": e.to_string()})),
         }
     }
-    let state = ledger::fold_records(&s.shared.policies(), &*s.shared.trust(), &records).map_err(|e| {
+    let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
     })?;
     let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();

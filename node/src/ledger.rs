@@ -21,7 +21,7 @@ use zongzhi_protocol::case::RouteTarget;
 use zongzhi_protocol::policy::{PolicySet, china_date};
 use zongzhi_protocol::trust::{Trust, TrustError};
 use zongzhi_protocol::case::SuperviseGrade;
-use zongzhi_protocol::workflow::{fold, DeadlineKind, EventRef, FoldError, Rejection, Revocations};
+use zongzhi_protocol::workflow::{fold, DeadlineKind, EventRef, FoldError, Rejection, FoldContext};
 use zongzhi_protocol::{
     Action, BlobHash, Body, CaseEvent, CaseState, DivisionCode, Filing, Header, Hlc, HlcClock, NodeId, NodeKey, Policy,
     Record, RecordId,
@@ -394,6 +394,9 @@ struct Group<'s> {
     trust: Option<Trust>,
     policy: Vec<Policy>,
     revoked: bool,
+    /// Cases that took a merge in this group (crossing merges are settled
+    /// after the write).
+    merges: Vec<RecordId>,
     w: Written,
 }
 
@@ -469,6 +472,7 @@ impl Writer {
                 let policy_added = !group.policy.is_empty();
                 Group::publish(&self.shared, group.heads.feed_seq, group.trust, group.policy);
                 self.after_trust_change(group.revoked, policy_added);
+                self.after_merges(&group.merges);
                 group.results
             }
             Err(msg) => failed_write(group.results, &msg),
@@ -519,11 +523,16 @@ impl Writer {
                 trust: None,
                 policy: Vec::new(),
                 revoked: false,
+                merges: Vec::new(),
                 w: Written::default(),
             };
         }
+        let mut merges = Vec::new();
         for t in w.touched.values_mut() {
             let summary = CaseSummary::of(&t.state);
+            if summary.merged.is_some() && t.before.as_ref().is_none_or(|b| b.merged != summary.merged) {
+                merges.push(summary.id);
+            }
             batch.put_summary(t.before.as_ref(), &summary);
             // As the next group finds it, if it changes the case again.
             t.before = Some(summary);
@@ -531,7 +540,7 @@ impl Writer {
         write_heads(&mut batch, &heads);
         batch.seal();
         self.heads = heads.clone();
-        Group { batch: Some(batch), results, heads, trust, policy: new_policy, revoked, w }
+        Group { batch: Some(batch), results, heads, trust, policy: new_policy, revoked, merges, w }
     }
 
     /// One turn of the writer thread: prepares `ops` on top of the group in
@@ -563,6 +572,7 @@ impl Writer {
                     feed_seq: group.heads.feed_seq,
                     trust: group.trust,
                     policy: group.policy,
+                    merges: group.merges,
                     revoked: group.revoked,
                     replies: replies.into_iter().zip(group.results).collect(),
                     done: done_tx,
@@ -609,6 +619,17 @@ impl Writer {
         }
     }
 
+    /// Settles crossing merges after a group that merged `cases`.
+    fn after_merges(&mut self, cases: &[RecordId]) {
+        if cases.is_empty() {
+            return;
+        }
+        let (store, policies, trust) = (self.shared.store.clone(), self.shared.policies(), self.shared.trust());
+        if let Err(e) = fix_crossing_merges(&store, &policies, &trust, cases) {
+            tracing::error!("settling crossing merges failed: {e}");
+        }
+    }
+
     /// Re-folds every case the waiting index names (a clock waiting for a
     /// year's calendar, or an event naming a policy version not held then)
     /// with every version now held, in one synced batch: due times,
@@ -626,7 +647,7 @@ impl Writer {
         for case in store.waiting_cases()? {
             let Some(before) = store.case_summary(&case)? else { continue };
             let records = load_case_records(&store, &case)?;
-            let after = CaseSummary::of(&fold_records(&policies, &*trust, &records)?);
+            let after = CaseSummary::of(&fold_records(&store, &policies, &trust, &records)?);
             if after != before {
                 batch.put_summary(Some(&before), &after);
                 changed += 1;
@@ -678,7 +699,7 @@ impl Writer {
         for case in &affected {
             let Some(before) = store.case_summary(case)? else { continue };
             let records = load_case_records(&store, case)?;
-            let after = CaseSummary::of(&fold_records(&policies, &*trust, &records)?);
+            let after = CaseSummary::of(&fold_records(&store, &policies, &trust, &records)?);
             if after != before {
                 batch.put_summary(Some(&before), &after);
                 changed.push(after.number.clone());
@@ -734,7 +755,7 @@ impl Writer {
                     return Err(LedgerError::NoSuchCase(case.to_string()));
                 };
                 let records = load_case_records(&self.shared.store, &case)?;
-                let state = fold_records(policy, trust, &records)?;
+                let state = fold_records(&self.shared.store, policy, trust, &records)?;
                 Ok(e.insert(Touched { before: Some(before), state }))
             }
         }
@@ -1315,9 +1336,63 @@ pub fn load_case_records(store: &Store, case: &RecordId) -> Result<Vec<Record>> 
     Ok(out)
 }
 
-pub fn fold_records(policy: &PolicySet, revoked: &impl Revocations, records: &[Record]) -> Result<CaseState> {
+/// Folds a case's records with every policy version held, the trust store,
+/// and the stored merges of the cases its own merges name.
+pub fn fold_records(store: &Store, policy: &PolicySet, trust: &Trust, records: &[Record]) -> Result<CaseState> {
+    let mut merges = HashMap::new();
+    for r in records {
+        if let Body::CaseEvent(CaseEvent { action: Action::Merge { into }, .. }) = &r.body
+            && let Some((hlc, id, _)) = store.case_summary(into)?.and_then(|s| s.merged)
+        {
+            merges.insert(*into, (hlc, id));
+        }
+    }
     let refs: Vec<EventRef<'_>> = records.iter().filter_map(EventRef::from_record).collect();
-    fold(policy, revoked, &refs).map_err(|e: FoldError| LedgerError::Integrity(e.to_string()))
+    fold(policy, &Ctx { trust, merges }, &refs).map_err(|e: FoldError| LedgerError::Integrity(e.to_string()))
+}
+
+/// What a node's folds learn from outside a case: its trust store and the
+/// accepted merges of the cases a case merges into.
+struct Ctx<'a> {
+    trust: &'a Trust,
+    merges: HashMap<RecordId, (Hlc, RecordId)>,
+}
+
+impl FoldContext for Ctx<'_> {
+    fn cutoff(&self, author: &NodeId) -> Option<u64> {
+        self.trust.cutoff(author)
+    }
+
+    fn merge_of(&self, case: &RecordId) -> Option<(Hlc, RecordId)> {
+        self.merges.get(case).copied()
+    }
+}
+
+/// Of two crossing merges (A into B, B into A) the earlier stands: where a
+/// merged case's target took an accepted merge too, the case of the later
+/// merge folds again (and its merge is now rejected). Runs after each group that merged a
+/// case and at the end of `reindex`. Returns the cases changed.
+pub fn fix_crossing_merges(store: &Store, policy: &PolicySet, trust: &Trust, cases: &[RecordId]) -> Result<usize> {
+    let mut batch = store.batch();
+    let mut changed = 0;
+    for a in cases {
+        let Some(sa) = store.case_summary(a)? else { continue };
+        let Some((m_hlc, m_id, into)) = sa.merged else { continue };
+        let Some(sb) = store.case_summary(&into)? else { continue };
+        let Some((b_hlc, b_id, _)) = sb.merged else { continue };
+        // The later of the two merges folds again, and is now rejected.
+        let before = if (b_hlc, b_id) > (m_hlc, m_id) { sb } else { sa };
+        let after = CaseSummary::of(&fold_records(store, policy, trust, &load_case_records(store, &before.id)?)?);
+        if after != before {
+            tracing::warn!(case = %after.number, "a merge crossed an earlier one and is rejected");
+            batch.put_summary(Some(&before), &after);
+            changed += 1;
+        }
+    }
+    if changed > 0 {
+        store.commit(batch)?;
+    }
+    Ok(changed)
 }
 
 /// Rebuilds every derived column family from the records, in feed order.
@@ -1325,6 +1400,7 @@ pub fn reindex(store: &Store, policy: &PolicySet, trust: &Trust) -> Result<usize
     store.clear_derived()?;
     let mut cases: HashMap<RecordId, Vec<(u64, RecordId)>> = HashMap::new();
     let mut order: Vec<RecordId> = Vec::new();
+    let mut merged = Vec::new();
     let mut from = 1;
     let mut batch = store.batch();
     loop {
@@ -1362,11 +1438,17 @@ pub fn reindex(store: &Store, policy: &PolicySet, trust: &Trust) -> Result<usize
                 r.id = *id;
                 records.push(r);
             }
-            let state = fold_records(policy, trust, &records)?;
+            let state = fold_records(store, policy, trust, &records)?;
+            if state.merge_event.is_some() {
+                merged.push(state.id);
+            }
             batch.put_summary(None, &CaseSummary::of(&state));
         }
         store.commit(batch)?;
     }
+    // Folded in feed order, a case saw the merges of cases folded before it
+    // only: settle crossing merges (each pass can only reject later ones).
+    while fix_crossing_merges(store, policy, trust, &merged)? > 0 {}
     Ok(order.len())
 }
 
@@ -1383,6 +1465,7 @@ struct Commit<'s> {
     feed_seq: u64,
     trust: Option<Trust>,
     policy: Vec<Policy>,
+    merges: Vec<RecordId>,
     /// A revocation was added: the writer re-folds what it voids.
     revoked: bool,
     replies: Vec<(Reply, Result<Outcome>)>,
@@ -1471,6 +1554,7 @@ impl Ledger {
                     let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
                     let Some(commit) = writer.turn(&store, ops, replies) else { continue };
                     let policy_added = !commit.policy.is_empty();
+                    let merges = commit.merges.clone();
                     let (changes_trust, revoked) = (commit.trust.is_some() || policy_added, commit.revoked);
                     if commit_tx.send(commit).is_err() {
                         break;
@@ -1479,6 +1563,9 @@ impl Ledger {
                     // published: wait until this one's are.
                     if changes_trust && writer.settle().is_ok() {
                         writer.after_trust_change(revoked, policy_added);
+                    }
+                    if !merges.is_empty() && writer.settle().is_ok() {
+                        writer.after_merges(&merges);
                     }
                 }
                 drop(commit_tx);
@@ -1625,7 +1712,7 @@ mod tests {
             })
             .unwrap();
         for s in summaries {
-            let state = fold_records(&shared.policies(), &*shared.trust(), &load_case_records(store, &s.id).unwrap()).unwrap();
+            let state = fold_records(store, &shared.policies(), &shared.trust(), &load_case_records(store, &s.id).unwrap()).unwrap();
             assert_eq!(s, CaseSummary::of(&state));
         }
     }

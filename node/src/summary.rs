@@ -61,6 +61,9 @@ pub struct CaseSummary {
     /// A policy version an event named that this node did not hold.
     #[serde(default)]
     pub policy_missing: Option<u32>,
+    /// The accepted merge: its event's HLC and id, and the target case.
+    #[serde(default)]
+    pub merged: Option<(zongzhi_protocol::Hlc, RecordId, RecordId)>,
 }
 
 impl CaseSummary {
@@ -103,6 +106,7 @@ impl CaseSummary {
             waiting: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.waiting_year?))).collect(),
             waiting_calendar: state.waiting_years(),
             policy_missing: state.policy_missing,
+            merged: state.merge_event.zip(state.merged_into).map(|((h, id), into)| (h, id, into)),
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
         }
     }

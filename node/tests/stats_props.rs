@@ -86,7 +86,7 @@ fn brute_force(store: &Store, policy: &zongzhi_protocol::policy::PolicySet, trus
     let mut acc: HashMap<Vec<u8>, Counts> = HashMap::new();
     for case in cases {
         let records = ledger::load_case_records(store, case).unwrap();
-        let state = ledger::fold_records(policy, trust, &records).unwrap();
+        let state = ledger::fold_records(store, policy, trust, &records).unwrap();
         let facts = kpi::facts(&state);
         for (k, d) in stats::deltas(&state.filing.category, state.filing.channel, &[], &facts) {
             let e = acc.entry(k).or_insert([0; COUNTERS]);

@@ -203,7 +203,7 @@ impl Trust {
     }
 }
 
-impl crate::workflow::Revocations for Trust {
+impl crate::workflow::FoldContext for Trust {
     fn cutoff(&self, author: &NodeId) -> Option<u64> {
         match self.revoked.get(author) {
             Some((rev, _)) => Some(rev.cutoff_seq),
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn revocation_voids_certs_signed_after_the_cutoff() {
-        use crate::workflow::Revocations;
+        use crate::workflow::FoldContext;
         let city = NodeKey::from_seed([1; 32]);
         let county = NodeKey::from_seed([2; 32]);
         let good_town = NodeKey::from_seed([3; 32]);

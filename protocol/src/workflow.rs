@@ -44,7 +44,7 @@ pub enum Status {
     /// 已并单: a duplicate of another case.
     Merged,
     /// 已作废: filed with a key that was revoked before it signed the
-    /// filing (see [`Revocations`]); nothing more can happen to it.
+    /// filing (see [`FoldContext`]); nothing more can happen to it.
     Void,
 }
 
@@ -322,6 +322,8 @@ pub struct CaseState {
     /// hold yet (an older one stood in for it); the case is folded again
     /// when it arrives.
     pub policy_missing: Option<u32>,
+    /// The accepted merge event (HLC, id), once merged.
+    pub merge_event: Option<(Hlc, RecordId)>,
 }
 
 /// What the fold needs of one record.
@@ -354,16 +356,30 @@ pub enum FoldError {
     MissingParents(RecordId),
 }
 
-/// Which keys were revoked, and after which of their records. The fold
-/// consults it so that a revocation learned late voids the same events as
-/// one known from the start: every node that holds a case's events and the
-/// revocation computes the same state, whatever order they arrived in.
-pub trait Revocations {
+/// What the fold of one case learns from outside it.
+///
+/// Which keys were revoked, and after which of their records: a revocation
+/// learned late voids the same events as one known from the start.
+///
+/// Which merge (并单) another case took: of two crossing merges (A into B,
+/// B into A, signed at the same moment on two nodes) the earlier by
+/// (HLC, id) stands and the later is rejected, so no two cases close into
+/// each other. The node re-folds the later one's case when the earlier
+/// arrives after it.
+///
+/// Every node that holds the same records computes the same states,
+/// whatever order they arrived in.
+pub trait FoldContext {
     /// The cut-off: records of `author` with a higher sequence number are void.
     fn cutoff(&self, author: &NodeId) -> Option<u64>;
 
     fn is_void(&self, e: &EventRef<'_>) -> bool {
         self.cutoff(&e.author).is_some_and(|c| e.seq > c)
+    }
+
+    /// The accepted merge of `case` (its event's HLC and id), if known.
+    fn merge_of(&self, _case: &RecordId) -> Option<(Hlc, RecordId)> {
+        None
     }
 }
 
@@ -371,7 +387,7 @@ pub trait Revocations {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoRevocations;
 
-impl Revocations for NoRevocations {
+impl FoldContext for NoRevocations {
     fn cutoff(&self, _: &NodeId) -> Option<u64> {
         None
     }
@@ -419,7 +435,7 @@ pub fn causal_order<'a>(events: &[EventRef<'a>]) -> Result<Vec<EventRef<'a>>, Fo
 }
 
 /// Folds all events of one case. Duplicate events (same id) count once.
-pub fn fold(policies: &PolicySet, revoked: &impl Revocations, events: &[EventRef<'_>]) -> Result<CaseState, FoldError> {
+pub fn fold(policies: &PolicySet, revoked: &impl FoldContext, events: &[EventRef<'_>]) -> Result<CaseState, FoldError> {
     let mut unique: BTreeMap<RecordId, EventRef<'_>> = BTreeMap::new();
     for e in events {
         unique.insert(e.id, *e);
@@ -450,7 +466,7 @@ pub fn fold(policies: &PolicySet, revoked: &impl Revocations, events: &[EventRef
 impl CaseState {
     /// Starts a case from its filing event. The node that files a case
     /// checks it with [`validate_filing`] first.
-    pub fn file(policies: &PolicySet, revoked: &impl Revocations, e: EventRef<'_>) -> Result<CaseState, Rejection> {
+    pub fn file(policies: &PolicySet, revoked: &impl FoldContext, e: EventRef<'_>) -> Result<CaseState, Rejection> {
         let Action::File(filing) = &e.event.action else {
             return reject("first-event-is-filing", "a case starts with a filing (受理) event");
         };
@@ -494,6 +510,7 @@ impl CaseState {
             last_hlc: e.hlc,
             timeline: Vec::new(),
             policy_missing: None,
+            merge_event: None,
         };
         let rules = policies.rules(e.event.policy);
         if !rules.held {
@@ -523,13 +540,17 @@ impl CaseState {
     /// Applies one event (its parents already applied): checks the rules and,
     /// if they hold, changes the state. Either way the event joins the
     /// timeline and the heads.
-    pub fn apply(&mut self, policies: &PolicySet, revoked: &impl Revocations, e: EventRef<'_>) {
+    pub fn apply(&mut self, policies: &PolicySet, revoked: &impl FoldContext, e: EventRef<'_>) {
         let rules = policies.rules(e.event.policy);
         if !rules.held && self.policy_missing.is_none_or(|v| v < e.event.policy) {
             self.policy_missing = Some(e.event.policy);
         }
         let policy = rules.policy;
-        let outcome = if revoked.is_void(&e) { Err(void_rejection(&e)) } else { self.check(policy, &e) };
+        let outcome = if revoked.is_void(&e) {
+            Err(void_rejection(&e))
+        } else {
+            self.check(policy, &e).and_then(|()| self.check_merge(revoked, &e))
+        };
         if outcome.is_ok() {
             self.effect(policy, &e);
         }
@@ -540,6 +561,18 @@ impl CaseState {
             self.last_hlc = e.hlc;
         }
         self.timeline.push(TimelineEntry::of(&e, outcome));
+    }
+
+    /// A merge into a case that took an earlier merge of its own is refused.
+    fn check_merge(&self, ctx: &impl FoldContext, e: &EventRef<'_>) -> Result<(), Rejection> {
+        let Action::Merge { into } = &e.event.action else { return Ok(()) };
+        match ctx.merge_of(into) {
+            Some(first) if first < (e.hlc, e.id) => reject(
+                "merge-target-merged",
+                format!("the target case was merged into another case first ({}); merge into that case instead", first.1.fmt_short()),
+            ),
+            _ => Ok(()),
+        }
     }
 
     fn is_supervisor(&self, unit: DivisionCode) -> bool {
@@ -852,6 +885,7 @@ impl CaseState {
             Action::Merge { into } => {
                 self.status = Status::Merged;
                 self.merged_into = Some(*into);
+                self.merge_event = Some((e.hlc, e.id));
                 for d in self.deadlines.iter_mut().filter(|d| d.is_running()) {
                     d.cancelled = true;
                 }

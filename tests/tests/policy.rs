@@ -340,3 +340,56 @@ fn the_calendar_warning_follows_the_lead_time() {
     assert!(warning(&admin).is_null());
     assert_eq!(gauge(), "0");
 }
+
+/// Crossing merges from two nodes (A into B at the village while the
+/// township is down, B into A at the township while the village is down):
+/// once both meet, every node keeps the earlier and rejects the later, the
+/// same way, and never closes both.
+#[test]
+fn crossing_merges_from_two_nodes_keep_one_the_same_everywhere() {
+    let mut h = Hierarchy::start(1);
+    let village = h.villages[0].login("operator", OPERATOR_PASSWORD);
+    let town = h.township.login("operator", OPERATOR_PASSWORD);
+    let a = village.file_case(&sample_case("重复反映甲"))["id"].as_str().unwrap().to_string();
+    village.act(&a, json!({"action": "sign_for"}));
+    let b = town.file_case(&sample_case("重复反映乙"))["id"].as_str().unwrap().to_string();
+    town.act(&b, json!({"action": "sign_for"}));
+    // The village helps with B, so it holds B.
+    town.act(&b, json!({"action": "add_helpers", "units": ["330106010001"]}));
+    wait_case(&h.villages[0], &village, &b, "B at the village", |_| true);
+    wait_case(&h.township, &town, &a, "A at the township", |_| true);
+
+    h.township.stop();
+    village.act(&a, json!({"action": "merge", "into": b}));
+    h.villages[0].stop();
+    h.township.start();
+    town.act(&b, json!({"action": "merge", "into": a}));
+    h.villages[0].start();
+
+    let city = h.city.login("operator", OPERATOR_PASSWORD);
+    let outcome = |api: &Api| {
+        let (sa, sb) = (api.case(&a), api.case(&b));
+        (sa["status"]["code"].as_str().unwrap().to_string(), sb["status"]["code"].as_str().unwrap().to_string())
+    };
+    // A's merge was signed first: it stands; B's is rejected and B stays open.
+    for (name, api) in [("village", &village), ("township", &town), ("city", &city)] {
+        let got = wait_for(&format!("the merges to settle at the {name}"), 30, || {
+            let o = outcome(api);
+            (o == ("merged".to_string(), "accepted".to_string())).then_some(o)
+        });
+        assert_eq!(got.0, "merged");
+        let sb = api.case(&b);
+        let last = sb["timeline"].as_array().unwrap().iter().rev().find(|t| t["action"] == "merge").unwrap().clone();
+        assert_eq!(last["rejected"]["rule"], "merge-target-merged", "{name}: {sb}");
+        let (_, q) = api.get("/api/cases?status=merged&owner=all");
+        assert_eq!(q["total"], 1, "{name}: {q}");
+    }
+    // Reindex at the township computes the same.
+    h.township.stop();
+    let out = h.township.node_cmd(&["reindex"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    h.township.start();
+    assert_eq!(outcome(&town), ("merged".to_string(), "accepted".to_string()));
+    let (_, q) = town.get("/api/cases?status=merged&owner=all");
+    assert_eq!(q["total"], 1, "{q}");
+}

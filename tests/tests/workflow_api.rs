@@ -125,9 +125,14 @@ fn whole_workflow_and_every_rejection() {
     // --- 并单 ---
     let dup = op.file_case(&sample_case("同一噪音问题重复反映"));
     let dup_id = dup["id"].as_str().unwrap();
-    let c = op.act(dup_id, json!({"action": "merge", "into": number}));
+    // Not into the archived case: it takes no more steps.
+    let before = records(&op);
+    refused(&op, before, op.post(&format!("/api/cases/{dup_id}/actions"), &json!({"action": "merge", "into": number})), 422, "rule_violation", Some("merge-target-open"));
+    let open = op.file_case(&sample_case("同一噪音问题首次反映"));
+    let open_id = open["id"].as_str().unwrap();
+    let c = op.act(dup_id, json!({"action": "merge", "into": open["number"]}));
     assert_eq!(c["status"]["code"], "merged");
-    assert_eq!(c["merged_into"], id.as_str());
+    assert_eq!(c["merged_into"], open_id);
 
     // --- queue with filters ---
     op.file_case(&json!({"title": "疑似燃气泄漏", "content": "楼道有燃气味", "category": "0702", "request_type": "help", "channel": "phone", "urgency": "urgent"}));
@@ -136,13 +141,13 @@ fn whole_workflow_and_every_rejection() {
     assert_eq!(q["total"], 1);
     assert_eq!(q["cases"][0]["category"]["name"], "安全隐患");
     let (_, q) = op.get("/api/cases?status=all&category=02");
-    assert_eq!(q["total"], 2);
+    assert_eq!(q["total"], 3);
     let (_, q) = op.get("/api/cases?status=archived,merged");
     assert_eq!(q["total"], 2);
     let (_, q) = op.get("/api/cases?overdue=true");
     assert_eq!(q["total"], 0);
     let (_, q) = op.get("/api/cases?owner=all&status=open");
-    assert_eq!(q["total"], 1);
+    assert_eq!(q["total"], 2);
     let (status, v) = op.get("/api/cases?status=bogus");
     assert_eq!(status, 400, "{v}");
     let (status, v) = op.get("/api/cases?owner=12345");
@@ -230,7 +235,7 @@ fn escalation_is_refused_at_the_city_and_allowed_below() {
     // The city dispatches down to an enrolled center only; the case leaves its queue.
     let (status, v) = op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "dispatch", "to": "330102000000", "requirements": "就地化解"}));
     assert_eq!((status, v["error"]["rule"].as_str()), (422, Some("unknown-unit")), "{v}");
-    let county = TestNode::init("330102000000", "西湖区社会治安综合治理中心");
+    let county = TestNode::init_with("330102000000", "西湖区社会治安综合治理中心", &format!("root_key = \"{}\"\n", city.node_id()));
     county.enroll_under(&city);
     let c = op.act(id, json!({"action": "dispatch", "to": "330102000000", "requirements": "就地化解"}));
     assert_eq!(c["owner"], "330102000000");

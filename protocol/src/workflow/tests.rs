@@ -369,7 +369,7 @@ proptest! {
 /// A revocation map for tests: author → cut-off.
 struct Revoked(HashMap<NodeId, u64>);
 
-impl Revocations for Revoked {
+impl FoldContext for Revoked {
     fn cutoff(&self, author: &NodeId) -> Option<u64> {
         self.0.get(author).copied()
     }
@@ -422,4 +422,45 @@ proptest! {
         let met = Deadline { met_ms: Some(now), ..d.clone() };
         prop_assert_eq!(met.clock(u64::MAX, pct), if now <= start + span { Clock::MetOnTime } else { Clock::MetLate });
     }
+}
+
+/// Knows the accepted merges of other cases.
+struct Merges(HashMap<RecordId, (Hlc, RecordId)>);
+
+impl FoldContext for Merges {
+    fn cutoff(&self, _: &NodeId) -> Option<u64> {
+        None
+    }
+
+    fn merge_of(&self, case: &RecordId) -> Option<(Hlc, RecordId)> {
+        self.0.get(case).copied()
+    }
+}
+
+/// A into B and B into A, signed at the same moment on two nodes: on every
+/// node the earlier stands and the later is rejected once both are known.
+#[test]
+fn crossing_merges_keep_the_earlier() {
+    let mut u = Units::new(&["330102001000", "330102001001"]);
+    let a = start(&mut u, 0, Urgency::Normal);
+    let b = start(&mut u, 0, Urgency::Normal);
+    let (sa, sb) = (a.state(), b.state());
+    let m1 = u.event(0, "op1", Some(sa.id), sa.heads.clone(), Action::Merge { into: sb.id });
+    let m2 = u.event(0, "op1", Some(sb.id), sb.heads.clone(), Action::Merge { into: sa.id });
+    let fold_with = |records: &[Record], ctx: &Merges| {
+        let refs: Vec<EventRef<'_>> = records.iter().filter_map(EventRef::from_record).collect();
+        fold(&Policy::default_policy().into(), ctx, &refs).unwrap()
+    };
+    let a_records = [a.records.clone(), vec![m1.clone()]].concat();
+    let b_records = [b.records.clone(), vec![m2.clone()]].concat();
+    // Before either node knows the other's merge, both stand...
+    let lone_a = fold_with(&a_records, &Merges(HashMap::new()));
+    let lone_b = fold_with(&b_records, &Merges(HashMap::new()));
+    assert_eq!((lone_a.status, lone_b.status), (Status::Merged, Status::Merged));
+    // ...once both are known, only the earlier (m1) does.
+    let st_a = fold_with(&a_records, &Merges(HashMap::from([(sb.id, lone_b.merge_event.unwrap())])));
+    assert_eq!(st_a.status, Status::Merged);
+    let st_b = fold_with(&b_records, &Merges(HashMap::from([(sa.id, st_a.merge_event.unwrap())])));
+    assert_eq!(st_b.status, Status::AwaitingReceipt);
+    assert_eq!(rule(st_b.timeline.last().unwrap().outcome.clone()), "merge-target-merged");
 }
