@@ -127,3 +127,121 @@ fn operator_takes_a_case_through_the_cli() {
     assert_eq!(v["total"]["kpis"]["repeat_rate"]["value"].as_f64().unwrap(), 1.0 / 3.0);
     node.stop();
 }
+
+/// A calendar file for `year` shaped like cn-2026.json; `make_up` is its one
+/// make-up workday.
+fn calendar_file(path: &std::path::Path, year: i64, make_up: &str) {
+    let v = serde_json::json!({
+        "year": year,
+        "source": format!("测试用{year}年节假日安排"),
+        "rule": "A day is a working day if it is listed in make_up_workdays, or if it is Monday to Friday and not listed in holidays.",
+        "holidays": [{"date": format!("{year}-01-01"), "name": "元旦"}, {"date": format!("{year}-10-01"), "name": "国庆节"}],
+        "make_up_workdays": [make_up],
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// The first Saturday (weekend) or Monday (not) on or after September 20th of `year`.
+fn september_day(year: i64, weekend: bool) -> String {
+    use jiff::civil::Weekday;
+    let mut d = jiff::civil::date(i16::try_from(year).unwrap(), 9, 20);
+    while d.weekday() != if weekend { Weekday::Saturday } else { Weekday::Monday } {
+        d = d.tomorrow().unwrap();
+    }
+    d.to_string()
+}
+
+#[test]
+fn city_admin_keeps_the_policy_through_the_cli() {
+    let mut node = TestNode::init("330100000000", "示例市社会治安综合治理中心");
+    node.start();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli { node: node.url(), session: dir.path().join("session.json") };
+    let version = |cli: &Cli| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&cli.ok(&["policy", "show", "--json"])).unwrap();
+        v["version"].as_u64().unwrap()
+    };
+
+    // A case whose resolution deadline reaches past the last calendar (complex, plus the longest extension).
+    cli.login("operator", OPERATOR_PASSWORD);
+    let p0: serde_json::Value = serde_json::from_str(&cli.ok(&["policy", "--json"])).unwrap();
+    let v0 = p0["version"].as_u64().unwrap();
+    let year = p0["calendars"].as_object().unwrap().keys().map(|y| y.parse::<i64>().unwrap()).max().unwrap() + 1;
+    let out = cli.ok(&["file", "--title", "跨年的复杂纠纷", "--content", "涉及多户", "--category", "0202", "--complex"]);
+    let number = out.split_whitespace().nth(1).unwrap().to_string();
+    cli.ok(&["sign-for", &number]);
+    cli.ok(&["route", &number, "--window", "justice"]);
+    let max_ext = p0["deadlines"]["max_extension_working_days"].as_u64().unwrap_or(15).to_string();
+    cli.ok(&["extension", "request", &number, "--days", &max_ext, "--reason", "等待鉴定"]);
+    // Only the city's admin signs the policy.
+    let err = cli.fails(&["policy", "set", "deadlines.resolution_working_days=10"]);
+    assert!(err.contains("403"), "{err}");
+
+    cli.login("admin", ADMIN_PASSWORD);
+    cli.ok(&["extension", "approve", &number, "--note", "同意"]);
+    let case: serde_json::Value = serde_json::from_str(&cli.ok(&["show", &number, "--json"])).unwrap();
+    let waiting_year = case["deadlines"].as_array().unwrap().iter().find(|d| d["clock"] == "waiting_for_calendar").map(|d| d["waiting_year"].as_i64().unwrap());
+    let waiting = cli.ok(&["queue", "--waiting-calendar"]);
+    match waiting_year {
+        Some(wy) => {
+            assert!(waiting.contains(&number) && waiting.contains(&format!("缺{wy}年日历")), "{waiting}");
+            assert!(cli.ok(&["show", &number]).contains(&format!("待定:缺{wy}年日历")));
+        }
+        None => assert!(!waiting.contains(&number), "{waiting}"),
+    }
+
+    // The file's year must be --year: refused before any request.
+    let wrong = dir.path().join("wrong.json");
+    calendar_file(&wrong, year + 1, &september_day(year + 1, true));
+    let err = cli.fails(&["policy", "calendar", "--year", &year.to_string(), "--file", wrong.to_str().unwrap()]);
+    assert!(err.contains(&format!("is the calendar for {}, but --year is {year}", year + 1)), "{err}");
+    // A make-up workday on a Monday: the node's reason, non-zero exit.
+    let bad = dir.path().join("bad.json");
+    calendar_file(&bad, year, &september_day(year, false));
+    let err = cli.fails(&["policy", "calendar", "--year", &year.to_string(), "--file", bad.to_str().unwrap()]);
+    assert!(err.contains("invalid_policy") && err.contains("422"), "{err}");
+    assert_eq!(version(&cli), v0, "nothing was signed");
+
+    // Preview, then sign.
+    let file = dir.path().join(format!("cn-{year}.json"));
+    calendar_file(&file, year, &september_day(year, true));
+    let args = ["policy", "calendar", "--year", &year.to_string(), "--file", file.to_str().unwrap()];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let out = cli.ok(&dry);
+    assert!(out.contains(&format!("calendars/{year}")) && out.contains(&format!("新增{year}年工作日历")) && out.contains("nothing signed"), "{out}");
+    assert_eq!(version(&cli), v0, "a dry run signs nothing");
+    let out = cli.ok(&args);
+    assert!(out.contains(&format!("signed policy version {}", v0 + 1)), "{out}");
+    // The same file again changes nothing.
+    let err = cli.fails(&args);
+    assert!(err.contains("no_change"), "{err}");
+
+    let show = cli.ok(&["policy", "show"]);
+    assert!(show.contains(&format!("第 {} 版", v0 + 1)) && show.contains(&year.to_string()) && show.contains("噪音扰民") && show.contains("resolution_working_days"), "{show}");
+    let diff = cli.ok(&["policy", "diff"]);
+    assert!(diff.contains(&format!("第 {v0} 版 → 第 {} 版", v0 + 1)) && diff.contains(&format!("calendars/{year}")), "{diff}");
+    let old: serde_json::Value = serde_json::from_str(&cli.ok(&["policy", "show", "--version", &v0.to_string(), "--json"])).unwrap();
+    assert_eq!(old["version"].as_u64(), Some(v0));
+    assert!(old["calendars"][year.to_string()].is_null());
+    if waiting_year == Some(year) {
+        let waiting = cli.ok(&["queue", "--waiting-calendar"]);
+        assert!(!waiting.contains(&number), "the deadline has its due time now: {waiting}");
+    }
+
+    // KEY=VALUE pairs as one merge patch; a patch file.
+    let out = cli.ok(&["policy", "set", "deadlines.resolution_working_days=10", "--dry-run"]);
+    assert!(out.contains("deadlines/resolution_working_days") && out.contains("nothing signed"), "{out}");
+    let out = cli.ok(&["policy", "set", "windows.fire.name=消防", "categories.02.children.0299.name=高空抛物", "categories.02.children.0299.default_window=police"]);
+    assert!(out.contains("新增窗口 fire（消防）") && out.contains(&format!("signed policy version {}", v0 + 2)), "{out}");
+    let patch = dir.path().join("patch.json");
+    std::fs::write(&patch, r#"{"windows": {"fire": {"retired": true}}}"#).unwrap();
+    let out = cli.ok(&["policy", "set", "--patch", patch.to_str().unwrap()]);
+    assert!(out.contains("窗口 fire 停用"), "{out}");
+    let show = cli.ok(&["policy", "show"]);
+    assert!(show.contains("消防") && show.contains("高空抛物") && show.contains("已停用"), "{show}");
+    let err = cli.fails(&["policy", "set", "deadlines.coffee_minutes=5"]);
+    assert!(err.contains("unknown_key") || err.contains("400"), "{err}");
+    assert!(cli.fails(&["policy", "set"]).contains("nothing to set"));
+    node.stop();
+}

@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use serde_json::{json, Value};
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{Hierarchy, OPERATOR_PASSWORD, VIEWER_PASSWORD};
+use zongzhi_tests::{wait_for, Hierarchy, ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD};
 
 fn login(b: &mut Browser, url: &str, user: &str, password: &str) {
     b.goto(&format!("{url}/#/login"));
@@ -177,4 +178,215 @@ fn village_files_and_escalates_township_resolves_in_the_browser() {
     let phone = b.wait("the masked phone", 10, "document.querySelector('[data-test=phone]')?.innerText");
     assert_eq!(phone, "138****1234");
     assert_eq!(b.eval("document.querySelectorAll('#case-actions button').length"), 0);
+}
+
+/// A working-day calendar for `year` as a file would hold it (shaped like
+/// cn-2026.json): 元旦, 劳动节 and 国庆节 holidays and one make-up workday,
+/// `make_up` (which must be a Saturday or Sunday for the city to accept it).
+fn calendar_file(year: i16, make_up: jiff::civil::Date) -> Value {
+    let d = |m: i8, day: i8| jiff::civil::date(year, m, day).to_string();
+    json!({
+        "year": year,
+        "source": format!("测试用{year}年节假日安排"),
+        "holidays": [
+            {"date": d(1, 1), "name": "元旦"},
+            {"date": d(5, 1), "name": "劳动节"}, {"date": d(5, 2), "name": "劳动节"}, {"date": d(5, 3), "name": "劳动节"},
+            {"date": d(10, 1), "name": "国庆节"}, {"date": d(10, 2), "name": "国庆节"}, {"date": d(10, 3), "name": "国庆节"},
+        ],
+        "make_up_workdays": [make_up.to_string()],
+    })
+}
+
+/// The first day on or after April 20th of `year` that is (or is not) a weekend day.
+fn april_day(year: i16, weekend: bool) -> jiff::civil::Date {
+    use jiff::civil::Weekday;
+    let mut d = jiff::civil::date(year, 4, 20);
+    while matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) != weekend {
+        d = d.tomorrow().unwrap();
+    }
+    d
+}
+
+fn has_year(cal: &Value, year: i64) -> bool {
+    cal["years"].as_array().unwrap().iter().any(|y| y.as_i64() == Some(year))
+}
+
+/// The city admin is warned that next year's working-day calendar is
+/// missing, loads it on the policy page (an invalid file refused with the
+/// API's reason, then a preview, then signing), and the new version reaches
+/// a village; a case whose deadline waited for that calendar gets its due time.
+#[test]
+fn city_admin_loads_next_years_calendar_in_the_browser() {
+    let h = Hierarchy::start(1);
+    let city = h.city.url();
+    let admin = h.city.login("admin", ADMIN_PASSWORD);
+    let (status, health) = admin.get("/api/health");
+    assert_eq!(status, 200, "{health}");
+    let cal = health["calendar"].clone();
+    let next = cal["next_year"].as_i64().expect("health.calendar.next_year");
+    // The year to load: next year, or (when it already has a calendar) the year after the last one.
+    let year = if has_year(&cal, next) { cal["years"].as_array().unwrap().iter().filter_map(Value::as_i64).max().unwrap() + 1 } else { next };
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date();
+    let warning_from: jiff::civil::Date = cal["warning_from"].as_str().expect("health.calendar.warning_from").parse().unwrap();
+    if !has_year(&cal, next) && today >= warning_from {
+        assert!(cal["warning"].is_string(), "next year {next} has no calendar on {today}: the node must warn: {cal}");
+    }
+    let (_, p0) = admin.get("/api/policy");
+    let v0 = p0["version"].as_u64().unwrap();
+
+    // A case whose resolution deadline reaches past the last calendar: complex
+    // (15 working days) plus the longest extension.
+    let op = h.city.login("operator", OPERATOR_PASSWORD);
+    let mut case = zongzhi_tests::sample_case("跨年的复杂纠纷");
+    case["complexity"] = json!("complex");
+    let id = op.file_case(&case)["id"].as_str().unwrap().to_string();
+    op.act(&id, json!({"action": "sign_for"}));
+    op.act(&id, json!({"action": "route", "window": "justice", "requirements": "组织调解"}));
+    let max_ext = p0["deadlines"]["max_extension_working_days"].as_u64().unwrap_or(15);
+    op.act(&id, json!({"action": "request_extension", "working_days": max_ext, "reason": "需要鉴定"}));
+    let detail = admin.act(&id, json!({"action": "approve_extension", "note": "同意"}));
+    let waiting_year = detail["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["clock"] == "waiting_for_calendar")
+        .map(|d| d["waiting_year"].as_i64().expect("waiting_year"));
+    let (_, health) = admin.get("/api/health");
+    let cal = health["calendar"].clone();
+    if waiting_year.is_some() {
+        assert!(cal["cases_waiting"].as_u64().unwrap() >= 1, "{cal}");
+    }
+
+    let mut b = Browser::launch();
+    login(&mut b, &city, "admin", ADMIN_PASSWORD);
+    if let Some(warning) = cal["warning"].as_str() {
+        let shown = b.wait("the calendar banner", 10, "!document.querySelector('#calendar-banner').hidden && document.querySelector('#calendar-banner').innerText");
+        assert!(shown.as_str().unwrap().contains(warning), "banner {shown} lacks {warning}");
+        assert_eq!(b.eval("!!document.querySelector('#calendar-banner a[href=\"#/policy\"]')"), true, "at the city the banner links to the policy page");
+        b.screenshot("16-city-calendar-banner");
+    } else {
+        assert_eq!(b.eval("document.querySelector('#calendar-banner').hidden"), true);
+    }
+
+    // The clock waiting for a calendar: in the queue (filter and badge), on the case page and the board.
+    if let Some(wy) = waiting_year {
+        b.click("#queue-waiting");
+        let number = detail["number"].as_str().unwrap();
+        b.wait("the waiting filter", 10, &format!("document.querySelector('#queue-waiting').checked && document.querySelector('#queue tr[data-case=\"{number}\"] [data-test=waiting-calendar]')"));
+        assert_eq!(b.eval("[...document.querySelectorAll('#queue tbody tr[data-case]')].every(r => r.querySelector('[data-test=waiting-calendar]'))"), true, "the filter lists only waiting cases");
+        b.screenshot("16b-city-queue-waiting");
+        b.goto(&format!("{city}/#/case/{id}"));
+        let badge = b.wait("the waiting badge", 10, "document.querySelector('tr[data-clock=waiting_for_calendar] [data-test=waiting-calendar]')?.innerText");
+        assert_eq!(badge, json!(format!("待定：缺少{wy}年工作日历")));
+        b.goto(&format!("{city}/#/board"));
+        let n = b.wait("the waiting count", 10, "document.querySelector('[data-test=board-waiting-calendar]')?.innerText");
+        assert_eq!(n, json!(format!("等待工作日历的案件: {}", cal["cases_waiting"])));
+    }
+
+    // The policy page: version, calendars as month grids, taxonomy, windows, deadlines.
+    b.goto(&format!("{city}/#/policy"));
+    b.wait("the policy page", 15, "document.querySelector('#policy-page') && document.querySelector('#calendar-form')");
+    assert_eq!(b.eval("document.querySelector('[data-test=policy-version]').dataset.version"), json!(v0.to_string()));
+    for y in p0["calendars"].as_object().unwrap().keys() {
+        let months = b.eval(&format!("document.querySelectorAll('[data-test=calendar-year-{y}] table.month').length"));
+        assert_eq!(months, json!(12), "{y} as 12 month grids");
+    }
+    assert_eq!(b.eval("document.querySelector('#policy-windows').innerText.includes('司法')"), true);
+    assert_eq!(b.eval("document.querySelector('#policy-categories').innerText.includes('噪音扰民')"), true);
+    assert_eq!(b.eval("document.querySelector('#policy-deadlines').innerText.includes('办理时限')"), true);
+    b.screenshot("17-city-policy");
+
+    // A make-up workday on a weekday: refused with the API's reason, nothing signed.
+    let y16 = i16::try_from(year).unwrap();
+    let bad = calendar_file(y16, april_day(y16, false));
+    let bad_patch = json!({"calendars": {year.to_string(): {"source": bad["source"], "holidays": bad["holidays"], "make_up_workdays": bad["make_up_workdays"]}}});
+    let (status, refused) = admin.post("/api/policy?dry_run=true", &bad_patch);
+    assert_eq!(status, 422, "{refused}");
+    let reason = refused["error"]["message"].as_str().unwrap().to_string();
+    b.fill("#calendar-year", &year.to_string());
+    b.fill("#calendar-json", &serde_json::to_string_pretty(&bad).unwrap());
+    b.click("#policy-preview");
+    let shown = b.wait("the refusal", 10, "document.querySelector('#calendar-form [data-test=error]')?.innerText");
+    assert!(shown.as_str().unwrap().contains(&reason), "the page shows {shown}, the API said {reason}");
+    assert_eq!(b.eval("document.querySelector('#policy-sign').disabled"), true, "nothing to sign after a refused preview");
+    b.screenshot("18-policy-calendar-refused");
+    b.click("#policy-sign");
+    assert_eq!(admin.get("/api/policy").1["version"].as_u64(), Some(v0), "a refused calendar signs nothing");
+
+    // A good file: the preview names the year, then signing makes the next version.
+    let good = calendar_file(y16, april_day(y16, true));
+    b.fill("#calendar-json", &serde_json::to_string_pretty(&good).unwrap());
+    b.click("#policy-preview");
+    let diff = b.wait("the preview", 10, &format!("document.querySelector('#calendar-form [data-test=diff] li[data-path=\"calendars/{year}\"]')?.innerText"));
+    assert!(diff.as_str().unwrap().contains(&year.to_string()), "{diff}");
+    assert_eq!(b.eval("document.querySelector('#calendar-form [data-test=diff] li').dataset.kind"), json!("added"));
+    assert_eq!(admin.get("/api/policy").1["version"].as_u64(), Some(v0), "a preview signs nothing");
+    b.screenshot("19-policy-calendar-preview");
+    b.click("#policy-sign");
+    b.wait(
+        "the new version with the year's grid",
+        15,
+        &format!("document.querySelector('[data-test=policy-version]')?.dataset.version === '{}' && document.querySelectorAll('[data-test=calendar-year-{year}] table.month').length === 12", v0 + 1),
+    );
+    let make_up = good["make_up_workdays"][0].as_str().unwrap();
+    assert_eq!(b.eval(&format!("!!document.querySelector('[data-test=calendar-year-{year}] td.holiday[data-date=\"{year}-01-01\"]')")), true);
+    assert_eq!(b.eval(&format!("!!document.querySelector('[data-test=calendar-year-{year}] td.makeup[data-date=\"{make_up}\"]')")), true);
+    b.eval(&format!("document.querySelector('[data-test=calendar-year-{year}]').scrollIntoView()"));
+    b.screenshot("20-policy-calendar-signed");
+
+    let (_, p1) = admin.get("/api/policy");
+    assert_eq!(p1["version"].as_u64(), Some(v0 + 1));
+    assert_eq!(p1["calendars"][year.to_string()]["make_up_workdays"], json!([make_up]));
+    let village = h.villages[0].login("viewer", VIEWER_PASSWORD);
+    wait_for("the new calendar at the village", 20, || {
+        let (_, p) = village.get("/api/policy");
+        (p["version"].as_u64() == Some(v0 + 1) && p["calendars"][year.to_string()]["holidays"].is_array()).then_some(())
+    });
+
+    // The case's deadline has its due time now.
+    if waiting_year == Some(year) {
+        wait_for("the waiting deadline computed", 20, || {
+            let c = admin.case(&id);
+            c["deadlines"].as_array().unwrap().iter().all(|d| d["clock"] != "waiting_for_calendar").then_some(())
+        });
+        b.goto(&format!("{city}/#/case/{id}"));
+        b.wait("the case page", 10, "document.querySelector('#timeline')");
+        assert_eq!(b.eval("document.querySelectorAll('[data-test=waiting-calendar]').length"), 0);
+    }
+
+    // After a reload the banner is gone (unless another year is still missing).
+    let (_, health) = admin.get("/api/health");
+    b.goto(&format!("{city}/#/queue"));
+    b.wait("the queue", 10, "document.querySelector('#queue')");
+    if health["calendar"]["missing"].as_array().unwrap().is_empty() {
+        assert!(health["calendar"]["warning"].is_null(), "{health}");
+        assert_eq!(b.eval("document.querySelector('#calendar-banner').hidden"), true, "the banner is gone");
+    }
+
+    // A department window through the same preview-then-sign flow.
+    b.goto(&format!("{city}/#/policy"));
+    b.wait("the policy page", 15, "document.querySelector('#window-form')");
+    b.fill("#window-code", "fire");
+    b.fill("#window-name", "消防");
+    b.click("#window-preview");
+    b.wait("the window preview", 10, "document.querySelector('#window-form [data-test=diff] li')");
+    b.click("#window-sign");
+    b.wait("the new window", 15, &format!("document.querySelector('[data-test=policy-version]')?.dataset.version === '{}' && document.querySelector('#policy-windows tr[data-code=fire]')?.innerText.includes('消防')", v0 + 2));
+    assert_eq!(admin.get("/api/policy").1["windows"]["fire"]["name"], "消防");
+
+    // English.
+    b.click("#lang");
+    b.wait("English", 5, "document.querySelector('#nav a[data-nav=policy]')?.innerText === 'Policy' && document.querySelector('#calendar-form h3')?.innerText.startsWith('Load')");
+    b.click("#lang");
+    b.wait("Chinese", 5, "document.querySelector('#nav a[data-nav=policy]')?.innerText === '策略'");
+
+    // Below the city, and for a viewer: read only, no banner.
+    wait_for("the window at the village", 20, || (village.get("/api/policy").1["version"].as_u64() == Some(v0 + 2)).then_some(()));
+    login(&mut b, &h.villages[0].url(), "viewer", VIEWER_PASSWORD);
+    assert_eq!(b.eval("document.querySelector('#calendar-banner').hidden"), true);
+    b.goto(&format!("{}/#/policy", h.villages[0].url()));
+    b.wait("the village's policy page", 15, &format!("document.querySelector('[data-test=policy-version]')?.dataset.version === '{}'", v0 + 2));
+    assert_eq!(b.eval("!document.querySelector('#calendar-form') && !!document.querySelector('[data-test=policy-readonly]')"), true);
+    assert_eq!(b.eval(&format!("document.querySelectorAll('[data-test=calendar-year-{year}] table.month').length")), 12);
+    b.screenshot("21-village-policy-readonly");
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod demo;
+mod policy;
 mod table;
 
 use std::path::PathBuf;
@@ -46,8 +47,11 @@ enum Command {
     Whoami,
     /// The node's identity and health.
     Health,
-    /// Categories, department windows and deadlines of the policy.
-    Policy,
+    /// The city-signed policy: show, diff, load a working-day calendar, set (default: show).
+    Policy {
+        #[command(subcommand)]
+        command: Option<policy::PolicyCommand>,
+    },
     /// File a case (受理).
     File(FileArgs),
     /// The work queue.
@@ -65,6 +69,9 @@ enum Command {
         urgent: bool,
         #[arg(long)]
         overdue: bool,
+        /// Only cases with a deadline waiting for a working-day calendar (待定时限).
+        #[arg(long)]
+        waiting_calendar: bool,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -544,23 +551,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{} {} ({}) node {} — {} records", s(&v["division"]), s(&v["name"]), s(&v["level_zh"]), s(&v["node_short"]), s(&v["records"]));
             }
         }
-        Command::Policy => {
-            c.require_login()?;
-            let v = c.get("/api/policy")?;
-            if as_json {
-                return print(&v);
-            }
-            let mut rows = Vec::new();
-            for cat in v["categories"].as_array().into_iter().flatten() {
-                for sub in cat["children"].as_array().into_iter().flatten() {
-                    rows.push(vec![s(&sub["code"]), s(&cat["name"]), s(&sub["name"]), s(&sub["default_window"])]);
-                }
-            }
-            print!("{}", table::render(&["代码", "大类", "小类", "默认窗口"], &rows));
-            let windows: Vec<Vec<String>> = v["windows"].as_array().into_iter().flatten().map(|w| vec![s(&w["code"]), s(&w["name"])]).collect();
-            println!();
-            print!("{}", table::render(&["窗口", "名称"], &windows));
-        }
+        Command::Policy { command } => policy::run(&c, command, as_json)?,
         Command::File(a) => {
             c.require_login()?;
             let mut body = json!({
@@ -583,7 +574,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]));
             }
         }
-        Command::Queue { owner, status, category, urgent, overdue, limit } => {
+        Command::Queue { owner, status, category, urgent, overdue, waiting_calendar, limit } => {
             c.require_login()?;
             let mut q = vec![("limit", limit.to_string())];
             if let Some(o) = owner {
@@ -601,6 +592,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if overdue {
                 q.push(("overdue", "true".into()));
             }
+            if waiting_calendar {
+                q.push(("waiting_calendar", "true".into()));
+            }
             let v = c.get_query("/api/cases", &q)?;
             if as_json {
                 return print(&v);
@@ -610,13 +604,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_iter()
                 .flatten()
                 .map(|x| {
+                    let waiting: Vec<String> = x["waiting_calendar"].as_array().into_iter().flatten().map(s).collect();
                     let flag = if x["overdue"] == json!(true) {
-                        "超期"
+                        "超期".to_string()
                     } else if x["due_soon"] == json!(true) {
-                        "临期"
+                        "临期".to_string()
                     } else {
-                        ""
+                        String::new()
                     };
+                    let flag = if waiting.is_empty() {
+                        flag
+                    } else {
+                        let pending = format!("待定:缺{}年日历", waiting.join("、"));
+                        if flag.is_empty() { pending } else { format!("{flag} {pending}") }
+                    };
+                    let due = if x["next_due_at"].is_null() && !waiting.is_empty() { "待定".to_string() } else { short_time(&x["next_due_at"]) };
                     vec![
                         s(&x["number"]),
                         table::truncate(&s(&x["title"]), 24),
@@ -624,8 +626,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         s(&x["urgency"]["name"]),
                         s(&x["status"]["name"]),
                         s(&x["window_name"]),
-                        short_time(&x["next_due_at"]),
-                        flag.to_string(),
+                        due,
+                        flag,
                     ]
                 })
                 .collect();
@@ -908,8 +910,11 @@ fn show_case(v: &Value) {
         .into_iter()
         .flatten()
         .map(|d| {
+            let waiting = d["clock"] == "waiting_for_calendar";
             let state = if d["cancelled"] == json!(true) {
                 "取消".to_string()
+            } else if waiting {
+                format!("待定:缺{}年日历", s(&d["waiting_year"]))
             } else if d["running"] == json!(true) {
                 if d["overdue"] == json!(true) { "超期".into() } else { "计时中".into() }
             } else if d["on_time"] == json!(true) {
@@ -917,7 +922,8 @@ fn show_case(v: &Value) {
             } else {
                 "超时".into()
             };
-            vec![s(&d["kind_zh"]), s(&d["unit"]), short_time(&d["due_at"]), short_time(&d["met_at"]), state]
+            let due = if waiting && d["due_at"].is_null() { "待定".to_string() } else { short_time(&d["due_at"]) };
+            vec![s(&d["kind_zh"]), s(&d["unit"]), due, short_time(&d["met_at"]), state]
         })
         .collect();
     println!();

@@ -25,6 +25,19 @@ const DICT = {
     by_county: "按县区", by_township: "按乡镇", by_cat: "按类别", by_channel: "按渠道", total: "合计", lang: "English",
     allowed_none: "只读账号不能办理案件", signed: "已签署", deadline_running: "进行中", deadline_met: "已完成",
     attachments: "证据附件", upload: "上传",
+    policy: "策略", policy_version: "当前版本", version_n: "第 {n} 版", signed_at: "签发时间", signed_by: "签发者", versions: "版本记录",
+    view: "查看", changes: "变更", no_changes: "没有变更", calendars: "工作日历", calendar_years: "已有日历年份", calendar_missing: "缺少日历",
+    categories: "类别", windows: "部门窗口", deadline_table: "时限标准", supervision_thresholds: "督办升级", other_settings: "其他设置",
+    retired: "已停用", in_use: "在用", code: "代码", default_window: "默认窗口", source: "来源",
+    holidays: "法定节假日", makeup: "调休上班", weekend: "周末", workday: "工作日", legend: "图例", holiday_days: "节假日 {n} 天", makeup_days: "调休上班 {m} 天",
+    load_calendar: "载入年度工作日历", calendar_json: "日历文件内容（JSON，格式同 cn-2026.json）", calendar_file: "或选择日历文件",
+    preview: "预览变更", sign_policy: "签发新版本", add_window: "新增或修改部门窗口", add_subcategory: "新增或修改小类", retire: "停用",
+    readonly_policy: "策略由市级中心的管理员签发；本节点只读。", viewing_old: "正在查看历史版本", back_current: "返回当前版本",
+    preview_note: "预览，尚未签发：签发后为第 {n} 版。", preview_stale: "内容已修改，请重新预览。", signed_version: "已签发第 {n} 版策略",
+    waiting_filter: "待定时限", waiting_cases: "等待工作日历的案件", waiting_col: "待定时限", waiting_badge: "待定：缺少{y}年工作日历",
+    load_calendar_link: "前往策略页载入工作日历", calendar_city_only: "请市级中心载入工作日历", today: "今天", warning: "提醒",
+    kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
+    repeat_window: "重复诉求判定期", report_grace: "月报签署宽限", pending: "待定", version_col: "版本", bad_format: "格式不正确", label_name: "名称",
   },
   en: {
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
@@ -47,8 +60,22 @@ const DICT = {
     by_county: "By county", by_township: "By township", by_cat: "By category", by_channel: "By channel", total: "Total", lang: "中文",
     allowed_none: "Read-only accounts cannot act on cases", signed: "Signed", deadline_running: "running", deadline_met: "met",
     attachments: "Evidence", upload: "Upload",
+    policy: "Policy", policy_version: "Current version", version_n: "version {n}", signed_at: "Signed at", signed_by: "Signed by", versions: "Versions",
+    view: "View", changes: "Changes", no_changes: "No changes", calendars: "Working-day calendars", calendar_years: "Calendar years", calendar_missing: "Missing calendars",
+    categories: "Categories", windows: "Department windows", deadline_table: "Deadlines", supervision_thresholds: "Supervision grades", other_settings: "Other settings",
+    retired: "retired", in_use: "in use", code: "Code", default_window: "Default window", source: "Source",
+    holidays: "Public holiday", makeup: "Make-up workday", weekend: "Weekend", workday: "Workday", legend: "Legend", holiday_days: "{n} holidays", makeup_days: "{m} make-up workdays",
+    load_calendar: "Load a year's working-day calendar", calendar_json: "Calendar file (JSON, shaped like cn-2026.json)", calendar_file: "or choose a calendar file",
+    preview: "Preview changes", sign_policy: "Sign new version", add_window: "Add or change a department window", add_subcategory: "Add or change a subclass", retire: "Retire",
+    readonly_policy: "The policy is signed by the city center's admin; read-only here.", viewing_old: "Viewing an earlier version", back_current: "Back to the current version",
+    preview_note: "Preview, nothing signed: signing makes version {n}.", preview_stale: "Changed since the preview: preview again.", signed_version: "Signed policy version {n}",
+    waiting_filter: "Pending deadlines", waiting_cases: "Cases waiting for a working-day calendar", waiting_col: "Pending deadlines", waiting_badge: "Pending: no {y} working-day calendar",
+    load_calendar_link: "Load the calendar on the policy page", calendar_city_only: "The city center loads calendars", today: "today", warning: "Warning",
+    kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
+    repeat_window: "Repeat-request window", report_grace: "Monthly report grace", pending: "pending", version_col: "Version", bad_format: "Wrong format", label_name: "Name",
   },
 };
+const tf = (k, vars) => Object.entries(vars || {}).reduce((s, [name, v]) => s.split("{" + name + "}").join(String(v)), t(k));
 let lang = localStorage.getItem("zz-lang") || "zh";
 const t = (k) => (DICT[lang] && DICT[lang][k]) || DICT.zh[k] || k;
 
@@ -75,6 +102,12 @@ const CODES_ZH = {
   exists: "已经存在",
   outside_subtree: "不在本中心的管辖范围内",
   too_large: "内容太大",
+  not_root: "只有市级中心可以签发策略",
+  unknown_key: "策略中没有这一项，或该项不能修改",
+  no_change: "这些修改与当前策略相同，无需签发",
+  invalid_policy: "策略内容不符合规则",
+  bad_json: "JSON 格式错误",
+  year_mismatch: "年份不一致",
 };
 function errorText(e) {
   if (lang !== "zh") return e.message || String(e);
@@ -160,7 +193,33 @@ function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFix
 
 // ---------- session and layout ----------
 let me = null, policy = null, health = null;
-const NAV = [["queue", "#/queue"], ["file", "#/file"], ["board", "#/board"], ["stats", "#/stats"], ["reports", "#/reports"], ["sync", "#/sync"], ["tree", "#/tree"]];
+const NAV = [["queue", "#/queue"], ["file", "#/file"], ["board", "#/board"], ["stats", "#/stats"], ["reports", "#/reports"], ["sync", "#/sync"], ["tree", "#/tree"], ["policy", "#/policy"]];
+
+// The policy's categories (and their children) and windows are objects keyed
+// by code. Retired entries stay in the document so old cases keep their
+// names, but forms for new steps offer only the ones in use.
+function byCode(x) {
+  if (!x) return {};
+  if (Array.isArray(x)) return Object.fromEntries(x.map((e) => [e.code, e]));
+  return x;
+}
+function normalizePolicy(p) {
+  p.categories = byCode(p.categories);
+  for (const c of Object.values(p.categories)) c.children = byCode(c.children);
+  p.windows = byCode(p.windows);
+  p.calendars = p.calendars || {};
+  return p;
+}
+const byKey = ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0);
+const categoryEntries = (p) => Object.entries((p || policy).categories).sort(byKey);
+const childEntries = (c) => Object.entries((c && c.children) || {}).sort(byKey);
+const activeCategories = () => categoryEntries().filter(([, c]) => !c.retired);
+const activeChildren = (c) => childEntries(c).filter(([, x]) => !x.retired);
+const activeWindows = () => Object.entries(policy.windows).filter(([, w]) => !w.retired);
+function windowName(code, p) { const w = ((p || policy) && (p || policy).windows[code]) || null; return (w && w.name) || code; }
+function waitingBadge(years) {
+  return h("span", { class: "badge waiting", "data-test": "waiting-calendar" }, tf("waiting_badge", { y: years.join(lang === "zh" ? "、" : ", ") }));
+}
 function renderChrome() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.getElementById("lang").textContent = t("lang");
@@ -171,14 +230,33 @@ function renderChrome() {
   document.getElementById("me").textContent = me ? `${me.display_name || me.username}（${me.role}）` : "";
   document.getElementById("logout").hidden = !me;
   document.getElementById("logout").textContent = t("logout");
+  renderBanner();
 }
-async function ensureSession() {
-  if (!health) health = await api.get("/api/health").catch(() => null);
+// Admins are told on every page when next year's working-day calendar is
+// missing (deadlines reaching into that year cannot be computed); at the city,
+// where it is loaded, with a link to the policy page.
+function renderBanner() {
+  const banner = document.getElementById("calendar-banner");
+  const cal = health && health.calendar;
+  if (!me || me.role !== "admin" || !cal || !cal.warning) { banner.hidden = true; banner.replaceChildren(); return; }
+  const missing = cal.missing || [];
+  const text = lang === "zh" ? cal.warning : `Working-day calendar missing for ${missing.join(", ")} (${cal.warning})`;
+  banner.className = "banner " + (missing.includes(cal.current_year) ? "red" : "amber");
+  banner.replaceChildren(h("strong", {}, "⚠ " + t("warning") + "："), h("span", { "data-test": "calendar-warning" }, text),
+    health.level === "city" ? h("a", { href: "#/policy", "data-test": "calendar-banner-link" }, t("load_calendar_link")) : h("span", { class: "hint" }, t("calendar_city_only")));
+  banner.hidden = false;
+}
+async function ensureSession(page) {
+  // Health is read on every page change: the calendar warning and the
+  // number of cases waiting for a calendar change while the console is open.
+  health = await api.get("/api/health").catch(() => health);
   if (!api.token()) return false;
   if (!me) {
     try { me = await api.get("/api/me"); } catch (_) { me = null; return false; }
   }
-  if (!policy) policy = await api.get("/api/policy");
+  // The forms use the current policy: read again where they are built (a new
+  // version may have arrived from the city since).
+  if (!policy || page === "file" || page === "case") policy = normalizePolicy(await api.get("/api/policy"));
   return true;
 }
 
@@ -205,19 +283,23 @@ function loginPage() {
   show(form);
 }
 
-let queueFilter = "open";
+let queueFilter = "open", queueWaiting = false;
 async function queuePage() {
   const filters = [["open", t("open"), "status=open"], ["overdue", t("overdue_only"), "status=open&overdue=true"], ["urgent", t("urgent_only"), "status=open&urgency=urgent"], ["all", t("all_status"), "status=all"]];
   const q = filters.find((f) => f[0] === queueFilter) || filters[0];
-  const data = await api.get("/api/cases?limit=500&" + q[2]);
+  const data = await api.get("/api/cases?limit=500&" + q[2] + (queueWaiting ? "&waiting_calendar=true" : ""));
+  const waitingBox = h("input", { type: "checkbox", id: "queue-waiting", name: "waiting_calendar", onchange: () => { queueWaiting = waitingBox.checked; queuePage(); } });
+  waitingBox.checked = queueWaiting;
   const rows = data.cases.map((c) => h("tr", { class: "clickable", "data-case": c.number, onclick: () => { location.hash = "#/case/" + c.id; } },
     h("td", {}, c.number), h("td", {}, c.title), h("td", { class: "hide-narrow" }, c.category.name || c.category.code),
     h("td", {}, c.urgency.code === "urgent" ? h("span", { class: "badge urgent" }, c.urgency.name) : c.urgency.name),
     h("td", {}, c.status.name),
-    h("td", {}, h("span", { class: clockClass(c), "data-due": c.next_due_at || "" }, countdown(c.next_due_at))),
+    h("td", {}, c.next_due_at || !(c.waiting_calendar || []).length ? h("span", { class: clockClass(c), "data-due": c.next_due_at || "" }, countdown(c.next_due_at)) : null,
+      (c.waiting_calendar || []).length ? [" ", waitingBadge(c.waiting_calendar)] : null),
     h("td", { class: "hide-narrow" }, c.supervision ? h("span", { class: "badge " + c.supervision }, gradeName(c.supervision)) : "")));
   showPage("queue", h("h1", {}, t("queue") + (health ? " · " + health.name : "")),
-    h("div", { class: "actions" }, filters.map(([k, label]) => h("button", { class: k === queueFilter ? "primary" : "secondary", type: "button", onclick: () => { queueFilter = k; queuePage(); } }, label))),
+    h("div", { class: "actions" }, filters.map(([k, label]) => h("button", { class: k === queueFilter ? "primary" : "secondary", type: "button", onclick: () => { queueFilter = k; queuePage(); } }, label)),
+      h("label", { class: "check filter" }, waitingBox, t("waiting_filter"))),
     h("div", { class: "table-wrap" }, h("table", { id: "queue" },
       h("thead", {}, h("tr", {}, h("th", {}, t("number")), h("th", {}, t("title")), h("th", { class: "hide-narrow" }, t("category")), h("th", {}, t("urgency")), h("th", {}, t("status")), h("th", {}, t("deadline")), h("th", { class: "hide-narrow" }, t("supervision")))),
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "muted" }, t("none")))))));
@@ -226,7 +308,7 @@ function gradeName(g) { return { normal: "普通", yellow: "黄牌", red: "红�
 
 function field(label, input, wide) {
   const errEl = h("div", { class: "field-error" });
-  input.addEventListener("invalid", () => { errEl.textContent = input.validity.patternMismatch ? t("bad_phone") : t("required"); });
+  input.addEventListener("invalid", () => { errEl.textContent = input.validity.patternMismatch ? (input.name === "contact_phone" ? t("bad_phone") : t("bad_format")) : t("required"); });
   input.addEventListener("input", () => { errEl.textContent = ""; });
   return h("label", { class: wide ? "wide" : "" }, label, input, errEl);
 }
@@ -234,11 +316,11 @@ function select(name, options, value) {
   return h("select", { name, required: true }, options.map(([v, label]) => { const o = h("option", { value: v }, label); if (v === value) o.selected = true; return o; }));
 }
 function filePage() {
-  const big = select("big", policy.categories.map((c) => [c.code, c.code + " " + c.name]));
+  const big = select("big", activeCategories().map(([code, c]) => [code, code + " " + c.name]));
   const small = h("select", { name: "category", required: true });
   const fillSmall = () => {
-    const c = policy.categories.find((x) => x.code === big.value);
-    small.replaceChildren(...(c ? c.children : []).map((s) => h("option", { value: s.code }, s.code + " " + s.name)));
+    const c = policy.categories[big.value];
+    small.replaceChildren(...activeChildren(c).map(([code, x]) => h("option", { value: code }, code + " " + x.name)));
   };
   big.addEventListener("change", fillSmall); fillSmall();
   const f = {
@@ -320,7 +402,7 @@ async function actionForm(caseId, code, onDone) {
   const parts = [];
   for (const [name, kind, labelKey] of ACTION_FIELDS[code]) {
     let input;
-    if (kind === "window" || kind === "windows") input = select(name, policy.windows.map((w) => [w.code, w.name]));
+    if (kind === "window" || kind === "windows") input = select(name, activeWindows().map(([code, w]) => [code, w.name]));
     else if (kind === "child") {
       const us = (await knownUnits()).filter((u) => isChild(u.division, me.unit) && !u.revoked);
       input = select(name, us.map((u) => [u.division, u.division + " " + u.name]));
@@ -366,8 +448,10 @@ async function casePage(id) {
     h("dt", {}, t("name")), h("dd", {}, c.contact.name || "—"), h("dt", {}, t("phone")), h("dd", { "data-test": "phone" }, c.contact.phone || "—"),
     h("dt", {}, t("id_number")), h("dd", {}, c.contact.id_number || "—"), h("dt", {}, t("address")), h("dd", {}, c.contact.address || "—")) : h("p", { class: "muted" }, t("none"));
   const deadlines = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, t("deadline")), h("th", {}, t("unit")), h("th", {}, "到期"), h("th", {}, t("status")))),
-    h("tbody", {}, c.deadlines.map((d) => h("tr", {}, h("td", {}, d.kind_zh), h("td", {}, d.unit), h("td", {}, fmtTime(d.due_at)),
-      h("td", {}, d.running ? h("span", { class: d.clock === "overdue" ? "clock overdue" : d.clock === "due_soon" ? "clock due-soon" : "clock" }, countdown(d.due_at)) : (d.met_at ? (d.on_time ? "按时完成" : "超时完成") : "—"))))));
+    h("tbody", {}, c.deadlines.map((d) => h("tr", { "data-clock": d.clock || "" }, h("td", {}, d.kind_zh), h("td", {}, d.unit),
+      h("td", {}, d.clock === "waiting_for_calendar" && !d.due_at ? t("pending") : fmtTime(d.due_at)),
+      h("td", {}, d.clock === "waiting_for_calendar" ? waitingBadge([d.waiting_year])
+        : d.running ? h("span", { class: d.clock === "overdue" ? "clock overdue" : d.clock === "due_soon" ? "clock due-soon" : "clock" }, countdown(d.due_at)) : (d.met_at ? (d.on_time ? "按时完成" : "超时完成") : "—"))))));
   const timeline = h("ol", { class: "timeline", id: "timeline" }, c.timeline.map((e) => h("li", { class: e.accepted ? "" : "rejected", "data-action": e.action },
     h("div", { class: "when" }, `${fmtTime(e.time)} · ${e.unit} · ${e.operator}`),
     h("div", {}, h("strong", {}, lang === "zh" ? e.action_zh : e.action), " ", detailText(e.details)),
@@ -424,10 +508,9 @@ function attachmentsCard(c, reload) {
 
 function detailText(d) {
   if (!d || typeof d !== "object") return "";
-  const windowName = (code) => (policy.windows.find((w) => w.code === code) || {}).name || code;
   return Object.entries(d)
-    .filter(([k, v]) => v !== null && v !== "" && !k.endsWith("_zh") && !["grade", "blob", "mime", "size"].includes(k) && typeof v !== "object")
-    .map(([k, v]) => (k === "window" ? windowName(v) : String(v)))
+    .filter(([k, v]) => v !== null && v !== "" && !k.endsWith("_zh") && !["grade", "blob", "mime", "size"].includes(k) && (typeof v !== "object" || (k === "windows" && Array.isArray(v) && v.length)))
+    .map(([k, v]) => (k === "window" ? windowName(v) : k === "windows" ? v.map((w) => windowName(w)).join("、") : String(v)))
     .join("；");
 }
 
@@ -435,7 +518,13 @@ async function boardPage() {
   const data = await api.get("/api/cases?status=open&owner=all&overdue=true&limit=1000");
   const mine = data.cases.filter((c) => c.owner.startsWith(subtreePrefix(me.unit)));
   const cols = [["none", "未督办"], ["normal", "普通"], ["yellow", "黄牌"], ["red", "红牌"], ["interview", "约谈"]];
-  showPage("board", h("h1", {}, t("board")), h("p", { class: "muted" }, `${mine.length} 件超期案件`),
+  const cal = health && health.calendar;
+  const waiting = cal && cal.cases_waiting !== undefined && cal.cases_waiting !== null
+    ? h("p", {}, h("button", { class: "link-dark", type: "button", "data-test": "board-waiting-calendar", "data-count": cal.cases_waiting,
+      onclick: () => { queueWaiting = true; queueFilter = "open"; location.hash = "#/queue"; } }, `${t("waiting_cases")}: ${cal.cases_waiting}`),
+      cal.cases_waiting > 0 && cal.missing && cal.missing.length ? h("span", { class: "muted" }, "（" + tf("waiting_badge", { y: cal.missing.join("、") }) + "）") : null)
+    : null;
+  showPage("board", h("h1", {}, t("board")), h("p", { class: "muted" }, lang === "zh" ? `${mine.length} 件超期案件` : `${mine.length} overdue cases`), waiting,
     h("div", { class: "board", id: "board" }, cols.map(([g, label]) => {
       const items = mine.filter((c) => (c.supervision || "none") === g);
       return h("div", { class: "col", "data-grade": g }, h("h3", {}, label, " ", h("span", { class: "badge " + g }, items.length)),
@@ -507,10 +596,13 @@ async function statsPage() {
     const shown = k === "avg_handling_days" ? x.value.toFixed(1) : pct(x.value);
     return x.meets === true ? shown + " ✓" : x.meets === false ? shown + " ✗" : shown;
   };
+  // Clocks whose due time waits for a working-day calendar (when the node counts them).
+  const hasWaiting = [data.total, ...data.rows].some((r) => r.counts && r.counts.waiting_for_calendar !== undefined);
+  const waitingCell = (r, attrs) => (hasWaiting ? h("td", attrs || {}, (r.counts && r.counts.waiting_for_calendar) || 0) : null);
   const table = h("table", { id: "stats-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), defs.map((d) => h("th", { title: d.definition }, d.name)))),
-    h("tbody", {}, data.rows.map((r) => h("tr", {}, h("td", {}, r.rank || ""), h("td", {}, `${r.group} ${r.name || ""}`), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), kpiCols.map((k) => h("td", {}, cell(r, k))))),
-      h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), kpiCols.map((k) => h("td", {}, cell(data.total, k))))));
+    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, defs.map((d) => h("th", { title: d.definition }, d.name)))),
+    h("tbody", {}, data.rows.map((r) => h("tr", {}, h("td", {}, r.rank || ""), h("td", {}, `${r.group} ${r.name || ""}`), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))))),
+      h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), kpiCols.map((k) => h("td", {}, cell(data.total, k))))));
   // KPI against target for the whole scope.
   const kpiItems = defs.filter((d) => d.kpi !== "avg_handling_days").map((d) => {
     const x = data.total.kpis[d.kpi];
@@ -590,6 +682,295 @@ function parentOf(code) {
   return code.slice(0, 9) + "000";
 }
 
+// ---------- policy (策略): calendars, taxonomy, windows, deadlines ----------
+const DEADLINE_LABELS = {
+  registration_minutes: ["登记时限", "Registration"], routing_minutes: ["分流时限", "Routing"], routing_urgent_minutes: ["紧急案件分流时限", "Routing (urgent)"],
+  on_site_urgent_minutes: ["紧急案件到场时限", "On site (urgent)"], sign_for_minutes: ["签收时限", "Sign-for"], sign_for_urgent_minutes: ["紧急案件签收时限", "Sign-for (urgent)"],
+  resolution_working_days: ["办理时限（一般）", "Resolution (general)"], resolution_complex_working_days: ["办理时限（复杂）", "Resolution (complex)"],
+  feedback_minutes: ["反馈时限", "Feedback"], rehandle_working_days: ["重办时限", "Re-handling"], max_extension_working_days: ["最长延期", "Longest extension"],
+  due_soon_percent: ["临期提醒（已用时限）", "Due soon at (time used)"], max_due_days: ["最长办理期限", "Longest due date"],
+};
+const SUPERVISION_LABELS = {
+  normal_after_minutes: ["普通督办", "Normal notice"], yellow_after_minutes: ["黄牌督办", "Yellow card"],
+  red_after_minutes: ["红牌督办", "Red card"], interview_after_minutes: ["约谈", "Interview"],
+};
+// Settings in the order of their label table (the node sends keys sorted by name).
+const ordered = (obj, table) => {
+  const keys = Object.keys(table);
+  const rank = (k) => (keys.includes(k) ? keys.indexOf(k) : keys.length);
+  return Object.entries(obj).sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : 1));
+};
+const label2 = (table, k) => (table[k] ? table[k][lang === "zh" ? 0 : 1] : k);
+function fmtMinutes(m) {
+  if (typeof m !== "number") return String(m);
+  const zh = lang === "zh";
+  if (m >= 1440 && m % 1440 === 0) return m / 1440 + (zh ? " 天" : " d");
+  if (m >= 60 && m % 60 === 0) return m / 60 + (zh ? " 小时" : " h");
+  return m + (zh ? " 分钟" : " min");
+}
+function fmtSetting(k, v) {
+  const zh = lang === "zh";
+  if (k.endsWith("_minutes")) return fmtMinutes(v);
+  if (k.endsWith("_working_days")) return v + (zh ? " 个工作日" : " working days");
+  if (k.endsWith("_percent")) return v + "%";
+  if (k.endsWith("_days")) return v + (zh ? " 天" : " days");
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+const WEEKDAYS = { zh: ["一", "二", "三", "四", "五", "六", "日"], en: ["Mo", "Tu", "We", "Th", "Fr", "Sa", "Su"] };
+const MONTHS_EN = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const p2 = (n) => String(n).padStart(2, "0");
+function chinaToday() {
+  // The policy's calendar is China time (UTC+8), whatever the browser's zone.
+  const d = new Date(Date.now() + 8 * 3600000);
+  return `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())}`;
+}
+function monthGrid(year, month, holidays, makeup, today) {
+  // month: 0..11; weeks start on Monday as in Chinese calendars.
+  const first = new Date(Date.UTC(year, month, 1));
+  const days = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+  const lead = (first.getUTCDay() + 6) % 7;
+  const cells = [];
+  for (let i = 0; i < lead; i++) cells.push(h("td", { class: "pad" }));
+  for (let d = 1; d <= days; d++) {
+    const date = `${year}-${p2(month + 1)}-${p2(d)}`;
+    const dow = (lead + d - 1) % 7;
+    const hol = holidays[date], mk = makeup.has(date);
+    const cls = [dow >= 5 ? "wkend" : "", hol ? "holiday" : "", mk ? "makeup" : "", date === today ? "today" : ""].filter(Boolean).join(" ");
+    cells.push(h("td", { class: cls, "data-date": date, title: hol ? `${date} ${hol}` : mk ? `${date} ${t("makeup")}` : date },
+      h("span", { class: "d" }, d), hol ? h("span", { class: "tag" }, lang === "zh" ? "休" : "off") : mk ? h("span", { class: "tag" }, lang === "zh" ? "班" : "work") : null));
+  }
+  while (cells.length % 7) cells.push(h("td", { class: "pad" }));
+  const rows = [];
+  for (let i = 0; i < cells.length; i += 7) rows.push(h("tr", {}, cells.slice(i, i + 7)));
+  return h("table", { class: "month", "data-month": `${year}-${p2(month + 1)}` },
+    h("caption", {}, lang === "zh" ? `${month + 1}月` : MONTHS_EN[month]),
+    h("thead", {}, h("tr", {}, WEEKDAYS[lang === "zh" ? "zh" : "en"].map((w, i) => h("th", { class: i >= 5 ? "wkend" : "" }, w)))),
+    h("tbody", {}, rows));
+}
+// Consecutive holidays with the same name, as "元旦 1月1日–1月3日（3天）".
+function holidayRuns(list) {
+  const runs = [];
+  const sorted = [...list].sort((a, b) => (a.date < b.date ? -1 : 1));
+  for (const hd of sorted) {
+    const last = runs[runs.length - 1];
+    const prevDay = last && new Date(Date.parse(last.to + "T00:00:00Z") + 86400000).toISOString().slice(0, 10);
+    if (last && last.name === hd.name && prevDay === hd.date) { last.to = hd.date; last.n++; } else runs.push({ name: hd.name, from: hd.date, to: hd.date, n: 1 });
+  }
+  return runs;
+}
+function shortDate(d) {
+  const [, m, day] = d.split("-").map(Number);
+  return lang === "zh" ? `${m}月${day}日` : `${MONTHS_EN[m - 1]} ${day}`;
+}
+function calendarYear(year, cal, today, open) {
+  const holidays = Object.fromEntries((cal.holidays || []).map((x) => [x.date, x.name]));
+  const makeup = new Set(cal.make_up_workdays || []);
+  const runs = holidayRuns(cal.holidays || []);
+  const weekday = (d) => WEEKDAYS[lang === "zh" ? "zh" : "en"][(new Date(d + "T00:00:00Z").getUTCDay() + 6) % 7];
+  const details = h("details", { class: "cal-year", "data-test": "calendar-year-" + year, "data-year": year },
+    h("summary", {}, h("strong", {}, lang === "zh" ? `${year}年` : String(year)), " · ", tf("holiday_days", { n: (cal.holidays || []).length }), " · ", tf("makeup_days", { m: makeup.size })),
+    cal.source ? h("p", { class: "muted" }, t("source") + "：" + cal.source) : null,
+    h("div", { class: "months" }, Array.from({ length: 12 }, (_, m) => monthGrid(Number(year), m, holidays, makeup, today))),
+    h("div", { class: "cal-lists" },
+      h("p", { "data-test": "holiday-list" }, h("strong", {}, t("holidays") + "："), runs.length ? runs.map((r) => `${r.name} ${shortDate(r.from)}${r.n > 1 ? "–" + shortDate(r.to) : ""}（${r.n}${lang === "zh" ? "天" : "d"}）`).join(lang === "zh" ? "；" : "; ") : t("none")),
+      h("p", { "data-test": "makeup-list" }, h("strong", {}, t("makeup") + "："), makeup.size ? [...makeup].sort().map((d) => `${shortDate(d)}（${lang === "zh" ? "周" : ""}${weekday(d)}）`).join(lang === "zh" ? "、" : ", ") : t("none"))));
+  if (open) details.open = true;
+  return details;
+}
+function calendarLegend() {
+  const sw = (cls, label, tag) => h("span", { class: "legend-item" }, h("span", { class: "swatch " + cls }, tag || ""), label);
+  return h("div", { class: "legend", "data-test": "calendar-legend" }, h("strong", {}, t("legend") + "："),
+    sw("holiday", t("holidays"), lang === "zh" ? "休" : "off"), sw("makeup", t("makeup"), lang === "zh" ? "班" : "work"), sw("wkend", t("weekend")), sw("", t("workday")), sw("today", t("today")));
+}
+// A list of a policy patch's changes (path, kind, text).
+function changesList(changes) {
+  if (!changes || !changes.length) return h("p", { class: "muted", "data-test": "diff" }, t("no_changes"));
+  const short = (v) => { const j = JSON.stringify(v); return j === undefined ? "null" : j; };
+  return h("ul", { class: "diff", "data-test": "diff" }, changes.map((c) => h("li", { class: "diff-" + c.kind, "data-path": c.path, "data-kind": c.kind },
+    h("span", { class: "badge kind-" + c.kind }, t("kind_" + c.kind) || c.kind), " ", h("span", { class: "diff-text" }, c.text || c.path), " ", h("code", {}, c.path),
+    c.kind === "changed" && short(c.old).length <= 80 && short(c.new).length <= 80 ? h("div", { class: "muted diff-values" }, h("del", {}, short(c.old)), " → ", h("ins", {}, short(c.new))) : null)));
+}
+let policyFlash = null;
+// A form whose input becomes a merge patch: 预览变更 asks the node what the
+// patch changes (dry run, nothing signed); 签发新版本 then signs exactly the
+// previewed patch. Editing the form after a preview asks for a new preview.
+function patchForm({ id, title, parts, build, previewId, signId }) {
+  const out = h("div", { class: "patch-result", "data-test": "patch-result" });
+  let pending = null;
+  const preview = h("button", { class: "secondary", type: "submit", id: previewId }, t("preview"));
+  const sign = h("button", { class: "primary", type: "button", id: signId, disabled: true, onclick: async () => {
+    if (!pending) return;
+    sign.disabled = true; preview.disabled = true;
+    try {
+      const r = await api.post("/api/policy", pending);
+      pending = null;
+      policy = null;
+      policyFlash = r;
+      toast(tf("signed_version", { n: r.version }));
+      if (location.hash !== "#/policy") location.hash = "#/policy"; else route();
+    } catch (e) { out.replaceChildren(errorBox(e)); preview.disabled = false; }
+  } }, t("sign_policy"));
+  const form = h("form", { class: "card patch-form", id, novalidate: true,
+    oninput: () => { if (pending) { pending = null; sign.disabled = true; out.replaceChildren(h("p", { class: "muted" }, t("preview_stale"))); } },
+    onsubmit: async (ev) => {
+      ev.preventDefault(); out.replaceChildren(); pending = null; sign.disabled = true;
+      if (!form.checkValidity()) { form.querySelectorAll("input,select,textarea").forEach((i) => i.checkValidity()); return; }
+      let patch;
+      try { patch = build(); } catch (e) { out.replaceChildren(errorBox(e)); return; }
+      preview.disabled = true;
+      try {
+        const r = await api.post("/api/policy?dry_run=true", patch);
+        pending = patch;
+        out.replaceChildren(h("p", { class: "muted", "data-test": "preview-version", "data-version": r.version }, tf("preview_note", { n: r.version })), changesList(r.changes));
+        sign.disabled = false;
+      } catch (e) { out.replaceChildren(errorBox(e)); } finally { preview.disabled = false; }
+    } },
+  h("h3", {}, title), h("div", { class: "grid" }, parts), out, h("div", { class: "actions" }, preview, sign));
+  return form;
+}
+function calendarForm(p) {
+  const st = p.calendar_status || {};
+  const years = Object.keys(p.calendars).map(Number);
+  const suggested = st.missing && st.missing.length ? st.missing[0]
+    : st.next_year && !years.includes(st.next_year) ? st.next_year
+    : years.length ? Math.max(...years) + 1 : new Date().getFullYear() + 1;
+  const year = h("input", { id: "calendar-year", name: "year", type: "number", min: 2000, max: 2100, required: true, value: suggested });
+  const text = h("textarea", { id: "calendar-json", name: "calendar", required: true, rows: 8, spellcheck: "false",
+    placeholder: '{"year": ' + suggested + ', "source": "国务院办公厅关于' + suggested + '年部分节假日安排的通知", "holidays": [{"date": "' + suggested + '-01-01", "name": "元旦"}], "make_up_workdays": []}' });
+  const file = h("input", { id: "calendar-file", type: "file", accept: ".json,application/json", onchange: async () => {
+    const f = file.files[0]; if (!f) return;
+    text.value = await f.text();
+    try { const doc = JSON.parse(text.value); if (doc && doc.year) year.value = doc.year; } catch (_) { /* shown at preview */ }
+    text.dispatchEvent(new Event("input", { bubbles: true }));
+  } });
+  return patchForm({ id: "calendar-form", title: t("load_calendar"), previewId: "policy-preview", signId: "policy-sign",
+    parts: [field(t("year"), year), h("label", {}, t("calendar_file"), file), field(t("calendar_json"), text, true)],
+    build: () => {
+      let doc;
+      try { doc = JSON.parse(text.value); } catch (e) { throw { code: "bad_json", message: e.message }; }
+      if (!doc || typeof doc !== "object" || Array.isArray(doc)) throw { code: "bad_json", message: lang === "zh" ? "应为一个对象：{\"year\", \"source\", \"holidays\", \"make_up_workdays\"}" : "expected an object {\"year\", \"source\", \"holidays\", \"make_up_workdays\"}" };
+      const y = String(Number(year.value));
+      if (doc.year !== undefined && String(doc.year) !== y) throw { code: "year_mismatch", message: lang === "zh" ? `文件中的年份是 ${doc.year}，所填年份是 ${y}` : `the file is for ${doc.year}, the year field says ${y}` };
+      const entry = {};
+      for (const k of ["source", "holidays", "make_up_workdays"]) if (doc[k] !== undefined) entry[k] = doc[k];
+      return { calendars: { [y]: entry } };
+    } });
+}
+function windowForm(p) {
+  const code = h("input", { id: "window-code", name: "code", required: true, pattern: "[a-z][a-z0-9_]{0,31}", placeholder: "fire" });
+  const name = h("input", { id: "window-name", name: "name", maxlength: 40, placeholder: "消防" });
+  const retire = h("input", { id: "window-retired", name: "retired", type: "checkbox" });
+  return patchForm({ id: "window-form", title: t("add_window"), previewId: "window-preview", signId: "window-sign",
+    parts: [field(t("code"), code), field(t("label_name"), name), h("label", { class: "check" }, retire, t("retire"))],
+    build: () => {
+      const c = code.value.trim(), n = name.value.trim();
+      const exists = !!p.windows[c];
+      if (!n && !exists) throw { code: "bad_request", message: lang === "zh" ? "新窗口需要名称" : "a new window needs a name" };
+      const w = { retired: retire.checked };
+      if (n) w.name = n;
+      return { windows: { [c]: w } };
+    } });
+}
+function subcategoryForm(p) {
+  const big = select("parent", categoryEntries(p).map(([code, c]) => [code, `${code} ${c.name}${c.retired ? "（" + t("retired") + "）" : ""}`]));
+  big.id = "subcategory-parent";
+  const code = h("input", { id: "subcategory-code", name: "code", required: true, pattern: "[0-9]{4}" });
+  const name = h("input", { id: "subcategory-name", name: "name", maxlength: 40 });
+  const win = select("default_window", Object.entries(p.windows).filter(([, w]) => !w.retired).map(([c, w]) => [c, `${w.name} (${c})`]));
+  win.id = "subcategory-window";
+  const retire = h("input", { id: "subcategory-retired", name: "retired", type: "checkbox" });
+  const hint = () => { code.placeholder = big.value + "xx"; };
+  big.addEventListener("change", hint); hint();
+  return patchForm({ id: "subcategory-form", title: t("add_subcategory"), previewId: "category-preview", signId: "category-sign",
+    parts: [field(t("big"), big), field(t("code"), code), field(t("label_name"), name), field(t("default_window"), win), h("label", { class: "check" }, retire, t("retire"))],
+    build: () => {
+      const b = big.value, c = code.value.trim(), n = name.value.trim();
+      const existing = p.categories[b] && p.categories[b].children[c];
+      if (!c.startsWith(b)) throw { code: "bad_request", message: lang === "zh" ? `小类代码应以大类代码 ${b} 开头` : `a subclass code starts with its class code ${b}` };
+      if (!n && !existing) throw { code: "bad_request", message: lang === "zh" ? "新小类需要名称" : "a new subclass needs a name" };
+      const child = { retired: retire.checked };
+      if (n) child.name = n;
+      if (!existing || existing.default_window !== win.value) child.default_window = win.value;
+      return { categories: { [b]: { children: { [c]: child } } } };
+    } });
+}
+function kvTable(id, rows) {
+  return h("div", { class: "table-wrap" }, h("table", { id }, h("thead", {}, h("tr", {}, h("th", {}, t("setting")), h("th", {}, t("value")))),
+    h("tbody", {}, rows.map(([k, label, v]) => h("tr", { "data-key": k }, h("td", {}, label, " ", h("code", { class: "key" }, k)), h("td", {}, v))))));
+}
+async function policyPage(arg) {
+  const asked = /^\d+$/.test(arg || "") ? Number(arg) : null;
+  const p = normalizePolicy(await api.get("/api/policy" + (asked ? "?version=" + asked : "")));
+  const versions = p.versions || [];
+  const latest = versions.length ? versions[versions.length - 1].version : p.version;
+  const isCurrent = !asked || p.version === latest;
+  const canEdit = isCurrent && health && health.level === "city" && me.role === "admin";
+  const st = p.calendar_status || {};
+  const today = chinaToday();
+  const flash = policyFlash; policyFlash = null;
+  const diffSlot = h("div", { id: "version-diff" });
+  const showDiff = async (from, to) => {
+    try {
+      const d = await api.get(`/api/policy/diff?from=${from}&to=${to}`);
+      diffSlot.replaceChildren(h("div", { class: "card", "data-test": "version-diff" }, h("h3", {}, `${t("changes")} · ${tf("version_n", { n: d.from })} → ${tf("version_n", { n: d.to })}`), changesList(d.changes)));
+    } catch (e) { diffSlot.replaceChildren(errorBox(e)); }
+  };
+  const versionRows = [...versions].reverse().map((v) => h("tr", { "data-version": v.version, class: v.version === p.version ? "current" : "" },
+    h("td", {}, tf("version_n", { n: v.version })), h("td", {}, v.signed_at || fmtTime(v.signed_at_ms)),
+    h("td", {}, v.version === p.version ? h("span", { class: "badge ok" }, "✓") : h("a", { href: v.version === latest ? "#/policy" : "#/policy/" + v.version }, t("view")), " ",
+      v.version > 1 ? h("button", { class: "link-dark", type: "button", "data-diff": v.version, onclick: () => showDiff(v.version - 1, v.version) }, t("changes")) : null)));
+  const years = Object.keys(p.calendars).sort();
+  const calYears = years.map((y) => calendarYear(y, p.calendars[y], today, Number(y) >= (st.current_year || Number(today.slice(0, 4)))));
+  // Categories: 大类 rows with their 小类 below; retired ones greyed.
+  const retiredBadge = (x) => (x.retired ? h("span", { class: "badge retired-badge" }, t("retired")) : h("span", { class: "muted" }, t("in_use")));
+  const catRows = [];
+  for (const [code, c] of categoryEntries(p)) {
+    catRows.push(h("tr", { class: "cat-big" + (c.retired ? " retired" : ""), "data-code": code }, h("td", {}, code), h("td", {}, h("strong", {}, c.name)), h("td", {}), h("td", {}, retiredBadge(c))));
+    for (const [sc, x] of childEntries(c)) {
+      catRows.push(h("tr", { class: "cat-small" + (x.retired || c.retired ? " retired" : ""), "data-code": sc }, h("td", {}, sc), h("td", { class: "indent" }, x.name),
+        h("td", {}, x.default_window ? windowName(x.default_window, p) : "—"), h("td", {}, retiredBadge({ retired: x.retired || c.retired }))));
+    }
+  }
+  const winRows = Object.entries(p.windows).map(([code, w]) => h("tr", { class: w.retired ? "retired" : "", "data-code": code }, h("td", {}, code), h("td", {}, w.name), h("td", {}, retiredBadge(w))));
+  const dl = p.deadlines || {};
+  const sup = p.supervision || {};
+  const other = [];
+  if (p.repeat_window_days !== undefined) other.push(["repeat_window_days", t("repeat_window"), fmtSetting("repeat_window_days", p.repeat_window_days)]);
+  if (p.report_grace_minutes !== undefined) other.push(["report_grace_minutes", t("report_grace"), fmtSetting("report_grace_minutes", p.report_grace_minutes)]);
+  if (p.calendar_warning_from !== undefined) {
+    const [m, d] = String(p.calendar_warning_from).split("-").map(Number);
+    other.push(["calendar_warning_from", t("calendar_warning_from"), h("span", { "data-test": "calendar-warning-from" }, lang === "zh" ? `每年${m}月${d}日起（${p.calendar_warning_from}）` : `${MONTHS_EN[m - 1]} ${d} each year (${p.calendar_warning_from})`)]);
+  }
+  showPage("policy",
+    h("div", { id: "policy-page", "data-version": p.version },
+      h("h1", {}, t("policy") + " · ", h("span", { "data-test": "policy-version", "data-version": p.version }, tf("version_n", { n: p.version }))),
+      !isCurrent ? h("div", { class: "banner amber inline" }, `${t("viewing_old")}：${tf("version_n", { n: p.version })}`, h("a", { href: "#/policy" }, t("back_current"))) : null,
+      flash ? h("div", { class: "card signed", "data-test": "signed", "data-version": flash.version }, h("h3", {}, "✓ " + tf("signed_version", { n: flash.version })), changesList(flash.changes)) : null,
+      h("div", { class: "row" },
+        h("div", { class: "card" }, h("dl", { class: "kv" },
+          h("dt", {}, t("policy_version")), h("dd", {}, tf("version_n", { n: p.version })),
+          h("dt", {}, t("signed_at")), h("dd", { "data-test": "signed-at" }, p.signed_at || fmtTime(p.signed_at_ms)),
+          h("dt", {}, t("signed_by")), h("dd", { title: p.signed_by || "" }, p.signed_by ? p.signed_by.slice(0, 16) + "…" : "—"),
+          h("dt", {}, t("calendar_years")), h("dd", { "data-test": "calendar-years" }, years.join("、") || "—"),
+          h("dt", {}, t("calendar_missing")), h("dd", { "data-test": "calendar-missing" }, st.missing && st.missing.length ? h("span", { class: "badge no" }, st.missing.join("、")) : "—"),
+          st.warning ? [h("dt", {}, t("warning")), h("dd", { class: "warn-text" }, st.warning)] : null),
+          canEdit ? null : h("p", { class: "muted", "data-test": "policy-readonly" }, t("readonly_policy"))),
+        h("div", { class: "card" }, h("h2", {}, t("versions")), h("div", { class: "table-wrap" }, h("table", { id: "policy-versions" },
+          h("thead", {}, h("tr", {}, h("th", {}, t("version_col")), h("th", {}, t("signed_at")), h("th", {}))), h("tbody", {}, versionRows))), diffSlot)),
+      canEdit ? h("div", { class: "policy-edit", id: "policy-edit" }, calendarForm(p), h("div", { class: "row" }, windowForm(p), subcategoryForm(p))) : null,
+      h("div", { class: "card", id: "policy-calendars" }, h("h2", {}, t("calendars")), calendarLegend(), calYears.length ? calYears : h("p", { class: "muted" }, t("none"))),
+      h("div", { class: "row" },
+        h("div", { class: "card" }, h("h2", {}, t("categories")), h("div", { class: "table-wrap" }, h("table", { id: "policy-categories" },
+          h("thead", {}, h("tr", {}, h("th", {}, t("code")), h("th", {}, t("big") + " / " + t("small")), h("th", {}, t("default_window")), h("th", {}, t("status")))), h("tbody", {}, catRows)))),
+        h("div", { class: "card" }, h("h2", {}, t("windows")), h("div", { class: "table-wrap" }, h("table", { id: "policy-windows" },
+          h("thead", {}, h("tr", {}, h("th", {}, t("code")), h("th", {}, t("label_name")), h("th", {}, t("status")))), h("tbody", {}, winRows))))),
+      h("div", { class: "row" },
+        h("div", { class: "card" }, h("h2", {}, t("deadline_table")), kvTable("policy-deadlines", ordered(dl, DEADLINE_LABELS).map(([k, v]) => [k, label2(DEADLINE_LABELS, k), fmtSetting(k, v)]))),
+        h("div", { class: "card" }, h("h2", {}, t("supervision_thresholds")),
+          kvTable("policy-supervision", ordered(sup, SUPERVISION_LABELS).map(([k, v]) => [k, label2(SUPERVISION_LABELS, k), lang === "zh" ? (v === 0 ? "超期即督办" : `超期 ${fmtMinutes(v)} 后`) : (v === 0 ? "when overdue" : `${fmtMinutes(v)} after due`)])),
+          h("h2", {}, t("other_settings")), kvTable("policy-other", other)))));
+}
+
 // ---------- router ----------
 async function route() {
   const [, page, arg] = location.hash.split("/");
@@ -600,7 +981,7 @@ async function route() {
     me = null; policy = null;
   }
   try {
-    const ok = await ensureSession();
+    const ok = await ensureSession(page);
     renderChrome();
     if (!ok) { loginPage(); return; }
     show(h("p", { class: "muted" }, t("loading")));
@@ -612,6 +993,7 @@ async function route() {
       case "reports": await reportsPage(); break;
       case "sync": await syncPage(); break;
       case "tree": await treePage(); break;
+      case "policy": await policyPage(arg); break;
       default: await queuePage();
     }
     document.body.dataset.page = page || "queue";
