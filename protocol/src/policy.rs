@@ -430,7 +430,7 @@ impl Policy {
         if self.report_grace_minutes > 31 * 24 * 60 {
             return bad("report_grace_minutes is at most 31 days".into());
         }
-        if date_of_ymd(2024_0000 + self.calendar_warning_from as u32).is_none() {
+        if date_of_ymd(20240000 + self.calendar_warning_from as u32).is_none() {
             return bad(format!("calendar_warning_from {:04}: not a month and day", self.calendar_warning_from));
         }
         if let Some(prev) = previous {

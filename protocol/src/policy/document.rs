@@ -164,7 +164,7 @@ fn parse_month_day(s: &str) -> Option<u16> {
         return None;
     }
     let (m, d): (u16, u16) = (m.parse().ok()?, d.parse().ok()?);
-    super::date_of_ymd(2024_0000 + m as u32 * 100 + d as u32)?;
+    super::date_of_ymd(20240000 + m as u32 * 100 + d as u32)?;
     Some(m * 100 + d)
 }
 

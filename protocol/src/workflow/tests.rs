@@ -144,7 +144,7 @@ fn clocks_across_policy_versions() {
     let mut v3 = v2.clone();
     v3.version = 3;
     v3.deadlines.resolution_working_days = 20;
-    v3.calendars[2].holidays.push(crate::policy::Holiday { date: 2027_01_01, name: "元旦".into() });
+    v3.calendars[2].holidays.push(crate::policy::Holiday { date: 20270101, name: "元旦".into() });
     set.insert(v3);
     c.policy = set.clone();
     assert_eq!(resolution(&c.state()).due_ms, Some(due));
