@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 use zongzhi_protocol::case::{
     Channel, Complexity, Contact, Place, Rating, RequestType, RouteTarget, SuperviseGrade, Urgency,
 };
-use zongzhi_protocol::workflow::Status;
 use zongzhi_protocol::{Action, CaseState, DivisionCode, Filing, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::{self, AccountError, Role, Session};
@@ -184,6 +183,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/policy/diff", get(crate::policy_api::diff))
         .route("/api/users", get(list_users).post(create_user))
         .route("/api/cases", get(list_cases).post(file_case))
+        .route("/api/cases/export", get(crate::export::cases))
         .route("/api/cases/{case}", get(case_detail))
         .route("/api/cases/{case}/actions", post(case_action))
         .route(
@@ -194,6 +194,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/integrity", get(integrity_check))
         .route("/api/sync", get(sync_status))
         .route("/api/stats", get(stats_table))
+        .route("/api/search", get(crate::search::route))
         .route("/api/reports", get(check_reports).post(sign_report))
         .route("/metrics", get(metrics))
         .route("/api/certs", get(list_certs))
@@ -225,6 +226,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/integrity"),
     ("get", "/api/sync"),
     ("get", "/api/stats"),
+    ("get", "/api/search"),
     ("get", "/api/reports"),
     ("post", "/api/reports"),
     ("get", "/metrics"),
@@ -333,7 +335,7 @@ async fn list_users(State(s): State<AppState>, headers: HeaderMap) -> ApiResult 
     Ok(Json(json!({ "users": all.iter().map(user_json).collect::<Vec<_>>() })))
 }
 
-fn time(ms: u64) -> String {
+pub(crate) fn time(ms: u64) -> String {
     match jiff::Timestamp::from_millisecond(ms as i64) {
         Ok(ts) => ts.display_with_offset(jiff::tz::offset(8)).to_string(),
         Err(_) => ms.to_string(),
@@ -727,18 +729,25 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
     })?;
     let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
     let now = ledger::now_ms();
+    let names = unit_names(&s.shared.trust());
+    let unit_name = |u: &DivisionCode| names.get(u).cloned();
+    let operators = operator_names(s, &state)?;
     let timeline: Vec<Value> = state
         .timeline
         .iter()
         .map(|t| {
             let seq = by_id.get(&t.id).map(|r| r.header.seq);
             let valid = verdicts.get(&t.id).map(|v| v.is_ok()).unwrap_or(false);
+            // Display names are known for this node's own operators only.
+            let operator_name = if t.author == s.node.id { operators.get(&t.operator).filter(|n| !n.is_empty()).cloned() } else { None };
             json!({
                 "id": t.id.to_string(),
                 "author": t.author.fmt_short(),
                 "author_seq": seq,
                 "unit": t.unit.to_string(),
+                "unit_name": unit_name(&t.unit),
                 "operator": t.operator,
+                "operator_name": operator_name.unwrap_or_else(|| t.operator.clone()),
                 "time": time(t.hlc.wall_ms),
                 "action": t.action.as_str(),
                 "action_zh": t.action.zh(),
@@ -757,6 +766,7 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
                 "kind": d.kind,
                 "kind_zh": d.kind.zh(),
                 "unit": d.unit.to_string(),
+                "unit_name": unit_name(&d.unit),
                 "started_at": time(d.started_ms),
                 "due_at": d.due_ms.map(time),
                 "met_at": d.met_ms.map(time),
@@ -790,10 +800,12 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
         "contact": contact_json(&s.store, &state, role)?,
         "status": {"code": state.status.as_str(), "name": state.status.zh()},
         "owner": state.owner.to_string(),
+        "owner_name": unit_name(&state.owner),
         "window": state.window,
         "window_name": state.window.as_deref().and_then(|w| policy.window(w)).map(|w| w.name.clone()),
         "came_from": state.came_from.map(|c| c.to_string()),
         "filed_by": state.filed_by.to_string(),
+        "filed_by_name": unit_name(&state.filed_by),
         "filed_at": time(state.filed_ms),
         "helpers": state.helpers.iter().map(target_json).collect::<Vec<_>>(),
         "units_handled": state.units_handled.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
@@ -818,6 +830,35 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
         "integrity_errors": integrity_errors,
         "allowed_actions": allowed_actions(&state, &policy, s.node.division, session),
     }))
+}
+
+/// Official unit names by division, from the certificates the node holds
+/// (a division re-keyed after a revocation: the unrevoked certificate's name).
+fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
+    let mut names: HashMap<DivisionCode, (bool, String)> = HashMap::new();
+    for m in trust.members() {
+        let revoked = trust.revocation(&m.cert.key).is_some();
+        match names.get(&m.cert.division) {
+            Some((was_revoked, _)) if !*was_revoked || revoked => {}
+            _ => {
+                names.insert(m.cert.division, (revoked, m.cert.name.clone()));
+            }
+        }
+    }
+    names.into_iter().map(|(d, (_, n))| (d, n)).collect()
+}
+
+/// Display names of this node's accounts that appear in the case's
+/// timeline, by login name (empty when the account has none or is gone).
+fn operator_names(s: &AppState, state: &CaseState) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for t in state.timeline.iter().filter(|t| t.author == s.node.id) {
+        if !out.contains_key(&t.operator) {
+            let account: Option<accounts::Account> = s.store.account(&t.operator)?;
+            out.insert(t.operator.clone(), account.map(|a| a.display_name.trim().to_string()).unwrap_or_default());
+        }
+    }
+    Ok(out)
 }
 
 /// The steps this center may take on the case now, by the workflow rules
@@ -884,7 +925,7 @@ fn waiting_years(c: &CaseSummary) -> Vec<i32> {
     y
 }
 
-fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {
+pub(crate) fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {
     json!({
         "id": c.id.to_string(),
         "number": c.number,
@@ -907,83 +948,36 @@ fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {
         "returns": c.returns,
         "escalations": c.escalations,
         "waiting_calendar": waiting_years(c),
+        "clocks": c.running.iter().map(|r| json!({
+            "kind": r.kind.as_str(), "name": r.kind.zh(), "unit": r.unit.to_string(),
+            "due_at": time(r.due_ms), "overdue": now > r.due_ms,
+        })).collect::<Vec<_>>(),
     })
 }
-
-/// Open statuses: the default work queue.
-const OPEN: &[Status] = &[Status::AwaitingReceipt, Status::Accepted, Status::Handling, Status::Returned];
 
 async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     authenticate(&s, &headers, Role::Viewer).await?;
     let policy = s.policy();
     let now = ledger::now_ms();
-    let statuses: Vec<Status> = match q.get("status").map(String::as_str) {
-        None | Some("") | Some("open") => OPEN.to_vec(),
-        Some("all") => Status::ALL.to_vec(),
-        Some(list) => list
-            .split(',')
-            .map(|x| Status::parse(x.trim()).ok_or_else(|| ApiError::bad_request(format!("unknown status {x:?}"))))
-            .collect::<Result<_, _>>()?,
-    };
-    let owner: Option<DivisionCode> = match q.get("owner").map(String::as_str) {
-        None | Some("") => Some(s.node.division),
-        Some("all") => None,
-        Some(code) => Some(code.parse().map_err(|e| ApiError::bad_request(format!("owner: {e}")))?),
-    };
-    let urgency = q.get("urgency").map(|u| Urgency::parse(u).ok_or_else(|| ApiError::bad_request("urgency must be normal or urgent"))).transpose()?;
-    let overdue = match q.get("overdue").map(String::as_str) {
-        None | Some("") => None,
-        Some("true") | Some("1") => Some(true),
-        Some("false") | Some("0") => Some(false),
-        Some(_) => return Err(ApiError::bad_request("overdue must be true or false")),
-    };
-    let waiting = match q.get("waiting_calendar").map(String::as_str) {
-        None | Some("") | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(_) => return Err(ApiError::bad_request("waiting_calendar must be true or false")),
-    };
-    let category = q.get("category").cloned().unwrap_or_default();
+    let filter = crate::queue::Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
     let limit: usize = match q.get("limit") {
         None => 100,
         Some(l) => l.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| ApiError::bad_request("limit must be 1 to 1000"))?,
     };
-    let keep = |c: &CaseSummary| {
-        statuses.contains(&c.status)
-            && urgency.is_none_or(|u| c.urgency == u)
-            && overdue.is_none_or(|o| c.is_overdue(now) == o)
-            && c.category.starts_with(&category)
-            && (!waiting || !c.waiting.is_empty())
+    let after = match q.get("after").filter(|a| !a.is_empty()) {
+        Some(a) => Some(crate::queue::Cursor::parse(a).ok_or_else(|| ApiError::bad_request("after must be the `next` value of an earlier page"))?),
+        None => None,
     };
-    let mut found: Vec<CaseSummary> = Vec::new();
-    match owner {
-        Some(owner) => {
-            for st in &statuses {
-                let mut ids = Vec::new();
-                s.store.queue(owner.as_u64(), *st as u8, |id| {
-                    ids.push(id);
-                    true
-                })?;
-                for id in ids {
-                    if let Some(c) = s.store.case_summary(&id)?
-                        && keep(&c) {
-                            found.push(c);
-                        }
-                }
-            }
-        }
-        None => s.store.all_summaries(|c| {
-            if keep(&c) {
-                found.push(c);
-            }
-            true
-        })?,
-    }
-    found.sort_by_key(|c| (c.next_due_ms.unwrap_or(u64::MAX), c.filed_ms));
-    let total = found.len();
-    found.truncate(limit);
+    let store = s.store.clone();
+    let p = policy.clone();
+    let page = tokio::task::spawn_blocking(move || crate::queue::page(&store, &filter, &p, now, after.as_ref(), limit))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(Json(json!({
-        "total": total,
-        "cases": found.iter().map(|c| summary_json(&policy, c, now)).collect::<Vec<_>>(),
+        "total": page.total,
+        "total_exact": page.total_exact,
+        "cases": page.cases.iter().map(|c| summary_json(&policy, c, now)).collect::<Vec<_>>(),
+        "next": page.next.map(|c| c.to_string()),
     })))
 }
 

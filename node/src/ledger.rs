@@ -534,6 +534,7 @@ impl Writer {
                 merges.push(summary.id);
             }
             batch.put_summary(t.before.as_ref(), &summary);
+            index_search(&mut batch, &t.state, &summary, t.before.is_none());
             // As the next group finds it, if it changes the case again.
             t.before = Some(summary);
         }
@@ -616,6 +617,9 @@ impl Writer {
         if policy_added && let Err(e) = self.refold_waiting() {
             // The policy is stored; the pass runs again at start-up.
             tracing::error!("re-folding cases after a new policy version failed: {e}");
+        }
+        if policy_added && let Err(e) = self.shared.store.set_repeat_window(self.shared.policy().repeat_window_days) {
+            tracing::error!("settling repeat marks after a new policy version failed: {e}");
         }
     }
 
@@ -807,8 +811,7 @@ impl Writer {
                 self.act(policy, now, p, case, action, operator, Some((blob, bytes))).map(Outcome::Step)
             }
             Op::AutoSupervise { case, kind, started_ms, grade, raised, note } => {
-                let level = if raised { "/raised" } else { "" };
-                let marker = |g: SuperviseGrade| format!("{}{case}/{}/{started_ms}/{}{level}", meta::SUPERVISED_PREFIX, kind.as_str(), g.as_str());
+                let marker = |g: SuperviseGrade| crate::supervisor::marker(&case, kind, started_ms, g, raised);
                 p.settle_if(|f| f.w.meta)?;
                 if self.shared.store.meta_get(&marker(grade))?.is_some() {
                     return Err(LedgerError::AlreadyDone);
@@ -1395,6 +1398,16 @@ pub fn fix_crossing_merges(store: &Store, policy: &PolicySet, trust: &Trust, cas
     Ok(changed)
 }
 
+/// Files a case in the search indexes: its words when it is new, its
+/// complainant's phone and ID number once the contact is held (in this
+/// batch, or already stored for a new case).
+fn index_search(batch: &mut crate::store::Batch<'_>, state: &CaseState, summary: &CaseSummary, new: bool) {
+    if new {
+        batch.index_words(&summary.id, summary.filed_ms, &format!("{} {}", state.filing.title, state.filing.content));
+    }
+    batch.index_contact(summary, new);
+}
+
 /// Rebuilds every derived column family from the records, in feed order.
 pub fn reindex(store: &Store, policy: &PolicySet, trust: &Trust) -> Result<usize> {
     store.clear_derived()?;
@@ -1442,7 +1455,9 @@ pub fn reindex(store: &Store, policy: &PolicySet, trust: &Trust) -> Result<usize
             if state.merge_event.is_some() {
                 merged.push(state.id);
             }
-            batch.put_summary(None, &CaseSummary::of(&state));
+            let summary = CaseSummary::of(&state);
+            batch.put_summary(None, &summary);
+            index_search(&mut batch, &state, &summary, true);
         }
         store.commit(batch)?;
     }

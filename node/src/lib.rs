@@ -15,12 +15,18 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod console;
+pub mod export;
+pub mod index;
+#[cfg(test)]
+mod index_tests;
 pub mod integrity;
 pub mod ledger;
 pub mod net;
 pub mod node;
 pub mod policy_api;
+pub mod queue;
 pub mod report;
+pub mod search;
 pub mod stats;
 pub mod status;
 pub mod store;

@@ -54,6 +54,11 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Export for analytics (while the node is stopped).
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Measure this disk: synced WriteBatch(256) and single synced writes (benchmark helper).
     #[command(hide = true)]
     BenchStore {
@@ -80,6 +85,23 @@ enum Command {
     Verify {
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Write Parquet tables (cases, events, stats; no personal data) into a
+    /// directory. A second run adds only the new events and replaces the
+    /// case and statistics snapshots.
+    Parquet {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output directory (created if missing; holds manifest.json).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Only events and cases (by filing time) on or after this day, YYYY-MM-DD (China time).
+        #[arg(long)]
+        since: Option<String>,
     },
 }
 
@@ -176,8 +198,17 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
             let (trust, policy) = zongzhi_node::ledger::Shared::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
+            store.set_repeat_window(policy.current().repeat_window_days)?;
             let n = ledger::reindex(&store, &policy, &trust)?;
+            store.reindexed()?;
             println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
+        }
+        Command::Export { command: ExportCommand::Parquet { config, dir, since } } => {
+            let cfg = Config::load(&config)?;
+            let key = node::load_key(&cfg)?;
+            let store = node::open_store(&cfg, &key)?;
+            let outcome = zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &dir, since.as_deref())?;
+            println!("{outcome} (in {})", dir.display());
         }
         Command::BenchStats { dir, units, months, categories, queries } => {
             let v = zongzhi_node::stats::bench(&dir, units, months, categories, queries)?;

@@ -674,12 +674,11 @@ fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cu
     let store = &shared.store;
     let trust = shared.trust().clone();
     let mut cases = Vec::new();
-    store.all_summaries(|s| {
-        if s.urgency == zongzhi_protocol::case::Urgency::Urgent && s.status.is_open() {
+    for id in store.urgent_open_cases()? {
+        if let Some(s) = store.case_summary(&id)? {
             cases.push(s);
         }
-        true
-    })?;
+    }
     let mut picked: Vec<(u64, RecordId)> = Vec::new();
     let mut blobs = Vec::new();
     for s in &cases {

@@ -104,6 +104,13 @@ pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
 /// Loads the shared state (policy, trust) over an open store.
 pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyhow::Result<Shared> {
     let (trust, policy) = Shared::load_trust_and_policy(&store, root_key(cfg, &key))?;
+    store.set_repeat_window(policy.current().repeat_window_days)?;
+    if store.needs_reindex() {
+        tracing::warn!("this data directory was written by the previous schema: rebuilding its derived data (indexes, summaries, statistics)");
+        let n = ledger::reindex(&store, &policy, &trust)?;
+        store.reindexed()?;
+        tracing::info!("rebuilt derived data for {n} cases");
+    }
     let (feed, _) = tokio::sync::watch::channel(0);
     Ok(Shared {
         store,

@@ -13,7 +13,6 @@ use zongzhi_protocol::{DivisionCode, Level};
 
 use crate::stats::{self, By};
 use crate::store::{Result, Store};
-use crate::summary::CaseSummary;
 
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -25,21 +24,23 @@ pub struct Query {
     pub kpis: Vec<Kpi>,
 }
 
-/// The group a case summary counts in, its unit being `unit` (the owner for
-/// open-overdue counts, the filing center for repeats).
-fn group_of(by: By, unit: DivisionCode, s: &CaseSummary) -> Option<String> {
+/// The group an open clock's case counts in, by its owner.
+fn group_of(by: By, e: &crate::index::ClockEntry) -> Option<String> {
+    let unit = e.owner;
     Some(match by {
         By::Unit => unit.to_string(),
         By::Level => unit.level().as_str().to_string(),
         By::Subtree(level) => unit.lineage().into_iter().find(|u| u.level() == level)?.to_string(),
-        By::Category => s.category.clone(),
-        By::Channel => s.channel.as_str().to_string(),
+        By::Category => e.category.clone(),
+        By::Channel => zongzhi_protocol::case::Channel::ALL.get(e.channel as usize)?.as_str().to_string(),
     })
 }
 
 /// Per group and in total: open cases in `scope` whose resolution (or
-/// re-handling) clock ran out before `now` with the due month in `months`;
-/// and cases filed in scope in `months` that repeat an earlier complaint.
+/// re-handling) clock ran out before `now` with the due month in `months`
+/// (from the clock index: only clocks due in the period are read); and
+/// cases filed in scope in `months` that repeat an earlier complaint (the
+/// repeat counters, settled at write time).
 struct QueryTime {
     overdue: HashMap<String, i64>,
     overdue_total: i64,
@@ -47,47 +48,44 @@ struct QueryTime {
     repeats_total: i64,
 }
 
-fn query_time(store: &Store, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<QueryTime> {
+/// Unix ms of the first instant of a month (YYYYMM), China time.
+fn month_start_ms(month: u32) -> Option<u64> {
+    let (y, m) = ((month / 100) as i16, (month % 100) as i8);
+    let z = jiff::civil::date(y, m, 1).to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).ok()?;
+    u64::try_from(z.timestamp().as_millisecond()).ok()
+}
+
+fn next_month(month: u32) -> u32 {
+    if month % 100 >= 12 { (month / 100 + 1) * 100 + 1 } else { month + 1 }
+}
+
+fn query_time(store: &Store, q: &Query, now: u64) -> Result<QueryTime> {
     let mut per: HashMap<String, i64> = HashMap::new();
     let mut total = 0;
-    // (contact, category) → filing times, and the candidate repeats.
-    let mut seen: HashMap<(zongzhi_protocol::BlobHash, String), Vec<u64>> = HashMap::new();
-    let mut candidates: Vec<(zongzhi_protocol::BlobHash, String, u64, Option<String>)> = Vec::new();
-    store.all_summaries(|s| {
-        if let Some(contact) = s.contact
-            && s.status != zongzhi_protocol::Status::Void
-        {
-            seen.entry((contact, s.category.clone())).or_default().push(s.filed_ms);
-            if q.scope.contains(s.filed_by) && kpi::month_of(s.filed_ms).is_some_and(|m| q.months.contains(&m)) {
-                candidates.push((contact, s.category.clone(), s.filed_ms, group_of(q.by, s.filed_by, &s)));
-            }
-        }
-        if s.status.is_open() && q.scope.contains(s.owner) {
-            let late = s.running.iter().any(|(kind, _, due)| {
-                matches!(kind, DeadlineKind::Resolution | DeadlineKind::Rehandle)
-                    && *due < now
-                    && kpi::month_of(*due).is_some_and(|m| q.months.contains(&m))
-            });
-            if late {
-                total += 1;
-                if let Some(g) = group_of(q.by, s.owner, &s) {
-                    *per.entry(g).or_default() += 1;
-                }
+    let from = q.months.iter().min().and_then(|m| month_start_ms(*m)).unwrap_or(0);
+    let to = q.months.iter().max().and_then(|m| month_start_ms(next_month(*m))).unwrap_or(u64::MAX).min(now);
+    let mut seen = std::collections::HashSet::new();
+    crate::index::clocks_due(store, crate::index::EVERY, from, to, |e| {
+        let counts = matches!(e.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle)
+            && q.scope.contains(e.owner)
+            && kpi::month_of(e.due_ms).is_some_and(|m| q.months.contains(&m));
+        if counts && seen.insert(e.case) {
+            total += 1;
+            if let Some(g) = group_of(q.by, &e) {
+                *per.entry(g).or_default() += 1;
             }
         }
         true
     })?;
-    let window = policy.repeat_window_days as u64 * 86_400_000;
     let mut repeats: HashMap<String, i64> = HashMap::new();
     let mut repeats_total = 0;
-    for (contact, category, filed, group) in candidates {
-        let earlier = seen.get(&(contact, category)).is_some_and(|times| times.iter().any(|t| *t < filed && filed - t <= window));
-        if earlier {
-            repeats_total += 1;
-            if let Some(g) = group {
-                *repeats.entry(g).or_default() += 1;
-            }
+    for (g, c) in stats::rollup_tagged(store, q.scope, &q.months, q.by, stats::REPEAT_TAGS)? {
+        if c[0] != 0 {
+            repeats.insert(g, c[0]);
         }
+    }
+    for c in stats::rollup_tagged(store, q.scope, &q.months, By::Subtree(q.scope.level()), stats::REPEAT_TAGS)?.values() {
+        repeats_total += c[0];
     }
     Ok(QueryTime { overdue: per, overdue_total: total, repeats, repeats_total })
 }
@@ -121,7 +119,7 @@ fn unit_names(trust: &Trust) -> HashMap<String, String> {
 pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<Value> {
     let groups = stats::rollup(store, q.scope, &q.months, q.by)?;
     let totals = stats::rollup(store, q.scope, &q.months, By::Subtree(q.scope.level()))?;
-    let qt = query_time(store, policy, q, now)?;
+    let qt = query_time(store, q, now)?;
     let (overdue, overdue_total) = (&qt.overdue, qt.overdue_total);
     let names = unit_names(trust);
     let mut rows: Vec<(String, Figures)> = Vec::new();

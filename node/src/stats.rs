@@ -18,6 +18,10 @@ use zongzhi_protocol::{DivisionCode, Level};
 /// Tag of a unit's own figures.
 pub const OWN: u8 = 0;
 
+/// Added to a tag: the repeat-complaint counts (one counter, index 0),
+/// settled from the repeat index ([`crate::index`]), not from a case's facts.
+pub const REPEAT_TAGS: u8 = 0x10;
+
 /// Tag of the subtree totals of units at `level`.
 pub fn subtree_tag(level: Level) -> u8 {
     level as u8 + 1
@@ -164,6 +168,12 @@ impl By {
 /// Counter sums per group over the months given, within `scope`'s subtree.
 /// Groups are unit codes, level names, category codes or channel codes.
 pub fn rollup(store: &crate::store::Store, scope: DivisionCode, months: &[u32], by: By) -> crate::store::Result<std::collections::BTreeMap<String, Counts>> {
+    rollup_tagged(store, scope, months, by, 0)
+}
+
+/// As [`rollup`], over the counters stored under tags offset by `base`
+/// ([`REPEAT_TAGS`] for the repeat counts).
+pub fn rollup_tagged(store: &crate::store::Store, scope: DivisionCode, months: &[u32], by: By, base: u8) -> crate::store::Result<std::collections::BTreeMap<String, Counts>> {
     use std::collections::BTreeMap;
     let mut out: BTreeMap<String, Counts> = BTreeMap::new();
     let range = scope.subtree_range();
@@ -180,6 +190,7 @@ pub fn rollup(store: &crate::store::Store, scope: DivisionCode, months: &[u32], 
             // The scope's own subtree total, split by category or channel.
             By::Category | By::Channel => (subtree_tag(scope.level()), scope.as_u64(), scope.as_u64()),
         };
+        let tag = tag + base;
         let from = key(month, tag, lo, 0, "");
         let to = key(month, tag, hi.saturating_add(1), 0, "");
         store.scan_stats(&from, &to, |k, v| {

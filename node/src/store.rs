@@ -12,7 +12,7 @@
 //! | `cursors` | peer ‖ direction | epoch ‖ seq |
 //! | `case_state` | case id | [`CaseSummary`] (binary codec) — derived |
 //! | `case_numbers` | case number | case id — derived |
-//! | `queue` | owner ‖ status ‖ due (BE) ‖ case id | empty — derived |
+//! | `queue`, `queue_cat`, `counts`, `clocks`, `urgent`, `repeats`, `repeat_marks`, `repeat_dirty`, `contacts`, `words` | see [`crate::index`] | derived |
 //! | `stats` | month ‖ tag ‖ unit ‖ channel ‖ category | counters (merge operator) — derived |
 //! | `meta` | name | value |
 //! | `accounts` | user name | account (JSON) |
@@ -31,7 +31,8 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Serialize};
-use zongzhi_protocol::{NodeId, RecordId};
+use zongzhi_protocol::case::Urgency;
+use zongzhi_protocol::{DivisionCode, NodeId, RecordId};
 
 use crate::summary::CaseSummary;
 
@@ -43,7 +44,10 @@ use crate::summary::CaseSummary;
 /// Schema 4: records of format 2 (case events name their policy version),
 /// the waiting index. Older directories hold format-1 records, which cannot
 /// be re-signed: they are refused, not converted.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Schema 5: the list, clock, repeat and search indexes ([`crate::index`]);
+/// a schema-4 directory is opened and its derived data rebuilt
+/// ([`Store::needs_reindex`]).
+pub const SCHEMA_VERSION: u32 = 5;
 
 const CF_RECORDS: &str = "records";
 const CF_FEED: &str = "feed";
@@ -53,7 +57,7 @@ const CF_PENDING: &str = "pending";
 const CF_CURSORS: &str = "cursors";
 const CF_CASE_STATE: &str = "case_state";
 const CF_CASE_NUMBERS: &str = "case_numbers";
-const CF_QUEUE: &str = "queue";
+pub(crate) const CF_QUEUE: &str = "queue";
 const CF_STATS: &str = "stats";
 const CF_META: &str = "meta";
 const CF_ACCOUNTS: &str = "accounts";
@@ -66,14 +70,27 @@ const CF_REPORTS: &str = "reports";
 /// Case id → (): cases to fold again when a policy version arrives
 /// (derived: see `CaseSummary::needs_policy`).
 const CF_WAITING: &str = "waiting";
+pub(crate) const CF_QUEUE_CAT: &str = "queue_cat";
+pub(crate) const CF_COUNTS: &str = "counts";
+pub(crate) const CF_CLOCKS: &str = "clocks";
+pub(crate) const CF_URGENT: &str = "urgent";
+pub(crate) const CF_REPEATS: &str = "repeats";
+pub(crate) const CF_REPEAT_MARKS: &str = "repeat_marks";
+pub(crate) const CF_REPEAT_DIRTY: &str = "repeat_dirty";
+pub(crate) const CF_CONTACTS: &str = "contacts";
+pub(crate) const CF_WORDS: &str = "words";
 
 const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
     CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
+    CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS,
 ];
 
 /// Column families rebuilt by `reindex`.
-const DERIVED_CFS: &[&str] = &[CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS, CF_WAITING];
+const DERIVED_CFS: &[&str] = &[
+    CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS, CF_WAITING, CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS,
+    CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,10 +127,22 @@ pub mod meta {
     pub const SERIAL_PREFIX: &str = "case_serial/";
     /// Automatic supervision issued: prefix + case/clock/started/grade → notice id.
     pub const SUPERVISED_PREFIX: &str = "supervised/";
+    /// This node's secret for the keyed hashes of the contact index (32 bytes).
+    pub const SEARCH_KEY: &str = "search_key";
+    /// The repeat window (days, u32 BE) the repeat marks were settled with.
+    pub const REPEAT_WINDOW: &str = "repeat_window_days";
 }
 
 pub struct Store {
     db: DB,
+    /// Opened over a directory of the previous schema: derived data must be rebuilt.
+    needs_reindex: std::sync::atomic::AtomicBool,
+    /// The repeat window in days the repeat marks follow (the policy's).
+    repeat_window_days: std::sync::atomic::AtomicU32,
+    /// Serializes repeat-mark settling (read, compare, write).
+    repeat_lock: std::sync::Mutex<()>,
+    /// Keyed-hash secret of the contact index.
+    search_key: [u8; 32],
     /// Size of the last committed batch's buffer: the next batch reserves
     /// as much, so a large one is not copied over and over as it grows.
     batch_hint: std::sync::atomic::AtomicUsize,
@@ -142,14 +171,6 @@ fn split_feed_value(v: &[u8]) -> Option<(RecordId, &[u8])> {
     Some((id_from(v)?, v.get(32..)?))
 }
 
-fn queue_key(s: &CaseSummary) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + 1 + 8 + 32);
-    k.extend_from_slice(&s.owner.as_u64().to_be_bytes());
-    k.push(s.status as u8);
-    k.extend_from_slice(&s.next_due_ms.unwrap_or(u64::MAX).to_be_bytes());
-    k.extend_from_slice(&s.id.0);
-    k
-}
 
 impl Store {
     /// Opens (creating if needed) the store in `path`.
@@ -160,6 +181,12 @@ impl Store {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Zstd);
         opts.set_keep_log_file_num(4);
+        // Memory with many column families: memtables of all of them
+        // together stay under one budget (RocksDB flushes the largest when
+        // it is reached), and a family written rarely does not keep old WAL
+        // files alive.
+        opts.set_db_write_buffer_size(192 << 20);
+        opts.set_max_total_wal_size(256 << 20);
         // Most look-ups on the receive path are for records not yet held:
         // bloom filters answer those without reading data blocks.
         let mut table = rocksdb::BlockBasedOptions::default();
@@ -177,13 +204,20 @@ impl Store {
                 o.set_memtable_whole_key_filtering(true);
                 o.set_memtable_prefix_bloom_ratio(0.05);
             }
-            if *name == CF_STATS {
+            if *name == CF_STATS || *name == CF_COUNTS {
                 o.set_merge_operator_associative("zongzhi-stats-add", crate::stats::merge);
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let store = Store { db, batch_hint: std::sync::atomic::AtomicUsize::new(0) };
+        let store = Store {
+            db,
+            batch_hint: std::sync::atomic::AtomicUsize::new(0),
+            needs_reindex: std::sync::atomic::AtomicBool::new(false),
+            repeat_window_days: std::sync::atomic::AtomicU32::new(180),
+            repeat_lock: std::sync::Mutex::new(()),
+            search_key: [0; 32],
+        };
         match store.meta_get(meta::SCHEMA)? {
             None => {
                 let mut b = store.batch();
@@ -194,11 +228,24 @@ impl Store {
                 let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
                 match found {
                     SCHEMA_VERSION => {}
+                    // Same records, fewer indexes: rebuilt before use.
+                    4 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
                     _ => return Err(StoreError::Schema { found }),
                 }
             }
         }
-        Ok(store)
+        let search_key = match store.meta_get(meta::SEARCH_KEY)? {
+            Some(k) if k.len() == 32 => k.as_slice().try_into().unwrap_or([0; 32]),
+            _ => {
+                let mut k = [0u8; 32];
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut k);
+                let mut b = store.batch();
+                b.put_meta(meta::SEARCH_KEY, &k);
+                store.commit(b)?;
+                k
+            }
+        };
+        Ok(Store { search_key, ..store })
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
@@ -219,15 +266,125 @@ impl Store {
             ops: Vec::with_capacity(hint / 256),
             buf: Vec::with_capacity(hint),
             stats: std::collections::HashMap::new(),
+            counts: std::collections::HashMap::new(),
+            blobs: std::collections::HashMap::new(),
+            repeat_groups: std::collections::BTreeSet::new(),
         }
     }
 
-    /// Writes a batch atomically and durably (fsync of the WAL).
+    /// Writes a batch atomically and durably (fsync of the WAL), then
+    /// settles the repeat marks of the complainant groups it changed.
     pub fn commit(&self, mut batch: Batch<'_>) -> Result<()> {
         batch.seal();
+        let groups = std::mem::take(&mut batch.repeat_groups);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch.inner, &wo)?;
+        // The batch is durable whatever happens next: a failure here leaves
+        // the groups marked in `repeat_dirty` for start-up to settle.
+        if !groups.is_empty()
+            && let Err(e) = self.settle_repeats(groups.into_iter().collect())
+        {
+            tracing::error!("settling repeat marks failed (retried at start-up): {e}");
+        }
+        Ok(())
+    }
+
+    /// Was opened over the previous schema's directory: the caller rebuilds
+    /// the derived data (`ledger::reindex`) and then calls [`Store::reindexed`].
+    pub fn needs_reindex(&self) -> bool {
+        self.needs_reindex.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records that the derived data follows this schema.
+    pub fn reindexed(&self) -> Result<()> {
+        let mut b = self.batch();
+        b.put_meta(meta::SCHEMA, &SCHEMA_VERSION.to_be_bytes());
+        self.commit(b)?;
+        self.needs_reindex.store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The keyed hash under which the contact index files a phone or ID number.
+    pub fn contact_key(&self, normalized: &str) -> [u8; 16] {
+        let h = blake3::keyed_hash(&self.search_key, normalized.as_bytes());
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&h.as_bytes()[..16]);
+        k
+    }
+
+    pub(crate) fn repeat_window_ms(&self) -> u64 {
+        self.repeat_window_days.load(std::sync::atomic::Ordering::Relaxed) as u64 * 86_400_000
+    }
+
+    /// Sets the repeat window (from the current policy). When it differs
+    /// from the one the stored marks were settled with, every group is
+    /// settled again; groups a crash left unsettled are settled in any case.
+    pub fn set_repeat_window(&self, days: u32) -> Result<()> {
+        self.repeat_window_days.store(days, std::sync::atomic::Ordering::Relaxed);
+        let stored = self.meta_get(meta::REPEAT_WINDOW)?.and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes));
+        let mut groups: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
+        let cf = if stored == Some(days) { CF_REPEAT_DIRTY } else { CF_REPEATS };
+        self.scan_prefix(cf, &[], |k, _| {
+            if let Some(g) = k.get(..crate::index::REPEAT_GROUP) {
+                groups.insert(g.to_vec());
+            }
+            true
+        })?;
+        for chunk in groups.into_iter().collect::<Vec<_>>().chunks(4096) {
+            self.settle_repeats(chunk.to_vec())?;
+        }
+        if stored != Some(days) {
+            let mut b = self.batch();
+            b.put_meta(meta::REPEAT_WINDOW, &days.to_be_bytes());
+            self.commit(b)?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes the repeat marks of complainant groups from the committed
+    /// `repeats` index: a case repeats when the same complainant filed in
+    /// the same category within the window before it. The statistics'
+    /// repeat counters change by the marks added and removed.
+    fn settle_repeats(&self, groups: Vec<Vec<u8>>) -> Result<()> {
+        let _guard = self.repeat_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let window = self.repeat_window_ms();
+        let mut b = self.batch();
+        for g in &groups {
+            let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            self.scan_prefix(CF_REPEATS, g, |k, v| {
+                entries.push((k.to_vec(), v.to_vec()));
+                true
+            })?;
+            let mut marked: std::collections::HashMap<Vec<u8>, Vec<u8>> = std::collections::HashMap::new();
+            self.scan_prefix(CF_REPEAT_MARKS, g, |k, v| {
+                marked.insert(k.to_vec(), v.to_vec());
+                true
+            })?;
+            // Sorted by filing time: a case repeats when the latest filing
+            // strictly before it lies within the window.
+            let (mut current, mut before): (Option<u64>, Option<u64>) = (None, None);
+            for (k, v) in &entries {
+                let t = crate::index::u64_at(k, crate::index::REPEAT_GROUP).unwrap_or(0);
+                if current.is_none_or(|c| t > c) {
+                    before = current;
+                    current = Some(t);
+                }
+                let repeats = before.is_some_and(|p| t - p <= window);
+                if repeats != marked.remove(k).is_some() {
+                    b.repeat_mark(k, v, repeats);
+                }
+            }
+            // Marks of cases no longer in the group (voided).
+            for (k, v) in marked {
+                b.repeat_mark(&k, &v, false);
+            }
+            b.delete(CF_REPEAT_DIRTY, g);
+        }
+        b.seal();
+        // Derived and recomputable: a crash before the next synced write
+        // loses this batch and the dirty markers it deletes together.
+        self.db.write(std::mem::take(&mut b.inner))?;
         Ok(())
     }
 
@@ -258,6 +415,66 @@ impl Store {
             }
         })?;
         Ok(out)
+    }
+
+    /// A derived index's value under `key` ([`crate::index`]).
+    pub(crate) fn index_get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get(cf, key)
+    }
+
+    /// Calls `f` on the entries of an index with keys in `[from, to)`, in
+    /// key order, until it returns false.
+    pub(crate) fn index_scan(&self, cf: &'static str, from: &[u8], to: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), ro);
+        it.seek(from);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !f(k, v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        Ok(it.status()?)
+    }
+
+    /// A case count of the list streams ([`crate::index`], `counts`).
+    pub(crate) fn index_count(&self, key: &[u8]) -> Result<i64> {
+        Ok(self.get(CF_COUNTS, key)?.map(|v| crate::stats::decode(&v)[0]).unwrap_or(0))
+    }
+
+    /// Merges several key ranges of one index into one scan ordered by the
+    /// part of each key after its range's prefix: `ranges` holds (prefix,
+    /// lower bound of the rest, upper bound of the rest, exclusive).
+    /// Calls `f(range, rest of key, value)` in that order until it returns
+    /// false. Costs one seek per range plus one step per entry visited.
+    pub(crate) fn index_merge(&self, cf: &'static str, ranges: &[(Vec<u8>, Vec<u8>, Vec<u8>)], mut f: impl FnMut(usize, &[u8], &[u8]) -> bool) -> Result<()> {
+        use std::cmp::Reverse;
+        let mut iters = Vec::with_capacity(ranges.len());
+        let mut heap = std::collections::BinaryHeap::with_capacity(ranges.len());
+        for (i, (prefix, lo, hi)) in ranges.iter().enumerate() {
+            let mut ro = rocksdb::ReadOptions::default();
+            ro.set_iterate_upper_bound([prefix.as_slice(), hi].concat());
+            let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), ro);
+            it.seek([prefix.as_slice(), lo].concat());
+            if let Some(k) = it.key() {
+                heap.push(Reverse((k[prefix.len()..].to_vec(), i)));
+            }
+            it.status()?;
+            iters.push(it);
+        }
+        while let Some(Reverse((rest, i))) = heap.pop() {
+            let it = &mut iters[i];
+            if !f(i, &rest, it.value().unwrap_or_default()) {
+                return Ok(());
+            }
+            it.next();
+            if let Some(k) = it.key() {
+                heap.push(Reverse((k[ranges[i].0.len()..].to_vec(), i)));
+            }
+            it.status()?;
+        }
+        Ok(())
     }
 
     /// Compacts the statistics column family (benchmarks).
@@ -500,6 +717,30 @@ impl Store {
         }
     }
 
+    /// Cases whose number starts with `prefix`, in number order, after the
+    /// number `after`, at most `limit`; with the last number when more follow.
+    pub fn numbers_after(&self, prefix: &str, after: Option<&[u8]>, limit: usize) -> Result<(Vec<RecordId>, Option<Vec<u8>>)> {
+        let from = after.map(<[u8]>::to_vec).unwrap_or_else(|| prefix.as_bytes().to_vec());
+        let to = [prefix.as_bytes(), &[0xFF]].concat();
+        let mut out: Vec<(RecordId, Vec<u8>)> = Vec::new();
+        let mut more = false;
+        self.index_scan(CF_CASE_NUMBERS, &from, &to, |k, v| {
+            if after.is_some_and(|a| k <= a) {
+                return true;
+            }
+            if out.len() == limit {
+                more = true;
+                return false;
+            }
+            if let Some(id) = id_from(v) {
+                out.push((id, k.to_vec()));
+            }
+            true
+        })?;
+        let next = if more { out.last().map(|(_, k)| k.clone()) } else { None };
+        Ok((out.into_iter().map(|(id, _)| id).collect(), next))
+    }
+
     pub fn case_by_number(&self, number: &str) -> Result<Option<RecordId>> {
         Ok(self.get(CF_CASE_NUMBERS, number.as_bytes())?.and_then(|v| id_from(&v)))
     }
@@ -514,7 +755,6 @@ impl Store {
         })
     }
 
-    /// Every case summary, in case id order.
     /// The cases the waiting index names.
     pub fn waiting_cases(&self) -> Result<Vec<RecordId>> {
         let mut out = Vec::new();
@@ -526,6 +766,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Open urgent cases (the `urgent` index).
+    pub fn urgent_open_cases(&self) -> Result<Vec<RecordId>> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_URGENT, &[], |k, _| {
+            if let Some(id) = id_from(k) {
+                out.push(id);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Every case summary, in case id order (tests, integrity checks and
+    /// exports of everything; no request path or worker).
     pub fn all_summaries(&self, f: impl FnMut(CaseSummary) -> bool) -> Result<()> {
         self.scan_decoded(CF_CASE_STATE, CaseSummary::decode, f)
     }
@@ -606,7 +860,11 @@ impl Store {
         let mut out = Vec::new();
         for cf in DERIVED_CFS {
             self.scan_prefix(cf, &[], |k, v| {
-                out.push((cf.to_string(), k.to_vec(), v.to_vec()));
+                // A counter merged back to zero is the same as none.
+                let zero = [CF_STATS, CF_COUNTS].contains(cf) && crate::stats::decode(v).iter().all(|x| *x == 0);
+                if !zero {
+                    out.push((cf.to_string(), k.to_vec(), v.to_vec()));
+                }
                 true
             })?;
         }
@@ -643,6 +901,12 @@ pub struct Batch<'a> {
     buf: Vec<u8>,
     /// Statistics deltas, summed per key until the batch is written.
     stats: std::collections::HashMap<Vec<u8>, zongzhi_protocol::kpi::Counts>,
+    /// Case count deltas of the list streams, summed per key.
+    counts: std::collections::HashMap<Vec<u8>, zongzhi_protocol::kpi::Counts>,
+    /// Blobs put in this batch: hash → place of the bytes in `buf`.
+    blobs: std::collections::HashMap<[u8; 32], (usize, usize)>,
+    /// Complainant groups whose repeat marks to settle after the write.
+    repeat_groups: std::collections::BTreeSet<Vec<u8>>,
 }
 
 impl Batch<'_> {
@@ -677,12 +941,13 @@ impl Batch<'_> {
     /// before (the writer seals on its own thread, so the commit thread
     /// only writes).
     pub fn seal(&mut self) {
-        if self.ops.is_empty() && self.stats.is_empty() {
+        if self.ops.is_empty() && self.stats.is_empty() && self.counts.is_empty() {
             return;
         }
         self.store.batch_hint.store(self.buf.len(), std::sync::atomic::Ordering::Relaxed);
         let ops = std::mem::take(&mut self.ops);
         let buf = std::mem::take(&mut self.buf);
+        self.blobs.clear();
         let key = |at: usize| {
             let (k, n) = ops[at].key;
             &buf[k..k + n]
@@ -719,9 +984,11 @@ impl Batch<'_> {
         }
         // Statistics changes of the whole batch, one merge per key: many
         // events of a batch touch the same (month, unit, category) counters.
-        for (k, d) in std::mem::take(&mut self.stats) {
-            if d.iter().any(|x| *x != 0) {
-                self.inner.merge_cf(self.store.cf(CF_STATS), &k, crate::stats::encode(&d));
+        for (cf, map) in [(CF_STATS, std::mem::take(&mut self.stats)), (CF_COUNTS, std::mem::take(&mut self.counts))] {
+            for (k, d) in map {
+                if d.iter().any(|x| *x != 0) {
+                    self.inner.merge_cf(self.store.cf(cf), &k, crate::stats::encode(&d));
+                }
             }
         }
     }
@@ -748,10 +1015,7 @@ impl Batch<'_> {
 
     /// Replaces a case's summary and moves its queue entry.
     pub fn put_summary(&mut self, old: Option<&CaseSummary>, new: &CaseSummary) {
-        if let Some(old) = old {
-            self.delete(CF_QUEUE, &queue_key(old));
-        }
-        self.put(CF_QUEUE, &queue_key(new), &[]);
+        self.put_indexes(old, new);
         self.put(CF_CASE_STATE, &new.id.0, &new.encode());
         if new.needs_policy() {
             self.put(CF_WAITING, &new.id.0, &[]);
@@ -773,6 +1037,110 @@ impl Batch<'_> {
         // A case's number is fixed at filing.
         if old.is_none_or(|o| o.number != new.number) {
             self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
+        }
+    }
+
+    /// Moves a case's entries in the list, clock and repeat indexes.
+    fn put_indexes(&mut self, old: Option<&CaseSummary>, new: &CaseSummary) {
+        use crate::index;
+        let queue_keys = |s: &CaseSummary| {
+            let pos = index::position(s);
+            let c8 = index::cat8(&s.category);
+            [index::EVERY, s.owner.as_u64()].map(|o| {
+                ([index::queue_prefix(o, s.status, s.urgency), pos.clone()].concat(), [index::queue_cat_prefix(o, &c8, s.status, s.urgency), pos.clone()].concat())
+            })
+        };
+        let new_keys = queue_keys(new);
+        let entry = index::Entry::of(new).encode();
+        if let Some(old) = old {
+            let old_keys = queue_keys(old);
+            for ((q, c), (nq, nc)) in old_keys.iter().zip(&new_keys) {
+                if q != nq {
+                    self.delete(CF_QUEUE, q);
+                }
+                if c != nc {
+                    self.delete(CF_QUEUE_CAT, c);
+                }
+            }
+            if (old.owner, old.status, old.urgency, &old.category) != (new.owner, new.status, new.urgency, &new.category) {
+                self.count(old, -1);
+                self.count(new, 1);
+            }
+            for e in index::clock_entries(old) {
+                self.delete(CF_CLOCKS, &e.key());
+            }
+        } else {
+            self.count(new, 1);
+        }
+        for (q, c) in &new_keys {
+            self.put(CF_QUEUE, q, &entry);
+            self.put(CF_QUEUE_CAT, c, &entry);
+        }
+        for e in index::clock_entries(new) {
+            self.put(CF_CLOCKS, &e.key(), &e.value());
+        }
+        let urgent_open = |s: &CaseSummary| s.urgency == Urgency::Urgent && s.status.is_open();
+        if urgent_open(new) {
+            self.put(CF_URGENT, &new.id.0, &[]);
+        } else if old.is_some_and(urgent_open) {
+            self.delete(CF_URGENT, &new.id.0);
+        }
+        let (old_r, new_r) = (old.and_then(index::repeat_key), index::repeat_key(new));
+        if old_r != new_r {
+            if let Some(k) = &old_r {
+                self.delete(CF_REPEATS, k);
+                self.mark_dirty(&k[..index::REPEAT_GROUP]);
+            }
+            if let Some(k) = &new_r {
+                self.put(CF_REPEATS, k, &index::repeat_value(new));
+                self.mark_dirty(&k[..index::REPEAT_GROUP]);
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, group: &[u8]) {
+        self.put(CF_REPEAT_DIRTY, group, &[]);
+        self.repeat_groups.insert(group.to_vec());
+    }
+
+    /// Adds `n` to the case counts of the streams a case is listed in.
+    fn count(&mut self, s: &CaseSummary, n: i64) {
+        let c8 = crate::index::cat8(&s.category);
+        for o in [crate::index::EVERY, s.owner.as_u64()] {
+            let mut c = [0i64; zongzhi_protocol::kpi::COUNTERS];
+            c[0] = n;
+            let q = [b"q".as_slice(), &crate::index::queue_prefix(o, s.status, s.urgency)].concat();
+            let k = [b"c".as_slice(), &crate::index::queue_cat_prefix(o, &c8, s.status, s.urgency)].concat();
+            for key in [q, k] {
+                let acc = self.counts.entry(key).or_insert([0; zongzhi_protocol::kpi::COUNTERS]);
+                acc[0] += c[0];
+            }
+        }
+    }
+
+    /// Sets or clears a repeat mark and moves the repeat counters: the
+    /// filing month, the filing unit (its own key and its subtrees'), the
+    /// channel and the category, as the statistics key them.
+    fn repeat_mark(&mut self, key: &[u8], value: &[u8], on: bool) {
+        if on {
+            self.put(CF_REPEAT_MARKS, key, value);
+        } else {
+            self.delete(CF_REPEAT_MARKS, key);
+        }
+        let g = crate::index::REPEAT_GROUP;
+        let (Some(filed), Some(unit), Some(&channel)) = (crate::index::u64_at(key, g), crate::index::u64_at(value, 0), value.get(8)) else { return };
+        let (Some(month), Ok(unit)) = (zongzhi_protocol::kpi::month_of(filed), DivisionCode::new(unit)) else { return };
+        let category = crate::index::cat_of(&key[32..40]);
+        let mut d = [0i64; zongzhi_protocol::kpi::COUNTERS];
+        d[0] = if on { 1 } else { -1 };
+        let mut add = |tag: u8, u: DivisionCode| {
+            let k = crate::stats::key(month, crate::stats::REPEAT_TAGS + tag, u.as_u64(), channel, &category);
+            let acc = self.stats.entry(k).or_insert([0; zongzhi_protocol::kpi::COUNTERS]);
+            acc[0] += d[0];
+        };
+        add(crate::stats::OWN, unit);
+        for a in unit.lineage() {
+            add(crate::stats::subtree_tag(a.level()), a);
         }
     }
 
@@ -823,6 +1191,44 @@ impl Batch<'_> {
 
     pub fn put_blob(&mut self, hash: &[u8; 32], bytes: &[u8]) {
         self.put(CF_BLOBS, hash, bytes);
+        if let Some(op) = self.ops.last()
+            && let Some(v) = op.value
+        {
+            self.blobs.insert(*hash, v);
+        }
+    }
+
+    /// A blob put in this batch or held in the store.
+    fn blob(&self, hash: &[u8; 32], stored: bool) -> Option<Vec<u8>> {
+        if let Some((at, n)) = self.blobs.get(hash) {
+            return Some(self.buf[*at..*at + *n].to_vec());
+        }
+        if stored { self.store.blob(hash).ok().flatten() } else { None }
+    }
+
+    /// Files a new case under the words of its title and content.
+    pub fn index_words(&mut self, case: &RecordId, filed_ms: u64, text: &str) {
+        let suffix = crate::index::search_suffix(filed_ms, case);
+        for t in crate::index::tokens(text) {
+            self.put(CF_WORDS, &crate::index::word_key(&t, &suffix), &[]);
+        }
+    }
+
+    /// Files a case under the keyed hashes of its complainant's phone and ID
+    /// number, when the contact is in this batch or (`stored`) held already.
+    pub fn index_contact(&mut self, s: &CaseSummary, stored: bool) {
+        let Some(hash) = s.contact else { return };
+        let Some(bytes) = self.blob(&hash.0, stored) else { return };
+        if zongzhi_protocol::BlobHash::of(&bytes) != hash {
+            return;
+        }
+        let Ok(c) = zongzhi_protocol::case::Contact::from_bytes(&bytes) else { return };
+        let suffix = crate::index::search_suffix(s.filed_ms, &s.id);
+        let keys: Vec<String> = [crate::index::normalize_phone(&c.phone), crate::index::normalize_id_number(&c.id_number)].into_iter().flatten().collect();
+        for n in keys {
+            let k = [self.store.contact_key(&n).as_slice(), &suffix].concat();
+            self.put(CF_CONTACTS, &k, &[]);
+        }
     }
 
     pub fn put_account<T: Serialize>(&mut self, name: &str, account: &T) {

@@ -9,6 +9,24 @@ use zongzhi_protocol::{CaseState, DivisionCode, RecordId};
 /// Largest stored summary accepted when reading one back.
 const MAX_SUMMARY_BYTES: usize = 1 << 20;
 
+/// A running clock: what it times, the unit whose work it is, when it
+/// started and when it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct RunningClock {
+    pub kind: DeadlineKind,
+    pub unit: DivisionCode,
+    pub started_ms: u64,
+    pub due_ms: u64,
+}
+
+impl RunningClock {
+    /// Has used at least `percent` of its time (overdue or not).
+    pub fn is_due_soon(&self, now_ms: u64, percent: u8) -> bool {
+        let span = self.due_ms.saturating_sub(self.started_ms).max(1);
+        now_ms.saturating_sub(self.started_ms).saturating_mul(100) >= span.saturating_mul(percent as u64)
+    }
+}
+
 /// A derived, stored digest of a case's state. Stored with the binary
 /// codec of signed records (see [`CaseSummary::encode`]); served as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
@@ -31,8 +49,8 @@ pub struct CaseSummary {
     pub supervision: Option<SuperviseGrade>,
     pub returns: u32,
     pub escalations: u32,
-    /// Running clocks: (kind, started ms, due ms).
-    pub running: Vec<(DeadlineKind, u64, u64)>,
+    /// Running clocks with a due time, in the case's clock order.
+    pub running: Vec<RunningClock>,
     pub next_due_ms: Option<u64>,
     pub events: u32,
     /// Units that owned the case or help with it (replication scope).
@@ -86,7 +104,12 @@ impl CaseSummary {
             supervision: state.supervision,
             returns: state.returns,
             escalations: state.escalations,
-            running: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.started_ms, d.due_ms?))).collect(),
+            running: state
+                .deadlines
+                .iter()
+                .filter(|d| d.is_running())
+                .filter_map(|d| Some(RunningClock { kind: d.kind, unit: d.unit, started_ms: d.started_ms, due_ms: d.due_ms? }))
+                .collect(),
             next_due_ms: state.next_due(),
             events: state.timeline.len() as u32,
             units: {
@@ -134,16 +157,13 @@ impl CaseSummary {
     }
 
     pub fn is_overdue(&self, now_ms: u64) -> bool {
-        self.running.iter().any(|(_, _, due)| now_ms > *due)
+        self.running.iter().any(|r| now_ms > r.due_ms)
     }
 
     /// A running clock has used at least `percent` of its time but is not overdue.
     pub fn is_due_soon(&self, now_ms: u64, percent: u8) -> bool {
         !self.is_overdue(now_ms)
-            && self.running.iter().any(|(_, start, due)| {
-                let span = due.saturating_sub(*start).max(1);
-                now_ms.saturating_sub(*start).saturating_mul(100) >= span.saturating_mul(percent as u64)
-            })
+            && self.running.iter().any(|r| r.is_due_soon(now_ms, percent))
     }
 }
 

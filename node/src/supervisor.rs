@@ -24,38 +24,60 @@ pub struct Due {
     pub raised: bool,
 }
 
-/// The notices this node owes at `now`.
+/// The marker `meta` key that records a notice of `grade` issued.
+pub fn marker(case: &RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool) -> String {
+    let level = if raised { "/raised" } else { "" };
+    format!("{}{case}/{}/{started_ms}/{}{level}", crate::store::meta::SUPERVISED_PREFIX, kind.as_str(), grade.as_str())
+}
+
+/// What a scan examined and found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub due: Vec<Due>,
+    /// Overdue clocks read from the clock index.
+    pub examined: usize,
+}
+
+/// The notices this node owes at `now`: read from the clock index, only
+/// clocks past due (the scan costs what is overdue, not what is held),
+/// leaving out those whose notice of the grade earned was issued already.
 pub fn scan(shared: &Shared, now: u64) -> crate::store::Result<Vec<Due>> {
+    Ok(scan_counted(shared, now)?.due)
+}
+
+pub fn scan_counted(shared: &Shared, now: u64) -> crate::store::Result<Scan> {
     let policy = shared.policy();
     let me: DivisionCode = shared.unit;
-    let mut out = Vec::new();
-    shared.store.all_summaries(|s| {
-        if !s.status.is_open() {
+    let mut out = Scan::default();
+    let mut err = None;
+    crate::index::overdue_clocks(&shared.store, now, |e| {
+        out.examined += 1;
+        let units = e.units_handled.max(1) as usize;
+        if supervision::supervisor(e.owner, e.returns, units) != Some(me) {
             return true;
         }
-        let units = s.units_handled.max(1) as usize;
-        if supervision::supervisor(s.owner, s.returns, units) != Some(me) {
-            return true;
-        }
-        for (kind, started_ms, due) in &s.running {
-            if now <= *due {
-                continue;
-            }
-            if let Some(grade) = supervision::grade_for(&policy, now - due) {
-                out.push(Due {
-                    case: s.id,
-                    number: s.number.clone(),
-                    kind: *kind,
-                    started_ms: *started_ms,
-                    grade,
-                    overdue_ms: now - due,
-                    raised: supervision::is_problem_case(s.returns, units),
-                });
+        let Some(grade) = supervision::grade_for(&policy, now - e.due_ms) else { return true };
+        let raised = supervision::is_problem_case(e.returns, units);
+        match shared.store.meta_get(&marker(&e.case, e.kind, e.started_ms, grade, raised)) {
+            Ok(Some(_)) => return true,
+            Ok(None) => {}
+            Err(x) => {
+                err = Some(x);
+                return false;
             }
         }
+        let number = match shared.store.case_summary(&e.case) {
+            Ok(Some(s)) => s.number,
+            Ok(None) => return true,
+            Err(x) => {
+                err = Some(x);
+                return false;
+            }
+        };
+        out.due.push(Due { case: e.case, number, kind: e.kind, started_ms: e.started_ms, grade, overdue_ms: now - e.due_ms, raised });
         true
     })?;
-    Ok(out)
+    err.map_or(Ok(out), Err)
 }
 
 fn note(d: &Due) -> String {

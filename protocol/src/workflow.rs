@@ -125,6 +125,20 @@ pub enum DeadlineKind {
 }
 
 impl DeadlineKind {
+    pub const ALL: &'static [DeadlineKind] = &[
+        DeadlineKind::Registration,
+        DeadlineKind::Routing,
+        DeadlineKind::SignFor,
+        DeadlineKind::Resolution,
+        DeadlineKind::Feedback,
+        DeadlineKind::Rehandle,
+        DeadlineKind::OnSite,
+    ];
+
+    pub fn parse(s: &str) -> Option<DeadlineKind> {
+        DeadlineKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadlineKind::Registration => "registration",

@@ -245,3 +245,115 @@ fn city_admin_keeps_the_policy_through_the_cli() {
     assert!(cli.fails(&["policy", "set"]).contains("nothing to set"));
     node.stop();
 }
+
+/// Display width of `s` in a terminal (CJK and full-width characters take two columns).
+fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// The text of one column of a table `zongzhi` printed: the part of every
+/// line below the header that lies between the display columns where the
+/// header names `from` and `to` start, lines joined.
+fn column_text(table: &str, from: &str, to: &str) -> String {
+    let mut lines = table.lines().skip_while(|l| !(l.contains(from) && l.contains(to)));
+    let header = lines.next().expect("the header line");
+    let col = |needle: &str| display_width(&header[..header.find(needle).unwrap()]);
+    let (a, b) = (col(from), col(to));
+    let mut out = String::new();
+    for line in lines.skip(1) {
+        let mut w = 0;
+        for c in line.chars() {
+            if w >= a && w < b {
+                out.push(c);
+            }
+            w += display_width(&c.to_string());
+        }
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+    }
+    out
+}
+
+/// A village's own work on a case another center owns: after it escalated
+/// and the township resolved, `zongzhi queue --clock feedback` lists the case
+/// (plain `queue` does not: the township owns it); paging with `--after`;
+/// `zongzhi search` by number and by words; `zongzhi show` names the units
+/// and prints the whole reply.
+#[test]
+fn village_finds_its_feedback_work_and_searches_through_the_cli() {
+    let h = zongzhi_tests::Hierarchy::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli { node: h.villages[0].url(), session: dir.path().join("session.json") };
+    let vop = h.villages[0].login("operator", OPERATOR_PASSWORD);
+    let top = h.township.login("operator", OPERATOR_PASSWORD);
+    let case = vop.file_case(&zongzhi_tests::sample_case("围墙漏水影响邻居"));
+    let (id, number) = (case["id"].as_str().unwrap().to_string(), case["number"].as_str().unwrap().to_string());
+    vop.act(&id, serde_json::json!({"action": "sign_for"}));
+    vop.act(&id, serde_json::json!({"action": "escalate", "reason": "涉及公共管网"}));
+    zongzhi_tests::wait_case(&h.township, &top, &id, "the escalation at the township", |v| v["owner"] == "330106010000");
+    top.act(&id, serde_json::json!({"action": "sign_for"}));
+    top.act(&id, serde_json::json!({"action": "route", "window": "housing"}));
+    let reply = "街道已协调物业公司更换小区3幢至5幢之间破损的排水管道，受损墙体已由施工方修复并重新粉刷，双方确认无异议，后续如有渗漏可直接联系物业。";
+    top.act(&id, serde_json::json!({"action": "resolve", "public_reply": reply}));
+    zongzhi_tests::wait_case(&h.villages[0], &vop, &id, "the decision at the village", |v| v["status"]["code"] == "resolved");
+    // Two more cases of the village's own, for paging.
+    let own: Vec<String> = ["楼道堆物", "路灯不亮"].iter().map(|t| vop.file_case(&zongzhi_tests::sample_case(t))["number"].as_str().unwrap().to_string()).collect();
+
+    cli.login("operator", OPERATOR_PASSWORD);
+    let queue = cli.ok(&["queue"]);
+    assert!(!queue.contains(&number), "the township owns the case:\n{queue}");
+    let feedback = cli.ok(&["queue", "--clock", "feedback"]);
+    assert!(feedback.contains(&number) && feedback.contains("已办结") && feedback.contains("示例街道"), "{feedback}\n{}", vop.case(&id)["deadlines"]);
+    assert!(!feedback.contains("示例街道社会治安综合治理中心"), "the owner by its short name:\n{feedback}");
+    assert!(!own.iter().any(|n| feedback.contains(n)), "no feedback due on fresh cases:\n{feedback}");
+    let any = cli.ok(&["queue", "--clock", "any"]);
+    assert!(any.contains(&number) && own.iter().all(|n| any.contains(n)), "{any}");
+    let sign_for = cli.ok(&["queue", "--clock", "sign_for"]);
+    assert!(!sign_for.contains(&number), "{sign_for}");
+    assert!(cli.fails(&["queue", "--clock", "coffee"]).contains("unknown clock"));
+
+    // Paging: one case a page, each page names the next cursor.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut args = vec!["queue", "--clock", "any", "--limit", "1"];
+        if let Some(a) = after.as_deref() {
+            args.extend(["--after", a]);
+        }
+        let page = cli.ok(&args);
+        seen.extend([&number, &own[0], &own[1]].into_iter().filter(|n| page.contains(n.as_str())).cloned());
+        after = page.lines().find_map(|l| l.strip_prefix("next page: --after ")).map(|c| c.trim().to_string());
+        if after.is_none() {
+            break;
+        }
+        assert!(seen.len() <= 3, "paging does not end:\n{page}");
+    }
+    seen.sort();
+    let mut all = vec![number.clone(), own[0].clone(), own[1].clone()];
+    all.sort();
+    assert_eq!(seen, all, "every case once over the pages");
+
+    // Search by number and by a word of the title.
+    let found = cli.ok(&["search", &number]);
+    assert!(found.contains(&number) && found.contains("按编号"), "{found}");
+    let found = cli.ok(&["search", "漏水"]);
+    assert!(found.contains(&number) && found.contains("按关键词") && !found.contains(&own[0]), "{found}");
+    let v: serde_json::Value = serde_json::from_str(&cli.ok(&["search", "漏水", "--json"])).unwrap();
+    assert_eq!(v["kind"], "words", "{v}");
+    let err = cli.fails(&["search", "x"]);
+    assert!(err.contains("query_too_short") || err.contains("400"), "{err}");
+
+    // The timeline: units by short name, the whole reply wrapped.
+    let show = cli.ok(&["show", &number]);
+    assert!(show.contains("承办 330106010000 示例街道社会治安综合治理中心"), "the full name in the detail:\n{show}");
+    let units = column_text(&show, "单位", "经办人");
+    assert!(units.contains("示例街道") && !units.contains("示例街道社会"), "short names in the timeline: {units}\n{show}");
+    let content = column_text(&show, "内容", "结果");
+    assert!(content.contains(&format!("public_reply={reply}")), "the whole reply:\n{content}\n{show}");
+    assert!(show.lines().all(|l| display_width(l) < 160), "the reply is wrapped:\n{show}");
+}

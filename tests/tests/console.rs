@@ -390,3 +390,103 @@ fn city_admin_loads_next_years_calendar_in_the_browser() {
     assert_eq!(b.eval(&format!("document.querySelectorAll('[data-test=calendar-year-{year}] table.month').length")), 12);
     b.screenshot("21-village-policy-readonly");
 }
+
+/// Work a center must do shows in its queue even when another center owns
+/// the case: the village escalates, the township resolves, and the
+/// village's 待反馈 tab lists the case for its 24 h feedback. The search box
+/// in the header finds the case by number and by a word of its title; the
+/// timeline names units by their short names (the full name on hover) and
+/// this node's operators by their display names.
+#[test]
+fn feedback_tab_search_and_unit_names_in_the_browser() {
+    let h = Hierarchy::start(1);
+    let (village, township) = (h.villages[0].url(), h.township.url());
+    // An operator with a display name at the village.
+    let vadmin = h.villages[0].login("admin", ADMIN_PASSWORD);
+    let (status, v) = vadmin.post("/api/users", &json!({"username": "wangfang", "password": "wangfang-pass-1", "role": "operator", "display_name": "王芳"}));
+    assert_eq!(status, 201, "{v}");
+    let vop = h.villages[0].login("wangfang", "wangfang-pass-1");
+    let top = h.township.login("operator", OPERATOR_PASSWORD);
+    let case = vop.file_case(&zongzhi_tests::sample_case("围墙漏水影响邻居"));
+    let (id, number) = (case["id"].as_str().unwrap().to_string(), case["number"].as_str().unwrap().to_string());
+    vop.act(&id, json!({"action": "sign_for"}));
+    vop.act(&id, json!({"action": "escalate", "reason": "涉及公共管网，村里无法处理"}));
+    zongzhi_tests::wait_case(&h.township, &top, &id, "the escalation at the township", |v| v["owner"] == "330106010000");
+    top.act(&id, json!({"action": "sign_for"}));
+    top.act(&id, json!({"action": "route", "window": "housing"}));
+    top.act(&id, json!({"action": "resolve", "public_reply": "街道已协调物业更换破损管道，墙体已修复"}));
+    let at_village = zongzhi_tests::wait_case(&h.villages[0], &vop, &id, "the decision at the village", |v| v["status"]["code"] == "resolved");
+    assert_eq!(at_village["owner"], "330106010000", "the township still owns the case");
+    // The API names units and this node's operators.
+    let file = &at_village["timeline"][0];
+    assert_eq!((file["unit_name"].as_str(), file["operator_name"].as_str()), (Some("示例社区1工作站"), Some("王芳")), "{file}");
+    let resolve = at_village["timeline"].as_array().unwrap().iter().find(|e| e["action"] == "resolve").unwrap().clone();
+    assert_eq!(resolve["unit_name"], "示例街道社会治安综合治理中心", "{resolve}");
+    assert_eq!(resolve["operator_name"], "operator", "another node's operator: the login name");
+
+    let mut b = Browser::launch();
+    login(&mut b, &village, "wangfang", "wangfang-pass-1");
+    // Not in the default queue (the township owns it) …
+    assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"]')")), false);
+    // … but in 待反馈, with the owner's short name.
+    let tab = b.eval("document.querySelector('button[data-filter=feedback]')?.innerText");
+    assert_eq!(tab, json!("待反馈"));
+    for (k, label) in [("sign_for", "待签收"), ("mine", "我的时限")] {
+        assert_eq!(b.eval(&format!("document.querySelector('button[data-filter={k}]')?.innerText")), json!(label));
+    }
+    b.click("button[data-filter=feedback]");
+    let owner = b.wait(
+        "the case in 待反馈",
+        15,
+        &format!("document.querySelector('#queue-list[data-filter=feedback] #queue tr[data-case=\"{number}\"] .unit')?.innerText"),
+    );
+    assert_eq!(owner, json!("示例街道"));
+    let title = b.eval(&format!("document.querySelector('#queue tr[data-case=\"{number}\"] .unit').title"));
+    assert!(title.as_str().unwrap().contains("示例街道社会治安综合治理中心"), "{title}");
+    assert_eq!(b.eval("document.querySelector('button[data-filter=feedback]').className"), json!("primary"));
+    b.screenshot("22-village-feedback-tab");
+    b.click("button[data-filter=mine]");
+    b.wait("the case in 我的时限", 15, &format!("document.querySelector('#queue-list[data-filter=mine] #queue tr[data-case=\"{number}\"]')"));
+    b.click("button[data-filter=sign_for]");
+    b.wait("the sign-for tab", 15, "document.querySelector('#queue-list[data-filter=sign_for] #queue')");
+    assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"]')")), false, "nothing to sign for");
+    assert_eq!(b.eval("document.querySelector('[data-test=load-more]').hidden"), true, "one page only");
+
+    // Search from the header, on any page: by number …
+    b.goto(&format!("{village}/#/stats"));
+    b.wait("the statistics", 20, "document.querySelector('#stats-table')");
+    assert_eq!(b.eval("document.querySelector('#search-input').placeholder"), json!("搜索编号、电话、身份证号或关键词"));
+    b.fill("#search-input", &number);
+    b.click("#search-submit");
+    b.wait("the search by number", 15, &format!("document.body.dataset.page === 'search' && document.querySelector('#search-results tr[data-case=\"{number}\"]')"));
+    assert_eq!(b.eval("document.querySelector('[data-test=search-kind]')?.dataset.kind"), json!("number"));
+    b.screenshot("23-search-number");
+    // … and by a word of its title.
+    b.fill("#search-input", "漏水");
+    b.click("#search-submit");
+    b.wait("the search by words", 15, &format!("document.querySelector('[data-test=search-kind]')?.dataset.kind === 'words' && document.querySelector('#search-results tr[data-case=\"{number}\"]')"));
+    b.screenshot("24-search-words");
+    // A click opens the case; the timeline names units and operators.
+    b.click(&format!("#search-results tr[data-case=\"{number}\"]"));
+    b.wait("the case page", 15, "document.body.dataset.page === 'case' && document.querySelector('#timeline')");
+    let units = b.eval("[...document.querySelectorAll('#timeline li')].map(li => [li.dataset.action, li.querySelector('[data-test=timeline-unit]').innerText, li.querySelector('[data-test=timeline-unit]').title, li.querySelector('[data-test=timeline-operator]').innerText])");
+    let units = units.as_array().unwrap();
+    let first = units[0].as_array().unwrap();
+    assert_eq!((first[0].as_str(), first[3].as_str()), (Some("file"), Some("王芳")), "{first:?}");
+    let resolved = units.iter().find(|u| u[0] == "resolve").unwrap();
+    assert_eq!(resolved[1], "示例街道", "the short name: {resolved}");
+    assert!(resolved[2].as_str().unwrap().contains("示例街道社会治安综合治理中心") && resolved[2].as_str().unwrap().contains("330106010000"), "the full name on hover: {resolved}");
+    assert!(b.eval("document.querySelector('#case-owner').innerText").as_str().unwrap().starts_with("330106010000 示例街道社会治安综合治理中心"), "the full name in the detail");
+    b.screenshot("25-timeline-unit-names");
+
+    // Statistics by village (按村社), and units by their short names in the table and the charts.
+    login(&mut b, &township, "operator", OPERATOR_PASSWORD);
+    b.goto(&format!("{township}/#/stats"));
+    b.wait("the statistics", 20, "document.querySelector('#stats-table tr[data-group=\"330106010000\"]')");
+    let name = b.eval("document.querySelector('#stats-table tr[data-group=\"330106010000\"] [data-test=group-name]')?.innerText");
+    assert_eq!(name, json!("示例街道"));
+    assert_eq!(b.eval("[...document.querySelectorAll('select[name=by] option')].find(o => o.value === 'village')?.innerText"), json!("按村社"));
+    b.fill("select[name=by]", "village");
+    b.wait("statistics by village", 20, "document.querySelector('#stats-table tr[data-group=\"330106010001\"]')");
+    b.screenshot("26-township-stats-by-village");
+}

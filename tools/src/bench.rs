@@ -1,6 +1,8 @@
 //! Benchmarks that print figures (not tests): `zongzhi bench intake` and
 //! `zongzhi bench verify`.
 
+pub mod city;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};

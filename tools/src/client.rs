@@ -130,6 +130,33 @@ impl Client {
         Ok(self.send(self.http.get(self.url(path)))?.bytes()?.to_vec())
     }
 
+    /// Streams a GET answer into `out` (through `out.part`, renamed when
+    /// complete); returns the bytes written. Exports can take long, so the
+    /// request gets an hour instead of the usual minute.
+    pub fn download(&self, path: &str, query: &[(&str, String)], out: &std::path::Path) -> anyhow::Result<u64> {
+        let req = self.http.get(self.url(path)).query(query).timeout(std::time::Duration::from_secs(3600));
+        let mut resp = self.send(req)?;
+        let mut part = out.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let result = (|| -> anyhow::Result<u64> {
+            let mut file = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+            let n = resp.copy_to(&mut file).map_err(|e| anyhow!("the download broke off: {e}"))?;
+            file.sync_all()?;
+            Ok(n)
+        })();
+        match result {
+            Ok(n) => {
+                std::fs::rename(&part, out).with_context(|| format!("writing {}", out.display()))?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                Err(e)
+            }
+        }
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         Self::json(self.send(self.http.post(self.url(path)).json(body))?)
     }

@@ -72,8 +72,26 @@ enum Command {
         /// Only cases with a deadline waiting for a working-day calendar (待定时限).
         #[arg(long)]
         waiting_calendar: bool,
+        /// This center's running clocks, whoever owns the case: `any` (我的时限),
+        /// or one kind, e.g. `feedback` (待反馈) or `sign_for` (待签收).
+        /// --owner and --status do not apply then.
+        #[arg(long)]
+        clock: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// The next page: the cursor the previous page printed.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Find cases by number, phone, ID number or words of the title and content.
+    Search {
+        /// A case number (or part of one), a phone or ID number, or words.
+        text: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// The next page: the cursor the previous page printed.
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Case detail and timeline.
     Show { case: String },
@@ -275,6 +293,48 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Export the case list (台账) as CSV or XLSX.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// The case list with the queue's filters; personal data masked for viewers.
+    Cases(ExportCasesArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportCasesArgs {
+    /// csv or xlsx.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Owner division code, or `all` (default: this node's unit).
+    #[arg(long)]
+    owner: Option<String>,
+    /// Status list (comma separated), `open` (default) or `all`.
+    #[arg(long)]
+    status: Option<String>,
+    /// Category code prefix, e.g. 02 or 0202.
+    #[arg(long)]
+    category: Option<String>,
+    #[arg(long)]
+    urgent: bool,
+    #[arg(long)]
+    overdue: bool,
+    #[arg(long)]
+    due_soon: bool,
+    /// Only cases with a deadline waiting for a working-day calendar (待定时限).
+    #[arg(long)]
+    waiting_calendar: bool,
+    /// This center's running clocks: `any`, or one kind such as `feedback`.
+    #[arg(long)]
+    clock: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -303,6 +363,40 @@ enum SyncCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// A city node of 3,000 units fed through the replication path, timed on
+    /// every interactive read of the console (see BENCHMARKS.md).
+    City {
+        #[arg(long, default_value_t = 10_000)]
+        cases: usize,
+        /// Build the city here (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep --dir after the run (measure it again with --reuse).
+        #[arg(long, requires = "dir")]
+        keep: bool,
+        /// Measure a city built earlier with --dir --keep instead of loading one.
+        #[arg(long, conflicts_with_all = ["dir", "cases"])]
+        reuse: Option<PathBuf>,
+        /// Only build the city (with --dir --keep).
+        #[arg(long, requires = "keep")]
+        load_only: bool,
+        /// Requests per read (fewer when a read takes longer than --budget-s in all).
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        #[arg(long, default_value_t = 30.0)]
+        budget_s: f64,
+        /// An earlier result to print ratios against (a city directory or its bench-city-result.json).
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Signing threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// The zongzhi-node binary (default: next to this one).
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+    },
     /// File cases through a fresh node's HTTP API (synced writes).
     Intake {
         #[arg(long, default_value_t = 20_000)]
@@ -574,9 +668,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]));
             }
         }
-        Command::Queue { owner, status, category, urgent, overdue, waiting_calendar, limit } => {
+        Command::Queue { owner, status, category, urgent, overdue, waiting_calendar, clock, limit, after } => {
             c.require_login()?;
             let mut q = vec![("limit", limit.to_string())];
+            if let Some(k) = clock {
+                q.push(("clock", k));
+            }
+            if let Some(a) = after {
+                q.push(("after", a));
+            }
             if let Some(o) = owner {
                 q.push(("owner", o));
             }
@@ -599,40 +699,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if as_json {
                 return print(&v);
             }
-            let rows: Vec<Vec<String>> = v["cases"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|x| {
-                    let waiting: Vec<String> = x["waiting_calendar"].as_array().into_iter().flatten().map(s).collect();
-                    let flag = if x["overdue"] == json!(true) {
-                        "超期".to_string()
-                    } else if x["due_soon"] == json!(true) {
-                        "临期".to_string()
-                    } else {
-                        String::new()
-                    };
-                    let flag = if waiting.is_empty() {
-                        flag
-                    } else {
-                        let pending = format!("待定:缺{}年日历", waiting.join("、"));
-                        if flag.is_empty() { pending } else { format!("{flag} {pending}") }
-                    };
-                    let due = if x["next_due_at"].is_null() && !waiting.is_empty() { "待定".to_string() } else { short_time(&x["next_due_at"]) };
-                    vec![
-                        s(&x["number"]),
-                        table::truncate(&s(&x["title"]), 24),
-                        s(&x["category"]["name"]),
-                        s(&x["urgency"]["name"]),
-                        s(&x["status"]["name"]),
-                        s(&x["window_name"]),
-                        due,
-                        flag,
-                    ]
-                })
-                .collect();
-            print!("{}", table::render(&["编号", "标题", "类别", "紧急", "状态", "窗口", "时限", ""], &rows));
-            println!("{} of {} cases", rows.len(), s(&v["total"]));
+            print_cases(&v, &unit_names(&c));
+        }
+        Command::Search { text, limit, after } => {
+            c.require_login()?;
+            let mut q = vec![("q", text), ("limit", limit.to_string())];
+            if let Some(a) = after {
+                q.push(("after", a));
+            }
+            let v = c.get_query("/api/search", &q)?;
+            if as_json {
+                return print(&v);
+            }
+            let kind = match v["kind"].as_str() {
+                Some("number") => "按编号",
+                Some("phone") => "按电话",
+                Some("id_number") => "按身份证号",
+                Some("words") => "按关键词",
+                _ => "",
+            };
+            if !kind.is_empty() {
+                println!("{kind}");
+            }
+            print_cases(&v, &unit_names(&c));
         }
         Command::Show { case } => {
             c.require_login()?;
@@ -640,7 +729,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if as_json {
                 return print(&v);
             }
-            show_case(&v);
+            show_case(&v, &unit_names(&c));
         }
         Command::SignFor { case } => act(&case, json!({"action": "sign_for"}))?,
         Command::Route { case, window, requirements, due_at } => {
@@ -791,7 +880,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if as_json {
                 return print(&v);
             }
-            print_stats(&v);
+            print_stats(&v, &unit_names(&c));
         }
         Command::Reports { command: ReportsCommand::Sign { period } } => {
             c.require_login()?;
@@ -868,7 +957,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Verify { records } => bench::verify(records)?,
             BenchCommand::Sync { records, escalations } => bench::sync(records, escalations)?,
             BenchCommand::Stats { units, months, categories } => bench::stats(units, months, categories)?,
+            BenchCommand::City { cases, dir, keep, reuse, load_only, requests, budget_s, compare, seed, threads, node_bin } => {
+                bench::city::run(bench::city::Options { cases, dir, keep, reuse, load_only, requests, budget_s, compare, seed, threads, node_bin })?
+            }
         },
+        Command::Export { command: ExportCommand::Cases(a) } => {
+            c.require_login()?;
+            let mut q: Vec<(&str, String)> = vec![("format", a.format)];
+            let options = [("owner", a.owner), ("status", a.status), ("category", a.category), ("clock", a.clock)];
+            q.extend(options.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+            let flags = [("overdue", a.overdue), ("due_soon", a.due_soon), ("waiting_calendar", a.waiting_calendar)];
+            q.extend(flags.into_iter().filter(|(_, on)| *on).map(|(k, _)| (k, "true".to_string())));
+            if a.urgent {
+                q.push(("urgency", "urgent".into()));
+            }
+            let bytes = c.download("/api/cases/export", &q, &a.out)?;
+            println!("wrote {bytes} bytes to {}", a.out.display());
+        }
     }
     Ok(())
 }
@@ -882,9 +987,84 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn show_case(v: &Value) {
+/// The names of the units the node knows; none when it cannot say (the
+/// tables then show codes).
+fn unit_names(c: &Client) -> table::UnitNames {
+    c.get("/api/certs").map(|v| table::UnitNames::from_certs(&v)).unwrap_or_default()
+}
+
+/// A unit's code with its official name, for detail lines.
+fn unit_full(v: &Value, name: &Value, names: &table::UnitNames) -> String {
+    let code = s(v);
+    match name.as_str().filter(|n| !n.is_empty()).or_else(|| names.full(&code)) {
+        Some(n) => format!("{code} {n}"),
+        None => code,
+    }
+}
+
+/// A unit's short name for table cells (the code when the unit is unknown).
+fn unit_short(v: &Value, name: &Value, names: &table::UnitNames) -> String {
+    let code = s(v);
+    names.short_or(&code, name.as_str().unwrap_or(""))
+}
+
+/// A page of case summaries (`/api/cases`, `/api/search`) as a table, with
+/// the count and the cursor of the next page.
+fn print_cases(v: &Value, names: &table::UnitNames) {
+    let rows: Vec<Vec<String>> = v["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            let waiting: Vec<String> = x["waiting_calendar"].as_array().into_iter().flatten().map(s).collect();
+            let flag = if x["overdue"] == json!(true) {
+                "超期".to_string()
+            } else if x["due_soon"] == json!(true) {
+                "临期".to_string()
+            } else {
+                String::new()
+            };
+            let flag = if waiting.is_empty() {
+                flag
+            } else {
+                let pending = format!("待定:缺{}年日历", waiting.join("、"));
+                if flag.is_empty() { pending } else { format!("{flag} {pending}") }
+            };
+            let due = if x["next_due_at"].is_null() && !waiting.is_empty() { "待定".to_string() } else { short_time(&x["next_due_at"]) };
+            vec![
+                s(&x["number"]),
+                table::truncate(&s(&x["title"]), 24),
+                s(&x["category"]["name"]),
+                s(&x["urgency"]["name"]),
+                s(&x["status"]["name"]),
+                unit_short(&x["owner"], &x["owner_name"], names),
+                s(&x["window_name"]),
+                due,
+                flag,
+            ]
+        })
+        .collect();
+    print!("{}", table::render(&["编号", "标题", "类别", "紧急", "状态", "承办", "窗口", "时限", ""], &rows));
+    let total = if v["total_exact"] == json!(false) { format!("at least {}", s(&v["total"])) } else { s(&v["total"]) };
+    if v["total"].is_null() {
+        println!("{} cases", rows.len());
+    } else {
+        println!("{} of {total} cases", rows.len());
+    }
+    if let Some(next) = v["next"].as_str() {
+        println!("next page: --after {next}");
+    }
+}
+
+fn show_case(v: &Value, names: &table::UnitNames) {
     println!("{}  {}", s(&v["number"]), s(&v["title"]));
-    println!("状态 {}  承办 {}  窗口 {}  受理单位 {}", s(&v["status"]["name"]), s(&v["owner"]), s(&v["window_name"]), s(&v["filed_by"]));
+    println!(
+        "状态 {}  承办 {}  窗口 {}",
+        s(&v["status"]["name"]),
+        unit_full(&v["owner"], &v["owner_name"], names),
+        s(&v["window_name"])
+    );
+    println!("受理单位 {}", unit_full(&v["filed_by"], &v["filed_by_name"], names));
     println!(
         "类别 {}/{}  {}  {}  {}  渠道 {}",
         s(&v["category"]["parent_name"]),
@@ -923,7 +1103,7 @@ fn show_case(v: &Value) {
                 "超时".into()
             };
             let due = if waiting && d["due_at"].is_null() { "待定".to_string() } else { short_time(&d["due_at"]) };
-            vec![s(&d["kind_zh"]), s(&d["unit"]), due, short_time(&d["met_at"]), state]
+            vec![s(&d["kind_zh"]), unit_short(&d["unit"], &d["unit_name"], names), due, short_time(&d["met_at"]), state]
         })
         .collect();
     println!();
@@ -938,7 +1118,9 @@ fn show_case(v: &Value) {
                 None => "有效".into(),
             };
             let sig = if t["signature_valid"] == json!(true) { "✓" } else { "✗ 签名无效" };
-            vec![short_time(&t["time"]), s(&t["unit"]), s(&t["operator"]), s(&t["action_zh"]), table::truncate(&detail_text(&t["details"]), 40), outcome, sig.into()]
+            let operator = t["operator_name"].as_str().filter(|n| !n.is_empty()).map(String::from).unwrap_or_else(|| s(&t["operator"]));
+            // Whole replies and notes, wrapped.
+            vec![short_time(&t["time"]), unit_short(&t["unit"], &t["unit_name"], names), operator, s(&t["action_zh"]), table::wrap(&detail_text(&t["details"]), 40), outcome, sig.into()]
         })
         .collect();
     println!();
@@ -948,13 +1130,14 @@ fn show_case(v: &Value) {
     }
 }
 
+/// A step's details, one field a line.
 fn detail_text(d: &Value) -> String {
     let Some(obj) = d.as_object() else { return String::new() };
     obj.iter()
         .filter(|(_, v)| !v.is_null() && v.as_str() != Some(""))
         .map(|(k, v)| format!("{k}={}", s(v)))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join("\n")
 }
 
 fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
@@ -1026,7 +1209,7 @@ fn certs(cmd: CertCommand) -> anyhow::Result<()> {
 }
 
 /// A statistics table: counts, then each KPI with its target (✓/✗).
-fn print_stats(v: &Value) {
+fn print_stats(v: &Value, names: &table::UnitNames) {
     println!("{} {}  {}  按{}", s(&v["scope"]), s(&v["scope_name"]), s(&v["period"]), s(&v["by"]));
     let kpis: Vec<(String, String)> = v["definitions"]
         .as_array()
@@ -1046,8 +1229,11 @@ fn print_stats(v: &Value) {
             None => shown,
         }
     };
+    // Units by their short names (categories and channels keep theirs).
+    let by_unit = matches!(v["by"].as_str(), Some("unit" | "county" | "township" | "village"));
     let line = |rank: String, group: String, name: String, row: &Value| -> Vec<String> {
-        let mut r = vec![rank, group, table::truncate(&name, 16)];
+        let name = if by_unit && group.len() == 12 { names.short_or(&group, &name) } else { name };
+        let mut r = vec![rank, group, name];
         for c in ["received", "resolved", "open_overdue", "rated"] {
             r.push(s(&row["counts"][c]));
         }
@@ -1060,7 +1246,7 @@ fn print_stats(v: &Value) {
         .flatten()
         .map(|r| line(r["rank"].as_u64().map(|x| x.to_string()).unwrap_or_default(), s(&r["group"]), s(&r["name"]), r))
         .collect();
-    rows.push(line(String::new(), "合计".into(), s(&v["scope_name"]), &v["total"]));
+    rows.push(line(String::new(), "合计".into(), names.short_or(&s(&v["scope"]), v["scope_name"].as_str().unwrap_or("")), &v["total"]));
     print!("{}", table::render(&header, &rows));
     for d in v["definitions"].as_array().into_iter().flatten() {
         println!("  {}: {}", s(&d["name"]), s(&d["definition"]));

@@ -38,6 +38,11 @@ const DICT = {
     load_calendar_link: "前往策略页载入工作日历", calendar_city_only: "请市级中心载入工作日历", today: "今天", warning: "提醒",
     kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
     repeat_window: "重复诉求判定期", report_grace: "月报签署宽限", pending: "待定", version_col: "版本", bad_format: "格式不正确", label_name: "名称",
+    tab_feedback: "待反馈", tab_sign_for: "待签收", tab_mine: "我的时限", by_village: "按村社",
+    clock_note: "本中心负责的进行中时限，不论案件现由哪个单位承办；按到期先后排列。",
+    load_more: "加载更多", shown_of: "已显示 {n} 件，共 {total} 件", shown_of_more: "已显示 {n} 件，共 {total} 件以上",
+    search: "搜索", search_placeholder: "搜索编号、电话、身份证号或关键词", search_results: "搜索结果",
+    kind_number: "按编号查找", kind_phone: "按电话查找", kind_id_number: "按身份证号查找", kind_words: "按关键词查找", no_results: "没有找到符合条件的案件",
   },
   en: {
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
@@ -73,6 +78,11 @@ const DICT = {
     load_calendar_link: "Load the calendar on the policy page", calendar_city_only: "The city center loads calendars", today: "today", warning: "Warning",
     kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
     repeat_window: "Repeat-request window", report_grace: "Monthly report grace", pending: "pending", version_col: "Version", bad_format: "Wrong format", label_name: "Name",
+    tab_feedback: "Feedback due", tab_sign_for: "To sign for", tab_mine: "My deadlines", by_village: "By village",
+    clock_note: "Running deadlines this center is responsible for, whoever owns the case now; earliest due first.",
+    load_more: "Load more", shown_of: "{n} of {total} cases shown", shown_of_more: "{n} of more than {total} cases shown",
+    search: "Search", search_placeholder: "Search by number, phone, ID number or words", search_results: "Search results",
+    kind_number: "by case number", kind_phone: "by phone", kind_id_number: "by ID number", kind_words: "by words", no_results: "No case matches",
   },
 };
 const tf = (k, vars) => Object.entries(vars || {}).reduce((s, [name, v]) => s.split("{" + name + "}").join(String(v)), t(k));
@@ -108,6 +118,7 @@ const CODES_ZH = {
   invalid_policy: "策略内容不符合规则",
   bad_json: "JSON 格式错误",
   year_mismatch: "年份不一致",
+  query_too_short: "搜索内容太短，请多输入几个字",
 };
 function errorText(e) {
   if (lang !== "zh") return e.message || String(e);
@@ -191,6 +202,52 @@ function countdown(due) {
 function clockClass(c) { return c.overdue ? "clock overdue" : c.due_soon ? "clock due-soon" : "clock"; }
 function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
 
+// ---------- unit names ----------
+// Official names are long (成都市锦江区春熙路街道社会治安综合治理中心); where
+// space is short the console shows the short name — the part below the
+// parent's name, without the center suffix (春熙路街道) — with the full name
+// on hover. Names come from the certificates the node holds (/api/certs).
+const UNIT_SUFFIXES = ["社会治安综合治理工作站", "社会治安综合治理中心", "综治工作站", "综治中心"];
+function stripUnitSuffix(name) {
+  const n = String(name || "").trim();
+  for (const sfx of UNIT_SUFFIXES) if (n.endsWith(sfx) && n.length > sfx.length) return n.slice(0, -sfx.length);
+  return n;
+}
+// ancestors: their full names, closest first.
+function shortUnitName(name, ancestors) {
+  const full = String(name || "").trim();
+  const base = stripUnitSuffix(full);
+  for (const a of ancestors || []) {
+    const prefix = stripUnitSuffix(a);
+    if (prefix && base.startsWith(prefix) && base.slice(prefix.length).trim()) return base.slice(prefix.length).trim();
+  }
+  return base || full;
+}
+let unitNames = {}, unitNamesAt = 0;
+async function loadUnitNames(force) {
+  if (!force && Date.now() - unitNamesAt < 60000) return unitNames;
+  const certs = await knownUnits(true);
+  const names = {};
+  // A division re-keyed after a revocation: the unrevoked certificate's name.
+  for (const c of certs) if (!names[c.division] || (!c.revoked && names[c.division].revoked)) names[c.division] = { name: c.name, revoked: !!c.revoked };
+  unitNames = Object.fromEntries(Object.entries(names).map(([d, x]) => [d, x.name]));
+  unitNamesAt = Date.now();
+  return unitNames;
+}
+function unitFull(code, given) { return (code && unitNames[code]) || given || ""; }
+function unitShort(code, given) {
+  const full = unitFull(code, given);
+  if (!full) return code || "—";
+  const ancestors = [];
+  for (let p = /^\d{12}$/.test(code || "") ? parentOf(code) : ""; p; p = parentOf(p)) if (unitNames[p]) ancestors.push(unitNames[p]);
+  return shortUnitName(full, ancestors);
+}
+// A unit as its short name, the full name and code on hover.
+function unitLabel(code, given, attrs) {
+  const full = unitFull(code, given);
+  return h("span", Object.assign({ class: "unit", "data-unit": code || "", title: full ? `${full}（${code}）` : code || "" }, attrs || {}), unitShort(code, given));
+}
+
 // ---------- session and layout ----------
 let me = null, policy = null, health = null;
 const NAV = [["queue", "#/queue"], ["file", "#/file"], ["board", "#/board"], ["stats", "#/stats"], ["reports", "#/reports"], ["sync", "#/sync"], ["tree", "#/tree"], ["policy", "#/policy"]];
@@ -230,6 +287,12 @@ function renderChrome() {
   document.getElementById("me").textContent = me ? `${me.display_name || me.username}（${me.role}）` : "";
   document.getElementById("logout").hidden = !me;
   document.getElementById("logout").textContent = t("logout");
+  const search = document.getElementById("search-form");
+  search.hidden = !me;
+  const input = document.getElementById("search-input");
+  input.placeholder = t("search_placeholder");
+  input.setAttribute("aria-label", t("search"));
+  document.getElementById("search-submit").textContent = t("search");
   renderBanner();
 }
 // Admins are told on every page when next year's working-day calendar is
@@ -284,25 +347,92 @@ function loginPage() {
 }
 
 let queueFilter = "open", queueWaiting = false;
-async function queuePage() {
-  const filters = [["open", t("open"), "status=open"], ["overdue", t("overdue_only"), "status=open&overdue=true"], ["urgent", t("urgent_only"), "status=open&urgency=urgent"], ["all", t("all_status"), "status=all"]];
-  const q = filters.find((f) => f[0] === queueFilter) || filters[0];
-  const data = await api.get("/api/cases?limit=500&" + q[2] + (queueWaiting ? "&waiting_calendar=true" : ""));
-  const waitingBox = h("input", { type: "checkbox", id: "queue-waiting", name: "waiting_calendar", onchange: () => { queueWaiting = waitingBox.checked; queuePage(); } });
-  waitingBox.checked = queueWaiting;
-  const rows = data.cases.map((c) => h("tr", { class: "clickable", "data-case": c.number, onclick: () => { location.hash = "#/case/" + c.id; } },
+const PAGE_SIZE = 100;
+// The queue's tabs: the cases this center owns by status, and (待反馈,
+// 待签收, 我的时限) the running clocks this center answers for, whoever owns
+// the case — a village's feedback after the township resolved its
+// escalated case, for one.
+function queueFilters() {
+  return [
+    ["open", t("open"), "status=open"], ["overdue", t("overdue_only"), "status=open&overdue=true"], ["urgent", t("urgent_only"), "status=open&urgency=urgent"],
+    ["feedback", t("tab_feedback"), "clock=feedback"], ["sign_for", t("tab_sign_for"), "clock=sign_for"], ["mine", t("tab_mine"), "clock=any"],
+    ["all", t("all_status"), "status=all"],
+  ];
+}
+// One case summary (as /api/cases and /api/search give them) as a table row; a click opens it.
+function caseRow(c) {
+  return h("tr", { class: "clickable", "data-case": c.number, "data-id": c.id, onclick: () => { location.hash = "#/case/" + c.id; } },
     h("td", {}, c.number), h("td", {}, c.title), h("td", { class: "hide-narrow" }, c.category.name || c.category.code),
     h("td", {}, c.urgency.code === "urgent" ? h("span", { class: "badge urgent" }, c.urgency.name) : c.urgency.name),
     h("td", {}, c.status.name),
+    h("td", { class: "hide-narrow" }, unitLabel(c.owner, c.owner_name)),
     h("td", {}, c.next_due_at || !(c.waiting_calendar || []).length ? h("span", { class: clockClass(c), "data-due": c.next_due_at || "" }, countdown(c.next_due_at)) : null,
       (c.waiting_calendar || []).length ? [" ", waitingBadge(c.waiting_calendar)] : null),
-    h("td", { class: "hide-narrow" }, c.supervision ? h("span", { class: "badge " + c.supervision }, gradeName(c.supervision)) : "")));
+    h("td", { class: "hide-narrow" }, c.supervision ? h("span", { class: "badge " + c.supervision }, gradeName(c.supervision)) : ""));
+}
+// A table of case summaries, paged: the first page is `first`; 加载更多
+// asks `more(next)` for the page after the cursor `next` and appends it.
+function caseTable(id, first, more, emptyText) {
+  const tbody = h("tbody", {});
+  const count = h("span", { class: "muted", "data-test": "shown-count" });
+  const btn = h("button", { class: "secondary", type: "button", "data-test": "load-more", id: id + "-more" }, t("load_more"));
+  const err = h("div");
+  let shown = 0, next = null;
+  const add = (page) => {
+    if (!shown && !page.cases.length) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "muted" }, emptyText || t("none"))));
+    else tbody.append(...page.cases.map(caseRow));
+    shown += page.cases.length;
+    next = page.next || null;
+    const total = page.total === undefined || page.total === null ? null : page.total;
+    count.textContent = total === null ? "" : tf(page.total_exact === false ? "shown_of_more" : "shown_of", { n: shown, total: Math.max(total, shown) });
+    count.dataset.shown = shown;
+    btn.hidden = !next;
+  };
+  btn.addEventListener("click", async () => {
+    if (!next) return;
+    btn.disabled = true; err.replaceChildren();
+    try { add(await more(next)); } catch (e) { err.replaceChildren(errorBox(e)); } finally { btn.disabled = false; }
+  });
+  add(first);
+  return h("div", { class: "case-list" },
+    h("div", { class: "table-wrap" }, h("table", { id },
+      h("thead", {}, h("tr", {}, h("th", {}, t("number")), h("th", {}, t("title")), h("th", { class: "hide-narrow" }, t("category")), h("th", {}, t("urgency")), h("th", {}, t("status")), h("th", { class: "hide-narrow" }, t("owner")), h("th", {}, t("deadline")), h("th", { class: "hide-narrow" }, t("supervision")))),
+      tbody)),
+    h("div", { class: "actions pager" }, count, btn), err);
+}
+async function queuePage() {
+  const filters = queueFilters();
+  const q = filters.find((f) => f[0] === queueFilter) || filters[0];
+  const base = "/api/cases?limit=" + PAGE_SIZE + "&" + q[2] + (queueWaiting ? "&waiting_calendar=true" : "");
+  const data = await api.get(base);
+  const waitingBox = h("input", { type: "checkbox", id: "queue-waiting", name: "waiting_calendar", onchange: () => { queueWaiting = waitingBox.checked; queuePage(); } });
+  waitingBox.checked = queueWaiting;
+  const isClock = q[2].startsWith("clock=");
   showPage("queue", h("h1", {}, t("queue") + (health ? " · " + health.name : "")),
-    h("div", { class: "actions" }, filters.map(([k, label]) => h("button", { class: k === queueFilter ? "primary" : "secondary", type: "button", onclick: () => { queueFilter = k; queuePage(); } }, label)),
+    h("div", { class: "actions tabs", role: "tablist" }, filters.map(([k, label]) => h("button", { class: k === q[0] ? "primary" : "secondary", type: "button", role: "tab", "aria-selected": k === q[0] ? "true" : "false", "data-filter": k, onclick: () => { queueFilter = k; queuePage(); } }, label)),
       h("label", { class: "check filter" }, waitingBox, t("waiting_filter"))),
-    h("div", { class: "table-wrap" }, h("table", { id: "queue" },
-      h("thead", {}, h("tr", {}, h("th", {}, t("number")), h("th", {}, t("title")), h("th", { class: "hide-narrow" }, t("category")), h("th", {}, t("urgency")), h("th", {}, t("status")), h("th", {}, t("deadline")), h("th", { class: "hide-narrow" }, t("supervision")))),
-      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "muted" }, t("none")))))));
+    isClock ? h("p", { class: "muted", "data-test": "clock-note" }, t("clock_note")) : null,
+    h("div", { "data-filter": q[0], id: "queue-list" }, caseTable("queue", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)))));
+}
+// Search (the box in the header, on every page): by case number, phone,
+// ID number or words of the title and content; the node says which it took.
+async function searchPage(arg) {
+  let q = "";
+  try { q = decodeURIComponent(arg || "").trim(); } catch (_) { q = String(arg || "").trim(); }
+  const input = document.getElementById("search-input");
+  if (input && document.activeElement !== input) input.value = q;
+  const title = h("h1", {}, t("search_results") + (q ? "：" + q : ""));
+  if (!q) { showPage("search", title, h("p", { class: "muted" }, t("search_placeholder"))); return; }
+  const base = "/api/search?limit=" + PAGE_SIZE + "&q=" + encodeURIComponent(q);
+  let data;
+  try { data = await api.get(base); } catch (e) {
+    if (!api.token()) throw e;
+    showPage("search", title, h("div", { "data-test": "search-error", "data-code": e.code || "" }, errorBox(e)));
+    return;
+  }
+  showPage("search", title,
+    data.kind ? h("p", { class: "muted", "data-test": "search-kind", "data-kind": data.kind }, t("kind_" + data.kind)) : null,
+    caseTable("search-results", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)), t("no_results")));
 }
 function gradeName(g) { return { normal: "普通", yellow: "黄牌", red: "红牌", interview: "约谈" }[g] || g; }
 
@@ -393,8 +523,8 @@ const ACTION_ZH = {
   resolve: "办结", feedback: "反馈", rate: "评价", reopen: "重办", archive: "归档",
 };
 let units = null;
-async function knownUnits() {
-  if (!units) units = (await api.get("/api/certs")).certs;
+async function knownUnits(fresh) {
+  if (!units || fresh) units = (await api.get("/api/certs")).certs;
   return units;
 }
 async function actionForm(caseId, code, onDone) {
@@ -448,12 +578,13 @@ async function casePage(id) {
     h("dt", {}, t("name")), h("dd", {}, c.contact.name || "—"), h("dt", {}, t("phone")), h("dd", { "data-test": "phone" }, c.contact.phone || "—"),
     h("dt", {}, t("id_number")), h("dd", {}, c.contact.id_number || "—"), h("dt", {}, t("address")), h("dd", {}, c.contact.address || "—")) : h("p", { class: "muted" }, t("none"));
   const deadlines = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, t("deadline")), h("th", {}, t("unit")), h("th", {}, "到期"), h("th", {}, t("status")))),
-    h("tbody", {}, c.deadlines.map((d) => h("tr", { "data-clock": d.clock || "" }, h("td", {}, d.kind_zh), h("td", {}, d.unit),
+    h("tbody", {}, c.deadlines.map((d) => h("tr", { "data-clock": d.clock || "" }, h("td", {}, d.kind_zh), h("td", {}, unitLabel(d.unit, d.unit_name)),
       h("td", {}, d.clock === "waiting_for_calendar" && !d.due_at ? t("pending") : fmtTime(d.due_at)),
       h("td", {}, d.clock === "waiting_for_calendar" ? waitingBadge([d.waiting_year])
         : d.running ? h("span", { class: d.clock === "overdue" ? "clock overdue" : d.clock === "due_soon" ? "clock due-soon" : "clock" }, countdown(d.due_at)) : (d.met_at ? (d.on_time ? "按时完成" : "超时完成") : "—"))))));
   const timeline = h("ol", { class: "timeline", id: "timeline" }, c.timeline.map((e) => h("li", { class: e.accepted ? "" : "rejected", "data-action": e.action },
-    h("div", { class: "when" }, `${fmtTime(e.time)} · ${e.unit} · ${e.operator}`),
+    h("div", { class: "when" }, fmtTime(e.time), " · ", unitLabel(e.unit, e.unit_name, { "data-test": "timeline-unit" }), " · ",
+      h("span", { class: "operator", "data-test": "timeline-operator", title: e.operator }, e.operator_name || e.operator)),
     h("div", {}, h("strong", {}, lang === "zh" ? e.action_zh : e.action), " ", detailText(e.details)),
     h("div", { class: "muted" }, e.accepted ? "" : t("rejected") + "：" + (RULES_ZH[e.rejected.rule] || e.rejected.message) + " · ",
       t("signature") + " ", h("span", { class: e.signature_valid ? "badge ok" : "badge no" }, e.signature_valid ? "✓ " + t("verified") : "✗ " + t("failed"))))));
@@ -462,7 +593,7 @@ async function casePage(id) {
     h("div", { class: "row" },
       h("div", { class: "card" }, h("dl", { class: "kv" },
         h("dt", {}, t("status")), h("dd", { id: "case-status" }, c.status.name, c.overdue ? h("span", { class: "badge urgent" }, " 超期") : ""),
-        h("dt", {}, t("owner")), h("dd", { id: "case-owner" }, c.owner + (c.window_name ? " · " + c.window_name : "")),
+        h("dt", {}, t("owner")), h("dd", { id: "case-owner" }, c.owner + (unitFull(c.owner, c.owner_name) ? " " + unitFull(c.owner, c.owner_name) : "") + (c.window_name ? " · " + c.window_name : "")),
         h("dt", {}, t("category")), h("dd", {}, (c.category.parent_name ? c.category.parent_name + " / " : "") + (c.category.name || c.category.code)),
         h("dt", {}, t("channel")), h("dd", {}, c.channel.name), h("dt", {}, t("urgency")), h("dd", {}, c.urgency.name),
         h("dt", {}, t("place")), h("dd", {}, c.place.address || "—"), h("dt", {}, t("supervision")), h("dd", {}, c.supervision ? c.supervision.name : "—"),
@@ -482,7 +613,7 @@ function attachmentsCard(c, reload) {
       const res = await fetch(`/api/cases/${c.id}/attachments/${a.blob}`, { headers: { Authorization: "Bearer " + api.token() } });
       if (!res.ok) { err.replaceChildren(errorBox({ code: "http_" + res.status, message: await res.text() })); return; }
       const link = h("a", { href: URL.createObjectURL(await res.blob()), download: a.name }); link.click();
-    } }, a.name), ` · ${(a.size / 1024).toFixed(1)} KB · ${a.unit}`))) : h("p", { class: "muted" }, t("none"));
+    } }, a.name), ` · ${(a.size / 1024).toFixed(1)} KB · `, unitLabel(a.unit)))) : h("p", { class: "muted" }, t("none"));
   const open = !["archived", "merged", "void"].includes(c.status.code);
   let upload = null;
   if (me.role !== "viewer" && open) {
@@ -528,7 +659,7 @@ async function boardPage() {
     h("div", { class: "board", id: "board" }, cols.map(([g, label]) => {
       const items = mine.filter((c) => (c.supervision || "none") === g);
       return h("div", { class: "col", "data-grade": g }, h("h3", {}, label, " ", h("span", { class: "badge " + g }, items.length)),
-        items.map((c) => h("div", { class: "item", onclick: () => { location.hash = "#/case/" + c.id; } }, h("div", {}, c.number), h("div", {}, c.title), h("div", { class: "clock overdue" }, countdown(c.next_due_at)), h("div", { class: "muted" }, c.owner))));
+        items.map((c) => h("div", { class: "item", onclick: () => { location.hash = "#/case/" + c.id; } }, h("div", {}, c.number), h("div", {}, c.title), h("div", { class: "clock overdue" }, countdown(c.next_due_at)), h("div", { class: "muted" }, unitLabel(c.owner, c.owner_name)))));
     })));
 }
 function subtreePrefix(code) {
@@ -546,7 +677,7 @@ function barChart(items, opts) {
     const y = pad + i * rowH;
     const bw = it.value === null ? 0 : (it.value / max) * (w - left - 60);
     const color = it.meets === false ? "#c0262d" : it.meets === true ? "#1d7a46" : "#1f5fa8";
-    svg.push(`<text x="${left - 6}" y="${y + 15}" text-anchor="end">${esc(it.label)}</text>`);
+    svg.push(`<text x="${left - 6}" y="${y + 15}" text-anchor="end">${it.title ? `<title>${esc(it.title)}</title>` : ""}${esc(it.label)}</text>`);
     svg.push(`<rect x="${left}" y="${y + 4}" width="${Math.max(0, bw)}" height="${rowH - 8}" fill="${color}" rx="2"></rect>`);
     svg.push(`<text x="${left + bw + 4}" y="${y + 15}">${esc(it.value === null ? "—" : opts.fmt ? opts.fmt(it.value) : it.value)}</text>`);
     if (it.target !== undefined && it.target !== null) {
@@ -574,6 +705,19 @@ function lineChart(points, series) {
 }
 function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c])); }
 
+// A statistics row's group: a unit (division code) by its short name, the
+// full name on hover; a category or channel by its name.
+const isDivision = (g) => /^\d{12}$/.test(g || "");
+function groupLabel(r) {
+  if (isDivision(r.group)) return [r.group + " ", unitLabel(r.group, r.name, { "data-test": "group-name" })];
+  return `${r.group} ${r.name || ""}`;
+}
+function groupTitle(r) { return isDivision(r.group) ? `${unitFull(r.group, r.name) || r.group}（${r.group}）` : `${r.group} ${r.name || ""}`.trim(); }
+// Chart labels: short unit names fit; anything else is cut to `max` characters.
+function chartLabel(r, max) {
+  const label = isDivision(r.group) ? unitShort(r.group, r.name) : r.name || r.group;
+  return label.length > max ? label.slice(0, max - 1) + "…" : label;
+}
 function monthString(d) { return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`; }
 let statsState = { period: null, by: "unit" };
 async function statsPage() {
@@ -584,7 +728,7 @@ async function statsPage() {
   const q = Math.floor(now.getMonth() / 3) + 1;
   periods.push([`${now.getFullYear()}-Q${q}`, `${now.getFullYear()} Q${q}`], [String(now.getFullYear()), String(now.getFullYear())]);
   const periodSel = select("period", periods, statsState.period);
-  const bySel = select("by", [["unit", t("by_unit")], ["level", t("by_level")], ["county", t("by_county")], ["township", t("by_township")], ["category", t("by_cat")], ["channel", t("by_channel")]], statsState.by);
+  const bySel = select("by", [["unit", t("by_unit")], ["level", t("by_level")], ["county", t("by_county")], ["township", t("by_township")], ["village", t("by_village")], ["category", t("by_cat")], ["channel", t("by_channel")]], statsState.by);
   periodSel.addEventListener("change", () => { statsState.period = periodSel.value; statsPage(); });
   bySel.addEventListener("change", () => { statsState.by = bySel.value; statsPage(); });
   const qs = `period=${encodeURIComponent(statsState.period)}&by=${statsState.by}`;
@@ -601,7 +745,7 @@ async function statsPage() {
   const waitingCell = (r, attrs) => (hasWaiting ? h("td", attrs || {}, (r.counts && r.counts.waiting_for_calendar) || 0) : null);
   const table = h("table", { id: "stats-table" },
     h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, defs.map((d) => h("th", { title: d.definition }, d.name)))),
-    h("tbody", {}, data.rows.map((r) => h("tr", {}, h("td", {}, r.rank || ""), h("td", {}, `${r.group} ${r.name || ""}`), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))))),
+    h("tbody", {}, data.rows.map((r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))))),
       h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), kpiCols.map((k) => h("td", {}, cell(data.total, k))))));
   // KPI against target for the whole scope.
   const kpiItems = defs.filter((d) => d.kpi !== "avg_handling_days").map((d) => {
@@ -613,7 +757,7 @@ async function statsPage() {
     .map((k) => [k, data.rows.filter((r) => r.kpis[k].value !== null).length]).sort((a, b) => b[1] - a[1])[0];
   const rankBy = rankKpi && rankKpi[1] > 0 ? rankKpi[0] : kpiCols[0];
   const rankItems = data.rows.filter((r) => r.kpis[rankBy].value !== null).sort((a, b) => b.kpis[rankBy].value - a.kpis[rankBy].value).slice(0, 15)
-    .map((r) => ({ label: (r.name || r.group).slice(0, 12), value: r.kpis[rankBy].value, meets: r.kpis[rankBy].meets }));
+    .map((r) => ({ label: chartLabel(r, 12), title: groupTitle(r), value: r.kpis[rankBy].value, meets: r.kpis[rankBy].meets }));
   // Monthly trend: the last six months.
   const months = [];
   for (let i = 5; i >= 0; i--) months.push(monthString(new Date(now.getFullYear(), now.getMonth() - i, 1)));
@@ -622,7 +766,7 @@ async function statsPage() {
     return { label: m.slice(5) + (lang === "zh" ? "月" : ""), received: d.total.counts.received, resolved: d.total.counts.resolved };
   }));
   const byCat = await api.get(`/api/stats?period=${encodeURIComponent(statsState.period)}&by=category&kpi=resolution_rate`);
-  const catItems = byCat.rows.map((r) => ({ label: (r.name || r.group).slice(0, 10), value: r.counts.received }));
+  const catItems = byCat.rows.map((r) => ({ label: chartLabel(r, 10), title: groupTitle(r), value: r.counts.received }));
   const csv = h("button", { class: "secondary", type: "button", onclick: async () => {
     const res = await fetch("/api/stats?" + qs + "&format=csv", { headers: { Authorization: "Bearer " + api.token() } });
     const blob = await res.blob();
@@ -649,8 +793,8 @@ async function reportsPage() {
   } }, t("sign_report")) : null;
   const rows = [];
   for (const r of data.reports) {
-    if (r.ok) rows.push(h("tr", { "data-unit": r.unit }, h("td", {}, r.unit + " " + r.name), h("td", {}, r.month), h("td", {}, r.signed_at), h("td", {}, h("span", { class: "badge ok" }, t("consistent"))), h("td", {}), h("td", {}), h("td", {})));
-    for (const d of r.discrepancies) rows.push(h("tr", { "data-unit": r.unit, class: "flagged" }, h("td", {}, r.unit + " " + r.name), h("td", {}, r.month), h("td", {}, r.signed_at), h("td", {}, h("span", { class: "badge no" }, t("inconsistent"))), h("td", {}, d.figure), h("td", {}, d.reported), h("td", {}, d.recomputed)));
+    if (r.ok) rows.push(h("tr", { "data-unit": r.unit }, h("td", {}, r.unit + " ", unitLabel(r.unit, r.name)), h("td", {}, r.month), h("td", {}, r.signed_at), h("td", {}, h("span", { class: "badge ok" }, t("consistent"))), h("td", {}), h("td", {}), h("td", {})));
+    for (const d of r.discrepancies) rows.push(h("tr", { "data-unit": r.unit, class: "flagged" }, h("td", {}, r.unit + " ", unitLabel(r.unit, r.name)), h("td", {}, r.month), h("td", {}, r.signed_at), h("td", {}, h("span", { class: "badge no" }, t("inconsistent"))), h("td", {}, d.figure), h("td", {}, d.reported), h("td", {}, d.recomputed)));
   }
   showPage("reports", h("h1", {}, t("reports") + " · " + period), h("div", { class: "actions" }, sign), err,
     h("div", { class: "table-wrap" }, h("table", { id: "reports" }, h("thead", {}, h("tr", {}, ["unit", "month", "signed", "check", "kpi", "reported", "recomputed"].map((k) => h("th", {}, t(k))))),
@@ -985,6 +1129,7 @@ async function route() {
     renderChrome();
     if (!ok) { loginPage(); return; }
     show(h("p", { class: "muted" }, t("loading")));
+    await loadUnitNames().catch(() => unitNames);
     switch (page) {
       case "case": await casePage(arg); break;
       case "file": filePage(); break;
@@ -994,6 +1139,7 @@ async function route() {
       case "sync": await syncPage(); break;
       case "tree": await treePage(); break;
       case "policy": await policyPage(arg); break;
+      case "search": await searchPage(arg); break;
       default: await queuePage();
     }
     document.body.dataset.page = page || "queue";
@@ -1003,6 +1149,13 @@ async function route() {
   }
 }
 window.addEventListener("hashchange", route);
+document.getElementById("search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const q = document.getElementById("search-input").value.trim();
+  if (!q) return;
+  const target = "#/search/" + encodeURIComponent(q);
+  if (location.hash === target) route(); else location.hash = target;
+});
 document.getElementById("lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("zz-lang", lang); route(); });
 document.getElementById("logout").addEventListener("click", async () => {
   try { await api.post("/api/logout"); } catch (_) { /* already gone */ }

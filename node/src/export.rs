@@ -1,0 +1,864 @@
+//! Exports.
+//!
+//! - `GET /api/cases/export?format=csv|xlsx&<filters>`: the case list (台账)
+//!   with the filters of `GET /api/cases`, in list order, personal data
+//!   masked below the operator role. CSV streams: rows are produced on a
+//!   blocking thread into a bounded channel, so memory does not grow with
+//!   the list. XLSX is written in the spreadsheet library's constant-memory
+//!   mode to a temporary file, then streamed back.
+//! - [`parquet`] (`zongzhi-node export parquet`, node stopped): analytics
+//!   tables without personal data — case facts, one row per case event,
+//!   the statistics counters — for DuckDB, DataFusion, Spark or Trino.
+//!   Incremental: a manifest in the output directory records the feed
+//!   position exported up to; the next run writes only the new events as a
+//!   new part file and replaces the (derived, changing) case and statistics
+//!   snapshots.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+use zongzhi_protocol::case::Contact;
+use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId, Policy, Record};
+
+use crate::accounts::Role;
+use crate::api::{authenticate, time, ApiError, ApiResult, AppState};
+use crate::ledger;
+use crate::queue::{self, Filter};
+use crate::store::Store;
+use crate::summary::CaseSummary;
+
+// ---------- the case list: CSV and XLSX ----------
+
+/// Column headers of the case list export (zh-CN, as the centers name them).
+pub const HEADERS: &[&str] = &[
+    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "登记单位", "登记时间", "下一时限", "是否超期", "督办", "退回次数",
+    "上报次数", "姓名", "电话", "证件号",
+];
+
+/// Indexes of the numeric columns (written as numbers in XLSX).
+const NUMERIC: &[usize] = &[14, 15];
+
+/// Bytes per streamed chunk.
+const CHUNK: usize = 64 * 1024;
+/// Chunks queued between the producing thread and the connection.
+const CHANNEL_CHUNKS: usize = 4;
+
+/// The UTF-8 byte order mark: Excel reads a CSV as UTF-8 only with it.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Data rows an XLSX sheet holds (1,048,576 rows, one is the header).
+const XLSX_MAX_ROWS: u32 = 1_048_575;
+
+pub const CSV_MIME: &str = "text/csv; charset=utf-8";
+pub const XLSX_MIME: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Xlsx,
+}
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// `GET /api/cases/export`.
+pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let format = match q.get("format").map(String::as_str) {
+        None | Some("") | Some("csv") => Format::Csv,
+        Some("xlsx") => Format::Xlsx,
+        Some(f) => return Err(ApiError::bad_request(format!("format must be csv or xlsx, not {f:?}"))),
+    };
+    let filter = Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
+    let masked = session.role < Role::Operator;
+    let now = ledger::now_ms();
+    let job = Job { store: s.store.clone(), policy: s.policy(), filter, masked, now };
+    let date = jiff::Timestamp::from_millisecond(now as i64)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string())
+        .unwrap_or_default();
+    let name = format!("cases-{}-{date}.{}", s.node.division, if format == Format::Csv { "csv" } else { "xlsx" });
+    tracing::info!(user = %session.username, format = ?format, masked, "case list export");
+    let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let (mime, length) = match format {
+        Format::Csv => {
+            tokio::task::spawn_blocking(move || job.csv(tx));
+            (CSV_MIME, None)
+        }
+        Format::Xlsx => {
+            // The whole sheet is written before the answer starts, so its
+            // errors are still proper JSON errors.
+            let mut file = tokio::task::spawn_blocking(move || job.xlsx())
+                .await
+                .map_err(|e| ApiError::internal(format!("export task failed: {e}")))??;
+            let length = file.metadata().map(|m| m.len()).ok();
+            tokio::task::spawn_blocking(move || send_file(&mut file, &tx));
+            (XLSX_MIME, length)
+        }
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }));
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(n) = length {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// One export: what to select and how to show it.
+struct Job {
+    store: Arc<Store>,
+    policy: Arc<Policy>,
+    filter: Filter,
+    masked: bool,
+    now: u64,
+}
+
+impl Job {
+    /// Calls `f` with each selected case's cells, in list order, until it
+    /// returns false. The first error (the store's or `f`'s) is returned.
+    fn rows(&self, mut f: impl FnMut(&[String]) -> Result<bool, String>) -> Result<(), String> {
+        let mut failed: Option<String> = None;
+        queue::scan(&self.store, &self.filter, &self.policy, self.now, |c| {
+            let cells = match row(&self.store, &self.policy, &c, self.masked, self.now) {
+                Ok(cells) => cells,
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            };
+            match f(&cells) {
+                Ok(more) => more,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Writes the CSV into the channel in chunks; stops when the client
+    /// goes away.
+    fn csv(self, tx: mpsc::Sender<Chunk>) {
+        let mut sink = ChannelWriter { buf: Vec::with_capacity(CHUNK), tx };
+        sink.buf.extend_from_slice(BOM);
+        let mut w = csv::WriterBuilder::new().from_writer(sink);
+        let result = (|| -> Result<(), String> {
+            w.write_record(HEADERS).map_err(|e| e.to_string())?;
+            self.rows(|cells| {
+                let safe: Vec<std::borrow::Cow<'_, str>> = cells.iter().map(|c| csv_cell(c)).collect();
+                w.write_record(safe.iter().map(|c| c.as_bytes())).map_err(|e| e.to_string())?;
+                Ok(true)
+            })?;
+            w.flush().map_err(|e| e.to_string())
+        })();
+        let mut sink = match w.into_inner() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("case list export: {}", e.error());
+                return;
+            }
+        };
+        match result.and_then(|()| sink.send().map_err(|e| e.to_string())) {
+            Ok(()) => {}
+            Err(e) if sink.tx.is_closed() => tracing::debug!("case list export: the client went away ({e})"),
+            Err(e) => {
+                tracing::error!("case list export failed: {e}");
+                // The body ends with an error: the client sees a broken
+                // download rather than a list that looks complete.
+                let _ = sink.tx.blocking_send(Err(std::io::Error::other(e)));
+            }
+        }
+    }
+
+    /// Writes the XLSX to an anonymous temporary file, positioned at its start.
+    fn xlsx(self) -> Result<std::fs::File, ApiError> {
+        use rust_xlsxwriter::{Format as CellFormat, Workbook};
+        let xerr = |e: rust_xlsxwriter::XlsxError| ApiError::internal(format!("writing the spreadsheet: {e}"));
+        let tmp = tempfile::tempdir().map_err(|e| ApiError::internal(format!("temporary directory: {e}")))?;
+        let mut wb = Workbook::new();
+        wb.set_tempdir(tmp.path()).map_err(xerr)?;
+        let ws = wb.add_worksheet_with_constant_memory().map_err(xerr)?;
+        ws.set_name("台账").map_err(xerr)?;
+        let widths = [22.0, 30.0, 12.0, 14.0, 8.0, 8.0, 10.0, 10.0, 14.0, 14.0, 26.0, 26.0, 10.0, 8.0, 10.0, 10.0, 10.0, 14.0, 20.0];
+        for (col, w) in widths.iter().enumerate() {
+            ws.set_column_width(col as u16, *w).map_err(xerr)?;
+        }
+        let bold = CellFormat::new().set_bold();
+        for (col, h) in HEADERS.iter().enumerate() {
+            ws.write_string_with_format(0, col as u16, *h, &bold).map_err(xerr)?;
+        }
+        ws.set_freeze_panes(1, 0).map_err(xerr)?;
+        let mut r: u32 = 0;
+        let mut too_many = false;
+        self.rows(|cells| {
+            if r >= XLSX_MAX_ROWS {
+                too_many = true;
+                return Ok(false);
+            }
+            r += 1;
+            for (col, v) in cells.iter().enumerate() {
+                let col16 = col as u16;
+                let number = if NUMERIC.contains(&col) { v.parse::<f64>().ok() } else { None };
+                match number {
+                    Some(n) => ws.write_number(r, col16, n).map(|_| ()),
+                    None if v.is_empty() => Ok(()),
+                    // Strings are never formulas in XLSX: no apostrophe needed.
+                    None => ws.write_string(r, col16, v).map(|_| ()),
+                }
+                .map_err(|e| e.to_string())?;
+            }
+            Ok(true)
+        })
+        .map_err(ApiError::internal)?;
+        if too_many {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_rows",
+                format!("more than {XLSX_MAX_ROWS} cases: narrow the filters or export CSV"),
+            ));
+        }
+        let mut out = tempfile::tempfile_in(tmp.path()).map_err(|e| ApiError::internal(format!("temporary file: {e}")))?;
+        wb.save_to_writer(&mut out).map_err(xerr)?;
+        out.flush().and_then(|()| out.rewind()).map_err(|e| ApiError::internal(format!("temporary file: {e}")))?;
+        // The directory goes now; the open file lives on until it is sent.
+        drop(tmp);
+        Ok(out)
+    }
+}
+
+/// Streams a file into the channel.
+fn send_file(file: &mut std::fs::File, tx: &mpsc::Sender<Chunk>) {
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        match file.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// An `io::Write` that sends what it is given down the channel in chunks.
+struct ChannelWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Chunk>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    /// Chunks go out when full and at the end, not on every flush.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A CSV cell safe from formula injection: one starting with `=`, `+`,
+/// `-`, `@`, TAB or CR gets a leading apostrophe, so a spreadsheet shows
+/// it as text instead of evaluating it.
+pub fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}").into() } else { s.into() }
+}
+
+/// The complainant as this export may show them; `None` when the node does
+/// not hold the contact blob (or it does not match the hash the filing signed).
+fn contact(store: &Store, hash: Option<BlobHash>, masked: bool) -> Result<Option<Contact>, String> {
+    let Some(hash) = hash else { return Ok(None) };
+    let Some(bytes) = store.blob(&hash.0).map_err(|e| e.to_string())? else { return Ok(None) };
+    if BlobHash::of(&bytes) != hash {
+        tracing::warn!(blob = %hash, "stored contact does not match the hash the filing signed; left out of the export");
+        return Ok(None);
+    }
+    let Ok(c) = Contact::from_bytes(&bytes) else { return Ok(None) };
+    Ok(Some(if masked { c.masked() } else { c }))
+}
+
+/// The cells of one case, in [`HEADERS`] order (not yet CSV-escaped).
+fn row(store: &Store, policy: &Policy, c: &CaseSummary, masked: bool, now: u64) -> Result<Vec<String>, String> {
+    let (major, minor) = match policy.subcategory(&c.category) {
+        Some((parent, leaf)) => (parent.name.clone(), leaf.name.clone()),
+        None => (String::new(), c.category.clone()),
+    };
+    let next_due = match c.next_due_ms {
+        Some(ms) => time(ms),
+        None if !c.waiting.is_empty() => "待定".to_string(),
+        None => String::new(),
+    };
+    let person = contact(store, c.contact, masked)?.unwrap_or_default();
+    Ok(vec![
+        c.number.clone(),
+        c.title.clone(),
+        major,
+        minor,
+        c.request_type.zh().to_string(),
+        c.channel.zh().to_string(),
+        c.urgency.zh().to_string(),
+        c.status.zh().to_string(),
+        c.owner.to_string(),
+        c.filed_by.to_string(),
+        time(c.filed_ms),
+        next_due,
+        if c.is_overdue(now) { "是" } else { "否" }.to_string(),
+        c.supervision.map(|g| g.zh().to_string()).unwrap_or_default(),
+        c.returns.to_string(),
+        c.escalations.to_string(),
+        person.name,
+        person.phone,
+        person.id_number,
+    ])
+}
+
+// ---------- Parquet for analytics ----------
+
+use arrow_array::builder::{BooleanBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// The manifest's file name in the output directory.
+pub const MANIFEST: &str = "manifest.json";
+/// Version of the manifest and table layout.
+const LAYOUT_VERSION: u32 = 1;
+/// Rows per Arrow batch (and the memory the writer holds per table).
+const BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Records read from the feed at a time.
+const FEED_PAGE: usize = 1024;
+
+/// What the output directory holds: written after the data files, so a
+/// run that dies leaves the previous manifest (and its files) standing.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    /// The node whose store was exported (hex key).
+    pub node: String,
+    pub division: String,
+    /// Feed positions `1..=feed_to` have been exported as events.
+    pub feed_to: u64,
+    /// `--since` of the first run (`YYYY-MM-DD`, China time), kept for all.
+    pub since: Option<String>,
+    /// The event part files, oldest first (relative to the directory).
+    pub event_files: Vec<String>,
+    pub cases_file: String,
+    pub stats_file: String,
+    /// When the last run finished (RFC 3339, +08:00).
+    pub exported_at: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetOutcome {
+    pub cases: usize,
+    pub events: usize,
+    pub stats: usize,
+    /// Feed positions read this run (`from..=to`; empty when nothing new).
+    pub feed_from: u64,
+    pub feed_to: u64,
+    /// Files written this run, relative to the directory.
+    pub files: Vec<String>,
+}
+
+impl std::fmt::Display for ParquetOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let feed = if self.feed_from <= self.feed_to {
+            format!("feed {}..={}", self.feed_from, self.feed_to)
+        } else {
+            format!("nothing new in the feed after {}", self.feed_to)
+        };
+        write!(
+            f,
+            "exported cases: {} rows, events: {} rows ({feed}), stats: {} rows; files written: {}",
+            self.cases,
+            self.events,
+            self.stats,
+            if self.files.is_empty() { "none".to_string() } else { self.files.join(", ") }
+        )
+    }
+}
+
+/// Parses `--since YYYY-MM-DD` as the start of that day in China time (ms).
+pub fn since_ms(date: &str) -> anyhow::Result<u64> {
+    let d: jiff::civil::Date = date.parse().map_err(|e| anyhow::anyhow!("--since {date:?}: expected YYYY-MM-DD ({e})"))?;
+    let ts = d.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))?.timestamp();
+    u64::try_from(ts.as_millisecond()).map_err(|_| anyhow::anyhow!("--since {date:?} is before 1970"))
+}
+
+/// Exports the store's analytics tables into `dir` (see the module docs).
+/// `since`: the `--since` date; events and cases before it are left out.
+pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path, since: Option<&str>) -> anyhow::Result<ParquetOutcome> {
+    use anyhow::{bail, Context};
+    let since_ms = since.map(since_ms).transpose()?;
+    for sub in ["cases", "events", "stats"] {
+        std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
+    }
+    let manifest_path = dir.join(MANIFEST);
+    let previous: Option<Manifest> = match std::fs::read(&manifest_path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", manifest_path.display()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", manifest_path.display())),
+    };
+    let head = store.feed_len()?;
+    if let Some(m) = &previous {
+        if m.version != LAYOUT_VERSION {
+            bail!("{} has layout version {}, this build writes {LAYOUT_VERSION}: export into a new directory", manifest_path.display(), m.version);
+        }
+        if m.node != node.to_string() {
+            bail!("{} was exported from another node ({}); export into a new directory", dir.display(), m.node);
+        }
+        if m.feed_to > head {
+            bail!("{} holds events up to feed position {}, but this store's feed ends at {head}: export into a new directory", dir.display(), m.feed_to);
+        }
+        if m.since.as_deref() != since {
+            bail!(
+                "{} was exported with --since {}; run with the same --since, or export into a new directory",
+                dir.display(),
+                m.since.as_deref().unwrap_or("(none)")
+            );
+        }
+    }
+    let mut event_files = previous.as_ref().map(|m| m.event_files.clone()).unwrap_or_default();
+    // Part files the manifest does not list are left from a run that died
+    // before its manifest: they would repeat events, so they go.
+    for entry in std::fs::read_dir(dir.join("events"))? {
+        let entry = entry?;
+        let rel = format!("events/{}", entry.file_name().to_string_lossy());
+        if !event_files.contains(&rel) {
+            std::fs::remove_file(entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
+        }
+    }
+    let from = previous.as_ref().map_or(1, |m| m.feed_to + 1);
+    let mut files = Vec::new();
+
+    // Events: the feed from where the last run stopped.
+    let mut events = 0;
+    if from <= head {
+        let rel = format!("events/part-{from:012}-{head:012}.parquet");
+        let mut t = Table::create(dir, &rel, event_schema())?;
+        let mut pos = from;
+        while pos <= head {
+            let page = store.feed_records(pos, FEED_PAGE)?;
+            let Some(last) = page.last().map(|(seq, _, _)| *seq) else { break };
+            for (seq, id, bytes) in page {
+                if seq > head {
+                    break;
+                }
+                let record = Record::decode_unverified_owned(bytes).with_context(|| format!("record {id} at feed position {seq}"))?;
+                let RecordBody::CaseEvent(ev) = &record.body else { continue };
+                if since_ms.is_some_and(|s| record.header.hlc.wall_ms < s) {
+                    continue;
+                }
+                let case = ev.case.unwrap_or(id);
+                t.row(&[
+                    Cell::I64(Some(seq as i64)),
+                    Cell::Str(Some(&id.to_string())),
+                    Cell::Str(Some(&case.to_string())),
+                    Cell::Str(Some(&record.author.to_string())),
+                    Cell::I64(Some(record.header.seq as i64)),
+                    Cell::Str(Some(&ev.unit.to_string())),
+                    Cell::Str(Some(ev.action.as_str())),
+                    Cell::Ts(Some(record.header.hlc.wall_ms)),
+                    Cell::I64(Some(record.header.hlc.counter as i64)),
+                    Cell::I32(Some(ev.policy as i32)),
+                ])?;
+            }
+            pos = last + 1;
+        }
+        events = t.rows;
+        if events > 0 {
+            t.finish()?;
+            event_files.push(rel.clone());
+            files.push(rel);
+        } else {
+            t.abandon();
+        }
+    }
+
+    // Cases: a fresh snapshot.
+    let cases_rel = "cases/cases.parquet".to_string();
+    let mut t = Table::create(dir, &cases_rel, case_schema())?;
+    let now = ledger::now_ms();
+    let mut failed = None;
+    store.all_summaries(|c| {
+        if since_ms.is_some_and(|s| c.filed_ms < s) {
+            return true;
+        }
+        match case_row(&mut t, &c, now) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let cases = t.rows;
+    t.finish()?;
+    files.push(cases_rel.clone());
+
+    // Statistics: a fresh snapshot of every counter key.
+    let stats_rel = "stats/stats.parquet".to_string();
+    let mut t = Table::create(dir, &stats_rel, stats_schema())?;
+    let mut failed = None;
+    store.scan_stats(&[], &[0xFF; 32], |k, v| {
+        if failed.is_some() {
+            return;
+        }
+        let Some(key) = crate::stats::parse_key(k) else { return };
+        let counts = crate::stats::decode(v);
+        if counts.iter().all(|x| *x == 0) {
+            return;
+        }
+        let unit = DivisionCode::new(key.unit).map(|d| d.to_string()).unwrap_or_else(|_| key.unit.to_string());
+        let channel = zongzhi_protocol::case::Channel::ALL.get(key.channel as usize).map(|c| c.as_str()).unwrap_or("");
+        let mut cells = vec![
+            Cell::I32(Some(key.month as i32)),
+            Cell::I32(Some(key.tag as i32)),
+            Cell::Str(Some(&unit)),
+            Cell::Str(Some(channel)),
+            Cell::Str(Some(&key.category)),
+        ];
+        cells.extend(counts.iter().map(|x| Cell::I64(Some(*x))));
+        if let Err(e) = t.row(&cells) {
+            failed = Some(e);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let stats = t.rows;
+    t.finish()?;
+    files.push(stats_rel.clone());
+
+    let manifest = Manifest {
+        version: LAYOUT_VERSION,
+        node: node.to_string(),
+        division: division.to_string(),
+        feed_to: head,
+        since: since.map(String::from),
+        event_files,
+        cases_file: cases_rel,
+        stats_file: stats_rel,
+        exported_at: time(now),
+    };
+    write_atomically(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)?;
+    Ok(ParquetOutcome { cases, events, stats, feed_from: from, feed_to: head, files })
+}
+
+fn case_row(t: &mut Table, c: &CaseSummary, now: u64) -> anyhow::Result<()> {
+    let lineage = c.owner.lineage();
+    let at = |level: Level| lineage.iter().find(|u| u.level() == level).map(|u| u.to_string());
+    let (city, county, township) = (at(Level::City), at(Level::County), at(Level::Township));
+    t.row(&[
+        Cell::Str(Some(&c.id.to_string())),
+        Cell::Str(Some(&c.number)),
+        Cell::Str(Some(&c.category)),
+        Cell::Str(Some(c.request_type.as_str())),
+        Cell::Str(Some(c.channel.as_str())),
+        Cell::Str(Some(c.urgency.as_str())),
+        Cell::Str(Some(c.complexity.as_str())),
+        Cell::Str(Some(c.status.as_str())),
+        Cell::Str(Some(&c.owner.to_string())),
+        Cell::Str(Some(c.owner.level().as_str())),
+        Cell::Str(c.window.as_deref()),
+        Cell::Str(Some(&c.filed_by.to_string())),
+        Cell::Str(city.as_deref()),
+        Cell::Str(county.as_deref()),
+        Cell::Str(township.as_deref()),
+        Cell::Ts(Some(c.filed_ms)),
+        Cell::Ts(Some(c.updated_ms)),
+        Cell::Ts(c.next_due_ms),
+        Cell::Bool(Some(c.is_overdue(now))),
+        Cell::I32(Some(c.returns as i32)),
+        Cell::I32(Some(c.escalations as i32)),
+        Cell::I32(Some(c.units_handled as i32)),
+        Cell::Str(c.supervision.map(|g| g.as_str())),
+        Cell::I32(Some(c.events as i32)),
+    ])
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+fn case_schema() -> SchemaRef {
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let s_null = |n: &str| Field::new(n, DataType::Utf8, true);
+    let i = |n: &str| Field::new(n, DataType::Int32, false);
+    Arc::new(Schema::new(vec![
+        s("case_id"),
+        s("number"),
+        s("category"),
+        s("request_type"),
+        s("channel"),
+        s("urgency"),
+        s("complexity"),
+        s("status"),
+        s("owner"),
+        s("owner_level"),
+        s_null("window"),
+        s("filed_by"),
+        s_null("city"),
+        s_null("county"),
+        s_null("township"),
+        Field::new("filed_at", ts(), false),
+        Field::new("updated_at", ts(), false),
+        Field::new("next_due_at", ts(), true),
+        // At the time of the export (it depends on the clock).
+        Field::new("overdue", DataType::Boolean, false),
+        i("returns"),
+        i("escalations"),
+        i("units_handled"),
+        s_null("supervision"),
+        i("event_count"),
+    ]))
+}
+
+fn event_schema() -> SchemaRef {
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let l = |n: &str| Field::new(n, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        // This node's feed position (the manifest's unit of progress).
+        l("feed_seq"),
+        s("record_id"),
+        s("case_id"),
+        s("author"),
+        l("author_seq"),
+        s("unit"),
+        s("action"),
+        Field::new("hlc_wall", ts(), false),
+        l("hlc_counter"),
+        Field::new("policy_version", DataType::Int32, false),
+    ]))
+}
+
+fn stats_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("month", DataType::Int32, false),
+        Field::new("tag", DataType::Int32, false),
+        Field::new("unit", DataType::Utf8, false),
+        Field::new("channel", DataType::Utf8, false),
+        Field::new("category", DataType::Utf8, false),
+    ];
+    fields.extend(zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| Field::new(c.as_str(), DataType::Int64, false)));
+    Arc::new(Schema::new(fields))
+}
+
+/// One value of a row, matching its column's type.
+#[derive(Debug, Clone, Copy)]
+enum Cell<'a> {
+    Str(Option<&'a str>),
+    I32(Option<i32>),
+    I64(Option<i64>),
+    /// Milliseconds since the epoch, UTC.
+    Ts(Option<u64>),
+    Bool(Option<bool>),
+}
+
+enum Column {
+    Str(StringBuilder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    Ts(TimestampMillisecondBuilder),
+    Bool(BooleanBuilder),
+}
+
+impl Column {
+    fn new(t: &DataType) -> anyhow::Result<Column> {
+        Ok(match t {
+            DataType::Utf8 => Column::Str(StringBuilder::new()),
+            DataType::Int32 => Column::I32(Int32Builder::new()),
+            DataType::Int64 => Column::I64(Int64Builder::new()),
+            DataType::Timestamp(TimeUnit::Millisecond, tz) => Column::Ts(TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone())),
+            DataType::Boolean => Column::Bool(BooleanBuilder::new()),
+            other => anyhow::bail!("no column builder for {other}"),
+        })
+    }
+
+    fn push(&mut self, v: &Cell<'_>) -> anyhow::Result<()> {
+        match (self, v) {
+            (Column::Str(b), Cell::Str(x)) => b.append_option(*x),
+            (Column::I32(b), Cell::I32(x)) => b.append_option(*x),
+            (Column::I64(b), Cell::I64(x)) => b.append_option(*x),
+            (Column::Ts(b), Cell::Ts(x)) => b.append_option(x.map(|ms| ms as i64)),
+            (Column::Bool(b), Cell::Bool(x)) => b.append_option(*x),
+            (_, v) => anyhow::bail!("value {v:?} does not fit its column"),
+        }
+        Ok(())
+    }
+
+    /// The values pushed since the last call, as an array.
+    fn finish(&mut self) -> ArrayRef {
+        use arrow_array::builder::ArrayBuilder;
+        match self {
+            Column::Str(b) => ArrayBuilder::finish(b),
+            Column::I32(b) => ArrayBuilder::finish(b),
+            Column::I64(b) => ArrayBuilder::finish(b),
+            Column::Ts(b) => ArrayBuilder::finish(b),
+            Column::Bool(b) => ArrayBuilder::finish(b),
+        }
+    }
+}
+
+/// A Parquet file being written: to `<name>.tmp` first, renamed into place
+/// by [`Table::finish`].
+struct Table {
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    pending: usize,
+    rows: usize,
+    writer: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Table {
+    fn create(dir: &Path, rel: &str, schema: SchemaRef) -> anyhow::Result<Table> {
+        use anyhow::Context;
+        use parquet::basic::Compression;
+        use parquet::file::properties::WriterProperties;
+        let path = dir.join(rel);
+        let tmp = path.with_extension("parquet.tmp");
+        let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_created_by(format!("zongzhi-node {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+        let columns = schema.fields().iter().map(|f| Column::new(f.data_type())).collect::<anyhow::Result<_>>()?;
+        Ok(Table { schema, columns, pending: 0, rows: 0, writer: Some(writer), tmp, path })
+    }
+
+    fn row(&mut self, cells: &[Cell<'_>]) -> anyhow::Result<()> {
+        anyhow::ensure!(cells.len() == self.columns.len(), "a row of {} values for {} columns", cells.len(), self.columns.len());
+        for (c, v) in self.columns.iter_mut().zip(cells) {
+            c.push(v)?;
+        }
+        self.pending += 1;
+        self.rows += 1;
+        if self.pending >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        if let Some(w) = self.writer.as_mut() {
+            w.write(&batch)?;
+        }
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Writes the footer, syncs and renames the file into place.
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.flush()?;
+        let Some(w) = self.writer.take() else { anyhow::bail!("table already finished") };
+        let file = w.into_inner()?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path)?;
+        sync_dir(&self.path);
+        Ok(())
+    }
+
+    /// Drops the unfinished file.
+    fn abandon(mut self) {
+        self.writer.take();
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Syncs the directory holding `path` (a rename is durable only then).
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_get_an_apostrophe() {
+        for s in ["=1+1", "+8613800000000", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(csv_cell(s), format!("'{s}"));
+        }
+        for s in ["", "张三", "13812341234", "a=b"] {
+            assert_eq!(csv_cell(s), s);
+        }
+    }
+
+    #[test]
+    fn since_is_the_start_of_the_day_in_china() {
+        // 2026-05-01T00:00:00+08:00 = 2026-04-30T16:00:00Z.
+        assert_eq!(since_ms("2026-05-01").ok(), Some(1_777_564_800_000));
+        assert!(since_ms("2026-13-01").is_err());
+        assert!(since_ms("yesterday").is_err());
+    }
+
+    #[test]
+    fn headers_match_rows() {
+        assert_eq!(HEADERS.len(), 19);
+        assert_eq!(HEADERS[NUMERIC[0]], "退回次数");
+        assert_eq!(HEADERS[NUMERIC[1]], "上报次数");
+    }
+}

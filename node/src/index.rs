@@ -1,0 +1,383 @@
+//! Derived indexes kept in the same write batch as the case summaries they
+//! follow, so every interactive read and every worker costs what it
+//! returns, not what the node holds. Key layouts (all integers big-endian;
+//! `cat8` is the category code padded with zero bytes to 8; owner or unit 0
+//! stands for "every owner"):
+//!
+//! | cf | key | value |
+//! |---|---|---|
+//! | `queue` | owner ‖ status ‖ urgency ‖ due ‖ filed ‖ case | [`Entry`] |
+//! | `queue_cat` | owner ‖ cat8 ‖ status ‖ urgency ‖ due ‖ filed ‖ case | [`Entry`] |
+//! | `counts` | `q` owner ‖ status ‖ urgency, `c` owner ‖ cat8 ‖ status ‖ urgency | cases (merge) |
+//! | `clocks` | unit ‖ due ‖ case ‖ kind | [`ClockEntry`] |
+//! | `urgent` | case | () — open urgent cases |
+//! | `repeats` | contact ‖ cat8 ‖ filed ‖ case | filing unit ‖ channel |
+//! | `repeat_marks` | as `repeats` | () — the case repeats an earlier one |
+//! | `repeat_dirty` | contact ‖ cat8 | () — marks to recompute |
+//! | `contacts` | keyed hash of a phone or ID number (16) ‖ ¬filed ‖ case | () |
+//! | `words` | token ‖ 0 ‖ ¬filed ‖ case | () |
+//!
+//! A case's due is its next running clock's due time (`u64::MAX` when no
+//! clock runs), so within one (owner, status, urgency) the keys are in list
+//! order and "overdue" is a key range. Repeat marks need the other cases
+//! of the same complainant and category: they are settled after each write
+//! from the committed state ([`crate::store::Store::commit`]), with the
+//! groups to settle recorded in the batch itself, so a crash in between
+//! loses nothing (start-up settles what is left).
+
+use zongzhi_protocol::case::Urgency;
+use zongzhi_protocol::workflow::{DeadlineKind, Status};
+use zongzhi_protocol::{DivisionCode, RecordId};
+
+use crate::summary::CaseSummary;
+
+/// Owner (or unit) code under which every case is indexed as well.
+pub const EVERY: u64 = 0;
+
+pub fn cat8(category: &str) -> [u8; 8] {
+    let mut c = [0u8; 8];
+    for (d, s) in c.iter_mut().zip(category.bytes()) {
+        *d = s;
+    }
+    c
+}
+
+pub fn cat_of(c8: &[u8]) -> String {
+    String::from_utf8_lossy(c8).trim_end_matches('\0').to_string()
+}
+
+fn urgency_byte(u: Urgency) -> u8 {
+    match u {
+        Urgency::Normal => 0,
+        Urgency::Urgent => 1,
+    }
+}
+
+pub const URGENCIES: [Urgency; 2] = [Urgency::Normal, Urgency::Urgent];
+
+/// The list position of a case: due ‖ filed ‖ case (48 bytes).
+pub fn position(s: &CaseSummary) -> Vec<u8> {
+    let mut k = Vec::with_capacity(48);
+    k.extend_from_slice(&s.next_due_ms.unwrap_or(u64::MAX).to_be_bytes());
+    k.extend_from_slice(&s.filed_ms.to_be_bytes());
+    k.extend_from_slice(&s.id.0);
+    k
+}
+
+/// The prefix of one queue stream.
+pub fn queue_prefix(owner: u64, status: Status, urgency: Urgency) -> Vec<u8> {
+    let mut k = owner.to_be_bytes().to_vec();
+    k.push(status as u8);
+    k.push(urgency_byte(urgency));
+    k
+}
+
+/// The prefix of one queue stream of a category.
+pub fn queue_cat_prefix(owner: u64, c8: &[u8; 8], status: Status, urgency: Urgency) -> Vec<u8> {
+    let mut k = owner.to_be_bytes().to_vec();
+    k.extend_from_slice(c8);
+    k.push(status as u8);
+    k.push(urgency_byte(urgency));
+    k
+}
+
+/// What a queue entry carries, so filters run without reading summaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub category: String,
+    pub waiting: bool,
+    /// Running clocks: (started, due).
+    pub clocks: Vec<(u64, u64)>,
+}
+
+impl Entry {
+    pub fn of(s: &CaseSummary) -> Entry {
+        Entry { category: s.category.clone(), waiting: !s.waiting.is_empty(), clocks: s.running.iter().map(|r| (r.started_ms, r.due_ms)).collect() }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = vec![self.waiting as u8, self.category.len().min(255) as u8];
+        v.extend_from_slice(&self.category.as_bytes()[..self.category.len().min(255)]);
+        v.push(self.clocks.len().min(255) as u8);
+        for (s, d) in self.clocks.iter().take(255) {
+            v.extend_from_slice(&s.to_be_bytes());
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<Entry> {
+        let waiting = *v.first()? != 0;
+        let n = *v.get(1)? as usize;
+        let category = String::from_utf8(v.get(2..2 + n)?.to_vec()).ok()?;
+        let m = *v.get(2 + n)? as usize;
+        let mut clocks = Vec::with_capacity(m);
+        for i in 0..m {
+            let at = 3 + n + 16 * i;
+            clocks.push((u64_at(v, at)?, u64_at(v, at + 8)?));
+        }
+        Some(Entry { category, waiting, clocks })
+    }
+
+    pub fn is_overdue(&self, now: u64) -> bool {
+        self.clocks.iter().any(|(_, due)| now > *due)
+    }
+
+    /// As [`CaseSummary::is_due_soon`].
+    pub fn is_due_soon(&self, now: u64, percent: u8) -> bool {
+        !self.is_overdue(now)
+            && self.clocks.iter().any(|(start, due)| {
+                let span = due.saturating_sub(*start).max(1);
+                now.saturating_sub(*start).saturating_mul(100) >= span.saturating_mul(percent as u64)
+            })
+    }
+}
+
+pub fn u64_at(v: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(v.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn u32_at(v: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(v.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A running clock as the `clocks` index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockEntry {
+    pub unit: u64,
+    pub due_ms: u64,
+    pub case: RecordId,
+    pub kind: DeadlineKind,
+    pub owner: DivisionCode,
+    pub returns: u32,
+    pub units_handled: u32,
+    pub status: u8,
+    pub urgency: u8,
+    /// The earliest (due, kind) of the case's running clocks under this key's unit.
+    pub first: bool,
+    pub channel: u8,
+    pub started_ms: u64,
+    pub category: String,
+}
+
+fn kind_byte(k: DeadlineKind) -> u8 {
+    DeadlineKind::ALL.iter().position(|x| *x == k).unwrap_or(0) as u8
+}
+
+impl ClockEntry {
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(49);
+        k.extend_from_slice(&self.unit.to_be_bytes());
+        k.extend_from_slice(&self.due_ms.to_be_bytes());
+        k.extend_from_slice(&self.case.0);
+        k.push(kind_byte(self.kind));
+        k
+    }
+
+    pub fn value(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(40 + self.category.len());
+        v.extend_from_slice(&self.owner.as_u64().to_be_bytes());
+        v.extend_from_slice(&self.returns.to_be_bytes());
+        v.extend_from_slice(&self.units_handled.to_be_bytes());
+        v.extend_from_slice(&[self.status, self.urgency, self.first as u8, self.channel]);
+        v.extend_from_slice(&self.started_ms.to_be_bytes());
+        v.extend_from_slice(self.category.as_bytes());
+        v
+    }
+
+    pub fn decode(k: &[u8], v: &[u8]) -> Option<ClockEntry> {
+        Some(ClockEntry {
+            unit: u64_at(k, 0)?,
+            due_ms: u64_at(k, 8)?,
+            case: RecordId(k.get(16..48)?.try_into().ok()?),
+            kind: *DeadlineKind::ALL.get(*k.get(48)? as usize)?,
+            owner: DivisionCode::new(u64_at(v, 0)?).ok()?,
+            returns: u32_at(v, 8)?,
+            units_handled: u32_at(v, 12)?,
+            status: *v.get(16)?,
+            urgency: *v.get(17)?,
+            first: *v.get(18)? != 0,
+            channel: *v.get(19)?,
+            started_ms: u64_at(v, 20)?,
+            category: String::from_utf8(v.get(28..)?.to_vec()).ok()?,
+        })
+    }
+
+    pub fn status(&self) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| *s as u8 == self.status)
+    }
+}
+
+/// The clock entries of a summary: each running clock under its unit and
+/// under [`EVERY`]; none for a case that is not open.
+pub fn clock_entries(s: &CaseSummary) -> Vec<ClockEntry> {
+    if !s.status.is_open() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(2 * s.running.len());
+    let min_of = |unit: Option<DivisionCode>| {
+        s.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u)).map(|r| (r.due_ms, kind_byte(r.kind))).min()
+    };
+    let all_first = min_of(None);
+    for r in &s.running {
+        for (unit, first) in [(r.unit.as_u64(), min_of(Some(r.unit))), (EVERY, all_first)] {
+            out.push(ClockEntry {
+                unit,
+                due_ms: r.due_ms,
+                case: s.id,
+                kind: r.kind,
+                owner: s.owner,
+                returns: s.returns,
+                units_handled: s.units_handled,
+                status: s.status as u8,
+                urgency: urgency_byte(s.urgency),
+                first: first == Some((r.due_ms, kind_byte(r.kind))),
+                channel: zongzhi_protocol::kpi::channel_index(s.channel),
+                started_ms: r.started_ms,
+                category: s.category.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Calls `f` on every running clock of an open case due before `now`,
+/// earliest first, until it returns false.
+pub fn overdue_clocks(store: &crate::store::Store, now: u64, mut f: impl FnMut(ClockEntry) -> bool) -> crate::store::Result<()> {
+    clocks_due(store, EVERY, 0, now, |e| f(e))
+}
+
+/// Calls `f` on the running clocks of open cases under `unit` ([`EVERY`]
+/// for all) with a due time in `[from, to)`, in due order.
+pub fn clocks_due(store: &crate::store::Store, unit: u64, from: u64, to: u64, mut f: impl FnMut(ClockEntry) -> bool) -> crate::store::Result<()> {
+    let lo = [unit.to_be_bytes(), from.to_be_bytes()].concat();
+    let hi = [unit.to_be_bytes(), to.to_be_bytes()].concat();
+    store.index_scan(crate::store::CF_CLOCKS, &lo, &hi, |k, v| match ClockEntry::decode(k, v) {
+        Some(e) => f(e),
+        None => true,
+    })
+}
+
+/// The `repeats` key of a case, if it counts for repeats (it has a
+/// complainant and is not void).
+pub fn repeat_key(s: &CaseSummary) -> Option<Vec<u8>> {
+    let contact = s.contact?;
+    if s.status == Status::Void {
+        return None;
+    }
+    let mut k = Vec::with_capacity(80);
+    k.extend_from_slice(&contact.0);
+    k.extend_from_slice(&cat8(&s.category));
+    k.extend_from_slice(&s.filed_ms.to_be_bytes());
+    k.extend_from_slice(&s.id.0);
+    Some(k)
+}
+
+/// Length of a repeat group's key (contact ‖ cat8).
+pub const REPEAT_GROUP: usize = 40;
+
+pub fn repeat_value(s: &CaseSummary) -> Vec<u8> {
+    let mut v = s.filed_by.as_u64().to_be_bytes().to_vec();
+    v.push(zongzhi_protocol::kpi::channel_index(s.channel));
+    v
+}
+
+/// Words of a text for the `words` index: every pair of adjacent CJK
+/// characters (a lone one on its own) and every run of ASCII letters and
+/// digits, lower-cased; each at most once.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |t: String| {
+        if !t.is_empty() && t.len() <= 48 && !out.contains(&t) {
+            out.push(t);
+        }
+    };
+    let mut run: Vec<char> = Vec::new();
+    let mut word = String::new();
+    let flush_run = |run: &mut Vec<char>, push: &mut dyn FnMut(String)| {
+        match run.len() {
+            0 => {}
+            1 => push(run[0].to_string()),
+            _ => run.windows(2).for_each(|w| push(w.iter().collect())),
+        }
+        run.clear();
+    };
+    for ch in text.chars() {
+        if ch.is_ascii_alphanumeric() {
+            flush_run(&mut run, &mut push);
+            word.push(ch.to_ascii_lowercase());
+        } else {
+            if !word.is_empty() {
+                push(std::mem::take(&mut word));
+            }
+            if ch.is_alphanumeric() {
+                run.push(ch);
+            } else {
+                flush_run(&mut run, &mut push);
+            }
+        }
+    }
+    flush_run(&mut run, &mut push);
+    if !word.is_empty() {
+        push(word);
+    }
+    out
+}
+
+/// ¬filed ‖ case: newest first.
+pub fn search_suffix(filed_ms: u64, case: &RecordId) -> Vec<u8> {
+    let mut k = (u64::MAX - filed_ms).to_be_bytes().to_vec();
+    k.extend_from_slice(&case.0);
+    k
+}
+
+pub fn word_key(token: &str, suffix: &[u8]) -> Vec<u8> {
+    let mut k = token.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(suffix);
+    k
+}
+
+/// A phone number as digits only, without a leading +86 / 0086.
+pub fn normalize_phone(s: &str) -> Option<String> {
+    let d: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
+    let d = d.strip_prefix("0086").or_else(|| if d.len() == 13 { d.strip_prefix("86") } else { None }).unwrap_or(&d).to_string();
+    (7..=13).contains(&d.len()).then_some(d)
+}
+
+/// An ID number upper-cased, if it has the shape of one (15 or 18 characters, digits and a final X).
+pub fn normalize_id_number(s: &str) -> Option<String> {
+    let t: String = s.trim().to_ascii_uppercase();
+    let ok = (t.len() == 18 || t.len() == 15)
+        && t.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || (c == 'X' && i == t.len() - 1));
+    ok.then_some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_bigrams_and_words() {
+        assert_eq!(tokens("噪音 纠纷"), vec!["噪音", "纠纷"]);
+        assert_eq!(tokens("楼上噪音"), vec!["楼上", "上噪", "噪音"]);
+        assert_eq!(tokens("A栋302室"), vec!["a", "栋", "302", "室"]);
+        assert_eq!(tokens("噪音噪音"), vec!["噪音", "音噪"]);
+        assert!(tokens("，。 ").is_empty());
+    }
+
+    #[test]
+    fn phones_and_id_numbers_normalize() {
+        assert_eq!(normalize_phone("+86 138-0000-1234").as_deref(), Some("13800001234"));
+        assert_eq!(normalize_phone("13800001234").as_deref(), Some("13800001234"));
+        assert_eq!(normalize_phone("12"), None);
+        assert_eq!(normalize_id_number("33010619900101123x").as_deref(), Some("33010619900101123X"));
+        assert_eq!(normalize_id_number("3301061990010112X3"), None);
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let e = Entry { category: "0202".into(), waiting: true, clocks: vec![(1, 2), (3, 4)] };
+        assert_eq!(Entry::decode(&e.encode()), Some(e));
+    }
+}
