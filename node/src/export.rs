@@ -347,18 +347,12 @@ fn row(store: &Store, policy: &Policy, c: &CaseSummary, masked: bool, now: u64) 
 
 // ---------- Parquet for analytics ----------
 
-use arrow_array::builder::{BooleanBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-
 /// The manifest's file name in the output directory.
 pub const MANIFEST: &str = "manifest.json";
 /// Version of the manifest and table layout.
 const LAYOUT_VERSION: u32 = 1;
-/// Rows per Arrow batch (and the memory the writer holds per table).
-const BATCH_ROWS: usize = 8192;
-/// Rows per Parquet row group.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per Parquet row group (collected in memory before it is written).
+const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Records read from the feed at a time.
 const FEED_PAGE: usize = 1024;
 
@@ -470,7 +464,7 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
     let mut events = 0;
     if from <= head {
         let rel = format!("events/part-{from:012}-{head:012}.parquet");
-        let mut t = Table::create(dir, &rel, event_schema())?;
+        let mut t = Table::create(dir, &rel, "events", event_schema())?;
         let mut pos = from;
         while pos <= head {
             let page = store.feed_records(pos, FEED_PAGE)?;
@@ -512,7 +506,7 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
 
     // Cases: a fresh snapshot.
     let cases_rel = "cases/cases.parquet".to_string();
-    let mut t = Table::create(dir, &cases_rel, case_schema())?;
+    let mut t = Table::create(dir, &cases_rel, "cases", case_schema())?;
     let now = ledger::now_ms();
     let mut failed = None;
     store.all_summaries(|c| {
@@ -536,7 +530,7 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
 
     // Statistics: a fresh snapshot of every counter key.
     let stats_rel = "stats/stats.parquet".to_string();
-    let mut t = Table::create(dir, &stats_rel, stats_schema())?;
+    let mut t = Table::create(dir, &stats_rel, "stats", stats_schema())?;
     let mut failed = None;
     store.scan_stats(&[], &[0xFF; 32], |k, v| {
         if failed.is_some() {
@@ -615,71 +609,104 @@ fn case_row(t: &mut Table, c: &CaseSummary, now: u64) -> anyhow::Result<()> {
     ])
 }
 
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+/// A column's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// UTF-8 text.
+    Str,
+    I32,
+    I64,
+    /// Milliseconds since the epoch, UTC.
+    Ts,
+    Bool,
 }
 
-fn case_schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let s_null = |n: &str| Field::new(n, DataType::Utf8, true);
-    let i = |n: &str| Field::new(n, DataType::Int32, false);
-    Arc::new(Schema::new(vec![
-        s("case_id"),
-        s("number"),
-        s("category"),
-        s("request_type"),
-        s("channel"),
-        s("urgency"),
-        s("complexity"),
-        s("status"),
-        s("owner"),
-        s("owner_level"),
-        s_null("window"),
-        s("filed_by"),
-        s_null("city"),
-        s_null("county"),
-        s_null("township"),
-        Field::new("filed_at", ts(), false),
-        Field::new("updated_at", ts(), false),
-        Field::new("next_due_at", ts(), true),
+/// A column: name, type, whether it may be null.
+type ColumnDef = (String, Kind, bool);
+
+fn col(name: &str, kind: Kind) -> ColumnDef {
+    (name.to_string(), kind, false)
+}
+
+fn nullable(name: &str, kind: Kind) -> ColumnDef {
+    (name.to_string(), kind, true)
+}
+
+fn case_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    vec![
+        col("case_id", Str),
+        col("number", Str),
+        col("category", Str),
+        col("request_type", Str),
+        col("channel", Str),
+        col("urgency", Str),
+        col("complexity", Str),
+        col("status", Str),
+        col("owner", Str),
+        col("owner_level", Str),
+        nullable("window", Str),
+        col("filed_by", Str),
+        nullable("city", Str),
+        nullable("county", Str),
+        nullable("township", Str),
+        col("filed_at", Ts),
+        col("updated_at", Ts),
+        nullable("next_due_at", Ts),
         // At the time of the export (it depends on the clock).
-        Field::new("overdue", DataType::Boolean, false),
-        i("returns"),
-        i("escalations"),
-        i("units_handled"),
-        s_null("supervision"),
-        i("event_count"),
-    ]))
+        col("overdue", Bool),
+        col("returns", I32),
+        col("escalations", I32),
+        col("units_handled", I32),
+        nullable("supervision", Str),
+        col("event_count", I32),
+    ]
 }
 
-fn event_schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let l = |n: &str| Field::new(n, DataType::Int64, false);
-    Arc::new(Schema::new(vec![
+fn event_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    vec![
         // This node's feed position (the manifest's unit of progress).
-        l("feed_seq"),
-        s("record_id"),
-        s("case_id"),
-        s("author"),
-        l("author_seq"),
-        s("unit"),
-        s("action"),
-        Field::new("hlc_wall", ts(), false),
-        l("hlc_counter"),
-        Field::new("policy_version", DataType::Int32, false),
-    ]))
+        col("feed_seq", I64),
+        col("record_id", Str),
+        col("case_id", Str),
+        col("author", Str),
+        col("author_seq", I64),
+        col("unit", Str),
+        col("action", Str),
+        col("hlc_wall", Ts),
+        col("hlc_counter", I64),
+        col("policy_version", I32),
+    ]
 }
 
-fn stats_schema() -> SchemaRef {
-    let mut fields = vec![
-        Field::new("month", DataType::Int32, false),
-        Field::new("tag", DataType::Int32, false),
-        Field::new("unit", DataType::Utf8, false),
-        Field::new("channel", DataType::Utf8, false),
-        Field::new("category", DataType::Utf8, false),
-    ];
-    fields.extend(zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| Field::new(c.as_str(), DataType::Int64, false)));
-    Arc::new(Schema::new(fields))
+fn stats_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    let mut cols = vec![col("month", I32), col("tag", I32), col("unit", Str), col("channel", Str), col("category", Str)];
+    cols.extend(zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| col(c.as_str(), I64)));
+    cols
+}
+
+/// The Parquet schema of the columns, in the message-type notation.
+fn message_type(name: &str, cols: &[ColumnDef]) -> String {
+    let mut m = format!("message {name} {{\n");
+    for (col, kind, null) in cols {
+        let rep = if *null { "optional" } else { "required" };
+        let t = match kind {
+            Kind::Str => "binary",
+            Kind::I32 => "int32",
+            Kind::I64 | Kind::Ts => "int64",
+            Kind::Bool => "boolean",
+        };
+        let logical = match kind {
+            Kind::Str => " (STRING)",
+            Kind::Ts => " (TIMESTAMP(MILLIS,true))",
+            _ => "",
+        };
+        m.push_str(&format!("  {rep} {t} {col}{logical};\n"));
+    }
+    m.push('}');
+    m
 }
 
 /// One value of a row, matching its column's type.
@@ -693,79 +720,106 @@ enum Cell<'a> {
     Bool(Option<bool>),
 }
 
-enum Column {
-    Str(StringBuilder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    Ts(TimestampMillisecondBuilder),
-    Bool(BooleanBuilder),
+/// The values of one column in the row group being collected.
+enum Values {
+    Bytes(Vec<parquet::data_type::ByteArray>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    Bool(Vec<bool>),
+}
+
+struct Column {
+    name: String,
+    kind: Kind,
+    nullable: bool,
+    /// Definition levels (1 present, 0 null) of a nullable column.
+    defs: Vec<i16>,
+    values: Values,
 }
 
 impl Column {
-    fn new(t: &DataType) -> anyhow::Result<Column> {
-        Ok(match t {
-            DataType::Utf8 => Column::Str(StringBuilder::new()),
-            DataType::Int32 => Column::I32(Int32Builder::new()),
-            DataType::Int64 => Column::I64(Int64Builder::new()),
-            DataType::Timestamp(TimeUnit::Millisecond, tz) => Column::Ts(TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone())),
-            DataType::Boolean => Column::Bool(BooleanBuilder::new()),
-            other => anyhow::bail!("no column builder for {other}"),
-        })
+    fn new((name, kind, nullable): &ColumnDef) -> Column {
+        let values = match kind {
+            Kind::Str => Values::Bytes(Vec::new()),
+            Kind::I32 => Values::I32(Vec::new()),
+            Kind::I64 | Kind::Ts => Values::I64(Vec::new()),
+            Kind::Bool => Values::Bool(Vec::new()),
+        };
+        Column { name: name.clone(), kind: *kind, nullable: *nullable, defs: Vec::new(), values }
     }
 
     fn push(&mut self, v: &Cell<'_>) -> anyhow::Result<()> {
-        match (self, v) {
-            (Column::Str(b), Cell::Str(x)) => b.append_option(*x),
-            (Column::I32(b), Cell::I32(x)) => b.append_option(*x),
-            (Column::I64(b), Cell::I64(x)) => b.append_option(*x),
-            (Column::Ts(b), Cell::Ts(x)) => b.append_option(x.map(|ms| ms as i64)),
-            (Column::Bool(b), Cell::Bool(x)) => b.append_option(*x),
-            (_, v) => anyhow::bail!("value {v:?} does not fit its column"),
+        let present = match (&mut self.values, self.kind, *v) {
+            (Values::Bytes(b), Kind::Str, Cell::Str(x)) => x.map(|s| b.push(s.as_bytes().to_vec().into())).is_some(),
+            (Values::I32(b), Kind::I32, Cell::I32(x)) => x.map(|n| b.push(n)).is_some(),
+            (Values::I64(b), Kind::I64, Cell::I64(x)) => x.map(|n| b.push(n)).is_some(),
+            (Values::I64(b), Kind::Ts, Cell::Ts(x)) => x.map(|ms| b.push(ms as i64)).is_some(),
+            (Values::Bool(b), Kind::Bool, Cell::Bool(x)) => x.map(|n| b.push(n)).is_some(),
+            (_, kind, v) => anyhow::bail!("value {v:?} does not fit column {} ({kind:?})", self.name),
+        };
+        if self.nullable {
+            self.defs.push(present as i16);
+        } else {
+            anyhow::ensure!(present, "column {} may not be null", self.name);
         }
         Ok(())
     }
 
-    /// The values pushed since the last call, as an array.
-    fn finish(&mut self) -> ArrayRef {
-        use arrow_array::builder::ArrayBuilder;
-        match self {
-            Column::Str(b) => ArrayBuilder::finish(b),
-            Column::I32(b) => ArrayBuilder::finish(b),
-            Column::I64(b) => ArrayBuilder::finish(b),
-            Column::Ts(b) => ArrayBuilder::finish(b),
-            Column::Bool(b) => ArrayBuilder::finish(b),
+    /// Writes the collected values as this column's chunk and clears them.
+    fn write(&mut self, w: &mut parquet::file::writer::SerializedColumnWriter<'_>) -> anyhow::Result<()> {
+        use parquet::data_type::{BoolType, ByteArrayType, Int32Type, Int64Type};
+        let defs = self.nullable.then_some(self.defs.as_slice());
+        match &mut self.values {
+            Values::Bytes(v) => {
+                w.typed::<ByteArrayType>().write_batch(v, defs, None)?;
+                v.clear();
+            }
+            Values::I32(v) => {
+                w.typed::<Int32Type>().write_batch(v, defs, None)?;
+                v.clear();
+            }
+            Values::I64(v) => {
+                w.typed::<Int64Type>().write_batch(v, defs, None)?;
+                v.clear();
+            }
+            Values::Bool(v) => {
+                w.typed::<BoolType>().write_batch(v, defs, None)?;
+                v.clear();
+            }
         }
+        self.defs.clear();
+        Ok(())
     }
 }
 
 /// A Parquet file being written: to `<name>.tmp` first, renamed into place
-/// by [`Table::finish`].
+/// by [`Table::finish`]. Rows are collected column by column and written
+/// as a row group every [`ROW_GROUP_ROWS`] rows.
 struct Table {
-    schema: SchemaRef,
     columns: Vec<Column>,
     pending: usize,
     rows: usize,
-    writer: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
+    writer: Option<parquet::file::writer::SerializedFileWriter<std::fs::File>>,
     tmp: PathBuf,
     path: PathBuf,
 }
 
 impl Table {
-    fn create(dir: &Path, rel: &str, schema: SchemaRef) -> anyhow::Result<Table> {
+    fn create(dir: &Path, rel: &str, name: &str, cols: Vec<ColumnDef>) -> anyhow::Result<Table> {
         use anyhow::Context;
         use parquet::basic::Compression;
         use parquet::file::properties::WriterProperties;
         let path = dir.join(rel);
         let tmp = path.with_extension("parquet.tmp");
-        let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let schema = Arc::new(parquet::schema::parser::parse_message_type(&message_type(name, &cols))?);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("zongzhi-node {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))?;
-        let columns = schema.fields().iter().map(|f| Column::new(f.data_type())).collect::<anyhow::Result<_>>()?;
-        Ok(Table { schema, columns, pending: 0, rows: 0, writer: Some(writer), tmp, path })
+        let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let writer = parquet::file::writer::SerializedFileWriter::new(file, schema, Arc::new(props))?;
+        let columns = cols.iter().map(Column::new).collect();
+        Ok(Table { columns, pending: 0, rows: 0, writer: Some(writer), tmp, path })
     }
 
     fn row(&mut self, cells: &[Cell<'_>]) -> anyhow::Result<()> {
@@ -775,21 +829,25 @@ impl Table {
         }
         self.pending += 1;
         self.rows += 1;
-        if self.pending >= BATCH_ROWS {
+        if self.pending >= ROW_GROUP_ROWS {
             self.flush()?;
         }
         Ok(())
     }
 
+    /// Writes the collected rows as one row group.
     fn flush(&mut self) -> anyhow::Result<()> {
         if self.pending == 0 {
             return Ok(());
         }
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect();
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
-        if let Some(w) = self.writer.as_mut() {
-            w.write(&batch)?;
+        let Some(w) = self.writer.as_mut() else { anyhow::bail!("table already finished") };
+        let mut group = w.next_row_group()?;
+        for c in &mut self.columns {
+            let Some(mut cw) = group.next_column()? else { anyhow::bail!("the schema has fewer columns than the table") };
+            c.write(&mut cw)?;
+            cw.close()?;
         }
+        group.close()?;
         self.pending = 0;
         Ok(())
     }

@@ -1378,6 +1378,7 @@ impl FoldContext for Ctx<'_> {
 pub fn fix_crossing_merges(store: &Store, policy: &PolicySet, trust: &Trust, cases: &[RecordId]) -> Result<usize> {
     let mut batch = store.batch();
     let mut changed = 0;
+    let mut done = HashSet::new();
     for a in cases {
         let Some(sa) = store.case_summary(a)? else { continue };
         let Some((m_hlc, m_id, into)) = sa.merged else { continue };
@@ -1385,6 +1386,11 @@ pub fn fix_crossing_merges(store: &Store, policy: &PolicySet, trust: &Trust, cas
         let Some((b_hlc, b_id, _)) = sb.merged else { continue };
         // The later of the two merges folds again, and is now rejected.
         let before = if (b_hlc, b_id) > (m_hlc, m_id) { sb } else { sa };
+        // Both cases of a crossing pair may be named: change the later once
+        // (the batch is not read back before it is written).
+        if !done.insert(before.id) {
+            continue;
+        }
         let after = CaseSummary::of(&fold_records(store, policy, trust, &load_case_records(store, &before.id)?)?);
         if after != before {
             tracing::warn!(case = %after.number, "a merge crossed an earlier one and is rejected");

@@ -164,7 +164,7 @@ const END: [u8; 64] = [0xFF; 64];
 
 /// The ranges of the `queue` or `queue_cat` index a filter reads, with the
 /// column family: one per (category, status, urgency) stream.
-fn streams(store: &Store, f: &Filter, now: u64, after: Option<&Cursor>) -> Result<(&'static str, Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>)> {
+fn streams(store: &Store, f: &Filter, now: u64, after: Option<&Cursor>) -> Result<(&'static str, Vec<crate::store::IndexRange>)> {
     let owner = f.owner.map(|o| o.as_u64()).unwrap_or(index::EVERY);
     let urgencies: Vec<Urgency> = match f.urgency {
         Some(u) => vec![u],

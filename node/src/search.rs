@@ -15,7 +15,7 @@ use zongzhi_protocol::RecordId;
 use crate::accounts::Role;
 use crate::api::{authenticate, summary_json, ApiError, ApiResult, AppState};
 use crate::index;
-use crate::store::{Store, CF_CONTACTS, CF_WORDS};
+use crate::store::{IdPage, Store, CF_CONTACTS, CF_WORDS};
 use crate::summary::CaseSummary;
 
 /// What a query was read as.
@@ -114,7 +114,7 @@ fn postings(
     limit: usize,
     after: Option<&[u8]>,
     mut keep: impl FnMut(&[u8]) -> crate::store::Result<bool>,
-) -> crate::store::Result<(Vec<RecordId>, Option<Vec<u8>>)> {
+) -> crate::store::Result<IdPage> {
     let from = [prefix, after.unwrap_or_default()].concat();
     let to = [prefix, &[0xFF; 41]].concat();
     let mut out: Vec<(RecordId, Vec<u8>)> = Vec::new();
@@ -150,7 +150,7 @@ fn postings(
 
 /// Every token must match: walk the postings of the rarest (counted up to
 /// a bound) and look the others up by key.
-fn by_words(store: &Store, q: &str, limit: usize, after: Option<&[u8]>) -> crate::store::Result<(Vec<RecordId>, Option<Vec<u8>>)> {
+fn by_words(store: &Store, q: &str, limit: usize, after: Option<&[u8]>) -> crate::store::Result<IdPage> {
     let tokens = index::tokens(q);
     let mut sized: Vec<(usize, String)> = Vec::with_capacity(tokens.len());
     for t in tokens {
@@ -176,7 +176,7 @@ fn by_words(store: &Store, q: &str, limit: usize, after: Option<&[u8]>) -> crate
 }
 
 /// The case with this number, or the cases whose number starts with it.
-fn by_number(store: &Store, q: &str, limit: usize, after: Option<&[u8]>) -> crate::store::Result<(Vec<RecordId>, Option<Vec<u8>>)> {
+fn by_number(store: &Store, q: &str, limit: usize, after: Option<&[u8]>) -> crate::store::Result<IdPage> {
     if after.is_none()
         && let Some(id) = store.case_by_number(q)?
     {

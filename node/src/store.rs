@@ -104,6 +104,12 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A range of an index: key prefix, lower and upper bound of the rest.
+pub(crate) type IndexRange = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Case ids and, when more follow, the key to continue after.
+pub(crate) type IdPage = (Vec<RecordId>, Option<Vec<u8>>);
+
 /// A raw key/value pair.
 type Entry = (Box<[u8]>, Box<[u8]>);
 
@@ -448,7 +454,7 @@ impl Store {
     /// lower bound of the rest, upper bound of the rest, exclusive).
     /// Calls `f(range, rest of key, value)` in that order until it returns
     /// false. Costs one seek per range plus one step per entry visited.
-    pub(crate) fn index_merge(&self, cf: &'static str, ranges: &[(Vec<u8>, Vec<u8>, Vec<u8>)], mut f: impl FnMut(usize, &[u8], &[u8]) -> bool) -> Result<()> {
+    pub(crate) fn index_merge(&self, cf: &'static str, ranges: &[IndexRange], mut f: impl FnMut(usize, &[u8], &[u8]) -> bool) -> Result<()> {
         use std::cmp::Reverse;
         let mut iters = Vec::with_capacity(ranges.len());
         let mut heap = std::collections::BinaryHeap::with_capacity(ranges.len());
@@ -719,7 +725,7 @@ impl Store {
 
     /// Cases whose number starts with `prefix`, in number order, after the
     /// number `after`, at most `limit`; with the last number when more follow.
-    pub fn numbers_after(&self, prefix: &str, after: Option<&[u8]>, limit: usize) -> Result<(Vec<RecordId>, Option<Vec<u8>>)> {
+    pub(crate) fn numbers_after(&self, prefix: &str, after: Option<&[u8]>, limit: usize) -> Result<IdPage> {
         let from = after.map(<[u8]>::to_vec).unwrap_or_else(|| prefix.as_bytes().to_vec());
         let to = [prefix.as_bytes(), &[0xFF]].concat();
         let mut out: Vec<(RecordId, Vec<u8>)> = Vec::new();

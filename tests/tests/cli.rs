@@ -305,39 +305,6 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
     let own: Vec<String> = ["楼道堆物", "路灯不亮"].iter().map(|t| vop.file_case(&zongzhi_tests::sample_case(t))["number"].as_str().unwrap().to_string()).collect();
 
     cli.login("operator", OPERATOR_PASSWORD);
-    let queue = cli.ok(&["queue"]);
-    assert!(!queue.contains(&number), "the township owns the case:\n{queue}");
-    let feedback = cli.ok(&["queue", "--clock", "feedback"]);
-    assert!(feedback.contains(&number) && feedback.contains("已办结") && feedback.contains("示例街道"), "{feedback}\n{}", vop.case(&id)["deadlines"]);
-    assert!(!feedback.contains("示例街道社会治安综合治理中心"), "the owner by its short name:\n{feedback}");
-    assert!(!own.iter().any(|n| feedback.contains(n)), "no feedback due on fresh cases:\n{feedback}");
-    let any = cli.ok(&["queue", "--clock", "any"]);
-    assert!(any.contains(&number) && own.iter().all(|n| any.contains(n)), "{any}");
-    let sign_for = cli.ok(&["queue", "--clock", "sign_for"]);
-    assert!(!sign_for.contains(&number), "{sign_for}");
-    assert!(cli.fails(&["queue", "--clock", "coffee"]).contains("unknown clock"));
-
-    // Paging: one case a page, each page names the next cursor.
-    let mut seen = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut args = vec!["queue", "--clock", "any", "--limit", "1"];
-        if let Some(a) = after.as_deref() {
-            args.extend(["--after", a]);
-        }
-        let page = cli.ok(&args);
-        seen.extend([&number, &own[0], &own[1]].into_iter().filter(|n| page.contains(n.as_str())).cloned());
-        after = page.lines().find_map(|l| l.strip_prefix("next page: --after ")).map(|c| c.trim().to_string());
-        if after.is_none() {
-            break;
-        }
-        assert!(seen.len() <= 3, "paging does not end:\n{page}");
-    }
-    seen.sort();
-    let mut all = vec![number.clone(), own[0].clone(), own[1].clone()];
-    all.sort();
-    assert_eq!(seen, all, "every case once over the pages");
-
     // Search by number and by a word of the title.
     let found = cli.ok(&["search", &number]);
     assert!(found.contains(&number) && found.contains("按编号"), "{found}");
@@ -356,4 +323,39 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
     let content = column_text(&show, "内容", "结果");
     assert!(content.contains(&format!("public_reply={reply}")), "the whole reply:\n{content}\n{show}");
     assert!(show.lines().all(|l| display_width(l) < 160), "the reply is wrapped:\n{show}");
+
+    // Paging: one case a page, each page names the next cursor (the
+    // escalated case is the township's).
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut args = vec!["queue", "--limit", "1"];
+        if let Some(a) = after.as_deref() {
+            args.extend(["--after", a]);
+        }
+        let page = cli.ok(&args);
+        seen.extend([&number, &own[0], &own[1]].into_iter().filter(|n| page.contains(n.as_str())).cloned());
+        assert!(page.contains("1 of 2 cases"), "{page}");
+        after = page.lines().find_map(|l| l.strip_prefix("next page: --after ")).map(|c| c.trim().to_string());
+        if after.is_none() {
+            break;
+        }
+        assert!(seen.len() <= 2, "paging does not end:\n{page}");
+    }
+    seen.sort();
+    let mut all = own.clone();
+    all.sort();
+    assert_eq!(seen, all, "every case once over the pages");
+
+    let queue = cli.ok(&["queue"]);
+    assert!(!queue.contains(&number), "the township owns the case:\n{queue}");
+    let feedback = cli.ok(&["queue", "--clock", "feedback"]);
+    assert!(feedback.contains(&number) && feedback.contains("已办结") && feedback.contains("示例街道"), "{feedback}\n{}", vop.case(&id)["deadlines"]);
+    assert!(!feedback.contains("示例街道社会治安综合治理中心"), "the owner by its short name:\n{feedback}");
+    assert!(!own.iter().any(|n| feedback.contains(n)), "no feedback due on fresh cases:\n{feedback}");
+    let any = cli.ok(&["queue", "--clock", "any"]);
+    assert!(any.contains(&number) && own.iter().all(|n| any.contains(n)), "{any}");
+    let sign_for = cli.ok(&["queue", "--clock", "sign_for"]);
+    assert!(!sign_for.contains(&number), "{sign_for}");
+    assert!(cli.fails(&["queue", "--clock", "coffee"]).contains("unknown clock"));
 }
