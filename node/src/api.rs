@@ -219,6 +219,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/users"),
     ("get", "/api/cases"),
     ("post", "/api/cases"),
+    ("get", "/api/cases/export"),
     ("get", "/api/cases/{case}"),
     ("post", "/api/cases/{case}/actions"),
     ("post", "/api/cases/{case}/attachments"),

@@ -158,7 +158,7 @@ impl Job {
         let result = (|| -> Result<(), String> {
             w.write_record(HEADERS).map_err(|e| e.to_string())?;
             self.rows(|cells| {
-                let safe: Vec<std::borrow::Cow<'_, str>> = cells.iter().map(|c| csv_cell(c)).collect();
+                let safe: Vec<std::borrow::Cow<'_, str>> = cells.iter().map(|c| csv_cell(c.as_str())).collect();
                 w.write_record(safe.iter().map(|c| c.as_bytes())).map_err(|e| e.to_string())?;
                 Ok(true)
             })?;

@@ -243,8 +243,8 @@ pub fn clock_entries(s: &CaseSummary) -> Vec<ClockEntry> {
 
 /// Calls `f` on every running clock of an open case due before `now`,
 /// earliest first, until it returns false.
-pub fn overdue_clocks(store: &crate::store::Store, now: u64, mut f: impl FnMut(ClockEntry) -> bool) -> crate::store::Result<()> {
-    clocks_due(store, EVERY, 0, now, |e| f(e))
+pub fn overdue_clocks(store: &crate::store::Store, now: u64, f: impl FnMut(ClockEntry) -> bool) -> crate::store::Result<()> {
+    clocks_due(store, EVERY, 0, now, f)
 }
 
 /// Calls `f` on the running clocks of open cases under `unit` ([`EVERY`]

@@ -350,7 +350,7 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
     let queue = cli.ok(&["queue"]);
     assert!(!queue.contains(&number), "the township owns the case:\n{queue}");
     let feedback = cli.ok(&["queue", "--clock", "feedback"]);
-    assert!(feedback.contains(&number) && feedback.contains("已办结") && feedback.contains("示例街道"), "{feedback}\n{}", vop.case(&id)["deadlines"]);
+    assert!(feedback.contains(&number) && feedback.contains("已办结") && feedback.contains("示例街道"), "{feedback}\nthe case's clocks: {}", vop.case(&id)["deadlines"]);
     assert!(!feedback.contains("示例街道社会治安综合治理中心"), "the owner by its short name:\n{feedback}");
     assert!(!own.iter().any(|n| feedback.contains(n)), "no feedback due on fresh cases:\n{feedback}");
     let any = cli.ok(&["queue", "--clock", "any"]);

@@ -426,32 +426,6 @@ fn feedback_tab_search_and_unit_names_in_the_browser() {
 
     let mut b = Browser::launch();
     login(&mut b, &village, "wangfang", "wangfang-pass-1");
-    // Not in the default queue (the township owns it) …
-    assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"]')")), false);
-    // … but in 待反馈, with the owner's short name.
-    let tab = b.eval("document.querySelector('button[data-filter=feedback]')?.innerText");
-    assert_eq!(tab, json!("待反馈"));
-    for (k, label) in [("sign_for", "待签收"), ("mine", "我的时限")] {
-        assert_eq!(b.eval(&format!("document.querySelector('button[data-filter={k}]')?.innerText")), json!(label));
-    }
-    b.click("button[data-filter=feedback]");
-    let owner = b.wait(
-        "the case in 待反馈",
-        15,
-        &format!("document.querySelector('#queue-list[data-filter=feedback] #queue tr[data-case=\"{number}\"] .unit')?.innerText"),
-    );
-    assert_eq!(owner, json!("示例街道"));
-    let title = b.eval(&format!("document.querySelector('#queue tr[data-case=\"{number}\"] .unit').title"));
-    assert!(title.as_str().unwrap().contains("示例街道社会治安综合治理中心"), "{title}");
-    assert_eq!(b.eval("document.querySelector('button[data-filter=feedback]').className"), json!("primary"));
-    b.screenshot("22-village-feedback-tab");
-    b.click("button[data-filter=mine]");
-    b.wait("the case in 我的时限", 15, &format!("document.querySelector('#queue-list[data-filter=mine] #queue tr[data-case=\"{number}\"]')"));
-    b.click("button[data-filter=sign_for]");
-    b.wait("the sign-for tab", 15, "document.querySelector('#queue-list[data-filter=sign_for] #queue')");
-    assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"]')")), false, "nothing to sign for");
-    assert_eq!(b.eval("document.querySelector('[data-test=load-more]').hidden"), true, "one page only");
-
     // Search from the header, on any page: by number …
     b.goto(&format!("{village}/#/stats"));
     b.wait("the statistics", 20, "document.querySelector('#stats-table')");
@@ -489,4 +463,33 @@ fn feedback_tab_search_and_unit_names_in_the_browser() {
     b.fill("select[name=by]", "village");
     b.wait("statistics by village", 20, "document.querySelector('#stats-table tr[data-group=\"330106010001\"]')");
     b.screenshot("26-township-stats-by-village");
+
+    // Back at the village: the 待反馈 tab.
+    login(&mut b, &village, "wangfang", "wangfang-pass-1");
+    // Not in the default queue (the township owns it) …
+    assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"]')")), false);
+    // … but in 待反馈, with the owner's short name.
+    let tab = b.eval("document.querySelector('button[data-filter=feedback]')?.innerText");
+    assert_eq!(tab, json!("待反馈"));
+    for (k, label) in [("sign_for", "待签收"), ("mine", "我的时限")] {
+        assert_eq!(b.eval(&format!("document.querySelector('button[data-filter={k}]')?.innerText")), json!(label));
+    }
+    b.click("button[data-filter=feedback]");
+    let owner = b.wait(
+        "the case in 待反馈",
+        15,
+        &format!("document.querySelector('#queue-list[data-filter=feedback] #queue tr[data-case=\"{number}\"] .unit')?.innerText"),
+    );
+    assert_eq!(owner, json!("示例街道"));
+    let title = b.eval(&format!("document.querySelector('#queue tr[data-case=\"{number}\"] .unit').title"));
+    assert!(title.as_str().unwrap().contains("示例街道社会治安综合治理中心"), "{title}");
+    assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"] td[data-clock-kind=feedback] [data-due]')")), true, "the feedback clock's due time");
+    assert_eq!(b.eval("document.querySelector('button[data-filter=feedback]').className"), json!("primary"));
+    b.screenshot("22-village-feedback-tab");
+    b.click("button[data-filter=mine]");
+    b.wait("the case in 我的时限", 15, &format!("document.querySelector('#queue-list[data-filter=mine] #queue tr[data-case=\"{number}\"]')"));
+    b.click("button[data-filter=sign_for]");
+    b.wait("the sign-for tab", 15, "document.querySelector('#queue-list[data-filter=sign_for] #queue')");
+    assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"]')")), false, "nothing to sign for");
+    assert_eq!(b.eval("document.querySelector('[data-test=load-more]').hidden"), true, "one page only");
 }

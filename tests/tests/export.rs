@@ -305,6 +305,36 @@ fn case_list_exports_and_parquet_for_analytics() {
     }
     assert!(matches!(sheet.get_value((1, 14)), Some(calamine::Data::Float(_))), "numbers are numbers");
 
+    // --- the CLI downloads the same export ---
+    let work = tempfile::tempdir().unwrap();
+    let session = work.path().join("session.json");
+    let zongzhi = |args: &[&str]| {
+        let out = Command::new(zongzhi_tests::bin("zongzhi")).args(args).env("ZONGZHI_NODE", h.county.url()).env("ZONGZHI_SESSION", &session).output().unwrap();
+        assert!(out.status.success(), "zongzhi {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    zongzhi(&["login", "--user", "viewer", "--password", VIEWER_PASSWORD]);
+    let file = work.path().join("cases.csv");
+    let said = zongzhi(&["export", "cases", "--format", "csv", "--out", file.to_str().unwrap(), "--owner", "all", "--status", "all"]);
+    assert!(said.contains("wrote"), "{said}");
+    let (_, _, body) = get_raw(&county_viewer, "/api/cases/export?format=csv&owner=all&status=all");
+    assert_eq!(std::fs::read(&file).unwrap(), body, "the CLI writes what the API sends");
+    let file = work.path().join("urgent.xlsx");
+    zongzhi(&["export", "cases", "--format", "xlsx", "--out", file.to_str().unwrap(), "--owner", "all", "--urgent"]);
+    let mut book = calamine::Xlsx::new(std::io::BufReader::new(std::fs::File::open(&file).unwrap())).unwrap();
+    let sheet = book.worksheet_range("台账").unwrap();
+    assert_eq!(sheet.height(), 1 + listed(&county_viewer, "owner=all&urgency=urgent").len());
+    assert!(!work.path().join("urgent.xlsx.part").exists());
+    let bad = work.path().join("bad.pdf");
+    let out = Command::new(zongzhi_tests::bin("zongzhi"))
+        .args(["export", "cases", "--format", "pdf", "--out", bad.to_str().unwrap()])
+        .env("ZONGZHI_NODE", h.county.url())
+        .env("ZONGZHI_SESSION", &session)
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("format must be csv or xlsx"), "{out:?}");
+    assert!(!bad.exists());
+
     // --- Parquet: DuckDB agrees with the API ---
     let want = expected(&county_op);
     h.county.stop();

@@ -671,7 +671,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue { owner, status, category, urgent, overdue, waiting_calendar, clock, limit, after } => {
             c.require_login()?;
             let mut q = vec![("limit", limit.to_string())];
+            // With --clock the 时限 column shows this center's clock of that kind.
+            let mut sel = None;
             if let Some(k) = clock {
+                let me = c.get("/api/me")?;
+                sel = Some((s(&me["unit"]), Some(k.clone()).filter(|k| k != "any")));
                 q.push(("clock", k));
             }
             if let Some(a) = after {
@@ -699,7 +703,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if as_json {
                 return print(&v);
             }
-            print_cases(&v, &unit_names(&c));
+            print_cases(&v, &unit_names(&c), sel.as_ref());
         }
         Command::Search { text, limit, after } => {
             c.require_login()?;
@@ -721,7 +725,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !kind.is_empty() {
                 println!("{kind}");
             }
-            print_cases(&v, &unit_names(&c));
+            print_cases(&v, &unit_names(&c), None);
         }
         Command::Show { case } => {
             c.require_login()?;
@@ -1009,8 +1013,9 @@ fn unit_short(v: &Value, name: &Value, names: &table::UnitNames) -> String {
 }
 
 /// A page of case summaries (`/api/cases`, `/api/search`) as a table, with
-/// the count and the cursor of the next page.
-fn print_cases(v: &Value, names: &table::UnitNames) {
+/// the count and the cursor of the next page. `clock`: (unit, kind) — the
+/// 时限 column shows that unit's running clock (of that kind), earliest first.
+fn print_cases(v: &Value, names: &table::UnitNames, clock: Option<&(String, Option<String>)>) {
     let rows: Vec<Vec<String>> = v["cases"]
         .as_array()
         .into_iter()
@@ -1031,6 +1036,18 @@ fn print_cases(v: &Value, names: &table::UnitNames) {
                 if flag.is_empty() { pending } else { format!("{flag} {pending}") }
             };
             let due = if x["next_due_at"].is_null() && !waiting.is_empty() { "待定".to_string() } else { short_time(&x["next_due_at"]) };
+            let mine = clock.and_then(|(unit, kind)| {
+                x["clocks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|k| k["unit"].as_str() == Some(unit.as_str()) && kind.as_deref().is_none_or(|kd| k["kind"].as_str() == Some(kd)))
+                    .min_by_key(|k| k["due_at"].as_str().unwrap_or_default().to_string())
+            });
+            let (due, flag) = match mine {
+                Some(k) => (format!("{} {}", s(&k["name"]), short_time(&k["due_at"])), if k["overdue"] == json!(true) { "超期".to_string() } else { flag }),
+                None => (due, flag),
+            };
             vec![
                 s(&x["number"]),
                 table::truncate(&s(&x["title"]), 24),

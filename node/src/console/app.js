@@ -171,7 +171,7 @@ function h(tag, attrs, ...children) {
   return el;
 }
 const view = () => document.getElementById("view");
-function show(...nodes) { const v = view(); v.replaceChildren(...nodes); }
+function show(...nodes) { const v = view(); v.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false)); }
 // A page renders only if it is still the one asked for: a slow answer for a
 // page the user already left must not overwrite the current one.
 function showPage(page, ...nodes) {
@@ -359,20 +359,31 @@ function queueFilters() {
     ["all", t("all_status"), "status=all"],
   ];
 }
-// One case summary (as /api/cases and /api/search give them) as a table row; a click opens it.
-function caseRow(c) {
+// The running clock of the case a clock tab is about: this center's
+// (of the tab's kind), earliest due first.
+function clockOf(c, sel) {
+  if (!sel || !Array.isArray(c.clocks)) return null;
+  const mine = c.clocks.filter((k) => k.unit === sel.unit && (!sel.kind || k.kind === sel.kind));
+  mine.sort((a, b) => Date.parse(a.due_at) - Date.parse(b.due_at));
+  return mine[0] || null;
+}
+// One case summary (as /api/cases and /api/search give them) as a table
+// row; a click opens it. `sel` (clock tabs): show that clock's due time.
+function caseRow(c, sel) {
+  const k = clockOf(c, sel);
   return h("tr", { class: "clickable", "data-case": c.number, "data-id": c.id, onclick: () => { location.hash = "#/case/" + c.id; } },
     h("td", {}, c.number), h("td", {}, c.title), h("td", { class: "hide-narrow" }, c.category.name || c.category.code),
     h("td", {}, c.urgency.code === "urgent" ? h("span", { class: "badge urgent" }, c.urgency.name) : c.urgency.name),
     h("td", {}, c.status.name),
     h("td", { class: "hide-narrow" }, unitLabel(c.owner, c.owner_name)),
-    h("td", {}, c.next_due_at || !(c.waiting_calendar || []).length ? h("span", { class: clockClass(c), "data-due": c.next_due_at || "" }, countdown(c.next_due_at)) : null,
-      (c.waiting_calendar || []).length ? [" ", waitingBadge(c.waiting_calendar)] : null),
+    k ? h("td", { "data-clock-kind": k.kind }, h("span", { class: "muted" }, (lang === "zh" ? k.name : k.kind) + " "), h("span", { class: k.overdue ? "clock overdue" : "clock", "data-due": k.due_at }, countdown(k.due_at)))
+      : h("td", {}, c.next_due_at || !(c.waiting_calendar || []).length ? h("span", { class: clockClass(c), "data-due": c.next_due_at || "" }, countdown(c.next_due_at)) : null,
+        (c.waiting_calendar || []).length ? [" ", waitingBadge(c.waiting_calendar)] : null),
     h("td", { class: "hide-narrow" }, c.supervision ? h("span", { class: "badge " + c.supervision }, gradeName(c.supervision)) : ""));
 }
 // A table of case summaries, paged: the first page is `first`; 加载更多
 // asks `more(next)` for the page after the cursor `next` and appends it.
-function caseTable(id, first, more, emptyText) {
+function caseTable(id, first, more, emptyText, sel) {
   const tbody = h("tbody", {});
   const count = h("span", { class: "muted", "data-test": "shown-count" });
   const btn = h("button", { class: "secondary", type: "button", "data-test": "load-more", id: id + "-more" }, t("load_more"));
@@ -380,7 +391,7 @@ function caseTable(id, first, more, emptyText) {
   let shown = 0, next = null;
   const add = (page) => {
     if (!shown && !page.cases.length) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "muted" }, emptyText || t("none"))));
-    else tbody.append(...page.cases.map(caseRow));
+    else tbody.append(...page.cases.map((c) => caseRow(c, sel)));
     shown += page.cases.length;
     next = page.next || null;
     const total = page.total === undefined || page.total === null ? null : page.total;
@@ -408,11 +419,13 @@ async function queuePage() {
   const waitingBox = h("input", { type: "checkbox", id: "queue-waiting", name: "waiting_calendar", onchange: () => { queueWaiting = waitingBox.checked; queuePage(); } });
   waitingBox.checked = queueWaiting;
   const isClock = q[2].startsWith("clock=");
+  const kind = isClock ? q[2].slice("clock=".length) : null;
+  const sel = isClock ? { unit: me.unit, kind: kind === "any" ? null : kind } : null;
   showPage("queue", h("h1", {}, t("queue") + (health ? " · " + health.name : "")),
     h("div", { class: "actions tabs", role: "tablist" }, filters.map(([k, label]) => h("button", { class: k === q[0] ? "primary" : "secondary", type: "button", role: "tab", "aria-selected": k === q[0] ? "true" : "false", "data-filter": k, onclick: () => { queueFilter = k; queuePage(); } }, label)),
       h("label", { class: "check filter" }, waitingBox, t("waiting_filter"))),
     isClock ? h("p", { class: "muted", "data-test": "clock-note" }, t("clock_note")) : null,
-    h("div", { "data-filter": q[0], id: "queue-list" }, caseTable("queue", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)))));
+    h("div", { "data-filter": q[0], id: "queue-list" }, caseTable("queue", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)), null, sel)));
 }
 // Search (the box in the header, on every page): by case number, phone,
 // ID number or words of the title and content; the node says which it took.

@@ -199,7 +199,7 @@ fn sign_county(county: &County, cases: usize, ctx: &Ctx<'_>, tx: &mpsc::SyncSend
     let mut authors: Vec<Author> =
         (0..county.units.len()).map(|i| Author { key_index: i as u16, seq: 0, head: None, clock: HlcClock::default() }).collect();
     let mut batch = Signed { county: county.index, records: Vec::with_capacity(BATCH), blobs: Vec::new(), filings: 0 };
-    let mut flush = |batch: &mut Signed, force: bool| -> anyhow::Result<()> {
+    let flush = |batch: &mut Signed, force: bool| -> anyhow::Result<()> {
         if batch.records.len() >= BATCH || (force && !batch.records.is_empty()) {
             let full = std::mem::replace(batch, Signed { county: county.index, records: Vec::with_capacity(BATCH), blobs: Vec::new(), filings: 0 });
             tx.send(full).map_err(|_| anyhow::anyhow!("the feeder stopped"))?;
@@ -532,6 +532,7 @@ pub fn load(dir: &Path, cases: usize, seed: u64, threads: usize) -> anyhow::Resu
             "plan_thread_s": plan_s,
             "verify_thread_s": verify_s,
             "threads": threads,
+            "loadavg_at_end": super::loadavg(),
             "ingest": fed,
         },
         "composition": composition,
@@ -548,6 +549,13 @@ pub fn load(dir: &Path, cases: usize, seed: u64, threads: usize) -> anyhow::Resu
     eprintln!(
         "loaded {cases} cases = {records} records in {elapsed:.1} s: {rate:.0} records/s, {:.0} cases/s (signing {sign_s:.1} s and verifying {verify_s:.1} s of thread time); {checked} cases folded on their own as a check",
         cases as f64 / elapsed
+    );
+    let per_case = records as f64 / cases.max(1) as f64;
+    eprintln!(
+        "  at this rate 1,000,000 cases (≈ {:.1} M records) would load in ≈ {:.0} min; load average {:.2} (2 cores)",
+        per_case,
+        per_case * 1e6 / rate / 60.0,
+        super::loadavg()
     );
     if alarms > 0 || pending > 0 {
         eprintln!("  warning: {alarms} integrity alarms and {pending} records waiting for parents after the load");

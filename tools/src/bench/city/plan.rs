@@ -180,8 +180,6 @@ pub enum Path {
 
 /// A planned case.
 pub struct CasePlan {
-    pub filed_by: u16,
-    pub filed_ms: u64,
     pub received_ms: u64,
     /// Index into [`Leaves`].
     pub leaf: u8,
@@ -511,8 +509,6 @@ pub fn plan_county(county: &County, leaves: &Leaves, n: usize, now: u64, days: u
             steps.truncate(cut.max(1));
         }
         plans.push(CasePlan {
-            filed_by,
-            filed_ms,
             received_ms,
             leaf,
             urgent,
