@@ -209,11 +209,8 @@ impl ClockEntry {
 }
 
 /// The clock entries of a summary: each running clock under its unit and
-/// under [`EVERY`]; none for a case that is not open.
+/// under [`EVERY`], whatever the status (a feedback clock runs after 已办结).
 pub fn clock_entries(s: &CaseSummary) -> Vec<ClockEntry> {
-    if !s.status.is_open() {
-        return Vec::new();
-    }
     let mut out = Vec::with_capacity(2 * s.running.len());
     let min_of = |unit: Option<DivisionCode>| {
         s.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u)).map(|r| (r.due_ms, kind_byte(r.kind))).min()
@@ -241,13 +238,13 @@ pub fn clock_entries(s: &CaseSummary) -> Vec<ClockEntry> {
     out
 }
 
-/// Calls `f` on every running clock of an open case due before `now`,
+/// Calls `f` on every running clock due before `now`,
 /// earliest first, until it returns false.
 pub fn overdue_clocks(store: &crate::store::Store, now: u64, f: impl FnMut(ClockEntry) -> bool) -> crate::store::Result<()> {
     clocks_due(store, EVERY, 0, now, f)
 }
 
-/// Calls `f` on the running clocks of open cases under `unit` ([`EVERY`]
+/// Calls `f` on the running clocks under `unit` ([`EVERY`]
 /// for all) with a due time in `[from, to)`, in due order.
 pub fn clocks_due(store: &crate::store::Store, unit: u64, from: u64, to: u64, mut f: impl FnMut(ClockEntry) -> bool) -> crate::store::Result<()> {
     let lo = [unit.to_be_bytes(), from.to_be_bytes()].concat();

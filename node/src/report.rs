@@ -67,6 +67,7 @@ fn query_time(store: &Store, q: &Query, now: u64) -> Result<QueryTime> {
     let mut seen = std::collections::HashSet::new();
     crate::index::clocks_due(store, crate::index::EVERY, from, to, |e| {
         let counts = matches!(e.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle)
+            && e.status().is_some_and(|s| s.is_open())
             && q.scope.contains(e.owner)
             && kpi::month_of(e.due_ms).is_some_and(|m| q.months.contains(&m));
         if counts && seen.insert(e.case) {

@@ -52,6 +52,9 @@ pub fn scan_counted(shared: &Shared, now: u64) -> crate::store::Result<Scan> {
     let mut err = None;
     crate::index::overdue_clocks(&shared.store, now, |e| {
         out.examined += 1;
+        if !e.status().is_some_and(|s| s.is_open()) {
+            return true;
+        }
         let units = e.units_handled.max(1) as usize;
         if supervision::supervisor(e.owner, e.returns, units) != Some(me) {
             return true;
