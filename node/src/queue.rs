@@ -296,16 +296,9 @@ fn walk_clocks(
 /// Counts the cases a filter selects: from the stream counts when no
 /// clock-dependent selection applies, else by walking (up to [`TOTAL_CAP`]).
 fn count(store: &Store, filter: &Filter, policy: &Policy, now: u64) -> Result<(usize, bool)> {
-    let from_counts = filter.clock.is_none() && !filter.waiting_calendar && !filter.due_soon && filter.overdue.is_none();
-    if from_counts {
-        let (cf, ranges) = streams(store, filter, now, None)?;
-        let tag: &[u8] = if cf == CF_QUEUE { b"q" } else { b"c" };
-        let mut n = 0i64;
-        for (prefix, _, _) in &ranges {
-            n += store.index_count(&[tag, prefix.as_slice()].concat())?;
-        }
-        return Ok((n.max(0) as usize, true));
-    }
+    // The stream counts (`counts`) overcounted once under a relay's kill -9
+    // in the federation test, cause not found yet: totals walk the entries
+    // (capped) until the counts are proven; the counts stay maintained.
     let mut n = 0;
     walk(store, filter, policy, now, None, |_, _| {
         n += 1;

@@ -444,7 +444,9 @@ impl Store {
         Ok(it.status()?)
     }
 
-    /// A case count of the list streams ([`crate::index`], `counts`).
+    /// A case count of the list streams ([`crate::index`], `counts`); not
+    /// read while its overcount is investigated (see `queue::count`).
+    #[allow(dead_code)]
     pub(crate) fn index_count(&self, key: &[u8]) -> Result<i64> {
         Ok(self.get(CF_COUNTS, key)?.map(|v| crate::stats::decode(&v)[0]).unwrap_or(0))
     }
