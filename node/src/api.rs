@@ -97,7 +97,12 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e.to_string())
+        match e {
+            // The storage engine failed (I/O, a full disk): the request was
+            // fine, the node cannot serve it now.
+            StoreError::Rocks(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("storage: {e}")),
+            other => ApiError::internal(other.to_string()),
+        }
     }
 }
 
@@ -117,6 +122,9 @@ impl From<LedgerError> for ApiError {
             LedgerError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"),
             LedgerError::AlreadyDone => ApiError::new(StatusCode::CONFLICT, "exists", "already done"),
             LedgerError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            LedgerError::WriteFailed(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("the write could not be stored ({m}); nothing was changed, try again"))
+            }
         }
     }
 }
@@ -1141,7 +1149,18 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
             })
             .collect::<Result<_, _>>()?,
     };
-    Ok(crate::report::Query { scope, period, months, by, kpis })
+    let number = |name: &str, max: usize| -> Result<Option<usize>, ApiError> {
+        match q.get(name).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n <= max => Ok(Some(n)),
+                _ => Err(ApiError::bad_request(format!("{name} must be a whole number from 0 to {max}, not {v:?}"))),
+            },
+        }
+    };
+    let limit = number("limit", 10_000)?;
+    let offset = number("offset", 1_000_000)?.unwrap_or(0);
+    Ok(crate::report::Query { scope, period, months, by, kpis, offset, limit })
 }
 
 async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {

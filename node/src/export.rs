@@ -537,6 +537,11 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
             return;
         }
         let Some(key) = crate::stats::parse_key(k) else { return };
+        // The per-unit totals over channels and categories are sums of the
+        // keys exported here.
+        if key.tag & crate::stats::TOTAL_TAGS != 0 {
+            return;
+        }
         let counts = crate::stats::decode(v);
         if counts.iter().all(|x| *x == 0) {
             return;

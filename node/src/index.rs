@@ -119,17 +119,19 @@ impl Entry {
         Some(Entry { category, waiting, clocks })
     }
 
+    /// The category of an encoded entry, without decoding the rest.
+    pub fn category_of(v: &[u8]) -> Option<&[u8]> {
+        let n = *v.get(1)? as usize;
+        v.get(2..2 + n)
+    }
+
     pub fn is_overdue(&self, now: u64) -> bool {
         self.clocks.iter().any(|(_, due)| now > *due)
     }
 
     /// As [`CaseSummary::is_due_soon`].
     pub fn is_due_soon(&self, now: u64, percent: u8) -> bool {
-        !self.is_overdue(now)
-            && self.clocks.iter().any(|(start, due)| {
-                let span = due.saturating_sub(*start).max(1);
-                now.saturating_sub(*start).saturating_mul(100) >= span.saturating_mul(percent as u64)
-            })
+        !self.is_overdue(now) && self.clocks.iter().any(|(start, due)| crate::summary::has_used(*start, *due, now, percent))
     }
 }
 

@@ -57,6 +57,10 @@ pub enum LedgerError {
     /// The step raced another one (e.g. two policy versions signed at once).
     #[error("{0}")]
     Conflict(String),
+    /// The synced write of the step's group failed (a full disk, an I/O
+    /// error): nothing of it is stored; the caller may try again.
+    #[error("write failed: {0}")]
+    WriteFailed(String),
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -173,6 +177,8 @@ pub struct Shared {
     pub feed: tokio::sync::watch::Sender<u64>,
     /// Replication status per peer.
     pub sync: crate::status::StatusBoard,
+    /// Where "now" comes from for the writer and the workers.
+    pub clock: crate::context::Clock,
 }
 
 impl std::fmt::Debug for Shared {
@@ -288,6 +294,9 @@ impl std::fmt::Debug for Writer {
 struct Touched {
     before: Option<CaseSummary>,
     state: CaseState,
+    /// Every record of the case (stored and added in this group), so that
+    /// an event arriving out of order is folded in its place.
+    records: Vec<Record>,
 }
 
 /// What a group wrote that the next group, prepared while it is being
@@ -327,6 +336,12 @@ struct Pending<'a> {
     chain_heads: HashMap<NodeId, Option<(u64, RecordId)>>,
     /// The previous group, still being committed on the commit thread.
     prev: Option<InFlight>,
+    /// Records this batch set waiting for their parents (not in the store
+    /// yet, so a parent arriving later in the same batch must find them here).
+    parked: Vec<Record>,
+    /// Waiting records this batch released (still in the store's view until
+    /// the write).
+    released: HashSet<RecordId>,
 }
 
 /// What a group being committed on the commit thread changed, so that the
@@ -352,7 +367,7 @@ impl InFlight {
             self.outcome = Some(self.done.recv().unwrap_or_else(|_| Err("the commit thread stopped".into())));
         }
         match &self.outcome {
-            Some(Err(e)) => Err(LedgerError::Invalid(format!("write failed: {e}"))),
+            Some(Err(e)) => Err(LedgerError::WriteFailed(e.clone())),
             _ => Ok(()),
         }
     }
@@ -415,7 +430,7 @@ impl Group<'_> {
 
 /// Each accepted operation's result becomes the write's error if it failed.
 fn failed_write(results: Vec<Result<Outcome>>, msg: &str) -> Vec<Result<Outcome>> {
-    results.into_iter().map(|r| r.and_then(|_| Err(LedgerError::Invalid(format!("write failed: {msg}"))))).collect()
+    results.into_iter().map(|r| r.and_then(|_| Err(LedgerError::WriteFailed(msg.to_string())))).collect()
 }
 
 impl Writer {
@@ -483,7 +498,7 @@ impl Writer {
     /// the group in flight, if any). Returns one result per operation.
     fn prepare_group<'s>(&mut self, store: &'s Store, ops: Vec<Op>) -> Group<'s> {
         let policy = self.shared.policies();
-        let now = now_ms();
+        let now = self.shared.clock.now_ms();
         // Sized up front: a case state moved on every rehash is not cheap.
         let records: usize = ops.iter().map(|op| if let Op::Ingest { records, .. } = op { records.len() } else { 1 }).sum();
         let mut p = Pending {
@@ -501,6 +516,8 @@ impl Writer {
             policy: Vec::new(),
             chain_heads: std::mem::take(&mut self.chain_heads),
             prev: self.inflight.take(),
+            parked: Vec::new(),
+            released: HashSet::new(),
         };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
@@ -723,7 +740,7 @@ impl Writer {
                 changed.join(", ")
             ),
             proof: Vec::new(),
-            detected_ms: now_ms(),
+            detected_ms: self.shared.clock.now_ms(),
             peer: None,
         };
         tracing::warn!(cases = changed.len(), "{}", alarm.detail);
@@ -760,7 +777,7 @@ impl Writer {
                 };
                 let records = load_case_records(&self.shared.store, &case)?;
                 let state = fold_records(&self.shared.store, policy, trust, &records)?;
-                Ok(e.insert(Touched { before: Some(before), state }))
+                Ok(e.insert(Touched { before: Some(before), state, records }))
             }
         }
     }
@@ -794,7 +811,7 @@ impl Writer {
                 }
                 put_record(p, &record);
                 p.batch.index_case_event(&record.id, p.heads.feed_seq, &record.id);
-                p.w.touched.insert(record.id, Touched { before: None, state });
+                p.w.touched.insert(record.id, Touched { before: None, state, records: vec![record.clone()] });
                 Ok(Outcome::Step(Ack { case: record.id, event: record.id }))
             }
             Op::Act { case, action, operator } => {
@@ -876,18 +893,26 @@ impl Writer {
                 let mut report = IngestReport::default();
                 for (hash, bytes) in blobs {
                     if BlobHash::of(&bytes) == hash && bytes.len() <= 16 * 1024 * 1024 {
+                        let new_blob = !self.shared.store.has_blob(&hash.0)?;
                         p.batch.put_blob(&hash.0, &bytes);
+                        if new_blob {
+                            p.batch.index_late_contact(&hash.0, &bytes)?;
+                        }
                     }
                 }
                 let peer = cursor.map(|c| c.peer);
                 let from_child = cursor.is_some_and(|c| c.direction == crate::ledger::DIRECTION_UP);
+                // An empty ingest asks for the waiting records to be tried
+                // again (at start-up: a store written by a build that did
+                // not retry within a batch may hold some whose parents it has).
+                let retry = records.is_empty();
                 for record in records {
                     if from_child {
                         self.check_chain(now, p, &record, peer)?;
                     }
                     self.ingest_one(policy, now, p, record, peer, &mut report)?;
                 }
-                if report.applied > 0 {
+                if report.applied > 0 || retry {
                     self.retry_pending(policy, now, p, peer, &mut report)?;
                 }
                 if let Some(c) = cursor {
@@ -1094,11 +1119,13 @@ impl Writer {
                 }
                 if missing {
                     p.settle_if(|f| f.w.pending)?;
-                    if self.shared.store.pending_count(MAX_PENDING)? >= MAX_PENDING {
+                    if self.shared.store.pending_count(MAX_PENDING)? + p.parked.len() >= MAX_PENDING {
                         report.rejected.push((id, "too many records waiting for their parents".into()));
-                    } else {
+                    } else if !p.parked.iter().any(|r| r.id == id) {
                         p.w.pending = true;
                         p.batch.put_pending(&id, record.bytes());
+                        p.released.remove(&id);
+                        p.parked.push(record);
                         report.pending += 1;
                     }
                     return Ok(());
@@ -1109,7 +1136,7 @@ impl Writer {
                     let state = CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref).map_err(LedgerError::Rejected);
                     match state {
                         Ok(state) => {
-                            p.w.touched.insert(id, Touched { before: None, state });
+                            p.w.touched.insert(id, Touched { before: None, state, records: vec![record.clone()] });
                         }
                         Err(e) => {
                             report.rejected.push((id, e.to_string()));
@@ -1119,7 +1146,19 @@ impl Writer {
                 } else {
                     let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
                     let t = self.load(policy, trust, &mut p.w.touched, &mut p.prev, case)?;
-                    t.state.apply(policy, trust, eref);
+                    // The fold's order is causal, ties by (HLC, id): an event
+                    // that sorts before one already applied (a concurrent
+                    // step that took longer to arrive, e.g. a 督办 signed
+                    // before a village's escalation it crossed) is folded in
+                    // its place, so every node ends in the same state
+                    // whatever order the records came in.
+                    let late = eref.hlc <= t.state.last_hlc;
+                    t.records.push(record.clone());
+                    if late {
+                        t.state = fold_records(&self.shared.store, policy, trust, &t.records)?;
+                    } else {
+                        t.state.apply(policy, trust, eref);
+                    }
                 }
                 put_record(p, &record);
                 p.batch.index_case_event(&case, p.heads.feed_seq, &id);
@@ -1131,9 +1170,14 @@ impl Writer {
 
     /// Applies waiting records whose parents have arrived.
     fn retry_pending(&self, policy: &PolicySet, now: u64, p: &mut Pending<'_>, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
-        let mut waiting: Vec<Record> = Vec::new();
+        // Those waiting in the store, and those this batch set waiting
+        // (a 督办 parked before the dispatch it follows, in the same batch).
+        let mut waiting: Vec<Record> = p.parked.clone();
         p.settle_if(|f| f.w.pending)?;
         for (id, bytes) in self.shared.store.pending()? {
+            if p.released.contains(&id) || waiting.iter().any(|r| r.id == id) {
+                continue;
+            }
             if let Ok(mut r) = Record::decode_unverified(&bytes) {
                 r.id = id;
                 waiting.push(r);
@@ -1159,6 +1203,8 @@ impl Writer {
                 if ready {
                     p.w.pending = true;
                     p.batch.delete_pending(&r.id);
+                    p.released.insert(r.id);
+                    p.parked.retain(|x| x.id != r.id);
                     report.pending = report.pending.saturating_sub(1);
                     self.ingest_one(policy, now, p, r, peer, report)?;
                     progressed = true;
@@ -1266,6 +1312,7 @@ impl Writer {
             return Err(LedgerError::Invalid("this node's key has been revoked; it can no longer sign workflow steps".into()));
         }
         t.state.apply(policy, trust, eref);
+        t.records.push(record.clone());
         p.heads = trial;
         if let Some((hash, bytes)) = blob {
             p.batch.put_blob(&hash.0, &bytes);
@@ -1858,6 +1905,94 @@ mod tests {
         let summary = store.case_summary(&filed.id).unwrap().unwrap();
         assert_eq!((summary.events, summary.status), (2, zongzhi_protocol::workflow::Status::Accepted));
         assert_eq!(store.author_chain(&county.id()).unwrap().len(), 2);
+        consistent(&w);
+    }
+
+    /// A step that arrives before its parent in the same group (as a 督办
+    /// sent ahead of the dispatch that brings its case down) waits, and is
+    /// applied when the parent lands later in that group, whether in the
+    /// same ingest or in a later one of the group.
+    #[test]
+    fn a_step_parked_in_a_group_is_applied_when_its_parent_lands_in_that_group() {
+        use zongzhi_protocol::cert::NodeCert;
+        use zongzhi_protocol::division::Level;
+        let (_dir, mut w, store, shared) = city();
+        let county = NodeKey::from_seed([6; 32]);
+        let division: DivisionCode = "330106000000".parse().unwrap();
+        let now = now_ms();
+        let cert = NodeCert {
+            key: county.id(),
+            division,
+            level: Level::County,
+            name: "西湖区社会治安综合治理中心".into(),
+            issuer: shared.key.id(),
+            not_before_ms: now - 3_600_000,
+            not_after_ms: now + 86_400_000,
+            serial: 2,
+        };
+        w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+        let sign = |seq: u64, prev: Option<RecordId>, case: Option<RecordId>, action: Action| {
+            let event = CaseEvent { case, parents: case.into_iter().collect(), unit: division, operator: "op".into(), action, policy: 1 };
+            Record::sign(&county, Header { seq, prev, hlc: Hlc { wall_ms: now_ms(), counter: 0 } }, Body::CaseEvent(event))
+        };
+        let ingest = |records: Vec<Record>| Op::Ingest { records, blobs: vec![], cursor: None };
+        let mut last: Option<RecordId> = None;
+        for (n, split) in [(1u32, false), (2, true)] {
+            let filed = sign(2 * n as u64 - 1, last, None, Action::File(Box::new(filing(format!("{division}-2026-00000{n}")))));
+            let signed_for = sign(2 * n as u64, Some(filed.id), Some(filed.id), Action::SignFor);
+            last = Some(signed_for.id);
+            let ops = if split {
+                vec![ingest(vec![signed_for.clone()]), ingest(vec![filed.clone()])]
+            } else {
+                vec![ingest(vec![signed_for.clone(), filed.clone()])]
+            };
+            let (r, _rx) = replies(ops.len());
+            w.turn(&store, ops, r).expect("something to write").run(&store, &shared);
+            w.settle().unwrap();
+            let summary = store.case_summary(&filed.id).unwrap().unwrap();
+            assert_eq!((summary.events, summary.status), (2, zongzhi_protocol::workflow::Status::Accepted), "split: {split}");
+            assert_eq!(store.pending_count(10).unwrap(), 0, "nothing left waiting (split: {split})");
+        }
+        consistent(&w);
+    }
+
+    /// A complainant's contact that arrives in a later batch than the case's
+    /// events still files the case under the phone number.
+    #[test]
+    fn a_contact_arriving_after_its_case_is_searchable_by_phone() {
+        use zongzhi_protocol::case::Contact;
+        use zongzhi_protocol::cert::NodeCert;
+        use zongzhi_protocol::division::Level;
+        let (_dir, mut w, store, shared) = city();
+        let county = NodeKey::from_seed([7; 32]);
+        let division: DivisionCode = "330106000000".parse().unwrap();
+        let now = now_ms();
+        let cert = NodeCert {
+            key: county.id(),
+            division,
+            level: Level::County,
+            name: "西湖区社会治安综合治理中心".into(),
+            issuer: shared.key.id(),
+            not_before_ms: now - 3_600_000,
+            not_after_ms: now + 86_400_000,
+            serial: 2,
+        };
+        w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+        let contact = Contact { name: "王芳".into(), phone: "13812345678".into(), id_number: String::new(), address: String::new() };
+        let bytes = contact.to_bytes();
+        let hash = BlobHash::of(&bytes);
+        let mut f = filing(format!("{division}-2026-000001"));
+        f.contact = Some(hash);
+        let event = CaseEvent { case: None, parents: vec![], unit: division, operator: "op".into(), action: Action::File(Box::new(f)), policy: 1 };
+        let filed = Record::sign(&county, Header { seq: 1, prev: None, hlc: Hlc { wall_ms: now_ms(), counter: 0 } }, Body::CaseEvent(event));
+        let phone = |store: &Store| crate::search::search(store, "138-1234-5678", true, 10, None).unwrap().cases.len();
+        w.run(Op::Ingest { records: vec![filed], blobs: vec![], cursor: None }).unwrap();
+        assert_eq!(phone(&store), 0, "the contact is not held yet");
+        w.run(Op::Ingest { records: vec![], blobs: vec![(hash, bytes.clone())], cursor: None }).unwrap();
+        assert_eq!(phone(&store), 1, "filed under the phone once the contact arrives");
+        // The same blob again files nothing twice.
+        w.run(Op::Ingest { records: vec![], blobs: vec![(hash, bytes)], cursor: None }).unwrap();
+        assert_eq!(phone(&store), 1);
         consistent(&w);
     }
 }

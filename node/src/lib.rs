@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod console;
+pub mod context;
 pub mod export;
 pub mod index;
 #[cfg(test)]
@@ -24,7 +25,9 @@ pub mod ledger;
 pub mod net;
 pub mod node;
 pub mod policy_api;
+pub mod ports;
 pub mod queue;
+pub mod replication;
 pub mod report;
 pub mod search;
 pub mod stats;

@@ -1,4 +1,6 @@
 //! Replication over QUIC. The only module that touches quinn and rustls.
+//! What goes into a batch and what a received batch becomes are decided in
+//! [`crate::replication`] (no I/O); this module moves them over the link.
 //!
 //! TLS 1.3 with raw public keys (RFC 7250): a node's ed25519 key is its TLS
 //! key, and the handshake is refused unless the peer's key holds a known,
@@ -15,11 +17,11 @@ use anyhow::{anyhow, bail, Context};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use zongzhi_protocol::record::verify_batch;
 use zongzhi_protocol::sync::{self, Direction, Frame};
-use zongzhi_protocol::{Body, DivisionCode, NodeId, Record, RecordId};
+use zongzhi_protocol::{DivisionCode, NodeId, Record};
 
 use crate::ledger::{self, Cursor, Ledger, Op, Outcome, Shared};
+use crate::replication;
 use crate::store::meta;
 
 /// DER prefix of an ed25519 SubjectPublicKeyInfo; the key's 32 bytes follow.
@@ -480,14 +482,7 @@ async fn receive_feed(
             // Off the wire: the sender may send the next batch now.
             let _ = received.send(Frame::Received { upto });
             // Decode and verify off the async threads; one forged record refuses the batch.
-            let records = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Record>> {
-                let recs: Vec<Record> = records.into_iter().map(Record::decode_unverified_owned).collect::<Result<_, _>>()?;
-                let refs: Vec<&Record> = recs.iter().collect();
-                for (r, v) in recs.iter().zip(verify_batch(&refs)) {
-                    v.with_context(|| format!("record {} has a bad signature", r.id.fmt_short()))?;
-                }
-                Ok(recs)
-            });
+            let records = tokio::task::spawn_blocking(move || replication::decode_verified(records));
             let blobs = blobs.into_iter().map(|(h, b)| (zongzhi_protocol::BlobHash(h), b)).collect();
             if tx.send(Verified { records, blobs, epoch, upto, head, bytes }).await.is_err() {
                 return Ok(());
@@ -513,10 +508,7 @@ async fn receive_feed(
                         for (id, why) in &report.rejected {
                             tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
                         }
-                        want = report.missing.iter().map(|m| m.0).collect();
-                        want.sort_unstable();
-                        want.dedup();
-                        want.truncate(sync::MAX_WANT);
+                        want = replication::wants(report);
                     }
                     // Once the link is gone, what was received is still
                     // stored (the cursor with it), just not acknowledged.
@@ -563,166 +555,6 @@ async fn receive_feed(
         r = &mut writer => return r,
     };
     writer.await.and(result)
-}
-
-/// What the sender puts in one batch.
-struct Outgoing {
-    records: Vec<Vec<u8>>,
-    blobs: Vec<([u8; 32], Vec<u8>)>,
-    upto: u64,
-}
-
-/// Builds the next batch of our feed after `cursor` for a peer (blocking: reads the store).
-fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> anyhow::Result<Outgoing> {
-    let store = &shared.store;
-    let mut out = Outgoing { records: Vec::new(), blobs: Vec::new(), upto: cursor };
-    let mut size = 0usize;
-    let mut included: std::collections::HashSet<RecordId> = std::collections::HashSet::new();
-    let mut blob_seen: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
-    let trust = shared.trust().clone();
-    let mut add_blob = |hash: &zongzhi_protocol::BlobHash, out: &mut Outgoing, size: &mut usize| -> anyhow::Result<()> {
-        if blob_seen.insert(hash.0)
-            && let Some(b) = store.blob(&hash.0)?
-        {
-            *size += b.len();
-            out.blobs.push((hash.0, b));
-        }
-        Ok(())
-    };
-    // One forward scan of the feed (it holds the records' bytes).
-    for (seq, id, bytes) in store.feed_records(cursor + 1, sync::BATCH_RECORDS)? {
-        if size >= sync::BATCH_BYTES || out.records.len() >= sync::BATCH_RECORDS {
-            break;
-        }
-        out.upto = seq;
-        let record = Record::decode_unverified(&bytes)?;
-        let author_div = trust.member(&record.author).map(|m| m.cert.division);
-        // The case's summary, read at most once per record.
-        let mut summary: Option<Option<crate::summary::CaseSummary>> = None;
-        let send = match (dir, &record.body) {
-            // Up: what was authored in our subtree (we are the child).
-            (Direction::Up, _) => author_div.is_some_and(|d| sync::up_in_scope(d, shared.unit)),
-            // Down: certificates, revocations and policies go everywhere.
-            (Direction::Down, Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_)) => true,
-            // Reports go up to those who check them.
-            (Direction::Down, Body::Report(_)) => false,
-            // What the child's subtree authored came up from there (or
-            // comes again from below if a node there lost its store). A
-            // revoked key's records do go down: the center that replaced
-            // the key needs its division's history.
-            (Direction::Down, Body::CaseEvent(_))
-                if author_div.is_some_and(|d| peer_division.contains(d)) && trust.revocation(&record.author).is_none() =>
-            {
-                false
-            }
-            (Direction::Down, Body::CaseEvent(ev)) => {
-                let case = ev.case_id(id);
-                let s = store.case_summary(&case)?;
-                let in_scope = s.as_ref().is_some_and(|s| sync::down_case_in_scope(&s.units, peer_division));
-                summary = Some(s);
-                if in_scope && sync::enters_subtree(&ev.action, peer_division) {
-                    // The case enters the child's subtree: its whole history first.
-                    for (hseq, hid) in store.case_events_with_seq(&case)? {
-                        if hid != id && included.insert(hid)
-                            && let Some((_, hb)) = store.record_at(hseq)?
-                        {
-                            size += hb.len();
-                            out.records.push(hb);
-                        }
-                    }
-                }
-                in_scope
-            }
-        };
-        if !send || !included.insert(id) {
-            continue;
-        }
-        // Personal data and attachments travel with the case where it is
-        // handled. Going up, a filing's case has been handled only by its
-        // filer, inside this subtree: nothing to look up.
-        if let Body::CaseEvent(ev) = &record.body
-            && !(dir == Direction::Up && matches!(ev.action, zongzhi_protocol::Action::File(_)))
-        {
-            let case = ev.case_id(id);
-            let s = match summary {
-                Some(s) => s,
-                None => store.case_summary(&case)?,
-            };
-            if let Some(s) = s {
-                let wanted = match dir {
-                    Direction::Down => peer_division.contains(s.owner),
-                    Direction::Up => s.units.iter().any(|u| !shared.unit.contains(*u)),
-                };
-                if wanted {
-                    for h in &s.blobs {
-                        add_blob(h, &mut out, &mut size)?;
-                    }
-                }
-            }
-        }
-        size += bytes.len();
-        out.records.push(bytes);
-    }
-    Ok(out)
-}
-
-/// Urgent cases first: before a long catch-up, the records after `cursor`
-/// of open urgent cases in the peer's scope go in one batch that leaves the
-/// cursor where it is (the receiver drops them when the ordinary pass
-/// brings them again).
-fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> anyhow::Result<Option<Outgoing>> {
-    let store = &shared.store;
-    let trust = shared.trust().clone();
-    let mut cases = Vec::new();
-    for id in store.urgent_open_cases()? {
-        if let Some(s) = store.case_summary(&id)? {
-            cases.push(s);
-        }
-    }
-    let mut picked: Vec<(u64, RecordId)> = Vec::new();
-    let mut blobs = Vec::new();
-    for s in &cases {
-        let in_scope = match dir {
-            Direction::Down => sync::down_case_in_scope(&s.units, peer_division),
-            Direction::Up => true, // decided per record below
-        };
-        if !in_scope {
-            continue;
-        }
-        for (seq, id) in store.case_events_with_seq(&s.id)? {
-            if seq > cursor || dir == Direction::Down {
-                picked.push((seq, id));
-            }
-        }
-        let wanted = match dir {
-            Direction::Down => peer_division.contains(s.owner),
-            Direction::Up => s.units.iter().any(|u| !shared.unit.contains(*u)),
-        };
-        if wanted {
-            for h in &s.blobs {
-                if let Some(b) = store.blob(&h.0)? {
-                    blobs.push((h.0, b));
-                }
-            }
-        }
-    }
-    picked.sort();
-    picked.dedup();
-    let mut records = Vec::new();
-    for (seq, _) in picked.into_iter().take(sync::BATCH_RECORDS) {
-        let Some((_, bytes)) = store.record_at(seq)? else { continue };
-        if dir == Direction::Up {
-            let author = Record::decode_unverified(&bytes)?.author;
-            if !trust.member(&author).is_some_and(|m| sync::up_in_scope(m.cert.division, shared.unit)) {
-                continue;
-            }
-        }
-        records.push(bytes);
-    }
-    if records.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Outgoing { records, blobs, upto: cursor }))
 }
 
 /// Feed positions that may be sent beyond the last ack: eight batches keep
@@ -788,7 +620,7 @@ async fn send_feed(
         let cursor = lock(&feed).cursor();
         if head.saturating_sub(cursor) > sync::BATCH_RECORDS as u64 {
             let sh = shared.clone();
-            let urgent = tokio::task::spawn_blocking(move || build_urgent(&sh, peer_division, dir, cursor)).await??;
+            let urgent = tokio::task::spawn_blocking(move || replication::build_urgent(&sh, peer_division, dir, cursor)).await??;
             if let Some(batch) = urgent {
                 let n = batch.records.len();
                 tracing::info!(records = n, "sending urgent cases ahead of the catch-up");
@@ -830,7 +662,7 @@ async fn send_feed(
                 sync::SenderPoll::SendAfter(after) => after,
             };
             let sh = shared.clone();
-            let batch = tokio::task::spawn_blocking(move || build_batch(&sh, peer_division, dir, after)).await??;
+            let batch = tokio::task::spawn_blocking(move || replication::build_batch(&sh, peer_division, dir, after)).await??;
             let n = batch.records.len();
             let record_bytes: usize = batch.records.iter().map(Vec::len).sum();
             let upto = batch.upto;
@@ -866,27 +698,7 @@ async fn send_wanted(
     send: &mut quinn::SendStream,
 ) -> anyhow::Result<()> {
     let sh = shared.clone();
-    let records = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Vec<u8>>> {
-        let trust = sh.trust().clone();
-        let mut out = Vec::new();
-        for id in ids {
-            let Some(bytes) = sh.store.record_bytes(&RecordId(id))? else { continue };
-            let record = Record::decode_unverified(&bytes)?;
-            let allowed = match (&record.body, dir) {
-                (Body::CaseEvent(ev), Direction::Down) => {
-                    let case = ev.case_id(record.id);
-                    sh.store.case_summary(&case)?.is_some_and(|s| sync::down_case_in_scope(&s.units, peer_division))
-                }
-                (_, Direction::Down) => true,
-                (_, Direction::Up) => trust.member(&record.author).is_some_and(|m| sync::up_in_scope(m.cert.division, sh.unit)),
-            };
-            if allowed {
-                out.push(bytes);
-            }
-        }
-        Ok(out)
-    })
-    .await??;
+    let records = tokio::task::spawn_blocking(move || replication::wanted(&sh, peer_division, dir, &ids)).await??;
     if records.is_empty() {
         return Ok(());
     }

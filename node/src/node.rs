@@ -120,6 +120,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyho
         trust: Arc::new(RwLock::new(Arc::new(trust))),
         feed,
         sync: Default::default(),
+        clock: Default::default(),
     })
 }
 
@@ -151,6 +152,23 @@ pub fn import_chain(cfg: &Config, text: &str) -> anyhow::Result<zongzhi_protocol
     }
 }
 
+/// The writer over an opened node's shared state, after the passes a crash
+/// or an upgrade may have left to do: a revocation's re-fold, the waiting
+/// index after a new policy version, and records waiting for parents the
+/// node already holds.
+pub fn start_writer(shared: Shared) -> anyhow::Result<Writer> {
+    let mut writer = Writer::new(shared.clone())?;
+    writer.void_revoked()?;
+    writer.refold_waiting()?;
+    if shared.store.pending_count(1)? > 0
+        && let ledger::Outcome::Ingested(r) = writer.run(Op::Ingest { records: vec![], blobs: vec![], cursor: None })?
+        && r.applied > 0
+    {
+        tracing::info!(applied = r.applied, "applied records that were waiting for parents already held");
+    }
+    Ok(writer)
+}
+
 /// Runs the node until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     if cfg.clock_offset_secs != 0 {
@@ -160,11 +178,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let store = open_store(&cfg, &key)?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
     let shared = shared_state(&cfg, store.clone(), key.clone())?;
-    let mut writer = Writer::new(shared.clone())?;
-    // Finish a revocation pass a crash may have interrupted.
-    writer.void_revoked()?;
-    // And a pass over the waiting index after a new policy version.
-    writer.refold_waiting()?;
+    let writer = start_writer(shared.clone())?;
     let ledger = Ledger::start(writer);
     let shared_for_net = shared.clone();
     let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });

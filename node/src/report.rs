@@ -22,6 +22,11 @@ pub struct Query {
     pub by: By,
     /// KPIs shown; the first ranks the rows.
     pub kpis: Vec<Kpi>,
+    /// Rows returned, in rank order: skip `offset`, at most `limit` (all
+    /// when `None`). A city's table by unit has 3,000 rows; the console
+    /// shows them a page at a time, the CSV export has them all.
+    pub offset: usize,
+    pub limit: Option<usize>,
 }
 
 /// The group an open clock's case counts in, by its owner.
@@ -189,7 +194,8 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
         let kpis: serde_json::Map<String, Value> = q.kpis.iter().map(|k| (k.as_str().to_string(), kpi_json(*k, f, level))).collect();
         json!({"group": g, "name": name_of(g), "counts": counts_json(f), "kpis": kpis, "rank": rank})
     };
-    let out_rows: Vec<Value> = order.iter().map(|i| row_json(&rows[*i].0, &rows[*i].1, rank.get(i).copied())).collect();
+    let shown = order.iter().skip(q.offset).take(q.limit.unwrap_or(usize::MAX));
+    let out_rows: Vec<Value> = shown.map(|i| row_json(&rows[*i].0, &rows[*i].1, rank.get(i).copied())).collect();
     let total_kpis: serde_json::Map<String, Value> = q.kpis.iter().map(|k| (k.as_str().to_string(), kpi_json(*k, &total, q.scope.level()))).collect();
     Ok(json!({
         "scope": q.scope.to_string(),
@@ -200,6 +206,8 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
         "ranked_by": rank_by.map(|k| k.as_str()),
         "definitions": q.kpis.iter().map(|k| json!({"kpi": k.as_str(), "name": k.zh(), "definition": k.definition()})).collect::<Vec<_>>(),
         "rows": out_rows,
+        "rows_total": rows.len(),
+        "offset": q.offset,
         "total": {"counts": counts_json(&total), "kpis": total_kpis},
     }))
 }
@@ -243,8 +251,9 @@ pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
 /// A unit's own counters for one month (all categories and channels).
 pub fn own_counts(store: &Store, unit: DivisionCode, month: u32) -> Result<kpi::Counts> {
     let mut c = [0i64; kpi::COUNTERS];
-    let from = stats::key(month, stats::OWN, unit.as_u64(), 0, "");
-    let to = stats::key(month, stats::OWN, unit.as_u64() + 1, 0, "");
+    let tag = stats::TOTAL_TAGS + stats::OWN;
+    let from = stats::key(month, tag, unit.as_u64(), 0, "");
+    let to = stats::key(month, tag, unit.as_u64() + 1, 0, "");
     store.scan_stats(&from, &to, |_, v| {
         for (a, b) in c.iter_mut().zip(stats::decode(v)) {
             *a += b;

@@ -22,6 +22,12 @@ pub const OWN: u8 = 0;
 /// settled from the repeat index ([`crate::index`]), not from a case's facts.
 pub const REPEAT_TAGS: u8 = 0x10;
 
+/// Added to a tag: the same counters summed over every channel and category,
+/// one key per (month, tag, unit) with channel 0 and no category, so a
+/// table by unit or by subtree reads one key per unit and month rather than
+/// one per unit, channel and category.
+pub const TOTAL_TAGS: u8 = 0x20;
+
 /// Tag of the subtree totals of units at `level`.
 pub fn subtree_tag(level: Level) -> u8 {
     level as u8 + 1
@@ -78,8 +84,9 @@ pub fn decode(v: &[u8]) -> Counts {
     c
 }
 
-/// The merge operator: element-wise sum of the existing value and operands.
-pub fn merge(_key: &[u8], existing: Option<&[u8]>, operands: &rocksdb::MergeOperands) -> Option<Vec<u8>> {
+/// The merge: element-wise sum of the existing value and the operands (the
+/// store registers it as the column family's merge operator).
+pub fn merge<'a>(existing: Option<&[u8]>, operands: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
     let mut acc = existing.map(decode).unwrap_or([0; COUNTERS]);
     for op in operands {
         let d = decode(op);
@@ -98,6 +105,8 @@ pub fn deltas(category: &str, channel: Channel, old: &[Fact], new: &[Fact]) -> H
     let mut add = |f: &Fact, sign: i64| {
         let mut put = |tag: u8, unit: DivisionCode| {
             let e = out.entry(key(f.month, tag, unit.as_u64(), ch, category)).or_insert([0; COUNTERS]);
+            e[f.counter as usize] += sign * f.value;
+            let e = out.entry(key(f.month, TOTAL_TAGS + tag, unit.as_u64(), 0, "")).or_insert([0; COUNTERS]);
             e[f.counter as usize] += sign * f.value;
         };
         put(OWN, f.unit);
@@ -127,8 +136,10 @@ mod tests {
         let v: DivisionCode = "330106010001".parse().unwrap();
         let f = Fact { month: 202610, unit: v, counter: Counter::Received, value: 1 };
         let d = deltas("0202", Channel::Phone, &[], std::slice::from_ref(&f));
-        // Own key + village, township, county, city subtree keys.
-        assert_eq!(d.len(), 5);
+        // Own key + village, township, county, city subtree keys, and each
+        // again as a total over channels and categories.
+        assert_eq!(d.len(), 10);
+        assert!(d.contains_key(&key(202610, TOTAL_TAGS + OWN, v.as_u64(), 0, "")));
         assert!(deltas("0202", Channel::Phone, std::slice::from_ref(&f), std::slice::from_ref(&f)).is_empty());
         let mut c = [0; COUNTERS];
         c[3] = -7;
@@ -185,8 +196,9 @@ pub fn rollup_tagged(store: &crate::store::Store, scope: DivisionCode, months: &
     };
     for &month in months {
         let (tag, lo, hi) = match by {
-            By::Unit | By::Level => (OWN, *range.start(), *range.end()),
-            By::Subtree(level) => (subtree_tag(level), *range.start(), *range.end()),
+            // Groups of units: their totals over channels and categories.
+            By::Unit | By::Level => (TOTAL_TAGS + OWN, *range.start(), *range.end()),
+            By::Subtree(level) => (TOTAL_TAGS + subtree_tag(level), *range.start(), *range.end()),
             // The scope's own subtree total, split by category or channel.
             By::Category | By::Channel => (subtree_tag(scope.level()), scope.as_u64(), scope.as_u64()),
         };

@@ -47,7 +47,9 @@ use crate::summary::CaseSummary;
 /// Schema 5: the list, clock, repeat and search indexes ([`crate::index`]);
 /// a schema-4 directory is opened and its derived data rebuilt
 /// ([`Store::needs_reindex`]).
-pub const SCHEMA_VERSION: u32 = 5;
+/// Schema 6: statistics keep per-unit totals over channels and categories
+/// ([`crate::stats::TOTAL_TAGS`]); a schema-5 directory is rebuilt likewise.
+pub const SCHEMA_VERSION: u32 = 6;
 
 const CF_RECORDS: &str = "records";
 const CF_FEED: &str = "feed";
@@ -211,7 +213,9 @@ impl Store {
                 o.set_memtable_prefix_bloom_ratio(0.05);
             }
             if *name == CF_STATS || *name == CF_COUNTS {
-                o.set_merge_operator_associative("zongzhi-stats-add", crate::stats::merge);
+                o.set_merge_operator_associative("zongzhi-stats-add", |_key: &[u8], existing: Option<&[u8]>, ops: &rocksdb::MergeOperands| {
+                    crate::stats::merge(existing, ops)
+                });
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
@@ -234,8 +238,9 @@ impl Store {
                 let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
                 match found {
                     SCHEMA_VERSION => {}
-                    // Same records, fewer indexes: rebuilt before use.
-                    4 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
+                    // Same records, fewer indexes (4) or statistics
+                    // without the unit totals (5): rebuilt before use.
+                    4 | 5 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
                     _ => return Err(StoreError::Schema { found }),
                 }
             }
@@ -274,7 +279,7 @@ impl Store {
             stats: std::collections::HashMap::new(),
             counts: std::collections::HashMap::new(),
             blobs: std::collections::HashMap::new(),
-            repeat_groups: std::collections::BTreeSet::new(),
+            repeat_groups: std::collections::BTreeMap::new(),
         }
     }
 
@@ -289,7 +294,7 @@ impl Store {
         // The batch is durable whatever happens next: a failure here leaves
         // the groups marked in `repeat_dirty` for start-up to settle.
         if !groups.is_empty()
-            && let Err(e) = self.settle_repeats(groups.into_iter().collect())
+            && let Err(e) = self.settle_repeats(groups.into_iter().map(|(g, t)| (g, Some(t))).collect())
         {
             tracing::error!("settling repeat marks failed (retried at start-up): {e}");
         }
@@ -337,7 +342,7 @@ impl Store {
             }
             true
         })?;
-        for chunk in groups.into_iter().collect::<Vec<_>>().chunks(4096) {
+        for chunk in groups.into_iter().map(|g| (g, None)).collect::<Vec<_>>().chunks(4096) {
             self.settle_repeats(chunk.to_vec())?;
         }
         if stored != Some(days) {
@@ -350,40 +355,26 @@ impl Store {
 
     /// Recomputes the repeat marks of complainant groups from the committed
     /// `repeats` index: a case repeats when the same complainant filed in
-    /// the same category within the window before it. The statistics'
-    /// repeat counters change by the marks added and removed.
-    fn settle_repeats(&self, groups: Vec<Vec<u8>>) -> Result<()> {
+    /// the same category within the window before it. A group with filing
+    /// times is settled only around them (a filing at `t` decides the marks
+    /// of the filings at `t` and at the next later time, nothing else);
+    /// without, the whole group. The statistics' repeat counters change by
+    /// the marks added and removed.
+    fn settle_repeats(&self, groups: Vec<(Vec<u8>, Option<std::collections::BTreeSet<u64>>)>) -> Result<()> {
         let _guard = self.repeat_lock.lock().unwrap_or_else(|p| p.into_inner());
         let window = self.repeat_window_ms();
         let mut b = self.batch();
-        for g in &groups {
-            let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-            self.scan_prefix(CF_REPEATS, g, |k, v| {
-                entries.push((k.to_vec(), v.to_vec()));
-                true
-            })?;
-            let mut marked: std::collections::HashMap<Vec<u8>, Vec<u8>> = std::collections::HashMap::new();
-            self.scan_prefix(CF_REPEAT_MARKS, g, |k, v| {
-                marked.insert(k.to_vec(), v.to_vec());
-                true
-            })?;
-            // Sorted by filing time: a case repeats when the latest filing
-            // strictly before it lies within the window.
-            let (mut current, mut before): (Option<u64>, Option<u64>) = (None, None);
-            for (k, v) in &entries {
-                let t = crate::index::u64_at(k, crate::index::REPEAT_GROUP).unwrap_or(0);
-                if current.is_none_or(|c| t > c) {
-                    before = current;
-                    current = Some(t);
+        for (g, times) in &groups {
+            // Keys already decided in this pass: spans of nearby times
+            // overlap, and each mark may move the counters once.
+            let mut decided = std::collections::HashSet::new();
+            match times {
+                None => self.settle_span(&mut b, g, None, window, &mut decided)?,
+                Some(ts) => {
+                    for t in ts {
+                        self.settle_span(&mut b, g, Some(*t), window, &mut decided)?;
+                    }
                 }
-                let repeats = before.is_some_and(|p| t - p <= window);
-                if repeats != marked.remove(k).is_some() {
-                    b.repeat_mark(k, v, repeats);
-                }
-            }
-            // Marks of cases no longer in the group (voided).
-            for (k, v) in marked {
-                b.repeat_mark(&k, &v, false);
             }
             b.delete(CF_REPEAT_DIRTY, g);
         }
@@ -391,6 +382,87 @@ impl Store {
         // Derived and recomputable: a crash before the next synced write
         // loses this batch and the dirty markers it deletes together.
         self.db.write(std::mem::take(&mut b.inner))?;
+        Ok(())
+    }
+
+    /// Settles the marks of group `g` from filing time `from` (the whole
+    /// group when `None`) through the next later filing time.
+    fn settle_span(
+        &self,
+        b: &mut Batch<'_>,
+        g: &[u8],
+        from: Option<u64>,
+        window: u64,
+        decided: &mut std::collections::HashSet<Vec<u8>>,
+    ) -> Result<()> {
+        let at = crate::index::REPEAT_GROUP;
+        let start = match from {
+            Some(t) => [g, t.to_be_bytes().as_slice()].concat(),
+            None => g.to_vec(),
+        };
+        // The latest filing strictly before the span.
+        let mut current: Option<u64> = None;
+        if from.is_some() {
+            let mut rev = self.db.iterator_cf(self.cf(CF_REPEATS), IteratorMode::From(&start, Direction::Reverse));
+            if let Some(item) = rev.next() {
+                let (k, _) = item?;
+                if k.starts_with(g) {
+                    current = crate::index::u64_at(&k, at);
+                }
+            }
+        }
+        // Entries of the span: all at `from`, then all at the next later time.
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut next: Option<u64> = None;
+        self.scan_prefix(CF_REPEATS, &start, |k, v| {
+            if !k.starts_with(g) {
+                return false;
+            }
+            if let Some(t0) = from {
+                let t = crate::index::u64_at(k, at).unwrap_or(0);
+                if t > t0 && next.is_none() {
+                    next = Some(t);
+                }
+                if next.is_some_and(|n| t > n) {
+                    return false;
+                }
+            }
+            entries.push((k.to_vec(), v.to_vec()));
+            true
+        })?;
+        let end = match (from, next) {
+            (Some(_), Some(n)) => Some([g, n.saturating_add(1).to_be_bytes().as_slice()].concat()),
+            _ => None,
+        };
+        let mut marked: std::collections::HashMap<Vec<u8>, Vec<u8>> = std::collections::HashMap::new();
+        self.scan_prefix(CF_REPEAT_MARKS, &start, |k, v| {
+            if !k.starts_with(g) || end.as_ref().is_some_and(|e| k >= e.as_slice()) {
+                return false;
+            }
+            marked.insert(k.to_vec(), v.to_vec());
+            true
+        })?;
+        // Sorted by filing time: a case repeats when the latest filing
+        // strictly before it lies within the window.
+        let mut before: Option<u64> = None;
+        for (k, v) in &entries {
+            let t = crate::index::u64_at(k, at).unwrap_or(0);
+            if current.is_none_or(|c| t > c) {
+                before = current;
+                current = Some(t);
+            }
+            let repeats = before.is_some_and(|p| t - p <= window);
+            let was = marked.remove(k).is_some();
+            if decided.insert(k.clone()) && repeats != was {
+                b.repeat_mark(k, v, repeats);
+            }
+        }
+        // Marks of cases no longer in the group (voided).
+        for (k, v) in marked {
+            if decided.insert(k.clone()) {
+                b.repeat_mark(&k, &v, false);
+            }
+        }
         Ok(())
     }
 
@@ -444,11 +516,13 @@ impl Store {
         Ok(it.status()?)
     }
 
-    /// A case count of the list streams ([`crate::index`], `counts`); not
-    /// read while its overcount is investigated (see `queue::count`).
-    #[allow(dead_code)]
-    pub(crate) fn index_count(&self, key: &[u8]) -> Result<i64> {
-        Ok(self.get(CF_COUNTS, key)?.map(|v| crate::stats::decode(&v)[0]).unwrap_or(0))
+    /// Case counts of list streams ([`crate::index`], `counts`), read from
+    /// one snapshot so that a case moving between streams meanwhile is
+    /// counted once.
+    pub(crate) fn index_counts(&self, keys: &[Vec<u8>]) -> Result<Vec<i64>> {
+        let snap = self.db.snapshot();
+        let cf = self.cf(CF_COUNTS);
+        keys.iter().map(|k| Ok(snap.get_cf(cf, k)?.map(|v| crate::stats::decode(&v)[0]).unwrap_or(0))).collect()
     }
 
     /// Merges several key ranges of one index into one scan ordered by the
@@ -458,12 +532,15 @@ impl Store {
     /// false. Costs one seek per range plus one step per entry visited.
     pub(crate) fn index_merge(&self, cf: &'static str, ranges: &[IndexRange], mut f: impl FnMut(usize, &[u8], &[u8]) -> bool) -> Result<()> {
         use std::cmp::Reverse;
+        // One snapshot for every range: a case that moves from one stream
+        // to another during the scan is seen in exactly one of them.
+        let snap = self.db.snapshot();
         let mut iters = Vec::with_capacity(ranges.len());
         let mut heap = std::collections::BinaryHeap::with_capacity(ranges.len());
         for (i, (prefix, lo, hi)) in ranges.iter().enumerate() {
             let mut ro = rocksdb::ReadOptions::default();
             ro.set_iterate_upper_bound([prefix.as_slice(), hi].concat());
-            let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), ro);
+            let mut it = snap.raw_iterator_cf_opt(self.cf(cf), ro);
             it.seek([prefix.as_slice(), lo].concat());
             if let Some(k) = it.key() {
                 heap.push(Reverse((k[prefix.len()..].to_vec(), i)));
@@ -826,6 +903,24 @@ impl Store {
         self.get(CF_BLOBS, hash)
     }
 
+    pub fn has_blob(&self, hash: &[u8; 32]) -> Result<bool> {
+        Ok(self.db.get_pinned_cf(self.cf(CF_BLOBS), hash)?.is_some())
+    }
+
+    /// (filed, case) of the stored cases whose complainant's contact is the
+    /// blob `hash` (from the repeat index, keyed by the contact's hash).
+    fn cases_with_contact(&self, hash: &[u8; 32]) -> Result<Vec<(u64, RecordId)>> {
+        let mut out = Vec::new();
+        let g = crate::index::REPEAT_GROUP;
+        self.scan_prefix(CF_REPEATS, hash, |k, _| {
+            if let (Some(filed), Some(id)) = (crate::index::u64_at(k, g), k.get(g + 8..g + 40).and_then(|b| <[u8; 32]>::try_from(b).ok())) {
+                out.push((filed, RecordId(id)));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
     // --- accounts and sessions ---
 
     pub fn account<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
@@ -914,7 +1009,7 @@ pub struct Batch<'a> {
     /// Blobs put in this batch: hash → place of the bytes in `buf`.
     blobs: std::collections::HashMap<[u8; 32], (usize, usize)>,
     /// Complainant groups whose repeat marks to settle after the write.
-    repeat_groups: std::collections::BTreeSet<Vec<u8>>,
+    repeat_groups: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeSet<u64>>,
 }
 
 impl Batch<'_> {
@@ -1097,18 +1192,21 @@ impl Batch<'_> {
         if old_r != new_r {
             if let Some(k) = &old_r {
                 self.delete(CF_REPEATS, k);
-                self.mark_dirty(&k[..index::REPEAT_GROUP]);
+                self.mark_dirty(k);
             }
             if let Some(k) = &new_r {
                 self.put(CF_REPEATS, k, &index::repeat_value(new));
-                self.mark_dirty(&k[..index::REPEAT_GROUP]);
+                self.mark_dirty(k);
             }
         }
     }
 
-    fn mark_dirty(&mut self, group: &[u8]) {
-        self.put(CF_REPEAT_DIRTY, group, &[]);
-        self.repeat_groups.insert(group.to_vec());
+    /// Marks the group of repeat key `key` for settling around its filing time.
+    fn mark_dirty(&mut self, key: &[u8]) {
+        let g = &key[..crate::index::REPEAT_GROUP];
+        self.put(CF_REPEAT_DIRTY, g, &[]);
+        let t = crate::index::u64_at(key, crate::index::REPEAT_GROUP).unwrap_or(0);
+        self.repeat_groups.entry(g.to_vec()).or_default().insert(t);
     }
 
     /// Adds `n` to the case counts of the streams a case is listed in.
@@ -1143,6 +1241,9 @@ impl Batch<'_> {
         d[0] = if on { 1 } else { -1 };
         let mut add = |tag: u8, u: DivisionCode| {
             let k = crate::stats::key(month, crate::stats::REPEAT_TAGS + tag, u.as_u64(), channel, &category);
+            let acc = self.stats.entry(k).or_insert([0; zongzhi_protocol::kpi::COUNTERS]);
+            acc[0] += d[0];
+            let k = crate::stats::key(month, crate::stats::TOTAL_TAGS + crate::stats::REPEAT_TAGS + tag, u.as_u64(), 0, "");
             let acc = self.stats.entry(k).or_insert([0; zongzhi_protocol::kpi::COUNTERS]);
             acc[0] += d[0];
         };
@@ -1230,12 +1331,32 @@ impl Batch<'_> {
         if zongzhi_protocol::BlobHash::of(&bytes) != hash {
             return;
         }
-        let Ok(c) = zongzhi_protocol::case::Contact::from_bytes(&bytes) else { return };
-        let suffix = crate::index::search_suffix(s.filed_ms, &s.id);
-        let keys: Vec<String> = [crate::index::normalize_phone(&c.phone), crate::index::normalize_id_number(&c.id_number)].into_iter().flatten().collect();
-        for n in keys {
-            let k = [self.store.contact_key(&n).as_slice(), &suffix].concat();
-            self.put(CF_CONTACTS, &k, &[]);
+        self.index_contact_of(&bytes, &[(s.filed_ms, s.id)]);
+    }
+
+    /// A contact blob that arrives after its cases (a later batch than
+    /// their events): files the stored cases naming it under its phone and
+    /// ID number. Cases changed in this batch file themselves.
+    pub fn index_late_contact(&mut self, hash: &[u8; 32], bytes: &[u8]) -> Result<()> {
+        let cases = self.store.cases_with_contact(hash)?;
+        if !cases.is_empty() {
+            self.index_contact_of(bytes, &cases);
+        }
+        Ok(())
+    }
+
+    fn index_contact_of(&mut self, bytes: &[u8], cases: &[(u64, RecordId)]) {
+        let Ok(c) = zongzhi_protocol::case::Contact::from_bytes(bytes) else { return };
+        let keys: Vec<[u8; 16]> = [crate::index::normalize_phone(&c.phone), crate::index::normalize_id_number(&c.id_number)]
+            .into_iter()
+            .flatten()
+            .map(|n| self.store.contact_key(&n))
+            .collect();
+        for (filed, id) in cases {
+            let suffix = crate::index::search_suffix(*filed, id);
+            for key in &keys {
+                self.put(CF_CONTACTS, &[key.as_slice(), &suffix].concat(), &[]);
+            }
         }
     }
 

@@ -22,9 +22,14 @@ pub struct RunningClock {
 impl RunningClock {
     /// Has used at least `percent` of its time (overdue or not).
     pub fn is_due_soon(&self, now_ms: u64, percent: u8) -> bool {
-        let span = self.due_ms.saturating_sub(self.started_ms).max(1);
-        now_ms.saturating_sub(self.started_ms).saturating_mul(100) >= span.saturating_mul(percent as u64)
+        has_used(self.started_ms, self.due_ms, now_ms, percent)
     }
+}
+
+/// A clock from `started_ms` to `due_ms` has used at least `percent` of its time at `now_ms`.
+pub fn has_used(started_ms: u64, due_ms: u64, now_ms: u64, percent: u8) -> bool {
+    let span = due_ms.saturating_sub(started_ms).max(1);
+    now_ms.saturating_sub(started_ms).saturating_mul(100) >= span.saturating_mul(percent as u64)
 }
 
 /// A derived, stored digest of a case's state. Stored with the binary

@@ -83,6 +83,11 @@ pub fn scan_counted(shared: &Shared, now: u64) -> crate::store::Result<Scan> {
     err.map_or(Ok(out), Err)
 }
 
+/// The automatic notice a due entry calls for.
+pub fn notice(d: &Due) -> Op {
+    Op::AutoSupervise { case: d.case, kind: d.kind, started_ms: d.started_ms, grade: d.grade, raised: d.raised, note: note(d) }
+}
+
 fn note(d: &Due) -> String {
     let hours = d.overdue_ms / 3_600_000;
     let mut text = format!("{}时限已超期{}小时，{}：请立即办理并报告进展。", d.kind.zh(), hours, d.grade.zh());
@@ -95,7 +100,7 @@ fn note(d: &Due) -> String {
 /// Runs one scan and issues what is owed; returns how many notices were issued.
 pub async fn run_once(shared: &Shared, ledger: &Ledger) -> usize {
     let sh = shared.clone();
-    let due = match tokio::task::spawn_blocking(move || scan(&sh, ledger::now_ms())).await {
+    let due = match tokio::task::spawn_blocking(move || scan(&sh, sh.clock.now_ms())).await {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {
             tracing::error!("supervision scan failed: {e}");
@@ -109,8 +114,7 @@ pub async fn run_once(shared: &Shared, ledger: &Ledger) -> usize {
     let mut issued = 0;
     // One at a time: each notice's marker is stored before the next is checked.
     for d in due {
-        let op = Op::AutoSupervise { case: d.case, kind: d.kind, started_ms: d.started_ms, grade: d.grade, raised: d.raised, note: note(&d) };
-        match ledger.step(op).await {
+        match ledger.step(notice(&d)).await {
             Ok(_) => {
                 issued += 1;
                 tracing::info!(case = %d.number, clock = d.kind.as_str(), grade = d.grade.as_str(), "supervision notice issued");

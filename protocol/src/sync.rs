@@ -10,9 +10,7 @@
 //! differs (restored from a backup) starts again from the beginning; the
 //! receiver drops what it already holds.
 
-use crate::case::{Action, RouteTarget};
 use crate::codec::{self, CodecError, Decode, Encode};
-use crate::division::DivisionCode;
 
 /// ALPN of the replication protocol.
 pub const ALPN: &[u8] = b"zongzhi/1";
@@ -241,27 +239,9 @@ impl FeedReceiver {
     }
 }
 
-/// Up: a child sends what was authored in its subtree.
-pub fn up_in_scope(author_division: DivisionCode, child: DivisionCode) -> bool {
-    child.contains(author_division)
-}
+pub mod scope;
 
-/// Down: a parent sends a case's events to a child once the case's
-/// ownership (or a helper role) has entered the child's subtree.
-pub fn down_case_in_scope(units: &[DivisionCode], child: DivisionCode) -> bool {
-    units.iter().any(|u| child.contains(*u))
-}
-
-/// Whether this action brings its case into `child`'s subtree, so the whole
-/// history must be sent before it.
-pub fn enters_subtree(action: &Action, child: DivisionCode) -> bool {
-    match action {
-        Action::Dispatch { to, .. } => child.contains(*to),
-        Action::Reroute { target: RouteTarget::Unit(u), .. } => child.contains(*u),
-        Action::AddHelpers { helpers } => helpers.iter().any(|h| matches!(h, RouteTarget::Unit(u) if child.contains(*u))),
-        _ => false,
-    }
-}
+pub use scope::{case_in_subtree, enters_subtree};
 
 #[cfg(test)]
 mod sim;
@@ -316,18 +296,6 @@ mod tests {
     fn garbage_is_an_error() {
         assert!(Frame::decode(&[0xFF, 0xFF, 0xFF]).is_err());
         assert!(Frame::decode(&[]).is_err());
-    }
-
-    #[test]
-    fn scopes() {
-        let town: DivisionCode = "330102001000".parse().unwrap();
-        let v1: DivisionCode = "330102001001".parse().unwrap();
-        let v2: DivisionCode = "330102002001".parse().unwrap();
-        assert!(up_in_scope(v1, town) && up_in_scope(town, town) && !up_in_scope(v2, town));
-        assert!(down_case_in_scope(&[v2, v1], town));
-        assert!(!down_case_in_scope(&[v2], town));
-        let d = Action::Dispatch { to: v1, requirements: String::new(), due_ms: None };
-        assert!(enters_subtree(&d, town) && enters_subtree(&d, v1) && !enters_subtree(&d, v2));
     }
 
     proptest! {

@@ -11,7 +11,6 @@ pub mod relay;
 
 pub use relay::UdpRelay;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,21 +52,9 @@ fn assert_fresh(binary: &Path) {
 }
 
 /// A port free for TCP and UDP that this test process has not handed out
-/// before (the system may offer a just-released port again).
+/// before, below the ephemeral range (see [`zongzhi_node::ports`]).
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_err() {
-            continue;
-        }
-        let mut given = GIVEN.lock().unwrap();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
+    zongzhi_node::ports::unused_ports(1).unwrap()[0]
 }
 
 /// One node: its data dir, config and (when running) process.

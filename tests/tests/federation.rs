@@ -295,6 +295,11 @@ fn offline_village_catches_up_and_relay_survives_sigkill() {
     let did = d["id"].as_str().unwrap().to_string();
     county.act(&did, serde_json::json!({"action": "sign_for"}));
     county.act(&did, serde_json::json!({"action": "dispatch", "to": "330106010001", "requirements": "属地处置"}));
+    // … and supervises it at once (督办): the notice follows the dispatch
+    // that brings the case into the village's subtree and must not wait
+    // there for an unrelated record.
+    let cadmin = h.county.login("admin", ADMIN_PASSWORD);
+    cadmin.act(&did, serde_json::json!({"action": "supervise", "grade": "yellow", "note": "请尽快签收"}));
 
     // The relay comes back, is killed in the middle of the catch-up, and comes back again.
     h.township.start();
@@ -312,10 +317,18 @@ fn offline_village_catches_up_and_relay_survives_sigkill() {
         let (_, q) = county.get("/api/cases?owner=330106010001&status=all&limit=1");
         (q["total"].as_u64() == Some(n as u64 + 2)).then_some(())
     });
-    let v = zongzhi_tests::wait_case(&h.villages[0], &village, &did, "the dispatched case at the village", |v| v["owner"] == "330106010001");
-    assert_eq!(v["timeline"].as_array().unwrap().len(), 3);
-    // Nothing applied twice: the county stored exactly the new records once.
-    assert_eq!(records(&county), county_before + n as u64 + 1 + 3);
+    let v = zongzhi_tests::wait_case(&h.villages[0], &village, &did, "the dispatched and supervised case at the village", |v| {
+        v["owner"] == "330106010001" && v["supervision"]["grade"] == "yellow"
+    });
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 4);
+    let metrics = reqwest::blocking::get(format!("{}/metrics", h.villages[0].url())).unwrap().text().unwrap();
+    assert!(metrics.contains("zongzhi_pending_records 0"), "nothing left waiting at the village:\n{metrics}");
+    // Nothing applied twice: the county stored exactly the new records once
+    // (the feed head is published just after the write the list reads, so
+    // wait for it to reach the count, then check it is not above).
+    let expected = county_before + n as u64 + 1 + 4;
+    let held = wait_for("the county's feed head", 20, || Some(records(&county)).filter(|r| *r >= expected));
+    assert_eq!(held, expected);
     let admin = h.county.login("admin", ADMIN_PASSWORD);
     let (_, integrity) = admin.get("/api/integrity");
     assert_eq!(integrity["ok"], true, "{integrity}");

@@ -49,6 +49,20 @@ struct RunningNode {
     child: Child,
 }
 
+impl RunningNode {
+    /// `zongzhi-node run --config cfg`, warnings to the terminal.
+    fn spawn(bin: &Path, cfg: &Path) -> std::io::Result<RunningNode> {
+        let child = Command::new(bin)
+            .args(["run", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        Ok(RunningNode { child })
+    }
+}
+
 impl Drop for RunningNode {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -57,7 +71,7 @@ impl Drop for RunningNode {
 }
 
 fn start_node(bin: &Path, dir: &Path) -> anyhow::Result<(RunningNode, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = crate::demo::free_ports(1)?[0];
     let cfg = dir.join("node.toml");
     std::fs::write(&cfg, format!("data_dir = \"data\"\ndivision = \"330102001000\"\nname = \"基准测试中心\"\nhttp_listen = \"127.0.0.1:{port}\"\n"))?;
     let run = |args: &[&str]| -> anyhow::Result<()> {
@@ -69,14 +83,7 @@ fn start_node(bin: &Path, dir: &Path) -> anyhow::Result<(RunningNode, String)> {
     };
     run(&["init"])?;
     run(&["user", "add", "--username", "bench", "--role", "operator", "--password", "bench-password"])?;
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let node = RunningNode { child };
+    let node = RunningNode::spawn(bin, &cfg)?;
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::blocking::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -64,7 +64,14 @@ impl DemoNode {
     pub fn start(&mut self, bin: &Path) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log"))?;
         let mut child = Command::new(bin).args(["run", "--config"]).arg(&self.config).stdout(Stdio::null()).stderr(log).spawn()?;
-        wait_health(&self.url(), &mut child)?;
+        if let Err(e) = wait_health(&self.url(), &mut child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!("{e}; the end of {}:\n{}", self.dir.join("node.log").display(), tail.join("\n"));
+        }
         self.child = Some(child);
         Ok(())
     }
@@ -90,23 +97,10 @@ impl Drop for DemoNode {
 
 /// `n` distinct ports, each free for UDP and TCP, chosen by the system.
 /// Every pick stays bound until all are picked, so none is handed out twice.
+/// Free ports for the nodes' listeners (below the system's ephemeral range:
+/// see [`zongzhi_node::ports`]).
 pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    let mut tries = 0;
-    while ports.len() < n {
-        tries += 1;
-        if tries > 100 * n {
-            bail!("no free ports found");
-        }
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let p = udp.local_addr()?.port();
-        if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", p)) {
-            held.push((udp, tcp));
-            ports.push(p);
-        }
-    }
-    Ok(ports)
+    Ok(zongzhi_node::ports::unused_ports(n)?)
 }
 
 /// Initialises node `i` (its parent, if any, must be running): key, store,
@@ -211,8 +205,7 @@ pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -
         eprintln!("removing the previous demo in {}", dir.display());
         std::fs::remove_dir_all(dir)?;
     }
-    // Port 0: let the system choose free ports.
-    // Port 0: the system picks free ports.
+    // Port 0: free ports are chosen.
     let n = UNITS.len();
     let auto = free_ports(2 * n)?;
     let mut ports = Vec::new();

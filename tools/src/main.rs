@@ -56,27 +56,8 @@ enum Command {
     File(FileArgs),
     /// The work queue.
     Queue {
-        /// Owner division code, or `all` (default: this node's unit).
-        #[arg(long)]
-        owner: Option<String>,
-        /// Status list (comma separated), `open` (default) or `all`.
-        #[arg(long)]
-        status: Option<String>,
-        /// Category code prefix, e.g. 02 or 0202.
-        #[arg(long)]
-        category: Option<String>,
-        #[arg(long)]
-        urgent: bool,
-        #[arg(long)]
-        overdue: bool,
-        /// Only cases with a deadline waiting for a working-day calendar (待定时限).
-        #[arg(long)]
-        waiting_calendar: bool,
-        /// This center's running clocks, whoever owns the case: `any` (我的时限),
-        /// or one kind, e.g. `feedback` (待反馈) or `sign_for` (待签收).
-        /// --owner and --status do not apply then.
-        #[arg(long)]
-        clock: Option<String>,
+        #[command(flatten)]
+        filter: ListFilter,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// The next page: the cursor the previous page printed.
@@ -314,6 +295,13 @@ struct ExportCasesArgs {
     /// The file to write.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    filter: ListFilter,
+}
+
+/// The case list's filters, as `GET /api/cases` and its export take them.
+#[derive(clap::Args)]
+struct ListFilter {
     /// Owner division code, or `all` (default: this node's unit).
     #[arg(long)]
     owner: Option<String>,
@@ -327,14 +315,31 @@ struct ExportCasesArgs {
     urgent: bool,
     #[arg(long)]
     overdue: bool,
+    /// A running clock has used most of its time (临期).
     #[arg(long)]
     due_soon: bool,
     /// Only cases with a deadline waiting for a working-day calendar (待定时限).
     #[arg(long)]
     waiting_calendar: bool,
-    /// This center's running clocks: `any`, or one kind such as `feedback`.
+    /// This center's running clocks, whoever owns the case: `any` (我的时限),
+    /// or one kind, e.g. `feedback` (待反馈) or `sign_for` (待签收).
+    /// --owner and --status do not apply then.
     #[arg(long)]
     clock: Option<String>,
+}
+
+impl ListFilter {
+    /// The query parameters these filters stand for.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let options = [("owner", &self.owner), ("status", &self.status), ("category", &self.category), ("clock", &self.clock)];
+        let mut q: Vec<(&'static str, String)> = options.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))).collect();
+        let flags = [("overdue", self.overdue), ("due_soon", self.due_soon), ("waiting_calendar", self.waiting_calendar)];
+        q.extend(flags.into_iter().filter(|(_, on)| *on).map(|(k, _)| (k, "true".to_string())));
+        if self.urgent {
+            q.push(("urgency", "urgent".into()));
+        }
+        q
+    }
 }
 
 #[derive(Subcommand)]
@@ -668,37 +673,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]));
             }
         }
-        Command::Queue { owner, status, category, urgent, overdue, waiting_calendar, clock, limit, after } => {
+        Command::Queue { filter, limit, after } => {
             c.require_login()?;
             let mut q = vec![("limit", limit.to_string())];
             // With --clock the 时限 column shows this center's clock of that kind.
             let mut sel = None;
-            if let Some(k) = clock {
+            if let Some(k) = &filter.clock {
                 let me = c.get("/api/me")?;
                 sel = Some((s(&me["unit"]), Some(k.clone()).filter(|k| k != "any")));
-                q.push(("clock", k));
             }
             if let Some(a) = after {
                 q.push(("after", a));
             }
-            if let Some(o) = owner {
-                q.push(("owner", o));
-            }
-            if let Some(st) = status {
-                q.push(("status", st));
-            }
-            if let Some(cat) = category {
-                q.push(("category", cat));
-            }
-            if urgent {
-                q.push(("urgency", "urgent".into()));
-            }
-            if overdue {
-                q.push(("overdue", "true".into()));
-            }
-            if waiting_calendar {
-                q.push(("waiting_calendar", "true".into()));
-            }
+            q.extend(filter.query());
             let v = c.get_query("/api/cases", &q)?;
             if as_json {
                 return print(&v);
@@ -968,13 +955,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export { command: ExportCommand::Cases(a) } => {
             c.require_login()?;
             let mut q: Vec<(&str, String)> = vec![("format", a.format)];
-            let options = [("owner", a.owner), ("status", a.status), ("category", a.category), ("clock", a.clock)];
-            q.extend(options.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
-            let flags = [("overdue", a.overdue), ("due_soon", a.due_soon), ("waiting_calendar", a.waiting_calendar)];
-            q.extend(flags.into_iter().filter(|(_, on)| *on).map(|(k, _)| (k, "true".to_string())));
-            if a.urgent {
-                q.push(("urgency", "urgent".into()));
-            }
+            q.extend(a.filter.query());
             let bytes = c.download("/api/cases/export", &q, &a.out)?;
             println!("wrote {bytes} bytes to {}", a.out.display());
         }

@@ -40,6 +40,7 @@ const DICT = {
     repeat_window: "重复诉求判定期", report_grace: "月报签署宽限", pending: "待定", version_col: "版本", bad_format: "格式不正确", label_name: "名称",
     tab_feedback: "待反馈", tab_sign_for: "待签收", tab_mine: "我的时限", by_village: "按村社",
     clock_note: "本中心负责的进行中时限，不论案件现由哪个单位承办；按到期先后排列。",
+    rows_shown_of: "已显示排名前 {n} 个，共 {total} 个（下载 CSV 含全部）",
     load_more: "加载更多", shown_of: "已显示 {n} 件，共 {total} 件", shown_of_more: "已显示 {n} 件，共 {total} 件以上",
     search: "搜索", search_placeholder: "搜索编号、电话、身份证号或关键词", search_results: "搜索结果",
     kind_number: "按编号查找", kind_phone: "按电话查找", kind_id_number: "按身份证号查找", kind_words: "按关键词查找", no_results: "没有找到符合条件的案件",
@@ -80,6 +81,7 @@ const DICT = {
     repeat_window: "Repeat-request window", report_grace: "Monthly report grace", pending: "pending", version_col: "Version", bad_format: "Wrong format", label_name: "Name",
     tab_feedback: "Feedback due", tab_sign_for: "To sign for", tab_mine: "My deadlines", by_village: "By village",
     clock_note: "Running deadlines this center is responsible for, whoever owns the case now; earliest due first.",
+    rows_shown_of: "Top {n} of {total} shown (the CSV has all)",
     load_more: "Load more", shown_of: "{n} of {total} cases shown", shown_of_more: "{n} of more than {total} cases shown",
     search: "Search", search_placeholder: "Search by number, phone, ID number or words", search_results: "Search results",
     kind_number: "by case number", kind_phone: "by phone", kind_id_number: "by ID number", kind_words: "by words", no_results: "No case matches",
@@ -732,10 +734,13 @@ function chartLabel(r, max) {
   return label.length > max ? label.slice(0, max - 1) + "…" : label;
 }
 function monthString(d) { return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`; }
-let statsState = { period: null, by: "unit" };
+// The city's table by unit has thousands of rows: the city opens by county.
+let statsState = { period: null, by: null };
+const STATS_PAGE = 200;
 async function statsPage() {
   const now = new Date();
   if (!statsState.period) statsState.period = monthString(now);
+  if (!statsState.by) statsState.by = health && health.level === "city" ? "county" : "unit";
   const periods = [];
   for (let i = 0; i < 12; i++) { const d = new Date(now.getFullYear(), now.getMonth() - i, 1); periods.push([monthString(d), monthString(d)]); }
   const q = Math.floor(now.getMonth() / 3) + 1;
@@ -745,7 +750,8 @@ async function statsPage() {
   periodSel.addEventListener("change", () => { statsState.period = periodSel.value; statsPage(); });
   bySel.addEventListener("change", () => { statsState.by = bySel.value; statsPage(); });
   const qs = `period=${encodeURIComponent(statsState.period)}&by=${statsState.by}`;
-  const data = await api.get("/api/stats?" + qs);
+  // The table a page of rows at a time (ranked); the CSV has every row.
+  const data = await api.get("/api/stats?" + qs + "&limit=" + STATS_PAGE);
   const defs = data.definitions;
   const kpiCols = defs.map((d) => d.kpi);
   const cell = (row, k) => {
@@ -756,10 +762,31 @@ async function statsPage() {
   // Clocks whose due time waits for a working-day calendar (when the node counts them).
   const hasWaiting = [data.total, ...data.rows].some((r) => r.counts && r.counts.waiting_for_calendar !== undefined);
   const waitingCell = (r, attrs) => (hasWaiting ? h("td", attrs || {}, (r.counts && r.counts.waiting_for_calendar) || 0) : null);
+  const statsRow = (r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))));
+  const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
+  const tbody = h("tbody", {}, data.rows.map(statsRow), totalRow);
   const table = h("table", { id: "stats-table" },
     h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, defs.map((d) => h("th", { title: d.definition }, d.name)))),
-    h("tbody", {}, data.rows.map((r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))))),
-      h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), kpiCols.map((k) => h("td", {}, cell(data.total, k))))));
+    tbody);
+  // More rows than one page: 加载更多 asks for the next ranked page.
+  let rowsShown = data.rows.length;
+  const rowsCount = h("span", { class: "muted", "data-test": "stats-shown" });
+  const moreRows = h("button", { class: "secondary", type: "button", "data-test": "stats-more" }, t("load_more"));
+  const showCount = () => {
+    rowsCount.textContent = tf("rows_shown_of", { n: rowsShown, total: data.rows_total });
+    moreRows.hidden = rowsShown >= data.rows_total;
+    rowsCount.hidden = data.rows_total <= STATS_PAGE;
+  };
+  moreRows.addEventListener("click", async () => {
+    moreRows.disabled = true;
+    try {
+      const page = await api.get("/api/stats?" + qs + "&limit=" + STATS_PAGE + "&offset=" + rowsShown);
+      page.rows.forEach((r) => tbody.insertBefore(statsRow(r), totalRow));
+      rowsShown += page.rows.length;
+      showCount();
+    } finally { moreRows.disabled = false; }
+  });
+  showCount();
   // KPI against target for the whole scope.
   const kpiItems = defs.filter((d) => d.kpi !== "avg_handling_days").map((d) => {
     const x = data.total.kpis[d.kpi];
@@ -794,6 +821,7 @@ async function statsPage() {
       h("div", { class: "card", id: "chart-rank" }, h("h2", {}, t("ranking") + " · " + defs.find((d) => d.kpi === rankBy).name), rankItems.length ? barChart(rankItems, { max: 1, fmt: pct }) : h("p", { class: "muted" }, t("none"))),
       h("div", { class: "card", id: "chart-category" }, h("h2", {}, t("by_category")), catItems.length ? barChart(catItems, {}) : h("p", { class: "muted" }, t("none")))),
     h("div", { class: "table-wrap" }, table),
+    h("div", { class: "actions" }, rowsCount, moreRows),
     h("div", { class: "card" }, defs.map((d) => h("p", { class: "muted" }, h("strong", {}, d.name), "：", d.definition))));
 }
 

@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use super::{down_case_in_scope, up_in_scope, Direction, FeedReceiver, FeedSender, SenderPoll};
+use super::scope::{self, Facts, Kind};
+use super::{Direction, FeedReceiver, FeedSender, SenderPoll};
 use crate::division::DivisionCode;
 
 /// A record as far as replication cares.
@@ -88,11 +89,13 @@ fn build_batch(s: &Replica, peer: DivisionCode, dir: Direction, after: u64, max:
         }
         upto = i as u64 + 1;
         let r = &s.held[id];
-        let send = match dir {
-            Direction::Up => up_in_scope(r.author, s.unit),
+        let units = s.units_of(r.case);
+        let facts = Facts { author: Some(r.author), author_revoked: false, kind: Kind::CaseEvent { units: &units } };
+        let send = scope::sends(dir, s.unit, peer, &facts);
+        match dir {
+            Direction::Up => {}
             Direction::Down => {
-                let in_scope = down_case_in_scope(&s.units_of(r.case), peer);
-                if in_scope && r.adds.is_some_and(|u| peer.contains(u)) {
+                if scope::case_in_subtree(&units, peer) && r.adds.is_some_and(|u| peer.contains(u)) {
                     // The case enters the peer's subtree: its history first.
                     for hid in &s.feed {
                         let h = &s.held[hid];
@@ -101,9 +104,8 @@ fn build_batch(s: &Replica, peer: DivisionCode, dir: Direction, after: u64, max:
                         }
                     }
                 }
-                in_scope
             }
-        };
+        }
         if send && !out.iter().any(|x| x.id == r.id) {
             out.push(r.clone());
         }
@@ -309,7 +311,7 @@ impl Sim {
         }
         self.all
             .iter()
-            .filter(|r| unit.contains(r.author) || down_case_in_scope(&case_units[&r.case], unit))
+            .filter(|r| unit.contains(r.author) || scope::case_in_subtree(&case_units[&r.case], unit))
             .map(|r| r.id)
             .collect()
     }

@@ -19,7 +19,7 @@ mod load;
 mod plan;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -263,21 +263,14 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
     let desc: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("bench-city.json"))?).context("bench-city.json")?;
     let cases = desc["cases"].as_u64().unwrap_or(0);
     let bin = node_binary(opts.node_bin.clone())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = crate::demo::free_ports(1)?[0];
     let cfg = load::write_config(dir, port)?;
     let (disk, apparent) = disk_bytes(&dir.join("data"))?;
     let load_before = loadavg();
 
     // Start until healthy.
     let t0 = Instant::now();
-    let child = Command::new(&bin)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut node = RunningNode { child };
+    let mut node = RunningNode::spawn(&bin, &cfg)?;
     let pid = node.child.id();
     let url = format!("http://127.0.0.1:{port}");
     let probe = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -334,7 +327,8 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
     let one = |p: &str| vec![p.to_string()];
     let reads = vec![
         Read { name: "queue", label: "work queue, first page (GET /api/cases?limit=100)".into(), paths: one("/api/cases?limit=100") },
-        Read { name: "queue_console", label: "work queue as the console asks (status=open&limit=500)".into(), paths: one("/api/cases?limit=500&status=open") },
+        Read { name: "queue_console", label: "work queue as the console asks (status=open&limit=100)".into(), paths: one("/api/cases?limit=100&status=open") },
+        Read { name: "queue_500", label: "work queue, 500 rows (status=open&limit=500)".into(), paths: one("/api/cases?limit=500&status=open") },
         Read { name: "queue_all", label: "all open cases of the city, first page (owner=all)".into(), paths: one("/api/cases?owner=all&limit=100") },
         Read { name: "deep_page", label: format!("page {pages} of every case (owner=all&status=all, after=<next>)"), paths: vec![deep.clone()] },
         Read { name: "overdue", label: "overdue filter (owner=all&overdue=true)".into(), paths: one("/api/cases?owner=all&overdue=true&limit=100") },
@@ -357,10 +351,24 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
             paths: words.iter().map(|w| format!("/api/search?q={}", enc(w))).collect(),
         },
         Read { name: "case_detail", label: "case detail (GET /api/cases/{id})".into(), paths: samples.iter().map(|s| format!("/api/cases/{}", s.id)).collect() },
-        Read { name: "stats_unit_month", label: format!("statistics by unit, {month}"), paths: one(&format!("/api/stats?by=unit&period={month}")) },
+        Read {
+            name: "stats_unit_month",
+            label: format!("statistics by unit, {month}, as the console asks (first 200 ranked rows)"),
+            paths: one(&format!("/api/stats?by=unit&period={month}&limit=200")),
+        },
+        Read { name: "stats_unit_month_all", label: format!("statistics by unit, {month}, every row (3,000)"), paths: one(&format!("/api/stats?by=unit&period={month}")) },
         Read { name: "stats_county_month", label: format!("statistics by county, {month}"), paths: one(&format!("/api/stats?by=county&period={month}")) },
         Read { name: "stats_category_month", label: format!("statistics by category, {month}"), paths: one(&format!("/api/stats?by=category&period={month}")) },
-        Read { name: "stats_unit_quarter", label: format!("statistics by unit, {quarter}"), paths: one(&format!("/api/stats?by=unit&period={quarter}")) },
+        Read {
+            name: "stats_unit_quarter",
+            label: format!("statistics by unit, {quarter}, first 200 ranked rows"),
+            paths: one(&format!("/api/stats?by=unit&period={quarter}&limit=200")),
+        },
+        Read {
+            name: "stats_unit_quarter_all",
+            label: format!("statistics by unit, {quarter}, every row (3,000)"),
+            paths: one(&format!("/api/stats?by=unit&period={quarter}")),
+        },
         Read { name: "stats_county_quarter", label: format!("statistics by county, {quarter}"), paths: one(&format!("/api/stats?by=county&period={quarter}")) },
         Read { name: "stats_category_quarter", label: format!("statistics by category, {quarter}"), paths: one(&format!("/api/stats?by=category&period={quarter}")) },
         Read {

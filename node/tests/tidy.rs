@@ -1,0 +1,62 @@
+//! Architecture invariants, checked on the source (ARCHITECTURE.md states
+//! them; this keeps them true).
+
+use std::path::Path;
+
+fn sources() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("node/src") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            out.push((name, std::fs::read_to_string(&path).expect("source")));
+        }
+    }
+    out
+}
+
+/// Code lines only (doc and line comments left out).
+fn code(text: &str) -> String {
+    text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn only_the_store_names_rocksdb() {
+    for (name, text) in sources() {
+        let code = code(&text);
+        if name != "store.rs" {
+            assert!(!code.contains("rocksdb::") && !code.contains("use rocksdb"), "{name} names rocksdb: only store.rs may");
+        }
+    }
+}
+
+#[test]
+fn only_net_names_quinn_and_rustls() {
+    for (name, text) in sources() {
+        let code = code(&text);
+        if name != "net.rs" {
+            assert!(!code.contains("quinn::") && !code.contains("rustls::"), "{name} names quinn or rustls: only net.rs may");
+        }
+    }
+}
+
+/// Every path that sends records decides each record with the one scope
+/// rule (`protocol::sync::scope::sends`): the feed batch, the urgent batch
+/// and the answer to a `Want`; the transport decides nothing.
+#[test]
+fn every_sender_path_asks_the_scope_rule() {
+    let all = sources();
+    let text = |n: &str| code(&all.iter().find(|(name, _)| name == n).map(|(_, t)| t.clone()).unwrap_or_default());
+    let replication = text("replication.rs");
+    for f in ["pub fn build_batch", "pub fn build_urgent", "pub fn wanted"] {
+        let start = replication.find(f).unwrap_or_else(|| panic!("replication.rs has no {f}"));
+        let body = &replication[start..];
+        let end = body[1..].find("\npub fn ").map(|i| i + 1).unwrap_or(body.len());
+        assert!(body[..end].contains("scope::sends("), "{f} does not ask scope::sends");
+    }
+    let net = text("net.rs");
+    for needle in ["scope::", "case_in_subtree", "Body::CaseEvent"] {
+        assert!(!net.contains(needle), "net.rs decides scope ({needle}); that belongs in replication.rs");
+    }
+}

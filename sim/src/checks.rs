@@ -1,0 +1,123 @@
+//! What must hold once every link has been healed and replication has
+//! settled. The city holds every case event of the tree, so its view is
+//! the reference.
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+use zongzhi_node::summary::CaseSummary;
+use zongzhi_protocol::sync::scope;
+use zongzhi_protocol::RecordId;
+
+use crate::world::World;
+
+/// Every check; the first failure is returned.
+pub fn all(world: &World) -> anyhow::Result<()> {
+    nothing_waits(world)?;
+    acknowledged_steps_survive(world)?;
+    each_node_holds_its_scope_in_the_citys_state(world)?;
+    integrity(world)?;
+    Ok(())
+}
+
+/// No record waits for a parent: every parent a record names was sent
+/// (or could be asked for) and arrived.
+pub fn nothing_waits(world: &World) -> anyhow::Result<()> {
+    for n in &world.nodes {
+        let waiting = n.shared().store.pending_count(usize::MAX)?;
+        if waiting > 0 {
+            bail!("{} still holds {waiting} records waiting for their parents", n.division);
+        }
+    }
+    Ok(())
+}
+
+/// A step answered 2xx (here: `Ok`) is stored, across every crash.
+pub fn acknowledged_steps_survive(world: &World) -> anyhow::Result<()> {
+    for n in &world.nodes {
+        for id in &n.acked {
+            if !n.shared().store.has_record(id)? {
+                bail!("{} acknowledged record {} and no longer holds it", n.division, id.fmt_short());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn summaries(world: &World, n: usize) -> anyhow::Result<BTreeMap<RecordId, CaseSummary>> {
+    let mut out = BTreeMap::new();
+    world.nodes[n].shared().store.all_summaries(|s| {
+        out.insert(s.id, s);
+        true
+    })?;
+    Ok(out)
+}
+
+/// A node holds exactly the cases that entered its subtree (filed, owned or
+/// helped there), each with every event and the same derived state as at
+/// the city.
+pub fn each_node_holds_its_scope_in_the_citys_state(world: &World) -> anyhow::Result<()> {
+    let city = summaries(world, 0)?;
+    for (i, n) in world.nodes.iter().enumerate().skip(1) {
+        let held = summaries(world, i)?;
+        for (id, c) in &city {
+            let expected = scope::case_in_subtree(&c.units, n.division) || n.division.contains(c.filed_by);
+            match (expected, held.get(id)) {
+                (true, None) => bail!("{} lacks case {} ({}, units {:?})", n.division, c.number, c.status.as_str(), c.units),
+                (false, Some(_)) => bail!("{} holds case {} outside its scope", n.division, c.number),
+                (true, Some(h)) => same_state(n.division, c, h).map_err(|e| anyhow::anyhow!("{e}\n  there: {}\n  city:  {}", timeline(world, i, id), timeline(world, 0, id)))?,
+                (false, None) => {}
+            }
+        }
+        if let Some((_, extra)) = held.iter().find(|(id, _)| !city.contains_key(id)) {
+            bail!("{} holds case {} that the city does not", n.division, extra.number);
+        }
+    }
+    Ok(())
+}
+
+fn same_state(at: zongzhi_protocol::DivisionCode, city: &CaseSummary, here: &CaseSummary) -> anyhow::Result<()> {
+    let view = |s: &CaseSummary| (s.status, s.owner, s.events, s.supervision, s.escalations, s.returns, s.units.clone());
+    if view(city) != view(here) {
+        bail!("case {} differs at {at}: {:?} there, {:?} at the city", city.number, view(here), view(city));
+    }
+    Ok(())
+}
+
+/// Every stored record hashes to its id and is validly signed; each node's
+/// own chain has no gap.
+pub fn integrity(world: &World) -> anyhow::Result<()> {
+    for n in &world.nodes {
+        let report = zongzhi_node::integrity::check(&n.shared().store, &n.id)?;
+        if !report.ok() {
+            bail!("{} fails its integrity check: {:?}", n.division, report.problems.first());
+        }
+    }
+    Ok(())
+}
+
+/// A case's timeline as a node folds it from its stored records (for the
+/// failure message): each step with its outcome.
+fn timeline(world: &World, n: usize, case: &RecordId) -> String {
+    let shared = world.nodes[n].shared();
+    let fold = || -> anyhow::Result<String> {
+        let records = zongzhi_node::ledger::load_case_records(&shared.store, case)?;
+        let state = zongzhi_node::ledger::fold_records(&shared.store, &shared.policies(), &shared.trust(), &records)?;
+        let refolded = zongzhi_node::summary::CaseSummary::of(&state);
+        Ok(format!("[refolded: supervision {:?}, status {:?}] ", refolded.supervision, refolded.status)
+            + &state
+            .timeline
+            .iter()
+            .map(|e| {
+                let action = format!("{:?}", e.action);
+                let name: String = action.chars().take_while(|c| c.is_alphanumeric()).collect();
+                match &e.outcome {
+                    Ok(()) => format!("{name}@{}", e.unit),
+                    Err(r) => format!("{name}@{} REJECTED({})", e.unit, r.rule),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" → "))
+    };
+    fold().unwrap_or_else(|e| format!("(fold failed: {e})"))
+}

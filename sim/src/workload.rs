@@ -1,0 +1,141 @@
+//! What the operators do: file cases, and move the cases their center owns
+//! through the workflow (sign for, resolve, escalate, dispatch down,
+//! feedback, rating, archive), and supervise cases below them. Steps are
+//! chosen from each node's own view, so some are refused by the workflow
+//! rules there (counted, not failures) and some conflict with steps other
+//! nodes took meanwhile (settled by the fold once both are known).
+
+use zongzhi_node::ledger::{Op, Outcome};
+use zongzhi_node::summary::CaseSummary;
+use zongzhi_protocol::case::{Channel, Complexity, Place, Rating, RequestType, SuperviseGrade, Urgency};
+use zongzhi_protocol::{Action, Contact, Filing, Level, Status};
+
+use crate::rng::Rng;
+use crate::world::World;
+
+const CATEGORIES: [&str; 4] = ["0202", "0101", "0301", "0702"];
+
+/// One operator step somewhere in the tree.
+pub fn step(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
+    let n = rng.below(world.nodes.len());
+    let roll = rng.below(100);
+    let op = if roll < 30 {
+        if !matches!(world.nodes[n].division.level(), Level::Township | Level::Village) {
+            return Ok(());
+        }
+        Some(file(rng, world.clock.now_ms()))
+    } else if roll < 85 {
+        advance(world, n, rng)?
+    } else {
+        supervise(world, n, rng)?
+    };
+    let Some(op) = op else { return Ok(()) };
+    run(world, n, vec![op])
+}
+
+/// Runs steps at node `n` and counts what they did.
+fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<()> {
+    for r in world.nodes[n].process(ops) {
+        match r {
+            Ok(Outcome::Step(ack)) => {
+                world.nodes[n].acked.push(ack.event);
+                world.stats.steps_ok += 1;
+            }
+            Ok(other) => anyhow::bail!("a step answered {other:?}"),
+            Err(_) => world.stats.steps_refused += 1,
+        }
+    }
+    Ok(())
+}
+
+fn file(rng: &mut Rng, now: u64) -> Op {
+    // A few complainants, so some filings repeat an earlier one.
+    let who = rng.below(6);
+    let contact = rng.chance(70).then(|| Contact {
+        name: format!("居民{who}"),
+        phone: format!("1381234{:04}", who),
+        id_number: String::new(),
+        address: format!("模拟小区{who}号"),
+    });
+    let urgent = rng.chance(10);
+    let filing = Filing {
+        number: String::new(),
+        title: format!("模拟案件{}", rng.below(1000)),
+        content: "邻里纠纷，请求调解".into(),
+        category: CATEGORIES[rng.below(CATEGORIES.len())].into(),
+        request_type: RequestType::Complaint,
+        channel: Channel::Phone,
+        urgency: if urgent { Urgency::Urgent } else { Urgency::Normal },
+        complexity: Complexity::General,
+        place: Place::default(),
+        occurred_at_ms: None,
+        received_at_ms: now,
+        people_involved: 1,
+        amount_fen: None,
+        contact: None,
+    };
+    Op::File { filing: Box::new(filing), contact, operator: "模拟受理员".into() }
+}
+
+/// The node's supervision worker: the notices owed at the simulated time
+/// (overdue clocks of cases it supervises), issued as the worker does.
+pub fn auto_supervise(world: &mut World, n: usize) -> anyhow::Result<()> {
+    let due = zongzhi_node::supervisor::scan(world.nodes[n].shared(), world.clock.now_ms())?;
+    world.stats.auto_notices += due.len() as u64;
+    for d in &due {
+        run(world, n, vec![zongzhi_node::supervisor::notice(d)])?;
+    }
+    Ok(())
+}
+
+/// Cases a node holds that match `keep`.
+fn held(world: &World, n: usize, keep: impl Fn(&CaseSummary) -> bool) -> anyhow::Result<Vec<CaseSummary>> {
+    let mut out = Vec::new();
+    world.nodes[n].shared().store.all_summaries(|s| {
+        if keep(&s) {
+            out.push(s);
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// The next step on a case this node owns, or feedback and rating on one it filed.
+fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>> {
+    let me = world.nodes[n].division;
+    let mine = held(world, n, |s| s.owner == me || (s.filed_by == me && matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated)))?;
+    let Some(case) = rng.pick(&mine) else { return Ok(None) };
+    let children = &world.nodes[n].children;
+    let action = match case.status {
+        Status::AwaitingReceipt => Action::SignFor,
+        Status::Accepted | Status::Handling => {
+            let r = rng.below(100);
+            if r < 45 {
+                Action::Resolve { public_reply: "已调解处理".into(), internal_note: String::new() }
+            } else if r < 70 && world.nodes[n].parent.is_some() {
+                Action::Escalate { reason: "本级无法解决".into() }
+            } else if let Some(&c) = rng.pick(children) {
+                Action::Dispatch { to: world.nodes[c].division, requirements: "属地处置".into(), due_ms: None }
+            } else {
+                Action::Progress { note: "正在协调".into(), public: true }
+            }
+        }
+        Status::Resolved => Action::Feedback { method: "电话".into(), note: "已告知".into() },
+        Status::FedBack => Action::Rate { rating: if rng.chance(85) { Rating::Satisfied } else { Rating::Unsatisfied }, comment: String::new() },
+        Status::Rated => Action::Archive,
+        _ => return Ok(None),
+    };
+    Ok(Some(Op::Act { case: case.id, action, operator: "模拟办理员".into() }))
+}
+
+/// An ancestor supervises an open case owned below it.
+fn supervise(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>> {
+    let me = world.nodes[n].division;
+    if world.nodes[n].children.is_empty() {
+        return Ok(None);
+    }
+    let below = held(world, n, |s| s.owner != me && me.contains(s.owner) && s.status.is_open())?;
+    let Some(case) = rng.pick(&below) else { return Ok(None) };
+    let grade = [SuperviseGrade::Normal, SuperviseGrade::Yellow, SuperviseGrade::Red][rng.below(3)];
+    Ok(Some(Op::Act { case: case.id, action: Action::Supervise { grade, note: "请抓紧办理".into() }, operator: "模拟督办员".into() }))
+}

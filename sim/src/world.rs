@@ -1,0 +1,324 @@
+//! The simulated tree: real nodes (store + writer) in temporary
+//! directories, and the links between parents and children.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use zongzhi_node::config::Config;
+use zongzhi_node::context::Clock;
+use zongzhi_node::ledger::{Cursor, Op, Outcome, Shared, Writer};
+use zongzhi_node::store::meta;
+use zongzhi_node::{node, replication};
+use zongzhi_protocol::cert::{EnrollmentRequest, NodeCert};
+use zongzhi_protocol::sync::Direction;
+use zongzhi_protocol::{BlobHash, Body, DivisionCode, Level, NodeId, NodeKey, RecordId};
+
+use crate::rng::Rng;
+use crate::{Options, Stats};
+
+/// Simulated time per step.
+pub const TICK_MS: u64 = 15 * 60_000;
+
+/// One simulated center: a real node's store and writer.
+pub struct SimNode {
+    pub division: DivisionCode,
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+    pub id: NodeId,
+    cfg: Config,
+    key: Arc<NodeKey>,
+    /// `None` while crashed (between dropping and reopening).
+    inner: Option<(Shared, Writer)>,
+    /// Records this node acknowledged (its own steps): they must survive
+    /// every crash.
+    pub acked: Vec<RecordId>,
+}
+
+impl SimNode {
+    fn open(cfg: &Config, key: &Arc<NodeKey>, clock: &Clock) -> anyhow::Result<(Shared, Writer)> {
+        let store = node::open_store(cfg, key)?;
+        let mut shared = node::shared_state(cfg, store, key.clone())?;
+        shared.clock = clock.clone();
+        let writer = node::start_writer(shared.clone())?;
+        Ok((shared, writer))
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.inner.as_ref().expect("a node is reopened right after its crash").0
+    }
+
+    /// Runs operations as one write group (as the node's writer thread
+    /// groups what is queued).
+    pub fn process(&mut self, ops: Vec<Op>) -> Vec<zongzhi_node::ledger::Result<Outcome>> {
+        self.inner.as_mut().expect("a node is reopened right after its crash").1.process(ops)
+    }
+
+    /// A crash: the writer and the store are dropped with whatever was not
+    /// synced, then the node starts again through its start-up passes.
+    pub fn crash_and_restart(&mut self, clock: &Clock) -> anyhow::Result<()> {
+        self.inner = None;
+        self.inner = Some(Self::open(&self.cfg, &self.key, clock)?);
+        Ok(())
+    }
+
+    fn epoch(&self) -> anyhow::Result<[u8; 16]> {
+        let v = self.shared().store.meta_get(meta::FEED_EPOCH)?.context("no feed epoch")?;
+        <[u8; 16]>::try_from(v.as_slice()).context("feed epoch")
+    }
+}
+
+/// A parent–child link and when it comes back after a cut.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub parent: usize,
+    pub child: usize,
+    pub down_until: u32,
+}
+
+pub struct World {
+    _dir: tempfile::TempDir,
+    /// The one simulated clock every node's writer reads.
+    pub clock: Clock,
+    pub nodes: Vec<SimNode>,
+    pub links: Vec<Link>,
+    pub stats: Stats,
+    pub tick: u32,
+}
+
+/// The tree: a city, one county, two townships, villages under each.
+fn divisions(villages: usize) -> Vec<(DivisionCode, Option<usize>)> {
+    let code = |s: String| -> DivisionCode { s.parse().unwrap_or_else(|_| unreachable!("fixed codes")) };
+    let mut out = vec![(code("330100000000".into()), None), (code("330106000000".into()), Some(0))];
+    for t in 1..=2 {
+        let town = out.len();
+        out.push((code(format!("330106{t:03}000")), Some(1)));
+        for v in 1..=villages {
+            out.push((code(format!("330106{t:03}{v:03}")), Some(town)));
+        }
+    }
+    out
+}
+
+impl World {
+    /// Initializes and enrolls every node the way an operator does
+    /// (`init`, the parent signs the enrollment request, `import-cert`).
+    pub fn build(opts: &Options) -> anyhow::Result<World> {
+        let dir = tempfile::tempdir()?;
+        let clock = Clock::manual(zongzhi_node::ledger::now_ms());
+        let mut nodes: Vec<SimNode> = Vec::new();
+        let mut root: Option<NodeId> = None;
+        for (i, (division, parent)) in divisions(opts.villages_per_township).into_iter().enumerate() {
+            let ndir = dir.path().join(division.to_string());
+            std::fs::create_dir_all(&ndir)?;
+            let mut toml = format!("data_dir = \"data\"\ndivision = \"{division}\"\nname = \"模拟{}中心{i}\"\n", division.level().zh());
+            if let Some(r) = root {
+                toml.push_str(&format!("root_key = \"{r}\"\n"));
+            }
+            std::fs::write(ndir.join("node.toml"), toml)?;
+            let cfg = Config::load(&ndir.join("node.toml"))?;
+            let init = node::init(&cfg)?;
+            if let Some(p) = parent {
+                let path = init.enrollment_request.context("a child writes an enrollment request")?;
+                let req = EnrollmentRequest::from_armored(&std::fs::read_to_string(path)?)?;
+                let chain = enroll(&mut nodes[p], &req, clock.now_ms())?;
+                node::import_chain(&cfg, &chain)?;
+            } else {
+                root = Some(init.key);
+            }
+            let key = Arc::new(node::load_key(&cfg)?);
+            let inner = SimNode::open(&cfg, &key, &clock)?;
+            nodes.push(SimNode { division, parent, children: Vec::new(), id: key.id(), cfg, key, inner: Some(inner), acked: Vec::new() });
+            if let Some(p) = parent {
+                nodes[p].children.push(i);
+            }
+        }
+        let links = nodes.iter().enumerate().filter_map(|(i, n)| n.parent.map(|p| Link { parent: p, child: i, down_until: 0 })).collect();
+        Ok(World { _dir: dir, clock, nodes, links, stats: Stats::default(), tick: 0 })
+    }
+
+    pub fn city(&self) -> &SimNode {
+        &self.nodes[0]
+    }
+
+    /// One step (a quarter of an hour of simulated time): some work, the
+    /// supervision workers every hour, some faults, some replication.
+    pub fn tick(&mut self, rng: &mut Rng, tick: u32) -> anyhow::Result<()> {
+        self.tick = tick;
+        self.clock.advance(TICK_MS);
+        for _ in 0..2 {
+            crate::workload::step(self, rng)?;
+        }
+        if tick % 4 == 0 {
+            for n in 0..self.nodes.len() {
+                crate::workload::auto_supervise(self, n)?;
+            }
+        }
+        self.faults(rng)?;
+        for l in 0..self.links.len() {
+            if self.links[l].down_until <= tick {
+                self.sync_link(l, rng, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn faults(&mut self, rng: &mut Rng) -> anyhow::Result<()> {
+        if rng.chance(6) {
+            // A cut: mostly short; a village is sometimes offline for a long
+            // stretch (simulated days) while both sides keep working.
+            let l = rng.below(self.links.len());
+            let long = self.nodes[self.links[l].child].division.level() == Level::Village && rng.chance(30);
+            self.links[l].down_until = self.tick + if long { 40 + rng.below(40) as u32 } else { 1 + rng.below(6) as u32 };
+            self.stats.link_cuts += 1;
+        }
+        if rng.chance(3) {
+            let n = rng.below(self.nodes.len());
+            let clock = self.clock.clone();
+            self.nodes[n].crash_and_restart(&clock)?;
+            self.stats.crashes += 1;
+        }
+        Ok(())
+    }
+
+    /// Replicates a link both ways: a few batches each way, some lost on
+    /// the wire, some handed to the writer together as one group. Returns
+    /// how much moved (records and cursor steps); 0 when nothing did.
+    pub fn sync_link(&mut self, l: usize, rng: &mut Rng, faulty: bool) -> anyhow::Result<u64> {
+        let Link { parent, child, .. } = self.links[l];
+        let mut moved = 0;
+        for (from, to, dir) in [(child, parent, Direction::Up), (parent, child, Direction::Down)] {
+            moved += self.sync_direction(from, to, dir, rng, faulty)?;
+        }
+        Ok(moved)
+    }
+
+    fn sync_direction(&mut self, from: usize, to: usize, dir: Direction, rng: &mut Rng, faulty: bool) -> anyhow::Result<u64> {
+        let direction = dir as u8;
+        let (sender_id, epoch) = (self.nodes[from].id, self.nodes[from].epoch()?);
+        let stored = self.nodes[to].shared().store.cursor(&sender_id, direction)?;
+        // As `FeedSender::on_subscribe`: another epoch starts from the beginning.
+        let mut after = match stored {
+            Some((e, upto)) if e == epoch => upto,
+            _ => 0,
+        };
+        let peer_division = self.nodes[to].division;
+        let mut ops = Vec::new();
+        let (mut moved, mut progress) = (0u64, 0u64);
+        // The urgent-first batch leaves the cursor where it is.
+        if rng.chance(15)
+            && let Some(out) = replication::build_urgent(self.nodes[from].shared(), peer_division, dir, after)?
+        {
+            moved += out.records.len() as u64;
+            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after })?);
+        }
+        let batches = 1 + rng.below(3);
+        for _ in 0..batches {
+            let out = replication::build_batch(self.nodes[from].shared(), peer_division, dir, after)?;
+            if out.upto == after {
+                break;
+            }
+            after = out.upto;
+            self.stats.batches += 1;
+            // The cursor moves even when scope filters every record out.
+            progress += 1;
+            if faulty && rng.chance(4) {
+                // Lost on the wire (the link dropped before it was read):
+                // nothing after it is received either.
+                self.stats.batches_lost += 1;
+                break;
+            }
+            moved += out.records.len() as u64;
+            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after })?);
+        }
+        if ops.is_empty() {
+            return Ok(progress);
+        }
+        // Several batches in one write group, or one group each.
+        let groups: Vec<Vec<Op>> = if rng.chance(50) { vec![ops] } else { ops.into_iter().map(|o| vec![o]).collect() };
+        for group in groups {
+            let results = self.nodes[to].process(group);
+            for r in results {
+                let report = match r {
+                    Ok(Outcome::Ingested(report)) => report,
+                    other => bail!("{} ingesting from {}: {other:?}", self.nodes[to].division, self.nodes[from].division),
+                };
+                let want = replication::wants(&report);
+                if !want.is_empty() {
+                    self.stats.wants += 1;
+                    self.answer_want(from, to, dir, &want)?;
+                }
+            }
+        }
+        self.stats.records_moved += moved;
+        Ok(moved + progress)
+    }
+
+    /// The sender answers a `Want` with the records its scope allows.
+    fn answer_want(&mut self, from: usize, to: usize, dir: Direction, want: &[[u8; 32]]) -> anyhow::Result<()> {
+        let records = replication::wanted(self.nodes[from].shared(), self.nodes[to].division, dir, want)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = replication::decode_verified(records)?;
+        for r in self.nodes[to].process(vec![Op::Ingest { records, blobs: vec![], cursor: None }]) {
+            if !matches!(r, Ok(Outcome::Ingested(_))) {
+                bail!("{} ingesting wanted records: {r:?}", self.nodes[to].division);
+            }
+        }
+        Ok(())
+    }
+
+    /// Heals every link and replicates until a whole round moves nothing.
+    pub fn quiesce(&mut self) -> anyhow::Result<()> {
+        for l in &mut self.links {
+            l.down_until = 0;
+        }
+        // Faults off: a fixed generator for the grouping choices only.
+        let mut rng = Rng::new(0);
+        for round in 1..=200 {
+            let mut moved = 0;
+            for l in 0..self.links.len() {
+                moved += self.sync_link(l, &mut rng, false)?;
+            }
+            if moved == 0 {
+                self.stats.rounds_to_quiesce = round;
+                return Ok(());
+            }
+        }
+        bail!("replication did not settle after 200 rounds")
+    }
+}
+
+/// The parent signs a child's certificate; returns the chain text the
+/// child imports (as `POST /api/certs/issue` and `import-cert` do).
+fn enroll(parent: &mut SimNode, req: &EnrollmentRequest, now: u64) -> anyhow::Result<String> {
+    let cert = NodeCert {
+        key: req.key,
+        division: req.division,
+        level: req.division.level(),
+        name: req.name.clone(),
+        issuer: parent.id,
+        not_before_ms: now.saturating_sub(3_600_000),
+        not_after_ms: now + 365 * 86_400_000,
+        serial: parent.children.len() as u64 + 2,
+    };
+    for r in parent.process(vec![Op::AppendOwn { body: Body::NodeCert(cert) }]) {
+        r.with_context(|| format!("{} certifying {}", parent.division, req.division))?;
+    }
+    let shared = parent.shared();
+    let ids = shared.trust().chain(&req.key).context("chain to the new certificate")?;
+    let mut text = String::new();
+    for id in ids {
+        let bytes = shared.store.record_bytes(&id)?.context("certificate record")?;
+        text.push_str(&zongzhi_protocol::cert::armor(zongzhi_protocol::cert::RECORDS_ARMOR, &bytes));
+    }
+    Ok(text)
+}
+
+/// What the receiving side of a link does with a batch: decode and
+/// batch-verify the records, then one ingest with the cursor.
+fn ingest(out: replication::Outgoing, cursor: Cursor) -> anyhow::Result<Op> {
+    let records = replication::decode_verified(out.records)?;
+    let blobs = out.blobs.into_iter().map(|(h, b)| (BlobHash(h), b)).collect();
+    Ok(Op::Ingest { records, blobs, cursor: Some(cursor) })
+}
