@@ -148,7 +148,7 @@ impl World {
         for _ in 0..2 {
             crate::workload::step(self, rng)?;
         }
-        if tick % 4 == 0 {
+        if tick.is_multiple_of(4) {
             for n in 0..self.nodes.len() {
                 crate::workload::auto_supervise(self, n)?;
             }
