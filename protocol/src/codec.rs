@@ -31,6 +31,8 @@ pub enum CodecError {
     TrailingBytes(usize),
     #[error("malformed encoding: {0}")]
     Malformed(String),
+    #[error("not the canonical encoding (a length or number is written in more bytes than needed)")]
+    NotCanonical,
 }
 
 /// Encodes a value. Encoding into a `Vec` cannot fail for our types except
@@ -55,6 +57,19 @@ pub fn decode<T: Decode<()>>(bytes: &[u8], limit: usize) -> Result<T, CodecError
     let (value, used) = decode_prefix(bytes, limit)?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// [`decode`], and refuses bytes that are not the one encoding of the
+/// value (bincode accepts non-minimal varints). Use it for anything whose
+/// identity is a hash of its bytes but whose bytes are not all signed: a
+/// record's envelope carries the payload length outside the signature, so
+/// without this check one signed record could be given several ids.
+pub fn decode_canonical<T: Decode<()> + Encode>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+    let value: T = decode(bytes, limit)?;
+    if encode(&value) != bytes {
+        return Err(CodecError::NotCanonical);
     }
     Ok(value)
 }

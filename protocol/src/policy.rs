@@ -212,9 +212,10 @@ fn end_of_day_ms(date: Date) -> Result<u64, PolicyError> {
     u64::try_from(ts.as_millisecond()).map_err(|_| PolicyError::TimeRange)
 }
 
-/// `YYYYMMDD` of a date.
+/// `YYYYMMDD` of a date. Years before 1 CE (which no calendar covers) give
+/// year 0, so the number is never a date of a covered year.
 pub fn ymd(date: Date) -> u32 {
-    date.year() as u32 * 10_000 + date.month() as u32 * 100 + date.day() as u32
+    u32::from(date.year().max(0).unsigned_abs()) * 10_000 + date.month() as u32 * 100 + date.day() as u32
 }
 
 /// The date of a `YYYYMMDD` number.
@@ -635,7 +636,13 @@ pub struct HolidayDoc {
 }
 
 fn parse_date(s: &str) -> Result<u32, PolicyError> {
-    let date: Date = s.parse().map_err(|_| PolicyError::BadCalendar(format!("{s:?} is not a date (YYYY-MM-DD)")))?;
+    let not_a_date = || PolicyError::BadCalendar(format!("{s:?} is not a date (YYYY-MM-DD)"));
+    // jiff also reads signed six-digit years (`-002027-10-01`); a policy
+    // date is exactly YYYY-MM-DD.
+    if s.len() != 10 || !s.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() }) {
+        return Err(not_a_date());
+    }
+    let date: Date = s.parse().map_err(|_| not_a_date())?;
     Ok(ymd(date))
 }
 

@@ -238,7 +238,7 @@ impl Record {
 
     /// [`Record::decode_unverified`] keeping the given buffer (no copy).
     pub fn decode_unverified_owned(bytes: Vec<u8>) -> Result<Record, RecordError> {
-        let env: Envelope = codec::decode(&bytes, MAX_RECORD_BYTES)?;
+        let env: Envelope = codec::decode_canonical(&bytes, MAX_RECORD_BYTES)?;
         if env.version != FORMAT_VERSION {
             return Err(RecordError::UnsupportedVersion(env.version));
         }

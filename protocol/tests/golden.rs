@@ -97,6 +97,37 @@ fn unknown_kind_version_and_trailing_bytes_are_typed_errors() {
     assert!(Record::decode(&vec![0xFF; 2 * 1024 * 1024]).is_err());
 }
 
+/// The payload length sits outside the signature. bincode reads a varint
+/// written in more bytes than needed; such a copy of a signed record must be
+/// refused, or one record could travel under several ids (and an honest
+/// author would look like an equivocator). Found by the `record` fuzz target.
+#[test]
+fn a_non_minimal_payload_length_is_refused() {
+    let r = filing_record();
+    let len = r.payload().len();
+    let canonical = zongzhi_protocol::codec::encode(&(len as u64));
+    let at = r.bytes().len() - 64 - len - canonical.len();
+    assert_eq!(&r.bytes()[at..at + canonical.len()], &canonical[..], "length prefix located");
+    let wider: Vec<Vec<u8>> = [
+        (canonical.len() < 3).then(|| [&[0xFB][..], &(len as u16).to_le_bytes()].concat()),
+        Some([&[0xFC][..], &(len as u32).to_le_bytes()].concat()),
+        Some([&[0xFD][..], &(len as u64).to_le_bytes()].concat()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for prefix in wider {
+        let bytes = [&r.bytes()[..at], &prefix[..], &r.bytes()[at + canonical.len()..]].concat();
+        assert_eq!(
+            Record::decode(&bytes).err(),
+            Some(RecordError::Codec(zongzhi_protocol::codec::CodecError::NotCanonical)),
+            "prefix {prefix:02x?}"
+        );
+        assert!(Record::decode_unverified(&bytes).is_err());
+    }
+    assert_eq!(Record::decode(r.bytes()).unwrap(), r);
+}
+
 #[test]
 fn batch_verification_agrees_with_strict() {
     let good = filing_record();

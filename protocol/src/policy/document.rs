@@ -119,7 +119,12 @@ impl PolicyDoc {
     pub fn to_policy(&self, version: u32, base: &Policy) -> Result<Policy, PatchError> {
         let mut calendars = Vec::new();
         for (year, doc) in &self.calendars {
-            let y: u16 = year.parse().map_err(|_| PatchError::Shape(format!("calendars: {year:?} is not a year")))?;
+            // Exactly four digits: "02027" or "+2027" would be stored as
+            // "2027", and the same patch sent again would not be a no-change.
+            let y: u16 = Some(year)
+                .filter(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|y| y.parse().ok())
+                .ok_or_else(|| PatchError::Shape(format!("calendars: {year:?} is not a year (YYYY)")))?;
             calendars.push(doc.to_calendar(y)?);
         }
         calendars.sort_by_key(|c| c.year);
@@ -160,7 +165,7 @@ impl PolicyDoc {
 
 fn parse_month_day(s: &str) -> Option<u16> {
     let (m, d) = s.split_once('-')?;
-    if m.len() != 2 || d.len() != 2 {
+    if m.len() != 2 || d.len() != 2 || !m.bytes().chain(d.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
     let (m, d): (u16, u16) = (m.parse().ok()?, d.parse().ok()?);
@@ -362,6 +367,22 @@ mod tests {
         assert_eq!(changes[0].path, "calendars/2027");
         assert_eq!(changes[0].kind, "added");
         assert!(changes[0].text.contains("新增2027年工作日历（节假日2天，调休上班1天）"), "{}", changes[0].text);
+    }
+
+    /// Found by the `policy_json` fuzz target: a signed year (`-002027-10-01`)
+    /// overflowed in `ymd`, and a year key `"02027"` was stored as `"2027"`,
+    /// so the same patch sent twice was refused as "listed twice".
+    #[test]
+    fn dates_and_years_are_read_in_one_spelling_only() {
+        let p = Policy::default_policy();
+        for (year, date) in [("2027", "-002027-10-01"), ("2027", "+002027-10-01"), ("02027", "2027-01-01"), ("+2027", "2027-01-01"), ("2027", "2027-1-01")] {
+            let patch = json!({"calendars": {year: cal(2027, &[(date, "元旦")], &[])}});
+            assert!(apply_patch(&p, &patch).is_err(), "{year} {date}");
+        }
+        assert!(matches!(apply_patch(&p, &json!({"calendar_warning_from": "+1-01"})), Err(PatchError::Invalid(_))));
+        let patch = json!({"calendars": {"2027": cal(2027, &[("2027-01-01", "元旦")], &[])}});
+        let (next, _) = apply_patch(&p, &patch).unwrap();
+        assert_eq!(apply_patch(&next, &patch).unwrap_err(), PatchError::NoChange(next.version));
     }
 
     #[test]
