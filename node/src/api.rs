@@ -158,7 +158,7 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, min: Rol
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first (Authorization: Bearer <token>)"))?;
     let store = state.store.clone();
     let token = token.to_string();
-    let session = tokio::task::spawn_blocking(move || accounts::session(&store, &token, ledger::now_ms()))
+    let session = tokio::task::spawn_blocking(move || accounts::session(&store, &token, crate::context::now_ms()))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "session expired or unknown; log in again"))?;
@@ -278,7 +278,7 @@ struct LoginRequest {
 async fn login(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let req: LoginRequest = parse_json(&body)?;
     let store = s.store.clone();
-    let (token, session) = tokio::task::spawn_blocking(move || accounts::login(&store, &req.username, &req.password, ledger::now_ms()))
+    let (token, session) = tokio::task::spawn_blocking(move || accounts::login(&store, &req.username, &req.password, crate::context::now_ms()))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(user = %session.username, "login");
@@ -326,7 +326,7 @@ async fn create_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
     let role = Role::parse(&req.role).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))?;
     let store = s.store.clone();
     let account = tokio::task::spawn_blocking(move || {
-        accounts::create(&store, &req.username, &req.password, role, &req.display_name, ledger::now_ms())
+        accounts::create(&store, &req.username, &req.password, role, &req.display_name, crate::context::now_ms())
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
@@ -431,7 +431,7 @@ fn validate_contact(c: &Contact) -> Result<(), ApiError> {
 async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let session = authenticate(&s, &headers, Role::Operator).await?;
     let req: FileRequest = parse_json(&body)?;
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     let received_at_ms = match &req.received_at {
         Some(t) => parse_time("received_at", t)?,
         None => now,
@@ -737,7 +737,7 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
     })?;
     let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     let names = unit_names(&s.shared.trust());
     let unit_name = |u: &DivisionCode| names.get(u).cloned();
     let operators = operator_names(s, &state)?;
@@ -907,7 +907,7 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
     if let Some(to) = child {
         candidates.push(("dispatch", Action::Dispatch { to, requirements: text(), due_ms: None }, Role::Operator));
     }
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     candidates
         .into_iter()
         .filter(|(_, _, need)| session.role >= *need)
@@ -967,7 +967,7 @@ pub(crate) fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value 
 async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     authenticate(&s, &headers, Role::Viewer).await?;
     let policy = s.policy();
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     let filter = crate::queue::Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
     let limit: usize = match q.get("limit") {
         None => 100,
@@ -1068,7 +1068,7 @@ async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes) 
     if !(1..=7300).contains(&req.valid_days) {
         return Err(ApiError::bad_request("valid_days must be 1 to 7300"));
     }
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     let serial = s.shared.trust().members().filter(|m| m.cert.issuer == s.node.id).count() as u64 + 1;
     let cert = zongzhi_protocol::cert::NodeCert {
         key: enrollment.key,
@@ -1131,7 +1131,7 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
         .ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category or channel, not {by_text:?}")))?;
     let period = match q.get("period").map(String::as_str) {
         None | Some("") => {
-            let m = kpi::month_of(ledger::now_ms()).unwrap_or(197001);
+            let m = kpi::month_of(crate::context::now_ms()).unwrap_or(197001);
             format!("{}-{:02}", m / 100, m % 100)
         }
         Some(p) => p.to_string(),
@@ -1173,7 +1173,7 @@ async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Query(q): Qu
     };
     let (store, trust, policy) = (s.store.clone(), s.shared.trust(), s.policy());
     let kpis = query.kpis.clone();
-    let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, ledger::now_ms()))
+    let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, crate::context::now_ms()))
         .await
         .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
     if csv {
@@ -1213,7 +1213,7 @@ async fn sign_report(State(s): State<AppState>, headers: HeaderMap, Json(req): J
     let [month] = months[..] else {
         return Err(ApiError::bad_request("a report covers one month: period must be YYYY-MM"));
     };
-    if Some(month) > kpi::month_of(ledger::now_ms()) {
+    if Some(month) > kpi::month_of(crate::context::now_ms()) {
         return Err(ApiError::bad_request("that month has not begun"));
     }
     let (id, report) = crate::supervisor::sign_report(&s.shared, &s.ledger, month).await?;
@@ -1278,7 +1278,7 @@ async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
         }
     }
     let policy = s.shared.policy();
-    let missing = policy.missing_calendars(ledger::now_ms());
+    let missing = policy.missing_calendars(crate::context::now_ms());
     let _ = writeln!(out, "# HELP zongzhi_calendar_warning 1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).\n# TYPE zongzhi_calendar_warning gauge\nzongzhi_calendar_warning {}", !missing.is_empty() as u8);
     let _ = writeln!(out, "# HELP zongzhi_calendar_missing 1 for each year whose calendar is needed by now and missing.\n# TYPE zongzhi_calendar_missing gauge");
     for y in &missing {

@@ -61,7 +61,7 @@ impl Config {
         // Every command of a node with a shifted clock (run, import-cert,
         // reindex …) reads the same time.
         if cfg.clock_offset_secs != 0 {
-            crate::ledger::set_clock_offset_ms(cfg.clock_offset_secs.saturating_mul(1000));
+            crate::context::set_clock_offset_ms(cfg.clock_offset_secs.saturating_mul(1000));
         }
         if cfg.name.trim().is_empty() || cfg.name.chars().count() > 100 {
             return Err(ConfigError::Parse { path: path.into(), message: "name must be 1 to 100 characters".into() });

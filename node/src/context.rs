@@ -3,13 +3,29 @@
 //! simulator can run a whole tree on one simulated clock (deadlines pass,
 //! supervision falls due) while the binary runs on the system clock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
+
+/// The operating system's clock, shifted by `clock_offset_secs`: the one
+/// place node code reads the wall clock ([`Clock::System`]).
+pub fn now_ms() -> u64 {
+    let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    (real + CLOCK_OFFSET_MS.load(Ordering::Relaxed)).max(0) as u64
+}
+
+/// See `Config::clock_offset_secs`.
+static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Shifts [`now_ms`] for this process (tests and drills; set once at start).
+pub fn set_clock_offset_ms(offset: i64) {
+    CLOCK_OFFSET_MS.store(offset, Ordering::Relaxed);
+}
 
 #[derive(Clone, Debug, Default)]
 pub enum Clock {
     /// The system clock, shifted by `clock_offset_secs` in drills
-    /// ([`crate::ledger::now_ms`]).
+    /// ([`now_ms`]).
     #[default]
     System,
     /// A clock that moves only when told (simulations).
@@ -25,7 +41,7 @@ impl Clock {
     /// Unix milliseconds.
     pub fn now_ms(&self) -> u64 {
         match self {
-            Clock::System => crate::ledger::now_ms(),
+            Clock::System => now_ms(),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }

@@ -29,7 +29,6 @@ use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId
 
 use crate::accounts::Role;
 use crate::api::{authenticate, time, ApiError, ApiResult, AppState};
-use crate::ledger;
 use crate::queue::{self, Filter};
 use crate::store::Store;
 use crate::summary::CaseSummary;
@@ -77,7 +76,7 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
     };
     let filter = Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
     let masked = session.role < Role::Operator;
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     let job = Job { store: s.store.clone(), policy: s.policy(), filter, masked, now };
     let date = jiff::Timestamp::from_millisecond(now as i64)
         .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string())
@@ -507,7 +506,7 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
     // Cases: a fresh snapshot.
     let cases_rel = "cases/cases.parquet".to_string();
     let mut t = Table::create(dir, &cases_rel, "cases", case_schema())?;
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     let mut failed = None;
     store.all_summaries(|c| {
         if since_ms.is_some_and(|s| c.filed_ms < s) {

@@ -72,7 +72,7 @@ fn filing(category: usize, urgent: bool, title: usize) -> Filing {
         complexity: Complexity::General,
         place: Place::default(),
         occurred_at_ms: None,
-        received_at_ms: ledger::now_ms(),
+        received_at_ms: crate::context::now_ms(),
         people_involved: 1,
         amount_fen: None,
         contact: None,
@@ -216,7 +216,7 @@ fn check(w: &Writer, store: &Store, window_days: u64) {
     let shared = w.shared();
     let policy = shared.policy();
     let all = summaries(store);
-    let real = ledger::now_ms();
+    let real = crate::context::now_ms();
     for now in [real, real + 3 * 86_400_000, real + 40 * 86_400_000] {
         for f in filters(shared.unit) {
             let want = brute_list(&all, &f, &policy, now);

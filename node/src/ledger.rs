@@ -13,7 +13,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use zongzhi_protocol::case::Contact;
@@ -148,19 +147,6 @@ struct Heads {
     clock: HlcClock,
     serials: HashMap<i16, u64>,
     alarms: u64,
-}
-
-pub fn now_ms() -> u64 {
-    let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    (real + CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)).max(0) as u64
-}
-
-/// See `Config::clock_offset_secs`.
-static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// Shifts [`now_ms`] for this process (tests and drills; set once at start).
-pub fn set_clock_offset_ms(offset: i64) {
-    CLOCK_OFFSET_MS.store(offset, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// State shared between the writer, the API and the network.
@@ -1702,6 +1688,7 @@ impl Ledger {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::context::now_ms;
     use crate::config::Config;
     use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
 

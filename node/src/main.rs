@@ -181,7 +181,7 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
                 (None, false) => (random_password(), true),
             };
-            let account = accounts::create(&store, &username, &password, role, &display_name, ledger::now_ms())?;
+            let account = accounts::create(&store, &username, &password, role, &display_name, zongzhi_node::context::now_ms())?;
             println!("created {} ({})", account.username, account.role.as_str());
             if generated {
                 println!("password: {password}");

@@ -53,7 +53,7 @@ impl TrustVerifier {
             self.shared.sync.refused("not an ed25519 raw public key");
             return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding));
         };
-        match self.shared.trust().may_connect(&key, ledger::now_ms()) {
+        match self.shared.trust().may_connect(&key, crate::context::now_ms()) {
             Ok(_) => Ok(()),
             Err(e) => {
                 let reason = match e {
@@ -332,7 +332,7 @@ async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role:
         s.links += 1;
         s.connected = true;
         s.connects += 1;
-        s.last_contact_ms = Some(ledger::now_ms());
+        s.last_contact_ms = Some(crate::context::now_ms());
     });
     tracing::info!(parent: &span, "link up");
     let result = tracing::Instrument::instrument(link_streams(&shared, &ledger, &conn, role, peer, peer_division), span.clone()).await;
@@ -393,7 +393,7 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     // The peer's chain must verify to our root and end in the peer's key.
     let records: Vec<Record> = chain.iter().map(|b| Record::decode(b)).collect::<Result<_, _>>().context("peer's certificate chain")?;
     let root = shared.trust().root();
-    let cert = zongzhi_protocol::cert::verify_chain(&records, &root, ledger::now_ms()).context("peer's certificate chain")?;
+    let cert = zongzhi_protocol::cert::verify_chain(&records, &root, crate::context::now_ms()).context("peer's certificate chain")?;
     if cert.key != peer || cert.division != peer_division {
         bail!("peer's certificate chain is not for its TLS key");
     }
@@ -522,7 +522,7 @@ async fn receive_feed(
                         s.duplicates_received += duplicates as u64;
                         s.bytes_received += bytes as u64;
                         s.behind_from_peer = head.saturating_sub(upto);
-                        s.last_contact_ms = Some(ledger::now_ms());
+                        s.last_contact_ms = Some(crate::context::now_ms());
                         if rejected > 0 {
                             s.errors += rejected as u64;
                             s.last_error = Some(format!("{rejected} records refused"));
@@ -673,7 +673,7 @@ async fn send_feed(
                 s.records_sent += n as u64;
                 s.bytes_sent += bytes as u64;
                 s.record_bytes_sent += record_bytes as u64;
-                s.last_contact_ms = Some(ledger::now_ms());
+                s.last_contact_ms = Some(crate::context::now_ms());
             });
         }
     };

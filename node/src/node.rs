@@ -51,7 +51,7 @@ pub fn init(cfg: &Config) -> anyhow::Result<InitOutcome> {
     if cfg.key_path().exists() {
         bail!("{} already exists: this node is initialised", cfg.key_path().display());
     }
-    let key = NodeKey::generate();
+    let key = NodeKey::generate(&mut rand_core::OsRng);
     write_secret(&cfg.key_path(), &key.to_pkcs8_pem()?)?;
     let store = Arc::new(Store::open(&cfg.db_path())?);
     let mut b = store.batch();
@@ -61,7 +61,7 @@ pub fn init(cfg: &Config) -> anyhow::Result<InitOutcome> {
     b.put_meta(meta::FEED_EPOCH, &epoch);
     store.commit(b)?;
     let id = key.id();
-    let now = ledger::now_ms();
+    let now = crate::context::now_ms();
     if cfg.division.level() == Level::City {
         let shared = shared_state(cfg, store.clone(), Arc::new(key))?;
         let mut writer = Writer::new(shared)?;
@@ -136,7 +136,7 @@ pub fn import_chain(cfg: &Config, text: &str) -> anyhow::Result<zongzhi_protocol
         .map(|b| zongzhi_protocol::Record::decode(b))
         .collect::<Result<_, _>>()
         .context("reading the certificate chain")?;
-    let cert = verify_chain(&records, &root, ledger::now_ms()).context("checking the certificate chain")?.clone();
+    let cert = verify_chain(&records, &root, crate::context::now_ms()).context("checking the certificate chain")?.clone();
     if cert.key != key.id() {
         bail!("the certificate is for key {}, not this node's key {}", cert.key.fmt_short(), key.id().fmt_short());
     }

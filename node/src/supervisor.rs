@@ -143,7 +143,7 @@ pub async fn sign_report(shared: &Shared, ledger: &Ledger, month: u32) -> Result
 
 /// Signs last month's report once its grace period has passed.
 async fn report_if_due(shared: &Shared, ledger: &Ledger) {
-    let due = crate::report::report_due(&shared.store, &shared.policy(), ledger::now_ms());
+    let due = crate::report::report_due(&shared.store, &shared.policy(), crate::context::now_ms());
     match due {
         Ok(Some(month)) => match sign_report(shared, ledger, month).await {
             Ok((id, _)) => tracing::info!(month, record = %id.fmt_short(), "monthly report signed"),

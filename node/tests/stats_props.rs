@@ -60,7 +60,7 @@ fn filing(category: &str, channel: Channel, urgent: bool, complex: bool) -> Box<
         complexity: if complex { Complexity::Complex } else { Complexity::General },
         place: Place::default(),
         occurred_at_ms: None,
-        received_at_ms: ledger::now_ms(),
+        received_at_ms: zongzhi_node::context::now_ms(),
         people_involved: 1,
         amount_fen: None,
         contact: None,

@@ -60,3 +60,37 @@ fn every_sender_path_asks_the_scope_rule() {
         assert!(!net.contains(needle), "net.rs decides scope ({needle}); that belongs in replication.rs");
     }
 }
+
+/// The non-test part of a source file (up to its `#[cfg(test)]` module).
+fn non_test(text: &str) -> &str {
+    text.find("#[cfg(test)]\nmod tests").map_or(text, |i| &text[..i])
+}
+
+/// The protocol crate, the ledger and the replication decisions take time
+/// and randomness from their caller (the node context, or the simulator's
+/// seed), never from the operating system: a seeded run must replay.
+#[test]
+fn no_wall_clock_or_os_randomness_in_protocol_ledger_or_replication() {
+    let forbidden = ["SystemTime", "Instant::now", "OsRng", "thread_rng", "getrandom", "context::now_ms"];
+    let protocol = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/src");
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut dirs = vec![protocol];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("protocol/src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push((path.display().to_string(), std::fs::read_to_string(&path).expect("source")));
+            }
+        }
+    }
+    assert!(files.len() > 10, "protocol sources found");
+    files.extend(sources().into_iter().filter(|(n, _)| n == "ledger.rs" || n == "replication.rs"));
+    for (name, text) in &files {
+        let code = code(non_test(text));
+        for f in forbidden {
+            assert!(!code.contains(f), "{name} reads {f}: take the time or randomness from the caller");
+        }
+    }
+}

@@ -101,11 +101,12 @@ impl fmt::Debug for NodeKey {
 }
 
 impl NodeKey {
-    /// Generates a fresh key from the operating system's randomness.
-    pub fn generate() -> Self {
-        let mut rng = rand_core::OsRng;
+    /// Generates a fresh key from `rng` (the node passes the operating
+    /// system's randomness; the protocol crate never reads it itself, so a
+    /// seeded run can make its keys from its seed).
+    pub fn generate(rng: &mut impl rand_core::CryptoRngCore) -> Self {
         loop {
-            let key = SigningKey::generate(&mut rng);
+            let key = SigningKey::generate(rng);
             // A random key is weak with negligible probability; loop anyway
             // so the invariant "our own key is never weak" holds.
             if !key.verifying_key().is_weak() {
@@ -162,7 +163,7 @@ mod tests {
 
     #[test]
     fn pem_round_trip() {
-        let key = NodeKey::generate();
+        let key = NodeKey::generate(&mut rand_core::OsRng);
         let pem = key.to_pkcs8_pem().unwrap();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let back = NodeKey::from_pkcs8_pem(&pem).unwrap();

@@ -104,7 +104,7 @@ impl World {
     /// (`init`, the parent signs the enrollment request, `import-cert`).
     pub fn build(opts: &Options) -> anyhow::Result<World> {
         let dir = tempfile::tempdir()?;
-        let clock = Clock::manual(zongzhi_node::ledger::now_ms());
+        let clock = Clock::manual(zongzhi_node::context::now_ms());
         let mut nodes: Vec<SimNode> = Vec::new();
         let mut root: Option<NodeId> = None;
         for (i, (division, parent)) in divisions(opts.villages_per_township).into_iter().enumerate() {

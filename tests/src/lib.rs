@@ -425,7 +425,7 @@ pub fn signed_filing(
 ) -> zongzhi_protocol::Record {
     use zongzhi_protocol::case::{Channel, Complexity, RequestType, Urgency};
     use zongzhi_protocol::{Action, Body, CaseEvent, Filing, Header, Hlc, Record};
-    let now = zongzhi_node::ledger::now_ms();
+    let now = zongzhi_node::context::now_ms();
     let filing = Filing {
         number: format!("{unit}-2026-{seq:06}"),
         title: title.into(),

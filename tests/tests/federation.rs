@@ -173,7 +173,7 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     forged_sig[n - 10] ^= 0x01;
     let mut flipped = good.bytes().to_vec();
     flipped[n / 2] ^= 0x01;
-    let stranger = event(&NodeKey::generate(), 1, None, "伪造测试").into_bytes();
+    let stranger = event(&NodeKey::generate(&mut rand_core::OsRng), 1, None, "伪造测试").into_bytes();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     for (what, batch) in [("forged signature", vec![forged_sig.clone()]), ("flipped byte", vec![flipped.clone()])] {
@@ -556,7 +556,7 @@ fn falsified_monthly_report_is_flagged_at_the_city() {
         village.act(&id, json!({"action": "sign_for"}));
         village.act(&id, json!({"action": "resolve", "public_reply": "已调解"}));
     }
-    let month = zongzhi_protocol::kpi::month_of(zongzhi_node::ledger::now_ms()).unwrap();
+    let month = zongzhi_protocol::kpi::month_of(zongzhi_node::context::now_ms()).unwrap();
     let period = format!("{}-{:02}", month / 100, month % 100);
     let (status, v) = h.villages[0].login("admin", ADMIN_PASSWORD).post("/api/reports", &json!({"period": period}));
     assert_eq!(status, 201, "{v}");

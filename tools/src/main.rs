@@ -1144,7 +1144,7 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::Generate { out } => {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            let key = NodeKey::generate();
+            let key = NodeKey::generate(&mut rand_core::OsRng);
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -32,7 +32,7 @@ fn key_generate_show_and_refuse_overwrite() {
 
 #[test]
 fn enrollment_request_shows_and_forgery_is_refused() {
-    let key = zongzhi_protocol::NodeKey::generate();
+    let key = zongzhi_protocol::NodeKey::generate(&mut rand_core::OsRng);
     let req = zongzhi_protocol::cert::EnrollmentRequest::new(&key, "330102001001".parse().unwrap(), "某村工作站", 1);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("req.txt");

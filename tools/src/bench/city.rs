@@ -323,7 +323,7 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
         bail!("bench-city.json lists no sample cases");
     }
     let words: Vec<String> = serde_json::from_value(desc["words"].clone()).unwrap_or_default();
-    let (month, quarter) = periods(zongzhi_node::ledger::now_ms())?;
+    let (month, quarter) = periods(zongzhi_node::context::now_ms())?;
     let one = |p: &str| vec![p.to_string()];
     let reads = vec![
         Read { name: "queue", label: "work queue, first page (GET /api/cases?limit=100)".into(), paths: one("/api/cases?limit=100") },
@@ -513,7 +513,7 @@ fn supervision_scan(cfg_path: &Path) -> anyhow::Result<Value> {
     let key = std::sync::Arc::new(zongzhi_node::node::load_key(&cfg)?);
     let store = zongzhi_node::node::open_store(&cfg, &key)?;
     let shared = zongzhi_node::node::shared_state(&cfg, store.clone(), key)?;
-    let now = zongzhi_node::ledger::now_ms();
+    let now = zongzhi_node::context::now_ms();
     let mut times = Vec::new();
     let mut due = 0;
     for _ in 0..5 {

@@ -375,7 +375,7 @@ pub fn load(dir: &Path, cases: usize, seed: u64, threads: usize) -> anyhow::Resu
     zongzhi_node::node::init(&cfg)?;
     let key = Arc::new(zongzhi_node::node::load_key(&cfg)?);
     let store = zongzhi_node::node::open_store(&cfg, &key)?;
-    let now = ledger::now_ms();
+    let now = zongzhi_node::context::now_ms();
     for (user, role, name) in [
         ("admin", zongzhi_node::accounts::Role::Admin, "基准测试管理员"),
         ("operator", zongzhi_node::accounts::Role::Operator, "基准测试操作员"),
@@ -492,7 +492,7 @@ pub fn load(dir: &Path, cases: usize, seed: u64, threads: usize) -> anyhow::Resu
 
     // What the city holds now.
     let mut composition: HashMap<&'static str, u64> = HashMap::new();
-    let now = ledger::now_ms();
+    let now = zongzhi_node::context::now_ms();
     let t = Instant::now();
     store.all_summaries(|s| {
         *composition.entry(s.status.as_str()).or_default() += 1;
