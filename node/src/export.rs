@@ -30,7 +30,38 @@ use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId
 use crate::accounts::Role;
 use crate::api::{authenticate, time, ApiError, ApiResult, AppState};
 use crate::queue::{self, Filter};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The target directory holds a different export: pick another one.
+    #[error("{0}")]
+    Directory(String),
+    #[error("--since {0:?}: expected a date YYYY-MM-DD from 1970 on")]
+    Since(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("writing Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored data or the export's own manifest could not be read, or a row
+    /// did not fit its table (a defect).
+    #[error("{0}")]
+    Data(String),
+}
+
+impl From<std::io::Error> for ExportError {
+    fn from(source: std::io::Error) -> Self {
+        ExportError::Io { what: "writing the export".into(), source }
+    }
+}
+
+/// Names the file an I/O error happened on.
+fn io_at(what: String) -> impl FnOnce(std::io::Error) -> ExportError {
+    move |source| ExportError::Io { what, source }
+}
 use crate::summary::CaseSummary;
 
 // ---------- the case list: CSV and XLSX ----------
@@ -407,43 +438,43 @@ impl std::fmt::Display for ParquetOutcome {
 }
 
 /// Parses `--since YYYY-MM-DD` as the start of that day in China time (ms).
-pub fn since_ms(date: &str) -> anyhow::Result<u64> {
-    let d: jiff::civil::Date = date.parse().map_err(|e| anyhow::anyhow!("--since {date:?}: expected YYYY-MM-DD ({e})"))?;
-    let ts = d.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))?.timestamp();
-    u64::try_from(ts.as_millisecond()).map_err(|_| anyhow::anyhow!("--since {date:?} is before 1970"))
+pub fn since_ms(date: &str) -> Result<u64, ExportError> {
+    let bad = || ExportError::Since(date.to_string());
+    let d: jiff::civil::Date = date.parse().map_err(|_| bad())?;
+    let ts = d.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).map_err(|_| bad())?.timestamp();
+    u64::try_from(ts.as_millisecond()).map_err(|_| bad())
 }
 
 /// Exports the store's analytics tables into `dir` (see the module docs).
 /// `since`: the `--since` date; events and cases before it are left out.
-pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path, since: Option<&str>) -> anyhow::Result<ParquetOutcome> {
-    use anyhow::{bail, Context};
+pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path, since: Option<&str>) -> Result<ParquetOutcome, ExportError> {
     let since_ms = since.map(since_ms).transpose()?;
     for sub in ["cases", "events", "stats"] {
-        std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
+        std::fs::create_dir_all(dir.join(sub)).map_err(io_at(format!("creating {}", dir.join(sub).display())))?;
     }
     let manifest_path = dir.join(MANIFEST);
     let previous: Option<Manifest> = match std::fs::read(&manifest_path) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", manifest_path.display()))?),
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| ExportError::Data(format!("reading {}: {e}", manifest_path.display())))?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", manifest_path.display())),
+        Err(e) => return Err(io_at(format!("reading {}", manifest_path.display()))(e)),
     };
     let head = store.feed_len()?;
     if let Some(m) = &previous {
         if m.version != LAYOUT_VERSION {
-            bail!("{} has layout version {}, this build writes {LAYOUT_VERSION}: export into a new directory", manifest_path.display(), m.version);
+            return Err(ExportError::Directory(format!("{} has layout version {}, this build writes {LAYOUT_VERSION}: export into a new directory", manifest_path.display(), m.version)));
         }
         if m.node != node.to_string() {
-            bail!("{} was exported from another node ({}); export into a new directory", dir.display(), m.node);
+            return Err(ExportError::Directory(format!("{} was exported from another node ({}); export into a new directory", dir.display(), m.node)));
         }
         if m.feed_to > head {
-            bail!("{} holds events up to feed position {}, but this store's feed ends at {head}: export into a new directory", dir.display(), m.feed_to);
+            return Err(ExportError::Directory(format!("{} holds events up to feed position {}, but this store's feed ends at {head}: export into a new directory", dir.display(), m.feed_to)));
         }
         if m.since.as_deref() != since {
-            bail!(
+            return Err(ExportError::Directory(format!(
                 "{} was exported with --since {}; run with the same --since, or export into a new directory",
                 dir.display(),
                 m.since.as_deref().unwrap_or("(none)")
-            );
+            )));
         }
     }
     let mut event_files = previous.as_ref().map(|m| m.event_files.clone()).unwrap_or_default();
@@ -453,7 +484,7 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
         let entry = entry?;
         let rel = format!("events/{}", entry.file_name().to_string_lossy());
         if !event_files.contains(&rel) {
-            std::fs::remove_file(entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
+            std::fs::remove_file(entry.path()).map_err(io_at(format!("removing stale {}", entry.path().display())))?;
         }
     }
     let from = previous.as_ref().map_or(1, |m| m.feed_to + 1);
@@ -472,7 +503,7 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
                 if seq > head {
                     break;
                 }
-                let record = Record::decode_unverified_owned(bytes).with_context(|| format!("record {id} at feed position {seq}"))?;
+                let record = Record::decode_unverified_owned(bytes).map_err(|e| ExportError::Data(format!("record {id} at feed position {seq}: {e}")))?;
                 let RecordBody::CaseEvent(ev) = &record.body else { continue };
                 if since_ms.is_some_and(|s| record.header.hlc.wall_ms < s) {
                     continue;
@@ -577,11 +608,12 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
         stats_file: stats_rel,
         exported_at: time(now),
     };
-    write_atomically(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)?;
+    let manifest = serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::Data(format!("manifest: {e}")))?;
+    write_atomically(&manifest_path, &manifest)?;
     Ok(ParquetOutcome { cases, events, stats, feed_from: from, feed_to: head, files })
 }
 
-fn case_row(t: &mut Table, c: &CaseSummary, now: u64) -> anyhow::Result<()> {
+fn case_row(t: &mut Table, c: &CaseSummary, now: u64) -> Result<(), ExportError> {
     let lineage = c.owner.lineage();
     let at = |level: Level| lineage.iter().find(|u| u.level() == level).map(|u| u.to_string());
     let (city, county, township) = (at(Level::City), at(Level::County), at(Level::Township));
@@ -752,25 +784,27 @@ impl Column {
         Column { name: name.clone(), kind: *kind, nullable: *nullable, defs: Vec::new(), values }
     }
 
-    fn push(&mut self, v: &Cell<'_>) -> anyhow::Result<()> {
+    fn push(&mut self, v: &Cell<'_>) -> Result<(), ExportError> {
         let present = match (&mut self.values, self.kind, *v) {
             (Values::Bytes(b), Kind::Str, Cell::Str(x)) => x.map(|s| b.push(s.as_bytes().to_vec().into())).is_some(),
             (Values::I32(b), Kind::I32, Cell::I32(x)) => x.map(|n| b.push(n)).is_some(),
             (Values::I64(b), Kind::I64, Cell::I64(x)) => x.map(|n| b.push(n)).is_some(),
             (Values::I64(b), Kind::Ts, Cell::Ts(x)) => x.map(|ms| b.push(ms as i64)).is_some(),
             (Values::Bool(b), Kind::Bool, Cell::Bool(x)) => x.map(|n| b.push(n)).is_some(),
-            (_, kind, v) => anyhow::bail!("value {v:?} does not fit column {} ({kind:?})", self.name),
+            (_, kind, v) => return Err(ExportError::Data(format!("value {v:?} does not fit column {} ({kind:?})", self.name))),
         };
         if self.nullable {
             self.defs.push(present as i16);
         } else {
-            anyhow::ensure!(present, "column {} may not be null", self.name);
+            if !present {
+                return Err(ExportError::Data(format!("column {} may not be null", self.name)));
+            }
         }
         Ok(())
     }
 
     /// Writes the collected values as this column's chunk and clears them.
-    fn write(&mut self, w: &mut parquet::file::writer::SerializedColumnWriter<'_>) -> anyhow::Result<()> {
+    fn write(&mut self, w: &mut parquet::file::writer::SerializedColumnWriter<'_>) -> Result<(), ExportError> {
         use parquet::data_type::{BoolType, ByteArrayType, Int32Type, Int64Type};
         let defs = self.nullable.then_some(self.defs.as_slice());
         match &mut self.values {
@@ -809,8 +843,7 @@ struct Table {
 }
 
 impl Table {
-    fn create(dir: &Path, rel: &str, name: &str, cols: Vec<ColumnDef>) -> anyhow::Result<Table> {
-        use anyhow::Context;
+    fn create(dir: &Path, rel: &str, name: &str, cols: Vec<ColumnDef>) -> Result<Table, ExportError> {
         use parquet::basic::Compression;
         use parquet::file::properties::WriterProperties;
         let path = dir.join(rel);
@@ -820,14 +853,16 @@ impl Table {
             .set_compression(Compression::SNAPPY)
             .set_created_by(format!("zongzhi-node {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let file = std::fs::File::create(&tmp).map_err(io_at(format!("creating {}", tmp.display())))?;
         let writer = parquet::file::writer::SerializedFileWriter::new(file, schema, Arc::new(props))?;
         let columns = cols.iter().map(Column::new).collect();
         Ok(Table { columns, pending: 0, rows: 0, writer: Some(writer), tmp, path })
     }
 
-    fn row(&mut self, cells: &[Cell<'_>]) -> anyhow::Result<()> {
-        anyhow::ensure!(cells.len() == self.columns.len(), "a row of {} values for {} columns", cells.len(), self.columns.len());
+    fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), ExportError> {
+        if cells.len() != self.columns.len() {
+            return Err(ExportError::Data(format!("a row of {} values for {} columns", cells.len(), self.columns.len())));
+        }
         for (c, v) in self.columns.iter_mut().zip(cells) {
             c.push(v)?;
         }
@@ -840,14 +875,14 @@ impl Table {
     }
 
     /// Writes the collected rows as one row group.
-    fn flush(&mut self) -> anyhow::Result<()> {
+    fn flush(&mut self) -> Result<(), ExportError> {
         if self.pending == 0 {
             return Ok(());
         }
-        let Some(w) = self.writer.as_mut() else { anyhow::bail!("table already finished") };
+        let Some(w) = self.writer.as_mut() else { return Err(ExportError::Data("table already finished".into())) };
         let mut group = w.next_row_group()?;
         for c in &mut self.columns {
-            let Some(mut cw) = group.next_column()? else { anyhow::bail!("the schema has fewer columns than the table") };
+            let Some(mut cw) = group.next_column()? else { return Err(ExportError::Data("the schema has fewer columns than the table".into())) };
             c.write(&mut cw)?;
             cw.close()?;
         }
@@ -857,9 +892,9 @@ impl Table {
     }
 
     /// Writes the footer, syncs and renames the file into place.
-    fn finish(mut self) -> anyhow::Result<()> {
+    fn finish(mut self) -> Result<(), ExportError> {
         self.flush()?;
-        let Some(w) = self.writer.take() else { anyhow::bail!("table already finished") };
+        let Some(w) = self.writer.take() else { return Err(ExportError::Data("table already finished".into())) };
         let file = w.into_inner()?;
         file.sync_all()?;
         drop(file);
@@ -884,7 +919,7 @@ fn sync_dir(path: &Path) {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;

@@ -13,16 +13,58 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use zongzhi_protocol::sync::{self, Direction, Frame};
 use zongzhi_protocol::{DivisionCode, NodeId, Record};
 
-use crate::ledger::{self, Cursor, Ledger, Op, Outcome, Shared};
-use crate::replication;
-use crate::store::meta;
+use crate::ledger::{self, Cursor, Ledger, LedgerError, Op, Outcome, Shared};
+use crate::replication::{self, ReplicationError};
+use crate::store::{meta, StoreError};
+
+/// Why a link (or the endpoint under it) ended. The text is what the peer
+/// sees as the close reason and what `GET /api/sync` shows.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// This node's TLS or QUIC setup failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The peer broke the protocol or is not who it must be.
+    #[error("{0}")]
+    Peer(String),
+    #[error("connecting: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("sending: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("receiving: {0}")]
+    Read(#[from] quinn::ReadExactError),
+    #[error("frame: {0}")]
+    Frame(#[from] zongzhi_protocol::codec::CodecError),
+    #[error("feed: {0}")]
+    Feed(#[from] sync::SyncError),
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("a blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The node is stopping (its writer or feed is gone).
+    #[error("{0}")]
+    Stopping(&'static str),
+}
+
+type Result<T, E = LinkError> = std::result::Result<T, E>;
+
+fn peer_error<T>(message: impl Into<String>) -> Result<T> {
+    Err(LinkError::Peer(message.into()))
+}
 
 /// DER prefix of an ed25519 SubjectPublicKeyInfo; the key's 32 bytes follow.
 const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
@@ -128,10 +170,10 @@ impl rustls::server::danger::ClientCertVerifier for TrustVerifier {
     }
 }
 
-fn certified_key(shared: &Shared) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
-    let der = shared.key.to_pkcs8_der()?;
-    let signing = rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(der)).map_err(|e| anyhow!("TLS key: {e}"))?;
-    let spki = signing.public_key().ok_or_else(|| anyhow!("TLS key has no public key"))?;
+fn certified_key(shared: &Shared) -> Result<Arc<rustls::sign::CertifiedKey>> {
+    let der = shared.key.to_pkcs8_der().map_err(|e| LinkError::Setup(format!("TLS key: {e}")))?;
+    let signing = rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(der)).map_err(|e| LinkError::Setup(format!("TLS key: {e}")))?;
+    let spki = signing.public_key().ok_or_else(|| LinkError::Setup("TLS key has no public key".into()))?;
     Ok(Arc::new(rustls::sign::CertifiedKey::new(vec![CertificateDer::from(spki.as_ref().to_vec())], signing)))
 }
 
@@ -148,75 +190,82 @@ fn transport() -> Arc<quinn::TransportConfig> {
 /// node that restarts (after a crash, say) answers its peers' packets for the
 /// old connection with a valid reset and they reconnect at once instead of
 /// waiting for the idle timeout.
-fn endpoint(shared: &Shared, addr: SocketAddr, server: Option<quinn::ServerConfig>) -> anyhow::Result<quinn::Endpoint> {
+fn endpoint(shared: &Shared, addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint> {
     let secret = shared.key.derive_secret("zongzhi 2026 quic stateless reset key");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
     let config = quinn::EndpointConfig::new(Arc::new(key));
-    let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding QUIC {addr}"))?;
-    let runtime = quinn::default_runtime().ok_or_else(|| anyhow!("no async runtime for QUIC"))?;
-    Ok(quinn::Endpoint::new(config, server, socket, runtime)?)
+    let socket = std::net::UdpSocket::bind(addr).map_err(|source| LinkError::Io { what: format!("binding QUIC {addr}"), source })?;
+    let runtime = quinn::default_runtime().ok_or(LinkError::Setup("no async runtime for QUIC".into()))?;
+    quinn::Endpoint::new(config, server, socket, runtime).map_err(|source| LinkError::Io { what: format!("QUIC endpoint on {addr}"), source })
 }
 
-fn server_config(shared: &Shared) -> anyhow::Result<quinn::ServerConfig> {
+fn tls_setup(e: rustls::Error) -> LinkError {
+    LinkError::Setup(format!("TLS: {e}"))
+}
+
+fn server_config(shared: &Shared) -> Result<quinn::ServerConfig> {
     let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_setup)?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(shared)?)));
     tls.alpn_protocols = vec![sync::ALPN.to_vec()];
-    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).map_err(|e| LinkError::Setup(format!("QUIC TLS: {e}")))?));
     cfg.transport_config(transport());
     Ok(cfg)
 }
 
-fn client_config(shared: &Shared) -> anyhow::Result<quinn::ClientConfig> {
+fn client_config(shared: &Shared) -> Result<quinn::ClientConfig> {
     let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_setup)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(shared)?)));
     tls.alpn_protocols = vec![sync::ALPN.to_vec()];
-    let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+    let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).map_err(|e| LinkError::Setup(format!("QUIC TLS: {e}")))?));
     cfg.transport_config(transport());
     Ok(cfg)
 }
 
-fn peer_key(conn: &quinn::Connection) -> anyhow::Result<NodeId> {
-    let identity = conn.peer_identity().ok_or_else(|| anyhow!("peer sent no key"))?;
-    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().map_err(|_| anyhow!("unexpected peer identity"))?;
-    let first = certs.first().ok_or_else(|| anyhow!("peer sent no key"))?;
-    key_from_spki(first.as_ref()).ok_or_else(|| anyhow!("peer key is not ed25519"))
+fn peer_key(conn: &quinn::Connection) -> Result<NodeId> {
+    let no_key = || LinkError::Peer("peer sent no key".into());
+    let identity = conn.peer_identity().ok_or_else(no_key)?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().map_err(|_| LinkError::Peer("unexpected peer identity".into()))?;
+    let first = certs.first().ok_or_else(no_key)?;
+    key_from_spki(first.as_ref()).ok_or_else(|| LinkError::Peer("peer key is not ed25519".into()))
 }
 
 // ---------- framing ----------
 
-async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> anyhow::Result<usize> {
+async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<usize> {
     let wire = frame.to_wire();
     send.write_all(&wire).await?;
     Ok(wire.len())
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream) -> anyhow::Result<(Frame, usize)> {
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(Frame, usize)> {
     let mut len = [0u8; 4];
     recv.read_exact(&mut len).await?;
-    let n = Frame::check_len(u32::from_be_bytes(len)).context("frame")?;
+    let n = Frame::check_len(u32::from_be_bytes(len))?;
     let mut body = vec![0u8; n];
     recv.read_exact(&mut body).await?;
-    Ok((Frame::decode(&body).context("malformed frame")?, n + 4))
+    Ok((Frame::decode(&body)?, n + 4))
 }
 
 // ---------- links ----------
 
 /// Starts the network side: a listener for children (if `quic_listen`) and a
 /// dialer for the parent (if `parent`). Runs until the process stops.
-pub async fn start(shared: Shared, ledger: Ledger, listen: Option<SocketAddr>, parent: Option<SocketAddr>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+pub async fn start(shared: Shared, ledger: Ledger, listen: Option<SocketAddr>, parent: Option<SocketAddr>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     let links: Links = Default::default();
     let endpoint = match listen {
         Some(addr) => {
             let ep = endpoint(&shared, addr, Some(server_config(&shared)?))?;
-            tracing::info!("QUIC listening on {}", ep.local_addr()?);
+            tracing::info!("QUIC listening on {}", ep.local_addr().unwrap_or(addr));
             ep
         }
         None => endpoint(&shared, SocketAddr::from(([0, 0, 0, 0], 0)), None)?,
@@ -293,18 +342,18 @@ fn epoch(shared: &Shared) -> [u8; 16] {
     shared.store.meta_get(meta::FEED_EPOCH).ok().flatten().and_then(|v| v.try_into().ok()).unwrap_or([0; 16])
 }
 
-fn own_chain(shared: &Shared) -> anyhow::Result<Vec<Vec<u8>>> {
-    let ids = shared.trust().chain(&shared.key.id()).ok_or_else(|| anyhow!("this node has no certificate chain (import one with zongzhi-node import-cert)"))?;
+fn own_chain(shared: &Shared) -> Result<Vec<Vec<u8>>> {
+    let ids = shared.trust().chain(&shared.key.id()).ok_or_else(|| LinkError::Setup("this node has no certificate chain (import one with zongzhi-node import-cert)".into()))?;
     ids.iter()
-        .map(|id| shared.store.record_bytes(id)?.ok_or_else(|| anyhow!("certificate record {id} missing")))
+        .map(|id| shared.store.record_bytes(id)?.ok_or_else(|| LinkError::Setup(format!("certificate record {id} missing"))))
         .collect()
 }
 
-async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role: Role, links: Links) -> anyhow::Result<()> {
+async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role: Role, links: Links) -> Result<()> {
     let peer = peer_key(&conn)?;
     let (peer_division, peer_name) = {
         let trust = shared.trust();
-        let m = trust.member(&peer).ok_or_else(|| anyhow!("peer {} has no certificate", peer.fmt_short()))?;
+        let m = trust.member(&peer).ok_or_else(|| LinkError::Peer(format!("peer {} has no certificate", peer.fmt_short())))?;
         (m.cert.division, m.cert.name.clone())
     };
     let expected = match role {
@@ -315,7 +364,7 @@ async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role:
         shared.sync.refused("not parent or child");
         let why = format!("{peer_division} is not this node's {}", if role == Role::Parent { "child" } else { "parent" });
         conn.close(1u32.into(), why.as_bytes());
-        bail!(why);
+        return peer_error(why);
     }
     let span = tracing::info_span!("link", peer = %peer.fmt_short(), division = %peer_division);
     let replaced = match links.lock() {
@@ -355,7 +404,7 @@ async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role:
 
 /// Closes a connection with the link's outcome as the reason the peer sees
 /// (a connection already closed keeps its first reason).
-fn close_with(conn: &quinn::Connection, result: &anyhow::Result<()>) {
+fn close_with(conn: &quinn::Connection, result: &Result<()>) {
     match result {
         Ok(()) => conn.close(0u32.into(), b"bye"),
         Err(e) => {
@@ -365,7 +414,7 @@ fn close_with(conn: &quinn::Connection, result: &anyhow::Result<()>) {
     }
 }
 
-async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection, role: Role, peer: NodeId, peer_division: DivisionCode) -> anyhow::Result<()> {
+async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection, role: Role, peer: NodeId, peer_division: DivisionCode) -> Result<()> {
     // Control stream: the child opens it; both say Hello.
     let (mut csend, mut crecv) = match role {
         Role::Child => conn.open_bi().await?,
@@ -383,25 +432,25 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     let (mut rsend, rrecv) = conn.open_bi().await?;
     let feed_receiver = sync::FeedReceiver::new(shared.store.cursor(&peer, dir_in as u8)?);
     sent += write_frame(&mut rsend, &feed_receiver.subscribe()).await?;
-    let (hello, mut received) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.context("no Hello")??;
+    let (hello, mut received) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.map_err(|_| LinkError::Peer("no Hello".into()))??;
     let Frame::Hello { version, chain, epoch: _ } = hello else {
-        bail!("expected Hello");
+        return peer_error("expected Hello");
     };
     if version != sync::PROTOCOL_VERSION {
-        bail!("peer speaks protocol version {version}, this node {}", sync::PROTOCOL_VERSION);
+        return peer_error(format!("peer speaks protocol version {version}, this node {}", sync::PROTOCOL_VERSION));
     }
     // The peer's chain must verify to our root and end in the peer's key.
-    let records: Vec<Record> = chain.iter().map(|b| Record::decode(b)).collect::<Result<_, _>>().context("peer's certificate chain")?;
+    let records: Vec<Record> = chain.iter().map(|b| Record::decode(b)).collect::<Result<_, _>>().map_err(|e| LinkError::Peer(format!("peer's certificate chain: {e}")))?;
     let root = shared.trust().root();
-    let cert = zongzhi_protocol::cert::verify_chain(&records, &root, crate::context::now_ms()).context("peer's certificate chain")?;
+    let cert = zongzhi_protocol::cert::verify_chain(&records, &root, crate::context::now_ms()).map_err(|e| LinkError::Peer(format!("peer's certificate chain: {e}")))?;
     if cert.key != peer || cert.division != peer_division {
-        bail!("peer's certificate chain is not for its TLS key");
+        return peer_error("peer's certificate chain is not for its TLS key");
     }
     let (ssend, mut srecv) = conn.accept_bi().await?;
     let (sub, n) = read_frame(&mut srecv).await?;
     received += n;
     let Frame::Subscribe { epoch: sub_epoch, cursor: sub_cursor } = sub else {
-        bail!("expected Subscribe");
+        return peer_error("expected Subscribe");
     };
     let mut feed_sender = sync::FeedSender::new(my_epoch, IN_FLIGHT);
     feed_sender.on_subscribe(sub_epoch, sub_cursor, *shared.feed.borrow());
@@ -415,7 +464,7 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
     let result = tokio::select! {
         r = &mut receiver => return r,
         r = sender => r,
-        e = conn.closed() => Err(anyhow!("connection closed: {e}")),
+        e = conn.closed() => Err(LinkError::Connection(e)),
     };
     // The link is over: close it (so the receiver's reads end once the
     // data already here is read) and let the receiver store what arrived.
@@ -428,7 +477,7 @@ async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection
 
 /// A received batch on its way from the reader to the writer.
 struct Verified {
-    records: tokio::task::JoinHandle<anyhow::Result<Vec<Record>>>,
+    records: tokio::task::JoinHandle<Result<Vec<Record>, replication::ReplicationError>>,
     blobs: Vec<(zongzhi_protocol::BlobHash, Vec<u8>)>,
     epoch: [u8; 16],
     upto: u64,
@@ -461,7 +510,7 @@ async fn receive_feed(
     mut feed: sync::FeedReceiver,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Verified>(2);
     // Frames back to the sender (Received, Ack, Want), written in order by
     // one task; once the link is gone they are dropped.
@@ -470,14 +519,14 @@ async fn receive_feed(
         while let Some(frame) = out_rx.recv().await {
             write_frame(&mut send, &frame).await?;
         }
-        Ok::<(), anyhow::Error>(())
+        Ok::<(), LinkError>(())
     };
     let received = out_tx.clone();
     let reader = async move {
         loop {
             let (frame, bytes) = read_frame(&mut recv).await?;
             let Frame::Batch { epoch, upto, head, records, blobs } = frame else {
-                bail!("expected Batch");
+                return peer_error("expected Batch");
             };
             // Off the wire: the sender may send the next batch now.
             let _ = received.send(Frame::Received { upto });
@@ -500,7 +549,7 @@ async fn receive_feed(
                 biased;
                 done = async { (&mut queued.front_mut().expect("checked non-empty").reply).await }, if !queued.is_empty() => {
                     let Some(Queued { epoch, upto, n, head, bytes, .. }) = queued.pop_front() else { continue };
-                    let outcome = done.map_err(|_| anyhow!("the writer stopped"))??;
+                    let outcome = done.map_err(|_| LinkError::Stopping("the writer stopped"))??;
                     let (mut rejected, mut duplicates, mut want) = (0, 0, Vec::new());
                     if let Outcome::Ingested(report) = &outcome {
                         rejected = report.rejected.len();
@@ -543,7 +592,7 @@ async fn receive_feed(
                 }
             }
         }
-        Ok::<(), anyhow::Error>(())
+        Ok::<(), LinkError>(())
     };
     // When the stream fails (the link dropped), the batches already read
     // are still verified and stored, so the next connection resumes after
@@ -580,7 +629,7 @@ async fn send_feed(
     feed: sync::FeedSender,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let my_epoch = feed.epoch();
     let feed = Arc::new(std::sync::Mutex::new(feed));
     let lock = |f: &Arc<std::sync::Mutex<sync::FeedSender>>| with_feed(f, |f| f.clone());
@@ -609,7 +658,7 @@ async fn send_feed(
                         // receiver asks again after its next batch.
                         let _ = want_tx.try_send(ids);
                     }
-                    other => bail!("unexpected frame on a feed stream: {other:?}"),
+                    other => return peer_error(format!("unexpected frame on a feed stream: {other:?}")),
                 }
             }
         }
@@ -643,7 +692,7 @@ async fn send_feed(
             let after = match state.poll(head) {
                 sync::SenderPoll::CaughtUp => {
                     tokio::select! {
-                        changed = watch.changed() => changed.map_err(|_| anyhow!("node stopping"))?,
+                        changed = watch.changed() => changed.map_err(|_| LinkError::Stopping("node stopping"))?,
                         Some(ids) = want_rx.recv() => {
                             send_wanted(&shared, peer, peer_division, dir, my_epoch, state.cursor(), head, ids, &mut send).await?;
                         }
@@ -696,7 +745,7 @@ async fn send_wanted(
     head: u64,
     ids: Vec<[u8; 32]>,
     send: &mut quinn::SendStream,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let sh = shared.clone();
     let records = tokio::task::spawn_blocking(move || replication::wanted(&sh, peer_division, dir, &ids)).await??;
     if records.is_empty() {
@@ -731,8 +780,8 @@ pub mod testing {
     impl RawLink {
         /// Connects and exchanges `Hello`s (our real chain); returns the link
         /// with the parent's subscription stream accepted, ready for batches.
-        pub async fn connect(shared: &Shared, parent: SocketAddr) -> anyhow::Result<(RawLink, quinn::SendStream)> {
-            let ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        pub async fn connect(shared: &Shared, parent: SocketAddr) -> Result<(RawLink, quinn::SendStream)> {
+            let ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|source| LinkError::Io { what: "client endpoint".into(), source })?;
             let conn = ep.connect_with(client_config(shared)?, parent, "zongzhi")?.await?;
             let (mut csend, mut crecv) = conn.open_bi().await?;
             write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: epoch(shared) }).await?;
@@ -747,20 +796,20 @@ pub mod testing {
         }
 
         /// Sends a batch of raw record bytes.
-        pub async fn send_batch(send: &mut quinn::SendStream, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
+        pub async fn send_batch(send: &mut quinn::SendStream, records: Vec<Vec<u8>>) -> Result<()> {
             let n = records.len() as u64;
             write_frame(send, &Frame::Batch { epoch: [9; 16], upto: n, head: n, records, blobs: vec![] }).await?;
             Ok(())
         }
 
         /// Sends raw bytes (garbage, hostile length prefixes).
-        pub async fn send_raw(send: &mut quinn::SendStream, bytes: &[u8]) -> anyhow::Result<()> {
+        pub async fn send_raw(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<()> {
             send.write_all(bytes).await?;
             Ok(())
         }
 
         /// The next frame the parent sends about our feed (`Ack`, `Want`).
-        pub async fn next_frame(&mut self) -> anyhow::Result<Frame> {
+        pub async fn next_frame(&mut self) -> Result<Frame> {
             Ok(read_frame(&mut self.from_parent).await?.0)
         }
 

@@ -3,20 +3,48 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use anyhow::{bail, Context};
 use zongzhi_protocol::cert::{EnrollmentRequest, NodeCert};
+use zongzhi_protocol::identity::KeyError;
 use zongzhi_protocol::{Body, Level, NodeKey, Policy};
 
 use crate::api::{self, AppState, NodeInfo};
 use crate::config::Config;
 use crate::ledger::{self, Ledger, Op, Shared, Writer};
-use crate::store::{meta, Store};
+use crate::ledger::LedgerError;
+use crate::store::{meta, Store, StoreError};
+
+/// Why a node could not be set up or started. Each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration or the data directory is not what this step needs.
+    #[error("{0}")]
+    Setup(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("{what}: {source}")]
+    Key { what: String, source: KeyError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The QUIC endpoint could not start.
+    #[error("replication: {0}")]
+    Net(String),
+}
+
+fn io_at(what: String) -> impl FnOnce(std::io::Error) -> NodeError {
+    move |source| NodeError::Io { what, source }
+}
+
+fn setup<T>(message: String) -> Result<T, NodeError> {
+    Err(NodeError::Setup(message))
+}
 
 /// Validity of a self-signed city root cert: 20 years.
 const ROOT_VALIDITY_MS: u64 = 20 * 365 * 24 * 3600 * 1000;
 
 /// Writes a secret key file readable only by its owner.
-fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+fn write_secret(path: &Path, contents: &str) -> Result<(), NodeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -24,17 +52,16 @@ fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
+        .map_err(io_at(format!("creating {}", path.display())))?;
+    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io_at(format!("writing {}", path.display())))?;
     Ok(())
 }
 
-pub fn load_key(cfg: &Config) -> anyhow::Result<NodeKey> {
+pub fn load_key(cfg: &Config) -> Result<NodeKey, NodeError> {
     let path = cfg.key_path();
     let pem = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading node key {} (run `zongzhi-node init` first)", path.display()))?;
-    NodeKey::from_pkcs8_pem(&pem).with_context(|| format!("node key {}", path.display()))
+        .map_err(io_at(format!("reading node key {} (run `zongzhi-node init` first)", path.display())))?;
+    NodeKey::from_pkcs8_pem(&pem).map_err(|source| NodeError::Key { what: format!("node key {}", path.display()), source })
 }
 
 /// What `init` did.
@@ -46,13 +73,14 @@ pub struct InitOutcome {
 
 /// Creates the key and store. The city also signs its root cert and the
 /// default policy; other levels write an enrollment request for the parent.
-pub fn init(cfg: &Config) -> anyhow::Result<InitOutcome> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+pub fn init(cfg: &Config) -> Result<InitOutcome, NodeError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(io_at(format!("creating {}", cfg.data_dir.display())))?;
     if cfg.key_path().exists() {
-        bail!("{} already exists: this node is initialised", cfg.key_path().display());
+        return setup(format!("{} already exists: this node is initialised", cfg.key_path().display()));
     }
     let key = NodeKey::generate(&mut rand_core::OsRng);
-    write_secret(&cfg.key_path(), &key.to_pkcs8_pem()?)?;
+    let pem = key.to_pkcs8_pem().map_err(|source| NodeError::Key { what: "encoding the new node key".into(), source })?;
+    write_secret(&cfg.key_path(), &pem)?;
     let store = Arc::new(Store::open(&cfg.db_path())?);
     let mut b = store.batch();
     b.put_meta(meta::NODE_ID, key.id().as_bytes());
@@ -81,18 +109,18 @@ pub fn init(cfg: &Config) -> anyhow::Result<InitOutcome> {
     } else {
         let req = EnrollmentRequest::new(&key, cfg.division, &cfg.name, now);
         let path = cfg.enrollment_request_path();
-        std::fs::write(&path, req.to_armored())?;
+        std::fs::write(&path, req.to_armored()).map_err(io_at(format!("writing {}", path.display())))?;
         Ok(InitOutcome { key: id, enrollment_request: Some(path) })
     }
 }
 
 /// Opens the store and checks it belongs to this key.
-pub fn open_store(cfg: &Config, key: &NodeKey) -> anyhow::Result<Arc<Store>> {
-    let store = Store::open(&cfg.db_path()).with_context(|| format!("opening store {}", cfg.db_path().display()))?;
+pub fn open_store(cfg: &Config, key: &NodeKey) -> Result<Arc<Store>, NodeError> {
+    let store = Store::open(&cfg.db_path()).map_err(|e| NodeError::Setup(format!("opening store {}: {e}", cfg.db_path().display())))?;
     match store.meta_get(meta::NODE_ID)? {
         Some(v) if v.as_slice() == key.id().as_bytes() => Ok(Arc::new(store)),
-        Some(_) => bail!("the store in {} belongs to another node key", cfg.db_path().display()),
-        None => bail!("the store in {} was not initialised (run `zongzhi-node init`)", cfg.db_path().display()),
+        Some(_) => setup(format!("the store in {} belongs to another node key", cfg.db_path().display())),
+        None => setup(format!("the store in {} was not initialised (run `zongzhi-node init`)", cfg.db_path().display())),
     }
 }
 
@@ -102,7 +130,7 @@ pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
 }
 
 /// Loads the shared state (policy, trust) over an open store.
-pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyhow::Result<Shared> {
+pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Result<Shared, NodeError> {
     let (trust, policy) = Shared::load_trust_and_policy(&store, root_key(cfg, &key))?;
     store.set_repeat_window(policy.current().repeat_window_days)?;
     if store.needs_reindex() {
@@ -125,30 +153,32 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> anyho
 }
 
 /// Stores a certificate chain issued by the parent (root first, this node last).
-pub fn import_chain(cfg: &Config, text: &str) -> anyhow::Result<zongzhi_protocol::cert::NodeCert> {
+pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::NodeCert, NodeError> {
     use zongzhi_protocol::cert::{dearmor_all, verify_chain, RECORDS_ARMOR};
     let Some(root) = cfg.root_key else {
-        bail!("set root_key (the city root key, hex) in the config before importing a certificate");
+        return setup("set root_key (the city root key, hex) in the config before importing a certificate".into());
     };
     let key = Arc::new(load_key(cfg)?);
     let records: Vec<zongzhi_protocol::Record> = dearmor_all(RECORDS_ARMOR, text)
         .iter()
         .map(|b| zongzhi_protocol::Record::decode(b))
         .collect::<Result<_, _>>()
-        .context("reading the certificate chain")?;
-    let cert = verify_chain(&records, &root, crate::context::now_ms()).context("checking the certificate chain")?.clone();
+        .map_err(|e| NodeError::Setup(format!("reading the certificate chain: {e}")))?;
+    let cert = verify_chain(&records, &root, crate::context::now_ms())
+        .map_err(|e| NodeError::Setup(format!("checking the certificate chain: {e}")))?
+        .clone();
     if cert.key != key.id() {
-        bail!("the certificate is for key {}, not this node's key {}", cert.key.fmt_short(), key.id().fmt_short());
+        return setup(format!("the certificate is for key {}, not this node's key {}", cert.key.fmt_short(), key.id().fmt_short()));
     }
     if cert.division != cfg.division {
-        bail!("the certificate is for division {}, this node is {}", cert.division, cfg.division);
+        return setup(format!("the certificate is for division {}, this node is {}", cert.division, cfg.division));
     }
     let store = open_store(cfg, &key)?;
     let mut writer = Writer::new(shared_state(cfg, store, key)?)?;
     match writer.run(Op::Ingest { records, blobs: vec![], cursor: None })? {
         ledger::Outcome::Ingested(r) if r.rejected.is_empty() => Ok(cert),
-        ledger::Outcome::Ingested(r) => bail!("certificate records refused: {:?}", r.rejected),
-        other => bail!("unexpected outcome {other:?}"),
+        ledger::Outcome::Ingested(r) => setup(format!("certificate records refused: {:?}", r.rejected)),
+        other => setup(format!("unexpected outcome {other:?}")),
     }
 }
 
@@ -156,7 +186,7 @@ pub fn import_chain(cfg: &Config, text: &str) -> anyhow::Result<zongzhi_protocol
 /// or an upgrade may have left to do: a revocation's re-fold, the waiting
 /// index after a new policy version, and records waiting for parents the
 /// node already holds.
-pub fn start_writer(shared: Shared) -> anyhow::Result<Writer> {
+pub fn start_writer(shared: Shared) -> Result<Writer, NodeError> {
     let mut writer = Writer::new(shared.clone())?;
     writer.void_revoked()?;
     writer.refold_waiting()?;
@@ -170,7 +200,7 @@ pub fn start_writer(shared: Shared) -> anyhow::Result<Writer> {
 }
 
 /// Runs the node until `shutdown` resolves.
-pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
     if cfg.clock_offset_secs != 0 {
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
     }
@@ -186,9 +216,9 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         Some(p) => Some(
             tokio::net::lookup_host(p.as_str())
                 .await
-                .with_context(|| format!("resolving parent address {p}"))?
+                .map_err(io_at(format!("resolving parent address {p}")))?
                 .next()
-                .with_context(|| format!("parent address {p} resolves to nothing"))?,
+                .ok_or_else(|| NodeError::Setup(format!("parent address {p} resolves to nothing")))?,
         ),
         None => None,
     };
@@ -197,15 +227,15 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         tokio::spawn(crate::supervisor::run(shared_for_net.clone(), ledger.clone(), interval))
     });
     let mut net_tasks = if cfg.quic_listen.is_some() || parent.is_some() {
-        crate::net::start(shared_for_net, ledger.clone(), cfg.quic_listen, parent).await?
+        crate::net::start(shared_for_net, ledger.clone(), cfg.quic_listen, parent).await.map_err(|e| NodeError::Net(format!("{e:#}")))?
     } else {
         Vec::new()
     };
     net_tasks.extend(supervision);
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
-        .with_context(|| format!("binding HTTP {}", cfg.http_listen))?;
-    tracing::info!("HTTP API listening on http://{}", listener.local_addr()?);
+        .map_err(io_at(format!("binding HTTP {}", cfg.http_listen)))?;
+    tracing::info!("HTTP API listening on http://{}", listener.local_addr().unwrap_or(cfg.http_listen));
     let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
     for t in net_tasks {
         t.abort();
@@ -213,7 +243,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     // Stop the writer before the store is closed: RocksDB must not be torn
     // down while a thread still uses it.
     ledger.shutdown();
-    served?;
+    served.map_err(io_at("serving HTTP".into()))?;
     tracing::info!("stopped");
     Ok(())
 }

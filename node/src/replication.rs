@@ -8,12 +8,33 @@
 //!
 //! [`protocol::sync::scope`]: zongzhi_protocol::sync::scope
 
-use anyhow::Context as _;
-use zongzhi_protocol::record::verify_batch;
+use zongzhi_protocol::record::{verify_batch, RecordError};
 use zongzhi_protocol::sync::{self, scope, Direction};
 use zongzhi_protocol::{Body, DivisionCode, Record, RecordId};
 
 use crate::ledger::{IngestReport, Shared};
+use crate::store::StoreError;
+
+/// Why a batch could not be built or a received one was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// Our own store failed (the link retries later).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored record did not decode (the integrity check names it).
+    #[error("stored record does not decode: {0}")]
+    Stored(RecordError),
+    /// The peer sent a record that does not decode.
+    #[error("received record does not decode: {0}")]
+    Malformed(RecordError),
+    /// The peer sent a record whose signature is wrong: the batch is refused.
+    #[error("record {0} has a bad signature")]
+    BadSignature(String),
+}
+
+fn stored(e: RecordError) -> ReplicationError {
+    ReplicationError::Stored(e)
+}
 
 /// What the sender puts in one batch.
 pub struct Outgoing {
@@ -24,14 +45,14 @@ pub struct Outgoing {
 }
 
 /// Builds the next batch of our feed after `cursor` for a peer (blocking: reads the store).
-pub fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> anyhow::Result<Outgoing> {
+pub fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Outgoing, ReplicationError> {
     let store = &shared.store;
     let mut out = Outgoing { records: Vec::new(), blobs: Vec::new(), upto: cursor };
     let mut size = 0usize;
     let mut included: std::collections::HashSet<RecordId> = std::collections::HashSet::new();
     let mut blob_seen: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
     let trust = shared.trust().clone();
-    let mut add_blob = |hash: &zongzhi_protocol::BlobHash, out: &mut Outgoing, size: &mut usize| -> anyhow::Result<()> {
+    let mut add_blob = |hash: &zongzhi_protocol::BlobHash, out: &mut Outgoing, size: &mut usize| -> Result<(), ReplicationError> {
         if blob_seen.insert(hash.0)
             && let Some(b) = store.blob(&hash.0)?
         {
@@ -46,7 +67,7 @@ pub fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction,
             break;
         }
         out.upto = seq;
-        let record = Record::decode_unverified(&bytes)?;
+        let record = Record::decode_unverified(&bytes).map_err(stored)?;
         // The case's summary, read at most once per record.
         let mut summary: Option<Option<crate::summary::CaseSummary>> = None;
         let send = match &record.body {
@@ -127,7 +148,7 @@ fn facts<'a>(trust: &zongzhi_protocol::trust::Trust, record: &Record, units: &'a
 /// of open urgent cases in the peer's scope go in one batch that leaves the
 /// cursor where it is (the receiver drops them when the ordinary pass
 /// brings them again).
-pub fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> anyhow::Result<Option<Outgoing>> {
+pub fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Option<Outgoing>, ReplicationError> {
     let store = &shared.store;
     let trust = shared.trust().clone();
     let mut cases = Vec::new();
@@ -165,7 +186,7 @@ pub fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction
     let mut records = Vec::new();
     for (seq, units) in picked.into_iter().take(sync::BATCH_RECORDS) {
         let Some((_, bytes)) = store.record_at(seq)? else { continue };
-        let record = Record::decode_unverified(&bytes)?;
+        let record = Record::decode_unverified(&bytes).map_err(stored)?;
         if scope::sends(dir, shared.unit, peer_division, &facts(&trust, &record, &cases[units].units)) {
             records.push(bytes);
         }
@@ -178,12 +199,12 @@ pub fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction
 
 /// The records among `ids` this node holds that the peer's scope allows
 /// (the answer to a `Want`; it leaves the cursor where it is).
-pub fn wanted(shared: &Shared, peer_division: DivisionCode, dir: Direction, ids: &[[u8; 32]]) -> anyhow::Result<Vec<Vec<u8>>> {
+pub fn wanted(shared: &Shared, peer_division: DivisionCode, dir: Direction, ids: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, ReplicationError> {
     let trust = shared.trust().clone();
     let mut out = Vec::new();
     for id in ids {
         let Some(bytes) = shared.store.record_bytes(&RecordId(*id))? else { continue };
-        let record = Record::decode_unverified(&bytes)?;
+        let record = Record::decode_unverified(&bytes).map_err(stored)?;
         let summary = match &record.body {
             Body::CaseEvent(ev) if dir == Direction::Down => shared.store.case_summary(&ev.case_id(record.id))?,
             _ => None,
@@ -198,11 +219,11 @@ pub fn wanted(shared: &Shared, peer_division: DivisionCode, dir: Direction, ids:
 
 /// Decodes a received batch and checks every signature (batch
 /// verification); one forged record refuses the whole batch.
-pub fn decode_verified(records: Vec<Vec<u8>>) -> anyhow::Result<Vec<Record>> {
-    let recs: Vec<Record> = records.into_iter().map(Record::decode_unverified_owned).collect::<Result<_, _>>()?;
+pub fn decode_verified(records: Vec<Vec<u8>>) -> Result<Vec<Record>, ReplicationError> {
+    let recs: Vec<Record> = records.into_iter().map(Record::decode_unverified_owned).collect::<Result<_, _>>().map_err(ReplicationError::Malformed)?;
     let refs: Vec<&Record> = recs.iter().collect();
     for (r, v) in recs.iter().zip(verify_batch(&refs)) {
-        v.with_context(|| format!("record {} has a bad signature", r.id.fmt_short()))?;
+        v.map_err(|_| ReplicationError::BadSignature(r.id.fmt_short()))?;
     }
     Ok(recs)
 }

@@ -94,3 +94,19 @@ fn no_wall_clock_or_os_randomness_in_protocol_ledger_or_replication() {
         }
     }
 }
+
+/// Library code returns typed errors (a storage failure must stay
+/// distinguishable from a client's mistake up to the HTTP status); `anyhow`
+/// is for binaries only: `main.rs` here, and the tools, simulator and test
+/// harness crates.
+#[test]
+fn anyhow_only_in_the_binary() {
+    for (name, text) in sources() {
+        if name != "main.rs" {
+            assert!(!code(&text).contains("anyhow"), "{name} uses anyhow: library modules return typed errors");
+        }
+    }
+    let protocol = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/Cargo.toml");
+    let manifest = std::fs::read_to_string(protocol).expect("protocol/Cargo.toml");
+    assert!(!manifest.contains("anyhow"), "the protocol crate depends on anyhow");
+}
