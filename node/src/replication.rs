@@ -82,13 +82,19 @@ pub fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction,
                     if send && sync::enters_subtree(&ev.action, peer_division) {
                         // The case enters the child's subtree: its history
                         // up to here first, in feed order (what follows comes
-                        // in its place, so every step arrives after its parents).
+                        // in its place, so every step arrives after its
+                        // parents), except what the child's subtree wrote.
                         for (hseq, hid) in store.case_events_with_seq(&case)? {
-                            if hseq < seq && hid != id && included.insert(hid)
+                            if hseq < seq && hid != id
+                                && !included.contains(&hid)
                                 && let Some((_, hb)) = store.record_at(hseq)?
                             {
-                                size += hb.len();
-                                out.records.push(hb);
+                                let h = Record::decode_unverified(&hb).map_err(stored)?;
+                                if scope::sends(dir, shared.unit, peer_division, &facts(&trust, &h, units)) {
+                                    included.insert(hid);
+                                    size += hb.len();
+                                    out.records.push(hb);
+                                }
                             }
                         }
                     }

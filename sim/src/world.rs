@@ -208,12 +208,14 @@ impl World {
         if rng.chance(15)
             && let Some(out) = replication::build_urgent(self.nodes[from].shared(), peer_division, dir, after)?
         {
+            self.check_no_echo(from, to, dir, &out.records)?;
             moved += out.records.len() as u64;
-            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after })?);
+            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after }, rng, faulty)?);
         }
         let batches = 1 + rng.below(3);
         for _ in 0..batches {
             let out = replication::build_batch(self.nodes[from].shared(), peer_division, dir, after)?;
+            self.check_no_echo(from, to, dir, &out.records)?;
             if out.upto == after {
                 break;
             }
@@ -228,7 +230,7 @@ impl World {
                 break;
             }
             moved += out.records.len() as u64;
-            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after })?);
+            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after }, rng, faulty)?);
         }
         if ops.is_empty() {
             return Ok(progress);
@@ -253,9 +255,30 @@ impl World {
         Ok(moved + progress)
     }
 
+    /// Each record once: a case event authored in a node's own subtree (by a
+    /// key not revoked) never comes back down to it. Checked on what the
+    /// sender built, against the receiver's trust store, not against the
+    /// scope rule that built it.
+    fn check_no_echo(&self, from: usize, to: usize, dir: Direction, records: &[Vec<u8>]) -> anyhow::Result<()> {
+        if dir != Direction::Down {
+            return Ok(());
+        }
+        let receiver = self.nodes[to].division;
+        let trust = self.nodes[to].shared().trust();
+        for bytes in records {
+            let r = zongzhi_protocol::Record::decode_unverified(bytes)?;
+            let Some(m) = trust.member(&r.author) else { continue };
+            if matches!(r.body, zongzhi_protocol::Body::CaseEvent(_)) && receiver.contains(m.cert.division) && trust.revocation(&r.author).is_none() {
+                bail!("{} sent {receiver} its own subtree's record {} back down", self.nodes[from].division, r.id.fmt_short());
+            }
+        }
+        Ok(())
+    }
+
     /// The sender answers a `Want` with the records its scope allows.
     fn answer_want(&mut self, from: usize, to: usize, dir: Direction, want: &[[u8; 32]]) -> anyhow::Result<()> {
         let records = replication::wanted(self.nodes[from].shared(), self.nodes[to].division, dir, want)?;
+        self.check_no_echo(from, to, dir, &records)?;
         if records.is_empty() {
             return Ok(());
         }
@@ -317,8 +340,23 @@ fn enroll(parent: &mut SimNode, req: &EnrollmentRequest, now: u64) -> anyhow::Re
 
 /// What the receiving side of a link does with a batch: decode and
 /// batch-verify the records, then one ingest with the cursor.
-fn ingest(out: replication::Outgoing, cursor: Cursor) -> anyhow::Result<Op> {
-    let records = replication::decode_verified(out.records)?;
+/// The receiver's `Op::Ingest` for a batch. On a faulty link the records
+/// may arrive reordered (a step before its parents, a 督办 before the
+/// dispatch it follows) and some twice: the receiver must park what lacks
+/// a parent, release it when the parent lands (in the same write group
+/// too) and store each record once.
+fn ingest(out: replication::Outgoing, cursor: Cursor, rng: &mut Rng, faulty: bool) -> anyhow::Result<Op> {
+    let mut records = out.records;
+    if faulty && records.len() > 1 && rng.chance(30) {
+        for i in (1..records.len()).rev() {
+            records.swap(i, rng.below(i + 1));
+        }
+    }
+    if faulty && !records.is_empty() && rng.chance(10) {
+        let again = records[rng.below(records.len())].clone();
+        records.insert(rng.below(records.len() + 1), again);
+    }
+    let records = replication::decode_verified(records)?;
     let blobs = out.blobs.into_iter().map(|(h, b)| (BlobHash(h), b)).collect();
     Ok(Op::Ingest { records, blobs, cursor: Some(cursor) })
 }
