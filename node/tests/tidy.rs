@@ -1,10 +1,17 @@
 //! Architecture invariants, checked on the source (ARCHITECTURE.md states
 //! them; this keeps them true).
 
-use std::path::Path;
+use std::path::PathBuf;
+
+/// This crate's directory, taken at run time first: cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test or binary, and a build reused
+/// from a cached target dir may have been compiled in another checkout.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 fn sources() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let dir = manifest_dir().join("src");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("node/src") {
         let path = entry.expect("entry").path();
@@ -72,7 +79,7 @@ fn non_test(text: &str) -> &str {
 #[test]
 fn no_wall_clock_or_os_randomness_in_protocol_ledger_or_replication() {
     let forbidden = ["SystemTime", "Instant::now", "OsRng", "thread_rng", "getrandom", "context::now_ms"];
-    let protocol = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/src");
+    let protocol = manifest_dir().join("../protocol/src");
     let mut files: Vec<(String, String)> = Vec::new();
     let mut dirs = vec![protocol];
     while let Some(dir) = dirs.pop() {
@@ -106,7 +113,7 @@ fn anyhow_only_in_the_binary() {
             assert!(!code(&text).contains("anyhow"), "{name} uses anyhow: library modules return typed errors");
         }
     }
-    let protocol = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/Cargo.toml");
+    let protocol = manifest_dir().join("../protocol/Cargo.toml");
     let manifest = std::fs::read_to_string(protocol).expect("protocol/Cargo.toml");
     assert!(!manifest.contains("anyhow"), "the protocol crate depends on anyhow");
 }

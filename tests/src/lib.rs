@@ -32,11 +32,19 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// This crate's directory, taken at run time first: cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test or binary, and a build reused
+/// from a cached target dir may have been compiled in another checkout.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Refuses to test a binary older than the sources it is built from (a
 /// filtered `cargo test` does not rebuild the workspace's binaries).
 fn assert_fresh(binary: &Path) {
     let built = std::fs::metadata(binary).and_then(|m| m.modified()).expect("binary mtime");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let here = manifest_dir();
+    let root = here.parent().expect("workspace root");
     let own_crate = if binary.ends_with("zongzhi-node") { "node/src" } else { "tools/src" };
     let mut stack: Vec<PathBuf> = ["protocol/src", own_crate].iter().map(|d| root.join(d)).collect();
     while let Some(dir) = stack.pop() {

@@ -557,10 +557,17 @@ pub fn non_minimal_payload_length(r: &Record) -> Vec<u8> {
 
 // ---------------------------------------------------------------- driver
 
+/// This crate's directory, taken at run time first: cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test or binary, and a build reused
+/// from a cached target dir may have been compiled in another checkout.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Where `fuzz/` is (the parent of this crate).
 pub fn fuzz_dir() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
+    let here = manifest_dir();
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
 }
 
 /// The corpus files of a target, sorted by name.
