@@ -23,7 +23,8 @@ use zongzhi_protocol::{Action, CaseState, DivisionCode, Filing, NodeId, Policy, 
 
 use crate::accounts::{self, AccountError, Role, Session};
 use crate::integrity;
-use crate::ledger::{self, Ledger, LedgerError, Op, Shared};
+use crate::ledger::{self, Ledger, LedgerError, Op};
+use crate::context::Context;
 use crate::store::{Store, StoreError};
 use crate::summary::CaseSummary;
 
@@ -42,14 +43,14 @@ pub struct NodeInfo {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub shared: Shared,
+    pub shared: Context,
     pub store: Arc<Store>,
     pub ledger: Ledger,
     pub node: NodeInfo,
 }
 
 impl AppState {
-    pub fn new(shared: Shared, ledger: Ledger, node: NodeInfo) -> AppState {
+    pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
         AppState { store: shared.store.clone(), shared, ledger, node }
     }
 

@@ -1,4 +1,4 @@
-//! Where a node's time comes from. The writer and the workers take "now"
+//! The node context, and where a node's time comes from. The writer and the workers take "now"
 //! from the node's [`Clock`] rather than from the operating system, so the
 //! simulator can run a whole tree on one simulated clock (deadlines pass,
 //! supervision falls due) while the binary runs on the system clock.
@@ -6,6 +6,15 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
+
+use std::sync::RwLock;
+
+use zongzhi_protocol::policy::PolicySet;
+use zongzhi_protocol::trust::Trust;
+use zongzhi_protocol::{Body, DivisionCode, NodeId, NodeKey, Policy, Record};
+
+use crate::ledger::{LedgerError, Result};
+use crate::store::Store;
 
 /// The operating system's clock, shifted by `clock_offset_secs`: the one
 /// place node code reads the wall clock ([`Clock::System`]).
@@ -53,6 +62,115 @@ impl Clock {
         }
     }
 }
+
+/// The node context: what the writer, the API, the network and the workers
+/// share (store, key, trust, policy, feed head, sync status, clock).
+#[derive(Clone)]
+pub struct Context {
+    pub store: Arc<Store>,
+    pub key: Arc<NodeKey>,
+    pub unit: DivisionCode,
+    /// Every policy version the city signed that this node holds.
+    pub policy: Arc<RwLock<Arc<PolicySet>>>,
+    /// Replaced whole by the writer; readers take a snapshot.
+    pub trust: Arc<RwLock<Arc<Trust>>>,
+    /// The last feed sequence number written; watchers push new records.
+    pub feed: tokio::sync::watch::Sender<u64>,
+    /// Replication status per peer.
+    pub sync: crate::status::StatusBoard,
+    /// Where "now" comes from for the writer and the workers.
+    pub clock: crate::context::Clock,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("unit", &self.unit).finish()
+    }
+}
+
+impl Context {
+    /// The current (newest) policy version: what new steps follow.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policies().current().clone()
+    }
+
+    /// Every version held (folds take the version each event names).
+    pub fn policies(&self) -> Arc<PolicySet> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A snapshot of the trust store.
+    pub fn trust(&self) -> Arc<Trust> {
+        match self.trust.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_trust(&self, trust: Trust) {
+        let mut guard = match self.trust.write() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(trust);
+    }
+
+    /// Builds the trust store from the stored certificate and revocation
+    /// records, and finds the newest policy the city root signed (the
+    /// built-in default when there is none): one pass over the trust index.
+    pub fn load_trust_and_policy(store: &Store, root: NodeId) -> Result<(Trust, PolicySet)> {
+        let mut trust = Trust::new(root);
+        let mut set: Option<PolicySet> = None;
+        for id in store.trust_records()? {
+            let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("trust record {id} missing")))?;
+            let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
+            let added = match &record.body {
+                Body::NodeCert(_) => trust.add_cert(&record),
+                Body::Revocation(_) => trust.add_revocation(&record),
+                Body::Policy(policy) => {
+                    if record.author == root {
+                        match set.as_mut() {
+                            Some(s) => {
+                                s.insert((**policy).clone());
+                            }
+                            None => set = Some(PolicySet::new((**policy).clone())),
+                        }
+                    }
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = added {
+                tracing::warn!(record = %id.fmt_short(), "stored trust record not usable: {e}");
+            }
+        }
+        Ok((trust, set.unwrap_or_else(|| PolicySet::new(Policy::default_policy()))))
+    }
+
+    /// Adds policy versions signed by the city (newest applies to new steps).
+    pub(crate) fn add_policies(&self, policies: Vec<Policy>) {
+        let mut guard = match self.policy.write() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut set = (**guard).clone();
+        let mut added = false;
+        for p in policies {
+            let version = p.version;
+            if set.insert(p) {
+                tracing::info!(version, "holding the city's policy version");
+                added = true;
+            }
+        }
+        if added {
+            *guard = Arc::new(set);
+        }
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -197,7 +197,7 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
-            let (trust, policy) = zongzhi_node::ledger::Shared::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
+            let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
             store.set_repeat_window(policy.current().repeat_window_days)?;
             let n = ledger::reindex(&store, &policy, &trust)?;
             store.reindexed()?;

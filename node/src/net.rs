@@ -19,7 +19,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use zongzhi_protocol::sync::{self, Direction, Frame};
 use zongzhi_protocol::{DivisionCode, NodeId, Record};
 
-use crate::ledger::{self, Cursor, Ledger, LedgerError, Op, Outcome, Shared};
+use crate::ledger::{self, Cursor, Ledger, LedgerError, Op, Outcome};
+use crate::context::Context;
 use crate::replication::{self, ReplicationError};
 use crate::store::{meta, StoreError};
 
@@ -85,7 +86,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Accepts a peer key only if the trust store says it may connect now.
 #[derive(Debug)]
 struct TrustVerifier {
-    shared: Shared,
+    shared: Context,
     algs: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
@@ -170,7 +171,7 @@ impl rustls::server::danger::ClientCertVerifier for TrustVerifier {
     }
 }
 
-fn certified_key(shared: &Shared) -> Result<Arc<rustls::sign::CertifiedKey>> {
+fn certified_key(shared: &Context) -> Result<Arc<rustls::sign::CertifiedKey>> {
     let der = shared.key.to_pkcs8_der().map_err(|e| LinkError::Setup(format!("TLS key: {e}")))?;
     let signing = rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(der)).map_err(|e| LinkError::Setup(format!("TLS key: {e}")))?;
     let spki = signing.public_key().ok_or_else(|| LinkError::Setup("TLS key has no public key".into()))?;
@@ -190,7 +191,7 @@ fn transport() -> Arc<quinn::TransportConfig> {
 /// node that restarts (after a crash, say) answers its peers' packets for the
 /// old connection with a valid reset and they reconnect at once instead of
 /// waiting for the idle timeout.
-fn endpoint(shared: &Shared, addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint> {
+fn endpoint(shared: &Context, addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint> {
     let secret = shared.key.derive_secret("zongzhi 2026 quic stateless reset key");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
     let config = quinn::EndpointConfig::new(Arc::new(key));
@@ -203,7 +204,7 @@ fn tls_setup(e: rustls::Error) -> LinkError {
     LinkError::Setup(format!("TLS: {e}"))
 }
 
-fn server_config(shared: &Shared) -> Result<quinn::ServerConfig> {
+fn server_config(shared: &Context) -> Result<quinn::ServerConfig> {
     let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -216,7 +217,7 @@ fn server_config(shared: &Shared) -> Result<quinn::ServerConfig> {
     Ok(cfg)
 }
 
-fn client_config(shared: &Shared) -> Result<quinn::ClientConfig> {
+fn client_config(shared: &Context) -> Result<quinn::ClientConfig> {
     let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -259,7 +260,7 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(Frame, usize)> {
 
 /// Starts the network side: a listener for children (if `quic_listen`) and a
 /// dialer for the parent (if `parent`). Runs until the process stops.
-pub async fn start(shared: Shared, ledger: Ledger, listen: Option<SocketAddr>, parent: Option<SocketAddr>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, parent: Option<SocketAddr>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     let links: Links = Default::default();
     let endpoint = match listen {
@@ -338,18 +339,18 @@ enum Role {
     Child,
 }
 
-fn epoch(shared: &Shared) -> [u8; 16] {
+fn epoch(shared: &Context) -> [u8; 16] {
     shared.store.meta_get(meta::FEED_EPOCH).ok().flatten().and_then(|v| v.try_into().ok()).unwrap_or([0; 16])
 }
 
-fn own_chain(shared: &Shared) -> Result<Vec<Vec<u8>>> {
+fn own_chain(shared: &Context) -> Result<Vec<Vec<u8>>> {
     let ids = shared.trust().chain(&shared.key.id()).ok_or_else(|| LinkError::Setup("this node has no certificate chain (import one with zongzhi-node import-cert)".into()))?;
     ids.iter()
         .map(|id| shared.store.record_bytes(id)?.ok_or_else(|| LinkError::Setup(format!("certificate record {id} missing"))))
         .collect()
 }
 
-async fn run_link(shared: Shared, ledger: Ledger, conn: quinn::Connection, role: Role, links: Links) -> Result<()> {
+async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Connection, role: Role, links: Links) -> Result<()> {
     let peer = peer_key(&conn)?;
     let (peer_division, peer_name) = {
         let trust = shared.trust();
@@ -414,7 +415,7 @@ fn close_with(conn: &quinn::Connection, result: &Result<()>) {
     }
 }
 
-async fn link_streams(shared: &Shared, ledger: &Ledger, conn: &quinn::Connection, role: Role, peer: NodeId, peer_division: DivisionCode) -> Result<()> {
+async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connection, role: Role, peer: NodeId, peer_division: DivisionCode) -> Result<()> {
     // Control stream: the child opens it; both say Hello.
     let (mut csend, mut crecv) = match role {
         Role::Child => conn.open_bi().await?,
@@ -503,7 +504,7 @@ struct Queued {
 }
 
 async fn receive_feed(
-    shared: Shared,
+    shared: Context,
     ledger: Ledger,
     peer: NodeId,
     dir: Direction,
@@ -622,7 +623,7 @@ fn with_feed<T>(feed: &std::sync::Mutex<sync::FeedSender>, f: impl FnOnce(&mut s
 /// Streams our feed to a peer as the [`sync::FeedSender`] decides, then
 /// pushes new records live.
 async fn send_feed(
-    shared: Shared,
+    shared: Context,
     peer: NodeId,
     peer_division: DivisionCode,
     dir: Direction,
@@ -736,7 +737,7 @@ async fn send_feed(
 /// scope allows, in one batch that leaves the cursor where it is.
 #[allow(clippy::too_many_arguments)]
 async fn send_wanted(
-    shared: &Shared,
+    shared: &Context,
     peer: NodeId,
     peer_division: DivisionCode,
     dir: Direction,
@@ -780,7 +781,7 @@ pub mod testing {
     impl RawLink {
         /// Connects and exchanges `Hello`s (our real chain); returns the link
         /// with the parent's subscription stream accepted, ready for batches.
-        pub async fn connect(shared: &Shared, parent: SocketAddr) -> Result<(RawLink, quinn::SendStream)> {
+        pub async fn connect(shared: &Context, parent: SocketAddr) -> Result<(RawLink, quinn::SendStream)> {
             let ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|source| LinkError::Io { what: "client endpoint".into(), source })?;
             let conn = ep.connect_with(client_config(shared)?, parent, "zongzhi")?.await?;
             let (mut csend, mut crecv) = conn.open_bi().await?;

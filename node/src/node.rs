@@ -9,7 +9,8 @@ use zongzhi_protocol::{Body, Level, NodeKey, Policy};
 
 use crate::api::{self, AppState, NodeInfo};
 use crate::config::Config;
-use crate::ledger::{self, Ledger, Op, Shared, Writer};
+use crate::ledger::{self, Ledger, Op, Writer};
+use crate::context::Context;
 use crate::ledger::LedgerError;
 use crate::store::{meta, Store, StoreError};
 
@@ -130,8 +131,8 @@ pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
 }
 
 /// Loads the shared state (policy, trust) over an open store.
-pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Result<Shared, NodeError> {
-    let (trust, policy) = Shared::load_trust_and_policy(&store, root_key(cfg, &key))?;
+pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Result<Context, NodeError> {
+    let (trust, policy) = Context::load_trust_and_policy(&store, root_key(cfg, &key))?;
     store.set_repeat_window(policy.current().repeat_window_days)?;
     if store.needs_reindex() {
         tracing::warn!("this data directory was written by the previous schema: rebuilding its derived data (indexes, summaries, statistics)");
@@ -140,7 +141,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         tracing::info!("rebuilt derived data for {n} cases");
     }
     let (feed, _) = tokio::sync::watch::channel(0);
-    Ok(Shared {
+    Ok(Context {
         store,
         key,
         unit: cfg.division,
@@ -186,7 +187,7 @@ pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::
 /// or an upgrade may have left to do: a revocation's re-fold, the waiting
 /// index after a new policy version, and records waiting for parents the
 /// node already holds.
-pub fn start_writer(shared: Shared) -> Result<Writer, NodeError> {
+pub fn start_writer(shared: Context) -> Result<Writer, NodeError> {
     let mut writer = Writer::new(shared.clone())?;
     writer.void_revoked()?;
     writer.refold_waiting()?;

@@ -12,7 +12,8 @@ use zongzhi_protocol::record::{verify_batch, RecordError};
 use zongzhi_protocol::sync::{self, scope, Direction};
 use zongzhi_protocol::{Body, DivisionCode, Record, RecordId};
 
-use crate::ledger::{IngestReport, Shared};
+use crate::ledger::{IngestReport};
+use crate::context::Context;
 use crate::store::StoreError;
 
 /// Why a batch could not be built or a received one was refused.
@@ -45,7 +46,7 @@ pub struct Outgoing {
 }
 
 /// Builds the next batch of our feed after `cursor` for a peer (blocking: reads the store).
-pub fn build_batch(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Outgoing, ReplicationError> {
+pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Outgoing, ReplicationError> {
     let store = &shared.store;
     let mut out = Outgoing { records: Vec::new(), blobs: Vec::new(), upto: cursor };
     let mut size = 0usize;
@@ -154,7 +155,7 @@ fn facts<'a>(trust: &zongzhi_protocol::trust::Trust, record: &Record, units: &'a
 /// of open urgent cases in the peer's scope go in one batch that leaves the
 /// cursor where it is (the receiver drops them when the ordinary pass
 /// brings them again).
-pub fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Option<Outgoing>, ReplicationError> {
+pub fn build_urgent(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Option<Outgoing>, ReplicationError> {
     let store = &shared.store;
     let trust = shared.trust().clone();
     let mut cases = Vec::new();
@@ -205,7 +206,7 @@ pub fn build_urgent(shared: &Shared, peer_division: DivisionCode, dir: Direction
 
 /// The records among `ids` this node holds that the peer's scope allows
 /// (the answer to a `Want`; it leaves the cursor where it is).
-pub fn wanted(shared: &Shared, peer_division: DivisionCode, dir: Direction, ids: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, ReplicationError> {
+pub fn wanted(shared: &Context, peer_division: DivisionCode, dir: Direction, ids: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, ReplicationError> {
     let trust = shared.trust().clone();
     let mut out = Vec::new();
     for id in ids {

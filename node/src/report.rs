@@ -1,6 +1,6 @@
 //! Statistics tables: counters rolled up from the `stats` column family,
 //! the clock-dependent "open past due" count from the case summaries, KPIs
-//! with the plan's targets beside them, and rankings. Shared by the API (JSON
+//! with the plan's targets beside them, and rankings. Context by the API (JSON
 //! and CSV) and the monthly reports.
 
 use std::collections::{BTreeMap, HashMap};

@@ -42,7 +42,7 @@ pub struct SyncStatus {
     pub refused: HashMap<String, u64>,
 }
 
-/// Shared, lock-protected status.
+/// Context, lock-protected status.
 #[derive(Debug, Clone, Default)]
 pub struct StatusBoard(Arc<Mutex<SyncStatus>>);
 

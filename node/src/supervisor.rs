@@ -10,7 +10,8 @@ use zongzhi_protocol::supervision;
 use zongzhi_protocol::workflow::DeadlineKind;
 use zongzhi_protocol::{DivisionCode, RecordId};
 
-use crate::ledger::{self, Ledger, LedgerError, Op, Shared};
+use crate::ledger::{self, Ledger, LedgerError, Op};
+use crate::context::Context;
 
 /// One notice to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +42,11 @@ pub struct Scan {
 /// The notices this node owes at `now`: read from the clock index, only
 /// clocks past due (the scan costs what is overdue, not what is held),
 /// leaving out those whose notice of the grade earned was issued already.
-pub fn scan(shared: &Shared, now: u64) -> crate::store::Result<Vec<Due>> {
+pub fn scan(shared: &Context, now: u64) -> crate::store::Result<Vec<Due>> {
     Ok(scan_counted(shared, now)?.due)
 }
 
-pub fn scan_counted(shared: &Shared, now: u64) -> crate::store::Result<Scan> {
+pub fn scan_counted(shared: &Context, now: u64) -> crate::store::Result<Scan> {
     let policy = shared.policy();
     let me: DivisionCode = shared.unit;
     let mut out = Scan::default();
@@ -98,7 +99,7 @@ fn note(d: &Due) -> String {
 }
 
 /// Runs one scan and issues what is owed; returns how many notices were issued.
-pub async fn run_once(shared: &Shared, ledger: &Ledger) -> usize {
+pub async fn run_once(shared: &Context, ledger: &Ledger) -> usize {
     let sh = shared.clone();
     let due = match tokio::task::spawn_blocking(move || scan(&sh, sh.clock.now_ms())).await {
         Ok(Ok(d)) => d,
@@ -129,7 +130,7 @@ pub async fn run_once(shared: &Shared, ledger: &Ledger) -> usize {
 }
 
 /// Signs this node's own figures for `month` as a report record.
-pub async fn sign_report(shared: &Shared, ledger: &Ledger, month: u32) -> Result<(RecordId, zongzhi_protocol::kpi::MonthlyReport), LedgerError> {
+pub async fn sign_report(shared: &Context, ledger: &Ledger, month: u32) -> Result<(RecordId, zongzhi_protocol::kpi::MonthlyReport), LedgerError> {
     let sh = shared.clone();
     let counts = tokio::task::spawn_blocking(move || crate::report::own_counts(&sh.store, sh.unit, month))
         .await
@@ -142,7 +143,7 @@ pub async fn sign_report(shared: &Shared, ledger: &Ledger, month: u32) -> Result
 }
 
 /// Signs last month's report once its grace period has passed.
-async fn report_if_due(shared: &Shared, ledger: &Ledger) {
+async fn report_if_due(shared: &Context, ledger: &Ledger) {
     let due = crate::report::report_due(&shared.store, &shared.policy(), crate::context::now_ms());
     match due {
         Ok(Some(month)) => match sign_report(shared, ledger, month).await {
@@ -155,7 +156,7 @@ async fn report_if_due(shared: &Shared, ledger: &Ledger) {
 }
 
 /// Scans every `interval` until the node stops.
-pub async fn run(shared: Shared, ledger: Ledger, interval: Duration) {
+pub async fn run(shared: Context, ledger: Ledger, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use zongzhi_node::config::Config;
 use zongzhi_node::context::Clock;
-use zongzhi_node::ledger::{Cursor, Op, Outcome, Shared, Writer};
+use zongzhi_node::context::Context;
+use zongzhi_node::ledger::{Cursor, Op, Outcome, Writer};
 use zongzhi_node::store::meta;
 use zongzhi_node::{node, replication};
 use zongzhi_protocol::cert::{EnrollmentRequest, NodeCert};
@@ -28,14 +29,14 @@ pub struct SimNode {
     cfg: Config,
     key: Arc<NodeKey>,
     /// `None` while crashed (between dropping and reopening).
-    inner: Option<(Shared, Writer)>,
+    inner: Option<(Context, Writer)>,
     /// Records this node acknowledged (its own steps): they must survive
     /// every crash.
     pub acked: Vec<RecordId>,
 }
 
 impl SimNode {
-    fn open(cfg: &Config, key: &Arc<NodeKey>, clock: &Clock) -> anyhow::Result<(Shared, Writer)> {
+    fn open(cfg: &Config, key: &Arc<NodeKey>, clock: &Clock) -> anyhow::Result<(Context, Writer)> {
         let store = node::open_store(cfg, key)?;
         let mut shared = node::shared_state(cfg, store, key.clone())?;
         shared.clock = clock.clone();
@@ -43,7 +44,7 @@ impl SimNode {
         Ok((shared, writer))
     }
 
-    pub fn shared(&self) -> &Shared {
+    pub fn shared(&self) -> &Context {
         &self.inner.as_ref().expect("a node is reopened right after its crash").0
     }
 

@@ -402,7 +402,7 @@ pub fn wait_case(node: &TestNode, api: &Api, id: &str, what: &str, pred: impl Fn
 pub struct SpokenChild {
     pub node: TestNode,
     pub key: std::sync::Arc<zongzhi_protocol::NodeKey>,
-    pub shared: zongzhi_node::ledger::Shared,
+    pub shared: zongzhi_node::context::Context,
     /// The county's QUIC address.
     pub parent: std::net::SocketAddr,
 }

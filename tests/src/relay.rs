@@ -1,4 +1,4 @@
-//! A UDP relay on loopback that can cut a link (std only). Shared by the
+//! A UDP relay on loopback that can cut a link (std only). Context by the
 //! end-to-end tests and, through `#[path]`, by `zongzhi bench sync`.
 
 use std::net::{SocketAddr, UdpSocket};

@@ -1,0 +1,382 @@
+//! Received records: chain and equivocation checks, the author's
+//! certificate, parents, and the fold in causal order.
+
+use zongzhi_protocol::policy::PolicySet;
+use zongzhi_protocol::trust::{Trust, TrustError};
+use zongzhi_protocol::workflow::EventRef;
+use zongzhi_protocol::{BlobHash, Body, CaseEvent, CaseState, DivisionCode, NodeId, Policy, Record, RecordId};
+
+use super::*;
+
+impl Writer {
+    /// Received records and blobs, and the cursor they advance, in one batch.
+    pub(super) fn ingest(
+        &self,
+        policy: &PolicySet,
+        now: u64,
+        p: &mut Draft<'_>,
+        records: Vec<Record>,
+        blobs: Vec<(BlobHash, Vec<u8>)>,
+        cursor: Option<Cursor>,
+    ) -> Result<Outcome> {
+        let mut report = IngestReport::default();
+        for (hash, bytes) in blobs {
+            if BlobHash::of(&bytes) == hash && bytes.len() <= 16 * 1024 * 1024 {
+                let new_blob = !self.shared.store.has_blob(&hash.0)?;
+                p.batch.put_blob(&hash.0, &bytes);
+                if new_blob {
+                    p.batch.index_late_contact(&hash.0, &bytes)?;
+                }
+            }
+        }
+        let peer = cursor.map(|c| c.peer);
+        let from_child = cursor.is_some_and(|c| c.direction == crate::ledger::DIRECTION_UP);
+        // An empty ingest asks for the waiting records to be tried
+        // again (at start-up: a store written by a build that did
+        // not retry within a batch may hold some whose parents it has).
+        let retry = records.is_empty();
+        for record in records {
+            if from_child {
+                self.check_chain(now, p, &record, peer)?;
+            }
+            self.ingest_one(policy, now, p, record, peer, &mut report)?;
+        }
+        if report.applied > 0 || retry {
+            self.retry_pending(policy, now, p, peer, &mut report)?;
+        }
+        if let Some(c) = cursor {
+            p.batch.put_cursor(&c.peer, c.direction, &c.epoch, c.upto);
+        }
+        Ok(Outcome::Ingested(report))
+    }
+
+    pub(super) fn raise(&self, p: &mut Draft<'_>, alarm: Alarm) {
+        tracing::warn!(kind = %alarm.kind, author = %alarm.author, seq = alarm.seq, "integrity alarm: {}", alarm.detail);
+        p.heads.alarms += 1;
+        p.batch.put_alarm(p.heads.alarms, &alarm);
+    }
+
+    /// An ancestor receives every record its subtree authors: each author's
+    /// chain must continue where it left off. A gap or a broken link is
+    /// raised as an alarm with proof (the record is still stored: it is
+    /// validly signed, and the alarm is what people must act on).
+    pub(super) fn check_chain(&self, now: u64, p: &mut Draft<'_>, record: &Record, peer: Option<NodeId>) -> Result<()> {
+        // A record already held sits at or below its author's head, so it
+        // passes the `seq <= last_seq` test below without a look-up here.
+        if record.author == self.shared.key.id() {
+            return Ok(());
+        }
+        let (last_seq, last_id) = match self.chain_head(p, &record.author)? {
+            Some((s, id)) => (s, Some(id)),
+            None => (0, None),
+        };
+        let seq = record.header.seq;
+        if seq <= last_seq {
+            return Ok(()); // an older record arriving late, or an equivocation (checked on ingest)
+        }
+        let detail = if seq > last_seq + 1 {
+            format!("records {}..{} of this author never arrived before seq {seq}", last_seq + 1, seq - 1)
+        } else if record.header.prev != last_id {
+            format!("seq {seq} does not follow the record held at seq {last_seq}")
+        } else {
+            return Ok(());
+        };
+        let mut proof = vec![hex::encode(record.bytes())];
+        p.settle_if(|f| last_id.is_some_and(|id| f.w.added.contains(&id)))?;
+        if let Some(id) = last_id
+            && let Some(b) = self.shared.store.record_bytes(&id)?
+        {
+            proof.push(hex::encode(b));
+        }
+        self.raise(p, Alarm {
+            kind: "chain_gap".into(),
+            author: record.author.to_string(),
+            seq,
+            detail,
+            proof,
+            detected_ms: now,
+            peer: peer.map(|k| k.fmt_short()),
+        });
+        Ok(())
+    }
+
+    /// The author's chain head as stored plus this batch (cached per batch).
+    pub(super) fn chain_head(&self, p: &mut Draft<'_>, author: &NodeId) -> Result<Option<(u64, RecordId)>> {
+        if let Some(h) = p.chain_heads.get(author) {
+            return Ok(*h);
+        }
+        p.settle_if(|f| f.w.authors.contains(author))?;
+        let h = self.shared.store.chain_last(author)?;
+        p.chain_heads.insert(*author, h);
+        Ok(h)
+    }
+
+    /// The record an author's chain holds at `seq`, in this batch or stored.
+    pub(super) fn chain_entry(&self, p: &Draft<'_>, author: &NodeId, seq: u64) -> Result<Option<RecordId>> {
+        match p.w.chain_at.get(&(*author, seq)).or_else(|| p.prev.as_ref().and_then(|f| f.w.chain_at.get(&(*author, seq)))) {
+            Some(id) => Ok(Some(*id)),
+            None => Ok(self.shared.store.chain_entry(author, seq)?),
+        }
+    }
+
+    pub(super) fn has(&self, p: &Draft<'_>, id: &RecordId) -> Result<bool> {
+        Ok(p.w.added.contains(id) || p.prev.as_ref().is_some_and(|f| f.w.added.contains(id)) || self.shared.store.has_record(id)?)
+    }
+
+    pub(super) fn ingest_one(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, record: Record, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
+        // Every held record has its (author, seq) chain entry, so a record
+        // above its author's head is neither held nor an equivocation: the
+        // common case of a catch-up needs no look-up per record.
+        let above_head = self.chain_head(p, &record.author)?.is_none_or(|(seq, _)| record.header.seq > seq);
+        if p.w.added.contains(&record.id) || (!above_head && self.has(p, &record.id)?) {
+            report.duplicates += 1;
+            return Ok(());
+        }
+        let refused = match self.conflict(now, p, &record, above_head, peer)? {
+            Some(reason) => Err(reason),
+            None => self.author_division(p, &record, report),
+        };
+        let applied = match refused {
+            Err(reason) => Err(reason),
+            Ok(division) => match &record.body {
+                Body::NodeCert(_) | Body::Revocation(_) => self.ingest_trust(p, &record),
+                Body::Policy(policy) => self.ingest_policy(p, &record, policy),
+                Body::Report(r) => {
+                    if Some(r.unit) != division {
+                        Err(format!("report for unit {} but its author is certified for another", r.unit))
+                    } else {
+                        put_record(p, &record);
+                        p.batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &record.id);
+                        Ok(true)
+                    }
+                }
+                Body::CaseEvent(event) => self.ingest_event(policy, p, &record, event, division, report)?,
+            },
+        };
+        match applied {
+            Ok(true) => report.applied += 1,
+            Ok(false) => {}
+            Err(reason) => report.rejected.push((record.id, reason)),
+        }
+        Ok(())
+    }
+
+    /// A record this node must not take, with the alarm it raises: one
+    /// signed with this node's own key that it does not hold, or an
+    /// equivocation (the author already has a different record at its seq).
+    fn conflict(&self, now: u64, p: &mut Draft<'_>, record: &Record, above_head: bool, peer: Option<NodeId>) -> Result<Option<String>> {
+        let peer_name = peer.map(|k| k.fmt_short());
+        if record.author == self.shared.key.id() {
+            self.raise(p, Alarm {
+                kind: "own_record_unknown".into(),
+                author: record.author.to_string(),
+                seq: record.header.seq,
+                detail: "a peer sent a record signed with this node's key that this node does not hold (restored from an old backup, or the key leaked)".into(),
+                proof: vec![hex::encode(record.bytes())],
+                detected_ms: now,
+                peer: peer_name,
+            });
+            return Ok(Some("record signed with this node's own key".into()));
+        }
+        if above_head {
+            return Ok(None);
+        }
+        let Some(existing) = self.chain_entry(p, &record.author, record.header.seq)?.filter(|e| *e != record.id) else {
+            return Ok(None);
+        };
+        let mut proof = vec![hex::encode(record.bytes())];
+        p.settle_if(|f| f.w.added.contains(&existing))?;
+        if let Some(b) = self.shared.store.record_bytes(&existing)? {
+            proof.push(hex::encode(b));
+        }
+        self.raise(p, Alarm {
+            kind: "equivocation".into(),
+            author: record.author.to_string(),
+            seq: record.header.seq,
+            detail: format!("two different records with seq {}: {} and {}", record.header.seq, existing.fmt_short(), record.id.fmt_short()),
+            proof,
+            detected_ms: now,
+            peer: peer_name,
+        });
+        Ok(Some("equivocation: the author signed another record with this seq".into()))
+    }
+
+    /// The division the author is certified for (`None` for the root's own
+    /// certificate), or why the record is refused.
+    fn author_division(&self, p: &Draft<'_>, record: &Record, report: &mut IngestReport) -> std::result::Result<Option<DivisionCode>, String> {
+        // Read the trust store in place; clone it only to change it.
+        let trust_now: &Trust = p.trust.as_ref().unwrap_or(&p.base_trust);
+        let root = trust_now.root();
+        if matches!(&record.body, Body::NodeCert(c) if c.key == c.issuer && c.key == root) {
+            return Ok(None);
+        }
+        match trust_now.check_author(&record.author, record.header.seq) {
+            Ok(d) => Ok(Some(d)),
+            // A case event signed after its author's cut-off is stored
+            // and void: the fold rejects it ("author-revoked") on every
+            // node, so events of others that name it still apply the
+            // same way everywhere. Anything else from that key is refused.
+            Err(TrustError::Revoked { .. }) if matches!(record.body, Body::CaseEvent(_)) => {
+                report.void += 1;
+                Ok(trust_now.member(&record.author).map(|m| m.cert.division))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// A certificate or a revocation: the trust store changes with it.
+    fn ingest_trust(&self, p: &mut Draft<'_>, record: &Record) -> std::result::Result<bool, String> {
+        let mut trust = p.trust.clone().unwrap_or_else(|| (*p.base_trust).clone());
+        match &record.body {
+            Body::NodeCert(_) => trust.add_cert(record),
+            _ => trust.add_revocation(record),
+        }
+        .map_err(|e| e.to_string())?;
+        p.revoked |= matches!(record.body, Body::Revocation(_));
+        put_record(p, record);
+        p.batch.index_trust(p.heads.feed_seq, &record.id);
+        p.trust = Some(trust);
+        Ok(true)
+    }
+
+    /// A policy version: only the city root signs one.
+    fn ingest_policy(&self, p: &mut Draft<'_>, record: &Record, policy: &Policy) -> std::result::Result<bool, String> {
+        let root = p.trust.as_ref().unwrap_or(&p.base_trust).root();
+        if record.author != root {
+            return Err("policies are signed by the city root".into());
+        }
+        put_record(p, record);
+        p.batch.index_trust(p.heads.feed_seq, &record.id);
+        p.note_policy(policy);
+        Ok(true)
+    }
+
+    /// A case event: parked until its parents and case are held, then
+    /// folded into the case in causal order. `Ok(false)`: parked.
+    fn ingest_event(
+        &self,
+        policy: &PolicySet,
+        p: &mut Draft<'_>,
+        record: &Record,
+        event: &CaseEvent,
+        division: Option<DivisionCode>,
+        report: &mut IngestReport,
+    ) -> Result<std::result::Result<bool, String>> {
+        let id = record.id;
+        if Some(event.unit) != division {
+            return Ok(Err(format!("event claims unit {} but its author is certified for another", event.unit)));
+        }
+        let mut missing = false;
+        for parent in &event.parents {
+            if !self.has(p, parent)? {
+                missing = true;
+                report.missing.push(*parent);
+            }
+        }
+        let case = event.case_id(id);
+        if event.case.is_some() && !self.has(p, &case)? {
+            missing = true;
+            report.missing.push(case);
+        }
+        if missing {
+            return self.park(p, record, report);
+        }
+        p.heads.clock.observe(record.header.hlc);
+        let eref = EventRef { id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, event };
+        if event.case.is_none() {
+            match CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref) {
+                Ok(state) => {
+                    p.w.touched.insert(id, Touched { before: None, state, records: vec![record.clone()] });
+                }
+                Err(e) => return Ok(Err(e.message.to_string())),
+            }
+        } else {
+            let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
+            let t = self.load(policy, trust, &mut p.w.touched, &mut p.prev, case)?;
+            // The fold's order is causal, ties by (HLC, id): an event
+            // that sorts before one already applied (a concurrent
+            // step that took longer to arrive, e.g. a 督办 signed
+            // before a village's escalation it crossed) is folded in
+            // its place, so every node ends in the same state
+            // whatever order the records came in.
+            let late = eref.hlc <= t.state.last_hlc;
+            t.records.push(record.clone());
+            if late {
+                t.state = fold_records(&self.shared.store, policy, trust, &t.records)?;
+            } else {
+                t.state.apply(policy, trust, eref);
+            }
+        }
+        put_record(p, record);
+        p.batch.index_case_event(&case, p.heads.feed_seq, &id);
+        Ok(Ok(true))
+    }
+
+    /// Keeps a case event waiting for its parents (bounded).
+    fn park(&self, p: &mut Draft<'_>, record: &Record, report: &mut IngestReport) -> Result<std::result::Result<bool, String>> {
+        p.settle_if(|f| f.w.pending)?;
+        if self.shared.store.pending_count(MAX_PENDING)? + p.parked.len() >= MAX_PENDING {
+            return Ok(Err("too many records waiting for their parents".into()));
+        }
+        if !p.parked.iter().any(|r| r.id == record.id) {
+            p.w.pending = true;
+            p.batch.put_pending(&record.id, record.bytes());
+            p.released.remove(&record.id);
+            p.parked.push(record.clone());
+            report.pending += 1;
+        }
+        Ok(Ok(false))
+    }
+
+    /// Applies waiting records whose parents have arrived.
+    pub(super) fn retry_pending(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, peer: Option<NodeId>, report: &mut IngestReport) -> Result<()> {
+        // Those waiting in the store, and those this batch set waiting
+        // (a 督办 parked before the dispatch it follows, in the same batch).
+        let mut waiting: Vec<Record> = p.parked.clone();
+        p.settle_if(|f| f.w.pending)?;
+        for (id, bytes) in self.shared.store.pending()? {
+            if p.released.contains(&id) || waiting.iter().any(|r| r.id == id) {
+                continue;
+            }
+            if let Ok(mut r) = Record::decode_unverified(&bytes) {
+                r.id = id;
+                waiting.push(r);
+            }
+        }
+        loop {
+            let mut progressed = false;
+            let mut still = Vec::new();
+            for r in waiting {
+                let ready = match &r.body {
+                    Body::CaseEvent(e) => {
+                        let mut ok = match e.case {
+                            Some(c) => self.has(p, &c)?,
+                            None => true,
+                        };
+                        for parent in &e.parents {
+                            ok = ok && self.has(p, parent)?;
+                        }
+                        ok
+                    }
+                    _ => true,
+                };
+                if ready {
+                    p.w.pending = true;
+                    p.batch.delete_pending(&r.id);
+                    p.released.insert(r.id);
+                    p.parked.retain(|x| x.id != r.id);
+                    report.pending = report.pending.saturating_sub(1);
+                    self.ingest_one(policy, now, p, r, peer, report)?;
+                    progressed = true;
+                } else {
+                    still.push(r);
+                }
+            }
+            waiting = still;
+            if !progressed || waiting.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+}

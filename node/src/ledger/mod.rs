@@ -1,0 +1,148 @@
+//! The append path: every change this node makes, and every record it
+//! receives, is checked here and written in one synced batch together with
+//! the derived state it implies, before anyone is told it happened.
+//!
+//! One writer thread owns the author chain head, the feed counter, the
+//! hybrid clock and the trust store's updates. Requests that arrive while a
+//! batch is being written are grouped into the next batch (group commit):
+//! one fsync acknowledges many steps, and a step is acknowledged only after
+//! its fsync. A commit thread writes each group and answers its callers
+//! while the writer thread prepares the next one on top of it (see
+//! `InFlight` for how that group reads what the previous one wrote).
+
+use serde::{Deserialize, Serialize};
+use zongzhi_protocol::case::Contact;
+use zongzhi_protocol::case::SuperviseGrade;
+use zongzhi_protocol::workflow::{DeadlineKind, Rejection};
+use zongzhi_protocol::{Action, BlobHash, Body, Filing, NodeId, Record, RecordId};
+
+use crate::store::StoreError;
+use crate::context::Context;
+
+mod commit;
+mod ingest;
+mod local;
+mod reindex;
+mod revoke;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+pub use commit::Ledger;
+pub use reindex::{fix_crossing_merges, fold_records, load_case_records, reindex};
+pub use writer::Writer;
+
+use commit::{Commit, Reply};
+use local::check_operator;
+use reindex::index_search;
+use writer::{failed_write, put_record, Draft, Group, Heads, Touched};
+
+/// The operator name on automatic supervision notices.
+pub const AUTO_OPERATOR: &str = "自动督办";
+
+/// Most operations written in one batch.
+const MAX_GROUP: usize = 512;
+/// Most records kept waiting for their parents.
+pub const MAX_PENDING: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("no case {0}")]
+    NoSuchCase(String),
+    #[error("{}", .0.message)]
+    Rejected(Rejection),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("stored data failed its integrity check: {0}")]
+    Integrity(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("already done")]
+    AlreadyDone,
+    /// The step raced another one (e.g. two policy versions signed at once).
+    #[error("{0}")]
+    Conflict(String),
+    /// The synced write of the step's group failed (a full disk, an I/O
+    /// error): nothing of it is stored; the caller may try again.
+    #[error("write failed: {0}")]
+    WriteFailed(String),
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// Cursor direction of a feed flowing from a child to this node.
+pub const DIRECTION_UP: u8 = 0;
+
+/// Where a batch of received records came from, so its cursor is stored in
+/// the same write as the records.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    pub peer: NodeId,
+    pub direction: u8,
+    pub epoch: [u8; 16],
+    pub upto: u64,
+}
+
+/// A change requested by an operator or a peer.
+#[derive(Debug)]
+pub enum Op {
+    /// File a new case. `filing.number` and `filing.contact` are assigned here.
+    File { filing: Box<Filing>, contact: Option<Contact>, operator: String },
+    /// A workflow step on an existing case.
+    Act { case: RecordId, action: Action, operator: String },
+    /// Store an attachment blob and record it on the case.
+    Attach { case: RecordId, bytes: Vec<u8>, name: String, mime: String, operator: String },
+    /// Sign and store a non-case record of this node (certificate, revocation, policy).
+    AppendOwn { body: Body },
+    /// An automatic supervision notice: at most once per (case, clock,
+    /// grade), and once more if the case is later raised a level (提级督办).
+    /// The marker is written in the same batch as the notice, so a restart
+    /// or a retried scan never issues it twice.
+    AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool, note: String },
+    /// Store records received from elsewhere (signatures already checked).
+    Ingest { records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor> },
+}
+
+/// What an acknowledged step produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub case: RecordId,
+    pub event: RecordId,
+}
+
+/// What happened to received records.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub applied: usize,
+    pub duplicates: usize,
+    pub pending: usize,
+    pub rejected: Vec<(RecordId, String)>,
+    /// Case events stored but void: signed after their author's revocation cut-off.
+    pub void: usize,
+    /// Parents (or cases) that records in `pending` wait for.
+    pub missing: Vec<RecordId>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Step(Ack),
+    Appended(RecordId),
+    Ingested(IngestReport),
+}
+
+/// An integrity alarm, stored with its proof.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alarm {
+    /// `equivocation`, `chain_gap` or `own_record_unknown`.
+    pub kind: String,
+    pub author: String,
+    pub seq: u64,
+    pub detail: String,
+    /// Hex of the conflicting records' bytes.
+    pub proof: Vec<String>,
+    pub detected_ms: u64,
+    pub peer: Option<String>,
+}
+
