@@ -75,24 +75,32 @@ pub struct InitOutcome {
 /// Creates the key and store. The city also signs its root cert and the
 /// default policy; other levels write an enrollment request for the parent.
 pub fn init(cfg: &Config) -> Result<InitOutcome, NodeError> {
+    init_with(cfg, &mut rand_core::OsRng, &crate::context::Clock::System)
+}
+
+/// [`init`] with the key's and the feed epoch's randomness and the time
+/// taken from the caller (the simulator passes its seed and its clock, so a
+/// seed replays the same keys and record ids).
+pub fn init_with(cfg: &Config, rng: &mut impl rand_core::CryptoRngCore, clock: &crate::context::Clock) -> Result<InitOutcome, NodeError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(io_at(format!("creating {}", cfg.data_dir.display())))?;
     if cfg.key_path().exists() {
         return setup(format!("{} already exists: this node is initialised", cfg.key_path().display()));
     }
-    let key = NodeKey::generate(&mut rand_core::OsRng);
+    let key = NodeKey::generate(rng);
     let pem = key.to_pkcs8_pem().map_err(|source| NodeError::Key { what: "encoding the new node key".into(), source })?;
     write_secret(&cfg.key_path(), &pem)?;
     let store = Arc::new(Store::open(&cfg.db_path())?);
     let mut b = store.batch();
     b.put_meta(meta::NODE_ID, key.id().as_bytes());
     let mut epoch = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut epoch);
+    rng.fill_bytes(&mut epoch);
     b.put_meta(meta::FEED_EPOCH, &epoch);
     store.commit(b)?;
     let id = key.id();
-    let now = crate::context::now_ms();
+    let now = clock.now_ms();
     if cfg.division.level() == Level::City {
-        let shared = shared_state(cfg, store.clone(), Arc::new(key))?;
+        let mut shared = shared_state(cfg, store.clone(), Arc::new(key))?;
+        shared.clock = clock.clone();
         let mut writer = Writer::new(shared)?;
         let cert = NodeCert {
             key: id,

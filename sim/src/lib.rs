@@ -24,9 +24,9 @@
 //!
 //! Every node's writer and supervision worker read one simulated clock
 //! ([`zongzhi_node::context::Clock::Manual`], a quarter of an hour per
-//! step), so deadlines pass and automatic 督办 falls due within a run. Keys
-//! and feed epochs still come from the OS: a seed replays the same
-//! operations, faults and times, not the same bytes.
+//! step, from a start the seed picks), so deadlines pass and automatic 督办
+//! falls due within a run. Keys and feed epochs come from the seed too: a
+//! seed replays the same run, record for record.
 
 pub mod checks;
 pub mod rng;
@@ -65,6 +65,9 @@ pub struct Stats {
     /// Automatic supervision notices the workers found owed.
     pub auto_notices: u64,
     pub rounds_to_quiesce: u32,
+    /// A digest of every node's chain head and feed position at the end:
+    /// equal for two runs of one seed (the replay check).
+    pub digest: String,
 }
 
 /// Runs one seeded simulation and its checks. The error names the seed and
@@ -77,5 +80,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Stats> {
     }
     world.quiesce()?;
     checks::all(&world).map_err(|e| anyhow::anyhow!("seed {}: {e}", opts.seed))?;
-    Ok(world.stats.clone())
+    let mut stats = world.stats.clone();
+    stats.digest = world.digest()?;
+    Ok(stats)
 }

@@ -32,6 +32,34 @@ impl Rng {
     }
 }
 
+/// The simulated nodes' keys and feed epochs come from the run's seed too,
+/// so a seed replays the same record ids. SplitMix64 is not a
+/// cryptographic generator: the marker trait is claimed for these
+/// throwaway simulation keys only.
+impl rand_core::RngCore for Rng {
+    fn next_u32(&mut self) -> u32 {
+        (Rng::next_u64(self) >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        Rng::next_u64(self)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let v = Rng::next_u64(self).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for Rng {}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -17,6 +17,14 @@ use zongzhi_protocol::{BlobHash, Body, DivisionCode, Level, NodeId, NodeKey, Rec
 use crate::rng::Rng;
 use crate::{Options, Stats};
 
+/// Where a run's clock starts: a Monday 09:00 (+08:00) in 2026 plus a
+/// number of days the seed picks, so seeds cover weekends, holidays and
+/// the policy's calendar.
+pub fn start_ms(seed: u64) -> u64 {
+    const MONDAY_2026_01_05_0900_CST: u64 = 1_767_574_800_000;
+    MONDAY_2026_01_05_0900_CST + (Rng::new(seed).next_u64() % 330) * 86_400_000
+}
+
 /// Simulated time per step.
 pub const TICK_MS: u64 = 15 * 60_000;
 
@@ -105,7 +113,10 @@ impl World {
     /// (`init`, the parent signs the enrollment request, `import-cert`).
     pub fn build(opts: &Options) -> anyhow::Result<World> {
         let dir = tempfile::tempdir()?;
-        let clock = Clock::manual(zongzhi_node::context::now_ms());
+        let clock = Clock::manual(start_ms(opts.seed));
+        // Keys and feed epochs from their own stream of the seed, so that
+        // the workload's draws do not shift when a node is added.
+        let mut keys = Rng::new(opts.seed.rotate_left(32) ^ 0x6b65_7973);
         let mut nodes: Vec<SimNode> = Vec::new();
         let mut root: Option<NodeId> = None;
         for (i, (division, parent)) in divisions(opts.villages_per_township).into_iter().enumerate() {
@@ -117,7 +128,7 @@ impl World {
             }
             std::fs::write(ndir.join("node.toml"), toml)?;
             let cfg = Config::load(&ndir.join("node.toml"))?;
-            let init = node::init(&cfg)?;
+            let init = node::init_with(&cfg, &mut keys, &clock)?;
             if let Some(p) = parent {
                 let path = init.enrollment_request.context("a child writes an enrollment request")?;
                 let req = EnrollmentRequest::from_armored(&std::fs::read_to_string(path)?)?;
@@ -135,6 +146,19 @@ impl World {
         }
         let links = nodes.iter().enumerate().filter_map(|(i, n)| n.parent.map(|p| Link { parent: p, child: i, down_until: 0 })).collect();
         Ok(World { _dir: dir, clock, nodes, links, stats: Stats::default(), tick: 0 })
+    }
+
+    /// Every node's own chain head and feed position, hashed (see
+    /// [`Stats::digest`]).
+    pub fn digest(&self) -> anyhow::Result<String> {
+        let mut h = blake3::Hasher::new();
+        for n in &self.nodes {
+            let store = &n.shared().store;
+            for key in [meta::OWN_HEAD, meta::FEED_SEQ] {
+                h.update(&store.meta_get(key)?.unwrap_or_default());
+            }
+        }
+        Ok(h.finalize().to_hex()[..16].to_string())
     }
 
     pub fn city(&self) -> &SimNode {
