@@ -764,6 +764,14 @@ async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Va
                 "details": action_details(&t.action),
                 "accepted": t.outcome.is_ok(),
                 "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message})),
+                "overruled_by": t.overruled_by.and_then(|w| state.timeline.iter().find(|x| x.id == w)).map(|w| json!({
+                    "id": w.id.to_string(),
+                    "action": w.action.as_str(),
+                    "action_zh": w.action.zh(),
+                    "unit": w.unit.to_string(),
+                    "unit_name": unit_name(&w.unit),
+                    "time": time(w.hlc.wall_ms),
+                })),
                 "signature_valid": valid,
             })
         })

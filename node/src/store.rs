@@ -49,7 +49,9 @@ use crate::summary::CaseSummary;
 /// ([`Store::needs_reindex`]).
 /// Schema 6: statistics keep per-unit totals over channels and categories
 /// ([`crate::stats::TOTAL_TAGS`]); a schema-5 directory is rebuilt likewise.
-pub const SCHEMA_VERSION: u32 = 6;
+/// Schema 7: statistics count overruled steps (被覆盖, `kpi::Counter::Overruled`);
+/// a schema-6 directory is rebuilt likewise.
+pub const SCHEMA_VERSION: u32 = 7;
 
 const CF_RECORDS: &str = "records";
 const CF_FEED: &str = "feed";
@@ -238,9 +240,10 @@ impl Store {
                 let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
                 match found {
                     SCHEMA_VERSION => {}
-                    // Same records, fewer indexes (4) or statistics
-                    // without the unit totals (5): rebuilt before use.
-                    4 | 5 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
+                    // Same records, fewer indexes (4), statistics without
+                    // the unit totals (5) or overruled steps (6): rebuilt
+                    // before use.
+                    4..=6 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
                     _ => return Err(StoreError::Schema { found }),
                 }
             }

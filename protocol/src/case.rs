@@ -227,6 +227,13 @@ pub enum Action {
 }
 
 impl Action {
+    /// A step that moves the case on (who holds it, its status, its
+    /// deadlines): one authority takes each at a time. The others (progress
+    /// notes, evidence, 督办) add to the case and never conflict.
+    pub fn is_exclusive(&self) -> bool {
+        !matches!(self, Action::Progress { .. } | Action::Attach { .. } | Action::Supervise { .. })
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Action::File(_) => "file",

@@ -67,6 +67,8 @@ counters! {
     Supervised = "supervised", "督办";
     Void = "void", "作废";
     WaitingForCalendar = "waiting_for_calendar", "待定时限(缺工作日历)";
+    // New counters go last: stored statistics are indexed by position.
+    Overruled = "overruled", "被覆盖";
 }
 
 /// Number of counters in a value vector.
@@ -162,6 +164,11 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
     }
     add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
     add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
+    // A step its unit acknowledged that a concurrent step elsewhere
+    // overruled (被覆盖), in the month it was taken, against its unit.
+    for t in state.timeline.iter().filter(|t| t.overruled_by.is_some()) {
+        add(t.hlc.wall_ms, t.unit, Counter::Overruled, 1);
+    }
     finish(out)
 }
 

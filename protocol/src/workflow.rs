@@ -260,11 +260,17 @@ pub struct TimelineEntry {
     pub operator: String,
     pub action: Action,
     pub outcome: Result<(), Rejection>,
+    /// 被覆盖: the step was refused because a concurrent step its author had
+    /// not seen (signed elsewhere, offline or in flight) took the case first;
+    /// this names that winning step. `None` for steps that stand and for
+    /// steps refused on their own merits.
+    pub overruled_by: Option<RecordId>,
 }
 
 impl TimelineEntry {
     fn of(e: &EventRef<'_>, outcome: Result<(), Rejection>) -> TimelineEntry {
         TimelineEntry {
+            overruled_by: None,
             id: e.id,
             author: e.author,
             hlc: e.hlc,
@@ -568,13 +574,32 @@ impl CaseState {
         if outcome.is_ok() {
             self.effect(policy, &e);
         }
+        let overruled_by = match &outcome {
+            Err(r) if r.rule != "author-revoked" => self.unseen_winner(&e),
+            _ => None,
+        };
         self.heads.retain(|h| !e.event.parents.contains(h));
         self.heads.push(e.id);
         self.heads.sort();
         if e.hlc > self.last_hlc {
             self.last_hlc = e.hlc;
         }
-        self.timeline.push(TimelineEntry::of(&e, outcome));
+        let mut entry = TimelineEntry::of(&e, outcome);
+        entry.overruled_by = overruled_by;
+        self.timeline.push(entry);
+    }
+
+    /// The standing step, among the case's current heads, that `e`'s author
+    /// had not seen when it signed `e` (its parents do not name it): the
+    /// concurrent step that took the case first, the newest such in fold
+    /// order. (Approximate: a head that descends from the winner stands in
+    /// for it when later steps built on the winner.)
+    fn unseen_winner(&self, e: &EventRef<'_>) -> Option<RecordId> {
+        let unseen: Vec<&RecordId> = self.heads.iter().filter(|h| !e.event.parents.contains(h)).collect();
+        if unseen.is_empty() {
+            return None;
+        }
+        self.timeline.iter().rev().find(|t| t.outcome.is_ok() && unseen.contains(&&t.id)).map(|t| t.id)
     }
 
     /// A merge into a case that took an earlier merge of its own is refused.
@@ -616,6 +641,17 @@ impl CaseState {
                 Ok(())
             } else {
                 reject("only-owner", format!("only the owning unit {} may {what}", self.owner))
+            }
+        };
+        // After resolution the case is back with the center the complainant
+        // came to: it alone gives feedback, records the rating, re-opens and
+        // archives, so no two centers take these steps at once (and the
+        // handling unit does not rate its own work).
+        let need_intake = |what: &str| -> Result<(), Rejection> {
+            if unit == self.filed_by {
+                Ok(())
+            } else {
+                reject("only-filing-center", format!("only the filing center {} may {what}", self.filed_by))
             }
         };
         let need_status = |allowed: &[Status], what: &str| -> Result<(), Rejection> {
@@ -715,8 +751,13 @@ impl CaseState {
                 let Some(req) = &self.extension else {
                     return reject("no-extension-pending", "there is no pending extension request");
                 };
-                if !self.is_supervisor(unit) {
-                    return reject("supervising-level-decides", "only the supervising level decides on extensions");
+                // One authority (two levels deciding at once could not both
+                // stand): the owning center over its own department window,
+                // otherwise the level directly above the owner.
+                let decider = if st == Status::Handling { Some(self.owner) } else { self.owner.parent() };
+                if decider != Some(unit) {
+                    let who = decider.map_or_else(|| "no level".to_string(), |d| d.to_string());
+                    return reject("supervising-level-decides", format!("only {who} decides on this extension"));
                 }
                 if unit == req.unit && ev.operator == req.operator {
                     return reject("no-self-approval", "the requester cannot decide on their own extension");
@@ -735,22 +776,16 @@ impl CaseState {
                 nonempty("public reply", public_reply)
             }
             Action::Feedback { note, .. } => {
-                if !(unit == self.filed_by || owner) {
-                    return reject("feedback-by-intake", "feedback is given by the filing center or the owner");
-                }
+                need_intake("give feedback (反馈)")?;
                 need_status(&[Status::Resolved], "feedback (反馈)")?;
                 nonempty("note", note)
             }
             Action::Rate { .. } => {
-                if !(unit == self.filed_by || owner) {
-                    return reject("rating-by-intake", "the rating is recorded by the filing center or the owner");
-                }
+                need_intake("record the rating (评价)")?;
                 need_status(&[Status::FedBack], "rating (评价)")
             }
             Action::Reopen { reason } => {
-                if !(owner || unit == self.filed_by || unit.is_ancestor_of(self.owner)) {
-                    return reject("reopen-by-owner-intake-or-supervisor", "only the owner, the filing center or a supervising level may reopen");
-                }
+                need_intake("re-open the case for re-handling (重办)")?;
                 need_status(&[Status::Rated], "re-handling (重办)")?;
                 if self.rating != Some(Rating::Unsatisfied) {
                     return reject("reopen-needs-unsatisfied", "only a case rated 不满意 is re-handled");
@@ -766,9 +801,7 @@ impl CaseState {
                 Ok(())
             }
             Action::Archive => {
-                if !(owner || unit == self.filed_by) {
-                    return reject("archive-by-owner", "only the owner or the filing center archives");
-                }
+                need_intake("archive the case (归档)")?;
                 need_status(&[Status::Rated], "archiving (归档)")?;
                 if self.rating == Some(Rating::Unsatisfied) {
                     return reject("archive-needs-satisfied", "a case rated 不满意 must be re-handled before archiving");

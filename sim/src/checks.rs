@@ -17,7 +17,38 @@ pub fn all(world: &World) -> anyhow::Result<()> {
     acknowledged_steps_survive(world)?;
     each_node_holds_its_scope_in_the_citys_state(world)?;
     integrity(world)?;
+    honest_nodes_never_overrule_each_other(world)?;
     Ok(())
+}
+
+/// Each step that moves a case on has one authority at a time (the owner;
+/// after resolution the filing center; for an extension one decider), so
+/// no honest node's acknowledged exclusive step is overruled by another's
+/// (被覆盖), even across cuts and offline days. Steps that only add to a
+/// case (a 督办 crossing the archiving) may be; they are counted.
+pub fn honest_nodes_never_overrule_each_other(world: &World) -> anyhow::Result<usize> {
+    let city = world.city().shared();
+    let mut compatible = 0;
+    for (id, _) in summaries(world, 0)? {
+        let records = zongzhi_node::ledger::load_case_records(&city.store, &id)?;
+        let state = zongzhi_node::ledger::fold_records(&city.store, &city.policies(), &city.trust(), &records)?;
+        for t in &state.timeline {
+            let Some(winner) = t.overruled_by else { continue };
+            if !t.action.is_exclusive() {
+                compatible += 1;
+                continue;
+            }
+            let w = state.timeline.iter().find(|x| x.id == winner).map(|x| format!("{}@{}", x.action.as_str(), x.unit)).unwrap_or_default();
+            bail!(
+                "case {}: {}@{} was overruled (被覆盖) by {w}: two authorities took exclusive steps at once\n  {}",
+                state.filing.number,
+                t.action.as_str(),
+                t.unit,
+                timeline(world, 0, &id)
+            );
+        }
+    }
+    Ok(compatible)
 }
 
 /// No record waits for a parent: every parent a record names was sent

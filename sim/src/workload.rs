@@ -100,10 +100,14 @@ fn held(world: &World, n: usize, keep: impl Fn(&CaseSummary) -> bool) -> anyhow:
     Ok(out)
 }
 
-/// The next step on a case this node owns, or feedback and rating on one it filed.
+/// The next step on a case this node owns, or on a resolved case it holds:
+/// every center that holds one tries to close the loop (feedback, rating,
+/// re-handling, archiving), and the rules must leave exactly one of them
+/// (the filing center) able to, so that two centers never both take the
+/// step across a cut (checked by `honest_nodes_never_overrule_each_other`).
 fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>> {
     let me = world.nodes[n].division;
-    let mine = held(world, n, |s| s.owner == me || (s.filed_by == me && matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated)))?;
+    let mine = held(world, n, |s| s.owner == me || matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated))?;
     let Some(case) = rng.pick(&mine) else { return Ok(None) };
     let children = &world.nodes[n].children;
     let action = match case.status {
@@ -122,6 +126,7 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
         }
         Status::Resolved => Action::Feedback { method: "电话".into(), note: "已告知".into() },
         Status::FedBack => Action::Rate { rating: if rng.chance(85) { Rating::Satisfied } else { Rating::Unsatisfied }, comment: String::new() },
+        Status::Rated if rng.chance(30) => Action::Reopen { reason: "当事人不满意，重新办理".into() },
         Status::Rated => Action::Archive,
         _ => return Ok(None),
     };

@@ -89,6 +89,11 @@ fn escalation_and_dispatch_across_four_levels() {
     // Supervision from above reaches the owner… (the city is the owner now; the decision goes down.)
     city.act(&id, serde_json::json!({"action": "route", "window": "natural_resources"}));
     city.act(&id, serde_json::json!({"action": "resolve", "public_reply": "经市自然资源局确权，边界以1998年确权图为准"}));
+    // Closing the loop has one authority, the filing village: the city that
+    // resolved it may not give the feedback or rate its own work, so two
+    // centers cannot both acknowledge it while the link is slow.
+    let (status, v) = city.post(&format!("/api/cases/{id}/actions"), &serde_json::json!({"action": "feedback", "note": "市里直接告知"}));
+    assert_eq!((status, v["error"]["rule"].as_str()), (422, Some("only-filing-center")), "{v}");
     // The decision comes back to the village, which gives feedback and records the rating.
     wait_case(&h.villages[0], village, &id, "the decision at the village", |v| v["status"]["code"] == "resolved");
     village.act(&id, serde_json::json!({"action": "feedback", "note": "已上门告知当事人"}));
@@ -660,4 +665,49 @@ fn a_cut_link_resends_at_most_one_batch() {
     assert_eq!(peer(&town, "330106010001")["duplicates_received"], 0);
     let (_, integrity) = town.get("/api/integrity");
     assert_eq!(integrity["ok"], true, "{integrity}");
+}
+
+/// Steps that only add to a case (a 督办) may cross a step that closes it
+/// while a link is down: both were acknowledged, and after the catch-up the
+/// 督办 stands overruled (被覆盖). Its unit sees it on the case page with the
+/// step that won, and the statistics count it against that unit.
+#[test]
+fn an_overruled_step_is_shown_with_the_step_that_won_and_counted() {
+    use zongzhi_tests::{sample_case, wait_case, Hierarchy, OPERATOR_PASSWORD};
+    let mut h = Hierarchy::start(1);
+    let village = h.villages[0].login("operator", OPERATOR_PASSWORD);
+    let c = village.file_case(&sample_case("邻里噪音纠纷"));
+    let id = c["id"].as_str().unwrap().to_string();
+    village.act(&id, json!({"action": "sign_for"}));
+    village.act(&id, json!({"action": "resolve", "public_reply": "已调解"}));
+    village.act(&id, json!({"action": "feedback", "note": "已电话告知"}));
+    village.act(&id, json!({"action": "rate", "rating": "satisfied"}));
+    let county = h.county.login("admin", ADMIN_PASSWORD);
+    wait_case(&h.county, &county, &id, "the rating at the county", |v| v["status"]["code"] == "rated");
+
+    // The township (the village's only link up) goes down; the village
+    // archives; the county, not knowing, supervises the case.
+    h.township.kill9();
+    village.act(&id, json!({"action": "archive"}));
+    county.act(&id, json!({"action": "supervise", "grade": "normal", "note": "请说明处理情况"}));
+    h.township.start();
+
+    let overruled = |v: &serde_json::Value| -> Option<serde_json::Value> {
+        let t = v["timeline"].as_array()?.iter().find(|t| t["action"] == "supervise")?.clone();
+        (v["status"]["code"] == "archived").then_some(t)
+    };
+    for (node, api, at) in [(&h.county, &county, "county"), (&h.villages[0], &village, "village")] {
+        let v = wait_case(node, api, &id, &format!("the archive and the 督办 both at the {at}"), |v| overruled(v).is_some());
+        let t = overruled(&v).unwrap();
+        assert_eq!(t["accepted"], false, "{at}: {t}");
+        assert_eq!(t["rejected"]["rule"], "case-is-closed", "{at}: {t}");
+        assert_eq!(t["overruled_by"]["action"], "archive", "{at}: {t}");
+        assert_eq!(t["overruled_by"]["unit"], "330106010001", "{at}: {t}");
+    }
+    let (status, v) = county.get("/api/stats?scope=330106000000&by=unit");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["total"]["counts"]["overruled"].as_i64(), Some(1), "{v}");
+    for n in h.all() {
+        assert!(!n.log().contains("integrity alarm"), "an honest race raised an alarm: {}", n.log());
+    }
 }

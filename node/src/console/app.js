@@ -14,7 +14,7 @@ const DICT = {
     complainant: "当事人信息", name: "姓名", phone: "电话", id_number: "身份证号", address: "住址", submit: "提交", cancel: "取消",
     required: "必填", bad_phone: "请输入有效的电话号码", filed: "已受理", timeline: "办理过程", deadlines: "时限",
     actions: "可执行操作", no_actions: "当前无可执行操作", unit: "单位", operator: "经办人", time: "时间", action: "操作", result: "结果",
-    signature: "签名", verified: "已验证", failed: "验证失败", rejected: "已驳回", accepted: "有效",
+    signature: "签名", verified: "已验证", failed: "验证失败", rejected: "已驳回", overruled: "被覆盖（另一中心的同时操作在先）", accepted: "有效",
     period: "统计期间", by: "分组", month: "月", quarter: "季度", year: "年", kpi: "指标", target: "目标", rank: "排名",
     received: "受理", resolved: "办结", open_overdue: "超期未结", rated: "评价", trend: "月度趋势", ranking: "单位排名", by_category: "按类别",
     kpi_vs_target: "指标与目标", download_csv: "导出 CSV", check: "核对", consistent: "一致", inconsistent: "不一致", reported: "上报值", recomputed: "重算值",
@@ -55,7 +55,7 @@ const DICT = {
     complainant: "Complainant", name: "Name", phone: "Phone", id_number: "ID number", address: "Address", submit: "Submit", cancel: "Cancel",
     required: "Required", bad_phone: "Enter a valid phone number", filed: "Filed", timeline: "Timeline", deadlines: "Deadlines",
     actions: "Actions", no_actions: "No action available now", unit: "Unit", operator: "Operator", time: "Time", action: "Action", result: "Result",
-    signature: "Signature", verified: "verified", failed: "FAILED", rejected: "rejected", accepted: "valid",
+    signature: "Signature", verified: "verified", failed: "FAILED", rejected: "rejected", overruled: "overruled (a concurrent step elsewhere came first)", accepted: "valid",
     period: "Period", by: "Group by", month: "Month", quarter: "Quarter", year: "Year", kpi: "KPI", target: "Target", rank: "Rank",
     received: "Received", resolved: "Resolved", open_overdue: "Open overdue", rated: "Rated", trend: "Monthly trend", ranking: "Unit ranking", by_category: "By category",
     kpi_vs_target: "KPIs vs targets", download_csv: "Export CSV", check: "Check", consistent: "consistent", inconsistent: "DIFFERS", reported: "Reported", recomputed: "Recomputed",
@@ -94,6 +94,8 @@ const t = (k) => (DICT[lang] && DICT[lang][k]) || DICT.zh[k] || k;
 // The API's errors, in the operator's language: by rule first, then by code.
 const RULES_ZH = {
   "only-owner": "只有案件的承办单位可以执行此操作",
+  "only-filing-center": "办结后的反馈、评价、重办和归档由受理中心办理",
+  "supervising-level-decides": "延期申请由承办单位的直接上级（或本中心对其窗口）审批",
   "status": "案件当前的状态不允许此操作",
   "case-is-closed": "案件已办结归档，不能再办理",
   "supervisor-is-ancestor": "只有上级中心可以督办此案件",
@@ -601,7 +603,9 @@ async function casePage(id) {
     h("div", { class: "when" }, fmtTime(e.time), " · ", unitLabel(e.unit, e.unit_name, { "data-test": "timeline-unit" }), " · ",
       h("span", { class: "operator", "data-test": "timeline-operator", title: e.operator }, e.operator_name || e.operator)),
     h("div", {}, h("strong", {}, lang === "zh" ? e.action_zh : e.action), " ", detailText(e.details)),
-    h("div", { class: "muted" }, e.accepted ? "" : t("rejected") + "：" + (RULES_ZH[e.rejected.rule] || e.rejected.message) + " · ",
+    e.overruled_by ? h("div", { class: "overruled", "data-test": "overruled" }, t("overruled") + "：",
+      (lang === "zh" ? e.overruled_by.action_zh : e.overruled_by.action) + " · " + (e.overruled_by.unit_name || e.overruled_by.unit) + " · " + fmtTime(e.overruled_by.time)) : "",
+    h("div", { class: "muted" }, e.accepted ? "" : (e.overruled_by ? t("overruled") : t("rejected")) + "：" + (RULES_ZH[e.rejected.rule] || e.rejected.message) + " · ",
       t("signature") + " ", h("span", { class: e.signature_valid ? "badge ok" : "badge no" }, e.signature_valid ? "✓ " + t("verified") : "✗ " + t("failed"))))));
   showPage("case",
     h("h1", { "data-status": c.status.code }, `${c.number} · ${c.title}`),

@@ -224,8 +224,21 @@ fn authority_rules() {
     assert_eq!((st.owner, st.status, st.returns), (u.code(3), Status::Returned, 1));
     c.step(&mut u, 3, "op", Action::Reroute { target: RouteTarget::Window("police".into()), reason: "由公安处理".into() }).unwrap();
     c.step(&mut u, 3, "op", Action::Resolve { public_reply: "已处置".into(), internal_note: String::new() }).unwrap();
-    // The filing village gives the feedback and records the rating.
+    // The filing village alone gives the feedback and records the rating:
+    // the county that resolved it may not (one authority per step, and no
+    // unit rates its own work).
+    assert_eq!(rule(c.step(&mut u, 3, "op", Action::Feedback { method: "visit".into(), note: "x".into() })), "only-filing-center");
     c.step(&mut u, 0, "op", Action::Feedback { method: "visit".into(), note: "已上门告知".into() }).unwrap();
+    assert_eq!(rule(c.step(&mut u, 3, "op", Action::Rate { rating: Rating::Satisfied, comment: String::new() })), "only-filing-center");
+    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Unsatisfied, comment: String::new() }).unwrap();
+    // Re-handling is the filing center's call too (not the township's nor the county's).
+    for other in [1, 3] {
+        assert_eq!(rule(c.step(&mut u, other, "op", Action::Reopen { reason: "复核".into() })), "only-filing-center");
+    }
+    c.step(&mut u, 0, "op", Action::Reopen { reason: "当事人不满意".into() }).unwrap();
+    // The county handles it again, and the village closes the loop.
+    c.step(&mut u, 3, "op", Action::Resolve { public_reply: "已再次处置".into(), internal_note: String::new() }).unwrap();
+    c.step(&mut u, 0, "op", Action::Feedback { method: "visit".into(), note: "已告知".into() }).unwrap();
     c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Basic, comment: String::new() }).unwrap();
     let st = c.state();
     assert_eq!(st.units_handled, vec![u.code(0), u.code(1), u.code(3), u.code(2)]);
@@ -463,4 +476,19 @@ fn crossing_merges_keep_the_earlier() {
     let st_b = fold_with(&b_records, &Merges(HashMap::from([(sa.id, st_a.merge_event.unwrap())])));
     assert_eq!(st_b.status, Status::AwaitingReceipt);
     assert_eq!(rule(st_b.timeline.last().unwrap().outcome.clone()), "merge-target-merged");
+}
+
+/// An extension has one decider at a time: the level directly above the
+/// owner (a higher level may not decide at the same time), or the owning
+/// center itself while the case is at one of its department windows.
+#[test]
+fn an_extension_has_one_decider() {
+    let mut u = Units::new(&["330102001001", "330102001000", "330102000000"]);
+    let mut c = start(&mut u, 0, Urgency::Normal);
+    c.step(&mut u, 0, "op", Action::SignFor).unwrap();
+    c.step(&mut u, 0, "op", Action::RequestExtension { working_days: 2, reason: "需要勘查".into() }).unwrap();
+    assert_eq!(rule(c.step(&mut u, 2, "leader", Action::DecideExtension { approve: true, note: "同意".into() })), "supervising-level-decides");
+    assert_eq!(rule(c.step(&mut u, 0, "leader", Action::DecideExtension { approve: true, note: "同意".into() })), "supervising-level-decides");
+    c.step(&mut u, 1, "leader", Action::DecideExtension { approve: true, note: "同意".into() }).unwrap();
+    assert!(c.state().extension.is_none());
 }
