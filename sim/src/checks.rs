@@ -55,12 +55,25 @@ pub fn honest_nodes_never_overrule_each_other(world: &World) -> anyhow::Result<u
 /// (or could be asked for) and arrived.
 pub fn nothing_waits(world: &World) -> anyhow::Result<()> {
     for n in &world.nodes {
-        let waiting = n.shared().store.pending_count(usize::MAX)?;
-        if waiting > 0 {
-            bail!("{} still holds {waiting} records waiting for their parents", n.division);
+        let waiting = n.shared().store.pending()?;
+        if let Some((_, bytes)) = waiting.first() {
+            bail!("{} still holds {} records waiting for their parents; the first: {}", n.division, waiting.len(), describe_waiting(world, bytes));
         }
     }
     Ok(())
+}
+
+/// A waiting record, what it waits for, and which nodes hold that.
+fn describe_waiting(world: &World, bytes: &[u8]) -> String {
+    let Ok(r) = zongzhi_protocol::Record::decode_unverified(bytes) else { return "(undecodable)".into() };
+    let zongzhi_protocol::Body::CaseEvent(e) = &r.body else { return format!("a {:?} record", r.body) };
+    let mut needed: Vec<RecordId> = e.parents.clone();
+    needed.extend(e.case);
+    let holders = |id: &RecordId| -> Vec<String> {
+        world.nodes.iter().filter(|n| n.shared().store.has_record(id).unwrap_or(false)).map(|n| n.division.to_string()).collect()
+    };
+    let wants: Vec<String> = needed.iter().map(|id| format!("{} held by {:?}", id.fmt_short(), holders(id))).collect();
+    format!("{} by {} (seq {}), needs [{}]", e.action.as_str(), e.unit, r.header.seq, wants.join(", "))
 }
 
 /// A step answered 2xx (here: `Ok`) is stored, across every crash.
