@@ -9,6 +9,8 @@ use crate::summary::CaseSummary;
 use super::*;
 
 impl Writer {
+    /// After a write that changed the trust store: re-fold what a
+    /// revocation voided, and the cases waiting for a policy version.
     pub(super) fn after_trust_change(&mut self, revoked: bool, policy_added: bool) {
         if revoked && let Err(e) = self.void_revoked() {
             // The records are stored; the pass runs again at start-up.

@@ -380,9 +380,6 @@ impl Writer {
         }
     }
 
-    /// After a write that changed the trust store: re-fold what a
-    /// revocation voided.
-
     /// Runs one operation synchronously (init, import, tests).
     pub fn run(&mut self, op: Op) -> Result<Outcome> {
         self.process(vec![op]).pop().unwrap_or(Err(LedgerError::ShuttingDown))
