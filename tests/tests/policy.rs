@@ -106,12 +106,13 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
     let res = deadline(&filed, "resolution");
     assert_eq!((res["clock"].as_str(), res["waiting_year"].as_i64(), res["due_at"].is_null()), (Some("waiting_for_calendar"), Some(next as i64), true), "{res}");
     village.act(&id, json!({"action": "sign_for"}));
-    village.act(&id, json!({"action": "route", "window": "justice", "requirements": "调解"}));
     village.act(&id, json!({"action": "request_extension", "working_days": 5, "reason": "需要现场勘查"}));
-    // The township (the supervising level) approves on its copy.
+    // The township (the level directly above the village, the one decider
+    // of a village's own request) approves on its copy.
     wait_case(&h.township, &town_admin, &id, "the extension request at the township", |v| v["extension_pending"]["working_days"] == 5);
     town_admin.act(&id, json!({"action": "approve_extension", "note": "同意延期"}));
     let v = wait_case(&h.villages[0], &village, &id, "the approval at the village", |v| deadline(v, "resolution")["extended_working_days"] == 5);
+    village.act(&id, json!({"action": "route", "window": "justice", "requirements": "调解"}));
     assert_eq!(deadline(&v, "resolution")["clock"], "waiting_for_calendar", "{v}");
 
     // Visible everywhere an operator or a monitor looks.
@@ -373,9 +374,14 @@ fn crossing_merges_from_two_nodes_keep_one_the_same_everywhere() {
     };
     // A's merge was signed first: it stands; B's is rejected and B stays open.
     for (name, api) in [("village", &village), ("township", &town), ("city", &city)] {
+        // Settled once both merges are there (the node's own one alone
+        // already gives the same statuses).
+        let has_both = |api: &Api| {
+            [&a, &b].iter().all(|c| api.case(c)["timeline"].as_array().is_some_and(|t| t.iter().any(|t| t["action"] == "merge")))
+        };
         let got = wait_for(&format!("the merges to settle at the {name}"), 30, || {
             let o = outcome(api);
-            (o == ("merged".to_string(), "accepted".to_string())).then_some(o)
+            (o == ("merged".to_string(), "accepted".to_string()) && has_both(api)).then_some(o)
         });
         assert_eq!(got.0, "merged");
         let sb = api.case(&b);
