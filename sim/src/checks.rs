@@ -69,10 +69,38 @@ fn describe_waiting(world: &World, bytes: &[u8]) -> String {
     let zongzhi_protocol::Body::CaseEvent(e) = &r.body else { return format!("a {:?} record", r.body) };
     let mut needed: Vec<RecordId> = e.parents.clone();
     needed.extend(e.case);
+    // Each holder with the record's feed position there, and where the
+    // holder's parent has read that feed up to.
     let holders = |id: &RecordId| -> Vec<String> {
-        world.nodes.iter().filter(|n| n.shared().store.has_record(id).unwrap_or(false)).map(|n| n.division.to_string()).collect()
+        world
+            .nodes
+            .iter()
+            .filter(|n| n.shared().store.has_record(id).unwrap_or(false))
+            .map(|n| {
+                let at = n.shared().store.record_seq(id).ok().flatten();
+                let read = n.parent.and_then(|p| world.nodes[p].shared().store.cursor(&n.id, zongzhi_protocol::sync::Direction::Up as u8).ok().flatten()).map(|c| c.1);
+                format!("{} (feed {at:?}, parent read up to {read:?})", n.division)
+            })
+            .collect()
     };
-    let wants: Vec<String> = needed.iter().map(|id| format!("{} held by {:?}", id.fmt_short(), holders(id))).collect();
+    let mut wants: Vec<String> = needed.iter().map(|id| format!("{} held by {:?}", id.fmt_short(), holders(id))).collect();
+    // Who knows the certificate of the first missing record's author, and
+    // where that certificate sits in each holder's feed.
+    if let Some(missing) = needed.iter().find(|id| !world.city().shared().store.has_record(id).unwrap_or(true))
+        && let Some(bytes) = world.nodes.iter().find_map(|n| n.shared().store.record_bytes(missing).ok().flatten())
+        && let Ok(m) = zongzhi_protocol::Record::decode_unverified(&bytes)
+    {
+        let certs: Vec<String> = world
+            .nodes
+            .iter()
+            .map(|n| {
+                let chain = n.shared().trust().chain(&m.author).unwrap_or_default();
+                let at: Vec<String> = chain.iter().map(|c| format!("{}@{:?}", c.fmt_short(), n.shared().store.record_seq(c).ok().flatten())).collect();
+                format!("{}: {}", n.division, if chain.is_empty() { "unknown".into() } else { at.join("/") })
+            })
+            .collect();
+        wants.push(format!("author {} certificate chain per node: {}", m.author.fmt_short(), certs.join("; ")));
+    }
     format!("{} by {} (seq {}), needs [{}]", e.action.as_str(), e.unit, r.header.seq, wants.join(", "))
 }
 
