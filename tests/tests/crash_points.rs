@@ -172,6 +172,9 @@ struct Shared {
     stop: AtomicBool,
     /// Drivers post without pausing.
     burst: AtomicBool,
+    /// Drivers wait while the killer checks (so a long check does not pile
+    /// up records that make the next one longer).
+    hold: AtomicBool,
     acks: Mutex<Vec<Ack>>,
 }
 
@@ -275,6 +278,9 @@ impl Driver {
         let mut others: Vec<String> = Vec::new();
         let mut step = 0u64;
         while !shared.stop.load(Ordering::Relaxed) {
+            while shared.hold.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             // Outside a burst, pause (in slices, so a burst starts at once).
             let paused = Instant::now();
             while paused.elapsed() < SLOW && !shared.burst.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
@@ -585,11 +591,13 @@ fn crash_points(kills: u64, seed: u64) -> Figures {
             chained = true;
             continue;
         }
+        shared.hold.store(true, Ordering::Relaxed);
         for i in [V, T] {
             if std::mem::take(&mut unchecked[i]) {
                 rig.check(i, round);
             }
         }
+        shared.hold.store(false, Ordering::Relaxed);
         if std::env::var_os("ZONGZHI_CRASH_TRACE").is_some() {
             eprintln!("round {round} {phase:?} victim {victim}: killed {killed_at:?} restarted {restarted_at:?} checked {:?}", round_start.elapsed());
         }
@@ -739,5 +747,5 @@ fn sigkill_at_crash_points_over_intake_and_replication() {
     let relogins = RELOGINS.load(Ordering::Relaxed);
     assert_eq!(relogins, 0, "sessions were lost across kills ({relogins} logins again)");
     let acked = fig.acked[V] + fig.acked[T];
-    assert!(acked as u64 >= 10 * kills, "the clients acknowledged too little to mean anything ({acked})");
+    assert!(acked as u64 >= 5 * kills, "the clients acknowledged too little to mean anything ({acked})");
 }
