@@ -194,7 +194,14 @@ fn transport() -> Arc<quinn::TransportConfig> {
 fn endpoint(shared: &Context, addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint> {
     let secret = shared.key.derive_secret("zongzhi 2026 quic stateless reset key");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
-    let config = quinn::EndpointConfig::new(Arc::new(key));
+    let mut config = quinn::EndpointConfig::new(Arc::new(key));
+    // Connection ids keyed from the node key too: a restarted node must
+    // recognise the ids its previous process issued, or it drops its
+    // peers' packets ("invalid CID") instead of answering with the reset
+    // above, and they wait out the idle timeout (15 s) before reconnecting.
+    let cid = shared.key.derive_secret("zongzhi 2026 quic connection id key");
+    let cid_key = u64::from_le_bytes(cid[..8].try_into().unwrap_or_default());
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
     let socket = std::net::UdpSocket::bind(addr).map_err(|source| LinkError::Io { what: format!("binding QUIC {addr}"), source })?;
     let runtime = quinn::default_runtime().ok_or(LinkError::Setup("no async runtime for QUIC".into()))?;
     quinn::Endpoint::new(config, server, socket, runtime).map_err(|source| LinkError::Io { what: format!("QUIC endpoint on {addr}"), source })

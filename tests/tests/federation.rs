@@ -711,3 +711,29 @@ fn an_overruled_step_is_shown_with_the_step_that_won_and_counted() {
         assert!(!n.log().contains("integrity alarm"), "an honest race raised an alarm: {}", n.log());
     }
 }
+
+/// A restarted node answers its peers' packets for the old connection with
+/// a stateless reset (both the reset key and the connection-id key come
+/// from the node key), so a child reconnects at once instead of waiting out
+/// the 15 s idle timeout. Before the connection-id key was derived, the new
+/// process dropped the packets as "invalid CID" and the village waited 15 s.
+#[test]
+fn a_child_reconnects_at_once_after_its_parent_restarts() {
+    use zongzhi_tests::{wait_for, Hierarchy};
+    let mut h = Hierarchy::start(1);
+    let village = h.villages[0].login("admin", ADMIN_PASSWORD);
+    let link = |api: &zongzhi_tests::Api| {
+        let (_, s) = api.get("/api/sync");
+        let p = s["peers"].as_array().and_then(|ps| ps.iter().find(|p| p["division"] == "330106010000").cloned()).unwrap_or_default();
+        (p["connected"] == true, p["connects"].as_u64().unwrap_or(0))
+    };
+    let before = wait_for("the village's link up", 30, || Some(link(&village)).filter(|l| l.0)).1;
+    h.township.kill9();
+    h.township.start();
+    let started = std::time::Instant::now();
+    wait_for("the village to reconnect well within the idle timeout", 8, || {
+        let (up, n) = link(&village);
+        (up && n > before).then_some(())
+    });
+    eprintln!("reconnected {:?} after the township's restart", started.elapsed());
+}

@@ -1,0 +1,103 @@
+//! Filing, the work queue, search, one case, attachments.
+
+use super::*;
+
+pub fn file(cx: &Ctx, a: FileArgs) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let mut body = json!({
+        "title": a.title, "content": a.content, "category": a.category,
+        "request_type": a.request_type, "channel": a.channel,
+        "urgency": if a.urgent { "urgent" } else { "normal" },
+        "complexity": if a.complex { "complex" } else { "general" },
+        "place": {"address": a.address}, "people_involved": a.people,
+    });
+    if let Some(t) = a.received_at {
+        body["received_at"] = json!(t);
+    }
+    if let Some(name) = a.contact_name {
+        body["contact"] = json!({"name": name, "phone": a.contact_phone, "id_number": a.contact_id, "address": a.contact_address});
+    }
+    let v = cx.c.post("/api/cases", &body)?;
+    if cx.json {
+        cx.print(&v)?;
+    } else {
+        println!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]));
+    }
+    Ok(())
+}
+
+pub fn queue(cx: &Ctx, filter: ListFilter, limit: u32, after: Option<String>) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let mut q = vec![("limit", limit.to_string())];
+    // With --clock the 时限 column shows this center's clock of that kind.
+    let mut sel = None;
+    if let Some(k) = &filter.clock {
+        let me = cx.c.get("/api/me")?;
+        sel = Some((s(&me["unit"]), Some(k.clone()).filter(|k| k != "any")));
+    }
+    if let Some(a) = after {
+        q.push(("after", a));
+    }
+    q.extend(filter.query());
+    let v = cx.c.get_query("/api/cases", &q)?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    print_cases(&v, &unit_names(&cx.c), sel.as_ref());
+    Ok(())
+}
+
+pub fn search(cx: &Ctx, text: String, limit: u32, after: Option<String>) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let mut q = vec![("q", text), ("limit", limit.to_string())];
+    if let Some(a) = after {
+        q.push(("after", a));
+    }
+    let v = cx.c.get_query("/api/search", &q)?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    let kind = match v["kind"].as_str() {
+        Some("number") => "按编号",
+        Some("phone") => "按电话",
+        Some("id_number") => "按身份证号",
+        Some("words") => "按关键词",
+        _ => "",
+    };
+    if !kind.is_empty() {
+        println!("{kind}");
+    }
+    print_cases(&v, &unit_names(&cx.c), None);
+    Ok(())
+}
+
+pub fn show(cx: &Ctx, case: String) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let v = cx.c.get(&format!("/api/cases/{}", urlencode(&case)))?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    show_case(&v, &unit_names(&cx.c));
+    Ok(())
+}
+
+pub fn attach(cx: &Ctx, case: String, file: PathBuf, name: Option<String>, mime: String) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let name = name.unwrap_or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let v = cx.c.post_bytes(&format!("/api/cases/{}/attachments", urlencode(&case)), &[("name", name.clone())], &mime, bytes)?;
+    if cx.json {
+        cx.print(&v)?;
+    } else {
+        println!("attached {name} to {}", s(&v["number"]));
+    }
+    Ok(())
+}
+
+pub fn download(cx: &Ctx, case: String, blob: String, out: PathBuf) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let bytes = cx.c.get_bytes(&format!("/api/cases/{}/attachments/{}", urlencode(&case), urlencode(&blob)))?;
+    std::fs::write(&out, &bytes)?;
+    println!("wrote {} bytes to {}", bytes.len(), out.display());
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Statistics, monthly reports, replication status and exports.
+
+use super::*;
+
+pub fn stats(cx: &Ctx, by: String, period: Option<String>, kpi: Option<String>, scope: Option<String>, csv: Option<PathBuf>) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let mut q: Vec<(&str, String)> = vec![("by", by)];
+    if let Some(p) = period {
+        q.push(("period", p));
+    }
+    if let Some(k) = kpi {
+        q.push(("kpi", k));
+    }
+    if let Some(sc) = scope {
+        q.push(("scope", sc));
+    }
+    if let Some(path) = csv {
+        q.push(("format", "csv".into()));
+        let bytes = cx.c.get_query_bytes("/api/stats", &q)?;
+        if path.as_os_str() == "-" {
+            std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+        } else {
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
+    let v = cx.c.get_query("/api/stats", &q)?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    print_stats(&v, &unit_names(&cx.c));
+    Ok(())
+}
+
+pub fn report_sign(cx: &Ctx, period: String) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let v = cx.c.post("/api/reports", &json!({"period": period}))?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    println!("signed report {} for {} {}", s(&v["record"]), s(&v["report"]["unit"]), s(&v["report"]["month"]));
+    Ok(())
+}
+
+pub fn report_check(cx: &Ctx, period: Option<String>, scope: Option<String>) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let mut q: Vec<(&str, String)> = Vec::new();
+    if let Some(p) = period {
+        q.push(("period", p));
+    }
+    if let Some(sc) = scope {
+        q.push(("scope", sc));
+    }
+    let v = cx.c.get_query("/api/reports", &q)?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for r in v["reports"].as_array().into_iter().flatten() {
+        if r["ok"] == json!(true) {
+            rows.push(vec![s(&r["unit"]), s(&r["name"]), s(&r["month"]), short_time(&r["signed_at"]), "一致".into(), String::new(), String::new(), String::new()]);
+        }
+        for d in r["discrepancies"].as_array().into_iter().flatten() {
+            rows.push(vec![s(&r["unit"]), s(&r["name"]), s(&r["month"]), short_time(&r["signed_at"]), "不一致".into(), s(&d["figure"]), s(&d["reported"]), s(&d["recomputed"])]);
+        }
+    }
+    print!("{}", table::render(&["单位", "名称", "月份", "签署时间", "核对", "指标", "上报值", "重算值"], &rows));
+    println!("{} reports, {} discrepancies", v["reports"].as_array().map(Vec::len).unwrap_or(0), s(&v["discrepancies"]));
+    if v["discrepancies"].as_u64().unwrap_or(0) > 0 {
+        std::process::exit(3);
+    }
+    Ok(())
+}
+
+pub fn sync_status(cx: &Ctx) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let v = cx.c.get("/api/sync")?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    println!("{} feed head {}", s(&v["division"]), s(&v["feed_head"]));
+    let rows: Vec<Vec<String>> = v["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                s(&p["division"]),
+                s(&p["name"]),
+                if p["role"] == "parent" { "上级".into() } else { "下级".into() },
+                if p["connected"] == json!(true) { "在线".into() } else { "离线".into() },
+                short_time(&p["last_contact"]),
+                s(&p["behind_to_peer"]),
+                s(&p["behind_from_peer"]),
+                format!("{}/{}", s(&p["records_sent"]), s(&p["records_received"])),
+                format!("{}/{}", s(&p["bytes_sent"]), s(&p["bytes_received"])),
+                s(&p["errors"]),
+            ]
+        })
+        .collect();
+    print!("{}", table::render(&["区划代码", "名称", "关系", "连接", "最后联系", "对方待收", "本方待收", "记录 发/收", "字节 发/收", "错误"], &rows));
+    if let Some(r) = v["refused_handshakes"].as_object().filter(|r| !r.is_empty()) {
+        println!("refused handshakes: {}", r.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+    }
+    for a in v["alarms"].as_array().into_iter().flatten() {
+        println!("!! {} author {} seq {}: {}", s(&a["kind"]), s(&a["author"]), s(&a["seq"]), s(&a["detail"]));
+    }
+    Ok(())
+}
+
+pub fn export_cases(cx: &Ctx, a: ExportCasesArgs) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let mut q: Vec<(&str, String)> = vec![("format", a.format)];
+    q.extend(a.filter.query());
+    let bytes = cx.c.download("/api/cases/export", &q, &a.out)?;
+    println!("wrote {bytes} bytes to {}", a.out.display());
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The commands of `zongzhi`, one function each: `main.rs` parses the
+//! command line, [`dispatch`] picks the function, and each function talks to
+//! the node through [`Ctx`].
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::client::{self, Client, SavedSession};
+use crate::{
+    bench, certs, demo, keys, policy, print_cases, print_stats, read_password, s, short_time, show_case, table, unit_names, urlencode, BenchCommand,
+    CertCommand, Cli, Command, ExportCasesArgs, ExportCommand, ExtensionCommand, FileArgs, ListFilter, ReportsCommand, SyncCommand, UserCommand,
+};
+
+mod admin;
+mod cases;
+mod figures;
+mod session;
+
+/// What every command needs: the client for the node (with the saved
+/// session's token if it was issued by that node), the output mode, and
+/// where the session is saved.
+pub struct Ctx {
+    pub c: Client,
+    pub json: bool,
+    pub node: String,
+    pub session_file: PathBuf,
+}
+
+impl Ctx {
+    pub fn new(cli: &Cli) -> anyhow::Result<Ctx> {
+        let session_file = client::session_path(cli.session.clone());
+        let saved = client::load_session(&session_file);
+        let node = cli
+            .node
+            .clone()
+            .or_else(|| saved.as_ref().map(|s| s.node.clone()))
+            .unwrap_or_else(|| client::DEFAULT_NODE.to_string());
+        // A saved token is only sent to the node it was issued by.
+        let token = saved.as_ref().filter(|s| s.node == node).map(|s| s.token.clone());
+        Ok(Ctx { c: Client::new(&node, token)?, json: cli.json, node, session_file })
+    }
+
+    pub fn print(&self, v: &Value) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
+    }
+
+    /// A workflow step on a case: the case's new state, or one line.
+    pub fn act(&self, case: &str, body: Value) -> anyhow::Result<()> {
+        self.c.require_login()?;
+        let v = self.c.post(&format!("/api/cases/{}/actions", urlencode(case)), &body)?;
+        if self.json {
+            self.print(&v)
+        } else {
+            let last = v["timeline"].as_array().and_then(|t| t.last()).cloned().unwrap_or(Value::Null);
+            println!("{} {}: {} → {}", s(&v["number"]), s(&last["action_zh"]), s(&v["title"]), s(&v["status"]["name"]));
+            Ok(())
+        }
+    }
+}
+
+/// One arm per command.
+pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Login { user, password } => session::login(cx, user, password),
+        Command::Logout => session::logout(cx),
+        Command::Whoami => session::whoami(cx),
+        Command::Health => session::health(cx),
+        Command::Policy { command } => policy::run(&cx.c, command, cx.json),
+        Command::File(a) => cases::file(cx, a),
+        Command::Queue { filter, limit, after } => cases::queue(cx, filter, limit, after),
+        Command::Search { text, limit, after } => cases::search(cx, text, limit, after),
+        Command::Show { case } => cases::show(cx, case),
+        Command::SignFor { case } => cx.act(&case, json!({"action": "sign_for"})),
+        Command::Route { case, window, requirements, due_at } => {
+            cx.act(&case, json!({"action": "route", "window": window, "requirements": requirements, "due_at": due_at}))
+        }
+        Command::Dispatch { case, to, requirements, due_at } => {
+            cx.act(&case, json!({"action": "dispatch", "to": to, "requirements": requirements, "due_at": due_at}))
+        }
+        Command::Escalate { case, reason } => cx.act(&case, json!({"action": "escalate", "reason": reason})),
+        Command::Return { case, reason } => cx.act(&case, json!({"action": "return", "reason": reason})),
+        Command::Reroute { case, window, to, reason } => {
+            if window.is_none() && to.is_none() {
+                bail!("give --window or --to");
+            }
+            cx.act(&case, json!({"action": "reroute", "window": window, "to": to, "reason": reason}))
+        }
+        Command::Helpers { case, windows, units } => cx.act(&case, json!({"action": "add_helpers", "windows": windows, "units": units})),
+        Command::Progress { case, note, public } => cx.act(&case, json!({"action": "progress", "note": note, "public": public})),
+        Command::Extension { command } => match command {
+            ExtensionCommand::Request { case, days, reason } => {
+                cx.act(&case, json!({"action": "request_extension", "working_days": days, "reason": reason}))
+            }
+            ExtensionCommand::Approve { case, note } => cx.act(&case, json!({"action": "approve_extension", "note": note})),
+            ExtensionCommand::Refuse { case, note } => cx.act(&case, json!({"action": "refuse_extension", "note": note})),
+        },
+        Command::Supervise { case, grade, note } => cx.act(&case, json!({"action": "supervise", "grade": grade, "note": note})),
+        Command::Resolve { case, reply, internal_note } => {
+            cx.act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note}))
+        }
+        Command::Feedback { case, note, method } => cx.act(&case, json!({"action": "feedback", "note": note, "method": method})),
+        Command::Rate { case, rating, comment } => cx.act(&case, json!({"action": "rate", "rating": rating, "comment": comment})),
+        Command::Reopen { case, reason } => cx.act(&case, json!({"action": "reopen", "reason": reason})),
+        Command::Merge { case, into } => cx.act(&case, json!({"action": "merge", "into": into})),
+        Command::Archive { case } => cx.act(&case, json!({"action": "archive"})),
+        Command::Attach { case, file, name, mime } => cases::attach(cx, case, file, name, mime),
+        Command::Download { case, blob, out } => cases::download(cx, case, blob, out),
+        Command::User { command } => admin::user(cx, command),
+        Command::Integrity => admin::integrity(cx),
+        Command::Key { command } => keys(command),
+        Command::Cert { command: CertCommand::Issue { request, out, valid_days } } => admin::cert_issue(cx, request, out, valid_days),
+        Command::Cert { command: CertCommand::List } => admin::cert_list(cx),
+        Command::Cert { command: CertCommand::Revoke { key, cutoff_seq, reason } } => admin::cert_revoke(cx, key, cutoff_seq, reason),
+        Command::Cert { command } => certs(command),
+        Command::Demo { dir, http_port, quic_port, exit_after_seed } => demo::demo(&dir, http_port, quic_port, exit_after_seed),
+        Command::Stats { by, period, kpi, scope, csv } => figures::stats(cx, by, period, kpi, scope, csv),
+        Command::Reports { command: ReportsCommand::Sign { period } } => figures::report_sign(cx, period),
+        Command::Reports { command: ReportsCommand::Check { period, scope } } => figures::report_check(cx, period, scope),
+        Command::Sync { command: SyncCommand::Status } => figures::sync_status(cx),
+        Command::Bench { command } => match command {
+            BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin),
+            BenchCommand::Verify { records } => bench::verify(records),
+            BenchCommand::Sync { records, escalations } => bench::sync(records, escalations),
+            BenchCommand::Stats { units, months, categories } => bench::stats(units, months, categories),
+            BenchCommand::City { cases, dir, keep, reuse, load_only, requests, budget_s, compare, seed, threads, node_bin } => {
+                bench::city::run(bench::city::Options { cases, dir, keep, reuse, load_only, requests, budget_s, compare, seed, threads, node_bin })
+            }
+        },
+        Command::Export { command: ExportCommand::Cases(a) } => figures::export_cases(cx, a),
+    }
+}
