@@ -21,6 +21,34 @@ pub fn all(world: &World) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rebuilding every node's derived state (queue, indexes, statistics,
+/// summaries) from its records gives exactly what the incremental writes
+/// built. Rewrites the stores, so it runs after [`all`]. Not in [`all`]
+/// yet: it fails on every seed today (the contacts index and some
+/// statistics counters differ; `zongzhi-sim --reindex-check`), a defect
+/// being worked on.
+pub fn reindex_changes_nothing(world: &World) -> anyhow::Result<()> {
+    for n in &world.nodes {
+        let shared = n.shared();
+        let before = shared.store.derived_dump()?;
+        zongzhi_node::ledger::reindex(&shared.store, &shared.policies(), &shared.trust())?;
+        let after = shared.store.derived_dump()?;
+        if before != after {
+            let first = before.iter().zip(&after).position(|(a, b)| a != b).unwrap_or(before.len().min(after.len()));
+            let show = |d: &[(String, Vec<u8>, Vec<u8>)]| d.get(first).map(|(cf, k, v)| format!("{cf} {} = {}", hex::encode(k), hex::encode(v))).unwrap_or_else(|| "(end)".into());
+            bail!(
+                "{}: reindex changed the derived state ({} entries before, {} after; first difference at {} / {})",
+                n.division,
+                before.len(),
+                after.len(),
+                show(&before),
+                show(&after)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Each step that moves a case on has one authority at a time (the owner;
 /// after resolution the filing center; for an extension one decider), so
 /// no honest node's acknowledged exclusive step is overruled by another's
