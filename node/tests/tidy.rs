@@ -10,23 +10,28 @@ fn manifest_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-/// Every source file under `node/src`, named by its path below it
-/// (`ledger/ingest.rs`).
-fn sources() -> Vec<(String, String)> {
-    let root = manifest_dir().join("src");
+/// Every `.rs` file under `root`, named by its path below it
+/// (`ledger/ingest.rs`), with its text.
+fn rust_files(root: &std::path::Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut dirs = vec![root.clone()];
+    let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("node/src") {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                let name = path.strip_prefix(&root).map(|n| n.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+                let name = path.strip_prefix(root).map(|n| n.to_string_lossy().replace('\\', "/")).unwrap_or_default();
                 out.push((name, std::fs::read_to_string(&path).expect("source")));
             }
         }
     }
+    out
+}
+
+/// Every source file under `node/src`.
+fn sources() -> Vec<(String, String)> {
+    let out = rust_files(&manifest_dir().join("src"));
     assert!(out.iter().any(|(n, _)| n.starts_with("ledger/")), "node/src/ledger/ not found");
     out
 }
@@ -93,19 +98,8 @@ fn non_test(text: &str) -> &str {
 #[test]
 fn no_wall_clock_or_os_randomness_in_protocol_ledger_or_replication() {
     let forbidden = ["SystemTime", "Instant::now", "OsRng", "thread_rng", "getrandom", "context::now_ms"];
-    let protocol = manifest_dir().join("../protocol/src");
-    let mut files: Vec<(String, String)> = Vec::new();
-    let mut dirs = vec![protocol];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("protocol/src") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push((path.display().to_string(), std::fs::read_to_string(&path).expect("source")));
-            }
-        }
-    }
+    let mut files: Vec<(String, String)> =
+        rust_files(&manifest_dir().join("../protocol/src")).into_iter().map(|(n, t)| (format!("protocol/src/{n}"), t)).collect();
     assert!(files.len() > 10, "protocol sources found");
     files.extend(sources().into_iter().filter(|(n, _)| (within(n, "ledger") || within(n, "replication")) && !n.ends_with("/tests.rs")));
     for (name, text) in &files {

@@ -55,11 +55,9 @@ pub fn reindex_changes_nothing(world: &World) -> anyhow::Result<()> {
 /// (被覆盖), even across cuts and offline days. Steps that only add to a
 /// case (a 督办 crossing the archiving) may be; they are counted.
 pub fn honest_nodes_never_overrule_each_other(world: &World) -> anyhow::Result<usize> {
-    let city = world.city().shared();
     let mut compatible = 0;
     for (id, _) in summaries(world, 0)? {
-        let records = zongzhi_node::ledger::load_case_records(&city.store, &id)?;
-        let state = zongzhi_node::ledger::fold_records(&city.store, &city.policies(), &city.trust(), &records)?;
+        let state = fold(world, 0, &id)?;
         for t in &state.timeline {
             let Some(winner) = t.overruled_by else { continue };
             if !t.action.is_exclusive() {
@@ -196,13 +194,18 @@ pub fn integrity(world: &World) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A case as node `n` folds it from its stored records.
+fn fold(world: &World, n: usize, case: &RecordId) -> anyhow::Result<zongzhi_protocol::CaseState> {
+    let shared = world.nodes[n].shared();
+    let records = zongzhi_node::ledger::load_case_records(&shared.store, case)?;
+    Ok(zongzhi_node::ledger::fold_records(&shared.store, &shared.policies(), &shared.trust(), &records)?)
+}
+
 /// A case's timeline as a node folds it from its stored records (for the
 /// failure message): each step with its outcome.
 fn timeline(world: &World, n: usize, case: &RecordId) -> String {
-    let shared = world.nodes[n].shared();
-    let fold = || -> anyhow::Result<String> {
-        let records = zongzhi_node::ledger::load_case_records(&shared.store, case)?;
-        let state = zongzhi_node::ledger::fold_records(&shared.store, &shared.policies(), &shared.trust(), &records)?;
+    let show = || -> anyhow::Result<String> {
+        let state = fold(world, n, case)?;
         let refolded = zongzhi_node::summary::CaseSummary::of(&state);
         Ok(format!("[refolded: supervision {:?}, status {:?}] ", refolded.supervision, refolded.status)
             + &state
@@ -219,5 +222,5 @@ fn timeline(world: &World, n: usize, case: &RecordId) -> String {
             .collect::<Vec<_>>()
             .join(" → "))
     };
-    fold().unwrap_or_else(|e| format!("(fold failed: {e})"))
+    show().unwrap_or_else(|e| format!("(fold failed: {e})"))
 }

@@ -17,6 +17,11 @@ use zongzhi_protocol::{BlobHash, Body, DivisionCode, Level, NodeId, NodeKey, Rec
 use crate::rng::Rng;
 use crate::{Options, Stats};
 
+/// `ZONGZHI_SIM_DEBUG` is set: print every batch and every refusal.
+fn debug() -> bool {
+    std::env::var_os("ZONGZHI_SIM_DEBUG").is_some()
+}
+
 /// Where a run's clock starts: a Monday 09:00 (+08:00) in 2026 plus a
 /// number of days the seed picks, so seeds cover weekends, holidays and
 /// the policy's calendar.
@@ -237,7 +242,7 @@ impl World {
             moved += out.records.len() as u64;
             ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after }, rng, faulty)?);
         }
-        if std::env::var_os("ZONGZHI_SIM_DEBUG").is_some() && !ops.is_empty() {
+        if debug() && !ops.is_empty() {
             eprintln!("urgent {}→{} after {after}", self.nodes[from].division, self.nodes[to].division);
         }
         let batches = 1 + rng.below(3);
@@ -258,7 +263,7 @@ impl World {
                 break;
             }
             moved += out.records.len() as u64;
-            if std::env::var_os("ZONGZHI_SIM_DEBUG").is_some() {
+            if debug() {
                 let ids: Vec<String> = out.records.iter().filter_map(|b| zongzhi_protocol::Record::decode_unverified(b).ok()).map(|r| r.id.fmt_short()[..4].to_string()).collect();
                 eprintln!("batch {}→{} upto {after}: {}", self.nodes[from].division, self.nodes[to].division, ids.join(" "));
             }
@@ -276,7 +281,7 @@ impl World {
                     Ok(Outcome::Ingested(report)) => report,
                     other => bail!("{} ingesting from {}: {other:?}", self.nodes[to].division, self.nodes[from].division),
                 };
-                if std::env::var_os("ZONGZHI_SIM_DEBUG").is_some() && !report.rejected.is_empty() {
+                if debug() && !report.rejected.is_empty() {
                     eprintln!("{} refused from {}: {:?}", self.nodes[to].division, self.nodes[from].division, report.rejected.iter().map(|(id, why)| format!("{} {why}", id.fmt_short())).collect::<Vec<_>>());
                 }
                 let want = replication::wants(&report);
