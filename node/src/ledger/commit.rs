@@ -54,6 +54,19 @@ impl Commit<'_> {
     }
 }
 
+/// Answers callers whose group's write ended with `settled`.
+fn answer(replies: Vec<(Reply, Result<Outcome>)>, settled: Result<()>) {
+    let (replies, results): (Vec<_>, Vec<_>) = replies.into_iter().unzip();
+    let results = match settled {
+        Ok(()) => results,
+        Err(LedgerError::WriteFailed(msg)) => failed_write(results, &msg),
+        Err(e) => failed_write(results, &e.to_string()),
+    };
+    for (reply, r) in replies.into_iter().zip(results) {
+        let _ = reply.send(r);
+    }
+}
+
 /// Handle to the writer thread.
 #[derive(Clone)]
 pub struct Ledger {
@@ -110,20 +123,30 @@ impl Ledger {
                         }
                     }
                     let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-                    let Some(commit) = writer.turn(&store, ops, replies) else { continue };
+                    let Some(mut commit) = writer.turn(&store, ops, replies) else { continue };
                     let policy_added = !commit.policy.is_empty();
                     let merges = commit.merges.clone();
                     let (changes_trust, revoked) = (commit.trust.is_some() || policy_added, commit.revoked);
+                    // A group with work after its write (re-folds after a
+                    // trust change, crossing merges) is answered once that
+                    // work is done, so a 2xx for a revocation means the
+                    // records it voids are voided.
+                    let after_work = changes_trust || !merges.is_empty();
+                    let deferred = if after_work { std::mem::take(&mut commit.replies) } else { Vec::new() };
                     if commit_tx.send(commit).is_err() {
                         break;
                     }
-                    // The next group reads the trust store and policy as
-                    // published: wait until this one's are.
-                    if changes_trust && writer.settle().is_ok() {
-                        writer.after_trust_change(revoked, policy_added);
-                    }
-                    if !merges.is_empty() && writer.settle().is_ok() {
-                        writer.after_merges(&merges);
+                    if after_work {
+                        // The next group reads the trust store and policy as
+                        // published: wait until this one's are.
+                        let settled = writer.settle();
+                        if settled.is_ok() {
+                            if changes_trust {
+                                writer.after_trust_change(revoked, policy_added);
+                            }
+                            writer.after_merges(&merges);
+                        }
+                        answer(deferred, settled);
                     }
                 }
                 drop(commit_tx);

@@ -231,7 +231,7 @@ impl Writer {
     /// batch. Returns one result per operation, in order.
     pub fn process(&mut self, ops: Vec<Op>) -> Vec<Result<Outcome>> {
         if let Err(e) = self.settle() {
-            return ops.iter().map(|_| Err(LedgerError::Invalid(e.to_string()))).collect();
+            return ops.iter().map(|_| Err(LedgerError::WriteFailed(e.to_string()))).collect();
         }
         let store = self.shared.store.clone();
         let group = self.prepare_group(&store, ops);
