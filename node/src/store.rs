@@ -185,6 +185,16 @@ fn split_feed_value(v: &[u8]) -> Option<(RecordId, &[u8])> {
 impl Store {
     /// Opens (creating if needed) the store in `path`.
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_with(path, || {
+            let mut k = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut k);
+            k
+        })
+    }
+
+    /// Opens the store; a new one takes its search key from `fresh_key`
+    /// (the node's random source, so a seeded simulation replays).
+    pub fn open_with(path: &Path, fresh_key: impl FnOnce() -> [u8; 32]) -> Result<Store> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -251,8 +261,7 @@ impl Store {
         let search_key = match store.meta_get(meta::SEARCH_KEY)? {
             Some(k) if k.len() == 32 => k.as_slice().try_into().unwrap_or([0; 32]),
             _ => {
-                let mut k = [0u8; 32];
-                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut k);
+                let k = fresh_key();
                 let mut b = store.batch();
                 b.put_meta(meta::SEARCH_KEY, &k);
                 store.commit(b)?;
@@ -417,7 +426,7 @@ impl Store {
         // Entries of the span: all at `from`, then all at the next later time.
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut next: Option<u64> = None;
-        self.scan_prefix(CF_REPEATS, &start, |k, v| {
+        self.scan_from(CF_REPEATS, &start, g, |k, v| {
             if !k.starts_with(g) {
                 return false;
             }
@@ -438,7 +447,7 @@ impl Store {
             _ => None,
         };
         let mut marked: std::collections::HashMap<Vec<u8>, Vec<u8>> = std::collections::HashMap::new();
-        self.scan_prefix(CF_REPEAT_MARKS, &start, |k, v| {
+        self.scan_from(CF_REPEAT_MARKS, &start, g, |k, v| {
             if !k.starts_with(g) || end.as_ref().is_some_and(|e| k >= e.as_slice()) {
                 return false;
             }
@@ -475,8 +484,14 @@ impl Store {
 
     /// Calls `f` on every key/value whose key starts with `prefix`, in key
     /// order, until `f` returns false.
-    fn scan_prefix(&self, cf: &'static str, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
-        let iter = self.db.iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward));
+    fn scan_prefix(&self, cf: &'static str, prefix: &[u8], f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_from(cf, prefix, prefix, f)
+    }
+
+    /// Like [`Store::scan_prefix`] from key `from` on (which starts with
+    /// `prefix`): a span of a group, not just the keys that extend `from`.
+    fn scan_from(&self, cf: &'static str, from: &[u8], prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let iter = self.db.iterator_cf(self.cf(cf), IteratorMode::From(from, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(prefix) || !f(&k, &v) {
@@ -1308,6 +1323,11 @@ impl Batch<'_> {
         {
             self.blobs.insert(*hash, v);
         }
+    }
+
+    /// Whether a blob is put in this batch or held in the store already.
+    pub fn holds_blob(&self, hash: &[u8; 32]) -> Result<bool> {
+        Ok(self.blobs.contains_key(hash) || self.store.has_blob(hash)?)
     }
 
     /// A blob put in this batch or held in the store.
