@@ -89,7 +89,11 @@ pub fn init_with(cfg: &Config, rng: &mut impl rand_core::CryptoRngCore, clock: &
     let key = NodeKey::generate(rng);
     let pem = key.to_pkcs8_pem().map_err(|source| NodeError::Key { what: "encoding the new node key".into(), source })?;
     write_secret(&cfg.key_path(), &pem)?;
-    let store = Arc::new(Store::open(&cfg.db_path())?);
+    let store = Arc::new(Store::open_with(&cfg.db_path(), || {
+        let mut k = [0u8; 32];
+        rng.fill_bytes(&mut k);
+        k
+    })?);
     let mut b = store.batch();
     b.put_meta(meta::NODE_ID, key.id().as_bytes());
     let mut epoch = [0u8; 16];

@@ -22,11 +22,7 @@ impl Writer {
         let mut report = IngestReport::default();
         for (hash, bytes) in blobs {
             if BlobHash::of(&bytes) == hash && bytes.len() <= 16 * 1024 * 1024 {
-                let new_blob = !self.shared.store.has_blob(&hash.0)?;
-                p.batch.put_blob(&hash.0, &bytes);
-                if new_blob {
-                    p.batch.index_late_contact(&hash.0, &bytes)?;
-                }
+                p.put_blob(&hash, &bytes)?;
             }
         }
         let peer = cursor.map(|c| c.peer);

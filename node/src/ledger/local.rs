@@ -37,7 +37,7 @@ impl Writer {
         p.heads.serials.insert(year, serial);
         p.put_meta(&format!("{}{year}", meta::SERIAL_PREFIX), &serial.to_be_bytes());
         if let (Some(bytes), Some(hash)) = (contact_bytes, state.filing.contact) {
-            p.batch.put_blob(&hash.0, &bytes);
+            p.put_blob(&hash, &bytes)?;
         }
         put_record(p, &record);
         p.batch.index_case_event(&record.id, p.heads.feed_seq, &record.id);
@@ -218,7 +218,7 @@ impl Writer {
         t.records.push(record.clone());
         p.heads = trial;
         if let Some((hash, bytes)) = blob {
-            p.batch.put_blob(&hash.0, &bytes);
+            p.put_blob(&hash, &bytes)?;
         }
         put_record(p, &record);
         p.batch.index_case_event(&case, p.heads.feed_seq, &record.id);

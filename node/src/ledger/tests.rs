@@ -260,10 +260,7 @@ fn a_step_parked_in_a_group_is_applied_when_its_parent_lands_in_that_group() {
     consistent(&w);
 }
 
-/// A complainant's contact that arrives in a later batch than the case's
-/// events still files the case under the phone number.
-#[test]
-fn a_contact_arriving_after_its_case_is_searchable_by_phone() {
+fn contact_after_its_case(local: bool) {
     use zongzhi_protocol::case::Contact;
     use zongzhi_protocol::cert::NodeCert;
     use zongzhi_protocol::division::Level;
@@ -292,10 +289,36 @@ fn a_contact_arriving_after_its_case_is_searchable_by_phone() {
     let phone = |store: &Store| crate::search::search(store, "138-1234-5678", true, 10, None).unwrap().cases.len();
     w.run(Op::Ingest { records: vec![filed], blobs: vec![], cursor: None }).unwrap();
     assert_eq!(phone(&store), 0, "the contact is not held yet");
-    w.run(Op::Ingest { records: vec![], blobs: vec![(hash, bytes.clone())], cursor: None }).unwrap();
-    assert_eq!(phone(&store), 1, "filed under the phone once the contact arrives");
+    if local {
+        // The same person files here: the contact comes with the filing.
+        let mut f = filing(String::new());
+        f.contact = None;
+        w.run(Op::File { filing: Box::new(f), contact: Some(contact.clone()), operator: "op".into() }).unwrap();
+        assert_eq!(phone(&store), 2, "both cases are filed under the phone");
+    } else {
+        w.run(Op::Ingest { records: vec![], blobs: vec![(hash, bytes.clone())], cursor: None }).unwrap();
+        assert_eq!(phone(&store), 1, "filed under the phone once the contact arrives");
+    }
     // The same blob again files nothing twice.
     w.run(Op::Ingest { records: vec![], blobs: vec![(hash, bytes)], cursor: None }).unwrap();
-    assert_eq!(phone(&store), 1);
+    assert_eq!(phone(&store), if local { 2 } else { 1 });
     consistent(&w);
+    // Reindex files the same.
+    let before = store.derived_dump().unwrap();
+    crate::ledger::reindex(&store, &shared.policies(), &shared.trust()).unwrap();
+    assert!(store.derived_dump().unwrap() == before, "reindex changed the derived data");
+}
+
+/// A complainant's contact that arrives in a later batch than the case's
+/// events still files the case under the phone number.
+#[test]
+fn a_contact_arriving_after_its_case_is_searchable_by_phone() {
+    contact_after_its_case(false);
+}
+
+/// … and so does one that arrives with a local filing by the same person
+/// (found by the simulator's reindex check).
+#[test]
+fn a_contact_filed_here_after_a_replicated_case_files_that_case_too() {
+    contact_after_its_case(true);
 }

@@ -150,6 +150,22 @@ impl Draft<'_> {
         }
     }
 
+    /// Stores a blob. A contact that is new here also files the stored
+    /// cases naming it under its phone and ID number: a case can arrive
+    /// before its contact (replicated without it), and the contact can come
+    /// later by any path (a batch, or a local filing by the same person).
+    pub(super) fn put_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<()> {
+        let new = !self.batch.holds_blob(&hash.0)?;
+        self.batch.put_blob(&hash.0, bytes);
+        if new && zongzhi_protocol::case::Contact::from_bytes(bytes).is_ok() {
+            // The cases are found in the store's repeat index: the group in
+            // flight may be writing some.
+            self.settle_if(|prev| !prev.w.touched.is_empty())?;
+            self.batch.index_late_contact(&hash.0, bytes)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn put_meta(&mut self, key: &str, value: &[u8]) {
         self.w.meta = true;
         self.batch.put_meta(key, value);
