@@ -64,7 +64,20 @@ impl SimNode {
     /// Runs operations as one write group (as the node's writer thread
     /// groups what is queued).
     pub fn process(&mut self, ops: Vec<Op>) -> Vec<zongzhi_node::ledger::Result<Outcome>> {
-        self.inner.as_mut().expect("a node is reopened right after its crash").1.process(ops)
+        // `ZONGZHI_SIM_TRACE_REINDEX=1`: rebuild the derived state after
+        // every write group, so a divergence stops the run at the group
+        // that caused it (slow; for finding, not for the soak).
+        let trace = std::env::var_os("ZONGZHI_SIM_TRACE_REINDEX").map(|_| describe_ops(&ops));
+        let results = self.inner.as_mut().expect("a node is reopened right after its crash").1.process(ops);
+        if let Some(ops) = trace {
+            let shared = self.shared();
+            match crate::checks::reindex_diff(shared) {
+                Ok(None) => {}
+                Ok(Some(diff)) => panic!("{}: the write group below left derived state a reindex changes:\n{diff}\nthe group:\n{ops}\nresults: {results:?}", self.division),
+                Err(e) => panic!("{}: reindex failed: {e}", self.division),
+            }
+        }
+        results
     }
 
     /// A crash: the writer and the store are dropped with whatever was not
@@ -79,6 +92,21 @@ impl SimNode {
         let v = self.shared().store.meta_get(meta::FEED_EPOCH)?.context("no feed epoch")?;
         <[u8; 16]>::try_from(v.as_slice()).context("feed epoch")
     }
+}
+
+/// One line per operation (records as id, author, seq, action, parents).
+fn describe_ops(ops: &[Op]) -> String {
+    let record = |r: &zongzhi_protocol::Record| match &r.body {
+        Body::CaseEvent(ev) => format!("{} by {} seq {}: {} of case {:?}, parents {:?}", r.id, r.author, r.header.seq, ev.action.as_str(), ev.case, ev.parents),
+        other => format!("{} by {} seq {}: {:?}", r.id, r.author, r.header.seq, std::mem::discriminant(other)),
+    };
+    ops.iter()
+        .map(|op| match op {
+            Op::Ingest { records, blobs, .. } => format!("ingest, {} blobs:\n  {}", blobs.len(), records.iter().map(record).collect::<Vec<_>>().join("\n  ")),
+            other => format!("{other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A parent–child link and when it comes back after a cut.

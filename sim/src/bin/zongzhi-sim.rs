@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| -> Option<u64> { args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()) };
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V] [--reindex-check]");
+        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V]");
         return std::process::ExitCode::SUCCESS;
     }
     let first = value("--seed").unwrap_or(1);
@@ -18,7 +18,6 @@ fn main() -> std::process::ExitCode {
         if let Some(t) = value("--ticks") {
             opts.ticks = t as u32;
         }
-        opts.reindex_check = args.iter().any(|a| a == "--reindex-check");
         if let Some(v) = value("--villages") {
             opts.villages_per_township = v as usize;
         }
