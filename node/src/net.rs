@@ -592,9 +592,10 @@ async fn receive_feed(
                         continue;
                     };
                     let upto = feed.on_batch(v.epoch, v.upto)?;
+                    let in_order = feed.continues_feed(v.epoch, v.upto);
                     let decoded = v.records.await??;
                     let n = decoded.len();
-                    let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto };
+                    let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto, in_order };
                     let reply = ledger.enqueue(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
                     queued.push_back(Queued { reply, epoch: v.epoch, upto, n, head: v.head, bytes: v.bytes });
                 }

@@ -206,13 +206,16 @@ impl FeedSender {
 pub struct FeedReceiver {
     epoch: [u8; 16],
     cursor: u64,
+    /// The furthest position a batch of this subscription has reached
+    /// (queued for writing, maybe not stored yet).
+    reached: ([u8; 16], u64),
 }
 
 impl FeedReceiver {
     /// From the cursor stored with the last acknowledged batch, if any.
     pub fn new(stored: Option<([u8; 16], u64)>) -> FeedReceiver {
         let (epoch, cursor) = stored.unwrap_or(([0; 16], 0));
-        FeedReceiver { epoch, cursor }
+        FeedReceiver { epoch, cursor, reached: (epoch, cursor) }
     }
 
     pub fn subscribe(&self) -> Frame {
@@ -225,6 +228,21 @@ impl FeedReceiver {
             return Err(SyncError::CursorWentBack { from: self.cursor, to: upto });
         }
         Ok(upto)
+    }
+
+    /// Whether a batch continues the sender's feed past every earlier batch
+    /// (its records are the feed's next positions, in feed order), as
+    /// opposed to records sent out of feed order: the urgent cases ahead of
+    /// a catch-up and the answers to `Want`, which leave the position where
+    /// it is. Only a continuing batch carries the sender's own chain in
+    /// order, so only it may be checked for chain gaps. Call once per batch.
+    pub fn continues_feed(&mut self, epoch: [u8; 16], upto: u64) -> bool {
+        let (e, at) = self.reached;
+        let continues = if epoch == e { upto > at } else { upto > 0 };
+        if continues || epoch != e {
+            self.reached = (epoch, upto);
+        }
+        continues
     }
 
     /// The batch's records and cursor are stored: the ack to send.
@@ -272,6 +290,17 @@ mod tests {
         // Another epoch, or a cursor beyond our head: start over.
         assert_eq!(s.on_subscribe([2; 16], 50, 100), 0);
         assert_eq!(s.on_subscribe([1; 16], 150, 100), 0);
+    }
+
+    #[test]
+    fn only_batches_past_every_earlier_one_continue_the_feed() {
+        let mut r = FeedReceiver::new(Some(([1; 16], 40)));
+        assert!(!r.continues_feed([1; 16], 40), "the urgent batch ahead of a catch-up leaves the cursor");
+        assert!(r.continues_feed([1; 16], 60));
+        assert!(r.continues_feed([1; 16], 80), "pipelined: past the last queued batch, not the stored cursor");
+        assert!(!r.continues_feed([1; 16], 80), "an answer to Want repeats the position");
+        assert!(!r.continues_feed([2; 16], 0), "a reset feed's urgent batch");
+        assert!(r.continues_feed([2; 16], 10));
     }
 
     #[test]

@@ -26,13 +26,18 @@ impl Writer {
             }
         }
         let peer = cursor.map(|c| c.peer);
-        let from_child = cursor.is_some_and(|c| c.direction == crate::ledger::DIRECTION_UP);
+        // A child's own records come in its chain order in a batch that
+        // continues its feed; anything else may come in any order (the
+        // urgent cases first, answers to `Want`, and records of deeper
+        // authors, which the child's feed holds in the order they reached
+        // it), so only those are checked for gaps.
+        let chain_checked = cursor.filter(|c| c.direction == crate::ledger::DIRECTION_UP && c.in_order).map(|c| c.peer);
         // An empty ingest asks for the waiting records to be tried
         // again (at start-up: a store written by a build that did
         // not retry within a batch may hold some whose parents it has).
         let retry = records.is_empty();
         for record in records {
-            if from_child {
+            if chain_checked == Some(record.author) {
                 self.check_chain(now, p, &record, peer)?;
             }
             self.ingest_one(policy, now, p, record, peer, &mut report)?;
@@ -52,10 +57,12 @@ impl Writer {
         p.batch.put_alarm(p.heads.alarms, &alarm);
     }
 
-    /// An ancestor receives every record its subtree authors: each author's
-    /// chain must continue where it left off. A gap or a broken link is
+    /// A parent receives every record its child signs, in the child's chain
+    /// order: each must continue where the chain left off. A gap (other
+    /// than records waiting here for their parents) or a broken link is
     /// raised as an alarm with proof (the record is still stored: it is
-    /// validly signed, and the alarm is what people must act on).
+    /// validly signed, and the alarm is what people must act on). Deeper
+    /// authors' chains are checked by their own parents.
     pub(super) fn check_chain(&self, now: u64, p: &mut Draft<'_>, record: &Record, peer: Option<NodeId>) -> Result<()> {
         // A record already held sits at or below its author's head, so it
         // passes the `seq <= last_seq` test below without a look-up here.
@@ -71,6 +78,9 @@ impl Writer {
             return Ok(()); // an older record arriving late, or an equivocation (checked on ingest)
         }
         let detail = if seq > last_seq + 1 {
+            if self.all_parked(p, &record.author, last_seq + 1..seq)? {
+                return Ok(());
+            }
             format!("records {}..{} of this author never arrived before seq {seq}", last_seq + 1, seq - 1)
         } else if record.header.prev != last_id {
             format!("seq {seq} does not follow the record held at seq {last_seq}")
@@ -94,6 +104,21 @@ impl Writer {
             peer: peer.map(|k| k.fmt_short()),
         });
         Ok(())
+    }
+
+    /// Whether every seq of `range` of the author's chain is a record waiting
+    /// here for its parents (in this group or stored): not a gap.
+    fn all_parked(&self, p: &mut Draft<'_>, author: &NodeId, range: std::ops::Range<u64>) -> Result<bool> {
+        let mut parked: std::collections::BTreeSet<u64> = p.parked.iter().filter(|r| r.author == *author).map(|r| r.header.seq).collect();
+        p.settle_if(|f| f.w.pending)?;
+        for (_, bytes) in self.shared.store.pending()? {
+            if let Ok(r) = Record::decode_unverified(&bytes)
+                && r.author == *author
+            {
+                parked.insert(r.header.seq);
+            }
+        }
+        Ok(range.into_iter().all(|s| parked.contains(&s)))
     }
 
     /// The author's chain head as stored plus this batch (cached per batch).

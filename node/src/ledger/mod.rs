@@ -83,6 +83,11 @@ pub struct Cursor {
     pub direction: u8,
     pub epoch: [u8; 16],
     pub upto: u64,
+    /// The batch continues the peer's feed in order
+    /// (`protocol::sync::FeedReceiver::continues_feed`): the peer's own
+    /// records in it follow its chain, so a gap there is an alarm. False
+    /// for the urgent batch and answers to `Want`.
+    pub in_order: bool,
 }
 
 /// A change requested by an operator or a peer.

@@ -182,7 +182,7 @@ fn received_records_build_on_a_group_still_being_written() {
     let ingest = |records: Vec<Record>, upto: u64| Op::Ingest {
         records,
         blobs: vec![],
-        cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto }),
+        cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto, in_order: true }),
     };
     let ingested = |r: &Result<Outcome>| match r {
         Ok(Outcome::Ingested(report)) => report.clone(),
@@ -321,4 +321,66 @@ fn a_contact_arriving_after_its_case_is_searchable_by_phone() {
 #[test]
 fn a_contact_filed_here_after_a_replicated_case_files_that_case_too() {
     contact_after_its_case(true);
+}
+
+/// A child's own chain is checked for gaps only in batches that continue
+/// its feed: the urgent cases sent ahead of a catch-up, and records
+/// waiting here for their parents, are not gaps (every urgent catch-up
+/// raised false alarms before; found by the simulator's alarm check).
+#[test]
+fn only_a_real_gap_in_a_childs_chain_is_an_alarm() {
+    use zongzhi_protocol::cert::NodeCert;
+    use zongzhi_protocol::division::Level;
+    let (_dir, mut w, store, shared) = city();
+    let county = NodeKey::from_seed([7; 32]);
+    let division: DivisionCode = "330106000000".parse().unwrap();
+    let now = now_ms();
+    let cert = NodeCert {
+        key: county.id(),
+        division,
+        level: Level::County,
+        name: "西湖区社会治安综合治理中心".into(),
+        issuer: shared.key.id(),
+        not_before_ms: now - 3_600_000,
+        not_after_ms: now + 86_400_000,
+        serial: 2,
+    };
+    w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+    let mut chain: Vec<Record> = Vec::new();
+    let mut sign = |case: Option<RecordId>, action: Action| {
+        let prev = chain.last().map(|r| r.id);
+        let event = CaseEvent { case, parents: case.into_iter().collect(), unit: division, operator: "op".into(), action, policy: 1 };
+        let r = Record::sign(&county, Header { seq: chain.len() as u64 + 1, prev, hlc: Hlc { wall_ms: now_ms(), counter: 0 } }, Body::CaseEvent(event));
+        chain.push(r.clone());
+        r
+    };
+    let a = sign(None, Action::File(Box::new(filing(format!("{division}-2026-000001")))));
+    let b = sign(Some(a.id), Action::SignFor);
+    let urgent = sign(None, Action::File(Box::new(filing(format!("{division}-2026-000002")))));
+    let unknown_case = RecordId([9; 32]);
+    let parked = sign(Some(unknown_case), Action::SignFor);
+    let after_parked = sign(Some(a.id), Action::Progress { note: "再进展".into(), public: true });
+    let ingest = |records: Vec<Record>, upto: u64, in_order: bool| Op::Ingest {
+        records,
+        blobs: vec![],
+        cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto, in_order }),
+    };
+    // The urgent case first (the cursor stays), then the feed in order.
+    w.run(ingest(vec![urgent.clone()], 0, false)).unwrap();
+    w.run(ingest(vec![a.clone(), b.clone(), urgent], 3, true)).unwrap();
+    // Seq 4 waits for a case not held here; seq 5 follows it: no gap.
+    w.run(ingest(vec![parked], 4, true)).unwrap();
+    w.run(ingest(vec![after_parked], 5, true)).unwrap();
+    // The same records again out of feed order: nothing to check.
+    w.settle().unwrap();
+    assert_eq!(store.pending_count(10).unwrap(), 1);
+    assert_eq!(store.alarm_count().unwrap(), 0, "{:?}", store.alarms::<Alarm>().unwrap());
+    // A continuing batch that skips a record: a gap, with proof.
+    let _never_sent = sign(Some(a.id), Action::Progress { note: "未送达".into(), public: true });
+    let seventh = sign(Some(a.id), Action::Progress { note: "第七条".into(), public: true });
+    w.run(ingest(vec![seventh], 7, true)).unwrap();
+    w.settle().unwrap();
+    let alarms: Vec<Alarm> = store.alarms().unwrap();
+    assert_eq!(alarms.iter().map(|x| (x.kind.as_str(), x.seq)).collect::<Vec<_>>(), vec![("chain_gap", 7)], "{alarms:?}");
+    consistent(&w);
 }

@@ -600,7 +600,7 @@ fn feed(ledger: &Ledger, counties: &[County], rx: mpsc::Receiver<Verified>, tota
                 if let Some(v) = next {
                     let (peer, epoch) = peers[v.county];
                     upto[v.county] += v.records.len() as u64;
-                    let cursor = Cursor { peer, direction: DIRECTION_UP, epoch, upto: upto[v.county] };
+                    let cursor = Cursor { peer, direction: DIRECTION_UP, epoch, upto: upto[v.county], in_order: true };
                     let n = v.records.len();
                     let reply = ledger.enqueue(Op::Ingest { records: v.records, blobs: v.blobs, cursor: Some(cursor) }).await?;
                     queued.push_back((reply, n, v.filings));
