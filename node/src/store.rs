@@ -32,7 +32,7 @@ use std::path::Path;
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Serialize};
 use zongzhi_protocol::case::Urgency;
-use zongzhi_protocol::{DivisionCode, NodeId, RecordId};
+use zongzhi_protocol::{DivisionCode, NodeId, RecordId, Status};
 
 use crate::summary::CaseSummary;
 
@@ -1159,6 +1159,18 @@ impl Batch<'_> {
         if old.is_none_or(|o| o.number != new.number) {
             self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
         }
+        // A filing voided by a revocation learned later leaves the
+        // complainant's phone and ID number (void cases are not filed
+        // there, as they are not in the repeat index).
+        if new.status == Status::Void
+            && let Some(o) = old.filter(|o| o.status != Status::Void)
+            && let Some(hash) = o.contact
+            && let Some(bytes) = self.blob(&hash.0, true)
+        {
+            for key in self.contact_keys(&bytes) {
+                self.delete(CF_CONTACTS, &[key.as_slice(), &crate::index::search_suffix(o.filed_ms, &o.id)].concat());
+            }
+        }
     }
 
     /// Moves a case's entries in the list, clock and repeat indexes.
@@ -1349,6 +1361,9 @@ impl Batch<'_> {
     /// Files a case under the keyed hashes of its complainant's phone and ID
     /// number, when the contact is in this batch or (`stored`) held already.
     pub fn index_contact(&mut self, s: &CaseSummary, stored: bool) {
+        if s.status == Status::Void {
+            return;
+        }
         let Some(hash) = s.contact else { return };
         let Some(bytes) = self.blob(&hash.0, stored) else { return };
         if zongzhi_protocol::BlobHash::of(&bytes) != hash {
@@ -1368,13 +1383,18 @@ impl Batch<'_> {
         Ok(())
     }
 
-    fn index_contact_of(&mut self, bytes: &[u8], cases: &[(u64, RecordId)]) {
-        let Ok(c) = zongzhi_protocol::case::Contact::from_bytes(bytes) else { return };
-        let keys: Vec<[u8; 16]> = [crate::index::normalize_phone(&c.phone), crate::index::normalize_id_number(&c.id_number)]
+    /// The keyed hashes a contact is filed under (phone, ID number).
+    fn contact_keys(&self, bytes: &[u8]) -> Vec<[u8; 16]> {
+        let Ok(c) = zongzhi_protocol::case::Contact::from_bytes(bytes) else { return Vec::new() };
+        [crate::index::normalize_phone(&c.phone), crate::index::normalize_id_number(&c.id_number)]
             .into_iter()
             .flatten()
             .map(|n| self.store.contact_key(&n))
-            .collect();
+            .collect()
+    }
+
+    fn index_contact_of(&mut self, bytes: &[u8], cases: &[(u64, RecordId)]) {
+        let keys = self.contact_keys(bytes);
         for (filed, id) in cases {
             let suffix = crate::index::search_suffix(*filed, id);
             for key in &keys {
