@@ -18,6 +18,9 @@ pub fn all(world: &World) -> anyhow::Result<()> {
     each_node_holds_its_scope_in_the_citys_state(world)?;
     integrity(world)?;
     honest_nodes_never_overrule_each_other(world)?;
+    the_policy_reached_every_node(world)?;
+    records_above_the_cutoff_are_void_everywhere(world)?;
+    alarms_only_for_the_equivocation(world)?;
     // Last: it rewrites the derived state of every store.
     reindex_changes_nothing(world)?;
     Ok(())
@@ -175,6 +178,9 @@ fn summaries(world: &World, n: usize) -> anyhow::Result<BTreeMap<RecordId, CaseS
 pub fn each_node_holds_its_scope_in_the_citys_state(world: &World) -> anyhow::Result<()> {
     let city = summaries(world, 0)?;
     for (i, n) in world.nodes.iter().enumerate().skip(1) {
+        if world.is_revoked(i) {
+            continue;
+        }
         let held = summaries(world, i)?;
         for (id, c) in &city {
             let expected = scope::case_in_subtree(&c.units, n.division) || n.division.contains(c.filed_by);
@@ -187,6 +193,83 @@ pub fn each_node_holds_its_scope_in_the_citys_state(world: &World) -> anyhow::Re
         }
         if let Some((_, extra)) = held.iter().find(|(id, _)| !city.contains_key(id)) {
             bail!("{} holds case {} that the city does not", n.division, extra.number);
+        }
+    }
+    Ok(())
+}
+
+/// Every node on the tree holds the newest policy the city signed, and it
+/// is the one in force there.
+pub fn the_policy_reached_every_node(world: &World) -> anyhow::Result<()> {
+    let Some(version) = world.happened.policy_version else { return Ok(()) };
+    for (i, n) in world.nodes.iter().enumerate() {
+        let here = n.shared().policy().version;
+        if !world.is_revoked(i) && here != version {
+            bail!("{} has policy version {here} in force, the city signed {version}", n.division);
+        }
+    }
+    Ok(())
+}
+
+/// Every node on the tree holds the revocation, and each record the revoked
+/// key signed above the cut-off that a node holds is void in that node's
+/// fold of its case (stored, rejected as `author-revoked`), so the case
+/// reads the same everywhere whichever records arrived before the
+/// revocation did.
+pub fn records_above_the_cutoff_are_void_everywhere(world: &World) -> anyhow::Result<()> {
+    let Some((_, key, cutoff)) = world.happened.revoked else { return Ok(()) };
+    for (i, n) in world.nodes.iter().enumerate() {
+        if world.is_revoked(i) {
+            continue;
+        }
+        let shared = n.shared();
+        match shared.trust().revocation(&key) {
+            Some(r) if r.cutoff_seq == cutoff => {}
+            other => bail!("{} holds {other:?} for the revoked key, not the revocation with cut-off {cutoff}", n.division),
+        }
+        let head = shared.store.chain_last(&key)?.map_or(0, |(seq, _)| seq);
+        for seq in cutoff + 1..=head {
+            let Some(id) = shared.store.chain_entry(&key, seq)? else { continue };
+            let bytes = shared.store.record_bytes(&id)?.ok_or_else(|| anyhow::anyhow!("{}: chain entry {seq} without its record", n.division))?;
+            let record = zongzhi_protocol::Record::decode_unverified(&bytes)?;
+            let Some(event) = record.case_event() else { continue };
+            let case = event.case.unwrap_or(id);
+            let state = fold(world, i, &case)?;
+            match state.timeline.iter().find(|t| t.id == id) {
+                Some(t) if t.outcome.is_err() => {}
+                Some(_) => bail!("{}: record {} (seq {seq} above the cut-off {cutoff}) of the revoked key still applies to case {}", n.division, id.fmt_short(), state.filing.number),
+                None => {} // the case's filing itself is void: nothing folds
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The equivocation raised one alarm, at the node it was sent to, naming
+/// its author and seq; nothing else anywhere raised an integrity alarm.
+/// The notice a revocation leaves where it voided stored records
+/// (`revoked_records`, naming the revoked key and its cut-off) is the
+/// revocation's own effect, not an integrity failure, and is allowed.
+pub fn alarms_only_for_the_equivocation(world: &World) -> anyhow::Result<()> {
+    let revoked = world.happened.revoked.map(|(_, key, cutoff)| (key.to_string(), cutoff));
+    for (i, n) in world.nodes.iter().enumerate() {
+        let alarms: Vec<zongzhi_node::ledger::Alarm> = n.shared().store.alarms()?;
+        let expected = match world.happened.equivocation {
+            Some((at, key, seq)) if at == i => vec![("equivocation".to_string(), key.to_string(), seq)],
+            _ => vec![],
+        };
+        let integrity: Vec<&zongzhi_node::ledger::Alarm> = alarms
+            .iter()
+            .filter(|a| !(a.kind == "revoked_records" && revoked.as_ref().is_some_and(|(k, c)| a.author == *k && a.seq == *c)))
+            .collect();
+        let got: Vec<(String, String, u64)> = integrity.iter().map(|a| (a.kind.clone(), a.author.clone(), a.seq)).collect();
+        if got != expected {
+            let who = |author: &str| world.nodes.iter().find(|n| n.id.to_string() == author).map_or_else(|| author.to_string(), |n| n.division.to_string());
+            bail!(
+                "{} raised alarms {:?}, expected {expected:?}",
+                n.division,
+                integrity.iter().map(|a| format!("{} by {} (from peer {:?}): {}", a.kind, who(&a.author), a.peer, a.detail)).collect::<Vec<_>>()
+            );
         }
     }
     Ok(())

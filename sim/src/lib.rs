@@ -29,6 +29,7 @@
 //! seed replays the same run, record for record.
 
 pub mod checks;
+pub mod incidents;
 pub mod rng;
 pub mod workload;
 pub mod world;
@@ -65,6 +66,8 @@ pub struct Stats {
     /// Automatic supervision notices the workers found owed.
     pub auto_notices: u64,
     pub rounds_to_quiesce: u32,
+    /// The incidents that happened (policy push, revocation, equivocation).
+    pub incidents: Vec<String>,
     /// A digest of every node's chain head and feed position at the end:
     /// equal for two runs of one seed (the replay check).
     pub digest: String,
@@ -81,6 +84,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Stats> {
     world.quiesce()?;
     let mut stats = world.stats.clone();
     stats.digest = world.digest()?;
+    stats.incidents = world.happened.describe(&world);
     checks::all(&world).map_err(|e| anyhow::anyhow!("seed {}: {e}", opts.seed))?;
     Ok(stats)
 }

@@ -19,6 +19,9 @@ const CATEGORIES: [&str; 4] = ["0202", "0101", "0301", "0702"];
 pub fn step(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
     let n = rng.below(world.nodes.len());
     let roll = rng.below(100);
+    if world.is_revoked(n) {
+        return Ok(());
+    }
     let op = if roll < 30 {
         if !matches!(world.nodes[n].division.level(), Level::Township | Level::Village) {
             return Ok(());
@@ -109,7 +112,7 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
     let me = world.nodes[n].division;
     let mine = held(world, n, |s| s.owner == me || matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated))?;
     let Some(case) = rng.pick(&mine) else { return Ok(None) };
-    let children = &world.nodes[n].children;
+    let children: Vec<usize> = world.nodes[n].children.iter().copied().filter(|&c| !world.is_revoked(c)).collect();
     let action = match case.status {
         Status::AwaitingReceipt => Action::SignFor,
         Status::Accepted | Status::Handling => {
@@ -118,7 +121,7 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
                 Action::Resolve { public_reply: "已调解处理".into(), internal_note: String::new() }
             } else if r < 70 && world.nodes[n].parent.is_some() {
                 Action::Escalate { reason: "本级无法解决".into() }
-            } else if let Some(&c) = rng.pick(children) {
+            } else if let Some(&c) = rng.pick(&children) {
                 Action::Dispatch { to: world.nodes[c].division, requirements: "属地处置".into(), due_ms: None }
             } else {
                 Action::Progress { note: "正在协调".into(), public: true }

@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
         let t0 = std::time::Instant::now();
         match zongzhi_sim::run(&opts) {
             Ok(s) => println!(
-                "seed {seed}: ok in {:.1} s — {} steps ({} refused by the rules), {} batches ({} lost), {} records moved, {} wants, {} automatic notices, {} cuts, {} crashes, settled in {} rounds, digest {}",
+                "seed {seed}: ok in {:.1} s — {} steps ({} refused by the rules), {} batches ({} lost), {} records moved, {} wants, {} automatic notices, {} cuts, {} crashes, settled in {} rounds, incidents [{}], digest {}",
                 t0.elapsed().as_secs_f64(),
                 s.steps_ok,
                 s.steps_refused,
@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
                 s.link_cuts,
                 s.crashes,
                 s.rounds_to_quiesce,
+                s.incidents.join("; "),
                 s.digest
             ),
             Err(e) => {

@@ -1,0 +1,152 @@
+//! The rare events of a run, each at a tick the seed picks: the city signs
+//! a new policy version (new deadlines and supervision thresholds, pushed
+//! down the tree by replication), a township revokes the key of one of its
+//! villages (records that key signed above the cut-off become void
+//! everywhere, and the village is cut off for good, as the QUIC handshake
+//! refuses a revoked peer), and one village's key signs a second record at
+//! a seq it already used (an equivocation, which its parent must refuse
+//! and raise as the run's only alarm).
+
+use anyhow::{bail, Context as _};
+use zongzhi_node::ledger::{Op, Outcome};
+use zongzhi_protocol::cert::Revocation;
+use zongzhi_protocol::{Body, Header, Level, NodeId, Record};
+
+use crate::rng::Rng;
+use crate::world::World;
+
+/// When each incident happens, drawn from the seed before the run.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub policy_at: u32,
+    /// (tick, village node index)
+    pub revoke: Option<(u32, usize)>,
+    /// (first tick it is tried, village node index); tried each tick until
+    /// the village has a record at its parent to fork.
+    pub equivocate: Option<(u32, usize)>,
+}
+
+/// What happened, for the checks.
+#[derive(Debug, Clone, Default)]
+pub struct Happened {
+    pub policy_version: Option<u32>,
+    /// (village node index, its key, cut-off seq)
+    pub revoked: Option<(usize, NodeId, u64)>,
+    /// (node that received the fork, the equivocating key, the seq)
+    pub equivocation: Option<(usize, NodeId, u64)>,
+}
+
+impl Happened {
+    pub fn describe(&self, world: &World) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(v) = self.policy_version {
+            out.push(format!("policy v{v}"));
+        }
+        if let Some((n, _, cutoff)) = self.revoked {
+            out.push(format!("{} revoked above seq {cutoff}", world.nodes[n].division));
+        }
+        if let Some((at, key, seq)) = self.equivocation {
+            let who = world.nodes.iter().find(|n| n.id == key).map_or_else(|| key.fmt_short(), |n| n.division.to_string());
+            out.push(format!("{who} equivocated at seq {seq}, caught by {}", world.nodes[at].division));
+        }
+        out
+    }
+}
+
+impl Plan {
+    /// Two different villages, when the tree has two.
+    pub fn draw(world: &World, ticks: u32, seed: u64) -> Plan {
+        let mut rng = Rng::new(seed ^ 0x696e_6369_6465_6e74);
+        let villages: Vec<usize> = (0..world.nodes.len()).filter(|&i| world.nodes[i].division.level() == Level::Village).collect();
+        let at = |rng: &mut Rng, from: u32, to: u32| from + rng.below((to - from).max(1) as usize) as u32;
+        let policy_at = at(&mut rng, ticks / 5, ticks / 2);
+        let revoke_village = rng.pick(&villages).copied();
+        let others: Vec<usize> = villages.iter().copied().filter(|v| Some(*v) != revoke_village).collect();
+        let equivocate_village = rng.pick(&others).copied();
+        Plan {
+            policy_at,
+            revoke: revoke_village.map(|v| (at(&mut rng, ticks / 3, ticks * 2 / 3), v)),
+            equivocate: equivocate_village.map(|v| (at(&mut rng, ticks / 4, ticks * 3 / 4), v)),
+        }
+    }
+}
+
+/// Runs whatever incident falls due at `tick`.
+pub fn at_tick(world: &mut World, rng: &mut Rng, tick: u32) -> anyhow::Result<()> {
+    let plan = world.plan.clone();
+    if tick == plan.policy_at && world.happened.policy_version.is_none() {
+        push_policy(world, rng)?;
+    }
+    if let Some((t, v)) = plan.revoke
+        && tick == t
+    {
+        revoke(world, v, rng)?;
+    }
+    if let Some((t, v)) = plan.equivocate
+        && tick >= t
+        && world.happened.equivocation.is_none()
+    {
+        equivocate(world, v)?;
+    }
+    Ok(())
+}
+
+/// The city's administrator changes the deadline table and the supervision
+/// thresholds: a policy record of the next version, as `POST /api/policy`
+/// signs it.
+fn push_policy(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
+    let mut next = (*world.city().shared().policy()).clone();
+    next.version += 1;
+    next.deadlines.resolution_working_days = 10 + rng.below(10) as u32;
+    next.deadlines.sign_for_minutes = next.deadlines.sign_for_minutes.max(60) - 30;
+    next.supervision.normal_after_minutes += 60;
+    next.supervision.yellow_after_minutes += 120;
+    let version = next.version;
+    for r in world.nodes[0].process(vec![Op::AppendOwn { body: Body::Policy(Box::new(next)) }]) {
+        r.context("the city signing a new policy version")?;
+    }
+    world.happened.policy_version = Some(version);
+    Ok(())
+}
+
+/// The village's township revokes its key with a cut-off a little below
+/// what the township holds of its chain, so that records already spread up
+/// the tree become void too. The village is off the tree from then on.
+fn revoke(world: &mut World, v: usize, rng: &mut Rng) -> anyhow::Result<()> {
+    let parent = world.nodes[v].parent.context("a village has a parent")?;
+    let key = world.nodes[v].id;
+    let held = world.nodes[parent].shared().store.chain_last(&key)?.map_or(0, |(seq, _)| seq);
+    let cutoff = held.saturating_sub(rng.below(3) as u64);
+    let rev = Revocation { key, division: world.nodes[v].division, cutoff_seq: cutoff, reason: "模拟：设备丢失".into() };
+    for r in world.nodes[parent].process(vec![Op::AppendOwn { body: Body::Revocation(rev) }]) {
+        r.context("the township revoking a village's key")?;
+    }
+    world.happened.revoked = Some((v, key, cutoff));
+    Ok(())
+}
+
+/// The village's key signs a second record at the seq of the newest record
+/// its parent holds from it (same seq and previous record, another time),
+/// and the parent receives it: it must refuse it and raise an alarm.
+fn equivocate(world: &mut World, v: usize) -> anyhow::Result<()> {
+    if world.happened.revoked.is_some_and(|(r, _, _)| r == v) {
+        return Ok(());
+    }
+    let parent = world.nodes[v].parent.context("a village has a parent")?;
+    let key = world.nodes[v].id;
+    let Some((seq, id)) = world.nodes[parent].shared().store.chain_last(&key)? else { return Ok(()) };
+    let bytes = world.nodes[parent].shared().store.record_bytes(&id)?.context("a held chain head")?;
+    let honest = Record::decode_unverified(&bytes)?;
+    let mut hlc = honest.header.hlc;
+    hlc.wall_ms += 1;
+    let fork = Record::sign(world.nodes[v].signing_key(), Header { seq, prev: honest.header.prev, hlc }, honest.body.clone());
+    let fork_id = fork.id;
+    for r in world.nodes[parent].process(vec![Op::Ingest { records: vec![fork], blobs: vec![], cursor: None }]) {
+        match r {
+            Ok(Outcome::Ingested(report)) if report.rejected.iter().any(|(id, _)| *id == fork_id) => {}
+            other => bail!("{} took a second record of {} at seq {seq}: {other:?}", world.nodes[parent].division, world.nodes[v].division),
+        }
+    }
+    world.happened.equivocation = Some((parent, key, seq));
+    Ok(())
+}
