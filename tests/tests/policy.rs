@@ -168,7 +168,17 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
         let c = api.case(&id);
         json!([c["deadlines"], c["status"], c["supervision"]])
     };
-    let before = snapshot(&town_admin);
+    // Settled first: the supervision workers run every second.
+    let before = wait_for("the township's view of the case to settle", 20, || {
+        let a = snapshot(&town_admin);
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        (snapshot(&town_admin) == a).then_some(a)
+    });
+    let notices = |api: &Api| -> Vec<String> {
+        let c = api.case(&id);
+        c["timeline"].as_array().unwrap().iter().filter(|t| t["action"] == "supervise").map(|t| format!("{} {} {} {}", t["time"], t["unit"], t["operator"], t["details"]["note"])).collect()
+    };
+    let notices_before = notices(&town_admin);
     h.township.stop();
     let dump = |node: &TestNode| Store::open(&node.db_path()).unwrap().derived_dump().unwrap();
     let derived = dump(&h.township);
@@ -176,7 +186,7 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(dump(&h.township), derived, "reindex computed different derived state");
     h.township.start();
-    assert_eq!(snapshot(&town_admin), before);
+    assert_eq!(snapshot(&town_admin), before, "notices before the restart: {notices_before:#?}\nafter: {:#?}", notices(&town_admin));
 }
 
 /// Every refusal: a clear 4xx and nothing stored (the feed does not grow,
