@@ -20,6 +20,7 @@ use zongzhi_protocol::case::{
     Channel, Complexity, Contact, Place, Rating, RequestType, RouteTarget, SuperviseGrade, Urgency,
 };
 use zongzhi_protocol::{Action, CaseState, DivisionCode, Filing, NodeId, Policy, Record, RecordId};
+use zongzhi_protocol::step::ActionRequest;
 
 use crate::accounts::{self, AccountError, Role, Session};
 use crate::integrity;
@@ -469,139 +470,18 @@ async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-enum ActionRequest {
-    SignFor {},
-    Route {
-        window: String,
-        #[serde(default)]
-        requirements: String,
-        due_at: Option<String>,
-    },
-    Dispatch {
-        to: DivisionCode,
-        #[serde(default)]
-        requirements: String,
-        due_at: Option<String>,
-    },
-    Escalate {
-        reason: String,
-    },
-    Return {
-        reason: String,
-    },
-    Reroute {
-        window: Option<String>,
-        to: Option<DivisionCode>,
-        reason: String,
-    },
-    AddHelpers {
-        #[serde(default)]
-        windows: Vec<String>,
-        #[serde(default)]
-        units: Vec<DivisionCode>,
-    },
-    Progress {
-        note: String,
-        #[serde(default)]
-        public: bool,
-    },
-    RequestExtension {
-        working_days: u32,
-        reason: String,
-    },
-    ApproveExtension {
-        #[serde(default)]
-        note: String,
-    },
-    RefuseExtension {
-        #[serde(default)]
-        note: String,
-    },
-    Supervise {
-        grade: SuperviseGrade,
-        note: String,
-    },
-    Resolve {
-        public_reply: String,
-        #[serde(default)]
-        internal_note: String,
-    },
-    Feedback {
-        #[serde(default = "default_feedback_method")]
-        method: String,
-        note: String,
-    },
-    Rate {
-        rating: Rating,
-        #[serde(default)]
-        comment: String,
-    },
-    Reopen {
-        reason: String,
-    },
-    Merge {
-        into: String,
-    },
-    Archive {},
-}
-
-fn default_feedback_method() -> String {
-    "phone".into()
-}
-
-impl ActionRequest {
-    /// The least role that may take this step.
-    fn role(&self) -> Role {
-        match self {
-            ActionRequest::ApproveExtension { .. } | ActionRequest::RefuseExtension { .. } | ActionRequest::Supervise { .. } => Role::Admin,
-            _ => Role::Operator,
-        }
-    }
-}
-
-async fn to_action(s: &AppState, req: ActionRequest) -> Result<Action, ApiError> {
-    let due = |d: Option<String>| d.as_deref().map(|t| parse_time("due_at", t)).transpose();
-    Ok(match req {
-        ActionRequest::SignFor {} => Action::SignFor,
-        ActionRequest::Route { window, requirements, due_at } => Action::Route { window, requirements, due_ms: due(due_at)? },
-        ActionRequest::Dispatch { to, requirements, due_at } => Action::Dispatch { to, requirements, due_ms: due(due_at)? },
-        ActionRequest::Escalate { reason } => Action::Escalate { reason },
-        ActionRequest::Return { reason } => Action::Return { reason },
-        ActionRequest::Reroute { window, to, reason } => {
-            let target = match (window, to) {
-                (Some(w), None) => RouteTarget::Window(w),
-                (None, Some(u)) => RouteTarget::Unit(u),
-                _ => return Err(ApiError::bad_request("reroute needs exactly one of window or to")),
-            };
-            Action::Reroute { target, reason }
-        }
-        ActionRequest::AddHelpers { windows, units } => Action::AddHelpers {
-            helpers: windows.into_iter().map(RouteTarget::Window).chain(units.into_iter().map(RouteTarget::Unit)).collect(),
-        },
-        ActionRequest::Progress { note, public } => Action::Progress { note, public },
-        ActionRequest::RequestExtension { working_days, reason } => Action::RequestExtension { working_days, reason },
-        ActionRequest::ApproveExtension { note } => Action::DecideExtension { approve: true, note },
-        ActionRequest::RefuseExtension { note } => Action::DecideExtension { approve: false, note },
-        ActionRequest::Supervise { grade, note } => Action::Supervise { grade, note },
-        ActionRequest::Resolve { public_reply, internal_note } => Action::Resolve { public_reply, internal_note },
-        ActionRequest::Feedback { method, note } => Action::Feedback { method, note },
-        ActionRequest::Rate { rating, comment } => Action::Rate { rating, comment },
-        ActionRequest::Reopen { reason } => Action::Reopen { reason },
-        ActionRequest::Merge { into } => Action::Merge { into: resolve_case(s, &into).await? },
-        ActionRequest::Archive {} => Action::Archive,
-    })
-}
-
 async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, body: Bytes) -> ApiResult {
     // Authenticate before looking at the body, so 401 wins over 400; the
     // role needed depends on the step.
     let session = authenticate(&s, &headers, Role::Viewer).await?;
     let req: ActionRequest = parse_json(&body)?;
-    require_role(&session, req.role())?;
+    require_role(&session, if req.needs_admin() { Role::Admin } else { Role::Operator })?;
     let case = resolve_case(&s, &case).await?;
-    let action = to_action(&s, req).await?;
+    let merge_into = match req.merge_target() {
+        Some(into) => Some(resolve_case(&s, into).await?),
+        None => None,
+    };
+    let action = req.into_action(merge_into).map_err(|e| ApiError::bad_request(e.0))?;
     let ack = s.ledger.step(Op::Act { case, action, operator: session.username.clone() }).await?;
     Ok(Json(case_view(&s, ack.case, &session).await?))
 }

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod kpi;
 pub mod policy;
 pub mod record;
+pub mod step;
 pub mod supervision;
 pub mod sync;
 pub mod trust;

@@ -23,12 +23,13 @@ use zongzhi_protocol::codec;
 use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::policy::document::{PatchError, PolicyDoc, apply_patch};
 use zongzhi_protocol::record::RecordError;
+use zongzhi_protocol::step::ActionRequest;
 use zongzhi_protocol::sync::Frame;
 use zongzhi_protocol::workflow::{CaseState, EventRef, NoRevocations, fold};
 use zongzhi_protocol::{Action, Body, CaseEvent, DivisionCode, Filing, Header, Hlc, NodeKey, Policy, Record, RecordId};
 
 /// The names of all targets.
-pub const TARGETS: &[&str] = &["record", "frame", "policy_json", "fold_orders"];
+pub const TARGETS: &[&str] = &["record", "frame", "policy_json", "action_json", "fold_orders"];
 
 /// A target: input bytes to an outcome class.
 pub type Target = fn(&[u8]) -> String;
@@ -39,6 +40,7 @@ pub fn target(name: &str) -> Option<Target> {
         "record" => record,
         "frame" => frame,
         "policy_json" => policy_json,
+        "action_json" => action_json,
         "fold_orders" => fold_orders,
         _ => return None,
     })
@@ -321,6 +323,76 @@ fn default_policy() -> &'static Policy {
     P.get_or_init(Policy::default_policy)
 }
 
+// ---------------------------------------------------------------- action_json
+
+/// Reads arbitrary bytes as the JSON body of a workflow step (what
+/// `POST /api/cases/{id}/actions` parses, through the same
+/// `protocol::step` functions) and takes the action on a case in each
+/// state of the workflow, as its owner and as the level above. An
+/// accepted body gives an action that survives the record encoding; the
+/// fold applies or rejects it by a named rule, never panics; a rejected
+/// step leaves the case's status, owner and clocks as they were.
+pub fn action_json(data: &[u8]) -> String {
+    let req = match ActionRequest::from_json(data) {
+        Ok(r) => r,
+        Err(_) => return "not-a-step".into(),
+    };
+    let admin = req.needs_admin();
+    let merge_into = req.merge_target().map(|_| RecordId([7; 32]));
+    let action = match req.into_action(merge_into) {
+        Ok(a) => a,
+        Err(e) => return class("refused", &e),
+    };
+    let name = action.as_str();
+    let mut outcomes = Vec::new();
+    for prefix in PREFIXES {
+        let mut recs = case_with_steps(prefix);
+        let before = fold_of(&recs.iter().collect::<Vec<_>>()).unwrap_or_else(|e| panic!("the prefix {prefix:?} does not fold: {e}"));
+        for who in [0usize, 1] {
+            let last = recs[recs.len() - 1].id;
+            let step = sign_step(who, recs.len() as u64, Some(recs[0].id), vec![last], action.clone());
+            let decoded = Record::decode(step.bytes()).unwrap_or_else(|e| panic!("a signed {name} does not decode: {e}"));
+            assert_eq!(decoded.body, step.body, "a {name} does not survive the record encoding");
+            recs.push(step);
+            let after = fold_of(&recs.iter().collect::<Vec<_>>()).unwrap_or_else(|e| panic!("{name} after {prefix:?} does not fold: {e}"));
+            assert_eq!(after.timeline.len(), recs.len(), "every event is in the timeline");
+            match &after.timeline[recs.len() - 1].outcome {
+                Ok(()) => outcomes.push('+'),
+                Err(r) => {
+                    assert!(!r.rule.is_empty(), "a rejection names its rule");
+                    assert_eq!((after.status, after.owner, &after.deadlines), (before.status, before.owner, &before.deadlines), "a rejected {name} changed the case");
+                    outcomes.push('-');
+                }
+            }
+            recs.pop();
+        }
+    }
+    format!("ok:{name}:{}:{}", if admin { "admin" } else { "operator" }, outcomes.into_iter().collect::<String>())
+}
+
+/// The steps before the fuzzed one: a case in each state of the workflow.
+const PREFIXES: &[&[u8]] = &[&[], &[0], &[0, 1], &[0, 9], &[0, 9, 10], &[0, 9, 10, 11], &[0, 2]];
+
+/// A filing by the village (key 0) followed by `steps` (as `step_action`
+/// numbers) taken by it, each naming the one before.
+fn case_with_steps(steps: &[u8]) -> Vec<Record> {
+    let first = sign_step(0, 0, None, vec![], filing());
+    let mut recs = vec![first];
+    for (i, a) in steps.iter().enumerate() {
+        let last = recs[recs.len() - 1].id;
+        recs.push(sign_step(0, i as u64 + 1, Some(recs[0].id), vec![last], step_action(*a, 0)));
+    }
+    recs
+}
+
+/// A case event by key `who` (unit `who`), `n` minutes after the filing.
+/// Every one is its author's first record: the fold does not follow
+/// authors' chains, the ingest in front of it does.
+fn sign_step(who: usize, n: u64, case: Option<RecordId>, parents: Vec<RecordId>, action: Action) -> Record {
+    let header = Header { seq: 1, prev: None, hlc: Hlc { wall_ms: T0 + n * 60_000, counter: who as u32 } };
+    Record::sign(&keys()[who], header, Body::CaseEvent(CaseEvent { case, parents, unit: unit(who), operator: "op".into(), action, policy: 1 }))
+}
+
 // ---------------------------------------------------------------- fold_orders
 
 fn policy_set() -> &'static PolicySet {
@@ -527,6 +599,27 @@ pub fn seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
             ("regression-negative-year.json".into(), r#"{"calendars":{"2027":{"source":"x","holidays":[{"date":"-002027-10-01","name":"国庆"}],"make_up_workdays":[]}}}"#.as_bytes().to_vec()),
             ("regression-noncanonical-year-key.json".into(), r#"{"calendars":{"02027":{"source":"x","holidays":[{"date":"2027-01-01","name":"元旦"}],"make_up_workdays":[]}}}"#.as_bytes().to_vec()),
         ],
+        "action_json" => [
+            ("sign-for.json", r#"{"action":"sign_for"}"#),
+            ("route.json", r#"{"action":"route","window":"justice","requirements":"调解","due_at":"2026-11-20T17:00:00+08:00"}"#),
+            ("dispatch.json", r#"{"action":"dispatch","to":"330102001002","requirements":"属地处置"}"#),
+            ("escalate.json", r#"{"action":"escalate","reason":"本级无法解决"}"#),
+            ("reroute-both.json", r#"{"action":"reroute","window":"police","to":"330102001002","reason":"x"}"#),
+            ("add-helpers.json", r#"{"action":"add_helpers","windows":["health"],"units":["330102001002"]}"#),
+            ("extension.json", r#"{"action":"request_extension","working_days":5,"reason":"需要现场勘查"}"#),
+            ("approve.json", r#"{"action":"approve_extension","note":"同意"}"#),
+            ("supervise.json", r#"{"action":"supervise","grade":"red","note":"请抓紧办理"}"#),
+            ("resolve.json", r#"{"action":"resolve","public_reply":"已调解","internal_note":"内部"}"#),
+            ("feedback.json", r#"{"action":"feedback","note":"已电话告知"}"#),
+            ("rate.json", r#"{"action":"rate","rating":"unsatisfied","comment":"不满意"}"#),
+            ("reopen.json", r#"{"action":"reopen","reason":"重新办理"}"#),
+            ("merge.json", r#"{"action":"merge","into":"330102001001-2026-000002"}"#),
+            ("archive.json", r#"{"action":"archive"}"#),
+            ("regression-due-before-1970.json", r#"{"action":"route","window":"police","due_at":"1969-12-31T23:59:59Z"}"#),
+        ]
+        .into_iter()
+        .map(|(n, j)| (n.to_string(), j.as_bytes().to_vec()))
+        .collect(),
         "fold_orders" => vec![
             ("filing-only".into(), vec![0]),
             ("whole-workflow".into(), {
@@ -700,7 +793,7 @@ pub fn run_with(cfg: &Config) -> Result<Stats, String> {
     let start = Instant::now();
     let mut execs = 0u64;
     let mut crash = None;
-    let is_json = cfg.target == "policy_json";
+    let is_json = matches!(cfg.target.as_str(), "policy_json" | "action_json");
     // The corpus itself first.
     let mut queue: Vec<Vec<u8>> = corpus.clone();
     queue.reverse();

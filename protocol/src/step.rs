@@ -1,0 +1,159 @@
+//! A workflow step as a client sends it: the JSON body of
+//! `POST /api/cases/{id}/actions`, and its translation into an [`Action`].
+//! Pure (no store, no clock), so the same path runs under the fuzz target
+//! `action_json` as behind the HTTP route.
+
+use serde::Deserialize;
+
+use crate::case::{Rating, RouteTarget, SuperviseGrade};
+use crate::{Action, DivisionCode, RecordId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ActionRequest {
+    SignFor {},
+    Route {
+        window: String,
+        #[serde(default)]
+        requirements: String,
+        due_at: Option<String>,
+    },
+    Dispatch {
+        to: DivisionCode,
+        #[serde(default)]
+        requirements: String,
+        due_at: Option<String>,
+    },
+    Escalate {
+        reason: String,
+    },
+    Return {
+        reason: String,
+    },
+    Reroute {
+        window: Option<String>,
+        to: Option<DivisionCode>,
+        reason: String,
+    },
+    AddHelpers {
+        #[serde(default)]
+        windows: Vec<String>,
+        #[serde(default)]
+        units: Vec<DivisionCode>,
+    },
+    Progress {
+        note: String,
+        #[serde(default)]
+        public: bool,
+    },
+    RequestExtension {
+        working_days: u32,
+        reason: String,
+    },
+    ApproveExtension {
+        #[serde(default)]
+        note: String,
+    },
+    RefuseExtension {
+        #[serde(default)]
+        note: String,
+    },
+    Supervise {
+        grade: SuperviseGrade,
+        note: String,
+    },
+    Resolve {
+        public_reply: String,
+        #[serde(default)]
+        internal_note: String,
+    },
+    Feedback {
+        #[serde(default = "default_feedback_method")]
+        method: String,
+        note: String,
+    },
+    Rate {
+        rating: Rating,
+        #[serde(default)]
+        comment: String,
+    },
+    Reopen {
+        reason: String,
+    },
+    Merge {
+        into: String,
+    },
+    Archive {},
+}
+
+fn default_feedback_method() -> String {
+    "phone".into()
+}
+
+/// Why a step's body does not make an action (a client error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(pub String);
+
+/// An RFC 3339 time as milliseconds since the epoch.
+pub fn parse_time(field: &str, s: &str) -> Result<u64, StepError> {
+    let ts: jiff::Timestamp = s.parse().map_err(|e| StepError(format!("{field}: expected an RFC 3339 time like 2026-11-28T09:30:00+08:00 ({e})")))?;
+    u64::try_from(ts.as_millisecond()).map_err(|_| StepError(format!("{field}: before 1970")))
+}
+
+impl ActionRequest {
+    /// Parses a step's JSON body.
+    pub fn from_json(body: &[u8]) -> Result<ActionRequest, StepError> {
+        serde_json::from_slice(body).map_err(|e| StepError(e.to_string()))
+    }
+
+    /// Whether the step is an administrator's (decisions on extensions,
+    /// supervision); every other is an operator's.
+    pub fn needs_admin(&self) -> bool {
+        matches!(self, ActionRequest::ApproveExtension { .. } | ActionRequest::RefuseExtension { .. } | ActionRequest::Supervise { .. })
+    }
+
+    /// The case a merge names (a number or an id), to be looked up.
+    pub fn merge_target(&self) -> Option<&str> {
+        match self {
+            ActionRequest::Merge { into } => Some(into),
+            _ => None,
+        }
+    }
+
+    /// The action, with the merge target already looked up (`merge_into`;
+    /// required for a merge, ignored otherwise).
+    pub fn into_action(self, merge_into: Option<RecordId>) -> Result<Action, StepError> {
+        let due = |d: Option<String>| d.as_deref().map(|t| parse_time("due_at", t)).transpose();
+        let action = match self {
+            ActionRequest::SignFor {} => Action::SignFor,
+            ActionRequest::Route { window, requirements, due_at } => Action::Route { window, requirements, due_ms: due(due_at)? },
+            ActionRequest::Dispatch { to, requirements, due_at } => Action::Dispatch { to, requirements, due_ms: due(due_at)? },
+            ActionRequest::Escalate { reason } => Action::Escalate { reason },
+            ActionRequest::Return { reason } => Action::Return { reason },
+            ActionRequest::Reroute { window, to, reason } => {
+                let target = match (window, to) {
+                    (Some(w), None) => RouteTarget::Window(w),
+                    (None, Some(u)) => RouteTarget::Unit(u),
+                    _ => return Err(StepError("reroute needs exactly one of window or to".into())),
+                };
+                Action::Reroute { target, reason }
+            }
+            ActionRequest::AddHelpers { windows, units } => Action::AddHelpers {
+                helpers: windows.into_iter().map(RouteTarget::Window).chain(units.into_iter().map(RouteTarget::Unit)).collect(),
+            },
+            ActionRequest::Progress { note, public } => Action::Progress { note, public },
+            ActionRequest::RequestExtension { working_days, reason } => Action::RequestExtension { working_days, reason },
+            ActionRequest::ApproveExtension { note } => Action::DecideExtension { approve: true, note },
+            ActionRequest::RefuseExtension { note } => Action::DecideExtension { approve: false, note },
+            ActionRequest::Supervise { grade, note } => Action::Supervise { grade, note },
+            ActionRequest::Resolve { public_reply, internal_note } => Action::Resolve { public_reply, internal_note },
+            ActionRequest::Feedback { method, note } => Action::Feedback { method, note },
+            ActionRequest::Rate { rating, comment } => Action::Rate { rating, comment },
+            ActionRequest::Reopen { reason } => Action::Reopen { reason },
+            ActionRequest::Merge { .. } => Action::Merge { into: merge_into.ok_or_else(|| StepError("merge: the target case was not looked up".into()))? },
+            ActionRequest::Archive {} => Action::Archive,
+        };
+        Ok(action)
+    }
+}
