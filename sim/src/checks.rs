@@ -235,6 +235,10 @@ pub fn records_above_the_cutoff_are_void_everywhere(world: &World) -> anyhow::Re
             let Some(event) = record.case_event() else { continue };
             let case = event.case.unwrap_or(id);
             let state = fold(world, i, &case)?;
+            let stored = shared.store.case_summary(&case)?;
+            if stored.as_ref() != Some(&CaseSummary::of(&state)) {
+                bail!("{}: case {} holds a record of the revoked key above the cut-off, and its stored summary is not the fold of its records\n  stored: {stored:?}", n.division, state.filing.number);
+            }
             match state.timeline.iter().find(|t| t.id == id) {
                 Some(t) if t.outcome.is_err() => {}
                 Some(_) => bail!("{}: record {} (seq {seq} above the cut-off {cutoff}) of the revoked key still applies to case {}", n.division, id.fmt_short(), state.filing.number),
