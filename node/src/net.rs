@@ -450,7 +450,7 @@ async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connectio
     // The peer's chain must verify to our root and end in the peer's key.
     let records: Vec<Record> = chain.iter().map(|b| Record::decode(b)).collect::<Result<_, _>>().map_err(|e| LinkError::Peer(format!("peer's certificate chain: {e}")))?;
     let root = shared.trust().root();
-    let cert = zongzhi_protocol::cert::verify_chain(&records, &root, crate::context::now_ms()).map_err(|e| LinkError::Peer(format!("peer's certificate chain: {e}")))?;
+    let cert = zongzhi_protocol::trust::verify_chain(&records, &root, crate::context::now_ms()).map_err(|e| LinkError::Peer(format!("peer's certificate chain: {e}")))?;
     if cert.key != peer || cert.division != peer_division {
         return peer_error("peer's certificate chain is not for its TLS key");
     }

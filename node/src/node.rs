@@ -167,7 +167,8 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
 
 /// Stores a certificate chain issued by the parent (root first, this node last).
 pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::NodeCert, NodeError> {
-    use zongzhi_protocol::cert::{dearmor_all, verify_chain, RECORDS_ARMOR};
+    use zongzhi_protocol::cert::{dearmor_all, RECORDS_ARMOR};
+    use zongzhi_protocol::trust::verify_chain;
     let Some(root) = cfg.root_key else {
         return setup("set root_key (the city root key, hex) in the config before importing a certificate".into());
     };

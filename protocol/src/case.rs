@@ -6,42 +6,7 @@
 
 use crate::codec::{self, CodecError, Decode, Encode};
 use crate::division::DivisionCode;
-use crate::record::RecordId;
-
-/// BLAKE3 hash of a blob (contact details, attachment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
-pub struct BlobHash(pub [u8; 32]);
-
-impl BlobHash {
-    pub fn of(bytes: &[u8]) -> Self {
-        BlobHash(*blake3::hash(bytes).as_bytes())
-    }
-
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut out).ok()?;
-        Some(BlobHash(out))
-    }
-}
-
-impl std::fmt::Display for BlobHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl serde::Serialize for BlobHash {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for BlobHash {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        BlobHash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("blob hash must be 64 hex digits"))
-    }
-}
+pub use crate::id::{BlobHash, RecordId};
 
 /// Generates a C-like enum with stable wire codes, JSON names and Chinese labels.
 macro_rules! labelled_enum {

@@ -8,7 +8,6 @@
 use crate::codec::{self, CodecError, Decode, Encode};
 use crate::division::{DivisionCode, Level};
 use crate::identity::{KeyError, NodeId, NodeKey};
-use crate::record::{Body, Record};
 
 /// Binds a key to a center.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -56,58 +55,9 @@ pub enum CertError {
 }
 
 impl NodeCert {
-    /// Extracts and checks the self-consistency of a cert record (signature,
-    /// level, issuer field), without any chain.
-    pub fn from_record(record: &Record) -> Result<&NodeCert, CertError> {
-        let Body::NodeCert(cert) = &record.body else {
-            return Err(CertError::NotACert);
-        };
-        record.verify()?;
-        if cert.level != cert.division.level() {
-            return Err(CertError::LevelMismatch {
-                division: cert.division,
-                stated: cert.level,
-                actual: cert.division.level(),
-            });
-        }
-        if record.author != cert.issuer {
-            return Err(CertError::IssuerMismatch { author: record.author.to_string(), issuer: cert.issuer.to_string() });
-        }
-        let chars = cert.name.chars().count();
-        if chars == 0 || chars > 100 {
-            return Err(CertError::BadName);
-        }
-        Ok(cert)
-    }
-
     pub fn valid_at(&self, now_ms: u64) -> bool {
         self.not_before_ms <= now_ms && now_ms < self.not_after_ms
     }
-}
-
-/// Checks a chain of cert records, root first, each issued by the one
-/// before, the first self-signed by `root`. Returns the last cert.
-pub fn verify_chain<'a>(chain: &'a [Record], root: &NodeId, now_ms: u64) -> Result<&'a NodeCert, CertError> {
-    let first = chain.first().ok_or(CertError::EmptyChain)?;
-    let root_cert = NodeCert::from_record(first)?;
-    if root_cert.key != *root || root_cert.issuer != *root || root_cert.level != Level::City {
-        return Err(CertError::BadRoot);
-    }
-    if !root_cert.valid_at(now_ms) {
-        return Err(CertError::Expired);
-    }
-    let mut parent = root_cert;
-    for record in &chain[1..] {
-        let cert = NodeCert::from_record(record)?;
-        if cert.issuer != parent.key || cert.division.parent() != Some(parent.division) {
-            return Err(CertError::NotParent { issuer_division: parent.division, division: cert.division });
-        }
-        if !cert.valid_at(now_ms) {
-            return Err(CertError::Expired);
-        }
-        parent = cert;
-    }
-    Ok(parent)
 }
 
 /// A child's request to be enrolled, signed by the child's own key (proof of
@@ -209,39 +159,6 @@ pub fn dearmor_all(label: &str, text: &str) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hlc::Hlc;
-    use crate::record::Header;
-
-    fn cert_record(issuer: &NodeKey, seq: u64, prev: Option<crate::record::RecordId>, key: NodeId, division: &str) -> Record {
-        let division: DivisionCode = division.parse().unwrap();
-        let cert = NodeCert {
-            key,
-            division,
-            level: division.level(),
-            name: "测试中心".into(),
-            issuer: issuer.id(),
-            not_before_ms: 0,
-            not_after_ms: 10_000,
-            serial: seq,
-        };
-        Record::sign(issuer, Header { seq, prev, hlc: Hlc { wall_ms: 1, counter: 0 } }, Body::NodeCert(cert))
-    }
-
-    #[test]
-    fn chain_to_root() {
-        let city = NodeKey::from_seed([1; 32]);
-        let county = NodeKey::from_seed([2; 32]);
-        let root = cert_record(&city, 1, None, city.id(), "330100000000");
-        let c = cert_record(&city, 2, Some(root.id), county.id(), "330102000000");
-        let chain = vec![root.clone(), c.clone()];
-        assert_eq!(verify_chain(&chain, &city.id(), 5).unwrap().key, county.id());
-        assert_eq!(verify_chain(&chain, &county.id(), 5).err(), Some(CertError::BadRoot));
-        assert_eq!(verify_chain(&chain, &city.id(), 10_000).err(), Some(CertError::Expired));
-        // A county cert for a division that is not a child of the city.
-        let wrong = cert_record(&city, 2, Some(root.id), county.id(), "330200000000");
-        let wrong = cert_record(&city, 3, Some(wrong.id), county.id(), "330202000000");
-        assert!(matches!(verify_chain(&[root, wrong], &city.id(), 5), Err(CertError::NotParent { .. })));
-    }
 
     #[test]
     fn enrollment_request_round_trip_and_tamper() {

@@ -10,10 +10,11 @@
 //! time and passed in.
 
 use crate::case::{Channel, Rating};
-use crate::codec::{Decode, Encode};
 use crate::division::{DivisionCode, Level};
 use crate::policy::china_date;
 use crate::workflow::{CaseState, DeadlineKind, Status};
+
+pub use crate::report::MonthlyReport;
 
 macro_rules! counters {
     ($($name:ident = $code:literal, $zh:literal;)+) => {
@@ -320,19 +321,6 @@ impl Kpi {
 
 /// The version of the definitions above; every report names it.
 pub const DEFINITIONS: &str = "zongzhi-kpi/v1 (DOMAIN.md: satisfaction both ways, resolution, local resolution, on-time per clock, overdue = closed late / closed)";
-
-/// A center's own figures for one month, signed as a record. The city
-/// recomputes them from the events it holds and flags any difference.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
-pub struct MonthlyReport {
-    pub unit: DivisionCode,
-    /// `YYYYMM`.
-    pub month: u32,
-    /// Non-zero own-unit counters: (index in `Counter::ALL`, value).
-    pub counts: Vec<(u8, i64)>,
-    /// Which definitions the figures follow ([`DEFINITIONS`]).
-    pub definitions: String,
-}
 
 impl MonthlyReport {
     pub fn new(unit: DivisionCode, month: u32, counts: &Counts) -> MonthlyReport {

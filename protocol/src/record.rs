@@ -10,15 +10,15 @@
 //! Every payload starts with a [`Header`] (author chain `seq`/`prev` and a
 //! hybrid logical clock), followed by the body of its kind.
 
-use std::fmt;
-
 use crate::case::CaseEvent;
-use crate::cert::{NodeCert, Revocation};
+use crate::cert::{CertError, NodeCert, Revocation};
 use crate::codec::{self, CodecError, Decode, Encode};
 use crate::hlc::Hlc;
 use crate::identity::{KeyError, NodeId, NodeKey};
-use crate::kpi::MonthlyReport;
+use crate::report::MonthlyReport;
 use crate::policy::Policy;
+
+pub use crate::id::RecordId;
 
 /// The only record format version this code reads and writes. Version 2:
 /// a case event names the policy version its author held.
@@ -30,51 +30,6 @@ pub const SIGNING_DOMAIN: &[u8] = b"zongzhi/record/v1\0";
 
 /// Largest accepted encoded record (1 MiB). Attachments are blobs, not records.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
-
-/// BLAKE3 hash of a record's encoding.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
-pub struct RecordId(pub [u8; 32]);
-
-impl RecordId {
-    pub fn of(bytes: &[u8]) -> Self {
-        RecordId(*blake3::hash(bytes).as_bytes())
-    }
-
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut out).ok()?;
-        Some(RecordId(out))
-    }
-
-    pub fn fmt_short(&self) -> String {
-        hex::encode(&self.0[..6])
-    }
-}
-
-impl fmt::Display for RecordId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for RecordId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RecordId({})", self.fmt_short())
-    }
-}
-
-impl serde::Serialize for RecordId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for RecordId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        RecordId::from_hex(&s).ok_or_else(|| serde::de::Error::custom("record id must be 64 hex digits"))
-    }
-}
 
 /// What a record carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -424,6 +379,33 @@ pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
     results
 }
 
+
+impl NodeCert {
+    /// Extracts and checks the self-consistency of a cert record (signature,
+    /// level, issuer field), without any chain.
+    pub fn from_record(record: &Record) -> Result<&NodeCert, CertError> {
+        let Body::NodeCert(cert) = &record.body else {
+            return Err(CertError::NotACert);
+        };
+        record.verify()?;
+        if cert.level != cert.division.level() {
+            return Err(CertError::LevelMismatch {
+                division: cert.division,
+                stated: cert.level,
+                actual: cert.division.level(),
+            });
+        }
+        if record.author != cert.issuer {
+            return Err(CertError::IssuerMismatch { author: record.author.to_string(), issuer: cert.issuer.to_string() });
+        }
+        let chars = cert.name.chars().count();
+        if chars == 0 || chars > 100 {
+            return Err(CertError::BadName);
+        }
+        Ok(cert)
+    }
+
+}
 
 #[cfg(test)]
 mod tests {

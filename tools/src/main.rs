@@ -799,7 +799,8 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
 }
 
 fn certs(cmd: CertCommand) -> anyhow::Result<()> {
-    use zongzhi_protocol::cert::{dearmor_all, verify_chain, EnrollmentRequest, NodeCert, RECORDS_ARMOR};
+    use zongzhi_protocol::cert::{dearmor_all, EnrollmentRequest, NodeCert, RECORDS_ARMOR};
+    use zongzhi_protocol::trust::verify_chain;
     use zongzhi_protocol::{NodeId, Record};
     let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     match cmd {
