@@ -345,59 +345,71 @@ impl Policy {
     /// calendars well formed, codes never removed or reused with another
     /// meaning, names present and bounded, thresholds in order.
     pub fn validate(&self, previous: Option<&Policy>) -> Result<(), PolicyError> {
-        let bad = |m: String| Err(PolicyError::Invalid(m));
         for cal in &self.calendars {
             cal.validate()?;
         }
         for w in self.calendars.windows(2) {
             if w[0].year >= w[1].year {
-                return bad(format!("calendar {} is listed twice or out of order", w[1].year));
+                return invalid(format!("calendar {} is listed twice or out of order", w[1].year));
             }
         }
-        let name_ok = |what: &str, code: &str, name: &str| -> Result<(), PolicyError> {
-            let n = name.trim().chars().count();
-            if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-                return Err(PolicyError::Invalid(format!("{what} {code}: a name is 1 to {MAX_NAME_CHARS} characters without control characters")));
-            }
-            Ok(())
-        };
+        self.validate_windows()?;
+        self.validate_categories()?;
+        self.validate_numbers()?;
+        match previous {
+            Some(prev) => self.validate_against(prev),
+            None => Ok(()),
+        }
+    }
+
+    fn validate_windows(&self) -> Result<(), PolicyError> {
         let mut seen = std::collections::HashSet::new();
         for w in &self.windows {
             if w.code.is_empty() || w.code.len() > 32 || !w.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-                return bad(format!("window code {:?}: 1 to 32 characters a-z, 0-9 or _", w.code));
+                return invalid(format!("window code {:?}: 1 to 32 characters a-z, 0-9 or _", w.code));
             }
             if !seen.insert(w.code.clone()) {
-                return bad(format!("window {} is listed twice", w.code));
+                return invalid(format!("window {} is listed twice", w.code));
             }
             name_ok("window", &w.code, &w.name)?;
         }
+        Ok(())
+    }
+
+    fn validate_categories(&self) -> Result<(), PolicyError> {
         let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
         let mut seen = std::collections::HashSet::new();
         for c in &self.categories {
             if !digits(&c.code, 2) {
-                return bad(format!("category code {:?}: two digits", c.code));
+                return invalid(format!("category code {:?}: two digits", c.code));
             }
             if !seen.insert(c.code.clone()) {
-                return bad(format!("category {} is listed twice", c.code));
+                return invalid(format!("category {} is listed twice", c.code));
             }
             name_ok("category", &c.code, &c.name)?;
             for s in &c.children {
                 if !digits(&s.code, 4) || !s.code.starts_with(&c.code) {
-                    return bad(format!("sub-category code {:?}: four digits starting with its category's {}", s.code, c.code));
+                    return invalid(format!("sub-category code {:?}: four digits starting with its category's {}", s.code, c.code));
                 }
                 if !seen.insert(s.code.clone()) {
-                    return bad(format!("sub-category {} is listed twice", s.code));
+                    return invalid(format!("sub-category {} is listed twice", s.code));
                 }
                 name_ok("sub-category", &s.code, &s.name)?;
                 match self.window(&s.default_window) {
-                    None => return bad(format!("sub-category {}: no window {:?}", s.code, s.default_window)),
+                    None => return invalid(format!("sub-category {}: no window {:?}", s.code, s.default_window)),
                     Some(w) if w.retired && !s.retired && !c.retired => {
-                        return bad(format!("sub-category {} takes cases but its window {} is retired", s.code, w.code));
+                        return invalid(format!("sub-category {} takes cases but its window {} is retired", s.code, w.code));
                     }
                     Some(_) => {}
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Deadlines, supervision thresholds, the report grace and the calendar
+    /// warning date.
+    fn validate_numbers(&self) -> Result<(), PolicyError> {
         let d = &self.deadlines;
         for (name, v) in [
             ("registration_minutes", d.registration_minutes),
@@ -415,47 +427,64 @@ impl Policy {
             ("repeat_window_days", self.repeat_window_days),
         ] {
             if v == 0 || v > 366 * 24 * 60 {
-                return bad(format!("{name} must be at least 1 and at most a year"));
+                return invalid(format!("{name} must be at least 1 and at most a year"));
             }
         }
         if d.resolution_working_days > 250 || d.resolution_complex_working_days > 250 || d.rehandle_working_days > 250 || d.max_extension_working_days > 250 {
-            return bad("a working-day deadline is at most 250 working days".into());
+            return invalid("a working-day deadline is at most 250 working days".into());
         }
         if d.due_soon_percent == 0 || d.due_soon_percent > 100 {
-            return bad("due_soon_percent must be 1 to 100".into());
+            return invalid("due_soon_percent must be 1 to 100".into());
         }
         let steps = self.supervision.steps();
         if steps.windows(2).any(|w| w[0] > w[1]) {
-            return bad("supervision thresholds must not decrease from 普通 to 约谈".into());
+            return invalid("supervision thresholds must not decrease from 普通 to 约谈".into());
         }
         if self.report_grace_minutes > 31 * 24 * 60 {
-            return bad("report_grace_minutes is at most 31 days".into());
+            return invalid("report_grace_minutes is at most 31 days".into());
         }
         if date_of_ymd(20240000 + self.calendar_warning_from as u32).is_none() {
-            return bad(format!("calendar_warning_from {:04}: not a month and day", self.calendar_warning_from));
+            return invalid(format!("calendar_warning_from {:04}: not a month and day", self.calendar_warning_from));
         }
-        if let Some(prev) = previous {
-            if self.version != prev.version + 1 {
-                return bad(format!("version {} does not follow {}", self.version, prev.version));
+        Ok(())
+    }
+
+    /// The version follows `prev`, and no window, category or sub-category
+    /// of it is gone (old cases name them: they are retired instead).
+    fn validate_against(&self, prev: &Policy) -> Result<(), PolicyError> {
+        if self.version != prev.version + 1 {
+            return invalid(format!("version {} does not follow {}", self.version, prev.version));
+        }
+        for w in &prev.windows {
+            if self.window(&w.code).is_none() {
+                return invalid(format!("window {} cannot be removed (old cases use it): retire it instead", w.code));
             }
-            for w in &prev.windows {
-                if self.window(&w.code).is_none() {
-                    return bad(format!("window {} cannot be removed (old cases use it): retire it instead", w.code));
-                }
-            }
-            for c in &prev.categories {
-                let Some(now) = self.categories.iter().find(|x| x.code == c.code) else {
-                    return bad(format!("category {} cannot be removed: retire it instead", c.code));
-                };
-                for s in &c.children {
-                    if !now.children.iter().any(|x| x.code == s.code) {
-                        return bad(format!("sub-category {} cannot be removed: retire it instead", s.code));
-                    }
+        }
+        for c in &prev.categories {
+            let Some(now) = self.categories.iter().find(|x| x.code == c.code) else {
+                return invalid(format!("category {} cannot be removed: retire it instead", c.code));
+            };
+            for s in &c.children {
+                if !now.children.iter().any(|x| x.code == s.code) {
+                    return invalid(format!("sub-category {} cannot be removed: retire it instead", s.code));
                 }
             }
         }
         Ok(())
     }
+}
+
+fn invalid(message: String) -> Result<(), PolicyError> {
+    Err(PolicyError::Invalid(message))
+}
+
+/// A name of a window or category: present, bounded, no control characters.
+fn name_ok(what: &str, code: &str, name: &str) -> Result<(), PolicyError> {
+    let n = name.trim().chars().count();
+    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(PolicyError::Invalid(format!("{what} {code}: a name is 1 to {MAX_NAME_CHARS} characters without control characters")));
+    }
+    Ok(())
 }
 
 /// Every policy version a node holds, and the rules each implies.

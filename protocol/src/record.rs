@@ -284,10 +284,9 @@ fn is_canonical_y(bytes: &[u8; 32]) -> bool {
 
 pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::edwards::EdwardsPoint;
     use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
-    use sha2::{Digest, Sha512};
 
     let mut results: Vec<Result<(), KeyError>> = Vec::with_capacity(records.len());
     // Per author: its key (decompressed once) and the sum of z·h over its
@@ -322,34 +321,10 @@ pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
             results.push(Err(e.clone()));
             continue;
         }
-        let sig = r.signature();
-        let mut r_bytes = [0u8; 32];
-        r_bytes.copy_from_slice(&sig[..32]);
-        let mut s_bytes = [0u8; 32];
-        s_bytes.copy_from_slice(&sig[32..]);
-        // What verify_strict refuses and a batch equation would not catch:
-        // a non-canonical or small-order R, a non-canonical s.
-        // Canonical means y < p: decompressing accepts y ≥ p (reduced),
-        // and the other non-canonical form (x = 0 with the sign bit set)
-        // is a small-order point. A byte test instead of compressing the
-        // point again, which costs a field inversion per record.
-        let Some(big_r) = Some(r_bytes).filter(is_canonical_y).and_then(|b| CompressedEdwardsY(b).decompress()).filter(|p| !p.is_small_order()) else {
+        let Some((big_r, s, h)) = signature_terms(r) else {
             results.push(Err(KeyError::BadSignature));
             continue;
         };
-        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
-            results.push(Err(KeyError::BadSignature));
-            continue;
-        };
-        let h = Scalar::from_hash(
-            Sha512::new()
-                .chain_update(r_bytes)
-                .chain_update(r.author.as_bytes())
-                .chain_update(SIGNING_DOMAIN)
-                .chain_update([r.kind() as u8])
-                .chain_update(r.author.as_bytes())
-                .chain_update(r.payload()),
-        );
         let mut z = [0u8; 32];
         z[..16].copy_from_slice(&blake3::keyed_hash(seed.as_bytes(), &(i as u64).to_le_bytes()).as_bytes()[..16]);
         let z = Scalar::from_bytes_mod_order(z);
@@ -377,6 +352,38 @@ pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
         }
     }
     results
+}
+
+
+/// A record's signature as the terms of the batch equation: its R point,
+/// its s and the challenge h; `None` for what `verify_strict` refuses and a
+/// batch equation would not catch (a non-canonical or small-order R, a
+/// non-canonical s).
+fn signature_terms(r: &Record) -> Option<(curve25519_dalek::edwards::EdwardsPoint, curve25519_dalek::scalar::Scalar, curve25519_dalek::scalar::Scalar)> {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+    let sig = r.signature();
+    let mut r_bytes = [0u8; 32];
+    r_bytes.copy_from_slice(&sig[..32]);
+    let mut s_bytes = [0u8; 32];
+    s_bytes.copy_from_slice(&sig[32..]);
+    // Canonical means y < p: decompressing accepts y ≥ p (reduced), and
+    // the other non-canonical form (x = 0 with the sign bit set) is a
+    // small-order point. A byte test instead of compressing the point
+    // again, which costs a field inversion per record.
+    let big_r = Some(r_bytes).filter(is_canonical_y).and_then(|b| CompressedEdwardsY(b).decompress()).filter(|p| !p.is_small_order())?;
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+    let h = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(r_bytes)
+            .chain_update(r.author.as_bytes())
+            .chain_update(SIGNING_DOMAIN)
+            .chain_update([r.kind() as u8])
+            .chain_update(r.author.as_bytes())
+            .chain_update(r.payload()),
+    );
+    Some((big_r, s, h))
 }
 
 
