@@ -309,15 +309,65 @@ fn wait_records(c: &crate::client::Client, n: u64, limit: Duration) -> anyhow::R
     Ok(t.elapsed())
 }
 
+/// The four-node chain `bench sync` runs on: city → county → township →
+/// village, each its own process.
+struct Chain {
+    bin: PathBuf,
+    _dir: tempfile::TempDir,
+    nodes: Vec<crate::demo::DemoNode>,
+}
+
+const CHAIN: [(&str, &str); 4] = [
+    ("330100000000", "示例市社会治安综合治理中心"),
+    ("330106000000", "西湖区社会治安综合治理中心"),
+    ("330106002000", "留下街道社会治安综合治理中心"),
+    ("330106002001", "留下村社会治安综合治理工作站"),
+];
+const CITY: usize = 0;
+const COUNTY: usize = 1;
+const TOWN: usize = 2;
+const VILLAGE: usize = 3;
+
+impl Chain {
+    fn start(bin: PathBuf, dir: tempfile::TempDir) -> anyhow::Result<Chain> {
+        use crate::demo::{free_ports, setup_node, DemoNode};
+        let ports = free_ports(2 * CHAIN.len())?;
+        let mut nodes: Vec<DemoNode> = CHAIN.iter().enumerate().map(|(i, (d, n))| DemoNode::new(dir.path(), d, n, ports[2 * i], ports[2 * i + 1])).collect();
+        let mut root = String::new();
+        for i in 0..nodes.len() {
+            setup_node(&bin, &nodes, i, &mut root)?;
+            nodes[i].start(&bin)?;
+        }
+        Ok(Chain { bin, _dir: dir, nodes })
+    }
+
+    fn api(&self, i: usize) -> anyhow::Result<crate::client::Client> {
+        crate::demo::login(&self.nodes[i].url(), "viewer")
+    }
+}
+
 /// Replication over real QUIC links between real nodes (release build):
 /// machine limits, cold replication over one and three hops, live latency
-/// village → city, an idle reconnect, and a cut in the middle of a transfer.
+/// village → city, an idle reconnect, a cut in the middle of a transfer, a
+/// SIGKILL of the receiver, and a village's offline burst on its redial.
 pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
-    use crate::demo::{free_ports, setup_node, DemoNode};
     let bin = node_binary(None)?;
     let dir = tempfile::tempdir()?;
+    let batched = machine_limits(&bin, dir.path())?;
+    let mut chain = Chain::start(bin, dir)?;
+    cold_replication(&mut chain, records, batched)?;
+    live_latency(&chain, escalations)?;
+    idle_reconnect(&mut chain)?;
+    let relay = relay::UdpRelay::start(chain.nodes[TOWN].quic, u64::MAX)?;
+    let village_api = through_relay(&mut chain, &relay)?;
+    cut_transfer(&mut chain, &relay, &village_api, records / 2)?;
+    receiver_killed(&mut chain, &village_api, records / 2)?;
+    offline_burst(&chain, &relay, &village_api, 1_000)
+}
 
-    // (a) This machine's limits.
+/// (a) This machine's limits; returns the batched verify rate (the bar for
+/// the one-hop rate).
+fn machine_limits(bin: &Path, dir: &Path) -> anyhow::Result<f64> {
     let sample = sample_records(20_000);
     let single = raw_verify_rate(&sample)?;
     // This machine's speed varies from minute to minute (a shared virtual
@@ -331,8 +381,8 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
         verify_batch(&refs);
     }
     let ours = sample.len() as f64 / t.elapsed().as_secs_f64();
-    let store_dir = dir.path().join("store-bench");
-    let out = Command::new(&bin).args(["bench-store", "--dir"]).arg(&store_dir).output()?;
+    let store_dir = dir.join("store-bench");
+    let out = Command::new(bin).args(["bench-store", "--dir"]).arg(&store_dir).output()?;
     let store: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-store output")?;
     println!(
         "(a) this machine: ed25519 verify_strict {single:.0}/s on one core, ed25519-dalek verify_batch(256) {batched:.0}/s on one core (median of five rounds: {:.0}–{:.0}/s);",
@@ -341,31 +391,17 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     println!("    zongzhi's record batch check (one key per author, 256 records) {ours:.0}/s on one core");
     println!("    RocksDB synced WriteBatch(256) {} records/s, single synced writes {}/s", store["batched_records_per_s"], store["single_synced_writes_per_s"]);
 
-    // A chain city → county → township → village, each its own process.
-    let units = [
-        ("330100000000", "示例市社会治安综合治理中心"),
-        ("330106000000", "西湖区社会治安综合治理中心"),
-        ("330106002000", "留下街道社会治安综合治理中心"),
-        ("330106002001", "留下村社会治安综合治理工作站"),
-    ];
-    let ports = free_ports(2 * units.len())?;
-    let mut nodes: Vec<DemoNode> =
-        units.iter().enumerate().map(|(i, (d, n))| DemoNode::new(dir.path(), d, n, ports[2 * i], ports[2 * i + 1])).collect();
-    let mut root = String::new();
-    for i in 0..nodes.len() {
-        setup_node(&bin, &nodes, i, &mut root)?;
-        nodes[i].start(&bin)?;
-    }
-    let (city, town, village) = (0, 2, 3);
+    Ok(batched)
+}
+
+/// (b) Cold replication, one hop in isolation (the county is down too, so
+/// the township only receives), then two more hops, then three at once.
+fn cold_replication(chain: &mut Chain, records: usize, batched: f64) -> anyhow::Result<()> {
+    let (city, town, village, county) = (CITY, TOWN, VILLAGE, COUNTY);
+    let (bin, nodes, units) = (chain.bin.clone(), &mut chain.nodes, CHAIN);
     let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
     let city_api = crate::demo::login(&nodes[city].url(), "viewer")?;
     let village_api = crate::demo::login(&nodes[village].url(), "viewer")?;
-    let vdiv = units[village].0;
-
-    // (b) Cold replication. One hop in isolation: the county is down too, so
-    // the township only receives. Then the county comes back and the records
-    // travel two more hops. Then a second batch crosses all three hops at once.
-    let county = 1;
     let county_api = crate::demo::login(&nodes[county].url(), "viewer")?;
     let town_had = records_held(&town_api)?;
     let city_had = records_held(&city_api)?;
@@ -421,8 +457,13 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     println!("    three hops at once               {:.2} s  {:.0} records/s (four processes on two cores)", three_hops.as_secs_f64(), records as f64 / three_hops.as_secs_f64());
     println!("    wire bytes per record {:.3}× the record's size (frames, lengths; QUIC/TLS overhead not counted) (target ≤ 1.15)", wire as f64 / rec_bytes.max(1) as f64);
 
-    // (c) Live latency: a village record until it is readable at the city.
-    let vop = crate::demo::login(&nodes[village].url(), "operator")?;
+    Ok(())
+}
+
+/// (c) Live latency: a village record until it is readable at the city.
+fn live_latency(chain: &Chain, escalations: usize) -> anyhow::Result<()> {
+    let city_api = chain.api(CITY)?;
+    let vop = crate::demo::login(&chain.nodes[VILLAGE].url(), "operator")?;
     let body = json!({"title": "实时上报测试", "content": "测试", "category": "0202", "request_type": "complaint", "channel": "phone"});
     let mut lat = Vec::with_capacity(escalations);
     for _ in 0..escalations {
@@ -443,7 +484,13 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
     lat.sort();
     println!("(c) live village → city (three hops), {escalations} records: p50 {}  p99 {}  (targets 10 ms / 50 ms)", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)));
 
-    // (d) Reconnect with nothing new.
+    Ok(())
+}
+
+/// (d) Reconnect with nothing new.
+fn idle_reconnect(chain: &mut Chain) -> anyhow::Result<()> {
+    let (town_api, vdiv, village) = (chain.api(TOWN)?, CHAIN[VILLAGE].0, VILLAGE);
+    let (bin, nodes) = (chain.bin.clone(), &mut chain.nodes);
     std::thread::sleep(Duration::from_millis(300));
     let before = status_of(&town_api, vdiv)?;
     nodes[village].stop(false);
@@ -466,49 +513,105 @@ pub fn sync(records: usize, escalations: usize) -> anyhow::Result<()> {
         delta("bytes_sent")
     );
 
-    // (e) A cut of the link at half of a cold transfer: the village now
-    // reaches the township through a UDP relay that stops forwarding in
-    // both directions until both ends have given the connection up.
-    let relay = relay::UdpRelay::start(nodes[town].quic, u64::MAX)?;
+    Ok(())
+}
+
+/// The village reaches the township through a UDP relay from now on (for
+/// cuts); returns the village's API.
+fn through_relay(chain: &mut Chain, relay: &relay::UdpRelay) -> anyhow::Result<crate::client::Client> {
+    let (town, village) = (TOWN, VILLAGE);
+    let nodes = &mut chain.nodes;
     nodes[village].stop(false);
     let cfg = std::fs::read_to_string(&nodes[village].config)?;
     let cfg = cfg.replace(&format!("parent = \"127.0.0.1:{}\"", nodes[town].quic), &format!("parent = \"127.0.0.1:{}\"", relay.port));
     std::fs::write(&nodes[village].config, cfg)?;
-    nodes[village].start(&bin)?;
-    let village_api = crate::demo::login(&nodes[village].url(), "viewer")?;
-    let half = records / 2;
-    let (town_api, town_had, before) = half_transfer(&mut nodes, &bin, (town, village), half, &village_api)?;
+    nodes[village].start(&chain.bin)?;
+    crate::demo::login(&nodes[village].url(), "viewer")
+}
+
+/// Cuts the relayed link and waits until both ends have given it up.
+fn cut_link(chain: &Chain, relay: &relay::UdpRelay, village_api: &crate::client::Client) -> anyhow::Result<Duration> {
+    let town_api = chain.api(TOWN)?;
     relay.cut.store(true, Ordering::SeqCst);
     let t = Instant::now();
-    while status_of(&town_api, vdiv)?["connected"] == json!(true) || status_of(&village_api, units[town].0)?["connected"] == json!(true) {
+    while status_of(&town_api, CHAIN[VILLAGE].0)?["connected"] == json!(true) || status_of(village_api, CHAIN[TOWN].0)?["connected"] == json!(true) {
         if t.elapsed() > Duration::from_secs(120) {
             bail!("the cut link was not given up");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    Ok(t.elapsed())
+}
+
+/// (e) A cut of the link at half of a cold transfer: the relay stops
+/// forwarding in both directions until both ends have given the
+/// connection up.
+fn cut_transfer(chain: &mut Chain, relay: &relay::UdpRelay, village_api: &crate::client::Client, half: usize) -> anyhow::Result<()> {
+    let (town, village, vdiv, units) = (TOWN, VILLAGE, CHAIN[VILLAGE].0, CHAIN);
+    let bin = chain.bin.clone();
+    let (town_api, town_had, before) = half_transfer(&mut chain.nodes, &bin, (town, village), half, village_api)?;
+    let given_up = cut_link(chain, relay, village_api)?;
     let at_cut = records_held(&town_api)? - town_had;
     relay.cut.store(false, Ordering::SeqCst);
-    let (stored, duplicates, sent) = finish_transfer(&town_api, &village_api, (units[town].0, vdiv), town_had, half, &before)?;
+    let (stored, duplicates, sent) = finish_transfer(&town_api, village_api, (units[town].0, vdiv), town_had, half, &before)?;
     let again = sent.saturating_sub(half as u64);
     println!(
         "(e) link cut at half of a {half}-record transfer (a relay dropping every packet until both ends gave the connection up, {:.1} s): {at_cut} stored when the link was given up; {sent} records sent for {half} new, {again} sent again ({:.2} batches of {}; target ≤ 1); {duplicates} arrived twice; {stored} stored (none twice)",
-        t.elapsed().as_secs_f64(),
+        given_up.as_secs_f64(),
         again as f64 / zongzhi_protocol::sync::BATCH_RECORDS as f64,
         zongzhi_protocol::sync::BATCH_RECORDS
     );
+    Ok(())
+}
 
-    // (e') Harsher: the receiver is killed (SIGKILL) at half of a transfer,
-    // so what it held in memory and had not stored is lost.
-    let (_, town_had, before) = half_transfer(&mut nodes, &bin, (town, village), half, &village_api)?;
+/// (e') Harsher: the receiver is killed (SIGKILL) at half of a transfer, so
+/// what it held in memory and had not stored is lost.
+fn receiver_killed(chain: &mut Chain, village_api: &crate::client::Client, half: usize) -> anyhow::Result<()> {
+    let (town, village, vdiv, units) = (TOWN, VILLAGE, CHAIN[VILLAGE].0, CHAIN);
+    let bin = chain.bin.clone();
+    let nodes = &mut chain.nodes;
+    let (_, town_had, before) = half_transfer(nodes, &bin, (town, village), half, village_api)?;
     nodes[town].stop(true);
     nodes[town].start(&bin)?;
     let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
-    let (stored, duplicates, sent) = finish_transfer(&town_api, &village_api, (units[town].0, vdiv), town_had, half, &before)?;
+    let (stored, duplicates, sent) = finish_transfer(&town_api, village_api, (units[town].0, vdiv), town_had, half, &before)?;
     let again = sent.saturating_sub(half as u64);
     println!(
         "(e') SIGKILL of the receiver at half of a {half}-record transfer: {sent} records sent for {half} new, {again} sent again ({} batches of up to {}: read but not yet stored, lost with the process); {duplicates} the receiver already held arrived again; {stored} stored (none twice)",
         again.div_ceil(zongzhi_protocol::sync::BATCH_RECORDS as u64),
         zongzhi_protocol::sync::BATCH_RECORDS
+    );
+    Ok(())
+}
+
+/// (f) A village offline with new work: `n` cases filed while its link is
+/// down, then the time from the redial (the township sees it connected
+/// again) until all are stored at the township, and from the link's return.
+fn offline_burst(chain: &Chain, relay: &relay::UdpRelay, village_api: &crate::client::Client, n: usize) -> anyhow::Result<()> {
+    let town_api = chain.api(TOWN)?;
+    let vdiv = CHAIN[VILLAGE].0;
+    cut_link(chain, relay, village_api)?;
+    let connects = status_of(&town_api, vdiv)?["connects"].as_u64().unwrap_or(0);
+    let had = records_held(&town_api)?;
+    file_many(&chain.nodes[VILLAGE].url(), n, 8)?;
+    relay.cut.store(false, Ordering::SeqCst);
+    let back = Instant::now();
+    loop {
+        let s = status_of(&town_api, vdiv)?;
+        if s["connected"] == json!(true) && s["connects"].as_u64().unwrap_or(0) > connects {
+            break;
+        }
+        if back.elapsed() > Duration::from_secs(120) {
+            bail!("the village did not redial");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let redial = Instant::now();
+    wait_records(&town_api, had + n as u64, Duration::from_secs(120))?;
+    println!(
+        "(f) {n} cases filed at the village while its link was down: all stored at the township {} after the redial ({} after the link returned; the redial waits for the village's backoff)",
+        ms(redial.elapsed()),
+        ms(back.elapsed())
     );
     Ok(())
 }
