@@ -1,0 +1,89 @@
+//! Key layouts of the store: the column family names (the table in
+//! [`super`]), the well-known keys in `meta`, and the helpers that build
+//! and read the fixed parts of keys and values. The derived indexes' key
+//! layouts are in [`crate::index`].
+
+use zongzhi_protocol::RecordId;
+
+pub(super) const CF_RECORDS: &str = "records";
+pub(super) const CF_FEED: &str = "feed";
+pub(super) const CF_CHAIN: &str = "chain";
+pub(super) const CF_CASE_INDEX: &str = "case_index";
+pub(super) const CF_PENDING: &str = "pending";
+pub(super) const CF_CURSORS: &str = "cursors";
+pub(super) const CF_CASE_STATE: &str = "case_state";
+pub(super) const CF_CASE_NUMBERS: &str = "case_numbers";
+pub(crate) const CF_QUEUE: &str = "queue";
+pub(super) const CF_STATS: &str = "stats";
+pub(super) const CF_META: &str = "meta";
+pub(super) const CF_ACCOUNTS: &str = "accounts";
+pub(super) const CF_SESSIONS: &str = "sessions";
+pub(super) const CF_BLOBS: &str = "blobs";
+pub(super) const CF_TRUST: &str = "trust";
+pub(super) const CF_ALARMS: &str = "alarms";
+/// Signed monthly reports: month (u32 BE) ‖ unit (u64 BE) ‖ author seq (u64 BE) → record id.
+pub(super) const CF_REPORTS: &str = "reports";
+/// Case id → (): cases to fold again when a policy version arrives
+/// (derived: see `CaseSummary::needs_policy`).
+pub(super) const CF_WAITING: &str = "waiting";
+pub(crate) const CF_QUEUE_CAT: &str = "queue_cat";
+pub(crate) const CF_COUNTS: &str = "counts";
+pub(crate) const CF_CLOCKS: &str = "clocks";
+pub(crate) const CF_URGENT: &str = "urgent";
+pub(crate) const CF_REPEATS: &str = "repeats";
+pub(crate) const CF_REPEAT_MARKS: &str = "repeat_marks";
+pub(crate) const CF_REPEAT_DIRTY: &str = "repeat_dirty";
+pub(crate) const CF_CONTACTS: &str = "contacts";
+pub(crate) const CF_WORDS: &str = "words";
+
+pub(super) const ALL_CFS: &[&str] = &[
+    CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
+    CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
+    CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS,
+];
+
+/// Column families rebuilt by `reindex`.
+pub(super) const DERIVED_CFS: &[&str] = &[
+    CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS, CF_WAITING, CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS,
+    CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS,
+];
+
+/// Well-known keys in `meta`.
+pub mod meta {
+    /// This node's public key (32 bytes).
+    pub const NODE_ID: &str = "node_id";
+    pub const SCHEMA: &str = "schema_version";
+    /// Random id of this store's feed; changes if the feed is ever reset.
+    pub const FEED_EPOCH: &str = "feed_epoch";
+    /// Last local feed sequence number (u64 BE).
+    pub const FEED_SEQ: &str = "feed_seq";
+    /// This node's own author chain head: seq (u64 BE) ‖ record id.
+    pub const OWN_HEAD: &str = "own_head";
+    /// Last hybrid-clock timestamp issued: wall (u64 BE) ‖ counter (u32 BE).
+    pub const HLC: &str = "hlc";
+    /// Case number serial per year: prefix + year.
+    pub const SERIAL_PREFIX: &str = "case_serial/";
+    /// Automatic supervision issued: prefix + case/clock/started/grade → notice id.
+    pub const SUPERVISED_PREFIX: &str = "supervised/";
+    /// This node's secret for the keyed hashes of the contact index (32 bytes).
+    pub const SEARCH_KEY: &str = "search_key";
+    /// The repeat window (days, u32 BE) the repeat marks were settled with.
+    pub const REPEAT_WINDOW: &str = "repeat_window_days";
+}
+
+pub(super) fn u64_be(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+pub(super) fn id_from(bytes: &[u8]) -> Option<RecordId> {
+    Some(RecordId(bytes.get(..32)?.try_into().ok()?))
+}
+
+/// A `feed` entry's value: the record's id, then its bytes.
+pub(super) fn feed_value(id: &RecordId, bytes: &[u8]) -> Vec<u8> {
+    [id.0.as_slice(), bytes].concat()
+}
+
+pub(super) fn split_feed_value(v: &[u8]) -> Option<(RecordId, &[u8])> {
+    Some((id_from(v)?, v.get(32..)?))
+}
