@@ -24,7 +24,6 @@ pub mod integrity;
 pub mod ledger;
 pub mod net;
 pub mod node;
-pub mod policy_api;
 pub mod ports;
 pub mod queue;
 pub mod replication;

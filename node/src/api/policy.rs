@@ -16,7 +16,7 @@ use zongzhi_protocol::workflow::Status;
 use zongzhi_protocol::{Body, Policy, Record};
 
 use crate::accounts::Role;
-use crate::api::{ApiError, ApiResult, AppState, authenticate};
+use super::{ApiError, ApiResult, AppState, authenticate};
 use crate::ledger::Op;
 use crate::store::Store;
 

@@ -1,0 +1,224 @@
+//! Filing, workflow steps, attachments, one case and the case list.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zongzhi_protocol::case::{Channel, Complexity, Contact, Place, RequestType, Urgency};
+use zongzhi_protocol::{Filing, RecordId};
+use zongzhi_protocol::step::ActionRequest;
+
+use crate::accounts::Role;
+use crate::ledger::{self, Op};
+use super::auth::{authenticate, require_role};
+use super::error::{ApiError, ApiResult};
+use super::views::{case_view, summary_json};
+use super::{AppState, parse_json, parse_time};
+
+async fn resolve_case(s: &AppState, reference: &str) -> Result<RecordId, ApiError> {
+    let found = match RecordId::from_hex(reference) {
+        Some(id) if s.store.case_summary(&id)?.is_some() => Some(id),
+        Some(_) => None,
+        None => s.store.case_by_number(reference)?,
+    };
+    found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {reference}")))
+}
+
+#[derive(Deserialize, Default)]
+struct PlaceRequest {
+    #[serde(default)]
+    address: String,
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct FileRequest {
+    title: String,
+    content: String,
+    category: String,
+    request_type: RequestType,
+    channel: Channel,
+    #[serde(default = "default_urgency")]
+    urgency: Urgency,
+    #[serde(default = "default_complexity")]
+    complexity: Complexity,
+    #[serde(default)]
+    place: PlaceRequest,
+    occurred_at: Option<String>,
+    received_at: Option<String>,
+    #[serde(default)]
+    people_involved: u32,
+    amount_fen: Option<u64>,
+    contact: Option<Contact>,
+}
+
+fn default_urgency() -> Urgency {
+    Urgency::Normal
+}
+
+fn default_complexity() -> Complexity {
+    Complexity::General
+}
+
+fn micro_degrees(field: &str, v: Option<f64>, max: f64) -> Result<Option<i32>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(x) if x.is_finite() && x.abs() <= max => Ok(Some((x * 1e6).round() as i32)),
+        Some(_) => Err(ApiError::bad_request(format!("place.{field} must be between -{max} and {max}"))),
+    }
+}
+
+fn validate_contact(c: &Contact) -> Result<(), ApiError> {
+    if c.name.trim().is_empty() || c.name.chars().count() > 50 {
+        return Err(ApiError::bad_request("contact.name must be 1 to 50 characters"));
+    }
+    if c.phone.len() > 20 || !c.phone.chars().all(|ch| ch.is_ascii_digit() || ch == '-' || ch == '+' || ch == ' ') {
+        return Err(ApiError::bad_request("contact.phone may hold only digits, spaces, '+' and '-' (at most 20)"));
+    }
+    if !(c.id_number.is_empty() || (c.id_number.len() == 18 && c.id_number.chars().all(|ch| ch.is_ascii_digit() || ch == 'X' || ch == 'x'))) {
+        return Err(ApiError::bad_request("contact.id_number must be an 18-character resident ID number"));
+    }
+    if c.address.chars().count() > 200 {
+        return Err(ApiError::bad_request("contact.address is longer than 200 characters"));
+    }
+    Ok(())
+}
+
+pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Operator).await?;
+    let req: FileRequest = parse_json(&body)?;
+    let now = crate::context::now_ms();
+    let received_at_ms = match &req.received_at {
+        Some(t) => parse_time("received_at", t)?,
+        None => now,
+    };
+    if received_at_ms > now + 5 * 60_000 {
+        return Err(ApiError::bad_request("received_at is in the future"));
+    }
+    let occurred_at_ms = req.occurred_at.as_deref().map(|t| parse_time("occurred_at", t)).transpose()?;
+    if let Some(c) = &req.contact {
+        validate_contact(c)?;
+    }
+    let filing = Filing {
+        number: String::new(),
+        title: req.title,
+        content: req.content,
+        category: req.category,
+        request_type: req.request_type,
+        channel: req.channel,
+        urgency: req.urgency,
+        complexity: req.complexity,
+        place: Place {
+            address: req.place.address,
+            lat_e6: micro_degrees("lat", req.place.lat, 90.0)?,
+            lon_e6: micro_degrees("lon", req.place.lon, 180.0)?,
+        },
+        occurred_at_ms,
+        received_at_ms,
+        people_involved: req.people_involved,
+        amount_fen: req.amount_fen,
+        contact: None,
+    };
+    let ack = s.ledger.step(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username.clone() }).await?;
+    let view = case_view(&s, ack.case, &session).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, body: Bytes) -> ApiResult {
+    // Authenticate before looking at the body, so 401 wins over 400; the
+    // role needed depends on the step.
+    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let req: ActionRequest = parse_json(&body)?;
+    require_role(&session, if req.needs_admin() { Role::Admin } else { Role::Operator })?;
+    let case = resolve_case(&s, &case).await?;
+    let merge_into = match req.merge_target() {
+        Some(into) => Some(resolve_case(&s, into).await?),
+        None => None,
+    };
+    let action = req.into_action(merge_into).map_err(|e| ApiError::bad_request(e.0))?;
+    let ack = s.ledger.step(Op::Act { case, action, operator: session.username.clone() }).await?;
+    Ok(Json(case_view(&s, ack.case, &session).await?))
+}
+
+pub(super) async fn attach(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(case): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Operator).await?;
+    let case = resolve_case(&s, &case).await?;
+    let name = q.get("name").cloned().unwrap_or_default();
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad_request("give the file name as ?name= (1 to 200 characters)"));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the attachment is empty"));
+    }
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .chars()
+        .take(100)
+        .collect();
+    let op = Op::Attach { case, bytes: body.to_vec(), name, mime, operator: session.username.clone() };
+    let ack = s.ledger.step(op).await?;
+    Ok((StatusCode::CREATED, Json(case_view(&s, ack.case, &session).await?)))
+}
+
+pub(super) async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blob)): Path<(String, String)>) -> ApiResult<Response> {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let case = resolve_case(&s, &case).await?;
+    let records = ledger::load_case_records(&s.store, &case)?;
+    let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
+    let att = state
+        .attachments
+        .iter()
+        .find(|a| a.blob.to_string() == blob)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such attachment on this case"))?;
+    let bytes = s.store.blob(&att.blob.0)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "attachment content is not held on this node"))?;
+    if zongzhi_protocol::BlobHash::of(&bytes) != att.blob {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", "stored attachment does not match its hash"));
+    }
+    Ok(([(header::CONTENT_TYPE, att.mime.clone())], bytes).into_response())
+}
+
+pub(super) async fn case_detail(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>) -> ApiResult {
+    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let case = resolve_case(&s, &case).await?;
+    Ok(Json(case_view(&s, case, &session).await?))
+}
+
+pub(super) async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let policy = s.policy();
+    let now = crate::context::now_ms();
+    let filter = crate::queue::Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
+    let limit: usize = match q.get("limit") {
+        None => 100,
+        Some(l) => l.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| ApiError::bad_request("limit must be 1 to 1000"))?,
+    };
+    let after = match q.get("after").filter(|a| !a.is_empty()) {
+        Some(a) => Some(crate::queue::Cursor::parse(a).ok_or_else(|| ApiError::bad_request("after must be the `next` value of an earlier page"))?),
+        None => None,
+    };
+    let store = s.store.clone();
+    let p = policy.clone();
+    let page = tokio::task::spawn_blocking(move || crate::queue::page(&store, &filter, &p, now, after.as_ref(), limit))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(json!({
+        "total": page.total,
+        "total_exact": page.total_exact,
+        "cases": page.cases.iter().map(|c| summary_json(&policy, c, now)).collect::<Vec<_>>(),
+        "next": page.next.map(|c| c.to_string()),
+    })))
+}

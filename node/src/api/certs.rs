@@ -1,0 +1,125 @@
+//! Certificates: the ones held, a child's enrollment, revocation.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zongzhi_protocol::NodeId;
+
+use crate::accounts::Role;
+use crate::ledger::Op;
+use super::auth::authenticate;
+use super::error::{ApiError, ApiResult};
+use super::{AppState, parse_json, time};
+
+pub(super) async fn list_certs(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let trust = s.shared.trust().clone();
+    let mut members: Vec<&zongzhi_protocol::trust::Member> = trust.members().collect();
+    members.sort_by_key(|m| m.cert.division);
+    let list: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            json!({
+                "key": m.cert.key.to_string(),
+                "key_short": m.cert.key.fmt_short(),
+                "division": m.cert.division.to_string(),
+                "level": m.cert.level.as_str(),
+                "name": m.cert.name,
+                "issuer": m.cert.issuer.fmt_short(),
+                "serial": m.cert.serial,
+                "not_after": time(m.cert.not_after_ms),
+                "revoked": trust.revocation(&m.cert.key).map(|r| json!({"cutoff_seq": r.cutoff_seq, "reason": r.reason})),
+                "record": m.record.to_string(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"root": trust.root().to_string(), "certs": list})))
+}
+
+#[derive(Deserialize)]
+struct IssueRequest {
+    request: String,
+    #[serde(default = "default_valid_days")]
+    valid_days: u32,
+}
+
+fn default_valid_days() -> u32 {
+    3650
+}
+
+/// The armored chain from the root down to `key`.
+fn chain_text(s: &AppState, key: &NodeId) -> Result<String, ApiError> {
+    let ids = s.shared.trust().chain(key).ok_or_else(|| ApiError::internal("certificate chain incomplete"))?;
+    let mut out = String::new();
+    for id in ids {
+        let bytes = s.store.record_bytes(&id)?.ok_or_else(|| ApiError::internal(format!("certificate record {id} missing")))?;
+        out.push_str(&zongzhi_protocol::cert::armor(zongzhi_protocol::cert::RECORDS_ARMOR, &bytes));
+    }
+    Ok(out)
+}
+
+/// Approves a child center's enrollment request: signs its certificate.
+pub(super) async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Admin).await?;
+    let req: IssueRequest = parse_json(&body)?;
+    let enrollment = zongzhi_protocol::cert::EnrollmentRequest::from_armored(&req.request)
+        .map_err(|e| ApiError::bad_request(format!("enrollment request: {e}")))?;
+    if enrollment.division.parent() != Some(s.node.division) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_my_child",
+            format!("{} is not directly below this center ({}); its own parent must approve it", enrollment.division, s.node.division),
+        ));
+    }
+    if s.shared.trust().member(&s.node.id).is_none() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_enrolled", "this node has no certificate yet; import its own chain first"));
+    }
+    if !(1..=7300).contains(&req.valid_days) {
+        return Err(ApiError::bad_request("valid_days must be 1 to 7300"));
+    }
+    let now = crate::context::now_ms();
+    let serial = s.shared.trust().members().filter(|m| m.cert.issuer == s.node.id).count() as u64 + 1;
+    let cert = zongzhi_protocol::cert::NodeCert {
+        key: enrollment.key,
+        division: enrollment.division,
+        level: enrollment.division.level(),
+        name: enrollment.name.clone(),
+        issuer: s.node.id,
+        not_before_ms: now.saturating_sub(3_600_000),
+        not_after_ms: now + req.valid_days as u64 * 86_400_000,
+        serial,
+    };
+    let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::NodeCert(cert) }).await?;
+    tracing::info!(by = %session.username, division = %enrollment.division, key = %enrollment.key.fmt_short(), "certificate issued: {outcome:?}");
+    let chain = chain_text(&s, &enrollment.key)?;
+    Ok((StatusCode::CREATED, Json(json!({"division": enrollment.division.to_string(), "name": enrollment.name, "key": enrollment.key.to_string(), "chain": chain}))))
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    key: NodeId,
+    cutoff_seq: u64,
+    reason: String,
+}
+
+/// Revokes a descendant's key: its records after `cutoff_seq` are refused everywhere.
+pub(super) async fn revoke_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let session = authenticate(&s, &headers, Role::Admin).await?;
+    let req: RevokeRequest = parse_json(&body)?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("give a reason"));
+    }
+    let division = s
+        .shared
+        .trust()
+        .member(&req.key)
+        .map(|m| m.cert.division)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no certificate for that key"))?;
+    let rev = zongzhi_protocol::cert::Revocation { key: req.key, division, cutoff_seq: req.cutoff_seq, reason: req.reason };
+    let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Revocation(rev) }).await?;
+    tracing::warn!(by = %session.username, key = %req.key.fmt_short(), "key revoked: {outcome:?}");
+    Ok((StatusCode::CREATED, Json(json!({"revoked": req.key.to_string(), "division": division.to_string()}))))
+}

@@ -1,0 +1,94 @@
+//! The API's one error type: a JSON body `{"error": {"code", "message", "rule"}}`
+//! and the mapping of every library error to its HTTP status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::accounts::AccountError;
+use crate::ledger::LedgerError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    rule: Option<&'static str>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), rule: None }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, "{}", self.message);
+        }
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(rule) = self.rule {
+            body["rule"] = json!(rule);
+        }
+        (self.status, Json(json!({ "error": body }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // The storage engine failed (I/O, a full disk): the request was
+            // fine, the node cannot serve it now.
+            StoreError::Rocks(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("storage: {e}")),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::NoSuchCase(c) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {c}")),
+            LedgerError::Rejected(r) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "rule_violation",
+                message: r.message,
+                rule: Some(r.rule),
+            },
+            LedgerError::Invalid(m) => ApiError::bad_request(m),
+            LedgerError::Integrity(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", m),
+            LedgerError::Store(e) => e.into(),
+            LedgerError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"),
+            LedgerError::AlreadyDone => ApiError::new(StatusCode::CONFLICT, "exists", "already done"),
+            LedgerError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            LedgerError::WriteFailed(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("the write could not be stored ({m}); nothing was changed, try again"))
+            }
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::BadCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", e.to_string()),
+            AccountError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
+            AccountError::Store(e) => e.into(),
+            AccountError::Hash(m) => ApiError::internal(m),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+pub(crate) type ApiResult<T = Json<Value>> = Result<T, ApiError>;

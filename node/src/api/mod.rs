@@ -1,0 +1,159 @@
+//! The HTTP JSON API (axum). Every handler authenticates, checks the role,
+//! and goes through the same [`Ledger`] and [`Store`] as everything else.
+//!
+//! Errors are JSON: `{"error": {"code": "...", "message": "...", "rule": "..."}}`.
+//! 400 malformed input, 401 not logged in, 403 wrong role, 404 unknown case,
+//! 409 exists, 422 a workflow rule forbids the step (`rule` names it).
+
+mod auth;
+mod cases;
+mod certs;
+mod error;
+mod monitor;
+pub mod policy;
+mod stats;
+mod users;
+mod views;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use zongzhi_protocol::{DivisionCode, NodeId, Policy};
+
+use crate::ledger::Ledger;
+use crate::context::Context;
+use crate::store::Store;
+use auth::{login, logout, me};
+use cases::{attach, case_action, case_detail, download, file_case, list_cases};
+use certs::{issue_cert, list_certs, revoke_cert};
+use monitor::{health, integrity_check, metrics, sync_status};
+use stats::{check_reports, sign_report, stats_table};
+use users::{create_user, list_users};
+
+pub use error::ApiError;
+pub(crate) use error::ApiResult;
+pub(crate) use auth::authenticate;
+pub(crate) use views::summary_json;
+
+/// Largest JSON request body.
+pub const MAX_JSON_BODY: usize = 256 * 1024;
+/// Largest attachment.
+pub const MAX_ATTACHMENT: usize = 10 * 1024 * 1024;
+
+/// What this node is.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub division: DivisionCode,
+    pub name: String,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub shared: Context,
+    pub store: Arc<Store>,
+    pub ledger: Ledger,
+    pub node: NodeInfo,
+}
+
+impl AppState {
+    pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
+        AppState { store: shared.store.clone(), shared, ledger, node }
+    }
+
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        self.shared.policy()
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/policy", get(policy::get_policy).post(policy::sign_policy))
+        .route("/api/policy/diff", get(policy::diff))
+        .route("/api/users", get(list_users).post(create_user))
+        .route("/api/cases", get(list_cases).post(file_case))
+        .route("/api/cases/export", get(crate::export::cases))
+        .route("/api/cases/{case}", get(case_detail))
+        .route("/api/cases/{case}/actions", post(case_action))
+        .route(
+            "/api/cases/{case}/attachments",
+            post(attach).layer(DefaultBodyLimit::max(MAX_ATTACHMENT)),
+        )
+        .route("/api/cases/{case}/attachments/{blob}", get(download))
+        .route("/api/integrity", get(integrity_check))
+        .route("/api/sync", get(sync_status))
+        .route("/api/stats", get(stats_table))
+        .route("/api/search", get(crate::search::route))
+        .route("/api/reports", get(check_reports).post(sign_report))
+        .route("/metrics", get(metrics))
+        .route("/api/certs", get(list_certs))
+        .route("/api/certs/issue", post(issue_cert))
+        .route("/api/certs/revoke", post(revoke_cert))
+        .merge(crate::console::routes())
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
+
+/// The route table, for the OpenAPI consistency test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/health"),
+    ("get", "/api/openapi.json"),
+    ("post", "/api/login"),
+    ("post", "/api/logout"),
+    ("get", "/api/me"),
+    ("get", "/api/policy"),
+    ("post", "/api/policy"),
+    ("get", "/api/policy/diff"),
+    ("get", "/api/users"),
+    ("post", "/api/users"),
+    ("get", "/api/cases"),
+    ("post", "/api/cases"),
+    ("get", "/api/cases/export"),
+    ("get", "/api/cases/{case}"),
+    ("post", "/api/cases/{case}/actions"),
+    ("post", "/api/cases/{case}/attachments"),
+    ("get", "/api/cases/{case}/attachments/{blob}"),
+    ("get", "/api/integrity"),
+    ("get", "/api/sync"),
+    ("get", "/api/stats"),
+    ("get", "/api/search"),
+    ("get", "/api/reports"),
+    ("post", "/api/reports"),
+    ("get", "/metrics"),
+    ("get", "/api/certs"),
+    ("post", "/api/certs/issue"),
+    ("post", "/api/certs/revoke"),
+];
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub(crate) fn time(ms: u64) -> String {
+    match jiff::Timestamp::from_millisecond(ms as i64) {
+        Ok(ts) => ts.display_with_offset(jiff::tz::offset(8)).to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
+fn parse_time(field: &str, s: &str) -> Result<u64, ApiError> {
+    let ts: jiff::Timestamp = s
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("{field}: expected an RFC 3339 time like 2026-11-28T09:30:00+08:00 ({e})")))?;
+    u64::try_from(ts.as_millisecond()).map_err(|_| ApiError::bad_request(format!("{field}: before 1970")))
+}

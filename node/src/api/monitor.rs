@@ -1,0 +1,111 @@
+//! What monitoring and operators read about the node itself: health,
+//! integrity, replication status, Prometheus metrics.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::accounts::Role;
+use crate::integrity;
+use crate::ledger;
+use super::auth::authenticate;
+use super::error::{ApiError, ApiResult};
+use super::{AppState, time};
+
+pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
+    // The writer publishes the feed head after each commit (no store read).
+    let records = *s.shared.feed.borrow();
+    Ok(Json(json!({
+        "status": "ok",
+        "node_id": s.node.id.to_string(),
+        "node_short": s.node.id.fmt_short(),
+        "division": s.node.division.to_string(),
+        "level": s.node.division.level().as_str(),
+        "level_zh": s.node.division.level().zh(),
+        "name": s.node.name,
+        "records": records,
+        "version": env!("CARGO_PKG_VERSION"),
+        "calendar": super::policy::health_block(&s)?,
+    })))
+}
+
+pub(super) async fn integrity_check(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Admin).await?;
+    let store = s.store.clone();
+    let id = s.node.id;
+    let report = tokio::task::spawn_blocking(move || integrity::check(&store, &id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(json!({"ok": report.ok(), "report": report})))
+}
+
+pub(super) async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let status = s.shared.sync.snapshot();
+    let mut peers: Vec<Value> = status
+        .peers
+        .values()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+            v["last_contact"] = json!(p.last_contact_ms.map(time));
+            v
+        })
+        .collect();
+    peers.sort_by(|a, b| a["division"].as_str().cmp(&b["division"].as_str()));
+    let alarms: Vec<ledger::Alarm> = s.store.alarms()?;
+    Ok(Json(json!({
+        "node": s.node.id.to_string(),
+        "division": s.node.division.to_string(),
+        "feed_head": *s.shared.feed.borrow(),
+        "peers": peers,
+        "refused_handshakes": status.refused,
+        "alarms": alarms,
+    })))
+}
+
+/// Prometheus text exposition: store, replication and refusal counters. No
+/// personal data; served on the API address (loopback by default).
+pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
+    use std::fmt::Write;
+    let status = s.shared.sync.snapshot();
+    let mut out = String::new();
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let _ = writeln!(out, "# HELP zongzhi_records Records in this node's feed.\n# TYPE zongzhi_records gauge\nzongzhi_records {}", *s.shared.feed.borrow());
+    let _ = writeln!(out, "# HELP zongzhi_pending_records Received records waiting for their parents.\n# TYPE zongzhi_pending_records gauge\nzongzhi_pending_records {}", s.store.pending_count(usize::MAX)?);
+    let _ = writeln!(out, "# HELP zongzhi_integrity_alarms Integrity alarms raised (equivocation, chain gaps).\n# TYPE zongzhi_integrity_alarms counter\nzongzhi_integrity_alarms {}", s.store.alarm_count()?);
+    let _ = writeln!(out, "# HELP zongzhi_handshakes_refused_total Handshakes refused, by reason.\n# TYPE zongzhi_handshakes_refused_total counter");
+    for (reason, n) in &status.refused {
+        let _ = writeln!(out, "zongzhi_handshakes_refused_total{{reason=\"{}\"}} {n}", esc(reason));
+    }
+    type PeerMetric = (&'static str, &'static str, fn(&crate::status::PeerStatus) -> u64);
+    let gauges: [PeerMetric; 8] = [
+        ("zongzhi_peer_connected", "1 while a link with the peer is up.", |p| p.connected as u64),
+        ("zongzhi_peer_records_sent_total", "Records sent to the peer.", |p| p.records_sent),
+        ("zongzhi_peer_records_received_total", "Records received from the peer and stored.", |p| p.records_received),
+        ("zongzhi_peer_bytes_sent_total", "Frame bytes sent to the peer.", |p| p.bytes_sent),
+        ("zongzhi_peer_bytes_received_total", "Frame bytes received from the peer.", |p| p.bytes_received),
+        ("zongzhi_peer_behind_to_peer", "Feed positions the peer has not acknowledged.", |p| p.behind_to_peer),
+        ("zongzhi_peer_behind_from_peer", "Peer feed positions not yet received.", |p| p.behind_from_peer),
+        ("zongzhi_peer_errors_total", "Link errors and refused records.", |p| p.errors),
+    ];
+    let mut peers: Vec<&crate::status::PeerStatus> = status.peers.values().collect();
+    peers.sort_by(|a, b| a.division.cmp(&b.division));
+    for (name, help, f) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", if name.ends_with("_total") { "counter" } else { "gauge" });
+        for p in &peers {
+            let _ = writeln!(out, "{name}{{peer=\"{}\",role=\"{}\"}} {}", esc(&p.division), esc(&p.role), f(p));
+        }
+    }
+    let policy = s.shared.policy();
+    let missing = policy.missing_calendars(crate::context::now_ms());
+    let _ = writeln!(out, "# HELP zongzhi_calendar_warning 1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).\n# TYPE zongzhi_calendar_warning gauge\nzongzhi_calendar_warning {}", !missing.is_empty() as u8);
+    let _ = writeln!(out, "# HELP zongzhi_calendar_missing 1 for each year whose calendar is needed by now and missing.\n# TYPE zongzhi_calendar_missing gauge");
+    for y in &missing {
+        let _ = writeln!(out, "zongzhi_calendar_missing{{year=\"{y}\"}} 1");
+    }
+    let (waiting, _) = super::policy::waiting_counts(&s.store)?;
+    let _ = writeln!(out, "# HELP zongzhi_cases_waiting_for_calendar Open cases with a clock waiting for a working-day calendar.\n# TYPE zongzhi_cases_waiting_for_calendar gauge\nzongzhi_cases_waiting_for_calendar {waiting}");
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

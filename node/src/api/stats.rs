@@ -1,0 +1,120 @@
+//! Statistics tables and monthly reports.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zongzhi_protocol::DivisionCode;
+
+use crate::accounts::Role;
+use super::AppState;
+use super::auth::authenticate;
+use super::error::{ApiError, ApiResult};
+
+/// Parses the statistics query parameters shared by the API's tables.
+fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::report::Query, ApiError> {
+    use zongzhi_protocol::kpi::{self, Kpi};
+    let scope: DivisionCode = match q.get("scope").map(String::as_str) {
+        None | Some("") => s.node.division,
+        Some(c) => c.parse().map_err(|e| ApiError::bad_request(format!("scope: {e}")))?,
+    };
+    if !s.node.division.contains(scope) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "outside_subtree", format!("{scope} is not in this center's subtree ({})", s.node.division)));
+    }
+    let by_text = q.get("by").map(String::as_str).filter(|b| !b.is_empty()).unwrap_or("unit");
+    let by = crate::stats::By::parse(by_text)
+        .ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category or channel, not {by_text:?}")))?;
+    let period = match q.get("period").map(String::as_str) {
+        None | Some("") => {
+            let m = kpi::month_of(crate::context::now_ms()).unwrap_or(197001);
+            format!("{}-{:02}", m / 100, m % 100)
+        }
+        Some(p) => p.to_string(),
+    };
+    let months = kpi::period_months(&period).map_err(ApiError::bad_request)?;
+    let kpis: Vec<Kpi> = match q.get("kpi").map(String::as_str) {
+        None | Some("") | Some("all") => Kpi::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|k| {
+                Kpi::parse(k.trim()).ok_or_else(|| {
+                    let known: Vec<&str> = Kpi::ALL.iter().map(|k| k.as_str()).collect();
+                    ApiError::bad_request(format!("unknown KPI {k:?}; known: {}", known.join(", ")))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let number = |name: &str, max: usize| -> Result<Option<usize>, ApiError> {
+        match q.get(name).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n <= max => Ok(Some(n)),
+                _ => Err(ApiError::bad_request(format!("{name} must be a whole number from 0 to {max}, not {v:?}"))),
+            },
+        }
+    };
+    let limit = number("limit", 10_000)?;
+    let offset = number("offset", 1_000_000)?.unwrap_or(0);
+    Ok(crate::report::Query { scope, period, months, by, kpis, offset, limit })
+}
+
+pub(super) async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let query = stats_query(&s, &q)?;
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("") | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => return Err(ApiError::bad_request(format!("format must be json or csv, not {f:?}"))),
+    };
+    let (store, trust, policy) = (s.store.clone(), s.shared.trust(), s.policy());
+    let kpis = query.kpis.clone();
+    let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, crate::context::now_ms()))
+        .await
+        .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
+    if csv {
+        let name = format!("zongzhi-stats-{}-{}.csv", table["scope"].as_str().unwrap_or(""), table["period"].as_str().unwrap_or(""));
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
+            crate::report::to_csv(&table, &kpis),
+        )
+            .into_response());
+    }
+    Ok(Json(table).into_response())
+}
+
+/// Reports of the subtree for a period, each checked against the events.
+pub(super) async fn check_reports(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let query = stats_query(&s, &q)?;
+    let (store, trust) = (s.store.clone(), s.shared.trust());
+    let v = tokio::task::spawn_blocking(move || crate::report::check(&store, &trust, query.scope, &query.months))
+        .await
+        .map_err(|e| ApiError::internal(format!("report check failed: {e}")))??;
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub(super) struct SignReportRequest {
+    /// `YYYY-MM`.
+    period: String,
+}
+
+/// Signs this center's own figures for a month (it also happens on its own
+/// after each month closes).
+pub(super) async fn sign_report(State(s): State<AppState>, headers: HeaderMap, Json(req): Json<SignReportRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+    use zongzhi_protocol::kpi;
+    authenticate(&s, &headers, Role::Admin).await?;
+    let months = kpi::period_months(&req.period).map_err(ApiError::bad_request)?;
+    let [month] = months[..] else {
+        return Err(ApiError::bad_request("a report covers one month: period must be YYYY-MM"));
+    };
+    if Some(month) > kpi::month_of(crate::context::now_ms()) {
+        return Err(ApiError::bad_request("that month has not begun"));
+    }
+    let (id, report) = crate::supervisor::sign_report(&s.shared, &s.ledger, month).await?;
+    Ok((StatusCode::CREATED, Json(json!({"record": id.to_string(), "report": report}))))
+}

@@ -1,0 +1,333 @@
+//! The JSON a case is shown as: the full case view (timeline, contact by
+//! role, the steps allowed now) and the list summary.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use zongzhi_protocol::case::{Contact, Rating, RouteTarget, SuperviseGrade};
+use zongzhi_protocol::{Action, CaseState, DivisionCode, NodeId, Policy, Record, RecordId};
+
+use crate::accounts::{self, Role, Session};
+use crate::integrity;
+use crate::ledger;
+use crate::store::Store;
+use crate::summary::CaseSummary;
+use super::error::ApiError;
+use super::{AppState, time};
+
+fn category_json(policy: &Policy, code: &str) -> Value {
+    match policy.subcategory(code) {
+        Some((parent, leaf)) => json!({"code": code, "name": leaf.name, "parent_code": parent.code, "parent_name": parent.name}),
+        None => json!({"code": code, "name": Value::Null}),
+    }
+}
+
+fn target_json(t: &RouteTarget) -> Value {
+    match t {
+        RouteTarget::Window(w) => json!({"window": w}),
+        RouteTarget::Unit(u) => json!({"unit": u.to_string()}),
+    }
+}
+
+fn action_details(a: &Action) -> Value {
+    let due = |d: &Option<u64>| d.map(time);
+    match a {
+        Action::File(f) => json!({"number": f.number, "title": f.title}),
+        Action::SignFor | Action::Archive => json!({}),
+        Action::Route { window, requirements, due_ms } => json!({"window": window, "requirements": requirements, "due_at": due(due_ms)}),
+        Action::Dispatch { to, requirements, due_ms } => json!({"to": to.to_string(), "requirements": requirements, "due_at": due(due_ms)}),
+        Action::Escalate { reason } | Action::Return { reason } | Action::Reopen { reason } => json!({"reason": reason}),
+        Action::Reroute { target, reason } => json!({"target": target_json(target), "reason": reason}),
+        Action::AddHelpers { helpers } => json!({"helpers": helpers.iter().map(target_json).collect::<Vec<_>>()}),
+        Action::Progress { note, public } => json!({"note": note, "public": public}),
+        Action::RequestExtension { working_days, reason } => json!({"working_days": working_days, "reason": reason}),
+        Action::DecideExtension { approve, note } => json!({"approve": approve, "note": note}),
+        Action::Supervise { grade, note } => json!({"grade": grade.as_str(), "grade_zh": grade.zh(), "note": note}),
+        Action::Resolve { public_reply, internal_note } => json!({"public_reply": public_reply, "internal_note": internal_note}),
+        Action::Feedback { method, note } => json!({"method": method, "note": note}),
+        Action::Rate { rating, comment } => json!({"rating": rating.as_str(), "rating_zh": rating.zh(), "comment": comment}),
+        Action::Merge { into } => json!({"into": into.to_string()}),
+        Action::Attach { blob, name, mime, size } => json!({"blob": blob.to_string(), "name": name, "mime": mime, "size": size}),
+    }
+}
+
+fn contact_json(store: &Store, state: &CaseState, role: Role) -> Result<Value, ApiError> {
+    let Some(hash) = state.filing.contact else { return Ok(Value::Null) };
+    let Some(bytes) = store.blob(&hash.0)? else {
+        return Ok(json!({"available": false}));
+    };
+    if zongzhi_protocol::BlobHash::of(&bytes) != hash {
+        return Ok(json!({"available": false, "integrity_error": "stored contact does not match the hash the filing signed"}));
+    }
+    let contact = Contact::from_bytes(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    let masked = role < Role::Operator;
+    let shown = if masked { contact.masked() } else { contact };
+    Ok(json!({"available": true, "masked": masked, "name": shown.name, "phone": shown.phone, "id_number": shown.id_number, "address": shown.address}))
+}
+
+pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Value, ApiError> {
+    let role = session.role;
+    let policy = s.policy();
+    let ids = s.store.case_events(&case)?;
+    let mut records: Vec<Record> = Vec::with_capacity(ids.len());
+    let mut verdicts: HashMap<RecordId, Result<(), String>> = HashMap::new();
+    let mut integrity_errors = Vec::new();
+    for id in ids {
+        let Some(bytes) = s.store.record_bytes(&id)? else {
+            integrity_errors.push(json!({"record": id.to_string(), "detail": "indexed but missing"}));
+            continue;
+        };
+        let verdict = integrity::check_record(&id, &bytes);
+        match Record::decode_unverified(&bytes) {
+            Ok(mut r) => {
+                // A record is known by the id it is stored (and referenced)
+                // under; if its bytes no longer hash to it, the verdict says so.
+                r.id = id;
+                if let Err(d) = &verdict {
+                    integrity_errors.push(json!({"record": id.to_string(), "detail": d}));
+                }
+                verdicts.insert(id, verdict.map(|_| ()));
+                records.push(r);
+            }
+            Err(e) => integrity_errors.push(json!({"record": id.to_string(), "detail": e.to_string()})),
+        }
+    }
+    let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
+    })?;
+    let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
+    let now = crate::context::now_ms();
+    let names = unit_names(&s.shared.trust());
+    let unit_name = |u: &DivisionCode| names.get(u).cloned();
+    let operators = operator_names(s, &state)?;
+    let timeline: Vec<Value> = state
+        .timeline
+        .iter()
+        .map(|t| {
+            let seq = by_id.get(&t.id).map(|r| r.header.seq);
+            let valid = verdicts.get(&t.id).map(|v| v.is_ok()).unwrap_or(false);
+            // Display names are known for this node's own operators only.
+            let operator_name = if t.author == s.node.id { operators.get(&t.operator).filter(|n| !n.is_empty()).cloned() } else { None };
+            json!({
+                "id": t.id.to_string(),
+                "author": t.author.fmt_short(),
+                "author_seq": seq,
+                "unit": t.unit.to_string(),
+                "unit_name": unit_name(&t.unit),
+                "operator": t.operator,
+                "operator_name": operator_name.unwrap_or_else(|| t.operator.clone()),
+                "time": time(t.hlc.wall_ms),
+                "action": t.action.as_str(),
+                "action_zh": t.action.zh(),
+                "details": action_details(&t.action),
+                "accepted": t.outcome.is_ok(),
+                "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message})),
+                "overruled_by": t.overruled_by.and_then(|w| state.timeline.iter().find(|x| x.id == w)).map(|w| json!({
+                    "id": w.id.to_string(),
+                    "action": w.action.as_str(),
+                    "action_zh": w.action.zh(),
+                    "unit": w.unit.to_string(),
+                    "unit_name": unit_name(&w.unit),
+                    "time": time(w.hlc.wall_ms),
+                })),
+                "signature_valid": valid,
+            })
+        })
+        .collect();
+    let deadlines: Vec<Value> = state
+        .deadlines
+        .iter()
+        .map(|d| {
+            json!({
+                "kind": d.kind,
+                "kind_zh": d.kind.zh(),
+                "unit": d.unit.to_string(),
+                "unit_name": unit_name(&d.unit),
+                "started_at": time(d.started_ms),
+                "due_at": d.due_ms.map(time),
+                "met_at": d.met_ms.map(time),
+                "on_time": d.met_on_time(),
+                "running": d.is_running(),
+                "overdue": d.is_overdue(now),
+                "clock": d.clock(now, policy.deadlines.due_soon_percent),
+                "waiting_year": d.waiting_year,
+                "cancelled": d.cancelled,
+                "extended_working_days": d.extended_working_days,
+                "error": d.error,
+            })
+        })
+        .collect();
+    let f = &state.filing;
+    Ok(json!({
+        "id": state.id.to_string(),
+        "number": f.number,
+        "title": f.title,
+        "content": f.content,
+        "category": category_json(&policy, &f.category),
+        "request_type": {"code": f.request_type.as_str(), "name": f.request_type.zh()},
+        "channel": {"code": f.channel.as_str(), "name": f.channel.zh()},
+        "urgency": {"code": f.urgency.as_str(), "name": f.urgency.zh()},
+        "complexity": {"code": f.complexity.as_str(), "name": f.complexity.zh()},
+        "place": {"address": f.place.address, "lat": f.place.lat_e6.map(|v| v as f64 / 1e6), "lon": f.place.lon_e6.map(|v| v as f64 / 1e6)},
+        "occurred_at": f.occurred_at_ms.map(time),
+        "received_at": time(f.received_at_ms),
+        "people_involved": f.people_involved,
+        "amount_fen": f.amount_fen,
+        "contact": contact_json(&s.store, &state, role)?,
+        "status": {"code": state.status.as_str(), "name": state.status.zh()},
+        "owner": state.owner.to_string(),
+        "owner_name": unit_name(&state.owner),
+        "window": state.window,
+        "window_name": state.window.as_deref().and_then(|w| policy.window(w)).map(|w| w.name.clone()),
+        "came_from": state.came_from.map(|c| c.to_string()),
+        "filed_by": state.filed_by.to_string(),
+        "filed_by_name": unit_name(&state.filed_by),
+        "filed_at": time(state.filed_ms),
+        "helpers": state.helpers.iter().map(target_json).collect::<Vec<_>>(),
+        "units_handled": state.units_handled.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+        "highest_level": state.highest_level.as_str(),
+        "escalations": state.escalations,
+        "returns": state.returns,
+        "reopens": state.reopens,
+        "extension_pending": state.extension.as_ref().map(|e| json!({"working_days": e.working_days, "reason": e.reason, "operator": e.operator, "requested_at": time(e.requested_ms)})),
+        "supervision": state.supervision.map(|g| json!({"grade": g.as_str(), "name": g.zh(), "count": state.supervisions})),
+        "resolved_at": state.resolved_ms.map(time),
+        "resolved_by": state.resolved_by.map(|u| u.to_string()),
+        "public_reply": state.public_reply,
+        "fed_back_at": state.fed_back_ms.map(time),
+        "rating": state.rating.map(|r| json!({"code": r.as_str(), "name": r.zh()})),
+        "merged_into": state.merged_into.map(|c| c.to_string()),
+        "archived_at": state.archived_ms.map(time),
+        "attachments": state.attachments,
+        "deadlines": deadlines,
+        "overdue": state.is_overdue(now),
+        "heads": state.heads.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        "timeline": timeline,
+        "integrity_errors": integrity_errors,
+        "allowed_actions": allowed_actions(&state, &policy, s.node.division, session),
+    }))
+}
+
+/// Official unit names by division, from the certificates the node holds
+/// (a division re-keyed after a revocation: the unrevoked certificate's name).
+fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
+    let mut names: HashMap<DivisionCode, (bool, String)> = HashMap::new();
+    for m in trust.members() {
+        let revoked = trust.revocation(&m.cert.key).is_some();
+        match names.get(&m.cert.division) {
+            Some((was_revoked, _)) if !*was_revoked || revoked => {}
+            _ => {
+                names.insert(m.cert.division, (revoked, m.cert.name.clone()));
+            }
+        }
+    }
+    names.into_iter().map(|(d, (_, n))| (d, n)).collect()
+}
+
+/// Display names of this node's accounts that appear in the case's
+/// timeline, by login name (empty when the account has none or is gone).
+fn operator_names(s: &AppState, state: &CaseState) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for t in state.timeline.iter().filter(|t| t.author == s.node.id) {
+        if !out.contains_key(&t.operator) {
+            let account: Option<accounts::Account> = s.store.account(&t.operator)?;
+            out.insert(t.operator.clone(), account.map(|a| a.display_name.trim().to_string()).unwrap_or_default());
+        }
+    }
+    Ok(out)
+}
+
+/// The steps this center may take on the case now, by the workflow rules
+/// and the user's role: what the console offers. Each is checked with the
+/// same `CaseState::check` the ledger applies (sample field values stand in
+/// for what the user will type).
+fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session) -> Vec<&'static str> {
+    if session.role < Role::Operator {
+        return Vec::new();
+    }
+    let window = policy.windows.first().map(|w| w.code.clone()).unwrap_or_default();
+    let child = match unit.level() {
+        zongzhi_protocol::Level::City => DivisionCode::new(unit.as_u64() + 1_000_000).ok(),
+        zongzhi_protocol::Level::County => DivisionCode::new(unit.as_u64() + 1_000).ok(),
+        zongzhi_protocol::Level::Township => DivisionCode::new(unit.as_u64() + 1).ok(),
+        zongzhi_protocol::Level::Village => None,
+    };
+    let text = || "…".to_string();
+    let mut candidates: Vec<(&'static str, Action, Role)> = vec![
+        ("sign_for", Action::SignFor, Role::Operator),
+        ("route", Action::Route { window: window.clone(), requirements: text(), due_ms: None }, Role::Operator),
+        ("escalate", Action::Escalate { reason: text() }, Role::Operator),
+        ("return", Action::Return { reason: text() }, Role::Operator),
+        ("reroute", Action::Reroute { target: RouteTarget::Window(window.clone()), reason: text() }, Role::Operator),
+        ("add_helpers", Action::AddHelpers { helpers: vec![RouteTarget::Window(window)] }, Role::Operator),
+        ("progress", Action::Progress { note: text(), public: false }, Role::Operator),
+        ("request_extension", Action::RequestExtension { working_days: 1, reason: text() }, Role::Operator),
+        ("approve_extension", Action::DecideExtension { approve: true, note: text() }, Role::Admin),
+        ("refuse_extension", Action::DecideExtension { approve: false, note: text() }, Role::Admin),
+        ("supervise", Action::Supervise { grade: SuperviseGrade::Normal, note: text() }, Role::Admin),
+        ("resolve", Action::Resolve { public_reply: text(), internal_note: String::new() }, Role::Operator),
+        ("feedback", Action::Feedback { method: "phone".into(), note: text() }, Role::Operator),
+        ("rate", Action::Rate { rating: Rating::Satisfied, comment: String::new() }, Role::Operator),
+        ("reopen", Action::Reopen { reason: text() }, Role::Operator),
+        ("archive", Action::Archive, Role::Operator),
+    ];
+    if let Some(to) = child {
+        candidates.push(("dispatch", Action::Dispatch { to, requirements: text(), due_ms: None }, Role::Operator));
+    }
+    let now = crate::context::now_ms();
+    candidates
+        .into_iter()
+        .filter(|(_, _, need)| session.role >= *need)
+        .filter(|(_, action, _)| {
+            let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone(), policy: policy.version };
+            let eref = zongzhi_protocol::workflow::EventRef {
+                id: RecordId([0; 32]),
+                author: NodeId([0; 32]),
+                seq: 0,
+                hlc: zongzhi_protocol::Hlc { wall_ms: now, counter: 0 },
+                event: &event,
+            };
+            state.check(policy, &eref).is_ok()
+        })
+        .map(|(code, _, _)| code)
+        .collect()
+}
+
+/// Years a running clock of the case waits for.
+fn waiting_years(c: &CaseSummary) -> Vec<i32> {
+    let mut y: Vec<i32> = c.waiting.iter().map(|(_, y)| *y).collect();
+    y.sort_unstable();
+    y.dedup();
+    y
+}
+
+pub(crate) fn summary_json(policy: &Policy, c: &CaseSummary, now: u64) -> Value {
+    json!({
+        "id": c.id.to_string(),
+        "number": c.number,
+        "title": c.title,
+        "category": category_json(policy, &c.category),
+        "request_type": {"code": c.request_type.as_str(), "name": c.request_type.zh()},
+        "channel": {"code": c.channel.as_str(), "name": c.channel.zh()},
+        "urgency": {"code": c.urgency.as_str(), "name": c.urgency.zh()},
+        "status": {"code": c.status.as_str(), "name": c.status.zh()},
+        "owner": c.owner.to_string(),
+        "window": c.window,
+        "window_name": c.window.as_deref().and_then(|w| policy.window(w)).map(|w| w.name.clone()),
+        "filed_by": c.filed_by.to_string(),
+        "filed_at": time(c.filed_ms),
+        "updated_at": time(c.updated_ms),
+        "next_due_at": c.next_due_ms.map(time),
+        "overdue": c.is_overdue(now),
+        "due_soon": c.is_due_soon(now, policy.deadlines.due_soon_percent),
+        "supervision": c.supervision.map(|g| g.as_str()),
+        "returns": c.returns,
+        "escalations": c.escalations,
+        "waiting_calendar": waiting_years(c),
+        "clocks": c.running.iter().map(|r| json!({
+            "kind": r.kind.as_str(), "name": r.kind.zh(), "unit": r.unit.to_string(),
+            "due_at": time(r.due_ms), "overdue": now > r.due_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
