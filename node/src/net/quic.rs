@@ -1,184 +1,23 @@
-//! Replication over QUIC. The only module that touches quinn and rustls.
-//! What goes into a batch and what a received batch becomes are decided in
-//! [`crate::replication`] (no I/O); this module moves them over the link.
-//!
-//! TLS 1.3 with raw public keys (RFC 7250): a node's ed25519 key is its TLS
-//! key, and the handshake is refused unless the peer's key holds a known,
-//! valid, unrevoked certificate. After the handshake both sides exchange
-//! certificate chains (`Hello`) and check that the peer really is this
-//! node's parent or child. Then each side subscribes to the other's feed on a
-//! stream of its own (see `zongzhi_protocol::sync`).
+//! The QUIC side of a link: the endpoint, frames on streams, the
+//! handshake (`Hello`, `Subscribe`) and the two feed loops, receiving
+//! (verify, store with the cursor, acknowledge) and sending (the
+//! [`sync::FeedSender`]'s window, live push, answers to `Want`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use zongzhi_protocol::sync::{self, Direction, Frame};
 use zongzhi_protocol::{DivisionCode, NodeId, Record};
 
-use crate::ledger::{self, Cursor, Ledger, LedgerError, Op, Outcome};
+use crate::ledger::{self, Cursor, Ledger, Op, Outcome};
 use crate::context::Context;
-use crate::replication::{self, ReplicationError};
-use crate::store::{meta, StoreError};
+use crate::replication;
+use crate::store::meta;
+use super::tls::peer_key;
+use super::{LinkError, Links, Result, Role, peer_error};
 
-/// Why a link (or the endpoint under it) ended. The text is what the peer
-/// sees as the close reason and what `GET /api/sync` shows.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    /// This node's TLS or QUIC setup failed.
-    #[error("{0}")]
-    Setup(String),
-    /// The peer broke the protocol or is not who it must be.
-    #[error("{0}")]
-    Peer(String),
-    #[error("connecting: {0}")]
-    Connect(#[from] quinn::ConnectError),
-    #[error("connection: {0}")]
-    Connection(#[from] quinn::ConnectionError),
-    #[error("sending: {0}")]
-    Write(#[from] quinn::WriteError),
-    #[error("receiving: {0}")]
-    Read(#[from] quinn::ReadExactError),
-    #[error("frame: {0}")]
-    Frame(#[from] zongzhi_protocol::codec::CodecError),
-    #[error("feed: {0}")]
-    Feed(#[from] sync::SyncError),
-    #[error(transparent)]
-    Replication(#[from] ReplicationError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
-    #[error("a blocking task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-    /// The node is stopping (its writer or feed is gone).
-    #[error("{0}")]
-    Stopping(&'static str),
-}
-
-type Result<T, E = LinkError> = std::result::Result<T, E>;
-
-fn peer_error<T>(message: impl Into<String>) -> Result<T> {
-    Err(LinkError::Peer(message.into()))
-}
-
-/// DER prefix of an ed25519 SubjectPublicKeyInfo; the key's 32 bytes follow.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-
-fn key_from_spki(spki: &[u8]) -> Option<NodeId> {
-    if spki.len() != 44 || spki[..12] != ED25519_SPKI_PREFIX {
-        return None;
-    }
-    let key = NodeId(spki[12..].try_into().ok()?);
-    key.verifying_key().ok()?;
-    Some(key)
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Accepts a peer key only if the trust store says it may connect now.
-#[derive(Debug)]
-struct TrustVerifier {
-    shared: Context,
-    algs: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl TrustVerifier {
-    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let Some(key) = key_from_spki(end_entity.as_ref()) else {
-            self.shared.sync.refused("not an ed25519 raw public key");
-            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding));
-        };
-        match self.shared.trust().may_connect(&key, crate::context::now_ms()) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let reason = match e {
-                    zongzhi_protocol::trust::TrustError::Revoked { .. } => "revoked",
-                    zongzhi_protocol::trust::TrustError::Cert(zongzhi_protocol::cert::CertError::Expired) => "expired",
-                    _ => "unknown key",
-                };
-                tracing::warn!(peer = %key.fmt_short(), "handshake refused: {e}");
-                self.shared.sync.refused(reason);
-                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
-            }
-        }
-    }
-
-    fn tls13(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature_with_raw_key(message, &SubjectPublicKeyInfoDer::from(cert.as_ref()), dss, &self.algs)
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for TrustVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        self.check(end_entity).map(|_| rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
-    }
-
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-
-    fn requires_raw_public_keys(&self) -> bool {
-        true
-    }
-}
-
-impl rustls::server::danger::ClientCertVerifier for TrustVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(&self, end_entity: &CertificateDer<'_>, _intermediates: &[CertificateDer<'_>], _now: UnixTime) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        self.check(end_entity).map(|_| rustls::server::danger::ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
-    }
-
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-
-    fn requires_raw_public_keys(&self) -> bool {
-        true
-    }
-}
-
-fn certified_key(shared: &Context) -> Result<Arc<rustls::sign::CertifiedKey>> {
-    let der = shared.key.to_pkcs8_der().map_err(|e| LinkError::Setup(format!("TLS key: {e}")))?;
-    let signing = rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(der)).map_err(|e| LinkError::Setup(format!("TLS key: {e}")))?;
-    let spki = signing.public_key().ok_or_else(|| LinkError::Setup("TLS key has no public key".into()))?;
-    Ok(Arc::new(rustls::sign::CertifiedKey::new(vec![CertificateDer::from(spki.as_ref().to_vec())], signing)))
-}
-
-fn transport() -> Arc<quinn::TransportConfig> {
+pub(super) fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_secs(3)));
     if let Ok(idle) = Duration::from_secs(15).try_into() {
@@ -191,7 +30,7 @@ fn transport() -> Arc<quinn::TransportConfig> {
 /// node that restarts (after a crash, say) answers its peers' packets for the
 /// old connection with a valid reset and they reconnect at once instead of
 /// waiting for the idle timeout.
-fn endpoint(shared: &Context, addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint> {
+pub(super) fn endpoint(shared: &Context, addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint> {
     let secret = shared.key.derive_secret("zongzhi 2026 quic stateless reset key");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
     let mut config = quinn::EndpointConfig::new(Arc::new(key));
@@ -207,54 +46,13 @@ fn endpoint(shared: &Context, addr: SocketAddr, server: Option<quinn::ServerConf
     quinn::Endpoint::new(config, server, socket, runtime).map_err(|source| LinkError::Io { what: format!("QUIC endpoint on {addr}"), source })
 }
 
-fn tls_setup(e: rustls::Error) -> LinkError {
-    LinkError::Setup(format!("TLS: {e}"))
-}
-
-fn server_config(shared: &Context) -> Result<quinn::ServerConfig> {
-    let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls_setup)?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(shared)?)));
-    tls.alpn_protocols = vec![sync::ALPN.to_vec()];
-    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).map_err(|e| LinkError::Setup(format!("QUIC TLS: {e}")))?));
-    cfg.transport_config(transport());
-    Ok(cfg)
-}
-
-fn client_config(shared: &Context) -> Result<quinn::ClientConfig> {
-    let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls_setup)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(shared)?)));
-    tls.alpn_protocols = vec![sync::ALPN.to_vec()];
-    let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).map_err(|e| LinkError::Setup(format!("QUIC TLS: {e}")))?));
-    cfg.transport_config(transport());
-    Ok(cfg)
-}
-
-fn peer_key(conn: &quinn::Connection) -> Result<NodeId> {
-    let no_key = || LinkError::Peer("peer sent no key".into());
-    let identity = conn.peer_identity().ok_or_else(no_key)?;
-    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().map_err(|_| LinkError::Peer("unexpected peer identity".into()))?;
-    let first = certs.first().ok_or_else(no_key)?;
-    key_from_spki(first.as_ref()).ok_or_else(|| LinkError::Peer("peer key is not ed25519".into()))
-}
-
-// ---------- framing ----------
-
-async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<usize> {
+pub(super) async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<usize> {
     let wire = frame.to_wire();
     send.write_all(&wire).await?;
     Ok(wire.len())
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(Frame, usize)> {
+pub(super) async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(Frame, usize)> {
     let mut len = [0u8; 4];
     recv.read_exact(&mut len).await?;
     let n = Frame::check_len(u32::from_be_bytes(len))?;
@@ -263,101 +61,18 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(Frame, usize)> {
     Ok((Frame::decode(&body)?, n + 4))
 }
 
-// ---------- links ----------
-
-/// Starts the network side: a listener for children (if `quic_listen`) and a
-/// dialer for the parent (if `parent`). Runs until the process stops.
-pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, parent: Option<SocketAddr>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-    let mut tasks = Vec::new();
-    let links: Links = Default::default();
-    let endpoint = match listen {
-        Some(addr) => {
-            let ep = endpoint(&shared, addr, Some(server_config(&shared)?))?;
-            tracing::info!("QUIC listening on {}", ep.local_addr().unwrap_or(addr));
-            ep
-        }
-        None => endpoint(&shared, SocketAddr::from(([0, 0, 0, 0], 0)), None)?,
-    };
-    if listen.is_some() {
-        let (ep, shared, ledger, links) = (endpoint.clone(), shared.clone(), ledger.clone(), links.clone());
-        tasks.push(tokio::spawn(async move {
-            while let Some(incoming) = ep.accept().await {
-                let (shared, ledger, links) = (shared.clone(), ledger.clone(), links.clone());
-                tokio::spawn(async move {
-                    match incoming.await {
-                        Ok(conn) => {
-                            if let Err(e) = run_link(shared.clone(), ledger, conn, Role::Parent, links).await {
-                                tracing::info!("child link ended: {e:#}");
-                            }
-                        }
-                        Err(e) => tracing::info!("incoming connection failed: {e}"),
-                    }
-                });
-            }
-        }));
-    }
-    if let Some(parent) = parent {
-        let client = client_config(&shared)?;
-        let (ep, shared, ledger, links) = (endpoint.clone(), shared.clone(), ledger.clone(), links.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                let mut connected = false;
-                let result = async {
-                    let conn = ep.connect_with(client.clone(), parent, "zongzhi")?.await?;
-                    connected = true;
-                    run_link(shared.clone(), ledger.clone(), conn, Role::Child, links.clone()).await
-                }
-                .await;
-                if let Err(e) = result {
-                    tracing::info!(%parent, "parent link down: {e:#}");
-                }
-                if connected {
-                    backoff = Duration::from_millis(200);
-                }
-                // Jittered exponential backoff, capped at 5 s: a village that
-                // is offline for days retries cheaply and is back within
-                // seconds of its link returning.
-                let jitter = rand_jitter(backoff.as_millis() as u64 / 2);
-                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }));
-    }
-    Ok(tasks)
-}
-
-/// The live connection per peer: a reconnecting peer replaces its old,
-/// possibly half-dead connection, so two links never write one cursor.
-type Links = Arc<std::sync::Mutex<std::collections::HashMap<NodeId, quinn::Connection>>>;
-
-fn rand_jitter(max: u64) -> u64 {
-    let mut b = [0u8; 8];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    if max == 0 { 0 } else { u64::from_le_bytes(b) % max }
-}
-
-/// This node's role on a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// We are the parent (we accepted the connection).
-    Parent,
-    /// We are the child (we dialled).
-    Child,
-}
-
-fn epoch(shared: &Context) -> [u8; 16] {
+pub(super) fn epoch(shared: &Context) -> [u8; 16] {
     shared.store.meta_get(meta::FEED_EPOCH).ok().flatten().and_then(|v| v.try_into().ok()).unwrap_or([0; 16])
 }
 
-fn own_chain(shared: &Context) -> Result<Vec<Vec<u8>>> {
+pub(super) fn own_chain(shared: &Context) -> Result<Vec<Vec<u8>>> {
     let ids = shared.trust().chain(&shared.key.id()).ok_or_else(|| LinkError::Setup("this node has no certificate chain (import one with zongzhi-node import-cert)".into()))?;
     ids.iter()
         .map(|id| shared.store.record_bytes(id)?.ok_or_else(|| LinkError::Setup(format!("certificate record {id} missing"))))
         .collect()
 }
 
-async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Connection, role: Role, links: Links) -> Result<()> {
+pub(super) async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Connection, role: Role, links: Links) -> Result<()> {
     let peer = peer_key(&conn)?;
     let (peer_division, peer_name) = {
         let trust = shared.trust();
@@ -767,64 +482,4 @@ async fn send_wanted(
         s.bytes_sent += bytes as u64;
     });
     Ok(())
-}
-
-/// A misbehaving peer, for tests: it completes the handshake with a real,
-/// enrolled key and then sends whatever the test asks, so tests can check
-/// that bad input over a live link is refused and changes nothing.
-#[doc(hidden)]
-pub mod testing {
-    use super::*;
-
-    /// A link to a parent, dialled with `shared`'s key.
-    pub struct RawLink {
-        pub conn: quinn::Connection,
-        _endpoint: quinn::Endpoint,
-        // Kept open: closing them would end the link before the test speaks.
-        _streams: (quinn::SendStream, quinn::RecvStream, quinn::SendStream, quinn::RecvStream),
-        /// Where the parent acknowledges our batches and asks for records.
-        from_parent: quinn::RecvStream,
-    }
-
-    impl RawLink {
-        /// Connects and exchanges `Hello`s (our real chain); returns the link
-        /// with the parent's subscription stream accepted, ready for batches.
-        pub async fn connect(shared: &Context, parent: SocketAddr) -> Result<(RawLink, quinn::SendStream)> {
-            let ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|source| LinkError::Io { what: "client endpoint".into(), source })?;
-            let conn = ep.connect_with(client_config(shared)?, parent, "zongzhi")?.await?;
-            let (mut csend, mut crecv) = conn.open_bi().await?;
-            write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: epoch(shared) }).await?;
-            read_frame(&mut crecv).await?;
-            // Our own subscription (keeps the parent's receiver loop happy).
-            let (mut rsend, rrecv) = conn.open_bi().await?;
-            write_frame(&mut rsend, &Frame::Subscribe { epoch: [0; 16], cursor: u64::MAX }).await?;
-            // The parent subscribes to our feed: this is where batches go.
-            let (ssend, mut srecv) = conn.accept_bi().await?;
-            read_frame(&mut srecv).await?;
-            Ok((RawLink { conn, _endpoint: ep, _streams: (csend, crecv, rsend, rrecv), from_parent: srecv }, ssend))
-        }
-
-        /// Sends a batch of raw record bytes.
-        pub async fn send_batch(send: &mut quinn::SendStream, records: Vec<Vec<u8>>) -> Result<()> {
-            let n = records.len() as u64;
-            write_frame(send, &Frame::Batch { epoch: [9; 16], upto: n, head: n, records, blobs: vec![] }).await?;
-            Ok(())
-        }
-
-        /// Sends raw bytes (garbage, hostile length prefixes).
-        pub async fn send_raw(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<()> {
-            send.write_all(bytes).await?;
-            Ok(())
-        }
-
-        /// The next frame the parent sends about our feed (`Ack`, `Want`).
-        pub async fn next_frame(&mut self) -> Result<Frame> {
-            Ok(read_frame(&mut self.from_parent).await?.0)
-        }
-
-        /// Waits until the parent closes the connection; returns its reason.
-        pub async fn closed(&self) -> String {
-            self.conn.closed().await.to_string()
-        }
-    }
 }
