@@ -258,7 +258,7 @@ fn check(w: &Writer, store: &Store, window_days: u64) {
     }
     // The supervision scan reads the overdue clocks only.
     let later = real + 40 * 86_400_000;
-    let scan = crate::supervisor::scan_counted(shared, later).unwrap();
+    let scan = crate::workers::supervisor::scan_counted(shared, later).unwrap();
     let overdue_clocks: usize = all.iter().map(|c| c.running.iter().filter(|r| r.due_ms < later).count()).sum();
     assert_eq!(scan.examined, overdue_clocks);
 }

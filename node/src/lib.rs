@@ -33,4 +33,6 @@ pub mod stats;
 pub mod status;
 pub mod store;
 pub mod summary;
-pub mod supervisor;
+pub mod workers;
+/// The supervision worker, at the path it had before `workers/`.
+pub use workers::supervisor;

@@ -238,7 +238,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     };
     let supervision = (cfg.supervision_interval_secs > 0).then(|| {
         let interval = std::time::Duration::from_secs(cfg.supervision_interval_secs);
-        tokio::spawn(crate::supervisor::run(shared_for_net.clone(), ledger.clone(), interval))
+        tokio::spawn(crate::workers::supervisor::run(shared_for_net.clone(), ledger.clone(), interval))
     });
     let mut net_tasks = if cfg.quic_listen.is_some() || parent.is_some() {
         crate::net::start(shared_for_net, ledger.clone(), cfg.quic_listen, parent).await.map_err(|e| NodeError::Net(format!("{e:#}")))?

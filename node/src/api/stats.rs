@@ -115,6 +115,6 @@ pub(super) async fn sign_report(State(s): State<AppState>, headers: HeaderMap, J
     if Some(month) > kpi::month_of(crate::context::now_ms()) {
         return Err(ApiError::bad_request("that month has not begun"));
     }
-    let (id, report) = crate::supervisor::sign_report(&s.shared, &s.ledger, month).await?;
+    let (id, report) = crate::workers::reports::sign_report(&s.shared, &s.ledger, month).await?;
     Ok((StatusCode::CREATED, Json(json!({"record": id.to_string(), "report": report}))))
 }

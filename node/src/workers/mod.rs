@@ -1,0 +1,6 @@
+//! Background workers of the node, each on its own task: the supervision
+//! scan ([`supervisor`]) and the monthly report ([`reports`]), both driven by
+//! the supervision worker's tick.
+
+pub mod reports;
+pub mod supervisor;
