@@ -1,13 +1,14 @@
 //! zongzhi-node: one comprehensive-governance center's node.
 //!
-//! [`store`] (RocksDB, the only module that imports it), [`ledger`] (signs
+//! [`store`] (RocksDB; only `store/rocks.rs` names it), [`ledger`] (signs
 //! and durably appends this node's records), [`api`] (HTTP JSON API),
 //! [`accounts`] (operators and sessions), [`integrity`] (tamper checks),
 //! [`node`] (start-up and shutdown).
 //!
-//! Architecture invariants: only `store` imports rocksdb; every change goes
-//! through the ledger's one writer and is acknowledged only after its synced
-//! write batch; derived data can always be rebuilt from records (`reindex`).
+//! Architecture invariants: only `store/rocks.rs` names rocksdb and only
+//! `net/` names quinn and rustls; every change goes through the ledger's one
+//! writer and is acknowledged only after its synced write batch; derived
+//! data can always be rebuilt from records (`reindex`).
 
 #![recursion_limit = "256"]
 
