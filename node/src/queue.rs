@@ -38,6 +38,10 @@ pub struct Filter {
     pub overdue: Option<bool>,
     pub due_soon: bool,
     pub waiting_calendar: bool,
+    /// Set: the cases in which a step of this unit was overruled (被覆盖),
+    /// whoever owns them and whatever their status (the owner and status
+    /// selections do not apply).
+    pub overruled: Option<DivisionCode>,
     /// Set: the "my work" view of this unit's running clocks (the owner
     /// and status selections do not apply).
     pub clock: Option<(DivisionCode, ClockFilter)>,
@@ -96,6 +100,7 @@ impl Filter {
             overdue: flag(q, "overdue")?,
             due_soon: flag(q, "due_soon")?.unwrap_or(false),
             waiting_calendar: flag(q, "waiting_calendar")?.unwrap_or(false),
+            overruled: flag(q, "overruled")?.unwrap_or(false).then_some(me),
             clock,
         })
     }
@@ -109,6 +114,9 @@ impl Filter {
             && (!self.waiting_calendar || !c.waiting.is_empty());
         if !base {
             return false;
+        }
+        if let Some(unit) = self.overruled {
+            return c.overruled_units().contains(&unit);
         }
         match self.clock {
             Some((unit, which)) => c.running.iter().any(|r| r.unit == unit && which.admits(r.kind)),
@@ -252,9 +260,13 @@ fn walk(store: &Store, filter: &Filter, policy: &Policy, now: u64, after: Option
     if let Some((unit, which)) = filter.clock {
         return walk_clocks(store, filter, unit, which, now, after, f);
     }
-    if filter.waiting_calendar {
+    if filter.waiting_calendar || filter.overruled.is_some() {
+        let ids = match filter.overruled {
+            Some(unit) => store.overruled_cases(unit)?,
+            None => store.waiting_cases()?,
+        };
         let mut found: Vec<(Vec<u8>, RecordId)> = Vec::new();
-        for id in store.waiting_cases()? {
+        for id in ids {
             if let Some(c) = store.case_summary(&id)?
                 && filter.matches(policy, &c, now)
             {
@@ -321,7 +333,7 @@ fn walk_clocks(
 /// Counts the cases a filter selects: from the stream counts when no
 /// clock-dependent selection applies, else by walking (up to [`TOTAL_CAP`]).
 fn count(store: &Store, filter: &Filter, policy: &Policy, now: u64) -> Result<(usize, bool)> {
-    let from_counts = filter.clock.is_none() && !filter.waiting_calendar && !filter.due_soon && filter.overdue.is_none();
+    let from_counts = filter.clock.is_none() && !filter.waiting_calendar && filter.overruled.is_none() && !filter.due_soon && filter.overdue.is_none();
     if from_counts {
         let Streams { cf, ranges, .. } = streams(store, filter, now, None, true)?;
         let tag: &[u8] = if cf == CF_QUEUE { b"q" } else { b"c" };

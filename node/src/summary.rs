@@ -90,6 +90,13 @@ pub struct CaseSummary {
 }
 
 impl CaseSummary {
+    /// The units that took a step on the case that was overruled (被覆盖),
+    /// from the statistics it adds (`kpi::Counter::Overruled`).
+    pub fn overruled_units(&self) -> std::collections::BTreeSet<DivisionCode> {
+        let overruled = kpi::Counter::Overruled as u8;
+        self.facts.iter().filter(|f| f.2 == overruled && f.3 > 0).map(|f| f.1).collect()
+    }
+
     pub fn of(state: &CaseState) -> CaseSummary {
         CaseSummary {
             id: state.id,

@@ -720,6 +720,24 @@ fn an_overruled_step_is_shown_with_the_step_that_won_and_counted() {
     let (status, v) = county.get("/api/stats?scope=330106000000&by=unit");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["total"]["counts"]["overruled"].as_i64(), Some(1), "{v}");
+    // The unit whose step was overruled finds the case in its list
+    // (?overruled=true: whoever owns it, whatever its status); the unit
+    // whose step won does not. The same after a rebuild of the indexes.
+    let listed = |api: &zongzhi_tests::Api| -> Vec<String> {
+        let (status, v) = api.get("/api/cases?overruled=true");
+        assert_eq!(status, 200, "{v}");
+        v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(listed(&county), vec![id.clone()]);
+    assert!(listed(&village).is_empty());
+    h.county.stop();
+    let out = h.county.node_cmd(&["reindex"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    h.county.start();
+    let county = h.county.login("admin", ADMIN_PASSWORD);
+    assert_eq!(listed(&county), vec![id.clone()]);
+    let (status, v) = county.get("/api/cases?overruled=maybe");
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
     for n in h.all() {
         assert!(!n.log().contains("integrity alarm"), "an honest race raised an alarm: {}", n.log());
     }

@@ -26,6 +26,8 @@ pub(super) const CF_REPORTS: &str = "reports";
 /// Case id → (): cases to fold again when a policy version arrives
 /// (derived: see `CaseSummary::needs_policy`).
 pub(super) const CF_WAITING: &str = "waiting";
+/// Cases with a step overruled (被覆盖), under the unit that took it: unit (u64 BE) ‖ case id.
+pub(super) const CF_OVERRULED: &str = "overruled";
 pub(crate) const CF_QUEUE_CAT: &str = "queue_cat";
 pub(crate) const CF_COUNTS: &str = "counts";
 pub(crate) const CF_CLOCKS: &str = "clocks";
@@ -39,13 +41,13 @@ pub(crate) const CF_WORDS: &str = "words";
 pub(super) const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
     CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
-    CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS,
+    CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED,
 ];
 
 /// Column families rebuilt by `reindex`.
 pub(super) const DERIVED_CFS: &[&str] = &[
     CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS, CF_WAITING, CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS,
-    CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS,
+    CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED,
 ];
 
 /// Well-known keys in `meta`.

@@ -61,7 +61,10 @@ pub(crate) use keys::{CF_CLOCKS, CF_CONTACTS, CF_COUNTS, CF_QUEUE, CF_QUEUE_CAT,
 /// ([`crate::stats::TOTAL_TAGS`]); a schema-5 directory is rebuilt likewise.
 /// Schema 7: statistics count overruled steps (被覆盖, `kpi::Counter::Overruled`);
 /// a schema-6 directory is rebuilt likewise.
-pub const SCHEMA_VERSION: u32 = 7;
+/// Schema 8: cases with an overruled step, by the unit that took it (the
+/// `overruled` list filter); void cases out of the contact index. A
+/// schema-7 directory is rebuilt likewise.
+pub const SCHEMA_VERSION: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

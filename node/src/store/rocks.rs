@@ -84,9 +84,9 @@ impl Store {
                 match found {
                     SCHEMA_VERSION => {}
                     // Same records, fewer indexes (4), statistics without
-                    // the unit totals (5) or overruled steps (6): rebuilt
-                    // before use.
-                    4..=6 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
+                    // the unit totals (5) or overruled steps (6), without
+                    // the overruled index (7): rebuilt before use.
+                    4..=7 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
                     _ => return Err(StoreError::Schema { found }),
                 }
             }
@@ -394,6 +394,18 @@ impl Store {
             Some((k, v)) if k.starts_with(author.as_bytes()) => Ok(u64_be(&k[32..]).zip(id_from(&v))),
             _ => Ok(None),
         }
+    }
+
+    /// The cases in which a step `unit` took was overruled (被覆盖).
+    pub fn overruled_cases(&self, unit: zongzhi_protocol::DivisionCode) -> Result<Vec<RecordId>> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_OVERRULED, &unit.as_u64().to_be_bytes(), |k, _| {
+            if let Some(id) = k.get(8..40).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                out.push(RecordId(id));
+            }
+            true
+        })?;
+        Ok(out)
     }
 
     /// The cases the waiting index names.
