@@ -669,13 +669,11 @@ fn a_cut_link_resends_at_most_one_batch() {
     // township had not received it before it stopped), so the filings'
     // count is not the bar (the township's own report, if it signs one,
     // only makes the bound looser by one).
-    let stored = wait_for("the township's record count to follow", 20, || {
-        let now = town.get("/api/health").1["records"].as_u64().unwrap() - stored_before;
-        (now >= n).then_some(now)
-    });
+    let stored_now = || town.get("/api/health").1["records"].as_u64().unwrap() - stored_before;
+    wait_for("the township's record count to follow", 20, || (stored_now() >= n).then_some(()));
     std::thread::sleep(std::time::Duration::from_millis(300));
     let sent = peer(&village_admin, "330106010000")["records_sent"].as_u64().unwrap();
-    let stored = stored.max(town.get("/api/health").1["records"].as_u64().unwrap() - stored_before);
+    let stored = stored_now();
     eprintln!("cut at {at_cut} of {n} cases; the village sent {sent} records, the township stored {stored}");
     assert!(stored >= n, "the township stored {stored} of {n}");
     assert!(sent.saturating_sub(stored) <= zongzhi_protocol::sync::BATCH_RECORDS as u64, "{} records sent again", sent.saturating_sub(stored));

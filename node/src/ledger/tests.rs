@@ -22,6 +22,27 @@ fn city() -> (tempfile::TempDir, Writer, Arc<Store>, Context) {
 }
 
 /// The case a handed-over group's first operation filed or acted on.
+/// A county the city certifies (key from `seed`): its key and division.
+fn certify_county(w: &mut Writer, shared: &Context, seed: u8) -> (NodeKey, DivisionCode) {
+    use zongzhi_protocol::cert::NodeCert;
+    use zongzhi_protocol::division::Level;
+    let county = NodeKey::from_seed([seed; 32]);
+    let division: DivisionCode = "330106000000".parse().unwrap();
+    let now = now_ms();
+    let cert = NodeCert {
+        key: county.id(),
+        division,
+        level: Level::County,
+        name: "西湖区社会治安综合治理中心".into(),
+        issuer: shared.key.id(),
+        not_before_ms: now - 3_600_000,
+        not_after_ms: now + 86_400_000,
+        serial: 2,
+    };
+    w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+    (county, division)
+}
+
 fn case_of(c: &Commit<'_>) -> RecordId {
     match &c.replies[0].1 {
         Ok(Outcome::Step(ack)) => ack.case,
@@ -154,25 +175,10 @@ fn a_failed_write_fails_the_group_built_on_it_and_the_writer_resumes_from_what_i
 
 #[test]
 fn received_records_build_on_a_group_still_being_written() {
-    use zongzhi_protocol::cert::NodeCert;
-    use zongzhi_protocol::division::Level;
     let (_dir, mut w, store, shared) = city();
     // A county the city certifies; it sends a filing, then a sign-for
     // naming the filing, in two batches.
-    let county = NodeKey::from_seed([5; 32]);
-    let division: DivisionCode = "330106000000".parse().unwrap();
-    let now = now_ms();
-    let cert = NodeCert {
-        key: county.id(),
-        division,
-        level: Level::County,
-        name: "西湖区社会治安综合治理中心".into(),
-        issuer: shared.key.id(),
-        not_before_ms: now - 3_600_000,
-        not_after_ms: now + 86_400_000,
-        serial: 2,
-    };
-    w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+    let (county, division) = certify_county(&mut w, &shared, 5);
     let sign = |seq: u64, prev: Option<RecordId>, case: Option<RecordId>, action: Action| {
         let event = CaseEvent { case, parents: case.into_iter().collect(), unit: division, operator: "op".into(), action, policy: 1 };
         Record::sign(&county, Header { seq, prev, hlc: Hlc { wall_ms: now_ms(), counter: 0 } }, Body::CaseEvent(event))
@@ -218,23 +224,8 @@ fn received_records_build_on_a_group_still_being_written() {
 /// same ingest or in a later one of the group.
 #[test]
 fn a_step_parked_in_a_group_is_applied_when_its_parent_lands_in_that_group() {
-    use zongzhi_protocol::cert::NodeCert;
-    use zongzhi_protocol::division::Level;
     let (_dir, mut w, store, shared) = city();
-    let county = NodeKey::from_seed([6; 32]);
-    let division: DivisionCode = "330106000000".parse().unwrap();
-    let now = now_ms();
-    let cert = NodeCert {
-        key: county.id(),
-        division,
-        level: Level::County,
-        name: "西湖区社会治安综合治理中心".into(),
-        issuer: shared.key.id(),
-        not_before_ms: now - 3_600_000,
-        not_after_ms: now + 86_400_000,
-        serial: 2,
-    };
-    w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+    let (county, division) = certify_county(&mut w, &shared, 6);
     let sign = |seq: u64, prev: Option<RecordId>, case: Option<RecordId>, action: Action| {
         let event = CaseEvent { case, parents: case.into_iter().collect(), unit: division, operator: "op".into(), action, policy: 1 };
         Record::sign(&county, Header { seq, prev, hlc: Hlc { wall_ms: now_ms(), counter: 0 } }, Body::CaseEvent(event))
@@ -262,23 +253,8 @@ fn a_step_parked_in_a_group_is_applied_when_its_parent_lands_in_that_group() {
 
 fn contact_after_its_case(local: bool) {
     use zongzhi_protocol::case::Contact;
-    use zongzhi_protocol::cert::NodeCert;
-    use zongzhi_protocol::division::Level;
     let (_dir, mut w, store, shared) = city();
-    let county = NodeKey::from_seed([7; 32]);
-    let division: DivisionCode = "330106000000".parse().unwrap();
-    let now = now_ms();
-    let cert = NodeCert {
-        key: county.id(),
-        division,
-        level: Level::County,
-        name: "西湖区社会治安综合治理中心".into(),
-        issuer: shared.key.id(),
-        not_before_ms: now - 3_600_000,
-        not_after_ms: now + 86_400_000,
-        serial: 2,
-    };
-    w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+    let (county, division) = certify_county(&mut w, &shared, 7);
     let contact = Contact { name: "王芳".into(), phone: "13812345678".into(), id_number: String::new(), address: String::new() };
     let bytes = contact.to_bytes();
     let hash = BlobHash::of(&bytes);
@@ -329,23 +305,8 @@ fn a_contact_filed_here_after_a_replicated_case_files_that_case_too() {
 /// raised false alarms before; found by the simulator's alarm check).
 #[test]
 fn only_a_real_gap_in_a_childs_chain_is_an_alarm() {
-    use zongzhi_protocol::cert::NodeCert;
-    use zongzhi_protocol::division::Level;
     let (_dir, mut w, store, shared) = city();
-    let county = NodeKey::from_seed([7; 32]);
-    let division: DivisionCode = "330106000000".parse().unwrap();
-    let now = now_ms();
-    let cert = NodeCert {
-        key: county.id(),
-        division,
-        level: Level::County,
-        name: "西湖区社会治安综合治理中心".into(),
-        issuer: shared.key.id(),
-        not_before_ms: now - 3_600_000,
-        not_after_ms: now + 86_400_000,
-        serial: 2,
-    };
-    w.run(Op::AppendOwn { body: Body::NodeCert(cert) }).unwrap();
+    let (county, division) = certify_county(&mut w, &shared, 7);
     let mut chain: Vec<Record> = Vec::new();
     let mut sign = |case: Option<RecordId>, action: Action| {
         let prev = chain.last().map(|r| r.id);
