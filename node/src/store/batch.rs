@@ -98,14 +98,15 @@ impl Batch<'_> {
                     *a += b;
                 }
             }
-        }
-        // The units whose steps on the case were overruled (被覆盖).
-        let (was, now) = (old.map(CaseSummary::overruled_units).unwrap_or_default(), new.overruled_units());
-        for u in was.difference(&now) {
-            self.delete(CF_OVERRULED, &[u.as_u64().to_be_bytes().as_slice(), &new.id.0].concat());
-        }
-        for u in now.difference(&was) {
-            self.put(CF_OVERRULED, &[u.as_u64().to_be_bytes().as_slice(), &new.id.0].concat(), &[]);
+            // The units whose steps on the case were overruled (被覆盖),
+            // read from those same facts: unchanged when they are.
+            let (was, now) = (old.map(CaseSummary::overruled_units).unwrap_or_default(), new.overruled_units());
+            for u in was.difference(&now) {
+                self.delete(CF_OVERRULED, &[u.as_u64().to_be_bytes().as_slice(), &new.id.0].concat());
+            }
+            for u in now.difference(&was) {
+                self.put(CF_OVERRULED, &[u.as_u64().to_be_bytes().as_slice(), &new.id.0].concat(), &[]);
+            }
         }
         // A case's number is fixed at filing.
         if old.is_none_or(|o| o.number != new.number) {
