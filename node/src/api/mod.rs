@@ -152,8 +152,5 @@ pub(crate) fn time(ms: u64) -> String {
 }
 
 fn parse_time(field: &str, s: &str) -> Result<u64, ApiError> {
-    let ts: jiff::Timestamp = s
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("{field}: expected an RFC 3339 time like 2026-11-28T09:30:00+08:00 ({e})")))?;
-    u64::try_from(ts.as_millisecond()).map_err(|_| ApiError::bad_request(format!("{field}: before 1970")))
+    zongzhi_protocol::step::parse_time(field, s).map_err(|e| ApiError::bad_request(e.0))
 }
