@@ -25,7 +25,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use zongzhi_protocol::case::Contact;
-use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId, Policy, Record};
+use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::Role;
 use crate::api::{authenticate, time, ApiError, ApiResult, AppState};
@@ -453,91 +453,148 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
         std::fs::create_dir_all(dir.join(sub)).map_err(io_at(format!("creating {}", dir.join(sub).display())))?;
     }
     let manifest_path = dir.join(MANIFEST);
-    let previous: Option<Manifest> = match std::fs::read(&manifest_path) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| ExportError::Data(format!("reading {}: {e}", manifest_path.display())))?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_at(format!("reading {}", manifest_path.display()))(e)),
-    };
+    let previous = read_manifest(&manifest_path)?;
     let head = store.feed_len()?;
     if let Some(m) = &previous {
-        if m.version != LAYOUT_VERSION {
-            return Err(ExportError::Directory(format!("{} has layout version {}, this build writes {LAYOUT_VERSION}: export into a new directory", manifest_path.display(), m.version)));
-        }
-        if m.node != node.to_string() {
-            return Err(ExportError::Directory(format!("{} was exported from another node ({}); export into a new directory", dir.display(), m.node)));
-        }
-        if m.feed_to > head {
-            return Err(ExportError::Directory(format!("{} holds events up to feed position {}, but this store's feed ends at {head}: export into a new directory", dir.display(), m.feed_to)));
-        }
-        if m.since.as_deref() != since {
-            return Err(ExportError::Directory(format!(
-                "{} was exported with --since {}; run with the same --since, or export into a new directory",
-                dir.display(),
-                m.since.as_deref().unwrap_or("(none)")
-            )));
-        }
+        check_continues(m, node, dir, &manifest_path, head, since)?;
     }
     let mut event_files = previous.as_ref().map(|m| m.event_files.clone()).unwrap_or_default();
+    remove_unlisted_parts(dir, &event_files)?;
+    let from = previous.as_ref().map_or(1, |m| m.feed_to + 1);
+    let mut files = Vec::new();
+
+    // Events: the feed from where the last run stopped.
+    let (events, part) = write_events(store, dir, from, head, since_ms)?;
+    if let Some(rel) = part {
+        event_files.push(rel.clone());
+        files.push(rel);
+    }
+
+    // Cases: a fresh snapshot.
+    let cases_rel = "cases/cases.parquet".to_string();
+    let now = crate::context::now_ms();
+    let cases = write_cases(store, dir, &cases_rel, since_ms, now)?;
+    files.push(cases_rel.clone());
+
+    // Statistics: a fresh snapshot of every counter key.
+    let stats_rel = "stats/stats.parquet".to_string();
+    let stats = write_stats(store, dir, &stats_rel)?;
+    files.push(stats_rel.clone());
+
+    let manifest = Manifest {
+        version: LAYOUT_VERSION,
+        node: node.to_string(),
+        division: division.to_string(),
+        feed_to: head,
+        since: since.map(String::from),
+        event_files,
+        cases_file: cases_rel,
+        stats_file: stats_rel,
+        exported_at: time(now),
+    };
+    let manifest = serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::Data(format!("manifest: {e}")))?;
+    write_atomically(&manifest_path, &manifest)?;
+    Ok(ParquetOutcome { cases, events, stats, feed_from: from, feed_to: head, files })
+}
+
+/// The manifest a previous run left at `path`; `None` when there is none.
+fn read_manifest(path: &Path) -> Result<Option<Manifest>, ExportError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| ExportError::Data(format!("reading {}: {e}", path.display())))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_at(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Checks that this run may continue the previous export in `dir`: same layout, node and `--since`, and a feed reaching its end.
+fn check_continues(m: &Manifest, node: &NodeId, dir: &Path, manifest_path: &Path, head: u64, since: Option<&str>) -> Result<(), ExportError> {
+    if m.version != LAYOUT_VERSION {
+        return Err(ExportError::Directory(format!("{} has layout version {}, this build writes {LAYOUT_VERSION}: export into a new directory", manifest_path.display(), m.version)));
+    }
+    if m.node != node.to_string() {
+        return Err(ExportError::Directory(format!("{} was exported from another node ({}); export into a new directory", dir.display(), m.node)));
+    }
+    if m.feed_to > head {
+        return Err(ExportError::Directory(format!("{} holds events up to feed position {}, but this store's feed ends at {head}: export into a new directory", dir.display(), m.feed_to)));
+    }
+    if m.since.as_deref() != since {
+        return Err(ExportError::Directory(format!(
+            "{} was exported with --since {}; run with the same --since, or export into a new directory",
+            dir.display(),
+            m.since.as_deref().unwrap_or("(none)")
+        )));
+    }
+    Ok(())
+}
+
+/// Removes the event part files that `listed` (the manifest's) does not name.
+fn remove_unlisted_parts(dir: &Path, listed: &[String]) -> Result<(), ExportError> {
     // Part files the manifest does not list are left from a run that died
     // before its manifest: they would repeat events, so they go.
     for entry in std::fs::read_dir(dir.join("events"))? {
         let entry = entry?;
         let rel = format!("events/{}", entry.file_name().to_string_lossy());
-        if !event_files.contains(&rel) {
+        if !listed.contains(&rel) {
             std::fs::remove_file(entry.path()).map_err(io_at(format!("removing stale {}", entry.path().display())))?;
         }
     }
-    let from = previous.as_ref().map_or(1, |m| m.feed_to + 1);
-    let mut files = Vec::new();
+    Ok(())
+}
 
-    // Events: the feed from where the last run stopped.
-    let mut events = 0;
-    if from <= head {
-        let rel = format!("events/part-{from:012}-{head:012}.parquet");
-        let mut t = Table::create(dir, &rel, "events", event_schema())?;
-        let mut pos = from;
-        while pos <= head {
-            let page = store.feed_records(pos, FEED_PAGE)?;
-            let Some(last) = page.last().map(|(seq, _, _)| *seq) else { break };
-            for (seq, id, bytes) in page {
-                if seq > head {
-                    break;
-                }
-                let record = Record::decode_unverified_owned(bytes).map_err(|e| ExportError::Data(format!("record {id} at feed position {seq}: {e}")))?;
-                let RecordBody::CaseEvent(ev) = &record.body else { continue };
-                if since_ms.is_some_and(|s| record.header.hlc.wall_ms < s) {
-                    continue;
-                }
-                let case = ev.case.unwrap_or(id);
-                t.row(&[
-                    Cell::I64(Some(seq as i64)),
-                    Cell::Str(Some(&id.to_string())),
-                    Cell::Str(Some(&case.to_string())),
-                    Cell::Str(Some(&record.author.to_string())),
-                    Cell::I64(Some(record.header.seq as i64)),
-                    Cell::Str(Some(&ev.unit.to_string())),
-                    Cell::Str(Some(ev.action.as_str())),
-                    Cell::Ts(Some(record.header.hlc.wall_ms)),
-                    Cell::I64(Some(record.header.hlc.counter as i64)),
-                    Cell::I32(Some(ev.policy as i32)),
-                ])?;
-            }
-            pos = last + 1;
-        }
-        events = t.rows;
-        if events > 0 {
-            t.finish()?;
-            event_files.push(rel.clone());
-            files.push(rel);
-        } else {
-            t.abandon();
-        }
+/// Writes the case events at feed positions `from..=head` as a new part file; returns its rows and name (`None`: nothing written).
+fn write_events(store: &Store, dir: &Path, from: u64, head: u64, since_ms: Option<u64>) -> Result<(usize, Option<String>), ExportError> {
+    if from > head {
+        return Ok((0, None));
     }
+    let rel = format!("events/part-{from:012}-{head:012}.parquet");
+    let mut t = Table::create(dir, &rel, "events", event_schema())?;
+    let mut pos = from;
+    while pos <= head {
+        let page = store.feed_records(pos, FEED_PAGE)?;
+        let Some(last) = page.last().map(|(seq, _, _)| *seq) else { break };
+        for (seq, id, bytes) in page {
+            if seq > head {
+                break;
+            }
+            event_row(&mut t, seq, id, bytes, since_ms)?;
+        }
+        pos = last + 1;
+    }
+    let events = t.rows;
+    if events > 0 {
+        t.finish()?;
+        Ok((events, Some(rel)))
+    } else {
+        t.abandon();
+        Ok((events, None))
+    }
+}
 
-    // Cases: a fresh snapshot.
-    let cases_rel = "cases/cases.parquet".to_string();
-    let mut t = Table::create(dir, &cases_rel, "cases", case_schema())?;
-    let now = crate::context::now_ms();
+/// Adds the record at feed position `seq` to the events table if it is a case event from `since_ms` on.
+fn event_row(t: &mut Table, seq: u64, id: RecordId, bytes: Vec<u8>, since_ms: Option<u64>) -> Result<(), ExportError> {
+    let record = Record::decode_unverified_owned(bytes).map_err(|e| ExportError::Data(format!("record {id} at feed position {seq}: {e}")))?;
+    let RecordBody::CaseEvent(ev) = &record.body else { return Ok(()) };
+    if since_ms.is_some_and(|s| record.header.hlc.wall_ms < s) {
+        return Ok(());
+    }
+    let case = ev.case.unwrap_or(id);
+    t.row(&[
+        Cell::I64(Some(seq as i64)),
+        Cell::Str(Some(&id.to_string())),
+        Cell::Str(Some(&case.to_string())),
+        Cell::Str(Some(&record.author.to_string())),
+        Cell::I64(Some(record.header.seq as i64)),
+        Cell::Str(Some(&ev.unit.to_string())),
+        Cell::Str(Some(ev.action.as_str())),
+        Cell::Ts(Some(record.header.hlc.wall_ms)),
+        Cell::I64(Some(record.header.hlc.counter as i64)),
+        Cell::I32(Some(ev.policy as i32)),
+    ])
+}
+
+/// Writes the cases table at `rel` afresh, one row per case filed from `since_ms` on; returns its rows.
+fn write_cases(store: &Store, dir: &Path, rel: &str, since_ms: Option<u64>, now: u64) -> Result<usize, ExportError> {
+    let mut t = Table::create(dir, rel, "cases", case_schema())?;
     let mut failed = None;
     store.all_summaries(|c| {
         if since_ms.is_some_and(|s| c.filed_ms < s) {
@@ -556,37 +613,18 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
     }
     let cases = t.rows;
     t.finish()?;
-    files.push(cases_rel.clone());
+    Ok(cases)
+}
 
-    // Statistics: a fresh snapshot of every counter key.
-    let stats_rel = "stats/stats.parquet".to_string();
-    let mut t = Table::create(dir, &stats_rel, "stats", stats_schema())?;
+/// Writes the statistics table at `rel` afresh, one row per non-zero counter key; returns its rows.
+fn write_stats(store: &Store, dir: &Path, rel: &str) -> Result<usize, ExportError> {
+    let mut t = Table::create(dir, rel, "stats", stats_schema())?;
     let mut failed = None;
     store.scan_stats(&[], &[0xFF; 32], |k, v| {
         if failed.is_some() {
             return;
         }
-        let Some(key) = crate::stats::parse_key(k) else { return };
-        // The per-unit totals over channels and categories are sums of the
-        // keys exported here.
-        if key.tag & crate::stats::TOTAL_TAGS != 0 {
-            return;
-        }
-        let counts = crate::stats::decode(v);
-        if counts.iter().all(|x| *x == 0) {
-            return;
-        }
-        let unit = DivisionCode::new(key.unit).map(|d| d.to_string()).unwrap_or_else(|_| key.unit.to_string());
-        let channel = zongzhi_protocol::case::Channel::ALL.get(key.channel as usize).map(|c| c.as_str()).unwrap_or("");
-        let mut cells = vec![
-            Cell::I32(Some(key.month as i32)),
-            Cell::I32(Some(key.tag as i32)),
-            Cell::Str(Some(&unit)),
-            Cell::Str(Some(channel)),
-            Cell::Str(Some(&key.category)),
-        ];
-        cells.extend(counts.iter().map(|x| Cell::I64(Some(*x))));
-        if let Err(e) = t.row(&cells) {
+        if let Err(e) = stats_row(&mut t, k, v) {
             failed = Some(e);
         }
     })?;
@@ -595,22 +633,32 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
     }
     let stats = t.rows;
     t.finish()?;
-    files.push(stats_rel.clone());
+    Ok(stats)
+}
 
-    let manifest = Manifest {
-        version: LAYOUT_VERSION,
-        node: node.to_string(),
-        division: division.to_string(),
-        feed_to: head,
-        since: since.map(String::from),
-        event_files,
-        cases_file: cases_rel,
-        stats_file: stats_rel,
-        exported_at: time(now),
-    };
-    let manifest = serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::Data(format!("manifest: {e}")))?;
-    write_atomically(&manifest_path, &manifest)?;
-    Ok(ParquetOutcome { cases, events, stats, feed_from: from, feed_to: head, files })
+/// Adds one counter key to the statistics table, unless it is a per-unit total or all zero.
+fn stats_row(t: &mut Table, k: &[u8], v: &[u8]) -> Result<(), ExportError> {
+    let Some(key) = crate::stats::parse_key(k) else { return Ok(()) };
+    // The per-unit totals over channels and categories are sums of the
+    // keys exported here.
+    if key.tag & crate::stats::TOTAL_TAGS != 0 {
+        return Ok(());
+    }
+    let counts = crate::stats::decode(v);
+    if counts.iter().all(|x| *x == 0) {
+        return Ok(());
+    }
+    let unit = DivisionCode::new(key.unit).map(|d| d.to_string()).unwrap_or_else(|_| key.unit.to_string());
+    let channel = zongzhi_protocol::case::Channel::ALL.get(key.channel as usize).map(|c| c.as_str()).unwrap_or("");
+    let mut cells = vec![
+        Cell::I32(Some(key.month as i32)),
+        Cell::I32(Some(key.tag as i32)),
+        Cell::Str(Some(&unit)),
+        Cell::Str(Some(channel)),
+        Cell::Str(Some(&key.category)),
+    ];
+    cells.extend(counts.iter().map(|x| Cell::I64(Some(*x))));
+    t.row(&cells)
 }
 
 fn case_row(t: &mut Table, c: &CaseSummary, now: u64) -> Result<(), ExportError> {

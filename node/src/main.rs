@@ -1,6 +1,6 @@
 //! `zongzhi-node`: initialise and run one center's node.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -149,116 +149,161 @@ fn random_password() -> String {
 
 fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Init { config } => {
-            let cfg = Config::load(&config)?;
-            let out = node::init(&cfg)?;
-            println!("node key: {}", out.key);
-            println!("division: {} ({})", cfg.division, cfg.division.level().zh());
-            match out.enrollment_request {
-                None => println!("root certificate and default policy signed; this node is the city trust root"),
-                Some(p) => println!("enrollment request written to {} — give it to the parent center's operator", p.display()),
-            }
+        Command::Init { config } => init(&config)?,
+        Command::Run { config } => run(&config)?,
+        Command::User { command } => user(command)?,
+        Command::ImportCert { config, file } => import_cert(&config, &file)?,
+        Command::Reindex { config } => reindex(&config)?,
+        Command::Export { command } => export(command)?,
+        Command::BenchStats { dir, units, months, categories, queries } => {
+            let v = zongzhi_node::stats::bench(&dir, units, months, categories, queries)?;
+            println!("{v}");
         }
-        Command::Run { config } => {
-            let cfg = Config::load(&config)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let result = rt.block_on(node::run(cfg, shutdown_signal()));
-            // Drop every task (and its handle on the store) before exiting.
-            rt.shutdown_timeout(std::time::Duration::from_secs(10));
-            result?;
-        }
-        Command::User { command: UserCommand::Add { config, username, role, display_name, password_stdin, password } } => {
+        Command::BenchStore { dir, records } => bench_store(&dir, records)?,
+        Command::Verify { config } => return verify(&config),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `init`: generates the node key and store, and says what to do next.
+fn init(config: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let out = node::init(&cfg)?;
+    println!("node key: {}", out.key);
+    println!("division: {} ({})", cfg.division, cfg.division.level().zh());
+    match out.enrollment_request {
+        None => println!("root certificate and default policy signed; this node is the city trust root"),
+        Some(p) => println!("enrollment request written to {} — give it to the parent center's operator", p.display()),
+    }
+    Ok(())
+}
+
+/// `run`: serves until Ctrl-C or SIGTERM.
+fn run(config: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(node::run(cfg, shutdown_signal()));
+    // Drop every task (and its handle on the store) before exiting.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    result?;
+    Ok(())
+}
+
+/// `user …`: operator accounts in the stopped node's store.
+fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add { config, username, role, display_name, password_stdin, password } => {
             let cfg = Config::load(&config)?;
             let role = Role::parse(&role).context("role must be admin, operator or viewer")?;
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
-            let (password, generated) = match (password, password_stdin) {
-                (Some(p), _) => (p, false),
-                (None, true) => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    (line.trim_end_matches(['\r', '\n']).to_string(), false)
-                }
-                (None, false) => (random_password(), true),
-            };
+            let (password, generated) = new_password(password, password_stdin)?;
             let account = accounts::create(&store, &username, &password, role, &display_name, zongzhi_node::context::now_ms())?;
             println!("created {} ({})", account.username, account.role.as_str());
             if generated {
                 println!("password: {password}");
             }
         }
-        Command::ImportCert { config, file } => {
-            let cfg = Config::load(&config)?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let cert = node::import_chain(&cfg, &text)?;
-            println!("imported certificate #{} for {} {}", cert.serial, cert.division, cert.name);
+    }
+    Ok(())
+}
+
+/// A new account's password: the one given, a line of standard input, or a random one (then `true`).
+fn new_password(given: Option<String>, from_stdin: bool) -> std::io::Result<(String, bool)> {
+    Ok(match (given, from_stdin) {
+        (Some(p), _) => (p, false),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            (line.trim_end_matches(['\r', '\n']).to_string(), false)
         }
-        Command::Reindex { config } => {
-            let cfg = Config::load(&config)?;
-            let key = node::load_key(&cfg)?;
-            let store = node::open_store(&cfg, &key)?;
-            let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
-            store.set_repeat_window(policy.current().repeat_window_days)?;
-            let n = ledger::reindex(&store, &policy, &trust)?;
-            store.reindexed()?;
-            println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
-        }
-        Command::Export { command: ExportCommand::Parquet { config, dir, since } } => {
+        (None, false) => (random_password(), true),
+    })
+}
+
+/// `import-cert`: stores the chain the parent center issued.
+fn import_cert(config: &Path, file: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let cert = node::import_chain(&cfg, &text)?;
+    println!("imported certificate #{} for {} {}", cert.serial, cert.division, cert.name);
+    Ok(())
+}
+
+/// `reindex`: rebuilds the derived data from the records.
+fn reindex(config: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let key = node::load_key(&cfg)?;
+    let store = node::open_store(&cfg, &key)?;
+    let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
+    store.set_repeat_window(policy.current().repeat_window_days)?;
+    let n = ledger::reindex(&store, &policy, &trust)?;
+    store.reindexed()?;
+    println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
+    Ok(())
+}
+
+/// `export …`: analytics exports from the stopped node's store.
+fn export(command: ExportCommand) -> anyhow::Result<()> {
+    match command {
+        ExportCommand::Parquet { config, dir, since } => {
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
             let outcome = zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &dir, since.as_deref())?;
             println!("{outcome} (in {})", dir.display());
         }
-        Command::BenchStats { dir, units, months, categories, queries } => {
-            let v = zongzhi_node::stats::bench(&dir, units, months, categories, queries)?;
-            println!("{v}");
-        }
-        Command::BenchStore { dir, records } => {
-            let store = zongzhi_node::store::Store::open(&dir)?;
-            let author = zongzhi_protocol::NodeId([7; 32]);
-            let payload = vec![0xA5u8; 500];
-            let t = std::time::Instant::now();
-            let mut seq = 0u64;
-            while seq < records {
-                let mut b = store.batch();
-                for _ in 0..256 {
-                    seq += 1;
-                    let mut id = [0u8; 32];
-                    id[..8].copy_from_slice(&seq.to_be_bytes());
-                    b.put_record(&zongzhi_protocol::RecordId(id), &payload, seq, &author, seq);
-                }
-                store.commit(b)?;
-            }
-            let batched = seq as f64 / t.elapsed().as_secs_f64();
-            let t = std::time::Instant::now();
-            for i in 0..1000u64 {
-                let mut b = store.batch();
-                let mut id = [1u8; 32];
-                id[..8].copy_from_slice(&(seq + i + 1).to_be_bytes());
-                b.put_record(&zongzhi_protocol::RecordId(id), &payload, seq + i + 1, &author, seq + i + 1);
-                store.commit(b)?;
-            }
-            let single = 1000.0 / t.elapsed().as_secs_f64();
-            println!("{{\"batched_records_per_s\": {batched:.0}, \"single_synced_writes_per_s\": {single:.0}}}");
-        }
-        Command::Verify { config } => {
-            let cfg = Config::load(&config)?;
-            let key = node::load_key(&cfg)?;
-            let store: Arc<_> = node::open_store(&cfg, &key)?;
-            let report = integrity::check(&store, &key.id())?;
-            println!("records checked: {}, own chain length: {}", report.records_checked, report.own_chain_length);
-            if report.ok() {
-                println!("ok");
-            } else {
-                for p in &report.problems {
-                    println!("PROBLEM {}: {}", p.record.map(|r| r.to_string()).unwrap_or_default(), p.detail);
-                }
-                return Ok(std::process::ExitCode::from(1));
-            }
-        }
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// `bench-store`: prints the records per second of batched and of single synced writes.
+fn bench_store(dir: &Path, records: u64) -> anyhow::Result<()> {
+    let store = zongzhi_node::store::Store::open(dir)?;
+    let author = zongzhi_protocol::NodeId([7; 32]);
+    let payload = vec![0xA5u8; 500];
+    let t = std::time::Instant::now();
+    let mut seq = 0u64;
+    while seq < records {
+        let mut b = store.batch();
+        for _ in 0..256 {
+            seq += 1;
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&seq.to_be_bytes());
+            b.put_record(&zongzhi_protocol::RecordId(id), &payload, seq, &author, seq);
+        }
+        store.commit(b)?;
+    }
+    let batched = seq as f64 / t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    for i in 0..1000u64 {
+        let mut b = store.batch();
+        let mut id = [1u8; 32];
+        id[..8].copy_from_slice(&(seq + i + 1).to_be_bytes());
+        b.put_record(&zongzhi_protocol::RecordId(id), &payload, seq + i + 1, &author, seq + i + 1);
+        store.commit(b)?;
+    }
+    let single = 1000.0 / t.elapsed().as_secs_f64();
+    println!("{{\"batched_records_per_s\": {batched:.0}, \"single_synced_writes_per_s\": {single:.0}}}");
+    Ok(())
+}
+
+/// `verify`: checks every record and this node's chain; exit code 1 when a problem is found.
+fn verify(config: &Path) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = Config::load(config)?;
+    let key = node::load_key(&cfg)?;
+    let store: Arc<_> = node::open_store(&cfg, &key)?;
+    let report = integrity::check(&store, &key.id())?;
+    println!("records checked: {}, own chain length: {}", report.records_checked, report.own_chain_length);
+    if report.ok() {
+        println!("ok");
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        for p in &report.problems {
+            println!("PROBLEM {}: {}", p.record.map(|r| r.to_string()).unwrap_or_default(), p.detail);
+        }
+        Ok(std::process::ExitCode::from(1))
+    }
 }
 
 async fn shutdown_signal() {

@@ -126,33 +126,69 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
     let groups = stats::rollup(store, q.scope, &q.months, q.by)?;
     let totals = stats::rollup(store, q.scope, &q.months, By::Subtree(q.scope.level()))?;
     let qt = query_time(store, q, now)?;
-    let (overdue, overdue_total) = (&qt.overdue, qt.overdue_total);
     let names = unit_names(trust);
-    let mut rows: Vec<(String, Figures)> = Vec::new();
+    let rows = group_rows(&groups, &qt);
+    let total = total_figures(&totals, &qt);
+    // Rank by the first KPI (best first; rows without a value last).
+    let rank_by = q.kpis.first().copied();
+    let order = rank_order(&rows, rank_by);
+    let rank = ranks(&rows, &order, rank_by);
+    let row_json = |g: &str, f: &Figures, rank: Option<usize>| {
+        let level = g.parse::<DivisionCode>().map(|d| d.level()).unwrap_or(q.scope.level());
+        json!({"group": g, "name": group_name(q.by, g, &names, policy), "counts": counts_json(f), "kpis": kpis_json(&q.kpis, f, level), "rank": rank})
+    };
+    let shown = order.iter().skip(q.offset).take(q.limit.unwrap_or(usize::MAX));
+    let out_rows: Vec<Value> = shown.map(|i| row_json(&rows[*i].0, &rows[*i].1, rank.get(i).copied())).collect();
+    Ok(json!({
+        "scope": q.scope.to_string(),
+        "scope_name": names.get(&q.scope.to_string()).cloned().unwrap_or_default(),
+        "period": q.period,
+        "months": q.months,
+        "by": by_name(q.by),
+        "ranked_by": rank_by.map(|k| k.as_str()),
+        "definitions": q.kpis.iter().map(|k| json!({"kpi": k.as_str(), "name": k.zh(), "definition": k.definition()})).collect::<Vec<_>>(),
+        "rows": out_rows,
+        "rows_total": rows.len(),
+        "offset": q.offset,
+        "total": {"counts": counts_json(&total), "kpis": kpis_json(&q.kpis, &total, q.scope.level())},
+    }))
+}
+
+/// The table's rows before ranking, in group order: every group with counters, open past-due or repeat cases.
+fn group_rows(groups: &BTreeMap<String, kpi::Counts>, qt: &QueryTime) -> Vec<(String, Figures)> {
     let mut keys: Vec<String> = groups.keys().cloned().collect();
-    for g in overdue.keys().chain(qt.repeats.keys()) {
+    for g in qt.overdue.keys().chain(qt.repeats.keys()) {
         if !groups.contains_key(g) && !keys.contains(g) {
             keys.push(g.clone());
         }
     }
     keys.sort();
+    let mut rows: Vec<(String, Figures)> = Vec::new();
     for g in keys {
         let mut f = Figures::default();
         if let Some(c) = groups.get(&g) {
             f.add(c);
         }
-        f.open_overdue = overdue.get(&g).copied().unwrap_or(0);
+        f.open_overdue = qt.overdue.get(&g).copied().unwrap_or(0);
         f.repeats = qt.repeats.get(&g).copied().unwrap_or(0);
         rows.push((g, f));
     }
+    rows
+}
+
+/// The table's total row: the whole scope's counters, open past-due and repeat cases.
+fn total_figures(totals: &BTreeMap<String, kpi::Counts>, qt: &QueryTime) -> Figures {
     let mut total = Figures::default();
     for c in totals.values() {
         total.add(c);
     }
-    total.open_overdue = overdue_total;
+    total.open_overdue = qt.overdue_total;
     total.repeats = qt.repeats_total;
-    // Rank by the first KPI (best first; rows without a value last).
-    let rank_by = q.kpis.first().copied();
+    total
+}
+
+/// Indexes of `rows` in rank order by `rank_by`: best first, rows without a value last (group order when `None`).
+fn rank_order(rows: &[(String, Figures)], rank_by: Option<Kpi>) -> Vec<usize> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     if let Some(k) = rank_by {
         let better_high = !matches!(k, Kpi::OverdueRate | Kpi::AvgHandlingDays | Kpi::RepeatRate);
@@ -169,47 +205,51 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
             }
         });
     }
+    order
+}
+
+/// The rank (from 1) of each row, by index, that has a value of the ranking KPI.
+fn ranks(rows: &[(String, Figures)], order: &[usize], rank_by: Option<Kpi>) -> BTreeMap<usize, usize> {
     let mut rank: BTreeMap<usize, usize> = BTreeMap::new();
     for (pos, i) in order.iter().enumerate() {
         if rank_by.is_some_and(|k| k.value(&rows[*i].1).is_some()) {
             rank.insert(*i, pos + 1);
         }
     }
-    let level_of_group = |g: &str| -> Level { g.parse::<DivisionCode>().map(|d| d.level()).unwrap_or(q.scope.level()) };
-    let name_of = |g: &str| -> String {
-        match q.by {
-            By::Unit | By::Subtree(_) => names.get(g).cloned().unwrap_or_default(),
-            By::Level => ["city", "county", "township", "village"]
-                .iter()
-                .zip([Level::City, Level::County, Level::Township, Level::Village])
-                .find(|(s, _)| **s == g)
-                .map(|(_, l)| l.zh().to_string())
-                .unwrap_or_default(),
-            By::Category => policy.subcategory(g).map(|(_, leaf)| leaf.name.clone()).unwrap_or_default(),
-            By::Channel => zongzhi_protocol::case::Channel::parse(g).map(|c| c.zh().to_string()).unwrap_or_default(),
-        }
-    };
-    let row_json = |g: &str, f: &Figures, rank: Option<usize>| {
-        let level = level_of_group(g);
-        let kpis: serde_json::Map<String, Value> = q.kpis.iter().map(|k| (k.as_str().to_string(), kpi_json(*k, f, level))).collect();
-        json!({"group": g, "name": name_of(g), "counts": counts_json(f), "kpis": kpis, "rank": rank})
-    };
-    let shown = order.iter().skip(q.offset).take(q.limit.unwrap_or(usize::MAX));
-    let out_rows: Vec<Value> = shown.map(|i| row_json(&rows[*i].0, &rows[*i].1, rank.get(i).copied())).collect();
-    let total_kpis: serde_json::Map<String, Value> = q.kpis.iter().map(|k| (k.as_str().to_string(), kpi_json(*k, &total, q.scope.level()))).collect();
-    Ok(json!({
-        "scope": q.scope.to_string(),
-        "scope_name": names.get(&q.scope.to_string()).cloned().unwrap_or_default(),
-        "period": q.period,
-        "months": q.months,
-        "by": match q.by { By::Unit => "unit", By::Level => "level", By::Subtree(Level::County) => "county", By::Subtree(Level::Township) => "township", By::Subtree(_) => "village", By::Category => "category", By::Channel => "channel" },
-        "ranked_by": rank_by.map(|k| k.as_str()),
-        "definitions": q.kpis.iter().map(|k| json!({"kpi": k.as_str(), "name": k.zh(), "definition": k.definition()})).collect::<Vec<_>>(),
-        "rows": out_rows,
-        "rows_total": rows.len(),
-        "offset": q.offset,
-        "total": {"counts": counts_json(&total), "kpis": total_kpis},
-    }))
+    rank
+}
+
+/// The display name of group `g`: the unit's, the level's, the category's or the channel's (empty when unknown).
+fn group_name(by: By, g: &str, names: &HashMap<String, String>, policy: &zongzhi_protocol::Policy) -> String {
+    match by {
+        By::Unit | By::Subtree(_) => names.get(g).cloned().unwrap_or_default(),
+        By::Level => ["city", "county", "township", "village"]
+            .iter()
+            .zip([Level::City, Level::County, Level::Township, Level::Village])
+            .find(|(s, _)| **s == g)
+            .map(|(_, l)| l.zh().to_string())
+            .unwrap_or_default(),
+        By::Category => policy.subcategory(g).map(|(_, leaf)| leaf.name.clone()).unwrap_or_default(),
+        By::Channel => zongzhi_protocol::case::Channel::parse(g).map(|c| c.zh().to_string()).unwrap_or_default(),
+    }
+}
+
+/// The KPIs shown, by name, for figures `f` of a group at `level`.
+fn kpis_json(kpis: &[Kpi], f: &Figures, level: Level) -> serde_json::Map<String, Value> {
+    kpis.iter().map(|k| (k.as_str().to_string(), kpi_json(*k, f, level))).collect()
+}
+
+/// The grouping's name in the table (`by`).
+fn by_name(by: By) -> &'static str {
+    match by {
+        By::Unit => "unit",
+        By::Level => "level",
+        By::Subtree(Level::County) => "county",
+        By::Subtree(Level::Township) => "township",
+        By::Subtree(_) => "village",
+        By::Category => "category",
+        By::Channel => "channel",
+    }
 }
 
 fn csv_field(s: &str) -> String {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use zongzhi_protocol::case::{Contact, Rating, RouteTarget, SuperviseGrade};
+use zongzhi_protocol::workflow::{Deadline, TimelineEntry};
 use zongzhi_protocol::{Action, CaseState, DivisionCode, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::{self, Role, Session};
@@ -66,98 +67,60 @@ fn contact_json(store: &Store, state: &CaseState, role: Role) -> Result<Value, A
     Ok(json!({"available": true, "masked": masked, "name": shown.name, "phone": shown.phone, "id_number": shown.id_number, "address": shown.address}))
 }
 
+/// A case's stored records as read for its view, with what checking them found.
+struct CaseRecords {
+    records: Vec<Record>,
+    /// The hash and signature check of each decoded record.
+    verdicts: HashMap<RecordId, Result<(), String>>,
+    /// Records indexed under the case but missing, undecodable or failing their check.
+    integrity_errors: Vec<Value>,
+}
+
+impl CaseRecords {
+    /// Reads the records indexed under `case`, checking each one's hash and signature.
+    fn load(store: &Store, case: &RecordId) -> Result<CaseRecords, ApiError> {
+        let ids = store.case_events(case)?;
+        let mut records: Vec<Record> = Vec::with_capacity(ids.len());
+        let mut verdicts: HashMap<RecordId, Result<(), String>> = HashMap::new();
+        let mut integrity_errors = Vec::new();
+        for id in ids {
+            let Some(bytes) = store.record_bytes(&id)? else {
+                integrity_errors.push(json!({"record": id.to_string(), "detail": "indexed but missing"}));
+                continue;
+            };
+            let verdict = integrity::check_record(&id, &bytes);
+            match Record::decode_unverified(&bytes) {
+                Ok(mut r) => {
+                    // A record is known by the id it is stored (and referenced)
+                    // under; if its bytes no longer hash to it, the verdict says so.
+                    r.id = id;
+                    if let Err(d) = &verdict {
+                        integrity_errors.push(json!({"record": id.to_string(), "detail": d}));
+                    }
+                    verdicts.insert(id, verdict.map(|_| ()));
+                    records.push(r);
+                }
+                Err(e) => integrity_errors.push(json!({"record": id.to_string(), "detail": e.to_string()})),
+            }
+        }
+        Ok(CaseRecords { records, verdicts, integrity_errors })
+    }
+}
+
+/// The full view of `case` for `session`: the contact as its role may see it, the steps it may take.
 pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -> Result<Value, ApiError> {
     let role = session.role;
     let policy = s.policy();
-    let ids = s.store.case_events(&case)?;
-    let mut records: Vec<Record> = Vec::with_capacity(ids.len());
-    let mut verdicts: HashMap<RecordId, Result<(), String>> = HashMap::new();
-    let mut integrity_errors = Vec::new();
-    for id in ids {
-        let Some(bytes) = s.store.record_bytes(&id)? else {
-            integrity_errors.push(json!({"record": id.to_string(), "detail": "indexed but missing"}));
-            continue;
-        };
-        let verdict = integrity::check_record(&id, &bytes);
-        match Record::decode_unverified(&bytes) {
-            Ok(mut r) => {
-                // A record is known by the id it is stored (and referenced)
-                // under; if its bytes no longer hash to it, the verdict says so.
-                r.id = id;
-                if let Err(d) = &verdict {
-                    integrity_errors.push(json!({"record": id.to_string(), "detail": d}));
-                }
-                verdicts.insert(id, verdict.map(|_| ()));
-                records.push(r);
-            }
-            Err(e) => integrity_errors.push(json!({"record": id.to_string(), "detail": e.to_string()})),
-        }
-    }
+    let CaseRecords { records, verdicts, integrity_errors } = CaseRecords::load(&s.store, &case)?;
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
     })?;
-    let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
     let now = crate::context::now_ms();
     let names = unit_names(&s.shared.trust());
     let unit_name = |u: &DivisionCode| names.get(u).cloned();
     let operators = operator_names(s, &state)?;
-    let timeline: Vec<Value> = state
-        .timeline
-        .iter()
-        .map(|t| {
-            let seq = by_id.get(&t.id).map(|r| r.header.seq);
-            let valid = verdicts.get(&t.id).map(|v| v.is_ok()).unwrap_or(false);
-            // Display names are known for this node's own operators only.
-            let operator_name = if t.author == s.node.id { operators.get(&t.operator).filter(|n| !n.is_empty()).cloned() } else { None };
-            json!({
-                "id": t.id.to_string(),
-                "author": t.author.fmt_short(),
-                "author_seq": seq,
-                "unit": t.unit.to_string(),
-                "unit_name": unit_name(&t.unit),
-                "operator": t.operator,
-                "operator_name": operator_name.unwrap_or_else(|| t.operator.clone()),
-                "time": time(t.hlc.wall_ms),
-                "action": t.action.as_str(),
-                "action_zh": t.action.zh(),
-                "details": action_details(&t.action),
-                "accepted": t.outcome.is_ok(),
-                "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message})),
-                "overruled_by": t.overruled_by.and_then(|w| state.timeline.iter().find(|x| x.id == w)).map(|w| json!({
-                    "id": w.id.to_string(),
-                    "action": w.action.as_str(),
-                    "action_zh": w.action.zh(),
-                    "unit": w.unit.to_string(),
-                    "unit_name": unit_name(&w.unit),
-                    "time": time(w.hlc.wall_ms),
-                })),
-                "signature_valid": valid,
-            })
-        })
-        .collect();
-    let deadlines: Vec<Value> = state
-        .deadlines
-        .iter()
-        .map(|d| {
-            json!({
-                "kind": d.kind,
-                "kind_zh": d.kind.zh(),
-                "unit": d.unit.to_string(),
-                "unit_name": unit_name(&d.unit),
-                "started_at": time(d.started_ms),
-                "due_at": d.due_ms.map(time),
-                "met_at": d.met_ms.map(time),
-                "on_time": d.met_on_time(),
-                "running": d.is_running(),
-                "overdue": d.is_overdue(now),
-                "clock": d.clock(now, policy.deadlines.due_soon_percent),
-                "waiting_year": d.waiting_year,
-                "cancelled": d.cancelled,
-                "extended_working_days": d.extended_working_days,
-                "error": d.error,
-            })
-        })
-        .collect();
+    let timeline = timeline_json(&state, &records, &verdicts, &s.node.id, &operators, &names);
+    let deadlines = deadlines_json(&state.deadlines, &policy, now, &names);
     let f = &state.filing;
     Ok(json!({
         "id": state.id.to_string(),
@@ -207,6 +170,85 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
         "integrity_errors": integrity_errors,
         "allowed_actions": allowed_actions(&state, &policy, s.node.division, session),
     }))
+}
+
+/// The case's timeline: each step with its author, unit and operator, outcome and signature check.
+fn timeline_json(
+    state: &CaseState,
+    records: &[Record],
+    verdicts: &HashMap<RecordId, Result<(), String>>,
+    own: &NodeId,
+    operators: &HashMap<String, String>,
+    names: &HashMap<DivisionCode, String>,
+) -> Vec<Value> {
+    let by_id: HashMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
+    let unit_name = |u: &DivisionCode| names.get(u).cloned();
+    state
+        .timeline
+        .iter()
+        .map(|t| {
+            let seq = by_id.get(&t.id).map(|r| r.header.seq);
+            let valid = verdicts.get(&t.id).map(|v| v.is_ok()).unwrap_or(false);
+            // Display names are known for this node's own operators only.
+            let operator_name = if t.author == *own { operators.get(&t.operator).filter(|n| !n.is_empty()).cloned() } else { None };
+            let winner = t.overruled_by.and_then(|w| state.timeline.iter().find(|x| x.id == w));
+            json!({
+                "id": t.id.to_string(),
+                "author": t.author.fmt_short(),
+                "author_seq": seq,
+                "unit": t.unit.to_string(),
+                "unit_name": unit_name(&t.unit),
+                "operator": t.operator,
+                "operator_name": operator_name.unwrap_or_else(|| t.operator.clone()),
+                "time": time(t.hlc.wall_ms),
+                "action": t.action.as_str(),
+                "action_zh": t.action.zh(),
+                "details": action_details(&t.action),
+                "accepted": t.outcome.is_ok(),
+                "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message})),
+                "overruled_by": winner.map(|w| overruling_step_json(w, names)),
+                "signature_valid": valid,
+            })
+        })
+        .collect()
+}
+
+/// The step that overruled another in the timeline, in brief.
+fn overruling_step_json(w: &TimelineEntry, names: &HashMap<DivisionCode, String>) -> Value {
+    json!({
+        "id": w.id.to_string(),
+        "action": w.action.as_str(),
+        "action_zh": w.action.zh(),
+        "unit": w.unit.to_string(),
+        "unit_name": names.get(&w.unit).cloned(),
+        "time": time(w.hlc.wall_ms),
+    })
+}
+
+/// The case's deadlines: each clock with its unit, times and state at `now`.
+fn deadlines_json(deadlines: &[Deadline], policy: &Policy, now: u64, names: &HashMap<DivisionCode, String>) -> Vec<Value> {
+    deadlines
+        .iter()
+        .map(|d| {
+            json!({
+                "kind": d.kind,
+                "kind_zh": d.kind.zh(),
+                "unit": d.unit.to_string(),
+                "unit_name": names.get(&d.unit).cloned(),
+                "started_at": time(d.started_ms),
+                "due_at": d.due_ms.map(time),
+                "met_at": d.met_ms.map(time),
+                "on_time": d.met_on_time(),
+                "running": d.is_running(),
+                "overdue": d.is_overdue(now),
+                "clock": d.clock(now, policy.deadlines.due_soon_percent),
+                "waiting_year": d.waiting_year,
+                "cancelled": d.cancelled,
+                "extended_working_days": d.extended_working_days,
+                "error": d.error,
+            })
+        })
+        .collect()
 }
 
 /// Official unit names by division, from the certificates the node holds
