@@ -280,60 +280,94 @@ fn wait_owner(c: &Client, id: &str, owner: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Logs in as `user` at the demo node of `division`.
+fn login_at(nodes: &[DemoNode], division: &str, user: &str) -> anyhow::Result<Client> {
+    let n = nodes.iter().find(|n| n.division == division).context("unit")?;
+    login(&n.url(), user)
+}
+
+/// Files a case through `c` and returns its id.
+fn file(c: &Client, case: &Value) -> anyhow::Result<String> {
+    Ok(c.post("/api/cases", case)?["id"].as_str().context("id")?.to_string())
+}
+
+/// Seeds the demo: four cases at every village, escalations to every
+/// level, a dispatch down from the city and the county's supervision.
 fn seed(nodes: &[DemoNode]) -> anyhow::Result<()> {
-    let op = |division: &str| -> anyhow::Result<Client> {
-        let n = nodes.iter().find(|n| n.division == division).context("unit")?;
-        login(&n.url(), "operator")
-    };
-    let admin = |division: &str| -> anyhow::Result<Client> {
-        let n = nodes.iter().find(|n| n.division == division).context("unit")?;
-        login(&n.url(), "admin")
-    };
     let villages: Vec<&DemoNode> = nodes.iter().filter(|n| !n.division.ends_with("000")).collect();
     let people = [("张三", "13812341234"), ("李四", "13998765432"), ("王五", "13700001111"), ("赵六", "13655556666")];
     for (i, v) in villages.iter().enumerate() {
-        let c = op(&v.division)?;
-        let who = people[i % people.len()];
-        // Resolved locally and archived (小事不出村).
-        let id = c.post("/api/cases", &case("邻里噪音纠纷", "楼上夜间噪音，经调解双方达成一致", "0202", false, 30, who))?["id"].as_str().context("id")?.to_string();
-        for step in [
-            json!({"action": "sign_for"}),
-            json!({"action": "resolve", "public_reply": "经村调委会调解，双方签订调解协议"}),
-            json!({"action": "feedback", "note": "当面告知"}),
-            json!({"action": "rate", "rating": "satisfied"}),
-            json!({"action": "archive"}),
-        ] {
-            act(&c, &id, step)?;
-        }
-        // Resolved but rated 不满意 and re-handled.
-        let id = c.post("/api/cases", &case("物业收费争议", "物业公司多收停车费", "0501", false, 50, who))?["id"].as_str().context("id")?.to_string();
-        for step in [
-            json!({"action": "sign_for"}),
-            json!({"action": "route", "window": "housing"}),
-            json!({"action": "resolve", "public_reply": "已协调物业退还多收费用"}),
-            json!({"action": "feedback", "note": "电话告知"}),
-            json!({"action": "rate", "rating": "unsatisfied", "comment": "只退了一部分"}),
-            json!({"action": "reopen", "reason": "复核收费明细"}),
-        ] {
-            act(&c, &id, step)?;
-        }
-        // Overdue: received two days ago, still not routed.
-        let id = c.post("/api/cases", &case("拖欠工资", "装修队拖欠农民工工资三个月", "0401", false, 50, who))?["id"].as_str().context("id")?.to_string();
-        act(&c, &id, json!({"action": "sign_for"}))?;
-        // Urgent, open.
-        c.post("/api/cases", &case("疑似燃气泄漏", "楼道内有明显燃气味", "0702", true, 0, who))?;
+        let c = login_at(nodes, &v.division, "operator")?;
+        seed_village(&c, people[i % people.len()])?;
     }
-    // Escalations: one village's case goes to each level.
+    let escalated = seed_escalations(nodes)?;
+    // The city resolves the one that reached it; the village gives feedback.
+    let city = login_at(nodes, "330100000000", "operator")?;
+    act(&city, &escalated[2], json!({"action": "route", "window": "environment"}))?;
+    act(&city, &escalated[2], json!({"action": "resolve", "public_reply": "市生态环境局已责令企业整改"}))?;
+    // Dispatch down: the city sends a hotline case to a village.
+    let id = file(&city, &case("12345转办：违建占道", "沿街商铺违建占用人行道", "0503", false, 5, ("周八", "13322223333")))?;
+    act(&city, &id, json!({"action": "sign_for"}))?;
+    act(&city, &id, json!({"action": "dispatch", "to": "330102001001", "requirements": "三日内拆除并反馈"}))?;
+    let q = login_at(nodes, "330102001001", "operator")?;
+    wait_owner(&q, &id, "330102001001")?;
+    act(&q, &id, json!({"action": "sign_for"}))?;
+    // Supervision from the county on an overdue village case.
+    let county = login_at(nodes, "330106000000", "admin")?;
+    let overdue = county.get_query("/api/cases", &[("owner", "330106001001".into()), ("status", "accepted".into())])?;
+    if let Some(c) = overdue["cases"].as_array().and_then(|a| a.first()) {
+        act(&county, c["id"].as_str().context("id")?, json!({"action": "supervise", "grade": "yellow", "note": "已超期，请加快办理"}))?;
+    }
+    Ok(())
+}
+
+/// A village's four cases, complained of by `who`: resolved locally and
+/// archived, rated 不满意 and reopened, overdue, and urgent.
+fn seed_village(c: &Client, who: (&str, &str)) -> anyhow::Result<()> {
+    // Resolved locally and archived (小事不出村).
+    let id = file(c, &case("邻里噪音纠纷", "楼上夜间噪音，经调解双方达成一致", "0202", false, 30, who))?;
+    for step in [
+        json!({"action": "sign_for"}),
+        json!({"action": "resolve", "public_reply": "经村调委会调解，双方签订调解协议"}),
+        json!({"action": "feedback", "note": "当面告知"}),
+        json!({"action": "rate", "rating": "satisfied"}),
+        json!({"action": "archive"}),
+    ] {
+        act(c, &id, step)?;
+    }
+    // Resolved but rated 不满意 and re-handled.
+    let id = file(c, &case("物业收费争议", "物业公司多收停车费", "0501", false, 50, who))?;
+    for step in [
+        json!({"action": "sign_for"}),
+        json!({"action": "route", "window": "housing"}),
+        json!({"action": "resolve", "public_reply": "已协调物业退还多收费用"}),
+        json!({"action": "feedback", "note": "电话告知"}),
+        json!({"action": "rate", "rating": "unsatisfied", "comment": "只退了一部分"}),
+        json!({"action": "reopen", "reason": "复核收费明细"}),
+    ] {
+        act(c, &id, step)?;
+    }
+    // Overdue: received two days ago, still not routed.
+    let id = file(c, &case("拖欠工资", "装修队拖欠农民工工资三个月", "0401", false, 50, who))?;
+    act(c, &id, json!({"action": "sign_for"}))?;
+    // Urgent, open.
+    c.post("/api/cases", &case("疑似燃气泄漏", "楼道内有明显燃气味", "0702", true, 0, who))?;
+    Ok(())
+}
+
+/// Escalations: one village's case goes to each level (township, county,
+/// city), signed for at every level on the way; returns their ids.
+fn seed_escalations(nodes: &[DemoNode]) -> anyhow::Result<Vec<String>> {
     let chain = [("330106002001", "330106002000"), ("330106002000", "330106000000"), ("330106000000", "330100000000")];
-    let v = op("330106002001")?;
+    let v = login_at(nodes, "330106002001", "operator")?;
     let mut escalated = Vec::new();
     for (n, title) in ["山林权属纠纷", "征地补偿争议", "跨区环境污染"].iter().enumerate() {
-        let id = v.post("/api/cases", &case(title, "涉及多方，村级无法调处", ["0303", "0302", "0801"][n], false, 10, ("孙七", "13511112222")))?["id"].as_str().context("id")?.to_string();
+        let id = file(&v, &case(title, "涉及多方，村级无法调处", ["0303", "0302", "0801"][n], false, 10, ("孙七", "13511112222")))?;
         act(&v, &id, json!({"action": "sign_for"}))?;
         act(&v, &id, json!({"action": "escalate", "reason": "村级无法调处"}))?;
         // Carry it up `n + 1` levels.
         for (k, (_, to)) in chain.iter().enumerate().take(n + 1) {
-            let at = op(to)?;
+            let at = login_at(nodes, to, "operator")?;
             wait_owner(&at, &id, to)?;
             act(&at, &id, json!({"action": "sign_for"}))?;
             if k < n {
@@ -342,24 +376,7 @@ fn seed(nodes: &[DemoNode]) -> anyhow::Result<()> {
         }
         escalated.push(id);
     }
-    // The city resolves the one that reached it; the village gives feedback.
-    let city = op("330100000000")?;
-    act(&city, &escalated[2], json!({"action": "route", "window": "environment"}))?;
-    act(&city, &escalated[2], json!({"action": "resolve", "public_reply": "市生态环境局已责令企业整改"}))?;
-    // Dispatch down: the city sends a hotline case to a village.
-    let id = city.post("/api/cases", &case("12345转办：违建占道", "沿街商铺违建占用人行道", "0503", false, 5, ("周八", "13322223333")))?["id"].as_str().context("id")?.to_string();
-    act(&city, &id, json!({"action": "sign_for"}))?;
-    act(&city, &id, json!({"action": "dispatch", "to": "330102001001", "requirements": "三日内拆除并反馈"}))?;
-    let q = op("330102001001")?;
-    wait_owner(&q, &id, "330102001001")?;
-    act(&q, &id, json!({"action": "sign_for"}))?;
-    // Supervision from the county on an overdue village case.
-    let county = admin("330106000000")?;
-    let overdue = county.get_query("/api/cases", &[("owner", "330106001001".into()), ("status", "accepted".into())])?;
-    if let Some(c) = overdue["cases"].as_array().and_then(|a| a.first()) {
-        act(&county, c["id"].as_str().context("id")?, json!({"action": "supervise", "grade": "yellow", "note": "已超期，请加快办理"}))?;
-    }
-    Ok(())
+    Ok(escalated)
 }
 
 fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {

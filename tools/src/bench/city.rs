@@ -146,6 +146,18 @@ struct Api {
 }
 
 impl Api {
+    /// Logs in as the city's admin with the password the load recorded.
+    fn login(url: &str, desc: &Value) -> anyhow::Result<Api> {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
+        let login: Value = http
+            .post(format!("{url}/api/login"))
+            .json(&json!({"username": "admin", "password": desc["password"].as_str().unwrap_or(load::PASSWORD)}))
+            .send()?
+            .json()?;
+        let token = login["token"].as_str().context("login failed")?.to_string();
+        Ok(Api { http, url: url.to_string(), token })
+    }
+
     /// GET with the session: status, time until the whole body was read, body.
     fn get(&self, path: &str) -> anyhow::Result<(u16, Duration, String)> {
         let t = Instant::now();
@@ -259,6 +271,64 @@ fn periods(now_ms: u64) -> anyhow::Result<(String, String)> {
     Ok((format!("{my}-{mm:02}"), format!("{qy}-Q{qq}")))
 }
 
+/// What the measurement found besides the reads' timings.
+struct Figures {
+    cases: u64,
+    /// Start until `/api/health` answered.
+    healthy: Duration,
+    deep: DeepPage,
+    rss_kib: u64,
+    hwm_kib: u64,
+    /// Allocated disk bytes of the data directory (as `du`).
+    disk: u64,
+    /// Apparent size of the data directory's files.
+    apparent: u64,
+    load_before: f64,
+    load_after: f64,
+    /// SIGTERM until the node exited.
+    stop_s: f64,
+    supervision: Value,
+}
+
+impl Figures {
+    /// Allocated disk bytes per case.
+    fn disk_per_case(&self) -> f64 {
+        self.disk as f64 / self.cases.max(1) as f64
+    }
+}
+
+/// The deep page of every case and how it was reached.
+struct DeepPage {
+    /// The path of the last page reached.
+    path: String,
+    pages: usize,
+    /// Time spent following the `next` cursors.
+    walk: Duration,
+}
+
+impl DeepPage {
+    /// Follows `next` 49 times through every case (fewer when they end).
+    fn walk(api: &Api) -> anyhow::Result<DeepPage> {
+        let deep_base = "/api/cases?owner=all&status=all&limit=100".to_string();
+        let t = Instant::now();
+        let mut deep = deep_base.clone();
+        let mut pages = 1;
+        while pages < 50 {
+            let v = api.json(&deep)?;
+            match v["next"].as_str() {
+                Some(next) => {
+                    deep = format!("{deep_base}&after={next}");
+                    pages += 1;
+                }
+                None => break,
+            }
+        }
+        Ok(DeepPage { path: deep, pages, walk: t.elapsed() })
+    }
+}
+
+/// Starts the node on the city in `dir`, times every read over HTTP and
+/// the supervision scan in-process, prints the table and writes the result.
 fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
     let desc: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("bench-city.json"))?).context("bench-city.json")?;
     let cases = desc["cases"].as_u64().unwrap_or(0);
@@ -273,13 +343,39 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
     let mut node = RunningNode::spawn(&bin, &cfg)?;
     let pid = node.child.id();
     let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&mut node, &url, t0)?;
+    let healthy = t0.elapsed();
+    eprintln!("node healthy {:.2} s after start ({cases} cases, {} records)", healthy.as_secs_f64(), desc["records_held"]);
+
+    let api = Api::login(&url, &desc)?;
+    let deep = DeepPage::walk(&api)?;
+    let reads = console_reads(&desc, &deep)?;
+    let timings = time_reads(&api, &reads, opts)?;
+    let (rss, hwm) = rss_kib(pid);
+    let load_after = loadavg();
+    // Stop the node (SIGTERM) before the scan opens the store.
+    let stop_s = stop_node(node, pid);
+
+    let supervision = supervision_scan(&cfg)?;
+    let figures = Figures { cases, healthy, deep, rss_kib: rss, hwm_kib: hwm, disk, apparent, load_before, load_after, stop_s, supervision };
+
+    // The table.
+    let compare = earlier_result(opts.compare.as_deref())?;
+    let reads_json = print_reads(&desc, &reads, &timings, compare.as_ref());
+    print_figures(&figures, compare.as_ref());
+    write_result(dir, &desc, &figures, reads_json, compare.as_ref())
+}
+
+/// Polls `/api/health` until it answers `ok`; fails when the node exits
+/// first or is not healthy within 600 s of `t0`.
+fn wait_healthy(node: &mut RunningNode, url: &str, t0: Instant) -> anyhow::Result<()> {
     let probe = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
     loop {
         if let Ok(r) = probe.get(format!("{url}/api/health")).send()
             && r.status().is_success()
             && r.json::<Value>().is_ok_and(|v| v["status"] == "ok")
         {
-            break;
+            return Ok(());
         }
         if let Some(status) = node.child.try_wait()? {
             bail!("the node exited with {status} before it was healthy");
@@ -289,48 +385,25 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let healthy = t0.elapsed();
-    eprintln!("node healthy {:.2} s after start ({cases} cases, {} records)", healthy.as_secs_f64(), desc["records_held"]);
+}
 
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
-    let login: Value = http
-        .post(format!("{url}/api/login"))
-        .json(&json!({"username": "admin", "password": desc["password"].as_str().unwrap_or(load::PASSWORD)}))
-        .send()?
-        .json()?;
-    let token = login["token"].as_str().context("login failed")?.to_string();
-    let api = Api { http, url: url.clone(), token };
-
-    // The deep page: follow `next` 49 times through every case.
-    let deep_base = "/api/cases?owner=all&status=all&limit=100".to_string();
-    let t = Instant::now();
-    let mut deep = deep_base.clone();
-    let mut pages = 1;
-    while pages < 50 {
-        let v = api.json(&deep)?;
-        match v["next"].as_str() {
-            Some(next) => {
-                deep = format!("{deep_base}&after={next}");
-                pages += 1;
-            }
-            None => break,
-        }
-    }
-    let walk = t.elapsed();
-
+/// Every read the console makes, with the sample cases, words and
+/// periods the load recorded (the month and quarter before now).
+fn console_reads(desc: &Value, deep: &DeepPage) -> anyhow::Result<Vec<Read>> {
     let samples: Vec<load::Sample> = serde_json::from_value(desc["samples"].clone()).unwrap_or_default();
     if samples.is_empty() {
         bail!("bench-city.json lists no sample cases");
     }
     let words: Vec<String> = serde_json::from_value(desc["words"].clone()).unwrap_or_default();
     let (month, quarter) = periods(zongzhi_node::context::now_ms())?;
+    let pages = deep.pages;
     let one = |p: &str| vec![p.to_string()];
-    let reads = vec![
+    Ok(vec![
         Read { name: "queue", label: "work queue, first page (GET /api/cases?limit=100)".into(), paths: one("/api/cases?limit=100") },
         Read { name: "queue_console", label: "work queue as the console asks (status=open&limit=100)".into(), paths: one("/api/cases?limit=100&status=open") },
         Read { name: "queue_500", label: "work queue, 500 rows (status=open&limit=500)".into(), paths: one("/api/cases?limit=500&status=open") },
         Read { name: "queue_all", label: "all open cases of the city, first page (owner=all)".into(), paths: one("/api/cases?owner=all&limit=100") },
-        Read { name: "deep_page", label: format!("page {pages} of every case (owner=all&status=all, after=<next>)"), paths: vec![deep.clone()] },
+        Read { name: "deep_page", label: format!("page {pages} of every case (owner=all&status=all, after=<next>)"), paths: vec![deep.path.clone()] },
         Read { name: "overdue", label: "overdue filter (owner=all&overdue=true)".into(), paths: one("/api/cases?owner=all&overdue=true&limit=100") },
         Read { name: "category", label: "category filter (owner=all&category=02)".into(), paths: one("/api/cases?owner=all&category=02&limit=100") },
         Read { name: "urgent", label: "urgent filter (owner=all&urgency=urgent)".into(), paths: one("/api/cases?owner=all&urgency=urgent&limit=100") },
@@ -376,45 +449,59 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
             label: "supervision board (status=open&owner=all&overdue=true&limit=1000)".into(),
             paths: one("/api/cases?status=open&owner=all&overdue=true&limit=1000"),
         },
-    ];
+    ])
+}
+
+/// Times every read that has paths (a read without any is skipped and
+/// gets no timing), printing each as it is done.
+fn time_reads(api: &Api, reads: &[Read], opts: &Options) -> anyhow::Result<Vec<Timing>> {
     let budget = Duration::from_secs_f64(opts.budget_s);
     let mut timings = Vec::new();
-    for r in &reads {
+    for r in reads {
         if r.paths.is_empty() {
             continue;
         }
-        let t = time_read(&api, r, opts.requests, budget)?;
+        let t = time_read(api, r, opts.requests, budget)?;
         eprintln!("  {:<62} {}", r.label, if t.ok() { format!("p50 {:.2} ms  p99 {:.2} ms  (n {})", t.p50_ms, t.p99_ms, t.n) } else { t.note.clone() });
         timings.push(t);
     }
-    let (rss, hwm) = rss_kib(pid);
-    let load_after = loadavg();
-    // Stop the node (SIGTERM) before the scan opens the store.
+    Ok(timings)
+}
+
+/// Stops the node with SIGTERM and returns the seconds until it exited.
+fn stop_node(mut node: RunningNode, pid: u32) -> f64 {
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let stop = Instant::now();
     let _ = node.child.wait();
     let stop_s = stop.elapsed().as_secs_f64();
     drop(node);
+    stop_s
+}
 
-    let sup = supervision_scan(&cfg)?;
-
-    // The table.
-    let compare = match &opts.compare {
+/// The earlier result to compare with (a file, or a city directory's
+/// `bench-city-result.json`), if one was given.
+fn earlier_result(compare: Option<&Path>) -> anyhow::Result<Option<Value>> {
+    match compare {
         Some(p) => {
-            let file = if p.is_dir() { p.join("bench-city-result.json") } else { p.clone() };
-            Some(serde_json::from_str::<Value>(&std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?)?)
+            let file = if p.is_dir() { p.join("bench-city-result.json") } else { p.to_path_buf() };
+            Ok(Some(serde_json::from_str::<Value>(&std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?)?))
         }
-        None => None,
-    };
-    let other_cases = compare.as_ref().and_then(|c| c["cases"].as_u64());
-    let ratio_head = match other_cases {
+        None => Ok(None),
+    }
+}
+
+/// Prints the city's description and one row per read (with the p99
+/// ratio against `compare`); returns the reads' figures as JSON.
+fn print_reads(desc: &Value, reads: &[Read], timings: &[Timing], compare: Option<&Value>) -> serde_json::Map<String, Value> {
+    let ratio_head = match compare.and_then(|c| c["cases"].as_u64()) {
         Some(n) => format!("p99 vs {n}"),
         None => String::new(),
     };
     let load = &desc["load"];
     println!(
-        "city of {} units, {cases} cases, {} records (loaded at {:.0} records/s, {:.0} cases/s)",
+        "city of {} units, {} cases, {} records (loaded at {:.0} records/s, {:.0} cases/s)",
         desc["units"],
+        desc["cases"].as_u64().unwrap_or(0),
         desc["records_held"],
         load["records_per_s"].as_f64().unwrap_or(0.0),
         load["cases_per_s"].as_f64().unwrap_or(0.0)
@@ -423,32 +510,35 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
     println!("held at the city: {}", desc["composition"]);
     println!("{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}  {:<16} {:>10}  rows", "read", "n", "first", "p50", "p99", "max", "target", ratio_head);
     let mut reads_json = serde_json::Map::new();
-    for (r, t) in reads.iter().zip(&timings) {
+    for (r, t) in reads.iter().zip(timings) {
         reads_json.insert(r.name.to_string(), t.json());
         if !t.ok() {
             println!("{:<58} {}", r.label, t.note);
             continue;
         }
-        let ratio = compare
-            .as_ref()
-            .and_then(|c| c["reads"][r.name]["p99_ms"].as_f64())
-            .map(|o| format!("{:.2}×", t.p99_ms / o.max(0.001)))
-            .unwrap_or_default();
+        let ratio = compare.and_then(|c| c["reads"][r.name]["p99_ms"].as_f64()).map(|o| format!("{:.2}×", t.p99_ms / o.max(0.001))).unwrap_or_default();
         let met = if t.p99_ms <= TARGET_P99_MS { "p99 ≤ 50 ms" } else { "p99 ≤ 50 ms OVER" };
         println!(
             "{:<58} {:>4} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>6.2} ms  {met:<16} {ratio:>10}  {}",
             r.label, t.n, t.first_ms, t.p50_ms, t.p99_ms, t.max_ms, t.note
         );
     }
-    println!("{:<58} {:.2} s for {pages} pages", "walking the `next` cursors to the deep page", walk.as_secs_f64());
-    println!("{:<58} {:.2} s   (target ≤ {TARGET_HEALTHY_S:.0} s)", "start until GET /api/health ok", healthy.as_secs_f64());
-    println!("{:<58} {:.0} MiB (peak {:.0} MiB)   (target ≤ {TARGET_RSS_MIB:.0} MiB)", "RSS of the node after the reads (VmRSS)", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+    reads_json
+}
+
+/// Prints the figures below the reads: deep walk, start, RSS, disk,
+/// supervision scan, stop, load average, and the ratios against `compare`.
+fn print_figures(f: &Figures, compare: Option<&Value>) {
+    let sup = &f.supervision;
+    println!("{:<58} {:.2} s for {} pages", "walking the `next` cursors to the deep page", f.deep.walk.as_secs_f64(), f.deep.pages);
+    println!("{:<58} {:.2} s   (target ≤ {TARGET_HEALTHY_S:.0} s)", "start until GET /api/health ok", f.healthy.as_secs_f64());
+    println!("{:<58} {:.0} MiB (peak {:.0} MiB)   (target ≤ {TARGET_RSS_MIB:.0} MiB)", "RSS of the node after the reads (VmRSS)", f.rss_kib as f64 / 1024.0, f.hwm_kib as f64 / 1024.0);
     println!(
         "{:<58} {:.0} bytes/case ({:.1} MiB in all; {:.0} bytes/case apparent)",
         "disk (du of the data directory / cases)",
-        disk as f64 / cases.max(1) as f64,
-        disk as f64 / 1048576.0,
-        apparent as f64 / cases.max(1) as f64
+        f.disk_per_case(),
+        f.disk as f64 / 1048576.0,
+        f.apparent as f64 / f.cases.max(1) as f64
     );
     println!(
         "{:<58} {:.2} ms (median of {}); the city holds {} cases, {} open, {} running clocks of open cases, {} overdue ({} of cases it supervises); {} notices due",
@@ -462,41 +552,49 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
         sup["overdue_clocks_city_supervises"],
         sup["due"]
     );
-    println!("{:<58} {:.2} s", "stop (SIGTERM until exit)", stop_s);
-    println!("{:<58} {load_before:.2} before the reads, {load_after:.2} after (2 cores; above 1 means other work shared them)", "load average of the machine (1 min)");
-    if let Some(c) = &compare {
-        let f = |k: &str| c[k].as_f64().unwrap_or(0.0);
+    println!("{:<58} {:.2} s", "stop (SIGTERM until exit)", f.stop_s);
+    println!(
+        "{:<58} {:.2} before the reads, {:.2} after (2 cores; above 1 means other work shared them)",
+        "load average of the machine (1 min)", f.load_before, f.load_after
+    );
+    if let Some(c) = compare {
+        let earlier = |k: &str| c[k].as_f64().unwrap_or(0.0);
         println!(
             "against {} cases: healthy {:.2}× , RSS {:.2}×, disk per case {:.2}×, supervision scan {:.2}×",
             c["cases"],
-            healthy.as_secs_f64() / f("healthy_s").max(1e-9),
-            rss as f64 / 1024.0 / f("rss_mib").max(1e-9),
-            disk as f64 / cases.max(1) as f64 / f("disk_bytes_per_case").max(1e-9),
+            f.healthy.as_secs_f64() / earlier("healthy_s").max(1e-9),
+            f.rss_kib as f64 / 1024.0 / earlier("rss_mib").max(1e-9),
+            f.disk_per_case() / earlier("disk_bytes_per_case").max(1e-9),
             sup["scan_ms"].as_f64().unwrap_or(0.0) / c["supervision"]["scan_ms"].as_f64().unwrap_or(0.0).max(1e-9)
         );
     }
+}
+
+/// Prints the result as one JSON line and writes it to the city
+/// directory, as `bench-city-result.json` and under the time of the run.
+fn write_result(dir: &Path, desc: &Value, f: &Figures, reads: serde_json::Map<String, Value>, compare: Option<&Value>) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     let result = json!({
         "bench": "city",
         "at": now.to_string(),
-        "cases": cases,
+        "cases": f.cases,
         "records": desc["records_held"],
         "units": desc["units"],
         "load": desc["load"],
         "planned": desc["planned"],
         "composition": desc["composition"],
-        "healthy_s": round(healthy.as_secs_f64()),
-        "rss_mib": round(rss as f64 / 1024.0),
-        "rss_peak_mib": round(hwm as f64 / 1024.0),
-        "disk_bytes": disk,
-        "disk_bytes_per_case": round(disk as f64 / cases.max(1) as f64),
-        "loadavg": [load_before, load_after],
-        "deep_page": pages,
-        "deep_walk_s": round(walk.as_secs_f64()),
-        "reads": reads_json,
-        "supervision": sup,
+        "healthy_s": round(f.healthy.as_secs_f64()),
+        "rss_mib": round(f.rss_kib as f64 / 1024.0),
+        "rss_peak_mib": round(f.hwm_kib as f64 / 1024.0),
+        "disk_bytes": f.disk,
+        "disk_bytes_per_case": round(f.disk_per_case()),
+        "loadavg": [f.load_before, f.load_after],
+        "deep_page": f.deep.pages,
+        "deep_walk_s": round(f.deep.walk.as_secs_f64()),
+        "reads": reads,
+        "supervision": f.supervision,
         "targets": {"read_p99_ms": TARGET_P99_MS, "rss_mib": TARGET_RSS_MIB, "healthy_s": TARGET_HEALTHY_S},
-        "compared_with_cases": other_cases,
+        "compared_with_cases": compare.and_then(|c| c["cases"].as_u64()),
     });
     println!("{}", serde_json::to_string(&result)?);
     let text = serde_json::to_string_pretty(&result)?;

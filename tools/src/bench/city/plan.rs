@@ -2,6 +2,8 @@
 //! anything is signed: who does which step when, following the order the
 //! workflow rules allow (`protocol::workflow`).
 
+use std::collections::HashMap;
+
 use zongzhi_protocol::{DivisionCode, Level, NodeKey, Policy};
 
 use super::data;
@@ -290,6 +292,39 @@ impl Flow<'_> {
         self.push(self.owner, Step::SignFor, d);
     }
 
+    /// Moves the case along `path` (escalations up, or a dispatch down to
+    /// a child); returns whether it was escalated to the city, where it waits.
+    fn follow_path(&mut self, rng: &mut Rng, path: Path) -> bool {
+        match path {
+            Path::Local => {}
+            Path::Escalated(levels) => {
+                for _ in 0..levels {
+                    if rng.chance(0.3) {
+                        self.push(self.owner, Step::Progress { public: false }, rng.minutes(60.0, 1440.0));
+                    }
+                    self.push(self.owner, Step::Escalate, rng.minutes(60.0, 4320.0));
+                    match self.units[self.owner as usize].parent {
+                        Some(p) => {
+                            self.owner = p;
+                            self.sign_for(rng);
+                        }
+                        None => return true,
+                    }
+                }
+            }
+            Path::Dispatched => {
+                let children = &self.units[self.owner as usize].children;
+                if !children.is_empty() {
+                    let to = *rng.pick(children);
+                    self.push(self.owner, Step::Dispatch { to }, rng.minutes(30.0, 1440.0));
+                    self.owner = to;
+                    self.sign_for(rng);
+                }
+            }
+        }
+        false
+    }
+
     /// Routing (or direct mediation at a village), extensions, resolution.
     fn handle_and_resolve(&mut self, rng: &mut Rng, extension: bool) {
         let owner = self.owner;
@@ -362,78 +397,78 @@ impl Flow<'_> {
 /// before `now`, sorted by filing time, with serial numbers, repeats,
 /// and steps cut at `now` (later steps have not happened yet).
 pub fn plan_county(county: &County, leaves: &Leaves, n: usize, now: u64, days: u64, seed: u64) -> anyhow::Result<Vec<CasePlan>> {
-    let mut rng = Rng::new(seed ^ (county.index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
-    let units = &county.units;
-    let villages: Vec<u16> = (0..units.len() as u16).filter(|u| units[*u as usize].level() == Level::Village).collect();
-    let towns: Vec<u16> = units[0].children.clone();
-    // Filing times: a day in the period, office hours China time; the
-    // most recent ones in the last hours before now.
-    let mut filed: Vec<(u64, u16)> = (0..n)
-        .map(|_| {
-            let day_ago = rng.below(days);
-            let midnight_cst = ((now + CST) / DAY - day_ago) * DAY - CST;
-            let mut t = midnight_cst + 8 * HOUR + rng.minutes(0.0, 12.0 * 60.0);
-            if t + 30 * 60_000 > now {
-                t = now - rng.minutes(30.0, 600.0);
-            }
-            let x = rng.below(100);
-            let unit = if x < 85 {
-                *rng.pick(&villages)
-            } else if x < 96 {
-                *rng.pick(&towns)
-            } else {
-                0
-            };
-            (t, unit)
-        })
-        .collect();
-    filed.sort_unstable();
-    let mut serials: std::collections::HashMap<(u16, i16), u32> = std::collections::HashMap::new();
-    // The last contact each unit took a complaint from: (time, seed, leaf).
-    let mut last_contact: std::collections::HashMap<u16, (u64, u64, u8)> = std::collections::HashMap::new();
+    let mut planner = CountyPlanner {
+        rng: Rng::new(seed ^ (county.index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
+        units: &county.units,
+        leaves,
+        now,
+        serials: HashMap::new(),
+        last_contact: HashMap::new(),
+    };
+    let filed = planner.filings(n, days);
     let mut plans = Vec::with_capacity(n);
     for (filed_ms, filed_by) in filed {
+        plans.push(planner.plan_case(filed_ms, filed_by)?);
+    }
+    Ok(plans)
+}
+
+/// Plans one county's cases in filing order from one random stream.
+struct CountyPlanner<'a> {
+    rng: Rng,
+    units: &'a [Unit],
+    leaves: &'a Leaves,
+    now: u64,
+    /// The last serial number per filing unit and year.
+    serials: HashMap<(u16, i16), u32>,
+    /// The last contact each unit took a complaint from: (time, seed, leaf).
+    last_contact: HashMap<u16, (u64, u64, u8)>,
+}
+
+impl CountyPlanner<'_> {
+    /// Filing times and units of `n` cases, sorted: a day in the period,
+    /// office hours China time (the most recent ones in the last hours
+    /// before now), filed by a village, a township or the county itself.
+    fn filings(&mut self, n: usize, days: u64) -> Vec<(u64, u16)> {
+        let (units, now, rng) = (self.units, self.now, &mut self.rng);
+        let villages: Vec<u16> = (0..units.len() as u16).filter(|u| units[*u as usize].level() == Level::Village).collect();
+        let towns: Vec<u16> = units[0].children.clone();
+        let mut filed: Vec<(u64, u16)> = (0..n)
+            .map(|_| {
+                let day_ago = rng.below(days);
+                let midnight_cst = ((now + CST) / DAY - day_ago) * DAY - CST;
+                let mut t = midnight_cst + 8 * HOUR + rng.minutes(0.0, 12.0 * 60.0);
+                if t + 30 * 60_000 > now {
+                    t = now - rng.minutes(30.0, 600.0);
+                }
+                let x = rng.below(100);
+                let unit = if x < 85 {
+                    *rng.pick(&villages)
+                } else if x < 96 {
+                    *rng.pick(&towns)
+                } else {
+                    0
+                };
+                (t, unit)
+            })
+            .collect();
+        filed.sort_unstable();
+        filed
+    }
+
+    /// Plans the case `filed_by` filed at `filed_ms`: its matter, path,
+    /// steps up to now and the details of its filing.
+    fn plan_case(&mut self, filed_ms: u64, filed_by: u16) -> anyhow::Result<CasePlan> {
+        let (units, now) = (self.units, self.now);
         let year = zongzhi_protocol::policy::china_date(filed_ms).map_err(|e| anyhow::anyhow!("{e}"))?.year();
-        let serial = serials.entry((filed_by, year)).or_insert(0);
+        let serial = self.serials.entry((filed_by, year)).or_insert(0);
         *serial += 1;
-        let mut leaf = weighted_leaf(&mut rng, leaves);
-        let mut contact = rng.chance(0.92).then(|| rng.next());
-        let mut repeat = false;
-        if let Some(&(t, c, l)) = last_contact.get(&filed_by)
-            && filed_ms - t < 30 * DAY
-            && rng.chance(0.06)
-        {
-            (contact, leaf, repeat) = (Some(c), l, true);
-        }
-        if let Some(c) = contact {
-            last_contact.insert(filed_by, (filed_ms, c, leaf));
-        }
+        let serial = *serial;
+        let (leaf, contact, repeat) = self.complainant(filed_ms, filed_by);
+        let rng = &mut self.rng;
         let urgent = rng.chance(0.03);
         let recent = now - filed_ms < 20 * DAY;
-        let level = units[filed_by as usize].level();
-        let x = rng.below(1000);
-        let path = match level {
-            Level::Village => match x {
-                0..=739 => Path::Local,
-                740..=879 => Path::Escalated(1),
-                880..=919 => Path::Escalated(2),
-                920..=939 if recent => Path::Escalated(3),
-                _ => Path::Local,
-            },
-            Level::Township => match x {
-                0..=619 => Path::Local,
-                620..=869 => Path::Dispatched,
-                870..=969 => Path::Escalated(1),
-                970..=999 if recent => Path::Escalated(2),
-                _ => Path::Local,
-            },
-            _ => match x {
-                0..=699 => Path::Local,
-                700..=979 => Path::Dispatched,
-                _ if recent => Path::Escalated(1),
-                _ => Path::Local,
-            },
-        };
+        let path = choose_path(rng, units[filed_by as usize].level(), recent);
         let stuck = rng.chance(0.03);
         let extension = rng.chance(0.03);
         let received_ms = filed_ms - rng.minutes(0.0, if urgent { 3.0 } else { 40.0 }).min(filed_ms);
@@ -445,70 +480,29 @@ pub fn plan_county(county: &County, leaves: &Leaves, n: usize, now: u64, days: u
             filed_by,
             routed: false,
             urgent,
-            window: leaves.default_window[leaf as usize],
-            windows: leaves.windows.len(),
+            window: self.leaves.default_window[leaf as usize],
+            windows: self.leaves.windows.len(),
         };
         if urgent {
             // Responders on site within 15 minutes: the first progress note.
             f.push(filed_by, Step::Progress { public: false }, rng.minutes(1.0, 8.0));
         }
-        f.sign_for(&mut rng);
-        // Where the case is resolved; `None`: it waits at the city.
-        let mut at_city = false;
-        match path {
-            Path::Local => {}
-            Path::Escalated(levels) => {
-                for _ in 0..levels {
-                    if rng.chance(0.3) {
-                        f.push(f.owner, Step::Progress { public: false }, rng.minutes(60.0, 1440.0));
-                    }
-                    f.push(f.owner, Step::Escalate, rng.minutes(60.0, 4320.0));
-                    match units[f.owner as usize].parent {
-                        Some(p) => {
-                            f.owner = p;
-                            f.sign_for(&mut rng);
-                        }
-                        None => {
-                            at_city = true;
-                            break;
-                        }
-                    }
-                }
-            }
-            Path::Dispatched => {
-                let children = &units[f.owner as usize].children;
-                if !children.is_empty() {
-                    let to = *rng.pick(children);
-                    f.push(f.owner, Step::Dispatch { to }, rng.minutes(30.0, 1440.0));
-                    f.owner = to;
-                    f.sign_for(&mut rng);
-                }
-            }
-        }
+        f.sign_for(rng);
+        let at_city = f.follow_path(rng, path);
         if !at_city {
-            f.handle_and_resolve(&mut rng, extension);
-            f.close(&mut rng);
+            f.handle_and_resolve(rng, extension);
+            f.close(rng);
         }
         let mut steps = f.steps;
         if stuck && !at_city {
-            // Stopped before its resolution: open with its clocks past due,
-            // perhaps supervised by the level above.
-            let resolve = steps.iter().position(|s| s.step == Step::Resolve).unwrap_or(steps.len());
-            let cut = 2 + rng.below(resolve.saturating_sub(2).max(1) as u64) as usize;
-            steps.truncate(cut.min(resolve).max(2));
-            let owner = owner_after(units, filed_by, &steps);
-            if let Some(sup) = units[owner as usize].parent
-                && let Some(last) = steps.last().map(|s| s.at)
-            {
-                steps.push(Planned { at: last + rng.minutes(3.0 * 1440.0, 12.0 * 1440.0), unit: sup, step: Step::Supervise { grade: 1 + rng.below(2) as u8 }, admin: true });
-            }
+            stop_before_resolution(&mut steps, units, filed_by, rng);
         }
         // Only what has happened by now.
         let limit = now - 60_000;
         if let Some(cut) = steps.iter().position(|s| s.at > limit) {
             steps.truncate(cut.max(1));
         }
-        plans.push(CasePlan {
+        Ok(CasePlan {
             received_ms,
             leaf,
             urgent,
@@ -518,14 +512,75 @@ pub fn plan_county(county: &County, leaves: &Leaves, n: usize, now: u64, days: u
             contact,
             repeat,
             year,
-            serial: *serial,
+            serial,
             text: rng.next() as u32,
             path,
             stuck,
             steps,
-        });
+        })
     }
-    Ok(plans)
+
+    /// The matter (leaf category) and complainant of a case `filed_by`
+    /// filed at `filed_ms`, and whether it is a repeat: now and then the
+    /// unit's last complainant within 30 days comes back with the same matter.
+    fn complainant(&mut self, filed_ms: u64, filed_by: u16) -> (u8, Option<u64>, bool) {
+        let rng = &mut self.rng;
+        let mut leaf = weighted_leaf(rng, self.leaves);
+        let mut contact = rng.chance(0.92).then(|| rng.next());
+        let mut repeat = false;
+        if let Some(&(t, c, l)) = self.last_contact.get(&filed_by)
+            && filed_ms - t < 30 * DAY
+            && rng.chance(0.06)
+        {
+            (contact, leaf, repeat) = (Some(c), l, true);
+        }
+        if let Some(c) = contact {
+            self.last_contact.insert(filed_by, (filed_ms, c, leaf));
+        }
+        (leaf, contact, repeat)
+    }
+}
+
+/// How a case filed at a unit of `level` goes (escalated as far as the
+/// city, where it is left waiting, only when it is `recent`).
+fn choose_path(rng: &mut Rng, level: Level, recent: bool) -> Path {
+    let x = rng.below(1000);
+    match level {
+        Level::Village => match x {
+            0..=739 => Path::Local,
+            740..=879 => Path::Escalated(1),
+            880..=919 => Path::Escalated(2),
+            920..=939 if recent => Path::Escalated(3),
+            _ => Path::Local,
+        },
+        Level::Township => match x {
+            0..=619 => Path::Local,
+            620..=869 => Path::Dispatched,
+            870..=969 => Path::Escalated(1),
+            970..=999 if recent => Path::Escalated(2),
+            _ => Path::Local,
+        },
+        _ => match x {
+            0..=699 => Path::Local,
+            700..=979 => Path::Dispatched,
+            _ if recent => Path::Escalated(1),
+            _ => Path::Local,
+        },
+    }
+}
+
+/// Stops a stuck case before its resolution: open with its clocks past
+/// due, perhaps supervised by the level above.
+fn stop_before_resolution(steps: &mut Vec<Planned>, units: &[Unit], filed_by: u16, rng: &mut Rng) {
+    let resolve = steps.iter().position(|s| s.step == Step::Resolve).unwrap_or(steps.len());
+    let cut = 2 + rng.below(resolve.saturating_sub(2).max(1) as u64) as usize;
+    steps.truncate(cut.min(resolve).max(2));
+    let owner = owner_after(units, filed_by, steps);
+    if let Some(sup) = units[owner as usize].parent
+        && let Some(last) = steps.last().map(|s| s.at)
+    {
+        steps.push(Planned { at: last + rng.minutes(3.0 * 1440.0, 12.0 * 1440.0), unit: sup, step: Step::Supervise { grade: 1 + rng.below(2) as u8 }, admin: true });
+    }
 }
 
 /// The owner after `steps` (escalations and dispatches move it).
