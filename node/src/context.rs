@@ -39,6 +39,9 @@ pub enum Clock {
     System,
     /// A clock that moves only when told (simulations).
     Manual(Arc<AtomicU64>),
+    /// A manual clock read with a fixed error (a node whose clock is
+    /// wrong, in simulations): the shared reading plus the offset.
+    Skewed(Arc<AtomicU64>, i64),
 }
 
 impl Clock {
@@ -52,12 +55,22 @@ impl Clock {
         match self {
             Clock::System => now_ms(),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
+            Clock::Skewed(t, offset) => (t.load(Ordering::Relaxed) as i64 + offset).max(0) as u64,
+        }
+    }
+
+    /// This clock read with an error of `offset_ms` (a manual clock only;
+    /// the system clock is shifted with `clock_offset_secs`).
+    pub fn skewed(&self, offset_ms: i64) -> Clock {
+        match self {
+            Clock::Manual(t) | Clock::Skewed(t, _) => Clock::Skewed(t.clone(), offset_ms),
+            Clock::System => Clock::System,
         }
     }
 
     /// Moves a manual clock forward (the system clock moves on its own).
     pub fn advance(&self, ms: u64) {
-        if let Clock::Manual(t) = self {
+        if let Clock::Manual(t) | Clock::Skewed(t, _) = self {
             t.fetch_add(ms, Ordering::Relaxed);
         }
     }

@@ -88,18 +88,40 @@ fn only_net_names_quinn_and_rustls() {
 fn every_sender_path_asks_the_scope_rule() {
     let all = sources();
     let text = |n: &str| code(&all.iter().find(|(name, _)| name == n).map(|(_, t)| t.clone()).unwrap_or_default());
-    let replication = text("replication.rs");
-    for f in ["pub fn build_batch", "pub fn build_urgent", "pub fn wanted"] {
-        let start = replication.find(f).unwrap_or_else(|| panic!("replication.rs has no {f}"));
-        let body = &replication[start..];
-        let end = body[1..].find("\npub fn ").map(|i| i + 1).unwrap_or(body.len());
-        assert!(body[..end].contains("scope::sends("), "{f} does not ask scope::sends");
+    let outgoing = text("replication/outgoing.rs");
+    for f in ["pub fn build_batch", "fn offer", "fn history_before", "pub fn build_urgent", "pub fn wanted"] {
+        let start = outgoing.find(f).unwrap_or_else(|| panic!("replication/outgoing.rs has no {f}"));
+        let body = &outgoing[start..];
+        let end = body[1..].find("\n    fn ").or_else(|| body[1..].find("\npub fn ")).map(|i| i + 1).unwrap_or(body.len());
+        if f != "pub fn build_batch" {
+            assert!(body[..end].contains("scope::sends("), "{f} does not ask scope::sends");
+        }
     }
     let net: Vec<(String, String)> = all.iter().filter(|(n, _)| within(n, "net")).map(|(n, t)| (n.clone(), code(t))).collect();
     assert!(net.iter().any(|(n, _)| n == "net/mod.rs"), "node/src/net/ not found");
     for (name, net) in &net {
         for needle in ["scope::", "case_in_subtree", "Body::CaseEvent"] {
-            assert!(!net.contains(needle), "{name} decides scope ({needle}); that belongs in replication.rs");
+            assert!(!net.contains(needle), "{name} decides scope ({needle}); that belongs in replication/");
+        }
+    }
+}
+
+/// The replication link is a state machine without I/O
+/// (`replication/link.rs`): the transport carries out its actions and
+/// decides nothing of the protocol (where a feed resumes, the window, when
+/// to acknowledge), so the simulator, which drives the same machine, tests
+/// what the node runs.
+#[test]
+fn the_transport_only_moves_bytes() {
+    let all = sources();
+    let link = all.iter().find(|(n, _)| n == "replication/link.rs").map(|(_, t)| code(non_test(t))).expect("replication/link.rs");
+    for needle in ["tokio", "quinn", "std::time", "crate::store", "crate::context", "Context"] {
+        assert!(!link.contains(needle), "replication/link.rs names {needle}: the link machine does no I/O");
+    }
+    for (name, text) in all.iter().filter(|(n, _)| within(n, "net")) {
+        let code = code(text);
+        for needle in ["FeedSender", "FeedReceiver", "SenderPoll", "on_subscribe", "continues_feed", "verify_chain"] {
+            assert!(!code.contains(needle), "{name} uses {needle}: replication decisions belong to replication::link");
         }
     }
 }
@@ -141,4 +163,64 @@ fn anyhow_only_in_the_binary() {
     let protocol = manifest_dir().join("../protocol/Cargo.toml");
     let manifest = std::fs::read_to_string(protocol).expect("protocol/Cargo.toml");
     assert!(!manifest.contains("anyhow"), "the protocol crate depends on anyhow");
+}
+
+/// The functions in `text` (outside its test module) longer than `max`
+/// lines, as (name, lines). A function runs from its `fn` line to the
+/// closing brace at the same indentation (the code is rustfmt-formatted).
+fn long_functions(text: &str, max: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = non_test(text).lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let rest = ["pub(crate) ", "pub(super) ", "pub ", "async ", "const ", "unsafe "].iter().fold(trimmed, |t, p| t.strip_prefix(p).unwrap_or(t));
+        let rest = ["async ", "const ", "unsafe "].iter().fold(rest, |t, p| t.strip_prefix(p).unwrap_or(t));
+        let Some(sig) = rest.strip_prefix("fn ") else { continue };
+        if line.trim_end().ends_with(';') || line.trim_end().ends_with('}') {
+            continue;
+        }
+        let name: String = sig.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            let n = end + 2;
+            if n > max {
+                out.push((name, n));
+            }
+        }
+    }
+    out
+}
+
+/// No function is longer than about a screen: a long one does several
+/// jobs, and each job deserves a name. The exceptions are plain dispatch,
+/// one arm per variant: the workflow's rule and effect of each action.
+#[test]
+fn no_function_over_80_lines() {
+    const DISPATCH: [(&str, &str); 2] = [("protocol/src/workflow.rs", "check"), ("protocol/src/workflow.rs", "effect")];
+    let root = manifest_dir().join("..");
+    let mut long = Vec::new();
+    for krate in ["node/src", "protocol/src", "tools/src", "sim/src"] {
+        let files = rust_files(&root.join(krate));
+        assert!(!files.is_empty(), "{krate} found");
+        for (name, text) in files {
+            if name.ends_with("tests.rs") || name.ends_with("_tests.rs") {
+                continue;
+            }
+            let path = format!("{krate}/{name}");
+            for (f, n) in long_functions(&text, 80) {
+                if !DISPATCH.contains(&(path.as_str(), f.as_str())) {
+                    long.push(format!("{path}: {f} ({n} lines)"));
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "functions over 80 lines:\n{}", long.join("\n"));
+}
+
+#[test]
+fn the_function_length_check_sees_a_long_function() {
+    let body = "    let x = 1;\n".repeat(81);
+    let text = format!("/// Doc.\npub fn long() {{\n{body}}}\n\nfn short() {{\n    let y = 2;\n}}\n");
+    assert_eq!(long_functions(&text, 80), vec![("long".to_string(), 83)]);
 }

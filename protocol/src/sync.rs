@@ -262,9 +262,6 @@ pub mod scope;
 pub use scope::{case_in_subtree, enters_subtree};
 
 #[cfg(test)]
-mod sim;
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -266,6 +266,18 @@ impl Writer {
         }
     }
 
+    /// Prepares a group as [`Writer::process`] does and stops before its
+    /// write, as a crash between the two does (simulations): nothing of the
+    /// group reaches the store, and the writer's in-memory state goes with
+    /// it. The node starts again through its start-up passes.
+    #[doc(hidden)]
+    pub fn prepare_then_crash(mut self, ops: Vec<Op>) {
+        if self.settle().is_ok() {
+            let store = self.shared.store.clone();
+            drop(self.prepare_group(&store, ops));
+        }
+    }
+
     /// Checks a group of operations and builds its write batch (on top of
     /// the group in flight, if any). Returns one result per operation.
     pub(super) fn prepare_group<'s>(&mut self, store: &'s Store, ops: Vec<Op>) -> Group<'s> {

@@ -26,6 +26,7 @@ use zongzhi_protocol::NodeId;
 
 use crate::ledger::{Ledger, LedgerError};
 use crate::context::Context;
+use crate::replication::link::{Side, Violation};
 use crate::replication::ReplicationError;
 use crate::store::StoreError;
 use quic::{endpoint, run_link};
@@ -53,6 +54,9 @@ pub enum LinkError {
     Frame(#[from] zongzhi_protocol::codec::CodecError),
     #[error("feed: {0}")]
     Feed(#[from] sync::SyncError),
+    /// The peer broke the replication protocol.
+    #[error("{0}")]
+    Protocol(#[from] Violation),
     #[error(transparent)]
     Replication(#[from] ReplicationError),
     #[error(transparent)]
@@ -95,7 +99,7 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
                 tokio::spawn(async move {
                     match incoming.await {
                         Ok(conn) => {
-                            if let Err(e) = run_link(shared.clone(), ledger, conn, Role::Parent, links).await {
+                            if let Err(e) = run_link(shared.clone(), ledger, conn, Side::Parent, links).await {
                                 tracing::info!("child link ended: {e:#}");
                             }
                         }
@@ -115,7 +119,7 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
                 let result = async {
                     let conn = ep.connect_with(client.clone(), parent, "zongzhi")?.await?;
                     connected = true;
-                    run_link(shared.clone(), ledger.clone(), conn, Role::Child, links.clone()).await
+                    run_link(shared.clone(), ledger.clone(), conn, Side::Child, links.clone()).await
                 }
                 .await;
                 if let Err(e) = result {
@@ -144,15 +148,6 @@ fn rand_jitter(max: u64) -> u64 {
     let mut b = [0u8; 8];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     if max == 0 { 0 } else { u64::from_le_bytes(b) % max }
-}
-
-/// This node's role on a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// We are the parent (we accepted the connection).
-    Parent,
-    /// We are the child (we dialled).
-    Child,
 }
 
 /// A misbehaving peer, for tests: it completes the handshake with a real,

@@ -1,21 +1,27 @@
-//! The QUIC side of a link: the endpoint, frames on streams, the
-//! handshake (`Hello`, `Subscribe`) and the two feed loops, receiving
-//! (verify, store with the cursor, acknowledge) and sending (the
-//! [`sync::FeedSender`]'s window, live push, answers to `Want`).
+//! The QUIC side of a link: the endpoint, frames on streams, and the
+//! driver that carries out what the link's state machine
+//! ([`replication::link::Link`]) asks: write a frame, build a batch from the
+//! store on a blocking thread, decode and verify a received batch on
+//! another and hand it to the writer. Every replication decision is the
+//! machine's; this file only moves bytes and waits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use zongzhi_protocol::sync::{self, Direction, Frame};
-use zongzhi_protocol::{DivisionCode, NodeId, Record};
+use std::collections::VecDeque;
 
-use crate::ledger::{self, Cursor, Ledger, Op, Outcome};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use zongzhi_protocol::sync::{self, Frame};
+use zongzhi_protocol::{BlobHash, DivisionCode, NodeId, Record};
+
 use crate::context::Context;
-use crate::replication;
-use crate::store::meta;
+use crate::ledger::{self, Cursor, Ledger, Op, Outcome};
+use crate::replication::link::{Action, Build, Built, Incoming, Link, Setup, Side, Stream, IN_FLIGHT, WRITE_AHEAD};
+use crate::replication::{self, ReplicationError};
 use super::tls::peer_key;
-use super::{LinkError, Links, Result, Role, peer_error};
+use super::{LinkError, Links, Result, peer_error};
 
 pub(super) fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
@@ -62,30 +68,27 @@ pub(super) async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(Frame, u
 }
 
 pub(super) fn epoch(shared: &Context) -> [u8; 16] {
-    shared.store.meta_get(meta::FEED_EPOCH).ok().flatten().and_then(|v| v.try_into().ok()).unwrap_or([0; 16])
+    replication::feed_epoch(shared)
 }
 
 pub(super) fn own_chain(shared: &Context) -> Result<Vec<Vec<u8>>> {
-    let ids = shared.trust().chain(&shared.key.id()).ok_or_else(|| LinkError::Setup("this node has no certificate chain (import one with zongzhi-node import-cert)".into()))?;
-    ids.iter()
-        .map(|id| shared.store.record_bytes(id)?.ok_or_else(|| LinkError::Setup(format!("certificate record {id} missing"))))
-        .collect()
+    Ok(replication::own_chain(shared)?)
 }
 
-pub(super) async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Connection, role: Role, links: Links) -> Result<()> {
+pub(super) async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Connection, side: Side, links: Links) -> Result<()> {
     let peer = peer_key(&conn)?;
     let (peer_division, peer_name) = {
         let trust = shared.trust();
         let m = trust.member(&peer).ok_or_else(|| LinkError::Peer(format!("peer {} has no certificate", peer.fmt_short())))?;
         (m.cert.division, m.cert.name.clone())
     };
-    let expected = match role {
-        Role::Parent => peer_division.parent() == Some(shared.unit),
-        Role::Child => shared.unit.parent() == Some(peer_division),
+    let expected = match side {
+        Side::Parent => peer_division.parent() == Some(shared.unit),
+        Side::Child => shared.unit.parent() == Some(peer_division),
     };
     if !expected {
         shared.sync.refused("not parent or child");
-        let why = format!("{peer_division} is not this node's {}", if role == Role::Parent { "child" } else { "parent" });
+        let why = format!("{peer_division} is not this node's {}", if side == Side::Parent { "child" } else { "parent" });
         conn.close(1u32.into(), why.as_bytes());
         return peer_error(why);
     }
@@ -100,14 +103,14 @@ pub(super) async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Conne
     shared.sync.update(&peer, |s| {
         s.division = peer_division.to_string();
         s.name = peer_name.clone();
-        s.role = if role == Role::Parent { "child".into() } else { "parent".into() };
+        s.role = if side == Side::Parent { "child".into() } else { "parent".into() };
         s.links += 1;
         s.connected = true;
         s.connects += 1;
-        s.last_contact_ms = Some(crate::context::now_ms());
+        s.last_contact_ms = Some(shared.clock.now_ms());
     });
     tracing::info!(parent: &span, "link up");
-    let result = tracing::Instrument::instrument(link_streams(&shared, &ledger, &conn, role, peer, peer_division), span.clone()).await;
+    let result = tracing::Instrument::instrument(link_streams(&shared, &ledger, &conn, side, peer, peer_division), span.clone()).await;
     if let Ok(mut l) = links.lock()
         && l.get(&peer).is_some_and(|c| c.stable_id() == conn.stable_id())
     {
@@ -137,349 +140,307 @@ fn close_with(conn: &quinn::Connection, result: &Result<()>) {
     }
 }
 
-async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connection, role: Role, peer: NodeId, peer_division: DivisionCode) -> Result<()> {
-    // Control stream: the child opens it; both say Hello.
-    let (mut csend, mut crecv) = match role {
-        Role::Child => conn.open_bi().await?,
-        Role::Parent => conn.accept_bi().await?,
-    };
-    let my_epoch = epoch(shared);
-    let (dir_in, dir_out) = match role {
-        Role::Child => (Direction::Down, Direction::Up),
-        Role::Parent => (Direction::Up, Direction::Down),
-    };
-    // Say Hello and subscribe at once (one round trip after the TLS
-    // handshake): the sender decides whether our stored cursor still holds
-    // for its feed epoch.
-    let mut sent = write_frame(&mut csend, &Frame::Hello { version: sync::PROTOCOL_VERSION, chain: own_chain(shared)?, epoch: my_epoch }).await?;
-    let (mut rsend, rrecv) = conn.open_bi().await?;
-    let feed_receiver = sync::FeedReceiver::new(shared.store.cursor(&peer, dir_in as u8)?);
-    sent += write_frame(&mut rsend, &feed_receiver.subscribe()).await?;
-    let (hello, mut received) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.map_err(|_| LinkError::Peer("no Hello".into()))??;
-    let Frame::Hello { version, chain, epoch: _ } = hello else {
-        return peer_error("expected Hello");
-    };
-    if version != sync::PROTOCOL_VERSION {
-        return peer_error(format!("peer speaks protocol version {version}, this node {}", sync::PROTOCOL_VERSION));
-    }
-    // The peer's chain must verify to our root and end in the peer's key.
-    let records: Vec<Record> = chain.iter().map(|b| Record::decode(b)).collect::<Result<_, _>>().map_err(|e| LinkError::Peer(format!("peer's certificate chain: {e}")))?;
-    let root = shared.trust().root();
-    let cert = zongzhi_protocol::trust::verify_chain(&records, &root, crate::context::now_ms()).map_err(|e| LinkError::Peer(format!("peer's certificate chain: {e}")))?;
-    if cert.key != peer || cert.division != peer_division {
-        return peer_error("peer's certificate chain is not for its TLS key");
-    }
-    let (ssend, mut srecv) = conn.accept_bi().await?;
-    let (sub, n) = read_frame(&mut srecv).await?;
-    received += n;
-    let Frame::Subscribe { epoch: sub_epoch, cursor: sub_cursor } = sub else {
-        return peer_error("expected Subscribe");
-    };
-    let mut feed_sender = sync::FeedSender::new(my_epoch, IN_FLIGHT);
-    feed_sender.on_subscribe(sub_epoch, sub_cursor, *shared.feed.borrow());
-    shared.sync.update(&peer, |s| {
-        s.bytes_sent += sent as u64;
-        s.bytes_received += received as u64;
+/// Frames read off one stream, in order (a task per stream: reading a
+/// frame is not cancel-safe, so it never races in a `select!`).
+type Frames = mpsc::Receiver<Result<(Frame, usize)>>;
+
+fn spawn_reader(mut recv: quinn::RecvStream, room: usize) -> Frames {
+    let (tx, rx) = mpsc::channel(room);
+    tokio::spawn(async move {
+        loop {
+            let frame = read_frame(&mut recv).await;
+            let failed = frame.is_err();
+            if tx.send(frame).await.is_err() || failed {
+                return;
+            }
+        }
     });
-    let receiver = receive_feed(shared.clone(), ledger.clone(), peer, dir_in, feed_receiver, rsend, rrecv);
-    let sender = send_feed(shared.clone(), peer, peer_division, dir_out, feed_sender, ssend, srecv);
-    tokio::pin!(receiver);
-    let result = tokio::select! {
-        r = &mut receiver => return r,
-        r = sender => r,
-        e = conn.closed() => Err(LinkError::Connection(e)),
+    rx
+}
+
+/// Encoded frames to write on one stream, in order, by a task of their own
+/// (a slow peer never stalls the driver; what waits here is bounded by the
+/// link's window). The task ends when the sender is dropped.
+type Outbox = mpsc::UnboundedSender<Vec<u8>>;
+
+fn spawn_writer(mut send: quinn::SendStream) -> Outbox {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(wire) = rx.recv().await {
+            if let Err(e) = send.write_all(&wire).await {
+                tracing::debug!("writing a frame: {e}");
+                return;
+            }
+        }
+    });
+    tx
+}
+
+/// The handshake's streams: the child opens the control stream and each
+/// side opens the stream of its own subscription; each side's first frames
+/// (`Hello`, `Subscribe`) go out at once, one round trip after TLS.
+async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connection, side: Side, peer: NodeId, peer_division: DivisionCode) -> Result<()> {
+    let stored = shared.store.cursor(&peer, side.direction_in() as u8)?;
+    let setup = Setup { side, peer, peer_division, root: shared.trust().root(), chain: own_chain(shared)?, epoch: epoch(shared), head: *shared.feed.borrow(), stored, window: IN_FLIGHT };
+    let mut driver = Driver::new(shared, ledger, Link::new(setup), peer);
+    let (csend, mut crecv) = match side {
+        Side::Child => conn.open_bi().await?,
+        Side::Parent => conn.accept_bi().await?,
     };
-    // The link is over: close it (so the receiver's reads end once the
-    // data already here is read) and let the receiver store what arrived.
-    close_with(conn, &result);
-    if let Err(e) = receiver.await {
-        tracing::debug!("receiving side after the link ended: {e:#}");
-    }
-    result
+    driver.outbox.control = Some(spawn_writer(csend));
+    let (tsend, trecv) = conn.open_bi().await?;
+    driver.outbox.theirs = Some(spawn_writer(tsend));
+    driver.act()?;
+    let (hello, n) = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut crecv)).await.map_err(|_| LinkError::Peer("no Hello".into()))??;
+    driver.handle(Stream::Control, hello, n)?;
+    let (osend, mut orecv) = conn.accept_bi().await?;
+    driver.outbox.ours = Some(spawn_writer(osend));
+    let (subscribe, n) = read_frame(&mut orecv).await?;
+    driver.handle(Stream::Ours, subscribe, n)?;
+    driver.run(conn, spawn_reader(trecv, 2), spawn_reader(orecv, 8)).await
 }
 
-/// A received batch on its way from the reader to the writer.
-struct Verified {
-    records: tokio::task::JoinHandle<Result<Vec<Record>, replication::ReplicationError>>,
-    blobs: Vec<(zongzhi_protocol::BlobHash, Vec<u8>)>,
-    epoch: [u8; 16],
-    upto: u64,
+/// A received batch being decoded and verified off the async threads.
+struct Decoding {
+    records: JoinHandle<Result<Vec<Record>, ReplicationError>>,
+    blobs: Vec<(BlobHash, Vec<u8>)>,
+    cursor: Cursor,
     head: u64,
-    bytes: usize,
 }
 
-/// Receives batches of the peer's feed, verifies them, stores them with the
-/// cursor in one synced write, and acknowledges. Pipelined: while one batch
-/// is being written, the next is already read and being verified on another
-/// thread.
-/// Received batches queued at the writer before the oldest is acknowledged.
-const WRITE_AHEAD: usize = 3;
-
-/// A received batch queued at the writer, waiting to be acknowledged.
-struct Queued {
-    reply: tokio::sync::oneshot::Receiver<ledger::Result<Outcome>>,
-    epoch: [u8; 16],
-    upto: u64,
+/// A received batch at the writer, waiting to be stored with its cursor.
+struct AtWriter {
+    reply: oneshot::Receiver<ledger::Result<Outcome>>,
     n: usize,
+    upto: u64,
     head: u64,
-    bytes: usize,
 }
 
-async fn receive_feed(
+/// Carries out a [`Link`]'s actions over one QUIC connection.
+struct Driver {
     shared: Context,
     ledger: Ledger,
+    link: Link,
     peer: NodeId,
-    dir: Direction,
-    mut feed: sync::FeedReceiver,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) -> Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Verified>(2);
-    // Frames back to the sender (Received, Ack, Want), written in order by
-    // one task; once the link is gone they are dropped.
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Frame>();
-    let out = async move {
-        while let Some(frame) = out_rx.recv().await {
-            write_frame(&mut send, &frame).await?;
-        }
-        Ok::<(), LinkError>(())
-    };
-    let received = out_tx.clone();
-    let reader = async move {
-        loop {
-            let (frame, bytes) = read_frame(&mut recv).await?;
-            let Frame::Batch { epoch, upto, head, records, blobs } = frame else {
-                return peer_error("expected Batch");
-            };
-            // Off the wire: the sender may send the next batch now.
-            let _ = received.send(Frame::Received { upto });
-            // Decode and verify off the async threads; one forged record refuses the batch.
-            let records = tokio::task::spawn_blocking(move || replication::decode_verified(records));
-            let blobs = blobs.into_iter().map(|(h, b)| (zongzhi_protocol::BlobHash(h), b)).collect();
-            if tx.send(Verified { records, blobs, epoch, upto, head, bytes }).await.is_err() {
-                return Ok(());
+    outbox: Outboxes,
+    building: Option<JoinHandle<Result<Built, ReplicationError>>>,
+    decoding: VecDeque<Decoding>,
+    at_writer: VecDeque<AtWriter>,
+}
+
+#[derive(Default)]
+struct Outboxes {
+    control: Option<Outbox>,
+    theirs: Option<Outbox>,
+    ours: Option<Outbox>,
+}
+
+impl Driver {
+    fn new(shared: &Context, ledger: &Ledger, link: Link, peer: NodeId) -> Driver {
+        Driver { shared: shared.clone(), ledger: ledger.clone(), link, peer, outbox: Outboxes::default(), building: None, decoding: VecDeque::new(), at_writer: VecDeque::new() }
+    }
+
+    /// Until the link fails or the connection closes. What was read off the
+    /// peer's feed stream before that is still verified and stored (with
+    /// its cursor, not acknowledged), so a cut costs at most the batch that
+    /// was on the wire.
+    async fn run(mut self, conn: &quinn::Connection, mut theirs: Frames, mut ours: Frames) -> Result<()> {
+        let mut watch = self.shared.feed.subscribe();
+        // What the handshake left to do (the first batch, or the urgent
+        // one) goes out before anything else happens.
+        let mut started = self.act();
+        let result = loop {
+            if let Err(e) = std::mem::replace(&mut started, Ok(())) {
+                break Err(e);
             }
-        }
-    };
-    let writer = async move {
-        // Up to WRITE_AHEAD batches queued at the writer: the next one is
-        // applied (and shares the fsync) while the previous one is written.
-        // Acks still go out in order, each after its batch is durable.
-        let mut queued: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
-        let mut open = true;
-        while open || !queued.is_empty() {
-            tokio::select! {
+            let step = tokio::select! {
                 biased;
-                done = async { (&mut queued.front_mut().expect("checked non-empty").reply).await }, if !queued.is_empty() => {
-                    let Some(Queued { epoch, upto, n, head, bytes, .. }) = queued.pop_front() else { continue };
-                    let outcome = done.map_err(|_| LinkError::Stopping("the writer stopped"))??;
-                    let (mut rejected, mut duplicates, mut want) = (0, 0, Vec::new());
-                    if let Outcome::Ingested(report) = &outcome {
-                        rejected = report.rejected.len();
-                        duplicates = report.duplicates;
-                        for (id, why) in &report.rejected {
-                            tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
-                        }
-                        want = replication::wants(report);
-                    }
-                    // Once the link is gone, what was received is still
-                    // stored (the cursor with it), just not acknowledged.
-                    let _ = out_tx.send(feed.stored(epoch, upto));
-                    if !want.is_empty() {
-                        tracing::info!(records = want.len(), "asking for missing parents");
-                        let _ = out_tx.send(Frame::Want { ids: want });
-                    }
-                    shared.sync.update(&peer, |s| {
-                        s.records_received += n as u64;
-                        s.duplicates_received += duplicates as u64;
-                        s.bytes_received += bytes as u64;
-                        s.behind_from_peer = head.saturating_sub(upto);
-                        s.last_contact_ms = Some(crate::context::now_ms());
-                        if rejected > 0 {
-                            s.errors += rejected as u64;
-                            s.last_error = Some(format!("{rejected} records refused"));
-                        }
-                    });
+                done = front_reply(&mut self.at_writer), if !self.at_writer.is_empty() => self.stored(done),
+                decoded = front_decoded(&mut self.decoding), if !self.decoding.is_empty() => self.hand_to_writer(decoded).await,
+                built = running(&mut self.building), if self.building.is_some() => {
+                    self.building = None;
+                    built.map(|b| self.link.built(b))
                 }
-                next = rx.recv(), if open && queued.len() < WRITE_AHEAD => {
-                    let Some(v) = next else {
-                        open = false;
-                        continue;
-                    };
-                    let upto = feed.on_batch(v.epoch, v.upto)?;
-                    let in_order = feed.continues_feed(v.epoch, v.upto);
-                    let decoded = v.records.await??;
-                    let n = decoded.len();
-                    let cursor = Cursor { peer, direction: dir as u8, epoch: v.epoch, upto, in_order };
-                    let reply = ledger.enqueue(Op::Ingest { records: decoded, blobs: v.blobs, cursor: Some(cursor) }).await?;
-                    queued.push_back(Queued { reply, epoch: v.epoch, upto, n, head: v.head, bytes: v.bytes });
-                }
-            }
-        }
-        Ok::<(), LinkError>(())
-    };
-    // When the stream fails (the link dropped), the batches already read
-    // are still verified and stored, so the next connection resumes after
-    // them: a cut costs at most the batch that was on the wire.
-    tokio::pin!(writer);
-    let result = tokio::select! {
-        r = reader => r,
-        r = out => r,
-        r = &mut writer => return r,
-    };
-    writer.await.and(result)
-}
-
-/// Feed positions that may be sent beyond the last ack: eight batches keep
-/// the receiver's verify/write pipeline busy. A cut re-sends what was in
-/// flight; nothing stored is sent again (the cursor is stored with the
-/// records). With one batch a cut re-sends ≤ 2 batches but cold catch-up is
-/// about a fifth slower (BENCHMARKS.md).
-const IN_FLIGHT: u64 = 8 * sync::BATCH_RECORDS as u64;
-
-/// Runs `f` on the sender state shared by a link's two tasks (a task that
-/// panicked holding the lock left it consistent: every change is one call).
-fn with_feed<T>(feed: &std::sync::Mutex<sync::FeedSender>, f: impl FnOnce(&mut sync::FeedSender) -> T) -> T {
-    f(&mut feed.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-}
-
-/// Streams our feed to a peer as the [`sync::FeedSender`] decides, then
-/// pushes new records live.
-async fn send_feed(
-    shared: Context,
-    peer: NodeId,
-    peer_division: DivisionCode,
-    dir: Direction,
-    feed: sync::FeedSender,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) -> Result<()> {
-    let my_epoch = feed.epoch();
-    let feed = Arc::new(std::sync::Mutex::new(feed));
-    let lock = |f: &Arc<std::sync::Mutex<sync::FeedSender>>| with_feed(f, |f| f.clone());
-    let mut watch = shared.feed.subscribe();
-    let (want_tx, mut want_rx) = tokio::sync::mpsc::channel::<Vec<[u8; 32]>>(4);
-    // Wakes the pump when an ack opens the window (a permit is kept if it
-    // is not waiting yet).
-    let acked = Arc::new(tokio::sync::Notify::new());
-    let acks = {
-        let feed = feed.clone();
-        let acked = acked.clone();
-        async move {
-            loop {
-                let (frame, _) = read_frame(&mut recv).await?;
-                match frame {
-                    Frame::Ack { upto } => {
-                        with_feed(&feed, |f| f.on_ack(upto))?;
-                        acked.notify_one();
+                frame = theirs.recv(), if self.link.takes_batches() && self.decoding.len() < WRITE_AHEAD => self.received(Stream::Theirs, frame),
+                frame = ours.recv() => self.received(Stream::Ours, frame),
+                changed = watch.changed() => match changed {
+                    Ok(()) => {
+                        self.link.feed_grew(*watch.borrow_and_update());
+                        Ok(())
                     }
-                    Frame::Received { upto } => {
-                        with_feed(&feed, |f| f.on_received(upto))?;
-                        acked.notify_one();
-                    }
-                    Frame::Want { ids } if ids.len() <= sync::MAX_WANT => {
-                        // Drop the request if one is already queued: the
-                        // receiver asks again after its next batch.
-                        let _ = want_tx.try_send(ids);
-                    }
-                    other => return peer_error(format!("unexpected frame on a feed stream: {other:?}")),
-                }
-            }
-        }
-    };
-    let pump = async {
-        // A long catch-up starts with the urgent cases.
-        let head = *watch.borrow();
-        let cursor = lock(&feed).cursor();
-        if head.saturating_sub(cursor) > sync::BATCH_RECORDS as u64 {
-            let sh = shared.clone();
-            let urgent = tokio::task::spawn_blocking(move || replication::build_urgent(&sh, peer_division, dir, cursor)).await??;
-            if let Some(batch) = urgent {
-                let n = batch.records.len();
-                tracing::info!(records = n, "sending urgent cases ahead of the catch-up");
-                let frame = Frame::Batch { epoch: my_epoch, upto: cursor, head, records: batch.records, blobs: batch.blobs };
-                let bytes = write_frame(&mut send, &frame).await?;
-                shared.sync.update(&peer, |s| {
-                    s.records_sent += n as u64;
-                    s.bytes_sent += bytes as u64;
-                });
-            }
-        }
-        loop {
-            let head = *watch.borrow_and_update();
-            let state = lock(&feed);
-            shared.sync.update(&peer, |s| s.behind_to_peer = head.saturating_sub(state.acked()));
-            if let Ok(ids) = want_rx.try_recv() {
-                send_wanted(&shared, peer, peer_division, dir, my_epoch, state.cursor(), head, ids, &mut send).await?;
-                continue;
-            }
-            let after = match state.poll(head) {
-                sync::SenderPoll::CaughtUp => {
-                    tokio::select! {
-                        changed = watch.changed() => changed.map_err(|_| LinkError::Stopping("node stopping"))?,
-                        Some(ids) = want_rx.recv() => {
-                            send_wanted(&shared, peer, peer_division, dir, my_epoch, state.cursor(), head, ids, &mut send).await?;
-                        }
-                    }
-                    continue;
-                }
-                sync::SenderPoll::WindowFull | sync::SenderPoll::InTransit => {
-                    tokio::select! {
-                        _ = acked.notified() => {}
-                        Some(ids) = want_rx.recv() => {
-                            send_wanted(&shared, peer, peer_division, dir, my_epoch, state.cursor(), head, ids, &mut send).await?;
-                        }
-                    }
-                    continue;
-                }
-                sync::SenderPoll::SendAfter(after) => after,
+                    Err(_) => Err(LinkError::Stopping("node stopping")),
+                },
+                e = conn.closed() => Err(LinkError::Connection(e)),
             };
-            let sh = shared.clone();
-            let batch = tokio::task::spawn_blocking(move || replication::build_batch(&sh, peer_division, dir, after)).await??;
-            let n = batch.records.len();
-            let record_bytes: usize = batch.records.iter().map(Vec::len).sum();
-            let upto = batch.upto;
-            let frame = Frame::Batch { epoch: my_epoch, upto, head, records: batch.records, blobs: batch.blobs };
-            let bytes = write_frame(&mut send, &frame).await?;
-            with_feed(&feed, |f| f.sent(upto));
-            shared.sync.update(&peer, |s| {
-                s.records_sent += n as u64;
-                s.bytes_sent += bytes as u64;
-                s.record_bytes_sent += record_bytes as u64;
-                s.last_contact_ms = Some(crate::context::now_ms());
+            if let Err(e) = step.and_then(|()| self.act()) {
+                break Err(e);
+            }
+        };
+        close_with(conn, &result);
+        self.drain(theirs).await;
+        result
+    }
+
+    /// The link is over: store what was already read, without acks.
+    async fn drain(mut self, mut theirs: Frames) {
+        self.outbox = Outboxes::default();
+        theirs.close();
+        while let Some(Ok((frame, n))) = theirs.recv().await {
+            if self.handle(Stream::Theirs, frame, n).is_err() {
+                break;
+            }
+        }
+        // Batches from the queue only; nothing else is sent or built.
+        while let Some(action) = self.link.poll() {
+            if let Action::Ingest(incoming) = action {
+                self.decode(incoming);
+            }
+        }
+        while !self.decoding.is_empty() {
+            let decoded = front_decoded(&mut self.decoding).await;
+            if let Err(e) = self.hand_to_writer(decoded).await {
+                tracing::debug!("receiving side after the link ended: {e:#}");
+                return;
+            }
+        }
+        while let Some(w) = self.at_writer.pop_front() {
+            let _ = w.reply.await;
+        }
+    }
+
+    fn received(&mut self, stream: Stream, frame: Option<Result<(Frame, usize)>>) -> Result<()> {
+        match frame {
+            Some(Ok((frame, n))) => self.handle(stream, frame, n),
+            Some(Err(e)) => Err(e),
+            None => Err(LinkError::Stopping("the stream reader stopped")),
+        }
+    }
+
+    fn handle(&mut self, stream: Stream, frame: Frame, bytes: usize) -> Result<()> {
+        self.shared.sync.update(&self.peer, |s| s.bytes_received += bytes as u64);
+        self.link.handle(stream, frame, self.shared.clock.now_ms())?;
+        Ok(())
+    }
+
+    /// Carries out what the link asks until it asks nothing more.
+    fn act(&mut self) -> Result<()> {
+        while let Some(action) = self.link.poll() {
+            match action {
+                Action::Send(stream, frame) => self.send(stream, &frame),
+                Action::Build(build) => {
+                    let (shared, peer, dir) = (self.shared.clone(), self.link.peer_division(), self.link.direction_out());
+                    self.building = Some(tokio::task::spawn_blocking(move || build_for(&shared, peer, dir, build)));
+                }
+                Action::Ingest(incoming) => self.decode(incoming),
+            }
+        }
+        self.shared.sync.update(&self.peer, |s| s.behind_to_peer = self.link.behind_to_peer());
+        Ok(())
+    }
+
+    fn send(&mut self, stream: Stream, frame: &Frame) {
+        let outbox = match stream {
+            Stream::Control => &self.outbox.control,
+            Stream::Theirs => &self.outbox.theirs,
+            Stream::Ours => &self.outbox.ours,
+        };
+        let wire = frame.to_wire();
+        let bytes = wire.len() as u64;
+        if outbox.as_ref().is_some_and(|o| o.send(wire).is_ok()) {
+            let records = match frame {
+                Frame::Batch { records, .. } => Some((records.len() as u64, records.iter().map(|r| r.len() as u64).sum::<u64>())),
+                _ => None,
+            };
+            let now = self.shared.clock.now_ms();
+            self.shared.sync.update(&self.peer, |s| {
+                s.bytes_sent += bytes;
+                if let Some((n, record_bytes)) = records {
+                    s.records_sent += n;
+                    s.record_bytes_sent += record_bytes;
+                    s.last_contact_ms = Some(now);
+                }
             });
         }
-    };
-    tokio::select! {
-        r = acks => r,
-        r = pump => r,
+    }
+
+    /// Decodes and batch-verifies a received batch off the async threads
+    /// (one forged record refuses the batch).
+    fn decode(&mut self, incoming: Incoming) {
+        let Incoming { records, blobs, cursor, head } = incoming;
+        let records = tokio::task::spawn_blocking(move || replication::decode_verified(records));
+        let blobs = blobs.into_iter().map(|(h, b)| (BlobHash(h), b)).collect();
+        self.decoding.push_back(Decoding { records, blobs, cursor, head });
+    }
+
+    /// The oldest batch is decoded: hand it to the writer (batches reach the
+    /// writer in the order they came).
+    async fn hand_to_writer(&mut self, decoded: Result<Vec<Record>>) -> Result<()> {
+        let Some(Decoding { blobs, cursor, head, .. }) = self.decoding.pop_front() else { return Ok(()) };
+        let records = decoded?;
+        let n = records.len();
+        let reply = self.ledger.enqueue(Op::Ingest { records, blobs, cursor: Some(cursor) }).await?;
+        self.at_writer.push_back(AtWriter { reply, n, upto: cursor.upto, head });
+        Ok(())
+    }
+
+    /// The oldest batch at the writer is stored: the link acknowledges it.
+    fn stored(&mut self, outcome: Result<Outcome>) -> Result<()> {
+        let Some(AtWriter { n, upto, head, .. }) = self.at_writer.pop_front() else { return Ok(()) };
+        let report = match outcome? {
+            Outcome::Ingested(report) => report,
+            _ => ledger::IngestReport::default(),
+        };
+        for (id, why) in &report.rejected {
+            tracing::warn!(record = %id.fmt_short(), "record refused: {why}");
+        }
+        if !report.missing.is_empty() {
+            tracing::info!(records = report.missing.len(), "asking for missing parents");
+        }
+        self.link.stored(&report);
+        let (rejected, now) = (report.rejected.len(), self.shared.clock.now_ms());
+        self.shared.sync.update(&self.peer, |s| {
+            s.records_received += n as u64;
+            s.duplicates_received += report.duplicates as u64;
+            s.behind_from_peer = head.saturating_sub(upto);
+            s.last_contact_ms = Some(now);
+            if rejected > 0 {
+                s.errors += rejected as u64;
+                s.last_error = Some(format!("{rejected} records refused"));
+            }
+        });
+        Ok(())
     }
 }
 
-/// Answers a `Want`: the requested records this node holds and the peer's
-/// scope allows, in one batch that leaves the cursor where it is.
-#[allow(clippy::too_many_arguments)]
-async fn send_wanted(
-    shared: &Context,
-    peer: NodeId,
-    peer_division: DivisionCode,
-    dir: Direction,
-    epoch: [u8; 16],
-    cursor: u64,
-    head: u64,
-    ids: Vec<[u8; 32]>,
-    send: &mut quinn::SendStream,
-) -> Result<()> {
-    let sh = shared.clone();
-    let records = tokio::task::spawn_blocking(move || replication::wanted(&sh, peer_division, dir, &ids)).await??;
-    if records.is_empty() {
-        return Ok(());
-    }
-    let n = records.len();
-    let bytes = write_frame(send, &Frame::Batch { epoch, upto: cursor, head, records, blobs: vec![] }).await?;
-    shared.sync.update(&peer, |s| {
-        s.records_sent += n as u64;
-        s.bytes_sent += bytes as u64;
-    });
-    Ok(())
+/// The writer's answer for the oldest batch at the writer.
+async fn front_reply(queue: &mut VecDeque<AtWriter>) -> Result<Outcome> {
+    let Some(w) = queue.front_mut() else { return Err(LinkError::Stopping("nothing at the writer")) };
+    Ok((&mut w.reply).await.map_err(|_| LinkError::Stopping("the writer stopped"))??)
+}
+
+/// The oldest received batch, decoded and verified.
+async fn front_decoded(queue: &mut VecDeque<Decoding>) -> Result<Vec<Record>> {
+    let Some(d) = queue.front_mut() else { return Err(LinkError::Stopping("nothing being decoded")) };
+    Ok((&mut d.records).await??)
+}
+
+/// What the store built for the link.
+async fn running(build: &mut Option<JoinHandle<Result<Built, ReplicationError>>>) -> Result<Built> {
+    let Some(b) = build.as_mut() else { return Err(LinkError::Stopping("nothing being built")) };
+    Ok(b.await??)
+}
+
+/// Builds what the link asked for (blocking: reads the store).
+fn build_for(shared: &Context, peer: DivisionCode, dir: sync::Direction, build: Build) -> Result<Built, ReplicationError> {
+    Ok(match build {
+        Build::Urgent { cursor } => {
+            let urgent = replication::build_urgent(shared, peer, dir, cursor)?;
+            if let Some(b) = &urgent {
+                tracing::info!(records = b.records.len(), "sending urgent cases ahead of the catch-up");
+            }
+            Built::Urgent(urgent)
+        }
+        Build::Feed { after } => Built::Feed(replication::build_batch(shared, peer, dir, after)?),
+        Build::Wanted { ids } => Built::Wanted(replication::wanted(shared, peer, dir, &ids)?),
+    })
 }

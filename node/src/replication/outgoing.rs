@@ -1,0 +1,237 @@
+//! What a node sends a peer: batches of its feed after the peer's cursor,
+//! the urgent-first batch and answers to `Want`, each record asked of
+//! [`scope`]. Blocking: these read the store.
+
+use zongzhi_protocol::sync::{self, scope, Direction};
+use std::collections::HashSet;
+
+use zongzhi_protocol::trust::Trust;
+use zongzhi_protocol::{Body, DivisionCode, Record, RecordId};
+
+use crate::context::Context;
+
+use super::{stored, ReplicationError};
+
+/// What the sender puts in one batch.
+pub struct Outgoing {
+    pub records: Vec<Vec<u8>>,
+    pub blobs: Vec<([u8; 32], Vec<u8>)>,
+    /// The feed position the batch covers up to (the receiver's next cursor).
+    pub upto: u64,
+}
+
+/// Builds the next batch of our feed after `cursor` for a peer (blocking: reads the store).
+pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Outgoing, ReplicationError> {
+    let mut batch = Batcher {
+        shared,
+        trust: shared.trust(),
+        peer_division,
+        dir,
+        out: Outgoing { records: Vec::new(), blobs: Vec::new(), upto: cursor },
+        size: 0,
+        included: HashSet::new(),
+        blobs_seen: HashSet::new(),
+    };
+    // One forward scan of the feed (it holds the records' bytes).
+    for (seq, _, bytes) in shared.store.feed_records(cursor + 1, sync::BATCH_RECORDS)? {
+        if batch.size >= sync::BATCH_BYTES || batch.out.records.len() >= sync::BATCH_RECORDS {
+            break;
+        }
+        batch.out.upto = seq;
+        let record = Record::decode_unverified(&bytes).map_err(stored)?;
+        batch.offer(seq, &record, bytes)?;
+    }
+    Ok(batch.out)
+}
+
+/// One batch being built: what is in it so far.
+struct Batcher<'a> {
+    shared: &'a Context,
+    trust: std::sync::Arc<Trust>,
+    peer_division: DivisionCode,
+    dir: Direction,
+    out: Outgoing,
+    size: usize,
+    included: HashSet<RecordId>,
+    blobs_seen: HashSet<[u8; 32]>,
+}
+
+impl Batcher<'_> {
+    /// The record at feed position `seq`: in the batch if the peer's scope
+    /// allows it (with its case's history first when the case enters the
+    /// peer's subtree, and the case's blobs where it is handled).
+    fn offer(&mut self, seq: u64, record: &Record, bytes: Vec<u8>) -> Result<(), ReplicationError> {
+        let (shared, dir, peer) = (self.shared, self.dir, self.peer_division);
+        let Body::CaseEvent(ev) = &record.body else {
+            if scope::sends(dir, shared.unit, peer, &facts(&self.trust, record, &[])) {
+                self.push(record.id, bytes);
+            }
+            return Ok(());
+        };
+        if dir == Direction::Down && scope::came_from(peer, &facts(&self.trust, record, &[])) {
+            return Ok(());
+        }
+        let case = ev.case_id(record.id);
+        // Down, the case's units decide (its summary is read first); up,
+        // the author alone does.
+        let down = dir == Direction::Down;
+        let summary = if down { shared.store.case_summary(&case)? } else { None };
+        let units = summary.as_ref().map(|s| s.units.as_slice()).unwrap_or_default();
+        if !scope::sends(dir, shared.unit, peer, &facts(&self.trust, record, units)) {
+            return Ok(());
+        }
+        if dir == Direction::Down && sync::enters_subtree(&ev.action, peer) {
+            self.history_before(&case, seq, record.id, units)?;
+        }
+        if self.included.contains(&record.id) {
+            return Ok(());
+        }
+        // Personal data and attachments travel with the case where it is
+        // handled. Going up, a filing's case has been handled only by its
+        // filer, inside this subtree: nothing to look up.
+        let summary = match summary {
+            Some(s) => Some(s),
+            None if !down && !matches!(ev.action, zongzhi_protocol::Action::File(_)) => shared.store.case_summary(&case)?,
+            None => None,
+        };
+        if let Some(s) = &summary {
+            let wanted = match dir {
+                Direction::Down => peer.contains(s.owner),
+                Direction::Up => s.units.iter().any(|u| !shared.unit.contains(*u)),
+            };
+            if wanted {
+                for h in &s.blobs {
+                    self.add_blob(h)?;
+                }
+            }
+        }
+        self.push(record.id, bytes);
+        Ok(())
+    }
+
+    /// The case enters the child's subtree at feed position `seq`: its
+    /// history up to here first, in feed order (what follows comes in its
+    /// place, so every step arrives after its parents), except what the
+    /// child's subtree wrote.
+    fn history_before(&mut self, case: &RecordId, seq: u64, id: RecordId, units: &[DivisionCode]) -> Result<(), ReplicationError> {
+        let store = &self.shared.store;
+        for (hseq, hid) in store.case_events_with_seq(case)? {
+            if hseq < seq
+                && hid != id
+                && !self.included.contains(&hid)
+                && let Some((_, hb)) = store.record_at(hseq)?
+            {
+                let h = Record::decode_unverified(&hb).map_err(stored)?;
+                if scope::sends(self.dir, self.shared.unit, self.peer_division, &facts(&self.trust, &h, units)) {
+                    self.push(hid, hb);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, id: RecordId, bytes: Vec<u8>) {
+        if self.included.insert(id) {
+            self.size += bytes.len();
+            self.out.records.push(bytes);
+        }
+    }
+
+    fn add_blob(&mut self, hash: &zongzhi_protocol::BlobHash) -> Result<(), ReplicationError> {
+        if self.blobs_seen.insert(hash.0)
+            && let Some(b) = self.shared.store.blob(&hash.0)?
+        {
+            self.size += b.len();
+            self.out.blobs.push((hash.0, b));
+        }
+        Ok(())
+    }
+}
+
+/// The facts [`scope::sends`] decides a record by; `units` are the units of
+/// its case as this node holds it (case events going down).
+fn facts<'a>(trust: &Trust, record: &Record, units: &'a [DivisionCode]) -> scope::Facts<'a> {
+    scope::Facts {
+        author: trust.member(&record.author).map(|m| m.cert.division),
+        author_revoked: trust.revocation(&record.author).is_some(),
+        kind: match &record.body {
+            Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_) => scope::Kind::Trust,
+            Body::Report(_) => scope::Kind::Report,
+            Body::CaseEvent(_) => scope::Kind::CaseEvent { units },
+        },
+    }
+}
+
+/// Urgent cases first: before a long catch-up, the records after `cursor`
+/// of open urgent cases in the peer's scope go in one batch that leaves the
+/// cursor where it is (the receiver drops them when the ordinary pass
+/// brings them again).
+pub fn build_urgent(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Option<Outgoing>, ReplicationError> {
+    let store = &shared.store;
+    let trust = shared.trust().clone();
+    let mut cases = Vec::new();
+    for id in store.urgent_open_cases()? {
+        if let Some(s) = store.case_summary(&id)? {
+            cases.push(s);
+        }
+    }
+    // (feed position, the case it belongs to)
+    let mut picked: Vec<(u64, usize)> = Vec::new();
+    let mut blobs = Vec::new();
+    for (i, s) in cases.iter().enumerate() {
+        if dir == Direction::Down && !sync::case_in_subtree(&s.units, peer_division) {
+            continue;
+        }
+        for (seq, _) in store.case_events_with_seq(&s.id)? {
+            if seq > cursor || dir == Direction::Down {
+                picked.push((seq, i));
+            }
+        }
+        let wanted = match dir {
+            Direction::Down => peer_division.contains(s.owner),
+            Direction::Up => s.units.iter().any(|u| !shared.unit.contains(*u)),
+        };
+        if wanted {
+            for h in &s.blobs {
+                if let Some(b) = store.blob(&h.0)? {
+                    blobs.push((h.0, b));
+                }
+            }
+        }
+    }
+    picked.sort();
+    picked.dedup();
+    let mut records = Vec::new();
+    for (seq, units) in picked.into_iter().take(sync::BATCH_RECORDS) {
+        let Some((_, bytes)) = store.record_at(seq)? else { continue };
+        let record = Record::decode_unverified(&bytes).map_err(stored)?;
+        if scope::sends(dir, shared.unit, peer_division, &facts(&trust, &record, &cases[units].units)) {
+            records.push(bytes);
+        }
+    }
+    if records.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Outgoing { records, blobs, upto: cursor }))
+}
+
+/// The records among `ids` this node holds that the peer's scope allows
+/// (the answer to a `Want`; it leaves the cursor where it is).
+pub fn wanted(shared: &Context, peer_division: DivisionCode, dir: Direction, ids: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, ReplicationError> {
+    let trust = shared.trust().clone();
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(bytes) = shared.store.record_bytes(&RecordId(*id))? else { continue };
+        let record = Record::decode_unverified(&bytes).map_err(stored)?;
+        let summary = match &record.body {
+            Body::CaseEvent(ev) if dir == Direction::Down => shared.store.case_summary(&ev.case_id(record.id))?,
+            _ => None,
+        };
+        let units = summary.as_ref().map(|s| s.units.as_slice()).unwrap_or_default();
+        if scope::sends(dir, shared.unit, peer_division, &facts(&trust, &record, units)) {
+            out.push(bytes);
+        }
+    }
+    Ok(out)
+}
+
