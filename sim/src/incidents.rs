@@ -5,12 +5,17 @@
 //! everywhere, and the village is cut off for good, as the QUIC handshake
 //! refuses a revoked peer), and one village's key signs a second record at
 //! a seq it already used (an equivocation, which its parent must refuse
-//! and raise as the run's only alarm).
+//! and raise as the run's only alarm). Late in the run a village goes
+//! offline until the end, and its township files a case, dispatches it to
+//! that village and supervises it there (督办): the catch-up at the end must
+//! bring the village the case with the 督办, nothing left waiting (the
+//! situation a new operator found a 督办 stuck in, see ARCHITECTURE.md).
 
 use anyhow::{bail, Context as _};
 use zongzhi_node::ledger::{Op, Outcome};
 use zongzhi_protocol::cert::Revocation;
-use zongzhi_protocol::{Body, Header, Level, NodeId, Record};
+use zongzhi_protocol::case::SuperviseGrade;
+use zongzhi_protocol::{Action, Body, Header, Level, NodeId, Record};
 
 use crate::rng::Rng;
 use crate::world::World;
@@ -24,6 +29,9 @@ pub struct Plan {
     /// (first tick it is tried, village node index); tried each tick until
     /// the village has a record at its parent to fork.
     pub equivocate: Option<(u32, usize)>,
+    /// (tick, village node index): the village goes offline until the end
+    /// and its township dispatches a case to it and supervises it.
+    pub offline_dispatch: Option<(u32, usize)>,
 }
 
 /// What happened, for the checks.
@@ -34,6 +42,8 @@ pub struct Happened {
     pub revoked: Option<(usize, NodeId, u64)>,
     /// (node that received the fork, the equivocating key, the seq)
     pub equivocation: Option<(usize, NodeId, u64)>,
+    /// (the offline village, the case dispatched and supervised to it)
+    pub offline_dispatch: Option<(usize, zongzhi_protocol::RecordId)>,
 }
 
 impl Happened {
@@ -44,6 +54,9 @@ impl Happened {
         }
         if let Some((n, _, cutoff)) = self.revoked {
             out.push(format!("{} revoked above seq {cutoff}", world.nodes[n].division));
+        }
+        if let Some((v, _)) = self.offline_dispatch {
+            out.push(format!("{} offline to the end while a case was dispatched to it and supervised", world.nodes[v].division));
         }
         if let Some((at, key, seq)) = self.equivocation {
             let who = world.nodes.iter().find(|n| n.id == key).map_or_else(|| key.fmt_short(), |n| n.division.to_string());
@@ -63,11 +76,11 @@ impl Plan {
         let revoke_village = rng.pick(&villages).copied();
         let others: Vec<usize> = villages.iter().copied().filter(|v| Some(*v) != revoke_village).collect();
         let equivocate_village = rng.pick(&others).copied();
-        Plan {
-            policy_at,
-            revoke: revoke_village.map(|v| (at(&mut rng, ticks / 3, ticks * 2 / 3), v)),
-            equivocate: equivocate_village.map(|v| (at(&mut rng, ticks / 4, ticks * 3 / 4), v)),
-        }
+        let revoke = revoke_village.map(|v| (at(&mut rng, ticks / 3, ticks * 2 / 3), v));
+        let equivocate = equivocate_village.map(|v| (at(&mut rng, ticks / 4, ticks * 3 / 4), v));
+        // Drawn last, so the draws above stay what they were.
+        let offline_dispatch = rng.pick(&others).copied().map(|v| (at(&mut rng, ticks * 4 / 5, ticks.saturating_sub(2)), v));
+        Plan { policy_at, revoke, equivocate, offline_dispatch }
     }
 }
 
@@ -88,6 +101,33 @@ pub fn at_tick(world: &mut World, rng: &mut Rng, tick: u32) -> anyhow::Result<()
     {
         equivocate(world, v)?;
     }
+    if let Some((t, v)) = plan.offline_dispatch
+        && tick == t
+    {
+        offline_dispatch(world, v, rng)?;
+    }
+    Ok(())
+}
+
+/// Village `v`'s link goes down until the end of the run; its township
+/// files a case, signs for it, dispatches it to `v` and supervises it
+/// there, all while `v` is offline.
+fn offline_dispatch(world: &mut World, v: usize, rng: &mut Rng) -> anyhow::Result<()> {
+    let Some(town) = world.nodes[v].parent else { return Ok(()) };
+    if let Some(e) = world.edges.iter().position(|e| e.child == v) {
+        world.edges[e].down_until = u32::MAX;
+        world.drop_conn(e);
+    }
+    let now = world.nodes[town].clock.now_ms();
+    let filed = world.nodes[town].process(vec![crate::workload::filing(rng, now)]);
+    let Some(Ok(Outcome::Step(ack))) = filed.into_iter().next() else { bail!("the township could not file") };
+    world.nodes[town].acked.push(ack.event);
+    let to = world.nodes[v].division;
+    let step = |action| Op::Act { case: ack.case, action, operator: "模拟办理员".into() };
+    crate::workload::run(world, town, vec![step(Action::SignFor)])?;
+    crate::workload::run(world, town, vec![step(Action::Dispatch { to, requirements: "属地处置".into(), due_ms: None })])?;
+    crate::workload::run(world, town, vec![step(Action::Supervise { grade: SuperviseGrade::Yellow, note: "请抓紧办理".into() })])?;
+    world.happened.offline_dispatch = Some((v, ack.case));
     Ok(())
 }
 

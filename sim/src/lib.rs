@@ -4,19 +4,23 @@
 //! store in a temporary directory, enrolled with real certificates, and its
 //! own [`Writer`](zongzhi_node::ledger::Writer) — the same writer, ingest,
 //! workflow checks, indexes and statistics the `zongzhi-node` binary runs.
-//! Links carry what [`zongzhi_node::replication`] builds (feed batches after
-//! the receiver's stored cursor, the urgent-first batch, answers to `Want`,
-//! every record decided by `protocol::sync::scope`) and the receiver hands
-//! them to its writer as one `Op::Ingest` with the cursor, as `node::net`
-//! does after decoding and batch-verifying them. Only the QUIC transport is
-//! left out.
+//! Each parent–child connection is two of the node's own link state
+//! machines ([`zongzhi_node::replication::link::Link`]) exchanging frames
+//! encoded to bytes ([`network`]); each end carries out its link's actions
+//! as the QUIC driver does: batches built by [`zongzhi_node::replication`]
+//! (every record decided by `protocol::sync::scope`), received batches
+//! decoded, batch-verified and handed to its writer as one `Op::Ingest`
+//! with the cursor, acknowledged once stored. Only quinn is left out.
 //!
 //! One seed decides the whole run: the workload (filings, sign-for, routing
 //! up and down, resolution, feedback, ratings, supervision), which links are
 //! cut and for how long (a village offline for simulated days while both
-//! sides keep working), which batches are lost on the wire, several batches
-//! landing in one write group, and crashes (a node's writer and store are
-//! dropped and reopened through the node's start-up passes). At the end every
+//! sides keep working), how late each frame arrives, which batches are lost
+//! with a cut, records reordered or twice within a batch, several batches
+//! landing in one write group, crashes (a node's writer and store are
+//! dropped and reopened through the node's start-up passes; half of them
+//! between a group's prepare and its write), each node's clock error and
+//! the send window. At the end every
 //! link is healed and replicated until nothing moves, then [`checks`] compare
 //! the nodes: nothing waits for a parent, every node holds exactly the cases
 //! its scope gives it with the same state as the city, every step a node
@@ -24,12 +28,14 @@
 //!
 //! Every node's writer and supervision worker read one simulated clock
 //! ([`zongzhi_node::context::Clock::Manual`], a quarter of an hour per
-//! step, from a start the seed picks), so deadlines pass and automatic 督办
+//! step, from a start the seed picks; below the city each node reads it
+//! with an error of up to 20 minutes, [`zongzhi_node::context::Clock::Skewed`]), so deadlines pass and automatic 督办
 //! falls due within a run. Keys and feed epochs come from the seed too: a
 //! seed replays the same run, record for record.
 
 pub mod checks;
 pub mod incidents;
+pub mod network;
 pub mod rng;
 pub mod workload;
 pub mod world;
@@ -61,6 +67,8 @@ pub struct Stats {
     pub batches_lost: u64,
     pub records_moved: u64,
     pub crashes: u64,
+    /// Of those, crashes between a group's prepare and its write.
+    pub crashes_mid_write: u64,
     pub link_cuts: u64,
     pub wants: u64,
     /// Automatic supervision notices the workers found owed.

@@ -26,7 +26,7 @@ pub fn step(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
         if !matches!(world.nodes[n].division.level(), Level::Township | Level::Village) {
             return Ok(());
         }
-        Some(file(rng, world.clock.now_ms()))
+        Some(filing(rng, world.nodes[n].clock.now_ms()))
     } else if roll < 85 {
         advance(world, n, rng)?
     } else {
@@ -37,7 +37,7 @@ pub fn step(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
 }
 
 /// Runs steps at node `n` and counts what they did.
-fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<()> {
+pub(crate) fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<()> {
     for r in world.nodes[n].process(ops) {
         match r {
             Ok(Outcome::Step(ack)) => {
@@ -51,7 +51,7 @@ fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn file(rng: &mut Rng, now: u64) -> Op {
+pub(crate) fn filing(rng: &mut Rng, now: u64) -> Op {
     // A few complainants, so some filings repeat an earlier one.
     let who = rng.below(6);
     let contact = rng.chance(70).then(|| Contact {
@@ -83,7 +83,7 @@ fn file(rng: &mut Rng, now: u64) -> Op {
 /// The node's supervision worker: the notices owed at the simulated time
 /// (overdue clocks of cases it supervises), issued as the worker does.
 pub fn auto_supervise(world: &mut World, n: usize) -> anyhow::Result<()> {
-    let due = zongzhi_node::supervisor::scan(world.nodes[n].shared(), world.clock.now_ms())?;
+    let due = zongzhi_node::supervisor::scan(world.nodes[n].shared(), world.nodes[n].clock.now_ms())?;
     world.stats.auto_notices += due.len() as u64;
     for d in &due {
         run(world, n, vec![zongzhi_node::supervisor::notice(d)])?;

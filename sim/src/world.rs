@@ -7,18 +7,19 @@ use anyhow::{bail, Context as _};
 use zongzhi_node::config::Config;
 use zongzhi_node::context::Clock;
 use zongzhi_node::context::Context;
-use zongzhi_node::ledger::{Cursor, Op, Outcome, Writer};
+use zongzhi_node::ledger::{Op, Outcome, Writer};
 use zongzhi_node::store::meta;
-use zongzhi_node::{node, replication};
+use zongzhi_node::node;
 use zongzhi_protocol::cert::{EnrollmentRequest, NodeCert};
 use zongzhi_protocol::sync::Direction;
-use zongzhi_protocol::{BlobHash, Body, DivisionCode, Level, NodeId, NodeKey, RecordId};
+use zongzhi_protocol::{Body, DivisionCode, Level, NodeId, NodeKey, RecordId};
 
+use crate::network::{self, Conn};
 use crate::rng::Rng;
 use crate::{Options, Stats};
 
 /// `ZONGZHI_SIM_DEBUG` is set: print every batch and every refusal.
-fn debug() -> bool {
+pub(crate) fn debug() -> bool {
     std::env::var_os("ZONGZHI_SIM_DEBUG").is_some()
 }
 
@@ -29,6 +30,9 @@ pub fn start_ms(seed: u64) -> u64 {
     const MONDAY_2026_01_05_0900_CST: u64 = 1_767_574_800_000;
     MONDAY_2026_01_05_0900_CST + (Rng::new(seed).next_u64() % 330) * 86_400_000
 }
+
+/// The most a node's clock is wrong by, either way.
+const MAX_SKEW_MS: i64 = 20 * 60_000;
 
 /// Simulated time per step.
 pub const TICK_MS: u64 = 15 * 60_000;
@@ -46,6 +50,9 @@ pub struct SimNode {
     /// Records this node acknowledged (its own steps): they must survive
     /// every crash.
     pub acked: Vec<RecordId>,
+    /// This node's clock: the simulated time, wrong by a few minutes
+    /// either way below the city (a village PC's clock is rarely right).
+    pub clock: Clock,
 }
 
 impl SimNode {
@@ -87,15 +94,23 @@ impl SimNode {
 
     /// A crash: the writer and the store are dropped with whatever was not
     /// synced, then the node starts again through its start-up passes.
-    pub fn crash_and_restart(&mut self, clock: &Clock) -> anyhow::Result<()> {
+    pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
         self.inner = None;
-        self.inner = Some(Self::open(&self.cfg, &self.key, clock)?);
+        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock)?);
         Ok(())
     }
 
-    fn epoch(&self) -> anyhow::Result<[u8; 16]> {
-        let v = self.shared().store.meta_get(meta::FEED_EPOCH)?.context("no feed epoch")?;
-        <[u8; 16]>::try_from(v.as_slice()).context("feed epoch")
+    /// A crash in the middle of a write: `ops` are prepared (checked,
+    /// signed, their batch built) and the process dies before the synced
+    /// write. Nothing of them may be found after the restart, and nothing
+    /// else may be lost.
+    pub fn crash_mid_write(&mut self, ops: Vec<Op>) -> anyhow::Result<()> {
+        if let Some((ctx, writer)) = self.inner.take() {
+            writer.prepare_then_crash(ops);
+            drop(ctx);
+        }
+        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock)?);
+        Ok(())
     }
 }
 
@@ -114,12 +129,13 @@ fn describe_ops(ops: &[Op]) -> String {
         .join("\n")
 }
 
-/// A parent–child link and when it comes back after a cut.
-#[derive(Debug, Clone)]
-pub struct Link {
+/// A parent–child edge of the tree: its live connection, if any, and when
+/// it comes back after a cut.
+pub struct Edge {
     pub parent: usize,
     pub child: usize,
     pub down_until: u32,
+    pub conn: Option<Conn>,
 }
 
 pub struct World {
@@ -127,7 +143,9 @@ pub struct World {
     /// The one simulated clock every node's writer reads.
     pub clock: Clock,
     pub nodes: Vec<SimNode>,
-    pub links: Vec<Link>,
+    pub edges: Vec<Edge>,
+    /// The send window of this run's connections (see [`network::window`]).
+    window: u64,
     pub stats: Stats,
     pub tick: u32,
     /// When the run's incidents happen, and what they did.
@@ -160,6 +178,7 @@ impl World {
         let mut keys = Rng::new(opts.seed.rotate_left(32) ^ 0x6b65_7973);
         let mut nodes: Vec<SimNode> = Vec::new();
         let mut root: Option<NodeId> = None;
+        let mut skews = Rng::new(opts.seed ^ 0x736b_6577);
         for (i, (division, parent)) in divisions(opts.villages_per_township).into_iter().enumerate() {
             let ndir = dir.path().join(division.to_string());
             std::fs::create_dir_all(&ndir)?;
@@ -179,14 +198,18 @@ impl World {
                 root = Some(init.key);
             }
             let key = Arc::new(node::load_key(&cfg)?);
-            let inner = SimNode::open(&cfg, &key, &clock)?;
-            nodes.push(SimNode { division, parent, children: Vec::new(), id: key.id(), cfg, key, inner: Some(inner), acked: Vec::new() });
+            // Up to 20 minutes either way (the certificates' one hour of
+            // slack before their start covers it).
+            let node_clock = if parent.is_some() { clock.skewed(skews.below(2 * MAX_SKEW_MS as usize + 1) as i64 - MAX_SKEW_MS) } else { clock.clone() };
+            let inner = SimNode::open(&cfg, &key, &node_clock)?;
+            nodes.push(SimNode { division, parent, children: Vec::new(), id: key.id(), cfg, key, inner: Some(inner), acked: Vec::new(), clock: node_clock });
             if let Some(p) = parent {
                 nodes[p].children.push(i);
             }
         }
-        let links = nodes.iter().enumerate().filter_map(|(i, n)| n.parent.map(|p| Link { parent: p, child: i, down_until: 0 })).collect();
-        let mut world = World { _dir: dir, clock, nodes, links, stats: Stats::default(), tick: 0, plan: Default::default(), happened: Default::default() };
+        let edges = nodes.iter().enumerate().filter_map(|(i, n)| n.parent.map(|p| Edge { parent: p, child: i, down_until: 0, conn: None })).collect();
+        let window = network::window(&mut Rng::new(opts.seed ^ 0x77696e64));
+        let mut world = World { _dir: dir, clock, nodes, edges, window, stats: Stats::default(), tick: 0, plan: Default::default(), happened: Default::default() };
         world.plan = crate::incidents::Plan::draw(&world, opts.ticks, opts.seed);
         Ok(world)
     }
@@ -214,8 +237,8 @@ impl World {
         self.happened.revoked.is_some_and(|(r, _, _)| r == n)
     }
 
-    fn link_carries(&self, l: usize) -> bool {
-        !self.is_revoked(self.links[l].child) && !self.is_revoked(self.links[l].parent)
+    fn edge_carries(&self, e: usize) -> bool {
+        !self.is_revoked(self.edges[e].child) && !self.is_revoked(self.edges[e].parent)
     }
 
     /// One step (a quarter of an hour of simulated time): some work, the
@@ -235,9 +258,12 @@ impl World {
             }
         }
         self.faults(rng)?;
-        for l in 0..self.links.len() {
-            if self.links[l].down_until <= tick && self.link_carries(l) {
-                self.sync_link(l, rng, true)?;
+        for e in 0..self.edges.len() {
+            if self.edges[e].down_until <= tick && self.edge_carries(e) {
+                let rounds = 1 + rng.below(4);
+                self.sync_edge(e, rounds, rng, true)?;
+            } else {
+                self.drop_conn(e);
             }
         }
         Ok(())
@@ -247,110 +273,58 @@ impl World {
         if rng.chance(6) {
             // A cut: mostly short; a village is sometimes offline for a long
             // stretch (simulated days) while both sides keep working.
-            let l = rng.below(self.links.len());
-            let long = self.nodes[self.links[l].child].division.level() == Level::Village && rng.chance(30);
-            self.links[l].down_until = self.tick + if long { 40 + rng.below(40) as u32 } else { 1 + rng.below(6) as u32 };
+            let e = rng.below(self.edges.len());
+            let long = self.nodes[self.edges[e].child].division.level() == Level::Village && rng.chance(30);
+            self.edges[e].down_until = self.tick + if long { 40 + rng.below(40) as u32 } else { 1 + rng.below(6) as u32 };
+            self.drop_conn(e);
             self.stats.link_cuts += 1;
         }
         if rng.chance(3) {
+            // A crash: the process is gone, and its connections with it.
             let n = rng.below(self.nodes.len());
-            let clock = self.clock.clone();
-            self.nodes[n].crash_and_restart(&clock)?;
+            for e in 0..self.edges.len() {
+                if self.edges[e].parent == n || self.edges[e].child == n {
+                    self.drop_conn(e);
+                }
+            }
+            if rng.chance(50) && !self.is_revoked(n) {
+                // Between prepare and commit: an operator's filing was
+                // checked and signed, and never written.
+                let filing = crate::workload::filing(rng, self.nodes[n].clock.now_ms());
+                self.nodes[n].crash_mid_write(vec![filing])?;
+                self.stats.crashes_mid_write += 1;
+            } else {
+                self.nodes[n].crash_and_restart()?;
+            }
             self.stats.crashes += 1;
         }
         Ok(())
     }
 
-    /// Replicates a link both ways: a few batches each way, some lost on
-    /// the wire, some handed to the writer together as one group. Returns
-    /// how much moved (records and cursor steps); 0 when nothing did.
-    pub fn sync_link(&mut self, l: usize, rng: &mut Rng, faulty: bool) -> anyhow::Result<u64> {
-        let Link { parent, child, .. } = self.links[l];
-        let mut moved = 0;
-        for (from, to, dir) in [(child, parent, Direction::Up), (parent, child, Direction::Down)] {
-            moved += self.sync_direction(from, to, dir, rng, faulty)?;
+    /// The connection of edge `e` is gone, with what was on its wires.
+    pub(crate) fn drop_conn(&mut self, e: usize) {
+        if let Some(conn) = self.edges[e].conn.take() {
+            self.stats.batches_lost += conn.batches_in_flight();
         }
-        Ok(moved)
     }
 
-    fn sync_direction(&mut self, from: usize, to: usize, dir: Direction, rng: &mut Rng, faulty: bool) -> anyhow::Result<u64> {
-        let direction = dir as u8;
-        let (sender_id, epoch) = (self.nodes[from].id, self.nodes[from].epoch()?);
-        let stored = self.nodes[to].shared().store.cursor(&sender_id, direction)?;
-        // As `FeedSender::on_subscribe`: another epoch starts from the beginning.
-        let mut after = match stored {
-            Some((e, upto)) if e == epoch => upto,
-            _ => 0,
+    /// Runs edge `e`'s connection (opening it if needed) for up to `rounds`
+    /// rounds. Returns how much happened (0: idle).
+    pub fn sync_edge(&mut self, e: usize, rounds: usize, rng: &mut Rng, faulty: bool) -> anyhow::Result<u64> {
+        let mut conn = match self.edges[e].conn.take() {
+            Some(c) => c,
+            None => self.connect(e, self.window)?,
         };
-        let peer_division = self.nodes[to].division;
-        let mut ops = Vec::new();
-        let (mut moved, mut progress) = (0u64, 0u64);
-        // The urgent-first batch leaves the cursor where it is.
-        if rng.chance(15)
-            && let Some(out) = replication::build_urgent(self.nodes[from].shared(), peer_division, dir, after)?
-        {
-            self.check_no_echo(from, to, dir, &out.records)?;
-            moved += out.records.len() as u64;
-            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after, in_order: false }, rng, faulty)?);
-        }
-        if debug() && !ops.is_empty() {
-            eprintln!("urgent {}→{} after {after}", self.nodes[from].division, self.nodes[to].division);
-        }
-        let batches = 1 + rng.below(3);
-        for _ in 0..batches {
-            let out = replication::build_batch(self.nodes[from].shared(), peer_division, dir, after)?;
-            self.check_no_echo(from, to, dir, &out.records)?;
-            if out.upto == after {
-                break;
-            }
-            after = out.upto;
-            self.stats.batches += 1;
-            // The cursor moves even when scope filters every record out.
-            progress += 1;
-            if faulty && rng.chance(4) {
-                // Lost on the wire (the link dropped before it was read):
-                // nothing after it is received either.
-                self.stats.batches_lost += 1;
-                break;
-            }
-            moved += out.records.len() as u64;
-            if debug() {
-                let ids: Vec<String> = out.records.iter().filter_map(|b| zongzhi_protocol::Record::decode_unverified(b).ok()).map(|r| r.id.fmt_short()[..4].to_string()).collect();
-                eprintln!("batch {}→{} upto {after}: {}", self.nodes[from].division, self.nodes[to].division, ids.join(" "));
-            }
-            ops.push(ingest(out, Cursor { peer: sender_id, direction, epoch, upto: after, in_order: true }, rng, faulty)?);
-        }
-        if ops.is_empty() {
-            return Ok(progress);
-        }
-        // Several batches in one write group, or one group each.
-        let groups: Vec<Vec<Op>> = if rng.chance(50) { vec![ops] } else { ops.into_iter().map(|o| vec![o]).collect() };
-        for group in groups {
-            let results = self.nodes[to].process(group);
-            for r in results {
-                let report = match r {
-                    Ok(Outcome::Ingested(report)) => report,
-                    other => bail!("{} ingesting from {}: {other:?}", self.nodes[to].division, self.nodes[from].division),
-                };
-                if debug() && !report.rejected.is_empty() {
-                    eprintln!("{} refused from {}: {:?}", self.nodes[to].division, self.nodes[from].division, report.rejected.iter().map(|(id, why)| format!("{} {why}", id.fmt_short())).collect::<Vec<_>>());
-                }
-                let want = replication::wants(&report);
-                if !want.is_empty() {
-                    self.stats.wants += 1;
-                    self.answer_want(from, to, dir, &want)?;
-                }
-            }
-        }
-        self.stats.records_moved += moved;
-        Ok(moved + progress)
+        let moved = self.pump(&mut conn, rounds, rng, faulty);
+        self.edges[e].conn = Some(conn);
+        moved
     }
 
     /// Each record once: a case event authored in a node's own subtree (by a
     /// key not revoked) never comes back down to it. Checked on what the
     /// sender built, against the receiver's trust store, not against the
     /// scope rule that built it.
-    fn check_no_echo(&self, from: usize, to: usize, dir: Direction, records: &[Vec<u8>]) -> anyhow::Result<()> {
+    pub(crate) fn check_no_echo(&self, from: usize, to: usize, dir: Direction, records: &[Vec<u8>]) -> anyhow::Result<()> {
         if dir != Direction::Down {
             return Ok(());
         }
@@ -366,34 +340,21 @@ impl World {
         Ok(())
     }
 
-    /// The sender answers a `Want` with the records its scope allows.
-    fn answer_want(&mut self, from: usize, to: usize, dir: Direction, want: &[[u8; 32]]) -> anyhow::Result<()> {
-        let records = replication::wanted(self.nodes[from].shared(), self.nodes[to].division, dir, want)?;
-        self.check_no_echo(from, to, dir, &records)?;
-        if records.is_empty() {
-            return Ok(());
-        }
-        let records = replication::decode_verified(records)?;
-        for r in self.nodes[to].process(vec![Op::Ingest { records, blobs: vec![], cursor: None }]) {
-            if !matches!(r, Ok(Outcome::Ingested(_))) {
-                bail!("{} ingesting wanted records: {r:?}", self.nodes[to].division);
-            }
-        }
-        Ok(())
-    }
-
-    /// Heals every link and replicates until a whole round moves nothing.
+    /// Heals every edge and replicates, without faults, until a whole pass
+    /// over the tree moves nothing.
     pub fn quiesce(&mut self) -> anyhow::Result<()> {
-        for l in &mut self.links {
-            l.down_until = 0;
+        for e in &mut self.edges {
+            e.down_until = 0;
         }
         // Faults off: a fixed generator for the grouping choices only.
         let mut rng = Rng::new(0);
         for round in 1..=200 {
             let mut moved = 0;
-            for l in 0..self.links.len() {
-                if self.link_carries(l) {
-                    moved += self.sync_link(l, &mut rng, false)?;
+            for e in 0..self.edges.len() {
+                if self.edge_carries(e) {
+                    moved += self.sync_edge(e, 64, &mut rng, false)?;
+                } else {
+                    self.drop_conn(e);
                 }
             }
             if moved == 0 {
@@ -429,42 +390,4 @@ fn enroll(parent: &mut SimNode, req: &EnrollmentRequest, now: u64) -> anyhow::Re
         text.push_str(&zongzhi_protocol::cert::armor(zongzhi_protocol::cert::RECORDS_ARMOR, &bytes));
     }
     Ok(text)
-}
-
-/// What the receiving side of a link does with a batch: decode and
-/// batch-verify the records, then one ingest with the cursor.
-/// The receiver's `Op::Ingest` for a batch. On a faulty link the records
-/// may arrive reordered (a step before its parents, a 督办 before the
-/// dispatch it follows) and some twice: the receiver must park what lacks
-/// a parent, release it when the parent lands (in the same write group
-/// too) and store each record once.
-fn ingest(out: replication::Outgoing, mut cursor: Cursor, rng: &mut Rng, faulty: bool) -> anyhow::Result<Op> {
-    let mut records = replication::decode_verified(out.records)?;
-    if faulty && records.len() > 1 && rng.chance(30) {
-        // Case events arrive in any order (parking puts them right);
-        // certificates, revocations and policies keep their feed order and
-        // go first, as the ordered feed guarantees (a sender holds an
-        // author's certificate before anything it signed). Shuffling those
-        // too refused records of a not-yet-known author for good (seed 119
-        // left 17 records waiting at the city). A QUIC stream delivers a
-        // batch in order, so a shuffled batch stands for what does arrive
-        // out of feed order (the urgent cases, answers to `Want`): it is
-        // not a continuing batch, and the sender's chain is not checked
-        // on it (checked on every other, a shuffle would raise false gaps).
-        let (mut trust, mut events): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| !matches!(r.body, zongzhi_protocol::Body::CaseEvent(_)));
-        for i in (1..events.len()).rev() {
-            events.swap(i, rng.below(i + 1));
-        }
-        trust.append(&mut events);
-        records = trust;
-        cursor.in_order = false;
-    }
-    if faulty && !records.is_empty() && rng.chance(10) {
-        // A record again, after its first copy (a resend after a cut).
-        let i = rng.below(records.len());
-        let again = records[i].clone();
-        records.insert(i + 1 + rng.below(records.len() - i), again);
-    }
-    let blobs = out.blobs.into_iter().map(|(h, b)| (BlobHash(h), b)).collect();
-    Ok(Op::Ingest { records, blobs, cursor: Some(cursor) })
 }

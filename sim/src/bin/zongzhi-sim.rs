@@ -1,13 +1,14 @@
-//! `zongzhi-sim --seed S [--seeds N] [--ticks T]`: runs seeded simulations of a
-//! governance tree of real nodes and prints one line per seed. A failing
-//! seed is printed with what diverged; run it again with `--seed` to replay
-//! its operations and faults.
+//! `zongzhi-sim --seed S [--seeds N] [--ticks T] [--keep-going]`: runs
+//! seeded simulations of a governance tree of real nodes and prints one
+//! line per seed. The first failing seed is printed with what diverged and
+//! the command that replays its operations and faults; the run stops there
+//! unless `--keep-going`.
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| -> Option<u64> { args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()) };
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V]");
+        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V] [--keep-going]");
         return std::process::ExitCode::SUCCESS;
     }
     let first = value("--seed").unwrap_or(1);
@@ -24,7 +25,7 @@ fn main() -> std::process::ExitCode {
         let t0 = std::time::Instant::now();
         match zongzhi_sim::run(&opts) {
             Ok(s) => println!(
-                "seed {seed}: ok in {:.1} s — {} steps ({} refused by the rules), {} batches ({} lost), {} records moved, {} wants, {} automatic notices, {} cuts, {} crashes, settled in {} rounds, incidents [{}], digest {}",
+                "seed {seed}: ok in {:.1} s — {} steps ({} refused by the rules), {} batches ({} lost), {} records moved, {} wants, {} automatic notices, {} cuts, {} crashes ({} mid-write), settled in {} rounds, incidents [{}], digest {}",
                 t0.elapsed().as_secs_f64(),
                 s.steps_ok,
                 s.steps_refused,
@@ -35,6 +36,7 @@ fn main() -> std::process::ExitCode {
                 s.auto_notices,
                 s.link_cuts,
                 s.crashes,
+                s.crashes_mid_write,
                 s.rounds_to_quiesce,
                 s.incidents.join("; "),
                 s.digest
@@ -42,6 +44,16 @@ fn main() -> std::process::ExitCode {
             Err(e) => {
                 failed += 1;
                 println!("seed {seed}: FAILED: {e:#}");
+                let mut replay = format!("cargo run --release -p zongzhi-sim -- --seed {seed}");
+                for flag in ["--ticks", "--villages"] {
+                    if let Some(v) = value(flag) {
+                        replay.push_str(&format!(" {flag} {v}"));
+                    }
+                }
+                println!("replay: {replay}");
+                if !args.iter().any(|a| a == "--keep-going") {
+                    break;
+                }
             }
         }
     }
