@@ -178,6 +178,16 @@ impl Browser {
         self.eval(&js).as_str().unwrap_or_default().to_string()
     }
 
+    /// Logs in on the console at `url` and waits for the work queue.
+    pub fn login(&mut self, url: &str, user: &str, password: &str) {
+        self.goto(&format!("{url}/#/login"));
+        self.wait("the login form", 15, "document.querySelector('#login-form')");
+        self.fill("#login-form input[name=username]", user);
+        self.fill("#login-form input[name=password]", password);
+        self.click("#login-form button[type=submit]");
+        self.wait("the work queue", 15, "document.body.dataset.page === 'queue' && document.querySelector('#queue')");
+    }
+
     /// Saves a PNG of the page (the full scrollable height) as `<name>.png`.
     pub fn screenshot(&mut self, name: &str) -> PathBuf {
         let r = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true}));

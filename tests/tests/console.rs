@@ -10,12 +10,7 @@ use zongzhi_tests::browser::Browser;
 use zongzhi_tests::{wait_for, Hierarchy, ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD};
 
 fn login(b: &mut Browser, url: &str, user: &str, password: &str) {
-    b.goto(&format!("{url}/#/login"));
-    b.wait("the login form", 15, "document.querySelector('#login-form')");
-    b.fill("#login-form input[name=username]", user);
-    b.fill("#login-form input[name=password]", password);
-    b.click("#login-form button[type=submit]");
-    b.wait("the work queue", 15, "document.body.dataset.page === 'queue' && document.querySelector('#queue')");
+    b.login(url, user, password);
 }
 
 /// Takes a step through the case page's action buttons and waits for the

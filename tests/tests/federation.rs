@@ -738,6 +738,20 @@ fn an_overruled_step_is_shown_with_the_step_that_won_and_counted() {
     h.county.start();
     let county = h.county.login("admin", ADMIN_PASSWORD);
     assert_eq!(listed(&county), vec![id.clone()]);
+    // The county's operator finds it in the console: the 被覆盖 tab lists
+    // the case, and its page shows the 督办 overruled by the village's 归档.
+    let mut b = zongzhi_tests::browser::Browser::launch();
+    b.login(&h.county.url(), "admin", ADMIN_PASSWORD);
+    b.click("button[data-filter=overruled]");
+    let row = format!("#queue-list[data-filter=overruled] #queue tr[data-id=\"{id}\"]");
+    b.wait("the case in the 被覆盖 tab", 15, &format!("document.querySelector('{row}')"));
+    assert!(b.text("[data-test=overruled-note]").contains("覆盖"));
+    b.screenshot("overruled-tab");
+    b.click(&row);
+    let shown = b.wait("the overruled 督办 on the case page", 15, "document.querySelector('[data-test=overruled]')?.innerText");
+    let shown = shown.as_str().unwrap();
+    assert!(shown.contains("被覆盖") && shown.contains("归档"), "{shown}");
+    b.screenshot("overruled-case");
     let (status, v) = county.get("/api/cases?overruled=maybe");
     assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
     for n in h.all() {

@@ -39,6 +39,7 @@ const DICT = {
     kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
     repeat_window: "重复诉求判定期", report_grace: "月报签署宽限", pending: "待定", version_col: "版本", bad_format: "格式不正确", label_name: "名称",
     tab_feedback: "待反馈", tab_sign_for: "待签收", tab_mine: "我的时限", by_village: "按村社",
+    tab_overruled: "被覆盖", overruled_note: "本中心的操作被另一中心同时进行的操作覆盖（离线期间难免），不论案件现由谁承办、处于何种状态；打开案件可见覆盖它的操作。",
     clock_note: "本中心负责的进行中时限，不论案件现由哪个单位承办；按到期先后排列。",
     rows_shown_of: "已显示排名前 {n} 个，共 {total} 个（下载 CSV 含全部）",
     load_more: "加载更多", shown_of: "已显示 {n} 件，共 {total} 件", shown_of_more: "已显示 {n} 件，共 {total} 件以上",
@@ -80,6 +81,7 @@ const DICT = {
     kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
     repeat_window: "Repeat-request window", report_grace: "Monthly report grace", pending: "pending", version_col: "Version", bad_format: "Wrong format", label_name: "Name",
     tab_feedback: "Feedback due", tab_sign_for: "To sign for", tab_mine: "My deadlines", by_village: "By village",
+    tab_overruled: "Overruled", overruled_note: "Cases in which a step of this center was overruled by a concurrent step elsewhere (unavoidable while offline), whoever owns them and whatever their status; open a case to see the step that won.",
     clock_note: "Running deadlines this center is responsible for, whoever owns the case now; earliest due first.",
     rows_shown_of: "Top {n} of {total} shown (the CSV has all)",
     load_more: "Load more", shown_of: "{n} of {total} cases shown", shown_of_more: "{n} of more than {total} cases shown",
@@ -360,7 +362,7 @@ function queueFilters() {
   return [
     ["open", t("open"), "status=open"], ["overdue", t("overdue_only"), "status=open&overdue=true"], ["urgent", t("urgent_only"), "status=open&urgency=urgent"],
     ["feedback", t("tab_feedback"), "clock=feedback"], ["sign_for", t("tab_sign_for"), "clock=sign_for"], ["mine", t("tab_mine"), "clock=any"],
-    ["all", t("all_status"), "status=all"],
+    ["overruled", t("tab_overruled"), "overruled=true"], ["all", t("all_status"), "status=all"],
   ];
 }
 // The running clock of the case a clock tab is about: this center's
@@ -429,6 +431,7 @@ async function queuePage() {
     h("div", { class: "actions tabs", role: "tablist" }, filters.map(([k, label]) => h("button", { class: k === q[0] ? "primary" : "secondary", type: "button", role: "tab", "aria-selected": k === q[0] ? "true" : "false", "data-filter": k, onclick: () => { queueFilter = k; queuePage(); } }, label)),
       h("label", { class: "check filter" }, waitingBox, t("waiting_filter"))),
     isClock ? h("p", { class: "muted", "data-test": "clock-note" }, t("clock_note")) : null,
+    q[0] === "overruled" ? h("p", { class: "muted", "data-test": "overruled-note" }, t("overruled_note")) : null,
     h("div", { "data-filter": q[0], id: "queue-list" }, caseTable("queue", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)), null, sel)));
 }
 // Search (the box in the header, on every page): by case number, phone,
