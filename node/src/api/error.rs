@@ -50,7 +50,7 @@ impl From<StoreError> for ApiError {
         match e {
             // The storage engine failed (I/O, a full disk): the request was
             // fine, the node cannot serve it now.
-            StoreError::Rocks(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("storage: {e}")),
+            StoreError::Engine(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("storage: {e}")),
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -68,8 +68,10 @@ pub const SCHEMA_VERSION: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The storage engine failed (a full disk, an I/O error): its own
+    /// words, so nothing outside `rocks.rs` holds the engine's types.
     #[error("storage: {0}")]
-    Rocks(#[from] rocks::Error),
+    Engine(String),
     #[error("stored value under {cf} is corrupt: {detail}")]
     Corrupt { cf: &'static str, detail: String },
     #[error("data directory was written by schema {found}, this build reads {SCHEMA_VERSION} (schemas before 4 hold records of format 1, which this build does not read: start from a new data directory)")]

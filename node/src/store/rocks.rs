@@ -15,6 +15,12 @@ use zongzhi_protocol::{NodeId, RecordId};
 use super::keys::*;
 use super::{Batch, IndexRange, Result, Store, StoreError, SCHEMA_VERSION};
 
+impl From<Error> for StoreError {
+    fn from(e: Error) -> StoreError {
+        StoreError::Engine(e.into_string())
+    }
+}
+
 /// A raw key/value pair.
 type Entry = (Box<[u8]>, Box<[u8]>);
 
