@@ -209,7 +209,7 @@ pub async fn route(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
         Err(SearchError::Store(e)) => return Err(e.into()),
     };
     let policy = s.policy();
-    let now = crate::context::now_ms();
+    let now = s.now_ms();
     let cases: Vec<Value> = found.cases.iter().map(|c| summary_json(&policy, c, now)).collect();
     Ok(Json(json!({"kind": found.kind.as_str(), "cases": cases, "next": found.next})))
 }

@@ -149,6 +149,18 @@ fn no_wall_clock_or_os_randomness_in_protocol_ledger_or_replication() {
     }
 }
 
+/// The HTTP API, the workers and the network take "now" from the node's
+/// clock (`Context::clock`, `AppState::now_ms`), so a node run on a
+/// simulated or shifted clock answers by that clock everywhere.
+#[test]
+fn the_api_workers_and_network_read_the_nodes_clock() {
+    for (name, text) in sources() {
+        if within(&name, "api") || within(&name, "workers") || within(&name, "net") || name == "search.rs" {
+            assert!(!code(non_test(&text)).contains("context::now_ms"), "{name} reads the wall clock: use the node's clock");
+        }
+    }
+}
+
 /// Library code returns typed errors (a storage failure must stay
 /// distinguishable from a client's mistake up to the HTTP status); `anyhow`
 /// is for binaries only: `main.rs` here, and the tools, simulator and test

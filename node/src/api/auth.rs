@@ -21,7 +21,8 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, min: Rol
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first (Authorization: Bearer <token>)"))?;
     let store = state.store.clone();
     let token = token.to_string();
-    let session = tokio::task::spawn_blocking(move || accounts::session(&store, &token, crate::context::now_ms()))
+    let now = state.now_ms();
+    let session = tokio::task::spawn_blocking(move || accounts::session(&store, &token, now))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "session expired or unknown; log in again"))?;
@@ -50,7 +51,8 @@ struct LoginRequest {
 pub(super) async fn login(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let req: LoginRequest = parse_json(&body)?;
     let store = s.store.clone();
-    let (token, session) = tokio::task::spawn_blocking(move || accounts::login(&store, &req.username, &req.password, crate::context::now_ms()))
+    let now = s.now_ms();
+    let (token, session) = tokio::task::spawn_blocking(move || accounts::login(&store, &req.username, &req.password, now))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(user = %session.username, "login");

@@ -93,7 +93,7 @@ fn validate_contact(c: &Contact) -> Result<(), ApiError> {
 pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let session = authenticate(&s, &headers, Role::Operator).await?;
     let req: FileRequest = parse_json(&body)?;
-    let now = crate::context::now_ms();
+    let now = s.now_ms();
     let received_at_ms = match &req.received_at {
         Some(t) => parse_time("received_at", t)?,
         None => now,
@@ -200,7 +200,7 @@ pub(super) async fn case_detail(State(s): State<AppState>, headers: HeaderMap, P
 pub(super) async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     authenticate(&s, &headers, Role::Viewer).await?;
     let policy = s.policy();
-    let now = crate::context::now_ms();
+    let now = s.now_ms();
     let filter = crate::queue::Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
     let limit: usize = match q.get("limit") {
         None => 100,

@@ -80,7 +80,7 @@ pub(super) async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, bo
     if !(1..=7300).contains(&req.valid_days) {
         return Err(ApiError::bad_request("valid_days must be 1 to 7300"));
     }
-    let now = crate::context::now_ms();
+    let now = s.now_ms();
     let serial = s.shared.trust().members().filter(|m| m.cert.issuer == s.node.id).count() as u64 + 1;
     let cert = zongzhi_protocol::cert::NodeCert {
         key: enrollment.key,

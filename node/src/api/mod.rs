@@ -65,6 +65,11 @@ impl AppState {
         AppState { store: shared.store.clone(), shared, ledger, node }
     }
 
+    /// Now, from the node's clock (the system clock in the binary).
+    pub fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
+    }
+
     pub(crate) fn policy(&self) -> Arc<Policy> {
         self.shared.policy()
     }

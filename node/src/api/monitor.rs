@@ -99,7 +99,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
         }
     }
     let policy = s.shared.policy();
-    let missing = policy.missing_calendars(crate::context::now_ms());
+    let missing = policy.missing_calendars(s.now_ms());
     let _ = writeln!(out, "# HELP zongzhi_calendar_warning 1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).\n# TYPE zongzhi_calendar_warning gauge\nzongzhi_calendar_warning {}", !missing.is_empty() as u8);
     let _ = writeln!(out, "# HELP zongzhi_calendar_missing 1 for each year whose calendar is needed by now and missing.\n# TYPE zongzhi_calendar_missing gauge");
     for y in &missing {

@@ -79,7 +79,7 @@ pub fn waiting_counts(store: &Store) -> Result<(u64, BTreeMap<i32, u64>), ApiErr
 
 /// The `calendar` block of `/api/health`.
 pub fn health_block(s: &AppState) -> Result<Value, ApiError> {
-    let mut v = calendar_status(&s.shared.policy(), crate::context::now_ms());
+    let mut v = calendar_status(&s.shared.policy(), s.now_ms());
     let (total, by_year) = waiting_counts(&s.store)?;
     v["cases_waiting"] = json!(total);
     v["cases_waiting_by_year"] = json!(by_year.iter().map(|(y, n)| (y.to_string(), *n)).collect::<BTreeMap<_, _>>());
@@ -119,7 +119,7 @@ pub async fn get_policy(State(s): State<AppState>, headers: HeaderMap, Query(q):
     };
     let sigs = signatures(&s.store)?;
     let mut doc = document_json(p, sigs.get(&p.version));
-    doc["calendar_status"] = calendar_status(set.current(), crate::context::now_ms());
+    doc["calendar_status"] = calendar_status(set.current(), s.now_ms());
     doc["versions"] = json!(
         set.versions()
             .map(|v| {

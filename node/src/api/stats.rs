@@ -30,7 +30,7 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
         .ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category or channel, not {by_text:?}")))?;
     let period = match q.get("period").map(String::as_str) {
         None | Some("") => {
-            let m = kpi::month_of(crate::context::now_ms()).unwrap_or(197001);
+            let m = kpi::month_of(s.now_ms()).unwrap_or(197001);
             format!("{}-{:02}", m / 100, m % 100)
         }
         Some(p) => p.to_string(),
@@ -72,7 +72,8 @@ pub(super) async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Q
     };
     let (store, trust, policy) = (s.store.clone(), s.shared.trust(), s.policy());
     let kpis = query.kpis.clone();
-    let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, crate::context::now_ms()))
+    let now = s.now_ms();
+    let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, now))
         .await
         .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
     if csv {
@@ -112,7 +113,7 @@ pub(super) async fn sign_report(State(s): State<AppState>, headers: HeaderMap, J
     let [month] = months[..] else {
         return Err(ApiError::bad_request("a report covers one month: period must be YYYY-MM"));
     };
-    if Some(month) > kpi::month_of(crate::context::now_ms()) {
+    if Some(month) > kpi::month_of(s.now_ms()) {
         return Err(ApiError::bad_request("that month has not begun"));
     }
     let (id, report) = crate::workers::reports::sign_report(&s.shared, &s.ledger, month).await?;

@@ -25,9 +25,9 @@ pub(super) async fn create_user(State(s): State<AppState>, headers: HeaderMap, b
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let req: CreateUser = parse_json(&body)?;
     let role = Role::parse(&req.role).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))?;
-    let store = s.store.clone();
+    let (store, now) = (s.store.clone(), s.now_ms());
     let account = tokio::task::spawn_blocking(move || {
-        accounts::create(&store, &req.username, &req.password, role, &req.display_name, crate::context::now_ms())
+        accounts::create(&store, &req.username, &req.password, role, &req.display_name, now)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;

@@ -115,7 +115,7 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
     })?;
-    let now = crate::context::now_ms();
+    let now = s.now_ms();
     let names = unit_names(&s.shared.trust());
     let unit_name = |u: &DivisionCode| names.get(u).cloned();
     let operators = operator_names(s, &state)?;
@@ -168,7 +168,7 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
         "heads": state.heads.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
         "timeline": timeline,
         "integrity_errors": integrity_errors,
-        "allowed_actions": allowed_actions(&state, &policy, s.node.division, session),
+        "allowed_actions": allowed_actions(&state, &policy, s.node.division, session, now),
     }))
 }
 
@@ -284,7 +284,7 @@ fn operator_names(s: &AppState, state: &CaseState) -> Result<HashMap<String, Str
 /// and the user's role: what the console offers. Each is checked with the
 /// same `CaseState::check` the ledger applies (sample field values stand in
 /// for what the user will type).
-fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session) -> Vec<&'static str> {
+fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session, now: u64) -> Vec<&'static str> {
     if session.role < Role::Operator {
         return Vec::new();
     }
@@ -317,7 +317,6 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
     if let Some(to) = child {
         candidates.push(("dispatch", Action::Dispatch { to, requirements: text(), due_ms: None }, Role::Operator));
     }
-    let now = crate::context::now_ms();
     candidates
         .into_iter()
         .filter(|(_, _, need)| session.role >= *need)

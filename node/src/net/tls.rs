@@ -44,7 +44,7 @@ impl TrustVerifier {
             self.shared.sync.refused("not an ed25519 raw public key");
             return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding));
         };
-        match self.shared.trust().may_connect(&key, crate::context::now_ms()) {
+        match self.shared.trust().may_connect(&key, self.shared.clock.now_ms()) {
             Ok(_) => Ok(()),
             Err(e) => {
                 let reason = match e {

@@ -22,7 +22,7 @@ pub async fn sign_report(shared: &Context, ledger: &Ledger, month: u32) -> Resul
 
 /// Signs last month's report once its grace period has passed.
 pub(super) async fn report_if_due(shared: &Context, ledger: &Ledger) {
-    let due = crate::report::report_due(&shared.store, &shared.policy(), crate::context::now_ms());
+    let due = crate::report::report_due(&shared.store, &shared.policy(), shared.clock.now_ms());
     match due {
         Ok(Some(month)) => match sign_report(shared, ledger, month).await {
             Ok((id, _)) => tracing::info!(month, record = %id.fmt_short(), "monthly report signed"),
