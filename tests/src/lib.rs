@@ -263,6 +263,18 @@ impl Api {
         self.finish(self.http.get(format!("{}{path}", self.base)))
     }
 
+    /// GET returning the status, the response headers and the raw body.
+    pub fn get_raw(&self, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let req = self.http.get(format!("{}{path}", self.base));
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.bytes().unwrap().to_vec())
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.finish(self.http.post(format!("{}{path}", self.base)).json(body))
     }

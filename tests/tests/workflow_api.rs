@@ -96,10 +96,35 @@ fn whole_workflow_and_every_rejection() {
     let (status, c) = op.post_raw(&format!("/api/cases/{id}/attachments?name=photo.jpg"), "image/jpeg", b"\xFF\xD8fake-jpeg".to_vec());
     assert_eq!(status, 201, "{c}");
     let blob = c["attachments"][0]["blob"].as_str().unwrap().to_string();
-    let (status, _) = op.get(&format!("/api/cases/{id}/attachments/{blob}"));
-    assert_eq!(status, 200);
+    let (status, headers, body) = op.get_raw(&format!("/api/cases/{id}/attachments/{blob}"));
+    assert_eq!((status, body.as_slice()), (200, &b"\xFF\xD8fake-jpeg"[..]));
+    let header = |h: &reqwest::header::HeaderMap, k: &str| h.get(k).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(header(&headers, "content-type"), "image/jpeg");
+    assert_eq!(header(&headers, "content-disposition"), "attachment; filename=\"photo.jpg\"; filename*=UTF-8''photo.jpg");
     let (status, v) = op.post_raw(&format!("/api/cases/{id}/attachments"), "image/jpeg", b"x".to_vec());
     assert_eq!(status, 400, "{v}");
+    // A page uploaded as evidence, under a name that tries to leave its
+    // directory and to add a header line: the name is cleaned before it is
+    // signed, and the download is a file of no runnable type.
+    let evil = "..%2F..%2Fconsole%2Fx%0D%0ASet-Cookie%3A%20a%3Db%22.html";
+    let (status, c) = op.post_raw(&format!("/api/cases/{id}/attachments?name={evil}"), "text/html", b"<script>alert(1)</script>".to_vec());
+    assert_eq!(status, 201, "{c}");
+    let att = c["attachments"].as_array().unwrap().iter().find(|a| a["name"].as_str().unwrap().ends_with(".html")).unwrap().clone();
+    assert_eq!(att["name"], "console_x__Set-Cookie_ a=b_.html", "{att}");
+    let (status, headers, _) = op.get_raw(&format!("/api/cases/{id}/attachments/{}", att["blob"].as_str().unwrap()));
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "application/octet-stream");
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    let disposition = header(&headers, "content-disposition");
+    assert!(disposition.starts_with("attachment; filename=\"console_x__Set-Cookie_ a=b_.html\""), "{disposition}");
+    assert!(headers.get("set-cookie").is_none());
+    // Every response, the console's too, carries the browser policy.
+    for path in ["/", "/api/health", &format!("/api/cases/{id}")] {
+        let (_, headers, _) = op.get_raw(path);
+        let csp = header(&headers, "content-security-policy");
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!((header(&headers, "x-frame-options"), header(&headers, "referrer-policy")), ("DENY".into(), "no-referrer".into()), "{path}");
+    }
 
     // --- 办结 → 反馈 → 评价 不满意 → 重办 → … → 归档 ---
     op.act(&id, json!({"action": "resolve", "public_reply": "已协调施工时间为9点至18点"}));

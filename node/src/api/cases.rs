@@ -16,6 +16,7 @@ use zongzhi_protocol::step::ActionRequest;
 use crate::accounts::Role;
 use crate::ledger::{self, Op};
 use super::auth::{authenticate, require_role};
+use super::attachment;
 use super::error::{ApiError, ApiResult};
 use super::views::{case_view, summary_json};
 use super::{AppState, parse_json, parse_time};
@@ -155,10 +156,11 @@ pub(super) async fn attach(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let session = authenticate(&s, &headers, Role::Operator).await?;
     let case = resolve_case(&s, &case).await?;
-    let name = q.get("name").cloned().unwrap_or_default();
-    if name.trim().is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::bad_request("give the file name as ?name= (1 to 200 characters)"));
+    let given = q.get("name").map(String::as_str).unwrap_or_default();
+    if given.chars().count() > attachment::MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(format!("the file name is longer than {} characters", attachment::MAX_NAME_CHARS)));
     }
+    let name = attachment::clean_name(given).ok_or_else(|| ApiError::bad_request(format!("give the file name as ?name= (1 to {} characters)", attachment::MAX_NAME_CHARS)))?;
     if body.is_empty() {
         return Err(ApiError::bad_request("the attachment is empty"));
     }
@@ -188,7 +190,12 @@ pub(super) async fn download(State(s): State<AppState>, headers: HeaderMap, Path
     if zongzhi_protocol::BlobHash::of(&bytes) != att.blob {
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", "stored attachment does not match its hash"));
     }
-    Ok(([(header::CONTENT_TYPE, att.mime.clone())], bytes).into_response())
+    let served = [
+        (header::CONTENT_TYPE, attachment::served_type(&att.mime).to_string()),
+        (header::CONTENT_DISPOSITION, attachment::content_disposition(&att.name)),
+        (header::CACHE_CONTROL, "private, no-store".to_string()),
+    ];
+    Ok((served, bytes).into_response())
 }
 
 pub(super) async fn case_detail(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>) -> ApiResult {

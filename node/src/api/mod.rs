@@ -5,6 +5,7 @@
 //! 400 malformed input, 401 not logged in, 403 wrong role, 404 unknown case,
 //! 409 exists, 422 a workflow rule forbids the step (`rule` names it).
 
+mod attachment;
 mod auth;
 mod cases;
 mod certs;
@@ -109,7 +110,26 @@ pub fn router(state: AppState) -> Router {
         .route("/api/certs/revoke", post(revoke_cert))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// What the console may load: its own files only (no inline script or
+/// style, nothing from elsewhere), and no page may frame it.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Headers on every response: the policy above, no type sniffing (an
+/// attachment is never taken for a page), no framing, no referrer sent
+/// elsewhere.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }
 
 /// The route table, for the OpenAPI consistency test.
