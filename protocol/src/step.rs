@@ -90,6 +90,27 @@ fn default_feedback_method() -> String {
     "phone".into()
 }
 
+/// Most characters in a free-text field of a step (a note, reason, reply,
+/// comment or requirements): a page of text; anything longer is a mistake
+/// or an attack on every node the record replicates to.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// Most characters in a short field (a feedback method, a window code, a
+/// case reference).
+pub const MAX_SHORT_CHARS: usize = 64;
+
+/// Most windows or units one step adds as helpers.
+pub const MAX_HELPERS: usize = 20;
+
+/// `Err` naming the field when `value` is longer than `max` characters.
+pub fn check_length(field: &str, value: &str, max: usize) -> Result<(), StepError> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(StepError(format!("{field} is {n} characters long; at most {max}")));
+    }
+    Ok(())
+}
+
 /// Why a step's body does not make an action (a client error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -102,9 +123,37 @@ pub fn parse_time(field: &str, s: &str) -> Result<u64, StepError> {
 }
 
 impl ActionRequest {
-    /// Parses a step's JSON body.
+    /// Parses a step's JSON body; every text field within its limit.
     pub fn from_json(body: &[u8]) -> Result<ActionRequest, StepError> {
-        serde_json::from_slice(body).map_err(|e| StepError(e.to_string()))
+        let request: ActionRequest = serde_json::from_slice(body).map_err(|e| StepError(e.to_string()))?;
+        for (field, value, max) in request.texts() {
+            check_length(field, value, max)?;
+        }
+        if let ActionRequest::AddHelpers { windows, units } = &request
+            && windows.len() + units.len() > MAX_HELPERS
+        {
+            return Err(StepError(format!("at most {MAX_HELPERS} helpers in one step")));
+        }
+        Ok(request)
+    }
+
+    /// Every text field of the step, with its limit.
+    fn texts(&self) -> Vec<(&'static str, &str, usize)> {
+        const NOTE: usize = MAX_NOTE_CHARS;
+        const SHORT: usize = MAX_SHORT_CHARS;
+        match self {
+            ActionRequest::SignFor {} | ActionRequest::Archive {} => vec![],
+            ActionRequest::Route { window, requirements, .. } => vec![("window", window, SHORT), ("requirements", requirements, NOTE)],
+            ActionRequest::Dispatch { requirements, .. } => vec![("requirements", requirements, NOTE)],
+            ActionRequest::Escalate { reason } | ActionRequest::Return { reason } | ActionRequest::Reopen { reason } | ActionRequest::RequestExtension { reason, .. } => vec![("reason", reason, NOTE)],
+            ActionRequest::Reroute { window, reason, .. } => vec![("window", window.as_deref().unwrap_or_default(), SHORT), ("reason", reason, NOTE)],
+            ActionRequest::AddHelpers { windows, .. } => windows.iter().map(|w| ("windows", w.as_str(), SHORT)).collect(),
+            ActionRequest::Progress { note, .. } | ActionRequest::ApproveExtension { note } | ActionRequest::RefuseExtension { note } | ActionRequest::Supervise { note, .. } => vec![("note", note, NOTE)],
+            ActionRequest::Resolve { public_reply, internal_note } => vec![("public_reply", public_reply, NOTE), ("internal_note", internal_note, NOTE)],
+            ActionRequest::Feedback { method, note } => vec![("method", method, SHORT), ("note", note, NOTE)],
+            ActionRequest::Rate { comment, .. } => vec![("comment", comment, NOTE)],
+            ActionRequest::Merge { into } => vec![("into", into, SHORT)],
+        }
     }
 
     /// Whether the step is an administrator's (decisions on extensions,

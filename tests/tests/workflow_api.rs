@@ -118,6 +118,22 @@ fn whole_workflow_and_every_rejection() {
     let disposition = header(&headers, "content-disposition");
     assert!(disposition.starts_with("attachment; filename=\"console_x__Set-Cookie_ a=b_.html\""), "{disposition}");
     assert!(headers.get("set-cookie").is_none());
+    // Errors the HTTP layer answers before any handler are JSON too, and
+    // the token is checked before the body is read.
+    let big = vec![b'x'; zongzhi_node::api::MAX_JSON_BODY + 1];
+    let (status, v) = op.post_raw("/api/cases", "application/json", big);
+    assert_eq!((status, v["error"]["code"].as_str()), (413, Some("too_large")), "{v}");
+    let (status, v) = op.post_raw(&format!("/api/cases/{id}/attachments?name=a.bin"), "application/octet-stream", vec![0; zongzhi_node::api::MAX_ATTACHMENT + 1]);
+    assert_eq!((status, v["error"]["code"].as_str()), (413, Some("too_large")), "{v}");
+    let anonymous = zongzhi_tests::Api::new(&op.base, None);
+    for path in ["/api/reports", "/api/policy"] {
+        let (status, v) = anonymous.post_raw(path, "text/plain", b"not json".to_vec());
+        assert_eq!((status, v["error"]["code"].as_str()), (401, Some("unauthenticated")), "{path}: {v}");
+    }
+    let (status, v) = op.get("/api/no-such-route");
+    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")), "{v}");
+    let (status, v) = op.post_raw("/api/health", "application/json", b"{}".to_vec());
+    assert_eq!((status, v["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{v}");
     // Every response, the console's too, carries the browser policy.
     for path in ["/", "/api/health", &format!("/api/cases/{id}")] {
         let (_, headers, _) = op.get_raw(path);
@@ -213,6 +229,25 @@ fn whole_workflow_and_every_rejection() {
     let mut bad = sample_case("x");
     bad["place"]["lat"] = json!(123.0);
     refused(&op, before, op.post("/api/cases", &bad), 400, "bad_request", None);
+    // Every free-text field has a limit (a 200,000-character address was
+    // once stored and replicated).
+    for (field, value) in [("/place/address", "址".repeat(20_000)), ("/title", "题".repeat(201)), ("/content", "容".repeat(10_001))] {
+        let mut bad = sample_case("x");
+        *bad.pointer_mut(field).unwrap() = json!(value);
+        refused(&op, before, op.post("/api/cases", &bad), 400, "bad_request", None);
+    }
+    let long = "长".repeat(2001);
+    for step in [
+        json!({"action": "resolve", "public_reply": "好", "internal_note": long}),
+        json!({"action": "progress", "note": long}),
+        json!({"action": "feedback", "method": "m".repeat(65), "note": "好"}),
+        json!({"action": "rate", "rating": "satisfied", "comment": long}),
+        json!({"action": "dispatch", "to": "330102001001", "requirements": long}),
+    ] {
+        let (status, v) = op.post(&format!("/api/cases/{dup_id}/actions"), &step);
+        assert!(v["error"]["message"].as_str().unwrap_or_default().contains("at most"), "{step}: {v}");
+        refused(&op, before, (status, v), 400, "bad_request", None);
+    }
     refused(&op, before, op.post(&format!("/api/cases/{dup_id}/actions"), &json!({"action": "fly"})), 400, "bad_request", None);
     refused(&op, before, op.post("/api/cases/nonexistent/actions", &json!({"action": "sign_for"})), 404, "not_found", None);
     let (status, _) = op.post_raw("/api/cases", "application/json", vec![b' '; 512 * 1024]);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use zongzhi_protocol::case::{Channel, Complexity, Contact, Place, RequestType, Urgency};
 use zongzhi_protocol::{Filing, RecordId};
-use zongzhi_protocol::step::ActionRequest;
+use zongzhi_protocol::step::{check_length, ActionRequest};
 
 use crate::accounts::Role;
 use crate::ledger::{self, Op};
@@ -29,6 +29,11 @@ async fn resolve_case(s: &AppState, reference: &str) -> Result<RecordId, ApiErro
     };
     found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {reference}")))
 }
+
+/// Most characters in a case's title.
+const MAX_TITLE_CHARS: usize = 200;
+/// Most characters in a case's content (what the complainant said).
+const MAX_CONTENT_CHARS: usize = 10_000;
 
 #[derive(Deserialize, Default)]
 struct PlaceRequest {
@@ -106,6 +111,9 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     if let Some(c) = &req.contact {
         validate_contact(c)?;
     }
+    for (field, value, max) in [("title", &req.title, MAX_TITLE_CHARS), ("content", &req.content, MAX_CONTENT_CHARS), ("place.address", &req.place.address, 200), ("category", &req.category, 32)] {
+        check_length(field, value, max).map_err(|e| ApiError::bad_request(e.0))?;
+    }
     let filing = Filing {
         number: String::new(),
         title: req.title,
@@ -135,7 +143,7 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
     // Authenticate before looking at the body, so 401 wins over 400; the
     // role needed depends on the step.
     let session = authenticate(&s, &headers, Role::Viewer).await?;
-    let req: ActionRequest = parse_json(&body)?;
+    let req = ActionRequest::from_json(&body).map_err(|e| ApiError::bad_request(e.0))?;
     require_role(&session, if req.needs_admin() { Role::Admin } else { Role::Operator })?;
     let case = resolve_case(&s, &case).await?;
     let merge_into = match req.merge_target() {

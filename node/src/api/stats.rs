@@ -106,9 +106,10 @@ pub(super) struct SignReportRequest {
 
 /// Signs this center's own figures for a month (it also happens on its own
 /// after each month closes).
-pub(super) async fn sign_report(State(s): State<AppState>, headers: HeaderMap, Json(req): Json<SignReportRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub(super) async fn sign_report(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     use zongzhi_protocol::kpi;
     authenticate(&s, &headers, Role::Admin).await?;
+    let req: SignReportRequest = super::parse_json(&body)?;
     let months = kpi::period_months(&req.period).map_err(ApiError::bad_request)?;
     let [month] = months[..] else {
         return Err(ApiError::bad_request("a report covers one month: period must be YYYY-MM"));
