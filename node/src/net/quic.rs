@@ -205,15 +205,12 @@ struct Decoding {
     records: JoinHandle<Result<Vec<Record>, ReplicationError>>,
     blobs: Vec<(BlobHash, Vec<u8>)>,
     cursor: Cursor,
-    head: u64,
 }
 
 /// A received batch at the writer, waiting to be stored with its cursor.
 struct AtWriter {
     reply: oneshot::Receiver<ledger::Result<Outcome>>,
     n: usize,
-    upto: u64,
-    head: u64,
 }
 
 /// Carries out a [`Link`]'s actions over one QUIC connection.
@@ -366,26 +363,26 @@ impl Driver {
     /// Decodes and batch-verifies a received batch off the async threads
     /// (one forged record refuses the batch).
     fn decode(&mut self, incoming: Incoming) {
-        let Incoming { records, blobs, cursor, head } = incoming;
+        let Incoming { records, blobs, cursor } = incoming;
         let records = tokio::task::spawn_blocking(move || replication::decode_verified(records));
         let blobs = blobs.into_iter().map(|(h, b)| (BlobHash(h), b)).collect();
-        self.decoding.push_back(Decoding { records, blobs, cursor, head });
+        self.decoding.push_back(Decoding { records, blobs, cursor });
     }
 
     /// The oldest batch is decoded: hand it to the writer (batches reach the
     /// writer in the order they came).
     async fn hand_to_writer(&mut self, decoded: Result<Vec<Record>>) -> Result<()> {
-        let Some(Decoding { blobs, cursor, head, .. }) = self.decoding.pop_front() else { return Ok(()) };
+        let Some(Decoding { blobs, cursor, .. }) = self.decoding.pop_front() else { return Ok(()) };
         let records = decoded?;
         let n = records.len();
         let reply = self.ledger.enqueue(Op::Ingest { records, blobs, cursor: Some(cursor) }).await?;
-        self.at_writer.push_back(AtWriter { reply, n, upto: cursor.upto, head });
+        self.at_writer.push_back(AtWriter { reply, n });
         Ok(())
     }
 
     /// The oldest batch at the writer is stored: the link acknowledges it.
     fn stored(&mut self, outcome: Result<Outcome>) -> Result<()> {
-        let Some(AtWriter { n, upto, head, .. }) = self.at_writer.pop_front() else { return Ok(()) };
+        let Some(AtWriter { n, .. }) = self.at_writer.pop_front() else { return Ok(()) };
         let report = match outcome? {
             Outcome::Ingested(report) => report,
             _ => ledger::IngestReport::default(),
@@ -397,11 +394,11 @@ impl Driver {
             tracing::info!(records = report.missing.len(), "asking for missing parents");
         }
         self.link.stored(&report);
-        let (rejected, now) = (report.rejected.len(), self.shared.clock.now_ms());
+        let (rejected, now, behind) = (report.rejected.len(), self.shared.clock.now_ms(), self.link.behind_from_peer());
         self.shared.sync.update(&self.peer, |s| {
             s.records_received += n as u64;
             s.duplicates_received += report.duplicates as u64;
-            s.behind_from_peer = head.saturating_sub(upto);
+            s.behind_from_peer = behind;
             s.last_contact_ms = Some(now);
             if rejected > 0 {
                 s.errors += rejected as u64;

@@ -104,8 +104,6 @@ pub struct Incoming {
     pub records: Vec<Vec<u8>>,
     pub blobs: Vec<([u8; 32], Vec<u8>)>,
     pub cursor: Cursor,
-    /// The sender's feed head when it sent the batch.
-    pub head: u64,
 }
 
 /// What the driver does next.
@@ -184,6 +182,9 @@ pub struct Link {
     want: Option<Vec<[u8; 32]>>,
     /// Received batches at the writer, oldest first: (epoch, upto).
     at_writer: VecDeque<([u8; 16], u64)>,
+    /// The peer's feed head as its latest batch gave it, with that feed's
+    /// epoch.
+    peer_head: ([u8; 16], u64),
     actions: VecDeque<Action>,
 }
 
@@ -208,6 +209,7 @@ impl Link {
             building: false,
             want: None,
             at_writer: VecDeque::new(),
+            peer_head: setup.stored.unwrap_or_default(),
             actions,
         }
     }
@@ -265,6 +267,16 @@ impl Link {
         self.head.saturating_sub(self.sender.acked())
     }
 
+    /// Positions of the peer's feed (as far as its latest batch told) that
+    /// we have not stored: 0 once everything it sent is stored, however the
+    /// batches came (an answer to `Want` or the urgent batch repeats an old
+    /// position and must not show a lag).
+    pub fn behind_from_peer(&self) -> u64 {
+        let (epoch, stored) = self.receiver.cursor();
+        let (head_epoch, head) = self.peer_head;
+        if head_epoch == epoch { head.saturating_sub(stored) } else { head }
+    }
+
     /// Our feed grew to `head`.
     pub fn feed_grew(&mut self, head: u64) {
         self.head = self.head.max(head);
@@ -291,11 +303,14 @@ impl Link {
             (Phase::Open, Stream::Theirs, Frame::Batch { epoch, upto, head, records, blobs }) => {
                 let upto = self.receiver.on_batch(epoch, upto)?;
                 let in_order = self.receiver.continues_feed(epoch, upto);
+                if epoch != self.peer_head.0 || head > self.peer_head.1 {
+                    self.peer_head = (epoch, head);
+                }
                 // Off the wire: the sender may send the next batch now.
                 self.actions.push_back(Action::Send(Stream::Theirs, Frame::Received { upto }));
                 let cursor = Cursor { peer: self.peer, direction: self.direction_in() as u8, epoch, upto, in_order };
                 self.at_writer.push_back((epoch, upto));
-                self.actions.push_back(Action::Ingest(Incoming { records, blobs, cursor, head }));
+                self.actions.push_back(Action::Ingest(Incoming { records, blobs, cursor }));
                 Ok(())
             }
             (Phase::Open, Stream::Ours, Frame::Ack { upto }) => {
@@ -543,7 +558,7 @@ mod tests {
         p.links[0].feed_grew(103);
         p.run();
         assert_eq!(p.stored[1].len(), 103);
-        assert_eq!(p.links[0].behind_to_peer(), 0);
+        assert_eq!((p.links[0].behind_to_peer(), p.links[1].behind_from_peer()), (0, 0));
     }
 
     #[test]
