@@ -32,6 +32,8 @@ pub struct PeerStatus {
     pub behind_from_peer: u64,
     pub errors: u64,
     pub last_error: Option<String>,
+    /// When `last_error` happened.
+    pub last_error_ms: Option<u64>,
     pub connects: u64,
 }
 

@@ -784,3 +784,24 @@ fn a_child_reconnects_at_once_after_its_parent_restarts() {
     });
     eprintln!("reconnected {:?} after the township's restart", started.elapsed());
 }
+
+/// A village started while its township is down has a row for its parent
+/// in the sync status from the first failed attempt: offline, with the
+/// error and its time (the table was empty). The log says "parent link
+/// down" once at INFO, then repeats at DEBUG only.
+#[test]
+fn an_unreachable_parent_shows_offline_with_its_error_and_time() {
+    use zongzhi_tests::{wait_for, Hierarchy};
+    let mut h = Hierarchy::start(1);
+    h.township.stop();
+    h.villages[0].stop();
+    h.villages[0].start();
+    let village = h.villages[0].login("admin", ADMIN_PASSWORD);
+    let row = wait_for("the parent's row with its error", 40, || {
+        let (_, s) = village.get("/api/sync");
+        s["peers"].as_array()?.iter().find(|p| p["division"] == "330106010000" && !p["last_error"].is_null()).cloned()
+    });
+    assert_eq!((row["role"].as_str(), row["connected"].as_bool()), (Some("parent"), Some(false)), "{row}");
+    assert_eq!(row["name"], "示例街道社会治安综合治理中心", "{row}");
+    assert!(row["last_error_at"].as_str().is_some_and(|t| t.ends_with("+08:00")), "{row}");
+}

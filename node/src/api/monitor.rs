@@ -50,6 +50,7 @@ pub(super) async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -
         .map(|p| {
             let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
             v["last_contact"] = json!(p.last_contact_ms.map(time));
+            v["last_error_at"] = json!(p.last_error_ms.map(time));
             v
         })
         .collect();

@@ -114,6 +114,7 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
         let (ep, shared, ledger, links) = (endpoint.clone(), shared.clone(), ledger.clone(), links.clone());
         tasks.push(tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
+            let mut failing = false;
             loop {
                 let mut connected = false;
                 let result = async {
@@ -123,7 +124,18 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
                 }
                 .await;
                 if let Err(e) = result {
-                    tracing::info!(%parent, "parent link down: {e:#}");
+                    // Once at INFO when the link goes down; while the parent
+                    // stays unreachable, the sync status shows the error and
+                    // its time, and the log repeats it at DEBUG only.
+                    if connected || !failing {
+                        tracing::info!(%parent, "parent link down: {e:#}");
+                    } else {
+                        tracing::debug!(%parent, "parent still unreachable: {e:#}");
+                    }
+                    failing = true;
+                    if !connected {
+                        parent_unreachable(&shared, &e);
+                    }
                 }
                 if connected {
                     backoff = Duration::from_millis(200);
@@ -138,6 +150,27 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
         }));
     }
     Ok(tasks)
+}
+
+/// The parent could not be reached: its row in the sync status (from this
+/// node's certificate, whose issuer is the parent) shows it offline, with
+/// the error and its time, even if it never connected.
+fn parent_unreachable(shared: &Context, error: &LinkError) {
+    let trust = shared.trust();
+    let Some(parent) = trust.member(&shared.key.id()).map(|m| m.cert.issuer) else { return };
+    let (division, name) = trust.member(&parent).map(|m| (m.cert.division.to_string(), m.cert.name.clone())).unwrap_or_default();
+    let now = shared.clock.now_ms();
+    shared.sync.update(&parent, |s| {
+        if s.division.is_empty() {
+            s.division = division;
+            s.name = name;
+            s.role = "parent".into();
+        }
+        s.connected = s.links > 0;
+        s.errors += 1;
+        s.last_error = Some(format!("{error:#}"));
+        s.last_error_ms = Some(now);
+    });
 }
 
 /// The live connection per peer: a reconnecting peer replaces its old,

@@ -116,12 +116,14 @@ pub(super) async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Conne
     {
         l.remove(&peer);
     }
+    let now = shared.clock.now_ms();
     shared.sync.update(&peer, |s| {
         s.links = s.links.saturating_sub(1);
         s.connected = s.links > 0;
         if let Err(e) = &result {
             s.errors += 1;
             s.last_error = Some(format!("{e:#}"));
+            s.last_error_ms = Some(now);
         }
     });
     close_with(&conn, &result);
