@@ -359,3 +359,177 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
     assert!(!sign_for.contains(&number), "{sign_for}");
     assert!(cli.fails(&["queue", "--clock", "coffee"]).contains("unknown clock"));
 }
+
+/// Runs `cmd` with its standard output a pipe whose reading end is already
+/// closed (as after `zongzhi … | head -1` has read its line): every write to
+/// standard output fails with EPIPE.
+fn with_closed_stdout(mut cmd: Command) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    cmd.stdout(Stdio::from(writer)).stderr(Stdio::piped()).stdin(Stdio::null()).output().unwrap()
+}
+
+/// `zongzhi … | head` ends quietly, for every kind of output: tables, JSON,
+/// CSV, one-line answers and the commands that need no node.
+#[test]
+fn a_closed_pipe_ends_the_cli_quietly() {
+    let mut node = TestNode::init("330102001000", "留下街道社会治安综合治理中心");
+    node.start();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli { node: node.url(), session: dir.path().join("session.json") };
+    cli.login("admin", ADMIN_PASSWORD);
+    let out = cli.ok(&["file", "--title", "邻居装修噪音扰民", "--content", "每天早上七点开始施工", "--category", "0202"]);
+    let number = out.split_whitespace().nth(1).unwrap().to_string();
+    let key = dir.path().join("node.key");
+    cli.ok(&["key", "generate", "--out", key.to_str().unwrap()]);
+    let key = key.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["show", &number],
+        vec!["show", &number, "--json"],
+        vec!["queue"],
+        vec!["queue", "--json"],
+        vec!["search", &number],
+        vec!["policy"],
+        vec!["stats", "--by", "channel"],
+        vec!["stats", "--by", "channel", "--csv", "-"],
+        vec!["cert", "list"],
+        vec!["user", "list"],
+        vec!["whoami"],
+        vec!["health"],
+        vec!["sync", "status"],
+        vec!["reports", "check"],
+        vec!["integrity"],
+        vec!["progress", &number, "--note", "已联系"],
+        vec!["key", "show", key],
+    ];
+    for args in commands {
+        // The command works with an open standard output.
+        cli.ok(&args);
+        let o = with_closed_stdout(cli.cmd(&args));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "zongzhi {args:?} panicked on a closed pipe:\n{stderr}");
+        assert!(stderr.is_empty(), "zongzhi {args:?} says nothing on a closed pipe:\n{stderr}");
+        let code = o.status.code();
+        assert!(code.is_some_and(|c| c != 0 && c != 101), "zongzhi {args:?}: a normal non-zero exit, not {:?}", o.status);
+    }
+    node.stop();
+}
+
+/// `--node` (and ZONGZHI_NODE) take `host:port` and `[v6]:port` as well as
+/// full URLs; a malformed value gets one line naming the option.
+#[test]
+fn node_addresses_without_a_scheme() {
+    let mut node = TestNode::init("330102001000", "留下街道社会治安综合治理中心");
+    node.start();
+    let dir = tempfile::tempdir().unwrap();
+    let bare = format!("127.0.0.1:{}", node.port);
+    let cli = Cli { node: bare.clone(), session: dir.path().join("session.json") };
+    let health = cli.ok(&["health"]);
+    assert!(health.contains("330102001000"), "{health}");
+    // Logged in by host:port, the session serves the same node named either way.
+    cli.login("operator", OPERATOR_PASSWORD);
+    assert!(cli.ok(&["whoami"]).contains("operator"));
+    assert!(cli.ok(&["--node", &node.url(), "whoami"]).contains("operator"));
+    assert!(cli.ok(&["--node", &format!("{}/", node.url()), "whoami"]).contains("operator"));
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("session.json")).unwrap()).unwrap();
+    assert_eq!(saved["node"], node.url());
+    // An IPv6 address in brackets is an address too (nothing listens there: the error is about reaching it).
+    let err = cli.fails(&["--node", &format!("[::1]:{}", node.port), "health"]);
+    assert!(err.contains(&format!("http://[::1]:{}", node.port)) && err.contains("cannot reach"), "{err}");
+    for bad in ["127.0.0.1:78o0", "ftp://127.0.0.1:7800", "http://", "127.0.0.1", "7800", "a b:7800"] {
+        let err = cli.fails(&["--node", bad, "health"]);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line for {bad:?}: {err}");
+        assert!(err.contains("--node") && err.contains("127.0.0.1:7800") && !err.contains("relative URL"), "{bad:?}: {err}");
+    }
+    // The same for the environment variable.
+    let err = Cli { node: "localhost:http".into(), session: dir.path().join("session.json") }.fails(&["health"]);
+    assert!(err.contains("--node") && err.contains("ZONGZHI_NODE"), "{err}");
+    node.stop();
+}
+
+/// Without a terminal the password comes from a pipe, with or without its
+/// newline, or from --password; an empty pipe is a clear error. (On a
+/// terminal it is read without echo.)
+#[test]
+fn passwords_from_a_pipe_or_the_command_line() {
+    let mut node = TestNode::init("330102001000", "留下街道社会治安综合治理中心");
+    node.start();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli { node: node.url(), session: dir.path().join("session.json") };
+    let piped = |args: &[&str], input: &[u8]| -> Output {
+        let mut child = cli.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = piped(&["login", "--user", "admin"], ADMIN_PASSWORD.as_bytes());
+    assert!(o.status.success(), "no newline: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("logged in"));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("password:"), "no prompt when standard input is not a terminal");
+    let o = piped(&["user", "add", "--username", "clerk", "--role", "operator"], b"clerk-pass-1\r\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = piped(&["login", "--user", "clerk"], b"clerk-pass-1\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(cli.ok(&["whoami"]).contains("clerk"));
+    assert!(cli.ok(&["login", "--user", "operator", "--password", OPERATOR_PASSWORD]).contains("logged in"));
+    let o = piped(&["login", "--user", "operator"], b"");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no password") && err.contains("--password"), "{err}");
+    node.stop();
+}
+
+/// `cert revoke` (and `cert verify --root`) take a key as `cert list` shows
+/// it, or any unique prefix of eight hex digits or more; other values get a
+/// clear message, and the node's refusals are its own words.
+#[test]
+fn certificates_by_the_short_keys_cert_list_shows() {
+    let mut city = TestNode::init("330100000000", "示例市社会治安综合治理中心");
+    city.start();
+    let root = city.node_id();
+    let county = TestNode::init_with("330106000000", "示例区社会治安综合治理中心", &format!("root_key = \"{root}\"\nparent = \"127.0.0.1:9\"\n"));
+    county.enroll_under(&city);
+    let county_key = county.node_id();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli { node: city.url(), session: dir.path().join("session.json") };
+    cli.login("admin", ADMIN_PASSWORD);
+
+    let list = cli.ok(&["cert", "list"]);
+    let line = list.lines().find(|l| l.starts_with("330106000000")).unwrap_or_else(|| panic!("{list}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (short, issuer) = (fields[2], fields[3]);
+    assert!(county_key.starts_with(short) && root.starts_with(issuer), "{list}");
+
+    // The chain file checks against the root named by the issuer column.
+    let chain = county.dir.path().join("chain.txt");
+    let out = cli.ok(&["cert", "verify", chain.to_str().unwrap(), "--root", issuer]);
+    assert!(out.contains("valid") && out.contains("330106000000"), "{out}");
+
+    let revoke = |key: &str, reason: &str| cli.run(&["cert", "revoke", "--key", key, "--cutoff-seq", "0", "--reason", reason]);
+    let refused = |o: Output| -> String {
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success(), "should fail: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(!err.contains("invalid JSON body") && !err.contains("line 1 column") && !err.contains("Invalid string length"), "parser text: {err}");
+        err
+    };
+    let err = refused(revoke(&short[..6], "密钥泄露"));
+    assert!(err.contains("8"), "too short: {err}");
+    let err = refused(revoke("zzzzzzzzzz", "密钥泄露"));
+    assert!(err.contains("hex"), "not hex: {err}");
+    let unknown = if county_key.starts_with("00000000") { "ffffffff" } else { "00000000" };
+    let err = refused(revoke(unknown, "密钥泄露"));
+    assert!(err.contains("no certificate") && err.contains(unknown), "unknown: {err}");
+    // The node's own refusal, as its message.
+    let err = refused(revoke(short, " "));
+    assert!(err.contains("give a reason"), "{err}");
+
+    let o = revoke(&short[..8], "密钥泄露");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains(&county_key) && out.contains("330106000000"), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let list = cli.ok(&["cert", "list"]);
+    assert!(list.lines().any(|l| l.starts_with("330106000000") && l.contains("已吊销")), "{list}");
+    // The full key, in either case, needs no look-up; whatever the node answers is in its own words.
+    let o = revoke(&county_key.to_uppercase(), "密钥泄露");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("invalid JSON body") && !err.contains("no certificate whose key"), "{err}");
+    city.stop();
+}

@@ -146,13 +146,13 @@ pub fn intake(cases: usize, clients: usize, node_bin: Option<PathBuf>) -> anyhow
     let elapsed = started.elapsed();
     lat.sort();
     let rate = cases as f64 / elapsed.as_secs_f64();
-    println!("intake: {cases} cases via HTTP API, {clients} concurrent clients, synced RocksDB writes");
-    println!("  elapsed        {:.2} s", elapsed.as_secs_f64());
-    println!("  throughput     {rate:.0} cases/s   (target ≥ 1000)");
-    println!("  latency p50    {}", ms(percentile(&lat, 0.50)));
-    println!("  latency p99    {}", ms(percentile(&lat, 0.99)));
+    outln!("intake: {cases} cases via HTTP API, {clients} concurrent clients, synced RocksDB writes")?;
+    outln!("  elapsed        {:.2} s", elapsed.as_secs_f64())?;
+    outln!("  throughput     {rate:.0} cases/s   (target ≥ 1000)")?;
+    outln!("  latency p50    {}", ms(percentile(&lat, 0.50)))?;
+    outln!("  latency p99    {}", ms(percentile(&lat, 0.99)))?;
     let h: serde_json::Value = http.get(format!("{url}/api/health")).send()?.json()?;
-    println!("  records stored {}", h["records"]);
+    outln!("  records stored {}", h["records"])?;
     Ok(())
 }
 
@@ -251,13 +251,13 @@ pub fn verify(n: usize) -> anyhow::Result<()> {
     }
     let batch_rate = n as f64 / t.elapsed().as_secs_f64();
 
-    println!("records: {n} signed case events, {avg} bytes each on average, one core");
-    println!("  sign (build + encode + sign)          {sign_rate:>9.0} records/s");
-    println!("  raw ed25519 verify_strict             {raw_rate:>9.0} verifies/s");
-    println!("  record decode + hash + verify_strict  {path_rate:>9.0} records/s  ({:.0} % of raw; target ≥ 80 %)", 100.0 * path_rate / raw_rate);
+    outln!("records: {n} signed case events, {avg} bytes each on average, one core")?;
+    outln!("  sign (build + encode + sign)          {sign_rate:>9.0} records/s")?;
+    outln!("  raw ed25519 verify_strict             {raw_rate:>9.0} verifies/s")?;
+    outln!("  record decode + hash + verify_strict  {path_rate:>9.0} records/s  ({:.0} % of raw; target ≥ 80 %)", 100.0 * path_rate / raw_rate)?;
     let std_batch = std_batch_verify_rate(&records)?;
-    println!("  ed25519-dalek verify_batch (256)      {std_batch:>9.0} verifies/s  (messages and keys prepared)");
-    println!("  record decode + batch verify (256)    {batch_rate:>9.0} records/s  ({:.0} % of raw)", 100.0 * batch_rate / raw_rate);
+    outln!("  ed25519-dalek verify_batch (256)      {std_batch:>9.0} verifies/s  (messages and keys prepared)")?;
+    outln!("  record decode + batch verify (256)    {batch_rate:>9.0} records/s  ({:.0} % of raw)", 100.0 * batch_rate / raw_rate)?;
     Ok(())
 }
 
@@ -384,12 +384,12 @@ fn machine_limits(bin: &Path, dir: &Path) -> anyhow::Result<f64> {
     let store_dir = dir.join("store-bench");
     let out = Command::new(bin).args(["bench-store", "--dir"]).arg(&store_dir).output()?;
     let store: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-store output")?;
-    println!(
+    outln!(
         "(a) this machine: ed25519 verify_strict {single:.0}/s on one core, ed25519-dalek verify_batch(256) {batched:.0}/s on one core (median of five rounds: {:.0}–{:.0}/s);",
         rounds[0], rounds[4]
-    );
-    println!("    zongzhi's record batch check (one key per author, 256 records) {ours:.0}/s on one core");
-    println!("    RocksDB synced WriteBatch(256) {} records/s, single synced writes {}/s", store["batched_records_per_s"], store["single_synced_writes_per_s"]);
+    )?;
+    outln!("    zongzhi's record batch check (one key per author, 256 records) {ours:.0}/s on one core")?;
+    outln!("    RocksDB synced WriteBatch(256) {} records/s, single synced writes {}/s", store["batched_records_per_s"], store["single_synced_writes_per_s"])?;
 
     Ok(batched)
 }
@@ -438,13 +438,13 @@ fn cold_replication(chain: &mut Chain, records: usize, batched: f64) -> anyhow::
     let delta = |k: &str| after[k].as_u64().unwrap_or(0).saturating_sub(before[k].as_u64().unwrap_or(0));
     let (wire, rec_bytes, sent) = (delta("bytes_sent"), delta("record_bytes_sent"), delta("records_sent"));
     let rate1 = records as f64 / one_hop.as_secs_f64();
-    println!("(b) cold replication of {records} case events (avg {} bytes):", rec_bytes / sent.max(1));
-    println!("    one hop (village → township)     {:.2} s  {rate1:.0} records/s  ({:.0} % of the batched verify rate; target ≥ 50 %)", one_hop.as_secs_f64(), 100.0 * rate1 / batched);
+    outln!("(b) cold replication of {records} case events (avg {} bytes):", rec_bytes / sent.max(1))?;
+    outln!("    one hop (village → township)     {:.2} s  {rate1:.0} records/s  ({:.0} % of the batched verify rate; target ≥ 50 %)", one_hop.as_secs_f64(), 100.0 * rate1 / batched)?;
     let per_record = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.1} µs", (b.saturating_sub(a)).as_secs_f64() * 1e6 / records as f64),
         _ => "?".into(),
     };
-    println!(
+    outln!(
         "    CPU per record in the one hop: township {}, village {} (together {:.0} % of the two cores)",
         per_record(cpu0.0, cpu1.0),
         per_record(cpu0.1, cpu1.1),
@@ -452,10 +452,10 @@ fn cold_replication(chain: &mut Chain, records: usize, batched: f64) -> anyhow::
             ((Some(a), Some(b)), (Some(c), Some(d))) => 100.0 * ((c - a) + (d - b)).as_secs_f64() / one_hop.as_secs_f64() / 2.0,
             _ => 0.0,
         }
-    );
-    println!("    two more hops (→ county → city)  {:.2} s  {:.0} records/s", two_more.as_secs_f64(), records as f64 / two_more.as_secs_f64());
-    println!("    three hops at once               {:.2} s  {:.0} records/s (four processes on two cores)", three_hops.as_secs_f64(), records as f64 / three_hops.as_secs_f64());
-    println!("    wire bytes per record {:.3}× the record's size (frames, lengths; QUIC/TLS overhead not counted) (target ≤ 1.15)", wire as f64 / rec_bytes.max(1) as f64);
+    )?;
+    outln!("    two more hops (→ county → city)  {:.2} s  {:.0} records/s", two_more.as_secs_f64(), records as f64 / two_more.as_secs_f64())?;
+    outln!("    three hops at once               {:.2} s  {:.0} records/s (four processes on two cores)", three_hops.as_secs_f64(), records as f64 / three_hops.as_secs_f64())?;
+    outln!("    wire bytes per record {:.3}× the record's size (frames, lengths; QUIC/TLS overhead not counted) (target ≤ 1.15)", wire as f64 / rec_bytes.max(1) as f64)?;
 
     Ok(())
 }
@@ -482,7 +482,7 @@ fn live_latency(chain: &Chain, escalations: usize) -> anyhow::Result<()> {
         lat.push(t.elapsed());
     }
     lat.sort();
-    println!("(c) live village → city (three hops), {escalations} records: p50 {}  p99 {}  (targets 10 ms / 50 ms)", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)));
+    outln!("(c) live village → city (three hops), {escalations} records: p50 {}  p99 {}  (targets 10 ms / 50 ms)", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.99)))?;
 
     Ok(())
 }
@@ -505,13 +505,13 @@ fn idle_reconnect(chain: &mut Chain) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let after = status_of(&town_api, vdiv)?;
     let delta = |k: &str| after[k].as_u64().unwrap_or(0).saturating_sub(before[k].as_u64().unwrap_or(0));
-    println!(
+    outln!(
         "(d) idle reconnect: {} records and {} bytes of frames after the TLS handshake ({} in, {} out at the township: Hello with the certificate chain and Subscribe, each way); one round trip (both sent together)",
         delta("records_received") + delta("records_sent"),
         delta("bytes_received") + delta("bytes_sent"),
         delta("bytes_received"),
         delta("bytes_sent")
-    );
+    )?;
 
     Ok(())
 }
@@ -555,12 +555,12 @@ fn cut_transfer(chain: &mut Chain, relay: &relay::UdpRelay, village_api: &crate:
     relay.cut.store(false, Ordering::SeqCst);
     let (stored, duplicates, sent) = finish_transfer(&town_api, village_api, (units[town].0, vdiv), town_had, half, &before)?;
     let again = sent.saturating_sub(half as u64);
-    println!(
+    outln!(
         "(e) link cut at half of a {half}-record transfer (a relay dropping every packet until both ends gave the connection up, {:.1} s): {at_cut} stored when the link was given up; {sent} records sent for {half} new, {again} sent again ({:.2} batches of {}; target ≤ 1); {duplicates} arrived twice; {stored} stored (none twice)",
         given_up.as_secs_f64(),
         again as f64 / zongzhi_protocol::sync::BATCH_RECORDS as f64,
         zongzhi_protocol::sync::BATCH_RECORDS
-    );
+    )?;
     Ok(())
 }
 
@@ -576,11 +576,11 @@ fn receiver_killed(chain: &mut Chain, village_api: &crate::client::Client, half:
     let town_api = crate::demo::login(&nodes[town].url(), "viewer")?;
     let (stored, duplicates, sent) = finish_transfer(&town_api, village_api, (units[town].0, vdiv), town_had, half, &before)?;
     let again = sent.saturating_sub(half as u64);
-    println!(
+    outln!(
         "(e') SIGKILL of the receiver at half of a {half}-record transfer: {sent} records sent for {half} new, {again} sent again ({} batches of up to {}: read but not yet stored, lost with the process); {duplicates} the receiver already held arrived again; {stored} stored (none twice)",
         again.div_ceil(zongzhi_protocol::sync::BATCH_RECORDS as u64),
         zongzhi_protocol::sync::BATCH_RECORDS
-    );
+    )?;
     Ok(())
 }
 
@@ -608,11 +608,11 @@ fn offline_burst(chain: &Chain, relay: &relay::UdpRelay, village_api: &crate::cl
     }
     let redial = Instant::now();
     wait_records(&town_api, had + n as u64, Duration::from_secs(120))?;
-    println!(
+    outln!(
         "(f) {n} cases filed at the village while its link was down: all stored at the township {} after the redial ({} after the link returned; the redial waits for the village's backoff)",
         ms(redial.elapsed()),
         ms(back.elapsed())
-    );
+    )?;
     Ok(())
 }
 
@@ -679,24 +679,24 @@ pub fn stats(units: usize, months: u32, categories: usize) -> anyhow::Result<()>
         bail!("bench-stats failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-stats output")?;
-    println!(
+    outln!(
         "statistics of {} units × {} months × {} categories: {} counter keys merged, loaded and compacted in {:.1} s",
         v["units"], v["months"], v["categories"], v["stat_keys_written"], v["load_s"].as_f64().unwrap_or(0.0)
-    );
+    )?;
     let q = &v["by_county_quarter_ms"];
-    println!(
+    outln!(
         "  roll-up by county, whole city, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms  (target p99 ≤ 50 ms)",
         q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0)
-    );
+    )?;
     let q = &v["by_unit_county_quarter_ms"];
-    println!(
+    outln!(
         "  roll-up by unit, one county, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms",
         q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0)
-    );
+    )?;
     let e = &v["per_event_us"];
-    println!(
+    outln!(
         "  per event (a case resolved: {} counter merges): {:.2} µs with statistics vs {:.2} µs without = {:.2} µs for statistics",
         e["merges_per_event"], e["with_stats"].as_f64().unwrap_or(0.0), e["without_stats"].as_f64().unwrap_or(0.0), e["statistics"].as_f64().unwrap_or(0.0)
-    );
+    )?;
     Ok(())
 }

@@ -43,6 +43,54 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The node's error in its `{"error": {"code", "message", "rule"}}` body;
+/// for a body without one (a proxy's page, a plain-text refusal), its text.
+fn api_error(status: reqwest::StatusCode, body: &str) -> ApiError {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let err = &v["error"];
+    let message = match err["message"].as_str() {
+        Some(m) => m.to_string(),
+        None => {
+            let text = body.trim();
+            match text.lines().next() {
+                Some(line) if !text.starts_with('<') && line.chars().count() <= 300 => line.to_string(),
+                _ => status.canonical_reason().unwrap_or("request failed").to_string(),
+            }
+        }
+    };
+    ApiError {
+        status: status.as_u16(),
+        code: err["code"].as_str().unwrap_or("error").to_string(),
+        message,
+        rule: err["rule"].as_str().map(String::from),
+    }
+}
+
+/// The base URL of the node named by `given`: a URL (`http://…`,
+/// `https://…`) as it is, or `host:port` / `[v6]:port` as `http://host:port`.
+/// `None` when it is neither.
+pub fn node_url(given: &str) -> Option<String> {
+    let given = given.trim();
+    let url = if given.contains("://") {
+        given.to_string()
+    } else {
+        // Without a scheme, an address with its port: the port is what
+        // tells `127.0.0.1:7800` from a typo (`7800`, `http//…`).
+        let authority = given.split('/').next().unwrap_or_default();
+        let (host, port) = authority.rsplit_once(':')?;
+        let host_ok = !host.is_empty() && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')));
+        if !host_ok || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        format!("http://{given}")
+    };
+    let parsed = reqwest::Url::parse(&url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) || parsed.cannot_be_a_base() {
+        return None;
+    }
+    Some(url.trim_end_matches('/').to_string())
+}
+
 pub fn session_path(explicit: Option<PathBuf>) -> PathBuf {
     if let Some(p) = explicit {
         return p;
@@ -95,16 +143,9 @@ impl Client {
         if resp.status().is_success() {
             return Ok(resp);
         }
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().unwrap_or(Value::Null);
-        let err = &body["error"];
-        Err(ApiError {
-            status,
-            code: err["code"].as_str().unwrap_or("error").to_string(),
-            message: err["message"].as_str().unwrap_or("request failed").to_string(),
-            rule: err["rule"].as_str().map(String::from),
-        }
-        .into())
+        let status = resp.status();
+        let body = resp.text().unwrap_or_default();
+        Err(api_error(status, &body).into())
     }
 
     fn json(resp: reqwest::blocking::Response) -> anyhow::Result<Value> {
@@ -176,5 +217,40 @@ impl Client {
             bail!("not logged in: run `zongzhi login --user NAME` first");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_addresses() {
+        for (given, url) in [
+            ("127.0.0.1:7800", "http://127.0.0.1:7800"),
+            ("localhost:7800", "http://localhost:7800"),
+            ("[::1]:7800", "http://[::1]:7800"),
+            ("node.example:8443/zongzhi/", "http://node.example:8443/zongzhi"),
+            ("http://127.0.0.1:7800", "http://127.0.0.1:7800"),
+            ("http://127.0.0.1:7800/", "http://127.0.0.1:7800"),
+            ("https://zz.example", "https://zz.example"),
+            ("http://[::1]:7800", "http://[::1]:7800"),
+        ] {
+            assert_eq!(node_url(given).as_deref(), Some(url), "{given}");
+        }
+        for bad in ["", "7800", "127.0.0.1", "127.0.0.1:", "127.0.0.1:78o0", "::1:7800", "http//127.0.0.1:7800", "http://", "ftp://127.0.0.1:7800", "a b:7800", "127.0.0.1:99999"] {
+            assert_eq!(node_url(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_are_the_nodes_message() {
+        let e = api_error(reqwest::StatusCode::NOT_FOUND, r#"{"error": {"code": "not_found", "message": "no certificate for that key"}}"#);
+        assert_eq!(e.to_string(), "no certificate for that key (404 not_found)");
+        let e = api_error(reqwest::StatusCode::UNPROCESSABLE_ENTITY, "Failed to parse the request body\n");
+        assert_eq!(e.message, "Failed to parse the request body");
+        let e = api_error(reqwest::StatusCode::BAD_GATEWAY, "<html><body>502</body></html>");
+        assert_eq!(e.message, "Bad Gateway");
+        assert_eq!(api_error(reqwest::StatusCode::NOT_FOUND, "").message, "Not Found");
     }
 }

@@ -223,7 +223,7 @@ pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -
         UNITS.iter().enumerate().map(|(i, u)| DemoNode::new(dir, u.division, u.name, ports[i].0, ports[i].1)).collect();
     let result = start_and_seed(&bin, &mut nodes);
     if result.is_ok() && !exit_after_seed {
-        println!("Ctrl-C stops every node (their data stays in {}).", dir.display());
+        outln!("Ctrl-C stops every node (their data stays in {}).", dir.display())?;
         // Ctrl-C reaches the nodes too (same process group); wait for them.
         for n in nodes.iter_mut() {
             if let Some(c) = n.child.as_mut() {
@@ -382,10 +382,10 @@ fn seed_escalations(nodes: &[DemoNode]) -> anyhow::Result<Vec<String>> {
 fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {
     // Let the last records settle.
     std::thread::sleep(Duration::from_millis(500));
-    println!();
-    println!("zongzhi demo: 15 centers, each its own zongzhi-node process and RocksDB store");
-    println!("logins on every node: admin / operator / viewer, password {DEMO_PASSWORD}");
-    println!();
+    outln!()?;
+    outln!("zongzhi demo: 15 centers, each its own zongzhi-node process and RocksDB store")?;
+    outln!("logins on every node: admin / operator / viewer, password {DEMO_PASSWORD}")?;
+    outln!()?;
     let mut rows = Vec::new();
     for n in nodes {
         let c = login(&n.url(), "viewer")?;
@@ -411,11 +411,11 @@ fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {
             peers.to_string(),
         ]);
     }
-    print!("{}", crate::table::render(&["中心", "区划代码", "控制台 / API", "持有案件", "本级待办", "超期", "在线链路"], &rows));
-    println!();
-    println!("open: {}/  in a browser (the web console; users operator, admin, viewer; password {DEMO_PASSWORD})", nodes[0].url());
-    println!("try:  zongzhi --node {} login --user operator   (password {DEMO_PASSWORD})", nodes[0].url());
-    println!("      zongzhi stats --by county; zongzhi reports check");
-    println!("      zongzhi queue --owner all --status all; zongzhi sync status; zongzhi show <case number>");
+    out!("{}", crate::table::render(&["中心", "区划代码", "控制台 / API", "持有案件", "本级待办", "超期", "在线链路"], &rows))?;
+    outln!()?;
+    outln!("open: {}/  in a browser (the web console; users operator, admin, viewer; password {DEMO_PASSWORD})", nodes[0].url())?;
+    outln!("try:  zongzhi --node {} login --user operator   (password {DEMO_PASSWORD})", nodes[0].url())?;
+    outln!("      zongzhi stats --by county; zongzhi reports check")?;
+    outln!("      zongzhi queue --owner all --status all; zongzhi sync status; zongzhi show <case number>")?;
     Ok(())
 }

@@ -1,6 +1,12 @@
 //! `zongzhi`: the operator's command line. Talks to a node over its HTTP
 //! API (the same API the console uses) and handles keys and certificates.
 
+// Output goes through `out!`/`outln!` (see `out`): `print!` panics on a closed pipe.
+#![deny(clippy::print_stdout)]
+
+#[macro_use]
+mod out;
+
 mod bench;
 mod client;
 mod commands;
@@ -19,7 +25,8 @@ use client::Client;
 #[derive(Parser)]
 #[command(name = "zongzhi", version, about = "综治中心 case system: operator command line")]
 struct Cli {
-    /// Node API address (default: the one saved at login, else http://127.0.0.1:7800).
+    /// Node API address: a URL, or host:port (http assumed), e.g. 127.0.0.1:7800
+    /// (default: the one saved at login, else http://127.0.0.1:7800).
     #[arg(long, env = "ZONGZHI_NODE", global = true)]
     node: Option<String>,
     /// Where the login session is saved (default ~/.config/zongzhi/session.json).
@@ -38,7 +45,8 @@ enum Command {
     Login {
         #[arg(long, short)]
         user: String,
-        /// Read the password from standard input (default when --password is absent).
+        /// Without it the password is asked for on the terminal (not echoed),
+        /// or read from standard input when that is a pipe or a file.
         #[arg(long)]
         password: Option<String>,
     },
@@ -494,7 +502,8 @@ enum ExtensionCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create an account; the password is read from standard input.
+    /// Create an account; without --password the password is asked for on
+    /// the terminal (not echoed), or read from standard input.
     Add {
         #[arg(long)]
         username: String,
@@ -536,6 +545,7 @@ enum CertCommand {
     List,
     /// Revoke a descendant's key; records after --cutoff-seq are refused everywhere.
     Revoke {
+        /// The key as `cert list` shows it (at least 8 hex digits, a unique prefix) or all 64 digits.
         #[arg(long)]
         key: String,
         #[arg(long)]
@@ -548,33 +558,55 @@ enum CertCommand {
     /// Check a certificate chain file against the city root key.
     Verify {
         path: PathBuf,
+        /// The city root key: all 64 hex digits, or (looked up on the node)
+        /// a unique prefix of at least 8, e.g. the issuer `cert list` shows.
         #[arg(long)]
         root: String,
     },
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let node_from_env = matches.value_source("node") == Some(clap::parser::ValueSource::EnvVariable);
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, node_from_env).and_then(|()| Ok(out::flush()?)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `… | head`: the reader has what it wanted.
+        Err(e) if out::is_closed_pipe(&e) => std::process::ExitCode::from(out::CLOSED_PIPE_EXIT),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             std::process::ExitCode::from(1)
         }
     }
 }
 
+/// The password: `--password`, else typed on the terminal without echo,
+/// else the first line of standard input (a pipe or a file).
 fn read_password(given: Option<String>) -> anyhow::Result<String> {
     if let Some(p) = given {
         return Ok(p);
     }
-    use std::io::IsTerminal;
-    if std::io::stdin().is_terminal() {
-        eprint!("password: ");
+    use std::io::{IsTerminal, Write};
+    let password = if std::io::stdin().is_terminal() {
+        match rpassword::prompt_password("password: ") {
+            Ok(p) => p,
+            // Ctrl-D on an empty line: end the prompt's line.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let _ = writeln!(std::io::stderr());
+                String::new()
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("reading the password from the terminal")),
+        }
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        bail!("no password: type it when asked, pipe it on standard input, or give --password");
     }
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    Ok(password)
 }
 
 fn s(v: &Value) -> String {
@@ -593,8 +625,8 @@ fn short_time(v: &Value) -> String {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let cx = &commands::Ctx::new(&cli)?;
+fn run(cli: Cli, node_from_env: bool) -> anyhow::Result<()> {
+    let cx = &commands::Ctx::new(&cli, node_from_env)?;
     commands::dispatch(cx, cli.command)
 }
 
@@ -631,7 +663,7 @@ fn unit_short(v: &Value, name: &Value, names: &table::UnitNames) -> String {
 /// A page of case summaries (`/api/cases`, `/api/search`) as a table, with
 /// the count and the cursor of the next page. `clock`: (unit, kind) — the
 /// 时限 column shows that unit's running clock (of that kind), earliest first.
-fn print_cases(v: &Value, names: &table::UnitNames, clock: Option<&(String, Option<String>)>) {
+fn print_cases(v: &Value, names: &table::UnitNames, clock: Option<&(String, Option<String>)>) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = v["cases"]
         .as_array()
         .into_iter()
@@ -677,28 +709,29 @@ fn print_cases(v: &Value, names: &table::UnitNames, clock: Option<&(String, Opti
             ]
         })
         .collect();
-    print!("{}", table::render(&["编号", "标题", "类别", "紧急", "状态", "承办", "窗口", "时限", ""], &rows));
+    out!("{}", table::render(&["编号", "标题", "类别", "紧急", "状态", "承办", "窗口", "时限", ""], &rows))?;
     let total = if v["total_exact"] == json!(false) { format!("at least {}", s(&v["total"])) } else { s(&v["total"]) };
     if v["total"].is_null() {
-        println!("{} cases", rows.len());
+        outln!("{} cases", rows.len())?;
     } else {
-        println!("{} of {total} cases", rows.len());
+        outln!("{} of {total} cases", rows.len())?;
     }
     if let Some(next) = v["next"].as_str() {
-        println!("next page: --after {next}");
+        outln!("next page: --after {next}")?;
     }
+    Ok(())
 }
 
-fn show_case(v: &Value, names: &table::UnitNames) {
-    println!("{}  {}", s(&v["number"]), s(&v["title"]));
-    println!(
+fn show_case(v: &Value, names: &table::UnitNames) -> anyhow::Result<()> {
+    outln!("{}  {}", s(&v["number"]), s(&v["title"]))?;
+    outln!(
         "状态 {}  承办 {}  窗口 {}",
         s(&v["status"]["name"]),
         unit_full(&v["owner"], &v["owner_name"], names),
         s(&v["window_name"])
-    );
-    println!("受理单位 {}", unit_full(&v["filed_by"], &v["filed_by_name"], names));
-    println!(
+    )?;
+    outln!("受理单位 {}", unit_full(&v["filed_by"], &v["filed_by_name"], names))?;
+    outln!(
         "类别 {}/{}  {}  {}  {}  渠道 {}",
         s(&v["category"]["parent_name"]),
         s(&v["category"]["name"]),
@@ -706,17 +739,17 @@ fn show_case(v: &Value, names: &table::UnitNames) {
         s(&v["urgency"]["name"]),
         s(&v["complexity"]["name"]),
         s(&v["channel"]["name"])
-    );
-    println!("内容 {}", s(&v["content"]));
+    )?;
+    outln!("内容 {}", s(&v["content"]))?;
     if v["contact"].is_object() {
         let ct = &v["contact"];
-        println!("诉求人 {}  {}  {}", s(&ct["name"]), s(&ct["phone"]), s(&ct["id_number"]));
+        outln!("诉求人 {}  {}  {}", s(&ct["name"]), s(&ct["phone"]), s(&ct["id_number"]))?;
     }
     if let Some(sup) = v["supervision"].as_object() {
-        println!("督办 {} ×{}", s(&sup["name"]), s(&sup["count"]));
+        outln!("督办 {} ×{}", s(&sup["name"]), s(&sup["count"]))?;
     }
     if v["overdue"] == json!(true) {
-        println!("!! 超期");
+        outln!("!! 超期")?;
     }
     let deadlines: Vec<Vec<String>> = v["deadlines"]
         .as_array()
@@ -739,8 +772,8 @@ fn show_case(v: &Value, names: &table::UnitNames) {
             vec![s(&d["kind_zh"]), unit_short(&d["unit"], &d["unit_name"], names), due, short_time(&d["met_at"]), state]
         })
         .collect();
-    println!();
-    print!("{}", table::render(&["时限", "单位", "到期", "完成", "状态"], &deadlines));
+    outln!()?;
+    out!("{}", table::render(&["时限", "单位", "到期", "完成", "状态"], &deadlines))?;
     let rows: Vec<Vec<String>> = v["timeline"]
         .as_array()
         .into_iter()
@@ -756,11 +789,12 @@ fn show_case(v: &Value, names: &table::UnitNames) {
             vec![short_time(&t["time"]), unit_short(&t["unit"], &t["unit_name"], names), operator, s(&t["action_zh"]), table::wrap(&detail_text(&t["details"]), 40), outcome, sig.into()]
         })
         .collect();
-    println!();
-    print!("{}", table::render(&["时间", "单位", "经办人", "操作", "内容", "结果", "签名"], &rows));
+    outln!()?;
+    out!("{}", table::render(&["时间", "单位", "经办人", "操作", "内容", "结果", "签名"], &rows))?;
     for e in v["integrity_errors"].as_array().into_iter().flatten() {
-        println!("!! integrity: {} {}", s(&e["record"]), s(&e["detail"]));
+        outln!("!! integrity: {} {}", s(&e["record"]), s(&e["detail"]))?;
     }
+    Ok(())
 }
 
 /// A step's details, one field a line.
@@ -787,12 +821,12 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
                 .open(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
             f.write_all(key.to_pkcs8_pem()?.as_bytes())?;
-            println!("{}", key.id());
+            outln!("{}", key.id())?;
         }
         KeyCommand::Show { path } => {
             let pem = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let key = NodeKey::from_pkcs8_pem(&pem)?;
-            println!("{}  ({})", key.id(), key.id().fmt_short());
+            outln!("{}  ({})", key.id(), key.id().fmt_short())?;
         }
     }
     Ok(())
@@ -800,18 +834,17 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
 
 fn certs(cmd: CertCommand) -> anyhow::Result<()> {
     use zongzhi_protocol::cert::{dearmor_all, EnrollmentRequest, NodeCert, RECORDS_ARMOR};
-    use zongzhi_protocol::trust::verify_chain;
-    use zongzhi_protocol::{NodeId, Record};
+    use zongzhi_protocol::Record;
     let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     match cmd {
         CertCommand::Show { path } => {
             let text = read(&path)?;
             if text.contains("ZONGZHI ENROLLMENT REQUEST") {
                 let req = EnrollmentRequest::from_armored(&text)?;
-                println!("enrollment request (signature valid)");
-                println!("  key       {}", req.key);
-                println!("  division  {} ({})", req.division, req.division.level().zh());
-                println!("  name      {}", req.name);
+                outln!("enrollment request (signature valid)")?;
+                outln!("  key       {}", req.key)?;
+                outln!("  division  {} ({})", req.division, req.division.level().zh())?;
+                outln!("  name      {}", req.name)?;
                 return Ok(());
             }
             let blocks = dearmor_all(RECORDS_ARMOR, &text);
@@ -821,30 +854,36 @@ fn certs(cmd: CertCommand) -> anyhow::Result<()> {
             for bytes in blocks {
                 let record = Record::decode(&bytes)?;
                 let cert = NodeCert::from_record(&record)?;
-                println!("cert #{} {} {} ({})", cert.serial, cert.division, cert.name, cert.level.as_str());
-                println!("  key     {}", cert.key);
-                println!("  issuer  {}", cert.issuer);
+                outln!("cert #{} {} {} ({})", cert.serial, cert.division, cert.name, cert.level.as_str())?;
+                outln!("  key     {}", cert.key)?;
+                outln!("  issuer  {}", cert.issuer)?;
             }
         }
-        CertCommand::Issue { .. } | CertCommand::List | CertCommand::Revoke { .. } => bail!("this certificate command needs a node"),
-        CertCommand::Verify { path, root } => {
-            let root = NodeId::from_hex(&root)?;
-            let text = read(&path)?;
-            let chain: Vec<Record> = dearmor_all(RECORDS_ARMOR, &text)
-                .iter()
-                .map(|b| Record::decode(b))
-                .collect::<Result<_, _>>()?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-            let cert = verify_chain(&chain, &root, now)?;
-            println!("valid: {} {} chains to the root", cert.division, cert.name);
+        CertCommand::Issue { .. } | CertCommand::List | CertCommand::Revoke { .. } | CertCommand::Verify { .. } => {
+            bail!("this certificate command needs a node")
         }
     }
     Ok(())
 }
 
+/// Checks the certificate chain in the file `path` against the city root key.
+fn verify_chain_file(path: &std::path::Path, root: &zongzhi_protocol::NodeId) -> anyhow::Result<()> {
+    use zongzhi_protocol::cert::{dearmor_all, RECORDS_ARMOR};
+    use zongzhi_protocol::Record;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let chain: Vec<Record> = dearmor_all(RECORDS_ARMOR, &text)
+        .iter()
+        .map(|b| Record::decode(b))
+        .collect::<Result<_, _>>()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let cert = zongzhi_protocol::trust::verify_chain(&chain, root, now)?;
+    outln!("valid: {} {} chains to the root", cert.division, cert.name)?;
+    Ok(())
+}
+
 /// A statistics table: counts, then each KPI with its target (✓/✗).
-fn print_stats(v: &Value, names: &table::UnitNames) {
-    println!("{} {}  {}  按{}", s(&v["scope"]), s(&v["scope_name"]), s(&v["period"]), s(&v["by"]));
+fn print_stats(v: &Value, names: &table::UnitNames) -> anyhow::Result<()> {
+    outln!("{} {}  {}  按{}", s(&v["scope"]), s(&v["scope_name"]), s(&v["period"]), s(&v["by"]))?;
     let kpis: Vec<(String, String)> = v["definitions"]
         .as_array()
         .into_iter()
@@ -881,8 +920,9 @@ fn print_stats(v: &Value, names: &table::UnitNames) {
         .map(|r| line(r["rank"].as_u64().map(|x| x.to_string()).unwrap_or_default(), s(&r["group"]), s(&r["name"]), r))
         .collect();
     rows.push(line(String::new(), "合计".into(), names.short_or(&s(&v["scope"]), v["scope_name"].as_str().unwrap_or("")), &v["total"]));
-    print!("{}", table::render(&header, &rows));
+    out!("{}", table::render(&header, &rows))?;
     for d in v["definitions"].as_array().into_iter().flatten() {
-        println!("  {}: {}", s(&d["name"]), s(&d["definition"]));
+        outln!("  {}: {}", s(&d["name"]), s(&d["definition"]))?;
     }
+    Ok(())
 }

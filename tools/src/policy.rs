@@ -68,7 +68,7 @@ pub fn run(c: &Client, cmd: Option<PolicyCommand>, as_json: bool) -> anyhow::Res
             if as_json {
                 return print_json(&v);
             }
-            show(&v);
+            show(&v)?;
         }
         PolicyCommand::Diff { from, to } => {
             let from = match from {
@@ -93,8 +93,8 @@ pub fn run(c: &Client, cmd: Option<PolicyCommand>, as_json: bool) -> anyhow::Res
                 return print_json(&v);
             }
             let n = v["changes"].as_array().map(Vec::len).unwrap_or(0);
-            println!("第 {} 版 → 第 {} 版: {n} 项变更", s(&v["from"]), s(&v["to"]));
-            print_changes(&v["changes"]);
+            outln!("第 {} 版 → 第 {} 版: {n} 项变更", s(&v["from"]), s(&v["to"]))?;
+            print_changes(&v["changes"])?;
         }
         PolicyCommand::Calendar { year, file, dry_run } => {
             let patch = calendar_patch(year, &file)?;
@@ -109,7 +109,7 @@ pub fn run(c: &Client, cmd: Option<PolicyCommand>, as_json: bool) -> anyhow::Res
 }
 
 fn print_json(v: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?)?;
     Ok(())
 }
 
@@ -120,11 +120,11 @@ fn submit(c: &Client, patch: &Value, dry_run: bool, as_json: bool) -> anyhow::Re
     if as_json {
         return print_json(&v);
     }
-    print_changes(&v["changes"]);
+    print_changes(&v["changes"])?;
     if dry_run {
-        println!("dry run: signing would make policy version {}; nothing signed", s(&v["version"]));
+        outln!("dry run: signing would make policy version {}; nothing signed", s(&v["version"]))?;
     } else {
-        println!("signed policy version {}", s(&v["version"]));
+        outln!("signed policy version {}", s(&v["version"]))?;
     }
     Ok(())
 }
@@ -138,21 +138,22 @@ fn kind_zh(kind: &Value) -> &'static str {
     }
 }
 
-fn print_changes(changes: &Value) {
+fn print_changes(changes: &Value) -> anyhow::Result<()> {
     let list = changes.as_array().map(Vec::as_slice).unwrap_or_default();
     if list.is_empty() {
-        println!("  (no changes)");
+        outln!("  (no changes)")?;
     }
     for ch in list {
         let text = ch["text"].as_str().filter(|t| !t.is_empty()).map(String::from).unwrap_or_else(|| s(&ch["path"]));
-        println!("  [{}] {}  ({})", kind_zh(&ch["kind"]), text, s(&ch["path"]));
+        outln!("  [{}] {}  ({})", kind_zh(&ch["kind"]), text, s(&ch["path"]))?;
         if ch["kind"] == "changed" {
             let (old, new) = (compact(&ch["old"]), compact(&ch["new"]));
             if old.chars().count() <= 60 && new.chars().count() <= 60 {
-                println!("      {old} → {new}");
+                outln!("      {old} → {new}")?;
             }
         }
     }
+    Ok(())
 }
 
 fn compact(v: &Value) -> String {
@@ -326,8 +327,8 @@ fn settings_table(v: &Value) -> Vec<Vec<String>> {
     keys.into_iter().map(|k| vec![label(k).to_string(), k.clone(), setting(k, &obj[k])]).collect()
 }
 
-fn show(v: &Value) {
-    println!("策略 第 {} 版  签发于 {}  签发者 {}", s(&v["version"]), s(&v["signed_at"]), table::truncate(&s(&v["signed_by"]), 18));
+fn show(v: &Value) -> anyhow::Result<()> {
+    outln!("策略 第 {} 版  签发于 {}  签发者 {}", s(&v["version"]), s(&v["signed_at"]), table::truncate(&s(&v["signed_by"]), 18))?;
     let versions: Vec<String> = v["versions"]
         .as_array()
         .into_iter()
@@ -335,11 +336,11 @@ fn show(v: &Value) {
         .map(|x| format!("{} ({})", s(&x["version"]), s(&x["signed_at"])))
         .collect();
     if !versions.is_empty() {
-        println!("版本: {}", versions.join(", "));
+        outln!("版本: {}", versions.join(", "))?;
     }
 
-    println!();
-    println!("工作日历");
+    outln!()?;
+    outln!("工作日历")?;
     let cal_rows: Vec<Vec<String>> = entries(&v["calendars"])
         .into_iter()
         .map(|(year, cal)| {
@@ -348,19 +349,19 @@ fn show(v: &Value) {
             vec![year, format!("{holidays} 天"), format!("{makeup} 天"), table::truncate(&s(&cal["source"]), 60)]
         })
         .collect();
-    print!("{}", table::render(&["年份", "节假日", "调休上班", "来源"], &cal_rows));
+    out!("{}", table::render(&["年份", "节假日", "调休上班", "来源"], &cal_rows))?;
     if v["calendar_years"].is_array() && cal_rows.is_empty() {
-        println!("calendar years: {}", s(&v["calendar_years"]));
+        outln!("calendar years: {}", s(&v["calendar_years"]))?;
     }
     let st = &v["calendar_status"];
     if let Some(missing) = st["missing"].as_array().filter(|m| !m.is_empty()) {
-        println!("缺少工作日历: {}", missing.iter().map(s).collect::<Vec<_>>().join(", "));
+        outln!("缺少工作日历: {}", missing.iter().map(s).collect::<Vec<_>>().join(", "))?;
     }
     if let Some(w) = st["warning"].as_str() {
-        println!("!! {w}");
+        outln!("!! {w}")?;
     }
 
-    println!();
+    outln!()?;
     let mut rows = Vec::new();
     for (code, cat) in entries(&v["categories"]) {
         rows.push(vec![code, s(&cat["name"]), String::new(), String::new(), retired(cat)]);
@@ -369,21 +370,21 @@ fn show(v: &Value) {
             rows.push(vec![sc, s(&cat["name"]), s(&sub["name"]), s(&sub["default_window"]), state]);
         }
     }
-    print!("{}", table::render(&["代码", "大类", "小类", "默认窗口", "状态"], &rows));
+    out!("{}", table::render(&["代码", "大类", "小类", "默认窗口", "状态"], &rows))?;
 
-    println!();
+    outln!()?;
     let windows: Vec<Vec<String>> = entries(&v["windows"]).into_iter().map(|(code, w)| vec![code, s(&w["name"]), retired(w)]).collect();
-    print!("{}", table::render(&["窗口", "名称", "状态"], &windows));
+    out!("{}", table::render(&["窗口", "名称", "状态"], &windows))?;
 
-    println!();
-    println!("时限");
-    print!("{}", table::render(&["项目", "键", "取值"], &settings_table(&v["deadlines"])));
+    outln!()?;
+    outln!("时限")?;
+    out!("{}", table::render(&["项目", "键", "取值"], &settings_table(&v["deadlines"])))?;
     if v["supervision"].is_object() {
-        println!();
-        println!("督办升级");
-        print!("{}", table::render(&["项目", "键", "取值"], &settings_table(&v["supervision"])));
+        outln!()?;
+        outln!("督办升级")?;
+        out!("{}", table::render(&["项目", "键", "取值"], &settings_table(&v["supervision"])))?;
     }
-    println!();
+    outln!()?;
     let mut other = Vec::new();
     if !v["repeat_window_days"].is_null() {
         other.push(format!("重复诉求判定期 {} 天", s(&v["repeat_window_days"])));
@@ -395,8 +396,9 @@ fn show(v: &Value) {
         other.push(format!("次年日历缺失提醒自 {} 起", s(&v["calendar_warning_from"])));
     }
     if !other.is_empty() {
-        println!("{}", other.join("  "));
+        outln!("{}", other.join("  "))?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

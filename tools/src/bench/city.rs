@@ -361,8 +361,8 @@ fn measure(dir: &Path, opts: &Options) -> anyhow::Result<()> {
 
     // The table.
     let compare = earlier_result(opts.compare.as_deref())?;
-    let reads_json = print_reads(&desc, &reads, &timings, compare.as_ref());
-    print_figures(&figures, compare.as_ref());
+    let reads_json = print_reads(&desc, &reads, &timings, compare.as_ref())?;
+    print_figures(&figures, compare.as_ref())?;
     write_result(dir, &desc, &figures, reads_json, compare.as_ref())
 }
 
@@ -492,55 +492,55 @@ fn earlier_result(compare: Option<&Path>) -> anyhow::Result<Option<Value>> {
 
 /// Prints the city's description and one row per read (with the p99
 /// ratio against `compare`); returns the reads' figures as JSON.
-fn print_reads(desc: &Value, reads: &[Read], timings: &[Timing], compare: Option<&Value>) -> serde_json::Map<String, Value> {
+fn print_reads(desc: &Value, reads: &[Read], timings: &[Timing], compare: Option<&Value>) -> anyhow::Result<serde_json::Map<String, Value>> {
     let ratio_head = match compare.and_then(|c| c["cases"].as_u64()) {
         Some(n) => format!("p99 vs {n}"),
         None => String::new(),
     };
     let load = &desc["load"];
-    println!(
+    outln!(
         "city of {} units, {} cases, {} records (loaded at {:.0} records/s, {:.0} cases/s)",
         desc["units"],
         desc["cases"].as_u64().unwrap_or(0),
         desc["records_held"],
         load["records_per_s"].as_f64().unwrap_or(0.0),
         load["cases_per_s"].as_f64().unwrap_or(0.0)
-    );
-    println!("planned: {}", desc["planned"]);
-    println!("held at the city: {}", desc["composition"]);
-    println!("{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}  {:<16} {:>10}  rows", "read", "n", "first", "p50", "p99", "max", "target", ratio_head);
+    )?;
+    outln!("planned: {}", desc["planned"])?;
+    outln!("held at the city: {}", desc["composition"])?;
+    outln!("{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}  {:<16} {:>10}  rows", "read", "n", "first", "p50", "p99", "max", "target", ratio_head)?;
     let mut reads_json = serde_json::Map::new();
     for (r, t) in reads.iter().zip(timings) {
         reads_json.insert(r.name.to_string(), t.json());
         if !t.ok() {
-            println!("{:<58} {}", r.label, t.note);
+            outln!("{:<58} {}", r.label, t.note)?;
             continue;
         }
         let ratio = compare.and_then(|c| c["reads"][r.name]["p99_ms"].as_f64()).map(|o| format!("{:.2}×", t.p99_ms / o.max(0.001))).unwrap_or_default();
         let met = if t.p99_ms <= TARGET_P99_MS { "p99 ≤ 50 ms" } else { "p99 ≤ 50 ms OVER" };
-        println!(
+        outln!(
             "{:<58} {:>4} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>6.2} ms  {met:<16} {ratio:>10}  {}",
             r.label, t.n, t.first_ms, t.p50_ms, t.p99_ms, t.max_ms, t.note
-        );
+        )?;
     }
-    reads_json
+    Ok(reads_json)
 }
 
 /// Prints the figures below the reads: deep walk, start, RSS, disk,
 /// supervision scan, stop, load average, and the ratios against `compare`.
-fn print_figures(f: &Figures, compare: Option<&Value>) {
+fn print_figures(f: &Figures, compare: Option<&Value>) -> anyhow::Result<()> {
     let sup = &f.supervision;
-    println!("{:<58} {:.2} s for {} pages", "walking the `next` cursors to the deep page", f.deep.walk.as_secs_f64(), f.deep.pages);
-    println!("{:<58} {:.2} s   (target ≤ {TARGET_HEALTHY_S:.0} s)", "start until GET /api/health ok", f.healthy.as_secs_f64());
-    println!("{:<58} {:.0} MiB (peak {:.0} MiB)   (target ≤ {TARGET_RSS_MIB:.0} MiB)", "RSS of the node after the reads (VmRSS)", f.rss_kib as f64 / 1024.0, f.hwm_kib as f64 / 1024.0);
-    println!(
+    outln!("{:<58} {:.2} s for {} pages", "walking the `next` cursors to the deep page", f.deep.walk.as_secs_f64(), f.deep.pages)?;
+    outln!("{:<58} {:.2} s   (target ≤ {TARGET_HEALTHY_S:.0} s)", "start until GET /api/health ok", f.healthy.as_secs_f64())?;
+    outln!("{:<58} {:.0} MiB (peak {:.0} MiB)   (target ≤ {TARGET_RSS_MIB:.0} MiB)", "RSS of the node after the reads (VmRSS)", f.rss_kib as f64 / 1024.0, f.hwm_kib as f64 / 1024.0)?;
+    outln!(
         "{:<58} {:.0} bytes/case ({:.1} MiB in all; {:.0} bytes/case apparent)",
         "disk (du of the data directory / cases)",
         f.disk_per_case(),
         f.disk as f64 / 1048576.0,
         f.apparent as f64 / f.cases.max(1) as f64
-    );
-    println!(
+    )?;
+    outln!(
         "{:<58} {:.2} ms (median of {}); the city holds {} cases, {} open, {} running clocks of open cases, {} overdue ({} of cases it supervises); {} notices due",
         "supervision scan in-process (supervisor::scan)",
         sup["scan_ms"].as_f64().unwrap_or(0.0),
@@ -551,23 +551,24 @@ fn print_figures(f: &Figures, compare: Option<&Value>) {
         sup["overdue_clocks"],
         sup["overdue_clocks_city_supervises"],
         sup["due"]
-    );
-    println!("{:<58} {:.2} s", "stop (SIGTERM until exit)", f.stop_s);
-    println!(
+    )?;
+    outln!("{:<58} {:.2} s", "stop (SIGTERM until exit)", f.stop_s)?;
+    outln!(
         "{:<58} {:.2} before the reads, {:.2} after (2 cores; above 1 means other work shared them)",
         "load average of the machine (1 min)", f.load_before, f.load_after
-    );
+    )?;
     if let Some(c) = compare {
         let earlier = |k: &str| c[k].as_f64().unwrap_or(0.0);
-        println!(
+        outln!(
             "against {} cases: healthy {:.2}× , RSS {:.2}×, disk per case {:.2}×, supervision scan {:.2}×",
             c["cases"],
             f.healthy.as_secs_f64() / earlier("healthy_s").max(1e-9),
             f.rss_kib as f64 / 1024.0 / earlier("rss_mib").max(1e-9),
             f.disk_per_case() / earlier("disk_bytes_per_case").max(1e-9),
             sup["scan_ms"].as_f64().unwrap_or(0.0) / c["supervision"]["scan_ms"].as_f64().unwrap_or(0.0).max(1e-9)
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Prints the result as one JSON line and writes it to the city
@@ -596,7 +597,7 @@ fn write_result(dir: &Path, desc: &Value, f: &Figures, reads: serde_json::Map<St
         "targets": {"read_p99_ms": TARGET_P99_MS, "rss_mib": TARGET_RSS_MIB, "healthy_s": TARGET_HEALTHY_S},
         "compared_with_cases": compare.and_then(|c| c["cases"].as_u64()),
     });
-    println!("{}", serde_json::to_string(&result)?);
+    outln!("{}", serde_json::to_string(&result)?)?;
     let text = serde_json::to_string_pretty(&result)?;
     std::fs::write(dir.join("bench-city-result.json"), &text)?;
     std::fs::write(dir.join(format!("bench-city-result-{}.json", now.as_second())), &text)?;

@@ -21,7 +21,7 @@ pub fn file(cx: &Ctx, a: FileArgs) -> anyhow::Result<()> {
     if cx.json {
         cx.print(&v)?;
     } else {
-        println!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]));
+        outln!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]))?;
     }
     Ok(())
 }
@@ -43,7 +43,7 @@ pub fn queue(cx: &Ctx, filter: ListFilter, limit: u32, after: Option<String>) ->
     if cx.json {
         return cx.print(&v);
     }
-    print_cases(&v, &unit_names(&cx.c), sel.as_ref());
+    print_cases(&v, &unit_names(&cx.c), sel.as_ref())?;
     Ok(())
 }
 
@@ -65,9 +65,9 @@ pub fn search(cx: &Ctx, text: String, limit: u32, after: Option<String>) -> anyh
         _ => "",
     };
     if !kind.is_empty() {
-        println!("{kind}");
+        outln!("{kind}")?;
     }
-    print_cases(&v, &unit_names(&cx.c), None);
+    print_cases(&v, &unit_names(&cx.c), None)?;
     Ok(())
 }
 
@@ -77,7 +77,7 @@ pub fn show(cx: &Ctx, case: String) -> anyhow::Result<()> {
     if cx.json {
         return cx.print(&v);
     }
-    show_case(&v, &unit_names(&cx.c));
+    show_case(&v, &unit_names(&cx.c))?;
     Ok(())
 }
 
@@ -89,7 +89,7 @@ pub fn attach(cx: &Ctx, case: String, file: PathBuf, name: Option<String>, mime:
     if cx.json {
         cx.print(&v)?;
     } else {
-        println!("attached {name} to {}", s(&v["number"]));
+        outln!("attached {name} to {}", s(&v["number"]))?;
     }
     Ok(())
 }
@@ -98,6 +98,6 @@ pub fn download(cx: &Ctx, case: String, blob: String, out: PathBuf) -> anyhow::R
     cx.c.require_login()?;
     let bytes = cx.c.get_bytes(&format!("/api/cases/{}/attachments/{}", urlencode(&case), urlencode(&blob)))?;
     std::fs::write(&out, &bytes)?;
-    println!("wrote {} bytes to {}", bytes.len(), out.display());
+    outln!("wrote {} bytes to {}", bytes.len(), out.display())?;
     Ok(())
 }

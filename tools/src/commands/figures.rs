@@ -18,10 +18,10 @@ pub fn stats(cx: &Ctx, by: String, period: Option<String>, kpi: Option<String>, 
         q.push(("format", "csv".into()));
         let bytes = cx.c.get_query_bytes("/api/stats", &q)?;
         if path.as_os_str() == "-" {
-            std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+            crate::out::write_bytes(&bytes)?;
         } else {
             std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote {}", path.display());
+            outln!("wrote {}", path.display())?;
         }
         return Ok(());
     }
@@ -29,7 +29,7 @@ pub fn stats(cx: &Ctx, by: String, period: Option<String>, kpi: Option<String>, 
     if cx.json {
         return cx.print(&v);
     }
-    print_stats(&v, &unit_names(&cx.c));
+    print_stats(&v, &unit_names(&cx.c))?;
     Ok(())
 }
 
@@ -39,7 +39,7 @@ pub fn report_sign(cx: &Ctx, period: String) -> anyhow::Result<()> {
     if cx.json {
         return cx.print(&v);
     }
-    println!("signed report {} for {} {}", s(&v["record"]), s(&v["report"]["unit"]), s(&v["report"]["month"]));
+    outln!("signed report {} for {} {}", s(&v["record"]), s(&v["report"]["unit"]), s(&v["report"]["month"]))?;
     Ok(())
 }
 
@@ -65,8 +65,8 @@ pub fn report_check(cx: &Ctx, period: Option<String>, scope: Option<String>) -> 
             rows.push(vec![s(&r["unit"]), s(&r["name"]), s(&r["month"]), short_time(&r["signed_at"]), "不一致".into(), s(&d["figure"]), s(&d["reported"]), s(&d["recomputed"])]);
         }
     }
-    print!("{}", table::render(&["单位", "名称", "月份", "签署时间", "核对", "指标", "上报值", "重算值"], &rows));
-    println!("{} reports, {} discrepancies", v["reports"].as_array().map(Vec::len).unwrap_or(0), s(&v["discrepancies"]));
+    out!("{}", table::render(&["单位", "名称", "月份", "签署时间", "核对", "指标", "上报值", "重算值"], &rows))?;
+    outln!("{} reports, {} discrepancies", v["reports"].as_array().map(Vec::len).unwrap_or(0), s(&v["discrepancies"]))?;
     if v["discrepancies"].as_u64().unwrap_or(0) > 0 {
         std::process::exit(3);
     }
@@ -79,7 +79,7 @@ pub fn sync_status(cx: &Ctx) -> anyhow::Result<()> {
     if cx.json {
         return cx.print(&v);
     }
-    println!("{} feed head {}", s(&v["division"]), s(&v["feed_head"]));
+    outln!("{} feed head {}", s(&v["division"]), s(&v["feed_head"]))?;
     let rows: Vec<Vec<String>> = v["peers"]
         .as_array()
         .into_iter()
@@ -99,12 +99,12 @@ pub fn sync_status(cx: &Ctx) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!("{}", table::render(&["区划代码", "名称", "关系", "连接", "最后联系", "对方待收", "本方待收", "记录 发/收", "字节 发/收", "错误"], &rows));
+    out!("{}", table::render(&["区划代码", "名称", "关系", "连接", "最后联系", "对方待收", "本方待收", "记录 发/收", "字节 发/收", "错误"], &rows))?;
     if let Some(r) = v["refused_handshakes"].as_object().filter(|r| !r.is_empty()) {
-        println!("refused handshakes: {}", r.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+        outln!("refused handshakes: {}", r.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "))?;
     }
     for a in v["alarms"].as_array().into_iter().flatten() {
-        println!("!! {} author {} seq {}: {}", s(&a["kind"]), s(&a["author"]), s(&a["seq"]), s(&a["detail"]));
+        outln!("!! {} author {} seq {}: {}", s(&a["kind"]), s(&a["author"]), s(&a["seq"]), s(&a["detail"]))?;
     }
     Ok(())
 }
@@ -114,6 +114,6 @@ pub fn export_cases(cx: &Ctx, a: ExportCasesArgs) -> anyhow::Result<()> {
     let mut q: Vec<(&str, String)> = vec![("format", a.format)];
     q.extend(a.filter.query());
     let bytes = cx.c.download("/api/cases/export", &q, &a.out)?;
-    println!("wrote {bytes} bytes to {}", a.out.display());
+    outln!("wrote {bytes} bytes to {}", a.out.display())?;
     Ok(())
 }

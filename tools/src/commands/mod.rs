@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::client::{self, Client, SavedSession};
 use crate::{
-    bench, certs, demo, keys, policy, print_cases, print_stats, read_password, s, short_time, show_case, table, unit_names, urlencode, BenchCommand,
+    bench, certs, demo, keys, policy, print_cases, print_stats, read_password, s, short_time, show_case, table, unit_names, urlencode, verify_chain_file, BenchCommand,
     CertCommand, Cli, Command, ExportCasesArgs, ExportCommand, ExtensionCommand, FileArgs, ListFilter, ReportsCommand, SyncCommand, UserCommand,
 };
 
@@ -29,21 +29,24 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(cli: &Cli) -> anyhow::Result<Ctx> {
+    /// `node_from_env`: `--node` came from ZONGZHI_NODE (the error names it).
+    pub fn new(cli: &Cli, node_from_env: bool) -> anyhow::Result<Ctx> {
         let session_file = client::session_path(cli.session.clone());
         let saved = client::load_session(&session_file);
-        let node = cli
-            .node
-            .clone()
-            .or_else(|| saved.as_ref().map(|s| s.node.clone()))
-            .unwrap_or_else(|| client::DEFAULT_NODE.to_string());
+        let node = match &cli.node {
+            Some(given) => client::node_url(given).with_context(|| {
+                let option = if node_from_env { "ZONGZHI_NODE (--node)" } else { "--node" };
+                format!("{option} {given:?} is not a node address: give host:port (e.g. 127.0.0.1:7800) or a URL (e.g. http://127.0.0.1:7800)")
+            })?,
+            None => saved.as_ref().map(|s| s.node.clone()).unwrap_or_else(|| client::DEFAULT_NODE.to_string()),
+        };
         // A saved token is only sent to the node it was issued by.
         let token = saved.as_ref().filter(|s| s.node == node).map(|s| s.token.clone());
         Ok(Ctx { c: Client::new(&node, token)?, json: cli.json, node, session_file })
     }
 
     pub fn print(&self, v: &Value) -> anyhow::Result<()> {
-        println!("{}", serde_json::to_string_pretty(v)?);
+        outln!("{}", serde_json::to_string_pretty(v)?)?;
         Ok(())
     }
 
@@ -55,7 +58,7 @@ impl Ctx {
             self.print(&v)
         } else {
             let last = v["timeline"].as_array().and_then(|t| t.last()).cloned().unwrap_or(Value::Null);
-            println!("{} {}: {} → {}", s(&v["number"]), s(&last["action_zh"]), s(&v["title"]), s(&v["status"]["name"]));
+            outln!("{} {}: {} → {}", s(&v["number"]), s(&last["action_zh"]), s(&v["title"]), s(&v["status"]["name"]))?;
             Ok(())
         }
     }
@@ -114,6 +117,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Cert { command: CertCommand::Issue { request, out, valid_days } } => admin::cert_issue(cx, request, out, valid_days),
         Command::Cert { command: CertCommand::List } => admin::cert_list(cx),
         Command::Cert { command: CertCommand::Revoke { key, cutoff_seq, reason } } => admin::cert_revoke(cx, key, cutoff_seq, reason),
+        Command::Cert { command: CertCommand::Verify { path, root } } => admin::cert_verify(cx, path, root),
         Command::Cert { command } => certs(command),
         Command::Demo { dir, http_port, quic_port, exit_after_seed } => demo::demo(&dir, http_port, quic_port, exit_after_seed),
         Command::Stats { by, period, kpi, scope, csv } => figures::stats(cx, by, period, kpi, scope, csv),

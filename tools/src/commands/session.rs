@@ -7,7 +7,7 @@ pub fn login(cx: &Ctx, user: String, password: Option<String>) -> anyhow::Result
     let v = cx.c.post("/api/login", &json!({"username": user, "password": password}))?;
     let token = v["token"].as_str().context("no token in the answer")?.to_string();
     client::save_session(&cx.session_file, &SavedSession { node: cx.node.clone(), token, username: user.clone() })?;
-    println!("logged in to {} as {user} ({}) until {}", cx.node, s(&v["role"]), s(&v["expires_at"]));
+    outln!("logged in to {} as {user} ({}) until {}", cx.node, s(&v["role"]), s(&v["expires_at"]))?;
     Ok(())
 }
 
@@ -15,7 +15,7 @@ pub fn logout(cx: &Ctx) -> anyhow::Result<()> {
     cx.c.require_login()?;
     cx.c.post("/api/logout", &json!({}))?;
     let _ = std::fs::remove_file(&cx.session_file);
-    println!("logged out");
+    outln!("logged out")?;
     Ok(())
 }
 
@@ -25,7 +25,7 @@ pub fn whoami(cx: &Ctx) -> anyhow::Result<()> {
     if cx.json {
         cx.print(&v)?;
     } else {
-        println!("{} ({}) {} at {} {}", s(&v["username"]), s(&v["display_name"]), s(&v["role"]), s(&v["unit"]), s(&v["unit_name"]));
+        outln!("{} ({}) {} at {} {}", s(&v["username"]), s(&v["display_name"]), s(&v["role"]), s(&v["unit"]), s(&v["unit_name"]))?;
     }
     Ok(())
 }
@@ -35,7 +35,7 @@ pub fn health(cx: &Ctx) -> anyhow::Result<()> {
     if cx.json {
         cx.print(&v)?;
     } else {
-        println!("{} {} ({}) node {} — {} records", s(&v["division"]), s(&v["name"]), s(&v["level_zh"]), s(&v["node_short"]), s(&v["records"]));
+        outln!("{} {} ({}) node {} — {} records", s(&v["division"]), s(&v["name"]), s(&v["level_zh"]), s(&v["node_short"]), s(&v["records"]))?;
     }
     Ok(())
 }
