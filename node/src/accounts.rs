@@ -65,7 +65,7 @@ pub struct Session {
 pub enum AccountError {
     #[error("user name must be 2 to 32 characters of a-z, 0-9, '.', '_' or '-'")]
     BadUsername,
-    #[error("password must be at least 8 characters")]
+    #[error("password must be at least 8 characters, not all blank, and not the user name; at most 256")]
     WeakPassword,
     #[error("display name must be at most 64 characters")]
     BadDisplayName,
@@ -99,12 +99,19 @@ fn verify_password(hash: &str, password: &str) -> bool {
     }
 }
 
+/// A password an account may have: 8 to 256 characters, not all blank,
+/// not the user name (in any case, with blanks around it).
+pub fn acceptable_password(username: &str, password: &str) -> bool {
+    let n = password.chars().count();
+    (8..=256).contains(&n) && !password.trim().is_empty() && !password.trim().eq_ignore_ascii_case(username)
+}
+
 /// Creates an account. Refuses an existing name.
 pub fn create(store: &Store, username: &str, password: &str, role: Role, display_name: &str, now_ms: u64) -> Result<Account, AccountError> {
     if !valid_username(username) {
         return Err(AccountError::BadUsername);
     }
-    if password.chars().count() < 8 {
+    if !acceptable_password(username, password) {
         return Err(AccountError::WeakPassword);
     }
     if display_name.chars().count() > 64 {

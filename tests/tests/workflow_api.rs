@@ -261,6 +261,11 @@ fn whole_workflow_and_every_rejection() {
     assert_eq!((status, v["error"]["code"].as_str()), (409, Some("exists")));
     let (status, _) = admin.post("/api/users", &json!({"username": "x", "password": "short", "role": "operator"}));
     assert_eq!(status, 400);
+    // Eight blanks, the user name itself, or a page of text are not passwords.
+    for password in ["        ".to_string(), "wang.wu1".into(), " WANG.WU1 ".into(), "p".repeat(257)] {
+        let (status, v) = admin.post("/api/users", &json!({"username": "wang.wu1", "password": password, "role": "operator"}));
+        assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")), "{password:?}: {v}");
+    }
     let li = node.login("li.si", "longenough");
     assert_eq!(li.get("/api/me").1["display_name"], "李四");
     let (status, _) = li.post("/api/logout", &json!({}));
