@@ -127,10 +127,24 @@ enum UserCommand {
     },
 }
 
+/// Log timestamps in China Standard Time (+08:00), to the millisecond.
+struct ChinaTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for ChinaTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)));
+        write!(w, "{}", now.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z"))
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    // Colour only on a terminal (a log file gets plain text), and times in
+    // China Standard Time, as the console and the CLI show them.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_timer(ChinaTime)
         .init();
     match real_main(Cli::parse()) {
         Ok(code) => code,
