@@ -309,7 +309,18 @@ fn verify(config: &Path) -> anyhow::Result<std::process::ExitCode> {
     let store: Arc<_> = node::open_store(&cfg, &key)?;
     let report = integrity::check(&store, &key.id())?;
     println!("records checked: {}, own chain length: {}", report.records_checked, report.own_chain_length);
-    if report.ok() {
+    // The trust setup: this node's certificate must chain to the root key
+    // the config names (a wrong root_key, or a node never given its
+    // certificate, starts but can never link).
+    let root = node::root_key(&cfg, &key);
+    let (trust, _) = zongzhi_node::context::Context::load_trust_and_policy(&store, root)?;
+    let trusted = trust.chain(&key.id()).is_some();
+    if trusted {
+        println!("certificate: this node's chain leads to the root key {root}");
+    } else {
+        println!("PROBLEM certificate: this node ({}) has no certificate chain to the root key {root} in the config: check root_key (the city's key, as `zongzhi-node init` printed it at the city and `GET /api/health` shows it there as node_id), or import this node's certificate with `zongzhi-node import-cert`", key.id());
+    }
+    if report.ok() && trusted {
         println!("ok");
         Ok(std::process::ExitCode::SUCCESS)
     } else {

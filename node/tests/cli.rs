@@ -49,6 +49,11 @@ fn init_user_verify_reindex() {
     assert!(text(&o).contains("own chain length: 2"), "{}", text(&o));
     let o = node(&["reindex", "--config", cfg]);
     assert!(o.status.success(), "{}", text(&o));
+    // A root key that is not this city's: verify says so and fails.
+    let config = std::fs::read_to_string(cfg).unwrap();
+    std::fs::write(cfg, format!("{config}root_key = \"{}\"\n", "ab".repeat(32))).unwrap();
+    let o = node(&["verify", "--config", cfg]);
+    assert!(!o.status.success() && text(&o).contains("no certificate chain to the root key"), "{}", text(&o));
 }
 
 #[test]
