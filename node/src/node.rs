@@ -129,7 +129,10 @@ pub fn init_with(cfg: &Config, rng: &mut impl rand_core::CryptoRngCore, clock: &
 
 /// Opens the store and checks it belongs to this key.
 pub fn open_store(cfg: &Config, key: &NodeKey) -> Result<Arc<Store>, NodeError> {
-    let store = Store::open(&cfg.db_path()).map_err(|e| NodeError::Setup(format!("opening store {}: {e}", cfg.db_path().display())))?;
+    let store = Store::open(&cfg.db_path()).map_err(|e| match e {
+        crate::store::StoreError::InUse(_) => NodeError::Setup(e.to_string()),
+        e => NodeError::Setup(format!("opening store {}: {e}", cfg.db_path().display())),
+    })?;
     match store.meta_get(meta::NODE_ID)? {
         Some(v) if v.as_slice() == key.id().as_bytes() => Ok(Arc::new(store)),
         Some(_) => setup(format!("the store in {} belongs to another node key", cfg.db_path().display())),

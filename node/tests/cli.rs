@@ -49,6 +49,24 @@ fn init_user_verify_reindex() {
     assert!(text(&o).contains("own chain length: 2"), "{}", text(&o));
     let o = node(&["reindex", "--config", cfg]);
     assert!(o.status.success(), "{}", text(&o));
+    // While the node runs, a command that needs the store says so plainly.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = std::fs::read_to_string(cfg).unwrap();
+    std::fs::write(cfg, format!("{config}http_listen = \"127.0.0.1:{port}\"\n")).unwrap();
+    let mut running = Command::new(env!("CARGO_BIN_EXE_zongzhi-node")).args(["run", "--config", cfg]).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the node did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = node(&["reindex", "--config", cfg]);
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert!(!o.status.success() && text(&o).contains("is in use by another zongzhi-node process"), "{}", text(&o));
+    assert!(!text(&o).contains("LOCK"), "{}", text(&o));
     // A root key that is not this city's: verify says so and fails.
     let config = std::fs::read_to_string(cfg).unwrap();
     std::fs::write(cfg, format!("{config}root_key = \"{}\"\n", "ab".repeat(32))).unwrap();

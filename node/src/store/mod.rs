@@ -72,6 +72,9 @@ pub enum StoreError {
     /// words, so nothing outside `rocks.rs` holds the engine's types.
     #[error("storage: {0}")]
     Engine(String),
+    /// The data directory is open in another process.
+    #[error("the data directory {0} is in use by another zongzhi-node process: stop that node first (user add, reindex, export, verify and import-cert need it stopped; while it runs, use the API or the zongzhi CLI)")]
+    InUse(String),
     #[error("stored value under {cf} is corrupt: {detail}")]
     Corrupt { cf: &'static str, detail: String },
     #[error("data directory was written by schema {found}, this build reads {SCHEMA_VERSION} (schemas before 4 hold records of format 1, which this build does not read: start from a new data directory)")]

@@ -70,7 +70,14 @@ impl Store {
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            // Another process holds the directory's lock: say so plainly.
+            if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") {
+                StoreError::InUse(path.display().to_string())
+            } else {
+                StoreError::from(e)
+            }
+        })?;
         let store = Store {
             db,
             batch_hint: std::sync::atomic::AtomicUsize::new(0),
