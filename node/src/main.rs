@@ -314,8 +314,11 @@ fn verify(config: &Path) -> anyhow::Result<std::process::ExitCode> {
     // certificate, starts but can never link).
     let root = node::root_key(&cfg, &key);
     let (trust, _) = zongzhi_node::context::Context::load_trust_and_policy(&store, root)?;
-    let trusted = trust.chain(&key.id()).is_some();
-    if trusted {
+    let standalone = cfg.root_key.is_none() && cfg.division.level() != zongzhi_protocol::Level::City;
+    let trusted = standalone || trust.chain(&key.id()).is_some();
+    if standalone {
+        println!("certificate: none (no root_key in the config: this node runs on its own, outside the hierarchy)");
+    } else if trusted {
         println!("certificate: this node's chain leads to the root key {root}");
     } else {
         println!("PROBLEM certificate: this node ({}) has no certificate chain to the root key {root} in the config: check root_key (the city's key, as `zongzhi-node init` printed it at the city and `GET /api/health` shows it there as node_id), or import this node's certificate with `zongzhi-node import-cert`", key.id());

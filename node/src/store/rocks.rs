@@ -15,6 +15,16 @@ use zongzhi_protocol::{NodeId, RecordId};
 use super::keys::*;
 use super::{Batch, IndexRange, Result, Store, StoreError, SCHEMA_VERSION};
 
+/// Why the store did not open: another process holding the directory's
+/// lock is said plainly.
+fn open_error(path: &Path, e: Error) -> StoreError {
+    if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") {
+        StoreError::InUse(path.display().to_string())
+    } else {
+        StoreError::from(e)
+    }
+}
+
 impl From<Error> for StoreError {
     fn from(e: Error) -> StoreError {
         StoreError::Engine(e.into_string())
@@ -70,14 +80,7 @@ impl Store {
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
-            // Another process holds the directory's lock: say so plainly.
-            if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") {
-                StoreError::InUse(path.display().to_string())
-            } else {
-                StoreError::from(e)
-            }
-        })?;
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, e))?;
         let store = Store {
             db,
             batch_hint: std::sync::atomic::AtomicUsize::new(0),
