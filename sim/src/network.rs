@@ -151,14 +151,10 @@ impl World {
     fn build_for(&mut self, conn: &Conn, i: usize, build: Build) -> anyhow::Result<Built> {
         let (me, peer) = (conn.ends[i].node, conn.ends[1 - i].node);
         let (ctx, peer_division, dir) = (self.nodes[me].shared(), self.nodes[peer].division, conn.ends[i].link.direction_out());
-        let built = match build {
-            Build::Urgent { cursor } => Built::Urgent(replication::build_urgent(ctx, peer_division, dir, cursor)?),
-            Build::Feed { after } => Built::Feed(replication::build_batch(ctx, peer_division, dir, after)?),
-            Build::Wanted { ids } => {
-                self.stats.wants += 1;
-                Built::Wanted(replication::wanted(ctx, peer_division, dir, &ids)?)
-            }
-        };
+        if matches!(build, Build::Wanted { .. }) {
+            self.stats.wants += 1;
+        }
+        let built = replication::build(ctx, peer_division, dir, build)?;
         let records = match &built {
             Built::Urgent(Some(out)) | Built::Feed(out) => &out.records,
             Built::Wanted(records) => records,

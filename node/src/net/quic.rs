@@ -431,15 +431,9 @@ async fn running(build: &mut Option<JoinHandle<Result<Built, ReplicationError>>>
 
 /// Builds what the link asked for (blocking: reads the store).
 fn build_for(shared: &Context, peer: DivisionCode, dir: sync::Direction, build: Build) -> Result<Built, ReplicationError> {
-    Ok(match build {
-        Build::Urgent { cursor } => {
-            let urgent = replication::build_urgent(shared, peer, dir, cursor)?;
-            if let Some(b) = &urgent {
-                tracing::info!(records = b.records.len(), "sending urgent cases ahead of the catch-up");
-            }
-            Built::Urgent(urgent)
-        }
-        Build::Feed { after } => Built::Feed(replication::build_batch(shared, peer, dir, after)?),
-        Build::Wanted { ids } => Built::Wanted(replication::wanted(shared, peer, dir, &ids)?),
-    })
+    let built = replication::build(shared, peer, dir, build)?;
+    if let Built::Urgent(Some(b)) = &built {
+        tracing::info!(records = b.records.len(), "sending urgent cases ahead of the catch-up");
+    }
+    Ok(built)
 }

@@ -10,6 +10,8 @@ use zongzhi_protocol::{Body, DivisionCode, Record, RecordId};
 
 use crate::context::Context;
 
+use super::link::{Build, Built};
+
 use super::{stored, ReplicationError};
 
 /// What the sender puts in one batch.
@@ -18,6 +20,17 @@ pub struct Outgoing {
     pub blobs: Vec<([u8; 32], Vec<u8>)>,
     /// The feed position the batch covers up to (the receiver's next cursor).
     pub upto: u64,
+}
+
+/// What a link asked its store for ([`super::link::Action::Build`]), built
+/// for the peer at `peer_division` (blocking: reads the store). Every
+/// driver calls this: the QUIC one and the simulator's.
+pub fn build(ctx: &Context, peer_division: DivisionCode, dir: Direction, build: Build) -> Result<Built, ReplicationError> {
+    Ok(match build {
+        Build::Urgent { cursor } => Built::Urgent(build_urgent(ctx, peer_division, dir, cursor)?),
+        Build::Feed { after } => Built::Feed(build_batch(ctx, peer_division, dir, after)?),
+        Build::Wanted { ids } => Built::Wanted(wanted(ctx, peer_division, dir, &ids)?),
+    })
 }
 
 /// Builds the next batch of our feed after `cursor` for a peer (blocking: reads the store).
