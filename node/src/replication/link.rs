@@ -224,17 +224,8 @@ impl Link {
         self.side.direction_out()
     }
 
-    pub fn peer(&self) -> NodeId {
-        self.peer
-    }
-
     pub fn peer_division(&self) -> DivisionCode {
         self.peer_division
-    }
-
-    /// Both feeds flow (the handshake is done).
-    pub fn is_open(&self) -> bool {
-        self.phase == Phase::Open
     }
 
     /// The next thing to do, if any.
