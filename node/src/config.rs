@@ -36,6 +36,15 @@ pub struct Config {
     /// must use the same offset, or their clocks disagree.
     #[serde(default)]
     pub clock_offset_secs: i64,
+    /// Disk space (MiB) kept in `reserve.bin` in the data directory and
+    /// released when the disk fills up, so the node can still start and
+    /// reopen its store (see `workers::storage`). 0: none.
+    #[serde(default = "default_reserve_mb")]
+    pub storage_reserve_mb: u64,
+}
+
+fn default_reserve_mb() -> u64 {
+    64
 }
 
 fn default_supervision_interval() -> u64 {

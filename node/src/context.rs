@@ -93,6 +93,8 @@ pub struct Context {
     pub sync: crate::status::StatusBoard,
     /// Where "now" comes from for the writer and the workers.
     pub clock: crate::context::Clock,
+    /// Free space and write faults ([`crate::workers::storage`]).
+    pub storage: crate::workers::storage::StorageBoard,
 }
 
 impl std::fmt::Debug for Context {

@@ -145,6 +145,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_timer(ChinaTime)
+        // On a full log disk an event that cannot be written is dropped:
+        // reporting it (the default) panics on the same full stderr, in
+        // the middle of a request.
+        .log_internal_errors(false)
         .init();
     match real_main(Cli::parse()) {
         Ok(code) => code,

@@ -165,6 +165,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         feed,
         sync: Default::default(),
         clock: Default::default(),
+        storage: Default::default(),
     })
 }
 
@@ -222,6 +223,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
     }
     let key = Arc::new(load_key(&cfg)?);
+    let watch = crate::workers::storage::Watch { data_dir: cfg.data_dir.clone(), reserve_bytes: cfg.storage_reserve_mb << 20 };
+    watch.before_open();
     let store = open_store(&cfg, &key)?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
     let shared = shared_state(&cfg, store.clone(), key.clone())?;
@@ -244,11 +247,13 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         tokio::spawn(crate::workers::supervisor::run(shared_for_net.clone(), ledger.clone(), interval))
     });
     let mut net_tasks = if cfg.quic_listen.is_some() || parent.is_some() {
-        crate::net::start(shared_for_net, ledger.clone(), cfg.quic_listen, parent).await.map_err(|e| NodeError::Net(format!("{e:#}")))?
+        crate::net::start(shared_for_net.clone(), ledger.clone(), cfg.quic_listen, parent).await.map_err(|e| NodeError::Net(format!("{e:#}")))?
     } else {
         Vec::new()
     };
     net_tasks.extend(supervision);
+    watch.check(&shared_for_net.store, &shared_for_net.storage, shared_for_net.clock.now_ms());
+    net_tasks.push(tokio::spawn(crate::workers::storage::run(shared_for_net.clone(), watch, shared_for_net.storage.clone())));
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
         .map_err(io_at(format!("binding HTTP {}", cfg.http_listen)))?;

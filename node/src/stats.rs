@@ -275,7 +275,7 @@ pub fn bench(dir: &std::path::Path, units: usize, months: u32, categories: usize
         }
         store.commit(b)?;
     }
-    store.compact_stats();
+    store.compact_stats()?;
     let load_s = t.elapsed().as_secs_f64();
     let pct = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(|a, b| a.total_cmp(b));

@@ -81,7 +81,12 @@ impl TestNode {
 
     /// Like [`TestNode::init`], with extra config lines.
     pub fn init_with(division: &str, name: &str, extra_config: &str) -> TestNode {
-        let dir = tempfile::tempdir().unwrap();
+        Self::init_in(tempfile::tempdir().unwrap(), division, name, extra_config)
+    }
+
+    /// Like [`TestNode::init_with`], in a directory the test made (a small
+    /// file system mounted there, say).
+    pub fn init_in(dir: tempfile::TempDir, division: &str, name: &str, extra_config: &str) -> TestNode {
         let port = free_port();
         let config = dir.path().join("node.toml");
         std::fs::write(

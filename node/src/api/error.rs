@@ -41,7 +41,12 @@ impl IntoResponse for ApiError {
         if let Some(rule) = self.rule {
             body["rule"] = json!(rule);
         }
-        (self.status, Json(json!({ "error": body }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": body }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Storage faults and shutdown pass; a client may try again.
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("10"));
+        }
+        response
     }
 }
 

@@ -17,8 +17,14 @@ use super::{AppState, time};
 pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
     // The writer publishes the feed head after each commit (no store read).
     let records = *s.shared.feed.borrow();
+    let storage = s.shared.storage.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut storage_json = serde_json::to_value(&storage).unwrap_or(Value::Null);
+    storage_json["fault_since"] = json!(storage.fault_since_ms.map(time));
+    storage_json["recovered_at"] = json!(storage.recovered_ms.map(time));
     Ok(Json(json!({
-        "status": "ok",
+        // `degraded` while an alarm below is raised (the node still answers).
+        "status": if storage.alarm() { "degraded" } else { "ok" },
+        "storage": storage_json,
         "node_id": s.node.id.to_string(),
         "node_short": s.node.id.fmt_short(),
         "division": s.node.division.to_string(),
@@ -106,6 +112,12 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     for y in &missing {
         let _ = writeln!(out, "zongzhi_calendar_missing{{year=\"{y}\"}} 1");
     }
+    let storage = s.shared.storage.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let _ = writeln!(out, "# HELP zongzhi_storage_unavailable 1 while writes fail (a full disk, an I/O error); the node reopens its store when space returns.\n# TYPE zongzhi_storage_unavailable gauge\nzongzhi_storage_unavailable {}", storage.fault.is_some() as u8);
+    let _ = writeln!(out, "# HELP zongzhi_storage_low 1 while the data disk has less free space than the reserve.\n# TYPE zongzhi_storage_low gauge\nzongzhi_storage_low {}", (storage.status == "low") as u8);
+    let _ = writeln!(out, "# HELP zongzhi_storage_faults_total Write faults since start.\n# TYPE zongzhi_storage_faults_total counter\nzongzhi_storage_faults_total {}", storage.faults);
+    let _ = writeln!(out, "# HELP zongzhi_disk_free_bytes Free bytes on the data directory's file system.\n# TYPE zongzhi_disk_free_bytes gauge\nzongzhi_disk_free_bytes {}", storage.free_bytes.unwrap_or(0));
+    let _ = writeln!(out, "# HELP zongzhi_storage_reserve_bytes Bytes held in the storage reserve file.\n# TYPE zongzhi_storage_reserve_bytes gauge\nzongzhi_storage_reserve_bytes {}", storage.reserve_bytes);
     let (waiting, _) = super::policy::waiting_counts(&s.store)?;
     let _ = writeln!(out, "# HELP zongzhi_cases_waiting_for_calendar Open cases with a clock waiting for a working-day calendar.\n# TYPE zongzhi_cases_waiting_for_calendar gauge\nzongzhi_cases_waiting_for_calendar {waiting}");
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())

@@ -35,6 +35,9 @@ const DICT = {
     readonly_policy: "策略由市级中心的管理员签发；本节点只读。", viewing_old: "正在查看历史版本", back_current: "返回当前版本",
     preview_note: "预览，尚未签发：签发后为第 {n} 版。", preview_stale: "内容已修改，请重新预览。", signed_version: "已签发第 {n} 版策略",
     waiting_filter: "待定时限", waiting_cases: "等待工作日历的案件", waiting_col: "待定时限", waiting_badge: "待定：缺少{y}年工作日历",
+    storage_fault: "存储故障：数据无法写入，新的登记和办理步骤暂时不能保存（已保存的数据不受影响）。请清理服务器数据盘空间，空间恢复后系统自动恢复写入，无需重启。",
+    storage_low: (free, reserve) => `存储空间不足：数据盘剩余 ${free} MiB，低于预留的 ${reserve} MiB。请尽快清理磁盘空间，否则将无法保存新的数据。`,
+    storage_detail: "原因", since: "开始于",
     load_calendar_link: "前往策略页载入工作日历", calendar_city_only: "请市级中心载入工作日历", today: "今天", warning: "提醒",
     kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
     repeat_window: "重复诉求判定期", report_grace: "月报签署宽限", pending: "待定", version_col: "版本", bad_format: "格式不正确", label_name: "名称",
@@ -77,6 +80,9 @@ const DICT = {
     readonly_policy: "The policy is signed by the city center's admin; read-only here.", viewing_old: "Viewing an earlier version", back_current: "Back to the current version",
     preview_note: "Preview, nothing signed: signing makes version {n}.", preview_stale: "Changed since the preview: preview again.", signed_version: "Signed policy version {n}",
     waiting_filter: "Pending deadlines", waiting_cases: "Cases waiting for a working-day calendar", waiting_col: "Pending deadlines", waiting_badge: "Pending: no {y} working-day calendar",
+    storage_fault: "Storage fault: writes fail, new filings and steps cannot be saved now (saved data is safe). Free space on the server's data disk; writing resumes by itself, no restart needed.",
+    storage_low: (free, reserve) => `Low disk space: ${free} MiB free on the data disk, below the ${reserve} MiB reserve. Free space soon or new data cannot be saved.`,
+    storage_detail: "Cause", since: "since",
     load_calendar_link: "Load the calendar on the policy page", calendar_city_only: "The city center loads calendars", today: "today", warning: "Warning",
     kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
     repeat_window: "Repeat-request window", report_grace: "Monthly report grace", pending: "pending", version_col: "Version", bad_format: "Wrong format", label_name: "Name",
@@ -305,6 +311,7 @@ function renderChrome() {
 // missing (deadlines reaching into that year cannot be computed); at the city,
 // where it is loaded, with a link to the policy page.
 function renderBanner() {
+  renderStorageBanner();
   const banner = document.getElementById("calendar-banner");
   const cal = health && health.calendar;
   if (!me || me.role !== "admin" || !cal || !cal.warning) { banner.hidden = true; banner.replaceChildren(); return; }
@@ -313,6 +320,20 @@ function renderBanner() {
   banner.className = "banner " + (missing.includes(cal.current_year) ? "red" : "amber");
   banner.replaceChildren(h("strong", {}, "⚠ " + t("warning") + "："), h("span", { "data-test": "calendar-warning" }, text),
     health.level === "city" ? h("a", { href: "#/policy", "data-test": "calendar-banner-link" }, t("load_calendar_link")) : h("span", { class: "hint" }, t("calendar_city_only")));
+  banner.hidden = false;
+}
+// Everyone is told when the node cannot store anything (their steps would
+// fail) or is about to run out of disk.
+function renderStorageBanner() {
+  const banner = document.getElementById("storage-banner");
+  const st = health && health.storage;
+  if (!st || st.status === "ok") { banner.hidden = true; banner.replaceChildren(); return; }
+  const mib = (b) => Math.floor((b || 0) / 1048576);
+  const parts = st.status === "unavailable"
+    ? [h("strong", { "data-test": "storage-fault" }, "⚠ " + t("storage_fault")),
+       st.fault ? h("span", { class: "hint" }, `${t("storage_detail")}：${st.fault}` + (st.fault_since ? ` · ${t("since")} ${st.fault_since}` : "")) : null]
+    : [h("strong", { "data-test": "storage-low" }, "⚠ " + t("storage_low")(mib(st.free_bytes), mib(st.reserve_target_bytes)))];
+  banner.replaceChildren(...parts.filter(Boolean));
   banner.hidden = false;
 }
 async function ensureSession(page) {
@@ -1210,5 +1231,8 @@ document.getElementById("logout").addEventListener("click", async () => {
   localStorage.removeItem("zz-token"); me = null; policy = null; location.hash = "#/login"; route();
 });
 // Countdowns tick.
+// The storage alarm and the calendar warning come and go while a page stays
+// open: health is read again every 10 s.
+setInterval(async () => { health = await api.get("/api/health").catch(() => health); renderBanner(); }, 10000);
 setInterval(() => { document.querySelectorAll("[data-due]").forEach((el) => { if (el.dataset.due) el.textContent = countdown(el.dataset.due); }); }, 30000);
 route();

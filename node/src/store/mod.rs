@@ -93,7 +93,11 @@ pub(crate) type IdPage = (Vec<RecordId>, Option<Vec<u8>>);
 pub type DerivedEntry = (String, Vec<u8>, Vec<u8>);
 
 pub struct Store {
-    db: rocks::DB,
+    /// The database; `None` only while [`Store::reopen`] replaces it.
+    db: std::sync::RwLock<Option<std::sync::Arc<rocks::DB>>>,
+    path: std::path::PathBuf,
+    /// The error of the last failed write, until a reopen.
+    write_fault: std::sync::Mutex<Option<String>>,
     /// Opened over a directory of the previous schema: derived data must be rebuilt.
     needs_reindex: std::sync::atomic::AtomicBool,
     /// The repeat window in days the repeat marks follow (the policy's).

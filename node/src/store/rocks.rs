@@ -31,39 +31,30 @@ impl From<Error> for StoreError {
     }
 }
 
-/// A raw key/value pair.
-type Entry = (Box<[u8]>, Box<[u8]>);
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).finish()
-    }
-}
-
-impl Store {
-    /// Opens the store; a new one takes its search key from `fresh_key`
-    /// (the node's random source, so a seeded simulation replays).
-    pub fn open_with(path: &Path, fresh_key: impl FnOnce() -> [u8; 32]) -> Result<Store> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Zstd);
-        opts.set_keep_log_file_num(4);
-        // Memory with many column families: memtables of all of them
-        // together stay under one budget (RocksDB flushes the largest when
-        // it is reached), and a family written rarely does not keep old WAL
-        // files alive.
-        opts.set_db_write_buffer_size(192 << 20);
-        opts.set_max_total_wal_size(256 << 20);
-        // Most look-ups on the receive path are for records not yet held:
-        // bloom filters answer those without reading data blocks.
-        let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_bloom_filter(10.0, false);
-        table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 * 1024 * 1024));
-        table.set_cache_index_and_filter_blocks(true);
-        opts.set_block_based_table_factory(&table);
-        let cfs = ALL_CFS.iter().map(|name| {
+/// The options every open uses (start-up and a reopen after a fault).
+fn db_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Zstd);
+    opts.set_keep_log_file_num(4);
+    // Memory with many column families: memtables of all of them
+    // together stay under one budget (RocksDB flushes the largest when
+    // it is reached), and a family written rarely does not keep old WAL
+    // files alive.
+    opts.set_db_write_buffer_size(192 << 20);
+    opts.set_max_total_wal_size(256 << 20);
+    // Most look-ups on the receive path are for records not yet held:
+    // bloom filters answer those without reading data blocks.
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 * 1024 * 1024));
+    table.set_cache_index_and_filter_blocks(true);
+    opts.set_block_based_table_factory(&table);
+    let cfs = ALL_CFS
+        .iter()
+        .map(|name| {
             let mut o = opts.clone();
             // The same for keys still in the memtable, where a miss otherwise
             // walks the skip list: only where look-ups miss often (a record
@@ -79,10 +70,49 @@ impl Store {
                 });
             }
             ColumnFamilyDescriptor::new(*name, o)
-        });
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, e))?;
+        })
+        .collect();
+    (opts, cfs)
+}
+
+fn open_db(path: &Path) -> Result<DB> {
+    let (opts, cfs) = db_options();
+    DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, e))
+}
+
+/// A column family's handle in `db`.
+fn handle<'d>(db: &'d DB, name: &'static str) -> &'d rocksdb::ColumnFamily {
+    match db.cf_handle(name) {
+        Some(cf) => cf,
+        // Every name in ALL_CFS is opened in `open_db`.
+        None => panic!("column family {name} not opened"),
+    }
+}
+
+/// A RocksDB error that stops every later write until the database is
+/// reopened (its background error: a full disk, an I/O error).
+fn is_io(e: &Error) -> bool {
+    matches!(e.kind(), rocksdb::ErrorKind::IOError | rocksdb::ErrorKind::Corruption | rocksdb::ErrorKind::Incomplete)
+}
+
+/// A raw key/value pair.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens the store; a new one takes its search key from `fresh_key`
+    /// (the node's random source, so a seeded simulation replays).
+    pub fn open_with(path: &Path, fresh_key: impl FnOnce() -> [u8; 32]) -> Result<Store> {
+        let db = open_db(path)?;
         let store = Store {
-            db,
+            db: std::sync::RwLock::new(Some(std::sync::Arc::new(db))),
+            path: path.to_path_buf(),
+            write_fault: std::sync::Mutex::new(None),
             batch_hint: std::sync::atomic::AtomicUsize::new(0),
             needs_reindex: std::sync::atomic::AtomicBool::new(false),
             repeat_window_days: std::sync::atomic::AtomicU32::new(180),
@@ -120,12 +150,60 @@ impl Store {
         Ok(Store { search_key, ..store })
     }
 
-    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
-        match self.db.cf_handle(name) {
-            Some(cf) => cf,
-            // Every name in ALL_CFS is opened in `open`.
-            None => panic!("column family {name} not opened"),
+    /// The open database (waits while [`Store::reopen`] replaces it; none
+    /// when that failed to open it).
+    fn db(&self) -> Result<std::sync::Arc<DB>> {
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner()).clone();
+        db.ok_or_else(|| StoreError::Engine("the storage is being reopened after a fault; try again".into()))
+    }
+
+    /// Notes a failed write: after an I/O error (a full disk) RocksDB
+    /// refuses every later write until it is reopened, which
+    /// [`Store::reopen`] does once the cause is gone.
+    fn write_failed(&self, e: Error) -> StoreError {
+        if is_io(&e) {
+            let mut fault = self.write_fault.lock().unwrap_or_else(|p| p.into_inner());
+            if fault.is_none() {
+                tracing::error!("the storage stopped accepting writes: {e}");
+            }
+            *fault = Some(e.as_ref().to_string());
         }
+        StoreError::from(e)
+    }
+
+    /// Why writes fail since the last failed write, until a reopen.
+    pub fn write_fault(&self) -> Option<String> {
+        self.write_fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Closes the database and opens it again: the way out of the state
+    /// RocksDB enters after a failed write (it refuses every later one),
+    /// once the cause (a full disk) is gone. Reads in progress finish
+    /// first (up to `wait`); reads that start meanwhile wait for the open.
+    /// When the open fails the store stays closed (reads fail as
+    /// unavailable) and the next call opens it.
+    pub fn reopen(&self, wait: std::time::Duration) -> Result<()> {
+        let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut db) = slot.take() {
+            let step = std::time::Duration::from_millis(5);
+            let mut waited = std::time::Duration::ZERO;
+            loop {
+                match std::sync::Arc::try_unwrap(db) {
+                    Ok(db) => break drop(db),
+                    Err(still_used) if waited >= wait => {
+                        *slot = Some(still_used);
+                        return Err(StoreError::Engine("reads in progress kept the storage from reopening; will try again".into()));
+                    }
+                    Err(still_used) => db = still_used,
+                }
+                std::thread::sleep(step);
+                waited += step;
+            }
+        }
+        *slot = Some(std::sync::Arc::new(open_db(&self.path)?));
+        *self.write_fault.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::info!("the storage was reopened and accepts writes again");
+        Ok(())
     }
 
     pub fn batch(&self) -> Batch<'_> {
@@ -147,11 +225,14 @@ impl Store {
     /// Writes a batch atomically and durably (fsync of the WAL), then
     /// settles the repeat marks of the complainant groups it changed.
     pub fn commit(&self, mut batch: Batch<'_>) -> Result<()> {
-        batch.seal();
+        let db = self.db()?;
+        batch.seal_with(&db);
         let groups = std::mem::take(&mut batch.repeat_groups);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch.inner, &wo)?;
+        if let Err(e) = db.write_opt(batch.inner, &wo) {
+            return Err(self.write_failed(e));
+        }
         // The batch is durable whatever happens next: a failure here leaves
         // the groups marked in `repeat_dirty` for start-up to settle.
         if !groups.is_empty()
@@ -170,6 +251,7 @@ impl Store {
     /// without, the whole group. The statistics' repeat counters change by
     /// the marks added and removed.
     pub(super) fn settle_repeats(&self, groups: Vec<(Vec<u8>, Option<std::collections::BTreeSet<u64>>)>) -> Result<()> {
+        let db = self.db()?;
         let _guard = self.repeat_lock.lock().unwrap_or_else(|p| p.into_inner());
         let window = self.repeat_window_ms();
         let mut b = self.batch();
@@ -178,19 +260,21 @@ impl Store {
             // overlap, and each mark may move the counters once.
             let mut decided = std::collections::HashSet::new();
             match times {
-                None => self.settle_span(&mut b, g, None, window, &mut decided)?,
+                None => self.settle_span(&db, &mut b, g, None, window, &mut decided)?,
                 Some(ts) => {
                     for t in ts {
-                        self.settle_span(&mut b, g, Some(*t), window, &mut decided)?;
+                        self.settle_span(&db, &mut b, g, Some(*t), window, &mut decided)?;
                     }
                 }
             }
             b.delete(CF_REPEAT_DIRTY, g);
         }
-        b.seal();
+        b.seal_with(&db);
         // Derived and recomputable: a crash before the next synced write
         // loses this batch and the dirty markers it deletes together.
-        self.db.write(std::mem::take(&mut b.inner))?;
+        if let Err(e) = db.write(std::mem::take(&mut b.inner)) {
+            return Err(self.write_failed(e));
+        }
         Ok(())
     }
 
@@ -198,6 +282,7 @@ impl Store {
     /// group when `None`) through the next later filing time.
     fn settle_span(
         &self,
+        db: &DB,
         b: &mut Batch<'_>,
         g: &[u8],
         from: Option<u64>,
@@ -212,7 +297,7 @@ impl Store {
         // The latest filing strictly before the span.
         let mut current: Option<u64> = None;
         if from.is_some() {
-            let mut rev = self.db.iterator_cf(self.cf(CF_REPEATS), IteratorMode::From(&start, Direction::Reverse));
+            let mut rev = db.iterator_cf(handle(db, CF_REPEATS), IteratorMode::From(&start, Direction::Reverse));
             if let Some(item) = rev.next() {
                 let (k, _) = item?;
                 if k.starts_with(g) {
@@ -276,7 +361,8 @@ impl Store {
     }
 
     pub(super) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(cf), key)?)
+        let db = self.db()?;
+        Ok(db.get_cf(handle(&db, cf), key)?)
     }
 
     /// Calls `f` on every key/value whose key starts with `prefix`, in key
@@ -288,7 +374,8 @@ impl Store {
     /// Like [`Store::scan_prefix`] from key `from` on (which starts with
     /// `prefix`): a span of a group, not just the keys that extend `from`.
     pub(super) fn scan_from(&self, cf: &'static str, from: &[u8], prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
-        let iter = self.db.iterator_cf(self.cf(cf), IteratorMode::From(from, Direction::Forward));
+        let db = self.db()?;
+        let iter = db.iterator_cf(handle(&db, cf), IteratorMode::From(from, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(prefix) || !f(&k, &v) {
@@ -301,9 +388,10 @@ impl Store {
     /// Calls `f` on the entries of an index with keys in `[from, to)`, in
     /// key order, until it returns false.
     pub(crate) fn index_scan(&self, cf: &'static str, from: &[u8], to: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let db = self.db()?;
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_iterate_upper_bound(to.to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), ro);
+        let mut it = db.raw_iterator_cf_opt(handle(&db, cf), ro);
         it.seek(from);
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !f(k, v) {
@@ -318,8 +406,9 @@ impl Store {
     /// one snapshot so that a case moving between streams meanwhile is
     /// counted once.
     pub(crate) fn index_counts(&self, keys: &[Vec<u8>]) -> Result<Vec<i64>> {
-        let snap = self.db.snapshot();
-        let cf = self.cf(CF_COUNTS);
+        let db = self.db()?;
+        let snap = db.snapshot();
+        let cf = handle(&db, CF_COUNTS);
         keys.iter().map(|k| Ok(snap.get_cf(cf, k)?.map(|v| crate::stats::decode(&v)[0]).unwrap_or(0))).collect()
     }
 
@@ -329,16 +418,17 @@ impl Store {
     /// Calls `f(range, rest of key, value)` in that order until it returns
     /// false. Costs one seek per range plus one step per entry visited.
     pub(crate) fn index_merge(&self, cf: &'static str, ranges: &[IndexRange], mut f: impl FnMut(usize, &[u8], &[u8]) -> bool) -> Result<()> {
+        let db = self.db()?;
         use std::cmp::Reverse;
         // One snapshot for every range: a case that moves from one stream
         // to another during the scan is seen in exactly one of them.
-        let snap = self.db.snapshot();
+        let snap = db.snapshot();
         let mut iters = Vec::with_capacity(ranges.len());
         let mut heap = std::collections::BinaryHeap::with_capacity(ranges.len());
         for (i, (prefix, lo, hi)) in ranges.iter().enumerate() {
             let mut ro = rocksdb::ReadOptions::default();
             ro.set_iterate_upper_bound([prefix.as_slice(), hi].concat());
-            let mut it = snap.raw_iterator_cf_opt(self.cf(cf), ro);
+            let mut it = snap.raw_iterator_cf_opt(handle(&db, cf), ro);
             it.seek([prefix.as_slice(), lo].concat());
             if let Some(k) = it.key() {
                 heap.push(Reverse((k[prefix.len()..].to_vec(), i)));
@@ -361,15 +451,18 @@ impl Store {
     }
 
     /// Compacts the statistics column family (benchmarks).
-    pub fn compact_stats(&self) {
-        self.db.compact_range_cf(self.cf(CF_STATS), None::<&[u8]>, None::<&[u8]>);
+    pub fn compact_stats(&self) -> Result<()> {
+        let db = self.db()?;
+        db.compact_range_cf(handle(&db, CF_STATS), None::<&[u8]>, None::<&[u8]>);
+        Ok(())
     }
 
     /// Calls `f` on every entry of `cf` with a key in `[from, to)`.
     pub(super) fn scan_range(&self, cf: &'static str, from: &[u8], to: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let db = self.db()?;
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_iterate_upper_bound(to.to_vec());
-        let iter = self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(from, Direction::Forward));
+        let iter = db.iterator_cf_opt(handle(&db, cf), ro, IteratorMode::From(from, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             f(&k, &v);
@@ -378,16 +471,19 @@ impl Store {
     }
 
     pub(super) fn last_key(&self, cf: &'static str) -> Result<Option<Entry>> {
-        let mut iter = self.db.iterator_cf(self.cf(cf), IteratorMode::End);
+        let db = self.db()?;
+        let mut iter = db.iterator_cf(handle(&db, cf), IteratorMode::End);
         Ok(iter.next().transpose()?)
     }
 
     pub fn has_record(&self, id: &RecordId) -> Result<bool> {
-        Ok(self.db.get_pinned_cf(self.cf(CF_RECORDS), id.0)?.is_some())
+        let db = self.db()?;
+        Ok(db.get_pinned_cf(handle(&db, CF_RECORDS), id.0)?.is_some())
     }
 
     pub(super) fn scan_feed(&self, from: u64, limit: usize, mut f: impl FnMut(u64, RecordId, &[u8])) -> Result<()> {
-        let iter = self.db.iterator_cf(self.cf(CF_FEED), IteratorMode::From(&from.to_be_bytes(), Direction::Forward));
+        let db = self.db()?;
+        let iter = db.iterator_cf(handle(&db, CF_FEED), IteratorMode::From(&from.to_be_bytes(), Direction::Forward));
         for (n, item) in iter.enumerate() {
             if n >= limit {
                 break;
@@ -403,9 +499,10 @@ impl Store {
 
     /// The last (seq, record) of an author's chain held here.
     pub fn chain_last(&self, author: &NodeId) -> Result<Option<(u64, RecordId)>> {
+        let db = self.db()?;
         let mut from = author.as_bytes().to_vec();
         from.extend_from_slice(&u64::MAX.to_be_bytes());
-        let mut iter = self.db.iterator_cf(self.cf(CF_CHAIN), IteratorMode::From(&from, Direction::Reverse));
+        let mut iter = db.iterator_cf(handle(&db, CF_CHAIN), IteratorMode::From(&from, Direction::Reverse));
         match iter.next().transpose()? {
             Some((k, v)) if k.starts_with(author.as_bytes()) => Ok(u64_be(&k[32..]).zip(id_from(&v))),
             _ => Ok(None),
@@ -426,8 +523,9 @@ impl Store {
 
     /// The cases the waiting index names.
     pub fn waiting_cases(&self) -> Result<Vec<RecordId>> {
+        let db = self.db()?;
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_WAITING), IteratorMode::Start) {
+        for item in db.iterator_cf(handle(&db, CF_WAITING), IteratorMode::Start) {
             let (k, _) = item?;
             let id: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt { cf: CF_WAITING, detail: format!("key of {} bytes", k.len()) })?;
             out.push(RecordId(id));
@@ -436,14 +534,16 @@ impl Store {
     }
 
     pub fn has_blob(&self, hash: &[u8; 32]) -> Result<bool> {
-        Ok(self.db.get_pinned_cf(self.cf(CF_BLOBS), hash)?.is_some())
+        let db = self.db()?;
+        Ok(db.get_pinned_cf(handle(&db, CF_BLOBS), hash)?.is_some())
     }
 
     /// Deletes every derived column family's contents (before a rebuild).
     pub fn clear_derived(&self) -> Result<()> {
+        let db = self.db()?;
         let mut b = self.batch();
         for cf in DERIVED_CFS {
-            b.inner.delete_range_cf(self.cf(cf), [0u8].as_slice(), [0xFFu8; 80].as_slice());
+            b.inner.delete_range_cf(handle(&db, cf), [0u8].as_slice(), [0xFFu8; 80].as_slice());
         }
         self.commit(b)
     }
@@ -452,9 +552,10 @@ impl Store {
     /// tamper detection; nothing in the node calls it.
     #[doc(hidden)]
     pub fn overwrite_record_unchecked(&self, id: &RecordId, bytes: &[u8]) -> Result<()> {
+        let db = self.db()?;
         let seq = self.record_seq(id)?.ok_or_else(|| StoreError::Corrupt { cf: CF_RECORDS, detail: format!("record {id} not held") })?;
         let mut b = self.batch();
-        b.inner.put_cf(self.cf(CF_FEED), seq.to_be_bytes(), feed_value(id, bytes));
+        b.inner.put_cf(handle(&db, CF_FEED), seq.to_be_bytes(), feed_value(id, bytes));
         self.commit(b)
     }
 }
@@ -472,6 +573,13 @@ impl Batch<'_> {
     /// before (the writer seals on its own thread, so the commit thread
     /// only writes).
     pub fn seal(&mut self) {
+        // Without an open database the commit seals it (or fails).
+        if let Ok(db) = self.store.db() {
+            self.seal_with(&db);
+        }
+    }
+
+    fn seal_with(&mut self, db: &DB) {
         if self.ops.is_empty() && self.stats.is_empty() && self.counts.is_empty() {
             return;
         }
@@ -502,7 +610,7 @@ impl Batch<'_> {
                 // Stable: of equal keys the newest stays last.
                 order.sort_by(|&a, &b| key(a).cmp(key(b)));
             }
-            let h = self.store.cf(cf);
+            let h = handle(db, cf);
             for (i, &at) in order.iter().enumerate() {
                 if order.get(i + 1).is_some_and(|&next| key(next) == key(at)) {
                     continue;
@@ -518,7 +626,7 @@ impl Batch<'_> {
         for (cf, map) in [(CF_STATS, std::mem::take(&mut self.stats)), (CF_COUNTS, std::mem::take(&mut self.counts))] {
             for (k, d) in map {
                 if d.iter().any(|x| *x != 0) {
-                    self.inner.merge_cf(self.store.cf(cf), &k, crate::stats::encode(&d));
+                    self.inner.merge_cf(handle(db, cf), &k, crate::stats::encode(&d));
                 }
             }
         }
@@ -526,14 +634,17 @@ impl Batch<'_> {
 
     /// Adds `counts` to a statistics key (merge operator).
     pub fn merge_stats(&mut self, key: &[u8], counts: &zongzhi_protocol::kpi::Counts) {
-        self.inner.merge_cf(self.store.cf(CF_STATS), key, crate::stats::encode(counts));
+        let acc = self.stats.entry(key.to_vec()).or_insert([0; zongzhi_protocol::kpi::COUNTERS]);
+        for (a, b) in acc.iter_mut().zip(counts) {
+            *a += b;
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.inner.len() + self.ops.len()
+        self.inner.len() + self.ops.len() + self.stats.len() + self.counts.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty() && self.ops.is_empty()
+        self.inner.is_empty() && self.ops.is_empty() && self.stats.is_empty() && self.counts.is_empty()
     }
 }
