@@ -41,6 +41,42 @@ pub struct Config {
     /// reopen its store (see `workers::storage`). 0: none.
     #[serde(default = "default_reserve_mb")]
     pub storage_reserve_mb: u64,
+    /// HTTPS address for the console on the center's LAN (with `tls_cert`
+    /// and `tls_key`).
+    #[serde(default)]
+    pub https_listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key of the HTTPS listener
+    /// (`zongzhi-node https-cert` makes a self-signed pair); relative to
+    /// the config file.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Allows `http_listen` on an address other than loopback: the console
+    /// and its passwords then cross the network unencrypted.
+    #[serde(default)]
+    pub insecure_http: bool,
+    /// HTTP(S) connections open at once (over both listeners).
+    #[serde(default = "default_max_connections")]
+    pub http_max_connections: usize,
+    /// Seconds a client has for the TLS handshake and each request's headers.
+    #[serde(default = "default_header_timeout")]
+    pub http_header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may stay without a request.
+    #[serde(default = "default_idle_timeout")]
+    pub http_idle_timeout_secs: u64,
+}
+
+fn default_max_connections() -> usize {
+    512
+}
+
+fn default_header_timeout() -> u64 {
+    10
+}
+
+fn default_idle_timeout() -> u64 {
+    60
 }
 
 fn default_reserve_mb() -> u64 {
@@ -75,9 +111,11 @@ impl Config {
         if cfg.name.trim().is_empty() || cfg.name.chars().count() > 100 {
             return Err(ConfigError::Parse { path: path.into(), message: "name must be 1 to 100 characters".into() });
         }
-        if cfg.data_dir.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
-            cfg.data_dir = base.join(&cfg.data_dir);
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [Some(&mut cfg.data_dir), cfg.tls_cert.as_mut(), cfg.tls_key.as_mut()].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
         }
         Ok(cfg)
     }
@@ -88,6 +126,29 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("db")
+    }
+
+    /// Why this configuration would serve the console unsafely or not at
+    /// all, with what to change.
+    pub fn check_http(&self) -> Result<(), String> {
+        if !self.http_listen.ip().is_loopback() && !self.insecure_http {
+            return Err(format!(
+                "http_listen = \"{}\" would serve the console and its passwords unencrypted on the network. \
+                 Serve it over HTTPS instead: set https_listen, tls_cert and tls_key (`zongzhi-node https-cert --config <this file> --host <address>` makes a self-signed certificate), \
+                 and keep http_listen on 127.0.0.1 for the CLI; or set insecure_http = true to accept plain HTTP",
+                self.http_listen
+            ));
+        }
+        match (&self.https_listen, &self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_), Some(_)) | (None, None, None) => Ok(()),
+            (Some(_), _, _) => Err("https_listen needs tls_cert and tls_key (PEM files; `zongzhi-node https-cert` makes a self-signed pair)".into()),
+            (None, _, _) => Err("tls_cert and tls_key are set but https_listen is not: set the address to serve HTTPS on, e.g. https_listen = \"0.0.0.0:7843\"".into()),
+        }
+    }
+
+    /// Where `https-cert` writes the self-signed pair.
+    pub fn default_tls_paths(&self) -> (PathBuf, PathBuf) {
+        (self.data_dir.join("https-cert.pem"), self.data_dir.join("https-key.pem"))
     }
 
     pub fn enrollment_request_path(&self) -> PathBuf {

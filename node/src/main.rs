@@ -30,6 +30,10 @@ enum Command {
     Init {
         #[arg(long, short)]
         config: PathBuf,
+        /// Also make a self-signed HTTPS certificate for these host names
+        /// or addresses (see `https-cert`).
+        #[arg(long = "https-host")]
+        https_hosts: Vec<String>,
     },
     /// Run the node (HTTP API) until Ctrl-C or SIGTERM.
     Run {
@@ -85,6 +89,18 @@ enum Command {
     Verify {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Make a self-signed HTTPS certificate for the console on the center's
+    /// LAN, print its SHA-256 fingerprint and the config lines to add.
+    HttpsCert {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A host name or IP address operators type into the browser (repeat for several).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        /// Replace an existing certificate.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -167,7 +183,12 @@ fn random_password() -> String {
 
 fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Init { config } => init(&config)?,
+        Command::Init { config, https_hosts } => {
+            init(&config)?;
+            if !https_hosts.is_empty() {
+                https_cert(&config, &https_hosts, false)?;
+            }
+        }
         Command::Run { config } => run(&config)?,
         Command::User { command } => user(command)?,
         Command::ImportCert { config, file } => import_cert(&config, &file)?,
@@ -179,6 +200,7 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::BenchStore { dir, records } => bench_store(&dir, records)?,
         Command::Verify { config } => return verify(&config),
+        Command::HttpsCert { config, hosts, force } => https_cert(&config, &hosts, force)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -194,6 +216,36 @@ fn init(config: &Path) -> anyhow::Result<()> {
         Some(p) => println!("enrollment request written to {} — give it to the parent center's operator", p.display()),
     }
     Ok(())
+}
+
+/// `https-cert`: a self-signed pair in the data directory, and how to use it.
+fn https_cert(config: &Path, hosts: &[String], force: bool) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let (cert_path, key_path) = cfg.default_tls_paths();
+    if !force && (cert_path.exists() || key_path.exists()) {
+        anyhow::bail!("{} already exists: pass --force to replace it (browsers that accepted the old one will warn again)", cert_path.display());
+    }
+    let (cert, key, fingerprint) = zongzhi_node::net::http::self_signed(hosts).map_err(|e| anyhow::anyhow!("making the certificate: {e}"))?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    std::fs::write(&cert_path, cert)?;
+    write_private(&key_path, key.as_bytes())?;
+    println!("HTTPS certificate for {}: {}", hosts.join(", "), cert_path.display());
+    println!("private key (mode 0600): {}", key_path.display());
+    println!("SHA-256 fingerprint: {fingerprint}");
+    println!("add to {}:", config.display());
+    println!("  https_listen = \"0.0.0.0:7843\"");
+    println!("  tls_cert = \"{}\"", cert_path.display());
+    println!("  tls_key = \"{}\"", key_path.display());
+    println!("Browsers warn about a self-signed certificate: before accepting it, compare the fingerprint they show with the one above.");
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// `run`: serves until Ctrl-C or SIGTERM.

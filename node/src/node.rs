@@ -217,11 +217,55 @@ pub fn start_writer(shared: Context) -> Result<Writer, NodeError> {
     Ok(writer)
 }
 
+/// Serves the API on `http_listen` and, when configured, `https_listen`,
+/// until `shutdown` resolves; then lets requests in progress finish.
+async fn serve_http(cfg: &Config, app: axum::Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
+    use crate::net::http;
+    let limits = http::Limits {
+        max_connections: cfg.http_max_connections.max(1),
+        header_timeout: std::time::Duration::from_secs(cfg.http_header_timeout_secs.max(1)),
+        idle_timeout: std::time::Duration::from_secs(cfg.http_idle_timeout_secs.max(1)),
+    };
+    let tls = match (&cfg.https_listen, &cfg.tls_cert, &cfg.tls_key) {
+        (Some(addr), Some(cert), Some(key)) => Some((*addr, http::acceptor(cert, key).map_err(NodeError::Setup)?, cert.clone())),
+        _ => None,
+    };
+    let server = http::Server::new(app, limits);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let plain = tokio::net::TcpListener::bind(cfg.http_listen).await.map_err(io_at(format!("binding HTTP {}", cfg.http_listen)))?;
+    tracing::info!("HTTP API listening on http://{}", plain.local_addr().unwrap_or(cfg.http_listen));
+    let mut listeners = vec![tokio::spawn({
+        let (server, stop) = (server.clone(), stopped());
+        async move { server.listen(plain, None, stop).await }
+    })];
+    if let Some((addr, acceptor, cert)) = tls {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(io_at(format!("binding HTTPS {addr}")))?;
+        let fingerprint = http::fingerprint_of(&cert).unwrap_or_default();
+        tracing::info!("console on https://{} (certificate SHA-256 {fingerprint})", listener.local_addr().unwrap_or(addr));
+        let (server, stop) = (server.clone(), stopped());
+        listeners.push(tokio::spawn(async move { server.listen(listener, Some(acceptor), stop).await }));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for l in listeners {
+        let _ = l.await;
+    }
+    server.shut_down(std::time::Duration::from_secs(10)).await;
+    Ok(())
+}
+
 /// Runs the node until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
     if cfg.clock_offset_secs != 0 {
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
     }
+    cfg.check_http().map_err(NodeError::Setup)?;
     let key = Arc::new(load_key(&cfg)?);
     let watch = crate::workers::storage::Watch { data_dir: cfg.data_dir.clone(), reserve_bytes: cfg.storage_reserve_mb << 20 };
     watch.before_open();
@@ -254,18 +298,13 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     net_tasks.extend(supervision);
     watch.check(&shared_for_net.store, &shared_for_net.storage, shared_for_net.clock.now_ms());
     net_tasks.push(tokio::spawn(crate::workers::storage::run(shared_for_net.clone(), watch, shared_for_net.storage.clone())));
-    let listener = tokio::net::TcpListener::bind(cfg.http_listen)
-        .await
-        .map_err(io_at(format!("binding HTTP {}", cfg.http_listen)))?;
-    tracing::info!("HTTP API listening on http://{}", listener.local_addr().unwrap_or(cfg.http_listen));
-    let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
+    serve_http(&cfg, api::router(state), shutdown).await?;
     for t in net_tasks {
         t.abort();
     }
     // Stop the writer before the store is closed: RocksDB must not be torn
     // down while a thread still uses it.
     ledger.shutdown();
-    served.map_err(io_at("serving HTTP".into()))?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -43,6 +43,11 @@ pub fn artifacts_dir() -> PathBuf {
 impl Browser {
     /// Starts headless Chromium (it must be installed: `.ci/run` installs it).
     pub fn launch() -> Browser {
+        Self::launch_with(&[])
+    }
+
+    /// Like [`Browser::launch`] with extra command-line flags.
+    pub fn launch_with(flags: &[&str]) -> Browser {
         assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: apt-get install chromium (.ci/run does)");
         let profile = tempfile::tempdir().expect("profile dir");
         let child = Command::new(CHROMIUM)
@@ -60,6 +65,7 @@ impl Browser {
                 "--lang=zh-CN",
                 "--remote-debugging-port=0",
             ])
+            .args(flags)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())

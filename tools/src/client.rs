@@ -124,9 +124,24 @@ pub fn save_session(path: &PathBuf, s: &SavedSession) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The certificate (PEM) that HTTPS nodes are checked against (`--cacert`).
+static CA_CERT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Trust this PEM certificate (a node's self-signed one, or the center's
+/// CA) for `https://` nodes; without it no HTTPS node is trusted.
+pub fn set_ca_cert(path: PathBuf) {
+    let _ = CA_CERT.set(path);
+}
+
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Client> {
-        let http = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        let mut builder = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(60)).use_rustls_tls();
+        if let Some(path) = CA_CERT.get() {
+            let pem = std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build()?;
         Ok(Client { http, base: base.trim_end_matches('/').to_string(), token })
     }
 
@@ -139,7 +154,14 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let resp = req.send().map_err(|e| {
+            let detail = format!("{e:?}");
+            if self.base.starts_with("https://") && detail.contains("UnknownIssuer") {
+                anyhow!("the HTTPS certificate of {} is not trusted: pass --cacert with its PEM file (`zongzhi-node https-cert` wrote it as https-cert.pem in the node's data directory)", self.base)
+            } else {
+                anyhow::Error::new(e).context(format!("cannot reach the node at {}", self.base))
+            }
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }

@@ -32,6 +32,10 @@ struct Cli {
     /// Where the login session is saved (default ~/.config/zongzhi/session.json).
     #[arg(long, env = "ZONGZHI_SESSION", global = true)]
     session: Option<PathBuf>,
+    /// PEM certificate to trust for an https:// node (its self-signed
+    /// certificate, or the center's CA).
+    #[arg(long, env = "ZONGZHI_CACERT", global = true)]
+    cacert: Option<PathBuf>,
     /// Print the node's JSON answer instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -626,6 +630,9 @@ fn short_time(v: &Value) -> String {
 }
 
 fn run(cli: Cli, node_from_env: bool) -> anyhow::Result<()> {
+    if let Some(pem) = &cli.cacert {
+        client::set_ca_cert(pem.clone());
+    }
     let cx = &commands::Ctx::new(&cli, node_from_env)?;
     commands::dispatch(cx, cli.command)
 }

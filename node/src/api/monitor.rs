@@ -118,6 +118,17 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     let _ = writeln!(out, "# HELP zongzhi_storage_faults_total Write faults since start.\n# TYPE zongzhi_storage_faults_total counter\nzongzhi_storage_faults_total {}", storage.faults);
     let _ = writeln!(out, "# HELP zongzhi_disk_free_bytes Free bytes on the data directory's file system.\n# TYPE zongzhi_disk_free_bytes gauge\nzongzhi_disk_free_bytes {}", storage.free_bytes.unwrap_or(0));
     let _ = writeln!(out, "# HELP zongzhi_storage_reserve_bytes Bytes held in the storage reserve file.\n# TYPE zongzhi_storage_reserve_bytes gauge\nzongzhi_storage_reserve_bytes {}", storage.reserve_bytes);
+    let c = &crate::net::http::COUNTERS;
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(out, "# HELP zongzhi_http_connections_open HTTP(S) connections open now.\n# TYPE zongzhi_http_connections_open gauge\nzongzhi_http_connections_open {}", c.open.load(Relaxed));
+    for (name, help, v) in [
+        ("zongzhi_http_connections_total", "HTTP(S) connections accepted.", &c.accepted),
+        ("zongzhi_http_connections_refused_total", "Connections turned away at http_max_connections.", &c.refused),
+        ("zongzhi_http_tls_handshakes_failed_total", "HTTPS handshakes that failed or timed out.", &c.tls_failed),
+        ("zongzhi_http_connections_timed_out_total", "Connections closed for slow headers or idling.", &c.timed_out),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+    }
     let (waiting, _) = super::policy::waiting_counts(&s.store)?;
     let _ = writeln!(out, "# HELP zongzhi_cases_waiting_for_calendar Open cases with a clock waiting for a working-day calendar.\n# TYPE zongzhi_cases_waiting_for_calendar gauge\nzongzhi_cases_waiting_for_calendar {waiting}");
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())

@@ -14,6 +14,7 @@
 //! loops of a link), `testing.rs` (a misbehaving peer); this one listens,
 //! dials the parent and reconnects.
 
+pub mod http;
 mod quic;
 mod tls;
 

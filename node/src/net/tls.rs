@@ -164,3 +164,33 @@ pub(super) fn peer_key(conn: &quinn::Connection) -> Result<NodeId> {
     let first = certs.first().ok_or_else(no_key)?;
     key_from_spki(first.as_ref()).ok_or_else(|| LinkError::Peer("peer key is not ed25519".into()))
 }
+
+/// The TLS side of the HTTPS listener (`net::http`).
+pub type Acceptor = tokio_rustls::TlsAcceptor;
+
+/// Reads a PEM certificate chain and private key into an acceptor.
+pub fn https_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<Acceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = <CertificateDer as rustls::pki_types::pem::PemObject>::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("reading the HTTPS certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let key = <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_file(key).map_err(|e| format!("reading the HTTPS private key {}: {e}", key.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the HTTPS certificate and key do not fit together: {e}"))?;
+    let mut config = config;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+/// The fingerprint of the first certificate in a PEM file.
+pub fn pem_fingerprint(cert: &std::path::Path) -> Result<String, String> {
+    let der = <CertificateDer as rustls::pki_types::pem::PemObject>::from_pem_file(cert).map_err(|e| format!("reading {}: {e}", cert.display()))?;
+    Ok(super::http::fingerprint(&der))
+}
