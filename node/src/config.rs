@@ -65,6 +65,10 @@ pub struct Config {
     /// Seconds a keep-alive connection may stay without a request.
     #[serde(default = "default_idle_timeout")]
     pub http_idle_timeout_secs: u64,
+    /// Where online backups from the console go (default
+    /// `<data_dir>/backups`; better another disk). Relative to the config file.
+    #[serde(default)]
+    pub backup_dir: Option<PathBuf>,
 }
 
 fn default_max_connections() -> usize {
@@ -112,7 +116,7 @@ impl Config {
             return Err(ConfigError::Parse { path: path.into(), message: "name must be 1 to 100 characters".into() });
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [Some(&mut cfg.data_dir), cfg.tls_cert.as_mut(), cfg.tls_key.as_mut()].into_iter().flatten() {
+        for p in [Some(&mut cfg.data_dir), cfg.tls_cert.as_mut(), cfg.tls_key.as_mut(), cfg.backup_dir.as_mut()].into_iter().flatten() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -144,6 +148,10 @@ impl Config {
             (Some(_), _, _) => Err("https_listen needs tls_cert and tls_key (PEM files; `zongzhi-node https-cert` makes a self-signed pair)".into()),
             (None, _, _) => Err("tls_cert and tls_key are set but https_listen is not: set the address to serve HTTPS on, e.g. https_listen = \"0.0.0.0:7843\"".into()),
         }
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup_dir.clone().unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     /// Where `https-cert` writes the self-signed pair.

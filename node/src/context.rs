@@ -95,6 +95,16 @@ pub struct Context {
     pub clock: crate::context::Clock,
     /// Free space and write faults ([`crate::workers::storage`]).
     pub storage: crate::workers::storage::StorageBoard,
+    /// Restored from a backup and not confirmed yet ([`crate::recovery`]).
+    pub recovery: Arc<crate::recovery::Recovery>,
+    /// Where backups go and where the key is.
+    pub paths: Arc<NodePaths>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NodePaths {
+    pub backup_dir: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Context {

@@ -27,6 +27,7 @@ pub mod net;
 pub mod node;
 pub mod ports;
 pub mod queue;
+pub mod recovery;
 pub mod replication;
 pub mod report;
 pub mod search;

@@ -90,6 +90,31 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Back up the store (while the node runs, or stopped): a consistent
+    /// RocksDB checkpoint and a manifest. The node key is not copied
+    /// unless --with-key.
+    Backup {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A new directory for the backup (default: backup_dir/zongzhi-<division>-<time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Copy the node key into the backup too (keep it as safe as the center's seal).
+        #[arg(long)]
+        with_key: bool,
+    },
+    /// Restore a backup (node stopped). The restored node signs nothing
+    /// until its parent has given its own records back.
+    Restore {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The backup directory (holds manifest.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// Move an existing store aside (kept as db.replaced-<time>).
+        #[arg(long)]
+        force: bool,
+    },
     /// Make a self-signed HTTPS certificate for the console on the center's
     /// LAN, print its SHA-256 fingerprint and the config lines to add.
     HttpsCert {
@@ -201,6 +226,8 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::BenchStore { dir, records } => bench_store(&dir, records)?,
         Command::Verify { config } => return verify(&config),
         Command::HttpsCert { config, hosts, force } => https_cert(&config, &hosts, force)?,
+        Command::Backup { config, out, with_key } => backup(&config, out.as_deref(), with_key)?,
+        Command::Restore { config, from, force } => restore(&config, &from, force)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -215,6 +242,24 @@ fn init(config: &Path) -> anyhow::Result<()> {
         None => println!("root certificate and default policy signed; this node is the city trust root"),
         Some(p) => println!("enrollment request written to {} — give it to the parent center's operator", p.display()),
     }
+    Ok(())
+}
+
+fn backup(config: &Path, out: Option<&Path>, with_key: bool) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let (dir, m) = zongzhi_node::recovery::backup_command(&cfg, out, with_key).map_err(|e| anyhow::anyhow!(e))?;
+    println!("backup of {} ({}) written to {}", m.name, m.division, dir.display());
+    println!("own chain head: seq {}; feed: {} records; taken {}", m.own_seq, m.feed_seq, m.taken_at);
+    println!("{}", m.note);
+    Ok(())
+}
+
+fn restore(config: &Path, from: &Path, force: bool) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let m = zongzhi_node::recovery::restore_command(&cfg, from, force).map_err(|e| anyhow::anyhow!(e))?;
+    println!("restored the backup of {} taken {} (own chain head: seq {})", m.name, m.taken_at, m.own_seq);
+    println!("start the node: it signs nothing (new steps are refused with 503 restoring) until its parent has given back the records it signed after the backup;");
+    println!("/api/health shows recovery.restoring until then. If the parent cannot be reached, an admin may override: POST /api/admin/recovery {{\"reason\": \"...\"}}");
     Ok(())
 }
 

@@ -156,6 +156,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         tracing::info!("rebuilt derived data for {n} cases");
     }
     let (feed, _) = tokio::sync::watch::channel(0);
+    let recovery = Arc::new(crate::recovery::Recovery::load(&store, cfg.parent.is_some()).map_err(NodeError::Setup)?);
     Ok(Context {
         store,
         key,
@@ -166,6 +167,8 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         sync: Default::default(),
         clock: Default::default(),
         storage: Default::default(),
+        recovery,
+        paths: Arc::new(crate::context::NodePaths { backup_dir: cfg.backup_dir(), key_file: cfg.key_path() }),
     })
 }
 

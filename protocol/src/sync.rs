@@ -16,7 +16,7 @@ use crate::codec::{self, CodecError, Decode, Encode};
 pub const ALPN: &[u8] = b"zongzhi/1";
 
 /// Protocol version carried in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Frames larger than this are refused before any allocation.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -48,7 +48,12 @@ pub enum Frame {
         epoch: [u8; 16],
     },
     /// "Send me your feed after `cursor`" (cursor in the sender's feed).
-    Subscribe { epoch: [u8; 16], cursor: u64 },
+    /// `own`: also the records signed with my own key, which scope keeps
+    /// from going back to where they came from — asked for by a node
+    /// restored from a backup, to learn its own chain back before it signs
+    /// anything (the sender then answers at once, with an empty batch if
+    /// nothing follows the cursor, so the receiver learns the head).
+    Subscribe { epoch: [u8; 16], cursor: u64, own: bool },
     /// Records from the sender's feed up to position `upto` (some positions
     /// may have been filtered out), and the sender's current feed head.
     Batch { epoch: [u8; 16], upto: u64, head: u64, records: Vec<Vec<u8>>, blobs: Vec<([u8; 32], Vec<u8>)> },
@@ -218,8 +223,9 @@ impl FeedReceiver {
         FeedReceiver { epoch, cursor, reached: (epoch, cursor) }
     }
 
-    pub fn subscribe(&self) -> Frame {
-        Frame::Subscribe { epoch: self.epoch, cursor: self.cursor }
+    /// `own`: see [`Frame::Subscribe`].
+    pub fn subscribe(&self, own: bool) -> Frame {
+        Frame::Subscribe { epoch: self.epoch, cursor: self.cursor, own }
     }
 
     /// Checks a batch header. Returns the cursor to store with its records.
@@ -303,7 +309,7 @@ mod tests {
     #[test]
     fn receiver_refuses_a_cursor_going_back() {
         let mut r = FeedReceiver::new(Some(([1; 16], 40)));
-        assert_eq!(r.subscribe(), Frame::Subscribe { epoch: [1; 16], cursor: 40 });
+        assert_eq!(r.subscribe(false), Frame::Subscribe { epoch: [1; 16], cursor: 40, own: false });
         assert!(r.on_batch([1; 16], 39).is_err());
         assert_eq!(r.on_batch([1; 16], 40), Ok(40), "a batch that leaves the cursor (urgent first) is fine");
         assert_eq!(r.on_batch([2; 16], 3), Ok(3), "a new epoch starts over");

@@ -87,6 +87,7 @@ impl World {
                 head: *ctx.feed.borrow(),
                 stored: ctx.store.cursor(&peer_id, side.direction_in() as u8)?,
                 window,
+                recovering: ctx.recovery.restoring(),
             };
             Ok(End { node: me, link: Link::new(setup), inbox: VecDeque::new(), at_writer: Vec::new() })
         };

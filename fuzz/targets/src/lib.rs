@@ -582,7 +582,7 @@ pub fn seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
             );
             let frames = [
                 ("hello", Frame::Hello { version: zongzhi_protocol::sync::PROTOCOL_VERSION, chain: vec![r.bytes().to_vec()], epoch: [1; 16] }),
-                ("subscribe", Frame::Subscribe { epoch: [2; 16], cursor: 300 }),
+                ("subscribe", Frame::Subscribe { epoch: [2; 16], cursor: 300, own: false }),
                 ("batch", Frame::Batch { epoch: [3; 16], upto: 7, head: 9, records: vec![r.bytes().to_vec()], blobs: vec![([4; 32], b"blob".to_vec())] }),
                 ("ack", Frame::Ack { upto: 70_000 }),
                 ("refuse", Frame::Refuse { reason: "证书已吊销".into() }),

@@ -77,6 +77,11 @@ impl From<LedgerError> for ApiError {
             LedgerError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"),
             LedgerError::AlreadyDone => ApiError::new(StatusCode::CONFLICT, "exists", "already done"),
             LedgerError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            LedgerError::Restoring => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "restoring",
+                "this node was restored from a backup and is getting its own records back from its parent before it signs anything (see recovery in /api/health); steps are accepted again once the parent confirms, or after an admin's override (POST /api/admin/recovery)",
+            ),
             LedgerError::WriteFailed(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("the write could not be stored ({m}); nothing was changed, try again"))
             }

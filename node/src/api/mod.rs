@@ -5,6 +5,7 @@
 //! 400 malformed input, 401 not logged in, 403 wrong role, 404 unknown case,
 //! 409 exists, 422 a workflow rule forbids the step (`rule` names it).
 
+pub mod admin;
 mod attachment;
 mod auth;
 mod cases;
@@ -108,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/certs", get(list_certs))
         .route("/api/certs/issue", post(issue_cert))
         .route("/api/certs/revoke", post(revoke_cert))
+        .route("/api/admin/backup", post(admin::backup))
+        .route("/api/admin/recovery", post(admin::recovery_override))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::map_response(json_errors))
@@ -192,6 +195,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/certs"),
     ("post", "/api/certs/issue"),
     ("post", "/api/certs/revoke"),
+    ("post", "/api/admin/backup"),
+    ("post", "/api/admin/recovery"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");

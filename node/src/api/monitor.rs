@@ -21,9 +21,14 @@ pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
     let mut storage_json = serde_json::to_value(&storage).unwrap_or(Value::Null);
     storage_json["fault_since"] = json!(storage.fault_since_ms.map(time));
     storage_json["recovered_at"] = json!(storage.recovered_ms.map(time));
+    let recovery = s.shared.recovery.status();
+    let mut recovery_json = serde_json::to_value(&recovery).unwrap_or(Value::Null);
+    recovery_json["restored_at"] = json!(recovery.restored_ms.map(time));
+    recovery_json["confirmed_at"] = json!(recovery.confirmed_ms.map(time));
     Ok(Json(json!({
         // `degraded` while an alarm below is raised (the node still answers).
-        "status": if storage.alarm() { "degraded" } else { "ok" },
+        "status": if storage.alarm() || recovery.restoring { "degraded" } else { "ok" },
+        "recovery": recovery_json,
         "storage": storage_json,
         "node_id": s.node.id.to_string(),
         "node_short": s.node.id.fmt_short(),

@@ -48,6 +48,9 @@ impl Writer {
         if let Some(c) = cursor {
             p.batch.put_cursor(&c.peer, c.direction, &c.epoch, c.upto);
         }
+        if self.shared.recovery.restoring() {
+            self.recover_own(now, p)?;
+        }
         Ok(Outcome::Ingested(report))
     }
 
@@ -187,6 +190,11 @@ impl Writer {
     /// equivocation (the author already has a different record at its seq).
     fn conflict(&self, now: u64, p: &mut Draft<'_>, record: &Record, above_head: bool, peer: Option<NodeId>) -> Result<Option<String>> {
         let peer_name = peer.map(|k| k.fmt_short());
+        // Restored from a backup: our own records coming back are what we
+        // wait for ([`crate::recovery`]).
+        if record.author == self.shared.key.id() && above_head && self.shared.recovery.restoring() {
+            return Ok(None);
+        }
         if record.author == self.shared.key.id() {
             self.raise(p, Alarm {
                 kind: "own_record_unknown".into(),
@@ -400,4 +408,60 @@ impl Writer {
         }
     }
 
+}
+
+impl Writer {
+    /// Restored from a backup ([`crate::recovery`]): our own records that
+    /// came back move our chain head and case-number serials to where they
+    /// were; once a peer confirmed and none of ours waits for parents, the
+    /// restore ends in this batch.
+    fn recover_own(&self, now: u64, p: &mut Draft<'_>) -> Result<()> {
+        let own = self.shared.key.id();
+        if let Some((seq, id)) = self.chain_head(p, &own)?
+            && seq > p.heads.own_seq
+        {
+            p.heads.own_seq = seq;
+            p.heads.own_head = Some(id);
+        }
+        let mut serials: Vec<(i16, u64)> = Vec::new();
+        for t in p.w.touched.values() {
+            let filed_here = t.before.is_none() && t.records.first().is_some_and(|r| r.author == own);
+            if let Some((year, serial)) = filed_here.then(|| case_serial(&t.state.filing.number)).flatten() {
+                serials.push((year, serial));
+            }
+        }
+        for (year, serial) in serials {
+            let key = format!("{}{year}", crate::store::meta::SERIAL_PREFIX);
+            let known = match p.heads.serials.get(&year) {
+                Some(s) => *s,
+                None => {
+                    p.settle_if(|f| f.w.meta)?;
+                    self.shared.store.meta_u64(&key)?.unwrap_or(0)
+                }
+            };
+            if serial > known {
+                p.heads.serials.insert(year, serial);
+                p.put_meta(&key, &serial.to_be_bytes());
+            }
+        }
+        let mut waiting = p.parked.iter().filter(|r| r.author == own).count();
+        for (_, bytes) in self.shared.store.pending()? {
+            if Record::decode_unverified(&bytes).is_ok_and(|r| r.author == own) {
+                waiting += 1;
+            }
+        }
+        if self.shared.recovery.may_confirm(waiting) {
+            p.batch.delete_meta(crate::store::meta::RESTORED);
+            self.shared.recovery.confirmed(now);
+        }
+        Ok(())
+    }
+}
+
+/// The year and serial of a case number `<unit>-<year>-<serial>`.
+fn case_serial(number: &str) -> Option<(i16, u64)> {
+    let mut parts = number.rsplitn(3, '-');
+    let serial = parts.next()?.parse().ok()?;
+    let year = parts.next()?.parse().ok()?;
+    Some((year, serial))
 }

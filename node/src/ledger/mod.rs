@@ -68,6 +68,10 @@ pub enum LedgerError {
     /// error): nothing of it is stored; the caller may try again.
     #[error("write failed: {0}")]
     WriteFailed(String),
+    /// Restored from a backup, the node signs nothing until a peer gave
+    /// its own chain back ([`crate::recovery`]).
+    #[error("this node was restored from a backup and signs nothing until its parent has given its own records back")]
+    Restoring,
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

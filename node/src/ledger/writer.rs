@@ -441,6 +441,9 @@ impl Writer {
 
     /// Checks one operation and adds what it writes to the draft batch.
     pub(super) fn prepare(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, op: Op) -> Result<Outcome> {
+        if self.shared.recovery.restoring() && !matches!(op, Op::Ingest { .. }) {
+            return Err(LedgerError::Restoring);
+        }
         match op {
             Op::File { filing, contact, operator } => self.file(policy, now, p, filing, contact, operator),
             Op::Act { case, action, operator } => {

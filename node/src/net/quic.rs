@@ -183,7 +183,7 @@ fn spawn_writer(mut send: quinn::SendStream) -> Outbox {
 /// (`Hello`, `Subscribe`) go out at once, one round trip after TLS.
 async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connection, side: Side, peer: NodeId, peer_division: DivisionCode) -> Result<()> {
     let stored = shared.store.cursor(&peer, side.direction_in() as u8)?;
-    let setup = Setup { side, peer, peer_division, root: shared.trust().root(), chain: own_chain(shared)?, epoch: epoch(shared), head: *shared.feed.borrow(), stored, window: IN_FLIGHT };
+    let setup = Setup { side, peer, peer_division, root: shared.trust().root(), chain: own_chain(shared)?, epoch: epoch(shared), head: *shared.feed.borrow(), stored, window: IN_FLIGHT, recovering: shared.recovery.restoring() };
     let mut driver = Driver::new(shared, ledger, Link::new(setup), peer);
     let (csend, mut crecv) = match side {
         Side::Child => conn.open_bi().await?,
@@ -396,6 +396,18 @@ impl Driver {
             tracing::info!(records = report.missing.len(), "asking for missing parents");
         }
         self.link.stored(&report);
+        if self.link.confirms_recovery() {
+            // Restored from a backup: this peer gave everything back. The
+            // writer ends the restore on its next ingest (this empty one,
+            // or a later one once our own waiting records are applied).
+            let from_parent = self.link.direction_in() == zongzhi_protocol::sync::Direction::Down;
+            self.shared.recovery.caught_up(&self.link.peer_division().to_string(), from_parent);
+            self.link.recovery_confirmed();
+            let ledger = self.ledger.clone();
+            tokio::spawn(async move {
+                let _ = ledger.submit(Op::Ingest { records: vec![], blobs: vec![], cursor: None }).await;
+            });
+        }
         let (rejected, now, behind) = (report.rejected.len(), self.shared.clock.now_ms(), self.link.behind_from_peer());
         self.shared.sync.update(&self.peer, |s| {
             s.records_received += n as u64;

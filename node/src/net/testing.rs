@@ -28,7 +28,7 @@ impl RawLink {
         read_frame(&mut crecv).await?;
         // Our own subscription (keeps the parent's receiver loop happy).
         let (mut rsend, rrecv) = conn.open_bi().await?;
-        write_frame(&mut rsend, &Frame::Subscribe { epoch: [0; 16], cursor: u64::MAX }).await?;
+        write_frame(&mut rsend, &Frame::Subscribe { epoch: [0; 16], cursor: u64::MAX, own: false }).await?;
         // The parent subscribes to our feed: this is where batches go.
         let (ssend, mut srecv) = conn.accept_bi().await?;
         read_frame(&mut srecv).await?;

@@ -83,8 +83,10 @@ pub enum Stream {
 pub enum Build {
     /// The urgent cases' records after `cursor`, ahead of a long catch-up.
     Urgent { cursor: u64 },
-    /// The next batch of our feed after `after`.
-    Feed { after: u64 },
+    /// The next batch of our feed after `after`; with `own`, also the
+    /// records that key signed (the peer, restored from a backup, learning
+    /// its own chain back).
+    Feed { after: u64, own: Option<NodeId> },
     /// The records among `ids` the peer's scope allows (its `Want`).
     Wanted { ids: Vec<[u8; 32]> },
 }
@@ -163,6 +165,9 @@ pub struct Setup {
     /// Feed positions we may send beyond the peer's last ack
     /// ([`IN_FLIGHT`]; the simulator also tries small windows).
     pub window: u64,
+    /// We were restored from a backup and have not learnt our own chain
+    /// back yet: ask the peer for our own records too.
+    pub recovering: bool,
 }
 
 /// One link's replication state.
@@ -185,6 +190,12 @@ pub struct Link {
     /// The peer's feed head as its latest batch gave it, with that feed's
     /// epoch.
     peer_head: ([u8; 16], u64),
+    /// We asked for our own records too (see [`Setup::recovering`]), and
+    /// whether a batch has told us the peer's head on this link yet.
+    recovering: bool,
+    heard_head: bool,
+    /// The peer asked for its own records too: its key.
+    peer_own: Option<NodeId>,
     actions: VecDeque<Action>,
 }
 
@@ -196,7 +207,7 @@ impl Link {
         let receiver = FeedReceiver::new(setup.stored);
         let mut actions = VecDeque::new();
         actions.push_back(Action::Send(Stream::Control, Frame::Hello { version: sync::PROTOCOL_VERSION, chain: setup.chain, epoch: setup.epoch }));
-        actions.push_back(Action::Send(Stream::Theirs, receiver.subscribe()));
+        actions.push_back(Action::Send(Stream::Theirs, receiver.subscribe(setup.recovering)));
         Link {
             side: setup.side,
             peer: setup.peer,
@@ -210,6 +221,9 @@ impl Link {
             want: None,
             at_writer: VecDeque::new(),
             peer_head: setup.stored.unwrap_or_default(),
+            recovering: setup.recovering,
+            heard_head: false,
+            peer_own: None,
             actions,
         }
     }
@@ -268,6 +282,20 @@ impl Link {
         if head_epoch == epoch { head.saturating_sub(stored) } else { head }
     }
 
+    /// We asked for our own records (restored from a backup) and have now
+    /// stored everything the peer's feed held when this link opened, and
+    /// more: every record of ours the peer holds is here. Once true, the
+    /// driver tells the ledger, which may sign again
+    /// ([`Link::recovery_confirmed`] then stops asking).
+    pub fn confirms_recovery(&self) -> bool {
+        self.recovering && self.phase == Phase::Open && self.heard_head && self.at_writer.is_empty() && self.behind_from_peer() == 0
+    }
+
+    /// The ledger took the confirmation.
+    pub fn recovery_confirmed(&mut self) {
+        self.recovering = false;
+    }
+
     /// Our feed grew to `head`.
     pub fn feed_grew(&mut self, head: u64) {
         self.head = self.head.max(head);
@@ -279,9 +307,17 @@ impl Link {
     pub fn handle(&mut self, stream: Stream, frame: Frame, now_ms: u64) -> Result<(), Violation> {
         match (self.phase, stream, frame) {
             (Phase::Hello, Stream::Control, Frame::Hello { version, chain, epoch: _ }) => self.on_hello(version, &chain, now_ms),
-            (Phase::Subscribe, Stream::Ours, Frame::Subscribe { epoch, cursor }) => {
+            (Phase::Subscribe, Stream::Ours, Frame::Subscribe { epoch, cursor, own }) => {
                 let from = self.sender.on_subscribe(epoch, cursor, self.head);
                 self.phase = Phase::Open;
+                if own {
+                    self.peer_own = Some(self.peer);
+                    if from >= self.head {
+                        // Nothing follows: tell the peer our head at once.
+                        let (epoch, head) = (self.sender.epoch(), self.head);
+                        self.actions.push_back(Action::Send(Stream::Ours, Frame::Batch { epoch, upto: from, head, records: vec![], blobs: vec![] }));
+                    }
+                }
                 // A long catch-up starts with the urgent cases.
                 if self.head.saturating_sub(from) > sync::BATCH_RECORDS as u64 {
                     self.building = true;
@@ -297,6 +333,7 @@ impl Link {
                 if epoch != self.peer_head.0 || head > self.peer_head.1 {
                     self.peer_head = (epoch, head);
                 }
+                self.heard_head = true;
                 // Off the wire: the sender may send the next batch now.
                 self.actions.push_back(Action::Send(Stream::Theirs, Frame::Received { upto }));
                 let cursor = Cursor { peer: self.peer, direction: self.direction_in() as u8, epoch, upto, in_order };
@@ -391,7 +428,7 @@ impl Link {
         }
         if let SenderPoll::SendAfter(after) = self.sender.poll(self.head) {
             self.building = true;
-            self.actions.push_back(Action::Build(Build::Feed { after }));
+            self.actions.push_back(Action::Build(Build::Feed { after, own: self.peer_own }));
         }
     }
 }
@@ -478,6 +515,7 @@ mod tests {
                 head,
                 stored,
                 window,
+                recovering: false,
             };
             let a = Link::new(setup(Side::Parent, &county, "330106000000", vec![root.bytes().to_vec()], [1; 16], heads[0], stored[0]));
             let b = Link::new(setup(Side::Child, &city, "330100000000", vec![root.bytes().to_vec(), child.bytes().to_vec()], [2; 16], heads[1], stored[1]));
@@ -501,7 +539,7 @@ mod tests {
                         };
                         self.wire[1 - i].push_back((to, frame));
                     }
-                    Action::Build(Build::Feed { after }) => {
+                    Action::Build(Build::Feed { after, .. }) => {
                         let upto = (after + self.batch).min(self.heads[i]);
                         let records = (after + 1..=upto).map(|p| p.to_be_bytes().to_vec()).collect();
                         self.links[i].built(Built::Feed(Outgoing { records, blobs: vec![], upto }));

@@ -28,15 +28,19 @@ pub struct Outgoing {
 pub fn build(ctx: &Context, peer_division: DivisionCode, dir: Direction, build: Build) -> Result<Built, ReplicationError> {
     Ok(match build {
         Build::Urgent { cursor } => Built::Urgent(build_urgent(ctx, peer_division, dir, cursor)?),
-        Build::Feed { after } => Built::Feed(build_batch(ctx, peer_division, dir, after)?),
+        Build::Feed { after, own } => Built::Feed(build_batch(ctx, peer_division, dir, after, own)?),
         Build::Wanted { ids } => Built::Wanted(wanted(ctx, peer_division, dir, &ids)?),
     })
 }
 
-/// Builds the next batch of our feed after `cursor` for a peer (blocking: reads the store).
-pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64) -> Result<Outgoing, ReplicationError> {
+/// Builds the next batch of our feed after `cursor` for a peer (blocking:
+/// reads the store); with `own`, the records that key signed go too,
+/// whatever the scope (a peer restored from a backup getting its own
+/// chain back, see `crate::recovery`).
+pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64, own: Option<zongzhi_protocol::NodeId>) -> Result<Outgoing, ReplicationError> {
     let mut batch = Batcher {
         shared,
+        own,
         trust: shared.trust(),
         peer_division,
         dir,
@@ -60,6 +64,7 @@ pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction
 /// One batch being built: what is in it so far.
 struct Batcher<'a> {
     shared: &'a Context,
+    own: Option<zongzhi_protocol::NodeId>,
     trust: std::sync::Arc<Trust>,
     peer_division: DivisionCode,
     dir: Direction,
@@ -75,6 +80,9 @@ impl Batcher<'_> {
     /// peer's subtree, and the case's blobs where it is handled).
     fn offer(&mut self, seq: u64, record: &Record, bytes: Vec<u8>) -> Result<(), ReplicationError> {
         let (shared, dir, peer) = (self.shared, self.dir, self.peer_division);
+        if self.own == Some(record.author) {
+            return self.give_back(record, bytes);
+        }
         let Body::CaseEvent(ev) = &record.body else {
             if scope::sends(dir, shared.unit, peer, &facts(&self.trust, record, &[])) {
                 self.push(record.id, bytes);
@@ -140,6 +148,20 @@ impl Batcher<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A record the peer signed, back to it with its case's attachments
+    /// this node holds.
+    fn give_back(&mut self, record: &Record, bytes: Vec<u8>) -> Result<(), ReplicationError> {
+        if let Body::CaseEvent(ev) = &record.body
+            && let Some(s) = self.shared.store.case_summary(&ev.case_id(record.id))?
+        {
+            for h in &s.blobs {
+                self.add_blob(h)?;
+            }
+        }
+        self.push(record.id, bytes);
         Ok(())
     }
 

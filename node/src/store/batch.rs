@@ -62,6 +62,10 @@ impl Batch<'_> {
         self.put(CF_META, key.as_bytes(), value);
     }
 
+    pub fn delete_meta(&mut self, key: &str) {
+        self.delete(CF_META, key.as_bytes());
+    }
+
     /// Stores a record: its bytes, its feed position and its chain entry.
     /// The feed head in `meta` is the caller's to write, once per batch.
     pub fn put_record(&mut self, id: &RecordId, bytes: &[u8], feed_seq: u64, author: &NodeId, author_seq: u64) {

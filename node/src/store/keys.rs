@@ -69,6 +69,10 @@ pub mod meta {
     pub const SUPERVISED_PREFIX: &str = "supervised/";
     /// This node's secret for the keyed hashes of the contact index (32 bytes).
     pub const SEARCH_KEY: &str = "search_key";
+    /// Set by `zongzhi-node restore` (JSON: the backup's manifest and when
+    /// it was restored), removed once a peer gave the node's own chain
+    /// back: while present the node signs nothing.
+    pub const RESTORED: &str = "restored";
     /// The repeat window (days, u32 BE) the repeat marks were settled with.
     pub const REPEAT_WINDOW: &str = "repeat_window_days";
 }

@@ -450,6 +450,16 @@ impl Store {
         Ok(())
     }
 
+    /// A consistent copy of the whole store in `dir` (which must not
+    /// exist): RocksDB's checkpoint, hard links where `dir` is on the same
+    /// file system, copies elsewhere. Writes go on meanwhile.
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        let db = self.db()?;
+        let cp = rocksdb::checkpoint::Checkpoint::new(&db)?;
+        cp.create_checkpoint(dir)?;
+        Ok(())
+    }
+
     /// Compacts the statistics column family (benchmarks).
     pub fn compact_stats(&self) -> Result<()> {
         let db = self.db()?;

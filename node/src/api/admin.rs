@@ -1,0 +1,108 @@
+//! Node administration: an online backup, and the override that ends a
+//! restore no peer could confirm ([`crate::recovery`]).
+//!
+//! A backup may be asked for by an admin's session (it goes into the
+//! configured `backup_dir`, without the node key), or by `zongzhi-node
+//! backup` on the host: that command signs its request with the node key
+//! it read from the data directory ([`host_signature`]), which proves
+//! access to the host, and may name any directory and ask for the key.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::accounts::Role;
+use crate::ledger::Op;
+use super::auth::authenticate;
+use super::error::{ApiError, ApiResult};
+use super::{parse_json, AppState};
+
+/// The header `zongzhi-node` signs host requests in.
+pub const HOST_AUTH: &str = "x-zongzhi-host-auth";
+
+/// What a host request signs: method, path, time and the body's hash.
+pub fn host_message(method: &str, path: &str, ts_ms: u64, body: &[u8]) -> Vec<u8> {
+    format!("zongzhi host request\n{method} {path}\n{ts_ms}\n{}", blake3::hash(body).to_hex()).into_bytes()
+}
+
+/// The header value for a host request signed with the node key.
+pub fn host_signature(key: &zongzhi_protocol::NodeKey, method: &str, path: &str, ts_ms: u64, body: &[u8]) -> String {
+    format!("{ts_ms}.{}", hex::encode(key.sign(&host_message(method, path, ts_ms, body))))
+}
+
+/// Whether the request carries a valid host signature (made within a
+/// minute of now by this node's key).
+fn host_signed(s: &AppState, headers: &HeaderMap, method: &str, path: &str, body: &[u8]) -> Result<bool, ApiError> {
+    let Some(value) = headers.get(HOST_AUTH).and_then(|v| v.to_str().ok()) else { return Ok(false) };
+    let refuse = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the host signature is invalid or more than a minute old (is the host's clock right?)");
+    let (ts, sig) = value.split_once('.').ok_or_else(refuse)?;
+    let ts: u64 = ts.parse().map_err(|_| refuse())?;
+    let sig: [u8; 64] = hex::decode(sig).ok().and_then(|b| b.try_into().ok()).ok_or_else(refuse)?;
+    if s.now_ms().abs_diff(ts) > 60_000 || s.node.id.verify(&host_message(method, path, ts, body), &sig).is_err() {
+        return Err(refuse());
+    }
+    Ok(true)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupRequest {
+    /// Host requests only: where to write.
+    #[serde(default)]
+    dir: Option<String>,
+    /// Host requests only: copy the node key too.
+    #[serde(default)]
+    with_key: bool,
+}
+
+pub(super) async fn backup(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let host = host_signed(&s, &headers, "POST", "/api/admin/backup", &body)?;
+    if !host {
+        authenticate(&s, &headers, Role::Admin).await?;
+    }
+    let req: BackupRequest = if body.is_empty() { BackupRequest { dir: None, with_key: false } } else { parse_json(&body)? };
+    if !host && (req.dir.is_some() || req.with_key) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only `zongzhi-node backup` on the host may choose the directory or include the node key"));
+    }
+    let now = s.now_ms();
+    let dir = match req.dir {
+        Some(d) => std::path::PathBuf::from(d),
+        None => s.shared.paths.backup_dir.join(format!("zongzhi-{}-{}", s.node.division, crate::recovery::stamp(now))),
+    };
+    let key_file = req.with_key.then(|| s.shared.paths.key_file.clone());
+    let (store, node) = (s.store.clone(), s.node.clone());
+    let target = dir.clone();
+    let manifest = tokio::task::spawn_blocking(move || crate::recovery::backup(&store, &target, &node, key_file.as_deref(), now))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backup_failed", e))?;
+    tracing::info!(dir = %dir.display(), own_seq = manifest.own_seq, "backup written");
+    Ok((StatusCode::CREATED, Json(json!({"dir": dir.display().to_string(), "manifest": manifest}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideRequest {
+    reason: String,
+}
+
+/// An admin ends a restore that no peer confirmed, taking the risk that
+/// records this node signed after the backup exist elsewhere.
+pub(super) async fn recovery_override(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let session = authenticate(&s, &headers, Role::Admin).await?;
+    let req: OverrideRequest = parse_json(&body)?;
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::bad_request("give the reason (1 to 500 characters): it is logged with the override"));
+    }
+    if !s.shared.recovery.restoring() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_restoring", "this node is not waiting for a restore to be confirmed"));
+    }
+    tracing::warn!(user = %session.username, reason, "restore confirmed by an admin's override, without a peer");
+    s.shared.recovery.force(&format!("admin {}: {reason}", session.username));
+    s.ledger.submit(Op::Ingest { records: vec![], blobs: vec![], cursor: None }).await?;
+    Ok(Json(json!({"recovery": s.shared.recovery.status()})))
+}
