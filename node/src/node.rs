@@ -263,6 +263,55 @@ async fn serve_http(cfg: &Config, app: axum::Router, shutdown: impl std::future:
     Ok(())
 }
 
+/// Refuses a trust setup that cannot work, saying what to change: a node
+/// that will link (a `parent` or `quic_listen`) below the city needs its
+/// certificate imported, and `root_key` must be the key its chain starts
+/// from; the city is its own root.
+pub fn check_trust_setup(cfg: &Config, shared: &Context) -> Result<(), NodeError> {
+    let own = shared.key.id();
+    if cfg.division.level() == zongzhi_protocol::Level::City {
+        return match cfg.root_key {
+            Some(r) if r != own => setup(format!(
+                "root_key = {r} but this is the city: the city is the trust root and its root key is its own ({own}); remove root_key from {}",
+                "the config"
+            )),
+            _ => Ok(()),
+        };
+    }
+    let links = cfg.parent.is_some() || cfg.quic_listen.is_some();
+    if !links || shared.trust().chain(&own).is_some() {
+        return Ok(());
+    }
+    let Some(root) = cfg.root_key else {
+        return setup(format!(
+            "this node links to others (parent or quic_listen is set) but has no root_key: set root_key to the city's key (its `GET /api/health` shows it as node_id), then import this node's certificate"
+        ));
+    };
+    // A certificate for this key is stored, under another root?
+    let mut stored_root = None;
+    for id in shared.store.trust_records()? {
+        if let Some(bytes) = shared.store.record_bytes(&id)?
+            && let Ok(r) = zongzhi_protocol::Record::decode(&bytes)
+            && let zongzhi_protocol::Body::NodeCert(c) = &r.body
+            && c.key == c.issuer
+        {
+            stored_root = Some(c.key);
+        }
+    }
+    match stored_root {
+        Some(actual) if actual != root => setup(format!(
+            "root_key = {} is not the root this node's certificate chain starts from ({}): set root_key to the city's key (check it at the city: `GET /api/health` node_id), or import a chain issued under that root",
+            root.fmt_short(),
+            actual.fmt_short()
+        )),
+        _ => setup(format!(
+            "this node ({}) has no certificate yet, so its parent would refuse every connection: give {} to the parent center's admin (`zongzhi cert issue`), then run `zongzhi-node import-cert --config <this config> --file chain.txt` and start again (to run on its own, outside the hierarchy, remove parent and quic_listen)",
+            own.fmt_short(),
+            cfg.enrollment_request_path().display()
+        )),
+    }
+}
+
 /// Runs the node until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
     if cfg.clock_offset_secs != 0 {
@@ -275,6 +324,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let store = open_store(&cfg, &key)?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
     let shared = shared_state(&cfg, store.clone(), key.clone())?;
+    check_trust_setup(&cfg, &shared)?;
     let writer = start_writer(shared.clone())?;
     let ledger = Ledger::start(writer);
     let shared_for_net = shared.clone();

@@ -104,7 +104,12 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
                                 tracing::info!("child link ended: {e:#}");
                             }
                         }
-                        Err(e) => tracing::info!("incoming connection failed: {e}"),
+                        Err(e) => {
+                            if let Some(reason) = tls_refusal(&e) {
+                                shared.sync.refused(&reason);
+                            }
+                            tracing::info!("incoming connection failed: {e}");
+                        }
                     }
                 });
             }
@@ -116,37 +121,52 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
         tasks.push(tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             let mut failing = false;
+            let mut last_error = String::new();
             loop {
                 let mut connected = false;
+                let started = tokio::time::Instant::now();
                 let result = async {
                     let conn = ep.connect_with(client.clone(), parent, "zongzhi")?.await?;
                     connected = true;
                     run_link(shared.clone(), ledger.clone(), conn, Side::Child, links.clone()).await
                 }
                 .await;
-                if let Err(e) = result {
-                    // Once at INFO when the link goes down; while the parent
-                    // stays unreachable, the sync status shows the error and
-                    // its time, and the log repeats it at DEBUG only.
-                    if connected || !failing {
-                        tracing::info!(%parent, "parent link down: {e:#}");
+                // A link that ran for a while was fine: the next try comes
+                // soon. One refused at once (wrong parent, not enrolled)
+                // backs off like an unreachable parent.
+                let worked = connected && started.elapsed() > Duration::from_secs(10);
+                if let Err(e) = &result {
+                    let text = describe(e);
+                    // Once when the link goes down or the reason changes;
+                    // meanwhile the sync status shows the error and its
+                    // time, and the log repeats it at DEBUG only. A setup
+                    // the operator must fix is a warning.
+                    if worked || !failing || text != last_error {
+                        if matches!(e, LinkError::Peer(_) | LinkError::Connection(quinn::ConnectionError::ConnectionClosed(_))) {
+                            tracing::warn!(%parent, "parent link: {text}");
+                        } else {
+                            tracing::info!(%parent, "parent link down: {text}");
+                        }
                     } else {
-                        tracing::debug!(%parent, "parent still unreachable: {e:#}");
+                        tracing::debug!(%parent, "parent still unreachable: {text}");
                     }
                     failing = true;
-                    if !connected {
-                        parent_unreachable(&shared, &e);
+                    last_error = text;
+                    if !connected || !worked {
+                        parent_unreachable(&shared, &last_error);
                     }
                 }
-                if connected {
+                if worked {
                     backoff = Duration::from_millis(200);
                 }
-                // Jittered exponential backoff, capped at 5 s: a village that
-                // is offline for days retries cheaply and is back within
-                // seconds of its link returning.
+                // Jittered exponential backoff, capped at 5 s while the
+                // parent is unreachable (a village offline for days is back
+                // within seconds of its link returning), at 60 s while it
+                // refuses this node (a setup to fix, no log flood).
+                let cap = if matches!(result, Err(LinkError::Peer(_))) { Duration::from_secs(60) } else { Duration::from_secs(5) };
                 let jitter = rand_jitter(backoff.as_millis() as u64 / 2);
                 tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(cap);
             }
         }));
     }
@@ -156,7 +176,7 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
 /// The parent could not be reached: its row in the sync status (from this
 /// node's certificate, whose issuer is the parent) shows it offline, with
 /// the error and its time, even if it never connected.
-fn parent_unreachable(shared: &Context, error: &LinkError) {
+fn parent_unreachable(shared: &Context, error: &str) {
     let trust = shared.trust();
     let Some(parent) = trust.member(&shared.key.id()).map(|m| m.cert.issuer) else { return };
     let (division, name) = trust.member(&parent).map(|m| (m.cert.division.to_string(), m.cert.name.clone())).unwrap_or_default();
@@ -169,9 +189,37 @@ fn parent_unreachable(shared: &Context, error: &LinkError) {
         }
         s.connected = s.links > 0;
         s.errors += 1;
-        s.last_error = Some(format!("{error:#}"));
+        s.last_error = Some(error.to_string());
         s.last_error_ms = Some(now);
     });
+}
+
+/// A link error as the operator reads it: a handshake the parent refused
+/// says what to check.
+fn describe(e: &LinkError) -> String {
+    match e {
+        LinkError::Connect(_) | LinkError::Connection(quinn::ConnectionError::TimedOut) => format!("{e:#} (is the parent's QUIC address right and reachable?)"),
+        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) if u64::from(c.error_code) & !0xff == 0x100 => format!(
+            "the parent refused this node's TLS handshake ({}): is this node enrolled under it and its certificate imported (`zongzhi-node verify`), and not revoked?",
+            String::from_utf8_lossy(&c.reason)
+        ),
+        LinkError::Connection(quinn::ConnectionError::TransportError(t)) if u64::from(t.code) & !0xff == 0x100 => {
+            format!("this node refused the parent's TLS handshake ({}): is root_key the city's key, and is the center at this address enrolled?", t.reason)
+        }
+        other => format!("{other:#}"),
+    }
+}
+
+/// A handshake that failed at the TLS level on a connection a peer opened
+/// here, for the refusal counters; `None` when this node's verifier
+/// refused it (counted there, with its reason).
+fn tls_refusal(e: &quinn::ConnectionError) -> Option<String> {
+    match e {
+        quinn::ConnectionError::TransportError(t) if !t.reason.contains("invalid peer certificate") => {
+            Some(format!("TLS: {}", t.reason.split(':').next().unwrap_or("handshake failed").trim()))
+        }
+        _ => None,
+    }
 }
 
 /// The live connection per peer: a reconnecting peer replaces its old,

@@ -88,7 +88,18 @@ pub(super) async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Conne
     };
     if !expected {
         shared.sync.refused("not parent or child");
-        let why = format!("{peer_division} is not this node's {}", if side == Side::Parent { "child" } else { "parent" });
+        let why = match side {
+            Side::Child => {
+                let trust = shared.trust();
+                let parent = trust.member(&shared.key.id()).and_then(|m| trust.member(&m.cert.issuer)).map(|m| format!("{} {}", m.cert.division, m.cert.name));
+                format!(
+                    "the center at this node's `parent` address is {peer_division} {peer_name}, not its parent{}: set `parent` in the config to the QUIC address of {}",
+                    parent.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
+                    parent.as_deref().unwrap_or("the center that issued this node's certificate")
+                )
+            }
+            Side::Parent => format!("{peer_division} {peer_name} connected here but is not a child of this center: its `parent` setting points here by mistake"),
+        };
         conn.close(1u32.into(), why.as_bytes());
         return peer_error(why);
     }
