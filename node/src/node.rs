@@ -271,10 +271,9 @@ pub fn check_trust_setup(cfg: &Config, shared: &Context) -> Result<(), NodeError
     let own = shared.key.id();
     if cfg.division.level() == zongzhi_protocol::Level::City {
         return match cfg.root_key {
-            Some(r) if r != own => setup(format!(
-                "root_key = {r} but this is the city: the city is the trust root and its root key is its own ({own}); remove root_key from {}",
-                "the config"
-            )),
+            Some(r) if r != own => {
+                setup(format!("root_key = {r} but this is the city: the city is the trust root and its root key is its own ({own}); remove root_key from the config"))
+            }
             _ => Ok(()),
         };
     }
@@ -283,9 +282,10 @@ pub fn check_trust_setup(cfg: &Config, shared: &Context) -> Result<(), NodeError
         return Ok(());
     }
     let Some(root) = cfg.root_key else {
-        return setup(format!(
+        return setup(
             "this node links to others (parent or quic_listen is set) but has no root_key: set root_key to the city's key (its `GET /api/health` shows it as node_id), then import this node's certificate"
-        ));
+                .into(),
+        );
     };
     // A certificate for this key is stored, under another root?
     let mut stored_root = None;

@@ -107,8 +107,15 @@ fn a_restored_township_gets_its_chain_back_before_it_signs() {
 
 #[test]
 fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
-    // A township whose county is not reachable.
-    let mut node = TestNode::init_with("330106001000", "留下街道综治中心", &format!("parent = \"127.0.0.1:{}\"\n", free_port()));
+    // A township, enrolled, whose county is not reachable.
+    let h = Hierarchy::start(0);
+    let mut node = TestNode::init_with(
+        "330106001000",
+        "留下街道综治中心",
+        &format!("root_key = \"{}\"\nparent = \"127.0.0.1:{}\"\n", h.city.node_id(), free_port()),
+    );
+    node.enroll_under(&h.county);
+    drop(h);
     node.start();
     let op = node.login("operator", OPERATOR_PASSWORD);
     op.file_case(&sample_case("备份前"));

@@ -117,60 +117,63 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
     }
     if let Some(parent) = parent {
         let client = client_config(&shared)?;
-        let (ep, shared, ledger, links) = (endpoint.clone(), shared.clone(), ledger.clone(), links.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            let mut failing = false;
-            let mut last_error = String::new();
-            loop {
-                let mut connected = false;
-                let started = tokio::time::Instant::now();
-                let result = async {
-                    let conn = ep.connect_with(client.clone(), parent, "zongzhi")?.await?;
-                    connected = true;
-                    run_link(shared.clone(), ledger.clone(), conn, Side::Child, links.clone()).await
-                }
-                .await;
-                // A link that ran for a while was fine: the next try comes
-                // soon. One refused at once (wrong parent, not enrolled)
-                // backs off like an unreachable parent.
-                let worked = connected && started.elapsed() > Duration::from_secs(10);
-                if let Err(e) = &result {
-                    let text = describe(e);
-                    // Once when the link goes down or the reason changes;
-                    // meanwhile the sync status shows the error and its
-                    // time, and the log repeats it at DEBUG only. A setup
-                    // the operator must fix is a warning.
-                    if worked || !failing || text != last_error {
-                        if matches!(e, LinkError::Peer(_) | LinkError::Connection(quinn::ConnectionError::ConnectionClosed(_))) {
-                            tracing::warn!(%parent, "parent link: {text}");
-                        } else {
-                            tracing::info!(%parent, "parent link down: {text}");
-                        }
-                    } else {
-                        tracing::debug!(%parent, "parent still unreachable: {text}");
-                    }
-                    failing = true;
-                    last_error = text;
-                    if !connected || !worked {
-                        parent_unreachable(&shared, &last_error);
-                    }
-                }
-                if worked {
-                    backoff = Duration::from_millis(200);
-                }
-                // Jittered exponential backoff, capped at 5 s while the
-                // parent is unreachable (a village offline for days is back
-                // within seconds of its link returning), at 60 s while it
-                // refuses this node (a setup to fix, no log flood).
-                let cap = if matches!(result, Err(LinkError::Peer(_))) { Duration::from_secs(60) } else { Duration::from_secs(5) };
-                let jitter = rand_jitter(backoff.as_millis() as u64 / 2);
-                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(cap);
-            }
-        }));
+        tasks.push(tokio::spawn(dial_parent(endpoint.clone(), client, parent, shared.clone(), ledger.clone(), links.clone())));
     }
     Ok(tasks)
+}
+
+/// Dials the parent until the process stops: one link at a time, with a
+/// back-off between tries (see the comments inside).
+async fn dial_parent(ep: quinn::Endpoint, client: quinn::ClientConfig, parent: SocketAddr, shared: Context, ledger: Ledger, links: Links) {
+    let mut backoff = Duration::from_millis(200);
+    let mut failing = false;
+    let mut last_error = String::new();
+    loop {
+        let mut connected = false;
+        let started = tokio::time::Instant::now();
+        let result = async {
+            let conn = ep.connect_with(client.clone(), parent, "zongzhi")?.await?;
+            connected = true;
+            run_link(shared.clone(), ledger.clone(), conn, Side::Child, links.clone()).await
+        }
+        .await;
+        // A link that ran for a while was fine: the next try comes
+        // soon. One refused at once (wrong parent, not enrolled)
+        // backs off like an unreachable parent.
+        let worked = connected && started.elapsed() > Duration::from_secs(10);
+        if let Err(e) = &result {
+            let text = describe(e);
+            // Once when the link goes down or the reason changes;
+            // meanwhile the sync status shows the error and its
+            // time, and the log repeats it at DEBUG only. A setup
+            // the operator must fix is a warning.
+            if worked || !failing || text != last_error {
+                if matches!(e, LinkError::Peer(_) | LinkError::Connection(quinn::ConnectionError::ConnectionClosed(_))) {
+                    tracing::warn!(%parent, "parent link: {text}");
+                } else {
+                    tracing::info!(%parent, "parent link down: {text}");
+                }
+            } else {
+                tracing::debug!(%parent, "parent still unreachable: {text}");
+            }
+            failing = true;
+            last_error = text;
+            if !connected || !worked {
+                parent_unreachable(&shared, &last_error);
+            }
+        }
+        if worked {
+            backoff = Duration::from_millis(200);
+        }
+        // Jittered exponential backoff, capped at 5 s while the
+        // parent is unreachable (a village offline for days is back
+        // within seconds of its link returning), at 60 s while it
+        // refuses this node (a setup to fix, no log flood).
+        let cap = if matches!(result, Err(LinkError::Peer(_))) { Duration::from_secs(60) } else { Duration::from_secs(5) };
+        let jitter = rand_jitter(backoff.as_millis() as u64 / 2);
+        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        backoff = (backoff * 2).min(cap);
+    }
 }
 
 /// The parent could not be reached: its row in the sync status (from this
