@@ -36,6 +36,10 @@ pub struct Config {
     /// must use the same offset, or their clocks disagree.
     #[serde(default)]
     pub clock_offset_secs: i64,
+    /// Login backoff, lockout and the bound on password hashes
+    /// ([`crate::login::LoginConfig`]; the defaults suit a center).
+    #[serde(default)]
+    pub login: crate::login::LoginConfig,
 }
 
 fn default_supervision_interval() -> u64 {
