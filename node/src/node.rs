@@ -228,7 +228,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let writer = start_writer(shared.clone())?;
     let ledger = Ledger::start(writer);
     let shared_for_net = shared.clone();
-    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() });
+    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() }).with_login(&cfg.login);
     let parent = match &cfg.parent {
         Some(p) => Some(
             tokio::net::lookup_host(p.as_str())
@@ -253,7 +253,9 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         .await
         .map_err(io_at(format!("binding HTTP {}", cfg.http_listen)))?;
     tracing::info!("HTTP API listening on http://{}", listener.local_addr().unwrap_or(cfg.http_listen));
-    let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
+    // With each connection's address: the login limits per client address.
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     for t in net_tasks {
         t.abort();
     }
