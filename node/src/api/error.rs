@@ -42,7 +42,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // A node refusing work it is too busy for (503 `busy`) is doing its
+        // job, and a flood of them must not flood the log.
+        if self.status.is_server_error() && self.code != "busy" {
             tracing::error!(code = self.code, "{}", self.message);
         }
         let mut body = json!({"code": self.code, "message": self.message});

@@ -908,7 +908,7 @@ function userRow(u, err) {
     err.replaceChildren();
     try { await api.post(`/api/users/${encodeURIComponent(u.username)}/${path}`, {}); toast(t(done)); await accountPage(); } catch (e) { err.replaceChildren(errorBox(e)); }
   };
-  const pw = h("input", { type: "password", name: "password", required: true, minlength: 8, maxlength: 256, autocomplete: "new-password", "aria-label": t("new_password") });
+  const pw = h("input", { type: "password", name: "password", required: true, minlength: 8, maxlength: 256, autocomplete: "new-password", placeholder: t("new_password"), "aria-label": t("new_password") });
   const reset = h("form", { class: "inline", onsubmit: async (ev) => {
     ev.preventDefault(); err.replaceChildren();
     if (!reset.reportValidity()) return;
@@ -917,11 +917,11 @@ function userRow(u, err) {
   const self = me && me.username === u.username;
   return h("tr", { "data-user": u.username },
     h("td", {}, u.username), h("td", {}, u.display_name), h("td", {}, t("role_" + u.role)), h("td", {}, accountState(u)), h("td", {}, u.failed_logins),
-    h("td", { class: "actions" },
+    h("td", {}, h("div", { class: "actions" },
       u.locked_until || u.retry_at || u.failed_logins ? h("button", { class: "primary", type: "button", "data-test": "unlock", onclick: act("unlock", "unlocked") }, t("unlock")) : null,
       u.disabled ? h("button", { class: "secondary", type: "button", onclick: act("enable", "enabled_done") }, t("enable"))
         : self ? null : h("button", { class: "secondary", type: "button", onclick: () => { if (confirm(tf("confirm_disable", { u: u.username }))) act("disable", "disabled_done")(); } }, t("disable")),
-      reset));
+      reset)));
 }
 function auditTable(audit) {
   const outcome = (e) => h("span", { class: e.ok ? "badge ok" : "badge no" }, t("outcome_" + e.outcome));
