@@ -68,6 +68,8 @@ fn refusal_outcome(r: &Refusal) -> &'static str {
 
 /// 429 for an attempt the throttle refused, saying when to try again.
 pub(super) fn refused(user: &str, ip: std::net::IpAddr, r: Refusal, now: u64) -> ApiError {
+    // The name as typed, within reason.
+    let user: String = user.chars().take(64).collect();
     let secs = secs_until(r.until_ms(), now);
     let (code, message) = match r {
         Refusal::Locked { until_ms } => (
