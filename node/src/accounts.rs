@@ -3,6 +3,15 @@
 //! Passwords are stored as argon2id PHC strings. Session tokens are 256-bit
 //! random values given to the client once; the store keeps only their BLAKE3
 //! hash, so a copy of the database does not hold usable tokens.
+//!
+//! A session is live only while its account exists, is not disabled and
+//! still has the session epoch the session was opened under: setting a
+//! password or disabling the account moves the epoch, which ends every
+//! session opened before (the one that changed its own password is carried
+//! over). Every password an account gets passes [`acceptable_password`].
+//! Hashing is the caller's to bound: the API runs every function here that
+//! hashes ([`check_password`], [`create`], [`set_password`]) on a blocking
+//! thread under `login::HashGate`, after the login throttle.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -52,6 +61,16 @@ pub struct Account {
     pub role: Role,
     pub password_hash: String,
     pub created_ms: u64,
+    /// A disabled account cannot log in and has no live session.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Moves when the password is set or the account disabled: sessions
+    /// opened under an earlier epoch are dead.
+    #[serde(default)]
+    pub session_epoch: u32,
+    /// When the password was last set (after creation).
+    #[serde(default)]
+    pub password_changed_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +78,9 @@ pub struct Session {
     pub username: String,
     pub role: Role,
     pub expires_ms: u64,
+    /// The account's `session_epoch` when the session was opened.
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +95,14 @@ pub enum AccountError {
     Exists(String),
     #[error("wrong user name or password")]
     BadCredentials,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("account {0} is disabled: ask an admin to enable it")]
+    Disabled(String),
+    #[error("no user {0}")]
+    NoSuchUser(String),
+    #[error("an admin cannot disable their own account")]
+    DisableSelf,
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -126,6 +156,9 @@ pub fn create(store: &Store, username: &str, password: &str, role: Role, display
         role,
         password_hash: hash_password(password)?,
         created_ms: now_ms,
+        disabled: false,
+        session_epoch: 0,
+        password_changed_ms: None,
     };
     let mut b = store.batch();
     b.put_account(username, &account);
@@ -137,37 +170,69 @@ fn token_hash(token: &str) -> [u8; 32] {
     *blake3::hash(token.as_bytes()).as_bytes()
 }
 
-/// Checks credentials and opens a session. Returns the token (shown once).
-pub fn login(store: &Store, username: &str, password: &str, now_ms: u64) -> Result<(String, Session), AccountError> {
+/// What a password check found (the work is the same for each).
+#[derive(Debug)]
+pub enum Check {
+    Ok(Box<Account>),
+    UnknownUser,
+    WrongPassword,
+    /// The right password for a disabled account.
+    Disabled,
+}
+
+/// Checks a user name and password: one argon2 verification whether or
+/// not the account exists, so timing does not reveal which names exist.
+pub fn check_password(store: &Store, username: &str, password: &str) -> Result<Check, AccountError> {
     let account = if valid_username(username) { store.account::<Account>(username)? } else { None };
     let Some(account) = account else {
-        // Spend the same work as a real check, so timing does not reveal
-        // which user names exist.
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let dummy = DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default());
         let _ = verify_password(dummy, password);
-        return Err(AccountError::BadCredentials);
+        return Ok(Check::UnknownUser);
     };
     if !verify_password(&account.password_hash, password) {
-        return Err(AccountError::BadCredentials);
+        return Ok(Check::WrongPassword);
     }
+    if account.disabled {
+        return Ok(Check::Disabled);
+    }
+    Ok(Check::Ok(Box::new(account)))
+}
+
+/// Opens a session for an account whose password was checked. Returns the
+/// token (shown once).
+pub fn open_session(store: &Store, account: &Account, now_ms: u64) -> Result<(String, Session), AccountError> {
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
     let token = hex::encode(raw);
-    let session = Session { username: account.username, role: account.role, expires_ms: now_ms + SESSION_TTL_MS };
+    let session = Session { username: account.username.clone(), role: account.role, expires_ms: now_ms + SESSION_TTL_MS, epoch: account.session_epoch };
     let mut b = store.batch();
     b.put_session(&token_hash(&token), &session);
     store.commit(b)?;
     Ok((token, session))
 }
 
-/// The live session for a token, if any.
+/// Checks credentials and opens a session (no throttle, no hash bound:
+/// for tools and tests; the API goes through `login`).
+pub fn login(store: &Store, username: &str, password: &str, now_ms: u64) -> Result<(String, Session), AccountError> {
+    match check_password(store, username, password)? {
+        Check::Ok(account) => open_session(store, &account, now_ms),
+        Check::Disabled => Err(AccountError::Disabled(username.into())),
+        Check::UnknownUser | Check::WrongPassword => Err(AccountError::BadCredentials),
+    }
+}
+
+/// The live session for a token, if any: not expired, its account there,
+/// enabled and at the session's epoch.
 pub fn session(store: &Store, token: &str, now_ms: u64) -> Result<Option<Session>, AccountError> {
     if token.len() != 64 {
         return Ok(None);
     }
-    let s: Option<Session> = store.session(&token_hash(token))?;
-    Ok(s.filter(|s| s.expires_ms > now_ms))
+    let Some(s) = store.session::<Session>(&token_hash(token))?.filter(|s| s.expires_ms > now_ms) else {
+        return Ok(None);
+    };
+    let account: Option<Account> = store.account(&s.username)?;
+    Ok(account.filter(|a| !a.disabled && a.session_epoch == s.epoch).map(|_| s))
 }
 
 pub fn logout(store: &Store, token: &str) -> Result<(), AccountError> {
@@ -175,4 +240,88 @@ pub fn logout(store: &Store, token: &str) -> Result<(), AccountError> {
     b.delete_session(&token_hash(token));
     store.commit(b)?;
     Ok(())
+}
+
+/// Account changes read, change and write the whole account: one at a time.
+static CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Reads `username`, applies `change` and writes the account with the
+/// session epoch moved, deleting every stored session of the user (and
+/// any expired one) except `keep`'s, which is carried to the new epoch.
+fn change_account(store: &Store, username: &str, keep: Option<&str>, change: impl FnOnce(&mut Account)) -> Result<Account, AccountError> {
+    let _one = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut account: Account = store.account(username)?.ok_or_else(|| AccountError::NoSuchUser(username.into()))?;
+    change(&mut account);
+    account.session_epoch = account.session_epoch.wrapping_add(1);
+    let keep = keep.map(token_hash);
+    let mut b = store.batch();
+    b.put_account(username, &account);
+    for (hash, mut s) in store.sessions::<Session>()? {
+        if s.username != account.username {
+            continue;
+        }
+        if Some(hash) == keep {
+            s.epoch = account.session_epoch;
+            b.put_session(&hash, &s);
+        } else {
+            b.delete_session(&hash);
+        }
+    }
+    store.commit(b)?;
+    Ok(account)
+}
+
+/// Sets an account's password (after [`acceptable_password`]) and ends its
+/// sessions, except the one holding `keep` (a user changing their own).
+pub fn set_password(store: &Store, username: &str, password: &str, keep: Option<&str>, now_ms: u64) -> Result<Account, AccountError> {
+    if !acceptable_password(username, password) {
+        return Err(AccountError::WeakPassword);
+    }
+    if store.account::<Account>(username)?.is_none() {
+        return Err(AccountError::NoSuchUser(username.into()));
+    }
+    let hash = hash_password(password)?;
+    change_account(store, username, keep, |a| {
+        a.password_hash = hash;
+        a.password_changed_ms = Some(now_ms);
+    })
+}
+
+/// Disables (ending every session) or enables an account. `by` is the
+/// admin asking: nobody disables their own account (the last admin could
+/// lock everyone out).
+pub fn set_disabled(store: &Store, username: &str, disabled: bool, by: Option<&str>) -> Result<Account, AccountError> {
+    if disabled && by == Some(username) {
+        return Err(AccountError::DisableSelf);
+    }
+    change_account(store, username, None, |a| a.disabled = disabled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_password_or_a_disable_ends_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        create(&store, "li", "first-pass-1", Role::Operator, "", 1).unwrap();
+        let (a, _) = login(&store, "li", "first-pass-1", 1).unwrap();
+        let (b, _) = login(&store, "li", "first-pass-1", 1).unwrap();
+        for bad in ["        ", "li", "LI", "short12"] {
+            assert!(matches!(set_password(&store, "li", bad, None, 2), Err(AccountError::WeakPassword)), "{bad:?}");
+        }
+        assert!(session(&store, &b, 2).unwrap().is_some(), "a refused change ends nothing");
+        set_password(&store, "li", "second-pass-2", Some(&a), 2).unwrap();
+        assert!(session(&store, &a, 3).unwrap().is_some(), "the changing session stays");
+        assert!(session(&store, &b, 3).unwrap().is_none(), "the other one ended");
+        assert!(login(&store, "li", "first-pass-1", 3).is_err());
+        set_disabled(&store, "li", true, Some("admin")).unwrap();
+        assert!(session(&store, &a, 4).unwrap().is_none());
+        assert!(matches!(login(&store, "li", "second-pass-2", 4), Err(AccountError::Disabled(_))));
+        assert!(matches!(set_disabled(&store, "admin", true, Some("admin")), Err(AccountError::DisableSelf)));
+        set_disabled(&store, "li", false, Some("admin")).unwrap();
+        assert!(login(&store, "li", "second-pass-2", 5).is_ok());
+        assert!(matches!(set_password(&store, "nobody", "third-pass-3", None, 5), Err(AccountError::NoSuchUser(_))));
+    }
 }

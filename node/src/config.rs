@@ -69,6 +69,10 @@ pub struct Config {
     /// `<data_dir>/backups`; better another disk). Relative to the config file.
     #[serde(default)]
     pub backup_dir: Option<PathBuf>,
+    /// Login backoff, lockout and the bound on password hashes
+    /// ([`crate::login::LoginConfig`]; the defaults suit a center).
+    #[serde(default)]
+    pub login: crate::login::LoginConfig,
 }
 
 fn default_max_connections() -> usize {

@@ -23,6 +23,7 @@ pub mod index;
 mod index_tests;
 pub mod integrity;
 pub mod ledger;
+pub mod login;
 pub mod net;
 pub mod node;
 pub mod ports;

@@ -166,6 +166,34 @@ enum UserCommand {
         #[arg(long, conflicts_with = "password_stdin")]
         password: Option<String>,
     },
+    /// Set an account's password (ends its sessions). Without a password
+    /// option a random one is printed.
+    Passwd {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The password (visible in process lists; prefer --password-stdin).
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+    },
+    /// Disable an account: it cannot log in and its sessions end.
+    Disable {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        username: String,
+    },
 }
 
 /// Log timestamps in China Standard Time (+08:00), to the millisecond.
@@ -319,8 +347,35 @@ fn user(command: UserCommand) -> anyhow::Result<()> {
                 println!("password: {password}");
             }
         }
+        UserCommand::Passwd { config, username, password_stdin, password } => {
+            let store = stopped_store(&config)?;
+            let (password, generated) = new_password(password, password_stdin)?;
+            accounts::set_password(&store, &username, &password, None, zongzhi_node::context::now_ms())?;
+            println!("password of {username} set; its sessions ended");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::Disable { config, username } => {
+            let store = stopped_store(&config)?;
+            accounts::set_disabled(&store, &username, true, None)?;
+            println!("{username} disabled; its sessions ended");
+        }
+        UserCommand::Enable { config, username } => {
+            let store = stopped_store(&config)?;
+            accounts::set_disabled(&store, &username, false, None)?;
+            println!("{username} enabled");
+        }
     }
     Ok(())
+}
+
+/// The store of a stopped node (RocksDB allows one process: a running
+/// node's is refused with a message saying so).
+fn stopped_store(config: &Path) -> anyhow::Result<Arc<zongzhi_node::store::Store>> {
+    let cfg = Config::load(config)?;
+    let key = node::load_key(&cfg)?;
+    Ok(node::open_store(&cfg, &key)?)
 }
 
 /// A new account's password: the one given, a line of standard input, or a random one (then `true`).

@@ -257,14 +257,7 @@ fn by_name(by: By) -> &'static str {
 /// would take for a formula (a unit's official name beginning with `=`,
 /// say) is written with a leading `'` ([`crate::export::csv_cell`]).
 pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
-    let mut header: Vec<String> = vec!["group".into(), "name".into(), "rank".into()];
-    header.extend(Counter::ALL.iter().map(|c| c.as_str().to_string()));
-    header.push("open_overdue".into());
-    header.push("repeats".into());
-    for k in kpis {
-        header.push(k.as_str().into());
-        header.push(format!("{}_target", k.as_str()));
-    }
+    let header: Vec<String> = columns(kpis).into_iter().map(|(en, _)| en).collect();
     let line = |group: &str, name: &str, rank: &Value, row: &Value| -> Vec<String> {
         let mut cells = vec![group.to_string(), name.to_string(), rank.as_u64().map(|r| r.to_string()).unwrap_or_default()];
         for c in Counter::ALL {
@@ -290,6 +283,57 @@ pub fn to_csv(t: &Value, kpis: &[Kpi]) -> String {
         let _ = w.write_record(row.iter().map(|c| crate::export::csv_cell(c).into_owned()));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// The table's columns as [`to_csv`] names them and their Chinese headers.
+pub fn columns(kpis: &[Kpi]) -> Vec<(String, String)> {
+    let mut cols: Vec<(String, String)> = vec![("group".into(), "代码".into()), ("name".into(), "名称".into()), ("rank".into(), "排名".into())];
+    cols.extend(Counter::ALL.iter().map(|c| (c.as_str().to_string(), c.zh().to_string())));
+    cols.push(("open_overdue".into(), "超期未结".into()));
+    cols.push(("repeats".into(), "重复诉求".into()));
+    for k in kpis {
+        cols.push((k.as_str().into(), k.zh().into()));
+        cols.push((format!("{}_target", k.as_str()), format!("{}目标", k.zh())));
+    }
+    cols
+}
+
+/// The table as an XLSX workbook: the columns of [`to_csv`] under Chinese
+/// headers, one row per group and the total last; counters, ranks and KPI
+/// values (unrounded) as numbers, an empty cell where a KPI has no value.
+pub fn to_xlsx(t: &Value, kpis: &[Kpi]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("统计")?;
+    let bold = Format::new().set_bold();
+    for (col, (_, zh)) in columns(kpis).iter().enumerate() {
+        ws.write_string_with_format(0, col as u16, zh, &bold)?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    ws.set_column_width(1, 30)?;
+    let total = [("total", t["scope_name"].as_str().unwrap_or(""), &Value::Null, &t["total"])];
+    let rows = t["rows"].as_array().into_iter().flatten().map(|r| (r["group"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""), &r["rank"], r));
+    for (i, (group, name, rank, row)) in rows.chain(total).enumerate() {
+        let r = i as u32 + 1;
+        ws.write_string(r, 0, group)?;
+        ws.write_string(r, 1, name)?;
+        let mut numbers: Vec<Option<f64>> = vec![rank.as_f64()];
+        numbers.extend(Counter::ALL.iter().map(|c| row["counts"][c.as_str()].as_f64()));
+        numbers.push(row["counts"]["open_overdue"].as_f64());
+        numbers.push(row["counts"]["repeats"].as_f64());
+        for k in kpis {
+            let v = &row["kpis"][k.as_str()];
+            numbers.push(v["value"].as_f64());
+            numbers.push(v["target"]["value"].as_f64());
+        }
+        for (j, n) in numbers.into_iter().enumerate() {
+            if let Some(n) = n {
+                ws.write_number(r, j as u16 + 2, n)?;
+            }
+        }
+    }
+    wb.save_to_buffer()
 }
 
 /// A unit's own counters for one month (all categories and channels).

@@ -240,6 +240,33 @@ impl Api {
         Api { base: base.to_string(), token, http }
     }
 
+    /// A client whose connections come from `local` (another loopback
+    /// address such as 127.0.0.2: a second client address for the node).
+    pub fn from_address(base: &str, local: std::net::IpAddr) -> Api {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).local_address(local).build().unwrap();
+        Api { base: base.to_string(), token: None, http }
+    }
+
+    /// POST returning the status, the response headers and the JSON body.
+    pub fn post_full(&self, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let req = self.http.post(format!("{}{path}", self.base)).json(body);
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        let text = resp.text().unwrap();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Logs in on this client (its address) and keeps the token.
+    pub fn log_in(&mut self, user: &str, password: &str) {
+        let (status, v) = self.post("/api/login", &json!({"username": user, "password": password}));
+        assert_eq!(status, 200, "login failed: {v}");
+        self.token = Some(v["token"].as_str().unwrap().to_string());
+    }
+
     fn finish(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),

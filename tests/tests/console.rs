@@ -488,3 +488,47 @@ fn feedback_tab_search_and_unit_names_in_the_browser() {
     assert_eq!(b.eval(&format!("!!document.querySelector('#queue tr[data-case=\"{number}\"]')")), false, "nothing to sign for");
     assert_eq!(b.eval("document.querySelector('[data-test=load-more]').hidden"), true, "one page only");
 }
+
+/// An admin on the 账户 page sees a locked account with 解锁, unlocks it,
+/// and reads the 登录记录; the locked user is told in Chinese when to
+/// retry; the statistics page offers 导出 Excel beside the CSV.
+#[test]
+fn admin_unlocks_an_account_and_reads_the_login_audit_in_the_browser() {
+    let mut node = zongzhi_tests::TestNode::init_with(
+        "330102001000",
+        "留下街道社会治安综合治理中心",
+        "[login]\naccount_failures_before_delay = 10\naccount_failures_to_lock = 3\n",
+    );
+    node.start();
+    let url = node.url();
+    let anon = zongzhi_tests::Api::new(&url, None);
+    for _ in 0..3 {
+        anon.post("/api/login", &json!({"username": "operator", "password": "not-the-password"}));
+    }
+    let mut b = Browser::launch();
+    b.goto(&format!("{url}/#/login"));
+    b.wait("the login form", 15, "document.querySelector('#login-form')");
+    b.fill("#login-form input[name=username]", "operator");
+    b.fill("#login-form input[name=password]", OPERATOR_PASSWORD);
+    b.click("#login-form button[type=submit]");
+    let err = b.wait("the lockout message", 10, "document.querySelector('[data-test=error]')?.innerText");
+    assert!(err.as_str().unwrap().contains("已被锁定") && err.as_str().unwrap().contains("秒后重试"), "{err}");
+
+    login(&mut b, &url, "admin", ADMIN_PASSWORD);
+    b.goto(&format!("{url}/#/account"));
+    let locked = b.wait("the locked account", 15, "document.querySelector('#users tr[data-user=operator] [data-test=locked]')?.innerText");
+    assert!(locked.as_str().unwrap().starts_with("已锁定至"), "{locked}");
+    assert_eq!(b.eval("document.querySelector('#users tr[data-user=operator] [data-test=unlock]')?.innerText"), json!("解锁"));
+    assert_eq!(b.eval("document.querySelectorAll('#login-audit tr[data-outcome=wrong_password]').length"), json!(3));
+    assert_eq!(b.eval("document.querySelector('#login-audit tr[data-outcome=locked] td:last-child')?.innerText"), json!("账户已锁定"));
+    assert_eq!(b.eval("[...document.querySelectorAll('h2')].some(h => h.innerText === '登录记录')"), json!(true));
+    b.screenshot("30-account-locked");
+    b.click("#users tr[data-user=operator] [data-test=unlock]");
+    b.wait("the account unlocked", 15, "document.querySelector('#users tr[data-user=operator]') && !document.querySelector('#users tr[data-user=operator] [data-test=locked]')");
+    node.login("operator", OPERATOR_PASSWORD);
+
+    b.goto(&format!("{url}/#/stats"));
+    let xlsx = b.wait("the Excel export", 20, "document.querySelector('[data-test=download-xlsx]')?.innerText");
+    assert_eq!(xlsx, json!("导出 Excel"));
+    assert_eq!(b.eval("document.querySelector('[data-test=download-csv]')?.innerText"), json!("导出 CSV"));
+}

@@ -1,5 +1,6 @@
-//! Benchmarks that print figures (not tests): `zongzhi bench intake` and
-//! `zongzhi bench verify`.
+//! Benchmarks that print figures (not tests): `zongzhi bench intake`,
+//! `zongzhi bench verify`, `zongzhi bench login` (memory around parallel
+//! wrong logins) and more.
 
 pub mod city;
 
@@ -71,9 +72,14 @@ impl Drop for RunningNode {
 }
 
 fn start_node(bin: &Path, dir: &Path) -> anyhow::Result<(RunningNode, String)> {
+    start_node_with(bin, dir, "")
+}
+
+/// [`start_node`] with `extra` lines at the end of the config.
+fn start_node_with(bin: &Path, dir: &Path, extra: &str) -> anyhow::Result<(RunningNode, String)> {
     let port = crate::demo::free_ports(1)?[0];
     let cfg = dir.join("node.toml");
-    std::fs::write(&cfg, format!("data_dir = \"data\"\ndivision = \"330102001000\"\nname = \"基准测试中心\"\nhttp_listen = \"127.0.0.1:{port}\"\n"))?;
+    std::fs::write(&cfg, format!("data_dir = \"data\"\ndivision = \"330102001000\"\nname = \"基准测试中心\"\nhttp_listen = \"127.0.0.1:{port}\"\n{extra}"))?;
     let run = |args: &[&str]| -> anyhow::Result<()> {
         let o = Command::new(bin).args(args).arg("--config").arg(&cfg).output()?;
         if !o.status.success() {
@@ -153,6 +159,56 @@ pub fn intake(cases: usize, clients: usize, node_bin: Option<PathBuf>) -> anyhow
     outln!("  latency p99    {}", ms(percentile(&lat, 0.99)))?;
     let h: serde_json::Value = http.get(format!("{url}/api/health")).send()?.json()?;
     outln!("  records stored {}", h["records"])?;
+    Ok(())
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Option<u64> { status.lines().find_map(|l| l.strip_prefix(name))?.split_whitespace().next()?.parse().ok() };
+    Ok((field("VmRSS:").context("no VmRSS")?, field("VmHWM:").context("no VmHWM")?))
+}
+
+/// Starts a fresh node, logs in once, then sends `parallel` wrong logins
+/// at once and prints the node's resident memory and its peak around them,
+/// with the answers' statuses.
+pub fn login(parallel: usize, node_bin: Option<PathBuf>, extra: &str, many_names: bool) -> anyhow::Result<()> {
+    let bin = node_binary(node_bin)?;
+    let dir = tempfile::tempdir()?;
+    let (node, url) = start_node_with(&bin, dir.path(), extra)?;
+    let pid = node.child.id();
+    let http = reqwest::blocking::Client::new();
+    let ok = http.post(format!("{url}/api/login")).json(&json!({"username": "bench", "password": "bench-password"})).send()?;
+    if !ok.status().is_success() {
+        bail!("login failed: {}", ok.status());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss0, hwm0) = memory_kib(pid)?;
+    let barrier = Arc::new(std::sync::Barrier::new(parallel));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..parallel)
+        .map(|i| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || -> anyhow::Result<u16> {
+                let http = reqwest::blocking::Client::new();
+                let user = if many_names { format!("guess{i}") } else { "bench".into() };
+                barrier.wait();
+                Ok(http.post(format!("{url}/api/login")).json(&json!({"username": user, "password": "wrong-password"})).send()?.status().as_u16())
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for w in workers {
+        *statuses.entry(w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??).or_insert(0) += 1;
+    }
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss1, hwm1) = memory_kib(pid)?;
+    let mib = |k: u64| k as f64 / 1024.0;
+    outln!("login: {parallel} parallel wrong logins ({}), {:.2} s", if many_names { "each on another name" } else { "one account" }, elapsed.as_secs_f64())?;
+    outln!("  answers        {}", statuses.iter().map(|(s, n)| format!("{n}× {s}")).collect::<Vec<_>>().join(", "))?;
+    outln!("  VmRSS  before {:.0} MiB   after {:.0} MiB", mib(rss0), mib(rss1))?;
+    outln!("  VmHWM  before {:.0} MiB   after {:.0} MiB (peak)", mib(hwm0), mib(hwm1))?;
     Ok(())
 }
 

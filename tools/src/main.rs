@@ -425,6 +425,20 @@ enum BenchCommand {
         #[arg(long)]
         node_bin: Option<PathBuf>,
     },
+    /// A node's memory (VmRSS, VmHWM) before and after parallel wrong logins.
+    Login {
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// The zongzhi-node binary (default: next to this one).
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+        /// Lines added to the node's config (e.g. a [login] section).
+        #[arg(long, default_value = "")]
+        extra_config: String,
+        /// Every attempt on another user name (else all on one account).
+        #[arg(long)]
+        many_names: bool,
+    },
     /// Statistics: roll-ups over a city of 3,000 units × 24 months × 30 categories, and the per-event cost.
     Stats {
         #[arg(long, default_value_t = 3000)]

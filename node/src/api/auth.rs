@@ -8,16 +8,20 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::{self, Role, Session};
+use crate::accounts::{self, Check, Role, Session};
+use crate::login::audit::Entry;
+use crate::login::hashing::GateError;
+use crate::login::throttle::{Outcome, Refusal, Ticket};
 use super::error::{ApiError, ApiResult};
-use super::{AppState, parse_json, time};
+use super::{AppState, ClientAddr, parse_json, time};
+
+/// The bearer token of a request, if any.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+}
 
 pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, min: Role) -> Result<Session, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let token = bearer(headers)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first (Authorization: Bearer <token>)"))?;
     let store = state.store.clone();
     let token = token.to_string();
@@ -48,14 +52,108 @@ struct LoginRequest {
     password: String,
 }
 
-pub(super) async fn login(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let req: LoginRequest = parse_json(&body)?;
-    let store = s.store.clone();
+/// Seconds from `now` until `until_ms`, rounded up.
+fn secs_until(until_ms: u64, now: u64) -> u64 {
+    until_ms.saturating_sub(now).div_ceil(1000).max(1)
+}
+
+/// The audit's name for a refusal.
+fn refusal_outcome(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Locked { .. } => "locked",
+        Refusal::AccountWait { .. } => "account_throttled",
+        Refusal::AddressWait { .. } => "address_throttled",
+    }
+}
+
+/// 429 for an attempt the throttle refused, saying when to try again.
+pub(super) fn refused(user: &str, ip: std::net::IpAddr, r: Refusal, now: u64) -> ApiError {
+    // The name as typed, within reason.
+    let user: String = user.chars().take(64).collect();
+    let secs = secs_until(r.until_ms(), now);
+    let (code, message) = match r {
+        Refusal::Locked { until_ms } => (
+            "locked",
+            format!("account {user} is locked after repeated failed logins until {}: try again in {secs} seconds, or ask an admin to unlock it", time(until_ms)),
+        ),
+        Refusal::AccountWait { .. } => ("too_many_attempts", format!("too many failed logins for {user}: wait {secs} seconds before trying again")),
+        Refusal::AddressWait { locked, .. } => (
+            "too_many_attempts",
+            format!("too many failed logins from this address ({ip}){}: wait {secs} seconds before trying again", if locked { ", which is blocked" } else { "" }),
+        ),
+    };
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message).retry_after(secs)
+}
+
+fn busy() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is checking too many passwords at once: try again in a second").retry_after(1)
+}
+
+/// The result of a password check through the throttle and the gate:
+/// the check, and the lock's end if this failure locked the account.
+type Checked = Result<(Check, Option<u64>), ApiError>;
+
+/// Checks `user`'s password from `ip`: refused before hashing when the
+/// throttle says so (429), or the gate is full (503); recorded in the
+/// audit as `kind` either way, durably when a password was hashed.
+pub(super) async fn check_guarded(s: &AppState, user: &str, password: String, ip: std::net::IpAddr, kind: &'static str) -> Checked {
     let now = s.now_ms();
-    let (token, session) = tokio::task::spawn_blocking(move || accounts::login(&store, &req.username, &req.password, now))
+    let ticket = match s.login.throttle.admit(user, ip, now) {
+        Ok(t) => t,
+        Err(r) => {
+            s.login.audit.record_later(Entry::new(now, user, ip, kind, refusal_outcome(&r)));
+            return Err(refused(user, ip, r, now));
+        }
+    };
+    let (store, clock, name) = (s.store.clone(), s.shared.clock.clone(), user.to_string());
+    let run = s.login.gate.run(move || decide(ticket, accounts::check_password(&store, &name, &password), clock.now_ms())).await;
+    let (check, locked) = match run {
+        Ok(r) => r?,
+        Err(GateError::Busy) => {
+            s.login.audit.record_later(Entry::new(now, user, ip, kind, "busy"));
+            return Err(busy());
+        }
+        Err(GateError::Task(m)) => return Err(ApiError::internal(m)),
+    };
+    let outcome = match &check {
+        Check::Ok(_) => "ok",
+        Check::UnknownUser => "unknown_user",
+        Check::WrongPassword => "wrong_password",
+        Check::Disabled => "disabled",
+    };
+    s.login.audit.record(Entry::new(s.now_ms(), user, ip, kind, outcome)).await?;
+    Ok((check, locked))
+}
+
+/// Tells the throttle how a check ended (on the hashing thread, so it
+/// counts even if the client went away).
+fn decide(ticket: Ticket, check: Result<Check, accounts::AccountError>, now: u64) -> Result<(Check, Option<u64>), ApiError> {
+    let check = check?;
+    let outcome = match check {
+        Check::Ok(_) | Check::Disabled => Outcome::Success,
+        Check::UnknownUser | Check::WrongPassword => Outcome::Failure,
+    };
+    Ok((check, ticket.finish(outcome, now)))
+}
+
+pub(super) async fn login(State(s): State<AppState>, ClientAddr(ip): ClientAddr, body: Bytes) -> ApiResult {
+    let req: LoginRequest = parse_json(&body)?;
+    let (check, locked) = check_guarded(&s, &req.username, req.password, ip, "login").await?;
+    let account = match check {
+        Check::Ok(a) => a,
+        Check::Disabled => return Err(accounts::AccountError::Disabled(req.username).into()),
+        Check::UnknownUser | Check::WrongPassword => {
+            return Err(match locked {
+                Some(until_ms) => refused(&req.username, ip, Refusal::Locked { until_ms }, s.now_ms()),
+                None => accounts::AccountError::BadCredentials.into(),
+            });
+        }
+    };
+    let (store, now) = (s.store.clone(), s.now_ms());
+    let (token, session) = tokio::task::spawn_blocking(move || accounts::open_session(&store, &account, now))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    tracing::info!(user = %session.username, "login");
+    tracing::info!(user = %session.username, %ip, "login");
     Ok(Json(json!({
         "token": token,
         "username": session.username,
@@ -64,10 +162,43 @@ pub(super) async fn login(State(s): State<AppState>, body: Bytes) -> ApiResult {
     })))
 }
 
+#[derive(Deserialize)]
+struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+/// A user sets their own password (the current one checked as a login
+/// is): every other session of theirs ends; this one stays.
+pub(super) async fn change_own_password(State(s): State<AppState>, ClientAddr(ip): ClientAddr, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let token = bearer(&headers).unwrap_or_default().to_string();
+    let req: ChangePassword = parse_json(&body)?;
+    if !accounts::acceptable_password(&session.username, &req.new_password) {
+        return Err(accounts::AccountError::WeakPassword.into());
+    }
+    let (check, _) = check_guarded(&s, &session.username, req.current_password, ip, "password_change").await?;
+    if !matches!(check, Check::Ok(_)) {
+        return Err(accounts::AccountError::WrongPassword.into());
+    }
+    let (store, now, user) = (s.store.clone(), s.now_ms(), session.username.clone());
+    let account = s
+        .login
+        .gate
+        .run(move || accounts::set_password(&store, &user, &req.new_password, Some(&token), now))
+        .await
+        .map_err(|e| match e {
+            GateError::Busy => busy(),
+            GateError::Task(m) => ApiError::internal(m),
+        })??;
+    tracing::info!(user = %account.username, "password changed; other sessions ended");
+    Ok(Json(json!({"username": account.username, "password_changed_at": account.password_changed_ms.map(time)})))
+}
+
 pub(super) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
     authenticate(&s, &headers, Role::Viewer).await?;
-    if let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
-        accounts::logout(&s.store, token.trim())?;
+    if let Some(token) = bearer(&headers) {
+        accounts::logout(&s.store, token)?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,11 +16,19 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     rule: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429, 503 `busy`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), rule: None }
+        ApiError { status, code, message: message.into(), rule: None, retry_after: None }
+    }
+
+    /// The same error with a `Retry-After` header of `secs` (at least 1).
+    pub(crate) fn retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
@@ -34,7 +42,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // A node refusing work it is too busy for (503 `busy`) is doing its
+        // job, and a flood of them must not flood the log.
+        if self.status.is_server_error() && self.code != "busy" {
             tracing::error!(code = self.code, "{}", self.message);
         }
         let mut body = json!({"code": self.code, "message": self.message});
@@ -42,7 +52,9 @@ impl IntoResponse for ApiError {
             body["rule"] = json!(rule);
         }
         let mut response = (self.status, Json(json!({ "error": body }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // Storage faults and shutdown pass; a client may try again.
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("10"));
         }
@@ -70,6 +82,7 @@ impl From<LedgerError> for ApiError {
                 code: "rule_violation",
                 message: r.message,
                 rule: Some(r.rule),
+                retry_after: None,
             },
             LedgerError::Invalid(m) => ApiError::bad_request(m),
             LedgerError::Integrity(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", m),
@@ -94,6 +107,10 @@ impl From<AccountError> for ApiError {
         match e {
             AccountError::BadCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", e.to_string()),
             AccountError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
+            AccountError::Disabled(_) => ApiError::new(StatusCode::FORBIDDEN, "disabled", e.to_string()),
+            AccountError::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", e.to_string()),
+            AccountError::NoSuchUser(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            AccountError::DisableSelf => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             AccountError::Store(e) => e.into(),
             AccountError::Hash(m) => ApiError::internal(m),
             other => ApiError::bad_request(other.to_string()),

@@ -3,7 +3,8 @@
 //!
 //! Errors are JSON: `{"error": {"code": "...", "message": "...", "rule": "..."}}`.
 //! 400 malformed input, 401 not logged in, 403 wrong role, 404 unknown case,
-//! 409 exists, 422 a workflow rule forbids the step (`rule` names it).
+//! 409 exists, 422 a workflow rule forbids the step (`rule` names it),
+//! 429 too many failed logins and 503 `busy` (both with `Retry-After`).
 
 pub mod admin;
 mod attachment;
@@ -29,12 +30,12 @@ use zongzhi_protocol::{DivisionCode, NodeId, Policy};
 use crate::ledger::Ledger;
 use crate::context::Context;
 use crate::store::Store;
-use auth::{login, logout, me};
+use auth::{change_own_password, login, logout, me};
 use cases::{attach, case_action, case_detail, download, file_case, list_cases};
 use certs::{issue_cert, list_certs, revoke_cert};
 use monitor::{health, integrity_check, metrics, sync_status};
 use stats::{check_reports, sign_report, stats_table};
-use users::{create_user, list_users};
+use users::{create_user, disable_user, enable_user, list_users, login_audit, reset_password, unlock_user};
 
 pub use error::ApiError;
 pub(crate) use error::ApiResult;
@@ -60,11 +61,19 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub ledger: Ledger,
     pub node: NodeInfo,
+    /// Login throttle, password-hash gate and login audit.
+    pub login: Arc<crate::login::Login>,
 }
 
 impl AppState {
     pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
-        AppState { store: shared.store.clone(), shared, ledger, node }
+        let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone());
+        AppState { store: shared.store.clone(), shared, ledger, node, login }
+    }
+
+    /// The same state with the login limits of the node's config.
+    pub fn with_login(self, cfg: &crate::login::LoginConfig) -> AppState {
+        AppState { login: crate::login::Login::new(cfg, self.store.clone()), ..self }
     }
 
     /// Now, from the node's clock (the system clock in the binary).
@@ -74,6 +83,29 @@ impl AppState {
 
     pub(crate) fn policy(&self) -> Arc<Policy> {
         self.shared.policy()
+    }
+}
+
+/// The client's IP address, from the connection (the server is served with
+/// `into_make_service_with_connect_info::<SocketAddr>()`). A forwarding
+/// proxy's headers are not trusted: behind one, every client shares its
+/// address (and its per-address login limit).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::ConnectInfo;
+        match parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+            Some(ConnectInfo(a)) => Ok(ClientAddr(a.ip())),
+            None => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| tracing::warn!("HTTP served without connection info: every client shares one login limit"));
+                Ok(ClientAddr(std::net::IpAddr::from([0, 0, 0, 0])))
+            }
+        }
     }
 }
 
@@ -88,9 +120,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
+        .route("/api/me/password", post(change_own_password))
         .route("/api/policy", get(policy::get_policy).post(policy::sign_policy))
         .route("/api/policy/diff", get(policy::diff))
         .route("/api/users", get(list_users).post(create_user))
+        .route("/api/users/{username}/unlock", post(unlock_user))
+        .route("/api/users/{username}/password", post(reset_password))
+        .route("/api/users/{username}/disable", post(disable_user))
+        .route("/api/users/{username}/enable", post(enable_user))
+        .route("/api/login-audit", get(login_audit))
         .route("/api/cases", get(list_cases).post(file_case))
         .route("/api/cases/export", get(crate::export::cases))
         .route("/api/cases/{case}", get(case_detail))
@@ -173,11 +211,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/login"),
     ("post", "/api/logout"),
     ("get", "/api/me"),
+    ("post", "/api/me/password"),
     ("get", "/api/policy"),
     ("post", "/api/policy"),
     ("get", "/api/policy/diff"),
     ("get", "/api/users"),
     ("post", "/api/users"),
+    ("post", "/api/users/{username}/unlock"),
+    ("post", "/api/users/{username}/password"),
+    ("post", "/api/users/{username}/disable"),
+    ("post", "/api/users/{username}/enable"),
+    ("get", "/api/login-audit"),
     ("get", "/api/cases"),
     ("post", "/api/cases"),
     ("get", "/api/cases/export"),

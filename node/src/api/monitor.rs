@@ -134,6 +134,18 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
     }
+    let g = s.login.gate.stats();
+    let gate: [(&str, &str, u64); 6] = [
+        ("zongzhi_password_hash_permits", "Password hashes the node computes at once at most.", g.permits as u64),
+        ("zongzhi_password_hashes_active", "Password hashes being computed now.", g.active as u64),
+        ("zongzhi_password_hashes_peak", "Most password hashes ever computed at once since the start.", g.peak as u64),
+        ("zongzhi_password_hash_waiting", "Password checks waiting for a hash permit.", g.waiting as u64),
+        ("zongzhi_password_hashes_total", "Password checks and hashes computed since the start.", g.hashed),
+        ("zongzhi_login_busy_total", "Password checks refused (503 busy) because too many were waiting.", g.busy),
+    ];
+    for (name, help, v) in gate {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}\n{name} {v}", if name.ends_with("_total") { "counter" } else { "gauge" });
+    }
     let (waiting, _) = super::policy::waiting_counts(&s.store)?;
     let _ = writeln!(out, "# HELP zongzhi_cases_waiting_for_calendar Open cases with a clock waiting for a working-day calendar.\n# TYPE zongzhi_cases_waiting_for_calendar gauge\nzongzhi_cases_waiting_for_calendar {waiting}");
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())

@@ -15,6 +15,8 @@ use super::AppState;
 use super::auth::authenticate;
 use super::error::{ApiError, ApiResult};
 
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 /// Parses the statistics query parameters shared by the API's tables.
 fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::report::Query, ApiError> {
     use zongzhi_protocol::kpi::{self, Kpi};
@@ -65,10 +67,11 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
 pub(super) async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
     authenticate(&s, &headers, Role::Viewer).await?;
     let query = stats_query(&s, &q)?;
-    let csv = match q.get("format").map(String::as_str) {
-        None | Some("") | Some("json") => false,
-        Some("csv") => true,
-        Some(f) => return Err(ApiError::bad_request(format!("format must be json or csv, not {f:?}"))),
+    let format = match q.get("format").map(String::as_str) {
+        None | Some("") | Some("json") => "json",
+        Some("csv") => "csv",
+        Some("xlsx") => "xlsx",
+        Some(f) => return Err(ApiError::bad_request(format!("format must be json, csv or xlsx, not {f:?}"))),
     };
     let (store, trust, policy) = (s.store.clone(), s.shared.trust(), s.policy());
     let kpis = query.kpis.clone();
@@ -76,15 +79,19 @@ pub(super) async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Q
     let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, now))
         .await
         .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
-    if csv {
-        let name = format!("zongzhi-stats-{}-{}.csv", table["scope"].as_str().unwrap_or(""), table["period"].as_str().unwrap_or(""));
-        return Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
-            crate::report::to_csv(&table, &kpis),
-        )
-            .into_response());
+    let name = format!("zongzhi-stats-{}-{}.{format}", table["scope"].as_str().unwrap_or(""), table["period"].as_str().unwrap_or(""));
+    let disposition = (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
+    match format {
+        "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), disposition], crate::report::to_csv(&table, &kpis)).into_response()),
+        "xlsx" => {
+            let bytes = tokio::task::spawn_blocking(move || crate::report::to_xlsx(&table, &kpis))
+                .await
+                .map_err(|e| ApiError::internal(format!("statistics export task failed: {e}")))?
+                .map_err(|e| ApiError::internal(format!("writing the spreadsheet: {e}")))?;
+            Ok(([(header::CONTENT_TYPE, XLSX.to_string()), disposition], bytes).into_response())
+        }
+        _ => Ok(Json(table).into_response()),
     }
-    Ok(Json(table).into_response())
 }
 
 /// Reports of the subtree for a period, each checked against the events.

@@ -1,14 +1,19 @@
-//! This node's operator accounts.
+//! This node's operator accounts: creation, the list with each account's
+//! failed logins and lock, unlocking, password resets, disabling, and the
+//! login audit (admins only).
+
+use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::accounts::{self, Role};
-use super::auth::authenticate;
+use crate::login::hashing::GateError;
+use super::auth::{authenticate, bearer};
 use super::error::{ApiError, ApiResult};
 use super::{AppState, parse_json, time};
 
@@ -21,26 +26,134 @@ struct CreateUser {
     display_name: String,
 }
 
+fn gate_error(e: GateError) -> ApiError {
+    match e {
+        GateError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is checking too many passwords at once: try again in a second").retry_after(1),
+        GateError::Task(m) => ApiError::internal(m),
+    }
+}
+
 pub(super) async fn create_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let req: CreateUser = parse_json(&body)?;
     let role = Role::parse(&req.role).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))?;
     let (store, now) = (s.store.clone(), s.now_ms());
-    let account = tokio::task::spawn_blocking(move || {
-        accounts::create(&store, &req.username, &req.password, role, &req.display_name, now)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let account = s
+        .login
+        .gate
+        .run(move || accounts::create(&store, &req.username, &req.password, role, &req.display_name, now))
+        .await
+        .map_err(gate_error)??;
     tracing::info!(by = %admin.username, user = %account.username, role = role.as_str(), "account created");
-    Ok((StatusCode::CREATED, Json(user_json(&account))))
+    Ok((StatusCode::CREATED, Json(user_json(&s, &account))))
 }
 
-fn user_json(a: &accounts::Account) -> Value {
-    json!({"username": a.username, "display_name": a.display_name, "role": a.role.as_str(), "created_at": time(a.created_ms)})
+/// An account as admins see it: with its failed logins and lock.
+fn user_json(s: &AppState, a: &accounts::Account) -> Value {
+    let state = s.login.throttle.account_state(&a.username, s.now_ms());
+    json!({
+        "username": a.username,
+        "display_name": a.display_name,
+        "role": a.role.as_str(),
+        "created_at": time(a.created_ms),
+        "disabled": a.disabled,
+        "password_changed_at": a.password_changed_ms.map(time),
+        "failed_logins": state.failures,
+        "locked_until": state.locked_until_ms.map(time),
+        "retry_at": state.retry_at_ms.map(time),
+    })
 }
 
 pub(super) async fn list_users(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     authenticate(&s, &headers, Role::Admin).await?;
     let all: Vec<accounts::Account> = s.store.accounts()?;
-    Ok(Json(json!({ "users": all.iter().map(user_json).collect::<Vec<_>>() })))
+    Ok(Json(json!({ "users": all.iter().map(|a| user_json(&s, a)).collect::<Vec<_>>() })))
+}
+
+/// The account named in the path, or 404.
+fn account(s: &AppState, username: &str) -> Result<accounts::Account, ApiError> {
+    s.store.account(username)?.ok_or_else(|| accounts::AccountError::NoSuchUser(username.into()).into())
+}
+
+/// Clears an account's failed logins and lock.
+pub(super) async fn unlock_user(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
+    let admin = authenticate(&s, &headers, Role::Admin).await?;
+    let a = account(&s, &username)?;
+    s.login.throttle.unlock(&username);
+    tracing::info!(by = %admin.username, user = %username, "account unlocked");
+    Ok(Json(user_json(&s, &a)))
+}
+
+#[derive(Deserialize)]
+struct ResetPassword {
+    password: String,
+}
+
+/// An admin sets an account's password: its sessions end and its lock is
+/// cleared (an admin resetting their own keeps the session asking).
+pub(super) async fn reset_password(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = authenticate(&s, &headers, Role::Admin).await?;
+    let req: ResetPassword = parse_json(&body)?;
+    account(&s, &username)?;
+    if !accounts::acceptable_password(&username, &req.password) {
+        return Err(accounts::AccountError::WeakPassword.into());
+    }
+    let keep = (admin.username == username).then(|| bearer(&headers).unwrap_or_default().to_string());
+    let (store, now, user) = (s.store.clone(), s.now_ms(), username.clone());
+    let a = s
+        .login
+        .gate
+        .run(move || accounts::set_password(&store, &user, &req.password, keep.as_deref(), now))
+        .await
+        .map_err(gate_error)??;
+    s.login.throttle.unlock(&username);
+    tracing::info!(by = %admin.username, user = %username, "password reset; sessions ended");
+    Ok(Json(user_json(&s, &a)))
+}
+
+async fn set_disabled(s: AppState, username: String, headers: HeaderMap, disabled: bool) -> ApiResult {
+    let admin = authenticate(&s, &headers, Role::Admin).await?;
+    let store = s.store.clone();
+    let (user, by) = (username.clone(), admin.username.clone());
+    let a = tokio::task::spawn_blocking(move || accounts::set_disabled(&store, &user, disabled, Some(&by)))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    tracing::info!(by = %admin.username, user = %username, disabled, "account {}", if disabled { "disabled; sessions ended" } else { "enabled" });
+    Ok(Json(user_json(&s, &a)))
+}
+
+/// Disables an account: its sessions end and it cannot log in.
+pub(super) async fn disable_user(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
+    set_disabled(s, username, headers, true).await
+}
+
+pub(super) async fn enable_user(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
+    set_disabled(s, username, headers, false).await
+}
+
+/// The newest login attempts (`limit`, default 100, at most 10,000), and
+/// the client addresses held up now.
+pub(super) async fn login_audit(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    authenticate(&s, &headers, Role::Admin).await?;
+    let max = crate::login::audit::KEEP;
+    let limit = match q.get("limit").map(String::as_str) {
+        None | Some("") => 100,
+        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| ApiError::bad_request(format!("limit must be a whole number from 1 to {max}, not {v:?}")))?,
+    };
+    let entries = s.login.audit.newest(limit).await?;
+    let now = s.now_ms();
+    let blocked: Vec<Value> = s
+        .login
+        .throttle
+        .blocked_addresses(now)
+        .into_iter()
+        .map(|(a, n, until)| json!({"address": a.to_string(), "failed_logins": n, "until": time(until)}))
+        .collect();
+    Ok(Json(json!({
+        "entries": entries.iter().map(|e| json!({
+            "time": time(e.at_ms), "username": e.username, "address": e.address, "kind": e.kind, "outcome": e.outcome, "ok": e.outcome == "ok",
+        })).collect::<Vec<_>>(),
+        "blocked_addresses": blocked,
+        "not_recorded": s.login.audit.dropped(),
+    })))
 }

@@ -48,6 +48,15 @@ const DICT = {
     load_more: "加载更多", shown_of: "已显示 {n} 件，共 {total} 件", shown_of_more: "已显示 {n} 件，共 {total} 件以上",
     search: "搜索", search_placeholder: "搜索编号、电话、身份证号或关键词", search_results: "搜索结果",
     kind_number: "按编号查找", kind_phone: "按电话查找", kind_id_number: "按身份证号查找", kind_words: "按关键词查找", no_results: "没有找到符合条件的案件",
+    download_xlsx: "导出 Excel", account: "账户", users: "用户管理", display_name: "显示名", role: "角色", role_admin: "管理员", role_operator: "经办人员", role_viewer: "只读",
+    account_state: "状态", state_ok: "正常", state_disabled: "已停用", state_locked: "已锁定至 {t}", state_wait: "{t} 前不能登录", failed_logins: "近15分钟登录失败",
+    unlock: "解锁", disable: "停用", enable: "启用", reset_password: "重置密码", unlocked: "已解锁", disabled_done: "已停用，该用户的会话已结束", enabled_done: "已启用",
+    new_password: "新密码", current_password: "当前密码", change_password: "修改密码", password_changed: "密码已修改，其他会话已结束", password_reset_done: "密码已重置，该用户的会话已结束",
+    password_rule: "8 至 256 个字符，不能全是空格，不能与用户名相同", confirm_disable: "停用 {u}？该用户将立即退出并不能登录。",
+    login_audit: "登录记录", login_kind: "类型", login_result: "结果", client_address: "客户端地址", blocked_addresses: "暂停登录的地址", until: "直至",
+    kind_login: "登录", kind_password_change: "修改密码",
+    outcome_ok: "成功", outcome_wrong_password: "密码错误", outcome_unknown_user: "用户不存在", outcome_disabled: "账户已停用", outcome_locked: "账户已锁定",
+    outcome_account_throttled: "账户失败过多，暂缓", outcome_address_throttled: "地址失败过多，暂缓", outcome_busy: "系统繁忙",
   },
   en: {
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
@@ -93,6 +102,15 @@ const DICT = {
     load_more: "Load more", shown_of: "{n} of {total} cases shown", shown_of_more: "{n} of more than {total} cases shown",
     search: "Search", search_placeholder: "Search by number, phone, ID number or words", search_results: "Search results",
     kind_number: "by case number", kind_phone: "by phone", kind_id_number: "by ID number", kind_words: "by words", no_results: "No case matches",
+    download_xlsx: "Export Excel", account: "Account", users: "Users", display_name: "Display name", role: "Role", role_admin: "admin", role_operator: "operator", role_viewer: "viewer",
+    account_state: "State", state_ok: "active", state_disabled: "disabled", state_locked: "locked until {t}", state_wait: "may not log in before {t}", failed_logins: "Failed logins (15 min)",
+    unlock: "Unlock", disable: "Disable", enable: "Enable", reset_password: "Reset password", unlocked: "Unlocked", disabled_done: "Disabled; the user's sessions ended", enabled_done: "Enabled",
+    new_password: "New password", current_password: "Current password", change_password: "Change password", password_changed: "Password changed; other sessions ended", password_reset_done: "Password reset; the user's sessions ended",
+    password_rule: "8 to 256 characters, not all blank, not the user name", confirm_disable: "Disable {u}? They are logged out at once and cannot log in.",
+    login_audit: "Login audit", login_kind: "Kind", login_result: "Outcome", client_address: "Client address", blocked_addresses: "Addresses held up", until: "Until",
+    kind_login: "login", kind_password_change: "password change",
+    outcome_ok: "ok", outcome_wrong_password: "wrong password", outcome_unknown_user: "unknown user", outcome_disabled: "disabled", outcome_locked: "locked",
+    outcome_account_throttled: "account held up", outcome_address_throttled: "address held up", outcome_busy: "busy",
   },
 };
 const tf = (k, vars) => Object.entries(vars || {}).reduce((s, [name, v]) => s.split("{" + name + "}").join(String(v)), t(k));
@@ -131,10 +149,18 @@ const CODES_ZH = {
   bad_json: "JSON 格式错误",
   year_mismatch: "年份不一致",
   query_too_short: "搜索内容太短，请多输入几个字",
+  locked: "该账户因多次登录失败已被锁定，请在 {s} 秒后重试，或请管理员解锁",
+  too_many_attempts: "登录失败次数过多，请在 {s} 秒后重试",
+  busy: "系统繁忙，请在 {s} 秒后重试",
+  disabled: "该账户已停用，请联系管理员启用",
+  wrong_password: "当前密码不正确",
+  conflict: "操作冲突",
 };
 function errorText(e) {
   if (lang !== "zh") return e.message || String(e);
   if (e.rule && RULES_ZH[e.rule]) return RULES_ZH[e.rule] + "（" + e.message + "）";
+  // Refusals that say when to try again: the wait in the operator's words.
+  if (e.retry_after && CODES_ZH[e.code] && CODES_ZH[e.code].includes("{s}")) return CODES_ZH[e.code].split("{s}").join(e.retry_after);
   if (e.code && CODES_ZH[e.code]) return CODES_ZH[e.code] + (e.message ? "：" + e.message : "");
   return "操作失败：" + (e.message || String(e));
 }
@@ -157,6 +183,8 @@ const api = {
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
     if (!res.ok) {
       const err = (data && data.error) || { code: "http_" + res.status, message: text };
+      const retry = res.headers.get("Retry-After");
+      if (retry) err.retry_after = retry;
       if (res.status === 401 && path !== "/api/login") { localStorage.removeItem("zz-token"); }
       throw err;
     }
@@ -262,7 +290,7 @@ function unitLabel(code, given, attrs) {
 
 // ---------- session and layout ----------
 let me = null, policy = null, health = null;
-const NAV = [["queue", "#/queue"], ["file", "#/file"], ["board", "#/board"], ["stats", "#/stats"], ["reports", "#/reports"], ["sync", "#/sync"], ["tree", "#/tree"], ["policy", "#/policy"]];
+const NAV = [["queue", "#/queue"], ["file", "#/file"], ["board", "#/board"], ["stats", "#/stats"], ["reports", "#/reports"], ["sync", "#/sync"], ["tree", "#/tree"], ["policy", "#/policy"], ["account", "#/account"]];
 
 // The policy's categories (and their children) and windows are objects keyed
 // by code. Retired entries stay in the document so old cases keep their
@@ -835,11 +863,12 @@ async function statsPage() {
   }));
   const byCat = await api.get(`/api/stats?period=${encodeURIComponent(statsState.period)}&by=category&kpi=resolution_rate`);
   const catItems = byCat.rows.map((r) => ({ label: chartLabel(r, 10), title: groupTitle(r), value: r.counts.received }));
-  const csv = h("button", { class: "secondary", type: "button", onclick: async () => {
-    const res = await fetch("/api/stats?" + qs + "&format=csv", { headers: { Authorization: "Bearer " + api.token() } });
+  const download = (format, label) => h("button", { class: "secondary", type: "button", "data-test": "download-" + format, onclick: async () => {
+    const res = await fetch("/api/stats?" + qs + "&format=" + format, { headers: { Authorization: "Bearer " + api.token() } });
     const blob = await res.blob();
-    const a = h("a", { href: URL.createObjectURL(blob), download: `zongzhi-${statsState.period}.csv` }); a.click();
-  } }, t("download_csv"));
+    const a = h("a", { href: URL.createObjectURL(blob), download: `zongzhi-${statsState.period}.${format}` }); a.click();
+  } }, t(label));
+  const csv = [download("csv", "download_csv"), download("xlsx", "download_xlsx")];
   showPage("stats", h("h1", {}, t("stats") + " · " + (data.scope_name || data.scope)),
     h("div", { class: "actions" }, h("label", {}, t("period"), periodSel), h("label", {}, t("by"), bySel), csv),
     h("div", { class: "row" },
@@ -868,6 +897,72 @@ async function reportsPage() {
   showPage("reports", h("h1", {}, t("reports") + " · " + period), h("div", { class: "actions" }, sign), err,
     h("div", { class: "table-wrap" }, h("table", { id: "reports" }, h("thead", {}, h("tr", {}, ["unit", "month", "signed", "check", "kpi", "reported", "recomputed"].map((k) => h("th", {}, t(k))))),
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "muted" }, t("none")))))));
+}
+
+// ---------- account (账户): own password; for admins the users and the login audit ----------
+function passwordForm(onsubmit, fields) {
+  const err = h("div");
+  const form = h("form", { class: "card", onsubmit: async (ev) => {
+    ev.preventDefault(); err.replaceChildren();
+    if (!form.reportValidity()) return;
+    try { await onsubmit(form); } catch (e) { err.replaceChildren(errorBox(e)); }
+  } }, fields, h("p", { class: "muted" }, t("password_rule")), err);
+  return form;
+}
+function ownPasswordCard() {
+  const cur = h("input", { name: "current_password", type: "password", required: true, autocomplete: "current-password" });
+  const next = h("input", { name: "new_password", type: "password", required: true, minlength: 8, maxlength: 256, autocomplete: "new-password" });
+  return passwordForm(async (form) => {
+    await api.post("/api/me/password", { current_password: cur.value, new_password: next.value });
+    form.reset(); toast(t("password_changed"));
+  }, [h("h2", {}, t("change_password")), h("label", {}, t("current_password"), cur), h("label", {}, t("new_password"), next),
+    h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", "data-test": "change-password" }, t("change_password")))]);
+}
+function accountState(u) {
+  if (u.disabled) return h("span", { class: "badge no" }, t("state_disabled"));
+  if (u.locked_until) return h("span", { class: "badge red", "data-test": "locked" }, tf("state_locked", { t: fmtTime(u.locked_until) }));
+  if (u.retry_at) return h("span", { class: "badge yellow" }, tf("state_wait", { t: fmtTime(u.retry_at) }));
+  return h("span", { class: "badge ok" }, t("state_ok"));
+}
+function userRow(u, err) {
+  const act = (path, done) => async () => {
+    err.replaceChildren();
+    try { await api.post(`/api/users/${encodeURIComponent(u.username)}/${path}`, {}); toast(t(done)); await accountPage(); } catch (e) { err.replaceChildren(errorBox(e)); }
+  };
+  const pw = h("input", { type: "password", name: "password", required: true, minlength: 8, maxlength: 256, autocomplete: "new-password", placeholder: t("new_password"), "aria-label": t("new_password") });
+  const reset = h("form", { class: "inline", onsubmit: async (ev) => {
+    ev.preventDefault(); err.replaceChildren();
+    if (!reset.reportValidity()) return;
+    try { await api.post(`/api/users/${encodeURIComponent(u.username)}/password`, { password: pw.value }); toast(t("password_reset_done")); await accountPage(); } catch (e) { err.replaceChildren(errorBox(e)); }
+  } }, pw, h("button", { class: "secondary", type: "submit" }, t("reset_password")));
+  const self = me && me.username === u.username;
+  return h("tr", { "data-user": u.username },
+    h("td", {}, u.username), h("td", {}, u.display_name), h("td", {}, t("role_" + u.role)), h("td", {}, accountState(u)), h("td", {}, u.failed_logins),
+    h("td", {}, h("div", { class: "actions" },
+      u.locked_until || u.retry_at || u.failed_logins ? h("button", { class: "primary", type: "button", "data-test": "unlock", onclick: act("unlock", "unlocked") }, t("unlock")) : null,
+      u.disabled ? h("button", { class: "secondary", type: "button", onclick: act("enable", "enabled_done") }, t("enable"))
+        : self ? null : h("button", { class: "secondary", type: "button", onclick: () => { if (confirm(tf("confirm_disable", { u: u.username }))) act("disable", "disabled_done")(); } }, t("disable")),
+      reset)));
+}
+function auditTable(audit) {
+  const outcome = (e) => h("span", { class: e.ok ? "badge ok" : "badge no" }, t("outcome_" + e.outcome));
+  return h("div", { class: "table-wrap" }, h("table", { id: "login-audit" },
+    h("thead", {}, h("tr", {}, ["time", "username", "client_address", "login_kind", "login_result"].map((k) => h("th", {}, t(k))))),
+    h("tbody", {}, audit.entries.length ? audit.entries.map((e) => h("tr", { "data-outcome": e.outcome },
+      h("td", {}, fmtTime(e.time)), h("td", {}, e.username), h("td", {}, e.address), h("td", {}, t("kind_" + e.kind)), h("td", {}, outcome(e))))
+      : h("tr", {}, h("td", { colspan: 5, class: "muted" }, t("none"))))));
+}
+async function accountPage() {
+  if (!me || me.role !== "admin") { showPage("account", h("h1", {}, t("account")), ownPasswordCard()); return; }
+  const [users, audit] = await Promise.all([api.get("/api/users"), api.get("/api/login-audit?limit=200")]);
+  const err = h("div");
+  showPage("account", h("h1", {}, t("account")), ownPasswordCard(),
+    h("h2", {}, t("users")), err,
+    h("div", { class: "table-wrap" }, h("table", { id: "users" },
+      h("thead", {}, h("tr", {}, ["username", "display_name", "role", "account_state", "failed_logins", "action"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, users.users.map((u) => userRow(u, err))))),
+    audit.blocked_addresses.length ? [h("h2", {}, t("blocked_addresses")), h("ul", { id: "blocked-addresses" }, audit.blocked_addresses.map((b) => h("li", {}, `${b.address} · ${t("failed_logins")} ${b.failed_logins} · ${t("until")} ${fmtTime(b.until)}`)))] : null,
+    h("h2", {}, t("login_audit")), auditTable(audit));
 }
 
 async function syncPage() {
@@ -1208,6 +1303,7 @@ async function route() {
       case "sync": await syncPage(); break;
       case "tree": await treePage(); break;
       case "policy": await policyPage(arg); break;
+      case "account": await accountPage(); break;
       case "search": await searchPage(arg); break;
       default: await queuePage();
     }

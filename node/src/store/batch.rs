@@ -360,4 +360,14 @@ impl Batch<'_> {
     pub fn delete_session(&mut self, token_hash: &[u8; 32]) {
         self.delete(CF_SESSIONS, token_hash);
     }
+
+    /// A login attempt at `at_ms`; `seq` orders attempts of one millisecond.
+    pub fn put_login_audit<T: Serialize>(&mut self, at_ms: u64, seq: u32, entry: &T) {
+        let json = serde_json::to_vec(entry).unwrap_or_default();
+        self.put(CF_LOGIN_AUDIT, &login_audit_key(at_ms, seq), &json);
+    }
+
+    pub(super) fn delete_login_audit(&mut self, key: &[u8]) {
+        self.delete(CF_LOGIN_AUDIT, key);
+    }
 }

@@ -37,11 +37,16 @@ pub(crate) const CF_REPEAT_MARKS: &str = "repeat_marks";
 pub(crate) const CF_REPEAT_DIRTY: &str = "repeat_dirty";
 pub(crate) const CF_CONTACTS: &str = "contacts";
 pub(crate) const CF_WORDS: &str = "words";
+/// Login attempts, newest first: !time (u64 BE) ‖ !seq (u32 BE) → entry
+/// (JSON). Local to this node: never replicated, never rebuilt, pruned to
+/// a bound ([`crate::login::audit`]).
+pub(super) const CF_LOGIN_AUDIT: &str = "login_audit";
 
 pub(super) const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
     CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
     CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED,
+    CF_LOGIN_AUDIT,
 ];
 
 /// Column families rebuilt by `reindex`.
@@ -75,6 +80,20 @@ pub mod meta {
     pub const RESTORED: &str = "restored";
     /// The repeat window (days, u32 BE) the repeat marks were settled with.
     pub const REPEAT_WINDOW: &str = "repeat_window_days";
+}
+
+/// A `login_audit` key: the complement of the time and of a sequence
+/// number, so a forward scan reads the newest entry first.
+pub(super) fn login_audit_key(at_ms: u64, seq: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&(!at_ms).to_be_bytes());
+    k[8..].copy_from_slice(&(!seq).to_be_bytes());
+    k
+}
+
+/// The time of a `login_audit` key.
+pub(super) fn login_audit_time(key: &[u8]) -> Option<u64> {
+    u64_be(key).map(|t| !t)
 }
 
 pub(super) fn u64_be(bytes: &[u8]) -> Option<u64> {

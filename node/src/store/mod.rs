@@ -21,6 +21,7 @@
 //! | `trust` | local seq (BE) | id of a cert or revocation record — derived |
 //! | `alarms` | alarm seq (BE) | integrity alarm with its proof (JSON) |
 //! | `reports` | month ‖ unit ‖ author seq (BE) | id of a monthly report record — derived |
+//! | `login_audit` | !time ‖ !seq (BE) | login attempt (JSON) — local, bounded, newest first |
 //!
 //! Every acknowledged change is one [`Batch`] written with `sync = true`:
 //! records and the derived state they imply land together or not at all.
@@ -499,6 +500,65 @@ impl Store {
 
     pub fn session<T: DeserializeOwned>(&self, token_hash: &[u8; 32]) -> Result<Option<T>> {
         self.get_json(CF_SESSIONS, token_hash)
+    }
+
+    /// Every stored session with its token hash (expired ones included).
+    pub fn sessions<T: DeserializeOwned>(&self) -> Result<Vec<([u8; 32], T)>> {
+        let mut out = Vec::new();
+        let mut err = None;
+        self.scan_prefix(CF_SESSIONS, &[], |k, v| {
+            match (<[u8; 32]>::try_from(k), serde_json::from_slice(v)) {
+                (Ok(h), Ok(s)) => out.push((h, s)),
+                (_, Err(e)) => {
+                    err = Some(e.to_string());
+                    return false;
+                }
+                // A key of another length is not a session of this build.
+                (Err(_), Ok(_)) => {}
+            }
+            true
+        })?;
+        match err {
+            Some(detail) => Err(StoreError::Corrupt { cf: CF_SESSIONS, detail }),
+            None => Ok(out),
+        }
+    }
+
+    // --- login audit ---
+
+    /// The newest `limit` login attempts, newest first.
+    pub fn login_audit<T: DeserializeOwned>(&self, limit: usize) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.scan_json(CF_LOGIN_AUDIT, |e| {
+            out.push(e);
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes every login attempt after the newest `keep` and every one
+    /// before `cutoff_ms`; returns how many it deleted.
+    pub fn prune_login_audit(&self, keep: usize, cutoff_ms: u64) -> Result<usize> {
+        let mut doomed = Vec::new();
+        let mut seen = 0usize;
+        self.scan_prefix(CF_LOGIN_AUDIT, &[], |k, _| {
+            seen += 1;
+            if seen > keep || login_audit_time(k).is_none_or(|t| t < cutoff_ms) {
+                doomed.push(k.to_vec());
+            }
+            true
+        })?;
+        if !doomed.is_empty() {
+            let mut b = self.batch();
+            for k in &doomed {
+                b.delete_login_audit(k);
+            }
+            self.commit(b)?;
+        }
+        Ok(doomed.len())
     }
 
     fn get_json<T: DeserializeOwned>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {

@@ -127,6 +127,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Bench { command } => match command {
             BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin),
             BenchCommand::Verify { records } => bench::verify(records),
+            BenchCommand::Login { parallel, node_bin, extra_config, many_names } => bench::login(parallel, node_bin, &extra_config, many_names),
             BenchCommand::Sync { records, escalations } => bench::sync(records, escalations),
             BenchCommand::Stats { units, months, categories } => bench::stats(units, months, categories),
             BenchCommand::City { cases, dir, keep, reuse, load_only, requests, budget_s, compare, seed, threads, node_bin } => {
