@@ -208,8 +208,24 @@ pub fn open_session(store: &Store, account: &Account, now_ms: u64) -> Result<(St
     let session = Session { username: account.username.clone(), role: account.role, expires_ms: now_ms + SESSION_TTL_MS, epoch: account.session_epoch };
     let mut b = store.batch();
     b.put_session(&token_hash(&token), &session);
-    store.commit(b)?;
+    match store.commit(b) {
+        Ok(()) => {}
+        // The storage refuses writes (a full disk): the session lives in
+        // memory until the process ends, so operators can still log in to
+        // read (and to see the alarm).
+        Err(crate::store::StoreError::Engine(e)) => {
+            tracing::warn!("session for {} kept in memory only: the storage refuses writes ({e})", session.username);
+            unstored_sessions().insert(token_hash(&token), session.clone());
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok((token, session))
+}
+
+/// Sessions opened while the storage refused writes.
+fn unstored_sessions() -> std::sync::MutexGuard<'static, std::collections::HashMap<[u8; 32], Session>> {
+    static SESSIONS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<[u8; 32], Session>>> = std::sync::OnceLock::new();
+    SESSIONS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Checks credentials and opens a session (no throttle, no hash bound:
@@ -228,7 +244,11 @@ pub fn session(store: &Store, token: &str, now_ms: u64) -> Result<Option<Session
     if token.len() != 64 {
         return Ok(None);
     }
-    let Some(s) = store.session::<Session>(&token_hash(token))?.filter(|s| s.expires_ms > now_ms) else {
+    let stored = match store.session::<Session>(&token_hash(token))? {
+        Some(s) => Some(s),
+        None => unstored_sessions().get(&token_hash(token)).cloned(),
+    };
+    let Some(s) = stored.filter(|s| s.expires_ms > now_ms) else {
         return Ok(None);
     };
     let account: Option<Account> = store.account(&s.username)?;
@@ -236,6 +256,7 @@ pub fn session(store: &Store, token: &str, now_ms: u64) -> Result<Option<Session
 }
 
 pub fn logout(store: &Store, token: &str) -> Result<(), AccountError> {
+    unstored_sessions().remove(&token_hash(token));
     let mut b = store.batch();
     b.delete_session(&token_hash(token));
     store.commit(b)?;

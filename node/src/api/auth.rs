@@ -121,7 +121,13 @@ pub(super) async fn check_guarded(s: &AppState, user: &str, password: String, ip
         Check::WrongPassword => "wrong_password",
         Check::Disabled => "disabled",
     };
-    s.login.audit.record(Entry::new(s.now_ms(), user, ip, kind, outcome)).await?;
+    let entry = Entry::new(s.now_ms(), user, ip, kind, outcome);
+    if let Err(e) = s.login.audit.record(entry.clone()).await {
+        // The storage refuses writes (a full disk): logging in to read
+        // still works; the entry is written with the next group that can.
+        tracing::warn!("the login audit could not be written now ({e}); kept for later");
+        s.login.audit.record_later(entry);
+    }
     Ok((check, locked))
 }
 
