@@ -156,6 +156,36 @@ pub fn dearmor_all(label: &str, text: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// Whether `name` is an acceptable official name for a center at `level`
+/// (DOMAIN.md: X市/X县（市、区）/X乡（镇、街道）社会治安综合治理中心,
+/// X村（社区）社会治安综合治理工作站; the short forms 综治中心 and
+/// (综治)工作站 too). Names travel into statistics, CSV and XLSX: no
+/// control characters, and no leading `=`, `+`, `-`, `@` (a spreadsheet
+/// formula).
+pub fn check_name(level: Level, name: &str) -> Result<(), String> {
+    let n = name.chars().count();
+    if name.trim() != name || !(2..=100).contains(&n) {
+        return Err("the name must be 2 to 100 characters, without leading or trailing spaces".into());
+    }
+    if name.chars().any(char::is_control) || name.starts_with(['=', '+', '-', '@']) {
+        return Err("the name holds control characters or starts like a spreadsheet formula (=, +, -, @)".into());
+    }
+    let (markers, suffixes): (&[&str], &[&str]) = match level {
+        Level::City => (&["市", "州", "盟", "地区"], &["社会治安综合治理中心", "综治中心"]),
+        Level::County => (&["县", "市", "区", "旗"], &["社会治安综合治理中心", "综治中心"]),
+        Level::Township => (&["乡", "镇", "街道", "苏木"], &["社会治安综合治理中心", "综治中心"]),
+        Level::Village => (&["村", "社区", "嘎查"], &["社会治安综合治理工作站", "综治工作站", "工作站", "综治中心"]),
+    };
+    let Some(suffix) = suffixes.iter().find(|s| name.ends_with(**s)) else {
+        return Err(format!("a {} center's name ends with {}", level.zh(), suffixes.join(" or ")));
+    };
+    let place = &name[..name.len() - suffix.len()];
+    if place.is_empty() || !markers.iter().any(|m| place.contains(m)) {
+        return Err(format!("a {} center's name names its place with {} before {suffix}, e.g. 示例{}{}", level.zh(), markers.join("/"), markers[0], suffixes[0]));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +203,32 @@ mod tests {
             Err(EnrollError::Signature(_))
         ));
         assert_eq!(EnrollmentRequest::from_armored("nonsense").err(), Some(EnrollError::Armor));
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn official_names_by_level() {
+        assert!(check_name(Level::Village, "清波门社区社会治安综合治理工作站").is_ok());
+        assert!(check_name(Level::Village, "示例社区1工作站").is_ok());
+        assert!(check_name(Level::Township, "留下街道综治中心").is_ok());
+        assert!(check_name(Level::County, "西湖区社会治安综合治理中心").is_ok());
+        assert!(check_name(Level::City, "杭州市社会治安综合治理中心").is_ok());
+        // A township's name at a village, a formula, no place, spaces.
+        assert!(check_name(Level::Village, "留下街道社会治安综合治理中心").is_err());
+        assert!(check_name(Level::Village, "=HYPERLINK(\"x\")村工作站").is_err());
+        assert!(check_name(Level::Village, "工作站").is_err());
+        assert!(check_name(Level::Township, " 留下街道综治中心").is_err());
+        assert!(check_name(Level::County, "留下街道综治中心").is_err());
+    }
+
+    #[test]
+    fn provinces_are_checked() {
+        assert!("990100000000".parse::<DivisionCode>().is_err());
+        assert!("330100000000".parse::<DivisionCode>().is_ok());
+        assert!("820100000000".parse::<DivisionCode>().is_ok());
     }
 }

@@ -49,7 +49,13 @@ pub enum DivisionError {
     NoCity(String),
     #[error("division code {0} skips a level (a lower group is set while a higher one is zero)")]
     SkipsLevel(String),
+    #[error("division code {0} starts with {1:02}, which is not a province code of GB/T 2260 (11–15, 21–23, 31–37, 41–46, 50–54, 61–65, 71, 81, 82)")]
+    UnknownProvince(String, u64),
 }
+
+/// The province-level codes of GB/T 2260 (the first two digits of every
+/// division code).
+pub const PROVINCES: [u64; 34] = [11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82];
 
 /// A validated 12-digit division code.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
@@ -70,6 +76,9 @@ impl DivisionCode {
         let cc = (code / CITY_UNIT) % 100;
         if pp == 0 || cc == 0 {
             return Err(DivisionError::NoCity(s));
+        }
+        if !PROVINCES.contains(&pp) {
+            return Err(DivisionError::UnknownProvince(s, pp));
         }
         let dd = (code / COUNTY_UNIT) % 100;
         let ttt = (code / TOWNSHIP_UNIT) % 1000;

@@ -47,6 +47,9 @@ fn enrollment_chain_and_revocation() {
     let (status, v) = cadmin.post("/api/certs/revoke", &json!({"key": township_key, "cutoff_seq": 0, "reason": "设备丢失"}));
     assert_eq!(status, 201, "{v}");
     let (_, certs) = cadmin.get("/api/certs");
+    assert!(certs["certs"].as_array().unwrap().iter().all(|c| c["division"] != "330106010000"), "a revoked certificate is hidden by default: {certs}");
+    assert_eq!(certs["revoked_hidden"], 1);
+    let (_, certs) = cadmin.get("/api/certs?revoked=include");
     let t = certs["certs"].as_array().unwrap().iter().find(|c| c["division"] == "330106010000").unwrap();
     assert_eq!(t["revoked"]["reason"], "设备丢失");
     let (status, _) = cadmin.post("/api/certs/revoke", &json!({"key": root, "cutoff_seq": 0, "reason": "x"}));
@@ -256,7 +259,7 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     // The revocation reaches the city, which then refuses records above the cut-off.
     let city_admin = h.city.login("admin", ADMIN_PASSWORD);
     zongzhi_tests::wait_for("the revocation at the city", 20, || {
-        let (_, certs) = city_admin.get("/api/certs");
+        let (_, certs) = city_admin.get("/api/certs?revoked=include");
         certs["certs"].as_array().unwrap().iter().any(|c| c["division"] == "330106020000" && !c["revoked"].is_null()).then_some(())
     });
 

@@ -558,9 +558,15 @@ enum CertCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 3650)]
         valid_days: u32,
+        /// Sign without asking (the request is still shown and checked).
+        #[arg(long)]
+        yes: bool,
     },
-    /// Certificates the node knows.
-    List,
+    /// Certificates the node knows (revoked ones with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
     /// Revoke a descendant's key; records after --cutoff-seq are refused everywhere.
     Revoke {
         /// The key as `cert list` shows it (at least 8 hex digits, a unique prefix) or all 64 digits.
@@ -880,7 +886,7 @@ fn certs(cmd: CertCommand) -> anyhow::Result<()> {
                 outln!("  issuer  {}", cert.issuer)?;
             }
         }
-        CertCommand::Issue { .. } | CertCommand::List | CertCommand::Revoke { .. } | CertCommand::Verify { .. } => {
+        CertCommand::Issue { .. } | CertCommand::List { .. } | CertCommand::Revoke { .. } | CertCommand::Verify { .. } => {
             bail!("this certificate command needs a node")
         }
     }

@@ -14,10 +14,18 @@ use super::auth::authenticate;
 use super::error::{ApiError, ApiResult};
 use super::{AppState, parse_json, time};
 
-pub(super) async fn list_certs(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    /// `include`: revoked certificates too (hidden by default).
+    #[serde(default)]
+    revoked: Option<String>,
+}
+
+pub(super) async fn list_certs(State(s): State<AppState>, headers: HeaderMap, axum::extract::Query(q): axum::extract::Query<ListQuery>) -> ApiResult {
     authenticate(&s, &headers, Role::Viewer).await?;
     let trust = s.shared.trust().clone();
-    let mut members: Vec<&zongzhi_protocol::trust::Member> = trust.members().collect();
+    let with_revoked = q.revoked.as_deref() == Some("include");
+    let mut members: Vec<&zongzhi_protocol::trust::Member> = trust.members().filter(|m| with_revoked || trust.revocation(&m.cert.key).is_none()).collect();
     members.sort_by_key(|m| m.cert.division);
     let list: Vec<Value> = members
         .iter()
@@ -36,7 +44,8 @@ pub(super) async fn list_certs(State(s): State<AppState>, headers: HeaderMap) ->
             })
         })
         .collect();
-    Ok(Json(json!({"root": trust.root().to_string(), "certs": list})))
+    let hidden = trust.members().count() - list.len();
+    Ok(Json(json!({"root": trust.root().to_string(), "certs": list, "revoked_hidden": hidden})))
 }
 
 #[derive(Deserialize)]
@@ -44,6 +53,9 @@ struct IssueRequest {
     request: String,
     #[serde(default = "default_valid_days")]
     valid_days: u32,
+    /// Check the request and show what would be signed, without signing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 fn default_valid_days() -> u32 {
@@ -80,6 +92,22 @@ pub(super) async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, bo
     if !(1..=7300).contains(&req.valid_days) {
         return Err(ApiError::bad_request("valid_days must be 1 to 7300"));
     }
+    check_enrollment(&s, &enrollment)?;
+    if req.dry_run {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({
+                "division": enrollment.division.to_string(),
+                "level": enrollment.division.level().as_str(),
+                "level_zh": enrollment.division.level().zh(),
+                "name": enrollment.name,
+                "key": enrollment.key.to_string(),
+                "key_short": enrollment.key.fmt_short(),
+                "requested_at": time(enrollment.created_ms),
+                "valid_days": req.valid_days,
+            })),
+        ));
+    }
     let now = s.now_ms();
     let serial = s.shared.trust().members().filter(|m| m.cert.issuer == s.node.id).count() as u64 + 1;
     let cert = zongzhi_protocol::cert::NodeCert {
@@ -96,6 +124,33 @@ pub(super) async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, bo
     tracing::info!(by = %session.username, division = %enrollment.division, key = %enrollment.key.fmt_short(), "certificate issued: {outcome:?}");
     let chain = chain_text(&s, &enrollment.key)?;
     Ok((StatusCode::CREATED, Json(json!({"division": enrollment.division.to_string(), "name": enrollment.name, "key": enrollment.key.to_string(), "chain": chain}))))
+}
+
+/// What an enrollment must be beyond its signature and place in the tree:
+/// an official name of its level, not this center's name or another
+/// center's, and a division no valid certificate holds yet.
+fn check_enrollment(s: &AppState, e: &zongzhi_protocol::cert::EnrollmentRequest) -> Result<(), ApiError> {
+    let refuse = |code: &'static str, m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m);
+    zongzhi_protocol::cert::check_name(e.division.level(), &e.name).map_err(|m| refuse("bad_name", format!("{}: {m}", e.name)))?;
+    if e.name == s.node.name {
+        return Err(refuse("name_taken", format!("{} is this center's own name: the child center must have its own official name", e.name)));
+    }
+    let trust = s.shared.trust();
+    for m in trust.members() {
+        if m.cert.key == e.key || trust.revocation(&m.cert.key).is_some() {
+            continue;
+        }
+        if m.cert.division == e.division {
+            return Err(refuse(
+                "division_taken",
+                format!("{} already has a valid certificate (key {}); if that center's key was replaced, revoke the old one first", e.division, m.cert.key.fmt_short()),
+            ));
+        }
+        if m.cert.name == e.name {
+            return Err(refuse("name_taken", format!("{} is already the name of {}: give the center its own official name", e.name, m.cert.division)));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -38,6 +38,7 @@ const DICT = {
     storage_fault: "存储故障：数据无法写入，新的登记和办理步骤暂时不能保存（已保存的数据不受影响）。请清理服务器数据盘空间，空间恢复后系统自动恢复写入，无需重启。",
     storage_low: (free, reserve) => `存储空间不足：数据盘剩余 ${free} MiB，低于预留的 ${reserve} MiB。请尽快清理磁盘空间，否则将无法保存新的数据。`,
     storage_detail: "原因", since: "开始于",
+    show_revoked: "显示已吊销的证书", hide_revoked: "隐藏已吊销的证书",
     load_calendar_link: "前往策略页载入工作日历", calendar_city_only: "请市级中心载入工作日历", today: "今天", warning: "提醒",
     kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
     repeat_window: "重复诉求判定期", report_grace: "月报签署宽限", pending: "待定", version_col: "版本", bad_format: "格式不正确", label_name: "名称",
@@ -92,6 +93,7 @@ const DICT = {
     storage_fault: "Storage fault: writes fail, new filings and steps cannot be saved now (saved data is safe). Free space on the server's data disk; writing resumes by itself, no restart needed.",
     storage_low: (free, reserve) => `Low disk space: ${free} MiB free on the data disk, below the ${reserve} MiB reserve. Free space soon or new data cannot be saved.`,
     storage_detail: "Cause", since: "since",
+    show_revoked: "Show revoked certificates", hide_revoked: "Hide revoked certificates",
     load_calendar_link: "Load the calendar on the policy page", calendar_city_only: "The city center loads calendars", today: "today", warning: "Warning",
     kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
     repeat_window: "Repeat-request window", report_grace: "Monthly report grace", pending: "pending", version_col: "Version", bad_format: "Wrong format", label_name: "Name",
@@ -593,7 +595,8 @@ const ACTION_ZH = {
 };
 let units = null;
 async function knownUnits(fresh) {
-  if (!units || fresh) units = (await api.get("/api/certs")).certs;
+  // Revoked units too: old cases name them.
+  if (!units || fresh) units = (await api.get("/api/certs?revoked=include")).certs;
   return units;
 }
 async function actionForm(caseId, code, onDone) {
@@ -974,14 +977,20 @@ async function syncPage() {
     s.alarms.length ? h("ul", {}, s.alarms.map((a) => h("li", {}, `${a.kind} · ${a.author.slice(0, 10)} · ${a.detail}`))) : h("p", { class: "muted" }, t("none")));
 }
 
-async function treePage() {
-  const certs = (await api.get("/api/certs")).certs;
+async function treePage(arg) {
+  // Revoked (and mistaken) certificates only when asked for (#/tree/revoked).
+  const withRevoked = arg === "revoked";
+  const answer = await api.get("/api/certs" + (withRevoked ? "?revoked=include" : ""));
+  const certs = answer.certs;
   const byParent = {};
   for (const c of certs) { const p = parentOf(c.division); (byParent[p] = byParent[p] || []).push(c); }
   const node = (c) => h("li", { "data-division": c.division }, `${c.division} ${c.name} `, c.revoked ? h("span", { class: "badge no" }, t("revoked")) : "",
     byParent[c.division] ? h("ul", {}, byParent[c.division].map(node)) : "");
   const roots = certs.filter((c) => !certs.some((o) => o.division === parentOf(c.division)));
-  showPage("tree", h("h1", {}, t("tree")), h("div", { class: "card tree" }, h("ul", {}, roots.map(node))));
+  const toggle = withRevoked
+    ? h("a", { href: "#/tree", "data-test": "hide-revoked" }, t("hide_revoked"))
+    : answer.revoked_hidden ? h("a", { href: "#/tree/revoked", "data-test": "show-revoked" }, `${t("show_revoked")}（${answer.revoked_hidden}）`) : "";
+  showPage("tree", h("h1", {}, t("tree")), h("p", { class: "muted" }, toggle), h("div", { class: "card tree" }, h("ul", {}, roots.map(node))));
 }
 function parentOf(code) {
   if (code.endsWith("00000000")) return "";
@@ -1301,7 +1310,7 @@ async function route() {
       case "stats": await statsPage(); break;
       case "reports": await reportsPage(); break;
       case "sync": await syncPage(); break;
-      case "tree": await treePage(); break;
+      case "tree": await treePage(arg); break;
       case "policy": await policyPage(arg); break;
       case "account": await accountPage(); break;
       case "search": await searchPage(arg); break;

@@ -46,18 +46,37 @@ pub fn integrity(cx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn cert_issue(cx: &Ctx, request: PathBuf, out: PathBuf, valid_days: u32) -> anyhow::Result<()> {
+pub fn cert_issue(cx: &Ctx, request: PathBuf, out: PathBuf, valid_days: u32, yes: bool) -> anyhow::Result<()> {
     cx.c.require_login()?;
     let text = std::fs::read_to_string(&request).with_context(|| format!("reading {}", request.display()))?;
+    // What would be signed, checked by the node, before anything is.
+    let p = cx.c.post("/api/certs/issue", &json!({"request": text, "valid_days": valid_days, "dry_run": true}))?;
+    outln!("enrollment request from {}:", request.display())?;
+    outln!("  区划代码  {} ({})", s(&p["division"]), s(&p["level_zh"]))?;
+    outln!("  名称      {}", s(&p["name"]))?;
+    outln!("  公钥      {}", s(&p["key"]))?;
+    outln!("  请求时间  {}; valid for {} days", s(&p["requested_at"]), valid_days)?;
+    if !yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!("not signed: check the request above with the center by phone (compare the key), then run again with --yes");
+        }
+        eprint!("sign this certificate? compare the key with the center by phone first [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "是") {
+            bail!("not signed");
+        }
+    }
     let v = cx.c.post("/api/certs/issue", &json!({"request": text, "valid_days": valid_days}))?;
     std::fs::write(&out, s(&v["chain"]))?;
     outln!("issued a certificate for {} {}; give {} to that center (zongzhi-node import-cert)", s(&v["division"]), s(&v["name"]), out.display())?;
     Ok(())
 }
 
-pub fn cert_list(cx: &Ctx) -> anyhow::Result<()> {
+pub fn cert_list(cx: &Ctx, all: bool) -> anyhow::Result<()> {
     cx.c.require_login()?;
-    let v = cx.c.get("/api/certs")?;
+    let v = cx.c.get(if all { "/api/certs?revoked=include" } else { "/api/certs" })?;
     if cx.json {
         return cx.print(&v);
     }
@@ -71,6 +90,9 @@ pub fn cert_list(cx: &Ctx) -> anyhow::Result<()> {
         })
         .collect();
     out!("{}", table::render(&["区划代码", "名称", "密钥", "签发者", "有效期至", ""], &rows))?;
+    if let Some(n) = v["revoked_hidden"].as_u64().filter(|n| *n > 0) {
+        outln!("({n} revoked certificates not shown: --all)")?;
+    }
     Ok(())
 }
 
