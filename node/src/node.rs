@@ -198,8 +198,11 @@ pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::
     let mut writer = Writer::new(shared_state(cfg, store, key)?)?;
     match writer.run(Op::Ingest { records, blobs: vec![], cursor: None })? {
         ledger::Outcome::Ingested(r) if r.rejected.is_empty() => Ok(cert),
-        ledger::Outcome::Ingested(r) => setup(format!("certificate records refused: {:?}", r.rejected)),
-        other => setup(format!("unexpected outcome {other:?}")),
+        ledger::Outcome::Ingested(r) => {
+            let why: Vec<String> = r.rejected.iter().map(|(id, reason)| format!("{}: {reason}", id.fmt_short())).collect();
+            setup(format!("the parent's certificate records were refused: {}", why.join("; ")))
+        }
+        _ => setup("importing the certificate chain did not store it".into()),
     }
 }
 

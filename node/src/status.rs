@@ -30,6 +30,14 @@ pub struct PeerStatus {
     pub behind_to_peer: u64,
     /// Feed positions of the peer we have not yet received.
     pub behind_from_peer: u64,
+    /// The position of our feed the peer last acknowledged (known once a
+    /// link with it ran since this node started; kept while it is away).
+    pub acked_by_peer: Option<u64>,
+    /// Records after that position the peer will be sent (its scope):
+    /// what waits for it, counted when the status is read.
+    pub waiting_to_peer: Option<u64>,
+    /// `waiting_to_peer` stopped counting at its cap.
+    pub waiting_capped: bool,
     pub errors: u64,
     pub last_error: Option<String>,
     /// When `last_error` happened.

@@ -121,7 +121,11 @@ pub(super) async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, bo
         serial,
     };
     let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::NodeCert(cert) }).await?;
-    tracing::info!(by = %session.username, division = %enrollment.division, key = %enrollment.key.fmt_short(), "certificate issued: {outcome:?}");
+    let record = match outcome {
+        crate::ledger::Outcome::Appended(id) => id.fmt_short(),
+        _ => String::new(),
+    };
+    tracing::info!(by = %session.username, division = %enrollment.division, key = %enrollment.key.fmt_short(), record, "certificate issued");
     let chain = chain_text(&s, &enrollment.key)?;
     Ok((StatusCode::CREATED, Json(json!({"division": enrollment.division.to_string(), "name": enrollment.name, "key": enrollment.key.to_string(), "chain": chain}))))
 }
@@ -175,6 +179,10 @@ pub(super) async fn revoke_cert(State(s): State<AppState>, headers: HeaderMap, b
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no certificate for that key"))?;
     let rev = zongzhi_protocol::cert::Revocation { key: req.key, division, cutoff_seq: req.cutoff_seq, reason: req.reason };
     let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Revocation(rev) }).await?;
-    tracing::warn!(by = %session.username, key = %req.key.fmt_short(), "key revoked: {outcome:?}");
+    let record = match outcome {
+        crate::ledger::Outcome::Appended(id) => id.fmt_short(),
+        _ => String::new(),
+    };
+    tracing::warn!(by = %session.username, key = %req.key.fmt_short(), record, "key revoked");
     Ok((StatusCode::CREATED, Json(json!({"revoked": req.key.to_string(), "division": division.to_string()}))))
 }

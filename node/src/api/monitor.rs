@@ -52,9 +52,27 @@ pub(super) async fn integrity_check(State(s): State<AppState>, headers: HeaderMa
     Ok(Json(json!({"ok": report.ok(), "report": report})))
 }
 
+/// Counting what waits for a peer stops here (the status says "at least").
+const WAITING_CAP: u64 = 10_000;
+
 pub(super) async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     authenticate(&s, &headers, Role::Viewer).await?;
-    let status = s.shared.sync.snapshot();
+    let mut status = s.shared.sync.snapshot();
+    // What waits for each peer, counted in records as they would be sent.
+    let shared = s.shared.clone();
+    status = tokio::task::spawn_blocking(move || {
+        for p in status.peers.values_mut() {
+            let (Some(acked), Ok(division)) = (p.acked_by_peer, p.division.parse()) else { continue };
+            let dir = if p.role == "child" { zongzhi_protocol::sync::Direction::Down } else { zongzhi_protocol::sync::Direction::Up };
+            if let Ok((n, capped)) = crate::replication::waiting_for(&shared, division, dir, acked, WAITING_CAP) {
+                p.waiting_to_peer = Some(n);
+                p.waiting_capped = capped;
+            }
+        }
+        status
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut peers: Vec<Value> = status
         .peers
         .values()

@@ -113,7 +113,7 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
     let policy = s.policy();
     let CaseRecords { records, verdicts, integrity_errors } = CaseRecords::load(&s.store, &case)?;
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {integrity_errors:?}"))
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {}", integrity_errors.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join("; ")))
     })?;
     let now = s.now_ms();
     let names = unit_names(&s.shared.trust());

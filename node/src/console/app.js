@@ -18,7 +18,7 @@ const DICT = {
     period: "统计期间", by: "分组", month: "月", quarter: "季度", year: "年", kpi: "指标", target: "目标", rank: "排名",
     received: "受理", resolved: "办结", open_overdue: "超期未结", rated: "评价", trend: "月度趋势", ranking: "单位排名", by_category: "按类别",
     kpi_vs_target: "指标与目标", download_csv: "导出 CSV", check: "核对", consistent: "一致", inconsistent: "不一致", reported: "上报值", recomputed: "重算值",
-    sign_report: "签署本月报告", peers: "上下级节点", connected: "在线", offline: "离线", last_contact: "最后联系", behind_out: "对方待收", behind_in: "本方待收",
+    sign_report: "签署本月报告", peers: "上下级节点", connected: "在线", offline: "离线", last_contact: "最后联系", behind_out: "待发给对方（条）", behind_in: "本方待收（位置）",
     errors: "错误", alarms: "完整性告警", parent: "上级", child: "下级", revoked: "已吊销", masked_note: "个人信息按角色脱敏显示",
     reason: "原因", note: "说明", window: "窗口", to_unit: "下派单位", days: "工作日", grade: "督办等级", public_reply: "答复内容", internal_note: "内部备注",
     method: "方式", rating: "评价", comment: "意见", public: "公开", confirm: "确认", saved: "已保存", ok: "成功", by_unit: "按单位", by_level: "按层级",
@@ -73,7 +73,7 @@ const DICT = {
     period: "Period", by: "Group by", month: "Month", quarter: "Quarter", year: "Year", kpi: "KPI", target: "Target", rank: "Rank",
     received: "Received", resolved: "Resolved", open_overdue: "Open overdue", rated: "Rated", trend: "Monthly trend", ranking: "Unit ranking", by_category: "By category",
     kpi_vs_target: "KPIs vs targets", download_csv: "Export CSV", check: "Check", consistent: "consistent", inconsistent: "DIFFERS", reported: "Reported", recomputed: "Recomputed",
-    sign_report: "Sign this month's report", peers: "Peers", connected: "online", offline: "offline", last_contact: "Last contact", behind_out: "Behind (to peer)", behind_in: "Behind (from peer)",
+    sign_report: "Sign this month's report", peers: "Peers", connected: "online", offline: "offline", last_contact: "Last contact", behind_out: "Waiting for the peer (records)", behind_in: "Behind (from peer, positions)",
     errors: "Errors", alarms: "Integrity alarms", parent: "parent", child: "child", revoked: "revoked", masked_note: "Personal data is masked by role",
     reason: "Reason", note: "Note", window: "Window", to_unit: "To unit", days: "Working days", grade: "Grade", public_reply: "Public reply", internal_note: "Internal note",
     method: "Method", rating: "Rating", comment: "Comment", public: "Public", confirm: "Confirm", saved: "Saved", ok: "Done", by_unit: "By unit", by_level: "By level",
@@ -972,7 +972,7 @@ async function syncPage() {
   const s = await api.get("/api/sync");
   showPage("sync", h("h1", {}, t("sync")),
     h("div", { class: "table-wrap" }, h("table", { id: "peers" }, h("thead", {}, h("tr", {}, ["unit", "status", "last_contact", "behind_out", "behind_in", "errors"].map((k) => h("th", {}, t(k))))),
-      h("tbody", {}, s.peers.length ? s.peers.map((p) => h("tr", {}, h("td", {}, `${p.division} ${p.name || ""} (${t(p.role)})`), h("td", {}, h("span", { class: p.connected ? "badge ok" : "badge no" }, p.connected ? t("connected") : t("offline"))), h("td", {}, fmtTime(p.last_contact)), h("td", {}, p.behind_to_peer), h("td", {}, p.behind_from_peer), h("td", {}, p.errors))) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("none")))))),
+      h("tbody", {}, s.peers.length ? s.peers.map((p) => h("tr", {}, h("td", {}, `${p.division} ${p.name || ""} (${t(p.role)})`), h("td", {}, h("span", { class: p.connected ? "badge ok" : "badge no" }, p.connected ? t("connected") : t("offline"))), h("td", {}, fmtTime(p.last_contact)), h("td", { "data-test": "waiting-to-peer" }, p.waiting_to_peer === null || p.waiting_to_peer === undefined ? "—" : p.waiting_to_peer + (p.waiting_capped ? "+" : "")), h("td", {}, p.behind_from_peer), h("td", {}, p.errors))) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("none")))))),
     h("h2", {}, t("alarms")),
     s.alarms.length ? h("ul", {}, s.alarms.map((a) => h("li", {}, `${a.kind} · ${a.author.slice(0, 10)} · ${a.detail}`))) : h("p", { class: "muted" }, t("none")));
 }

@@ -344,7 +344,12 @@ impl Driver {
                 Action::Ingest(incoming) => self.decode(incoming),
             }
         }
-        self.shared.sync.update(&self.peer, |s| s.behind_to_peer = self.link.behind_to_peer());
+        self.shared.sync.update(&self.peer, |s| {
+            s.behind_to_peer = self.link.behind_to_peer();
+            if let Some(acked) = self.link.acked_by_peer() {
+                s.acked_by_peer = Some(acked);
+            }
+        });
         Ok(())
     }
 

@@ -78,6 +78,17 @@ pub enum Stream {
     Ours,
 }
 
+impl Stream {
+    /// As an operator reads it in a refusal.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Control => "control",
+            Stream::Theirs => "our subscription's",
+            Stream::Ours => "the peer's subscription's",
+        }
+    }
+}
+
 /// What the store is asked to build for the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Build {
@@ -122,7 +133,7 @@ pub enum Action {
 /// The peer broke the protocol: the link closes with this as its reason.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Violation {
-    #[error("expected {expected} on the {stream:?} stream, got {got}")]
+    #[error("expected {expected} on the {} stream, got {got}", stream.name())]
     Unexpected { stream: Stream, expected: &'static str, got: &'static str },
     #[error("peer speaks protocol version {peer}, this node {ours}")]
     Version { peer: u32, ours: u32 },
@@ -265,6 +276,12 @@ impl Link {
             && self.at_writer.is_empty()
             && self.sender.acked() >= self.sender.cursor()
             && self.sender.poll(self.head) == SenderPoll::CaughtUp
+    }
+
+    /// The position of our feed the peer acknowledged, once its
+    /// subscription is open.
+    pub fn acked_by_peer(&self) -> Option<u64> {
+        (self.phase == Phase::Open).then(|| self.sender.acked())
     }
 
     /// Positions of our feed the peer has not acknowledged.

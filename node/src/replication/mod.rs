@@ -24,7 +24,7 @@ pub mod link;
 mod outgoing;
 
 pub use incoming::{decode_verified, wants};
-pub use outgoing::{build, build_batch, build_urgent, wanted, Outgoing};
+pub use outgoing::{build, build_batch, build_urgent, waiting_for, wanted, Outgoing};
 
 /// Why a batch could not be built or a received one was refused.
 #[derive(Debug, thiserror::Error)]

@@ -61,6 +61,26 @@ pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction
     Ok(batch.out)
 }
 
+/// How many records a peer at `peer_division` would be sent from our feed
+/// after position `after` (what waits for it), counting batch by batch as
+/// they would be built; stops at `cap` (returns `true` then).
+pub fn waiting_for(shared: &Context, peer_division: DivisionCode, dir: Direction, after: u64, cap: u64) -> Result<(u64, bool), ReplicationError> {
+    let head = shared.store.feed_len()?;
+    let (mut cursor, mut count) = (after, 0u64);
+    while cursor < head {
+        let out = build_batch(shared, peer_division, dir, cursor, None)?;
+        count += out.records.len() as u64;
+        if count >= cap {
+            return Ok((count, true));
+        }
+        if out.upto <= cursor {
+            break;
+        }
+        cursor = out.upto;
+    }
+    Ok((count, false))
+}
+
 /// One batch being built: what is in it so far.
 struct Batcher<'a> {
     shared: &'a Context,
