@@ -228,7 +228,8 @@ mod tests {
     }
 
     fn any_code() -> impl Strategy<Value = DivisionCode> {
-        (1u64..100, 1u64..100, 0u64..100, 0u64..1000, 0u64..1000).prop_map(|(p, c, d, t, v)| {
+        (0usize..PROVINCES.len(), 1u64..100, 0u64..100, 0u64..1000, 0u64..1000).prop_map(|(p, c, d, t, v)| {
+            let p = PROVINCES[p];
             let (t, v) = if d == 0 { (0, 0) } else { (t, v) };
             let v = if t == 0 { 0 } else { v };
             DivisionCode::new(p * 10_000_000_000 + c * CITY_UNIT + d * COUNTY_UNIT + t * TOWNSHIP_UNIT + v).unwrap()

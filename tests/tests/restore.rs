@@ -12,6 +12,7 @@ use std::process::Output;
 
 use serde_json::{json, Value};
 use zongzhi_node::store::Store;
+use zongzhi_tests::browser::Browser;
 use zongzhi_tests::{free_port, sample_case, wait_case, wait_for, Api, Hierarchy, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
 
 fn ok(out: Output) -> String {
@@ -153,8 +154,17 @@ fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     let admin = node.login("admin", ADMIN_PASSWORD);
     let (status, v) = admin.post("/api/admin/recovery", &json!({"reason": "  "}));
     assert_eq!(status, 400, "{v}");
-    let (status, v) = admin.post("/api/admin/recovery", &json!({"reason": "区级中心故障，经主任批准"}));
-    assert_eq!(status, 200, "{v}");
+    // The console tells everyone, and gives the admin the override.
+    let mut b = Browser::launch();
+    b.login(&node.url(), "admin", ADMIN_PASSWORD);
+    let banner = b.wait("the restoring banner", 15, "document.querySelector('[data-test=restoring]')?.innerText");
+    assert!(banner.as_str().unwrap().contains("已由备份恢复"), "{banner}");
+    b.goto(&format!("{}/#/sync", node.url()));
+    b.wait("the override form", 15, "document.querySelector('#override-form')");
+    b.fill("#override-form input[name=reason]", "区级中心故障，经主任批准");
+    b.click("#override-form button[type=submit]");
+    b.wait("the banner gone after the override", 15, "document.querySelector('#storage-banner').hidden");
+    b.screenshot("restore-override");
     let (_, health) = op.get("/api/health");
     assert_eq!(health["recovery"]["restoring"], false, "{health}");
     assert!(health["recovery"]["confirmed_by"].as_str().unwrap().contains("区级中心故障"));
@@ -163,6 +173,10 @@ fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     assert_eq!(status, 409);
 
     // The console's admin may also back up, into backup_dir, without the key.
+    b.goto(&format!("{}/#/sync", node.url()));
+    b.click("[data-test=backup-now]");
+    let done = b.wait("the backup written", 20, "(t => t.includes('备份已写入') && t)(document.querySelector('[data-test=backup-result]')?.innerText || '')");
+    assert!(done.as_str().unwrap().contains("/backups/zongzhi-330106001000-"), "{done}");
     let (status, v) = admin.post("/api/admin/backup", &json!({}));
     assert_eq!(status, 201, "{v}");
     assert!(v["dir"].as_str().unwrap().contains("/backups/zongzhi-330106001000-"));

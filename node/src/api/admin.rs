@@ -70,8 +70,21 @@ pub(super) async fn backup(State(s): State<AppState>, headers: HeaderMap, body: 
     let now = s.now_ms();
     let dir = match req.dir {
         Some(d) => std::path::PathBuf::from(d),
-        None => s.shared.paths.backup_dir.join(format!("zongzhi-{}-{}", s.node.division, crate::recovery::stamp(now))),
+        None => {
+            // Two backups in one second get their own directories.
+            let base = format!("zongzhi-{}-{}", s.node.division, crate::recovery::stamp(now));
+            let mut dir = s.shared.paths.backup_dir.join(&base);
+            let mut n = 1;
+            while dir.exists() {
+                n += 1;
+                dir = s.shared.paths.backup_dir.join(format!("{base}-{n}"));
+            }
+            dir
+        }
     };
+    if dir.exists() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "exists", format!("{} already exists: name a new directory for the backup", dir.display())));
+    }
     let key_file = req.with_key.then(|| s.shared.paths.key_file.clone());
     let (store, node) = (s.store.clone(), s.node.clone());
     let target = dir.clone();

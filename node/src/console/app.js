@@ -38,6 +38,10 @@ const DICT = {
     storage_fault: "存储故障：数据无法写入，新的登记和办理步骤暂时不能保存（已保存的数据不受影响）。请清理服务器数据盘空间，空间恢复后系统自动恢复写入，无需重启。",
     storage_low: (free, reserve) => `存储空间不足：数据盘剩余 ${free} MiB，低于预留的 ${reserve} MiB。请尽快清理磁盘空间，否则将无法保存新的数据。`,
     storage_detail: "原因", since: "开始于",
+    restoring: "本节点已由备份恢复，正在从上级中心取回本节点此前签署的记录；取回之前不能登记或办理（可以查询）。",
+    restored_from: "备份时间", own_waiting: "本节点有 {n} 条记录在等待下级补传", restoring_what_to_do: "查看同步状态与处理办法",
+    backup: "备份", backup_now: "立即备份", backup_done: "备份已写入", backup_hint: "备份写入服务器的备份目录（不含节点密钥）；请再复制到其他磁盘或机器。",
+    override: "不等待上级确认，恢复办理", override_reason: "原因（将记入日志）", override_warn: "仅在上级中心长时间无法连接时使用：如果本节点在备份之后签署的记录仍保存在其他中心，恢复办理后会产生完整性告警。",
     show_revoked: "显示已吊销的证书", hide_revoked: "隐藏已吊销的证书",
     load_calendar_link: "前往策略页载入工作日历", calendar_city_only: "请市级中心载入工作日历", today: "今天", warning: "提醒",
     kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
@@ -93,6 +97,10 @@ const DICT = {
     storage_fault: "Storage fault: writes fail, new filings and steps cannot be saved now (saved data is safe). Free space on the server's data disk; writing resumes by itself, no restart needed.",
     storage_low: (free, reserve) => `Low disk space: ${free} MiB free on the data disk, below the ${reserve} MiB reserve. Free space soon or new data cannot be saved.`,
     storage_detail: "Cause", since: "since",
+    restoring: "This node was restored from a backup and is getting back from its parent the records it signed before; until then nothing can be filed or handled (reading works).",
+    restored_from: "backup taken", own_waiting: "{n} of this node's records wait for a child to send their parents", restoring_what_to_do: "Sync status and what to do",
+    backup: "Backup", backup_now: "Back up now", backup_done: "Backup written to", backup_hint: "The backup goes to the server's backup directory (without the node key); copy it to another disk or machine.",
+    override: "Stop waiting for the parent and resume", override_reason: "Reason (logged)", override_warn: "Only when the parent has been unreachable for long: records this node signed after the backup that other centers hold will raise integrity alarms.",
     show_revoked: "Show revoked certificates", hide_revoked: "Hide revoked certificates",
     load_calendar_link: "Load the calendar on the policy page", calendar_city_only: "The city center loads calendars", today: "today", warning: "Warning",
     kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
@@ -357,6 +365,16 @@ function renderBanner() {
 function renderStorageBanner() {
   const banner = document.getElementById("storage-banner");
   const st = health && health.storage;
+  const rec = health && health.recovery;
+  if (rec && rec.restoring) {
+    // Restored from a backup: nothing can be signed until the parent gave
+    // this node's own records back.
+    banner.replaceChildren(h("strong", { "data-test": "restoring" }, "⚠ " + t("restoring")),
+      h("span", { class: "hint" }, `${t("restored_from")} ${rec.backup_taken_at || ""}` + (rec.own_waiting ? ` · ${tf("own_waiting", { n: rec.own_waiting })}` : "")),
+      me && me.role === "admin" ? h("a", { href: "#/sync", "data-test": "restoring-link" }, t("restoring_what_to_do")) : null);
+    banner.hidden = false;
+    return;
+  }
   if (!st || st.status === "ok") { banner.hidden = true; banner.replaceChildren(); return; }
   const mib = (b) => Math.floor((b || 0) / 1048576);
   const parts = st.status === "unavailable"
@@ -968,13 +986,35 @@ async function accountPage() {
     h("h2", {}, t("login_audit")), auditTable(audit));
 }
 
+// Admins: an online backup, and while a restore waits, the override.
+function adminTools() {
+  if (!me || me.role !== "admin") return null;
+  const out = h("p", { class: "muted", "data-test": "backup-result" }, t("backup_hint"));
+  const backupButton = h("button", { type: "button", "data-test": "backup-now", onclick: async () => {
+    backupButton.disabled = true;
+    try { const r = await api.post("/api/admin/backup", {}); out.textContent = `${t("backup_done")} ${r.dir}`; } catch (e) { out.replaceChildren(errorBox(e)); }
+    backupButton.disabled = false;
+  } }, t("backup_now"));
+  const parts = [h("h2", {}, t("backup")), h("p", {}, backupButton), out];
+  if (health && health.recovery && health.recovery.restoring) {
+    const reason = h("input", { name: "reason", "aria-label": t("override_reason"), placeholder: t("override_reason") });
+    const form = h("form", { id: "override-form", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try { await api.post("/api/admin/recovery", { reason: reason.value }); health = await api.get("/api/health"); renderBanner(); syncPage(); } catch (e) { form.append(errorBox(e)); }
+    } }, reason, " ", h("button", { type: "submit", class: "danger" }, t("override")));
+    parts.push(h("h2", {}, t("restoring_what_to_do")), h("p", { class: "muted" }, t("override_warn")), form);
+  }
+  return parts;
+}
+
 async function syncPage() {
   const s = await api.get("/api/sync");
   showPage("sync", h("h1", {}, t("sync")),
     h("div", { class: "table-wrap" }, h("table", { id: "peers" }, h("thead", {}, h("tr", {}, ["unit", "status", "last_contact", "behind_out", "behind_in", "errors"].map((k) => h("th", {}, t(k))))),
       h("tbody", {}, s.peers.length ? s.peers.map((p) => h("tr", {}, h("td", {}, `${p.division} ${p.name || ""} (${t(p.role)})`), h("td", {}, h("span", { class: p.connected ? "badge ok" : "badge no" }, p.connected ? t("connected") : t("offline"))), h("td", {}, fmtTime(p.last_contact)), h("td", { "data-test": "waiting-to-peer" }, p.waiting_to_peer === null || p.waiting_to_peer === undefined ? "—" : p.waiting_to_peer + (p.waiting_capped ? "+" : "")), h("td", {}, p.behind_from_peer), h("td", {}, p.errors))) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("none")))))),
     h("h2", {}, t("alarms")),
-    s.alarms.length ? h("ul", {}, s.alarms.map((a) => h("li", {}, `${a.kind} · ${a.author.slice(0, 10)} · ${a.detail}`))) : h("p", { class: "muted" }, t("none")));
+    s.alarms.length ? h("ul", {}, s.alarms.map((a) => h("li", {}, `${a.kind} · ${a.author.slice(0, 10)} · ${a.detail}`))) : h("p", { class: "muted" }, t("none")),
+    ...(adminTools() || []));
 }
 
 async function treePage(arg) {
