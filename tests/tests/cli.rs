@@ -525,7 +525,10 @@ fn certificates_by_the_short_keys_cert_list_shows() {
     let o = revoke(&short[..8], "密钥泄露");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && out.contains(&county_key) && out.contains("330106000000"), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    // Revoked: hidden from `cert list`, shown with --all.
     let list = cli.ok(&["cert", "list"]);
+    assert!(!list.lines().any(|l| l.starts_with("330106000000")) && list.contains("1 revoked certificates not shown"), "{list}");
+    let list = cli.ok(&["cert", "list", "--all"]);
     assert!(list.lines().any(|l| l.starts_with("330106000000") && l.contains("已吊销")), "{list}");
     // The full key, in either case, needs no look-up; whatever the node answers is in its own words.
     let o = revoke(&county_key.to_uppercase(), "密钥泄露");

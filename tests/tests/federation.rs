@@ -165,7 +165,7 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     let h = Hierarchy::start(0);
     // A second township under the county: enrolled, not running; the test
     // speaks for it with its real key.
-    let rogue = h.spoken_child("330106020000", "另一街道");
+    let rogue = h.spoken_child("330106020000", "另一街道综治中心");
     let (key, shared, parent) = (rogue.key.clone(), rogue.shared.clone(), rogue.parent);
 
     let county_api = h.county.login("admin", ADMIN_PASSWORD);
@@ -363,7 +363,7 @@ fn missing_parents_are_requested() {
     use zongzhi_tests::Hierarchy;
 
     let h = Hierarchy::start(0);
-    let child = h.spoken_child("330106030000", "第三街道");
+    let child = h.spoken_child("330106030000", "第三街道综治中心");
     let (key, shared, parent) = (child.key.clone(), child.shared.clone(), child.parent);
     let county_api = h.county.login("admin", ADMIN_PASSWORD);
     let records = || county_api.get("/api/health").1["records"].as_u64().unwrap();

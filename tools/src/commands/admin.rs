@@ -129,7 +129,7 @@ pub fn node_key(cx: &Ctx, option: &str, given: &str, or_root: bool) -> anyhow::R
         bail!("{option} {prefix} is too short: give at least {MIN_KEY_PREFIX} hex digits of the key (as `zongzhi cert list` shows it)");
     }
     cx.c.require_login().with_context(|| format!("{option} {prefix} is looked up on the node"))?;
-    let v = cx.c.get("/api/certs")?;
+    let v = cx.c.get("/api/certs?revoked=include")?;
     let mut keys: Vec<(String, String)> = v["certs"]
         .as_array()
         .into_iter()
