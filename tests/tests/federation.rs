@@ -269,6 +269,18 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     let id = c["id"].as_str().unwrap();
     let city_op = h.city.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
     wait_case(&h.city, &city_op, id, "the honest township's case at the city", |_| true);
+
+    // A handshake that fails at the TLS level (another ALPN), before any
+    // certificate is looked at, is counted too, once.
+    let county_admin = h.county.login("admin", ADMIN_PASSWORD);
+    let tls_refusals = || -> u64 {
+        let (_, s) = county_admin.get("/api/sync");
+        s["refused_handshakes"].as_object().unwrap().iter().filter(|(k, _)| k.starts_with("TLS:")).map(|(_, v)| v.as_u64().unwrap()).sum()
+    };
+    let before = tls_refusals();
+    let ended = rt.block_on(zongzhi_node::net::testing::handshake_with_alpn(&shared, parent, b"not-zongzhi"));
+    assert!(!ended.starts_with("connected"), "{ended}");
+    zongzhi_tests::wait_for("the TLS-level refusal counted", 10, || (tls_refusals() == before + 1).then_some(()));
 }
 
 /// A village cut off while both sides add records catches up both ways when

@@ -4,7 +4,7 @@ use zongzhi_protocol::sync::{self, Frame};
 
 use crate::context::Context;
 use super::quic::{epoch, own_chain, read_frame, write_frame};
-use super::tls::client_config;
+use super::tls::{client_config, client_config_alpn};
 use super::{LinkError, Result};
 
 /// A link to a parent, dialled with `shared`'s key.
@@ -15,6 +15,20 @@ pub struct RawLink {
     _streams: (quinn::SendStream, quinn::RecvStream, quinn::SendStream, quinn::RecvStream),
     /// Where the parent acknowledges our batches and asks for records.
     from_parent: quinn::RecvStream,
+}
+
+/// A QUIC handshake with `alpn` instead of the protocol's: the parent
+/// refuses it at the TLS level. Returns how the attempt ended.
+pub async fn handshake_with_alpn(shared: &Context, parent: SocketAddr, alpn: &[u8]) -> String {
+    let attempt = async {
+        let ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|source| LinkError::Io { what: "client endpoint".into(), source })?;
+        let conn = ep.connect_with(client_config_alpn(shared, alpn)?, parent, "zongzhi")?.await?;
+        Ok::<_, LinkError>(conn.remote_address().to_string())
+    };
+    match attempt.await {
+        Ok(addr) => format!("connected to {addr}"),
+        Err(e) => e.to_string(),
+    }
 }
 
 impl RawLink {

@@ -144,6 +144,12 @@ pub(super) fn server_config(shared: &Context) -> Result<quinn::ServerConfig> {
 }
 
 pub(super) fn client_config(shared: &Context) -> Result<quinn::ClientConfig> {
+    client_config_alpn(shared, sync::ALPN)
+}
+
+/// The client configuration with another ALPN (tests: a handshake that
+/// fails at the TLS level, before any certificate is looked at).
+pub(super) fn client_config_alpn(shared: &Context, alpn: &[u8]) -> Result<quinn::ClientConfig> {
     let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -151,7 +157,7 @@ pub(super) fn client_config(shared: &Context) -> Result<quinn::ClientConfig> {
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(shared)?)));
-    tls.alpn_protocols = vec![sync::ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).map_err(|e| LinkError::Setup(format!("QUIC TLS: {e}")))?));
     cfg.transport_config(transport());
     Ok(cfg)
