@@ -21,8 +21,28 @@ pub fn all(world: &World) -> anyhow::Result<()> {
     the_policy_reached_every_node(world)?;
     records_above_the_cutoff_are_void_everywhere(world)?;
     alarms_only_for_the_equivocation(world)?;
+    the_restored_township_got_its_chain_back(world)?;
     // Last: it rewrites the derived state of every store.
     reindex_changes_nothing(world)?;
+    Ok(())
+}
+
+/// The township restored from a backup was confirmed by its county, and
+/// its own chain reaches past where it was when its store was lost: it
+/// got back what it signed after the backup and went on from there (a
+/// node that signed from the backup's head would have raised an
+/// equivocation alarm above, and lost acknowledged steps).
+pub fn the_restored_township_got_its_chain_back(world: &World) -> anyhow::Result<()> {
+    let Some((t, _, at_loss)) = world.happened.restored else { return Ok(()) };
+    let n = &world.nodes[t];
+    let status = n.shared().recovery.status();
+    if status.restoring {
+        bail!("{} is still waiting for its restore to be confirmed: {status:?}", n.division);
+    }
+    let head = n.shared().store.chain_last(&n.id)?.map_or(0, |(s, _)| s);
+    if head < at_loss {
+        bail!("{}: its own chain ends at seq {head}, below the {at_loss} it had before the restore", n.division);
+    }
     Ok(())
 }
 

@@ -32,6 +32,10 @@ pub struct Plan {
     /// (tick, village node index): the village goes offline until the end
     /// and its township dispatches a case to it and supervises it.
     pub offline_dispatch: Option<(u32, usize)>,
+    /// (backup tick, restore tick, township node index): a township is
+    /// backed up, works on, loses its store and is restored from the
+    /// backup; it must get its own records back before it signs again.
+    pub restore: Option<(u32, u32, usize)>,
 }
 
 /// What happened, for the checks.
@@ -44,6 +48,16 @@ pub struct Happened {
     pub equivocation: Option<(usize, NodeId, u64)>,
     /// (the offline village, the case dispatched and supervised to it)
     pub offline_dispatch: Option<(usize, zongzhi_protocol::RecordId)>,
+    /// (township, its own chain head at the backup, at the loss)
+    pub restored: Option<(usize, u64, u64)>,
+    /// The backup's own chain head, between the backup and the restore.
+    pub backed_up: Option<u64>,
+    /// Steps the restored township acknowledged that no other center held
+    /// when its disk was lost (signed after its last sync and not in the
+    /// backup): gone, as the runbook says.
+    pub lost_with_disk: usize,
+    /// How many of its acknowledged steps the backup holds (the first ones).
+    pub acked_at_backup: usize,
 }
 
 impl Happened {
@@ -57,6 +71,9 @@ impl Happened {
         }
         if let Some((v, _)) = self.offline_dispatch {
             out.push(format!("{} offline to the end while a case was dispatched to it and supervised", world.nodes[v].division));
+        }
+        if let Some((n, at_backup, at_loss)) = self.restored {
+            out.push(format!("{} restored from a backup at seq {at_backup} (others held up to {at_loss}; {} steps only it held lost)", world.nodes[n].division, self.lost_with_disk));
         }
         if let Some((at, key, seq)) = self.equivocation {
             let who = world.nodes.iter().find(|n| n.id == key).map_or_else(|| key.fmt_short(), |n| n.division.to_string());
@@ -80,7 +97,16 @@ impl Plan {
         let equivocate = equivocate_village.map(|v| (at(&mut rng, ticks / 4, ticks * 3 / 4), v));
         // Drawn last, so the draws above stay what they were.
         let offline_dispatch = rng.pick(&others).copied().map(|v| (at(&mut rng, ticks * 4 / 5, ticks.saturating_sub(2)), v));
-        Plan { policy_at, revoke, equivocate, offline_dispatch }
+        // The township whose village goes offline dispatches to it while
+        // it is offline: the other one is restored, between the revocation
+        // and that dispatch.
+        let busy = offline_dispatch.and_then(|(_, v)| world.nodes[v].parent);
+        let townships: Vec<usize> = (0..world.nodes.len()).filter(|&i| world.nodes[i].division.level() == Level::Township && Some(i) != busy).collect();
+        let restore = rng.pick(&townships).copied().map(|t| {
+            let backup = at(&mut rng, ticks / 2, ticks * 2 / 3);
+            (backup, at(&mut rng, ticks * 2 / 3 + 1, ticks * 3 / 4), t)
+        });
+        Plan { policy_at, revoke, equivocate, offline_dispatch, restore }
     }
 }
 
@@ -106,6 +132,52 @@ pub fn at_tick(world: &mut World, rng: &mut Rng, tick: u32) -> anyhow::Result<()
     {
         offline_dispatch(world, v, rng)?;
     }
+    if let Some((backup, restore, t)) = plan.restore {
+        if tick == backup {
+            world.happened.backed_up = Some(world.nodes[t].backup(&world.backup_dir())?);
+            world.happened.acked_at_backup = world.nodes[t].acked.len();
+        }
+        if tick == restore && let Some(at_backup) = world.happened.backed_up {
+            restore_township(world, t, at_backup, rng)?;
+        }
+    }
+    Ok(())
+}
+
+/// Township `t` loses its store and is restored from the backup: its
+/// connections go with the process; it comes back marked restored, with a
+/// new feed epoch.
+fn restore_township(world: &mut World, t: usize, at_backup: u64, rng: &mut Rng) -> anyhow::Result<()> {
+    for e in 0..world.edges.len() {
+        if world.edges[e].parent == t || world.edges[e].child == t {
+            world.drop_conn(e);
+        }
+    }
+    // The head it must get back: the highest of its seqs another center holds.
+    let key = world.nodes[t].id;
+    let mut at_loss = 0;
+    for o in (0..world.nodes.len()).filter(|&o| o != t) {
+        at_loss = at_loss.max(world.nodes[o].shared().store.chain_last(&key)?.map_or(0, |(s, _)| s));
+    }
+    // What it acknowledged and no other center holds is gone with its disk
+    // (a backup cannot hold what came after it); everything else must come
+    // back.
+    let mut kept = Vec::new();
+    let in_backup = world.happened.acked_at_backup;
+    for (i, id) in std::mem::take(&mut world.nodes[t].acked).into_iter().enumerate() {
+        let elsewhere = (0..world.nodes.len()).filter(|&o| o != t).try_fold(false, |found, o| world.nodes[o].shared().store.has_record(&id).map(|h| found || h))?;
+        if elsewhere || i < in_backup {
+            kept.push(id);
+        } else {
+            world.happened.lost_with_disk += 1;
+        }
+    }
+    world.nodes[t].acked = kept;
+    let mut epoch = [0u8; 16];
+    epoch[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+    let dir = world.backup_dir();
+    world.nodes[t].restore_from(&dir, epoch)?;
+    world.happened.restored = Some((t, at_backup, at_loss));
     Ok(())
 }
 

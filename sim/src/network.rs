@@ -155,13 +155,18 @@ impl World {
         if matches!(build, Build::Wanted { .. }) {
             self.stats.wants += 1;
         }
+        // A restored peer asked for its own records back: those are not echoes.
+        let own = match &build {
+            Build::Feed { own, .. } | Build::Wanted { own, .. } => *own,
+            Build::Urgent { .. } => None,
+        };
         let built = replication::build(ctx, peer_division, dir, build)?;
         let records = match &built {
             Built::Urgent(Some(out)) | Built::Feed(out) => &out.records,
             Built::Wanted(records) => records,
             Built::Urgent(None) => return Ok(built),
         };
-        self.check_no_echo(me, peer, dir, records)?;
+        self.check_no_echo(me, peer, dir, records, own)?;
         Ok(built)
     }
 
@@ -216,6 +221,18 @@ impl World {
                     eprintln!("{} refused: {:?}", self.nodes[node].division, report.rejected.iter().map(|(id, why)| format!("{} {why}", id.fmt_short())).collect::<Vec<_>>());
                 }
                 conn.ends[i].link.stored(&report);
+                if conn.ends[i].link.confirms_recovery() {
+                    // A restored node got its own records back from this
+                    // peer: as the QUIC driver does, it may end the restore
+                    // on its next ingest.
+                    let from_parent = conn.ends[i].link.direction_in() == zongzhi_protocol::sync::Direction::Down;
+                    let peer = self.nodes[conn.ends[1 - i].node].division.to_string();
+                    self.nodes[node].shared().recovery.caught_up(&peer, from_parent);
+                    conn.ends[i].link.recovery_confirmed();
+                    for r in self.nodes[node].process(vec![Op::Ingest { records: vec![], blobs: vec![], cursor: None }]) {
+                        r.context("the ingest that ends a restore")?;
+                    }
+                }
             }
         }
         Ok(n)

@@ -100,6 +100,26 @@ impl SimNode {
         Ok(())
     }
 
+    /// A backup of this node's store into `dir`, as `zongzhi-node backup`
+    /// takes it while the node runs.
+    pub fn backup(&self, dir: &std::path::Path) -> anyhow::Result<u64> {
+        let info = zongzhi_node::api::NodeInfo { id: self.id, division: self.division, name: self.cfg.name.clone() };
+        let m = zongzhi_node::recovery::backup(&self.shared().store, dir, &info, None, self.clock.now_ms()).map_err(anyhow::Error::msg)?;
+        Ok(m.own_seq)
+    }
+
+    /// The disk is lost: the store is replaced by the backup in `dir` (as
+    /// `zongzhi-node restore` does) and the node starts again, signing
+    /// nothing until its parent gave its own records back.
+    pub fn restore_from(&mut self, dir: &std::path::Path, epoch: [u8; 16]) -> anyhow::Result<()> {
+        self.inner = None;
+        let db = self.cfg.db_path();
+        std::fs::remove_dir_all(&db)?;
+        zongzhi_node::recovery::restore(dir, &db, self.clock.now_ms(), epoch).map_err(anyhow::Error::msg)?;
+        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock)?);
+        Ok(())
+    }
+
     /// A crash in the middle of a write: `ops` are prepared (checked,
     /// signed, their batch built) and the process dies before the synced
     /// write. Nothing of them may be found after the restart, and nothing
@@ -211,6 +231,9 @@ impl World {
         let window = network::window(&mut Rng::new(opts.seed ^ 0x77696e64));
         let mut world = World { _dir: dir, clock, nodes, edges, window, stats: Stats::default(), tick: 0, plan: Default::default(), happened: Default::default() };
         world.plan = crate::incidents::Plan::draw(&world, opts.ticks, opts.seed);
+        if !opts.restore {
+            world.plan.restore = None;
+        }
         Ok(world)
     }
 
@@ -225,6 +248,11 @@ impl World {
             }
         }
         Ok(h.finalize().to_hex()[..16].to_string())
+    }
+
+    /// Where the run's backup goes.
+    pub fn backup_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("backup")
     }
 
     pub fn city(&self) -> &SimNode {
@@ -324,13 +352,17 @@ impl World {
     /// key not revoked) never comes back down to it. Checked on what the
     /// sender built, against the receiver's trust store, not against the
     /// scope rule that built it.
-    pub(crate) fn check_no_echo(&self, from: usize, to: usize, dir: Direction, records: &[Vec<u8>]) -> anyhow::Result<()> {
+    pub(crate) fn check_no_echo(&self, from: usize, to: usize, dir: Direction, records: &[Vec<u8>], own: Option<NodeId>) -> anyhow::Result<()> {
         if dir != Direction::Down {
             return Ok(());
         }
         let receiver = self.nodes[to].division;
         let trust = self.nodes[to].shared().trust();
         for bytes in records {
+            if own.is_some() {
+                // A restored receiver asked for its subtree's records back.
+                return Ok(());
+            }
             let r = zongzhi_protocol::Record::decode_unverified(bytes)?;
             let Some(m) = trust.member(&r.author) else { continue };
             if matches!(r.body, zongzhi_protocol::Body::CaseEvent(_)) && receiver.contains(m.cert.division) && trust.revocation(&r.author).is_none() {

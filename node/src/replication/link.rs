@@ -94,12 +94,14 @@ impl Stream {
 pub enum Build {
     /// The urgent cases' records after `cursor`, ahead of a long catch-up.
     Urgent { cursor: u64 },
-    /// The next batch of our feed after `after`; with `own`, also the
-    /// records that key signed (the peer, restored from a backup, learning
-    /// its own chain back).
+    /// The next batch of our feed after `after`; with `own` (the peer's
+    /// key: it was restored from a backup), also the records that key
+    /// signed and those of its subtree, which scope otherwise keeps from
+    /// going back where they came from: it lost them with its disk.
     Feed { after: u64, own: Option<NodeId> },
-    /// The records among `ids` the peer's scope allows (its `Want`).
-    Wanted { ids: Vec<[u8; 32]> },
+    /// The records among `ids` the peer's scope allows (its `Want`); with
+    /// `own`, as for `Feed`.
+    Wanted { ids: Vec<[u8; 32]>, own: Option<NodeId> },
 }
 
 /// What the store built, handed back with [`Link::built`].
@@ -440,7 +442,7 @@ impl Link {
         }
         if let Some(ids) = self.want.take() {
             self.building = true;
-            self.actions.push_back(Action::Build(Build::Wanted { ids }));
+            self.actions.push_back(Action::Build(Build::Wanted { ids, own: self.peer_own }));
             return;
         }
         if let SenderPoll::SendAfter(after) = self.sender.poll(self.head) {
@@ -562,7 +564,7 @@ mod tests {
                         self.links[i].built(Built::Feed(Outgoing { records, blobs: vec![], upto }));
                     }
                     Action::Build(Build::Urgent { .. }) => self.links[i].built(Built::Urgent(None)),
-                    Action::Build(Build::Wanted { ids }) => self.links[i].built(Built::Wanted(ids.iter().map(|id| id.to_vec()).collect())),
+                    Action::Build(Build::Wanted { ids, .. }) => self.links[i].built(Built::Wanted(ids.iter().map(|id| id.to_vec()).collect())),
                     Action::Ingest(incoming) => {
                         for r in &incoming.records {
                             self.stored[i].push(u64::from_be_bytes(r[..8].try_into().unwrap()));

@@ -6,7 +6,7 @@ use zongzhi_protocol::sync::{self, scope, Direction};
 use std::collections::HashSet;
 
 use zongzhi_protocol::trust::Trust;
-use zongzhi_protocol::{Body, DivisionCode, Record, RecordId};
+use zongzhi_protocol::{Body, DivisionCode, NodeId, Record, RecordId};
 
 use crate::context::Context;
 
@@ -29,7 +29,7 @@ pub fn build(ctx: &Context, peer_division: DivisionCode, dir: Direction, build: 
     Ok(match build {
         Build::Urgent { cursor } => Built::Urgent(build_urgent(ctx, peer_division, dir, cursor)?),
         Build::Feed { after, own } => Built::Feed(build_batch(ctx, peer_division, dir, after, own)?),
-        Build::Wanted { ids } => Built::Wanted(wanted(ctx, peer_division, dir, &ids)?),
+        Build::Wanted { ids, own } => Built::Wanted(wanted(ctx, peer_division, dir, &ids, own)?),
     })
 }
 
@@ -37,7 +37,7 @@ pub fn build(ctx: &Context, peer_division: DivisionCode, dir: Direction, build: 
 /// reads the store); with `own`, the records that key signed go too,
 /// whatever the scope (a peer restored from a backup getting its own
 /// chain back, see `crate::recovery`).
-pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64, own: Option<zongzhi_protocol::NodeId>) -> Result<Outgoing, ReplicationError> {
+pub fn build_batch(shared: &Context, peer_division: DivisionCode, dir: Direction, cursor: u64, own: Option<NodeId>) -> Result<Outgoing, ReplicationError> {
     let mut batch = Batcher {
         shared,
         own,
@@ -84,7 +84,7 @@ pub fn waiting_for(shared: &Context, peer_division: DivisionCode, dir: Direction
 /// One batch being built: what is in it so far.
 struct Batcher<'a> {
     shared: &'a Context,
-    own: Option<zongzhi_protocol::NodeId>,
+    own: Option<NodeId>,
     trust: std::sync::Arc<Trust>,
     peer_division: DivisionCode,
     dir: Direction,
@@ -100,7 +100,7 @@ impl Batcher<'_> {
     /// peer's subtree, and the case's blobs where it is handled).
     fn offer(&mut self, seq: u64, record: &Record, bytes: Vec<u8>) -> Result<(), ReplicationError> {
         let (shared, dir, peer) = (self.shared, self.dir, self.peer_division);
-        if self.own == Some(record.author) {
+        if gives_back(self.own, dir, peer, record, &facts(&self.trust, record, &[])) {
             return self.give_back(record, bytes);
         }
         let Body::CaseEvent(ev) = &record.body else {
@@ -203,6 +203,13 @@ impl Batcher<'_> {
     }
 }
 
+/// A restored peer (`own`: its key) gets back what it signed and, going
+/// down, what its subtree authored: what it lost with its disk, which
+/// scope otherwise keeps from going back where it came from.
+fn gives_back(own: Option<NodeId>, dir: Direction, peer: DivisionCode, record: &Record, f: &scope::Facts<'_>) -> bool {
+    own.is_some_and(|k| record.author == k || (dir == Direction::Down && scope::came_from(peer, f)))
+}
+
 /// The facts [`scope::sends`] decides a record by; `units` are the units of
 /// its case as this node holds it (case events going down).
 fn facts<'a>(trust: &Trust, record: &Record, units: &'a [DivisionCode]) -> scope::Facts<'a> {
@@ -272,7 +279,7 @@ pub fn build_urgent(shared: &Context, peer_division: DivisionCode, dir: Directio
 
 /// The records among `ids` this node holds that the peer's scope allows
 /// (the answer to a `Want`; it leaves the cursor where it is).
-pub fn wanted(shared: &Context, peer_division: DivisionCode, dir: Direction, ids: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, ReplicationError> {
+pub fn wanted(shared: &Context, peer_division: DivisionCode, dir: Direction, ids: &[[u8; 32]], own: Option<NodeId>) -> Result<Vec<Vec<u8>>, ReplicationError> {
     let trust = shared.trust().clone();
     let mut out = Vec::new();
     for id in ids {
@@ -283,7 +290,8 @@ pub fn wanted(shared: &Context, peer_division: DivisionCode, dir: Direction, ids
             _ => None,
         };
         let units = summary.as_ref().map(|s| s.units.as_slice()).unwrap_or_default();
-        if scope::sends(dir, shared.unit, peer_division, &facts(&trust, &record, units)) {
+        let f = facts(&trust, &record, units);
+        if scope::sends(dir, shared.unit, peer_division, &f) || gives_back(own, dir, peer_division, &record, &f) {
             out.push(bytes);
         }
     }
