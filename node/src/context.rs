@@ -99,6 +99,8 @@ pub struct Context {
     pub recovery: Arc<crate::recovery::Recovery>,
     /// Where backups go and where the key is.
     pub paths: Arc<NodePaths>,
+    /// This node's metrics registry (one per node, see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -24,6 +24,7 @@ mod index_tests;
 pub mod integrity;
 pub mod ledger;
 pub mod login;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod ports;

@@ -20,6 +20,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on standard error: `text` (for people) or `json` (one
+    /// object a line, for a log collector).
+    #[arg(long, global = true, value_enum, env = "ZONGZHI_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -206,20 +216,29 @@ impl tracing_subscriber::fmt::time::FormatTime for ChinaTime {
     }
 }
 
-fn main() -> std::process::ExitCode {
-    // Colour only on a terminal (a log file gets plain text), and times in
-    // China Standard Time, as the console and the CLI show them.
-    tracing_subscriber::fmt()
+/// Logs to standard error in China Standard Time, as the console and the
+/// CLI show times: text, coloured only on a terminal (a log file gets plain
+/// text), or JSON lines (`timestamp` in RFC 3339 with +08:00, `level`,
+/// `target`, `fields` with the message, the spans it is in: an event field
+/// named `level` does not overwrite the level).
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_timer(ChinaTime)
-        // On a full log disk an event that cannot be written is dropped:
-        // reporting it (the default) panics on the same full stderr, in
-        // the middle of a request.
-        .log_internal_errors(false)
-        .init();
-    match real_main(Cli::parse()) {
+        .with_timer(ChinaTime);
+    // On a full log disk an event that cannot be written is dropped:
+    // reporting it (the default) panics on the same full stderr, in the
+    // middle of a request.
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).log_internal_errors(false).init(),
+        LogFormat::Json => builder.json().log_internal_errors(false).init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -157,6 +157,9 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
     }
     let (feed, _) = tokio::sync::watch::channel(0);
     let recovery = Arc::new(crate::recovery::Recovery::load(&store, cfg.parent.is_some()).map_err(NodeError::Setup)?);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let timer = metrics.clone();
+    store.time_writes(Arc::new(move |took| timer.synced_write(took)));
     Ok(Context {
         store,
         key,
@@ -169,6 +172,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         storage: Default::default(),
         recovery,
         paths: Arc::new(crate::context::NodePaths { backup_dir: cfg.backup_dir(), key_file: cfg.key_path() }),
+        metrics,
     })
 }
 

@@ -120,13 +120,21 @@ impl TestNode {
 
     /// Starts the node and waits until it answers.
     pub fn start(&mut self) {
+        self.start_with(&[], &[("RUST_LOG", "warn")]);
+    }
+
+    /// Like [`TestNode::start`], with more arguments after `run` and the
+    /// environment given (`RUST_LOG` is `warn` unless set here).
+    pub fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log")).unwrap();
         let child = Command::new(bin("zongzhi-node"))
             .arg("run")
+            .args(args)
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -153,7 +153,26 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Counts every request by method, route pattern (`MatchedPath`: one label
+/// for `/api/cases/{case}`, never the raw path; `unmatched` when no route
+/// matched) and status class, and times it until its response headers are
+/// ready (a streamed body, an export say, goes on after).
+async fn count_requests(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+    let method = request.method().clone();
+    // A duration, not a time of day: the node's clock is not needed.
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    s.shared.metrics.http_request(&method, route.as_deref(), response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Every error is JSON, also those the HTTP layer answers before a handler

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::accounts::Role;
 use crate::integrity;
 use crate::ledger;
+use crate::metrics::Scrape;
 use super::auth::authenticate;
 use super::error::{ApiError, ApiResult};
 use super::{AppState, time};
@@ -95,22 +96,59 @@ pub(super) async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -
     })))
 }
 
-/// Prometheus text exposition: store, replication and refusal counters. No
-/// personal data; served on the API address (loopback by default).
+/// The metrics in OpenMetrics text (Prometheus scrapes it): what this
+/// node reads at scrape time (records, storage, replication, refusals,
+/// alarms, RocksDB size), then its registry of HTTP, writer and fsync
+/// measurements ([`crate::metrics`]). No personal data; served on the API
+/// address (loopback by default).
 pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
-    use std::fmt::Write;
+    let mut m = Scrape::default();
+    state_metrics(&s, &mut m)?;
+    peer_metrics(&s, &mut m);
+    storage_metrics(&s, &mut m);
+    connection_and_login_metrics(&s, &mut m);
+    let out = s.shared.metrics.exposition(&m).map_err(|e| ApiError::internal(format!("encoding the metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], out).into_response())
+}
+
+/// Records, alarms, restore and calendar.
+fn state_metrics(s: &AppState, m: &mut Scrape) -> ApiResult<()> {
+    m.gauge("zongzhi_records", "Records in this node's feed.", *s.shared.feed.borrow());
+    m.gauge("zongzhi_pending_records", "Received records waiting for their parents.", s.store.pending_count(usize::MAX)? as u64);
+    // A gauge since OpenMetrics names every counter `…_total`: the name
+    // dashboards read stays, the value is the number of alarms held.
+    m.gauge("zongzhi_integrity_alarms", "Integrity alarms raised (equivocation, chain gaps).", s.store.alarm_count()?);
+    m.gauge(
+        "zongzhi_restoring",
+        "1 while the node runs on a restored backup not yet confirmed: local steps are refused until replication catches up or an admin overrides.",
+        s.shared.recovery.restoring() as u64,
+    );
+    let missing = s.shared.policy().missing_calendars(s.now_ms());
+    m.gauge(
+        "zongzhi_calendar_warning",
+        "1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).",
+        !missing.is_empty() as u64,
+    );
+    m.gauges(
+        "zongzhi_calendar_missing",
+        "1 for each year whose calendar is needed by now and missing.",
+        missing.iter().map(|y| (vec![("year", y.to_string())], 1)),
+    );
+    let (waiting, _) = super::policy::waiting_counts(&s.store)?;
+    m.gauge("zongzhi_cases_waiting_for_calendar", "Open cases with a clock waiting for a working-day calendar.", waiting);
+    Ok(())
+}
+
+/// Replication per peer and refused handshakes.
+fn peer_metrics(s: &AppState, m: &mut Scrape) {
     let status = s.shared.sync.snapshot();
-    let mut out = String::new();
-    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-    let _ = writeln!(out, "# HELP zongzhi_records Records in this node's feed.\n# TYPE zongzhi_records gauge\nzongzhi_records {}", *s.shared.feed.borrow());
-    let _ = writeln!(out, "# HELP zongzhi_pending_records Received records waiting for their parents.\n# TYPE zongzhi_pending_records gauge\nzongzhi_pending_records {}", s.store.pending_count(usize::MAX)?);
-    let _ = writeln!(out, "# HELP zongzhi_integrity_alarms Integrity alarms raised (equivocation, chain gaps).\n# TYPE zongzhi_integrity_alarms counter\nzongzhi_integrity_alarms {}", s.store.alarm_count()?);
-    let _ = writeln!(out, "# HELP zongzhi_handshakes_refused_total Handshakes refused, by reason.\n# TYPE zongzhi_handshakes_refused_total counter");
-    for (reason, n) in &status.refused {
-        let _ = writeln!(out, "zongzhi_handshakes_refused_total{{reason=\"{}\"}} {n}", esc(reason));
-    }
+    m.counters(
+        "zongzhi_handshakes_refused_total",
+        "Handshakes refused, by reason.",
+        status.refused.iter().map(|(reason, n)| (vec![("reason", reason.to_string())], *n)),
+    );
     type PeerMetric = (&'static str, &'static str, fn(&crate::status::PeerStatus) -> u64);
-    let gauges: [PeerMetric; 8] = [
+    let per_peer: [PeerMetric; 8] = [
         ("zongzhi_peer_connected", "1 while a link with the peer is up.", |p| p.connected as u64),
         ("zongzhi_peer_records_sent_total", "Records sent to the peer.", |p| p.records_sent),
         ("zongzhi_peer_records_received_total", "Records received from the peer and stored.", |p| p.records_received),
@@ -122,35 +160,48 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     ];
     let mut peers: Vec<&crate::status::PeerStatus> = status.peers.values().collect();
     peers.sort_by(|a, b| a.division.cmp(&b.division));
-    for (name, help, f) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", if name.ends_with("_total") { "counter" } else { "gauge" });
-        for p in &peers {
-            let _ = writeln!(out, "{name}{{peer=\"{}\",role=\"{}\"}} {}", esc(&p.division), esc(&p.role), f(p));
+    for (name, help, f) in per_peer {
+        let samples = peers.iter().map(|p| (vec![("peer", p.division.to_string()), ("role", p.role.to_string())], f(p)));
+        if name.ends_with("_total") {
+            m.counters(name, help, samples);
+        } else {
+            m.gauges(name, help, samples);
         }
     }
-    let policy = s.shared.policy();
-    let missing = policy.missing_calendars(s.now_ms());
-    let _ = writeln!(out, "# HELP zongzhi_calendar_warning 1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).\n# TYPE zongzhi_calendar_warning gauge\nzongzhi_calendar_warning {}", !missing.is_empty() as u8);
-    let _ = writeln!(out, "# HELP zongzhi_calendar_missing 1 for each year whose calendar is needed by now and missing.\n# TYPE zongzhi_calendar_missing gauge");
-    for y in &missing {
-        let _ = writeln!(out, "zongzhi_calendar_missing{{year=\"{y}\"}} 1");
-    }
+}
+
+/// The storage alarm, free space and RocksDB's size.
+fn storage_metrics(s: &AppState, m: &mut Scrape) {
     let storage = s.shared.storage.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let _ = writeln!(out, "# HELP zongzhi_storage_unavailable 1 while writes fail (a full disk, an I/O error); the node reopens its store when space returns.\n# TYPE zongzhi_storage_unavailable gauge\nzongzhi_storage_unavailable {}", storage.fault.is_some() as u8);
-    let _ = writeln!(out, "# HELP zongzhi_storage_low 1 while the data disk has less free space than the reserve.\n# TYPE zongzhi_storage_low gauge\nzongzhi_storage_low {}", (storage.status == "low") as u8);
-    let _ = writeln!(out, "# HELP zongzhi_storage_faults_total Write faults since start.\n# TYPE zongzhi_storage_faults_total counter\nzongzhi_storage_faults_total {}", storage.faults);
-    let _ = writeln!(out, "# HELP zongzhi_disk_free_bytes Free bytes on the data directory's file system.\n# TYPE zongzhi_disk_free_bytes gauge\nzongzhi_disk_free_bytes {}", storage.free_bytes.unwrap_or(0));
-    let _ = writeln!(out, "# HELP zongzhi_storage_reserve_bytes Bytes held in the storage reserve file.\n# TYPE zongzhi_storage_reserve_bytes gauge\nzongzhi_storage_reserve_bytes {}", storage.reserve_bytes);
-    let c = &crate::net::http::COUNTERS;
+    m.gauge(
+        "zongzhi_storage_unavailable",
+        "1 while writes fail (a full disk, an I/O error); the node reopens its store when space returns.",
+        storage.fault.is_some() as u64,
+    );
+    m.gauge("zongzhi_storage_low", "1 while the data disk has less free space than the reserve.", (storage.status == "low") as u64);
+    m.counter("zongzhi_storage_faults_total", "Write faults since start.", storage.faults);
+    m.gauge("zongzhi_disk_free_bytes", "Free bytes on the data directory's file system.", storage.free_bytes.unwrap_or(0));
+    m.gauge("zongzhi_storage_reserve_bytes", "Bytes held in the storage reserve file.", storage.reserve_bytes);
+    // Left out while the store is being reopened after a fault.
+    if let Ok(size) = s.store.engine_size() {
+        m.gauge("zongzhi_rocksdb_sst_bytes", "Bytes of RocksDB's SST files, all column families.", size.sst_bytes);
+        m.gauge("zongzhi_rocksdb_live_data_bytes", "RocksDB's estimate of its live data, all column families.", size.live_data_bytes);
+        m.gauge("zongzhi_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables (active, immutable and pinned), all column families.", size.memtable_bytes);
+    }
+}
+
+/// HTTP connections and the password-hash gate.
+fn connection_and_login_metrics(s: &AppState, m: &mut Scrape) {
     use std::sync::atomic::Ordering::Relaxed;
-    let _ = writeln!(out, "# HELP zongzhi_http_connections_open HTTP(S) connections open now.\n# TYPE zongzhi_http_connections_open gauge\nzongzhi_http_connections_open {}", c.open.load(Relaxed));
+    let c = &crate::net::http::COUNTERS;
+    m.gauge("zongzhi_http_connections_open", "HTTP(S) connections open now.", c.open.load(Relaxed));
     for (name, help, v) in [
         ("zongzhi_http_connections_total", "HTTP(S) connections accepted.", &c.accepted),
         ("zongzhi_http_connections_refused_total", "Connections turned away at http_max_connections.", &c.refused),
         ("zongzhi_http_tls_handshakes_failed_total", "HTTPS handshakes that failed or timed out.", &c.tls_failed),
         ("zongzhi_http_connections_timed_out_total", "Connections closed for slow headers or idling.", &c.timed_out),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        m.counter(name, help, v.load(Relaxed));
     }
     let g = s.login.gate.stats();
     let gate: [(&str, &str, u64); 6] = [
@@ -162,9 +213,10 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
         ("zongzhi_login_busy_total", "Password checks refused (503 busy) because too many were waiting.", g.busy),
     ];
     for (name, help, v) in gate {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}\n{name} {v}", if name.ends_with("_total") { "counter" } else { "gauge" });
+        if name.ends_with("_total") {
+            m.counter(name, help, v);
+        } else {
+            m.gauge(name, help, v);
+        }
     }
-    let (waiting, _) = super::policy::waiting_counts(&s.store)?;
-    let _ = writeln!(out, "# HELP zongzhi_cases_waiting_for_calendar Open cases with a clock waiting for a working-day calendar.\n# TYPE zongzhi_cases_waiting_for_calendar gauge\nzongzhi_cases_waiting_for_calendar {waiting}");
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -252,6 +252,7 @@ impl Writer {
         let store = self.shared.store.clone();
         let group = self.prepare_group(&store, ops);
         let Some(batch) = group.batch else { return group.results };
+        self.shared.metrics.write_group(group.results.len(), group.w.added.len());
         let result = store.commit(batch).map_err(|e| e.to_string());
         self.written(group.heads.clone(), result.clone());
         match result {
@@ -363,6 +364,7 @@ impl Writer {
             Ok(()) => {
                 let (done_tx, done_rx) = mpsc::sync_channel(1);
                 let batch = group.batch?;
+                self.shared.metrics.write_group(group.results.len(), group.w.added.len());
                 self.inflight = Some(InFlight {
                     w: group.w,
                     heads: group.heads.clone(),

@@ -93,6 +93,21 @@ pub(crate) type IdPage = (Vec<RecordId>, Option<Vec<u8>>);
 /// One derived entry: column family, key, value.
 pub type DerivedEntry = (String, Vec<u8>, Vec<u8>);
 
+/// Told how long each synced write took (the node's metrics; the store
+/// does not know them). Set with [`Store::time_writes`].
+pub type WriteTimer = std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
+/// The engine's size, from its own estimates (summed over column families).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineSize {
+    /// Bytes of all SST files (`rocksdb.total-sst-files-size`).
+    pub sst_bytes: u64,
+    /// Estimate of the live data (`rocksdb.estimate-live-data-size`).
+    pub live_data_bytes: u64,
+    /// Memtables: active, immutable and pinned (`rocksdb.size-all-mem-tables`).
+    pub memtable_bytes: u64,
+}
+
 pub struct Store {
     /// The database; `None` only while [`Store::reopen`] replaces it.
     db: std::sync::RwLock<Option<std::sync::Arc<rocks::DB>>>,
@@ -110,6 +125,8 @@ pub struct Store {
     /// Size of the last committed batch's buffer: the next batch reserves
     /// as much, so a large one is not copied over and over as it grows.
     batch_hint: std::sync::atomic::AtomicUsize,
+    /// Told the duration of each synced write, if set.
+    write_timer: std::sync::RwLock<Option<WriteTimer>>,
 }
 
 impl Store {

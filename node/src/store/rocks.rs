@@ -118,6 +118,7 @@ impl Store {
             repeat_window_days: std::sync::atomic::AtomicU32::new(180),
             repeat_lock: std::sync::Mutex::new(()),
             search_key: [0; 32],
+            write_timer: std::sync::RwLock::new(None),
         };
         match store.meta_get(meta::SCHEMA)? {
             None => {
@@ -206,6 +207,27 @@ impl Store {
         Ok(())
     }
 
+    /// Tells `timer` how long each synced write of [`Store::commit`] took
+    /// (replacing the one set before).
+    pub fn time_writes(&self, timer: super::WriteTimer) {
+        *self.write_timer.write().unwrap_or_else(|p| p.into_inner()) = Some(timer);
+    }
+
+    /// The engine's size, summed over the column families: SST files, live
+    /// data (RocksDB's estimate) and memtables.
+    pub fn engine_size(&self) -> Result<super::EngineSize> {
+        let db = self.db()?;
+        let mut size = super::EngineSize::default();
+        for name in ALL_CFS {
+            let cf = handle(&db, name);
+            let prop = |p: &rocksdb::properties::PropName| db.property_int_value_cf(cf, p).map(|v| v.unwrap_or(0));
+            size.sst_bytes += prop(rocksdb::properties::TOTAL_SST_FILES_SIZE)?;
+            size.live_data_bytes += prop(rocksdb::properties::ESTIMATE_LIVE_DATA_SIZE)?;
+            size.memtable_bytes += prop(rocksdb::properties::SIZE_ALL_MEM_TABLES)?;
+        }
+        Ok(size)
+    }
+
     pub fn batch(&self) -> Batch<'_> {
         // Capped: one unusually large batch (a reindex) does not make every
         // later one reserve as much.
@@ -230,8 +252,13 @@ impl Store {
         let groups = std::mem::take(&mut batch.repeat_groups);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
+        // A duration, not a time of day: only the metrics read it.
+        let started = std::time::Instant::now();
         if let Err(e) = db.write_opt(batch.inner, &wo) {
             return Err(self.write_failed(e));
+        }
+        if let Some(timer) = self.write_timer.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            timer(started.elapsed());
         }
         // The batch is durable whatever happens next: a failure here leaves
         // the groups marked in `repeat_dirty` for start-up to settle.
