@@ -191,9 +191,18 @@ impl Writer {
     fn conflict(&self, now: u64, p: &mut Draft<'_>, record: &Record, above_head: bool, peer: Option<NodeId>) -> Result<Option<String>> {
         let peer_name = peer.map(|k| k.fmt_short());
         // Restored from a backup: our own records coming back are what we
-        // wait for ([`crate::recovery`]).
-        if record.author == self.shared.key.id() && above_head && self.shared.recovery.restoring() {
-            return Ok(None);
+        // wait for ([`crate::recovery`]), in any order (an urgent batch, an
+        // answer to `Want`); only another record at a seq already taken
+        // is a conflict.
+        if record.author == self.shared.key.id() && self.shared.recovery.restoring() {
+            if above_head {
+                return Ok(None);
+            }
+            match self.chain_entry(p, &record.author, record.header.seq)? {
+                None => return Ok(None),
+                Some(held) if held == record.id => return Ok(None),
+                Some(_) => {}
+            }
         }
         if record.author == self.shared.key.id() {
             self.raise(p, Alarm {
