@@ -156,7 +156,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         tracing::info!("rebuilt derived data for {n} cases");
     }
     let (feed, _) = tokio::sync::watch::channel(0);
-    let recovery = Arc::new(crate::recovery::Recovery::load(&store, cfg.parent.is_some()).map_err(NodeError::Setup)?);
+    let recovery = Arc::new(crate::recovery::Recovery::load(&store, cfg.division.level() != zongzhi_protocol::Level::City).map_err(NodeError::Setup)?);
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let timer = metrics.clone();
     store.time_writes(Arc::new(move |took| timer.synced_write(took)));

@@ -159,7 +159,8 @@ pub struct RecoveryStatus {
     pub backup_taken_at: Option<String>,
     pub backup_own_seq: Option<u64>,
     pub restored_ms: Option<u64>,
-    /// This node has a parent: only the parent confirms.
+    /// This node has a parent (every level but the city): only the parent
+    /// confirms.
     pub has_parent: bool,
     /// The peer whose whole feed (with our own records) we stored, or the
     /// admin's override.

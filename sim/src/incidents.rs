@@ -58,6 +58,11 @@ pub struct Happened {
     pub lost_with_disk: usize,
     /// How many of its acknowledged steps the backup holds (the first ones).
     pub acked_at_backup: usize,
+    /// The equivocation had been caught when the backup was taken.
+    pub equivocation_before_backup: bool,
+    /// The township that caught the equivocation was restored from a
+    /// backup older than the catch: its alarm went with its disk.
+    pub alarm_lost_with_disk: bool,
 }
 
 impl Happened {
@@ -136,6 +141,7 @@ pub fn at_tick(world: &mut World, rng: &mut Rng, tick: u32) -> anyhow::Result<()
         if tick == backup {
             world.happened.backed_up = Some(world.nodes[t].backup(&world.backup_dir())?);
             world.happened.acked_at_backup = world.nodes[t].acked.len();
+            world.happened.equivocation_before_backup = world.happened.equivocation.is_some();
         }
         if tick == restore && let Some(at_backup) = world.happened.backed_up {
             restore_township(world, t, at_backup, rng)?;
@@ -178,6 +184,7 @@ fn restore_township(world: &mut World, t: usize, at_backup: u64, rng: &mut Rng) 
     let dir = world.backup_dir();
     world.nodes[t].restore_from(&dir, epoch)?;
     world.happened.restored = Some((t, at_backup, at_loss));
+    world.happened.alarm_lost_with_disk = world.happened.equivocation.is_some_and(|(at, _, _)| at == t) && !world.happened.equivocation_before_backup;
     Ok(())
 }
 

@@ -30,11 +30,12 @@ fn a_seed_replays_exactly() {
 /// (`--restore`). Seeds 2, 3 and 5 failed before a restored node took its
 /// own records back in any order (one arriving below its new head was
 /// refused as `own_record_unknown`, and an acknowledged step stayed
-/// lost); seeds 1, 4 and 12 still fail (records left waiting for parents
-/// after a restore), an open defect in ARCHITECTURE.md.
+/// lost); seeds 1 and 12 before only the parent could confirm a restore
+/// (a village's link confirmed it, and the township signed again at seqs
+/// its county held: equivocation).
 #[test]
 fn restored_townships_get_their_records_back() {
-    for seed in [2, 3, 5] {
+    for seed in [1, 2, 3, 5, 12] {
         let mut opts = zongzhi_sim::Options::new(seed);
         opts.restore = true;
         if let Err(e) = zongzhi_sim::run(&opts) {
