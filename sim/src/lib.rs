@@ -50,14 +50,14 @@ pub struct Options {
     pub ticks: u32,
     /// Villages under each of the two townships.
     pub villages_per_township: usize,
-    /// Also back up a township and restore it later in the run (off by
-    /// default: it still finds open defects, see ARCHITECTURE.md).
+    /// Back up a township and restore it later in the run (`--no-restore`
+    /// leaves it out).
     pub restore: bool,
 }
 
 impl Options {
     pub fn new(seed: u64) -> Options {
-        Options { seed, ticks: 160, villages_per_township: 2, restore: false }
+        Options { seed, ticks: 160, villages_per_township: 2, restore: true }
     }
 }
 

@@ -9,8 +9,12 @@
 #[test]
 fn seeded_runs_converge_and_lose_nothing() {
     for seed in 1..=8 {
-        if let Err(e) = zongzhi_sim::run(&zongzhi_sim::Options::new(seed)) {
-            panic!("{e:#}\nreplay: cargo run -p zongzhi-sim -- --seed {seed}");
+        // As when the parked-督办 defect was found (the restore incident
+        // came later and changes the runs): they stay its regression test.
+        let mut opts = zongzhi_sim::Options::new(seed);
+        opts.restore = false;
+        if let Err(e) = zongzhi_sim::run(&opts) {
+            panic!("{e:#}\nreplay: cargo run -p zongzhi-sim -- --seed {seed} --no-restore");
         }
     }
 }
@@ -26,8 +30,8 @@ fn a_seed_replays_exactly() {
     assert_ne!(a.digest, c.digest);
 }
 
-/// A township backed up, working on, losing its store and restored
-/// (`--restore`). Seeds 2, 3 and 5 failed before a restored node took its
+/// A township backed up, working on, losing its store and restored (in
+/// every run unless `--no-restore`). Seeds 2, 3 and 5 failed before a restored node took its
 /// own records back in any order (one arriving below its new head was
 /// refused as `own_record_unknown`, and an acknowledged step stayed
 /// lost); seeds 1 and 12 before only the parent could confirm a restore
@@ -36,10 +40,10 @@ fn a_seed_replays_exactly() {
 #[test]
 fn restored_townships_get_their_records_back() {
     for seed in [1, 2, 3, 5, 12] {
-        let mut opts = zongzhi_sim::Options::new(seed);
-        opts.restore = true;
+        let opts = zongzhi_sim::Options::new(seed);
+        assert!(opts.restore);
         if let Err(e) = zongzhi_sim::run(&opts) {
-            panic!("{e:#}\nreplay: cargo run -p zongzhi-sim -- --seed {seed} --restore");
+            panic!("{e:#}\nreplay: cargo run -p zongzhi-sim -- --seed {seed}");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `zongzhi-sim --seed S [--seeds N] [--ticks T] [--restore] [--keep-going]`: runs
+//! `zongzhi-sim --seed S [--seeds N] [--ticks T] [--no-restore] [--keep-going]`: runs
 //! seeded simulations of a governance tree of real nodes and prints one
 //! line per seed. The first failing seed is printed with what diverged and
 //! the command that replays its operations and faults; the run stops there
@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| -> Option<u64> { args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()) };
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V] [--restore] [--keep-going]");
+        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V] [--no-restore] [--keep-going]");
         return std::process::ExitCode::SUCCESS;
     }
     let first = value("--seed").unwrap_or(1);
@@ -22,7 +22,7 @@ fn main() -> std::process::ExitCode {
         if let Some(v) = value("--villages") {
             opts.villages_per_township = v as usize;
         }
-        opts.restore = args.iter().any(|a| a == "--restore");
+        opts.restore = !args.iter().any(|a| a == "--no-restore");
         let t0 = std::time::Instant::now();
         match zongzhi_sim::run(&opts) {
             Ok(s) => println!(
@@ -51,8 +51,8 @@ fn main() -> std::process::ExitCode {
                         replay.push_str(&format!(" {flag} {v}"));
                     }
                 }
-                if opts.restore {
-                    replay.push_str(" --restore");
+                if !opts.restore {
+                    replay.push_str(" --no-restore");
                 }
                 println!("replay: {replay}");
                 if !args.iter().any(|a| a == "--keep-going") {
