@@ -320,7 +320,11 @@ fn https_cert(config: &Path, hosts: &[String], force: bool) -> anyhow::Result<()
     let (cert, key, fingerprint) = zongzhi_node::net::http::self_signed(hosts).map_err(|e| anyhow::anyhow!("making the certificate: {e}"))?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     std::fs::write(&cert_path, cert)?;
-    write_private(&key_path, key.as_bytes())?;
+    if key_path.exists() {
+        // --force: the new key replaces the old one.
+        std::fs::remove_file(&key_path)?;
+    }
+    node::write_secret(&key_path, &key)?;
     println!("HTTPS certificate for {}: {}", hosts.join(", "), cert_path.display());
     println!("private key (mode 0600): {}", key_path.display());
     println!("SHA-256 fingerprint: {fingerprint}");
@@ -330,14 +334,6 @@ fn https_cert(config: &Path, hosts: &[String], force: bool) -> anyhow::Result<()
     println!("  tls_key = \"{}\"", key_path.display());
     println!("Browsers warn about a self-signed certificate: before accepting it, compare the fingerprint they show with the one above.");
     Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 /// `run`: serves until Ctrl-C or SIGTERM.

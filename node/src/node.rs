@@ -44,8 +44,9 @@ fn setup<T>(message: String) -> Result<T, NodeError> {
 /// Validity of a self-signed city root cert: 20 years.
 const ROOT_VALIDITY_MS: u64 = 20 * 365 * 24 * 3600 * 1000;
 
-/// Writes a secret key file readable only by its owner.
-fn write_secret(path: &Path, contents: &str) -> Result<(), NodeError> {
+/// Writes a secret file (a key) readable only by its owner; refuses to
+/// replace one.
+pub fn write_secret(path: &Path, contents: &str) -> Result<(), NodeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -86,12 +86,10 @@ pub fn backup(store: &Store, dir: &Path, node: &crate::api::NodeInfo, key_file: 
     Ok(manifest)
 }
 
+/// Copies the node key, readable only by its owner.
 fn copy_private(from: &Path, to: &Path) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let bytes = std::fs::read(from).map_err(|e| format!("reading {}: {e}", from.display()))?;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(|e| format!("writing {}: {e}", to.display()))?;
-    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| format!("writing {}: {e}", to.display()))
+    let key = std::fs::read_to_string(from).map_err(|e| format!("reading {}: {e}", from.display()))?;
+    crate::node::write_secret(to, &key).map_err(|e| e.to_string())
 }
 
 pub fn read_manifest(dir: &Path) -> Result<Manifest, String> {

@@ -221,14 +221,7 @@ impl World {
                     eprintln!("{} refused: {:?}", self.nodes[node].division, report.rejected.iter().map(|(id, why)| format!("{} {why}", id.fmt_short())).collect::<Vec<_>>());
                 }
                 conn.ends[i].link.stored(&report);
-                if conn.ends[i].link.confirms_recovery() {
-                    // A restored node got its own records back from this
-                    // peer: as the QUIC driver does, it may end the restore
-                    // on its next ingest.
-                    let from_parent = conn.ends[i].link.direction_in() == zongzhi_protocol::sync::Direction::Down;
-                    let peer = self.nodes[conn.ends[1 - i].node].division.to_string();
-                    self.nodes[node].shared().recovery.caught_up(&peer, from_parent);
-                    conn.ends[i].link.recovery_confirmed();
+                if replication::note_recovery(self.nodes[node].shared(), &mut conn.ends[i].link) {
                     for r in self.nodes[node].process(vec![Op::Ingest { records: vec![], blobs: vec![], cursor: None }]) {
                         r.context("the ingest that ends a restore")?;
                     }

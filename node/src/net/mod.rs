@@ -202,15 +202,20 @@ fn parent_unreachable(shared: &Context, error: &str) {
 fn describe(e: &LinkError) -> String {
     match e {
         LinkError::Connect(_) | LinkError::Connection(quinn::ConnectionError::TimedOut) => format!("{e:#} (is the parent's QUIC address right and reachable?)"),
-        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) if u64::from(c.error_code) & !0xff == 0x100 => format!(
+        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) if is_tls_alert(c.error_code.into()) => format!(
             "the parent refused this node's TLS handshake ({}): is this node enrolled under it and its certificate imported (`zongzhi-node verify`), and not revoked?",
             String::from_utf8_lossy(&c.reason)
         ),
-        LinkError::Connection(quinn::ConnectionError::TransportError(t)) if u64::from(t.code) & !0xff == 0x100 => {
+        LinkError::Connection(quinn::ConnectionError::TransportError(t)) if is_tls_alert(t.code.into()) => {
             format!("this node refused the parent's TLS handshake ({}): is root_key the city's key, and is the center at this address enrolled?", t.reason)
         }
         other => format!("{other:#}"),
     }
+}
+
+/// A QUIC error code carrying a TLS alert (0x100 + the alert, RFC 9001).
+fn is_tls_alert(code: u64) -> bool {
+    code & !0xff == 0x100
 }
 
 /// A handshake that failed at the TLS level on a connection a peer opened

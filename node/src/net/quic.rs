@@ -412,13 +412,7 @@ impl Driver {
             tracing::info!(records = report.missing.len(), "asking for missing parents");
         }
         self.link.stored(&report);
-        if self.link.confirms_recovery() {
-            // Restored from a backup: this peer gave everything back. The
-            // writer ends the restore on its next ingest (this empty one,
-            // or a later one once our own waiting records are applied).
-            let from_parent = self.link.direction_in() == zongzhi_protocol::sync::Direction::Down;
-            self.shared.recovery.caught_up(&self.link.peer_division().to_string(), from_parent);
-            self.link.recovery_confirmed();
+        if crate::replication::note_recovery(&self.shared, &mut self.link) {
             let ledger = self.ledger.clone();
             tokio::spawn(async move {
                 let _ = ledger.submit(Op::Ingest { records: vec![], blobs: vec![], cursor: None }).await;

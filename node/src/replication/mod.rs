@@ -47,6 +47,22 @@ pub enum ReplicationError {
 }
 
 /// This node's feed epoch (a restored or replaced feed has a new one).
+/// After the link stored a batch: when it has given this restored node
+/// everything the peer held (`Link::confirms_recovery`), tells the
+/// restore ([`crate::recovery`]) and returns true; the driver then runs an
+/// empty ingest, on which the writer ends the restore (or a later one,
+/// once the node's own waiting records are applied). Both drivers (QUIC
+/// and the simulator's) call this.
+pub fn note_recovery(ctx: &Context, link: &mut link::Link) -> bool {
+    if !link.confirms_recovery() {
+        return false;
+    }
+    let from_parent = link.direction_in() == zongzhi_protocol::sync::Direction::Down;
+    ctx.recovery.caught_up(&link.peer_division().to_string(), from_parent);
+    link.recovery_confirmed();
+    true
+}
+
 pub fn feed_epoch(ctx: &Context) -> [u8; 16] {
     ctx.store.meta_get(meta::FEED_EPOCH).ok().flatten().and_then(|v| v.try_into().ok()).unwrap_or([0; 16])
 }

@@ -121,7 +121,9 @@ impl Watch {
     pub fn check(&self, store: &Store, board: &StorageBoard, now_ms: u64) {
         let mut fault = store.write_fault();
         let free = free_bytes(&self.data_dir);
-        if fault.is_some() && free.is_some_and(|f| f >= self.reserve_bytes.max(MIN_FREE_TO_REOPEN)) {
+        // Room to reopen, and to call the disk fine.
+        let room = free.is_some_and(|f| f >= self.reserve_bytes.max(MIN_FREE_TO_REOPEN));
+        if fault.is_some() && room {
             fault = self.reopen(store).err();
         }
         if fault.is_none() {
@@ -145,7 +147,7 @@ impl Watch {
         b.reserve_target_bytes = self.reserve_bytes;
         b.status = if b.fault.is_some() {
             "unavailable"
-        } else if free.is_some_and(|f| f < self.reserve_bytes.max(MIN_FREE_TO_REOPEN)) {
+        } else if free.is_some() && !room {
             "low"
         } else {
             "ok"
