@@ -73,6 +73,10 @@ pub struct Config {
     /// ([`crate::login::LoginConfig`]; the defaults suit a center).
     #[serde(default)]
     pub login: crate::login::LoginConfig,
+    /// The citizens' public progress page (`/public/`) and its API
+    /// ([`crate::citizen::PublicConfig`]; off unless enabled).
+    #[serde(default)]
+    pub public: crate::citizen::PublicConfig,
 }
 
 fn default_max_connections() -> usize {

@@ -260,19 +260,36 @@ pub fn clocks_due(store: &crate::store::Store, unit: u64, from: u64, to: u64, mu
 /// The `repeats` key of a case, if it counts for repeats (it has a
 /// complainant and is not void).
 pub fn repeat_key(s: &CaseSummary) -> Option<Vec<u8>> {
-    let contact = s.contact?;
+    let person = s.person?;
     if s.status == Status::Void {
         return None;
     }
     let mut k = Vec::with_capacity(80);
-    k.extend_from_slice(&contact.0);
+    k.extend_from_slice(&person);
     k.extend_from_slice(&cat8(&s.category));
     k.extend_from_slice(&s.filed_ms.to_be_bytes());
     k.extend_from_slice(&s.id.0);
     Some(k)
 }
 
-/// Length of a repeat group's key (contact ‖ cat8).
+/// Who a case's complainant is for repeats and duplicates: the bucket of
+/// their fingerprint (phone, else ID number), or without one the hash of
+/// the whole contact.
+pub fn person_key(fingerprint: Option<zongzhi_protocol::case::Fingerprint>, contact: Option<zongzhi_protocol::BlobHash>) -> Option<[u8; 32]> {
+    match fingerprint.and_then(|f| f.group()) {
+        Some(g) => Some(blake3::derive_key("zongzhi repeat person v1", &g.to_be_bytes())),
+        None => contact.map(|h| h.0),
+    }
+}
+
+/// The repeat index's prefix of a person and category.
+pub fn repeat_group(person: &[u8; 32], category: &str) -> Vec<u8> {
+    let mut k = person.to_vec();
+    k.extend_from_slice(&cat8(category));
+    k
+}
+
+/// Length of a repeat group's key (person ‖ cat8).
 pub const REPEAT_GROUP: usize = 40;
 
 pub fn repeat_value(s: &CaseSummary) -> Vec<u8> {

@@ -336,7 +336,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let writer = start_writer(shared.clone())?;
     let ledger = Ledger::start(writer);
     let shared_for_net = shared.clone();
-    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() }).with_login(&cfg.login);
+    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() }).with_login(&cfg.login).with_public(&cfg.public);
     let parent = match &cfg.parent {
         Some(p) => Some(
             tokio::net::lookup_host(p.as_str())

@@ -12,7 +12,7 @@
 use crate::case::{Channel, Rating};
 use crate::division::{DivisionCode, Level};
 use crate::policy::china_date;
-use crate::workflow::{CaseState, DeadlineKind, Status};
+use crate::workflow::{CaseState, DeadlineKind, RatedBy, Status};
 
 pub use crate::report::MonthlyReport;
 
@@ -70,6 +70,18 @@ counters! {
     WaitingForCalendar = "waiting_for_calendar", "待定时限(缺工作日历)";
     // New counters go last: stored statistics are indexed by position.
     Overruled = "overruled", "被覆盖";
+    // Record format 3: every rating counts in its month; citizen-given and
+    // staff-entered apart; 差评申诉; 越级.
+    CitizenRated = "citizen_rated", "群众评价";
+    CitizenSatisfied = "citizen_satisfied", "群众评价满意";
+    CitizenBasicallySatisfied = "citizen_basically_satisfied", "群众评价基本满意";
+    CitizenUnsatisfied = "citizen_unsatisfied", "群众评价不满意";
+    ResultRated = "result_rated", "结果评价";
+    ResultSatisfied = "result_satisfied", "结果满意(含基本满意)";
+    Appealed = "appealed", "差评申诉";
+    AppealUpheld = "appeal_upheld", "申诉成立";
+    SkipLevelFiled = "skip_level_filed", "越级受理";
+    SkipLevel = "skip_level", "越级(应处置单位)";
 }
 
 /// Number of counters in a value vector.
@@ -153,15 +165,33 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
         add(at, by, Counter::HandlingMinutes, (at.saturating_sub(received) / 60_000) as i64);
     }
     add(filed, home, Counter::Escalated, (state.escalations > 0) as i64);
-    if let (Some(rating), Some(at)) = (state.rating, state.rated_ms) {
-        let by = state.resolved_by.unwrap_or(state.owner);
+    if state.filing.intake.skip_level {
+        add(filed, home, Counter::SkipLevelFiled, 1);
+        add(filed, state.filing.intake.arose_in.unwrap_or(home), Counter::SkipLevel, 1);
+    }
+    // Every rating, in the month it was given, against the unit rated,
+    // whatever happened to the case later (重办 does not take it back).
+    for r in &state.ratings {
+        let (at, by) = (r.at_ms, r.unit);
+        add(at, by, Counter::Appealed, r.appeal.is_some() as i64);
+        if !r.counts() {
+            add(at, by, Counter::AppealUpheld, 1);
+            continue;
+        }
+        let citizen = r.by == RatedBy::Citizen;
         add(at, by, Counter::Rated, 1);
-        let c = match rating {
-            Rating::Satisfied => Counter::Satisfied,
-            Rating::Basic => Counter::BasicallySatisfied,
-            Rating::Unsatisfied => Counter::Unsatisfied,
+        add(at, by, Counter::CitizenRated, citizen as i64);
+        let (all, own) = match r.rating {
+            Rating::Satisfied => (Counter::Satisfied, Counter::CitizenSatisfied),
+            Rating::Basic => (Counter::BasicallySatisfied, Counter::CitizenBasicallySatisfied),
+            Rating::Unsatisfied => (Counter::Unsatisfied, Counter::CitizenUnsatisfied),
         };
-        add(at, by, c, 1);
+        add(at, by, all, 1);
+        add(at, by, own, citizen as i64);
+        if let Some(result) = r.result_rating {
+            add(at, by, Counter::ResultRated, 1);
+            add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
+        }
     }
     add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
     add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
@@ -253,9 +283,15 @@ macro_rules! kpis {
 
 kpis! {
     Satisfaction = "satisfaction", "满意率",
-        "(满意 + 基本满意) / 已评价; satisfied or basically satisfied over rated cases, by month of rating";
+        "群众评价(满意 + 基本满意) / 群众评价; citizen-given ratings only (the plan's target applies to these), every rating in the month it was given (a 不满意 followed by 重办 and a 满意 is two ratings), less ratings set aside by an upheld 差评申诉";
     SatisfactionStrict = "satisfaction_strict", "满意率(仅满意)",
-        "满意 / 已评价; satisfied alone over rated cases";
+        "群众评价满意 / 群众评价; citizen-given 满意 alone over citizen-given ratings";
+    ResultSatisfaction = "result_satisfaction", "结果满意率",
+        "结果满意(含基本满意) / 结果评价; satisfaction with the result, as rated separately (target ≥ 85 %)";
+    StaffSatisfaction = "staff_satisfaction", "满意率(工作人员录入)",
+        "(满意 + 基本满意 − 群众评价满意 − 群众评价基本满意) / (评价 − 群众评价); staff-entered ratings, shown apart and never counted towards the target";
+    CitizenRatedShare = "citizen_rated_share", "群众评价占比",
+        "群众评价 / 评价; the share of ratings the citizen gave (the rest were entered by staff)";
     ResolutionRate = "resolution_rate", "化解率",
         "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline";
     LocalResolution = "local_resolution", "就地化解率",
@@ -277,7 +313,7 @@ kpis! {
     AvgHandlingDays = "avg_handling_days", "平均办理时长(天)",
         "Σ(办结时间 − 受理时间) / 办结; mean natural days from receipt to resolution";
     RepeatRate = "repeat_rate", "重复投诉率",
-        "重复投诉 / 受理; cases whose complainant (contact hash) filed in the same leaf category within the policy's window (180 days) before, over received";
+        "重复投诉 / 受理; cases whose complainant (the same phone or ID fingerprint bucket) filed in the same leaf category within the policy's window (180 days) before, over received";
 }
 
 impl Kpi {
@@ -286,8 +322,14 @@ impl Kpi {
         use Counter as C;
         let ratio = |n: i64, d: i64| (d > 0).then(|| n as f64 / d as f64);
         match self {
-            Kpi::Satisfaction => ratio(f.get(C::Satisfied) + f.get(C::BasicallySatisfied), f.get(C::Rated)),
-            Kpi::SatisfactionStrict => ratio(f.get(C::Satisfied), f.get(C::Rated)),
+            Kpi::Satisfaction => ratio(f.get(C::CitizenSatisfied) + f.get(C::CitizenBasicallySatisfied), f.get(C::CitizenRated)),
+            Kpi::SatisfactionStrict => ratio(f.get(C::CitizenSatisfied), f.get(C::CitizenRated)),
+            Kpi::ResultSatisfaction => ratio(f.get(C::ResultSatisfied), f.get(C::ResultRated)),
+            Kpi::StaffSatisfaction => ratio(
+                f.get(C::Satisfied) + f.get(C::BasicallySatisfied) - f.get(C::CitizenSatisfied) - f.get(C::CitizenBasicallySatisfied),
+                f.get(C::Rated) - f.get(C::CitizenRated),
+            ),
+            Kpi::CitizenRatedShare => ratio(f.get(C::CitizenRated), f.get(C::Rated)),
             Kpi::ResolutionRate => ratio(f.get(C::Resolved), f.get(C::Resolved) + f.open_overdue),
             Kpi::LocalResolution => ratio(f.get(C::ResolvedLocally), f.get(C::Resolved)),
             Kpi::RegistrationOnTime => ratio(f.get(C::RegisteredOnTime), f.get(C::Received)),
@@ -307,6 +349,7 @@ impl Kpi {
         let at_least = |value| Some(Target { value, at_least: true });
         match self {
             Kpi::Satisfaction => at_least(0.90),
+            Kpi::ResultSatisfaction => at_least(0.85),
             Kpi::ResolutionRate => at_least(match level {
                 Level::City => 0.95,
                 Level::County => 0.93,
@@ -320,7 +363,7 @@ impl Kpi {
 }
 
 /// The version of the definitions above; every report names it.
-pub const DEFINITIONS: &str = "zongzhi-kpi/v1 (DOMAIN.md: satisfaction both ways, resolution, local resolution, on-time per clock, overdue = closed late / closed)";
+pub const DEFINITIONS: &str = "zongzhi-kpi/v2 (docs/kpis.md: satisfaction from citizen-given ratings, each in its month, staff-entered apart; resolution, local resolution, on-time per clock, overdue = closed late / closed; 越级 against the unit where the matter arose)";
 
 impl MonthlyReport {
     pub fn new(unit: DivisionCode, month: u32, counts: &Counts) -> MonthlyReport {
@@ -329,8 +372,23 @@ impl MonthlyReport {
             month,
             counts: counts.iter().enumerate().filter(|(_, v)| **v != 0).map(|(i, v)| (i as u8, *v)).collect(),
             definitions: DEFINITIONS.to_string(),
+            supersedes: None,
+            reason: String::new(),
         }
     }
+
+    /// The month as people write it: `2026-12`.
+    pub fn period(&self) -> String {
+        period_of(self.month)
+    }
+}
+
+/// `YYYYMM` as people write it: `2026-12`.
+pub fn period_of(month: u32) -> String {
+    format!("{}-{:02}", month / 100, month % 100)
+}
+
+impl MonthlyReport {
 
     pub fn figures(&self) -> Counts {
         let mut c = [0; COUNTERS];
@@ -434,9 +492,9 @@ mod tests {
     #[test]
     fn ratios_and_targets() {
         let mut f = Figures::default();
-        f.counts[Counter::Rated as usize] = 10;
-        f.counts[Counter::Satisfied as usize] = 7;
-        f.counts[Counter::BasicallySatisfied as usize] = 2;
+        f.counts[Counter::CitizenRated as usize] = 10;
+        f.counts[Counter::CitizenSatisfied as usize] = 7;
+        f.counts[Counter::CitizenBasicallySatisfied as usize] = 2;
         assert_eq!(Kpi::Satisfaction.value(&f), Some(0.9));
         assert_eq!(Kpi::SatisfactionStrict.value(&f), Some(0.7));
         assert_eq!(Kpi::ResolutionRate.value(&f), None);

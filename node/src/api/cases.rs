@@ -62,6 +62,15 @@ struct FileRequest {
     people_involved: u32,
     amount_fen: Option<u64>,
     contact: Option<Contact>,
+    /// 发生地: the division where the matter arose (default: this center's).
+    arose_in: Option<zongzhi_protocol::DivisionCode>,
+    /// Give the citizen a receipt with a query code (default yes).
+    #[serde(default = "default_true")]
+    receipt: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_urgency() -> Urgency {
@@ -114,7 +123,18 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     for (field, value, max) in [("title", &req.title, MAX_TITLE_CHARS), ("content", &req.content, MAX_CONTENT_CHARS), ("place.address", &req.place.address, 200), ("category", &req.category, 32)] {
         check_length(field, value, max).map_err(|e| ApiError::bad_request(e.0))?;
     }
-    let filing = Filing {
+    let arose_in = req.arose_in.filter(|a| *a != s.node.division);
+    if let Some(a) = arose_in
+        && !s.node.division.contains(a)
+    {
+        return Err(ApiError::bad_request(format!("arose_in {a} is not within this center's area ({})", s.node.division)));
+    }
+    let skip_level = match arose_in {
+        Some(a) => is_skip_level(&s, a, &req.category, req.contact.as_ref())?,
+        None => false,
+    };
+    let query_code = req.receipt.then(crate::citizen::new_query_code);
+    let mut filing = Filing {
         number: String::new(),
         title: req.title,
         content: req.content,
@@ -133,10 +153,30 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
         people_involved: req.people_involved,
         amount_fen: req.amount_fen,
         contact: None,
+        intake: Default::default(),
     };
-    let ack = s.ledger.step(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username.clone() }).await?;
-    let view = case_view(&s, ack.case, &session).await?;
+    filing.intake.arose_in = arose_in;
+    filing.intake.skip_level = skip_level;
+    let op = Op::File { filing: Box::new(filing), contact: req.contact, query_code: query_code.clone(), operator: session.username.clone() };
+    let ack = s.ledger.step(op).await?;
+    let mut view = case_view(&s, ack.case, &session).await?;
+    if let Some(code) = &query_code {
+        let number = view["number"].as_str().unwrap_or_default().to_string();
+        view["receipt"] = crate::citizen::receipt_json(&s.shared.key, &number, ack.case, code, s.public.config.url.as_deref());
+    }
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// 越级: a filing here about a matter that arose in `arose_in` below, with
+/// no earlier case of the same complainant and category filed there (as
+/// far as this center holds its subtree's cases). Without a phone or ID
+/// number there is no way to tell: it counts as 越级.
+fn is_skip_level(s: &AppState, arose_in: zongzhi_protocol::DivisionCode, category: &str, contact: Option<&Contact>) -> Result<bool, ApiError> {
+    let key = zongzhi_protocol::case::fingerprint_key(s.shared.trust().root().as_bytes());
+    let fp = contact.and_then(|c| zongzhi_protocol::case::Fingerprint::of(&key, c));
+    let Some(person) = crate::index::person_key(fp, None) else { return Ok(true) };
+    let earlier = s.store.cases_of_person(&person, Some(category))?;
+    Ok(!earlier.iter().any(|(_, _, unit)| arose_in.contains(*unit)))
 }
 
 pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, body: Bytes) -> ApiResult {
@@ -150,9 +190,22 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
         Some(into) => Some(resolve_case(&s, into).await?),
         None => None,
     };
-    let action = req.into_action(merge_into).map_err(|e| ApiError::bad_request(e.0))?;
+    // A rating invitation: a one-time token for the citizen, its hash in
+    // the signed feedback; the token itself is shown this once.
+    let token = req.wants_rating_invite().then(crate::citizen::new_rating_token);
+    let invite = token.as_ref().map(|(t, _)| zongzhi_protocol::case::RatingInvite {
+        token_hash: zongzhi_protocol::case::rating_token_hash(t),
+        expires_ms: s.now_ms() + u64::from(s.policy().deadlines.rating_token_days) * 86_400_000,
+    });
+    let action = req.into_action(merge_into, invite).map_err(|e| ApiError::bad_request(e.0))?;
     let ack = s.ledger.step(Op::Act { case, action, operator: session.username.clone() }).await?;
-    Ok(Json(case_view(&s, ack.case, &session).await?))
+    let mut view = case_view(&s, ack.case, &session).await?;
+    if let (Some((_, text)), Some(invite)) = (token, invite) {
+        let number = view["number"].as_str().unwrap_or_default().to_string();
+        let link = s.public.config.url.as_deref().map(|u| format!("{}#n={number}&r={text}", u.trim_end_matches('#')));
+        view["rating_invitation"] = json!({"token": text, "link": link, "expires_at": super::time(invite.expires_ms)});
+    }
+    Ok(Json(view))
 }
 
 pub(super) async fn attach(

@@ -13,6 +13,7 @@ mod cases;
 mod certs;
 mod error;
 mod monitor;
+mod public;
 pub mod policy;
 mod stats;
 mod users;
@@ -63,12 +64,20 @@ pub struct AppState {
     pub node: NodeInfo,
     /// Login throttle, password-hash gate and login audit.
     pub login: Arc<crate::login::Login>,
+    /// The public progress page's settings and gate.
+    pub public: Arc<crate::citizen::PublicGate>,
 }
 
 impl AppState {
     pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
         let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone());
-        AppState { store: shared.store.clone(), shared, ledger, node, login }
+        let public = Arc::new(crate::citizen::PublicGate::new(crate::citizen::PublicConfig::default()));
+        AppState { store: shared.store.clone(), shared, ledger, node, login, public }
+    }
+
+    /// The same state with the public page configured.
+    pub fn with_public(self, cfg: &crate::citizen::PublicConfig) -> AppState {
+        AppState { public: Arc::new(crate::citizen::PublicGate::new(cfg.clone())), ..self }
     }
 
     /// The same state with the login limits of the node's config.
@@ -149,6 +158,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/certs/revoke", post(revoke_cert))
         .route("/api/admin/backup", post(admin::backup))
         .route("/api/admin/recovery", post(admin::recovery_override))
+        .route("/public/", get(public::page))
+        .route("/public", get(|| async { axum::response::Redirect::permanent("/public/") }))
+        .route("/public/public.js", get(public::script))
+        .route("/public/public.css", get(public::style))
+        .route("/api/public/cases/{number}", get(public::case_progress))
+        .route("/api/public/cases/{number}/rating", post(public::rate))
+        .route("/api/public/receipts/verify", get(public::verify_receipt))
+        .route("/api/public/trust", get(public::trust_bundle))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::map_response(json_errors))
