@@ -290,3 +290,98 @@ pub(super) async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Qu
         "next": page.next.map(|c| c.to_string()),
     })))
 }
+
+#[derive(Deserialize)]
+pub(super) struct SimilarQuery {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    id_number: String,
+    #[serde(default)]
+    category: String,
+}
+
+/// At intake: the cases this node holds of the same complainant (by the
+/// fingerprint of a phone or ID number, never the contact itself), the
+/// same category's and the open ones first: likely duplicates to 并单 and
+/// open cases to tell the complainant about. A fingerprint bucket is
+/// shared by about 80 phone numbers, so a case whose contact this node
+/// holds is marked `confirmed` when its phone or ID number is the same.
+pub(super) async fn similar(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<SimilarQuery>) -> ApiResult {
+    let session = authenticate(&s, &headers, Role::Operator).await?;
+    let probe = Contact { name: String::new(), phone: q.phone.chars().take(20).collect(), id_number: q.id_number.chars().take(18).collect(), address: String::new() };
+    let key = zongzhi_protocol::case::fingerprint_key(s.shared.trust().root().as_bytes());
+    let fp = zongzhi_protocol::case::Fingerprint::of(&key, &probe);
+    let Some(person) = crate::index::person_key(fp, None) else {
+        return Err(ApiError::bad_request("give a phone number or an ID number"));
+    };
+    let policy = s.policy();
+    let now = s.now_ms();
+    let window = u64::from(policy.repeat_window_days) * 86_400_000;
+    let mut out = Vec::new();
+    for (filed, id, _) in s.store.cases_of_person(&person, None)? {
+        let Some(c) = s.store.case_summary(&id)? else { continue };
+        let same_category = c.category == q.category;
+        let open = c.status.is_open();
+        if !(open || (same_category && now.saturating_sub(filed) <= window)) {
+            continue;
+        }
+        let held = c.contact.and_then(|h| s.store.blob(&h.0).ok().flatten()).and_then(|b| Contact::from_bytes(&b).ok());
+        let confirmed = held.map(|h| {
+            let same = |a: &str, b: &str| !a.is_empty() && a == b;
+            same(&zongzhi_protocol::case::normalize_phone(&h.phone), &zongzhi_protocol::case::normalize_phone(&probe.phone))
+                || same(&zongzhi_protocol::case::normalize_id(&h.id_number), &zongzhi_protocol::case::normalize_id(&probe.id_number))
+        });
+        let mut v = summary_json(&policy, &c, now);
+        v["same_category"] = json!(same_category);
+        v["open"] = json!(open);
+        v["confirmed"] = json!(confirmed);
+        v["likely_duplicate"] = json!(same_category && open);
+        out.push(v);
+    }
+    out.sort_by_key(|v| (!v["likely_duplicate"].as_bool().unwrap_or(false), !v["open"].as_bool().unwrap_or(false)));
+    out.truncate(50);
+    let _ = session;
+    Ok(Json(json!({"cases": out})))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RepeatsQuery {
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    scope: String,
+}
+
+/// Across the subtree: the same complainant (fingerprint) with cases of one
+/// category filed at several centers (`several_centers`), or filed higher
+/// up while a case of theirs is open below (越级重复, `over_open_case`),
+/// with at least one of the cases filed in the period. No contact is read:
+/// the fingerprints alone group them, so a county sees its villages'
+/// repeats without their contact blobs.
+pub(super) async fn repeats(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<RepeatsQuery>) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let scope: zongzhi_protocol::DivisionCode = if q.scope.is_empty() { s.node.division } else { q.scope.parse().map_err(|e| ApiError::bad_request(format!("scope: {e}")))? };
+    if !s.node.division.contains(scope) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "outside_subtree", format!("{scope} is not in this center's subtree")));
+    }
+    let period = if q.period.is_empty() {
+        let m = zongzhi_protocol::kpi::month_of(s.now_ms()).unwrap_or(197001);
+        zongzhi_protocol::kpi::period_of(m)
+    } else {
+        q.period.clone()
+    };
+    let months = zongzhi_protocol::kpi::period_months(&period).map_err(ApiError::bad_request)?;
+    let store = s.store.clone();
+    let policy = s.policy();
+    let now = s.now_ms();
+    let groups = tokio::task::spawn_blocking(move || crate::index::repeat_groups(&store, scope, &months))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let mut out = Vec::new();
+    for (kind, cases) in groups.into_iter().take(500) {
+        let list: Vec<Value> = cases.iter().map(|c| summary_json(&policy, c, now)).collect();
+        out.push(json!({"kind": kind, "category": list.first().map(|c| c["category"].clone()), "cases": list}));
+    }
+    Ok(Json(json!({"scope": scope.to_string(), "period": period, "groups": out})))
+}

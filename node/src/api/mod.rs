@@ -140,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login-audit", get(login_audit))
         .route("/api/cases", get(list_cases).post(file_case))
         .route("/api/cases/export", get(crate::export::cases))
+        .route("/api/cases/similar", get(cases::similar))
+        .route("/api/repeats", get(cases::repeats))
         .route("/api/cases/{case}", get(case_detail))
         .route("/api/cases/{case}/actions", post(case_action))
         .route(

@@ -182,7 +182,7 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
             "appeal_reason": r.appeal_reason,
             "counts": r.counts(),
         })).collect::<Vec<_>>(),
-        "rating_invitation": state.invite.map(|i| json!({"expires_at": time(i.expires_ms)})),
+        "rating_invite": state.invite.map(|i| json!({"expires_at": time(i.expires_ms)})),
         "arose_in": f.intake.arose_in.unwrap_or(state.filed_by).to_string(),
         "arose_in_name": unit_name(&f.intake.arose_in.unwrap_or(state.filed_by)),
         "skip_level": f.intake.skip_level,

@@ -503,6 +503,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Every entry of the repeat index in key order: (key, filing unit);
+    /// `f` returns false to stop.
+    pub fn scan_repeats(&self, mut f: impl FnMut(&[u8], DivisionCode) -> bool) -> Result<()> {
+        self.scan_prefix(CF_REPEATS, &[], |k, v| {
+            match v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).and_then(|b| DivisionCode::new(u64::from_be_bytes(b)).ok()) {
+                Some(unit) => f(k, unit),
+                None => true,
+            }
+        })
+    }
+
     /// (filed, case, filing unit) of the cases of a complainant
     /// ([`crate::index::person_key`]), in one category or all, oldest first
     /// per category.
