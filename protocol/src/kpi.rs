@@ -76,8 +76,8 @@ counters! {
     CitizenSatisfied = "citizen_satisfied", "群众评价满意";
     CitizenBasicallySatisfied = "citizen_basically_satisfied", "群众评价基本满意";
     CitizenUnsatisfied = "citizen_unsatisfied", "群众评价不满意";
-    ResultRated = "result_rated", "结果评价";
-    ResultSatisfied = "result_satisfied", "结果满意(含基本满意)";
+    ResultRated = "result_rated", "群众结果评价";
+    ResultSatisfied = "result_satisfied", "群众结果满意(含基本满意)";
     Appealed = "appealed", "差评申诉";
     AppealUpheld = "appeal_upheld", "申诉成立";
     SkipLevelFiled = "skip_level_filed", "越级受理";
@@ -188,7 +188,7 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
         };
         add(at, by, all, 1);
         add(at, by, own, citizen as i64);
-        if let Some(result) = r.result_rating {
+        if let Some(result) = r.result_rating.filter(|_| citizen) {
             add(at, by, Counter::ResultRated, 1);
             add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
         }
@@ -287,7 +287,7 @@ kpis! {
     SatisfactionStrict = "satisfaction_strict", "满意率(仅满意)",
         "群众评价满意 / 群众评价; citizen-given 满意 alone over citizen-given ratings";
     ResultSatisfaction = "result_satisfaction", "结果满意率",
-        "结果满意(含基本满意) / 结果评价; satisfaction with the result, as rated separately (target ≥ 85 %)";
+        "结果满意(含基本满意) / 结果评价; the citizen's satisfaction with the result, rated separately on the public page";
     StaffSatisfaction = "staff_satisfaction", "满意率(工作人员录入)",
         "(满意 + 基本满意 − 群众评价满意 − 群众评价基本满意) / (评价 − 群众评价); staff-entered ratings, shown apart and never counted towards the target";
     CitizenRatedShare = "citizen_rated_share", "群众评价占比",
@@ -502,5 +502,57 @@ mod tests {
         f.open_overdue = 1;
         assert_eq!(Kpi::ResolutionRate.value(&f), Some(0.95));
         assert_eq!(Kpi::ResolutionRate.target(Level::County).unwrap().value, 0.93);
+    }
+}
+
+/// `docs/kpis.md`: the definitions above as a published report states
+/// them, generated from this module (a test keeps the file current).
+pub fn markdown() -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let pct = |t: Option<Target>| t.map(|t| format!("{} {}%", if t.at_least { "≥" } else { "≤" }, (t.value * 100.0).round())).unwrap_or_else(|| "—".into());
+    let _ = writeln!(out, "# KPI definitions\n");
+    let _ = writeln!(out, "Generated from `protocol/src/kpi.rs` (`kpi::markdown`); `cargo test -p zongzhi-protocol` fails when this file is stale, and `ZONGZHI_UPDATE_DOCS=1 cargo test -p zongzhi-protocol kpi_doc` rewrites it.\n");
+    let _ = writeln!(out, "Every report and statistics table names the definitions it follows: `{DEFINITIONS}`.\n");
+    let _ = writeln!(out, "## KPIs\n");
+    let _ = writeln!(out, "| code | 名称 | definition | target (city / county / township / village) |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for k in Kpi::ALL {
+        let targets: Vec<String> = [Level::City, Level::County, Level::Township, Level::Village].iter().map(|l| pct(k.target(*l))).collect();
+        let target = if targets.iter().all(|t| *t == targets[0]) { targets[0].clone() } else { targets.join(" / ") };
+        let _ = writeln!(out, "| `{}` | {} | {} | {} |", k.as_str(), k.zh(), k.definition(), target);
+    }
+    let _ = writeln!(out, "\n## Counters\n");
+    let _ = writeln!(out, "Each case contributes counter increments keyed by month (China time), unit, category and channel, a pure function of its folded events (`kpi::facts`).\n");
+    let _ = writeln!(out, "| code | 名称 |");
+    let _ = writeln!(out, "|---|---|");
+    for c in Counter::ALL {
+        let _ = writeln!(out, "| `{}` | {} |", c.as_str(), c.zh());
+    }
+    let _ = writeln!(out, "\n## Rules the counters follow\n");
+    for rule in [
+        "Every rating counts in the month it was given, against the unit that resolved the case: a 不满意, then 重办 and a 满意, are two ratings, each in its month; 重办 never takes a rating back.",
+        "A rating given by the citizen on a public page with the one-time token from the feedback is citizen-given (`citizen_rated`); one entered by staff is staff-entered (`rated` − `citizen_rated`). The satisfaction targets apply to citizen-given ratings; staff-entered ones are shown apart. While a citizen's invitation is open, staff cannot enter a rating.",
+        "An upheld 差评申诉 takes the rating out of every satisfaction figure (`appeal_upheld`, in the rating's month); the rating stays in the case's timeline.",
+        "越级: a case filed above the center where the matter arose (发生地), with no earlier case of the same complainant and leaf category at that center, as the filing center holds its subtree at intake. Counted for the filing unit (`skip_level_filed`) and against the unit where the matter arose (`skip_level`), in the month of filing. The statistics table shows it beside a baseline period (default: the same months a year earlier) and the plan's target of −50 %.",
+        "Repeat: the same complainant — the same 24-bit fingerprint bucket of the normalised phone number (else of the ID number) — filing in the same leaf category within the policy's window.",
+        "A month's report is signed once the month has closed; a later report for the same month supersedes the earlier with a reason, and both stay visible.",
+    ] {
+        let _ = writeln!(out, "- {rule}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod doc_tests {
+    #[test]
+    fn kpi_doc_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/kpis.md");
+        let want = super::markdown();
+        if std::env::var_os("ZONGZHI_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).expect("write docs/kpis.md");
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(have == want, "docs/kpis.md is stale: run ZONGZHI_UPDATE_DOCS=1 cargo test -p zongzhi-protocol kpi_doc");
     }
 }

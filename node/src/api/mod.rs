@@ -279,6 +279,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/certs/revoke"),
     ("post", "/api/admin/backup"),
     ("post", "/api/admin/recovery"),
+    ("get", "/api/cases/similar"),
+    ("get", "/api/repeats"),
+    ("get", "/api/public/cases/{number}"),
+    ("post", "/api/public/cases/{number}/rating"),
+    ("get", "/api/public/receipts/verify"),
+    ("get", "/api/public/trust"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
