@@ -351,3 +351,68 @@ fn wrong_query_codes_lock_the_number() {
     v.stop();
     plain.stop();
 }
+
+/// The console: a filing prints a receipt with the query code and a QR
+/// code; a second filing by the same phone shows the first as a likely
+/// duplicate; the operator merges it (并单) from the case page; feedback
+/// shows the citizen's rating token once.
+#[test]
+fn the_console_prints_receipts_finds_duplicates_and_merges() {
+    let mut v = TestNode::init_with(VILLAGE1, "示例社区1工作站", "[public]\nurl = \"http://zz.example/public/\"\n");
+    v.start();
+    let mut b = Browser::launch();
+    b.login(&v.url(), "operator", OPERATOR_PASSWORD);
+    let file = |b: &mut Browser, title: &str| {
+        b.goto(&format!("{}/#/file", v.url()));
+        b.wait("the filing form", 15, "document.querySelector('#file-form')");
+        b.fill("#file-form input[name=title]", title);
+        b.fill("#file-form textarea[name=content]", "邻居装修噪音，晚上十点后仍在施工");
+        b.fill("#file-form input[name=contact_name]", "王五");
+        b.fill("#file-form input[name=contact_phone]", "13912345678");
+    };
+    file(&mut b, "装修噪音");
+    b.click("#file-form button[type=submit]");
+    b.wait("the receipt", 15, "document.querySelector('#receipt-code')");
+    let number = b.text("#receipt-number");
+    let code = b.text("#receipt-code");
+    assert_eq!(code.len(), 11, "{code}");
+    assert!(b.text("#receipt-token").starts_with(&format!("{number}.")));
+    assert!(b.eval("!!document.querySelector('#receipt-qr svg')").as_bool().unwrap(), "the QR code is drawn");
+    b.screenshot("receipt");
+    assert_eq!(b.eval("document.body.dataset.page"), "case", "the receipt tops the new case's page");
+    // The code was shown once: the case page read again does not have it.
+    b.click("#receipt-done");
+    b.eval("location.reload()");
+    b.wait("the case page", 15, "document.body.dataset.page === 'case' && document.querySelector('#timeline')");
+    assert!(!b.text("main").contains(&code));
+
+    // The same phone again: the first case shows as a likely duplicate.
+    file(&mut b, "装修噪音（再次反映）");
+    b.wait("the similar cases", 15, &format!("document.querySelector('#similar li[data-number=\"{number}\"]')"));
+    assert!(b.text("#similar").contains("可能重复"), "{}", b.text("#similar"));
+    b.click("#file-form button[type=submit]");
+    b.wait("the second receipt", 15, &format!("document.querySelector('#receipt-code') && document.querySelector('#receipt-number').innerText !== '{number}'"));
+    b.wait("the second case", 15, "document.body.dataset.page === 'case' && document.querySelector('button[data-action=merge]')");
+    b.click("button[data-action=merge]");
+    b.wait("the merge form", 10, "document.querySelector('#action-form input[name=into]')");
+    b.fill("#action-form input[name=into]", &number);
+    b.click("#action-form button[type=submit]");
+    b.wait("the merge", 15, "document.querySelector('h1[data-status=merged]')");
+
+    // Feedback on the first case shows the rating token once.
+    let op = v.login("operator", OPERATOR_PASSWORD);
+    let (_, found) = op.get(&format!("/api/search?q={number}"));
+    let id = found["cases"][0]["id"].as_str().unwrap().to_string();
+    op.act(&id, json!({"action": "sign_for"}));
+    op.act(&id, json!({"action": "resolve", "public_reply": "已协调"}));
+    b.goto(&format!("{}/#/case/{id}", v.url()));
+    b.wait("the feedback button", 15, "document.querySelector('button[data-action=feedback]')");
+    b.click("button[data-action=feedback]");
+    b.wait("the feedback form", 10, "document.querySelector('#action-form textarea[name=note]')");
+    b.fill("#action-form textarea[name=note]", "已电话告知");
+    b.click("#action-form button[type=submit]");
+    b.wait("the rating token", 15, "document.querySelector('#rating-token .code')");
+    let token = b.text("#rating-token .code");
+    assert_eq!(token.len(), 26, "{token}");
+    v.stop();
+}

@@ -47,6 +47,14 @@ const DICT = {
     kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
     repeat_window: "重复诉求判定期", report_grace: "月报签署宽限", pending: "待定", version_col: "版本", bad_format: "格式不正确", label_name: "名称",
     tab_feedback: "待反馈", tab_sign_for: "待签收", tab_mine: "我的时限", by_village: "按村社",
+    close: "关闭", arose_in: "发生地", arose_here: "本中心辖区", skip_level: "越级", receipt: "受理回执", query_code: "查询码", receipt_token: "核验码",
+    receipt_note: "查询码只显示这一次，请交给群众并提醒妥善保管；凭编号和查询码可在公众查询页查看办理进度。", print: "打印回执", to_case: "查看案件",
+    similar: "同一当事人的案件", similar_note: "按电话或身份证号的指纹比对（不传输个人信息）；同类且在办的可能为重复诉求，可在案件页并单。",
+    likely_duplicate: "可能重复", confirmed: "已核实同一人", into: "并入案件编号", result_rating: "结果评价", invite_rating: "邀请群众在公众页评价（发送一次性评价码）",
+    rating_token: "评价码", rating_token_note: "评价码只显示这一次：请通过短信告知群众，群众凭编号和评价码在公众查询页评价。",
+    ratings: "评价记录", by_citizen: "群众评价", by_staff: "工作人员录入", appeal_pending: "申诉中", appeal_upheld: "申诉成立（不计入满意率）", appeal_dismissed: "申诉驳回",
+    skip_col: "越级", skip_baseline: "基期", repeats: "重复诉求与越级重复", several_centers: "多处重复", over_open_case: "越级重复（下级在办时向上反映）",
+    report_month: "报告月份", supersede_reason: "重签原因（已签署时必填）", sign_closed: "签署已结束月份的报告", superseded: "已被替代",
     tab_overruled: "被覆盖", overruled_note: "本中心的操作被另一中心同时进行的操作覆盖（离线期间难免），不论案件现由谁承办、处于何种状态；打开案件可见覆盖它的操作。",
     clock_note: "本中心负责的进行中时限，不论案件现由哪个单位承办；按到期先后排列。",
     rows_shown_of: "已显示排名前 {n} 个，共 {total} 个（下载 CSV 含全部）",
@@ -106,6 +114,14 @@ const DICT = {
     kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
     repeat_window: "Repeat-request window", report_grace: "Monthly report grace", pending: "pending", version_col: "Version", bad_format: "Wrong format", label_name: "Name",
     tab_feedback: "Feedback due", tab_sign_for: "To sign for", tab_mine: "My deadlines", by_village: "By village",
+    close: "Close", arose_in: "Where it arose", arose_here: "This center's own area", skip_level: "Skip-level", receipt: "Receipt", query_code: "Query code", receipt_token: "Receipt token",
+    receipt_note: "The query code is shown this once: give it to the citizen, who follows the case on the public page with the number and the code.", print: "Print receipt", to_case: "Open the case",
+    similar: "The same complainant's cases", similar_note: "Matched by the fingerprint of the phone or ID number (no personal data travels); open cases of the same category may be duplicates to merge.",
+    likely_duplicate: "Likely duplicate", confirmed: "Same person (checked)", into: "Merge into case number", result_rating: "Result rating", invite_rating: "Invite the citizen to rate on the public page (one-time token)",
+    rating_token: "Rating token", rating_token_note: "Shown this once: send it to the citizen, who rates on the public page with the number and this token.",
+    ratings: "Ratings", by_citizen: "Citizen", by_staff: "Staff-entered", appeal_pending: "Appeal pending", appeal_upheld: "Appeal upheld (not counted)", appeal_dismissed: "Appeal dismissed",
+    skip_col: "Skip-level", skip_baseline: "Baseline", repeats: "Repeats and skip-level repeats", several_centers: "At several centers", over_open_case: "Filed above while open below",
+    report_month: "Month", supersede_reason: "Reason to supersede (when already signed)", sign_closed: "Sign a closed month's report", superseded: "Superseded",
     tab_overruled: "Overruled", overruled_note: "Cases in which a step of this center was overruled by a concurrent step elsewhere (unavoidable while offline), whoever owns them and whatever their status; open a case to see the step that won.",
     clock_note: "Running deadlines this center is responsible for, whoever owns the case now; earliest due first.",
     rows_shown_of: "Top {n} of {total} shown (the CSV has all)",
@@ -129,6 +145,10 @@ const t = (k) => (DICT[lang] && DICT[lang][k]) || DICT.zh[k] || k;
 
 // The API's errors, in the operator's language: by rule first, then by code.
 const RULES_ZH = {
+  "citizen-invited": "已邀请群众自行评价，评价码有效期内工作人员不能代为录入",
+  "appeal-pending": "差评申诉尚未裁定",
+  "no-appeal-pending": "没有待裁定的申诉",
+  "appeal-by-rated-unit": "只有被评价的办结单位可以申诉",
   "only-owner": "只有案件的承办单位可以执行此操作",
   "only-filing-center": "办结后的反馈、评价、重办和归档由受理中心办理",
   "supervising-level-decides": "延期申请由承办单位的直接上级（或本中心对其窗口）审批",
@@ -556,7 +576,26 @@ function filePage() {
     cphone: h("input", { name: "contact_phone", pattern: "[0-9+\\- ]{5,20}", inputmode: "tel" }),
     cid: h("input", { name: "contact_id" }),
     caddr: h("input", { name: "contact_address" }),
+    arose: select("arose_in", [[me.unit, t("arose_here")]]),
   };
+  // 发生地: this center or any center below it.
+  knownUnits().then((us) => {
+    const below = us.filter((u) => !u.revoked && u.division !== me.unit && subtreePrefix(me.unit) && u.division.startsWith(subtreePrefix(me.unit)));
+    below.forEach((u) => f.arose.append(h("option", { value: u.division }, u.division + " " + u.name)));
+  }).catch(() => {});
+  // The same complainant's cases, by fingerprint, as the operator types.
+  const similarBox = h("div", { class: "wide", id: "similar" });
+  const lookSimilar = async () => {
+    const phone = f.cphone.value.trim(), id = f.cid.value.trim();
+    if (!phone && !id) { similarBox.replaceChildren(); return; }
+    try {
+      const r = await api.get(`/api/cases/similar?phone=${encodeURIComponent(phone)}&id_number=${encodeURIComponent(id)}&category=${encodeURIComponent(small.value)}`);
+      similarBox.replaceChildren(r.cases.length ? h("div", { class: "card" }, h("h2", {}, t("similar")), h("p", { class: "muted" }, t("similar_note")),
+        h("ul", {}, r.cases.map((c) => h("li", { "data-number": c.number }, h("a", { href: "#/case/" + c.id }, c.number), " · ", c.title, " · ", c.status.name,
+          c.likely_duplicate ? h("span", { class: "badge urgent" }, t("likely_duplicate")) : "", c.confirmed ? h("span", { class: "badge ok" }, t("confirmed")) : "")))) : "");
+    } catch (e) { similarBox.replaceChildren(); }
+  };
+  f.cphone.addEventListener("change", lookSimilar); f.cid.addEventListener("change", lookSimilar); small.addEventListener("change", lookSimilar);
   const err = h("div");
   const submit = h("button", { class: "primary", type: "submit" }, t("submit"));
   const form = h("form", { class: "grid card", id: "file-form", novalidate: true, onsubmit: async (ev) => {
@@ -571,10 +610,13 @@ function filePage() {
     if (f.cname.value || f.cphone.value || f.cid.value || f.caddr.value) {
       body.contact = { name: f.cname.value.trim(), phone: f.cphone.value.trim(), id_number: f.cid.value.trim(), address: f.caddr.value.trim() };
     }
+    if (f.arose.value && f.arose.value !== me.unit) body.arose_in = f.arose.value;
     submit.disabled = true;
     try {
       const c = await api.post("/api/cases", body);
       toast(t("filed") + " " + c.number);
+      // The case page opens with the receipt on top (shown this once).
+      pendingReceipt = c.receipt ? c : null;
       location.hash = "#/case/" + c.id;
     } catch (e) { err.replaceChildren(errorBox(e)); } finally { submit.disabled = false; }
   } },
@@ -582,11 +624,36 @@ function filePage() {
     field(t("channel"), f.channel), field(t("request_type"), f.request_type),
     field(t("big"), big), field(t("small"), small),
     field(t("urgency"), f.urgency), field(t("complexity"), f.complexity),
-    field(t("place"), f.address), field(t("people"), f.people), field(t("received_at"), f.received),
+    field(t("place"), f.address), field(t("arose_in"), f.arose), field(t("people"), f.people), field(t("received_at"), f.received),
     h("h2", { class: "wide" }, t("complainant")),
-    field(t("name"), f.cname), field(t("phone"), f.cphone), field(t("id_number"), f.cid), field(t("address"), f.caddr),
+    field(t("name"), f.cname), field(t("phone"), f.cphone), field(t("id_number"), f.cid), field(t("address"), f.caddr), similarBox,
     h("div", { class: "wide" }, err, h("div", { class: "actions" }, submit)));
   showPage("file", h("h1", {}, t("file")), form);
+}
+
+// The printable receipt, on the new case's page right after filing: the
+// query code is shown this once.
+let pendingReceipt = null;
+function receiptCard(c) {
+  const r = c.receipt;
+  const qr = h("div", { class: "qr", id: "receipt-qr" });
+  // The SVG comes from this node (the qrcode crate), not from user input.
+  qr.innerHTML = r.qr_svg;
+  document.body.classList.add("has-receipt");
+  const card = h("div", { class: "card receipt", id: "receipt" },
+    h("h1", {}, [(health && health.name) || unitFull(me.unit), t("receipt")].filter(Boolean).join(" · ")),
+    h("dl", { class: "kv" },
+      h("dt", {}, t("number")), h("dd", { id: "receipt-number" }, r.number),
+      h("dt", {}, t("title")), h("dd", {}, c.title),
+      h("dt", {}, t("received_at").replace("（可选）", "")), h("dd", {}, fmtTime(c.received_at)),
+      h("dt", {}, t("query_code")), h("dd", { id: "receipt-code", class: "code" }, r.query_code),
+      h("dt", {}, t("receipt_token")), h("dd", { id: "receipt-token", class: "token" }, r.token),
+      c.skip_level ? h("dt", {}, t("skip_level")) : null, c.skip_level ? h("dd", {}, c.arose_in_name || c.arose_in) : null),
+    qr, r.link ? h("p", { class: "muted" }, r.link) : null,
+    h("p", { class: "muted" }, t("receipt_note")),
+    h("div", { class: "actions no-print" }, h("button", { class: "primary", type: "button", id: "receipt-print", onclick: () => window.print() }, t("print")),
+      h("button", { class: "secondary", type: "button", id: "receipt-done", onclick: () => { card.remove(); document.body.classList.remove("has-receipt"); } }, t("close"))));
+  return card;
 }
 
 // Fields each action's form asks for.
@@ -602,14 +669,17 @@ const ACTION_FIELDS = {
   approve_extension: [["note", "text", "note"]], refuse_extension: [["note", "text", "note"]],
   supervise: [["grade", "grade"], ["note", "text!"]],
   resolve: [["public_reply", "text!"], ["internal_note", "text"]],
-  feedback: [["method", "method"], ["note", "text!"]],
-  rate: [["rating", "rating"], ["comment", "text"]],
+  feedback: [["method", "method"], ["note", "text!"], ["invite_rating", "bool_on"]],
+  rate: [["rating", "rating"], ["result_rating", "rating"], ["comment", "text"]],
   reopen: [["reason", "text!"]],
+  appeal: [["reason", "text!"]], uphold_appeal: [["note", "text", "note"]], dismiss_appeal: [["note", "text", "note"]],
+  merge: [["into", "line!"]],
 };
 const ACTION_ZH = {
   sign_for: "签收", route: "分流", dispatch: "下派", escalate: "上报", return: "退回", reroute: "改派", add_helpers: "协办",
   progress: "进展", request_extension: "申请延期", approve_extension: "同意延期", refuse_extension: "不同意延期", supervise: "督办",
   resolve: "办结", feedback: "反馈", rate: "评价", reopen: "重办", archive: "归档",
+  appeal: "差评申诉", uphold_appeal: "申诉成立", dismiss_appeal: "申诉驳回", merge: "并单",
 };
 let units = null;
 async function knownUnits(fresh) {
@@ -630,10 +700,12 @@ async function actionForm(caseId, code, onDone) {
     else if (kind === "rating") input = select(name, [["satisfied", "满意"], ["basic", "基本满意"], ["unsatisfied", "不满意"]]);
     else if (kind === "method") input = select(name, [["phone", "电话"], ["visit", "上门"], ["sms", "短信"]]);
     else if (kind === "days") input = h("input", { name, type: "number", min: 1, max: policy.deadlines.max_extension_working_days, value: 3, required: true });
-    else if (kind === "bool") input = h("input", { name, type: "checkbox" });
+    else if (kind === "bool" || kind === "bool_on") input = h("input", { name, type: "checkbox" });
+    else if (kind === "line!") input = h("input", { name, required: true, maxlength: 64 });
     else input = h("textarea", { name, required: kind === "text!" });
+    if (kind === "bool_on") input.checked = true;
     inputs[name] = [input, kind];
-    parts.push(kind === "bool" ? h("label", { class: "check" }, input, t(name)) : field(t(labelKey || name), input, kind.startsWith("text")));
+    parts.push(kind === "bool" || kind === "bool_on" ? h("label", { class: "check" }, input, t(name)) : field(t(labelKey || name), input, kind.startsWith("text")));
   }
   const err = h("div");
   const submit = h("button", { class: "primary", type: "submit", "data-submit": code }, t("confirm") + " · " + (lang === "zh" ? ACTION_ZH[code] : code));
@@ -642,13 +714,22 @@ async function actionForm(caseId, code, onDone) {
     if (!form.checkValidity()) { form.querySelectorAll("input,select,textarea").forEach((i) => i.checkValidity()); return; }
     const body = { action: code };
     for (const [name, [input, kind]] of Object.entries(inputs)) {
-      if (kind === "bool") body[name] = input.checked;
+      if (kind === "bool" || kind === "bool_on") body[name] = input.checked;
       else if (kind === "days") body[name] = Number(input.value);
       else if (kind === "windows") body[name] = [input.value];
       else body[name] = input.value.trim();
     }
     submit.disabled = true;
-    try { await api.post(`/api/cases/${caseId}/actions`, body); toast(t("ok")); onDone(); }
+    try {
+      const r = await api.post(`/api/cases/${caseId}/actions`, body);
+      toast(t("ok"));
+      if (r.rating_invitation) {
+        // The token is shown this once: keep it on screen until dismissed.
+        form.replaceChildren(h("div", { class: "wide", id: "rating-token" }, h("h2", {}, t("rating_token")), h("p", { class: "code" }, r.rating_invitation.token),
+          r.rating_invitation.link ? h("p", { class: "muted" }, r.rating_invitation.link) : null, h("p", { class: "muted" }, t("rating_token_note")),
+          h("button", { class: "primary", type: "button", onclick: onDone }, t("ok"))));
+      } else onDone();
+    }
     catch (e) { err.replaceChildren(errorBox(e)); }
     finally { submit.disabled = false; }
   } }, parts, h("div", { class: "wide" }, err, h("div", { class: "actions" }, submit, h("button", { class: "secondary", type: "button", onclick: onDone }, t("cancel")))));
@@ -658,6 +739,9 @@ function isChild(code, parent) { return parentOf(code) === parent; }
 
 async function casePage(id) {
   const c = await api.get("/api/cases/" + id);
+  const receipt = pendingReceipt && pendingReceipt.id === c.id ? receiptCard(pendingReceipt) : null;
+  pendingReceipt = null;
+  if (!receipt) document.body.classList.remove("has-receipt");
   const formSlot = h("div");
   const allowed = c.allowed_actions || [];
   const actionButtons = allowed.map((code) => h("button", { class: "secondary", type: "button", "data-action": code, onclick: async () => {
@@ -682,16 +766,22 @@ async function casePage(id) {
       t("signature") + " ", h("span", { class: e.signature_valid ? "badge ok" : "badge no" }, e.signature_valid ? "✓ " + t("verified") : "✗ " + t("failed"))))));
   showPage("case",
     h("h1", { "data-status": c.status.code }, `${c.number} · ${c.title}`),
+    receipt,
     h("div", { class: "row" },
       h("div", { class: "card" }, h("dl", { class: "kv" },
         h("dt", {}, t("status")), h("dd", { id: "case-status" }, c.status.name, c.overdue ? h("span", { class: "badge urgent" }, " 超期") : ""),
         h("dt", {}, t("owner")), h("dd", { id: "case-owner" }, c.owner + (unitFull(c.owner, c.owner_name) ? " " + unitFull(c.owner, c.owner_name) : "") + (c.window_name ? " · " + c.window_name : "")),
         h("dt", {}, t("category")), h("dd", {}, (c.category.parent_name ? c.category.parent_name + " / " : "") + (c.category.name || c.category.code)),
         h("dt", {}, t("channel")), h("dd", {}, c.channel.name), h("dt", {}, t("urgency")), h("dd", {}, c.urgency.name),
-        h("dt", {}, t("place")), h("dd", {}, c.place.address || "—"), h("dt", {}, t("supervision")), h("dd", {}, c.supervision ? c.supervision.name : "—"),
+        h("dt", {}, t("place")), h("dd", {}, c.place.address || "—"),
+        h("dt", {}, t("arose_in")), h("dd", { id: "case-arose" }, unitFull(c.arose_in, c.arose_in_name) || c.arose_in, c.skip_level ? h("span", { class: "badge urgent" }, t("skip_level")) : ""),
+        h("dt", {}, t("supervision")), h("dd", {}, c.supervision ? c.supervision.name : "—"),
         h("dt", {}, t("content")), h("dd", {}, c.content))),
       h("div", { class: "card" }, h("h2", {}, t("complainant")), contact, h("p", { class: "muted" }, t("masked_note")))),
     h("div", { class: "card" }, h("h2", {}, t("actions")), allowed.length ? h("div", { class: "actions", id: "case-actions" }, actionButtons) : h("p", { class: "muted" }, me.role === "viewer" ? t("allowed_none") : t("no_actions")), formSlot),
+    (c.ratings || []).length ? h("div", { class: "card", id: "ratings" }, h("h2", {}, t("ratings")), h("ul", {}, c.ratings.map((r) => h("li", { "data-by": r.by, "data-appeal": r.appeal || "" },
+      fmtTime(r.at), " · ", r.by === "citizen" ? t("by_citizen") : t("by_staff"), "：", r.rating.name, r.result_rating ? `（${t("result_rating")}：${r.result_rating.name}）` : "",
+      r.appeal ? h("span", { class: r.appeal === "upheld" ? "badge ok" : "badge" }, t("appeal_" + r.appeal)) : "")))) : null,
     attachmentsCard(c, () => casePage(id)),
     h("div", { class: "card" }, h("h2", {}, t("deadlines")), h("div", { class: "table-wrap" }, deadlines)),
     h("div", { class: "card" }, h("h2", {}, t("timeline")), timeline));
@@ -839,11 +929,17 @@ async function statsPage() {
   // Clocks whose due time waits for a working-day calendar (when the node counts them).
   const hasWaiting = [data.total, ...data.rows].some((r) => r.counts && r.counts.waiting_for_calendar !== undefined);
   const waitingCell = (r, attrs) => (hasWaiting ? h("td", attrs || {}, (r.counts && r.counts.waiting_for_calendar) || 0) : null);
-  const statsRow = (r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))));
-  const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
+  // 越级 beside its baseline period (the plan: down at least 50 %).
+  const skipCell = (r) => {
+    const x = r.skip_level; if (!x) return h("td", {}, "—");
+    const change = x.change === null ? "" : ` (${x.change > 0 ? "+" : ""}${(x.change * 100).toFixed(0)}%${x.meets === true ? " ✓" : x.meets === false ? " ✗" : ""})`;
+    return h("td", { "data-test": "skip-level", title: `${t("skip_baseline")} ${data.baseline_period}: ${x.baseline}` }, `${x.count} / ${x.baseline}${change}`);
+  };
+  const statsRow = (r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), skipCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))));
+  const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), skipCell(data.total), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
   const tbody = h("tbody", {}, data.rows.map(statsRow), totalRow);
   const table = h("table", { id: "stats-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, defs.map((d) => h("th", { title: d.definition }, d.name)))),
+    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, h("th", { title: `${t("skip_baseline")}: ${data.baseline_period}` }, `${t("skip_col")} / ${t("skip_baseline")} ${data.baseline_period}`), defs.map((d) => h("th", { title: d.definition }, d.name)))),
     tbody);
   // More rows than one page: 加载更多 asks for the next ranked page.
   let rowsShown = data.rows.length;
@@ -890,6 +986,11 @@ async function statsPage() {
     const a = h("a", { href: URL.createObjectURL(blob), download: `zongzhi-${statsState.period}.${format}` }); a.click();
   } }, t(label));
   const csv = [download("csv", "download_csv"), download("xlsx", "download_xlsx")];
+  // The same complainant across the subtree (fingerprints only).
+  const rep = await api.get(`/api/repeats?period=${encodeURIComponent(statsState.period)}`).catch(() => ({ groups: [] }));
+  const repeatsCard = h("div", { class: "card", id: "repeats" }, h("h2", {}, t("repeats")), rep.groups.length ? h("ul", {}, rep.groups.slice(0, 50).map((g) => h("li", { "data-kind": g.kind },
+    h("span", { class: g.kind === "over_open_case" ? "badge urgent" : "badge" }, t(g.kind)), " ", (g.category && g.category.name) || "", "：",
+    g.cases.map((c, i) => [i ? "、" : "", h("a", { href: "#/case/" + c.id }, c.number), `（${unitShort(c.filed_by)}，${c.status.name}）`])))) : h("p", { class: "muted" }, t("none")));
   showPage("stats", h("h1", {}, t("stats") + " · " + (data.scope_name || data.scope)),
     h("div", { class: "actions" }, h("label", {}, t("period"), periodSel), h("label", {}, t("by"), bySel), csv),
     h("div", { class: "row" },
@@ -900,6 +1001,7 @@ async function statsPage() {
       h("div", { class: "card", id: "chart-category" }, h("h2", {}, t("by_category")), catItems.length ? barChart(catItems, {}) : h("p", { class: "muted" }, t("none")))),
     h("div", { class: "table-wrap" }, table),
     h("div", { class: "actions" }, rowsCount, moreRows),
+    repeatsCard,
     h("div", { class: "card" }, defs.map((d) => h("p", { class: "muted" }, h("strong", {}, d.name), "：", d.definition))));
 }
 
@@ -907,13 +1009,21 @@ async function reportsPage() {
   const period = statsState.period || monthString(new Date());
   const data = await api.get("/api/reports?period=" + encodeURIComponent(period));
   const err = h("div");
-  const sign = me.role === "admin" ? h("button", { class: "secondary", type: "button", onclick: async () => {
-    try { await api.post("/api/reports", { period: monthString(new Date()) }); toast(t("signed")); reportsPage(); } catch (e) { err.replaceChildren(errorBox(e)); }
-  } }, t("sign_report")) : null;
+  // A month is signed once it has closed; signing it again needs a reason.
+  const prev = new Date(); prev.setDate(1); prev.setMonth(prev.getMonth() - 1);
+  const monthIn = h("input", { name: "period", value: monthString(prev), pattern: "\\d{4}-\\d{2}", size: 8 });
+  const reasonIn = h("input", { name: "supersede_reason", size: 30 });
+  const sign = me.role === "admin" ? h("form", { class: "actions", id: "sign-report", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = { period: monthIn.value.trim() };
+    if (reasonIn.value.trim()) body.supersede_reason = reasonIn.value.trim();
+    try { await api.post("/api/reports", body); toast(t("signed")); reportsPage(); } catch (e) { err.replaceChildren(errorBox(e)); }
+  } }, h("label", {}, t("report_month"), monthIn), h("label", {}, t("supersede_reason"), reasonIn), h("button", { class: "secondary", type: "submit" }, t("sign_closed"))) : null;
   const rows = [];
   for (const r of data.reports) {
-    if (r.ok) rows.push(h("tr", { "data-unit": r.unit }, h("td", {}, r.unit + " ", unitLabel(r.unit, r.name)), h("td", {}, r.month), h("td", {}, r.signed_at), h("td", {}, h("span", { class: "badge ok" }, t("consistent"))), h("td", {}), h("td", {}), h("td", {})));
-    for (const d of r.discrepancies) rows.push(h("tr", { "data-unit": r.unit, class: "flagged" }, h("td", {}, r.unit + " ", unitLabel(r.unit, r.name)), h("td", {}, r.month), h("td", {}, r.signed_at), h("td", {}, h("span", { class: "badge no" }, t("inconsistent"))), h("td", {}, d.figure), h("td", {}, d.reported), h("td", {}, d.recomputed)));
+    if (r.ok) rows.push(h("tr", { "data-unit": r.unit }, h("td", {}, r.unit + " ", unitLabel(r.unit, r.name)), h("td", {}, r.period), h("td", {}, r.signed_at, r.reason ? h("div", { class: "muted" }, r.reason) : ""), h("td", {}, h("span", { class: "badge ok" }, t("consistent"))), h("td", {}), h("td", {}), h("td", {})));
+    for (const old of r.superseded || []) rows.push(h("tr", { "data-unit": r.unit, class: "superseded" }, h("td", {}, r.unit + " ", unitLabel(r.unit, r.name)), h("td", {}, r.period), h("td", {}, old.signed_at), h("td", {}, h("span", { class: "badge" }, t("superseded"))), h("td", {}), h("td", {}), h("td", {})));
+    for (const d of r.discrepancies) rows.push(h("tr", { "data-unit": r.unit, class: "flagged" }, h("td", {}, r.unit + " ", unitLabel(r.unit, r.name)), h("td", {}, r.period), h("td", {}, r.signed_at), h("td", {}, h("span", { class: "badge no" }, t("inconsistent"))), h("td", {}, d.figure), h("td", {}, d.reported), h("td", {}, d.recomputed)));
   }
   showPage("reports", h("h1", {}, t("reports") + " · " + period), h("div", { class: "actions" }, sign), err,
     h("div", { class: "table-wrap" }, h("table", { id: "reports" }, h("thead", {}, h("tr", {}, ["unit", "month", "signed", "check", "kpi", "reported", "recomputed"].map((k) => h("th", {}, t(k))))),
