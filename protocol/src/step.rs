@@ -72,9 +72,9 @@ pub enum ActionRequest {
         method: String,
         note: String,
         /// Invite the citizen to rate on the public page with a one-time
-        /// token (default: yes when the policy's token lifetime is set).
-        #[serde(default = "default_true")]
-        invite_rating: bool,
+        /// token (default: yes where the node knows a public page).
+        #[serde(default)]
+        invite_rating: Option<bool>,
     },
     Rate {
         rating: Rating,
@@ -107,9 +107,6 @@ fn default_feedback_method() -> String {
     "phone".into()
 }
 
-fn default_true() -> bool {
-    true
-}
 
 /// Most characters in a free-text field of a step (a note, reason, reply,
 /// comment or requirements): a page of text; anything longer is a mistake
@@ -202,8 +199,8 @@ impl ActionRequest {
 
     /// Whether the step asks for a citizen's rating invitation (the caller
     /// makes the token and passes it to [`ActionRequest::into_action`]).
-    pub fn wants_rating_invite(&self) -> bool {
-        matches!(self, ActionRequest::Feedback { invite_rating: true, .. })
+    pub fn wants_rating_invite(&self, default: bool) -> bool {
+        matches!(self, ActionRequest::Feedback { invite_rating, .. } if invite_rating.unwrap_or(default))
     }
 
     /// The action, with the merge target already looked up (`merge_into`;

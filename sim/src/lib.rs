@@ -76,6 +76,9 @@ pub struct Stats {
     pub wants: u64,
     /// Automatic supervision notices the workers found owed.
     pub auto_notices: u64,
+    /// Citizens' ratings the city signed (its public page, played by the
+    /// simulator with each case's token).
+    pub citizen_ratings: u64,
     pub rounds_to_quiesce: u32,
     /// The incidents that happened (policy push, revocation, equivocation).
     pub incidents: Vec<String>,

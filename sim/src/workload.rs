@@ -38,11 +38,13 @@ pub fn step(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
 
 /// Runs steps at node `n` and counts what they did.
 pub(crate) fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<()> {
-    for r in world.nodes[n].process(ops) {
+    let citizen: Vec<bool> = ops.iter().map(|o| matches!(o, Op::Act { action: Action::CitizenRate { .. }, .. })).collect();
+    for (i, r) in world.nodes[n].process(ops).into_iter().enumerate() {
         match r {
             Ok(Outcome::Step(ack)) => {
                 world.nodes[n].acked.push(ack.event);
                 world.stats.steps_ok += 1;
+                world.stats.citizen_ratings += u64::from(citizen.get(i).copied().unwrap_or(false));
             }
             Ok(other) => anyhow::bail!("a step answered {other:?}"),
             Err(_) => world.stats.steps_refused += 1,

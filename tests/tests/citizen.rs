@@ -246,6 +246,7 @@ fn the_citizen_in_the_loop_across_four_levels() {
 #[test]
 fn every_rating_counts_in_its_month_and_tokens_expire() {
     let public = "supervision_interval_secs = 1\n[public]\nenabled = true\nrequests_per_minute = 10000\n";
+    // (enabled: feedback invites the citizen by default.)
     let mut v = TestNode::init_with(VILLAGE1, "示例社区1工作站", public);
     v.start();
     let op = v.login("operator", OPERATOR_PASSWORD);

@@ -119,6 +119,10 @@ pub fn setup_node(bin: &Path, nodes: &[DemoNode], i: usize, root_key: &mut Strin
     if let Some(p) = parent {
         cfg.push_str(&format!("root_key = \"{root_key}\"\nparent = \"127.0.0.1:{}\"\n", nodes[p].quic));
     }
+    // The city serves the citizens' public progress page; every center
+    // prints its address on receipts and rating invitations.
+    let city_url = nodes.iter().find(|n| n.division.ends_with("00000000")).map(|n| n.url()).unwrap_or_default();
+    cfg.push_str(&format!("[public]\nenabled = {}\nurl = \"{city_url}/public/\"\n", parent.is_none()));
     std::fs::write(&nodes[i].config, cfg)?;
     let out = run(bin, &["init"], &nodes[i].config, None)?;
     if parent.is_none() {
@@ -312,12 +316,45 @@ fn seed(nodes: &[DemoNode]) -> anyhow::Result<()> {
     let q = login_at(nodes, "330102001001", "operator")?;
     wait_owner(&q, &id, "330102001001")?;
     act(&q, &id, json!({"action": "sign_for"}))?;
+    seed_citizens(nodes)?;
     // Supervision from the county on an overdue village case.
     let county = login_at(nodes, "330106000000", "admin")?;
     let overdue = county.get_query("/api/cases", &[("owner", "330106001001".into()), ("status", "accepted".into())])?;
     if let Some(c) = overdue["cases"].as_array().and_then(|a| a.first()) {
         act(&county, c["id"].as_str().context("id")?, json!({"action": "supervise", "grade": "yellow", "note": "已超期，请加快办理"}))?;
     }
+    Ok(())
+}
+
+/// The citizen's side: a case whose citizen rates it on the city's public
+/// page (the rating travels down to the village), and a 越级 filing at the
+/// county about a matter in a village.
+fn seed_citizens(nodes: &[DemoNode]) -> anyhow::Result<()> {
+    let v = login_at(nodes, "330106001002", "operator")?;
+    let filed = v.post("/api/cases", &case("小区路灯损坏", "小区东门路灯损坏一个月无人修", "0801", false, 20, ("钱九", "13588889999")))?;
+    let id = filed["id"].as_str().context("id")?.to_string();
+    let number = filed["number"].as_str().context("number")?.to_string();
+    act(&v, &id, json!({"action": "sign_for"}))?;
+    act(&v, &id, json!({"action": "progress", "note": "已报物业维修", "public": true}))?;
+    act(&v, &id, json!({"action": "resolve", "public_reply": "路灯已更换"}))?;
+    let fed = act(&v, &id, json!({"action": "feedback", "note": "短信告知"}))?;
+    let token = fed["rating_invitation"]["token"].as_str().context("no rating invitation")?.to_string();
+    // The citizen rates on the city's public page once the city holds the case.
+    let city = login_at(nodes, "330100000000", "viewer")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while city.get(&format!("/api/cases/{id}")).map(|c| c["status"]["code"] != "fed_back").unwrap_or(true) {
+        if Instant::now() > deadline {
+            bail!("the city did not receive case {number} within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let public = Client::new(&nodes[0].url(), None)?;
+    public.post(&format!("/api/public/cases/{number}/rating"), &json!({"token": token, "rating": "satisfied", "result_rating": "basic", "comment": "修得很快"}))?;
+    // 越级: a villager of 330106001001 goes straight to the county.
+    let county = login_at(nodes, "330106000000", "operator")?;
+    let mut skip = case("宅基地纠纷（越级）", "村里调解未果，直接到区里反映", "0301", false, 3, ("吴十", "13900001234"));
+    skip["arose_in"] = json!("330106001001");
+    county.post("/api/cases", &skip)?;
     Ok(())
 }
 
@@ -329,7 +366,7 @@ fn seed_village(c: &Client, who: (&str, &str)) -> anyhow::Result<()> {
     for step in [
         json!({"action": "sign_for"}),
         json!({"action": "resolve", "public_reply": "经村调委会调解，双方签订调解协议"}),
-        json!({"action": "feedback", "note": "当面告知"}),
+        json!({"action": "feedback", "note": "当面告知", "invite_rating": false}),
         json!({"action": "rate", "rating": "satisfied"}),
         json!({"action": "archive"}),
     ] {
@@ -341,7 +378,7 @@ fn seed_village(c: &Client, who: (&str, &str)) -> anyhow::Result<()> {
         json!({"action": "sign_for"}),
         json!({"action": "route", "window": "housing"}),
         json!({"action": "resolve", "public_reply": "已协调物业退还多收费用"}),
-        json!({"action": "feedback", "note": "电话告知"}),
+        json!({"action": "feedback", "note": "电话告知", "invite_rating": false}),
         json!({"action": "rate", "rating": "unsatisfied", "comment": "只退了一部分"}),
         json!({"action": "reopen", "reason": "复核收费明细"}),
     ] {
@@ -414,6 +451,7 @@ fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {
     out!("{}", crate::table::render(&["中心", "区划代码", "控制台 / API", "持有案件", "本级待办", "超期", "在线链路"], &rows))?;
     outln!()?;
     outln!("open: {}/  in a browser (the web console; users operator, admin, viewer; password {DEMO_PASSWORD})", nodes[0].url())?;
+    outln!("      {}/public/  the citizens' progress page (number + query code from a receipt; file a case to get one)", nodes[0].url())?;
     outln!("try:  zongzhi --node {} login --user operator   (password {DEMO_PASSWORD})", nodes[0].url())?;
     outln!("      zongzhi stats --by county; zongzhi reports check")?;
     outln!("      zongzhi queue --owner all --status all; zongzhi sync status; zongzhi show <case number>")?;

@@ -182,7 +182,8 @@ enum Command {
         #[arg(long, default_value = "phone")]
         method: String,
         /// Do not invite the citizen to rate on the public page (staff
-        /// then enter the rating they were told).
+        /// then enter the rating they were told). By default the node
+        /// invites where it knows a public page ([public] in its config).
         #[arg(long)]
         no_rating_invite: bool,
     },

@@ -351,7 +351,7 @@ pub fn action_json(data: &[u8]) -> String {
     };
     let admin = req.needs_admin();
     let merge_into = req.merge_target().map(|_| RecordId([7; 32]));
-    let invite = req.wants_rating_invite().then_some(zongzhi_protocol::case::RatingInvite { token_hash: [1; 32], expires_ms: u64::MAX });
+    let invite = req.wants_rating_invite(true).then_some(zongzhi_protocol::case::RatingInvite { token_hash: [1; 32], expires_ms: u64::MAX });
     let action = match req.into_action(merge_into, invite) {
         Ok(a) => a,
         Err(e) => return class("refused", &e),

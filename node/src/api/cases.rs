@@ -192,7 +192,8 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
     };
     // A rating invitation: a one-time token for the citizen, its hash in
     // the signed feedback; the token itself is shown this once.
-    let token = req.wants_rating_invite().then(crate::citizen::new_rating_token);
+    // By default where citizens have a public page to rate on.
+    let token = req.wants_rating_invite(s.public.config.enabled || s.public.config.url.is_some()).then(crate::citizen::new_rating_token);
     let invite = token.as_ref().map(|(t, _)| zongzhi_protocol::case::RatingInvite {
         token_hash: zongzhi_protocol::case::rating_token_hash(t),
         expires_ms: s.now_ms() + u64::from(s.policy().deadlines.rating_token_days) * 86_400_000,

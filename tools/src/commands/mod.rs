@@ -104,7 +104,13 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Resolve { case, reply, internal_note } => {
             cx.act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note}))
         }
-        Command::Feedback { case, note, method, no_rating_invite } => cases::feedback(cx, &case, json!({"action": "feedback", "note": note, "method": method, "invite_rating": !no_rating_invite})),
+        Command::Feedback { case, note, method, no_rating_invite } => {
+            let mut body = json!({"action": "feedback", "note": note, "method": method});
+            if no_rating_invite {
+                body["invite_rating"] = json!(false);
+            }
+            cases::feedback(cx, &case, body)
+        }
         Command::Rate { case, rating, result_rating, comment } => cx.act(&case, json!({"action": "rate", "rating": rating, "result_rating": result_rating, "comment": comment})),
         Command::Appeal { case, reason } => cx.act(&case, json!({"action": "appeal", "reason": reason})),
         Command::DecideAppeal { case, uphold, dismiss, note } => match (uphold, dismiss) {
