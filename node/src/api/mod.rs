@@ -13,6 +13,7 @@ mod cases;
 mod certs;
 mod error;
 mod monitor;
+mod notifications;
 pub mod policy;
 mod stats;
 mod users;
@@ -63,12 +64,19 @@ pub struct AppState {
     pub node: NodeInfo,
     /// Login throttle, password-hash gate and login audit.
     pub login: Arc<crate::login::Login>,
+    /// The notification adapter in use (`webhook`, `log`), none when off.
+    pub notify: Option<&'static str>,
 }
 
 impl AppState {
     pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
         let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone());
-        AppState { store: shared.store.clone(), shared, ledger, node, login }
+        AppState { store: shared.store.clone(), shared, ledger, node, login, notify: None }
+    }
+
+    /// The same state with the notification adapter in use.
+    pub fn with_notify(self, adapter: Option<&'static str>) -> AppState {
+        AppState { notify: adapter, ..self }
     }
 
     /// The same state with the login limits of the node's config.
@@ -149,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/certs/revoke", post(revoke_cert))
         .route("/api/admin/backup", post(admin::backup))
         .route("/api/admin/recovery", post(admin::recovery_override))
+        .route("/api/notifications", get(notifications::list))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::map_response(json_errors))
@@ -260,6 +269,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/certs/revoke"),
     ("post", "/api/admin/backup"),
     ("post", "/api/admin/recovery"),
+    ("get", "/api/notifications"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
