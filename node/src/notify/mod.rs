@@ -181,7 +181,8 @@ impl Notifier {
             return Err("[notify] give_up_after_hours must be at least 1".into());
         }
         let public_url = cfg.public_url.clone().unwrap_or_default().trim().to_string();
-        if !public_url.is_empty() && !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+        let web = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        if !public_url.is_empty() && !web(&public_url) {
             return Err(format!("[notify] public_url = \"{public_url}\" must start with https:// (or http://)"));
         }
         let templates = Templates::new(|k| cfg.templates.get(k)).map_err(|e| format!("[notify.templates] {e}"))?;
