@@ -73,6 +73,10 @@ pub struct Config {
     /// ([`crate::login::LoginConfig`]; the defaults suit a center).
     #[serde(default)]
     pub login: crate::login::LoginConfig,
+    /// The citizens' public progress page (`/public/`) and its API
+    /// ([`crate::citizen::PublicConfig`]; off unless enabled).
+    #[serde(default)]
+    pub public: crate::citizen::PublicConfig,
     /// Messages to complainants (receipt, progress, resolution, rating
     /// invitation) through a webhook or the log
     /// ([`crate::notify::NotifyConfig`]); none when absent.
@@ -202,17 +206,17 @@ mod tests {
         let n = Config::load(&p).unwrap().notify.unwrap();
         assert_eq!((n.adapter, n.give_up_after_hours, n.templates.progress.as_deref()), (crate::notify::AdapterKind::Webhook, 72, Some("进展：{note}")));
         assert!(!format!("{n:?}").contains("token = \"t\"") && format!("{n:?}").contains("Token(…)"));
-        crate::notify::Notifier::from_config(&n, "x").unwrap();
+        crate::notify::Notifier::from_config(&n, "x", None).unwrap();
         for bad in ["[notify]\nadapter = \"sms\"\n", "[notify]\nadapter = \"log\"\nretries = 3\n", "[notify]\nadapter = \"log\"\n[notify.templates]\nreciept = \"x\"\n"] {
             std::fs::write(&p, format!("{base}{bad}")).unwrap();
             assert!(Config::load(&p).is_err(), "{bad}");
         }
         // Read, but refused at start with what to fix.
         std::fs::write(&p, format!("{base}[notify]\nadapter = \"log\"\n[notify.templates]\nreceipt = \"编号{{numbr}}\"\n")).unwrap();
-        let e = crate::notify::Notifier::from_config(&Config::load(&p).unwrap().notify.unwrap(), "x").unwrap_err();
+        let e = crate::notify::Notifier::from_config(&Config::load(&p).unwrap().notify.unwrap(), "x", None).unwrap_err();
         assert!(e.contains("receipt template uses {numbr}, which is not a variable"), "{e}");
         std::fs::write(&p, format!("{base}[notify]\nadapter = \"webhook\"\n")).unwrap();
-        let e = crate::notify::Notifier::from_config(&Config::load(&p).unwrap().notify.unwrap(), "x").unwrap_err();
+        let e = crate::notify::Notifier::from_config(&Config::load(&p).unwrap().notify.unwrap(), "x", None).unwrap_err();
         assert!(e.contains("needs url"), "{e}");
     }
 }

@@ -260,19 +260,36 @@ pub fn clocks_due(store: &crate::store::Store, unit: u64, from: u64, to: u64, mu
 /// The `repeats` key of a case, if it counts for repeats (it has a
 /// complainant and is not void).
 pub fn repeat_key(s: &CaseSummary) -> Option<Vec<u8>> {
-    let contact = s.contact?;
+    let person = s.person?;
     if s.status == Status::Void {
         return None;
     }
     let mut k = Vec::with_capacity(80);
-    k.extend_from_slice(&contact.0);
+    k.extend_from_slice(&person);
     k.extend_from_slice(&cat8(&s.category));
     k.extend_from_slice(&s.filed_ms.to_be_bytes());
     k.extend_from_slice(&s.id.0);
     Some(k)
 }
 
-/// Length of a repeat group's key (contact ‖ cat8).
+/// Who a case's complainant is for repeats and duplicates: the bucket of
+/// their fingerprint (phone, else ID number), or without one the hash of
+/// the whole contact.
+pub fn person_key(fingerprint: Option<zongzhi_protocol::case::Fingerprint>, contact: Option<zongzhi_protocol::BlobHash>) -> Option<[u8; 32]> {
+    match fingerprint.and_then(|f| f.group()) {
+        Some(g) => Some(blake3::derive_key("zongzhi repeat person v1", &g.to_be_bytes())),
+        None => contact.map(|h| h.0),
+    }
+}
+
+/// The repeat index's prefix of a person and category.
+pub fn repeat_group(person: &[u8; 32], category: &str) -> Vec<u8> {
+    let mut k = person.to_vec();
+    k.extend_from_slice(&cat8(category));
+    k
+}
+
+/// Length of a repeat group's key (person ‖ cat8).
 pub const REPEAT_GROUP: usize = 40;
 
 pub fn repeat_value(s: &CaseSummary) -> Vec<u8> {
@@ -379,4 +396,58 @@ mod tests {
         let e = Entry { category: "0202".into(), waiting: true, clocks: vec![(1, 2), (3, 4)] };
         assert_eq!(Entry::decode(&e.encode()), Some(e));
     }
+}
+
+/// Groups of one complainant and category ([`repeat_key`]) in `scope`
+/// with a case filed in `months`, where the cases were filed at several
+/// centers (`several_centers`), or one was filed above another's center
+/// while that one was open (越级重复, `over_open_case`). Cases oldest first.
+pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::DivisionCode, months: &[u32]) -> crate::store::Result<Vec<(&'static str, Vec<CaseSummary>)>> {
+    let mut out = Vec::new();
+    let mut group: Vec<u8> = Vec::new();
+    let mut members: Vec<(u64, RecordId, zongzhi_protocol::DivisionCode)> = Vec::new();
+    let mut settle = |members: &mut Vec<(u64, RecordId, zongzhi_protocol::DivisionCode)>| -> crate::store::Result<()> {
+        let inside: Vec<_> = members.iter().filter(|m| scope.contains(m.2)).cloned().collect();
+        members.clear();
+        if inside.len() < 2 || !inside.iter().any(|m| zongzhi_protocol::kpi::month_of(m.0).is_some_and(|mo| months.contains(&mo))) {
+            return Ok(());
+        }
+        let mut cases = Vec::new();
+        for (_, id, _) in &inside {
+            if let Some(c) = store.case_summary(id)? {
+                cases.push(c);
+            }
+        }
+        // Filed above a center whose case of this person was still open.
+        let over_open = cases.iter().any(|hi| {
+            cases.iter().any(|lo| hi.filed_by != lo.filed_by && hi.filed_by.is_ancestor_of(lo.filed_by) && lo.filed_ms < hi.filed_ms && lo.status.is_open())
+        });
+        let centers: std::collections::BTreeSet<_> = cases.iter().map(|c| c.filed_by).collect();
+        if over_open {
+            out.push(("over_open_case", cases));
+        } else if centers.len() > 1 {
+            out.push(("several_centers", cases));
+        }
+        Ok(())
+    };
+    let mut failed = None;
+    store.scan_repeats(|k, unit| {
+        let Some(g) = k.get(..REPEAT_GROUP) else { return true };
+        if g != group.as_slice() {
+            if let Err(e) = settle(&mut members) {
+                failed = Some(e);
+                return false;
+            }
+            group = g.to_vec();
+        }
+        if let (Some(filed), Some(id)) = (u64_at(k, REPEAT_GROUP), k.get(REPEAT_GROUP + 8..REPEAT_GROUP + 40).and_then(|b| <[u8; 32]>::try_from(b).ok())) {
+            members.push((filed, RecordId(id), unit));
+        }
+        true
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    settle(&mut members)?;
+    Ok(out)
 }

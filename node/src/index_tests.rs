@@ -51,12 +51,12 @@ fn action(n: usize, cases: &[RecordId]) -> Action {
         1 => Action::Route { window: "justice".into(), requirements: String::new(), due_ms: None },
         2 => Action::Progress { note: "进展".into(), public: true },
         3 => Action::Resolve { public_reply: "已办结".into(), internal_note: String::new() },
-        4 => Action::Feedback { method: "phone".into(), note: "已电话告知".into() },
-        5 => Action::Rate { rating: Rating::Unsatisfied, comment: String::new() },
+        4 => Action::Feedback { method: "phone".into(), note: "已电话告知".into(), invite: None },
+        5 => Action::Rate { rating: Rating::Unsatisfied, comment: String::new(), result_rating: None },
         6 => Action::Reopen { reason: "不满意".into() },
         7 => Action::Archive,
         8 => Action::Merge { into: cases[0] },
-        _ => Action::Rate { rating: Rating::Satisfied, comment: String::new() },
+        _ => Action::Rate { rating: Rating::Satisfied, comment: String::new(), result_rating: None },
     }
 }
 
@@ -76,6 +76,7 @@ fn filing(category: usize, urgent: bool, title: usize) -> Filing {
         people_involved: 1,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     }
 }
 
@@ -86,6 +87,7 @@ fn run(w: &mut Writer, steps: &[Step]) -> Vec<RecordId> {
             Step::File { category, urgent, phone, title } => Op::File {
                 filing: Box::new(filing(*category, *urgent, *title)),
                 contact: phone.map(|p| Contact { name: "张三".into(), phone: PHONES[p].into(), id_number: String::new(), address: String::new() }),
+                query_code: None,
                 operator: "op".into(),
             },
             Step::Act { case, action: a } if !cases.is_empty() => {
@@ -229,7 +231,7 @@ fn check(w: &Writer, store: &Store, window_days: u64) {
         let due_month = kpi::month_of(now).unwrap();
         let filed_month = kpi::month_of(real).unwrap();
         for month in [filed_month, due_month] {
-            let q = crate::report::Query { scope: shared.unit, period: month.to_string(), months: vec![month], by: By::Unit, kpis: vec![], offset: 0, limit: None };
+            let q = crate::report::Query { scope: shared.unit, period: month.to_string(), months: vec![month], baseline: None, by: By::Unit, kpis: vec![], offset: 0, limit: None };
             let t = crate::report::table(store, &shared.trust(), &policy, &q, now).unwrap();
             let (repeats, overdue) = brute_figures(&all, month, now, window_days * 86_400_000);
             assert_eq!(t["total"]["counts"]["repeats"].as_i64(), Some(repeats), "repeats in {month}");
@@ -314,7 +316,7 @@ proptest! {
         voids in proptest::collection::vec(any::<bool>(), 30),
     ) {
         let (_dir, mut w, store) = node();
-        let ack = w.run(Op::File { filing: Box::new(filing(0, false, 0)), contact: None, operator: "op".into() }).unwrap();
+        let ack = w.run(Op::File { filing: Box::new(filing(0, false, 0)), contact: None, query_code: None, operator: "op".into() }).unwrap();
         let Outcome::Step(ack) = ack else { panic!("{ack:?}") };
         let template = store.case_summary(&ack.case).unwrap().unwrap();
         // Hours apart, in a random order; two complainants, two categories.
@@ -327,7 +329,7 @@ proptest! {
             s.id = RecordId(id);
             s.number = format!("T{i}");
             s.category = CATEGORIES[*cat].into();
-            s.contact = Some(zongzhi_protocol::BlobHash([*person as u8 + 1; 32]));
+            s.person = Some([*person as u8 + 1; 32]);
             s.filed_ms = 1_760_000_000_000 + hour * 3_600_000 + i as u64;
             entries.push((*person, *cat, s.filed_ms, s.id));
             summaries.push(s);

@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod citizen;
 pub mod config;
 pub mod console;
 pub mod context;

@@ -327,7 +327,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     }
     cfg.check_http().map_err(NodeError::Setup)?;
     let notifier = match &cfg.notify {
-        Some(n) => Some(Arc::new(crate::notify::Notifier::from_config(n, &cfg.name).map_err(NodeError::Setup)?)),
+        Some(n) => Some(Arc::new(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?)),
         None => None,
     };
     let key = Arc::new(load_key(&cfg)?);
@@ -343,6 +343,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     crate::notify::prepare(&store, notifier.is_some())?;
     let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() })
         .with_login(&cfg.login)
+        .with_public(&cfg.public)
         .with_notify(notifier.as_ref().map(|n| n.adapter_name()));
     let parent = match &cfg.parent {
         Some(p) => Some(

@@ -19,6 +19,9 @@ pub struct Query {
     pub scope: DivisionCode,
     pub period: String,
     pub months: Vec<u32>,
+    /// The period 越级 is compared with (the plan: down at least 50 %);
+    /// `None`: the same months a year earlier.
+    pub baseline: Option<(String, Vec<u32>)>,
     pub by: By,
     /// KPIs shown; the first ranks the rows.
     pub kpis: Vec<Kpi>,
@@ -125,6 +128,24 @@ fn unit_names(trust: &Trust) -> HashMap<String, String> {
 pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<Value> {
     let groups = stats::rollup(store, q.scope, &q.months, q.by)?;
     let totals = stats::rollup(store, q.scope, &q.months, By::Subtree(q.scope.level()))?;
+    // 越级 beside its baseline period.
+    let (baseline_period, baseline_months) = match &q.baseline {
+        Some((p, m)) => (p.clone(), m.clone()),
+        None => {
+            let months: Vec<u32> = q.months.iter().map(|m| m - 100).collect();
+            let period = match q.period.split_once('-') {
+                Some((y, rest)) => format!("{}-{rest}", y.parse::<u32>().map(|y| y - 1).unwrap_or(0)),
+                None => q.period.parse::<u32>().map(|y| (y - 1).to_string()).unwrap_or_default(),
+            };
+            (period, months)
+        }
+    };
+    let base_groups = stats::rollup(store, q.scope, &baseline_months, q.by)?;
+    let base_total: i64 = stats::rollup(store, q.scope, &baseline_months, By::Subtree(q.scope.level()))?.values().map(|c| c[Counter::SkipLevel as usize]).sum();
+    let skip_json = |now: i64, base: i64| {
+        let change = (base > 0).then(|| (now - base) as f64 / base as f64);
+        json!({"count": now, "baseline": base, "change": change, "target": -0.5, "meets": change.map(|c| c <= -0.5 + 1e-9)})
+    };
     let qt = query_time(store, q, now)?;
     let names = unit_names(trust);
     let rows = group_rows(&groups, &qt);
@@ -135,7 +156,11 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
     let rank = ranks(&rows, &order, rank_by);
     let row_json = |g: &str, f: &Figures, rank: Option<usize>| {
         let level = g.parse::<DivisionCode>().map(|d| d.level()).unwrap_or(q.scope.level());
-        json!({"group": g, "name": group_name(q.by, g, &names, policy), "counts": counts_json(f), "kpis": kpis_json(&q.kpis, f, level), "rank": rank})
+        let base = base_groups.get(g).map_or(0, |c| c[Counter::SkipLevel as usize]);
+        json!({
+            "group": g, "name": group_name(q.by, g, &names, policy), "counts": counts_json(f), "kpis": kpis_json(&q.kpis, f, level), "rank": rank,
+            "skip_level": skip_json(f.get(Counter::SkipLevel), base),
+        })
     };
     let shown = order.iter().skip(q.offset).take(q.limit.unwrap_or(usize::MAX));
     let out_rows: Vec<Value> = shown.map(|i| row_json(&rows[*i].0, &rows[*i].1, rank.get(i).copied())).collect();
@@ -150,7 +175,8 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
         "rows": out_rows,
         "rows_total": rows.len(),
         "offset": q.offset,
-        "total": {"counts": counts_json(&total), "kpis": kpis_json(&q.kpis, &total, q.scope.level())},
+        "baseline_period": baseline_period,
+        "total": {"counts": counts_json(&total), "kpis": kpis_json(&q.kpis, &total, q.scope.level()), "skip_level": skip_json(total.get(Counter::SkipLevel), base_total)},
     }))
 }
 
@@ -357,12 +383,26 @@ pub fn check(store: &Store, trust: &Trust, scope: DivisionCode, months: &[u32]) 
     let mut reports = Vec::new();
     let mut flagged = 0usize;
     for &month in months {
-        // Keys run by unit then author seq: the last one per unit is the newest.
-        let mut newest: BTreeMap<u64, zongzhi_protocol::RecordId> = BTreeMap::new();
+        // Keys run by unit then author seq: the last one per unit is the
+        // newest; the earlier ones are listed with it as superseded.
+        let mut by_unit: BTreeMap<u64, Vec<zongzhi_protocol::RecordId>> = BTreeMap::new();
         for (unit, id) in store.reports(month, scope.subtree_range())? {
-            newest.insert(unit, id);
+            by_unit.entry(unit).or_default().push(id);
         }
-        for id in newest.into_values() {
+        for mut ids in by_unit.into_values() {
+            let Some(id) = ids.pop() else { continue };
+            let mut superseded = Vec::new();
+            for old in ids.iter().rev() {
+                let Some(bytes) = store.record_bytes(old)? else { continue };
+                let Ok(rec) = zongzhi_protocol::Record::decode_unverified(&bytes) else { continue };
+                let zongzhi_protocol::Body::Report(r) = &rec.body else { continue };
+                superseded.push(json!({
+                    "record": old.to_string(),
+                    "signed_at": zongzhi_protocol::policy::format_china(rec.header.hlc.wall_ms),
+                    "reported": counts_map(&r.figures()),
+                    "reason": r.reason,
+                }));
+            }
             let Some(bytes) = store.record_bytes(&id)? else { continue };
             let Ok(record) = zongzhi_protocol::Record::decode_unverified(&bytes) else { continue };
             let zongzhi_protocol::Body::Report(r) = &record.body else { continue };
@@ -373,7 +413,11 @@ pub fn check(store: &Store, trust: &Trust, scope: DivisionCode, months: &[u32]) 
                 "unit": r.unit.to_string(),
                 "name": names.get(&r.unit.to_string()).cloned().unwrap_or_default(),
                 "month": r.month,
+                "period": r.period(),
                 "record": id.to_string(),
+                "supersedes": r.supersedes.map(|s| s.to_string()),
+                "reason": r.reason,
+                "superseded": superseded,
                 "signed_at": zongzhi_protocol::policy::format_china(record.header.hlc.wall_ms),
                 "definitions": r.definitions,
                 "reported": counts_map(&r.figures()),

@@ -84,6 +84,9 @@ pub struct CaseSummary {
     /// A policy version an event named that this node did not hold.
     #[serde(default)]
     pub policy_missing: Option<u32>,
+    /// The complainant for repeats ([`crate::index::person_key`]).
+    #[serde(default)]
+    pub person: Option<[u8; 32]>,
     /// The accepted merge: its event's HLC and id, and the target case.
     #[serde(default)]
     pub merged: Option<(zongzhi_protocol::Hlc, RecordId, RecordId)>,
@@ -141,6 +144,7 @@ impl CaseSummary {
             waiting: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.waiting_year?))).collect(),
             waiting_calendar: state.waiting_years(),
             policy_missing: state.policy_missing,
+            person: crate::index::person_key(state.filing.intake.complainant, state.filing.contact),
             merged: state.merge_event.zip(state.merged_into).map(|((h, id), into)| (h, id, into)),
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
         }

@@ -64,6 +64,7 @@ fn filing(category: &str, channel: Channel, urgent: bool, complex: bool) -> Box<
         people_involved: 1,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     })
 }
 
@@ -116,6 +117,7 @@ fn op_for(st: Step, target: usize, cases: &[RecordId]) -> Option<Op> {
         Step::File { category, channel, urgent, complex } => Op::File {
             filing: filing(categories[category], Channel::ALL[channel % Channel::ALL.len()], urgent, complex),
             contact: None,
+            query_code: None,
             operator: "op".into(),
         },
         other => {
@@ -125,8 +127,8 @@ fn op_for(st: Step, target: usize, cases: &[RecordId]) -> Option<Op> {
                 Step::Route => Action::Route { window: "justice".into(), requirements: String::new(), due_ms: None },
                 Step::Progress => Action::Progress { note: "到场".into(), public: false },
                 Step::Resolve => Action::Resolve { public_reply: "已调解".into(), internal_note: String::new() },
-                Step::Feedback => Action::Feedback { method: "phone".into(), note: "已告知".into() },
-                Step::Rate(r) => Action::Rate { rating: [Rating::Satisfied, Rating::Basic, Rating::Unsatisfied][r], comment: String::new() },
+                Step::Feedback => Action::Feedback { method: "phone".into(), note: "已告知".into(), invite: None },
+                Step::Rate(r) => Action::Rate { rating: [Rating::Satisfied, Rating::Basic, Rating::Unsatisfied][r], comment: String::new(), result_rating: None },
                 Step::Reopen => Action::Reopen { reason: "重办".into() },
                 Step::Supervise => Action::Supervise { grade: SuperviseGrade::Yellow, note: "加快".into() },
                 Step::Extension => Action::RequestExtension { working_days: 2, reason: "需要勘查".into() },

@@ -146,6 +146,134 @@ pub struct Filing {
     pub amount_fen: Option<u64>,
     /// Hash of the [`Contact`] blob, if the complainant gave details.
     pub contact: Option<BlobHash>,
+    /// What the citizen's side of the case needs: where the matter arose,
+    /// the query code's hash, the complainant's fingerprint, 越级.
+    pub intake: Intake,
+}
+
+/// The citizen's side of a filing (record format 3).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode)]
+pub struct Intake {
+    /// 发生地: the division where the matter arose, when it is not the
+    /// filing center's own (a village's matter filed at the county).
+    pub arose_in: Option<DivisionCode>,
+    /// [`query_code_hash`] of the query code the citizen was given on the
+    /// receipt (the code itself is shown once and stored nowhere).
+    pub query_code_hash: Option<[u8; 32]>,
+    /// The complainant's fingerprint ([`Fingerprint`]): lets any center
+    /// find the same person's cases without the contact.
+    pub complainant: Option<Fingerprint>,
+    /// 越级: filed above the center where the matter arose, and the filing
+    /// center held no earlier case of this person and category there. The
+    /// filing center decides at intake and signs it; counted against
+    /// `arose_in`.
+    pub skip_level: bool,
+}
+
+/// A complainant's fingerprint: 24-bit buckets of a keyed hash of the
+/// normalised phone number and of the ID number. A bucket holds about 80
+/// of China's 1.3 billion mobile numbers and about 6,000 possible ID
+/// numbers, so whoever holds the key (every center) can narrow a
+/// fingerprint down to a bucket but never read one number back; two
+/// different people share a bucket with chance 1 in 16.7 million, which
+/// the category and the period make rarer still. See ARCHITECTURE.md
+/// ("The complainant fingerprint").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Encode, Decode)]
+pub struct Fingerprint {
+    pub phone: Option<u32>,
+    pub id_number: Option<u32>,
+}
+
+/// Bits of a fingerprint bucket.
+pub const FINGERPRINT_BITS: u32 = 24;
+
+impl Fingerprint {
+    /// The fingerprint of a contact under the city's fingerprint key
+    /// ([`fingerprint_key`]); `None` when it has neither a phone number
+    /// nor an ID number.
+    pub fn of(key: &[u8; 32], contact: &Contact) -> Option<Fingerprint> {
+        let bucket = |kind: &str, v: String| -> Option<u32> {
+            if v.is_empty() {
+                return None;
+            }
+            let mut h = blake3::Hasher::new_keyed(key);
+            h.update(kind.as_bytes());
+            h.update(&[0]);
+            h.update(v.as_bytes());
+            let b = h.finalize();
+            let b = b.as_bytes();
+            Some(u32::from_be_bytes([0, b[0], b[1], b[2]]))
+        };
+        let fp = Fingerprint { phone: bucket("phone", normalize_phone(&contact.phone)), id_number: bucket("id", normalize_id(&contact.id_number)) };
+        (fp.phone.is_some() || fp.id_number.is_some()).then_some(fp)
+    }
+
+    /// Whether two fingerprints may be the same person: a phone bucket or
+    /// an ID bucket in common.
+    pub fn matches(&self, other: &Fingerprint) -> bool {
+        (self.phone.is_some() && self.phone == other.phone) || (self.id_number.is_some() && self.id_number == other.id_number)
+    }
+
+    /// The one bucket repeats are grouped by: the phone's, else the ID's
+    /// (tagged so the two never collide).
+    pub fn group(&self) -> Option<u32> {
+        self.phone.map(|p| p | 1 << 31).or(self.id_number)
+    }
+}
+
+/// The city's fingerprint key, derived from its root key (so every center
+/// of a tree computes the same fingerprints). It is not secret: the
+/// protection is the bucket size, not the key.
+pub fn fingerprint_key(root: &[u8; 32]) -> [u8; 32] {
+    blake3::derive_key("zongzhi complainant fingerprint v1", root)
+}
+
+/// A phone number as digits only, without China's country code (so
+/// `+86 138-1234-1234`, `008613812341234` and `13812341234` agree).
+pub fn normalize_phone(phone: &str) -> String {
+    let digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
+    for prefix in ["0086", "86"] {
+        if let Some(rest) = digits.strip_prefix(prefix)
+            && rest.len() == 11
+            && rest.starts_with('1')
+        {
+            return rest.to_string();
+        }
+    }
+    digits
+}
+
+/// An ID number upper-cased without spaces (`x` and `X` agree).
+pub fn normalize_id(id: &str) -> String {
+    id.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase()
+}
+
+/// The stored hash of a receipt's query code: keyed by the case number, so
+/// one guess tests one case.
+pub fn query_code_hash(number: &str, code: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("zongzhi query code v1");
+    h.update(number.as_bytes());
+    h.update(&[0]);
+    h.update(normalize_query_code(code).as_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// A query code as the citizen may type it: case and dashes ignored.
+pub fn normalize_query_code(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
+}
+
+/// The hash a feedback record carries of the citizen's rating token.
+pub fn rating_token_hash(token: &[u8; 16]) -> [u8; 32] {
+    blake3::derive_key("zongzhi rating token v1", token)
+}
+
+/// A citizen's one-time rating token, issued at feedback (反馈): its hash
+/// and when it expires are in the signed feedback record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct RatingInvite {
+    pub token_hash: [u8; 32],
+    pub expires_ms: u64,
 }
 
 /// A workflow step.
@@ -177,10 +305,11 @@ pub enum Action {
     Supervise { grade: SuperviseGrade, note: String },
     /// 办结.
     Resolve { public_reply: String, internal_note: String },
-    /// 反馈 to the complainant.
-    Feedback { method: String, note: String },
-    /// 评价.
-    Rate { rating: Rating, comment: String },
+    /// 反馈 to the complainant; with an invitation to rate, a one-time
+    /// token was given to the citizen.
+    Feedback { method: String, note: String, invite: Option<RatingInvite> },
+    /// 评价 as entered by staff (the citizen told them).
+    Rate { rating: Rating, comment: String, result_rating: Option<Rating> },
     /// 重办 after 不满意.
     Reopen { reason: String },
     /// 并单: this case is a duplicate of `into`.
@@ -189,6 +318,17 @@ pub enum Action {
     Archive,
     /// Evidence attachment (a content-addressed blob).
     Attach { blob: BlobHash, name: String, mime: String, size: u64 },
+    /// 评价 given by the citizen on a public page, with the one-time token
+    /// from the feedback: any center may sign it (the one that served the
+    /// page); the token proves it came from the citizen.
+    CitizenRate { token: [u8; 16], rating: Rating, result_rating: Rating, comment: String },
+    /// 差评申诉: the rated unit asks its supervising level to set aside an
+    /// unfair 不满意.
+    Appeal { reason: String },
+    /// The supervising level's decision on the appeal: an upheld appeal
+    /// takes the rating out of the satisfaction figures (it stays in the
+    /// timeline and is counted as 申诉成立).
+    DecideAppeal { upheld: bool, note: String },
 }
 
 impl Action {
@@ -220,6 +360,9 @@ impl Action {
             Action::Merge { .. } => "merge",
             Action::Archive => "archive",
             Action::Attach { .. } => "attach",
+            Action::CitizenRate { .. } => "citizen_rate",
+            Action::Appeal { .. } => "appeal",
+            Action::DecideAppeal { .. } => "decide_appeal",
         }
     }
 
@@ -245,6 +388,10 @@ impl Action {
             Action::Merge { .. } => "并单",
             Action::Archive => "归档",
             Action::Attach { .. } => "上传证据",
+            Action::CitizenRate { .. } => "群众评价",
+            Action::Appeal { .. } => "差评申诉",
+            Action::DecideAppeal { upheld: true, .. } => "申诉成立",
+            Action::DecideAppeal { upheld: false, .. } => "申诉驳回",
         }
     }
 }

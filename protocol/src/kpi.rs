@@ -12,7 +12,7 @@
 use crate::case::{Channel, Rating};
 use crate::division::{DivisionCode, Level};
 use crate::policy::china_date;
-use crate::workflow::{CaseState, DeadlineKind, Status};
+use crate::workflow::{CaseState, DeadlineKind, RatedBy, Status};
 
 pub use crate::report::MonthlyReport;
 
@@ -70,6 +70,18 @@ counters! {
     WaitingForCalendar = "waiting_for_calendar", "待定时限(缺工作日历)";
     // New counters go last: stored statistics are indexed by position.
     Overruled = "overruled", "被覆盖";
+    // Record format 3: every rating counts in its month; citizen-given and
+    // staff-entered apart; 差评申诉; 越级.
+    CitizenRated = "citizen_rated", "群众评价";
+    CitizenSatisfied = "citizen_satisfied", "群众评价满意";
+    CitizenBasicallySatisfied = "citizen_basically_satisfied", "群众评价基本满意";
+    CitizenUnsatisfied = "citizen_unsatisfied", "群众评价不满意";
+    ResultRated = "result_rated", "群众结果评价";
+    ResultSatisfied = "result_satisfied", "群众结果满意(含基本满意)";
+    Appealed = "appealed", "差评申诉";
+    AppealUpheld = "appeal_upheld", "申诉成立";
+    SkipLevelFiled = "skip_level_filed", "越级受理";
+    SkipLevel = "skip_level", "越级(应处置单位)";
 }
 
 /// Number of counters in a value vector.
@@ -153,15 +165,33 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
         add(at, by, Counter::HandlingMinutes, (at.saturating_sub(received) / 60_000) as i64);
     }
     add(filed, home, Counter::Escalated, (state.escalations > 0) as i64);
-    if let (Some(rating), Some(at)) = (state.rating, state.rated_ms) {
-        let by = state.resolved_by.unwrap_or(state.owner);
+    if state.filing.intake.skip_level {
+        add(filed, home, Counter::SkipLevelFiled, 1);
+        add(filed, state.filing.intake.arose_in.unwrap_or(home), Counter::SkipLevel, 1);
+    }
+    // Every rating, in the month it was given, against the unit rated,
+    // whatever happened to the case later (重办 does not take it back).
+    for r in &state.ratings {
+        let (at, by) = (r.at_ms, r.unit);
+        add(at, by, Counter::Appealed, r.appeal.is_some() as i64);
+        if !r.counts() {
+            add(at, by, Counter::AppealUpheld, 1);
+            continue;
+        }
+        let citizen = r.by == RatedBy::Citizen;
         add(at, by, Counter::Rated, 1);
-        let c = match rating {
-            Rating::Satisfied => Counter::Satisfied,
-            Rating::Basic => Counter::BasicallySatisfied,
-            Rating::Unsatisfied => Counter::Unsatisfied,
+        add(at, by, Counter::CitizenRated, citizen as i64);
+        let (all, own) = match r.rating {
+            Rating::Satisfied => (Counter::Satisfied, Counter::CitizenSatisfied),
+            Rating::Basic => (Counter::BasicallySatisfied, Counter::CitizenBasicallySatisfied),
+            Rating::Unsatisfied => (Counter::Unsatisfied, Counter::CitizenUnsatisfied),
         };
-        add(at, by, c, 1);
+        add(at, by, all, 1);
+        add(at, by, own, citizen as i64);
+        if let Some(result) = r.result_rating.filter(|_| citizen) {
+            add(at, by, Counter::ResultRated, 1);
+            add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
+        }
     }
     add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
     add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
@@ -253,9 +283,15 @@ macro_rules! kpis {
 
 kpis! {
     Satisfaction = "satisfaction", "满意率",
-        "(满意 + 基本满意) / 已评价; satisfied or basically satisfied over rated cases, by month of rating";
+        "群众评价(满意 + 基本满意) / 群众评价; citizen-given ratings only (the plan's target applies to these), every rating in the month it was given (a 不满意 followed by 重办 and a 满意 is two ratings), less ratings set aside by an upheld 差评申诉";
     SatisfactionStrict = "satisfaction_strict", "满意率(仅满意)",
-        "满意 / 已评价; satisfied alone over rated cases";
+        "群众评价满意 / 群众评价; citizen-given 满意 alone over citizen-given ratings";
+    ResultSatisfaction = "result_satisfaction", "结果满意率",
+        "结果满意(含基本满意) / 结果评价; the citizen's satisfaction with the result, rated separately on the public page";
+    StaffSatisfaction = "staff_satisfaction", "满意率(工作人员录入)",
+        "(满意 + 基本满意 − 群众评价满意 − 群众评价基本满意) / (评价 − 群众评价); staff-entered ratings, shown apart and never counted towards the target";
+    CitizenRatedShare = "citizen_rated_share", "群众评价占比",
+        "群众评价 / 评价; the share of ratings the citizen gave (the rest were entered by staff)";
     ResolutionRate = "resolution_rate", "化解率",
         "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline";
     LocalResolution = "local_resolution", "就地化解率",
@@ -277,7 +313,7 @@ kpis! {
     AvgHandlingDays = "avg_handling_days", "平均办理时长(天)",
         "Σ(办结时间 − 受理时间) / 办结; mean natural days from receipt to resolution";
     RepeatRate = "repeat_rate", "重复投诉率",
-        "重复投诉 / 受理; cases whose complainant (contact hash) filed in the same leaf category within the policy's window (180 days) before, over received";
+        "重复投诉 / 受理; cases whose complainant (the same phone or ID fingerprint bucket) filed in the same leaf category within the policy's window (180 days) before, over received";
 }
 
 impl Kpi {
@@ -286,8 +322,14 @@ impl Kpi {
         use Counter as C;
         let ratio = |n: i64, d: i64| (d > 0).then(|| n as f64 / d as f64);
         match self {
-            Kpi::Satisfaction => ratio(f.get(C::Satisfied) + f.get(C::BasicallySatisfied), f.get(C::Rated)),
-            Kpi::SatisfactionStrict => ratio(f.get(C::Satisfied), f.get(C::Rated)),
+            Kpi::Satisfaction => ratio(f.get(C::CitizenSatisfied) + f.get(C::CitizenBasicallySatisfied), f.get(C::CitizenRated)),
+            Kpi::SatisfactionStrict => ratio(f.get(C::CitizenSatisfied), f.get(C::CitizenRated)),
+            Kpi::ResultSatisfaction => ratio(f.get(C::ResultSatisfied), f.get(C::ResultRated)),
+            Kpi::StaffSatisfaction => ratio(
+                f.get(C::Satisfied) + f.get(C::BasicallySatisfied) - f.get(C::CitizenSatisfied) - f.get(C::CitizenBasicallySatisfied),
+                f.get(C::Rated) - f.get(C::CitizenRated),
+            ),
+            Kpi::CitizenRatedShare => ratio(f.get(C::CitizenRated), f.get(C::Rated)),
             Kpi::ResolutionRate => ratio(f.get(C::Resolved), f.get(C::Resolved) + f.open_overdue),
             Kpi::LocalResolution => ratio(f.get(C::ResolvedLocally), f.get(C::Resolved)),
             Kpi::RegistrationOnTime => ratio(f.get(C::RegisteredOnTime), f.get(C::Received)),
@@ -307,6 +349,7 @@ impl Kpi {
         let at_least = |value| Some(Target { value, at_least: true });
         match self {
             Kpi::Satisfaction => at_least(0.90),
+            Kpi::ResultSatisfaction => at_least(0.85),
             Kpi::ResolutionRate => at_least(match level {
                 Level::City => 0.95,
                 Level::County => 0.93,
@@ -320,7 +363,7 @@ impl Kpi {
 }
 
 /// The version of the definitions above; every report names it.
-pub const DEFINITIONS: &str = "zongzhi-kpi/v1 (DOMAIN.md: satisfaction both ways, resolution, local resolution, on-time per clock, overdue = closed late / closed)";
+pub const DEFINITIONS: &str = "zongzhi-kpi/v2 (docs/kpis.md: satisfaction from citizen-given ratings, each in its month, staff-entered apart; resolution, local resolution, on-time per clock, overdue = closed late / closed; 越级 against the unit where the matter arose)";
 
 impl MonthlyReport {
     pub fn new(unit: DivisionCode, month: u32, counts: &Counts) -> MonthlyReport {
@@ -329,8 +372,23 @@ impl MonthlyReport {
             month,
             counts: counts.iter().enumerate().filter(|(_, v)| **v != 0).map(|(i, v)| (i as u8, *v)).collect(),
             definitions: DEFINITIONS.to_string(),
+            supersedes: None,
+            reason: String::new(),
         }
     }
+
+    /// The month as people write it: `2026-12`.
+    pub fn period(&self) -> String {
+        period_of(self.month)
+    }
+}
+
+/// `YYYYMM` as people write it: `2026-12`.
+pub fn period_of(month: u32) -> String {
+    format!("{}-{:02}", month / 100, month % 100)
+}
+
+impl MonthlyReport {
 
     pub fn figures(&self) -> Counts {
         let mut c = [0; COUNTERS];
@@ -434,9 +492,9 @@ mod tests {
     #[test]
     fn ratios_and_targets() {
         let mut f = Figures::default();
-        f.counts[Counter::Rated as usize] = 10;
-        f.counts[Counter::Satisfied as usize] = 7;
-        f.counts[Counter::BasicallySatisfied as usize] = 2;
+        f.counts[Counter::CitizenRated as usize] = 10;
+        f.counts[Counter::CitizenSatisfied as usize] = 7;
+        f.counts[Counter::CitizenBasicallySatisfied as usize] = 2;
         assert_eq!(Kpi::Satisfaction.value(&f), Some(0.9));
         assert_eq!(Kpi::SatisfactionStrict.value(&f), Some(0.7));
         assert_eq!(Kpi::ResolutionRate.value(&f), None);
@@ -444,5 +502,57 @@ mod tests {
         f.open_overdue = 1;
         assert_eq!(Kpi::ResolutionRate.value(&f), Some(0.95));
         assert_eq!(Kpi::ResolutionRate.target(Level::County).unwrap().value, 0.93);
+    }
+}
+
+/// `docs/kpis.md`: the definitions above as a published report states
+/// them, generated from this module (a test keeps the file current).
+pub fn markdown() -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let pct = |t: Option<Target>| t.map(|t| format!("{} {}%", if t.at_least { "≥" } else { "≤" }, (t.value * 100.0).round())).unwrap_or_else(|| "—".into());
+    let _ = writeln!(out, "# KPI definitions\n");
+    let _ = writeln!(out, "Generated from `protocol/src/kpi.rs` (`kpi::markdown`); `cargo test -p zongzhi-protocol` fails when this file is stale, and `ZONGZHI_UPDATE_DOCS=1 cargo test -p zongzhi-protocol kpi_doc` rewrites it.\n");
+    let _ = writeln!(out, "Every report and statistics table names the definitions it follows: `{DEFINITIONS}`.\n");
+    let _ = writeln!(out, "## KPIs\n");
+    let _ = writeln!(out, "| code | 名称 | definition | target (city / county / township / village) |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for k in Kpi::ALL {
+        let targets: Vec<String> = [Level::City, Level::County, Level::Township, Level::Village].iter().map(|l| pct(k.target(*l))).collect();
+        let target = if targets.iter().all(|t| *t == targets[0]) { targets[0].clone() } else { targets.join(" / ") };
+        let _ = writeln!(out, "| `{}` | {} | {} | {} |", k.as_str(), k.zh(), k.definition(), target);
+    }
+    let _ = writeln!(out, "\n## Counters\n");
+    let _ = writeln!(out, "Each case contributes counter increments keyed by month (China time), unit, category and channel, a pure function of its folded events (`kpi::facts`).\n");
+    let _ = writeln!(out, "| code | 名称 |");
+    let _ = writeln!(out, "|---|---|");
+    for c in Counter::ALL {
+        let _ = writeln!(out, "| `{}` | {} |", c.as_str(), c.zh());
+    }
+    let _ = writeln!(out, "\n## Rules the counters follow\n");
+    for rule in [
+        "Every rating counts in the month it was given, against the unit that resolved the case: a 不满意, then 重办 and a 满意, are two ratings, each in its month; 重办 never takes a rating back.",
+        "A rating given by the citizen on a public page with the one-time token from the feedback is citizen-given (`citizen_rated`); one entered by staff is staff-entered (`rated` − `citizen_rated`). The satisfaction targets apply to citizen-given ratings; staff-entered ones are shown apart. While a citizen's invitation is open, staff cannot enter a rating.",
+        "An upheld 差评申诉 takes the rating out of every satisfaction figure (`appeal_upheld`, in the rating's month); the rating stays in the case's timeline.",
+        "越级: a case filed above the center where the matter arose (发生地), with no earlier case of the same complainant and leaf category at that center, as the filing center holds its subtree at intake. Counted for the filing unit (`skip_level_filed`) and against the unit where the matter arose (`skip_level`), in the month of filing. The statistics table shows it beside a baseline period (default: the same months a year earlier) and the plan's target of −50 %.",
+        "Repeat: the same complainant — the same 24-bit fingerprint bucket of the normalised phone number (else of the ID number) — filing in the same leaf category within the policy's window.",
+        "A month's report is signed once the month has closed; a later report for the same month supersedes the earlier with a reason, and both stay visible.",
+    ] {
+        let _ = writeln!(out, "- {rule}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod doc_tests {
+    #[test]
+    fn kpi_doc_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/kpis.md");
+        let want = super::markdown();
+        if std::env::var_os("ZONGZHI_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).expect("write docs/kpis.md");
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(have == want, "docs/kpis.md is stale: run ZONGZHI_UPDATE_DOCS=1 cargo test -p zongzhi-protocol kpi_doc");
     }
 }

@@ -16,6 +16,7 @@ pub mod id;
 pub mod identity;
 pub mod kpi;
 pub mod policy;
+pub mod receipt;
 pub mod record;
 pub mod report;
 pub mod step;

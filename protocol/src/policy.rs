@@ -73,6 +73,14 @@ pub struct DeadlineTable {
     /// A handling deadline set by hand (route or dispatch `due_at`) lies at
     /// most this many days ahead.
     pub max_due_days: u32,
+    /// How long the citizen's one-time rating token (given at feedback)
+    /// stays valid, in days.
+    #[serde(default = "default_rating_token_days")]
+    pub rating_token_days: u32,
+}
+
+fn default_rating_token_days() -> u32 {
+    7
 }
 
 impl Default for DeadlineTable {
@@ -87,6 +95,7 @@ impl Default for DeadlineTable {
             resolution_working_days: 7,
             resolution_complex_working_days: 15,
             feedback_minutes: 24 * 60,
+            rating_token_days: default_rating_token_days(),
             rehandle_working_days: 7,
             max_extension_working_days: 15,
             due_soon_percent: 75,
@@ -424,6 +433,7 @@ impl Policy {
             ("rehandle_working_days", d.rehandle_working_days),
             ("max_extension_working_days", d.max_extension_working_days),
             ("max_due_days", d.max_due_days),
+            ("rating_token_days", d.rating_token_days),
             ("repeat_window_days", self.repeat_window_days),
         ] {
             if v == 0 || v > 366 * 24 * 60 {

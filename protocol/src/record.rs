@@ -21,8 +21,10 @@ use crate::policy::Policy;
 pub use crate::id::RecordId;
 
 /// The only record format version this code reads and writes. Version 2:
-/// a case event names the policy version its author held.
-pub const FORMAT_VERSION: u8 = 2;
+/// a case event names the policy version its author held. Version 3: the
+/// citizen's side (a filing's [`crate::case::Intake`], rating invitations,
+/// citizens' ratings, 差评申诉).
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Prefix of every signed message, so a record signature can never be
 /// mistaken for a signature over anything else.

@@ -16,5 +16,9 @@ pub struct MonthlyReport {
     pub counts: Vec<(u8, i64)>,
     /// Which definitions the figures follow (`kpi::DEFINITIONS`).
     pub definitions: String,
+    /// The earlier report of the same unit and month this one replaces
+    /// (both stay: the earlier is shown as superseded), and why.
+    pub supersedes: Option<crate::RecordId>,
+    pub reason: String,
 }
 

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::case::{Rating, RouteTarget, SuperviseGrade};
+use crate::case::{Rating, RatingInvite, RouteTarget, SuperviseGrade};
 use crate::{Action, DivisionCode, RecordId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -71,11 +71,28 @@ pub enum ActionRequest {
         #[serde(default = "default_feedback_method")]
         method: String,
         note: String,
+        /// Invite the citizen to rate on the public page with a one-time
+        /// token (default: yes when the policy's token lifetime is set).
+        #[serde(default = "default_true")]
+        invite_rating: bool,
     },
     Rate {
         rating: Rating,
         #[serde(default)]
+        result_rating: Option<Rating>,
+        #[serde(default)]
         comment: String,
+    },
+    Appeal {
+        reason: String,
+    },
+    UpholdAppeal {
+        #[serde(default)]
+        note: String,
+    },
+    DismissAppeal {
+        #[serde(default)]
+        note: String,
     },
     Reopen {
         reason: String,
@@ -88,6 +105,10 @@ pub enum ActionRequest {
 
 fn default_feedback_method() -> String {
     "phone".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Most characters in a free-text field of a step (a note, reason, reply,
@@ -150,8 +171,10 @@ impl ActionRequest {
             ActionRequest::AddHelpers { windows, .. } => windows.iter().map(|w| ("windows", w.as_str(), SHORT)).collect(),
             ActionRequest::Progress { note, .. } | ActionRequest::ApproveExtension { note } | ActionRequest::RefuseExtension { note } | ActionRequest::Supervise { note, .. } => vec![("note", note, NOTE)],
             ActionRequest::Resolve { public_reply, internal_note } => vec![("public_reply", public_reply, NOTE), ("internal_note", internal_note, NOTE)],
-            ActionRequest::Feedback { method, note } => vec![("method", method, SHORT), ("note", note, NOTE)],
+            ActionRequest::Feedback { method, note, .. } => vec![("method", method, SHORT), ("note", note, NOTE)],
             ActionRequest::Rate { comment, .. } => vec![("comment", comment, NOTE)],
+            ActionRequest::Appeal { reason } => vec![("reason", reason, NOTE)],
+            ActionRequest::UpholdAppeal { note } | ActionRequest::DismissAppeal { note } => vec![("note", note, NOTE)],
             ActionRequest::Merge { into } => vec![("into", into, SHORT)],
         }
     }
@@ -159,7 +182,14 @@ impl ActionRequest {
     /// Whether the step is an administrator's (decisions on extensions,
     /// supervision); every other is an operator's.
     pub fn needs_admin(&self) -> bool {
-        matches!(self, ActionRequest::ApproveExtension { .. } | ActionRequest::RefuseExtension { .. } | ActionRequest::Supervise { .. })
+        matches!(
+            self,
+            ActionRequest::ApproveExtension { .. }
+                | ActionRequest::RefuseExtension { .. }
+                | ActionRequest::Supervise { .. }
+                | ActionRequest::UpholdAppeal { .. }
+                | ActionRequest::DismissAppeal { .. }
+        )
     }
 
     /// The case a merge names (a number or an id), to be looked up.
@@ -170,9 +200,16 @@ impl ActionRequest {
         }
     }
 
+    /// Whether the step asks for a citizen's rating invitation (the caller
+    /// makes the token and passes it to [`ActionRequest::into_action`]).
+    pub fn wants_rating_invite(&self) -> bool {
+        matches!(self, ActionRequest::Feedback { invite_rating: true, .. })
+    }
+
     /// The action, with the merge target already looked up (`merge_into`;
-    /// required for a merge, ignored otherwise).
-    pub fn into_action(self, merge_into: Option<RecordId>) -> Result<Action, StepError> {
+    /// required for a merge, ignored otherwise) and the rating invitation
+    /// made (`invite`; used by feedback).
+    pub fn into_action(self, merge_into: Option<RecordId>, invite: Option<RatingInvite>) -> Result<Action, StepError> {
         let due = |d: Option<String>| d.as_deref().map(|t| parse_time("due_at", t)).transpose();
         let action = match self {
             ActionRequest::SignFor {} => Action::SignFor,
@@ -197,8 +234,11 @@ impl ActionRequest {
             ActionRequest::RefuseExtension { note } => Action::DecideExtension { approve: false, note },
             ActionRequest::Supervise { grade, note } => Action::Supervise { grade, note },
             ActionRequest::Resolve { public_reply, internal_note } => Action::Resolve { public_reply, internal_note },
-            ActionRequest::Feedback { method, note } => Action::Feedback { method, note },
-            ActionRequest::Rate { rating, comment } => Action::Rate { rating, comment },
+            ActionRequest::Feedback { method, note, .. } => Action::Feedback { method, note, invite },
+            ActionRequest::Rate { rating, result_rating, comment } => Action::Rate { rating, comment, result_rating },
+            ActionRequest::Appeal { reason } => Action::Appeal { reason },
+            ActionRequest::UpholdAppeal { note } => Action::DecideAppeal { upheld: true, note },
+            ActionRequest::DismissAppeal { note } => Action::DecideAppeal { upheld: false, note },
             ActionRequest::Reopen { reason } => Action::Reopen { reason },
             ActionRequest::Merge { .. } => Action::Merge { into: merge_into.ok_or_else(|| StepError("merge: the target case was not looked up".into()))? },
             ActionRequest::Archive {} => Action::Archive,

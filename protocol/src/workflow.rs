@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use crate::case::{
-    Action, BlobHash, CaseEvent, Filing, Rating, RouteTarget, SuperviseGrade, Urgency,
+    rating_token_hash, Action, BlobHash, CaseEvent, Filing, Rating, RatingInvite, RouteTarget, SuperviseGrade, Urgency,
 };
 use crate::division::{DivisionCode, Level};
 use crate::hlc::Hlc;
@@ -282,6 +282,50 @@ impl TimelineEntry {
     }
 }
 
+/// Who gave a rating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatedBy {
+    /// The citizen, on a public page, with the one-time token.
+    Citizen,
+    /// Staff entered what the citizen told them.
+    Staff,
+}
+
+/// Where a 差评申诉 stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppealState {
+    Pending,
+    /// 申诉成立: the rating no longer counts in the satisfaction figures.
+    Upheld,
+    /// 申诉驳回: the rating counts as given.
+    Dismissed,
+}
+
+/// One rating the case received. Every rating is kept: a 不满意 followed by
+/// 重办 and a 满意 is two ratings, each counted in the month it was given.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RatingEntry {
+    pub event: RecordId,
+    pub at_ms: u64,
+    /// The unit whose work was rated (the one that resolved the case).
+    pub unit: DivisionCode,
+    pub by: RatedBy,
+    pub rating: Rating,
+    /// Satisfaction with the result (the citizen gives it separately).
+    pub result_rating: Option<Rating>,
+    pub appeal: Option<AppealState>,
+    pub appeal_reason: Option<String>,
+}
+
+impl RatingEntry {
+    /// Counts in the satisfaction figures (not set aside by an upheld appeal).
+    pub fn counts(&self) -> bool {
+        self.appeal != Some(AppealState::Upheld)
+    }
+}
+
 /// A pending extension request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExtensionRequest {
@@ -330,6 +374,11 @@ pub struct CaseState {
     pub fed_back_ms: Option<u64>,
     pub rating: Option<Rating>,
     pub rated_ms: Option<u64>,
+    /// Every rating, in order (the last is the current one while the
+    /// case is 已评价).
+    pub ratings: Vec<RatingEntry>,
+    /// The citizen's rating invitation of the last feedback, while open.
+    pub invite: Option<RatingInvite>,
     pub merged_into: Option<RecordId>,
     pub archived_ms: Option<u64>,
     pub attachments: Vec<Attachment>,
@@ -522,6 +571,8 @@ impl CaseState {
             fed_back_ms: None,
             rating: None,
             rated_ms: None,
+            ratings: Vec::new(),
+            invite: None,
             merged_into: None,
             archived_ms: None,
             attachments: Vec::new(),
@@ -782,13 +833,66 @@ impl CaseState {
             }
             Action::Rate { .. } => {
                 need_intake("record the rating (评价)")?;
-                need_status(&[Status::FedBack], "rating (评价)")
+                need_status(&[Status::FedBack], "rating (评价)")?;
+                // The citizen was invited to rate: staff do not pre-empt
+                // them (no "buying satisfaction") until the token expires.
+                if let Some(invite) = &self.invite
+                    && e.hlc.wall_ms <= invite.expires_ms
+                {
+                    return reject("citizen-invited", "the citizen was invited to rate this case; staff may enter a rating only once the invitation has expired");
+                }
+                Ok(())
+            }
+            Action::CitizenRate { token, .. } => {
+                // Any center may sign it: the token is the citizen's proof.
+                need_status(&[Status::FedBack], "the citizen's rating (群众评价)")?;
+                let Some(invite) = &self.invite else {
+                    return reject("no-rating-invitation", "the feedback did not invite the citizen to rate");
+                };
+                if rating_token_hash(token) != invite.token_hash {
+                    return reject("rating-token", "the rating token is not the one given at the last feedback");
+                }
+                if e.hlc.wall_ms > invite.expires_ms {
+                    return reject("rating-token-expired", "the rating token has expired");
+                }
+                Ok(())
+            }
+            Action::Appeal { reason } => {
+                let Some(last) = self.ratings.last() else {
+                    return reject("appeal-needs-rating", "there is no rating to appeal");
+                };
+                if unit != last.unit {
+                    return reject("appeal-by-rated-unit", format!("only the rated unit {} may appeal its rating", last.unit));
+                }
+                if last.rating != Rating::Unsatisfied {
+                    return reject("appeal-needs-unsatisfied", "only a 不满意 rating is appealed");
+                }
+                if last.appeal.is_some() {
+                    return reject("one-appeal-per-rating", "this rating was already appealed");
+                }
+                need_status(&[Status::Rated], "an appeal (差评申诉)")?;
+                nonempty("reason", reason)
+            }
+            Action::DecideAppeal { .. } => {
+                let Some(last) = self.ratings.last().filter(|r| r.appeal == Some(AppealState::Pending)) else {
+                    return reject("no-appeal-pending", "there is no pending appeal");
+                };
+                // The level above the rated unit decides (the city decides
+                // on its own ratings).
+                let decider = last.unit.parent().unwrap_or(last.unit);
+                if unit != decider {
+                    return reject("supervising-level-decides", format!("only {decider} decides on this appeal"));
+                }
+                Ok(())
             }
             Action::Reopen { reason } => {
                 need_intake("re-open the case for re-handling (重办)")?;
                 need_status(&[Status::Rated], "re-handling (重办)")?;
                 if self.rating != Some(Rating::Unsatisfied) {
                     return reject("reopen-needs-unsatisfied", "only a case rated 不满意 is re-handled");
+                }
+                if self.ratings.last().is_some_and(|r| r.appeal == Some(AppealState::Pending)) {
+                    return reject("appeal-pending", "an appeal of the rating is pending; wait for the decision");
                 }
                 nonempty("reason", reason)
             }
@@ -803,8 +907,8 @@ impl CaseState {
             Action::Archive => {
                 need_intake("archive the case (归档)")?;
                 need_status(&[Status::Rated], "archiving (归档)")?;
-                if self.rating == Some(Rating::Unsatisfied) {
-                    return reject("archive-needs-satisfied", "a case rated 不满意 must be re-handled before archiving");
+                if self.rating == Some(Rating::Unsatisfied) && self.ratings.last().is_none_or(|r| r.appeal != Some(AppealState::Upheld)) {
+                    return reject("archive-needs-satisfied", "a case rated 不满意 must be re-handled (or the rating set aside on appeal) before archiving");
                 }
                 Ok(())
             }
@@ -908,15 +1012,24 @@ impl CaseState {
                 self.meet(DeadlineKind::Rehandle, now);
                 self.start_minutes(DeadlineKind::Feedback, self.filed_by, now, policy.deadlines.feedback_minutes);
             }
-            Action::Feedback { .. } => {
+            Action::Feedback { invite, .. } => {
                 self.status = Status::FedBack;
                 self.fed_back_ms = Some(now);
+                self.invite = *invite;
                 self.meet(DeadlineKind::Feedback, now);
             }
-            Action::Rate { rating, .. } => {
-                self.status = Status::Rated;
-                self.rating = Some(*rating);
-                self.rated_ms = Some(now);
+            Action::Rate { rating, result_rating, .. } => self.rate(e, RatedBy::Staff, *rating, *result_rating),
+            Action::CitizenRate { rating, result_rating, .. } => self.rate(e, RatedBy::Citizen, *rating, Some(*result_rating)),
+            Action::Appeal { reason } => {
+                if let Some(last) = self.ratings.last_mut() {
+                    last.appeal = Some(AppealState::Pending);
+                    last.appeal_reason = Some(reason.clone());
+                }
+            }
+            Action::DecideAppeal { upheld, .. } => {
+                if let Some(last) = self.ratings.last_mut() {
+                    last.appeal = Some(if *upheld { AppealState::Upheld } else { AppealState::Dismissed });
+                }
             }
             Action::Reopen { .. } => {
                 self.reopens += 1;
@@ -945,6 +1058,24 @@ impl CaseState {
                 self.attachments.push(Attachment { blob: *blob, name: name.clone(), mime: mime.clone(), size: *size, unit });
             }
         }
+    }
+
+    fn rate(&mut self, e: &EventRef<'_>, by: RatedBy, rating: Rating, result_rating: Option<Rating>) {
+        let now = e.hlc.wall_ms;
+        self.status = Status::Rated;
+        self.rating = Some(rating);
+        self.rated_ms = Some(now);
+        self.invite = None;
+        self.ratings.push(RatingEntry {
+            event: e.id,
+            at_ms: now,
+            unit: self.resolved_by.unwrap_or(self.owner),
+            by,
+            rating,
+            result_rating,
+            appeal: None,
+            appeal_reason: None,
+        });
     }
 
     /// Ownership moves to `to` (escalation, dispatch, re-route to a unit).

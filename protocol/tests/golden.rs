@@ -35,6 +35,7 @@ fn filing_by(key: &NodeKey, seq: u64) -> Record {
             people_involved: 1,
             amount_fen: Some(12_345),
             contact: Some(contact.hash()),
+            intake: Default::default(),
         })),
     };
     let prev = (seq > 1).then_some(zongzhi_protocol::RecordId([seq as u8; 32]));
@@ -85,11 +86,14 @@ fn unknown_kind_version_and_trailing_bytes_are_typed_errors() {
     bytes[1] = 99;
     assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnknownKind(99)));
     let mut bytes = r.bytes().to_vec();
-    bytes[0] = 3;
-    assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(3)));
-    // Version 1 (case events without the policy version) is not read.
-    bytes[0] = 1;
-    assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(1)));
+    bytes[0] = 4;
+    assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(4)));
+    // Versions 1 (case events without the policy version) and 2 (without
+    // the citizen's side) are not read.
+    for old in [1, 2] {
+        bytes[0] = old;
+        assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(old)));
+    }
     let mut bytes = r.bytes().to_vec();
     bytes.push(0);
     assert!(matches!(Record::decode(&bytes), Err(RecordError::Codec(_))));

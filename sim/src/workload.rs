@@ -76,8 +76,9 @@ pub(crate) fn filing(rng: &mut Rng, now: u64) -> Op {
         people_involved: 1,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     };
-    Op::File { filing: Box::new(filing), contact, operator: "模拟受理员".into() }
+    Op::File { filing: Box::new(filing), contact, query_code: None, operator: "模拟受理员".into() }
 }
 
 /// The node's supervision worker: the notices owed at the simulated time
@@ -127,13 +128,44 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
                 Action::Progress { note: "正在协调".into(), public: true }
             }
         }
-        Status::Resolved => Action::Feedback { method: "电话".into(), note: "已告知".into() },
-        Status::FedBack => Action::Rate { rating: if rng.chance(85) { Rating::Satisfied } else { Rating::Unsatisfied }, comment: String::new() },
+        // Half the cases invite the citizen to rate; the citizen then rates
+        // on the city's public page (the city signs it), and staff never
+        // do. The token is derived from the case so the city can play the
+        // citizen.
+        Status::Resolved => Action::Feedback {
+            method: "电话".into(),
+            note: "已告知".into(),
+            invite: citizen_invited(&case.id).then(|| zongzhi_protocol::case::RatingInvite {
+                token_hash: zongzhi_protocol::case::rating_token_hash(&citizen_token(&case.id)),
+                expires_ms: u64::MAX,
+            }),
+        },
+        Status::FedBack if citizen_invited(&case.id) => {
+            if world.nodes[n].parent.is_some() {
+                return Ok(None);
+            }
+            let rating = if rng.chance(85) { Rating::Satisfied } else { Rating::Unsatisfied };
+            let action = Action::CitizenRate { token: citizen_token(&case.id), rating, result_rating: rating, comment: String::new() };
+            return Ok(Some(Op::Act { case: case.id, action, operator: "群众".into() }));
+        }
+        Status::FedBack => Action::Rate { rating: if rng.chance(85) { Rating::Satisfied } else { Rating::Unsatisfied }, comment: String::new(), result_rating: None },
         Status::Rated if rng.chance(30) => Action::Reopen { reason: "当事人不满意，重新办理".into() },
         Status::Rated => Action::Archive,
         _ => return Ok(None),
     };
     Ok(Some(Op::Act { case: case.id, action, operator: "模拟办理员".into() }))
+}
+
+/// Whether the simulated feedback on a case invites the citizen to rate.
+fn citizen_invited(case: &zongzhi_protocol::RecordId) -> bool {
+    case.0[0] % 2 == 0
+}
+
+/// The simulated citizen's rating token of a case.
+fn citizen_token(case: &zongzhi_protocol::RecordId) -> [u8; 16] {
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&blake3::hash(&case.0).as_bytes()[..16]);
+    t
 }
 
 /// An ancestor supervises an open case owned below it.

@@ -501,6 +501,7 @@ pub fn signed_filing(
         people_involved: 1,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     };
     let body = Body::CaseEvent(CaseEvent { case: None, parents: vec![], unit: unit.parse().unwrap(), operator: "op".into(), action: Action::File(Box::new(filing)), policy: 1 });
     Record::sign(key, Header { seq, prev, hlc: Hlc { wall_ms: now, counter: 0 } }, body)

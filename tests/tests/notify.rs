@@ -243,7 +243,6 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
     op.act(&id, json!({"action": "feedback", "method": "phone", "note": "已电话告知处理结果"}));
     let invitation = rx.wait(&number, "rating_invitation");
     assert_eq!(invitation["text"], format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价。感谢您的支持！"));
-    op.act(&id, json!({"action": "rate", "rating": "satisfied"}));
 
     // --- nothing for cases without a phone, nor for steps not told to citizens ---
     let mut no_phone = sample_case("无电话的事项");

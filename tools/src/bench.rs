@@ -238,6 +238,7 @@ fn sample_records(n: usize) -> Vec<Record> {
                     people_involved: 2,
                     amount_fen: None,
                     contact: Some(zongzhi_protocol::BlobHash([7; 32])),
+                    intake: Default::default(),
                 })),
             };
             let header = Header { seq: i as u64 + 1, prev, hlc: Hlc { wall_ms: 1_790_000_000_000 + i as u64, counter: 0 } };

@@ -181,15 +181,50 @@ enum Command {
         note: String,
         #[arg(long, default_value = "phone")]
         method: String,
+        /// Do not invite the citizen to rate on the public page (staff
+        /// then enter the rating they were told).
+        #[arg(long)]
+        no_rating_invite: bool,
     },
-    /// 评价: record the complainant's rating.
+    /// 评价: record the complainant's rating as told to staff (counted as staff-entered).
     Rate {
         case: String,
         /// satisfied (满意), basic (基本满意), unsatisfied (不满意).
         #[arg(long)]
         rating: String,
+        /// The rating of the result, the same words.
+        #[arg(long)]
+        result_rating: Option<String>,
         #[arg(long, default_value = "")]
         comment: String,
+    },
+    /// 差评申诉: the rated unit appeals an unfair 不满意 to the level above.
+    Appeal {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The level above decides an appeal (admin): --uphold sets the rating aside.
+    DecideAppeal {
+        case: String,
+        #[arg(long)]
+        uphold: bool,
+        #[arg(long)]
+        dismiss: bool,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Check a citizen's receipt offline, against the city root key and the
+    /// tree's certificates (saved from any public page's /api/public/trust).
+    VerifyReceipt {
+        /// The token printed on the receipt (<number>.<code>).
+        token: String,
+        /// The city root key (hex) you trust.
+        #[arg(long)]
+        root: String,
+        /// The certificates: a file holding the JSON of GET /api/public/trust.
+        #[arg(long)]
+        trust: PathBuf,
     },
     /// 重办: reopen a case rated 不满意.
     Reopen {
@@ -359,9 +394,13 @@ impl ListFilter {
 enum ReportsCommand {
     /// Sign this center's own figures for a month (admin).
     Sign {
-        /// YYYY-MM.
+        /// YYYY-MM (a month that has closed).
         #[arg(long)]
         period: String,
+        /// Supersede the report already signed for the month, for this
+        /// reason (both stay visible).
+        #[arg(long)]
+        supersede: Option<String>,
     },
     /// Compare every report in the subtree with the figures recomputed from the events.
     Check {
@@ -495,6 +534,9 @@ struct FileArgs {
     contact_id: String,
     #[arg(long, default_value = "")]
     contact_address: String,
+    /// 发生地: the division where the matter arose (default: this center's).
+    #[arg(long)]
+    arose_in: Option<String>,
 }
 
 #[derive(Subcommand)]

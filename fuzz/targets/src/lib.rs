@@ -155,6 +155,9 @@ enum ActionInput {
     DecideExtension { approve: bool, note: String },
     Supervise { grade: u8, note: String },
     Rate { rating: u8, comment: String },
+    CitizenRate { token: [u8; 16], rating: u8, result: u8, comment: String },
+    Appeal { reason: String },
+    DecideAppeal { upheld: bool, note: String },
     Merge { into: [u8; 32] },
     Attach { blob: [u8; 32], name: String, mime: String, size: u64 },
     File { title: String, content: String, category: String, received_at_ms: u64, lat: Option<i32>, amount: Option<u64>, flags: u8 },
@@ -175,7 +178,15 @@ impl ActionInput {
             ActionInput::RequestExtension { working_days, reason } => Action::RequestExtension { working_days, reason },
             ActionInput::DecideExtension { approve, note } => Action::DecideExtension { approve, note },
             ActionInput::Supervise { grade, note } => Action::Supervise { grade: SuperviseGrade::ALL[grade as usize % SuperviseGrade::ALL.len()], note },
-            ActionInput::Rate { rating, comment } => Action::Rate { rating: Rating::ALL[rating as usize % Rating::ALL.len()], comment },
+            ActionInput::Rate { rating, comment } => Action::Rate { rating: Rating::ALL[rating as usize % Rating::ALL.len()], comment, result_rating: None },
+            ActionInput::CitizenRate { token, rating, result, comment } => Action::CitizenRate {
+                token,
+                rating: Rating::ALL[rating as usize % Rating::ALL.len()],
+                result_rating: Rating::ALL[result as usize % Rating::ALL.len()],
+                comment,
+            },
+            ActionInput::Appeal { reason } => Action::Appeal { reason },
+            ActionInput::DecideAppeal { upheld, note } => Action::DecideAppeal { upheld, note },
             ActionInput::Merge { into } => Action::Merge { into: RecordId(into) },
             ActionInput::Attach { blob, name, mime, size } => Action::Attach { blob: zongzhi_protocol::BlobHash(blob), name, mime, size },
             ActionInput::File { title, content, category, received_at_ms, lat, amount, flags } => Action::File(Box::new(Filing {
@@ -193,6 +204,7 @@ impl ActionInput {
                 people_involved: u32::from(flags),
                 amount_fen: amount,
                 contact: None,
+                intake: Default::default(),
             })),
         }
     }
@@ -339,7 +351,8 @@ pub fn action_json(data: &[u8]) -> String {
     };
     let admin = req.needs_admin();
     let merge_into = req.merge_target().map(|_| RecordId([7; 32]));
-    let action = match req.into_action(merge_into) {
+    let invite = req.wants_rating_invite().then_some(zongzhi_protocol::case::RatingInvite { token_hash: [1; 32], expires_ms: u64::MAX });
+    let action = match req.into_action(merge_into, invite) {
         Ok(a) => a,
         Err(e) => return class("refused", &e),
     };
@@ -424,6 +437,7 @@ fn filing() -> Action {
         people_involved: 2,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     }))
 }
 
@@ -439,8 +453,8 @@ fn step_action(action: u8, who: u8) -> Action {
         7 => Action::DecideExtension { approve: who.is_multiple_of(2), note: "n".into() },
         8 => Action::Supervise { grade: SuperviseGrade::ALL[who as usize % 4], note: "n".into() },
         9 => Action::Resolve { public_reply: "done".into(), internal_note: String::new() },
-        10 => Action::Feedback { method: "phone".into(), note: "n".into() },
-        11 => Action::Rate { rating: Rating::ALL[who as usize % 3], comment: String::new() },
+        10 => Action::Feedback { method: "phone".into(), note: "n".into(), invite: None },
+        11 => Action::Rate { rating: Rating::ALL[who as usize % 3], comment: String::new(), result_rating: None },
         12 => Action::Reopen { reason: "r".into() },
         13 => Action::Archive,
         14 => Action::AddHelpers { helpers: vec![RouteTarget::Window("health".into())] },

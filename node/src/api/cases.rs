@@ -62,6 +62,15 @@ struct FileRequest {
     people_involved: u32,
     amount_fen: Option<u64>,
     contact: Option<Contact>,
+    /// 发生地: the division where the matter arose (default: this center's).
+    arose_in: Option<zongzhi_protocol::DivisionCode>,
+    /// Give the citizen a receipt with a query code (default yes).
+    #[serde(default = "default_true")]
+    receipt: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_urgency() -> Urgency {
@@ -114,7 +123,18 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     for (field, value, max) in [("title", &req.title, MAX_TITLE_CHARS), ("content", &req.content, MAX_CONTENT_CHARS), ("place.address", &req.place.address, 200), ("category", &req.category, 32)] {
         check_length(field, value, max).map_err(|e| ApiError::bad_request(e.0))?;
     }
-    let filing = Filing {
+    let arose_in = req.arose_in.filter(|a| *a != s.node.division);
+    if let Some(a) = arose_in
+        && !s.node.division.contains(a)
+    {
+        return Err(ApiError::bad_request(format!("arose_in {a} is not within this center's area ({})", s.node.division)));
+    }
+    let skip_level = match arose_in {
+        Some(a) => is_skip_level(&s, a, &req.category, req.contact.as_ref())?,
+        None => false,
+    };
+    let query_code = req.receipt.then(crate::citizen::new_query_code);
+    let mut filing = Filing {
         number: String::new(),
         title: req.title,
         content: req.content,
@@ -133,10 +153,30 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
         people_involved: req.people_involved,
         amount_fen: req.amount_fen,
         contact: None,
+        intake: Default::default(),
     };
-    let ack = s.ledger.step(Op::File { filing: Box::new(filing), contact: req.contact, operator: session.username.clone() }).await?;
-    let view = case_view(&s, ack.case, &session).await?;
+    filing.intake.arose_in = arose_in;
+    filing.intake.skip_level = skip_level;
+    let op = Op::File { filing: Box::new(filing), contact: req.contact, query_code: query_code.clone(), operator: session.username.clone() };
+    let ack = s.ledger.step(op).await?;
+    let mut view = case_view(&s, ack.case, &session).await?;
+    if let Some(code) = &query_code {
+        let number = view["number"].as_str().unwrap_or_default().to_string();
+        view["receipt"] = crate::citizen::receipt_json(&s.shared.key, &number, ack.case, code, s.public.config.url.as_deref());
+    }
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// 越级: a filing here about a matter that arose in `arose_in` below, with
+/// no earlier case of the same complainant and category filed there (as
+/// far as this center holds its subtree's cases). Without a phone or ID
+/// number there is no way to tell: it counts as 越级.
+fn is_skip_level(s: &AppState, arose_in: zongzhi_protocol::DivisionCode, category: &str, contact: Option<&Contact>) -> Result<bool, ApiError> {
+    let key = zongzhi_protocol::case::fingerprint_key(s.shared.trust().root().as_bytes());
+    let fp = contact.and_then(|c| zongzhi_protocol::case::Fingerprint::of(&key, c));
+    let Some(person) = crate::index::person_key(fp, None) else { return Ok(true) };
+    let earlier = s.store.cases_of_person(&person, Some(category))?;
+    Ok(!earlier.iter().any(|(_, _, unit)| arose_in.contains(*unit)))
 }
 
 pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, body: Bytes) -> ApiResult {
@@ -150,9 +190,22 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
         Some(into) => Some(resolve_case(&s, into).await?),
         None => None,
     };
-    let action = req.into_action(merge_into).map_err(|e| ApiError::bad_request(e.0))?;
+    // A rating invitation: a one-time token for the citizen, its hash in
+    // the signed feedback; the token itself is shown this once.
+    let token = req.wants_rating_invite().then(crate::citizen::new_rating_token);
+    let invite = token.as_ref().map(|(t, _)| zongzhi_protocol::case::RatingInvite {
+        token_hash: zongzhi_protocol::case::rating_token_hash(t),
+        expires_ms: s.now_ms() + u64::from(s.policy().deadlines.rating_token_days) * 86_400_000,
+    });
+    let action = req.into_action(merge_into, invite).map_err(|e| ApiError::bad_request(e.0))?;
     let ack = s.ledger.step(Op::Act { case, action, operator: session.username.clone() }).await?;
-    Ok(Json(case_view(&s, ack.case, &session).await?))
+    let mut view = case_view(&s, ack.case, &session).await?;
+    if let (Some((_, text)), Some(invite)) = (token, invite) {
+        let number = view["number"].as_str().unwrap_or_default().to_string();
+        let link = s.public.config.url.as_deref().map(|u| format!("{}#n={number}&r={text}", u.trim_end_matches('#')));
+        view["rating_invitation"] = json!({"token": text, "link": link, "expires_at": super::time(invite.expires_ms)});
+    }
+    Ok(Json(view))
 }
 
 pub(super) async fn attach(
@@ -236,4 +289,99 @@ pub(super) async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Qu
         "cases": page.cases.iter().map(|c| summary_json(&policy, c, now)).collect::<Vec<_>>(),
         "next": page.next.map(|c| c.to_string()),
     })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct SimilarQuery {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    id_number: String,
+    #[serde(default)]
+    category: String,
+}
+
+/// At intake: the cases this node holds of the same complainant (by the
+/// fingerprint of a phone or ID number, never the contact itself), the
+/// same category's and the open ones first: likely duplicates to 并单 and
+/// open cases to tell the complainant about. A fingerprint bucket is
+/// shared by about 80 phone numbers, so a case whose contact this node
+/// holds is marked `confirmed` when its phone or ID number is the same.
+pub(super) async fn similar(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<SimilarQuery>) -> ApiResult {
+    let session = authenticate(&s, &headers, Role::Operator).await?;
+    let probe = Contact { name: String::new(), phone: q.phone.chars().take(20).collect(), id_number: q.id_number.chars().take(18).collect(), address: String::new() };
+    let key = zongzhi_protocol::case::fingerprint_key(s.shared.trust().root().as_bytes());
+    let fp = zongzhi_protocol::case::Fingerprint::of(&key, &probe);
+    let Some(person) = crate::index::person_key(fp, None) else {
+        return Err(ApiError::bad_request("give a phone number or an ID number"));
+    };
+    let policy = s.policy();
+    let now = s.now_ms();
+    let window = u64::from(policy.repeat_window_days) * 86_400_000;
+    let mut out = Vec::new();
+    for (filed, id, _) in s.store.cases_of_person(&person, None)? {
+        let Some(c) = s.store.case_summary(&id)? else { continue };
+        let same_category = c.category == q.category;
+        let open = c.status.is_open();
+        if !(open || (same_category && now.saturating_sub(filed) <= window)) {
+            continue;
+        }
+        let held = c.contact.and_then(|h| s.store.blob(&h.0).ok().flatten()).and_then(|b| Contact::from_bytes(&b).ok());
+        let confirmed = held.map(|h| {
+            let same = |a: &str, b: &str| !a.is_empty() && a == b;
+            same(&zongzhi_protocol::case::normalize_phone(&h.phone), &zongzhi_protocol::case::normalize_phone(&probe.phone))
+                || same(&zongzhi_protocol::case::normalize_id(&h.id_number), &zongzhi_protocol::case::normalize_id(&probe.id_number))
+        });
+        let mut v = summary_json(&policy, &c, now);
+        v["same_category"] = json!(same_category);
+        v["open"] = json!(open);
+        v["confirmed"] = json!(confirmed);
+        v["likely_duplicate"] = json!(same_category && open);
+        out.push(v);
+    }
+    out.sort_by_key(|v| (!v["likely_duplicate"].as_bool().unwrap_or(false), !v["open"].as_bool().unwrap_or(false)));
+    out.truncate(50);
+    let _ = session;
+    Ok(Json(json!({"cases": out})))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RepeatsQuery {
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    scope: String,
+}
+
+/// Across the subtree: the same complainant (fingerprint) with cases of one
+/// category filed at several centers (`several_centers`), or filed higher
+/// up while a case of theirs is open below (越级重复, `over_open_case`),
+/// with at least one of the cases filed in the period. No contact is read:
+/// the fingerprints alone group them, so a county sees its villages'
+/// repeats without their contact blobs.
+pub(super) async fn repeats(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<RepeatsQuery>) -> ApiResult {
+    authenticate(&s, &headers, Role::Viewer).await?;
+    let scope: zongzhi_protocol::DivisionCode = if q.scope.is_empty() { s.node.division } else { q.scope.parse().map_err(|e| ApiError::bad_request(format!("scope: {e}")))? };
+    if !s.node.division.contains(scope) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "outside_subtree", format!("{scope} is not in this center's subtree")));
+    }
+    let period = if q.period.is_empty() {
+        let m = zongzhi_protocol::kpi::month_of(s.now_ms()).unwrap_or(197001);
+        zongzhi_protocol::kpi::period_of(m)
+    } else {
+        q.period.clone()
+    };
+    let months = zongzhi_protocol::kpi::period_months(&period).map_err(ApiError::bad_request)?;
+    let store = s.store.clone();
+    let policy = s.policy();
+    let now = s.now_ms();
+    let groups = tokio::task::spawn_blocking(move || crate::index::repeat_groups(&store, scope, &months))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let mut out = Vec::new();
+    for (kind, cases) in groups.into_iter().take(500) {
+        let list: Vec<Value> = cases.iter().map(|c| summary_json(&policy, c, now)).collect();
+        out.push(json!({"kind": kind, "category": list.first().map(|c| c["category"].clone()), "cases": list}));
+    }
+    Ok(Json(json!({"scope": scope.to_string(), "period": period, "groups": out})))
 }

@@ -14,6 +14,7 @@ mod certs;
 mod error;
 mod monitor;
 mod notifications;
+mod public;
 pub mod policy;
 mod stats;
 mod users;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub node: NodeInfo,
     /// Login throttle, password-hash gate and login audit.
     pub login: Arc<crate::login::Login>,
+    /// The public progress page's settings and gate.
+    pub public: Arc<crate::citizen::PublicGate>,
     /// The notification adapter in use (`webhook`, `log`), none when off.
     pub notify: Option<&'static str>,
 }
@@ -71,7 +74,13 @@ pub struct AppState {
 impl AppState {
     pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
         let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone());
-        AppState { store: shared.store.clone(), shared, ledger, node, login, notify: None }
+        let public = Arc::new(crate::citizen::PublicGate::new(crate::citizen::PublicConfig::default()));
+        AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None }
+    }
+
+    /// The same state with the public page configured.
+    pub fn with_public(self, cfg: &crate::citizen::PublicConfig) -> AppState {
+        AppState { public: Arc::new(crate::citizen::PublicGate::new(cfg.clone())), ..self }
     }
 
     /// The same state with the notification adapter in use.
@@ -139,6 +148,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login-audit", get(login_audit))
         .route("/api/cases", get(list_cases).post(file_case))
         .route("/api/cases/export", get(crate::export::cases))
+        .route("/api/cases/similar", get(cases::similar))
+        .route("/api/repeats", get(cases::repeats))
         .route("/api/cases/{case}", get(case_detail))
         .route("/api/cases/{case}/actions", post(case_action))
         .route(
@@ -157,6 +168,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/certs/revoke", post(revoke_cert))
         .route("/api/admin/backup", post(admin::backup))
         .route("/api/admin/recovery", post(admin::recovery_override))
+        .route("/public/", get(public::page))
+        .route("/public", get(|| async { axum::response::Redirect::permanent("/public/") }))
+        .route("/public/public.js", get(public::script))
+        .route("/public/public.css", get(public::style))
+        .route("/api/public/cases/{number}", get(public::case_progress))
+        .route("/api/public/cases/{number}/rating", post(public::rate))
+        .route("/api/public/receipts/verify", get(public::verify_receipt))
+        .route("/api/public/trust", get(public::trust_bundle))
         .route("/api/notifications", get(notifications::list))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
@@ -269,6 +288,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/certs/revoke"),
     ("post", "/api/admin/backup"),
     ("post", "/api/admin/recovery"),
+    ("get", "/api/cases/similar"),
+    ("get", "/api/repeats"),
+    ("get", "/api/public/cases/{number}"),
+    ("post", "/api/public/cases/{number}/rating"),
+    ("get", "/api/public/receipts/verify"),
+    ("get", "/api/public/trust"),
     ("get", "/api/notifications"),
 ];
 

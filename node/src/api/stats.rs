@@ -61,7 +61,11 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
     };
     let limit = number("limit", 10_000)?;
     let offset = number("offset", 1_000_000)?.unwrap_or(0);
-    Ok(crate::report::Query { scope, period, months, by, kpis, offset, limit })
+    let baseline = match q.get("baseline").map(String::as_str) {
+        None | Some("") => None,
+        Some(p) => Some((p.to_string(), kpi::period_months(p).map_err(|e| ApiError::bad_request(format!("baseline: {e}")))?)),
+    };
+    Ok(crate::report::Query { scope, period, months, baseline, by, kpis, offset, limit })
 }
 
 pub(super) async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
@@ -109,6 +113,9 @@ pub(super) async fn check_reports(State(s): State<AppState>, headers: HeaderMap,
 pub(super) struct SignReportRequest {
     /// `YYYY-MM`.
     period: String,
+    /// Why a report already signed for the month is superseded.
+    #[serde(default)]
+    supersede_reason: Option<String>,
 }
 
 /// Signs this center's own figures for a month (it also happens on its own
@@ -121,9 +128,7 @@ pub(super) async fn sign_report(State(s): State<AppState>, headers: HeaderMap, b
     let [month] = months[..] else {
         return Err(ApiError::bad_request("a report covers one month: period must be YYYY-MM"));
     };
-    if Some(month) > kpi::month_of(s.now_ms()) {
-        return Err(ApiError::bad_request("that month has not begun"));
-    }
-    let (id, report) = crate::workers::reports::sign_report(&s.shared, &s.ledger, month).await?;
-    Ok((StatusCode::CREATED, Json(json!({"record": id.to_string(), "report": report}))))
+    let (id, report) = crate::workers::reports::sign_report(&s.shared, &s.ledger, month, req.supersede_reason).await?;
+    let period = report.period();
+    Ok((StatusCode::CREATED, Json(json!({"record": id.to_string(), "period": period, "report": report}))))
 }

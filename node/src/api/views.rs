@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use zongzhi_protocol::case::{Contact, Rating, RouteTarget, SuperviseGrade};
-use zongzhi_protocol::workflow::{Deadline, TimelineEntry};
+use zongzhi_protocol::workflow::{Deadline, RatedBy, TimelineEntry};
 use zongzhi_protocol::{Action, CaseState, DivisionCode, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::{self, Role, Session};
@@ -46,8 +46,18 @@ fn action_details(a: &Action) -> Value {
         Action::DecideExtension { approve, note } => json!({"approve": approve, "note": note}),
         Action::Supervise { grade, note } => json!({"grade": grade.as_str(), "grade_zh": grade.zh(), "note": note}),
         Action::Resolve { public_reply, internal_note } => json!({"public_reply": public_reply, "internal_note": internal_note}),
-        Action::Feedback { method, note } => json!({"method": method, "note": note}),
-        Action::Rate { rating, comment } => json!({"rating": rating.as_str(), "rating_zh": rating.zh(), "comment": comment}),
+        Action::Feedback { method, note, invite } => json!({"method": method, "note": note, "rating_invited": invite.is_some(), "rating_token_expires_at": invite.map(|i| time(i.expires_ms))}),
+        Action::Rate { rating, comment, result_rating } => json!({
+            "rating": rating.as_str(), "rating_zh": rating.zh(), "comment": comment, "by": "staff",
+            "result_rating": result_rating.map(|r| r.as_str()), "result_rating_zh": result_rating.map(|r| r.zh()),
+        }),
+        // The token is spent and never shown.
+        Action::CitizenRate { rating, result_rating, comment, .. } => json!({
+            "rating": rating.as_str(), "rating_zh": rating.zh(), "comment": comment, "by": "citizen",
+            "result_rating": result_rating.as_str(), "result_rating_zh": result_rating.zh(),
+        }),
+        Action::Appeal { reason } => json!({"reason": reason}),
+        Action::DecideAppeal { upheld, note } => json!({"upheld": upheld, "note": note}),
         Action::Merge { into } => json!({"into": into.to_string()}),
         Action::Attach { blob, name, mime, size } => json!({"blob": blob.to_string(), "name": name, "mime": mime, "size": size}),
     }
@@ -160,6 +170,23 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
         "public_reply": state.public_reply,
         "fed_back_at": state.fed_back_ms.map(time),
         "rating": state.rating.map(|r| json!({"code": r.as_str(), "name": r.zh()})),
+        "ratings": state.ratings.iter().map(|r| json!({
+            "event": r.event.to_string(),
+            "at": time(r.at_ms),
+            "unit": r.unit.to_string(),
+            "by": r.by,
+            "by_zh": match r.by { RatedBy::Citizen => "群众评价", RatedBy::Staff => "工作人员录入" },
+            "rating": {"code": r.rating.as_str(), "name": r.rating.zh()},
+            "result_rating": r.result_rating.map(|x| json!({"code": x.as_str(), "name": x.zh()})),
+            "appeal": r.appeal,
+            "appeal_reason": r.appeal_reason,
+            "counts": r.counts(),
+        })).collect::<Vec<_>>(),
+        "rating_invite": state.invite.map(|i| json!({"expires_at": time(i.expires_ms)})),
+        "arose_in": f.intake.arose_in.unwrap_or(state.filed_by).to_string(),
+        "arose_in_name": unit_name(&f.intake.arose_in.unwrap_or(state.filed_by)),
+        "skip_level": f.intake.skip_level,
+        "has_query_code": f.intake.query_code_hash.is_some(),
         "merged_into": state.merged_into.map(|c| c.to_string()),
         "archived_at": state.archived_ms.map(time),
         "attachments": state.attachments,
@@ -253,7 +280,7 @@ fn deadlines_json(deadlines: &[Deadline], policy: &Policy, now: u64, names: &Has
 
 /// Official unit names by division, from the certificates the node holds
 /// (a division re-keyed after a revocation: the unrevoked certificate's name).
-fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
+pub(super) fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
     let mut names: HashMap<DivisionCode, (bool, String)> = HashMap::new();
     for m in trust.members() {
         let revoked = trust.revocation(&m.cert.key).is_some();
@@ -309,9 +336,13 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
         ("refuse_extension", Action::DecideExtension { approve: false, note: text() }, Role::Admin),
         ("supervise", Action::Supervise { grade: SuperviseGrade::Normal, note: text() }, Role::Admin),
         ("resolve", Action::Resolve { public_reply: text(), internal_note: String::new() }, Role::Operator),
-        ("feedback", Action::Feedback { method: "phone".into(), note: text() }, Role::Operator),
-        ("rate", Action::Rate { rating: Rating::Satisfied, comment: String::new() }, Role::Operator),
+        ("feedback", Action::Feedback { method: "phone".into(), note: text(), invite: None }, Role::Operator),
+        ("rate", Action::Rate { rating: Rating::Satisfied, comment: String::new(), result_rating: None }, Role::Operator),
         ("reopen", Action::Reopen { reason: text() }, Role::Operator),
+        ("appeal", Action::Appeal { reason: text() }, Role::Operator),
+        ("uphold_appeal", Action::DecideAppeal { upheld: true, note: text() }, Role::Admin),
+        ("dismiss_appeal", Action::DecideAppeal { upheld: false, note: text() }, Role::Admin),
+        ("merge", Action::Merge { into: RecordId([1; 32]) }, Role::Operator),
         ("archive", Action::Archive, Role::Operator),
     ];
     if let Some(to) = child {

@@ -14,7 +14,8 @@ use super::*;
 
 impl Writer {
     /// Files a new case: its number is the next serial of the filing year.
-    pub(super) fn file(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, mut filing: Box<Filing>, contact: Option<Contact>, operator: String) -> Result<Outcome> {
+    pub(super) fn file(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, filing: Box<Filing>, contact: Option<Contact>, query_code: Option<String>, operator: String) -> Result<Outcome> {
+        let mut filing = filing;
         check_operator(&operator)?;
         zongzhi_protocol::workflow::validate_filing(policy.current(), &filing).map_err(LedgerError::Rejected)?;
         let year = china_date(now).map_err(|e| LedgerError::Invalid(e.to_string()))?.year();
@@ -28,6 +29,22 @@ impl Writer {
         filing.number = format!("{}-{year}-{serial:06}", self.shared.unit);
         let contact_bytes = contact.as_ref().map(|c| c.to_bytes());
         filing.contact = contact_bytes.as_deref().map(BlobHash::of);
+        // The citizen's side: the fingerprint from the contact (never the
+        // contact itself), the query code only hashed.
+        let fp_key = zongzhi_protocol::case::fingerprint_key(p.base_trust.root().as_bytes());
+        filing.intake.complainant = contact.as_ref().and_then(|c| zongzhi_protocol::case::Fingerprint::of(&fp_key, c));
+        filing.intake.query_code_hash = query_code.as_deref().map(|code| zongzhi_protocol::case::query_code_hash(&filing.number, code));
+        if let Some(arose) = filing.intake.arose_in
+            && !self.shared.unit.contains(arose)
+        {
+            return Err(LedgerError::Invalid(format!("发生地 {arose} is not within this center's area ({})", self.shared.unit)));
+        }
+        if filing.intake.arose_in == Some(self.shared.unit) {
+            filing.intake.arose_in = None;
+        }
+        if filing.intake.arose_in.is_none() {
+            filing.intake.skip_level = false;
+        }
         let event = CaseEvent { case: None, parents: vec![], unit: self.shared.unit, operator, action: Action::File(filing), policy: policy.current().version };
         let mut trial = p.heads.clone();
         let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));

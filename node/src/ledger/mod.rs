@@ -97,8 +97,10 @@ pub struct Cursor {
 /// A change requested by an operator or a peer.
 #[derive(Debug)]
 pub enum Op {
-    /// File a new case. `filing.number` and `filing.contact` are assigned here.
-    File { filing: Box<Filing>, contact: Option<Contact>, operator: String },
+    /// File a new case. `filing.number`, `filing.contact` and the
+    /// complainant's fingerprint are assigned here; `query_code` (the
+    /// receipt's) is stored only as its hash under the number.
+    File { filing: Box<Filing>, contact: Option<Contact>, query_code: Option<String>, operator: String },
     /// A workflow step on an existing case.
     Act { case: RecordId, action: Action, operator: String },
     /// Store an attachment blob and record it on the case.

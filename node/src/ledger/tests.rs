@@ -51,7 +51,7 @@ fn case_of(c: &Commit<'_>) -> RecordId {
 }
 
 fn file() -> Op {
-    Op::File { filing: Box::new(filing(String::new())), contact: None, operator: "op".into() }
+    Op::File { filing: Box::new(filing(String::new())), contact: None, query_code: None, operator: "op".into() }
 }
 
 fn filing(number: String) -> Filing {
@@ -70,6 +70,7 @@ fn filing(number: String) -> Filing {
         people_involved: 1,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     }
 }
 
@@ -269,7 +270,7 @@ fn contact_after_its_case(local: bool) {
         // The same person files here: the contact comes with the filing.
         let mut f = filing(String::new());
         f.contact = None;
-        w.run(Op::File { filing: Box::new(f), contact: Some(contact.clone()), operator: "op".into() }).unwrap();
+        w.run(Op::File { filing: Box::new(f), contact: Some(contact.clone()), query_code: None, operator: "op".into() }).unwrap();
         assert_eq!(phone(&store), 2, "both cases are filed under the phone");
     } else {
         w.run(Op::Ingest { records: vec![], blobs: vec![(hash, bytes.clone())], cursor: None }).unwrap();

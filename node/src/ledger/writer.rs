@@ -157,11 +157,18 @@ impl Draft<'_> {
     pub(super) fn put_blob(&mut self, hash: &BlobHash, bytes: &[u8]) -> Result<()> {
         let new = !self.batch.holds_blob(&hash.0)?;
         self.batch.put_blob(&hash.0, bytes);
-        if new && zongzhi_protocol::case::Contact::from_bytes(bytes).is_ok() {
-            // The cases are found in the store's repeat index: the group in
-            // flight may be writing some.
+        if new && let Ok(contact) = zongzhi_protocol::case::Contact::from_bytes(bytes) {
+            // The cases are found in the store's repeat index, under the
+            // complainant's fingerprint: the group in flight may be
+            // writing some.
             self.settle_if(|prev| !prev.w.touched.is_empty())?;
-            self.batch.index_late_contact(&hash.0, bytes)?;
+            let key = zongzhi_protocol::case::fingerprint_key(self.base_trust.root().as_bytes());
+            // Under its fingerprint as its filing center computed it, or
+            // under the contact's hash (a filing without a fingerprint).
+            let fingerprint = crate::index::person_key(zongzhi_protocol::case::Fingerprint::of(&key, &contact), None);
+            for person in fingerprint.into_iter().chain([hash.0]) {
+                self.batch.index_late_contact(&person, &hash.0, bytes)?;
+            }
         }
         Ok(())
     }
@@ -447,7 +454,7 @@ impl Writer {
             return Err(LedgerError::Restoring);
         }
         match op {
-            Op::File { filing, contact, operator } => self.file(policy, now, p, filing, contact, operator),
+            Op::File { filing, contact, query_code, operator } => self.file(policy, now, p, filing, contact, query_code, operator),
             Op::Act { case, action, operator } => {
                 check_operator(&operator)?;
                 if matches!(action, Action::File(_)) {

@@ -54,7 +54,8 @@ pub struct NotifyConfig {
     #[serde(default)]
     pub token: Option<Token>,
     /// The public progress page, e.g. `https://city.example/public/`
-    /// (`{public_url}`, and the base of `{rating_link}`).
+    /// (`{public_url}`, and the base of `{rating_link}`); `[public] url`
+    /// when not set here.
     #[serde(default)]
     pub public_url: Option<String>,
     /// A message not delivered this many hours after its step is given up
@@ -158,7 +159,9 @@ pub struct Notifier {
 impl Notifier {
     /// Checks `[notify]`: the adapter's settings, the templates (unknown
     /// variables are refused), the delays. The message says what to fix.
-    pub fn from_config(cfg: &NotifyConfig, name: &str) -> Result<Notifier, String> {
+    /// `public_page` is the public page's address from `[public]`, the
+    /// default of `public_url`.
+    pub fn from_config(cfg: &NotifyConfig, name: &str, public_page: Option<&str>) -> Result<Notifier, String> {
         let adapter = match cfg.adapter {
             AdapterKind::Webhook => {
                 let url = cfg.url.as_deref().filter(|u| !u.trim().is_empty()).ok_or("[notify] adapter = \"webhook\" needs url (the gateway's or receiver's http:// address)")?;
@@ -180,7 +183,7 @@ impl Notifier {
         if cfg.give_up_after_hours == 0 {
             return Err("[notify] give_up_after_hours must be at least 1".into());
         }
-        let public_url = cfg.public_url.clone().unwrap_or_default().trim().to_string();
+        let public_url = cfg.public_url.as_deref().or(public_page).unwrap_or_default().trim().to_string();
         let web = |u: &str| u.starts_with("https://") || u.starts_with("http://");
         if !public_url.is_empty() && !web(&public_url) {
             return Err(format!("[notify] public_url = \"{public_url}\" must start with https:// (or http://)"));
@@ -277,7 +280,7 @@ impl Values<'_> {
                 if !given.is_empty() {
                     given
                 } else if !token.is_empty() && !self.public_url.is_empty() {
-                    format!("{}/rate?token={token}", self.public_url.trim_end_matches('/'))
+                    format!("{}#n={}&r={token}", self.public_url.trim_end_matches('#'), self.number)
                 } else {
                     String::new()
                 }

@@ -23,7 +23,7 @@ fn city() -> (tempfile::TempDir, Writer, Context) {
 
 fn notifier(toml_text: &str) -> Notifier {
     let cfg: NotifyConfig = toml::from_str(toml_text).unwrap();
-    Notifier::from_config(&cfg, "示例市社会治安综合治理中心").unwrap()
+    Notifier::from_config(&cfg, "示例市社会治安综合治理中心", None).unwrap()
 }
 
 fn filing(title: &str) -> Filing {
@@ -42,6 +42,7 @@ fn filing(title: &str) -> Filing {
         people_involved: 1,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     }
 }
 
@@ -54,7 +55,7 @@ fn acked(o: Outcome) -> Ack {
 
 fn file(w: &mut Writer, title: &str, phone: Option<&str>) -> Ack {
     let contact = phone.map(|p| Contact { name: "张三".into(), phone: p.into(), ..Default::default() });
-    acked(w.run(Op::File { filing: Box::new(filing(title)), contact, operator: "op".into() }).unwrap())
+    acked(w.run(Op::File { filing: Box::new(filing(title)), contact, query_code: None, operator: "op".into() }).unwrap())
 }
 
 fn act(w: &mut Writer, case: RecordId, action: Action) -> Ack {
@@ -116,7 +117,7 @@ fn four_steps_of_cases_filed_here_with_a_phone_are_told_and_nothing_else() {
         act(&mut w, c, Action::Progress { note: "已约谈物业，三日内清理。".into(), public: true });
         act(&mut w, c, Action::Resolve { public_reply: "杂物已清理完毕。".into(), internal_note: "现场核实".into() });
     }
-    let feedback = act(&mut w, a.case, Action::Feedback { method: "phone".into(), note: "已电话告知".into() });
+    let feedback = act(&mut w, a.case, Action::Feedback { method: "phone".into(), note: "已电话告知".into(), invite: None });
     leave_secret(&ctx, &feedback.event, "rating_token", "tok123");
     // A case another center filed, with a phone: that center tells its complainant.
     let county = NodeKey::from_seed([9; 32]);
@@ -155,7 +156,7 @@ fn four_steps_of_cases_filed_here_with_a_phone_are_told_and_nothing_else() {
             (Kind::Resolution, format!("{number}办结：杂物已清理完毕。")),
             (
                 Kind::RatingInvitation,
-                format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：https://city.example/public/rate?token=tok123。感谢您的支持！")
+                format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：https://city.example/public/#n={number}&r=tok123。感谢您的支持！")
             ),
         ]
     );

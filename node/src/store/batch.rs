@@ -319,8 +319,8 @@ impl Batch<'_> {
     /// A contact blob that arrives after its cases (a later batch than
     /// their events): files the stored cases naming it under its phone and
     /// ID number. Cases changed in this batch file themselves.
-    pub fn index_late_contact(&mut self, hash: &[u8; 32], bytes: &[u8]) -> Result<()> {
-        let cases = self.store.cases_with_contact(hash)?;
+    pub fn index_late_contact(&mut self, person: &[u8; 32], hash: &[u8; 32], bytes: &[u8]) -> Result<()> {
+        let cases = self.store.cases_with_contact(person, hash)?;
         if !cases.is_empty() {
             self.index_contact_of(bytes, &cases);
         }

@@ -42,7 +42,7 @@ mod rocks;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
-use zongzhi_protocol::{NodeId, RecordId};
+use zongzhi_protocol::{DivisionCode, NodeId, RecordId};
 
 use crate::summary::CaseSummary;
 pub use batch::Batch;
@@ -69,7 +69,10 @@ pub(crate) use keys::{CF_CLOCKS, CF_CONTACTS, CF_COUNTS, CF_QUEUE, CF_QUEUE_CAT,
 /// Schema 8: cases with an overruled step, by the unit that took it (the
 /// `overruled` list filter); void cases out of the contact index. A
 /// schema-7 directory is rebuilt likewise.
-pub const SCHEMA_VERSION: u32 = 8;
+/// Schema 9: record format 3 (the citizen's side); repeats keyed by the
+/// complainant's fingerprint. Older directories hold format-2 records and
+/// are refused.
+pub const SCHEMA_VERSION: u32 = 9;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -491,13 +494,44 @@ impl Store {
     }
 
     /// (filed, case) of the stored cases whose complainant's contact is the
-    /// blob `hash` (from the repeat index, keyed by the contact's hash).
-    fn cases_with_contact(&self, hash: &[u8; 32]) -> Result<Vec<(u64, RecordId)>> {
+    /// blob `hash`: found in the repeat index under the complainant
+    /// (`person`, [`crate::index::person_key`]), then checked one by one
+    /// (a fingerprint bucket holds other people too).
+    fn cases_with_contact(&self, person: &[u8; 32], hash: &[u8; 32]) -> Result<Vec<(u64, RecordId)>> {
+        let mut out = Vec::new();
+        for (filed, id, _) in self.cases_of_person(person, None)? {
+            if self.case_summary(&id)?.is_some_and(|s| s.contact.is_some_and(|c| c.0 == *hash)) {
+                out.push((filed, id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every entry of the repeat index in key order: (key, filing unit);
+    /// `f` returns false to stop.
+    pub fn scan_repeats(&self, mut f: impl FnMut(&[u8], DivisionCode) -> bool) -> Result<()> {
+        self.scan_prefix(CF_REPEATS, &[], |k, v| {
+            match v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).and_then(|b| DivisionCode::new(u64::from_be_bytes(b)).ok()) {
+                Some(unit) => f(k, unit),
+                None => true,
+            }
+        })
+    }
+
+    /// (filed, case, filing unit) of the cases of a complainant
+    /// ([`crate::index::person_key`]), in one category or all, oldest first
+    /// per category.
+    pub fn cases_of_person(&self, person: &[u8; 32], category: Option<&str>) -> Result<Vec<(u64, RecordId, DivisionCode)>> {
         let mut out = Vec::new();
         let g = crate::index::REPEAT_GROUP;
-        self.scan_prefix(CF_REPEATS, hash, |k, _| {
-            if let (Some(filed), Some(id)) = (crate::index::u64_at(k, g), k.get(g + 8..g + 40).and_then(|b| <[u8; 32]>::try_from(b).ok())) {
-                out.push((filed, RecordId(id)));
+        let prefix = match category {
+            Some(c) => crate::index::repeat_group(person, c),
+            None => person.to_vec(),
+        };
+        self.scan_prefix(CF_REPEATS, &prefix, |k, v| {
+            let unit = v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).and_then(|b| DivisionCode::new(u64::from_be_bytes(b)).ok());
+            if let (Some(filed), Some(id), Some(unit)) = (crate::index::u64_at(k, g), k.get(g + 8..g + 40).and_then(|b| <[u8; 32]>::try_from(b).ok()), unit) {
+                out.push((filed, RecordId(id), unit));
             }
             true
         })?;

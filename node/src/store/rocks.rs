@@ -130,10 +130,10 @@ impl Store {
                 let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
                 match found {
                     SCHEMA_VERSION => {}
-                    // Same records, fewer indexes (4), statistics without
-                    // the unit totals (5) or overruled steps (6), without
-                    // the overruled index (7): rebuilt before use.
-                    4..=7 => store.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed),
+                    // Schema 9 came with record format 3 (the citizen's
+                    // side): older directories hold format-2 records. A
+                    // later schema over the same records will be rebuilt
+                    // here (`needs_reindex`), as 4..=7 were under schema 8.
                     _ => return Err(StoreError::Schema { found }),
                 }
             }

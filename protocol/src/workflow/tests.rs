@@ -58,6 +58,7 @@ fn filing(urgency: Urgency) -> Action {
         people_involved: 2,
         amount_fen: None,
         contact: None,
+        intake: Default::default(),
     }))
 }
 
@@ -178,15 +179,15 @@ fn whole_workflow_at_one_center() {
     assert_eq!(res.extended_working_days, 3);
     c.step(&mut u, 0, "leader", Action::Supervise { grade: SuperviseGrade::Yellow, note: "加快办理".into() }).unwrap();
     c.step(&mut u, 0, "op1", Action::Resolve { public_reply: "已调解".into(), internal_note: String::new() }).unwrap();
-    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已电话告知".into() }).unwrap();
-    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Unsatisfied, comment: "仍有噪音".into() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已电话告知".into(), invite: None }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Unsatisfied, comment: "仍有噪音".into(), result_rating: None }).unwrap();
     assert_eq!(rule(c.step(&mut u, 0, "op1", Action::Archive)), "archive-needs-satisfied");
     c.step(&mut u, 0, "op1", Action::Reopen { reason: "复核后重办".into() }).unwrap();
     assert_eq!(c.state().status, Status::Handling);
     assert_eq!(c.state().reopens, 1);
     c.step(&mut u, 0, "op1", Action::Resolve { public_reply: "已限定施工时间".into(), internal_note: String::new() }).unwrap();
-    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已告知".into() }).unwrap();
-    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Satisfied, comment: String::new() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已告知".into(), invite: None }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Satisfied, comment: String::new(), result_rating: None }).unwrap();
     c.step(&mut u, 0, "op1", Action::Archive).unwrap();
     let st = c.state();
     assert_eq!(st.status, Status::Archived);
@@ -227,10 +228,10 @@ fn authority_rules() {
     // The filing village alone gives the feedback and records the rating:
     // the county that resolved it may not (one authority per step, and no
     // unit rates its own work).
-    assert_eq!(rule(c.step(&mut u, 3, "op", Action::Feedback { method: "visit".into(), note: "x".into() })), "only-filing-center");
-    c.step(&mut u, 0, "op", Action::Feedback { method: "visit".into(), note: "已上门告知".into() }).unwrap();
-    assert_eq!(rule(c.step(&mut u, 3, "op", Action::Rate { rating: Rating::Satisfied, comment: String::new() })), "only-filing-center");
-    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Unsatisfied, comment: String::new() }).unwrap();
+    assert_eq!(rule(c.step(&mut u, 3, "op", Action::Feedback { method: "visit".into(), note: "x".into(), invite: None })), "only-filing-center");
+    c.step(&mut u, 0, "op", Action::Feedback { method: "visit".into(), note: "已上门告知".into(), invite: None }).unwrap();
+    assert_eq!(rule(c.step(&mut u, 3, "op", Action::Rate { rating: Rating::Satisfied, comment: String::new(), result_rating: None })), "only-filing-center");
+    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Unsatisfied, comment: String::new(), result_rating: None }).unwrap();
     // Re-handling is the filing center's call too (not the township's nor the county's).
     for other in [1, 3] {
         assert_eq!(rule(c.step(&mut u, other, "op", Action::Reopen { reason: "复核".into() })), "only-filing-center");
@@ -238,8 +239,8 @@ fn authority_rules() {
     c.step(&mut u, 0, "op", Action::Reopen { reason: "当事人不满意".into() }).unwrap();
     // The county handles it again, and the village closes the loop.
     c.step(&mut u, 3, "op", Action::Resolve { public_reply: "已再次处置".into(), internal_note: String::new() }).unwrap();
-    c.step(&mut u, 0, "op", Action::Feedback { method: "visit".into(), note: "已告知".into() }).unwrap();
-    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Basic, comment: String::new() }).unwrap();
+    c.step(&mut u, 0, "op", Action::Feedback { method: "visit".into(), note: "已告知".into(), invite: None }).unwrap();
+    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Basic, comment: String::new(), result_rating: None }).unwrap();
     let st = c.state();
     assert_eq!(st.units_handled, vec![u.code(0), u.code(1), u.code(3), u.code(2)]);
     assert_eq!(st.highest_level, Level::County);
@@ -312,8 +313,8 @@ fn random_case(ops: &[(usize, u8, u8, u16)]) -> Vec<Record> {
             7 => Action::DecideExtension { approve: who % 2 == 0, note: "n".into() },
             8 => Action::Supervise { grade: SuperviseGrade::ALL[who as usize % 4], note: "n".into() },
             9 => Action::Resolve { public_reply: "done".into(), internal_note: String::new() },
-            10 => Action::Feedback { method: "phone".into(), note: "n".into() },
-            11 => Action::Rate { rating: Rating::ALL[who as usize % 3], comment: String::new() },
+            10 => Action::Feedback { method: "phone".into(), note: "n".into(), invite: None },
+            11 => Action::Rate { rating: Rating::ALL[who as usize % 3], comment: String::new(), result_rating: None },
             12 => Action::Reopen { reason: "r".into() },
             13 => Action::Archive,
             14 => Action::AddHelpers { helpers: vec![RouteTarget::Window("health".into())] },
@@ -491,4 +492,82 @@ fn an_extension_has_one_decider() {
     assert_eq!(rule(c.step(&mut u, 0, "leader", Action::DecideExtension { approve: true, note: "同意".into() })), "supervising-level-decides");
     c.step(&mut u, 1, "leader", Action::DecideExtension { approve: true, note: "同意".into() }).unwrap();
     assert!(c.state().extension.is_none());
+}
+
+/// Every rating counts in the month it was given: a 不满意, then 重办 and a
+/// 满意 a month later, are two ratings in two months (the 不满意 does not
+/// vanish when the case is re-handled). A citizen's rating needs the
+/// feedback's token, works once and expires; staff ratings count apart; an
+/// upheld 差评申诉 sets a rating aside without deleting it.
+#[test]
+fn every_rating_counts_in_its_month_and_citizen_ratings_need_the_token() {
+    use crate::case::rating_token_hash;
+    use crate::kpi::{facts, month_of, Counter, Figures, Kpi};
+    let mut u = Units::new(&["330102001001", "330102001000", "330102000000"]);
+    let mut c = start(&mut u, 0, Urgency::Normal);
+    c.step(&mut u, 0, "op", Action::SignFor).unwrap();
+    c.step(&mut u, 0, "op", Action::Resolve { public_reply: "已调解".into(), internal_note: String::new() }).unwrap();
+    let token = [7u8; 16];
+    let invite = crate::case::RatingInvite { token_hash: rating_token_hash(&token), expires_ms: u.clock + 7 * 86_400_000 };
+    c.step(&mut u, 0, "op", Action::Feedback { method: "sms".into(), note: "已短信告知".into(), invite: Some(invite) }).unwrap();
+    let citizen = |token: [u8; 16], rating| Action::CitizenRate { token, rating, result_rating: Rating::Unsatisfied, comment: "仍有噪音".into() };
+    // A wrong token is refused, by any center; the right one from the city.
+    assert_eq!(rule(c.step(&mut u, 2, "public", citizen([8; 16], Rating::Unsatisfied))), "rating-token");
+    c.step(&mut u, 2, "public", citizen(token, Rating::Unsatisfied)).unwrap();
+    // Once only.
+    assert_eq!(rule(c.step(&mut u, 2, "public", citizen(token, Rating::Satisfied))), "status");
+    let first_month = month_of(u.clock).unwrap();
+    // The village appeals; the township (the level above) decides: here
+    // it dismisses, so the rating stands.
+    assert_eq!(rule(c.step(&mut u, 1, "op", Action::Appeal { reason: "x".into() })), "appeal-by-rated-unit");
+    c.step(&mut u, 0, "op", Action::Appeal { reason: "诉求超出政策范围".into() }).unwrap();
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Reopen { reason: "重办".into() })), "appeal-pending");
+    assert_eq!(rule(c.step(&mut u, 2, "leader", Action::DecideAppeal { upheld: false, note: String::new() })), "supervising-level-decides");
+    c.step(&mut u, 1, "leader", Action::DecideAppeal { upheld: false, note: "评价属实".into() }).unwrap();
+    c.step(&mut u, 0, "op", Action::Reopen { reason: "重新调解".into() }).unwrap();
+    // A month later: resolved again, staff enter a 满意.
+    u.clock += 31 * 86_400_000;
+    c.step(&mut u, 0, "op", Action::Resolve { public_reply: "已限定施工时间".into(), internal_note: String::new() }).unwrap();
+    c.step(&mut u, 0, "op", Action::Feedback { method: "phone".into(), note: "已告知".into(), invite: None }).unwrap();
+    // No invitation: a citizen's rating is refused even with the old token.
+    assert_eq!(rule(c.step(&mut u, 2, "public", citizen(token, Rating::Satisfied))), "no-rating-invitation");
+    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Satisfied, comment: String::new(), result_rating: None }).unwrap();
+    let second_month = month_of(u.clock).unwrap();
+    assert_ne!(first_month, second_month);
+    let st = c.state();
+    assert_eq!(st.ratings.len(), 2);
+    let month = |m: u32| {
+        let mut f = Figures::default();
+        for fact in facts(&st).iter().filter(|f| f.month == m) {
+            f.counts[fact.counter as usize] += fact.value;
+        }
+        f
+    };
+    let (a, b) = (month(first_month), month(second_month));
+    assert_eq!((a.get(Counter::CitizenRated), a.get(Counter::CitizenUnsatisfied), a.get(Counter::Rated)), (1, 1, 1));
+    assert_eq!(Kpi::Satisfaction.value(&a), Some(0.0));
+    assert_eq!(Kpi::ResultSatisfaction.value(&a), Some(0.0));
+    assert_eq!((b.get(Counter::CitizenRated), b.get(Counter::Rated), b.get(Counter::Satisfied)), (0, 1, 1));
+    assert_eq!(Kpi::Satisfaction.value(&b), None, "a staff rating never counts towards the citizens' satisfaction");
+    assert_eq!(Kpi::StaffSatisfaction.value(&b), Some(1.0));
+    assert_eq!(Kpi::CitizenRatedShare.value(&b), Some(0.0));
+
+    // An expired token is refused; an upheld appeal sets the rating aside.
+    let mut c = start(&mut u, 0, Urgency::Normal);
+    c.step(&mut u, 0, "op", Action::SignFor).unwrap();
+    c.step(&mut u, 0, "op", Action::Resolve { public_reply: "已答复".into(), internal_note: String::new() }).unwrap();
+    let invite = crate::case::RatingInvite { token_hash: rating_token_hash(&token), expires_ms: u.clock + 60_000 };
+    c.step(&mut u, 0, "op", Action::Feedback { method: "sms".into(), note: "已告知".into(), invite: Some(invite) }).unwrap();
+    u.clock += 3_600_000;
+    assert_eq!(rule(c.step(&mut u, 2, "public", citizen(token, Rating::Unsatisfied))), "rating-token-expired");
+    c.step(&mut u, 0, "op", Action::Rate { rating: Rating::Unsatisfied, comment: String::new(), result_rating: None }).unwrap();
+    assert_eq!(rule(c.step(&mut u, 0, "op", Action::Archive)), "archive-needs-satisfied");
+    c.step(&mut u, 0, "op", Action::Appeal { reason: "诉求超出政策范围".into() }).unwrap();
+    c.step(&mut u, 1, "leader", Action::DecideAppeal { upheld: true, note: "申诉成立".into() }).unwrap();
+    c.step(&mut u, 0, "op", Action::Archive).unwrap();
+    let st = c.state();
+    assert_eq!(st.ratings.len(), 1, "the rating is kept");
+    let all: Vec<_> = facts(&st);
+    let get = |counter| all.iter().filter(|f| f.counter == counter).map(|f| f.value).sum::<i64>();
+    assert_eq!((get(Counter::AppealUpheld), get(Counter::Appealed), get(Counter::Rated), get(Counter::Unsatisfied)), (1, 1, 0, 0));
 }

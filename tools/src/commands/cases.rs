@@ -17,11 +17,68 @@ pub fn file(cx: &Ctx, a: FileArgs) -> anyhow::Result<()> {
     if let Some(name) = a.contact_name {
         body["contact"] = json!({"name": name, "phone": a.contact_phone, "id_number": a.contact_id, "address": a.contact_address});
     }
+    if let Some(d) = a.arose_in {
+        body["arose_in"] = json!(d);
+    }
     let v = cx.c.post("/api/cases", &body)?;
     if cx.json {
         cx.print(&v)?;
     } else {
         outln!("filed {} ({}) — {}", s(&v["number"]), s(&v["status"]["name"]), s(&v["id"]))?;
+        if v["skip_level"] == json!(true) {
+            outln!("越级: the matter arose in {} ({})", s(&v["arose_in"]), s(&v["arose_in_name"]))?;
+        }
+        let r = &v["receipt"];
+        if r.is_object() {
+            outln!("receipt for the citizen (the query code is shown this once):")?;
+            outln!("  查询码 query code: {}", s(&r["query_code"]))?;
+            outln!("  核验码 token:      {}", s(&r["token"]))?;
+            if let Some(link) = r["link"].as_str() {
+                outln!("  查询 link:         {link}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 反馈, printing the citizen's rating token (shown this once).
+pub fn feedback(cx: &Ctx, case: &str, body: Value) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let v = cx.c.post(&format!("/api/cases/{}/actions", urlencode(case)), &body)?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    outln!("{} 反馈: {} → {}", s(&v["number"]), s(&v["title"]), s(&v["status"]["name"]))?;
+    let inv = &v["rating_invitation"];
+    if inv.is_object() {
+        outln!("rating token for the citizen (shown this once, valid until {}): {}", s(&inv["expires_at"]), s(&inv["token"]))?;
+        if let Some(link) = inv["link"].as_str() {
+            outln!("  评价 link: {link}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a receipt with nothing but the root key and a certificate file.
+pub fn verify_receipt(cx: &Ctx, token: &str, root: &str, trust: &std::path::Path) -> anyhow::Result<()> {
+    use zongzhi_protocol::receipt::{trust_from_records, Receipt};
+    let root = zongzhi_protocol::NodeId::from_hex(root.trim()).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
+    let text = std::fs::read_to_string(trust).map_err(|e| anyhow::anyhow!("{}: {e}", trust.display()))?;
+    let bundle: Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not the JSON of /api/public/trust: {e}", trust.display()))?;
+    let mut records = Vec::new();
+    for h in bundle["records"].as_array().into_iter().flatten() {
+        let bytes = hex::decode(h.as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("{}: a record is not hex: {e}", trust.display()))?;
+        records.push(zongzhi_protocol::Record::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: a record does not check out: {e}", trust.display()))?);
+    }
+    let trust = trust_from_records(root, &records);
+    let receipt = Receipt::parse(token)?;
+    let v = receipt.verify(&trust)?;
+    if cx.json {
+        return cx.print(&json!({"valid": true, "number": receipt.number, "record": receipt.record.to_string(), "center": v.center, "division": v.division.to_string(), "signer": v.signer.to_string(), "signer_revoked": v.signer_revoked}));
+    }
+    outln!("valid: case {} was registered by {} ({}), filing record {}", receipt.number, v.center, v.division, receipt.record)?;
+    if v.signer_revoked {
+        outln!("note: that center's key has since been revoked")?;
     }
     Ok(())
 }

@@ -33,13 +33,16 @@ pub fn stats(cx: &Ctx, by: String, period: Option<String>, kpi: Option<String>, 
     Ok(())
 }
 
-pub fn report_sign(cx: &Ctx, period: String) -> anyhow::Result<()> {
+pub fn report_sign(cx: &Ctx, period: String, supersede: Option<String>) -> anyhow::Result<()> {
     cx.c.require_login()?;
-    let v = cx.c.post("/api/reports", &json!({"period": period}))?;
+    let v = cx.c.post("/api/reports", &json!({"period": period, "supersede_reason": supersede}))?;
     if cx.json {
         return cx.print(&v);
     }
-    outln!("signed report {} for {} {}", s(&v["record"]), s(&v["report"]["unit"]), s(&v["report"]["month"]))?;
+    outln!("signed report {} for {} {}", s(&v["record"]), s(&v["report"]["unit"]), s(&v["period"]))?;
+    if let Some(old) = v["report"]["supersedes"].as_str() {
+        outln!("it supersedes report {old} ({})", s(&v["report"]["reason"]))?;
+    }
     Ok(())
 }
 

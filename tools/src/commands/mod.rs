@@ -104,8 +104,15 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Resolve { case, reply, internal_note } => {
             cx.act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note}))
         }
-        Command::Feedback { case, note, method } => cx.act(&case, json!({"action": "feedback", "note": note, "method": method})),
-        Command::Rate { case, rating, comment } => cx.act(&case, json!({"action": "rate", "rating": rating, "comment": comment})),
+        Command::Feedback { case, note, method, no_rating_invite } => cases::feedback(cx, &case, json!({"action": "feedback", "note": note, "method": method, "invite_rating": !no_rating_invite})),
+        Command::Rate { case, rating, result_rating, comment } => cx.act(&case, json!({"action": "rate", "rating": rating, "result_rating": result_rating, "comment": comment})),
+        Command::Appeal { case, reason } => cx.act(&case, json!({"action": "appeal", "reason": reason})),
+        Command::DecideAppeal { case, uphold, dismiss, note } => match (uphold, dismiss) {
+            (true, false) => cx.act(&case, json!({"action": "uphold_appeal", "note": note})),
+            (false, true) => cx.act(&case, json!({"action": "dismiss_appeal", "note": note})),
+            _ => anyhow::bail!("give exactly one of --uphold or --dismiss"),
+        },
+        Command::VerifyReceipt { token, root, trust } => cases::verify_receipt(cx, &token, &root, &trust),
         Command::Reopen { case, reason } => cx.act(&case, json!({"action": "reopen", "reason": reason})),
         Command::Merge { case, into } => cx.act(&case, json!({"action": "merge", "into": into})),
         Command::Archive { case } => cx.act(&case, json!({"action": "archive"})),
@@ -121,7 +128,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Cert { command } => certs(command),
         Command::Demo { dir, http_port, quic_port, exit_after_seed } => demo::demo(&dir, http_port, quic_port, exit_after_seed),
         Command::Stats { by, period, kpi, scope, csv } => figures::stats(cx, by, period, kpi, scope, csv),
-        Command::Reports { command: ReportsCommand::Sign { period } } => figures::report_sign(cx, period),
+        Command::Reports { command: ReportsCommand::Sign { period, supersede } } => figures::report_sign(cx, period, supersede),
         Command::Reports { command: ReportsCommand::Check { period, scope } } => figures::report_check(cx, period, scope),
         Command::Sync { command: SyncCommand::Status } => figures::sync_status(cx),
         Command::Bench { command } => match command {

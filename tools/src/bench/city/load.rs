@@ -136,6 +136,7 @@ fn filing(p: &CasePlan, leaves: &Leaves, number: String, contact: Option<BlobHas
         people_involved: 1 + r.below(5) as u32,
         amount_fen: money.then(|| 100 * (1000 + r.below(200_000))),
         contact,
+        intake: Default::default(),
     }
 }
 
@@ -155,8 +156,8 @@ fn action_of(step: Step, county: &County, leaves: &Leaves) -> Action {
         Step::DecideExtension { approve } => Action::DecideExtension { approve, note: data::DECIDE.into() },
         Step::Supervise { grade } => Action::Supervise { grade: SuperviseGrade::ALL[grade as usize % 4], note: data::SUPERVISE.into() },
         Step::Resolve => Action::Resolve { public_reply: data::REPLY.into(), internal_note: String::new() },
-        Step::Feedback => Action::Feedback { method: "phone".into(), note: data::FEEDBACK.into() },
-        Step::Rate { rating } => Action::Rate { rating: Rating::ALL[rating as usize % 3], comment: String::new() },
+        Step::Feedback => Action::Feedback { method: "phone".into(), note: data::FEEDBACK.into(), invite: None },
+        Step::Rate { rating } => Action::Rate { rating: Rating::ALL[rating as usize % 3], comment: String::new(), result_rating: None },
         Step::Reopen => Action::Reopen { reason: data::REOPEN.into() },
         Step::Archive => Action::Archive,
     }

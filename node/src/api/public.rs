@@ -1,0 +1,241 @@
+//! The citizens' side, without login: the public progress page
+//! (`/public/`), a case's progress by number and query code, the citizen's
+//! rating with the one-time token, checking a receipt, and the tree's
+//! certificates for checking receipts offline. Served only where
+//! `[public] enabled = true` (typically the city, which holds every case
+//! event of the tree).
+//!
+//! What a citizen sees is the case's progress, never personal data or
+//! internal notes: no contact, no content, no operator names, no internal
+//! notes, no rejected steps; progress notes only when marked public.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zongzhi_protocol::case::{query_code_hash, Rating};
+use zongzhi_protocol::receipt::Receipt;
+use zongzhi_protocol::workflow::{DeadlineKind, EventRef};
+use zongzhi_protocol::{Action, CaseState, DivisionCode, Hlc, NodeId, RecordId};
+
+use crate::citizen::{parse_rating_token, Refusal};
+use crate::ledger::{self, Op};
+use super::error::{ApiError, ApiResult};
+use super::{time, AppState, ClientAddr};
+
+const PAGE: &str = include_str!("../console/public.html");
+const PAGE_JS: &str = include_str!("../console/public.js");
+const PAGE_CSS: &str = include_str!("../console/public.css");
+
+/// The operator name on a citizen's rating.
+pub const CITIZEN_OPERATOR: &str = "群众";
+
+fn enabled(s: &AppState) -> Result<(), ApiError> {
+    if s.public.config.enabled {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "this center does not serve the public progress page ([public] enabled = false)"))
+    }
+}
+
+pub(super) async fn page(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+    enabled(&s)?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE))
+}
+
+pub(super) async fn script(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+    enabled(&s)?;
+    Ok(([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE_JS))
+}
+
+pub(super) async fn style(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+    enabled(&s)?;
+    Ok(([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE_CSS))
+}
+
+fn refused(r: Refusal) -> ApiError {
+    match r {
+        Refusal::RateLimited(secs) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "查询过于频繁，请稍后再试 (too many requests from this address)").retry_after(secs),
+        Refusal::Locked(secs) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked",
+            format!("该编号因多次输入错误已暂时锁定，请 {} 分钟后再试 (this number is locked after repeated wrong codes)", secs.div_ceil(60)),
+        )
+        .retry_after(secs),
+    }
+}
+
+/// A wrong code, token or unknown number: the same answer for each, so
+/// the answer tells nothing about which numbers exist.
+fn wrong(s: &AppState, number: &str, what: &str) -> ApiError {
+    match s.public.wrong(number) {
+        Ok(left) => ApiError::new(StatusCode::FORBIDDEN, "wrong_code", format!("编号或{what}不正确，还可尝试 {left} 次 (wrong number or {what})")),
+        Err(secs) => refused(Refusal::Locked(secs)),
+    }
+}
+
+/// The case of `number` as this node holds it, folded.
+fn held_case(s: &AppState, number: &str) -> Result<Option<CaseState>, ApiError> {
+    if number.len() > 40 {
+        return Ok(None);
+    }
+    let Some(id) = s.store.case_by_number(number)? else { return Ok(None) };
+    let records = ledger::load_case_records(&s.store, &id)?;
+    Ok(Some(ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CodeQuery {
+    #[serde(default)]
+    code: String,
+}
+
+pub(super) async fn case_progress(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Path(number): Path<String>, Query(q): Query<CodeQuery>) -> ApiResult {
+    enabled(&s)?;
+    s.public.admit(addr, &number).map_err(refused)?;
+    let state = held_case(&s, &number)?;
+    let Some(state) = state.filter(|st| st.filing.intake.query_code_hash.is_some_and(|h| h == query_code_hash(&number, &q.code))) else {
+        return Err(wrong(&s, &number, "查询码"));
+    };
+    s.public.right(&number);
+    Ok(Json(public_view(&s, &state)))
+}
+
+/// The case as the citizen may see it.
+fn public_view(s: &AppState, st: &CaseState) -> Value {
+    let names = super::views::unit_names(&s.shared.trust());
+    let name = |u: &DivisionCode| names.get(u).cloned().unwrap_or_else(|| u.to_string());
+    let policy = s.policy();
+    let now = s.now_ms();
+    let steps: Vec<Value> = st
+        .timeline
+        .iter()
+        .filter(|t| t.outcome.is_ok())
+        .filter_map(|t| {
+            let note = match &t.action {
+                Action::Progress { note, public: true } => Some(note.clone()),
+                Action::Progress { public: false, .. } | Action::Attach { .. } | Action::Supervise { .. } | Action::AddHelpers { .. } => return None,
+                Action::Resolve { public_reply, .. } => Some(public_reply.clone()),
+                Action::RequestExtension { .. } | Action::DecideExtension { .. } | Action::Appeal { .. } | Action::DecideAppeal { .. } => return None,
+                _ => None,
+            };
+            Some(json!({"time": time(t.hlc.wall_ms), "step": t.action.zh(), "unit": name(&t.unit), "note": note}))
+        })
+        .collect();
+    let resolution = st.deadlines.iter().filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && !d.cancelled).next_back();
+    let invite_open = st.invite.is_some_and(|i| i.expires_ms >= now);
+    json!({
+        "number": st.filing.number,
+        "title": st.filing.title,
+        "category": policy.subcategory(&st.filing.category).map(|(_, leaf)| leaf.name.clone()),
+        "request_type": st.filing.request_type.zh(),
+        "status": {"code": st.status.as_str(), "name": st.status.zh()},
+        "filed_at": time(st.filed_ms),
+        "filed_by": name(&st.filed_by),
+        "handling_unit": name(&st.owner),
+        "due_at": resolution.and_then(|d| d.due_ms).map(time),
+        "overdue": resolution.is_some_and(|d| d.is_overdue(now)),
+        "resolved_at": st.resolved_ms.map(time),
+        "reply": st.public_reply,
+        "steps": steps,
+        "rating_open": invite_open,
+        "rating_expires_at": st.invite.filter(|_| invite_open).map(|i| time(i.expires_ms)),
+        "ratings": st.ratings.iter().map(|r| json!({
+            "at": time(r.at_ms), "rating": r.rating.zh(), "result_rating": r.result_rating.map(|x| x.zh()),
+            "by": match r.by { zongzhi_protocol::workflow::RatedBy::Citizen => "群众评价", zongzhi_protocol::workflow::RatedBy::Staff => "工作人员录入" },
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatingRequest {
+    token: String,
+    rating: Rating,
+    result_rating: Rating,
+    #[serde(default)]
+    comment: String,
+}
+
+/// The citizen rates: the token from the feedback proves it; this node
+/// signs the rating (群众评价), which replicates to the case's owner.
+pub(super) async fn rate(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Path(number): Path<String>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    enabled(&s)?;
+    s.public.admit(addr, &number).map_err(refused)?;
+    let req: RatingRequest = super::parse_json(&body)?;
+    zongzhi_protocol::step::check_length("comment", &req.comment, 500).map_err(|e| ApiError::bad_request(e.0))?;
+    let token = parse_rating_token(&req.token);
+    let state = held_case(&s, &number)?;
+    let (Some(token), Some(state)) = (token, state) else {
+        return Err(wrong(&s, &number, "评价码"));
+    };
+    let action = Action::CitizenRate { token, rating: req.rating, result_rating: req.result_rating, comment: req.comment };
+    // The rules first, as the ledger will apply them, to answer each
+    // refusal plainly; only a wrong token counts towards the lock.
+    let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit: s.node.division, operator: CITIZEN_OPERATOR.into(), action: action.clone(), policy: s.policy().version };
+    let eref = EventRef { id: RecordId([0; 32]), author: NodeId([0; 32]), seq: 0, hlc: Hlc { wall_ms: s.now_ms(), counter: 0 }, event: &event };
+    if let Err(r) = state.check(&s.policy(), &eref) {
+        return Err(match r.rule {
+            "rating-token" => wrong(&s, &number, "评价码"),
+            "rating-token-expired" => ApiError::new(StatusCode::GONE, "token_expired", "评价码已过期 (the rating token has expired)"),
+            "no-rating-invitation" | "status" if !state.ratings.is_empty() && state.invite.is_none() => {
+                ApiError::new(StatusCode::CONFLICT, "already_rated", "该事项已评价，一事一评 (this case has been rated; each token works once)")
+            }
+            _ => ApiError::new(StatusCode::CONFLICT, "not_ratable", format!("该事项现在不能评价 (the case cannot be rated now: {})", r.message)),
+        });
+    }
+    s.public.right(&number);
+    let ack = s.ledger.step(Op::Act { case: state.id, action, operator: CITIZEN_OPERATOR.into() }).await?;
+    let records = ledger::load_case_records(&s.store, &ack.case)?;
+    let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
+    Ok((StatusCode::CREATED, Json(json!({"rated": true, "case": public_view(&s, &state)}))))
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// Checks a receipt against the city root key and the certificates this
+/// node holds: no call to the center that signed it.
+pub(super) async fn verify_receipt(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Query(q): Query<TokenQuery>) -> ApiResult {
+    enabled(&s)?;
+    s.public.admit(addr, "").map_err(refused)?;
+    let receipt = Receipt::parse(&q.token).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let trust = s.shared.trust();
+    match receipt.verify(&trust) {
+        Ok(v) => {
+            let held = s.store.case_by_number(&receipt.number)?;
+            Ok(Json(json!({
+                "valid": true,
+                "number": receipt.number,
+                "record": receipt.record.to_string(),
+                "center": v.center,
+                "division": v.division.to_string(),
+                "signer": v.signer.to_string(),
+                "signer_revoked": v.signer_revoked,
+                "case_held_here": held == Some(receipt.record),
+            })))
+        }
+        Err(e) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_receipt", format!("回执无效 (the receipt does not check out): {e}"))),
+    }
+}
+
+/// The tree's certificates and revocations as records (hex), with the
+/// root key: what `zongzhi verify-receipt --trust` reads to check receipts
+/// offline. Public: certificates name centers and keys, nothing else.
+pub(super) async fn trust_bundle(State(s): State<AppState>) -> ApiResult {
+    enabled(&s)?;
+    let trust = s.shared.trust();
+    let mut records = Vec::new();
+    for id in s.store.trust_records()? {
+        if let Some(bytes) = s.store.record_bytes(&id)? {
+            records.push(hex::encode(bytes));
+        }
+    }
+    Ok(Json(json!({"root": trust.root().to_string(), "records": records})))
+}
