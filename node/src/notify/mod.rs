@@ -277,7 +277,7 @@ impl Values<'_> {
                 if !given.is_empty() {
                     given
                 } else if !token.is_empty() && !self.public_url.is_empty() {
-                    format!("{}/rate?token={token}", self.public_url.trim_end_matches('/'))
+                    format!("{}#n={}&r={token}", self.public_url.trim_end_matches('#'), self.number)
                 } else {
                     String::new()
                 }

@@ -79,8 +79,10 @@ pub enum Var {
     QueryCode,
     /// The citizen's rating token (from the ledger's secrets).
     RatingToken,
-    /// The rating page: the `rating_link` secret, else
-    /// `<public_url>/rate?token=<rating_token>`.
+    /// The rating page: the `rating_link` secret, else the public page
+    /// with the case number and the token,
+    /// `<public_url>#n=<number>&r=<rating_token>` (the public page's
+    /// rating form).
     RatingLink,
     /// The public progress page (`public_url` in the config).
     PublicUrl,

@@ -155,7 +155,7 @@ fn four_steps_of_cases_filed_here_with_a_phone_are_told_and_nothing_else() {
             (Kind::Resolution, format!("{number}办结：杂物已清理完毕。")),
             (
                 Kind::RatingInvitation,
-                format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：https://city.example/public/rate?token=tok123。感谢您的支持！")
+                format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：https://city.example/public/#n={number}&r=tok123。感谢您的支持！")
             ),
         ]
     );
