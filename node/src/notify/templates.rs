@@ -81,8 +81,8 @@ pub enum Var {
     RatingToken,
     /// The rating page: the `rating_link` secret, else the public page
     /// with the case number and the token,
-    /// `<public_url>#n=<number>&r=<rating_token>` (as the console shows
-    /// it after a feedback).
+    /// `<public_url>#n=<number>&r=<rating_token>` (the public page's
+    /// rating form).
     RatingLink,
     /// The public progress page (`public_url` in the config).
     PublicUrl,
