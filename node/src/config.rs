@@ -77,6 +77,11 @@ pub struct Config {
     /// ([`crate::citizen::PublicConfig`]; off unless enabled).
     #[serde(default)]
     pub public: crate::citizen::PublicConfig,
+    /// Messages to complainants (receipt, progress, resolution, rating
+    /// invitation) through a webhook or the log
+    /// ([`crate::notify::NotifyConfig`]); none when absent.
+    #[serde(default)]
+    pub notify: Option<crate::notify::NotifyConfig>,
 }
 
 fn default_max_connections() -> usize {
@@ -188,5 +193,30 @@ mod tests {
         assert!(Config::load(&p).is_err());
         std::fs::write(&p, "data_dir = \"d\"\ndivision = \"33010200100\"\nname = \"x\"\n").unwrap();
         assert!(Config::load(&p).is_err());
+    }
+
+    #[test]
+    fn notify_table_is_optional_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.toml");
+        let base = "data_dir = \"d\"\ndivision = \"330102001001\"\nname = \"某村工作站\"\n";
+        std::fs::write(&p, base).unwrap();
+        assert!(Config::load(&p).unwrap().notify.is_none());
+        std::fs::write(&p, format!("{base}[notify]\nadapter = \"webhook\"\nurl = \"http://127.0.0.1:9000/sms\"\ntoken = \"t\"\n[notify.templates]\nprogress = \"进展：{{note}}\"\n")).unwrap();
+        let n = Config::load(&p).unwrap().notify.unwrap();
+        assert_eq!((n.adapter, n.give_up_after_hours, n.templates.progress.as_deref()), (crate::notify::AdapterKind::Webhook, 72, Some("进展：{note}")));
+        assert!(!format!("{n:?}").contains("token = \"t\"") && format!("{n:?}").contains("Token(…)"));
+        crate::notify::Notifier::from_config(&n, "x", None).unwrap();
+        for bad in ["[notify]\nadapter = \"sms\"\n", "[notify]\nadapter = \"log\"\nretries = 3\n", "[notify]\nadapter = \"log\"\n[notify.templates]\nreciept = \"x\"\n"] {
+            std::fs::write(&p, format!("{base}{bad}")).unwrap();
+            assert!(Config::load(&p).is_err(), "{bad}");
+        }
+        // Read, but refused at start with what to fix.
+        std::fs::write(&p, format!("{base}[notify]\nadapter = \"log\"\n[notify.templates]\nreceipt = \"编号{{numbr}}\"\n")).unwrap();
+        let e = crate::notify::Notifier::from_config(&Config::load(&p).unwrap().notify.unwrap(), "x", None).unwrap_err();
+        assert!(e.contains("receipt template uses {numbr}, which is not a variable"), "{e}");
+        std::fs::write(&p, format!("{base}[notify]\nadapter = \"webhook\"\n")).unwrap();
+        let e = crate::notify::Notifier::from_config(&Config::load(&p).unwrap().notify.unwrap(), "x", None).unwrap_err();
+        assert!(e.contains("needs url"), "{e}");
     }
 }

@@ -28,6 +28,7 @@ pub mod login;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod notify;
 pub mod ports;
 pub mod queue;
 pub mod recovery;

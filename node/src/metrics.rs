@@ -49,6 +49,16 @@ pub struct Metrics {
     group_operations: Histogram,
     group_records: Histogram,
     synced_write_seconds: Histogram,
+    notify: NotifyMetrics,
+}
+
+/// Citizen notifications ([`crate::notify`]).
+#[derive(Default)]
+struct NotifyMetrics {
+    queued: Gauge,
+    delivered: Counter,
+    failed: Counter,
+    retries: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,7 +119,12 @@ impl Metrics {
             Unit::Seconds,
             synced_write_seconds.clone(),
         );
-        Metrics { registry, requests, request_seconds, group_operations, group_records, synced_write_seconds }
+        let notify = NotifyMetrics::default();
+        registry.register("notify_queued", "Citizen notifications waiting for delivery (the pending outbox)", notify.queued.clone());
+        registry.register("notify_delivered", "Citizen notifications delivered", notify.delivered.clone());
+        registry.register("notify_failed", "Citizen notifications given up (kept as failed)", notify.failed.clone());
+        registry.register("notify_retries", "Failed delivery attempts of citizen notifications, each retried later", notify.retries.clone());
+        Metrics { registry, requests, request_seconds, group_operations, group_records, synced_write_seconds, notify }
     }
 
     /// One HTTP request answered: `route` is the matched route pattern
@@ -137,6 +152,24 @@ impl Metrics {
     /// How long one synced write took.
     pub fn synced_write(&self, took: Duration) {
         self.synced_write_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Notifications waiting for delivery now.
+    pub fn notify_queued(&self, n: u64) {
+        self.notify.queued.set(n.min(i64::MAX as u64) as i64);
+    }
+
+    pub fn notify_delivered(&self) {
+        self.notify.delivered.inc();
+    }
+
+    pub fn notify_failed(&self) {
+        self.notify.failed.inc();
+    }
+
+    /// A failed delivery attempt, to be retried.
+    pub fn notify_retry(&self) {
+        self.notify.retries.inc();
     }
 
 }
@@ -267,6 +300,12 @@ mod tests {
         assert!(out.contains("zongzhi_write_group_records_bucket{le=\"4.0\"} 0\n"), "{out}");
         assert!(out.contains("zongzhi_write_group_records_bucket{le=\"8.0\"} 1\n"), "{out}");
         assert!(out.contains("zongzhi_fsync_duration_seconds_count 1\n"), "{out}");
+        m.notify_queued(3);
+        m.notify_retry();
+        let out = m.exposition(&Scrape::default()).unwrap();
+        assert!(out.contains("# TYPE zongzhi_notify_queued gauge\nzongzhi_notify_queued 3\n"), "{out}");
+        assert!(out.contains("# TYPE zongzhi_notify_retries counter\nzongzhi_notify_retries_total 1\n"), "{out}");
+        assert!(out.contains("zongzhi_notify_delivered_total 0\n"), "{out}");
         assert!(out.ends_with("# EOF\n"), "{out}");
     }
 }

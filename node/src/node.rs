@@ -326,6 +326,10 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
     }
     cfg.check_http().map_err(NodeError::Setup)?;
+    let notifier = match &cfg.notify {
+        Some(n) => Some(Arc::new(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?)),
+        None => None,
+    };
     let key = Arc::new(load_key(&cfg)?);
     let watch = crate::workers::storage::Watch { data_dir: cfg.data_dir.clone(), reserve_bytes: cfg.storage_reserve_mb << 20 };
     watch.before_open();
@@ -336,7 +340,11 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let writer = start_writer(shared.clone())?;
     let ledger = Ledger::start(writer);
     let shared_for_net = shared.clone();
-    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() }).with_login(&cfg.login).with_public(&cfg.public);
+    crate::notify::prepare(&store, notifier.is_some())?;
+    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() })
+        .with_login(&cfg.login)
+        .with_public(&cfg.public)
+        .with_notify(notifier.as_ref().map(|n| n.adapter_name()));
     let parent = match &cfg.parent {
         Some(p) => Some(
             tokio::net::lookup_host(p.as_str())
@@ -357,6 +365,10 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         Vec::new()
     };
     net_tasks.extend(supervision);
+    if let Some(n) = notifier {
+        tracing::info!(adapter = n.adapter_name(), "citizen notifications on");
+        net_tasks.push(tokio::spawn(crate::notify::run(shared_for_net.clone(), n)));
+    }
     watch.check(&shared_for_net.store, &shared_for_net.storage, shared_for_net.clock.now_ms());
     net_tasks.push(tokio::spawn(crate::workers::storage::run(shared_for_net.clone(), watch, shared_for_net.storage.clone())));
     serve_http(&cfg, api::router(state), shutdown).await?;

@@ -13,6 +13,7 @@ mod cases;
 mod certs;
 mod error;
 mod monitor;
+mod notifications;
 mod public;
 pub mod policy;
 mod stats;
@@ -66,18 +67,25 @@ pub struct AppState {
     pub login: Arc<crate::login::Login>,
     /// The public progress page's settings and gate.
     pub public: Arc<crate::citizen::PublicGate>,
+    /// The notification adapter in use (`webhook`, `log`), none when off.
+    pub notify: Option<&'static str>,
 }
 
 impl AppState {
     pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
         let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone());
         let public = Arc::new(crate::citizen::PublicGate::new(crate::citizen::PublicConfig::default()));
-        AppState { store: shared.store.clone(), shared, ledger, node, login, public }
+        AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None }
     }
 
     /// The same state with the public page configured.
     pub fn with_public(self, cfg: &crate::citizen::PublicConfig) -> AppState {
         AppState { public: Arc::new(crate::citizen::PublicGate::new(cfg.clone())), ..self }
+    }
+
+    /// The same state with the notification adapter in use.
+    pub fn with_notify(self, adapter: Option<&'static str>) -> AppState {
+        AppState { notify: adapter, ..self }
     }
 
     /// The same state with the login limits of the node's config.
@@ -168,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/public/cases/{number}/rating", post(public::rate))
         .route("/api/public/receipts/verify", get(public::verify_receipt))
         .route("/api/public/trust", get(public::trust_bundle))
+        .route("/api/notifications", get(notifications::list))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::map_response(json_errors))
@@ -285,6 +294,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/public/cases/{number}/rating"),
     ("get", "/api/public/receipts/verify"),
     ("get", "/api/public/trust"),
+    ("get", "/api/notifications"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");

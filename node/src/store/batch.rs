@@ -39,7 +39,7 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
+    pub(super) fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
         self.push(cf, key, Some(value));
     }
 

@@ -41,12 +41,20 @@ pub(crate) const CF_WORDS: &str = "words";
 /// (JSON). Local to this node: never replicated, never rebuilt, pruned to
 /// a bound ([`crate::login::audit`]).
 pub(super) const CF_LOGIN_AUDIT: &str = "login_audit";
+/// Citizen notifications ([`crate::notify`]): state ‖ feed position (u64
+/// BE; complemented for delivered and failed ones, newest first) → entry
+/// (JSON). Local: never replicated, never rebuilt.
+pub(super) const CF_NOTIFY_OUTBOX: &str = "notify_outbox";
+/// Values a notification needs that no record holds (a query code, a
+/// rating token), left by the ledger with the event: event id ‖ name →
+/// value. Deleted when the notification worker passes the event.
+pub(super) const CF_NOTIFY_SECRETS: &str = "notify_secrets";
 
 pub(super) const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
     CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
     CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED,
-    CF_LOGIN_AUDIT,
+    CF_LOGIN_AUDIT, CF_NOTIFY_OUTBOX, CF_NOTIFY_SECRETS,
 ];
 
 /// Column families rebuilt by `reindex`.
@@ -80,6 +88,8 @@ pub mod meta {
     pub const RESTORED: &str = "restored";
     /// The repeat window (days, u32 BE) the repeat marks were settled with.
     pub const REPEAT_WINDOW: &str = "repeat_window_days";
+    /// The last feed position the notification worker has passed (u64 BE).
+    pub const NOTIFY_CURSOR: &str = "notify_cursor";
 }
 
 /// A `login_audit` key: the complement of the time and of a sequence

@@ -22,6 +22,8 @@
 //! | `alarms` | alarm seq (BE) | integrity alarm with its proof (JSON) |
 //! | `reports` | month ‖ unit ‖ author seq (BE) | id of a monthly report record — derived |
 //! | `login_audit` | !time ‖ !seq (BE) | login attempt (JSON) — local, bounded, newest first |
+//! | `notify_outbox` | state ‖ feed position (BE) | citizen notification (JSON) — local ([`crate::notify`]) |
+//! | `notify_secrets` | event id ‖ name | a value for the event's notification (query code …) — local, short-lived |
 //!
 //! Every acknowledged change is one [`Batch`] written with `sync = true`:
 //! records and the derived state they imply land together or not at all.
@@ -34,6 +36,7 @@
 
 mod batch;
 mod keys;
+mod notify;
 mod rocks;
 
 use std::path::Path;
@@ -45,6 +48,7 @@ use crate::summary::CaseSummary;
 pub use batch::Batch;
 use keys::*;
 pub use keys::meta;
+pub use notify::OutboxState;
 pub(crate) use keys::{CF_CLOCKS, CF_CONTACTS, CF_COUNTS, CF_QUEUE, CF_QUEUE_CAT, CF_REPEATS, CF_REPEAT_DIRTY, CF_URGENT, CF_WORDS};
 
 /// Layout version of what this module stores.
