@@ -169,7 +169,7 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
         "330106010001",
         "示例社区工作站",
         &format!(
-            "[notify]\nadapter = \"webhook\"\nurl = \"{}\"\ntoken = \"test-token\"\npublic_url = \"{PUBLIC}\"\nretry_initial_secs = 1\nretry_max_secs = 2\ntimeout_secs = 5\n",
+            "[notify]\nadapter = \"webhook\"\nurl = \"{}\"\ntoken = \"test-token\"\npublic_url = \"{PUBLIC}\"\nretry_initial_secs = 1\nretry_max_secs = 2\ntimeout_secs = 5\n[public]\nurl = \"{PUBLIC}\"\n",
             rx.url()
         ),
     );
@@ -187,9 +187,11 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
     let c = op.file_case(&sample_case("楼道堆放杂物"));
     let (id, number) = (c["id"].as_str().unwrap().to_string(), c["number"].as_str().unwrap().to_string());
     let receipt = rx.wait(&number, "receipt");
+    // The query code the filing showed once reaches the citizen too.
+    let code = c["receipt"]["query_code"].as_str().unwrap();
     assert_eq!(
         receipt["text"],
-        format!("【综治中心】您反映的“楼道堆放杂物”已由示例社区工作站受理，编号{number}。查询进度：{PUBLIC}"),
+        format!("【综治中心】您反映的“楼道堆放杂物”已由示例社区工作站受理，编号{number}，查询码{code}。查询进度：{PUBLIC}"),
         "{receipt}"
     );
     assert_eq!((receipt["to"].as_str(), receipt["id"].as_str()), (Some("13812341234"), Some(id.as_str())), "{receipt}");
@@ -240,9 +242,10 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
     wait_for("the resolution delivered", 10, || entry(&admin, &number, "resolution").filter(|e| e["state"] == "delivered"));
 
     // --- 反馈: the rating invitation ---
-    op.act(&id, json!({"action": "feedback", "method": "phone", "note": "已电话告知处理结果"}));
+    let fed = op.act(&id, json!({"action": "feedback", "method": "phone", "note": "已电话告知处理结果"}));
+    let token = fed["rating_invitation"]["token"].as_str().unwrap();
     let invitation = rx.wait(&number, "rating_invitation");
-    assert_eq!(invitation["text"], format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价。感谢您的支持！"));
+    assert_eq!(invitation["text"], format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：{PUBLIC}#n={number}&r={token}。感谢您的支持！"));
 
     // --- nothing for cases without a phone, nor for steps not told to citizens ---
     let mut no_phone = sample_case("无电话的事项");
@@ -297,7 +300,8 @@ fn the_log_adapter_writes_the_message_and_a_bad_template_stops_the_start() {
     let (id, number) = (c["id"].as_str().unwrap().to_string(), c["number"].as_str().unwrap().to_string());
     op.act(&id, json!({"action": "sign_for"}));
     op.act(&id, json!({"action": "progress", "note": "已报修", "public": true}));
-    let receipt = format!("message: 【综治中心】您反映的“路灯不亮”已由示例社区工作站受理，编号{number}。");
+    let code = c["receipt"]["query_code"].as_str().unwrap();
+    let receipt = format!("message: 【综治中心】您反映的“路灯不亮”已由示例社区工作站受理，编号{number}，查询码{code}。");
     wait_for("the receipt in the log", 20, || node.log().contains(&receipt).then_some(()));
     wait_for("the progress note in the log", 20, || node.log().contains(&format!("message: {number}进展：已报修")).then_some(()));
     let log = node.log();

@@ -157,7 +157,8 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     };
     filing.intake.arose_in = arose_in;
     filing.intake.skip_level = skip_level;
-    let op = Op::File { filing: Box::new(filing), contact: req.contact, query_code: query_code.clone(), operator: session.username.clone() };
+    let code = query_code.clone().map(|code| crate::ledger::QueryCode { code, notify: s.notify.is_some() });
+    let op = Op::File { filing: Box::new(filing), contact: req.contact, query_code: code, operator: session.username.clone() };
     let ack = s.ledger.step(op).await?;
     let mut view = case_view(&s, ack.case, &session).await?;
     if let Some(code) = &query_code {
@@ -199,7 +200,11 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
         expires_ms: s.now_ms() + u64::from(s.policy().deadlines.rating_token_days) * 86_400_000,
     });
     let action = req.into_action(merge_into, invite).map_err(|e| ApiError::bad_request(e.0))?;
-    let ack = s.ledger.step(Op::Act { case, action, operator: session.username.clone() }).await?;
+    // The rating token also waits beside the step for the rating
+    // invitation message (deleted when the message is queued).
+    let secrets = token.as_ref().filter(|_| s.notify.is_some()).map(|(_, text)| vec![("rating_token", text.clone())]).unwrap_or_default();
+    let op = if secrets.is_empty() { Op::Act { case, action, operator: session.username.clone() } } else { Op::ActWithSecrets { case, action, operator: session.username.clone(), secrets } };
+    let ack = s.ledger.step(op).await?;
     let mut view = case_view(&s, ack.case, &session).await?;
     if let (Some((_, text)), Some(invite)) = (token, invite) {
         let number = view["number"].as_str().unwrap_or_default().to_string();

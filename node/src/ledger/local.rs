@@ -12,10 +12,33 @@ use crate::store::meta;
 
 use super::*;
 
+/// What `Op::File` asks for.
+pub(super) struct NewCase {
+    pub filing: Box<Filing>,
+    pub contact: Option<Contact>,
+    pub query_code: Option<QueryCode>,
+    pub operator: String,
+}
+
 impl Writer {
+    /// A workflow step (`Op::Act`), with secrets for the citizen's
+    /// messages stored beside it in the same batch.
+    #[allow(clippy::too_many_arguments)] // the step's parts, as `Op` carries them
+    pub(super) fn act_with_secrets(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, case: RecordId, action: Action, operator: String, secrets: Vec<(&'static str, String)>) -> Result<Outcome> {
+        check_operator(&operator)?;
+        if matches!(action, Action::File(_)) {
+            return Err(LedgerError::Invalid("use the filing endpoint to file a case".into()));
+        }
+        let ack = self.act(policy, now, p, case, action, operator, None)?;
+        for (name, value) in secrets {
+            p.batch.put_notify_secret(&ack.event, name, &value);
+        }
+        Ok(Outcome::Step(ack))
+    }
+
     /// Files a new case: its number is the next serial of the filing year.
-    pub(super) fn file(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, filing: Box<Filing>, contact: Option<Contact>, query_code: Option<String>, operator: String) -> Result<Outcome> {
-        let mut filing = filing;
+    pub(super) fn file(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, new: NewCase) -> Result<Outcome> {
+        let NewCase { mut filing, contact, query_code, operator } = new;
         check_operator(&operator)?;
         zongzhi_protocol::workflow::validate_filing(policy.current(), &filing).map_err(LedgerError::Rejected)?;
         let year = china_date(now).map_err(|e| LedgerError::Invalid(e.to_string()))?.year();
@@ -33,7 +56,7 @@ impl Writer {
         // contact itself), the query code only hashed.
         let fp_key = zongzhi_protocol::case::fingerprint_key(p.base_trust.root().as_bytes());
         filing.intake.complainant = contact.as_ref().and_then(|c| zongzhi_protocol::case::Fingerprint::of(&fp_key, c));
-        filing.intake.query_code_hash = query_code.as_deref().map(|code| zongzhi_protocol::case::query_code_hash(&filing.number, code));
+        filing.intake.query_code_hash = query_code.as_ref().map(|q| zongzhi_protocol::case::query_code_hash(&filing.number, &q.code));
         if let Some(arose) = filing.intake.arose_in
             && !self.shared.unit.contains(arose)
         {
@@ -57,6 +80,9 @@ impl Writer {
             p.put_blob(&hash, &bytes)?;
         }
         put_record(p, &record);
+        if let Some(q) = query_code.filter(|q| q.notify) {
+            p.batch.put_notify_secret(&record.id, "query_code", &q.code);
+        }
         p.batch.index_case_event(&record.id, p.heads.feed_seq, &record.id);
         p.w.touched.insert(record.id, Touched { before: None, state, records: vec![record.clone()] });
         Ok(Outcome::Step(Ack { case: record.id, event: record.id }))

@@ -100,9 +100,14 @@ pub enum Op {
     /// File a new case. `filing.number`, `filing.contact` and the
     /// complainant's fingerprint are assigned here; `query_code` (the
     /// receipt's) is stored only as its hash under the number.
-    File { filing: Box<Filing>, contact: Option<Contact>, query_code: Option<String>, operator: String },
+    File { filing: Box<Filing>, contact: Option<Contact>, query_code: Option<QueryCode>, operator: String },
     /// A workflow step on an existing case.
     Act { case: RecordId, action: Action, operator: String },
+    /// A workflow step with secrets for the citizen's messages (the rating
+    /// token of a feedback): kept beside the step, in its batch, for the
+    /// notification worker (`crate::notify`), which deletes them when it
+    /// queues the message.
+    ActWithSecrets { case: RecordId, action: Action, operator: String, secrets: Vec<(&'static str, String)> },
     /// Store an attachment blob and record it on the case.
     Attach { case: RecordId, bytes: Vec<u8>, name: String, mime: String, operator: String },
     /// Sign and store a non-case record of this node (certificate, revocation, policy).
@@ -114,6 +119,15 @@ pub enum Op {
     AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool, note: String },
     /// Store records received from elsewhere (signatures already checked).
     Ingest { records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor> },
+}
+
+/// The receipt's query code: its hash goes into the filing; the code
+/// itself is kept beside the filing for the receipt message only when the
+/// node sends messages (`notify`), and deleted when the message is queued.
+#[derive(Debug, Clone)]
+pub struct QueryCode {
+    pub code: String,
+    pub notify: bool,
 }
 
 /// What an acknowledged step produced.

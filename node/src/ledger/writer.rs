@@ -454,14 +454,9 @@ impl Writer {
             return Err(LedgerError::Restoring);
         }
         match op {
-            Op::File { filing, contact, query_code, operator } => self.file(policy, now, p, filing, contact, query_code, operator),
-            Op::Act { case, action, operator } => {
-                check_operator(&operator)?;
-                if matches!(action, Action::File(_)) {
-                    return Err(LedgerError::Invalid("use the filing endpoint to file a case".into()));
-                }
-                self.act(policy, now, p, case, action, operator, None).map(Outcome::Step)
-            }
+            Op::File { filing, contact, query_code, operator } => self.file(policy, now, p, super::local::NewCase { filing, contact, query_code, operator }),
+            Op::Act { case, action, operator } => self.act_with_secrets(policy, now, p, case, action, operator, Vec::new()),
+            Op::ActWithSecrets { case, action, operator, secrets } => self.act_with_secrets(policy, now, p, case, action, operator, secrets),
             Op::Attach { case, bytes, name, mime, operator } => {
                 check_operator(&operator)?;
                 let blob = BlobHash::of(&bytes);
