@@ -369,35 +369,6 @@ pub fn normalize_id_number(s: &str) -> Option<String> {
     ok.then_some(t)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_bigrams_and_words() {
-        assert_eq!(tokens("噪音 纠纷"), vec!["噪音", "纠纷"]);
-        assert_eq!(tokens("楼上噪音"), vec!["楼上", "上噪", "噪音"]);
-        assert_eq!(tokens("A栋302室"), vec!["a", "栋", "302", "室"]);
-        assert_eq!(tokens("噪音噪音"), vec!["噪音", "音噪"]);
-        assert!(tokens("，。 ").is_empty());
-    }
-
-    #[test]
-    fn phones_and_id_numbers_normalize() {
-        assert_eq!(normalize_phone("+86 138-0000-1234").as_deref(), Some("13800001234"));
-        assert_eq!(normalize_phone("13800001234").as_deref(), Some("13800001234"));
-        assert_eq!(normalize_phone("12"), None);
-        assert_eq!(normalize_id_number("33010619900101123x").as_deref(), Some("33010619900101123X"));
-        assert_eq!(normalize_id_number("3301061990010112X3"), None);
-    }
-
-    #[test]
-    fn entries_round_trip() {
-        let e = Entry { category: "0202".into(), waiting: true, clocks: vec![(1, 2), (3, 4)] };
-        assert_eq!(Entry::decode(&e.encode()), Some(e));
-    }
-}
-
 /// Groups of one complainant and category ([`repeat_key`]) in `scope`
 /// with a case filed in `months`, where the cases were filed at several
 /// centers (`several_centers`), or one was filed above another's center
@@ -450,4 +421,33 @@ pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::Divis
     }
     settle(&mut members)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_bigrams_and_words() {
+        assert_eq!(tokens("噪音 纠纷"), vec!["噪音", "纠纷"]);
+        assert_eq!(tokens("楼上噪音"), vec!["楼上", "上噪", "噪音"]);
+        assert_eq!(tokens("A栋302室"), vec!["a", "栋", "302", "室"]);
+        assert_eq!(tokens("噪音噪音"), vec!["噪音", "音噪"]);
+        assert!(tokens("，。 ").is_empty());
+    }
+
+    #[test]
+    fn phones_and_id_numbers_normalize() {
+        assert_eq!(normalize_phone("+86 138-0000-1234").as_deref(), Some("13800001234"));
+        assert_eq!(normalize_phone("13800001234").as_deref(), Some("13800001234"));
+        assert_eq!(normalize_phone("12"), None);
+        assert_eq!(normalize_id_number("33010619900101123x").as_deref(), Some("33010619900101123X"));
+        assert_eq!(normalize_id_number("3301061990010112X3"), None);
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let e = Entry { category: "0202".into(), waiting: true, clocks: vec![(1, 2), (3, 4)] };
+        assert_eq!(Entry::decode(&e.encode()), Some(e));
+    }
 }

@@ -169,8 +169,20 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
         add(filed, home, Counter::SkipLevelFiled, 1);
         add(filed, state.filing.intake.arose_in.unwrap_or(home), Counter::SkipLevel, 1);
     }
-    // Every rating, in the month it was given, against the unit rated,
-    // whatever happened to the case later (重办 does not take it back).
+    rating_facts(state, &mut add);
+    add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
+    add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
+    // A step its unit acknowledged that a concurrent step elsewhere
+    // overruled (被覆盖), in the month it was taken, against its unit.
+    for t in state.timeline.iter().filter(|t| t.overruled_by.is_some()) {
+        add(t.hlc.wall_ms, t.unit, Counter::Overruled, 1);
+    }
+    finish(out)
+}
+
+/// Every rating, in the month it was given, against the unit rated,
+/// whatever happened to the case later (重办 does not take it back).
+fn rating_facts(state: &CaseState, add: &mut impl FnMut(u64, DivisionCode, Counter, i64)) {
     for r in &state.ratings {
         let (at, by) = (r.at_ms, r.unit);
         add(at, by, Counter::Appealed, r.appeal.is_some() as i64);
@@ -193,14 +205,6 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
             add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
         }
     }
-    add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
-    add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
-    // A step its unit acknowledged that a concurrent step elsewhere
-    // overruled (被覆盖), in the month it was taken, against its unit.
-    for t in state.timeline.iter().filter(|t| t.overruled_by.is_some()) {
-        add(t.hlc.wall_ms, t.unit, Counter::Overruled, 1);
-    }
-    finish(out)
 }
 
 fn finish(mut out: Vec<Fact>) -> Vec<Fact> {

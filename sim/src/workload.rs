@@ -160,7 +160,7 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
 
 /// Whether the simulated feedback on a case invites the citizen to rate.
 fn citizen_invited(case: &zongzhi_protocol::RecordId) -> bool {
-    case.0[0] % 2 == 0
+    case.0[0].is_multiple_of(2)
 }
 
 /// The simulated citizen's rating token of a case.

@@ -125,7 +125,7 @@ fn public_view(s: &AppState, st: &CaseState) -> Value {
             Some(json!({"time": time(t.hlc.wall_ms), "step": t.action.zh(), "unit": name(&t.unit), "note": note}))
         })
         .collect();
-    let resolution = st.deadlines.iter().filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && !d.cancelled).next_back();
+    let resolution = st.deadlines.iter().rfind(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && !d.cancelled);
     let invite_open = st.invite.is_some_and(|i| i.expires_ms >= now);
     json!({
         "number": st.filing.number,
