@@ -582,9 +582,21 @@ fn falsified_monthly_report_is_flagged_at_the_city() {
     }
     let month = zongzhi_protocol::kpi::month_of(zongzhi_node::context::now_ms()).unwrap();
     let period = format!("{}-{:02}", month / 100, month % 100);
+    // A month's report is signed once the month has closed: this one is
+    // still open.
     let (status, v) = h.villages[0].login("admin", ADMIN_PASSWORD).post("/api/reports", &json!({"period": period}));
-    assert_eq!(status, 201, "{v}");
-    assert_eq!(v["report"]["unit"], "330106010001");
+    assert_eq!(status, 400, "{v}");
+    // Forty days on (every node's clock together), the village signs it
+    // on its own once the grace period has passed.
+    for node in [&mut h.city, &mut h.county, &mut h.township, &mut h.villages[0]] {
+        node.stop();
+        let mut cfg = std::fs::read_to_string(&node.config).unwrap();
+        cfg.push_str("clock_offset_secs = 3456000\n");
+        std::fs::write(&node.config, cfg).unwrap();
+        node.start();
+    }
+    let apis = ops(&h);
+    let city = &apis[0];
     let reports = |api: &zongzhi_tests::Api| {
         let (status, v) = api.get(&format!("/api/reports?period={period}"));
         assert_eq!(status, 200, "{v}");
