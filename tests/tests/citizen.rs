@@ -227,6 +227,12 @@ fn the_citizen_in_the_loop_across_four_levels() {
     known["arose_in"] = json!(VILLAGE1);
     let k2 = county.file_case(&known);
     assert_eq!(k2["skip_level"], false, "{k2}");
+    // The county sees it as 越级重复: filed above while the village's case is open.
+    let (status, v) = county.get(&format!("/api/repeats?period={month}"));
+    assert_eq!(status, 200, "{v}");
+    let k2n = k2["number"].as_str().unwrap();
+    let g = v["groups"].as_array().unwrap().iter().find(|g| g["cases"].as_array().unwrap().iter().any(|c| c["number"] == k2n)).cloned().unwrap_or(Value::Null);
+    assert_eq!(g["kind"], "over_open_case", "{v}");
     // A 发生地 outside the county is refused.
     let mut outside = person("x", "1", "");
     outside["arose_in"] = json!("330107010001");
