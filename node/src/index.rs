@@ -373,15 +373,17 @@ pub fn normalize_id_number(s: &str) -> Option<String> {
 /// with a case filed in `months`, where the cases were filed at several
 /// centers (`several_centers`), or one was filed above another's center
 /// while that one was open (越级重复, `over_open_case`). Cases oldest first.
-pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::DivisionCode, months: &[u32]) -> crate::store::Result<Vec<(&'static str, Vec<CaseSummary>)>> {
+/// The scan stops once `limit` groups are found.
+pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::DivisionCode, months: &[u32], limit: usize) -> crate::store::Result<Vec<(&'static str, Vec<CaseSummary>)>> {
     let mut out = Vec::new();
     let mut group: Vec<u8> = Vec::new();
     let mut members: Vec<(u64, RecordId, zongzhi_protocol::DivisionCode)> = Vec::new();
-    let mut settle = |members: &mut Vec<(u64, RecordId, zongzhi_protocol::DivisionCode)>| -> crate::store::Result<()> {
+    type Group = (&'static str, Vec<CaseSummary>);
+    let settle = |members: &mut Vec<(u64, RecordId, zongzhi_protocol::DivisionCode)>| -> crate::store::Result<Option<Group>> {
         let inside: Vec<_> = members.iter().filter(|m| scope.contains(m.2)).cloned().collect();
         members.clear();
         if inside.len() < 2 || !inside.iter().any(|m| zongzhi_protocol::kpi::month_of(m.0).is_some_and(|mo| months.contains(&mo))) {
-            return Ok(());
+            return Ok(None);
         }
         let mut cases = Vec::new();
         for (_, id, _) in &inside {
@@ -394,19 +396,26 @@ pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::Divis
             cases.iter().any(|lo| hi.filed_by != lo.filed_by && hi.filed_by.is_ancestor_of(lo.filed_by) && lo.filed_ms < hi.filed_ms && lo.status.is_open())
         });
         let centers: std::collections::BTreeSet<_> = cases.iter().map(|c| c.filed_by).collect();
-        if over_open {
-            out.push(("over_open_case", cases));
+        Ok(if over_open {
+            Some(("over_open_case", cases))
         } else if centers.len() > 1 {
-            out.push(("several_centers", cases));
-        }
-        Ok(())
+            Some(("several_centers", cases))
+        } else {
+            None
+        })
     };
     let mut failed = None;
     store.scan_repeats(|k, unit| {
         let Some(g) = k.get(..REPEAT_GROUP) else { return true };
         if g != group.as_slice() {
-            if let Err(e) = settle(&mut members) {
-                failed = Some(e);
+            match settle(&mut members) {
+                Ok(found) => out.extend(found),
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            if out.len() >= limit {
                 return false;
             }
             group = g.to_vec();
@@ -419,7 +428,7 @@ pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::Divis
     if let Some(e) = failed {
         return Err(e);
     }
-    settle(&mut members)?;
+    out.extend(settle(&mut members)?);
     Ok(out)
 }
 

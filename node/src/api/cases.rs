@@ -381,13 +381,15 @@ pub(super) async fn repeats(State(s): State<AppState>, headers: HeaderMap, Query
     let store = s.store.clone();
     let policy = s.policy();
     let now = s.now_ms();
-    let groups = tokio::task::spawn_blocking(move || crate::index::repeat_groups(&store, scope, &months))
+    const MAX_GROUPS: usize = 500;
+    let groups = tokio::task::spawn_blocking(move || crate::index::repeat_groups(&store, scope, &months, MAX_GROUPS))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
+    let truncated = groups.len() >= MAX_GROUPS;
     let mut out = Vec::new();
-    for (kind, cases) in groups.into_iter().take(500) {
+    for (kind, cases) in groups.into_iter().take(MAX_GROUPS) {
         let list: Vec<Value> = cases.iter().map(|c| summary_json(&policy, c, now)).collect();
         out.push(json!({"kind": kind, "category": list.first().map(|c| c["category"].clone()), "cases": list}));
     }
-    Ok(Json(json!({"scope": scope.to_string(), "period": period, "groups": out})))
+    Ok(Json(json!({"scope": scope.to_string(), "period": period, "groups": out, "truncated": truncated})))
 }

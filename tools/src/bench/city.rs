@@ -425,6 +425,12 @@ fn console_reads(desc: &Value, deep: &DeepPage) -> anyhow::Result<Vec<Read>> {
         },
         Read { name: "case_detail", label: "case detail (GET /api/cases/{id})".into(), paths: samples.iter().map(|s| format!("/api/cases/{}", s.id)).collect() },
         Read {
+            name: "similar",
+            label: "the same complainant at intake (GET /api/cases/similar?phone=)".into(),
+            paths: samples.iter().filter_map(|s| s.phone.as_ref()).map(|p| format!("/api/cases/similar?phone={}&category=0202", enc(p))).collect(),
+        },
+        Read { name: "repeats_month", label: format!("repeats across the city, {month} (GET /api/repeats)"), paths: one(&format!("/api/repeats?period={month}")) },
+        Read {
             name: "stats_unit_month",
             label: format!("statistics by unit, {month}, as the console asks (first 200 ranked rows)"),
             paths: one(&format!("/api/stats?by=unit&period={month}&limit=200")),

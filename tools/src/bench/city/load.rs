@@ -171,6 +171,9 @@ struct Ctx<'a> {
     now: u64,
     seed: u64,
     sample_every: usize,
+    /// The city's complainant fingerprint key (from its root key), as
+    /// every filing center computes it.
+    fingerprint_key: [u8; 32],
 }
 
 /// Plans and signs one county's subtree and sends its link's batches.
@@ -355,7 +358,8 @@ impl<'a> LinkSigner<'a> {
             let contact = p.contact.map(contact_of);
             let bytes = contact.as_ref().map(|c| c.to_bytes());
             let hash = bytes.as_deref().map(BlobHash::of);
-            let f = filing(p, leaves, case_number(unit, p), hash);
+            let mut f = filing(p, leaves, case_number(unit, p), hash);
+            f.intake.complainant = contact.as_ref().and_then(|c| zongzhi_protocol::case::Fingerprint::of(&self.ctx.fingerprint_key, c));
             let ev = CaseEvent { case: None, parents: vec![], unit: unit.code, operator: operator.into(), action: Action::File(Box::new(f)), policy: policy_version };
             Ok((ev, hash.zip(bytes)))
         } else {
@@ -490,7 +494,8 @@ pub fn load(dir: &Path, cases: usize, seed: u64, threads: usize) -> anyhow::Resu
     let sample_every = (cases / 400).max(1);
     print_city_shape(units, &counties, cases, threads);
 
-    let ctx = Ctx { leaves: &leaves, policy: &policy, now, seed, sample_every };
+    let fingerprint_key = zongzhi_protocol::case::fingerprint_key(city.key.id().as_bytes());
+    let ctx = Ctx { leaves: &leaves, policy: &policy, now, seed, sample_every, fingerprint_key };
     let started = Instant::now();
     let result = sign_and_feed(&ledger, &counties, &per_county, &ctx, threads, cases as u64);
     let elapsed = started.elapsed().as_secs_f64();
