@@ -421,12 +421,21 @@ pub fn check(store: &Store, trust: &Trust, scope: DivisionCode, months: &[u32]) 
                 "signed_at": zongzhi_protocol::policy::format_china(record.header.hlc.wall_ms),
                 "definitions": r.definitions,
                 "reported": counts_map(&r.figures()),
+                "ratings": rating_shares(&r.figures()),
                 "ok": discrepancies.is_empty(),
                 "discrepancies": discrepancies,
             }));
         }
     }
     Ok(json!({"scope": scope.to_string(), "months": months, "reports": reports, "discrepancies": flagged}))
+}
+
+/// How a report's ratings split: given by citizens on the public page, or
+/// entered by staff (the satisfaction target counts citizens' only).
+fn rating_shares(c: &kpi::Counts) -> Value {
+    let (all, citizen) = (c[Counter::Rated as usize], c[Counter::CitizenRated as usize]);
+    let share = |n: i64| (all > 0).then(|| n as f64 / all as f64);
+    json!({"rated": all, "citizen": citizen, "staff": all - citizen, "citizen_share": share(citizen), "staff_share": share(all - citizen)})
 }
 
 fn counts_map(c: &kpi::Counts) -> Value {

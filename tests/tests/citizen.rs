@@ -317,6 +317,7 @@ fn every_rating_counts_in_its_month_and_tokens_expire() {
     let r = &check["reports"][0];
     assert_eq!((r["record"].as_str(), r["reason"].as_str(), r["period"].as_str()), (second["record"].as_str(), Some("补录一条评价后重报"), Some(month_a.as_str())), "{check}");
     assert_eq!(r["superseded"][0]["record"], first["record"], "both stay visible: {check}");
+    assert_eq!((r["ratings"]["staff"].as_i64(), r["ratings"]["citizen"].as_i64()), (Some(1), Some(0)), "the report states who rated: {check}");
     // The CLI prints the period as typed.
     let session = v.dir.path().join("session");
     let cli = |args: &[&str]| Command::new(bin("zongzhi")).args(args).env("ZONGZHI_NODE", v.url()).env("ZONGZHI_SESSION", &session).output().unwrap();

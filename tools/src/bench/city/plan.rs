@@ -347,13 +347,10 @@ impl Flow<'_> {
             self.push(owner, Step::Progress { public: rng.chance(0.5) }, rng.minutes(120.0, 2880.0));
         }
         if extension {
-            // The supervising level decides: the owner's parent, or the
-            // owner itself over its own windows (an admin, not the requester).
-            let decider = match self.units[owner as usize].parent {
-                Some(p) => Some(p),
-                None if self.routed => Some(owner),
-                None => None,
-            };
+            // One decider (the workflow's rule): the owning center over
+            // its own window while the case is there, else the level
+            // directly above the owner (an admin, not the requester).
+            let decider = if self.routed { Some(owner) } else { self.units[owner as usize].parent };
             if let Some(decider) = decider {
                 self.push(owner, Step::RequestExtension { days: 3 + rng.below(8) as u8 }, rng.minutes(1440.0, 5760.0));
                 self.push_admin(decider, Step::DecideExtension { approve: rng.chance(0.85) }, rng.minutes(60.0, 1440.0));
@@ -374,7 +371,8 @@ impl Flow<'_> {
     fn close(&mut self, rng: &mut Rng) {
         let mut reopened = false;
         loop {
-            let fb = if rng.chance(0.8) { self.filed_by } else { self.owner };
+            // After resolution only the filing center closes the loop.
+            let fb = self.filed_by;
             let d = if rng.chance(0.95) { rng.minutes(60.0, 1200.0) } else { rng.minutes(1500.0, 3000.0) };
             self.push(fb, Step::Feedback, d);
             let x = rng.below(100);
@@ -388,8 +386,7 @@ impl Flow<'_> {
             }
             break;
         }
-        let who = if rng.chance(0.7) { self.filed_by } else { self.owner };
-        self.push(who, Step::Archive, rng.minutes(1440.0, 14400.0));
+        self.push(self.filed_by, Step::Archive, rng.minutes(1440.0, 14400.0));
     }
 }
 
