@@ -372,18 +372,24 @@ pub fn normalize_id_number(s: &str) -> Option<String> {
 /// Groups of one complainant and category ([`repeat_key`]) in `scope`
 /// with a case filed in `months`, where the cases were filed at several
 /// centers (`several_centers`), or one was filed above another's center
-/// while that one was open (越级重复, `over_open_case`). Cases oldest first.
-/// The scan stops once `limit` groups are found.
+/// while that one was open (越级重复, `over_open_case`). Only groups with
+/// a repeat within the policy's window (a `repeat_marks` entry) are read,
+/// so the cost follows the repeats, not every case. Cases oldest first;
+/// at most `limit` groups.
 pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::DivisionCode, months: &[u32], limit: usize) -> crate::store::Result<Vec<(&'static str, Vec<CaseSummary>)>> {
+    let mut groups: Vec<Vec<u8>> = Vec::new();
+    store.scan_repeat_groups(|g| {
+        groups.push(g.to_vec());
+        true
+    })?;
     let mut out = Vec::new();
-    let mut group: Vec<u8> = Vec::new();
-    let mut members: Vec<(u64, RecordId, zongzhi_protocol::DivisionCode)> = Vec::new();
-    type Group = (&'static str, Vec<CaseSummary>);
-    let settle = |members: &mut Vec<(u64, RecordId, zongzhi_protocol::DivisionCode)>| -> crate::store::Result<Option<Group>> {
-        let inside: Vec<_> = members.iter().filter(|m| scope.contains(m.2)).cloned().collect();
-        members.clear();
+    for g in groups {
+        if out.len() >= limit {
+            break;
+        }
+        let inside: Vec<_> = store.cases_of_group(&g)?.into_iter().filter(|m| scope.contains(m.2)).collect();
         if inside.len() < 2 || !inside.iter().any(|m| zongzhi_protocol::kpi::month_of(m.0).is_some_and(|mo| months.contains(&mo))) {
-            return Ok(None);
+            continue;
         }
         let mut cases = Vec::new();
         for (_, id, _) in &inside {
@@ -396,39 +402,12 @@ pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::Divis
             cases.iter().any(|lo| hi.filed_by != lo.filed_by && hi.filed_by.is_ancestor_of(lo.filed_by) && lo.filed_ms < hi.filed_ms && lo.status.is_open())
         });
         let centers: std::collections::BTreeSet<_> = cases.iter().map(|c| c.filed_by).collect();
-        Ok(if over_open {
-            Some(("over_open_case", cases))
+        if over_open {
+            out.push(("over_open_case", cases));
         } else if centers.len() > 1 {
-            Some(("several_centers", cases))
-        } else {
-            None
-        })
-    };
-    let mut failed = None;
-    store.scan_repeats(|k, unit| {
-        let Some(g) = k.get(..REPEAT_GROUP) else { return true };
-        if g != group.as_slice() {
-            match settle(&mut members) {
-                Ok(found) => out.extend(found),
-                Err(e) => {
-                    failed = Some(e);
-                    return false;
-                }
-            }
-            if out.len() >= limit {
-                return false;
-            }
-            group = g.to_vec();
+            out.push(("several_centers", cases));
         }
-        if let (Some(filed), Some(id)) = (u64_at(k, REPEAT_GROUP), k.get(REPEAT_GROUP + 8..REPEAT_GROUP + 40).and_then(|b| <[u8; 32]>::try_from(b).ok())) {
-            members.push((filed, RecordId(id), unit));
-        }
-        true
-    })?;
-    if let Some(e) = failed {
-        return Err(e);
     }
-    out.extend(settle(&mut members)?);
     Ok(out)
 }
 

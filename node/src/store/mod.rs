@@ -507,28 +507,29 @@ impl Store {
         Ok(out)
     }
 
-    /// Every entry of the repeat index in key order: (key, filing unit);
-    /// `f` returns false to stop.
-    pub fn scan_repeats(&self, mut f: impl FnMut(&[u8], DivisionCode) -> bool) -> Result<()> {
-        self.scan_prefix(CF_REPEATS, &[], |k, v| {
-            match v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).and_then(|b| DivisionCode::new(u64::from_be_bytes(b)).ok()) {
-                Some(unit) => f(k, unit),
-                None => true,
+    /// The repeat groups (person ‖ category) holding a case that repeats
+    /// an earlier one within the policy's window (`repeat_marks`), each
+    /// once, in key order; `f` returns false to stop. A group's marks are
+    /// adjacent, so one step back is enough to skip repeats.
+    pub fn scan_repeat_groups(&self, mut f: impl FnMut(&[u8]) -> bool) -> Result<()> {
+        let g = crate::index::REPEAT_GROUP;
+        let mut last: Vec<u8> = Vec::new();
+        self.scan_prefix(CF_REPEAT_MARKS, &[], |k, _| {
+            let Some(group) = k.get(..g) else { return true };
+            if group == last.as_slice() {
+                return true;
             }
+            last = group.to_vec();
+            f(group)
         })
     }
 
-    /// (filed, case, filing unit) of the cases of a complainant
-    /// ([`crate::index::person_key`]), in one category or all, oldest first
-    /// per category.
-    pub fn cases_of_person(&self, person: &[u8; 32], category: Option<&str>) -> Result<Vec<(u64, RecordId, DivisionCode)>> {
+    /// (filed, case, filing unit) of the cases under a repeat-index prefix
+    /// (a group, or a person's every group), oldest first per group.
+    pub fn cases_of_group(&self, group: &[u8]) -> Result<Vec<(u64, RecordId, DivisionCode)>> {
         let mut out = Vec::new();
         let g = crate::index::REPEAT_GROUP;
-        let prefix = match category {
-            Some(c) => crate::index::repeat_group(person, c),
-            None => person.to_vec(),
-        };
-        self.scan_prefix(CF_REPEATS, &prefix, |k, v| {
+        self.scan_prefix(CF_REPEATS, group, |k, v| {
             let unit = v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).and_then(|b| DivisionCode::new(u64::from_be_bytes(b)).ok());
             if let (Some(filed), Some(id), Some(unit)) = (crate::index::u64_at(k, g), k.get(g + 8..g + 40).and_then(|b| <[u8; 32]>::try_from(b).ok()), unit) {
                 out.push((filed, RecordId(id), unit));
@@ -536,6 +537,16 @@ impl Store {
             true
         })?;
         Ok(out)
+    }
+
+    /// (filed, case, filing unit) of the cases of a complainant
+    /// ([`crate::index::person_key`]), in one category or all, oldest first
+    /// per category.
+    pub fn cases_of_person(&self, person: &[u8; 32], category: Option<&str>) -> Result<Vec<(u64, RecordId, DivisionCode)>> {
+        match category {
+            Some(c) => self.cases_of_group(&crate::index::repeat_group(person, c)),
+            None => self.cases_of_group(person),
+        }
     }
 
     // --- accounts and sessions ---
