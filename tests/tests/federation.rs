@@ -574,7 +574,7 @@ fn falsified_monthly_report_is_flagged_at_the_city() {
     use zongzhi_tests::{sample_case, wait_for, Hierarchy};
     let mut h = Hierarchy::start(1);
     let apis = ops(&h);
-    let (city, village) = (&apis[0], &apis[3]);
+    let village = &apis[3];
     for title in ["噪音纠纷", "物业纠纷"] {
         let id = village.file_case(&sample_case(title))["id"].as_str().unwrap().to_string();
         village.act(&id, json!({"action": "sign_for"}));
