@@ -243,9 +243,13 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
 
     // --- 反馈: the rating invitation ---
     let fed = op.act(&id, json!({"action": "feedback", "method": "phone", "note": "已电话告知处理结果"}));
-    let token = fed["rating_invitation"]["token"].as_str().unwrap();
+    // The token goes to the citizen by message only: the operator never sees it.
+    assert_eq!((fed["rating_invitation"]["sent_by_message"].as_bool(), fed["rating_invitation"]["token"].as_str()), (Some(true), None), "{fed}");
     let invitation = rx.wait(&number, "rating_invitation");
-    assert_eq!(invitation["text"], format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：{PUBLIC}#n={number}&r={token}。感谢您的支持！"));
+    let text = invitation["text"].as_str().unwrap();
+    let prefix = format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：{PUBLIC}#n={number}&r=");
+    let token = text.strip_prefix(&prefix).and_then(|t| t.strip_suffix("。感谢您的支持！")).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(token.len(), 26, "a one-time token: {text}");
 
     // --- nothing for cases without a phone, nor for steps not told to citizens ---
     let mut no_phone = sample_case("无电话的事项");

@@ -203,13 +203,25 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
     // The rating token also waits beside the step for the rating
     // invitation message (deleted when the message is queued).
     let secrets = token.as_ref().filter(|_| s.notify.is_some()).map(|(_, text)| vec![("rating_token", text.clone())]).unwrap_or_default();
-    let op = if secrets.is_empty() { Op::Act { case, action, operator: session.username.clone() } } else { Op::ActWithSecrets { case, action, operator: session.username.clone(), secrets } };
+    let op = if secrets.is_empty() {
+        Op::Act { case, action, operator: session.username.clone() }
+    } else {
+        Op::ActWithSecrets { case, action, operator: session.username.clone(), secrets: secrets.clone() }
+    };
     let ack = s.ledger.step(op).await?;
     let mut view = case_view(&s, ack.case, &session).await?;
     if let (Some((_, text)), Some(invite)) = (token, invite) {
         let number = view["number"].as_str().unwrap_or_default().to_string();
-        let link = s.public.config.url.as_deref().map(|u| format!("{}#n={number}&r={text}", u.trim_end_matches('#')));
-        view["rating_invitation"] = json!({"token": text, "link": link, "expires_at": super::time(invite.expires_ms)});
+        let expires = super::time(invite.expires_ms);
+        // Sent to the citizen's phone by message: the operator never sees
+        // the token, so staff cannot rate in the citizen's place.
+        let by_message = !secrets.is_empty() && view["contact"]["phone"].as_str().is_some_and(|p| !p.trim().is_empty());
+        view["rating_invitation"] = if by_message {
+            json!({"sent_by_message": true, "token": null, "link": null, "expires_at": expires})
+        } else {
+            let link = s.public.config.url.as_deref().map(|u| format!("{}#n={number}&r={text}", u.trim_end_matches('#')));
+            json!({"sent_by_message": false, "token": text, "link": link, "expires_at": expires})
+        };
     }
     Ok(Json(view))
 }

@@ -51,7 +51,7 @@ const DICT = {
     receipt_note: "查询码只显示这一次，请交给群众并提醒妥善保管；凭编号和查询码可在公众查询页查看办理进度。", print: "打印回执", to_case: "查看案件",
     similar: "同一当事人的案件", similar_note: "按电话或身份证号的指纹比对（不传输个人信息）；同类且在办的可能为重复诉求，可在案件页并单。",
     likely_duplicate: "可能重复", confirmed: "已核实同一人", into: "并入案件编号", result_rating: "结果评价", invite_rating: "邀请群众在公众页评价（发送一次性评价码）",
-    rating_token: "评价码", rating_token_note: "评价码只显示这一次：请通过短信告知群众，群众凭编号和评价码在公众查询页评价。",
+    rating_token: "评价码", rating_token_sent: "评价码已通过短信发送给群众", rating_token_note: "评价码只显示这一次：请通过短信告知群众，群众凭编号和评价码在公众查询页评价。",
     ratings: "评价记录", by_citizen: "群众评价", by_staff: "工作人员录入", appeal_pending: "申诉中", appeal_upheld: "申诉成立（不计入满意率）", appeal_dismissed: "申诉驳回",
     skip_col: "越级", skip_baseline: "基期", repeats: "重复诉求与越级重复", several_centers: "多处重复", over_open_case: "越级重复（下级在办时向上反映）",
     report_month: "报告月份", supersede_reason: "重签原因（已签署时必填）", sign_closed: "签署已结束月份的报告", superseded: "已被替代",
@@ -118,7 +118,7 @@ const DICT = {
     receipt_note: "The query code is shown this once: give it to the citizen, who follows the case on the public page with the number and the code.", print: "Print receipt", to_case: "Open the case",
     similar: "The same complainant's cases", similar_note: "Matched by the fingerprint of the phone or ID number (no personal data travels); open cases of the same category may be duplicates to merge.",
     likely_duplicate: "Likely duplicate", confirmed: "Same person (checked)", into: "Merge into case number", result_rating: "Result rating", invite_rating: "Invite the citizen to rate on the public page (one-time token)",
-    rating_token: "Rating token", rating_token_note: "Shown this once: send it to the citizen, who rates on the public page with the number and this token.",
+    rating_token: "Rating token", rating_token_sent: "The rating token was sent to the citizen by message", rating_token_note: "Shown this once: send it to the citizen, who rates on the public page with the number and this token.",
     ratings: "Ratings", by_citizen: "Citizen", by_staff: "Staff-entered", appeal_pending: "Appeal pending", appeal_upheld: "Appeal upheld (not counted)", appeal_dismissed: "Appeal dismissed",
     skip_col: "Skip-level", skip_baseline: "Baseline", repeats: "Repeats and skip-level repeats", several_centers: "At several centers", over_open_case: "Filed above while open below",
     report_month: "Month", supersede_reason: "Reason to supersede (when already signed)", sign_closed: "Sign a closed month's report", superseded: "Superseded",
@@ -723,7 +723,10 @@ async function actionForm(caseId, code, onDone) {
     try {
       const r = await api.post(`/api/cases/${caseId}/actions`, body);
       toast(t("ok"));
-      if (r.rating_invitation) {
+      if (r.rating_invitation && r.rating_invitation.sent_by_message) {
+        toast(t("rating_token_sent"));
+        onDone();
+      } else if (r.rating_invitation) {
         // The token is shown this once: keep it on screen until dismissed.
         form.replaceChildren(h("div", { class: "wide", id: "rating-token" }, h("h2", {}, t("rating_token")), h("p", { class: "code" }, r.rating_invitation.token),
           r.rating_invitation.link ? h("p", { class: "muted" }, r.rating_invitation.link) : null, h("p", { class: "muted" }, t("rating_token_note")),

@@ -50,7 +50,9 @@ pub fn feedback(cx: &Ctx, case: &str, body: Value) -> anyhow::Result<()> {
     }
     outln!("{} 反馈: {} → {}", s(&v["number"]), s(&v["title"]), s(&v["status"]["name"]))?;
     let inv = &v["rating_invitation"];
-    if inv.is_object() {
+    if inv["sent_by_message"] == json!(true) {
+        outln!("the rating token went to the citizen by message (valid until {})", s(&inv["expires_at"]))?;
+    } else if inv.is_object() {
         outln!("rating token for the citizen (shown this once, valid until {}): {}", s(&inv["expires_at"]), s(&inv["token"]))?;
         if let Some(link) = inv["link"].as_str() {
             outln!("  评价 link: {link}")?;
