@@ -10,7 +10,8 @@ const INDEX: &str = include_str!("console/index.html");
 const APP_JS: &str = include_str!("console/app.js");
 const APP_CSS: &str = include_str!("console/app.css");
 
-fn page(mime: &'static str, body: &'static str) -> impl IntoResponse {
+/// A static file of the console or the public page.
+pub(crate) fn page(mime: &'static str, body: &'static str) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")], body)
 }
 

@@ -282,6 +282,13 @@ pub fn person_key(fingerprint: Option<zongzhi_protocol::case::Fingerprint>, cont
     }
 }
 
+/// The repeat index's person of a contact, by its fingerprint under the
+/// city root `root` (`None` without a phone or ID number).
+pub fn person_of_contact(root: &zongzhi_protocol::NodeId, contact: &zongzhi_protocol::case::Contact) -> Option<[u8; 32]> {
+    let key = zongzhi_protocol::case::fingerprint_key(root.as_bytes());
+    person_key(zongzhi_protocol::case::Fingerprint::of(&key, contact), None)
+}
+
 /// The repeat index's prefix of a person and category.
 pub fn repeat_group(person: &[u8; 32], category: &str) -> Vec<u8> {
     let mut k = person.to_vec();
@@ -354,20 +361,9 @@ pub fn word_key(token: &str, suffix: &[u8]) -> Vec<u8> {
     k
 }
 
-/// A phone number as digits only, without a leading +86 / 0086.
-pub fn normalize_phone(s: &str) -> Option<String> {
-    let d: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
-    let d = d.strip_prefix("0086").or_else(|| if d.len() == 13 { d.strip_prefix("86") } else { None }).unwrap_or(&d).to_string();
-    (7..=13).contains(&d.len()).then_some(d)
-}
-
-/// An ID number upper-cased, if it has the shape of one (15 or 18 characters, digits and a final X).
-pub fn normalize_id_number(s: &str) -> Option<String> {
-    let t: String = s.trim().to_ascii_uppercase();
-    let ok = (t.len() == 18 || t.len() == 15)
-        && t.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || (c == 'X' && i == t.len() - 1));
-    ok.then_some(t)
-}
+/// Phone and ID numbers as the contact index and search file them: the
+/// protocol's one normalisation, which the fingerprint uses too.
+pub use zongzhi_protocol::case::{normalize_id_number, normalize_phone};
 
 /// Groups of one complainant and category ([`repeat_key`]) in `scope`
 /// with a case filed in `months`, where the cases were filed at several

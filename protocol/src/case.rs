@@ -192,10 +192,8 @@ impl Fingerprint {
     /// ([`fingerprint_key`]); `None` when it has neither a phone number
     /// nor an ID number.
     pub fn of(key: &[u8; 32], contact: &Contact) -> Option<Fingerprint> {
-        let bucket = |kind: &str, v: String| -> Option<u32> {
-            if v.is_empty() {
-                return None;
-            }
+        let bucket = |kind: &str, v: Option<String>| -> Option<u32> {
+            let v = v?;
             let mut h = blake3::Hasher::new_keyed(key);
             h.update(kind.as_bytes());
             h.update(&[0]);
@@ -204,14 +202,8 @@ impl Fingerprint {
             let b = b.as_bytes();
             Some(u32::from_be_bytes([0, b[0], b[1], b[2]]))
         };
-        let fp = Fingerprint { phone: bucket("phone", normalize_phone(&contact.phone)), id_number: bucket("id", normalize_id(&contact.id_number)) };
+        let fp = Fingerprint { phone: bucket("phone", normalize_phone(&contact.phone)), id_number: bucket("id", normalize_id_number(&contact.id_number)) };
         (fp.phone.is_some() || fp.id_number.is_some()).then_some(fp)
-    }
-
-    /// Whether two fingerprints may be the same person: a phone bucket or
-    /// an ID bucket in common.
-    pub fn matches(&self, other: &Fingerprint) -> bool {
-        (self.phone.is_some() && self.phone == other.phone) || (self.id_number.is_some() && self.id_number == other.id_number)
     }
 
     /// The one bucket repeats are grouped by: the phone's, else the ID's
@@ -229,23 +221,22 @@ pub fn fingerprint_key(root: &[u8; 32]) -> [u8; 32] {
 }
 
 /// A phone number as digits only, without China's country code (so
-/// `+86 138-1234-1234`, `008613812341234` and `13812341234` agree).
-pub fn normalize_phone(phone: &str) -> String {
-    let digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
-    for prefix in ["0086", "86"] {
-        if let Some(rest) = digits.strip_prefix(prefix)
-            && rest.len() == 11
-            && rest.starts_with('1')
-        {
-            return rest.to_string();
-        }
-    }
-    digits
+/// `+86 138-1234-1234`, `008613812341234` and `13812341234` agree), if it
+/// has the length of one (7 to 13 digits). The one normalisation of a
+/// phone number: the fingerprint, the node's contact index and search,
+/// and the messages' recipients all use it.
+pub fn normalize_phone(s: &str) -> Option<String> {
+    let d: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
+    let d = d.strip_prefix("0086").or_else(|| if d.len() == 13 { d.strip_prefix("86") } else { None }).unwrap_or(&d).to_string();
+    (7..=13).contains(&d.len()).then_some(d)
 }
 
-/// An ID number upper-cased without spaces (`x` and `X` agree).
-pub fn normalize_id(id: &str) -> String {
-    id.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase()
+/// An ID number upper-cased (`x` and `X` agree), if it has the shape of
+/// one (15 or 18 characters, digits and a final X).
+pub fn normalize_id_number(s: &str) -> Option<String> {
+    let t: String = s.trim().to_ascii_uppercase();
+    let ok = (t.len() == 18 || t.len() == 15) && t.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || (c == 'X' && i == t.len() - 1));
+    ok.then_some(t)
 }
 
 /// The stored hash of a receipt's query code: keyed by the case number, so

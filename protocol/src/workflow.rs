@@ -319,6 +319,15 @@ pub struct RatingEntry {
     pub appeal_reason: Option<String>,
 }
 
+impl RatedBy {
+    pub fn zh(self) -> &'static str {
+        match self {
+            RatedBy::Citizen => "群众评价",
+            RatedBy::Staff => "工作人员录入",
+        }
+    }
+}
+
 impl RatingEntry {
     /// Counts in the satisfaction figures (not set aside by an upheld appeal).
     pub fn counts(&self) -> bool {

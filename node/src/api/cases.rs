@@ -123,12 +123,8 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     for (field, value, max) in [("title", &req.title, MAX_TITLE_CHARS), ("content", &req.content, MAX_CONTENT_CHARS), ("place.address", &req.place.address, 200), ("category", &req.category, 32)] {
         check_length(field, value, max).map_err(|e| ApiError::bad_request(e.0))?;
     }
+    // (The ledger refuses a 发生地 outside this center's area.)
     let arose_in = req.arose_in.filter(|a| *a != s.node.division);
-    if let Some(a) = arose_in
-        && !s.node.division.contains(a)
-    {
-        return Err(ApiError::bad_request(format!("arose_in {a} is not within this center's area ({})", s.node.division)));
-    }
     let skip_level = match arose_in {
         Some(a) => is_skip_level(&s, a, &req.category, req.contact.as_ref())?,
         None => false,
@@ -173,9 +169,8 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
 /// far as this center holds its subtree's cases). Without a phone or ID
 /// number there is no way to tell: it counts as 越级.
 fn is_skip_level(s: &AppState, arose_in: zongzhi_protocol::DivisionCode, category: &str, contact: Option<&Contact>) -> Result<bool, ApiError> {
-    let key = zongzhi_protocol::case::fingerprint_key(s.shared.trust().root().as_bytes());
-    let fp = contact.and_then(|c| zongzhi_protocol::case::Fingerprint::of(&key, c));
-    let Some(person) = crate::index::person_key(fp, None) else { return Ok(true) };
+    let root = s.shared.trust().root();
+    let Some(person) = contact.and_then(|c| crate::index::person_of_contact(&root, c)) else { return Ok(true) };
     let earlier = s.store.cases_of_person(&person, Some(category))?;
     Ok(!earlier.iter().any(|(_, _, unit)| arose_in.contains(*unit)))
 }
@@ -326,11 +321,9 @@ pub(super) struct SimilarQuery {
 /// shared by about 80 phone numbers, so a case whose contact this node
 /// holds is marked `confirmed` when its phone or ID number is the same.
 pub(super) async fn similar(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<SimilarQuery>) -> ApiResult {
-    let session = authenticate(&s, &headers, Role::Operator).await?;
+    authenticate(&s, &headers, Role::Operator).await?;
     let probe = Contact { name: String::new(), phone: q.phone.chars().take(20).collect(), id_number: q.id_number.chars().take(18).collect(), address: String::new() };
-    let key = zongzhi_protocol::case::fingerprint_key(s.shared.trust().root().as_bytes());
-    let fp = zongzhi_protocol::case::Fingerprint::of(&key, &probe);
-    let Some(person) = crate::index::person_key(fp, None) else {
+    let Some(person) = crate::index::person_of_contact(&s.shared.trust().root(), &probe) else {
         return Err(ApiError::bad_request("give a phone number or an ID number"));
     };
     let policy = s.policy();
@@ -346,9 +339,9 @@ pub(super) async fn similar(State(s): State<AppState>, headers: HeaderMap, Query
         }
         let held = c.contact.and_then(|h| s.store.blob(&h.0).ok().flatten()).and_then(|b| Contact::from_bytes(&b).ok());
         let confirmed = held.map(|h| {
-            let same = |a: &str, b: &str| !a.is_empty() && a == b;
-            same(&zongzhi_protocol::case::normalize_phone(&h.phone), &zongzhi_protocol::case::normalize_phone(&probe.phone))
-                || same(&zongzhi_protocol::case::normalize_id(&h.id_number), &zongzhi_protocol::case::normalize_id(&probe.id_number))
+            use zongzhi_protocol::case::{normalize_id_number, normalize_phone};
+            let same = |a: Option<String>, b: Option<String>| a.is_some() && a == b;
+            same(normalize_phone(&h.phone), normalize_phone(&probe.phone)) || same(normalize_id_number(&h.id_number), normalize_id_number(&probe.id_number))
         });
         let mut v = summary_json(&policy, &c, now);
         v["same_category"] = json!(same_category);
@@ -359,7 +352,6 @@ pub(super) async fn similar(State(s): State<AppState>, headers: HeaderMap, Query
     }
     out.sort_by_key(|v| (!v["likely_duplicate"].as_bool().unwrap_or(false), !v["open"].as_bool().unwrap_or(false)));
     out.truncate(50);
-    let _ = session;
     Ok(Json(json!({"cases": out})))
 }
 

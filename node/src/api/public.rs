@@ -11,7 +11,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
@@ -43,17 +43,17 @@ fn enabled(s: &AppState) -> Result<(), ApiError> {
 
 pub(super) async fn page(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
     enabled(&s)?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE))
+    Ok(crate::console::page("text/html; charset=utf-8", PAGE))
 }
 
 pub(super) async fn script(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
     enabled(&s)?;
-    Ok(([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE_JS))
+    Ok(crate::console::page("text/javascript; charset=utf-8", PAGE_JS))
 }
 
 pub(super) async fn style(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
     enabled(&s)?;
-    Ok(([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE_CSS))
+    Ok(crate::console::page("text/css; charset=utf-8", PAGE_CSS))
 }
 
 fn refused(r: Refusal) -> ApiError {
@@ -145,7 +145,7 @@ fn public_view(s: &AppState, st: &CaseState) -> Value {
         "rating_expires_at": st.invite.filter(|_| invite_open).map(|i| time(i.expires_ms)),
         "ratings": st.ratings.iter().map(|r| json!({
             "at": time(r.at_ms), "rating": r.rating.zh(), "result_rating": r.result_rating.map(|x| x.zh()),
-            "by": match r.by { zongzhi_protocol::workflow::RatedBy::Citizen => "群众评价", zongzhi_protocol::workflow::RatedBy::Staff => "工作人员录入" },
+            "by": r.by.zh(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use zongzhi_protocol::case::{Contact, Rating, RouteTarget, SuperviseGrade};
-use zongzhi_protocol::workflow::{Deadline, RatedBy, TimelineEntry};
+use zongzhi_protocol::workflow::{Deadline, TimelineEntry};
 use zongzhi_protocol::{Action, CaseState, DivisionCode, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::{self, Role, Session};
@@ -175,7 +175,7 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
             "at": time(r.at_ms),
             "unit": r.unit.to_string(),
             "by": r.by,
-            "by_zh": match r.by { RatedBy::Citizen => "群众评价", RatedBy::Staff => "工作人员录入" },
+            "by_zh": r.by.zh(),
             "rating": {"code": r.rating.as_str(), "name": r.rating.zh()},
             "result_rating": r.result_rating.map(|x| json!({"code": x.as_str(), "name": x.zh()})),
             "appeal": r.appeal,

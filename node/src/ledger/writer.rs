@@ -162,10 +162,9 @@ impl Draft<'_> {
             // complainant's fingerprint: the group in flight may be
             // writing some.
             self.settle_if(|prev| !prev.w.touched.is_empty())?;
-            let key = zongzhi_protocol::case::fingerprint_key(self.base_trust.root().as_bytes());
             // Under its fingerprint as its filing center computed it, or
             // under the contact's hash (a filing without a fingerprint).
-            let fingerprint = crate::index::person_key(zongzhi_protocol::case::Fingerprint::of(&key, &contact), None);
+            let fingerprint = crate::index::person_of_contact(&self.base_trust.root(), &contact);
             for person in fingerprint.into_iter().chain([hash.0]) {
                 self.batch.index_late_contact(&person, &hash.0, bytes)?;
             }
