@@ -320,6 +320,10 @@ pub enum Action {
     /// takes the rating out of the satisfaction figures (it stays in the
     /// timeline and is counted as 申诉成立).
     DecideAppeal { upheld: bool, note: String },
+    /// 督办回复 (format 4): the supervised unit answers a 督办 notice with
+    /// the measures it took, within the reply deadline of the notice's
+    /// grade.
+    ReplySupervision { notice: RecordId, measures: String },
 }
 
 impl Action {
@@ -327,7 +331,15 @@ impl Action {
     /// deadlines): one authority takes each at a time. The others (progress
     /// notes, evidence, 督办) add to the case and never conflict.
     pub fn is_exclusive(&self) -> bool {
-        !matches!(self, Action::Progress { .. } | Action::Attach { .. } | Action::Supervise { .. })
+        !matches!(self, Action::Progress { .. } | Action::Attach { .. } | Action::Supervise { .. } | Action::ReplySupervision { .. })
+    }
+
+    /// The lowest record format that has this step.
+    pub fn format_needed(&self) -> u8 {
+        match self {
+            Action::ReplySupervision { .. } => 4,
+            _ => 3,
+        }
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -354,6 +366,7 @@ impl Action {
             Action::CitizenRate { .. } => "citizen_rate",
             Action::Appeal { .. } => "appeal",
             Action::DecideAppeal { .. } => "decide_appeal",
+            Action::ReplySupervision { .. } => "reply_supervision",
         }
     }
 
@@ -383,6 +396,7 @@ impl Action {
             Action::Appeal { .. } => "差评申诉",
             Action::DecideAppeal { upheld: true, .. } => "申诉成立",
             Action::DecideAppeal { upheld: false, .. } => "申诉驳回",
+            Action::ReplySupervision { .. } => "督办回复",
         }
     }
 }

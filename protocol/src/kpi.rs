@@ -82,6 +82,9 @@ counters! {
     AppealUpheld = "appeal_upheld", "申诉成立";
     SkipLevelFiled = "skip_level_filed", "越级受理";
     SkipLevel = "skip_level", "越级(应处置单位)";
+    // Record format 4: 督办回复.
+    SupervisionReplied = "supervision_replied", "督办回复";
+    SupervisionRepliedOnTime = "supervision_replied_on_time", "按时督办回复";
 }
 
 /// Number of counters in a value vector.
@@ -147,6 +150,7 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
             DeadlineKind::SignFor => (Counter::SignedFor, Counter::SignedForOnTime),
             DeadlineKind::OnSite => (Counter::OnSite, Counter::OnSiteOnTime),
             DeadlineKind::Feedback => (Counter::FedBack, Counter::FeedbackOnTime),
+            DeadlineKind::SupervisionReply => (Counter::SupervisionReplied, Counter::SupervisionRepliedOnTime),
             DeadlineKind::Resolution | DeadlineKind::Rehandle => {
                 add(met, d.unit, Counter::Closed, 1);
                 add(met, d.unit, Counter::ClosedLate, (!on_time) as i64);
@@ -541,6 +545,7 @@ pub fn markdown() -> String {
         "越级: a case filed above the center where the matter arose (发生地), with no earlier case of the same complainant and leaf category at that center, as the filing center holds its subtree at intake. Counted for the filing unit (`skip_level_filed`) and against the unit where the matter arose (`skip_level`), in the month of filing. The statistics table shows it beside a baseline period (default: the same months a year earlier) and the plan's target of −50 %.",
         "Repeat: the same complainant — the same 24-bit fingerprint bucket of the normalised phone number (else of the ID number) — filing in the same leaf category within the policy's window.",
         "A month's report is signed once the month has closed; a later report for the same month supersedes the earlier with a reason, and both stay visible.",
+        "督办回复 (record format 4): a 督办 asks the owning unit for a reply within the working days its grade allows (policy `supervision_reply`); `supervision_replied` and `supervision_replied_on_time` count replies against the supervised unit in the month of the reply. A later 督办 to the same unit before a reply supersedes the earlier one; resolving the case ends a pending reply clock without counting it. 督办 of format 3 asked for no reply.",
     ] {
         let _ = writeln!(out, "- {rule}");
     }

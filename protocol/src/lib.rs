@@ -11,6 +11,7 @@ pub mod case;
 pub mod cert;
 pub mod codec;
 pub mod division;
+pub mod format;
 pub mod hlc;
 pub mod id;
 pub mod identity;

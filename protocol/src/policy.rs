@@ -175,6 +175,73 @@ pub struct Policy {
     pub calendar_warning_from: u16,
     /// Sorted by year.
     pub calendars: Vec<YearCalendar>,
+    /// The upgrade gate (format 4): the newest record format nodes may
+    /// sign, raised by the city when it finalizes a release.
+    pub gate: UpgradeGate,
+    /// How long the supervised unit has to reply to a 督办 (format 4).
+    pub supervision_reply: ReplyDeadlines,
+}
+
+/// The newest record format the city allows nodes to sign. A node signs
+/// `min(its own newest, write_format)`; raising it (finalizing) promises
+/// that no node goes back below it. Policies of format 3 read as a gate at
+/// format 3.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeGate {
+    pub write_format: u8,
+    /// Centers that had not reported reading `write_format` when the city
+    /// finalized anyway (an override names them; they park what they
+    /// cannot read until upgraded).
+    #[serde(default)]
+    pub overridden: Vec<crate::division::DivisionCode>,
+    /// Why the override was taken (empty without one).
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl UpgradeGate {
+    /// The gate every format-3 policy reads as.
+    pub fn format_3() -> UpgradeGate {
+        UpgradeGate { write_format: 3, overridden: Vec::new(), reason: String::new() }
+    }
+}
+
+impl Default for UpgradeGate {
+    fn default() -> Self {
+        UpgradeGate::format_3()
+    }
+}
+
+/// Working days the supervised unit has to reply to a 督办 (督办回复) of
+/// each grade; an unanswered notice is raised a grade when its reply is
+/// late. 督办 of format 3 asked for no reply.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyDeadlines {
+    pub normal_working_days: u32,
+    pub yellow_working_days: u32,
+    pub red_working_days: u32,
+    pub interview_working_days: u32,
+}
+
+impl Default for ReplyDeadlines {
+    fn default() -> Self {
+        ReplyDeadlines { normal_working_days: 3, yellow_working_days: 2, red_working_days: 1, interview_working_days: 1 }
+    }
+}
+
+impl ReplyDeadlines {
+    /// The reply deadline of a grade, in working days.
+    pub fn working_days(&self, grade: crate::case::SuperviseGrade) -> u32 {
+        use crate::case::SuperviseGrade::*;
+        match grade {
+            Normal => self.normal_working_days,
+            Yellow => self.yellow_working_days,
+            Red => self.red_working_days,
+            Interview => self.interview_working_days,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
@@ -256,6 +323,8 @@ impl Policy {
             report_grace_minutes: 3 * 24 * 60,
             calendar_warning_from: 1101,
             calendars,
+            gate: UpgradeGate::format_3(),
+            supervision_reply: ReplyDeadlines::default(),
         }
     }
 

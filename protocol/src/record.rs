@@ -1,18 +1,23 @@
 //! The signed record envelope.
 //!
-//! Wire form (bincode, see [`crate::codec`]):
-//! `format version: u8 | kind: u8 | author: [u8; 32] | payload: bytes | signature: [u8; 64]`.
+//! Wire form (bincode, see [`crate::codec`]), frozen for every format:
+//! `format: u8 | kind: u8 | author: [u8; 32] | payload: bytes | signature: [u8; 64]`.
 //!
-//! The signature covers [`SIGNING_DOMAIN`] ‖ kind ‖ author ‖ the exact payload
-//! bytes. The record id is the BLAKE3 hash of the whole encoding. Nothing is
-//! ever re-encoded to verify: a record keeps the bytes it arrived as.
+//! The signature covers, for format 3, `zongzhi/record/v1\0 ‖ kind ‖ author ‖
+//! payload`, and from format 4 on `zongzhi/record/v2\0 ‖ format ‖ kind ‖
+//! author ‖ payload` ([`crate::format`]). The record id is the BLAKE3 hash
+//! of the whole encoding. Nothing is ever re-encoded to verify: a record
+//! keeps the bytes it arrived as.
 //!
 //! Every payload starts with a [`Header`] (author chain `seq`/`prev` and a
-//! hybrid logical clock), followed by the body of its kind.
+//! hybrid logical clock), followed by the body of its kind, decoded by the
+//! module of its format and upcast to the current model. A record of a
+//! format newer than this build reads decodes to [`Body::Unreadable`].
 
 use crate::case::CaseEvent;
 use crate::cert::{CertError, NodeCert, Revocation};
 use crate::codec::{self, CodecError, Decode, Encode};
+use crate::format;
 use crate::hlc::Hlc;
 use crate::identity::{KeyError, NodeId, NodeKey};
 use crate::report::MonthlyReport;
@@ -20,15 +25,16 @@ use crate::policy::Policy;
 
 pub use crate::id::RecordId;
 
-/// The only record format version this code reads and writes. Version 2:
-/// a case event names the policy version its author held. Version 3: the
-/// citizen's side (a filing's [`crate::case::Intake`], rating invitations,
-/// citizens' ratings, 差评申诉).
-pub const FORMAT_VERSION: u8 = 3;
+/// The newest record format this build reads and writes (see
+/// [`crate::format`] for every format it reads). Version 2: a case event
+/// names the policy version its author held. Version 3: the citizen's side.
+/// Version 4: the signed format byte, the upgrade gate, 督办回复.
+pub const FORMAT_VERSION: u8 = crate::format::LATEST;
 
-/// Prefix of every signed message, so a record signature can never be
-/// mistaken for a signature over anything else.
-pub const SIGNING_DOMAIN: &[u8] = b"zongzhi/record/v1\0";
+/// Prefix of the signed message of format 3 (see [`crate::format`]), so a
+/// record signature can never be mistaken for a signature over anything
+/// else.
+pub const SIGNING_DOMAIN: &[u8] = crate::format::SIGNING_DOMAIN_V1;
 
 /// Largest accepted encoded record (1 MiB). Attachments are blobs, not records.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -71,8 +77,12 @@ impl RecordKind {
 pub enum RecordError {
     #[error("record encoding: {0}")]
     Codec(#[from] CodecError),
-    #[error("unsupported record format version {0} (this node reads version {FORMAT_VERSION})")]
+    #[error("unsupported record format version {0} (this node reads versions {oldest}–{latest})", oldest = crate::format::OLDEST, latest = crate::format::LATEST)]
     UnsupportedVersion(u8),
+    #[error(transparent)]
+    NotInFormat(#[from] crate::format::NotInFormat),
+    #[error("unreadable record: {0}")]
+    Unreadable(String),
     #[error("unknown record kind {0}")]
     UnknownKind(u8),
     #[error("record signature: {0}")]
@@ -100,43 +110,110 @@ pub enum Body {
     Policy(Box<Policy>),
     /// A center's signed monthly figures.
     Report(MonthlyReport),
+    /// A body of a format newer than this build reads: kept, verified and
+    /// passed on, read after an upgrade.
+    Unreadable(crate::format::Unreadable),
 }
 
 impl Body {
-    pub fn kind(&self) -> RecordKind {
-        match self {
+    /// The kind; `None` for an unreadable body of a kind this build does
+    /// not know.
+    pub fn kind(&self) -> Option<RecordKind> {
+        Some(match self {
             Body::CaseEvent(_) => RecordKind::CaseEvent,
             Body::NodeCert(_) => RecordKind::NodeCert,
             Body::Revocation(_) => RecordKind::Revocation,
             Body::Policy(_) => RecordKind::Policy,
             Body::Report(_) => RecordKind::Report,
-        }
+            Body::Unreadable(u) => return RecordKind::from_u8(u.kind).ok(),
+        })
     }
 
-    fn encode_payload(&self, header: &Header) -> Vec<u8> {
-        let mut out = codec::encode(header);
+    fn kind_byte(&self) -> u8 {
         match self {
-            Body::CaseEvent(b) => codec::encode_into(b, &mut out),
-            Body::NodeCert(b) => codec::encode_into(b, &mut out),
-            Body::Revocation(b) => codec::encode_into(b, &mut out),
-            Body::Policy(b) => codec::encode_into(b.as_ref(), &mut out),
-            Body::Report(b) => codec::encode_into(b, &mut out),
+            Body::Unreadable(u) => u.kind,
+            other => other.kind().map_or(0, |k| k as u8),
         }
-        out
     }
 
-    fn decode_payload(kind: RecordKind, payload: &[u8]) -> Result<(Header, Body), RecordError> {
+    fn encode_payload(&self, format: u8, header: &Header) -> Result<Vec<u8>, RecordError> {
+        let mut out = codec::encode(header);
+        encode_body(format, self, &mut out)?;
+        Ok(out)
+    }
+
+    fn decode_payload(format: u8, kind: u8, payload: &[u8]) -> Result<(Header, Body), RecordError> {
         let (header, used) = codec::decode_prefix::<Header>(payload, MAX_RECORD_BYTES)?;
         let rest = &payload[used..];
-        let body = match kind {
-            RecordKind::CaseEvent => Body::CaseEvent(codec::decode(rest, MAX_RECORD_BYTES)?),
-            RecordKind::NodeCert => Body::NodeCert(codec::decode(rest, MAX_RECORD_BYTES)?),
-            RecordKind::Revocation => Body::Revocation(codec::decode(rest, MAX_RECORD_BYTES)?),
-            RecordKind::Policy => Body::Policy(Box::new(codec::decode(rest, MAX_RECORD_BYTES)?)),
-            RecordKind::Report => Body::Report(codec::decode(rest, MAX_RECORD_BYTES)?),
-        };
+        if format > crate::format::LATEST {
+            let u = unreadable(format, kind, rest);
+            if u.kind == RecordKind::CaseEvent as u8 && u.case.is_none() {
+                return Err(RecordError::Codec(CodecError::Malformed("a case event's first fields (case, parents, unit, operator) do not decode".into())));
+            }
+            return Ok((header, Body::Unreadable(u)));
+        }
+        if format < crate::format::OLDEST {
+            return Err(RecordError::UnsupportedVersion(format));
+        }
+        let body = decode_body(format, RecordKind::from_u8(kind)?, rest)?;
         Ok((header, body))
     }
+}
+
+/// Decodes a body of `kind` in `format` (which this build reads) into the
+/// current model.
+fn decode_body(format: u8, kind: RecordKind, rest: &[u8]) -> Result<Body, RecordError> {
+    let limit = MAX_RECORD_BYTES;
+    Ok(match (format, kind) {
+        (3, RecordKind::CaseEvent) => Body::CaseEvent(codec::decode::<format::v3::CaseEvent>(rest, limit)?.into()),
+        (3, RecordKind::Policy) => Body::Policy(Box::new(codec::decode::<format::v3::Policy>(rest, limit)?.into())),
+        (4, RecordKind::CaseEvent) => Body::CaseEvent(codec::decode::<format::v4::CaseEvent>(rest, limit)?),
+        (4, RecordKind::Policy) => Body::Policy(Box::new(codec::decode::<format::v4::Policy>(rest, limit)?)),
+        // Certificates, revocations and reports did not change in format 4.
+        (3 | 4, RecordKind::NodeCert) => Body::NodeCert(codec::decode(rest, limit)?),
+        (3 | 4, RecordKind::Revocation) => Body::Revocation(codec::decode(rest, limit)?),
+        (3 | 4, RecordKind::Report) => Body::Report(codec::decode(rest, limit)?),
+        (other, _) => return Err(RecordError::UnsupportedVersion(other)),
+    })
+}
+
+/// Appends `body` encoded in `format` to `out`; fails when the body uses
+/// something `format` does not have.
+fn encode_body(format: u8, body: &Body, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    match (format, body) {
+        (_, Body::Unreadable(u)) => return Err(RecordError::Unreadable(u.reason())),
+        (3, Body::CaseEvent(e)) => codec::encode_into(&format::v4::case_event_to_v3(e)?, out),
+        (3, Body::Policy(p)) => codec::encode_into(&format::v4::policy_to_v3(p)?, out),
+        (4, Body::CaseEvent(e)) => codec::encode_into(e, out),
+        (4, Body::Policy(p)) => codec::encode_into(p.as_ref(), out),
+        (3 | 4, Body::NodeCert(c)) => codec::encode_into(c, out),
+        (3 | 4, Body::Revocation(r)) => codec::encode_into(r, out),
+        (3 | 4, Body::Report(r)) => codec::encode_into(r, out),
+        (other, _) => return Err(RecordError::UnsupportedVersion(other)),
+    }
+    Ok(())
+}
+
+/// The lowest format that can carry `body` (what a writer needs the gate at).
+pub fn needed_for(body: &Body) -> u8 {
+    match body {
+        Body::CaseEvent(e) => e.action.format_needed(),
+        Body::Policy(p) => {
+            if format::v4::policy_to_v3(p).is_ok() {
+                3
+            } else {
+                4
+            }
+        }
+        Body::NodeCert(_) | Body::Revocation(_) | Body::Report(_) => format::OLDEST,
+        Body::Unreadable(u) => u.format,
+    }
+}
+
+/// The frozen parts of a body of a format this build cannot read.
+fn unreadable(format: u8, kind: u8, rest: &[u8]) -> format::Unreadable {
+    let case = (kind == RecordKind::CaseEvent as u8).then(|| codec::decode_prefix::<format::CasePrefix>(rest, MAX_RECORD_BYTES).ok().map(|(p, _)| p)).flatten();
+    format::Unreadable { format, kind, case }
 }
 
 /// The envelope exactly as it travels and is stored.
@@ -149,11 +226,8 @@ struct Envelope {
     signature: [u8; 64],
 }
 
-fn signed_message(kind: u8, author: &NodeId, payload: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(SIGNING_DOMAIN.len() + 33 + payload.len());
-    msg.extend_from_slice(SIGNING_DOMAIN);
-    msg.push(kind);
-    msg.extend_from_slice(author.as_bytes());
+fn signed_message(format: u8, kind: u8, author: &NodeId, payload: &[u8]) -> Vec<u8> {
+    let mut msg = crate::format::signed_prefix(format, kind, author);
     msg.extend_from_slice(payload);
     msg
 }
@@ -162,27 +236,44 @@ fn signed_message(kind: u8, author: &NodeId, payload: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub id: RecordId,
+    /// The format the record was signed in (the envelope's first byte).
+    pub format: u8,
     pub author: NodeId,
     pub header: Header,
     pub body: Body,
     bytes: Vec<u8>,
     signature: [u8; 64],
     payload_range: (usize, usize),
+    kind: u8,
 }
 
 impl Record {
-    /// Builds and signs a new record.
+    /// Builds and signs a new record in the newest format (tests and tools;
+    /// a node signs in the format the tree's gate allows, [`Record::sign_as`]).
     pub fn sign(key: &NodeKey, header: Header, body: Body) -> Record {
-        let kind = body.kind() as u8;
+        match Record::sign_as(key, FORMAT_VERSION, header, body) {
+            Ok(r) => r,
+            Err(e) => panic!("signing in the newest format: {e}"),
+        }
+    }
+
+    /// Builds and signs a new record in `format`; fails when the body uses
+    /// something that format does not have, or the format is not one this
+    /// build writes.
+    pub fn sign_as(key: &NodeKey, format: u8, header: Header, body: Body) -> Result<Record, RecordError> {
+        if !crate::format::reads(format) {
+            return Err(RecordError::UnsupportedVersion(format));
+        }
+        let kind = body.kind_byte();
         let author = key.id();
-        let payload = body.encode_payload(&header);
-        let signature = key.sign(&signed_message(kind, &author, &payload));
-        let env = Envelope { version: FORMAT_VERSION, kind, author, payload, signature };
+        let payload = body.encode_payload(format, &header)?;
+        let signature = key.sign(&signed_message(format, kind, &author, &payload));
+        let env = Envelope { version: format, kind, author, payload, signature };
         let bytes = codec::encode(&env);
         // Decoding what we just encoded cannot fail; go through the same path
         // as received records so the payload range is computed in one place.
         match Record::decode_unverified(&bytes) {
-            Ok(r) => r,
+            Ok(r) => Ok(r),
             Err(e) => panic!("self-encoded record does not decode: {e}"),
         }
     }
@@ -196,11 +287,7 @@ impl Record {
     /// [`Record::decode_unverified`] keeping the given buffer (no copy).
     pub fn decode_unverified_owned(bytes: Vec<u8>) -> Result<Record, RecordError> {
         let env: Envelope = codec::decode_canonical(&bytes, MAX_RECORD_BYTES)?;
-        if env.version != FORMAT_VERSION {
-            return Err(RecordError::UnsupportedVersion(env.version));
-        }
-        let kind = RecordKind::from_u8(env.kind)?;
-        let (header, body) = Body::decode_payload(kind, &env.payload)?;
+        let (header, body) = Body::decode_payload(env.version, env.kind, &env.payload)?;
         if (header.seq == 1) != header.prev.is_none() || header.seq == 0 {
             return Err(RecordError::BadChainHeader);
         }
@@ -210,6 +297,8 @@ impl Record {
         let start = end - env.payload.len();
         Ok(Record {
             id: RecordId::of(&bytes),
+            format: env.version,
+            kind: env.kind,
             author: env.author,
             header,
             body,
@@ -233,15 +322,26 @@ impl Record {
 
     /// The exact message the author signed.
     pub fn signed_message(&self) -> Vec<u8> {
-        signed_message(self.kind() as u8, &self.author, self.payload())
+        signed_message(self.format, self.kind, &self.author, self.payload())
     }
 
     pub fn signature(&self) -> &[u8; 64] {
         &self.signature
     }
 
-    pub fn kind(&self) -> RecordKind {
+    /// The kind; `None` only for an unreadable record of an unknown kind.
+    pub fn kind(&self) -> Option<RecordKind> {
         self.body.kind()
+    }
+
+    /// The envelope's kind byte.
+    pub fn kind_byte(&self) -> u8 {
+        self.kind
+    }
+
+    /// Whether this build could not read the body (a newer format).
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self.body, Body::Unreadable(_))
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -254,6 +354,24 @@ impl Record {
 
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
+    }
+
+    /// The payload encoded again from the decoded values, in the record's
+    /// own format (through its format's frozen types): equal to
+    /// [`Record::payload`] for every record whose author encoded it
+    /// minimally. An unreadable record cannot be encoded again.
+    pub fn encode_again(&self) -> Result<Vec<u8>, RecordError> {
+        self.body.encode_payload(self.format, &self.header)
+    }
+
+    /// The case-event prefix (case, parents, unit, operator) of a case
+    /// event, readable or not.
+    pub fn case_prefix(&self) -> Option<crate::format::CasePrefix> {
+        match &self.body {
+            Body::CaseEvent(e) => Some(crate::format::CasePrefix { case: e.case, parents: e.parents.clone(), unit: e.unit, operator: e.operator.clone() }),
+            Body::Unreadable(u) => u.case.clone(),
+            _ => None,
+        }
     }
 
     pub fn case_event(&self) -> Option<&CaseEvent> {
@@ -380,9 +498,7 @@ fn signature_terms(r: &Record) -> Option<(curve25519_dalek::edwards::EdwardsPoin
         Sha512::new()
             .chain_update(r_bytes)
             .chain_update(r.author.as_bytes())
-            .chain_update(SIGNING_DOMAIN)
-            .chain_update([r.kind() as u8])
-            .chain_update(r.author.as_bytes())
+            .chain_update(crate::format::signed_prefix(r.format, r.kind, &r.author))
             .chain_update(r.payload()),
     );
     Some((big_r, s, h))

@@ -101,6 +101,14 @@ pub enum ActionRequest {
         into: String,
     },
     Archive {},
+    /// 督办回复 (record format 4): the measures taken; `notice` is the 督办
+    /// record's id (hex), or absent for the one waiting for this unit's
+    /// reply.
+    ReplySupervision {
+        #[serde(default)]
+        notice: Option<RecordId>,
+        measures: String,
+    },
 }
 
 fn default_feedback_method() -> String {
@@ -173,6 +181,7 @@ impl ActionRequest {
             ActionRequest::Appeal { reason } => vec![("reason", reason, NOTE)],
             ActionRequest::UpholdAppeal { note } | ActionRequest::DismissAppeal { note } => vec![("note", note, NOTE)],
             ActionRequest::Merge { into } => vec![("into", into, SHORT)],
+            ActionRequest::ReplySupervision { measures, .. } => vec![("measures", measures, NOTE)],
         }
     }
 
@@ -239,6 +248,9 @@ impl ActionRequest {
             ActionRequest::Reopen { reason } => Action::Reopen { reason },
             ActionRequest::Merge { .. } => Action::Merge { into: merge_into.ok_or_else(|| StepError("merge: the target case was not looked up".into()))? },
             ActionRequest::Archive {} => Action::Archive,
+            ActionRequest::ReplySupervision { notice, measures } => {
+                Action::ReplySupervision { notice: notice.ok_or_else(|| StepError("reply_supervision: the 督办 notice was not looked up".into()))?, measures }
+            }
         };
         Ok(action)
     }

@@ -12,11 +12,87 @@
 
 use crate::codec::{self, CodecError, Decode, Encode};
 
-/// ALPN of the replication protocol.
+/// ALPN of protocol 2, the baseline's (release 0.1.0). Its name stays.
 pub const ALPN: &[u8] = b"zongzhi/1";
 
-/// Protocol version carried in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// The newest protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Every protocol this build speaks, most preferred first, with its ALPN
+/// name. The TLS handshake picks the first of the accepting side's list
+/// that the dialling side offers, before any frame is decoded; a link is
+/// refused only when no version is common. A shipped protocol's frames are
+/// frozen: new information goes in new frames on newer protocols.
+///
+/// - 2 (`zongzhi/1`): `Hello`, `Subscribe`, `Batch`, `Received`, `Ack`,
+///   `Want`, `Refuse`.
+/// - 3 (`zongzhi/3`): the same, and `Status` (each side's release, formats,
+///   schema, parked records and alarms, and a child's subtree) after
+///   `Hello` and whenever it changes.
+pub const PROTOCOLS: &[(u32, &[u8])] = &[(3, b"zongzhi/3"), (2, ALPN)];
+
+/// The oldest protocol this build speaks.
+pub const OLDEST_PROTOCOL: u32 = 2;
+
+/// The ALPN name of a protocol version this build speaks.
+pub fn alpn_of(version: u32) -> Option<&'static [u8]> {
+    PROTOCOLS.iter().find(|(v, _)| *v == version).map(|(_, a)| *a)
+}
+
+/// The protocol version of an ALPN name this build speaks.
+pub fn version_of_alpn(alpn: &[u8]) -> Option<u32> {
+    PROTOCOLS.iter().find(|(_, a)| *a == alpn).map(|(v, _)| *v)
+}
+
+/// The protocol a link between `accepting` (the parent, which chose in
+/// the TLS handshake) and `dialling` (the child) speaks: the first of the
+/// accepting side's versions, in its order, that the dialling side offers.
+/// `None`: nothing in common, no link.
+pub fn choose(accepting: &[u32], dialling: &[u32]) -> Option<u32> {
+    accepting.iter().copied().find(|v| dialling.contains(v))
+}
+
+/// Most reports in one `Status` (a node and its subtree: a city of about
+/// 3,000 centers, with room to spare).
+pub const MAX_STATUS_REPORTS: usize = 20_000;
+
+/// What one center says of itself, passed up the tree in `Status` frames
+/// (protocol 3): which release it runs, what it reads, what it holds aside
+/// and what is wrong. Parents keep the last report of every center below
+/// them; the city's fleet view and its finalization check read them.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+pub struct NodeReport {
+    pub key: [u8; 32],
+    pub division: crate::division::DivisionCode,
+    /// The release, e.g. `0.2.0`.
+    pub release: String,
+    /// The oldest and newest record formats it reads.
+    pub formats: (u8, u8),
+    /// The format it signs now (its gate).
+    pub write_format: u8,
+    pub schema: u32,
+    /// The protocol versions it speaks.
+    pub protocols: Vec<u32>,
+    /// Records it holds aside because it cannot read them, and the newest
+    /// format among them (0 when none).
+    pub parked: u64,
+    pub parked_needs: u8,
+    /// Open integrity alarms, and the newest one in words.
+    pub alarms: u64,
+    pub last_alarm: String,
+    /// Its feed head, and the records its parent has not acknowledged.
+    pub feed_head: u64,
+    pub behind_up: u64,
+    /// When it made this report (its own clock, Unix ms).
+    pub at_ms: u64,
+}
+
+impl NodeReport {
+    /// Whether the node reads `format`.
+    pub fn reads(&self, format: u8) -> bool {
+        self.formats.0 <= format && format <= self.formats.1
+    }
+}
 
 /// Frames larger than this are refused before any allocation.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -70,6 +146,10 @@ pub enum Frame {
     /// receiver has not read, so a cut link loses at most that batch: what
     /// was read is stored even when the link is gone.
     Received { upto: u64 },
+    /// Protocol 3, on the control stream after `Hello` and whenever it
+    /// changes: the sender's own report first, then (from a child) the last
+    /// report of every center below it.
+    Status { reports: Vec<NodeReport> },
 }
 
 /// Most ids in one `Want`.

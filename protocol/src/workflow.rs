@@ -122,6 +122,9 @@ pub enum DeadlineKind {
     /// Responders on site (urgent cases): met by the first progress report
     /// or the resolution.
     OnSite,
+    /// 督办回复: the supervised unit answers a 督办 notice (format-4
+    /// notices; the clock names the notice).
+    SupervisionReply,
 }
 
 impl DeadlineKind {
@@ -133,6 +136,7 @@ impl DeadlineKind {
         DeadlineKind::Feedback,
         DeadlineKind::Rehandle,
         DeadlineKind::OnSite,
+        DeadlineKind::SupervisionReply,
     ];
 
     pub fn parse(s: &str) -> Option<DeadlineKind> {
@@ -148,6 +152,7 @@ impl DeadlineKind {
             DeadlineKind::Feedback => "feedback",
             DeadlineKind::Rehandle => "rehandle",
             DeadlineKind::OnSite => "on_site",
+            DeadlineKind::SupervisionReply => "supervision_reply",
         }
     }
 
@@ -160,6 +165,7 @@ impl DeadlineKind {
             DeadlineKind::Feedback => "反馈",
             DeadlineKind::Rehandle => "重办",
             DeadlineKind::OnSite => "到场",
+            DeadlineKind::SupervisionReply => "督办回复",
         }
     }
 }
@@ -183,6 +189,8 @@ pub struct Deadline {
     pub error: Option<String>,
     /// Working days added by approved extensions.
     pub extended_working_days: u32,
+    /// For a 督办回复 clock: the notice to answer.
+    pub notice: Option<RecordId>,
 }
 
 impl Deadline {
@@ -345,6 +353,31 @@ pub struct ExtensionRequest {
     pub requested_ms: u64,
 }
 
+/// A 督办 notice of format 4 and its reply (督办回复).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Notice {
+    pub id: RecordId,
+    pub grade: SuperviseGrade,
+    /// The supervising unit.
+    pub by: DivisionCode,
+    /// The supervised unit, which must reply.
+    pub to: DivisionCode,
+    pub at_ms: u64,
+    /// When the reply is due (`None` while the calendar is missing).
+    pub reply_due_ms: Option<u64>,
+    pub replied_ms: Option<u64>,
+    pub measures: Option<String>,
+    /// A later notice to the same unit took its place before a reply.
+    pub superseded_by: Option<RecordId>,
+}
+
+impl Notice {
+    /// Waiting for its reply.
+    pub fn is_pending(&self) -> bool {
+        self.replied_ms.is_none() && self.superseded_by.is_none()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Attachment {
     pub blob: BlobHash,
@@ -377,6 +410,8 @@ pub struct CaseState {
     pub extension: Option<ExtensionRequest>,
     pub supervision: Option<SuperviseGrade>,
     pub supervisions: u32,
+    /// 督办 notices that ask for a reply (format 4), in order.
+    pub notices: Vec<Notice>,
     pub resolved_ms: Option<u64>,
     pub resolved_by: Option<DivisionCode>,
     pub public_reply: Option<String>,
@@ -412,13 +447,19 @@ pub struct EventRef<'a> {
     /// The author's sequence number (the revocation cut-off compares with it).
     pub seq: u64,
     pub hlc: Hlc,
+    /// The record format the event was signed in: the fold takes each
+    /// event with the rules of its format (a 督办 of format 4 asks for a
+    /// reply; one of format 3 did not).
+    pub format: u8,
     pub event: &'a CaseEvent,
 }
 
 impl<'a> EventRef<'a> {
     pub fn from_record(record: &'a Record) -> Option<EventRef<'a>> {
         match &record.body {
-            Body::CaseEvent(event) => Some(EventRef { id: record.id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, event }),
+            Body::CaseEvent(event) => {
+                Some(EventRef { id: record.id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, format: record.format, event })
+            }
             _ => None,
         }
     }
@@ -574,6 +615,7 @@ impl CaseState {
             extension: None,
             supervision: None,
             supervisions: 0,
+            notices: Vec::new(),
             resolved_ms: None,
             resolved_by: None,
             public_reply: None,
@@ -927,6 +969,18 @@ impl CaseState {
                 }
                 nonempty("name", name)
             }
+            Action::ReplySupervision { notice, measures } => {
+                let Some(n) = self.notices.iter().find(|n| n.id == *notice) else {
+                    return reject("no-such-notice", "the 督办 notice is not one of this case's notices that ask for a reply");
+                };
+                if unit != n.to {
+                    return reject("reply-by-supervised-unit", format!("only the supervised unit {} replies to this 督办", n.to));
+                }
+                if n.replied_ms.is_some() {
+                    return reject("notice-replied", "this 督办 was already answered");
+                }
+                nonempty("measures", measures)
+            }
         }
     }
 
@@ -1008,6 +1062,20 @@ impl CaseState {
                 if self.supervision.is_none_or(|g| *grade > g) {
                     self.supervision = Some(*grade);
                 }
+                // From format 4 a 督办 asks the owner for a reply within the
+                // grade's deadline; a notice of format 3 asked for none.
+                if e.format >= 4 {
+                    self.notify_owner(policy, e, *grade);
+                }
+            }
+            Action::ReplySupervision { notice, measures } => {
+                if let Some(n) = self.notices.iter_mut().find(|n| n.id == *notice) {
+                    n.replied_ms = Some(now);
+                    n.measures = Some(measures.clone());
+                }
+                for d in self.deadlines.iter_mut().filter(|d| d.kind == DeadlineKind::SupervisionReply && d.notice == Some(*notice) && d.is_running()) {
+                    d.met_ms = Some(now);
+                }
             }
             Action::Resolve { public_reply, .. } => {
                 self.status = Status::Resolved;
@@ -1019,6 +1087,7 @@ impl CaseState {
                 self.meet(DeadlineKind::OnSite, now);
                 self.meet(DeadlineKind::Resolution, now);
                 self.meet(DeadlineKind::Rehandle, now);
+                self.end_notices(e.id);
                 self.start_minutes(DeadlineKind::Feedback, self.filed_by, now, policy.deadlines.feedback_minutes);
             }
             Action::Feedback { invite, .. } => {
@@ -1069,6 +1138,50 @@ impl CaseState {
         }
     }
 
+    /// The case was resolved: 督办 notices still waiting for a reply end
+    /// with it (their clocks stop without counting as replies).
+    fn end_notices(&mut self, by: RecordId) {
+        for n in self.notices.iter_mut().filter(|n| n.is_pending()) {
+            n.superseded_by = Some(by);
+            for d in self.deadlines.iter_mut().filter(|d| d.notice == Some(n.id) && d.is_running()) {
+                d.cancelled = true;
+            }
+        }
+    }
+
+    /// A 督办 notice to the owner: its reply clock, and the notices to the
+    /// same unit still waiting for a reply stand superseded (their clocks
+    /// stop; the new notice is the one to answer).
+    fn notify_owner(&mut self, policy: &Policy, e: &EventRef<'_>, grade: SuperviseGrade) {
+        let now = e.hlc.wall_ms;
+        let to = self.owner;
+        for n in self.notices.iter_mut().filter(|n| n.to == to && n.is_pending()) {
+            n.superseded_by = Some(e.id);
+            for d in self.deadlines.iter_mut().filter(|d| d.notice == Some(n.id) && d.is_running()) {
+                d.cancelled = true;
+            }
+        }
+        self.start_working_days(policy, DeadlineKind::SupervisionReply, to, now, policy.supervision_reply.working_days(grade));
+        let due = match self.deadlines.last_mut() {
+            Some(d) => {
+                d.notice = Some(e.id);
+                d.due_ms
+            }
+            None => None,
+        };
+        self.notices.push(Notice {
+            id: e.id,
+            grade,
+            by: e.event.unit,
+            to,
+            at_ms: now,
+            reply_due_ms: due,
+            replied_ms: None,
+            measures: None,
+            superseded_by: None,
+        });
+    }
+
     fn rate(&mut self, e: &EventRef<'_>, by: RatedBy, rating: Rating, result_rating: Option<Rating>) {
         let now = e.hlc.wall_ms;
         self.status = Status::Rated;
@@ -1116,6 +1229,7 @@ impl CaseState {
             cancelled: false,
             error: None,
             extended_working_days: 0,
+            notice: None,
         });
     }
 
@@ -1135,6 +1249,7 @@ impl CaseState {
             cancelled: false,
             error,
             extended_working_days: 0,
+            notice: None,
         });
     }
 

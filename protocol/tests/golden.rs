@@ -1,5 +1,7 @@
-//! Golden bytes: these snapshots pin the wire format. A change here is a
-//! format change and needs a new `FORMAT_VERSION`.
+//! Golden bytes: these snapshots pin the wire format of each record format
+//! this build writes (format 3, the baseline's, and format 4). A change
+//! here is a format change: a new format module, never an edit (the
+//! frozen corpus in `tests/corpus/` guards every format ever shipped).
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,6 +15,10 @@ fn filing_record() -> Record {
 }
 
 fn filing_by(key: &NodeKey, seq: u64) -> Record {
+    filing_in(key, seq, 3)
+}
+
+fn filing_in(key: &NodeKey, seq: u64, format: u8) -> Record {
     let contact = Contact { name: "张三".into(), phone: "13812341234".into(), ..Default::default() };
     let event = CaseEvent {
         case: None,
@@ -40,15 +46,36 @@ fn filing_by(key: &NodeKey, seq: u64) -> Record {
     };
     let prev = (seq > 1).then_some(zongzhi_protocol::RecordId([seq as u8; 32]));
     let header = Header { seq, prev, hlc: Hlc { wall_ms: 1_790_000_000_000 + seq - 1, counter: 0 } };
-    Record::sign(key, header, Body::CaseEvent(event))
+    Record::sign_as(key, format, header, Body::CaseEvent(event)).unwrap()
 }
 
+/// Format 3: the same bytes the baseline release (0.1.0) signed.
 #[test]
 fn case_event_bytes_are_pinned() {
     let r = filing_record();
     insta::assert_snapshot!("case_event_filing", hex::encode(r.bytes()));
     insta::assert_snapshot!("case_event_filing_id", r.id.to_string());
     assert_eq!(Record::decode(r.bytes()).unwrap(), r);
+}
+
+/// Format 4: the same body, its format byte inside the signed message, so
+/// the signature (and the id) differ from format 3's.
+#[test]
+fn format_4_case_event_bytes_are_pinned() {
+    let r = filing_in(&NodeKey::from_seed([42; 32]), 1, 4);
+    insta::assert_snapshot!("case_event_filing_v4", hex::encode(r.bytes()));
+    assert_eq!(Record::decode(r.bytes()).unwrap(), r);
+    let v3 = filing_record();
+    assert_eq!(r.payload(), v3.payload(), "a filing's payload did not change in format 4");
+    assert_ne!(r.signature(), v3.signature());
+    // One signed payload never travels under two formats: the format-3
+    // signature does not verify as format 4, nor the other way round.
+    let mut swapped = v3.bytes().to_vec();
+    swapped[0] = 4;
+    assert!(matches!(Record::decode(&swapped), Err(RecordError::Signature(_))));
+    let mut swapped = r.bytes().to_vec();
+    swapped[0] = 3;
+    assert!(matches!(Record::decode(&swapped), Err(RecordError::Signature(_))));
 }
 
 #[test]
@@ -65,8 +92,10 @@ fn cert_bytes_are_pinned() {
         serial: 1,
     };
     let header = Header { seq: 1, prev: None, hlc: Hlc { wall_ms: 1, counter: 0 } };
-    let r = Record::sign(&key, header, Body::NodeCert(cert));
+    let r = Record::sign_as(&key, 3, header, Body::NodeCert(cert.clone())).unwrap();
     insta::assert_snapshot!("node_cert_root", hex::encode(r.bytes()));
+    let r = Record::sign_as(&key, 4, header, Body::NodeCert(cert)).unwrap();
+    insta::assert_snapshot!("node_cert_root_v4", hex::encode(r.bytes()));
 }
 
 #[test]
@@ -85,9 +114,15 @@ fn unknown_kind_version_and_trailing_bytes_are_typed_errors() {
     let mut bytes = r.bytes().to_vec();
     bytes[1] = 99;
     assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnknownKind(99)));
+    // A format newer than this build reads decodes as unreadable (its
+    // frozen parts read, the body kept as bytes), to be held aside; this
+    // one was not signed as format 5, so its signature fails.
     let mut bytes = r.bytes().to_vec();
-    bytes[0] = 4;
-    assert_eq!(Record::decode(&bytes).err(), Some(RecordError::UnsupportedVersion(4)));
+    bytes[0] = 5;
+    let unreadable = Record::decode_unverified(&bytes).unwrap();
+    assert!(unreadable.is_unreadable());
+    assert_eq!(unreadable.case_prefix().unwrap().unit.to_string(), "330102001001");
+    assert!(matches!(Record::decode(&bytes), Err(RecordError::Signature(_))));
     // Versions 1 (case events without the policy version) and 2 (without
     // the citizen's side) are not read.
     for old in [1, 2] {

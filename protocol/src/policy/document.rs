@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{CalendarDoc, Category, DeadlineTable, Policy, PolicyError, SubCategory, SupervisionGrades, Window};
+use super::{CalendarDoc, Category, DeadlineTable, Policy, PolicyError, ReplyDeadlines, SubCategory, SupervisionGrades, Window};
 
 /// The signed, editable part of a policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,10 @@ pub struct PolicyDoc {
     pub report_grace_minutes: u32,
     /// `MM-DD`.
     pub calendar_warning_from: String,
+    /// Working days to reply to a 督办 of each grade (record format 4:
+    /// changing it needs the city to have finalized format 4).
+    #[serde(default)]
+    pub supervision_reply: ReplyDeadlines,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +115,7 @@ impl PolicyDoc {
             repeat_window_days: p.repeat_window_days,
             report_grace_minutes: p.report_grace_minutes,
             calendar_warning_from: format!("{:02}-{:02}", p.calendar_warning_from / 100, p.calendar_warning_from % 100),
+            supervision_reply: p.supervision_reply.clone(),
         }
     }
 
@@ -159,6 +164,9 @@ impl PolicyDoc {
             report_grace_minutes: self.report_grace_minutes,
             calendar_warning_from: warn,
             calendars,
+            // The gate is raised by finalizing only, never by an edit.
+            gate: base.gate.clone(),
+            supervision_reply: self.supervision_reply.clone(),
         })
     }
 }

@@ -26,6 +26,9 @@ pub enum Kind<'a> {
     /// helped in as the sender holds it (empty when the sender does not
     /// hold the case).
     CaseEvent { units: &'a [DivisionCode] },
+    /// A record of a kind the sender cannot read (a newer format): it goes
+    /// up like everything its subtree authored, and never down.
+    Unknown,
 }
 
 /// The facts about one record that decide whether it is sent.
@@ -45,7 +48,7 @@ pub fn sends(dir: Direction, me: DivisionCode, peer: DivisionCode, f: &Facts<'_>
     match (dir, f.kind) {
         (Direction::Up, _) => f.author.is_some_and(|a| me.contains(a)),
         (Direction::Down, Kind::Trust) => true,
-        (Direction::Down, Kind::Report) => false,
+        (Direction::Down, Kind::Report | Kind::Unknown) => false,
         (Direction::Down, Kind::CaseEvent { units }) => !came_from(peer, f) && case_in_subtree(units, peer),
     }
 }
