@@ -82,6 +82,12 @@ pub struct Config {
     /// ([`crate::notify::NotifyConfig`]); none when absent.
     #[serde(default)]
     pub notify: Option<crate::notify::NotifyConfig>,
+    /// The sync protocol versions this node offers, newest first (default:
+    /// every one this release speaks, see `zongzhi-node --version`).
+    /// Narrowing it is for drills of a mixed-version tree: a link is
+    /// refused when the two ends have none in common.
+    #[serde(default)]
+    pub sync_protocols: Option<Vec<u32>>,
 }
 
 fn default_max_connections() -> usize {
@@ -128,6 +134,12 @@ impl Config {
         if cfg.name.trim().is_empty() || cfg.name.chars().count() > 100 {
             return Err(ConfigError::Parse { path: path.into(), message: "name must be 1 to 100 characters".into() });
         }
+        if let Some(v) = &cfg.sync_protocols
+            && (v.is_empty() || v.iter().any(|p| zongzhi_protocol::sync::alpn_of(*p).is_none()))
+        {
+            let spoken: Vec<String> = zongzhi_protocol::sync::PROTOCOLS.iter().map(|(v, _)| v.to_string()).collect();
+            return Err(ConfigError::Parse { path: path.into(), message: format!("sync_protocols: name one or more of {}", spoken.join(", ")) });
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [Some(&mut cfg.data_dir), cfg.tls_cert.as_mut(), cfg.tls_key.as_mut(), cfg.backup_dir.as_mut()].into_iter().flatten() {
             if p.is_relative() {
@@ -135,6 +147,15 @@ impl Config {
             }
         }
         Ok(cfg)
+    }
+
+    /// What this node reads, writes and speaks.
+    pub fn capabilities(&self) -> crate::release::Capabilities {
+        let mut caps = crate::release::Capabilities::this_build();
+        if let Some(p) = &self.sync_protocols {
+            caps.protocols = p.clone();
+        }
+        caps
     }
 
     pub fn key_path(&self) -> PathBuf {

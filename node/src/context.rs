@@ -101,6 +101,8 @@ pub struct Context {
     pub paths: Arc<NodePaths>,
     /// This node's metrics registry (one per node, see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What this node reads, writes and speaks ([`crate::release`]).
+    pub caps: Arc<crate::release::Capabilities>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -119,6 +121,12 @@ impl Context {
     /// The current (newest) policy version: what new steps follow.
     pub fn policy(&self) -> Arc<Policy> {
         self.policies().current().clone()
+    }
+
+    /// The record format this node signs now: its own newest, or the
+    /// city's gate if lower (UPGRADES.md §4).
+    pub fn write_format(&self) -> u8 {
+        self.caps.write_format(self.policy().gate.write_format)
     }
 
     /// Every version held (folds take the version each event names).

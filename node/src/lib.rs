@@ -19,6 +19,7 @@ pub mod config;
 pub mod console;
 pub mod context;
 pub mod export;
+pub mod failpoint;
 pub mod index;
 #[cfg(test)]
 mod index_tests;
@@ -32,6 +33,7 @@ pub mod notify;
 pub mod ports;
 pub mod queue;
 pub mod recovery;
+pub mod release;
 pub mod replication;
 pub mod report;
 pub mod search;

@@ -16,7 +16,7 @@ use zongzhi_node::{integrity, ledger, node};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "zongzhi-node", version, about = "A comprehensive-governance center's node (综治中心节点)")]
+#[command(name = "zongzhi-node", version = zongzhi_node::release::long_version(), about = "A comprehensive-governance center's node (综治中心节点)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -174,6 +174,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         recovery,
         paths: Arc::new(crate::context::NodePaths { backup_dir: cfg.backup_dir(), key_file: cfg.key_path() }),
         metrics,
+        caps: Arc::new(cfg.capabilities()),
     })
 }
 
@@ -219,6 +220,12 @@ pub fn start_writer(shared: Context) -> Result<Writer, NodeError> {
     let mut writer = Writer::new(shared.clone())?;
     writer.void_revoked()?;
     writer.refold_waiting()?;
+    writer.after_finalization();
+    if shared.store.parked()?.iter().any(|(_, e)| shared.caps.reads(e.needs))
+        && let ledger::Outcome::Ingested(r) = writer.run(Op::Unpark)?
+    {
+        tracing::info!(applied = r.applied, still_held = shared.store.parked()?.len(), "records held aside for a newer format were taken in");
+    }
     if shared.store.pending_count(1)? > 0
         && let ledger::Outcome::Ingested(r) = writer.run(Op::Ingest { records: vec![], blobs: vec![], cursor: None })?
         && r.applied > 0

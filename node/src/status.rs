@@ -43,6 +43,13 @@ pub struct PeerStatus {
     /// When `last_error` happened.
     pub last_error_ms: Option<u64>,
     pub connects: u64,
+    /// The protocol version of the last link (the handshake's choice).
+    pub protocol: Option<u32>,
+    /// The peer's own report from its last `Status` (protocol 3).
+    pub report: Option<zongzhi_protocol::sync::NodeReport>,
+    /// Why the last attempt to link found no common protocol, naming the
+    /// release to install (an upgrade alarm).
+    pub incompatible: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

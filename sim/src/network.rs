@@ -74,11 +74,17 @@ impl World {
     /// the cursor it stored for the other's feed, its certificate chain).
     pub(crate) fn connect(&self, e: usize, window: u64) -> anyhow::Result<Conn> {
         let edge = &self.edges[e];
+        // The handshake's choice: the parent's most preferred version the
+        // child offers.
+        let Some(protocol) = zongzhi_protocol::sync::choose(&self.nodes[edge.parent].shared().caps.protocols, &self.nodes[edge.child].shared().caps.protocols) else {
+            bail!("{} and {} speak no common protocol", self.nodes[edge.parent].division, self.nodes[edge.child].division);
+        };
         let end = |me: usize, peer: usize, side: Side| -> anyhow::Result<End> {
             let ctx = self.nodes[me].shared();
             let peer_id = self.nodes[peer].id;
             let setup = Setup {
                 side,
+                protocol,
                 peer: peer_id,
                 peer_division: self.nodes[peer].division,
                 root: ctx.trust().root(),
@@ -142,6 +148,10 @@ impl World {
                     conn.ends[i].link.built(built);
                 }
                 Action::Ingest(incoming) => conn.ends[i].at_writer.push(incoming),
+                Action::PeerStatus(reports) => {
+                    let (me, peer) = (conn.ends[i].node, conn.ends[1 - i].node);
+                    replication::keep_status(self.nodes[me].shared(), self.nodes[peer].division, conn.ends[i].link.direction_in(), reports);
+                }
             }
         }
         Ok(n)
@@ -158,13 +168,13 @@ impl World {
         // A restored peer asked for its own records back: those are not echoes.
         let own = match &build {
             Build::Feed { own, .. } | Build::Wanted { own, .. } => *own,
-            Build::Urgent { .. } => None,
+            Build::Urgent { .. } | Build::Status => None,
         };
         let built = replication::build(ctx, peer_division, dir, build)?;
         let records = match &built {
             Built::Urgent(Some(out)) | Built::Feed(out) => &out.records,
             Built::Wanted(records) => records,
-            Built::Urgent(None) => return Ok(built),
+            Built::Urgent(None) | Built::Status(_) => return Ok(built),
         };
         self.check_no_echo(me, peer, dir, records, own)?;
         Ok(built)

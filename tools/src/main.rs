@@ -165,6 +165,16 @@ enum Command {
         #[arg(long)]
         note: String,
     },
+    /// 督办回复: reply to the 督办 waiting for this unit's reply, with the measures taken.
+    ReplySupervision {
+        case: String,
+        /// The measures taken (整改措施).
+        #[arg(long)]
+        measures: String,
+        /// The 督办 record's id (default: the one waiting for this unit).
+        #[arg(long)]
+        notice: Option<String>,
+    },
     /// 办结: resolve.
     Resolve {
         case: String,
@@ -300,6 +310,11 @@ enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// Every center of this node's subtree (the city: the whole tree): its
+    /// release, the record formats it reads, its schema, its last report and
+    /// how old it is, records held aside, alarms; and whether the tree is
+    /// ready for the next record format (`policy finalize`).
+    Fleet,
     /// Statistics of a subtree: counters and KPIs beside the plan's targets, ranked.
     Stats {
         /// unit, level, county, township, village, category or channel.

@@ -39,6 +39,25 @@ pub enum PolicyCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Finalize a record format (admin, city node): every node signs it from
+    /// then on. Refused while a center has not reported reading it (see
+    /// `zongzhi fleet`), unless --override names each such laggard.
+    Finalize {
+        /// The record format to allow (the next one above the gate).
+        #[arg(long)]
+        format: u8,
+        /// Laggards finalized over, by division code (each one named;
+        /// only centers on release 0.2.0 or later, which hold aside what
+        /// they cannot read).
+        #[arg(long = "override", value_delimiter = ',')]
+        overrides: Vec<String>,
+        /// Why the override was taken (kept in the signed policy).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Check and show; sign nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Sign changes (admin, city node): KEY=VALUE pairs and/or a merge-patch file.
     ///
     /// KEY is a dotted path into the policy, e.g. deadlines.resolution_working_days=10,
@@ -103,6 +122,21 @@ pub fn run(c: &Client, cmd: Option<PolicyCommand>, as_json: bool) -> anyhow::Res
         PolicyCommand::Set { pairs, patch, dry_run } => {
             let patch = set_patch(&pairs, patch.as_deref())?;
             submit(c, &patch, dry_run, as_json)?;
+        }
+        PolicyCommand::Finalize { format, overrides, reason, dry_run } => {
+            let body = json!({"format": format, "override": overrides, "reason": reason, "dry_run": dry_run});
+            let v = c.post("/api/policy/finalize", &body)?;
+            if as_json {
+                return print_json(&v);
+            }
+            if dry_run {
+                outln!("dry run: finalizing format {} would sign policy version {}; nothing signed", s(&v["format"]), s(&v["version"]))?;
+            } else {
+                outln!("finalized record format {}: signed policy version {}; every node signs format {} once it holds it", s(&v["format"]), s(&v["version"]), s(&v["format"]))?;
+            }
+            if let Some(o) = v["overridden"].as_array().filter(|o| !o.is_empty()) {
+                outln!("finalized over: {}", o.iter().map(s).collect::<Vec<_>>().join(", "))?;
+            }
         }
     }
     Ok(())

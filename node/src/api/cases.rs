@@ -182,6 +182,11 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
     let req = ActionRequest::from_json(&body).map_err(|e| ApiError::bad_request(e.0))?;
     require_role(&session, if req.needs_admin() { Role::Admin } else { Role::Operator })?;
     let case = resolve_case(&s, &case).await?;
+    let req = match req {
+        // The 督办 waiting for this unit's reply, unless the request names one.
+        ActionRequest::ReplySupervision { notice: None, measures } => ActionRequest::ReplySupervision { notice: Some(pending_notice(&s, case)?), measures },
+        other => other,
+    };
     let merge_into = match req.merge_target() {
         Some(into) => Some(resolve_case(&s, into).await?),
         None => None,
@@ -219,6 +224,15 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
         };
     }
     Ok(Json(view))
+}
+
+/// The 督办 of `case` waiting for this unit's reply (the newest).
+fn pending_notice(s: &AppState, case: RecordId) -> Result<RecordId, ApiError> {
+    let records = crate::ledger::load_case_records(&s.store, &case)?;
+    let state = crate::ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
+    state.notices.iter().rev().find(|n| n.to == s.node.division && n.is_pending()).map(|n| n.id).ok_or_else(|| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_violation", "这个案件没有等待本单位回复的督办 (no 督办 of this case waits for this unit's reply)")
+    })
 }
 
 pub(super) async fn attach(

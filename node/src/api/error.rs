@@ -18,11 +18,14 @@ pub struct ApiError {
     rule: Option<&'static str>,
     /// Seconds for a `Retry-After` header (429, 503 `busy`).
     retry_after: Option<u64>,
+    /// More about the error, as `error.details` (e.g. the laggards that
+    /// keep a format from being finalized).
+    pub(crate) details: Option<Value>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), rule: None, retry_after: None }
+        ApiError { status, code, message: message.into(), rule: None, retry_after: None, details: None }
     }
 
     /// The same error with a `Retry-After` header of `secs` (at least 1).
@@ -50,6 +53,9 @@ impl IntoResponse for ApiError {
         let mut body = json!({"code": self.code, "message": self.message});
         if let Some(rule) = self.rule {
             body["rule"] = json!(rule);
+        }
+        if let Some(details) = self.details {
+            body["details"] = details;
         }
         let mut response = (self.status, Json(json!({ "error": body }))).into_response();
         if let Some(secs) = self.retry_after {
@@ -83,6 +89,7 @@ impl From<LedgerError> for ApiError {
                 message: r.message,
                 rule: Some(r.rule),
                 retry_after: None,
+                details: None,
             },
             LedgerError::Invalid(m) => ApiError::bad_request(m),
             LedgerError::Integrity(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", m),
@@ -95,6 +102,17 @@ impl From<LedgerError> for ApiError {
                 "restoring",
                 "this node was restored from a backup and is getting its own records back from its parent before it signs anything (see recovery in /api/health); steps are accepted again once the parent confirms, or after an admin's override (POST /api/admin/recovery)",
             ),
+            LedgerError::NeedsFormat(n) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "needs_finalization",
+                message: format!("{n}: 需要全市节点升级并由市级中心确认升级（finalize）后才能使用此操作"),
+                rule: Some("needs-finalization"),
+                retry_after: None,
+                details: None,
+            },
+            e @ LedgerError::NeedsUpgrade { .. } => {
+                ApiError { status: StatusCode::CONFLICT, code: "needs_upgrade", message: e.to_string(), rule: Some("needs-upgrade"), retry_after: None, details: None }
+            }
             LedgerError::WriteFailed(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("the write could not be stored ({m}); nothing was changed, try again"))
             }

@@ -12,6 +12,7 @@ mod auth;
 mod cases;
 mod certs;
 mod error;
+mod fleet;
 mod monitor;
 mod notifications;
 mod public;
@@ -140,6 +141,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me/password", post(change_own_password))
         .route("/api/policy", get(policy::get_policy).post(policy::sign_policy))
         .route("/api/policy/diff", get(policy::diff))
+        .route("/api/policy/finalize", post(fleet::finalize))
+        .route("/api/fleet", get(fleet::list))
         .route("/api/users", get(list_users).post(create_user))
         .route("/api/users/{username}/unlock", post(unlock_user))
         .route("/api/users/{username}/password", post(reset_password))

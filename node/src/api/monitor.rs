@@ -26,10 +26,13 @@ pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
     let mut recovery_json = serde_json::to_value(&recovery).unwrap_or(Value::Null);
     recovery_json["restored_at"] = json!(recovery.restored_ms.map(time));
     recovery_json["confirmed_at"] = json!(recovery.confirmed_ms.map(time));
+    let upgrade = upgrade_block(&s)?;
+    let upgrade_alarm = !upgrade["alarms"].as_array().is_none_or(Vec::is_empty);
     Ok(Json(json!({
         // `degraded` while an alarm below is raised (the node still answers).
-        "status": if storage.alarm() || recovery.restoring { "degraded" } else { "ok" },
+        "status": if storage.alarm() || recovery.restoring || upgrade_alarm { "degraded" } else { "ok" },
         "recovery": recovery_json,
+        "upgrade": upgrade,
         "storage": storage_json,
         "node_id": s.node.id.to_string(),
         "node_short": s.node.id.fmt_short(),
@@ -41,6 +44,48 @@ pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
         "version": env!("CARGO_PKG_VERSION"),
         "calendar": super::policy::health_block(&s)?,
     })))
+}
+
+/// This node's release and what stands in the way of its tree's upgrade:
+/// records it holds aside (a newer format: the release to install), and
+/// peers with which it shares no protocol. Each is an alarm naming the
+/// release to install.
+pub(super) fn upgrade_block(s: &AppState) -> Result<Value, ApiError> {
+    let parked = s.store.parked()?;
+    let needs = parked.iter().map(|(_, e)| e.needs).max();
+    let mut alarms = Vec::new();
+    if let Some(needs) = needs {
+        let install = crate::release::reading_format(needs);
+        alarms.push(json!({
+            "kind": "parked",
+            "install": install,
+            "message": format!("{} 条记录为本版本无法读取的格式 {needs}，已暂存：请升级到 {install} ({} records of format {needs} held aside: install {install})", parked.len(), parked.len()),
+        }));
+    }
+    let sync = s.shared.sync.snapshot();
+    for p in sync.peers.values() {
+        if let Some(why) = &p.incompatible {
+            alarms.push(json!({"kind": "no_common_protocol", "peer": p.division, "message": why}));
+        }
+    }
+    if let Some(n) = sync.refused.get(crate::net::NO_COMMON_PROTOCOL) {
+        let spoken: Vec<String> = s.shared.caps.protocols.iter().map(u32::to_string).collect();
+        alarms.push(json!({
+            "kind": "no_common_protocol",
+            "message": format!("{n} 次下级节点连接因没有共同的同步协议被拒绝（本节点协议 {}）：请升级较旧的一方 ({n} connections from child centers offered no sync protocol in common with this node's {}: upgrade the older side)", spoken.join(", "), spoken.join(", ")),
+        }));
+    }
+    Ok(json!({
+        "release": s.shared.caps.release,
+        "formats": s.shared.caps.formats,
+        "write_format": s.shared.write_format(),
+        "gate": s.policy().gate.write_format,
+        "schema": crate::store::SCHEMA_VERSION,
+        "protocols": s.shared.caps.protocols,
+        "parked": parked.len(),
+        "parked_needs_format": needs,
+        "alarms": alarms,
+    }))
 }
 
 pub(super) async fn integrity_check(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
@@ -90,6 +135,7 @@ pub(super) async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -
         "node": s.node.id.to_string(),
         "division": s.node.division.to_string(),
         "feed_head": *s.shared.feed.borrow(),
+        "upgrade": upgrade_block(&s)?,
         "peers": peers,
         "refused_handshakes": status.refused,
         "alarms": alarms,
@@ -107,6 +153,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     peer_metrics(&s, &mut m);
     storage_metrics(&s, &mut m);
     connection_and_login_metrics(&s, &mut m);
+    fleet_metrics(&s, &mut m)?;
     let out = s.shared.metrics.exposition(&m).map_err(|e| ApiError::internal(format!("encoding the metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], out).into_response())
 }
@@ -134,6 +181,25 @@ fn state_metrics(s: &AppState, m: &mut Scrape) -> ApiResult<()> {
         "1 for each year whose calendar is needed by now and missing.",
         missing.iter().map(|y| (vec![("year", y.to_string())], 1)),
     );
+    let parked = s.store.parked()?;
+    m.gauge("zongzhi_parked_records", "Records held aside: a record format this release cannot read, or following one (install the release that reads it).", parked.len() as u64);
+    m.gauge("zongzhi_parked_needs_format", "The newest record format among the records held aside (0: none).", parked.iter().map(|(_, e)| e.needs as u64).max().unwrap_or(0));
+    let caps = &s.shared.caps;
+    m.gauges(
+        "zongzhi_release_info",
+        "This node's release, the record formats it reads and writes now, its store schema and sync protocols (value 1).",
+        [(
+            vec![
+                ("release", caps.release.clone()),
+                ("formats", format!("{}-{}", caps.formats.0, caps.formats.1)),
+                ("write_format", s.shared.write_format().to_string()),
+                ("schema", crate::store::SCHEMA_VERSION.to_string()),
+                ("protocols", caps.protocols.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+            ],
+            1,
+        )],
+    );
+    m.gauge("zongzhi_write_format_gate", "The record format the city's policy allows nodes to sign.", s.policy().gate.write_format as u64);
     let (waiting, _) = super::policy::waiting_counts(&s.store)?;
     m.gauge("zongzhi_cases_waiting_for_calendar", "Open cases with a clock waiting for a working-day calendar.", waiting);
     Ok(())
@@ -188,6 +254,33 @@ fn storage_metrics(s: &AppState, m: &mut Scrape) {
         m.gauge("zongzhi_rocksdb_live_data_bytes", "RocksDB's estimate of its live data, all column families.", size.live_data_bytes);
         m.gauge("zongzhi_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables (active, immutable and pinned), all column families.", size.memtable_bytes);
     }
+}
+
+/// This node's subtree as its fleet table holds it (the city's: the whole
+/// tree): centers by state, what they hold aside and their alarms, and the
+/// laggards for the next record format.
+fn fleet_metrics(s: &AppState, m: &mut Scrape) -> ApiResult<()> {
+    let rows = crate::replication::fleet::fleet(&s.shared)?;
+    let states = ["self", "ok", "stale", "never", "revoked", "expired"];
+    m.gauges(
+        "zongzhi_fleet_centers",
+        "Centers of this node's subtree (itself included) by state: ok, stale (no report for a while), never (no report on protocol 3), revoked, expired.",
+        states.iter().map(|st| (vec![("state", st.to_string())], rows.iter().filter(|r| r.state == *st).count() as u64)),
+    );
+    let reported = rows.iter().filter(|r| r.state != "self").filter_map(|r| r.report.as_ref());
+    let (parked, alarms) = reported.fold((0, 0), |(p, a), r| (p + r.parked, a + r.alarms));
+    m.gauge("zongzhi_fleet_parked_records", "Records held aside in the subtree below this node, as its centers last reported.", parked);
+    m.gauge("zongzhi_fleet_alarms", "Integrity alarms held in the subtree below this node, as its centers last reported.", alarms);
+    let gate = s.policy().gate.write_format;
+    if gate < s.shared.caps.write_max {
+        let r = crate::replication::fleet::readiness(&s.shared, gate + 1)?;
+        m.gauges(
+            "zongzhi_fleet_laggards",
+            "Enrolled centers of the subtree that have not reported reading the next record format (the city finalizes at 0).",
+            [(vec![("format", (gate + 1).to_string())], r.laggards.len() as u64)],
+        );
+    }
+    Ok(())
 }
 
 /// HTTP connections and the password-hash gate.

@@ -176,7 +176,7 @@ pub(super) async fn rate(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     // The rules first, as the ledger will apply them, to answer each
     // refusal plainly; only a wrong token counts towards the lock.
     let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit: s.node.division, operator: CITIZEN_OPERATOR.into(), action: action.clone(), policy: s.policy().version };
-    let eref = EventRef { id: RecordId([0; 32]), author: NodeId([0; 32]), seq: 0, hlc: Hlc { wall_ms: s.now_ms(), counter: 0 }, event: &event };
+    let eref = EventRef { id: RecordId([0; 32]), author: NodeId([0; 32]), seq: 0, hlc: Hlc { wall_ms: s.now_ms(), counter: 0 }, format: s.shared.write_format(), event: &event };
     if let Err(r) = state.check(&s.policy(), &eref) {
         return Err(match r.rule {
             "rating-token" => wrong(&s, &number, "评价码"),

@@ -60,6 +60,7 @@ fn action_details(a: &Action) -> Value {
         Action::DecideAppeal { upheld, note } => json!({"upheld": upheld, "note": note}),
         Action::Merge { into } => json!({"into": into.to_string()}),
         Action::Attach { blob, name, mime, size } => json!({"blob": blob.to_string(), "name": name, "mime": mime, "size": size}),
+        Action::ReplySupervision { notice, measures } => json!({"notice": notice.to_string(), "measures": measures}),
     }
 }
 
@@ -122,6 +123,8 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
     let role = session.role;
     let policy = s.policy();
     let CaseRecords { records, verdicts, integrity_errors } = CaseRecords::load(&s.store, &case)?;
+    let parked = parked_steps(&s.store, &case, records.is_empty())?;
+    let format = s.shared.write_format();
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {}", integrity_errors.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join("; ")))
     })?;
@@ -170,18 +173,7 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
         "public_reply": state.public_reply,
         "fed_back_at": state.fed_back_ms.map(time),
         "rating": state.rating.map(|r| json!({"code": r.as_str(), "name": r.zh()})),
-        "ratings": state.ratings.iter().map(|r| json!({
-            "event": r.event.to_string(),
-            "at": time(r.at_ms),
-            "unit": r.unit.to_string(),
-            "by": r.by,
-            "by_zh": r.by.zh(),
-            "rating": {"code": r.rating.as_str(), "name": r.rating.zh()},
-            "result_rating": r.result_rating.map(|x| json!({"code": x.as_str(), "name": x.zh()})),
-            "appeal": r.appeal,
-            "appeal_reason": r.appeal_reason,
-            "counts": r.counts(),
-        })).collect::<Vec<_>>(),
+        "ratings": ratings_json(&state),
         "rating_invite": state.invite.map(|i| json!({"expires_at": time(i.expires_ms)})),
         "arose_in": f.intake.arose_in.unwrap_or(state.filed_by).to_string(),
         "arose_in_name": unit_name(&f.intake.arose_in.unwrap_or(state.filed_by)),
@@ -195,7 +187,82 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
         "heads": state.heads.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
         "timeline": timeline,
         "integrity_errors": integrity_errors,
-        "allowed_actions": allowed_actions(&state, &policy, s.node.division, session, now),
+        "notices": notices_json(&state, now, &names),
+        "read_only": read_only_json(&parked),
+        "parked": parked.iter().map(|(id, e)| json!({"record": id.to_string(), "format": e.format, "needs_format": e.needs, "reason": e.reason, "author": e.author})).collect::<Vec<_>>(),
+        "allowed_actions": allowed_actions(&state, &policy, s.node.division, session, now, format, !parked.is_empty()),
+    }))
+}
+
+/// Every rating the case received, with its appeal.
+fn ratings_json(state: &CaseState) -> Vec<Value> {
+    state
+        .ratings
+        .iter()
+        .map(|r| {
+            json!({
+                "event": r.event.to_string(),
+                "at": time(r.at_ms),
+                "unit": r.unit.to_string(),
+                "by": r.by,
+                "by_zh": r.by.zh(),
+                "rating": {"code": r.rating.as_str(), "name": r.rating.zh()},
+                "result_rating": r.result_rating.map(|x| json!({"code": x.as_str(), "name": x.zh()})),
+                "appeal": r.appeal,
+                "appeal_reason": r.appeal_reason,
+                "counts": r.counts(),
+            })
+        })
+        .collect()
+}
+
+/// The case's 督办 notices that ask for a reply (format 4), with their replies.
+fn notices_json(state: &CaseState, now: u64, names: &HashMap<DivisionCode, String>) -> Vec<Value> {
+    state
+        .notices
+        .iter()
+        .map(|n| {
+            json!({
+                "id": n.id.to_string(),
+                "grade": {"code": n.grade.as_str(), "name": n.grade.zh()},
+                "by": n.by.to_string(),
+                "by_name": names.get(&n.by),
+                "to": n.to.to_string(),
+                "to_name": names.get(&n.to),
+                "at": time(n.at_ms),
+                "reply_due_at": n.reply_due_ms.map(time),
+                "replied_at": n.replied_ms.map(time),
+                "measures": n.measures,
+                "superseded_by": n.superseded_by.map(|x| x.to_string()),
+                "late": n.replied_ms.map_or(n.reply_due_ms.is_some_and(|d| now > d), |r| n.reply_due_ms.is_some_and(|d| r > d)),
+            })
+        })
+        .collect()
+}
+
+/// The case's steps held aside here (a newer record format, or following
+/// one); a case whose filing itself is held aside cannot be shown.
+fn parked_steps(store: &Store, case: &RecordId, nothing_else: bool) -> Result<Vec<(RecordId, crate::store::ParkedEntry)>, ApiError> {
+    let mut parked = Vec::new();
+    for id in store.parked_in_case(case)? {
+        if let Some(e) = store.parked_entry(&id)? {
+            parked.push((id, e));
+        }
+    }
+    if nothing_else && let Some(needs) = parked.iter().map(|(_, e)| e.needs).max() {
+        return Err(ApiError::from(ledger::LedgerError::NeedsUpgrade { format: needs, install: crate::release::reading_format(needs) }));
+    }
+    Ok(parked)
+}
+
+/// Why the case takes no step here: a step held aside needs an upgrade.
+fn read_only_json(parked: &[(RecordId, crate::store::ParkedEntry)]) -> Option<Value> {
+    let needs = parked.iter().map(|(_, e)| e.needs).max()?;
+    let install = crate::release::reading_format(needs);
+    Some(json!({
+        "needs_format": needs,
+        "install": install,
+        "message": format!("此案件有本版本无法读取的步骤，需要升级到 {install} 后才能继续办理 (a step of this case needs record format {needs}: install {install})"),
     }))
 }
 
@@ -311,8 +378,10 @@ fn operator_names(s: &AppState, state: &CaseState) -> Result<HashMap<String, Str
 /// and the user's role: what the console offers. Each is checked with the
 /// same `CaseState::check` the ledger applies (sample field values stand in
 /// for what the user will type).
-fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session, now: u64) -> Vec<&'static str> {
-    if session.role < Role::Operator {
+/// Steps that need a record format above `format` (the gate) are not
+/// offered; a case with a step held aside offers none.
+fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session, now: u64, format: u8, parked: bool) -> Vec<&'static str> {
+    if session.role < Role::Operator || parked {
         return Vec::new();
     }
     let window = policy.windows.first().map(|w| w.code.clone()).unwrap_or_default();
@@ -348,9 +417,13 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
     if let Some(to) = child {
         candidates.push(("dispatch", Action::Dispatch { to, requirements: text(), due_ms: None }, Role::Operator));
     }
+    if let Some(n) = state.notices.iter().rev().find(|n| n.to == unit && n.is_pending()) {
+        candidates.push(("reply_supervision", Action::ReplySupervision { notice: n.id, measures: text() }, Role::Operator));
+    }
     candidates
         .into_iter()
         .filter(|(_, _, need)| session.role >= *need)
+        .filter(|(_, action, _)| action.format_needed() <= format)
         .filter(|(_, action, _)| {
             let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone(), policy: policy.version };
             let eref = zongzhi_protocol::workflow::EventRef {
@@ -358,6 +431,7 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
                 author: NodeId([0; 32]),
                 seq: 0,
                 hlc: zongzhi_protocol::Hlc { wall_ms: now, counter: 0 },
+                format,
                 event: &event,
             };
             state.check(policy, &eref).is_ok()

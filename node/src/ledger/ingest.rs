@@ -162,20 +162,7 @@ impl Writer {
         };
         let applied = match refused {
             Err(reason) => Err(reason),
-            Ok(division) => match &record.body {
-                Body::NodeCert(_) | Body::Revocation(_) => self.ingest_trust(p, &record),
-                Body::Policy(policy) => self.ingest_policy(p, &record, policy),
-                Body::Report(r) => {
-                    if Some(r.unit) != division {
-                        Err(format!("report for unit {} but its author is certified for another", r.unit))
-                    } else {
-                        put_record(p, &record);
-                        p.batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &record.id);
-                        Ok(true)
-                    }
-                }
-                Body::CaseEvent(event) => self.ingest_event(policy, p, &record, event, division, report)?,
-            },
+            Ok(division) => self.apply_record(policy, now, p, &record, division, None, report)?,
         };
         match applied {
             Ok(true) => report.applied += 1,
@@ -183,6 +170,41 @@ impl Writer {
             Err(reason) => report.rejected.push((record.id, reason)),
         }
         Ok(())
+    }
+
+    /// Takes a checked record in: stores it (unless `stored` gives its
+    /// feed position: a record held aside, taken in after an upgrade) and
+    /// applies what it says. `Ok(false)`: waiting or held aside.
+    #[allow(clippy::too_many_arguments)] // the record's checks, as ingest_one made them
+    fn apply_record(
+        &self,
+        policy: &PolicySet,
+        now: u64,
+        p: &mut Draft<'_>,
+        record: &Record,
+        division: Option<DivisionCode>,
+        stored: Option<u64>,
+        report: &mut IngestReport,
+    ) -> Result<std::result::Result<bool, String>> {
+        if !self.reads(record) {
+            return self.hold_unreadable(now, p, record, division, None, report);
+        }
+        Ok(match &record.body {
+            Body::NodeCert(_) | Body::Revocation(_) => self.ingest_trust(p, record, stored),
+            Body::Policy(policy) => self.ingest_policy(p, record, policy, stored),
+            Body::Report(r) => {
+                if Some(r.unit) != division {
+                    Err(format!("report for unit {} but its author is certified for another", r.unit))
+                } else {
+                    let at = place(p, record, stored);
+                    let _ = at;
+                    p.batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &record.id);
+                    Ok(true)
+                }
+            }
+            Body::CaseEvent(event) => return self.ingest_event(policy, now, p, record, event, division, stored, report),
+            Body::Unreadable(_) => return self.hold_unreadable(now, p, record, division, None, report),
+        })
     }
 
     /// A record this node must not take, with the alarm it raises: one
@@ -263,7 +285,7 @@ impl Writer {
     }
 
     /// A certificate or a revocation: the trust store changes with it.
-    fn ingest_trust(&self, p: &mut Draft<'_>, record: &Record) -> std::result::Result<bool, String> {
+    fn ingest_trust(&self, p: &mut Draft<'_>, record: &Record, stored: Option<u64>) -> std::result::Result<bool, String> {
         let mut trust = p.trust.clone().unwrap_or_else(|| (*p.base_trust).clone());
         match &record.body {
             Body::NodeCert(_) => trust.add_cert(record),
@@ -271,33 +293,118 @@ impl Writer {
         }
         .map_err(|e| e.to_string())?;
         p.revoked |= matches!(record.body, Body::Revocation(_));
-        put_record(p, record);
-        p.batch.index_trust(p.heads.feed_seq, &record.id);
+        let at = place(p, record, stored);
+        p.batch.index_trust(at, &record.id);
         p.trust = Some(trust);
         Ok(true)
     }
 
     /// A policy version: only the city root signs one.
-    fn ingest_policy(&self, p: &mut Draft<'_>, record: &Record, policy: &Policy) -> std::result::Result<bool, String> {
+    fn ingest_policy(&self, p: &mut Draft<'_>, record: &Record, policy: &Policy, stored: Option<u64>) -> std::result::Result<bool, String> {
         let root = p.trust.as_ref().unwrap_or(&p.base_trust).root();
         if record.author != root {
             return Err("policies are signed by the city root".into());
         }
-        put_record(p, record);
-        p.batch.index_trust(p.heads.feed_seq, &record.id);
+        let at = place(p, record, stored);
+        p.batch.index_trust(at, &record.id);
         p.note_policy(policy);
         Ok(true)
     }
 
+    /// Whether this node reads the record's format (a record of a newer
+    /// format, or one a simulated older release would not read, is held
+    /// aside).
+    pub(super) fn reads(&self, record: &Record) -> bool {
+        !record.is_unreadable() && self.shared.caps.reads(record.format)
+    }
+
+    /// Whether a record is parked here (in this group, the one in flight,
+    /// or stored).
+    pub(super) fn is_parked(&self, p: &Draft<'_>, id: &RecordId) -> Result<Option<u8>> {
+        if p.w.unparked.contains(id) {
+            return Ok(None);
+        }
+        if let Some(n) = p.w.parked.get(id).or_else(|| p.prev.as_ref().and_then(|f| f.w.parked.get(id))) {
+            return Ok(Some(*n));
+        }
+        Ok(self.shared.store.parked_entry(id)?.map(|e| e.needs))
+    }
+
+    /// The newest format a held-aside step of `case` needs, if the case has
+    /// one: the case takes no step here until then.
+    pub(super) fn case_parked(&self, p: &Draft<'_>, case: &RecordId) -> Result<Option<u8>> {
+        if let Some(n) = p.w.parked_cases.get(case).or_else(|| p.prev.as_ref().and_then(|f| f.w.parked_cases.get(case))) {
+            return Ok(Some(*n));
+        }
+        let mut needs = None;
+        for id in self.shared.store.parked_in_case(case)? {
+            if let Some(e) = self.shared.store.parked_entry(&id)? {
+                needs = needs.max(Some(e.needs));
+            }
+        }
+        Ok(needs)
+    }
+
+    /// A record this release cannot read (UPGRADES.md §5), or a case event
+    /// that follows one (`follows`: the format it waits for): stored like
+    /// any other — held, chained, sent on up — and marked parked, with its
+    /// reason, so the fold leaves it out until an upgrade.
+    pub(super) fn hold_unreadable(
+        &self,
+        now: u64,
+        p: &mut Draft<'_>,
+        record: &Record,
+        division: Option<DivisionCode>,
+        follows: Option<u8>,
+        report: &mut IngestReport,
+    ) -> Result<std::result::Result<bool, String>> {
+        let prefix = record.case_prefix();
+        if let Some(pre) = &prefix
+            && Some(pre.unit) != division
+        {
+            return Ok(Err(format!("event claims unit {} but its author is certified for another", pre.unit)));
+        }
+        if follows.is_none()
+            && let Some(pre) = &prefix
+        {
+            // Held aside only once what it follows is here, so that taking
+            // it in after the upgrade finds its parents.
+            let mut missing = false;
+            for dep in pre.parents.iter().chain(pre.case.iter()) {
+                if !self.has(p, dep)? {
+                    missing = true;
+                    report.missing.push(*dep);
+                }
+            }
+            if missing {
+                return self.park(p, record, report);
+            }
+        }
+        put_record(p, record);
+        let entry = parked_entry(record, p.heads.feed_seq, follows, now);
+        let needs = entry.needs;
+        p.batch.put_parked(&record.id, &entry);
+        p.w.parked.insert(record.id, needs);
+        if let Some(c) = entry.case {
+            p.w.parked_cases.insert(c, needs);
+        }
+        report.parked += 1;
+        report.parked_needs = report.parked_needs.max(needs);
+        Ok(Ok(false))
+    }
+
     /// A case event: parked until its parents and case are held, then
     /// folded into the case in causal order. `Ok(false)`: parked.
+    #[allow(clippy::too_many_arguments)] // the record's checks, as ingest_one made them
     fn ingest_event(
         &self,
         policy: &PolicySet,
+        now: u64,
         p: &mut Draft<'_>,
         record: &Record,
         event: &CaseEvent,
         division: Option<DivisionCode>,
+        stored: Option<u64>,
         report: &mut IngestReport,
     ) -> Result<std::result::Result<bool, String>> {
         let id = record.id;
@@ -319,8 +426,15 @@ impl Writer {
         if missing {
             return self.park(p, record, report);
         }
+        // A step that follows one held aside waits with it: a step needs
+        // the full view of its case.
+        for dep in event.parents.iter().chain(event.case.iter()) {
+            if let Some(needs) = self.is_parked(p, dep)? {
+                return self.hold_unreadable(now, p, record, division, Some(needs), report);
+            }
+        }
         p.heads.clock.observe(record.header.hlc);
-        let eref = EventRef { id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, event };
+        let eref = EventRef { id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, format: record.format, event };
         if event.case.is_none() {
             match CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref) {
                 Ok(state) => {
@@ -345,8 +459,8 @@ impl Writer {
                 t.state.apply(policy, trust, eref);
             }
         }
-        put_record(p, record);
-        p.batch.index_case_event(&case, p.heads.feed_seq, &id);
+        let at = place(p, record, stored);
+        p.batch.index_case_event(&case, at, &id);
         Ok(Ok(true))
     }
 
@@ -385,8 +499,8 @@ impl Writer {
             let mut progressed = false;
             let mut still = Vec::new();
             for r in waiting {
-                let ready = match &r.body {
-                    Body::CaseEvent(e) => {
+                let ready = match r.case_prefix() {
+                    Some(e) => {
                         let mut ok = match e.case {
                             Some(c) => self.has(p, &c)?,
                             None => true,
@@ -396,7 +510,7 @@ impl Writer {
                         }
                         ok
                     }
-                    _ => true,
+                    None => true,
                 };
                 if ready {
                     p.w.pending = true;
@@ -420,6 +534,49 @@ impl Writer {
 }
 
 impl Writer {
+    /// After an upgrade: takes in, in feed order (parents first), the
+    /// records held aside that this release reads now, and the steps that
+    /// followed them (UPGRADES.md §5.5). A record still unreadable, and
+    /// what follows it, stay held.
+    pub(super) fn unpark(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>) -> Result<Outcome> {
+        let mut report = IngestReport::default();
+        p.settle_if(|_| true)?;
+        for (id, entry) in self.shared.store.parked()? {
+            let Some(bytes) = self.shared.store.record_bytes(&id)? else { continue };
+            let record = match Record::decode_unverified(&bytes) {
+                Ok(r) if self.reads(&r) => r,
+                _ => continue,
+            };
+            if let Some(pre) = record.case_prefix() {
+                let mut blocked = false;
+                for dep in pre.parents.iter().chain(pre.case.iter()) {
+                    blocked |= dep != &id && self.is_parked(p, dep)?.is_some();
+                }
+                if blocked {
+                    continue;
+                }
+            }
+            let division = match self.author_division(p, &record, &mut report) {
+                Ok(d) => d,
+                Err(reason) => {
+                    report.rejected.push((id, reason));
+                    continue;
+                }
+            };
+            p.batch.delete_parked(&id, entry.case.as_ref());
+            p.w.unparked.insert(id);
+            match self.apply_record(policy, now, p, &record, division, Some(entry.feed), &mut report)? {
+                Ok(true) => report.applied += 1,
+                Ok(false) => {}
+                Err(reason) => report.rejected.push((id, reason)),
+            }
+        }
+        if report.applied > 0 {
+            tracing::info!(applied = report.applied, "took in records held aside, now readable after the upgrade");
+        }
+        Ok(Outcome::Ingested(report))
+    }
+
     /// Restored from a backup ([`crate::recovery`]): our own records that
     /// came back move our chain head and case-number serials to where they
     /// were; once a peer confirmed and none of ours waits for parents, the
@@ -473,4 +630,37 @@ fn case_serial(number: &str) -> Option<(i16, u64)> {
     let serial = parts.next()?.parse().ok()?;
     let year = parts.next()?.parse().ok()?;
     Some((year, serial))
+}
+
+/// Why a record at feed position `feed` is held aside: its own format, or
+/// (`follows`) the format of the record it follows in its case.
+pub(super) fn parked_entry(record: &Record, feed: u64, follows: Option<u8>, at_ms: u64) -> crate::store::ParkedEntry {
+    let needs = follows.unwrap_or(record.format);
+    let install = crate::release::reading_format(needs);
+    let reason = match follows {
+        None => format!("记录格式 {} 本版本无法读取，需要升级到 {install} (record format {}: install {install})", record.format, record.format),
+        Some(f) => format!("所依据的记录为格式 {f}，需要升级到 {install} (follows a record of format {f}: install {install})"),
+    };
+    crate::store::ParkedEntry {
+        format: record.format,
+        kind: record.kind_byte(),
+        case: record.case_prefix().map(|pre| pre.case_id(record.id)),
+        feed,
+        needs,
+        reason,
+        author: record.author.fmt_short(),
+        at_ms,
+    }
+}
+
+/// A record's feed position: stored now, or (taken in after an upgrade)
+/// where it was stored when it was held aside.
+fn place(p: &mut Draft<'_>, record: &Record, stored: Option<u64>) -> u64 {
+    match stored {
+        Some(at) => at,
+        None => {
+            put_record(p, record);
+            p.heads.feed_seq
+        }
+    }
 }

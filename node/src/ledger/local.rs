@@ -70,7 +70,8 @@ impl Writer {
         }
         let event = CaseEvent { case: None, parents: vec![], unit: self.shared.unit, operator, action: Action::File(filing), policy: policy.current().version };
         let mut trial = p.heads.clone();
-        let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
+        let body = Body::CaseEvent(event);
+        let record = sign_next(&self.shared.key, &mut trial, now, self.format_for(policy, &body), body)?;
         let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
         let state = CaseState::file(policy, p.trust.as_ref().unwrap_or(&p.base_trust), eref).map_err(LedgerError::Rejected)?;
         p.heads = trial;
@@ -132,7 +133,7 @@ impl Writer {
             next.validate(prev.filter(|_| !first)).map_err(|e| LedgerError::Invalid(format!("policy: {e}")))?;
         }
         let mut trial = p.heads.clone();
-        let record = sign_next(&self.shared.key, &mut trial, now, body);
+        let record = sign_next(&self.shared.key, &mut trial, now, self.format_for(policy, &body), body)?;
         let mut trust = p.trust.clone().unwrap_or_else(|| (*p.base_trust).clone());
         match &record.body {
             Body::NodeCert(_) => trust.add_cert(&record).map_err(|e| LedgerError::Invalid(e.to_string()))?,
@@ -160,7 +161,7 @@ impl Writer {
                 p.batch.index_report(r.month, r.unit.as_u64(), record.header.seq, &record.id);
                 p.put_meta(&crate::report::signed_marker(r.month), &record.id.0);
             }
-            Body::CaseEvent(_) => {}
+            Body::CaseEvent(_) | Body::Unreadable(_) => {}
         }
         Ok(Outcome::Appended(record.id))
     }
@@ -237,11 +238,15 @@ impl Writer {
         operator: String,
         blob: Option<(BlobHash, Vec<u8>)>,
     ) -> Result<Ack> {
+        if let Some(format) = self.case_parked(p, &case)? {
+            return Err(LedgerError::NeedsUpgrade { format, install: crate::release::reading_format(format) });
+        }
         let trust = p.trust.as_ref().unwrap_or(&p.base_trust);
         let t = self.load(policy, trust, &mut p.w.touched, &mut p.prev, case)?;
         let event = CaseEvent { case: Some(case), parents: t.state.heads.clone(), unit: self.shared.unit, operator, action, policy: policy.current().version };
         let mut trial = p.heads.clone();
-        let record = sign_next(&self.shared.key, &mut trial, now, Body::CaseEvent(event));
+        let body = Body::CaseEvent(event);
+        let record = sign_next(&self.shared.key, &mut trial, now, self.format_for(policy, &body), body)?;
         let eref = EventRef::from_record(&record).ok_or_else(|| LedgerError::Invalid("not a case event".into()))?;
         t.state.check(policy.current(), &eref).map_err(LedgerError::Rejected)?;
         // The rules of the case first, then what only this node can check.
@@ -276,13 +281,36 @@ pub(super) fn check_operator(operator: &str) -> Result<()> {
     Ok(())
 }
 
-/// Signs `body` as the next record of this node's chain.
-pub(super) fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, body: Body) -> Record {
-    let hlc = heads.clock.tick(now);
+/// Signs `body` as the next record of this node's chain, in `format`
+/// (the format the gate allows, [`Writer::format_for`]); a body that
+/// needs a newer format is refused and nothing moves.
+pub(super) fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, format: u8, body: Body) -> Result<Record> {
+    let mut clock = heads.clock.clone();
+    let hlc = clock.tick(now);
     let header = Header { seq: heads.own_seq + 1, prev: heads.own_head, hlc };
-    let record = Record::sign(key, header, body);
+    let record = Record::sign_as(key, format, header, body).map_err(|e| match e {
+        zongzhi_protocol::record::RecordError::NotInFormat(n) => LedgerError::NeedsFormat(n),
+        other => LedgerError::Invalid(other.to_string()),
+    })?;
+    heads.clock = clock;
     heads.own_seq += 1;
     heads.own_head = Some(record.id);
-    record
+    Ok(record)
+}
+
+impl Writer {
+    /// The format this node signs `body` in: the gate's (its own newest if
+    /// lower). A policy that raises the gate is itself signed in the format
+    /// it opens (the city finalizes only once every center reads it).
+    pub(super) fn format_for(&self, policy: &PolicySet, body: &Body) -> u8 {
+        let gate = self.shared.caps.write_format(policy.current().gate.write_format);
+        match body {
+            Body::Policy(next) if next.gate.write_format > gate => {
+                let needed = zongzhi_protocol::record::needed_for(body);
+                if needed <= next.gate.write_format && needed <= self.shared.caps.write_max { needed.max(gate) } else { gate }
+            }
+            _ => gate,
+        }
+    }
 }
 

@@ -29,7 +29,7 @@ mod tests;
 mod writer;
 
 pub use commit::Ledger;
-pub use reindex::{fix_crossing_merges, fold_records, load_case_records, reindex};
+pub use reindex::{fix_crossing_merges, fold_records, load_case_records, reindex, reindex_reading};
 pub use writer::Writer;
 
 use commit::{Commit, Reply};
@@ -72,6 +72,14 @@ pub enum LedgerError {
     /// its own chain back ([`crate::recovery`]).
     #[error("this node was restored from a backup and signs nothing until its parent has given its own records back")]
     Restoring,
+    /// The step needs a record format the city has not finalized (or this
+    /// node's release does not write).
+    #[error(transparent)]
+    NeedsFormat(zongzhi_protocol::format::NotInFormat),
+    /// The case holds a step this release cannot read: it takes no step
+    /// here until the node is upgraded.
+    #[error("this case has a step in record format {format}, which this release cannot read: install {install} to act on it")]
+    NeedsUpgrade { format: u8, install: String },
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -119,6 +127,9 @@ pub enum Op {
     AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool, note: String },
     /// Store records received from elsewhere (signatures already checked).
     Ingest { records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor> },
+    /// Take in the records held aside that this release reads (start-up,
+    /// after an upgrade).
+    Unpark,
 }
 
 /// The receipt's query code: its hash goes into the filing; the code
@@ -148,6 +159,11 @@ pub struct IngestReport {
     pub void: usize,
     /// Parents (or cases) that records in `pending` wait for.
     pub missing: Vec<RecordId>,
+    /// Records held aside: a format this release cannot read, or a step
+    /// that follows one ([`crate::store::ParkedEntry`]).
+    pub parked: usize,
+    /// The newest format among them (0 when none).
+    pub parked_needs: u8,
 }
 
 #[derive(Debug, Clone)]

@@ -103,7 +103,15 @@ pub(super) fn index_search(batch: &mut crate::store::Batch<'_>, state: &CaseStat
 
 /// Rebuilds every derived column family from the records, in feed order.
 pub fn reindex(store: &Store, policy: &PolicySet, trust: &Trust) -> Result<usize> {
+    reindex_reading(store, policy, trust, zongzhi_protocol::format::LATEST)
+}
+
+/// [`reindex`] for a node that reads record formats up to `newest` (the
+/// simulator's older release profiles): records of a newer format, and
+/// the case events that follow them, are marked parked again.
+pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest: u8) -> Result<usize> {
     store.clear_derived()?;
+    let mut parked: HashMap<RecordId, u8> = HashMap::new();
     let mut cases: HashMap<RecordId, Vec<(u64, RecordId)>> = HashMap::new();
     let mut order: Vec<RecordId> = Vec::new();
     let mut merged = Vec::new();
@@ -113,8 +121,20 @@ pub fn reindex(store: &Store, policy: &PolicySet, trust: &Trust) -> Result<usize
         let chunk = store.feed_records(from, 4096)?;
         let Some(&(last, _, _)) = chunk.last() else { break };
         for (seq, id, bytes) in chunk {
-            let record = Record::decode_unverified_owned(bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
+            let mut record = Record::decode_unverified_owned(bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
+            record.id = id;
+            let follows = record
+                .case_prefix()
+                .map(|pre| pre.parents.iter().chain(pre.case.iter()).filter_map(|d| parked.get(d).copied()).max())
+                .unwrap_or(None);
+            if record.is_unreadable() || record.format > newest || follows.is_some() {
+                let entry = super::ingest::parked_entry(&record, seq, follows, record.header.hlc.wall_ms);
+                parked.insert(id, entry.needs);
+                batch.put_parked(&id, &entry);
+                continue;
+            }
             match &record.body {
+                Body::Unreadable(_) => {}
                 Body::CaseEvent(ev) => {
                     let case = ev.case_id(id);
                     let entry = cases.entry(case).or_default();

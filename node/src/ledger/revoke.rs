@@ -23,6 +23,28 @@ impl Writer {
         if policy_added && let Err(e) = self.shared.store.set_repeat_window(self.shared.policy().repeat_window_days) {
             tracing::error!("settling repeat marks after a new policy version failed: {e}");
         }
+        if policy_added {
+            self.after_finalization();
+        }
+    }
+
+    /// Once the city's gate reaches the newest format this release writes,
+    /// going back to the previous release is over (it cannot read what is
+    /// signed now): the checkpoints kept for a rollback go, and binaries of
+    /// older schemas may no longer open the directory. Idempotent; also
+    /// run at start-up.
+    pub fn after_finalization(&self) {
+        if self.shared.policy().gate.write_format < self.shared.caps.write_max {
+            return;
+        }
+        match crate::store::migrate::finalized(&self.shared.store) {
+            Ok(removed) => {
+                for path in removed {
+                    tracing::info!(path = %path.display(), "the city finalized this release: the checkpoint kept for a rollback was removed");
+                }
+            }
+            Err(e) => tracing::error!("after finalization: {e}"),
+        }
     }
 
     /// Settles crossing merges after a group that merged `cases`.

@@ -72,6 +72,12 @@ pub(super) struct Written {
     pub(super) meta: bool,
     /// Records waiting for their parents were stored or released.
     pub(super) pending: bool,
+    /// Records held aside in this group, with the format each needs, and
+    /// their cases.
+    pub(super) parked: HashMap<RecordId, u8>,
+    pub(super) parked_cases: HashMap<RecordId, u8>,
+    /// Records taken in after an upgrade in this group.
+    pub(super) unparked: HashSet<RecordId>,
 }
 
 /// Everything one batch changes before it is written.
@@ -449,7 +455,7 @@ impl Writer {
 
     /// Checks one operation and adds what it writes to the draft batch.
     pub(super) fn prepare(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, op: Op) -> Result<Outcome> {
-        if self.shared.recovery.restoring() && !matches!(op, Op::Ingest { .. }) {
+        if self.shared.recovery.restoring() && !matches!(op, Op::Ingest { .. } | Op::Unpark) {
             return Err(LedgerError::Restoring);
         }
         match op {
@@ -467,6 +473,7 @@ impl Writer {
             }
             Op::AppendOwn { body } => self.append_own(policy, now, p, body),
             Op::Ingest { records, blobs, cursor } => self.ingest(policy, now, p, records, blobs, cursor),
+            Op::Unpark => self.unpark(policy, now, p),
         }
     }
 

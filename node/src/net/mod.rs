@@ -105,10 +105,18 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
                             }
                         }
                         Err(e) => {
-                            if let Some(reason) = tls_refusal(&e) {
-                                shared.sync.refused(&reason);
+                            let reason = tls_refusal(&e);
+                            if let Some(reason) = &reason {
+                                shared.sync.refused(reason);
                             }
-                            tracing::info!("incoming connection failed: {e}");
+                            if reason.as_deref() == Some(NO_COMMON_PROTOCOL) {
+                                tracing::warn!(
+                                    "a center connected offering none of this node's sync protocols ({:?}): one of the two runs a release outside the other's window and must be upgraded",
+                                    shared.caps.protocols
+                                );
+                            } else {
+                                tracing::info!("incoming connection failed: {e}");
+                            }
                         }
                     }
                 });
@@ -121,6 +129,9 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
     }
     Ok(tasks)
 }
+
+/// The refusal reason counted when a child offered no protocol in common.
+pub const NO_COMMON_PROTOCOL: &str = "TLS: no common sync protocol";
 
 /// Dials the parent until the process stops: one link at a time, with a
 /// back-off between tries (see the comments inside).
@@ -159,7 +170,7 @@ async fn dial_parent(ep: quinn::Endpoint, client: quinn::ClientConfig, parent: S
             failing = true;
             last_error = text;
             if !connected || !worked {
-                parent_unreachable(&shared, &last_error);
+                parent_unreachable(&shared, &last_error, no_common_protocol(e).then(|| incompatible(&shared)));
             }
         }
         if worked {
@@ -179,7 +190,7 @@ async fn dial_parent(ep: quinn::Endpoint, client: quinn::ClientConfig, parent: S
 /// The parent could not be reached: its row in the sync status (from this
 /// node's certificate, whose issuer is the parent) shows it offline, with
 /// the error and its time, even if it never connected.
-fn parent_unreachable(shared: &Context, error: &str) {
+fn parent_unreachable(shared: &Context, error: &str, incompatible: Option<String>) {
     let trust = shared.trust();
     let Some(parent) = trust.member(&shared.key.id()).map(|m| m.cert.issuer) else { return };
     let (division, name) = trust.member(&parent).map(|m| (m.cert.division.to_string(), m.cert.name.clone())).unwrap_or_default();
@@ -194,13 +205,41 @@ fn parent_unreachable(shared: &Context, error: &str) {
         s.errors += 1;
         s.last_error = Some(error.to_string());
         s.last_error_ms = Some(now);
+        s.incompatible = incompatible;
     });
+}
+
+/// The TLS alert `no_application_protocol` (120): the two ends offered no
+/// sync protocol in common (UPGRADES.md §3.3).
+const NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
+
+fn no_common_protocol(e: &LinkError) -> bool {
+    match e {
+        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) => u64::from(c.error_code) == NO_APPLICATION_PROTOCOL,
+        LinkError::Connection(quinn::ConnectionError::TransportError(t)) => u64::from(t.code) == NO_APPLICATION_PROTOCOL,
+        _ => false,
+    }
+}
+
+/// What a link refused for want of a common protocol says: what this node
+/// speaks, and what to install.
+fn incompatible(shared: &Context) -> String {
+    let spoken: Vec<String> = shared.caps.protocols.iter().map(u32::to_string).collect();
+    let oldest = shared.caps.protocols.iter().min().and_then(|v| crate::release::for_protocol(*v)).map(|r| r.version.clone()).unwrap_or_default();
+    format!(
+        "上级节点与本节点没有共同的同步协议，无法同步：本节点为 {} 版（协议 {}）。请将较旧的一方升级到 {oldest} 或更新的版本 (no sync protocol in common with the parent: this node runs release {} and speaks protocols {}; upgrade the older of the two to release {oldest} or later)",
+        shared.caps.release,
+        spoken.join(", "),
+        shared.caps.release,
+        spoken.join(", ")
+    )
 }
 
 /// A link error as the operator reads it: a handshake the parent refused
 /// says what to check.
 fn describe(e: &LinkError) -> String {
     match e {
+        e if no_common_protocol(e) => format!("{e:#}: the parent offered none of this node's sync protocols; see the upgrade alarm in /api/health"),
         LinkError::Connect(_) | LinkError::Connection(quinn::ConnectionError::TimedOut) => format!("{e:#} (is the parent's QUIC address right and reachable?)"),
         LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) if is_tls_alert(c.error_code.into()) => format!(
             "the parent refused this node's TLS handshake ({}): is this node enrolled under it and its certificate imported (`zongzhi-node verify`), and not revoked?",
@@ -223,6 +262,7 @@ fn is_tls_alert(code: u64) -> bool {
 /// refused it (counted there, with its reason).
 fn tls_refusal(e: &quinn::ConnectionError) -> Option<String> {
     match e {
+        quinn::ConnectionError::TransportError(t) if u64::from(t.code) == NO_APPLICATION_PROTOCOL => Some(NO_COMMON_PROTOCOL.into()),
         quinn::ConnectionError::TransportError(t) if !t.reason.contains("invalid peer certificate") => {
             Some(format!("TLS: {}", t.reason.split(':').next().unwrap_or("handshake failed").trim()))
         }

@@ -20,7 +20,7 @@ use crate::context::Context;
 use crate::ledger::{self, Cursor, Ledger, Op, Outcome};
 use crate::replication::link::{Action, Build, Built, Incoming, Link, Setup, Side, Stream, IN_FLIGHT, WRITE_AHEAD};
 use crate::replication::{self, ReplicationError};
-use super::tls::peer_key;
+use super::tls::{negotiated, peer_key};
 use super::{LinkError, Links, Result, peer_error};
 
 pub(super) fn transport() -> Arc<quinn::TransportConfig> {
@@ -118,6 +118,7 @@ pub(super) async fn run_link(shared: Context, ledger: Ledger, conn: quinn::Conne
         s.links += 1;
         s.connected = true;
         s.connects += 1;
+        s.incompatible = None;
         s.last_contact_ms = Some(shared.clock.now_ms());
     });
     tracing::info!(parent: &span, "link up");
@@ -194,7 +195,9 @@ fn spawn_writer(mut send: quinn::SendStream) -> Outbox {
 /// (`Hello`, `Subscribe`) go out at once, one round trip after TLS.
 async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connection, side: Side, peer: NodeId, peer_division: DivisionCode) -> Result<()> {
     let stored = shared.store.cursor(&peer, side.direction_in() as u8)?;
-    let setup = Setup { side, peer, peer_division, root: shared.trust().root(), chain: own_chain(shared)?, epoch: epoch(shared), head: *shared.feed.borrow(), stored, window: IN_FLIGHT, recovering: shared.recovery.restoring() };
+    let protocol = negotiated(conn)?;
+    shared.sync.update(&peer, |s| s.protocol = Some(protocol));
+    let setup = Setup { side, protocol, peer, peer_division, root: shared.trust().root(), chain: own_chain(shared)?, epoch: epoch(shared), head: *shared.feed.borrow(), stored, window: IN_FLIGHT, recovering: shared.recovery.restoring() };
     let mut driver = Driver::new(shared, ledger, Link::new(setup), peer);
     let (csend, mut crecv) = match side {
         Side::Child => conn.open_bi().await?,
@@ -256,6 +259,11 @@ impl Driver {
     /// was on the wire.
     async fn run(mut self, conn: &quinn::Connection, mut theirs: Frames, mut ours: Frames) -> Result<()> {
         let mut watch = self.shared.feed.subscribe();
+        // Our Status again now and then (protocol 3): the parent's view of
+        // this node and its subtree stays fresh, and its age says when it
+        // was last heard from.
+        let mut status_tick = tokio::time::interval(crate::replication::STATUS_EVERY);
+        status_tick.tick().await;
         // What the handshake left to do (the first batch, or the urgent
         // one) goes out before anything else happens.
         let mut started = self.act();
@@ -280,6 +288,10 @@ impl Driver {
                     }
                     Err(_) => Err(LinkError::Stopping("node stopping")),
                 },
+                _ = status_tick.tick() => {
+                    self.link.refresh_status();
+                    Ok(())
+                }
                 e = conn.closed() => Err(LinkError::Connection(e)),
             };
             if let Err(e) = step.and_then(|()| self.act()) {
@@ -342,6 +354,10 @@ impl Driver {
                     self.building = Some(tokio::task::spawn_blocking(move || build_for(&shared, peer, dir, build)));
                 }
                 Action::Ingest(incoming) => self.decode(incoming),
+                Action::PeerStatus(reports) => {
+                    let (shared, via, side) = (self.shared.clone(), self.link.peer_division(), self.link.direction_in());
+                    tokio::task::spawn_blocking(move || replication::keep_status(&shared, via, side, reports));
+                }
             }
         }
         self.shared.sync.update(&self.peer, |s| {

@@ -137,19 +137,29 @@ pub(super) fn server_config(shared: &Context) -> Result<quinn::ServerConfig> {
         .map_err(tls_setup)?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(shared)?)));
-    tls.alpn_protocols = vec![sync::ALPN.to_vec()];
+    tls.alpn_protocols = alpns(shared);
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).map_err(|e| LinkError::Setup(format!("QUIC TLS: {e}")))?));
     cfg.transport_config(transport());
     Ok(cfg)
 }
 
+/// The ALPN names of the protocols this node speaks, most preferred first
+/// (the accepting side's order decides: the highest common version).
+fn alpns(shared: &Context) -> Vec<Vec<u8>> {
+    shared.caps.protocols.iter().filter_map(|v| sync::alpn_of(*v)).map(<[u8]>::to_vec).collect()
+}
+
 pub(super) fn client_config(shared: &Context) -> Result<quinn::ClientConfig> {
-    client_config_alpn(shared, sync::ALPN)
+    client_config_alpns(shared, alpns(shared))
 }
 
 /// The client configuration with another ALPN (tests: a handshake that
 /// fails at the TLS level, before any certificate is looked at).
 pub(super) fn client_config_alpn(shared: &Context, alpn: &[u8]) -> Result<quinn::ClientConfig> {
+    client_config_alpns(shared, vec![alpn.to_vec()])
+}
+
+fn client_config_alpns(shared: &Context, alpns: Vec<Vec<u8>>) -> Result<quinn::ClientConfig> {
     let verifier = Arc::new(TrustVerifier { shared: shared.clone(), algs: provider().signature_verification_algorithms });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -157,10 +167,20 @@ pub(super) fn client_config_alpn(shared: &Context, alpn: &[u8]) -> Result<quinn:
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(shared)?)));
-    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.alpn_protocols = alpns;
     let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).map_err(|e| LinkError::Setup(format!("QUIC TLS: {e}")))?));
     cfg.transport_config(transport());
     Ok(cfg)
+}
+
+/// The protocol version the handshake chose (the ALPN both offered).
+pub(super) fn negotiated(conn: &quinn::Connection) -> Result<u32> {
+    let alpn = conn
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.protocol)
+        .ok_or_else(|| LinkError::Peer("the handshake chose no protocol".into()))?;
+    sync::version_of_alpn(&alpn).ok_or_else(|| LinkError::Peer(format!("the handshake chose an unknown protocol {:?}", String::from_utf8_lossy(&alpn))))
 }
 
 pub(super) fn peer_key(conn: &quinn::Connection) -> Result<NodeId> {

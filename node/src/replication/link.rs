@@ -18,10 +18,16 @@
 //! after the writer stored it with its cursor, in order), which parents to
 //! ask for, and what the peer may not do. The link never reads a clock: the
 //! time to check the peer's certificates against is an argument.
+//!
+//! The protocol version is chosen before the link exists (the TLS
+//! handshake's ALPN, [`zongzhi_protocol::sync::PROTOCOLS`]) and is an input
+//! here: on protocol 3 each side also sends a `Status` (its release and
+//! what it reads, holds aside and is alarmed about; from a child, its
+//! subtree's last reports) after `Hello` and whenever the driver asks.
 
 use std::collections::VecDeque;
 
-use zongzhi_protocol::sync::{self, Direction, FeedReceiver, FeedSender, Frame, SenderPoll, SyncError};
+use zongzhi_protocol::sync::{self, Direction, FeedReceiver, FeedSender, Frame, NodeReport, SenderPoll, SyncError};
 use zongzhi_protocol::{DivisionCode, NodeId, Record};
 
 use crate::ledger::{Cursor, IngestReport};
@@ -102,6 +108,9 @@ pub enum Build {
     /// The records among `ids` the peer's scope allows (its `Want`); with
     /// `own`, as for `Feed`.
     Wanted { ids: Vec<[u8; 32]>, own: Option<NodeId> },
+    /// Our `Status` (protocol 3): our own report, and as a child the last
+    /// reports of our subtree.
+    Status,
 }
 
 /// What the store built, handed back with [`Link::built`].
@@ -109,6 +118,7 @@ pub enum Built {
     Urgent(Option<Outgoing>),
     Feed(Outgoing),
     Wanted(Vec<Vec<u8>>),
+    Status(Vec<NodeReport>),
 }
 
 /// A received batch for the writer: decode and verify its records, then
@@ -130,6 +140,9 @@ pub enum Action {
     Build(Build),
     /// Hand a received batch to the writer.
     Ingest(Incoming),
+    /// The peer's `Status` (protocol 3), checked: keep it (a child's
+    /// reports go into the fleet table).
+    PeerStatus(Vec<NodeReport>),
 }
 
 /// The peer broke the protocol: the link closes with this as its reason.
@@ -137,8 +150,12 @@ pub enum Action {
 pub enum Violation {
     #[error("expected {expected} on the {} stream, got {got}", stream.name())]
     Unexpected { stream: Stream, expected: &'static str, got: &'static str },
-    #[error("peer speaks protocol version {peer}, this node {ours}")]
+    #[error("peer's Hello says protocol version {peer}, the handshake chose {ours}")]
     Version { peer: u32, ours: u32 },
+    #[error("a Status of {0} reports (at most {max})", max = sync::MAX_STATUS_REPORTS)]
+    StatusTooLong(usize),
+    #[error("the Status does not start with the peer's own report")]
+    StatusNotPeer,
     #[error("peer's certificate chain: {0}")]
     Chain(String),
     #[error("peer's certificate chain is not for its TLS key")]
@@ -163,6 +180,8 @@ enum Phase {
 /// Who the peer must be, and what we start from.
 pub struct Setup {
     pub side: Side,
+    /// The protocol version the handshake chose.
+    pub protocol: u32,
     /// The peer's TLS key and the division its certificate names.
     pub peer: NodeId,
     pub peer_division: DivisionCode,
@@ -186,6 +205,11 @@ pub struct Setup {
 /// One link's replication state.
 pub struct Link {
     side: Side,
+    protocol: u32,
+    /// A `Status` build is wanted (sent once the handshake is done).
+    status_wanted: bool,
+    /// The urgent batch is still to be built, from this cursor.
+    urgent: Option<u64>,
     peer: NodeId,
     peer_division: DivisionCode,
     root: NodeId,
@@ -219,10 +243,13 @@ impl Link {
     pub fn new(setup: Setup) -> Link {
         let receiver = FeedReceiver::new(setup.stored);
         let mut actions = VecDeque::new();
-        actions.push_back(Action::Send(Stream::Control, Frame::Hello { version: sync::PROTOCOL_VERSION, chain: setup.chain, epoch: setup.epoch }));
+        actions.push_back(Action::Send(Stream::Control, Frame::Hello { version: setup.protocol, chain: setup.chain, epoch: setup.epoch }));
         actions.push_back(Action::Send(Stream::Theirs, receiver.subscribe(setup.recovering)));
         Link {
             side: setup.side,
+            protocol: setup.protocol,
+            status_wanted: false,
+            urgent: None,
             peer: setup.peer,
             peer_division: setup.peer_division,
             root: setup.root,
@@ -255,6 +282,20 @@ impl Link {
         self.peer_division
     }
 
+    /// The protocol version of this link.
+    pub fn protocol(&self) -> u32 {
+        self.protocol
+    }
+
+    /// Sends our `Status` again (the driver's periodic refresh, or a change
+    /// it noticed); nothing on protocol 2.
+    pub fn refresh_status(&mut self) {
+        if self.protocol >= 3 {
+            self.status_wanted = true;
+            self.next_send();
+        }
+    }
+
     /// The next thing to do, if any.
     pub fn poll(&mut self) -> Option<Action> {
         self.actions.pop_front()
@@ -275,6 +316,8 @@ impl Link {
             && self.actions.is_empty()
             && !self.building
             && self.want.is_none()
+            && self.urgent.is_none()
+            && !self.status_wanted
             && self.at_writer.is_empty()
             && self.sender.acked() >= self.sender.cursor()
             && self.sender.poll(self.head) == SenderPoll::CaughtUp
@@ -339,11 +382,9 @@ impl Link {
                 }
                 // A long catch-up starts with the urgent cases.
                 if self.head.saturating_sub(from) > sync::BATCH_RECORDS as u64 {
-                    self.building = true;
-                    self.actions.push_back(Action::Build(Build::Urgent { cursor: from }));
-                } else {
-                    self.next_send();
+                    self.urgent = Some(from);
                 }
+                self.next_send();
                 Ok(())
             }
             (Phase::Open, Stream::Theirs, Frame::Batch { epoch, upto, head, records, blobs }) => {
@@ -370,6 +411,22 @@ impl Link {
                 self.next_send();
                 Ok(())
             }
+            (Phase::Subscribe | Phase::Open, Stream::Control, Frame::Status { reports }) if self.protocol >= 3 => {
+                if reports.len() > sync::MAX_STATUS_REPORTS {
+                    return Err(Violation::StatusTooLong(reports.len()));
+                }
+                let Some(own) = reports.first().filter(|r| r.key == self.peer.0 && r.division == self.peer_division) else {
+                    return Err(Violation::StatusNotPeer);
+                };
+                let _ = own;
+                // A child speaks for its subtree only; a parent only for itself.
+                let keep: Vec<NodeReport> = match self.side {
+                    Side::Parent => reports.into_iter().filter(|r| self.peer_division.contains(r.division)).collect(),
+                    Side::Child => reports.into_iter().take(1).collect(),
+                };
+                self.actions.push_back(Action::PeerStatus(keep));
+                Ok(())
+            }
             (Phase::Open, Stream::Ours, Frame::Want { ids }) => {
                 if ids.len() > sync::MAX_WANT {
                     return Err(Violation::WantTooLong(ids.len()));
@@ -385,8 +442,8 @@ impl Link {
     /// The peer's chain must verify to our root and end in the peer's key
     /// and division.
     fn on_hello(&mut self, version: u32, chain: &[Vec<u8>], now_ms: u64) -> Result<(), Violation> {
-        if version != sync::PROTOCOL_VERSION {
-            return Err(Violation::Version { peer: version, ours: sync::PROTOCOL_VERSION });
+        if version != self.protocol {
+            return Err(Violation::Version { peer: version, ours: self.protocol });
         }
         let records: Vec<Record> = chain.iter().map(|b| Record::decode(b)).collect::<Result<_, _>>().map_err(|e| Violation::Chain(e.to_string()))?;
         let cert = zongzhi_protocol::trust::verify_chain(&records, &self.root, now_ms).map_err(|e| Violation::Chain(e.to_string()))?;
@@ -394,6 +451,11 @@ impl Link {
             return Err(Violation::ChainNotForKey);
         }
         self.phase = Phase::Subscribe;
+        if self.protocol >= 3 {
+            // Nothing is being built before the peer subscribes.
+            self.building = true;
+            self.actions.push_back(Action::Build(Build::Status));
+        }
         Ok(())
     }
 
@@ -418,6 +480,7 @@ impl Link {
                     self.actions.push_back(Action::Send(Stream::Ours, Frame::Batch { epoch, upto, head, records, blobs: vec![] }));
                 }
             }
+            Built::Status(reports) => self.actions.push_back(Action::Send(Stream::Control, Frame::Status { reports })),
         }
         self.next_send();
     }
@@ -437,7 +500,21 @@ impl Link {
     /// Asks the store for the next thing to send, if the window allows and
     /// nothing is being built.
     fn next_send(&mut self) {
-        if self.phase != Phase::Open || self.building {
+        if self.phase == Phase::Hello || self.building {
+            return;
+        }
+        if self.status_wanted {
+            self.status_wanted = false;
+            self.building = true;
+            self.actions.push_back(Action::Build(Build::Status));
+            return;
+        }
+        if self.phase != Phase::Open {
+            return;
+        }
+        if let Some(cursor) = self.urgent.take() {
+            self.building = true;
+            self.actions.push_back(Action::Build(Build::Urgent { cursor }));
             return;
         }
         if let Some(ids) = self.want.take() {
@@ -472,6 +549,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Refuse { .. } => "Refuse",
         Frame::Want { .. } => "Want",
         Frame::Received { .. } => "Received",
+        Frame::Status { .. } => "Status",
     }
 }
 
@@ -516,6 +594,9 @@ mod tests {
         /// Batch sizes each side built.
         batch: u64,
         acks_seen: usize,
+        /// The `Status` reports each side kept.
+        statuses: [Vec<Vec<NodeReport>>; 2],
+        protocol: u32,
     }
 
     impl Pair {
@@ -526,6 +607,7 @@ mod tests {
             let child = cert(&city, &county, "330106000000", Level::County, 2, Some(&root));
             let setup = |side, peer: &NodeKey, peer_division: &str, chain: Vec<Vec<u8>>, epoch, head, stored| Setup {
                 side,
+                protocol: sync::PROTOCOL_VERSION,
                 peer: peer.id(),
                 peer_division: peer_division.parse().unwrap(),
                 root: city.id(),
@@ -538,7 +620,48 @@ mod tests {
             };
             let a = Link::new(setup(Side::Parent, &county, "330106000000", vec![root.bytes().to_vec()], [1; 16], heads[0], stored[0]));
             let b = Link::new(setup(Side::Child, &city, "330100000000", vec![root.bytes().to_vec(), child.bytes().to_vec()], [2; 16], heads[1], stored[1]));
-            Pair { links: [a, b], heads, wire: Default::default(), stored: Default::default(), batch: 7, acks_seen: 0 }
+            Pair { links: [a, b], heads, wire: Default::default(), stored: Default::default(), batch: 7, acks_seen: 0, statuses: Default::default(), protocol: sync::PROTOCOL_VERSION }
+        }
+
+        /// The same pair on protocol `v`.
+        fn on_protocol(heads: [u64; 2], v: u32) -> Pair {
+            let mut p = Pair::new(heads, [None, None], 10);
+            for l in &mut p.links {
+                l.protocol = v;
+                l.actions.clear();
+            }
+            // Hello again with the chosen version.
+            let city = NodeKey::from_seed([1; 32]);
+            let county = NodeKey::from_seed([2; 32]);
+            let root = cert(&city, &city, "330100000000", Level::City, 1, None);
+            let child = cert(&city, &county, "330106000000", Level::County, 2, Some(&root));
+            p.links[0].actions.push_back(Action::Send(Stream::Control, Frame::Hello { version: v, chain: vec![root.bytes().to_vec()], epoch: [1; 16] }));
+            p.links[0].actions.push_back(Action::Send(Stream::Theirs, p.links[0].receiver.subscribe(false)));
+            p.links[1].actions.push_back(Action::Send(Stream::Control, Frame::Hello { version: v, chain: vec![root.bytes().to_vec(), child.bytes().to_vec()], epoch: [2; 16] }));
+            p.links[1].actions.push_back(Action::Send(Stream::Theirs, p.links[1].receiver.subscribe(false)));
+            p.protocol = v;
+            p
+        }
+
+        /// Side `i`'s own report (0: the city, 1: the county).
+        fn report(&self, i: usize) -> NodeReport {
+            let (seed, division) = if i == 0 { ([1; 32], "330100000000") } else { ([2; 32], "330106000000") };
+            NodeReport {
+                key: NodeKey::from_seed(seed).id().0,
+                division: division.parse().unwrap(),
+                release: "test".into(),
+                formats: (3, 4),
+                write_format: 3,
+                schema: 10,
+                protocols: vec![3, 2],
+                parked: 0,
+                parked_needs: 0,
+                alarms: 0,
+                last_alarm: String::new(),
+                feed_head: self.heads[i],
+                behind_up: 0,
+                at_ms: NOW,
+            }
         }
 
         /// Runs side `i`'s actions; returns whether there were any.
@@ -565,6 +688,11 @@ mod tests {
                     }
                     Action::Build(Build::Urgent { .. }) => self.links[i].built(Built::Urgent(None)),
                     Action::Build(Build::Wanted { ids, .. }) => self.links[i].built(Built::Wanted(ids.iter().map(|id| id.to_vec()).collect())),
+                    Action::Build(Build::Status) => {
+                        let report = self.report(i);
+                        self.links[i].built(Built::Status(vec![report]));
+                    }
+                    Action::PeerStatus(reports) => self.statuses[i].push(reports),
                     Action::Ingest(incoming) => {
                         for r in &incoming.records {
                             self.stored[i].push(u64::from_be_bytes(r[..8].try_into().unwrap()));
@@ -610,6 +738,41 @@ mod tests {
     }
 
     #[test]
+    fn protocol_3_exchanges_status_and_protocol_2_does_not() {
+        let mut p = Pair::on_protocol([20, 5], 3);
+        p.run();
+        assert_eq!(p.stored[1].len(), 20);
+        assert_eq!(p.statuses[0].len(), 1, "the city kept the county's status");
+        assert_eq!(p.statuses[0][0][0].division.to_string(), "330106000000");
+        assert_eq!(p.statuses[1].len(), 1, "the county kept the city's");
+        // A refresh sends it again.
+        p.links[1].refresh_status();
+        p.run();
+        assert_eq!(p.statuses[0].len(), 2);
+        let mut p = Pair::on_protocol([20, 5], 2);
+        p.run();
+        assert_eq!(p.stored[1].len(), 20);
+        p.links[1].refresh_status();
+        p.run();
+        assert!(p.statuses.iter().all(Vec::is_empty), "protocol 2 has no Status frame");
+        assert_eq!(p.protocol, 2);
+        // A Status on a protocol-2 link, or one that is not the peer's, is refused.
+        let report = p.report(1);
+        assert!(p.links[0].handle(Stream::Control, Frame::Status { reports: vec![report.clone()] }, NOW).is_err());
+        let mut p = Pair::on_protocol([1, 1], 3);
+        p.run();
+        assert_eq!(p.links[0].handle(Stream::Control, Frame::Status { reports: vec![p.report(0)] }, NOW), Err(Violation::StatusNotPeer));
+        // A child's report of a center outside its subtree is dropped.
+        let mut stranger = report.clone();
+        stranger.division = "330102000000".parse().unwrap();
+        p.links[0].handle(Stream::Control, Frame::Status { reports: vec![report, stranger] }, NOW).unwrap();
+        match p.links[0].poll() {
+            Some(Action::PeerStatus(kept)) => assert_eq!(kept.len(), 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_subscription_resumes_after_the_stored_cursor() {
         let mut p = Pair::new([50, 0], [None, Some(([1; 16], 30))], 100);
         p.run();
@@ -632,7 +795,11 @@ mod tests {
                         let to = if stream == Stream::Theirs { Stream::Ours } else if stream == Stream::Ours { Stream::Theirs } else { Stream::Control };
                         p.wire[0].push_back((to, frame));
                     }
-                    Action::Ingest(_) => {}
+                    Action::Ingest(_) | Action::PeerStatus(_) => {}
+                    Action::Build(Build::Status) => {
+                        let r = p.report(1);
+                        p.links[1].built(Built::Status(vec![r]));
+                    }
                     Action::Build(_) => p.links[1].built(Built::Feed(Outgoing { records: vec![], blobs: vec![], upto: 0 })),
                 }
             }
@@ -656,6 +823,13 @@ mod tests {
         while let Some((s, f)) = p.wire[0].pop_front() {
             p.links[0].handle(s, f, NOW).unwrap();
         }
+        // The Status (protocol 3) is built first, then the urgent batch,
+        // one build at a time.
+        assert!(matches!(p.links[0].poll(), Some(Action::Build(Build::Status))));
+        assert!(p.links[0].poll().is_none(), "one build at a time");
+        let report = p.report(0);
+        p.links[0].built(Built::Status(vec![report]));
+        assert!(matches!(p.links[0].poll(), Some(Action::Send(Stream::Control, Frame::Status { .. }))));
         assert!(matches!(p.links[0].poll(), Some(Action::Build(Build::Urgent { cursor: 0 }))));
     }
 

@@ -19,10 +19,12 @@ use zongzhi_protocol::record::RecordError;
 use crate::context::Context;
 use crate::store::{meta, StoreError};
 
+pub mod fleet;
 mod incoming;
 pub mod link;
 mod outgoing;
 
+pub use fleet::{keep_status, own_report, status_reports, STATUS_EVERY};
 pub use incoming::{decode_verified, wants};
 pub use outgoing::{build, build_batch, build_urgent, waiting_for, wanted, Outgoing};
 

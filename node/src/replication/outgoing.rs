@@ -30,6 +30,7 @@ pub fn build(ctx: &Context, peer_division: DivisionCode, dir: Direction, build: 
         Build::Urgent { cursor } => Built::Urgent(build_urgent(ctx, peer_division, dir, cursor)?),
         Build::Feed { after, own } => Built::Feed(build_batch(ctx, peer_division, dir, after, own)?),
         Build::Wanted { ids, own } => Built::Wanted(wanted(ctx, peer_division, dir, &ids, own)?),
+        Build::Status => Built::Status(super::fleet::status_reports(ctx, dir)?),
     })
 }
 
@@ -103,7 +104,7 @@ impl Batcher<'_> {
         if gives_back(self.own, dir, peer, record, &facts(&self.trust, record, &[])) {
             return self.give_back(record, bytes);
         }
-        let Body::CaseEvent(ev) = &record.body else {
+        let Some(prefix) = record.case_prefix() else {
             if scope::sends(dir, shared.unit, peer, &facts(&self.trust, record, &[])) {
                 self.push(record.id, bytes);
             }
@@ -112,7 +113,7 @@ impl Batcher<'_> {
         if dir == Direction::Down && scope::came_from(peer, &facts(&self.trust, record, &[])) {
             return Ok(());
         }
-        let case = ev.case_id(record.id);
+        let case = prefix.case_id(record.id);
         // Down, the case's units decide (its summary is read first); up,
         // the author alone does.
         let down = dir == Direction::Down;
@@ -121,7 +122,11 @@ impl Batcher<'_> {
         if !scope::sends(dir, shared.unit, peer, &facts(&self.trust, record, units)) {
             return Ok(());
         }
-        if dir == Direction::Down && sync::enters_subtree(&ev.action, peer) {
+        // A record held aside (unreadable here) never brings its case in.
+        if let Body::CaseEvent(ev) = &record.body
+            && dir == Direction::Down
+            && sync::enters_subtree(&ev.action, peer)
+        {
             self.history_before(&case, seq, record.id, units)?;
         }
         if self.included.contains(&record.id) {
@@ -132,7 +137,7 @@ impl Batcher<'_> {
         // filer, inside this subtree: nothing to look up.
         let summary = match summary {
             Some(s) => Some(s),
-            None if !down && !matches!(ev.action, zongzhi_protocol::Action::File(_)) => shared.store.case_summary(&case)?,
+            None if !down && prefix.case.is_some() => shared.store.case_summary(&case)?,
             None => None,
         };
         if let Some(s) = &summary {
@@ -174,8 +179,8 @@ impl Batcher<'_> {
     /// A record the peer signed, back to it with its case's attachments
     /// this node holds.
     fn give_back(&mut self, record: &Record, bytes: Vec<u8>) -> Result<(), ReplicationError> {
-        if let Body::CaseEvent(ev) = &record.body
-            && let Some(s) = self.shared.store.case_summary(&ev.case_id(record.id))?
+        if let Some(pre) = record.case_prefix()
+            && let Some(s) = self.shared.store.case_summary(&pre.case_id(record.id))?
         {
             for h in &s.blobs {
                 self.add_blob(h)?;
@@ -220,6 +225,8 @@ fn facts<'a>(trust: &Trust, record: &Record, units: &'a [DivisionCode]) -> scope
             Body::NodeCert(_) | Body::Revocation(_) | Body::Policy(_) => scope::Kind::Trust,
             Body::Report(_) => scope::Kind::Report,
             Body::CaseEvent(_) => scope::Kind::CaseEvent { units },
+            Body::Unreadable(u) if u.case.is_some() => scope::Kind::CaseEvent { units },
+            Body::Unreadable(_) => scope::Kind::Unknown,
         },
     }
 }
@@ -285,8 +292,8 @@ pub fn wanted(shared: &Context, peer_division: DivisionCode, dir: Direction, ids
     for id in ids {
         let Some(bytes) = shared.store.record_bytes(&RecordId(*id))? else { continue };
         let record = Record::decode_unverified(&bytes).map_err(stored)?;
-        let summary = match &record.body {
-            Body::CaseEvent(ev) if dir == Direction::Down => shared.store.case_summary(&ev.case_id(record.id))?,
+        let summary = match record.case_prefix() {
+            Some(pre) if dir == Direction::Down => shared.store.case_summary(&pre.case_id(record.id))?,
             _ => None,
         };
         let units = summary.as_ref().map(|s| s.units.as_slice()).unwrap_or_default();

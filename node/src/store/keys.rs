@@ -50,24 +50,47 @@ pub(super) const CF_NOTIFY_OUTBOX: &str = "notify_outbox";
 /// value. Deleted when the notification worker passes the event.
 pub(super) const CF_NOTIFY_SECRETS: &str = "notify_secrets";
 
+/// Records this release cannot read (a newer record format) and the
+/// records that follow them in their case (schema 10): `r` ‖ record id →
+/// entry (JSON: format, kind, case, feed position, reason); `c` ‖ case id ‖
+/// record id → (). The records themselves are held in `records`, `feed`
+/// and `chain` like any other; these marks keep them out of the fold until
+/// an upgraded release reads them. Derived: rebuilt by `reindex`.
+pub(super) const CF_PARKED: &str = "parked";
+/// The last report of every center in this node's subtree (schema 10):
+/// node key → entry (JSON: the report, when it arrived, through which
+/// child). Local: never replicated (reports travel in `Status` frames),
+/// never rebuilt.
+pub(super) const CF_FLEET: &str = "fleet";
+
 pub(super) const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
     CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
     CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED,
-    CF_LOGIN_AUDIT, CF_NOTIFY_OUTBOX, CF_NOTIFY_SECRETS,
+    CF_LOGIN_AUDIT, CF_NOTIFY_OUTBOX, CF_NOTIFY_SECRETS, CF_PARKED, CF_FLEET,
 ];
 
 /// Column families rebuilt by `reindex`.
 pub(super) const DERIVED_CFS: &[&str] = &[
     CF_CASE_INDEX, CF_CASE_STATE, CF_CASE_NUMBERS, CF_QUEUE, CF_STATS, CF_TRUST, CF_REPORTS, CF_WAITING, CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS,
-    CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED,
+    CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED, CF_PARKED,
 ];
 
 /// Well-known keys in `meta`.
 pub mod meta {
     /// This node's public key (32 bytes).
     pub const NODE_ID: &str = "node_id";
+    /// The schema the directory was migrated to (u32 BE).
     pub const SCHEMA: &str = "schema_version";
+    /// The oldest schema whose binary may open the directory (u32 BE).
+    pub const OLDEST_READER: &str = "oldest_reader";
+    /// The schema of the last binary that opened the directory (u32 BE):
+    /// an older one (allowed by `oldest_reader`) did not maintain what
+    /// newer schemas derive, so the newer binary rebuilds it.
+    pub const OPENED_BY: &str = "opened_by";
+    /// Present while derived data must be rebuilt (a migration step asked
+    /// for it; a crash during the rebuild leaves it, so it runs again).
+    pub const REINDEX_PENDING: &str = "reindex_pending";
     /// Random id of this store's feed; changes if the feed is ever reset.
     pub const FEED_EPOCH: &str = "feed_epoch";
     /// Last local feed sequence number (u64 BE).

@@ -36,7 +36,9 @@
 
 mod batch;
 mod keys;
+pub mod migrate;
 mod notify;
+mod parked;
 mod rocks;
 
 use std::path::Path;
@@ -49,6 +51,7 @@ pub use batch::Batch;
 use keys::*;
 pub use keys::meta;
 pub use notify::OutboxState;
+pub use parked::{FleetEntry, ParkedEntry};
 pub(crate) use keys::{CF_CLOCKS, CF_CONTACTS, CF_COUNTS, CF_QUEUE, CF_QUEUE_CAT, CF_REPEATS, CF_REPEAT_DIRTY, CF_URGENT, CF_WORDS};
 
 /// Layout version of what this module stores.
@@ -72,7 +75,12 @@ pub(crate) use keys::{CF_CLOCKS, CF_CONTACTS, CF_COUNTS, CF_QUEUE, CF_QUEUE_CAT,
 /// Schema 9: record format 3 (the citizen's side); repeats keyed by the
 /// complainant's fingerprint. Older directories hold format-2 records and
 /// are refused.
-pub const SCHEMA_VERSION: u32 = 9;
+/// Schema 10 (release 0.2.0): `parked` and `fleet`, `oldest_reader`; from
+/// here on every schema migrates forward in place ([`migrate`]).
+pub const SCHEMA_VERSION: u32 = 10;
+
+/// The oldest schema this build opens (and migrates).
+pub const OLDEST_SCHEMA: u32 = 9;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,11 +93,25 @@ pub enum StoreError {
     InUse(String),
     #[error("stored value under {cf} is corrupt: {detail}")]
     Corrupt { cf: &'static str, detail: String },
-    #[error("data directory was written by schema {found}, this build reads {SCHEMA_VERSION} (schemas before 4 hold records of format 1, which this build does not read: start from a new data directory)")]
+    #[error("data directory was written by schema {found}, which holds records of a format no release reads (before release 0.1.0): start from a new data directory")]
     Schema { found: u32 },
+    #[error("{}", too_new(*found, *oldest_reader))]
+    TooNew { found: u32, oldest_reader: u32 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn too_new(found: u32, oldest_reader: u32) -> String {
+    let install = match crate::release::for_schema(oldest_reader) {
+        Some(r) => format!("release {} or later", r.version),
+        None => format!("a release newer than {}", crate::release::version()),
+    };
+    format!(
+        "this data directory (schema {found}) was written by a newer release and needs a binary of schema {oldest_reader} or later; \
+         this is release {} (schema {SCHEMA_VERSION}): install {install}",
+        crate::release::version()
+    )
+}
 
 /// A range of an index: key prefix, lower and upper bound of the rest.
 pub(crate) type IndexRange = (Vec<u8>, Vec<u8>, Vec<u8>);
@@ -134,6 +156,8 @@ pub struct Store {
     batch_hint: std::sync::atomic::AtomicUsize,
     /// Told the duration of each synced write, if set.
     write_timer: std::sync::RwLock<Option<WriteTimer>>,
+    /// What opening migrated.
+    migration: migrate::Migration,
 }
 
 impl Store {
@@ -146,8 +170,9 @@ impl Store {
         })
     }
 
-    /// Was opened over the previous schema's directory: the caller rebuilds
-    /// the derived data (`ledger::reindex`) and then calls [`Store::reindexed`].
+    /// A migration step asked for the derived data to be rebuilt and the
+    /// rebuild has not finished: the caller rebuilds it
+    /// (`ledger::reindex`) and then calls [`Store::reindexed`].
     pub fn needs_reindex(&self) -> bool {
         self.needs_reindex.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -155,10 +180,21 @@ impl Store {
     /// Records that the derived data follows this schema.
     pub fn reindexed(&self) -> Result<()> {
         let mut b = self.batch();
-        b.put_meta(meta::SCHEMA, &SCHEMA_VERSION.to_be_bytes());
+        b.delete_meta(meta::REINDEX_PENDING);
         self.commit(b)?;
         self.needs_reindex.store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// What opening this store migrated (nothing for a current or new
+    /// directory).
+    pub fn migration(&self) -> &migrate::Migration {
+        &self.migration
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The keyed hash under which the contact index files a phone or ID number.

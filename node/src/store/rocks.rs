@@ -13,7 +13,7 @@ pub(super) use rocksdb::{Error, WriteBatch, DB};
 use zongzhi_protocol::{NodeId, RecordId};
 
 use super::keys::*;
-use super::{Batch, IndexRange, Result, Store, StoreError, SCHEMA_VERSION};
+use super::{Batch, IndexRange, Result, Store, StoreError};
 
 /// Why the store did not open: another process holding the directory's
 /// lock is said plainly.
@@ -52,9 +52,20 @@ fn db_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
     table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 * 1024 * 1024));
     table.set_cache_index_and_filter_blocks(true);
     opts.set_block_based_table_factory(&table);
-    let cfs = ALL_CFS
-        .iter()
+    let cfs = cf_descriptors(&opts, ALL_CFS.iter().map(|s| s.to_string()).collect());
+    (opts, cfs)
+}
+
+/// Descriptors for `names`: this build's options for its own column
+/// families, the defaults for any other (a newer release's, present in the
+/// directory: RocksDB opens a directory only with every family it has).
+fn cf_descriptors(opts: &Options, names: Vec<String>) -> Vec<ColumnFamilyDescriptor> {
+    names
+        .into_iter()
         .map(|name| {
+            let Some(name) = ALL_CFS.iter().find(|n| **n == name) else {
+                return ColumnFamilyDescriptor::new(name, Options::default());
+            };
             let mut o = opts.clone();
             // The same for keys still in the memtable, where a miss otherwise
             // walks the skip list: only where look-ups miss often (a record
@@ -71,12 +82,21 @@ fn db_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
             }
             ColumnFamilyDescriptor::new(*name, o)
         })
-        .collect();
-    (opts, cfs)
+        .collect()
 }
 
+/// Opens the database with this build's column families and every other
+/// one the directory has (UPGRADES.md §2.5: a newer release's additive
+/// families do not keep an older binary out).
 fn open_db(path: &Path) -> Result<DB> {
-    let (opts, cfs) = db_options();
+    let (opts, mut cfs) = db_options();
+    if let Ok(present) = DB::list_cf(&opts, path) {
+        let others: Vec<String> = present.into_iter().filter(|n| n != "default" && !ALL_CFS.contains(&n.as_str())).collect();
+        if !others.is_empty() {
+            tracing::info!(families = ?others, "opening column families a newer release added");
+            cfs.extend(cf_descriptors(&opts, others));
+        }
+    }
     DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, e))
 }
 
@@ -119,25 +139,10 @@ impl Store {
             repeat_lock: std::sync::Mutex::new(()),
             search_key: [0; 32],
             write_timer: std::sync::RwLock::new(None),
+            migration: Default::default(),
         };
-        match store.meta_get(meta::SCHEMA)? {
-            None => {
-                let mut b = store.batch();
-                b.put_meta(meta::SCHEMA, &SCHEMA_VERSION.to_be_bytes());
-                store.commit(b)?;
-            }
-            Some(v) => {
-                let found = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0);
-                match found {
-                    SCHEMA_VERSION => {}
-                    // Schema 9 came with record format 3 (the citizen's
-                    // side): older directories hold format-2 records. A
-                    // later schema over the same records will be rebuilt
-                    // here (`needs_reindex`), as 4..=7 were under schema 8.
-                    _ => return Err(StoreError::Schema { found }),
-                }
-            }
-        }
+        let migration = super::migrate::run(&store)?;
+        store.needs_reindex.store(store.meta_get(meta::REINDEX_PENDING)?.is_some(), std::sync::atomic::Ordering::Relaxed);
         let search_key = match store.meta_get(meta::SEARCH_KEY)? {
             Some(k) if k.len() == 32 => k.as_slice().try_into().unwrap_or([0; 32]),
             _ => {
@@ -148,7 +153,7 @@ impl Store {
                 k
             }
         };
-        Ok(Store { search_key, ..store })
+        Ok(Store { search_key, migration, ..store })
     }
 
     /// The open database (waits while [`Store::reopen`] replaces it; none

@@ -61,7 +61,21 @@ pub fn scan_counted(shared: &Context, now: u64) -> crate::store::Result<Scan> {
         if supervision::supervisor(e.owner, e.returns, units) != Some(me) {
             return true;
         }
-        let Some(grade) = supervision::grade_for(&policy, now - e.due_ms) else { return true };
+        let Some(mut grade) = supervision::grade_for(&policy, now - e.due_ms) else { return true };
+        let summary = match shared.store.case_summary(&e.case) {
+            Ok(Some(s)) => s,
+            Ok(None) => return true,
+            Err(x) => {
+                err = Some(x);
+                return false;
+            }
+        };
+        // An unanswered 督办 (its reply is late) is raised a grade above the
+        // highest the case has had; after 约谈 there is no grade left.
+        if e.kind == DeadlineKind::SupervisionReply {
+            let Some(next) = next_grade(summary.supervision) else { return true };
+            grade = grade.max(next);
+        }
         let raised = supervision::is_problem_case(e.returns, units);
         match shared.store.meta_get(&marker(&e.case, e.kind, e.started_ms, grade, raised)) {
             Ok(Some(_)) => return true,
@@ -71,18 +85,19 @@ pub fn scan_counted(shared: &Context, now: u64) -> crate::store::Result<Scan> {
                 return false;
             }
         }
-        let number = match shared.store.case_summary(&e.case) {
-            Ok(Some(s)) => s.number,
-            Ok(None) => return true,
-            Err(x) => {
-                err = Some(x);
-                return false;
-            }
-        };
+        let number = summary.number;
         out.due.push(Due { case: e.case, number, kind: e.kind, started_ms: e.started_ms, grade, overdue_ms: now - e.due_ms, raised });
         true
     })?;
     err.map_or(Ok(out), Err)
+}
+
+/// The grade above `current` (普通 when none); `None` above 约谈.
+fn next_grade(current: Option<SuperviseGrade>) -> Option<SuperviseGrade> {
+    match current {
+        None => Some(SuperviseGrade::Normal),
+        Some(g) => SuperviseGrade::ALL.iter().copied().find(|x| *x > g),
+    }
 }
 
 /// The automatic notice a due entry calls for.
@@ -92,7 +107,11 @@ pub fn notice(d: &Due) -> Op {
 
 fn note(d: &Due) -> String {
     let hours = d.overdue_ms / 3_600_000;
-    let mut text = format!("{}时限已超期{}小时，{}：请立即办理并报告进展。", d.kind.zh(), hours, d.grade.zh());
+    let mut text = if d.kind == DeadlineKind::SupervisionReply {
+        format!("督办未按期回复（已超期{hours}小时），升级为{}：请立即回复整改措施。", d.grade.zh())
+    } else {
+        format!("{}时限已超期{}小时，{}：请立即办理并报告进展。", d.kind.zh(), hours, d.grade.zh())
+    };
     if d.raised {
         text = format!("提级督办（多次退回或多次转办）。{text}");
     }

@@ -109,6 +109,69 @@ pub fn sync_status(cx: &Ctx) -> anyhow::Result<()> {
     for a in v["alarms"].as_array().into_iter().flatten() {
         outln!("!! {} author {} seq {}: {}", s(&a["kind"]), s(&a["author"]), s(&a["seq"]), s(&a["detail"]))?;
     }
+    let up = &v["upgrade"];
+    outln!("release {}  formats {}  write format {}  held aside {}", s(&up["release"]), formats(&up["formats"]), s(&up["write_format"]), s(&up["parked"]))?;
+    for a in up["alarms"].as_array().into_iter().flatten() {
+        outln!("!! {}", s(&a["message"]))?;
+    }
+    Ok(())
+}
+
+/// `[3, 4]` as `3–4`.
+fn formats(v: &Value) -> String {
+    match v.as_array().map(Vec::as_slice) {
+        Some([a, b]) => format!("{}–{}", s(a), s(b)),
+        _ => "-".into(),
+    }
+}
+
+/// `zongzhi fleet`: the subtree's centers with their releases and reports.
+pub fn fleet(cx: &Ctx) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let v = cx.c.get("/api/fleet")?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    outln!("release {}  gate: write format {} (policy version {})", s(&v["release"]), s(&v["gate"]["write_format"]), s(&v["policy_version"]))?;
+    let rows: Vec<Vec<String>> = v["centers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let r = &c["report"];
+            let age = c["age_secs"].as_u64().map(|a| match a {
+                0..=119 => format!("{a} 秒"),
+                120..=7199 => format!("{} 分", a / 60),
+                7200..=172_799 => format!("{} 小时", a / 3600),
+                _ => format!("{} 天", a / 86_400),
+            });
+            vec![
+                s(&c["division"]),
+                s(&c["name"]),
+                s(&c["state_zh"]),
+                if r.is_null() { "-".into() } else { s(&r["release"]) },
+                if r.is_null() { "-".into() } else { formats(&r["formats"]) },
+                if r.is_null() { "-".into() } else { s(&r["write_format"]) },
+                if r.is_null() { "-".into() } else { s(&r["schema"]) },
+                age.unwrap_or_else(|| "-".into()),
+                if r.is_null() { "-".into() } else { s(&r["behind_up"]) },
+                if r.is_null() { "-".into() } else { s(&r["parked"]) },
+                if r.is_null() { "-".into() } else { s(&r["alarms"]) },
+            ]
+        })
+        .collect();
+    out!("{}", table::render(&["区划代码", "名称", "状态", "版本", "可读格式", "写入格式", "存储", "报告于", "待上报", "暂存", "告警"], &rows))?;
+    match v["finalize"].as_object() {
+        None => outln!("the gate is at the newest format this release writes: nothing to finalize")?,
+        Some(f) if f["ready"] == json!(true) => outln!("ready to finalize format {}: `zongzhi policy finalize --format {}`", s(&f["format"]), s(&f["format"]))?,
+        Some(f) => {
+            let laggards = f["laggards"].as_array().map(Vec::as_slice).unwrap_or_default();
+            outln!("not ready for format {}: {} centers have not reported reading it", s(&f["format"]), laggards.len())?;
+            for l in laggards {
+                outln!("  {} {}: {}", s(&l["division"]), s(&l["name"]), s(&l["why"]))?;
+            }
+        }
+    }
     Ok(())
 }
 

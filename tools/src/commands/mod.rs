@@ -101,6 +101,9 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
             ExtensionCommand::Refuse { case, note } => cx.act(&case, json!({"action": "refuse_extension", "note": note})),
         },
         Command::Supervise { case, grade, note } => cx.act(&case, json!({"action": "supervise", "grade": grade, "note": note})),
+        Command::ReplySupervision { case, measures, notice } => {
+            cx.act(&case, json!({"action": "reply_supervision", "measures": measures, "notice": notice}))
+        }
         Command::Resolve { case, reply, internal_note } => {
             cx.act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note}))
         }
@@ -137,6 +140,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Reports { command: ReportsCommand::Sign { period, supersede } } => figures::report_sign(cx, period, supersede),
         Command::Reports { command: ReportsCommand::Check { period, scope } } => figures::report_check(cx, period, scope),
         Command::Sync { command: SyncCommand::Status } => figures::sync_status(cx),
+        Command::Fleet => figures::fleet(cx),
         Command::Bench { command } => match command {
             BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin),
             BenchCommand::Verify { records } => bench::verify(records),
