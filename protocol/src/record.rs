@@ -278,6 +278,22 @@ impl Record {
         }
     }
 
+    /// Signs raw payload bytes under any format from 4 on, as a future
+    /// release would (tests and simulations of releases that do not exist
+    /// yet: a format this build cannot read must be held aside, not
+    /// refused). The payload must start with a [`Header`], and a case
+    /// event's body with the frozen [`crate::format::CasePrefix`].
+    #[doc(hidden)]
+    pub fn sign_raw(key: &NodeKey, format: u8, kind: u8, payload: Vec<u8>) -> Result<Record, RecordError> {
+        if format < 4 {
+            return Err(RecordError::UnsupportedVersion(format));
+        }
+        let author = key.id();
+        let signature = key.sign(&signed_message(format, kind, &author, &payload));
+        let bytes = codec::encode(&Envelope { version: format, kind, author, payload, signature });
+        Record::decode_unverified_owned(bytes)
+    }
+
     /// Decodes without checking the signature (for stored records whose
     /// signature was checked on the way in, and for batch verification).
     pub fn decode_unverified(bytes: &[u8]) -> Result<Record, RecordError> {
