@@ -162,7 +162,7 @@ impl Writer {
         };
         let applied = match refused {
             Err(reason) => Err(reason),
-            Ok(division) => self.apply_record(policy, now, p, &record, division, None, report)?,
+            Ok(division) => self.apply_record(policy, p, &record, division, None, report)?,
         };
         match applied {
             Ok(true) => report.applied += 1,
@@ -175,11 +175,9 @@ impl Writer {
     /// Takes a checked record in: stores it (unless `stored` gives its
     /// feed position: a record held aside, taken in after an upgrade) and
     /// applies what it says. `Ok(false)`: waiting or held aside.
-    #[allow(clippy::too_many_arguments)] // the record's checks, as ingest_one made them
     fn apply_record(
         &self,
         policy: &PolicySet,
-        now: u64,
         p: &mut Draft<'_>,
         record: &Record,
         division: Option<DivisionCode>,
@@ -187,7 +185,7 @@ impl Writer {
         report: &mut IngestReport,
     ) -> Result<std::result::Result<bool, String>> {
         if !self.reads(record) {
-            return self.hold_unreadable(now, p, record, division, None, report);
+            return self.hold_unreadable(p, record, division, None, report);
         }
         Ok(match &record.body {
             Body::NodeCert(_) | Body::Revocation(_) => self.ingest_trust(p, record, stored),
@@ -202,8 +200,8 @@ impl Writer {
                     Ok(true)
                 }
             }
-            Body::CaseEvent(event) => return self.ingest_event(policy, now, p, record, event, division, stored, report),
-            Body::Unreadable(_) => return self.hold_unreadable(now, p, record, division, None, report),
+            Body::CaseEvent(event) => return self.ingest_event(policy, p, record, event, division, stored, report),
+            Body::Unreadable(_) => return self.hold_unreadable(p, record, division, None, report),
         })
     }
 
@@ -351,7 +349,6 @@ impl Writer {
     /// reason, so the fold leaves it out until an upgrade.
     pub(super) fn hold_unreadable(
         &self,
-        now: u64,
         p: &mut Draft<'_>,
         record: &Record,
         division: Option<DivisionCode>,
@@ -381,7 +378,7 @@ impl Writer {
             }
         }
         put_record(p, record);
-        let entry = parked_entry(record, p.heads.feed_seq, follows, now);
+        let entry = parked_entry(record, p.heads.feed_seq, follows, record.header.hlc.wall_ms);
         let needs = entry.needs;
         p.batch.put_parked(&record.id, &entry);
         p.w.parked.insert(record.id, needs);
@@ -399,7 +396,6 @@ impl Writer {
     fn ingest_event(
         &self,
         policy: &PolicySet,
-        now: u64,
         p: &mut Draft<'_>,
         record: &Record,
         event: &CaseEvent,
@@ -430,7 +426,7 @@ impl Writer {
         // the full view of its case.
         for dep in event.parents.iter().chain(event.case.iter()) {
             if let Some(needs) = self.is_parked(p, dep)? {
-                return self.hold_unreadable(now, p, record, division, Some(needs), report);
+                return self.hold_unreadable(p, record, division, Some(needs), report);
             }
         }
         p.heads.clock.observe(record.header.hlc);
@@ -538,7 +534,7 @@ impl Writer {
     /// records held aside that this release reads now, and the steps that
     /// followed them (UPGRADES.md §5.5). A record still unreadable, and
     /// what follows it, stay held.
-    pub(super) fn unpark(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>) -> Result<Outcome> {
+    pub(super) fn unpark(&self, policy: &PolicySet, p: &mut Draft<'_>) -> Result<Outcome> {
         let mut report = IngestReport::default();
         p.settle_if(|_| true)?;
         for (id, entry) in self.shared.store.parked()? {
@@ -565,7 +561,7 @@ impl Writer {
             };
             p.batch.delete_parked(&id, entry.case.as_ref());
             p.w.unparked.insert(id);
-            match self.apply_record(policy, now, p, &record, division, Some(entry.feed), &mut report)? {
+            match self.apply_record(policy, p, &record, division, Some(entry.feed), &mut report)? {
                 Ok(true) => report.applied += 1,
                 Ok(false) => {}
                 Err(reason) => report.rejected.push((id, reason)),

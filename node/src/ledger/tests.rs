@@ -346,3 +346,85 @@ fn only_a_real_gap_in_a_childs_chain_is_an_alarm() {
     assert_eq!(alarms.iter().map(|x| (x.kind.as_str(), x.seq)).collect::<Vec<_>>(), vec![("chain_gap", 7)], "{alarms:?}");
     consistent(&w);
 }
+
+/// A signed record of `county` (chain `seq`, `prev`) in `format`.
+fn county_record(county: &NodeKey, seq: u64, prev: Option<RecordId>, format: u8, body: Body) -> Record {
+    Record::sign_as(county, format, Header { seq, prev, hlc: Hlc { wall_ms: now_ms() + seq, counter: 0 } }, body).unwrap()
+}
+
+fn county_event(division: DivisionCode, case: Option<RecordId>, parents: Vec<RecordId>, action: Action) -> Body {
+    Body::CaseEvent(CaseEvent { case, parents, unit: division, operator: "op".into(), action, policy: 1 })
+}
+
+/// UPGRADES.md §5: a node on a release that reads format 3 only receives
+/// a case's format-4 step, a format-3 step that follows it and a step of a
+/// format no release reads yet. The batch is stored with its cursor (the
+/// link goes on), the three are held aside with their reasons, the case
+/// takes no step here; after the upgrade the two it can now read are
+/// taken in, in causal order, and the case is what a node that read them
+/// directly folds; the third stays held. `reindex` rebuilds the same marks.
+#[test]
+fn records_of_a_newer_format_are_held_aside_and_taken_in_after_the_upgrade() {
+    let (_dir, mut w, store, shared) = city();
+    let (county, division) = certify_county(&mut w, &shared, 2);
+    drop(w);
+    let mut old = shared.clone();
+    old.caps = Arc::new(crate::release::Capabilities::of_release("0.1.0").unwrap());
+    let mut w = Writer::new(old).unwrap();
+
+    let filed = county_record(&county, 1, None, 3, county_event(division, None, vec![], Action::File(Box::new(filing("330106000000-2026-000001".into())))));
+    let note = |text: &str| Action::Progress { note: text.into(), public: false };
+    let p1 = county_record(&county, 2, Some(filed.id), 4, county_event(division, Some(filed.id), vec![filed.id], note("格式4")));
+    let p2 = county_record(&county, 3, Some(p1.id), 3, county_event(division, Some(filed.id), vec![p1.id], note("之后的格式3")));
+    // Format 5: the frozen prefix, then a variant no release has.
+    let mut payload = zongzhi_protocol::codec::encode(&Header { seq: 4, prev: Some(p2.id), hlc: Hlc { wall_ms: now_ms() + 4, counter: 0 } });
+    let prefix = zongzhi_protocol::format::CasePrefix { case: Some(filed.id), parents: vec![p2.id], unit: division, operator: "op".into() };
+    zongzhi_protocol::codec::encode_into(&prefix, &mut payload);
+    zongzhi_protocol::codec::encode_into(&99u32, &mut payload);
+    let future = Record::sign_raw(&county, 5, 1, payload).unwrap();
+    let cursor = Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [3; 16], upto: 4, in_order: true };
+    let records = vec![filed.clone(), p1.clone(), p2.clone(), future.clone()];
+    let report = match w.run(Op::Ingest { records: records.clone(), blobs: vec![], cursor: Some(cursor) }).unwrap() {
+        Outcome::Ingested(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((report.applied, report.parked, report.rejected.len()), (1, 3, 0), "{report:?}");
+    assert_eq!(report.parked_needs, 5);
+    assert_eq!(store.cursor(&county.id(), DIRECTION_UP).unwrap(), Some(([3; 16], 4)), "the batch's cursor is stored: the link goes on");
+    assert!(store.alarm_count().unwrap() == 0, "no chain gap: the held records are in the author's chain");
+    let held: Vec<(RecordId, u8)> = store.parked().unwrap().into_iter().map(|(id, e)| (id, e.needs)).collect();
+    assert_eq!(held, vec![(p1.id, 4), (p2.id, 4), (future.id, 5)]);
+    match w.run(act(filed.id, note("本地"))) {
+        Err(LedgerError::NeedsUpgrade { format: 5, .. }) => {}
+        other => panic!("a case with a step held aside takes no step here: {other:?}"),
+    }
+    // Sent again (a resend after a cut): held records count as held.
+    match w.run(Op::Ingest { records: records.clone(), blobs: vec![], cursor: None }).unwrap() {
+        Outcome::Ingested(r) => assert_eq!((r.duplicates, r.parked), (4, 0)),
+        other => panic!("{other:?}"),
+    }
+    drop(w);
+
+    // The upgrade: this build reads format 4.
+    let mut w = Writer::new(shared.clone()).unwrap();
+    match w.run(Op::Unpark).unwrap() {
+        Outcome::Ingested(r) => assert_eq!((r.applied, r.rejected.len()), (2, 0), "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    let held: Vec<RecordId> = store.parked().unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(held, vec![future.id], "the format-5 step stays held");
+    consistent(&w);
+    let state = fold_records(&store, &shared.policies(), &shared.trust(), &load_case_records(&store, &filed.id).unwrap()).unwrap();
+    let direct = zongzhi_protocol::workflow::fold(
+        &shared.policies(),
+        &*shared.trust(),
+        &[&filed, &p1, &p2].iter().filter_map(|r| zongzhi_protocol::workflow::EventRef::from_record(r)).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_eq!(state, direct, "taken in after the upgrade = read at once");
+    // Rebuilt from the records: the same marks and summaries.
+    let before = store.parked().unwrap();
+    crate::ledger::reindex(&store, &shared.policies(), &shared.trust()).unwrap();
+    assert_eq!(store.parked().unwrap(), before);
+    consistent(&w);
+}

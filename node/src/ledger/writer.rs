@@ -473,7 +473,7 @@ impl Writer {
             }
             Op::AppendOwn { body } => self.append_own(policy, now, p, body),
             Op::Ingest { records, blobs, cursor } => self.ingest(policy, now, p, records, blobs, cursor),
-            Op::Unpark => self.unpark(policy, now, p),
+            Op::Unpark => self.unpark(policy, p),
         }
     }
 

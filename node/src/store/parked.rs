@@ -33,7 +33,8 @@ pub struct ParkedEntry {
     pub needs: u8,
     /// In words (zh-CN and English), for the case view and the alarm.
     pub reason: String,
-    /// The author (short key) and when it was parked.
+    /// The author (short key) and when it signed the record (its hybrid
+    /// clock: derived data is the same however it is rebuilt).
     pub author: String,
     pub at_ms: u64,
 }
