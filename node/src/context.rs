@@ -76,6 +76,48 @@ impl Clock {
     }
 }
 
+/// Certificates, revocations and policies taken in record by record, in
+/// the order they were stored.
+struct TrustAndPolicy {
+    root: NodeId,
+    trust: Trust,
+    set: Option<PolicySet>,
+}
+
+impl TrustAndPolicy {
+    fn new(root: NodeId) -> TrustAndPolicy {
+        TrustAndPolicy { root, trust: Trust::new(root), set: None }
+    }
+
+    fn add(&mut self, id: zongzhi_protocol::RecordId, bytes: &[u8]) -> Result<()> {
+        let record = Record::decode(bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
+        let added = match &record.body {
+            Body::NodeCert(_) => self.trust.add_cert(&record),
+            Body::Revocation(_) => self.trust.add_revocation(&record),
+            Body::Policy(policy) => {
+                if record.author == self.root {
+                    match self.set.as_mut() {
+                        Some(s) => {
+                            s.insert((**policy).clone());
+                        }
+                        None => self.set = Some(PolicySet::new((**policy).clone())),
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = added {
+            tracing::warn!(record = %id.fmt_short(), "stored trust record not usable: {e}");
+        }
+        Ok(())
+    }
+
+    fn done(self) -> (Trust, PolicySet) {
+        (self.trust, self.set.unwrap_or_else(|| PolicySet::new(Policy::default_policy())))
+    }
+}
+
 /// The node context: what the writer, the API, the network and the workers
 /// share (store, key, trust, policy, feed head, sync status, clock).
 #[derive(Clone)]
@@ -157,32 +199,34 @@ impl Context {
     /// records, and finds the newest policy the city root signed (the
     /// built-in default when there is none): one pass over the trust index.
     pub fn load_trust_and_policy(store: &Store, root: NodeId) -> Result<(Trust, PolicySet)> {
-        let mut trust = Trust::new(root);
-        let mut set: Option<PolicySet> = None;
+        let mut trusted = TrustAndPolicy::new(root);
         for id in store.trust_records()? {
             let bytes = store.record_bytes(&id)?.ok_or_else(|| LedgerError::Integrity(format!("trust record {id} missing")))?;
-            let record = Record::decode(&bytes).map_err(|e| LedgerError::Integrity(format!("trust record {id}: {e}")))?;
-            let added = match &record.body {
-                Body::NodeCert(_) => trust.add_cert(&record),
-                Body::Revocation(_) => trust.add_revocation(&record),
-                Body::Policy(policy) => {
-                    if record.author == root {
-                        match set.as_mut() {
-                            Some(s) => {
-                                s.insert((**policy).clone());
-                            }
-                            None => set = Some(PolicySet::new((**policy).clone())),
-                        }
-                    }
-                    Ok(())
-                }
-                _ => Ok(()),
-            };
-            if let Err(e) = added {
-                tracing::warn!(record = %id.fmt_short(), "stored trust record not usable: {e}");
-            }
+            trusted.add(id, &bytes)?;
         }
-        Ok((trust, set.unwrap_or_else(|| PolicySet::new(Policy::default_policy()))))
+        Ok(trusted.done())
+    }
+
+    /// The same from the feed itself (one pass over every record), not from
+    /// the trust index: what a rebuild of the derived data starts from,
+    /// since the index is derived too (a rebuild interrupted by a crash
+    /// leaves it half written).
+    pub fn load_trust_and_policy_from_feed(store: &Store, root: NodeId) -> Result<(Trust, PolicySet)> {
+        let mut trusted = TrustAndPolicy::new(root);
+        let mut from = 1;
+        loop {
+            let chunk = store.feed_records(from, 4096)?;
+            let Some(&(last, _, _)) = chunk.last() else { break };
+            for (_, id, bytes) in chunk {
+                // The kind is the envelope's second byte: skip case events
+                // without decoding them.
+                if bytes.get(1).is_some_and(|k| [zongzhi_protocol::RecordKind::NodeCert as u8, zongzhi_protocol::RecordKind::Revocation as u8, zongzhi_protocol::RecordKind::Policy as u8].contains(k)) {
+                    trusted.add(id, &bytes)?;
+                }
+            }
+            from = last + 1;
+        }
+        Ok(trusted.done())
     }
 
     /// Adds policy versions signed by the city (newest applies to new steps).

@@ -420,7 +420,10 @@ fn reindex(config: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let key = node::load_key(&cfg)?;
     let store = node::open_store(&cfg, &key)?;
-    let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
+    // Marked first: a crash during the rebuild leaves the mark, and the
+    // next start rebuilds again.
+    store.request_reindex()?;
+    let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy_from_feed(&store, node::root_key(&cfg, &key))?;
     store.set_repeat_window(policy.current().repeat_window_days)?;
     let n = ledger::reindex(&store, &policy, &trust)?;
     store.reindexed()?;

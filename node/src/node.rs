@@ -135,10 +135,32 @@ pub fn open_store(cfg: &Config, key: &NodeKey) -> Result<Arc<Store>, NodeError> 
         e => NodeError::Setup(format!("opening store {}: {e}", cfg.db_path().display())),
     })?;
     match store.meta_get(meta::NODE_ID)? {
-        Some(v) if v.as_slice() == key.id().as_bytes() => Ok(Arc::new(store)),
+        Some(v) if v.as_slice() == key.id().as_bytes() => {
+            finish_migration(cfg, key, &store)?;
+            Ok(Arc::new(store))
+        }
         Some(_) => setup(format!("the store in {} belongs to another node key", cfg.db_path().display())),
         None => setup(format!("the store in {} was not initialised (run `zongzhi-node init`)", cfg.db_path().display())),
     }
+}
+
+/// Ends what opening the store began: a migration step that asked for the
+/// derived data to be rebuilt (a crash during the rebuild leaves the ask,
+/// so the next open rebuilds again). Every command that opens the store
+/// passes here, so none reads derived data of an older schema.
+fn finish_migration(cfg: &Config, key: &NodeKey, store: &Store) -> Result<(), NodeError> {
+    let m = store.migration();
+    if !m.applied.is_empty() {
+        tracing::warn!(from = ?m.from, steps = ?m.applied, checkpoint = ?m.checkpoint, "migrated the data directory to schema {}", crate::store::SCHEMA_VERSION);
+    }
+    if store.needs_reindex() {
+        tracing::warn!("rebuilding this data directory's derived data (indexes, summaries, statistics) for schema {}", crate::store::SCHEMA_VERSION);
+        let (trust, policy) = Context::load_trust_and_policy_from_feed(store, root_key(cfg, key))?;
+        let n = ledger::reindex(store, &policy, &trust)?;
+        store.reindexed()?;
+        tracing::info!("rebuilt derived data for {n} cases");
+    }
+    Ok(())
 }
 
 /// The trust root: the configured root key, or the city's own key.
@@ -150,12 +172,6 @@ pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
 pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Result<Context, NodeError> {
     let (trust, policy) = Context::load_trust_and_policy(&store, root_key(cfg, &key))?;
     store.set_repeat_window(policy.current().repeat_window_days)?;
-    if store.needs_reindex() {
-        tracing::warn!("this data directory was written by the previous schema: rebuilding its derived data (indexes, summaries, statistics)");
-        let n = ledger::reindex(&store, &policy, &trust)?;
-        store.reindexed()?;
-        tracing::info!("rebuilt derived data for {n} cases");
-    }
     let (feed, _) = tokio::sync::watch::channel(0);
     let recovery = Arc::new(crate::recovery::Recovery::load(&store, cfg.division.level() != zongzhi_protocol::Level::City).map_err(NodeError::Setup)?);
     let metrics = Arc::new(crate::metrics::Metrics::new());

@@ -150,6 +150,7 @@ pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest:
         from = last + 1;
     }
     store.commit(batch)?;
+    crate::failpoint::hit("reindex:cleared");
     for chunk in order.chunks(1000) {
         let mut batch = store.batch();
         for case in chunk {
@@ -173,6 +174,7 @@ pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest:
             index_search(&mut batch, &state, &summary, true);
         }
         store.commit(batch)?;
+        crate::failpoint::hit("reindex:cases");
     }
     // Folded in feed order, a case saw the merges of cases folded before it
     // only: settle crossing merges (each pass can only reject later ones).

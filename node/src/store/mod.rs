@@ -177,6 +177,16 @@ impl Store {
         self.needs_reindex.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Marks the derived data for a rebuild (done by the next open if this
+    /// process stops before [`Store::reindexed`]).
+    pub fn request_reindex(&self) -> Result<()> {
+        let mut b = self.batch();
+        b.put_meta(meta::REINDEX_PENDING, &[1]);
+        self.commit(b)?;
+        self.needs_reindex.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Records that the derived data follows this schema.
     pub fn reindexed(&self) -> Result<()> {
         let mut b = self.batch();

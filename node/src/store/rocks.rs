@@ -492,6 +492,16 @@ impl Store {
         Ok(())
     }
 
+    /// Adds an empty column family this build does not know, as a newer
+    /// release's additive schema step would (tests of opening such a
+    /// directory with an older binary).
+    #[doc(hidden)]
+    pub fn add_foreign_family(path: &Path, name: &str) -> Result<()> {
+        let mut db = open_db(path)?;
+        db.create_cf(name, &Options::default())?;
+        Ok(())
+    }
+
     /// Compacts the statistics column family (benchmarks).
     pub fn compact_stats(&self) -> Result<()> {
         let db = self.db()?;
