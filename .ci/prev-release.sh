@@ -10,7 +10,7 @@
 #   dir=$(.ci/prev-release.sh) && ZONGZHI_PREV_NODE=$dir/zongzhi-node cargo test …
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/zongzhi-target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(pwd)/target}
 cache=${ZONGZHI_PREV_CACHE:-/var/cache/zongzhi-prev}
 
 # The release before the last entry of releases.toml.

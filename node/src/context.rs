@@ -145,6 +145,10 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// What this node reads, writes and speaks ([`crate::release`]).
     pub caps: Arc<crate::release::Capabilities>,
+    /// Bumped when a child's `Status` brought news of the subtree: the
+    /// link to the parent passes it up without waiting for its next
+    /// periodic `Status`.
+    pub fleet_changed: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone, Default)]

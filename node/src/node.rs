@@ -191,6 +191,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         paths: Arc::new(crate::context::NodePaths { backup_dir: cfg.backup_dir(), key_file: cfg.key_path() }),
         metrics,
         caps: Arc::new(cfg.capabilities()),
+        fleet_changed: tokio::sync::watch::channel(0).0,
     })
 }
 

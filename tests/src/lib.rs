@@ -71,6 +71,9 @@ pub struct TestNode {
     pub config: PathBuf,
     pub port: u16,
     child: Option<Child>,
+    /// The `zongzhi-node` it runs (this build's unless a test chose
+    /// another release's, [`TestNode::use_binary`]).
+    binary: Option<PathBuf>,
 }
 
 impl TestNode {
@@ -87,6 +90,12 @@ impl TestNode {
     /// Like [`TestNode::init_with`], in a directory the test made (a small
     /// file system mounted there, say).
     pub fn init_in(dir: tempfile::TempDir, division: &str, name: &str, extra_config: &str) -> TestNode {
+        Self::init_on(None, dir, division, name, extra_config)
+    }
+
+    /// Like [`TestNode::init_in`], with another release's `zongzhi-node`
+    /// (`None`: this build's).
+    pub fn init_on(binary: Option<PathBuf>, dir: tempfile::TempDir, division: &str, name: &str, extra_config: &str) -> TestNode {
         let port = free_port();
         let config = dir.path().join("node.toml");
         std::fs::write(
@@ -94,7 +103,7 @@ impl TestNode {
             format!("data_dir = \"data\"\ndivision = \"{division}\"\nname = \"{name}\"\nhttp_listen = \"127.0.0.1:{port}\"\n{extra_config}"),
         )
         .unwrap();
-        let node = TestNode { dir, config, port, child: None };
+        let node = TestNode { dir, config, port, child: None, binary };
         let out = node.node_cmd(&["init"]).output().unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         for (user, role, pw) in [("admin", "admin", ADMIN_PASSWORD), ("operator", "operator", OPERATOR_PASSWORD), ("viewer", "viewer", VIEWER_PASSWORD)] {
@@ -107,9 +116,20 @@ impl TestNode {
         node
     }
 
+    /// The `zongzhi-node` binary this node runs.
+    pub fn binary(&self) -> PathBuf {
+        self.binary.clone().unwrap_or_else(|| bin("zongzhi-node"))
+    }
+
+    /// Runs another `zongzhi-node` from the next start on (an upgrade, or
+    /// a rollback); `None`: this build's.
+    pub fn use_binary(&mut self, binary: Option<PathBuf>) {
+        self.binary = binary;
+    }
+
     /// `zongzhi-node <args> --config <this node's config>`.
     pub fn node_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("zongzhi-node"));
+        let mut c = Command::new(self.binary());
         c.args(args).arg("--config").arg(&self.config);
         c
     }
@@ -128,7 +148,7 @@ impl TestNode {
     pub fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log")).unwrap();
-        let child = Command::new(bin("zongzhi-node"))
+        let child = Command::new(self.binary())
             .arg("run")
             .args(args)
             .arg("--config")
@@ -400,8 +420,15 @@ impl Hierarchy {
 
     /// Like [`Hierarchy::start`], with `extra` config lines on every node.
     pub fn start_with(villages: usize, extra: &str) -> Hierarchy {
+        Hierarchy::start_on(None, villages, extra)
+    }
+
+    /// Like [`Hierarchy::start_with`], every node on another release's
+    /// `zongzhi-node` (`None`: this build's).
+    pub fn start_on(binary: Option<PathBuf>, villages: usize, extra: &str) -> Hierarchy {
+        let init = |division: &str, name: &str, extra: &str| TestNode::init_on(binary.clone(), tempfile::tempdir().unwrap(), division, name, extra);
         let city_q = free_port();
-        let mut city = TestNode::init_with(
+        let mut city = init(
             "330100000000",
             "示例市社会治安综合治理中心",
             &format!("quic_listen = \"127.0.0.1:{city_q}\"\nsupervision_interval_secs = 1\n{extra}"),
@@ -414,7 +441,7 @@ impl Hierarchy {
             if listen {
                 extra.push_str(&format!("quic_listen = \"127.0.0.1:{q}\"\n"));
             }
-            (TestNode::init_with(division, name, &extra), q)
+            (init(division, name, &extra), q)
         };
         let (mut county, county_q) = level("330106000000", "示例区社会治安综合治理中心", city_q, true);
         county.enroll_under(&city);

@@ -282,6 +282,7 @@ fn timeline_json(
         .iter()
         .map(|t| {
             let seq = by_id.get(&t.id).map(|r| r.header.seq);
+            let format = by_id.get(&t.id).map(|r| r.format);
             let valid = verdicts.get(&t.id).map(|v| v.is_ok()).unwrap_or(false);
             // Display names are known for this node's own operators only.
             let operator_name = if t.author == *own { operators.get(&t.operator).filter(|n| !n.is_empty()).cloned() } else { None };
@@ -290,6 +291,7 @@ fn timeline_json(
                 "id": t.id.to_string(),
                 "author": t.author.fmt_short(),
                 "author_seq": seq,
+                "format": format,
                 "unit": t.unit.to_string(),
                 "unit_name": unit_name(&t.unit),
                 "operator": t.operator,

@@ -213,7 +213,8 @@ async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connectio
     driver.outbox.ours = Some(spawn_writer(osend));
     let (subscribe, n) = read_frame(&mut orecv).await?;
     driver.handle(Stream::Ours, subscribe, n)?;
-    driver.run(conn, spawn_reader(trecv, 2), spawn_reader(orecv, 8)).await
+    // After `Hello` the control stream carries `Status` frames (protocol 3).
+    driver.run(conn, spawn_reader(crecv, 2), spawn_reader(trecv, 2), spawn_reader(orecv, 8)).await
 }
 
 /// A received batch being decoded and verified off the async threads.
@@ -257,13 +258,19 @@ impl Driver {
     /// peer's feed stream before that is still verified and stored (with
     /// its cursor, not acknowledged), so a cut costs at most the batch that
     /// was on the wire.
-    async fn run(mut self, conn: &quinn::Connection, mut theirs: Frames, mut ours: Frames) -> Result<()> {
+    async fn run(mut self, conn: &quinn::Connection, mut control: Frames, mut theirs: Frames, mut ours: Frames) -> Result<()> {
+        let mut control_open = true;
         let mut watch = self.shared.feed.subscribe();
         // Our Status again now and then (protocol 3): the parent's view of
         // this node and its subtree stays fresh, and its age says when it
         // was last heard from.
         let mut status_tick = tokio::time::interval(crate::replication::STATUS_EVERY);
         status_tick.tick().await;
+        // Going up, news from below goes on at once (a short pause gathers
+        // the reports of several children into one Status).
+        let mut fleet = self.shared.fleet_changed.subscribe();
+        fleet.mark_unchanged();
+        let mut up = self.link.direction_out() == sync::Direction::Up;
         // What the handshake left to do (the first batch, or the urgent
         // one) goes out before anything else happens.
         let mut started = self.act();
@@ -281,6 +288,14 @@ impl Driver {
                 }
                 frame = theirs.recv(), if self.link.takes_batches() && self.decoding.len() < WRITE_AHEAD => self.received(Stream::Theirs, frame),
                 frame = ours.recv() => self.received(Stream::Ours, frame),
+                frame = control.recv(), if control_open => match frame {
+                    Some(frame) => self.received(Stream::Control, Some(frame)),
+                    // The peer never writes more on it (protocol 2).
+                    None => {
+                        control_open = false;
+                        Ok(())
+                    }
+                },
                 changed = watch.changed() => match changed {
                     Ok(()) => {
                         self.link.feed_grew(*watch.borrow_and_update());
@@ -290,6 +305,16 @@ impl Driver {
                 },
                 _ = status_tick.tick() => {
                     self.link.refresh_status();
+                    Ok(())
+                }
+                changed = fleet.changed(), if up => {
+                    if changed.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        fleet.mark_unchanged();
+                        self.link.refresh_status();
+                    } else {
+                        up = false;
+                    }
                     Ok(())
                 }
                 e = conn.closed() => Err(LinkError::Connection(e)),

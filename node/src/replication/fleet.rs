@@ -87,8 +87,13 @@ pub fn keep_status(ctx: &Context, via: DivisionCode, dir_in: Direction, reports:
         batch.put_fleet(&FleetEntry { report, received_ms: now, via: via.to_string() });
         any = true;
     }
-    if any && let Err(e) = ctx.store.commit(batch) {
-        tracing::warn!("keeping the subtree's status: {e}");
+    if any {
+        match ctx.store.commit(batch) {
+            Ok(()) => {
+                ctx.fleet_changed.send_modify(|n| *n += 1);
+            }
+            Err(e) => tracing::warn!("keeping the subtree's status: {e}"),
+        }
     }
 }
 
