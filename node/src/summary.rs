@@ -90,6 +90,10 @@ pub struct CaseSummary {
     /// The accepted merge: its event's HLC and id, and the target case.
     #[serde(default)]
     pub merged: Option<(zongzhi_protocol::Hlc, RecordId, RecordId)>,
+    /// 督办 notices waiting for a reply (format 4): the notice and the
+    /// unit that owes it.
+    #[serde(default)]
+    pub replies_owed: Vec<(RecordId, DivisionCode)>,
 }
 
 impl CaseSummary {
@@ -147,6 +151,7 @@ impl CaseSummary {
             person: crate::index::person_key(state.filing.intake.complainant, state.filing.contact),
             merged: state.merge_event.zip(state.merged_into).map(|((h, id), into)| (h, id, into)),
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
+            replies_owed: state.notices.iter().filter(|n| n.is_pending()).map(|n| (n.id, n.to)).collect(),
         }
     }
 

@@ -22,6 +22,7 @@ pub fn all(world: &World) -> anyhow::Result<()> {
     records_above_the_cutoff_are_void_everywhere(world)?;
     alarms_only_for_the_equivocation(world)?;
     the_restored_township_got_its_chain_back(world)?;
+    crate::upgrades::check(world)?;
     // Last: it rewrites the derived state of every store.
     reindex_changes_nothing(world)?;
     Ok(())
@@ -66,7 +67,7 @@ pub fn reindex_changes_nothing(world: &World) -> anyhow::Result<()> {
 /// (`None`: nothing). Leaves the rebuilt state.
 pub fn reindex_diff(shared: &zongzhi_node::context::Context) -> anyhow::Result<Option<String>> {
     let before = shared.store.derived_dump()?;
-    zongzhi_node::ledger::reindex(&shared.store, &shared.policies(), &shared.trust())?;
+    zongzhi_node::ledger::reindex_reading(&shared.store, &shared.policies(), &shared.trust(), shared.caps.formats.1)?;
     let after = shared.store.derived_dump()?;
     if before == after {
         return Ok(None);
@@ -241,7 +242,13 @@ pub fn each_node_holds_its_scope_in_the_citys_state(world: &World) -> anyhow::Re
 /// Every node on the tree holds the newest policy the city signed, and it
 /// is the one in force there.
 pub fn the_policy_reached_every_node(world: &World) -> anyhow::Result<()> {
-    let Some(version) = world.happened.policy_version else { return Ok(()) };
+    let Some(pushed) = world.happened.policy_version else { return Ok(()) };
+    // The newest the city signed: the incident's, or the finalizing one of
+    // an upgrade run after it.
+    let version = world.city().shared().policy().version;
+    if version < pushed {
+        bail!("the city's policy version {version} is older than the {pushed} it signed");
+    }
     for (i, n) in world.nodes.iter().enumerate() {
         let here = n.shared().policy().version;
         if !world.is_revoked(i) && here != version {

@@ -37,6 +37,7 @@ pub mod checks;
 pub mod incidents;
 pub mod network;
 pub mod rng;
+pub mod upgrades;
 pub mod workload;
 pub mod world;
 
@@ -53,11 +54,20 @@ pub struct Options {
     /// Back up a township and restore it later in the run (`--no-restore`
     /// leaves it out).
     pub restore: bool,
+    /// An upgrade run: every node starts on this older release profile and
+    /// is upgraded top-down while the tree works ([`upgrades`]).
+    pub upgrade: Option<upgrades::Profile>,
 }
 
 impl Options {
     pub fn new(seed: u64) -> Options {
-        Options { seed, ticks: 160, villages_per_township: 2, restore: true }
+        Options { seed, ticks: 160, villages_per_township: 2, restore: true, upgrade: None }
+    }
+
+    /// An upgrade run of `seed`, from the profile the seed draws.
+    pub fn upgrading(seed: u64) -> Options {
+        let profile = if seed.is_multiple_of(2) { upgrades::Profile::Previous } else { upgrades::Profile::ParkingPrevious };
+        Options { upgrade: Some(profile), ..Options::new(seed) }
     }
 }
 
@@ -99,6 +109,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Stats> {
     let mut stats = world.stats.clone();
     stats.digest = world.digest()?;
     stats.incidents = world.happened.describe(&world);
+    stats.incidents.extend(upgrades::describe(&world));
     checks::all(&world).map_err(|e| anyhow::anyhow!("seed {}: {e}", opts.seed))?;
     Ok(stats)
 }

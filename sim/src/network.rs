@@ -54,6 +54,11 @@ impl Conn {
         self.ends.iter().flat_map(|e| e.inbox.iter()).filter(|(s, _)| *s == Stream::Theirs).count() as u64
     }
 
+    /// The child end sends its `Status` again (protocol 3 only).
+    pub fn refresh_child_status(&mut self) {
+        self.ends[1].link.refresh_status();
+    }
+
     fn idle(&self) -> bool {
         self.in_flight() == 0 && self.ends.iter().all(|e| e.at_writer.is_empty() && e.link.is_idle())
     }

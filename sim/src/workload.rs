@@ -116,6 +116,15 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
     let mine = held(world, n, |s| s.owner == me || matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated))?;
     let Some(case) = rng.pick(&mine) else { return Ok(None) };
     let children: Vec<usize> = world.nodes[n].children.iter().copied().filter(|&c| !world.is_revoked(c)).collect();
+    // A 督办 waiting for this unit's reply (format 4, once the city
+    // finalized): answered now and then.
+    if let Some((notice, _)) = case.replies_owed.iter().find(|(_, to)| *to == me)
+        && world.nodes[n].shared().write_format() >= 4
+        && rng.chance(50)
+    {
+        let action = Action::ReplySupervision { notice: *notice, measures: "已落实整改措施".into() };
+        return Ok(Some(Op::Act { case: case.id, action, operator: "模拟办理员".into() }));
+    }
     let action = match case.status {
         Status::AwaitingReceipt => Action::SignFor,
         Status::Accepted | Status::Handling => {

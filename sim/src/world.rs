@@ -53,13 +53,17 @@ pub struct SimNode {
     /// This node's clock: the simulated time, wrong by a few minutes
     /// either way below the city (a village PC's clock is rarely right).
     pub clock: Clock,
+    /// The release this node acts out ([`crate::upgrades`]): this build's,
+    /// or an older one's until its upgrade.
+    pub caps: zongzhi_node::release::Capabilities,
 }
 
 impl SimNode {
-    fn open(cfg: &Config, key: &Arc<NodeKey>, clock: &Clock) -> anyhow::Result<(Context, Writer)> {
+    fn open(cfg: &Config, key: &Arc<NodeKey>, clock: &Clock, caps: &zongzhi_node::release::Capabilities) -> anyhow::Result<(Context, Writer)> {
         let store = node::open_store(cfg, key)?;
         let mut shared = node::shared_state(cfg, store, key.clone())?;
         shared.clock = clock.clone();
+        shared.caps = Arc::new(caps.clone());
         let writer = node::start_writer(shared.clone())?;
         Ok((shared, writer))
     }
@@ -96,7 +100,7 @@ impl SimNode {
     /// synced, then the node starts again through its start-up passes.
     pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
         self.inner = None;
-        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock)?);
+        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock, &self.caps)?);
         Ok(())
     }
 
@@ -116,7 +120,7 @@ impl SimNode {
         let db = self.cfg.db_path();
         std::fs::remove_dir_all(&db)?;
         zongzhi_node::recovery::restore(dir, &db, self.clock.now_ms(), epoch).map_err(anyhow::Error::msg)?;
-        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock)?);
+        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock, &self.caps)?);
         Ok(())
     }
 
@@ -129,7 +133,7 @@ impl SimNode {
             writer.prepare_then_crash(ops);
             drop(ctx);
         }
-        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock)?);
+        self.inner = Some(Self::open(&self.cfg, &self.key, &self.clock, &self.caps)?);
         Ok(())
     }
 }
@@ -171,6 +175,9 @@ pub struct World {
     /// When the run's incidents happen, and what they did.
     pub plan: crate::incidents::Plan,
     pub happened: crate::incidents::Happened,
+    /// An upgrade run: when each node is upgraded ([`crate::upgrades`]).
+    pub upgrade: Option<crate::upgrades::UpgradePlan>,
+    pub upgraded: crate::upgrades::Upgraded,
 }
 
 /// The tree: a city, one county, two townships, villages under each.
@@ -221,16 +228,34 @@ impl World {
             // Up to 20 minutes either way (the certificates' one hour of
             // slack before their start covers it).
             let node_clock = if parent.is_some() { clock.skewed(skews.below(2 * MAX_SKEW_MS as usize + 1) as i64 - MAX_SKEW_MS) } else { clock.clone() };
-            let inner = SimNode::open(&cfg, &key, &node_clock)?;
-            nodes.push(SimNode { division, parent, children: Vec::new(), id: key.id(), cfg, key, inner: Some(inner), acked: Vec::new(), clock: node_clock });
+            let caps = opts.upgrade.map(crate::upgrades::Profile::caps).unwrap_or_default();
+            let inner = SimNode::open(&cfg, &key, &node_clock, &caps)?;
+            nodes.push(SimNode { division, parent, children: Vec::new(), id: key.id(), cfg, key, inner: Some(inner), acked: Vec::new(), clock: node_clock, caps });
             if let Some(p) = parent {
                 nodes[p].children.push(i);
             }
         }
         let edges = nodes.iter().enumerate().filter_map(|(i, n)| n.parent.map(|p| Edge { parent: p, child: i, down_until: 0, conn: None })).collect();
         let window = network::window(&mut Rng::new(opts.seed ^ 0x77696e64));
-        let mut world = World { _dir: dir, clock, nodes, edges, window, stats: Stats::default(), tick: 0, plan: Default::default(), happened: Default::default() };
+        let mut world = World {
+            _dir: dir,
+            clock,
+            nodes,
+            edges,
+            window,
+            stats: Stats::default(),
+            tick: 0,
+            plan: Default::default(),
+            happened: Default::default(),
+            upgrade: None,
+            upgraded: Default::default(),
+        };
         world.plan = crate::incidents::Plan::draw(&world, opts.ticks, opts.seed);
+        if let Some(profile) = opts.upgrade {
+            let plan = crate::upgrades::UpgradePlan::draw(&world, opts.ticks, opts.seed, profile);
+            world.upgraded.at_ms = vec![None; world.nodes.len()];
+            world.upgrade = Some(plan);
+        }
         if !opts.restore {
             world.plan.restore = None;
         }
@@ -275,6 +300,7 @@ impl World {
         self.tick = tick;
         self.clock.advance(TICK_MS);
         crate::incidents::at_tick(self, rng, tick)?;
+        crate::upgrades::at_tick(self, tick)?;
         for _ in 0..2 {
             crate::workload::step(self, rng)?;
         }
@@ -343,6 +369,12 @@ impl World {
             Some(c) => c,
             None => self.connect(e, self.window)?,
         };
+        // Once a tick, the child's Status again (as the QUIC driver sends
+        // it when news of its subtree arrives and every minute): its report
+        // and its subtree's reach the parent.
+        if faulty {
+            conn.refresh_child_status();
+        }
         let moved = self.pump(&mut conn, rounds, rng, faulty);
         self.edges[e].conn = Some(conn);
         moved

@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use zongzhi_protocol::policy::UpgradeGate;
 use zongzhi_protocol::{Body, DivisionCode};
 
 use super::{authenticate, time, ApiError, ApiResult, AppState};
@@ -101,49 +100,33 @@ pub(super) async fn finalize(State(s): State<AppState>, headers: HeaderMap, body
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not_root", "only the city center finalizes a release"));
     }
     let req: FinalizeRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let current = s.policy();
-    let Some(next) = next_format(&s) else {
-        return Err(ApiError::new(StatusCode::CONFLICT, "nothing_to_finalize", format!("the gate is at format {}, the newest this release writes", current.gate.write_format)));
-    };
-    if req.format != next {
-        return Err(ApiError::bad_request(format!("the next format to finalize is {next} (the gate is at {})", current.gate.write_format)));
-    }
     let ctx = s.shared.clone();
-    let readiness = tokio::task::spawn_blocking(move || fleet::readiness(&ctx, next)).await.map_err(|e| ApiError::internal(e.to_string()))??;
-    let named: Vec<DivisionCode> = req.r#override.clone();
-    let unnamed: Vec<&fleet::Laggard> = readiness.laggards.iter().filter(|l| !named.contains(&l.division)).collect();
-    let cannot: Vec<&fleet::Laggard> = readiness.laggards.iter().filter(|l| named.contains(&l.division) && !l.can_park).collect();
-    let strangers: Vec<&DivisionCode> = named.iter().filter(|d| !readiness.laggards.iter().any(|l| l.division == **d)).collect();
-    let laggards_json = |ls: &[&fleet::Laggard]| ls.iter().map(|l| json!({"division": l.division.to_string(), "name": l.name, "why": l.why, "can_park": l.can_park})).collect::<Vec<_>>();
-    if !strangers.is_empty() {
-        let list: Vec<String> = strangers.iter().map(|d| d.to_string()).collect();
-        return Err(ApiError::bad_request(format!("the override names centers that are not laggards: {}", list.join(", "))));
-    }
-    if !unnamed.is_empty() {
-        let mut e = ApiError::new(
-            StatusCode::CONFLICT,
-            "laggards",
-            format!("{} centers have not reported reading format {next}: upgrade them, or name each in an override with a reason", unnamed.len()),
-        );
-        e.details = Some(json!({"laggards": laggards_json(&unnamed)}));
-        return Err(e);
-    }
-    if !cannot.is_empty() {
-        let mut e = ApiError::new(
-            StatusCode::CONFLICT,
-            "override_refused",
-            "an override cannot name a center that never reported on protocol 3: it may run a release (0.1.0) that refuses what it cannot read and would stop syncing; upgrade it or revoke its key first",
-        );
-        e.details = Some(json!({"laggards": laggards_json(&cannot)}));
-        return Err(e);
-    }
-    if !named.is_empty() && req.reason.trim().is_empty() {
-        return Err(ApiError::bad_request("an override needs a reason"));
-    }
-    let mut policy = (*current).clone();
-    policy.version += 1;
-    policy.gate = UpgradeGate { write_format: next, overridden: named.clone(), reason: req.reason.trim().to_string() };
-    let overridden: Vec<String> = named.iter().map(|d| d.to_string()).collect();
+    let (named, reason) = (req.r#override.clone(), req.reason.clone());
+    let outcome = tokio::task::spawn_blocking(move || fleet::finalizing_policy(&ctx, req.format, &named, &reason)).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let laggards_json = |ls: &[fleet::Laggard]| ls.iter().map(|l| json!({"division": l.division.to_string(), "name": l.name, "why": l.why, "can_park": l.can_park})).collect::<Vec<_>>();
+    let (policy, readiness) = match outcome {
+        Ok(x) => x,
+        Err(e) => {
+            let message = e.to_string();
+            return Err(match e {
+                fleet::FinalizeError::Nothing(_) => ApiError::new(StatusCode::CONFLICT, "nothing_to_finalize", message),
+                fleet::FinalizeError::WrongFormat { .. } | fleet::FinalizeError::NotLaggards(_) | fleet::FinalizeError::NeedsReason => ApiError::bad_request(message),
+                fleet::FinalizeError::Laggards { laggards, .. } => {
+                    let mut err = ApiError::new(StatusCode::CONFLICT, "laggards", message);
+                    err.details = Some(json!({"laggards": laggards_json(&laggards)}));
+                    err
+                }
+                fleet::FinalizeError::OverrideRefused(laggards) => {
+                    let mut err = ApiError::new(StatusCode::CONFLICT, "override_refused", message);
+                    err.details = Some(json!({"laggards": laggards_json(&laggards)}));
+                    err
+                }
+                fleet::FinalizeError::Store(e) => e.into(),
+            });
+        }
+    };
+    let next = policy.gate.write_format;
+    let overridden: Vec<String> = policy.gate.overridden.iter().map(|d| d.to_string()).collect();
     if req.dry_run {
         return Ok((StatusCode::OK, Json(json!({"dry_run": true, "format": next, "version": policy.version, "overridden": overridden, "ready": readiness.ready}))));
     }

@@ -203,3 +203,56 @@ pub fn readiness(ctx: &Context, format: u8) -> Result<Readiness, StoreError> {
     }
     Ok(Readiness { format, ready: laggards.is_empty(), laggards })
 }
+
+/// Why the city may not finalize.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError {
+    #[error("the gate is at format {0}, the newest this release writes")]
+    Nothing(u8),
+    #[error("the next format to finalize is {next} (the gate is at {gate})")]
+    WrongFormat { next: u8, gate: u8 },
+    #[error("the override names centers that are not laggards: {0:?}")]
+    NotLaggards(Vec<DivisionCode>),
+    #[error("{} centers have not reported reading format {format}: upgrade them, or name each in an override with a reason", laggards.len())]
+    Laggards { format: u8, laggards: Vec<Laggard> },
+    #[error("an override cannot name a center that never reported on protocol 3: it may run a release (0.1.0) that refuses what it cannot read and would stop syncing; upgrade it or revoke its key first")]
+    OverrideRefused(Vec<Laggard>),
+    #[error("an override needs a reason")]
+    NeedsReason,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The policy that finalizes record format `format` (the gate raised, the
+/// laggards the override names kept in it), if the tree is ready or the
+/// override may be taken. Only the city signs it.
+pub fn finalizing_policy(ctx: &Context, format: u8, overridden: &[DivisionCode], reason: &str) -> Result<(zongzhi_protocol::Policy, Readiness), FinalizeError> {
+    let current = ctx.policy();
+    let gate = current.gate.write_format;
+    if gate >= ctx.caps.write_max {
+        return Err(FinalizeError::Nothing(gate));
+    }
+    if format != gate + 1 {
+        return Err(FinalizeError::WrongFormat { next: gate + 1, gate });
+    }
+    let readiness = readiness(ctx, format)?;
+    let strangers: Vec<DivisionCode> = overridden.iter().copied().filter(|d| !readiness.laggards.iter().any(|l| l.division == *d)).collect();
+    if !strangers.is_empty() {
+        return Err(FinalizeError::NotLaggards(strangers));
+    }
+    let unnamed: Vec<Laggard> = readiness.laggards.iter().filter(|l| !overridden.contains(&l.division)).cloned().collect();
+    if !unnamed.is_empty() {
+        return Err(FinalizeError::Laggards { format, laggards: unnamed });
+    }
+    let cannot: Vec<Laggard> = readiness.laggards.iter().filter(|l| !l.can_park).cloned().collect();
+    if !cannot.is_empty() {
+        return Err(FinalizeError::OverrideRefused(cannot));
+    }
+    if !overridden.is_empty() && reason.trim().is_empty() {
+        return Err(FinalizeError::NeedsReason);
+    }
+    let mut policy = (*current).clone();
+    policy.version += 1;
+    policy.gate = zongzhi_protocol::policy::UpgradeGate { write_format: format, overridden: overridden.to_vec(), reason: reason.trim().to_string() };
+    Ok((policy, readiness))
+}

@@ -1,4 +1,4 @@
-//! `zongzhi-sim --seed S [--seeds N] [--ticks T] [--no-restore] [--keep-going]`: runs
+//! `zongzhi-sim --seed S [--seeds N] [--ticks T] [--no-restore] [--upgrade] [--keep-going]`: runs
 //! seeded simulations of a governance tree of real nodes and prints one
 //! line per seed. The first failing seed is printed with what diverged and
 //! the command that replays its operations and faults; the run stops there
@@ -8,14 +8,16 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| -> Option<u64> { args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()) };
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V] [--no-restore] [--keep-going]");
+        println!("usage: zongzhi-sim [--seed S] [--seeds N] [--ticks T] [--villages V] [--no-restore] [--upgrade] [--keep-going]");
+        println!("  --upgrade: every node starts on an older release profile and is upgraded top-down while the tree works; the city finalizes format 4");
         return std::process::ExitCode::SUCCESS;
     }
     let first = value("--seed").unwrap_or(1);
     let seeds = value("--seeds").unwrap_or(1);
     let mut failed = 0;
     for seed in first..first + seeds {
-        let mut opts = zongzhi_sim::Options::new(seed);
+        let upgrading = args.iter().any(|a| a == "--upgrade");
+        let mut opts = if upgrading { zongzhi_sim::Options::upgrading(seed) } else { zongzhi_sim::Options::new(seed) };
         if let Some(t) = value("--ticks") {
             opts.ticks = t as u32;
         }
@@ -54,6 +56,9 @@ fn main() -> std::process::ExitCode {
                 }
                 if !opts.restore {
                     replay.push_str(" --no-restore");
+                }
+                if upgrading {
+                    replay.push_str(" --upgrade");
                 }
                 println!("replay: {replay}");
                 if !args.iter().any(|a| a == "--keep-going") {
