@@ -101,6 +101,9 @@ pub struct Context {
     pub paths: Arc<NodePaths>,
     /// This node's metrics registry (one per node, see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Flags that take the node out of service for writes (a migration);
+    /// `GET /api/health/ready` reads them ([`crate::probes`]).
+    pub readiness: Arc<crate::probes::Readiness>,
 }
 
 #[derive(Debug, Clone, Default)]
