@@ -241,6 +241,24 @@ mod tests {
     }
 
     #[test]
+    fn liveness_follows_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg: crate::config::Config =
+            toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市\"\n", dir.path().join("data"))).unwrap();
+        crate::node::init(&cfg).unwrap();
+        let key = std::sync::Arc::new(crate::node::load_key(&cfg).unwrap());
+        let store = crate::node::open_store(&cfg, &key).unwrap();
+        let shared = crate::node::shared_state(&cfg, store, key).unwrap();
+        let ledger = crate::ledger::Ledger::start(crate::node::start_writer(shared.clone()).unwrap());
+        assert!(ledger.writer_alive());
+        assert!(readiness(&shared).is_empty());
+        shared.readiness.set_migrating(true);
+        assert_eq!(readiness(&shared), [NotReady::Migrating]);
+        ledger.shutdown();
+        assert!(!ledger.writer_alive(), "a stopped writer is not alive");
+    }
+
+    #[test]
     fn proc_stat_and_limits_are_read_past_the_command_name() {
         // A command name with a space and a parenthesis, as proc(5) allows.
         let stat = "4242 (zongzhi (x) 1) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 150 0 0 20 0 9 0 12345 104857600 2560 18446744073709551615";

@@ -158,7 +158,7 @@ fn the_containerfile_builds_what_the_repository_has_and_its_image_config_runs() 
     let image_config = runtime
         .iter()
         .find(|i| i.keyword == "COPY" && i.args.contains("/etc/zongzhi/node.toml"))
-        .map(|i| i.args.split_whitespace().filter(|p| !p.starts_with("--")).next().unwrap().to_string())
+        .map(|i| i.args.split_whitespace().find(|p| !p.starts_with("--")).unwrap().to_string())
         .unwrap();
     let shipped = std::fs::read_to_string(root.join(&image_config)).unwrap();
     let volumes = exec_form(&runtime.iter().find(|i| i.keyword == "VOLUME").unwrap().args);
