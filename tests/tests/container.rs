@@ -204,7 +204,8 @@ fn the_containerfile_builds_what_the_repository_has_and_its_image_config_runs() 
     assert_eq!(check[0], "/usr/bin/zongzhi");
     let mut probe = Command::new(bin("zongzhi"));
     probe.args(check[1..].iter().map(|a| a.replace("127.0.0.1:7800", &format!("127.0.0.1:{port}"))));
-    probe.env("ZONGZHI_SESSION", dir.path().join("probe.session"));
+    // As in the image: the user's home is the data volume; no session.
+    probe.env("HOME", &data).env_remove("ZONGZHI_SESSION").env_remove("XDG_CONFIG_HOME");
     let passed = wait_for("the image's health check to pass", 30, || {
         let out = probe.output().unwrap();
         out.status.success().then_some(String::from_utf8_lossy(&out.stdout).to_string())
