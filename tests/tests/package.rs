@@ -53,6 +53,18 @@ impl Drop for Installed {
     }
 }
 
+/// The node started as the unit would, killed if the test fails first.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `Key=value` of the unit's `[Service]` section.
 fn unit_value(unit: &str, key: &str) -> String {
     unit.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap_or_else(|| panic!("{key}= not in the unit")).trim().to_string()
@@ -141,7 +153,11 @@ fn the_debian_package_installs_and_its_unit_runs_a_node() {
     assert_eq!(exec[..], ["/usr/bin/zongzhi-node", "run", "--config", CONFIG]);
     assert_eq!(unit_value(&unit, "User"), "zongzhi");
     let workdir = unit_value(&unit, "WorkingDirectory");
-    for path in unit_value(&unit, "ReadWritePaths").split_whitespace().chain(["/var/lib/zongzhi"]) {
+    assert_eq!(unit_value(&unit, "ProtectSystem"), "strict");
+    // StateDirectory=zongzhi is /var/lib/zongzhi.
+    assert_eq!(unit_value(&unit, "StateDirectory"), "zongzhi");
+    let writable: Vec<String> = unit_value(&unit, "ReadWritePaths").split_whitespace().map(String::from).chain(["/var/lib/zongzhi".to_string()]).collect();
+    for path in &writable {
         assert!(Path::new(path).is_dir(), "{path} (writable under the unit) was not created");
     }
 
@@ -171,18 +187,37 @@ fn the_debian_package_installs_and_its_unit_runs_a_node() {
     std::fs::set_permissions("/var/lib/zongzhi", std::fs::Permissions::from_mode(0o750)).unwrap();
 
     let systemd = Path::new("/run/systemd/system").is_dir();
-    let mut child: Option<Child> = None;
+    // Dropped before `_installed`: the node stops before the purge.
+    let mut node = Running(None);
     if systemd {
         run(Command::new("systemctl").arg("daemon-reload"));
         run(Command::new("systemctl").args(["start", "zongzhi-node"]));
     } else {
+        // The file system as ProtectSystem=strict and ReadWritePaths= leave
+        // it, in a mount namespace of its own: everything read-only but
+        // the data and backup directories.
         let log = std::fs::File::create(out_dir.path().join("node.log")).unwrap();
-        child = Some(as_user(&exec.iter().map(String::as_str).collect::<Vec<_>>()).stdout(Stdio::null()).stderr(log).spawn().unwrap());
+        let binds: String = writable.iter().map(|d| format!("mount --bind {d} {d}; ")).collect();
+        let script = format!(
+            "set -e; {binds}mount -o remount,bind,ro /; cd {workdir}; exec setpriv --reuid=zongzhi --regid=zongzhi --init-groups -- {}",
+            exec.join(" ")
+        );
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c", &script]).env_remove("RUST_LOG").stdout(Stdio::null()).stderr(log);
+        node.0 = Some(c.spawn().unwrap());
     }
     let node_log = || std::fs::read_to_string(out_dir.path().join("node.log")).unwrap_or_default();
     wait_for("the packaged node to be ready", 60, || get(port, "/api/health/ready").filter(|(s, _)| *s == 200));
     let (_, health) = get(port, "/api/health").unwrap();
     assert_eq!(health["division"], "330106010000", "{health}");
+    // A backup elsewhere (the README's old `--out /mnt/backup/…`) is
+    // refused: the node, which writes it, may not write there.
+    if !systemd {
+        let elsewhere = "/var/tmp/zongzhi-package-test-backup";
+        let refused = as_user(&["/usr/bin/zongzhi-node", "backup", "--config", CONFIG, "--out", elsewhere]).output().unwrap();
+        let _ = std::fs::remove_dir_all(elsewhere);
+        assert!(!refused.status.success() && text(&refused).contains("Read-only file system"), "{}\n{}", text(&refused), node_log());
+    }
     // The nightly backup, as the README's runbook takes it: the running
     // node writes it into the package's backup directory.
     let backup = as_user(&["/usr/bin/zongzhi-node", "backup", "--config", CONFIG]).output().unwrap();
@@ -193,7 +228,7 @@ fn the_debian_package_installs_and_its_unit_runs_a_node() {
 
     if systemd {
         run(Command::new("systemctl").args(["stop", "zongzhi-node"]));
-    } else if let Some(mut c) = child {
+    } else if let Some(mut c) = node.0.take() {
         run(Command::new("kill").args(["-TERM", &c.id().to_string()]));
         let status = c.wait().unwrap();
         assert!(status.success(), "the node exited with {status} on SIGTERM:\n{}", node_log());
