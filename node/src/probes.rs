@@ -150,9 +150,10 @@ fn parse_max_files(limits: &str) -> Option<u64> {
 }
 
 /// `zongzhi_build_info`, readiness, the process and the cases, added to
-/// a scrape. A failed store read leaves the case gauges out (the store is
-/// being reopened after a fault), the rest stays.
-pub fn scrape(ctx: &Context, m: &mut Scrape) {
+/// a scrape (`writer_alive`: [`crate::ledger::Ledger::writer_alive`]). A
+/// failed store read leaves the case gauges out (the store is being
+/// reopened after a fault), the rest stays.
+pub fn scrape(ctx: &Context, writer_alive: bool, m: &mut Scrape) {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     m.gauges(
         "zongzhi_build_info",
@@ -168,7 +169,11 @@ pub fn scrape(ctx: &Context, m: &mut Scrape) {
         )],
     );
     let why = readiness(ctx);
-    m.gauge("zongzhi_ready", "1 while the node takes writes (GET /api/health/ready answers 200); 0 during a storage fault, a restore or a migration.", why.is_empty() as u64);
+    m.gauge(
+        "zongzhi_ready",
+        "1 while the node takes writes (GET /api/health/ready answers 200); 0 during a storage fault, a restore or a migration, or once the writer has stopped.",
+        (why.is_empty() && writer_alive) as u64,
+    );
     m.gauge("zongzhi_migrating", "1 while the store is being migrated to a new schema.", ctx.readiness.migrating() as u64);
     process_metrics(m);
     if let Err(e) = case_metrics(ctx, m) {

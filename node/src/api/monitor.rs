@@ -107,7 +107,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     peer_metrics(&s, &mut m);
     storage_metrics(&s, &mut m);
     connection_and_login_metrics(&s, &mut m);
-    crate::probes::scrape(&s.shared, &mut m);
+    crate::probes::scrape(&s.shared, s.ledger.writer_alive(), &mut m);
     let out = s.shared.metrics.exposition(&m).map_err(|e| ApiError::internal(format!("encoding the metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], out).into_response())
 }
