@@ -149,6 +149,9 @@ pub struct Context {
     /// link to the parent passes it up without waiting for its next
     /// periodic `Status`.
     pub fleet_changed: tokio::sync::watch::Sender<u64>,
+    /// Flags that take the node out of service for writes (a migration);
+    /// `GET /api/health/ready` reads them ([`crate::probes`]).
+    pub readiness: Arc<crate::probes::Readiness>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `queue` | owner ‖ status ‖ urgency ‖ due ‖ filed ‖ case | [`Entry`] |
 //! | `queue_cat` | owner ‖ cat8 ‖ status ‖ urgency ‖ due ‖ filed ‖ case | [`Entry`] |
-//! | `counts` | `q` owner ‖ status ‖ urgency, `c` owner ‖ cat8 ‖ status ‖ urgency | cases (merge) |
+//! | `counts` | `q` owner ‖ status ‖ urgency, `c` owner ‖ cat8 ‖ status ‖ urgency, `g` grade (open cases) | cases (merge) |
 //! | `clocks` | unit ‖ due ‖ case ‖ kind | [`ClockEntry`] |
 //! | `urgent` | case | () — open urgent cases |
 //! | `repeats` | contact ‖ cat8 ‖ filed ‖ case | filing unit ‖ channel |
@@ -25,7 +25,7 @@
 //! groups to settle recorded in the batch itself, so a crash in between
 //! loses nothing (start-up settles what is left).
 
-use zongzhi_protocol::case::Urgency;
+use zongzhi_protocol::case::{SuperviseGrade, Urgency};
 use zongzhi_protocol::workflow::{DeadlineKind, Status};
 use zongzhi_protocol::{DivisionCode, RecordId};
 
@@ -54,6 +54,60 @@ fn urgency_byte(u: Urgency) -> u8 {
 }
 
 pub const URGENCIES: [Urgency; 2] = [Urgency::Normal, Urgency::Urgent];
+
+/// The supervision grade an open case is counted under in the `g` counts
+/// (none for a case without one, or closed).
+pub fn open_grade(s: &CaseSummary) -> Option<SuperviseGrade> {
+    s.supervision.filter(|_| s.status.is_open())
+}
+
+/// The `counts` key of the open cases at supervision grade `grade`: `g` ‖
+/// the grade's position in [`SuperviseGrade::ALL`].
+pub fn grade_count_key(grade: SuperviseGrade) -> Vec<u8> {
+    let i = SuperviseGrade::ALL.iter().position(|g| *g == grade).unwrap_or(0);
+    vec![b'g', i as u8]
+}
+
+/// Meta key set once the `g` counts cover every case of the store: a store
+/// written before they existed gets them from one pass at start-up
+/// ([`backfill_grade_counts`]); `reindex` rebuilds them with the rest.
+pub const GRADE_COUNTS: &str = "grade_counts";
+
+/// Counts the open cases by supervision grade once, for a store written
+/// before the `g` counts existed; a no-op when they do. Runs before the
+/// writer starts (start-up), so nothing changes a case meanwhile.
+pub fn backfill_grade_counts(store: &crate::store::Store, policy: &zongzhi_protocol::Policy) -> crate::store::Result<()> {
+    if store.meta_get(GRADE_COUNTS)?.is_some() {
+        return Ok(());
+    }
+    let filter = crate::queue::Filter {
+        owner: None,
+        statuses: Status::ALL.iter().copied().filter(|s| s.is_open()).collect(),
+        urgency: None,
+        category: String::new(),
+        overdue: None,
+        due_soon: false,
+        waiting_calendar: false,
+        overruled: None,
+        clock: None,
+    };
+    let mut counts = vec![0i64; SuperviseGrade::ALL.len()];
+    crate::queue::scan(store, &filter, policy, 0, |c| {
+        if let Some(n) = open_grade(&c).and_then(|g| SuperviseGrade::ALL.iter().position(|x| *x == g)).and_then(|i| counts.get_mut(i)) {
+            *n += 1;
+        }
+        true
+    })?;
+    let mut b = store.batch();
+    for (g, n) in SuperviseGrade::ALL.iter().zip(counts) {
+        if n != 0 {
+            b.count_grade(*g, n);
+        }
+    }
+    b.put_meta(GRADE_COUNTS, &[1]);
+    store.commit(b)?;
+    Ok(())
+}
 
 /// The list position of a case: due ‖ filed ‖ case (48 bytes).
 pub fn position(s: &CaseSummary) -> Vec<u8> {

@@ -370,3 +370,71 @@ proptest! {
         prop_assert_eq!(marked, brute_marks(&entries, day));
     }
 }
+
+/// Open cases by supervision grade (the `g` counts behind
+/// `zongzhi_cases_supervised`) as a pass over every summary counts them:
+/// after supervision, after a case closes, after a backfill of a store
+/// written without them, and after `reindex`.
+#[test]
+fn grade_counts_follow_supervision_and_closing() {
+    use zongzhi_protocol::case::SuperviseGrade;
+    let (_dir, mut w, store) = node();
+    let grade_counts = |store: &Store| -> Vec<i64> {
+        let keys: Vec<Vec<u8>> = SuperviseGrade::ALL.iter().map(|g| crate::index::grade_count_key(*g)).collect();
+        store.index_counts(&keys).unwrap()
+    };
+    let brute = |store: &Store| -> Vec<i64> {
+        let mut n = vec![0i64; SuperviseGrade::ALL.len()];
+        store
+            .all_summaries(|s| {
+                if let Some(g) = s.supervision.filter(|_| s.status.is_open()) {
+                    n[SuperviseGrade::ALL.iter().position(|x| *x == g).unwrap()] += 1;
+                }
+                true
+            })
+            .unwrap();
+        n
+    };
+    let mut cases = Vec::new();
+    for i in 0..4 {
+        let Outcome::Step(ack) = w.run(Op::File { filing: Box::new(filing(i % 4, false, 0)), contact: None, query_code: None, operator: "op".into() }).unwrap() else {
+            panic!("filing refused")
+        };
+        cases.push(ack.case);
+    }
+    let act = |w: &mut Writer, case: RecordId, action: Action| {
+        w.run(Op::Act { case, action, operator: "op".into() }).unwrap();
+    };
+    for (case, grade) in [(cases[0], SuperviseGrade::Yellow), (cases[1], SuperviseGrade::Yellow), (cases[2], SuperviseGrade::Red)] {
+        act(&mut w, case, Action::SignFor);
+        // At one of its windows: the center is above the handler.
+        act(&mut w, case, Action::Route { window: "justice".into(), requirements: String::new(), due_ms: None });
+        act(&mut w, case, Action::Supervise { grade, note: "请加快办理".into() });
+    }
+    // A second, higher grade moves the case from yellow to interview.
+    act(&mut w, cases[1], Action::Supervise { grade: SuperviseGrade::Interview, note: "约谈".into() });
+    assert_eq!(grade_counts(&store), [0, 1, 1, 1]);
+    assert_eq!(grade_counts(&store), brute(&store));
+    // A resolved case is no longer counted.
+    act(&mut w, cases[2], Action::Resolve { public_reply: "已办结".into(), internal_note: String::new() });
+    assert_eq!(grade_counts(&store), [0, 1, 0, 1]);
+    assert_eq!(grade_counts(&store), brute(&store));
+    assert!(store.meta_get(crate::index::GRADE_COUNTS).unwrap().is_some(), "a new store is marked at start-up");
+    // A store written before the counts existed: no marker, no counts.
+    let mut b = store.batch();
+    for (g, n) in SuperviseGrade::ALL.iter().zip(grade_counts(&store)) {
+        b.count_grade(*g, -n);
+    }
+    b.delete_meta(crate::index::GRADE_COUNTS);
+    store.commit(b).unwrap();
+    assert_eq!(grade_counts(&store), [0, 0, 0, 0]);
+    let policy = w.shared().policy();
+    crate::index::backfill_grade_counts(&store, &policy).unwrap();
+    assert_eq!(grade_counts(&store), brute(&store));
+    // Once marked, a second start-up adds nothing.
+    crate::index::backfill_grade_counts(&store, &policy).unwrap();
+    assert_eq!(grade_counts(&store), [0, 1, 0, 1]);
+    let shared = w.shared().clone();
+    ledger::reindex(&store, &shared.policies(), &shared.trust()).unwrap();
+    assert_eq!(grade_counts(&store), [0, 1, 0, 1]);
+}

@@ -31,6 +31,7 @@ pub mod net;
 pub mod node;
 pub mod notify;
 pub mod ports;
+pub mod probes;
 pub mod queue;
 pub mod recovery;
 pub mod release;

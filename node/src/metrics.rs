@@ -230,6 +230,16 @@ impl Scrape {
         self.registry.register(counter_family(name), help(text), ConstCounter::new(value));
     }
 
+    /// A gauge with a fractional value (seconds, a timestamp).
+    pub fn gauge_f64(&mut self, name: &str, text: &str, value: f64) {
+        self.registry.register(name, help(text), ConstGauge::new(value));
+    }
+
+    /// A counter with a fractional value (CPU seconds).
+    pub fn counter_f64(&mut self, name: &str, text: &str, value: f64) {
+        self.registry.register(counter_family(name), help(text), ConstCounter::new(value));
+    }
+
     /// One gauge per label set (a family without any is left out).
     pub fn gauges(&mut self, name: &str, text: &str, samples: impl IntoIterator<Item = (Labels, u64)>) {
         let family = Family::<Labels, Gauge<u64, AtomicU64>>::default();

@@ -128,6 +128,19 @@ pub fn init_with(cfg: &Config, rng: &mut impl rand_core::CryptoRngCore, clock: &
     }
 }
 
+/// Refuses to start on a data directory this process cannot write (a
+/// relative `data_dir` under the packaged unit resolves below the
+/// read-only /etc/zongzhi, say), naming it, before RocksDB fails on it.
+fn check_writable(data_dir: &Path) -> Result<(), NodeError> {
+    match tempfile::Builder::new().prefix(".write-check").tempfile_in(data_dir) {
+        Ok(_) => Ok(()),
+        Err(e) => setup(format!(
+            "data_dir {} is not writable by this process ({e}); under the packaged systemd unit only /var/lib/zongzhi and /var/backups/zongzhi are: set data_dir = \"/var/lib/zongzhi\" (an absolute path) in the config",
+            data_dir.display()
+        )),
+    }
+}
+
 /// Opens the store and checks it belongs to this key.
 pub fn open_store(cfg: &Config, key: &NodeKey) -> Result<Arc<Store>, NodeError> {
     let store = Store::open(&cfg.db_path()).map_err(|e| match e {
@@ -172,6 +185,7 @@ pub fn root_key(cfg: &Config, key: &NodeKey) -> zongzhi_protocol::NodeId {
 pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Result<Context, NodeError> {
     let (trust, policy) = Context::load_trust_and_policy(&store, root_key(cfg, &key))?;
     store.set_repeat_window(policy.current().repeat_window_days)?;
+    crate::index::backfill_grade_counts(&store, policy.current())?;
     let (feed, _) = tokio::sync::watch::channel(0);
     let recovery = Arc::new(crate::recovery::Recovery::load(&store, cfg.division.level() != zongzhi_protocol::Level::City).map_err(NodeError::Setup)?);
     let metrics = Arc::new(crate::metrics::Metrics::new());
@@ -192,6 +206,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         metrics,
         caps: Arc::new(cfg.capabilities()),
         fleet_changed: tokio::sync::watch::channel(0).0,
+        readiness: Default::default(),
     })
 }
 
@@ -346,6 +361,7 @@ pub fn check_trust_setup(cfg: &Config, shared: &Context) -> Result<(), NodeError
 
 /// Runs the node until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
+    crate::probes::mark_start();
     if cfg.clock_offset_secs != 0 {
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
     }
@@ -357,6 +373,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let key = Arc::new(load_key(&cfg)?);
     let watch = crate::workers::storage::Watch { data_dir: cfg.data_dir.clone(), reserve_bytes: cfg.storage_reserve_mb << 20 };
     watch.before_open();
+    check_writable(&cfg.data_dir)?;
     let store = open_store(&cfg, &key)?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
     let shared = shared_state(&cfg, store.clone(), key.clone())?;

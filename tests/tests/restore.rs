@@ -147,6 +147,17 @@ fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     let (status, v) = op.post("/api/cases", &sample_case("恢复中登记"));
     assert_eq!((status, v["error"]["code"].as_str()), (503, Some("restoring")), "{v}");
     assert_eq!(numbers(&op).len(), 1);
+    // The readiness probe says so (503 `restoring`); liveness stays 200.
+    let probe = |which: &str| {
+        let r = reqwest::blocking::get(format!("{}/api/health/{which}", node.url())).unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    let (status, ready) = probe("ready");
+    assert_eq!((status, ready["reasons"][0]["code"].as_str()), (503, Some("restoring")), "{ready}");
+    assert_eq!(probe("live").0, 200);
+    // … and so does the CLI's probe (the image's health check), by exit code.
+    let cli = std::process::Command::new(zongzhi_tests::bin("zongzhi")).args(["--node", &node.url(), "ready"]).output().unwrap();
+    assert!(!cli.status.success() && String::from_utf8_lossy(&cli.stderr).contains("restoring"), "{cli:?}");
 
     // Only an admin overrides, with a reason.
     let (status, _) = op.post("/api/admin/recovery", &json!({"reason": "区级中心故障"}));
@@ -168,6 +179,8 @@ fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     let (_, health) = op.get("/api/health");
     assert_eq!(health["recovery"]["restoring"], false, "{health}");
     assert!(health["recovery"]["confirmed_by"].as_str().unwrap().contains("区级中心故障"));
+    let (status, ready) = probe("ready");
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")), "{ready}");
     op.file_case(&sample_case("确认后登记"));
     let (status, _) = admin.post("/api/admin/recovery", &json!({"reason": "again"}));
     assert_eq!(status, 409);

@@ -59,6 +59,14 @@ fn metric(node: &TestNode, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `GET /api/health/<probe>` without a login: the status and the JSON,
+/// and whether the answer carries Retry-After.
+fn probe(node: &TestNode, which: &str) -> (u16, Value, bool) {
+    let r = reqwest::blocking::get(format!("{}/api/health/{which}", node.url())).unwrap();
+    let (status, retry) = (r.status().as_u16(), r.headers().contains_key("retry-after"));
+    (status, r.json().unwrap(), retry)
+}
+
 fn case_ids(api: &Api) -> Vec<String> {
     let (status, v) = api.get("/api/cases?limit=500");
     assert_eq!(status, 200, "{v}");
@@ -76,6 +84,8 @@ fn a_full_disk_is_503_and_the_node_recovers_by_itself() {
     let api = node.login("operator", OPERATOR_PASSWORD);
     assert_eq!(health(&api)["storage"]["status"], "ok");
     assert_eq!(health(&api)["storage"]["reserve_bytes"], 8 << 20, "the reserve is taken at start");
+    assert_eq!(probe(&node, "ready").0, 200);
+    assert_eq!(probe(&node, "live").0, 200);
     let mut acknowledged = vec![api.file_case(&sample_case("装修噪音"))["id"].as_str().unwrap().to_string()];
     let first = acknowledged[0].clone();
 
@@ -105,6 +115,14 @@ fn a_full_disk_is_503_and_the_node_recovers_by_itself() {
     assert_eq!(h["status"], "degraded");
     assert!(h["storage"]["fault"].as_str().unwrap().contains("No space"), "{h}");
     assert_eq!(metric(&node, "zongzhi_storage_unavailable"), Some(1.0));
+    // Not ready (a load balancer sends writes elsewhere), yet alive (a
+    // restart would not help); /api/health itself stays 200.
+    let (status, ready, retry) = probe(&node, "ready");
+    assert_eq!((status, ready["status"].as_str(), retry), (503, Some("not_ready"), true), "{ready}");
+    assert_eq!(ready["reasons"][0]["code"], "storage_unavailable", "{ready}");
+    assert!(ready["reasons"][0]["message"].as_str().unwrap().contains("No space"), "{ready}");
+    assert_eq!(probe(&node, "live").0, 200);
+    assert_eq!(metric(&node, "zongzhi_ready"), Some(0.0));
     // Logging in still works on the full disk (to read, and to see why).
     let reader = node.login("viewer", zongzhi_tests::VIEWER_PASSWORD);
     assert_eq!(case_ids(&reader), acknowledged);
@@ -119,6 +137,9 @@ fn a_full_disk_is_503_and_the_node_recovers_by_itself() {
     wait_for("writes to resume", 20, || (health(&api)["storage"]["status"] == "ok").then_some(()));
     assert_eq!(metric(&node, "zongzhi_storage_unavailable"), Some(0.0));
     assert!(health(&api)["storage"]["recovered_at"].is_string());
+    let (status, ready, _) = probe(&node, "ready");
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")), "{ready}");
+    assert_eq!(metric(&node, "zongzhi_ready"), Some(1.0));
     acknowledged.push(api.file_case(&sample_case("恢复后登记"))["id"].as_str().unwrap().to_string());
     api.act(&first, json!({"action": "sign_for"}));
 

@@ -181,6 +181,14 @@ impl Client {
         Self::json(self.send(self.http.get(self.url(path)))?)
     }
 
+    /// A GET whose answer is read whatever its status (the probes answer
+    /// 503 with JSON of their own): the status and the JSON.
+    pub fn probe(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = self.http.get(self.url(path)).send().with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().map_err(|e| anyhow!("the node sent an unreadable answer: {e}"))?))
+    }
+
     pub fn get_query(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         Self::json(self.send(self.http.get(self.url(path)).query(query))?)
     }

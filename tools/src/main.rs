@@ -60,6 +60,9 @@ enum Command {
     Whoami,
     /// The node's identity and health.
     Health,
+    /// Whether the node takes writes (GET /api/health/ready): exits 0 when
+    /// ready, 1 with the reasons (storage fault, restoring, migrating) when not.
+    Ready,
     /// The city-signed policy: show, diff, load a working-day calendar, set (default: show).
     Policy {
         #[command(subcommand)]

@@ -15,6 +15,7 @@ mod error;
 mod fleet;
 mod monitor;
 mod notifications;
+mod probes;
 mod public;
 pub mod policy;
 mod stats;
@@ -134,6 +135,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/health", get(health))
+        .route("/api/health/live", get(probes::live))
+        .route("/api/health/ready", get(probes::ready))
         .route("/api/openapi.json", get(openapi))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
@@ -257,6 +260,8 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 /// The route table, for the OpenAPI consistency test.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/health"),
+    ("get", "/api/health/live"),
+    ("get", "/api/health/ready"),
     ("get", "/api/openapi.json"),
     ("post", "/api/login"),
     ("post", "/api/logout"),

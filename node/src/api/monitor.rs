@@ -154,6 +154,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     storage_metrics(&s, &mut m);
     connection_and_login_metrics(&s, &mut m);
     fleet_metrics(&s, &mut m)?;
+    crate::probes::scrape(&s.shared, s.ledger.writer_alive(), &mut m);
     let out = s.shared.metrics.exposition(&m).map_err(|e| ApiError::internal(format!("encoding the metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], out).into_response())
 }

@@ -164,6 +164,13 @@ impl Ledger {
         Ledger { tx, stop, thread: Arc::new(std::sync::Mutex::new(thread)) }
     }
 
+    /// The writer thread runs (liveness, `GET /api/health/live`): false
+    /// once it has ended, by a panic or [`Ledger::shutdown`].
+    pub fn writer_alive(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Finishes the batch in progress, stops the writer thread and waits for it.
     pub fn shutdown(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -162,6 +162,12 @@ impl Batch<'_> {
         } else {
             self.count(new, 1);
         }
+        // Open cases by supervision grade (`/metrics`).
+        let (old_g, new_g) = (old.and_then(index::open_grade), index::open_grade(new));
+        if old_g != new_g {
+            old_g.into_iter().for_each(|g| self.count_grade(g, -1));
+            new_g.into_iter().for_each(|g| self.count_grade(g, 1));
+        }
         for (q, c) in &new_keys {
             self.put(CF_QUEUE, q, &entry);
             self.put(CF_QUEUE_CAT, c, &entry);
@@ -209,6 +215,13 @@ impl Batch<'_> {
                 acc[0] += c[0];
             }
         }
+    }
+
+    /// Adds `n` to the count of open cases at supervision grade `grade`
+    /// ([`crate::index::grade_count_key`]).
+    pub(crate) fn count_grade(&mut self, grade: zongzhi_protocol::case::SuperviseGrade, n: i64) {
+        let acc = self.counts.entry(crate::index::grade_count_key(grade)).or_insert([0; zongzhi_protocol::kpi::COUNTERS]);
+        acc[0] += n;
     }
 
     /// Sets or clears a repeat mark and moves the repeat counters: the

@@ -71,6 +71,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Logout => session::logout(cx),
         Command::Whoami => session::whoami(cx),
         Command::Health => session::health(cx),
+        Command::Ready => session::ready(cx),
         Command::Policy { command } => policy::run(&cx.c, command, cx.json),
         Command::File(a) => cases::file(cx, a),
         Command::Queue { filter, limit, after } => cases::queue(cx, filter, limit, after),

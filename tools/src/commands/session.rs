@@ -30,6 +30,21 @@ pub fn whoami(cx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ready`: the readiness probe, for scripts and container health checks.
+pub fn ready(cx: &Ctx) -> anyhow::Result<()> {
+    let (status, v) = cx.c.probe("/api/health/ready")?;
+    if cx.json {
+        cx.print(&v)?;
+    } else if status == 200 {
+        outln!("ready")?;
+    }
+    if status == 200 {
+        return Ok(());
+    }
+    let reasons: Vec<String> = v["reasons"].as_array().into_iter().flatten().map(|r| format!("{}: {}", s(&r["code"]), s(&r["message"]))).collect();
+    anyhow::bail!("not ready ({status}): {}", if reasons.is_empty() { v.to_string() } else { reasons.join("; ") })
+}
+
 pub fn health(cx: &Ctx) -> anyhow::Result<()> {
     let v = cx.c.get("/api/health")?;
     if cx.json {
