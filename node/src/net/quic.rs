@@ -271,6 +271,7 @@ impl Driver {
         let mut fleet = self.shared.fleet_changed.subscribe();
         fleet.mark_unchanged();
         let mut up = self.link.direction_out() == sync::Direction::Up;
+        let mut status_due: Option<tokio::time::Instant> = None;
         // What the handshake left to do (the first batch, or the urgent
         // one) goes out before anything else happens.
         let mut started = self.act();
@@ -307,14 +308,17 @@ impl Driver {
                     self.link.refresh_status();
                     Ok(())
                 }
-                changed = fleet.changed(), if up => {
-                    if changed.is_ok() {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        fleet.mark_unchanged();
-                        self.link.refresh_status();
-                    } else {
-                        up = false;
+                changed = fleet.changed(), if up && status_due.is_none() => {
+                    match changed {
+                        Ok(()) => status_due = Some(tokio::time::Instant::now() + Duration::from_millis(200)),
+                        Err(_) => up = false,
                     }
+                    Ok(())
+                }
+                _ = tokio::time::sleep_until(status_due.unwrap_or_else(tokio::time::Instant::now)), if status_due.is_some() => {
+                    status_due = None;
+                    fleet.mark_unchanged();
+                    self.link.refresh_status();
                     Ok(())
                 }
                 e = conn.closed() => Err(LinkError::Connection(e)),
