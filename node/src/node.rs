@@ -218,11 +218,15 @@ pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::
         return setup("set root_key (the city root key, hex) in the config before importing a certificate".into());
     };
     let key = Arc::new(load_key(cfg)?);
-    let records: Vec<zongzhi_protocol::Record> = dearmor_all(RECORDS_ARMOR, text)
+    let all: Vec<zongzhi_protocol::Record> = dearmor_all(RECORDS_ARMOR, text)
         .iter()
         .map(|b| zongzhi_protocol::Record::decode(b))
         .collect::<Result<_, _>>()
         .map_err(|e| NodeError::Setup(format!("reading the certificate chain: {e}")))?;
+    // The chain from the root to this node, and after it (for a division
+    // re-enrolled with a new key) its earlier keys' certificates and their
+    // revocations, which the issuer adds.
+    let (records, predecessors) = split_chain(all, &key.id());
     let cert = verify_chain(&records, &root, crate::context::now_ms())
         .map_err(|e| NodeError::Setup(format!("checking the certificate chain: {e}")))?
         .clone();
@@ -233,15 +237,59 @@ pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::
         return setup(format!("the certificate is for division {}, this node is {}", cert.division, cfg.division));
     }
     let store = open_store(cfg, &key)?;
-    let mut writer = Writer::new(shared_state(cfg, store, key)?)?;
+    let mut writer = Writer::new(shared_state(cfg, store.clone(), key.clone())?)?;
+    let records: Vec<zongzhi_protocol::Record> = records.into_iter().chain(predecessors).collect();
     match writer.run(Op::Ingest { records, blobs: vec![], cursor: None })? {
-        ledger::Outcome::Ingested(r) if r.rejected.is_empty() => Ok(cert),
+        ledger::Outcome::Ingested(r) if r.rejected.is_empty() => {
+            mark_succession(&store, &writer.shared().trust(), &key.id(), cfg.division)?;
+            Ok(cert)
+        }
         ledger::Outcome::Ingested(r) => {
             let why: Vec<String> = r.rejected.iter().map(|(id, reason)| format!("{}: {reason}", id.fmt_short())).collect();
             setup(format!("the parent's certificate records were refused: {}", why.join("; ")))
         }
         _ => setup("importing the certificate chain did not store it".into()),
     }
+}
+
+/// The certificates from the root to `own` in order, and the rest.
+fn split_chain(all: Vec<zongzhi_protocol::Record>, own: &zongzhi_protocol::NodeId) -> (Vec<zongzhi_protocol::Record>, Vec<zongzhi_protocol::Record>) {
+    let cert_of = |r: &zongzhi_protocol::Record| match &r.body {
+        Body::NodeCert(c) => Some((c.key, c.issuer)),
+        _ => None,
+    };
+    let mut path = Vec::new();
+    let mut at = Some(*own);
+    while let Some(k) = at {
+        let Some(i) = all.iter().position(|r| cert_of(r).is_some_and(|(key, _)| key == k)) else { break };
+        let (key, issuer) = cert_of(&all[i]).unwrap_or((k, k));
+        path.push(i);
+        at = (issuer != key && !path.iter().any(|&j| cert_of(&all[j]).is_some_and(|(kk, _)| kk == issuer))).then_some(issuer);
+    }
+    path.reverse();
+    let chain = path.iter().map(|&i| all[i].clone()).collect();
+    let rest = all.into_iter().enumerate().filter(|(i, _)| !path.contains(i)).map(|(_, r)| r).collect();
+    (chain, rest)
+}
+
+/// A center re-enrolled with a new key while its division's earlier key is
+/// revoked: it signs nothing until its parent has given it the division's
+/// history back (case numbers go on from there; its open cases, feedback
+/// and reports are its own), as a node restored from a backup waits for
+/// its own records ([`crate::recovery`]).
+fn mark_succession(store: &Store, trust: &zongzhi_protocol::trust::Trust, own: &zongzhi_protocol::NodeId, division: zongzhi_protocol::DivisionCode) -> Result<(), NodeError> {
+    let predecessors: Vec<(String, u64)> = trust.predecessors(division).into_iter().filter(|(k, _)| k != own).map(|(k, c)| (k.to_string(), c)).collect();
+    // Only a node that has signed nothing yet (a renewed certificate on a
+    // working node is no succession).
+    if predecessors.is_empty() || store.chain_last(own)?.is_some() {
+        return Ok(());
+    }
+    let marker = crate::recovery::Succession { predecessors, at_ms: crate::context::now_ms() };
+    let mut b = store.batch();
+    b.put_meta(meta::SUCCESSION, &serde_json::to_vec(&marker).map_err(|e| NodeError::Setup(e.to_string()))?);
+    store.commit(b)?;
+    tracing::warn!("this center takes over division {division} from a revoked key: it signs nothing until its parent has given back the division's history");
+    Ok(())
 }
 
 /// The writer over an opened node's shared state, after the passes a crash

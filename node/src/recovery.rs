@@ -169,6 +169,18 @@ pub struct RecoveryStatus {
     pub own_waiting: usize,
     pub confirmed_ms: Option<u64>,
     pub confirmed_by: Option<String>,
+    /// Re-enrolled with a new key: the division's earlier keys (revoked)
+    /// whose history this node waits to get back from its parent.
+    pub succeeds: Vec<String>,
+}
+
+/// The marker `import-cert` leaves on a center that takes over a division
+/// whose earlier key was revoked (a machine and key lost without a backup).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Succession {
+    /// The earlier keys (hex) and their cut-offs.
+    pub predecessors: Vec<(String, u64)>,
+    pub at_ms: u64,
 }
 
 impl Recovery {
@@ -183,6 +195,13 @@ impl Recovery {
             s.backup_taken_at = Some(m.manifest.taken_at);
             s.backup_own_seq = Some(m.manifest.own_seq);
             s.restored_ms = Some(m.restored_ms);
+            r.restoring.store(true, Ordering::SeqCst);
+        }
+        if let Some(bytes) = store.meta_get(meta::SUCCESSION).map_err(|e| e.to_string())? {
+            let m: Succession = serde_json::from_slice(&bytes).map_err(|e| format!("the succession marker is unreadable: {e}"))?;
+            s.restoring = true;
+            s.succeeds = m.predecessors.iter().map(|(k, _)| k.chars().take(10).collect()).collect();
+            s.restored_ms = Some(m.at_ms);
             r.restoring.store(true, Ordering::SeqCst);
         }
         drop(s);
@@ -235,7 +254,11 @@ impl Recovery {
         s.confirmed_ms = Some(now_ms);
         s.confirmed_by = s.caught_up_with.clone();
         self.restoring.store(false, Ordering::SeqCst);
-        tracing::warn!(by = s.confirmed_by.as_deref().unwrap_or(""), "restore confirmed: this node has its own chain back and signs again");
+        if s.succeeds.is_empty() {
+            tracing::warn!(by = s.confirmed_by.as_deref().unwrap_or(""), "restore confirmed: this node has its own chain back and signs again");
+        } else {
+            tracing::warn!(by = s.confirmed_by.as_deref().unwrap_or(""), "succession confirmed: this node holds its division's history and signs again, continuing its case numbers");
+        }
     }
 }
 

@@ -383,13 +383,18 @@ pub fn check(store: &Store, trust: &Trust, scope: DivisionCode, months: &[u32]) 
     let mut reports = Vec::new();
     let mut flagged = 0usize;
     for &month in months {
-        // Keys run by unit then author seq: the last one per unit is the
-        // newest; the earlier ones are listed with it as superseded.
-        let mut by_unit: BTreeMap<u64, Vec<zongzhi_protocol::RecordId>> = BTreeMap::new();
+        // Per unit, in the order they were signed (by their signing time:
+        // a center re-keyed after losing its machine reports under a new
+        // key, whose chain numbers start again): the last is the newest,
+        // the earlier ones are listed with it as superseded.
+        let mut by_unit: BTreeMap<u64, Vec<(zongzhi_protocol::Hlc, zongzhi_protocol::RecordId)>> = BTreeMap::new();
         for (unit, id) in store.reports(month, scope.subtree_range())? {
-            by_unit.entry(unit).or_default().push(id);
+            let hlc = store.record_bytes(&id)?.and_then(|b| zongzhi_protocol::Record::decode_unverified(&b).ok()).map(|r| r.header.hlc).unwrap_or_default();
+            by_unit.entry(unit).or_default().push((hlc, id));
         }
-        for mut ids in by_unit.into_values() {
+        for mut signed in by_unit.into_values() {
+            signed.sort();
+            let mut ids: Vec<zongzhi_protocol::RecordId> = signed.into_iter().map(|(_, id)| id).collect();
             let Some(id) = ids.pop() else { continue };
             let mut superseded = Vec::new();
             for old in ids.iter().rev() {

@@ -81,6 +81,15 @@ impl StatusBoard {
         *s.refused.entry(reason.to_string()).or_default() += 1;
     }
 
+    /// The status without peers whose key was revoked and that are not
+    /// connected (a center re-keyed: its old key's row would stand beside
+    /// the new one under the same division, offline for ever).
+    pub fn live(&self, trust: &zongzhi_protocol::trust::Trust) -> SyncStatus {
+        let mut s = self.snapshot();
+        s.peers.retain(|key, p| p.connected || NodeId::from_hex(key).map_or(true, |k| trust.revocation(&k).is_none()));
+        s
+    }
+
     pub fn snapshot(&self) -> SyncStatus {
         match self.0.lock() {
             Ok(s) => s.clone(),

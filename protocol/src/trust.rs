@@ -23,8 +23,6 @@ pub enum TrustError {
     RevokerNotAncestor(String),
     #[error("record is not a certificate or revocation")]
     NotTrustRecord,
-    #[error("another key already holds division {0}")]
-    DivisionTaken(DivisionCode),
 }
 
 /// A known center.
@@ -67,6 +65,11 @@ impl Trust {
         self.revoked.get(key).map(|(r, _)| r)
     }
 
+    /// The record of a key's revocation.
+    pub fn revocation_record(&self, key: &NodeId) -> Option<RecordId> {
+        self.revoked.get(key).map(|(_, id)| *id)
+    }
+
     /// Adds a certificate record (signature checked here). Its issuer must be
     /// known (or it is the self-signed root).
     pub fn add_cert(&mut self, record: &Record) -> Result<(), TrustError> {
@@ -86,13 +89,15 @@ impl Trust {
                 return Err(CertError::NotParent { issuer_division: issuer.cert.division, division: cert.division }.into());
             }
         }
-        // A division is held by one key at a time; a new key for the same
-        // division replaces the old one only if the old one was revoked.
-        if let Some(other) = self.members.values().find(|m| m.cert.division == cert.division && m.cert.key != cert.key)
-            && !self.revoked.contains_key(&other.cert.key)
-        {
-            return Err(TrustError::DivisionTaken(cert.division));
-        }
+        // A division is held by one key at a time: a new key for a division
+        // (a center that lost its machine and key, re-enrolled) follows the
+        // revocation of the old one at its issuer, who refuses a second
+        // valid certificate for a division (`api::certs`). Here the order in
+        // which certificates and revocations arrive must not matter (a
+        // re-keyed node imports its own certificate before it learns its
+        // predecessor's): both are members, the old one void above its
+        // cut-off once its revocation arrives, and [`Trust::key_of`] names
+        // the one in force.
         self.members.insert(cert.key, Member { cert: cert.clone(), record: record.id, seq: record.header.seq });
         Ok(())
     }
@@ -193,13 +198,27 @@ impl Trust {
         Some(out)
     }
 
-    /// The current key of a division.
+    /// The current key of a division: not revoked, the latest its issuer
+    /// certified if (wrongly) more than one is valid.
     pub fn key_of(&self, division: DivisionCode) -> Option<NodeId> {
         self.members
             .values()
             .filter(|m| m.cert.division == division && !self.revoked.contains_key(&m.cert.key))
+            .max_by_key(|m| (m.cert.not_before_ms, m.seq))
             .map(|m| m.cert.key)
-            .next()
+    }
+
+    /// The keys that held a division before its current one (revoked),
+    /// with their cut-offs: a re-keyed center's predecessors.
+    pub fn predecessors(&self, division: DivisionCode) -> Vec<(NodeId, u64)> {
+        let mut out: Vec<(NodeId, u64)> = self
+            .members
+            .values()
+            .filter(|m| m.cert.division == division)
+            .filter_map(|m| self.revoked.get(&m.cert.key).map(|(r, _)| (m.cert.key, r.cutoff_seq)))
+            .collect();
+        out.sort();
+        out
     }
 }
 
@@ -337,6 +356,39 @@ mod tests {
         late.add_cert(&cert(&city, 2, county.id(), "330102000000")).unwrap();
         late.add_revocation(&rev).unwrap();
         assert!(matches!(late.add_cert(&cert(&county, 3, rogue_town.id(), "330102002000")), Err(TrustError::Revoked { .. })));
+    }
+
+    /// A division re-keyed: the new key's certificate, the old one's and its
+    /// revocation, in whatever order they arrive, give the same trust: both
+    /// members, the old one cut off, the new one the division's key.
+    #[test]
+    fn a_re_keyed_division_is_the_same_whatever_the_order() {
+        let city = NodeKey::from_seed([1; 32]);
+        let county = NodeKey::from_seed([2; 32]);
+        let (old, new) = (NodeKey::from_seed([3; 32]), NodeKey::from_seed([4; 32]));
+        let root = cert(&city, 1, city.id(), "330100000000");
+        let county_cert = cert(&city, 2, county.id(), "330102000000");
+        let old_cert = cert(&county, 1, old.id(), "330102001000");
+        let rev = Record::sign(
+            &county,
+            Header { seq: 2, prev: Some(RecordId([1; 32])), hlc: Hlc::default() },
+            Body::Revocation(Revocation { key: old.id(), division: "330102001000".parse().unwrap(), cutoff_seq: 9, reason: "设备被盗".into() }),
+        );
+        let new_cert = cert(&county, 3, new.id(), "330102001000");
+        for order in [[&old_cert, &rev, &new_cert], [&new_cert, &old_cert, &rev], [&new_cert, &rev, &old_cert]] {
+            let mut t = Trust::new(city.id());
+            t.add_cert(&root).unwrap();
+            t.add_cert(&county_cert).unwrap();
+            for r in order {
+                match &r.body {
+                    Body::Revocation(_) => t.add_revocation(r).unwrap(),
+                    _ => t.add_cert(r).unwrap(),
+                }
+            }
+            assert_eq!(t.key_of("330102001000".parse().unwrap()), Some(new.id()));
+            assert_eq!(t.predecessors("330102001000".parse().unwrap()), vec![(old.id(), 9)]);
+            assert!(t.check_author(&old.id(), 9).is_ok() && t.check_author(&old.id(), 10).is_err());
+        }
     }
 
     fn cert_record(issuer: &NodeKey, seq: u64, prev: Option<crate::record::RecordId>, key: NodeId, division: &str) -> Record {

@@ -628,15 +628,22 @@ enum CertCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Revoke a descendant's key; records after --cutoff-seq are refused everywhere.
+    /// Revoke a descendant's key; records after the cut-off are void everywhere.
+    /// Prints what this center holds of the key and what the cut-off voids.
     Revoke {
         /// The key as `cert list` shows it (at least 8 hex digits, a unique prefix) or all 64 digits.
         #[arg(long)]
         key: String,
+        /// Records of the key above this seq are void everywhere (default:
+        /// the last this center holds of it; a higher one is refused).
         #[arg(long)]
-        cutoff_seq: u64,
+        cutoff_seq: Option<u64>,
+        /// Why (kept in the signed revocation), e.g. 设备丢失.
         #[arg(long)]
         reason: String,
+        /// Only show what the revocation would void; sign nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show an enrollment request or a file of certificate records.
     Show { path: PathBuf },

@@ -62,9 +62,19 @@ fn default_valid_days() -> u32 {
     3650
 }
 
-/// The armored chain from the root down to `key`.
+/// The armored chain from the root down to `key`; for a division
+/// re-enrolled with a new key, then the certificates of its earlier keys
+/// and their revocations (the new node learns at once whose history it
+/// takes over).
 fn chain_text(s: &AppState, key: &NodeId) -> Result<String, ApiError> {
-    let ids = s.shared.trust().chain(key).ok_or_else(|| ApiError::internal("certificate chain incomplete"))?;
+    let trust = s.shared.trust();
+    let mut ids = trust.chain(key).ok_or_else(|| ApiError::internal("certificate chain incomplete"))?;
+    if let Some(m) = trust.member(key) {
+        for (old, _) in trust.predecessors(m.cert.division) {
+            ids.extend(trust.member(&old).map(|p| p.record));
+            ids.extend(trust.revocation_record(&old));
+        }
+    }
     let mut out = String::new();
     for id in ids {
         let bytes = s.store.record_bytes(&id)?.ok_or_else(|| ApiError::internal(format!("certificate record {id} missing")))?;
@@ -160,29 +170,78 @@ fn check_enrollment(s: &AppState, e: &zongzhi_protocol::cert::EnrollmentRequest)
 #[derive(Deserialize)]
 struct RevokeRequest {
     key: NodeId,
-    cutoff_seq: u64,
+    /// Records of the key above this seq are void everywhere. Default: the
+    /// last this center holds of it (what the tree has of the key).
+    #[serde(default)]
+    cutoff_seq: Option<u64>,
     reason: String,
+    /// Show what the revocation would void; sign nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
-/// Revokes a descendant's key: its records after `cutoff_seq` are refused everywhere.
+/// What this center holds of a key's chain, and what a cut-off voids.
+fn revocation_preview(s: &AppState, key: &NodeId, cutoff: u64) -> Result<Value, ApiError> {
+    let held = s.store.chain_last(key)?.map_or(0, |(seq, _)| seq);
+    let mut voided = Vec::new();
+    for seq in cutoff + 1..=held {
+        let Some(id) = s.store.chain_entry(key, seq)? else { continue };
+        let Some(bytes) = s.store.record_bytes(&id)? else { continue };
+        let Ok(r) = zongzhi_protocol::Record::decode_unverified(&bytes) else { continue };
+        let what = match &r.body {
+            zongzhi_protocol::Body::CaseEvent(e) => {
+                let case = e.case_id(r.id);
+                let number = s.store.case_summary(&case)?.map(|c| c.number).unwrap_or_default();
+                json!({"seq": seq, "record": id.to_string(), "action": e.action.as_str(), "action_zh": e.action.zh(), "case": case.to_string(), "number": number, "signed_at": time(r.header.hlc.wall_ms)})
+            }
+            other => json!({"seq": seq, "record": id.to_string(), "kind": other.kind().map(|k| k.as_str()), "signed_at": time(r.header.hlc.wall_ms)}),
+        };
+        voided.push(what);
+    }
+    Ok(json!({"held_seq": held, "cutoff_seq": cutoff, "voided": voided}))
+}
+
+/// Revokes a descendant's key: its records after `cutoff_seq` are refused
+/// everywhere. The cut-off is chosen from what this center holds of the
+/// key (`dry_run` shows what a cut-off voids before anything is signed);
+/// one above it is refused, as it would leave room for records signed
+/// with the key after its loss.
 pub(super) async fn revoke_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let session = authenticate(&s, &headers, Role::Admin).await?;
     let req: RevokeRequest = parse_json(&body)?;
     if req.reason.trim().is_empty() {
         return Err(ApiError::bad_request("give a reason"));
     }
-    let division = s
-        .shared
-        .trust()
-        .member(&req.key)
-        .map(|m| m.cert.division)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no certificate for that key"))?;
-    let rev = zongzhi_protocol::cert::Revocation { key: req.key, division, cutoff_seq: req.cutoff_seq, reason: req.reason };
+    let trust = s.shared.trust();
+    let member = trust.member(&req.key).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no certificate for that key"))?;
+    let division = member.cert.division;
+    if !s.node.division.is_ancestor_of(division) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_below", format!("{division} is not below this center: its issuer or an ancestor revokes it")));
+    }
+    let held = s.store.chain_last(&req.key)?.map_or(0, |(seq, _)| seq);
+    let cutoff = req.cutoff_seq.unwrap_or(held);
+    if cutoff > held {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cutoff_above_held",
+            format!("this center holds records of that key up to seq {held}; a cut-off of {cutoff} would keep valid whatever the lost key signs up to {cutoff}: use at most {held}"),
+        ));
+    }
+    let mut preview = revocation_preview(&s, &req.key, cutoff)?;
+    preview["key"] = json!(req.key.to_string());
+    preview["division"] = json!(division.to_string());
+    preview["name"] = json!(member.cert.name);
+    if req.dry_run {
+        preview["dry_run"] = json!(true);
+        return Ok((StatusCode::OK, Json(preview)));
+    }
+    let rev = zongzhi_protocol::cert::Revocation { key: req.key, division, cutoff_seq: cutoff, reason: req.reason };
     let outcome = s.ledger.submit(Op::AppendOwn { body: zongzhi_protocol::Body::Revocation(rev) }).await?;
     let record = match outcome {
         crate::ledger::Outcome::Appended(id) => id.fmt_short(),
         _ => String::new(),
     };
-    tracing::warn!(by = %session.username, key = %req.key.fmt_short(), record, "key revoked");
-    Ok((StatusCode::CREATED, Json(json!({"revoked": req.key.to_string(), "division": division.to_string()}))))
+    tracing::warn!(by = %session.username, key = %req.key.fmt_short(), cutoff, record, "key revoked");
+    preview["revoked"] = json!(req.key.to_string());
+    Ok((StatusCode::CREATED, Json(preview)))
 }

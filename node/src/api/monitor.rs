@@ -103,7 +103,7 @@ const WAITING_CAP: u64 = 10_000;
 
 pub(super) async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     authenticate(&s, &headers, Role::Viewer).await?;
-    let mut status = s.shared.sync.snapshot();
+    let mut status = s.shared.sync.live(&s.shared.trust());
     // What waits for each peer, counted in records as they would be sent.
     let shared = s.shared.clone();
     status = tokio::task::spawn_blocking(move || {
@@ -208,7 +208,7 @@ fn state_metrics(s: &AppState, m: &mut Scrape) -> ApiResult<()> {
 
 /// Replication per peer and refused handshakes.
 fn peer_metrics(s: &AppState, m: &mut Scrape) {
-    let status = s.shared.sync.snapshot();
+    let status = s.shared.sync.live(&s.shared.trust());
     m.counters(
         "zongzhi_handshakes_refused_total",
         "Handshakes refused, by reason.",

@@ -587,7 +587,10 @@ impl Writer {
         }
         let mut serials: Vec<(i16, u64)> = Vec::new();
         for t in p.w.touched.values() {
-            let filed_here = t.before.is_none() && t.records.first().is_some_and(|r| r.author == own);
+            // Filed by this node's key, or by a key that held this division
+            // before (a center re-keyed after losing its machine continues
+            // its predecessor's numbers).
+            let filed_here = t.before.is_none() && t.records.first().is_some_and(|r| r.author == own || r.case_event().is_some_and(|e| e.unit == self.shared.unit));
             if let Some((year, serial)) = filed_here.then(|| case_serial(&t.state.filing.number)).flatten() {
                 serials.push((year, serial));
             }
@@ -614,6 +617,7 @@ impl Writer {
         }
         if self.shared.recovery.may_confirm(waiting) {
             p.batch.delete_meta(crate::store::meta::RESTORED);
+            p.batch.delete_meta(crate::store::meta::SUCCESSION);
             self.shared.recovery.confirmed(now);
         }
         Ok(())

@@ -49,6 +49,13 @@ impl Writer {
                 self.shared.store.meta_u64(&format!("{}{year}", meta::SERIAL_PREFIX))?.unwrap_or(0)
             }
         } + 1;
+        // Never a number a case already holds here (one a predecessor key
+        // of this division issued, learnt after the serial was stored).
+        let mut serial = serial;
+        p.settle_if(|f| !f.w.touched.is_empty())?;
+        while self.shared.store.case_by_number(&format!("{}-{year}-{serial:06}", self.shared.unit))?.is_some() {
+            serial += 1;
+        }
         filing.number = format!("{}-{year}-{serial:06}", self.shared.unit);
         let contact_bytes = contact.as_ref().map(|c| c.to_bytes());
         filing.contact = contact_bytes.as_deref().map(BlobHash::of);

@@ -352,6 +352,21 @@ impl Writer {
             // As the next group finds it, if it changes the case again.
             t.before = Some(summary);
         }
+        let mut heads = heads;
+        for (number, holder, other) in std::mem::take(&mut batch.number_clashes) {
+            let author = w.touched.get(&other).and_then(|t| t.records.first()).map(|r| (r.author, r.header.seq));
+            tracing::warn!(%number, "integrity alarm: two cases carry one case number");
+            heads.alarms += 1;
+            batch.put_alarm(heads.alarms, &Alarm {
+                kind: "duplicate_case_number".into(),
+                author: author.map(|(a, _)| a.to_string()).unwrap_or_default(),
+                seq: author.map_or(0, |(_, s)| s),
+                detail: format!("case {} carries the number {number} of case {}: a number is issued once in a division", other.fmt_short(), holder.fmt_short()),
+                proof: Vec::new(),
+                detected_ms: now,
+                peer: None,
+            });
+        }
         write_heads(&mut batch, &heads);
         batch.seal();
         self.heads = heads.clone();

@@ -123,11 +123,30 @@ pub async fn start(shared: Context, ledger: Ledger, listen: Option<SocketAddr>, 
             }
         }));
     }
+    tasks.push(tokio::spawn(close_revoked(shared.clone(), links.clone())));
     if let Some(parent) = parent {
         let client = client_config(&shared)?;
         tasks.push(tokio::spawn(dial_parent(endpoint.clone(), client, parent, shared.clone(), ledger.clone(), links.clone())));
     }
     Ok(tasks)
+}
+
+/// A key revoked while its link is up loses the link at once (its next
+/// handshake is refused): checked whenever this node stores something,
+/// which a revocation is.
+async fn close_revoked(shared: Context, links: Links) {
+    let mut feed = shared.feed.subscribe();
+    while feed.changed().await.is_ok() {
+        let trust = shared.trust();
+        let revoked: Vec<(NodeId, quinn::Connection)> = match links.lock() {
+            Ok(l) => l.iter().filter(|(k, _)| trust.revocation(k).is_some()).map(|(k, c)| (*k, c.clone())).collect(),
+            Err(_) => continue,
+        };
+        for (key, conn) in revoked {
+            tracing::warn!(peer = %key.fmt_short(), "closing the link of a revoked key");
+            conn.close(3u32.into(), b"this key has been revoked");
+        }
+    }
 }
 
 /// The refusal reason counted when a child offered no protocol in common.

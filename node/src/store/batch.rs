@@ -36,6 +36,11 @@ pub struct Batch<'a> {
     pub(super) blobs: std::collections::HashMap<[u8; 32], (usize, usize)>,
     /// Complainant groups whose repeat marks to settle after the write.
     pub(super) repeat_groups: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeSet<u64>>,
+    /// Case numbers given to a case in this batch.
+    pub(super) numbers: std::collections::HashMap<String, RecordId>,
+    /// (number, the case holding it, another case carrying it): two cases
+    /// with one number, found in this batch.
+    pub number_clashes: Vec<(String, RecordId, RecordId)>,
 }
 
 impl Batch<'_> {
@@ -112,9 +117,22 @@ impl Batch<'_> {
                 self.put(CF_OVERRULED, &[u.as_u64().to_be_bytes().as_slice(), &new.id.0].concat(), &[]);
             }
         }
-        // A case's number is fixed at filing.
+        // A case's number is fixed at filing, and no number is issued twice
+        // in a division (a re-keyed center continues its predecessor's
+        // serials). Should two cases still carry one number, the first held
+        // keeps it and the second is a clash the writer raises as an alarm.
         if old.is_none_or(|o| o.number != new.number) {
-            self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
+            let holder = match self.numbers.get(&new.number) {
+                Some(id) => Some(*id),
+                None => self.store.case_by_number(&new.number).ok().flatten(),
+            };
+            match holder {
+                Some(other) if other != new.id => self.number_clashes.push((new.number.clone(), other, new.id)),
+                _ => {
+                    self.put(CF_CASE_NUMBERS, new.number.as_bytes(), &new.id.0);
+                    self.numbers.insert(new.number.clone(), new.id);
+                }
+            }
         }
         // A filing voided by a revocation learned later leaves the
         // complainant's phone and ID number (void cases are not filed

@@ -109,6 +109,11 @@ pub mod meta {
     /// it was restored), removed once a peer gave the node's own chain
     /// back: while present the node signs nothing.
     pub const RESTORED: &str = "restored";
+    /// Set by `import-cert` on a center re-enrolled with a new key while
+    /// its division's old key is revoked (JSON: the predecessors and their
+    /// cut-offs); removed with `RESTORED`'s logic once the parent gave the
+    /// division's history back: while present the node signs nothing.
+    pub const SUCCESSION: &str = "succession";
     /// The repeat window (days, u32 BE) the repeat marks were settled with.
     pub const REPEAT_WINDOW: &str = "repeat_window_days";
     /// The last feed position the notification worker has passed (u64 BE).

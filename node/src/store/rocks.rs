@@ -246,6 +246,8 @@ impl Store {
             counts: std::collections::HashMap::new(),
             blobs: std::collections::HashMap::new(),
             repeat_groups: std::collections::BTreeMap::new(),
+            numbers: std::collections::HashMap::new(),
+            number_clashes: Vec::new(),
         }
     }
 

@@ -96,11 +96,28 @@ pub fn cert_list(cx: &Ctx, all: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn cert_revoke(cx: &Ctx, key: String, cutoff_seq: u64, reason: String) -> anyhow::Result<()> {
+pub fn cert_revoke(cx: &Ctx, key: String, cutoff_seq: Option<u64>, reason: String, dry_run: bool) -> anyhow::Result<()> {
     cx.c.require_login()?;
     let key = node_key(cx, "--key", &key, false)?;
-    let v = cx.c.post("/api/certs/revoke", &json!({"key": key.to_string(), "cutoff_seq": cutoff_seq, "reason": reason}))?;
-    outln!("revoked {} ({})", s(&v["revoked"]), s(&v["division"]))?;
+    let v = cx.c.post("/api/certs/revoke", &json!({"key": key.to_string(), "cutoff_seq": cutoff_seq, "reason": reason, "dry_run": dry_run}))?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    outln!("{} {}: this center holds the key's records up to seq {}; cut-off {}", s(&v["division"]), s(&v["name"]), s(&v["held_seq"]), s(&v["cutoff_seq"]))?;
+    let voided = v["voided"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if voided.is_empty() {
+        outln!("voids nothing this center holds")?;
+    } else {
+        outln!("voids {} records this center holds:", voided.len())?;
+        for r in voided {
+            outln!("  seq {}  {} {}  {}", s(&r["seq"]), s(&r["action_zh"]), s(&r["number"]), s(&r["signed_at"]))?;
+        }
+    }
+    if dry_run {
+        outln!("dry run: nothing signed")?;
+    } else {
+        outln!("revoked {} ({})", s(&v["revoked"]), s(&v["division"]))?;
+    }
     Ok(())
 }
 

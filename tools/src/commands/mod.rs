@@ -133,7 +133,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Key { command } => keys(command),
         Command::Cert { command: CertCommand::Issue { request, out, valid_days, yes } } => admin::cert_issue(cx, request, out, valid_days, yes),
         Command::Cert { command: CertCommand::List { all } } => admin::cert_list(cx, all),
-        Command::Cert { command: CertCommand::Revoke { key, cutoff_seq, reason } } => admin::cert_revoke(cx, key, cutoff_seq, reason),
+        Command::Cert { command: CertCommand::Revoke { key, cutoff_seq, reason, dry_run } } => admin::cert_revoke(cx, key, cutoff_seq, reason, dry_run),
         Command::Cert { command: CertCommand::Verify { path, root } } => admin::cert_verify(cx, path, root),
         Command::Cert { command } => certs(command),
         Command::Demo { dir, http_port, quic_port, exit_after_seed } => demo::demo(&dir, http_port, quic_port, exit_after_seed),
