@@ -532,3 +532,49 @@ fn admin_unlocks_an_account_and_reads_the_login_audit_in_the_browser() {
     assert_eq!(xlsx, json!("导出 Excel"));
     assert_eq!(b.eval("document.querySelector('[data-test=download-csv]')?.innerText"), json!("导出 CSV"));
 }
+
+/// The city's 节点 page lists every center with its release and report;
+/// the admin finalizes format 4 there (the button is enabled once every
+/// center reported reading it); then a village answers a township's 督办
+/// from the case page (督办回复) and the township sees the measures.
+#[test]
+fn the_fleet_page_finalizes_and_a_village_replies_to_a_supervision_notice() {
+    let h = Hierarchy::start(1);
+    let (city, township, village) = (h.city.url(), h.township.url(), h.villages[0].url());
+    let mut b = Browser::launch();
+    login(&mut b, &city, "admin", ADMIN_PASSWORD);
+    b.goto(&format!("{city}/#/fleet"));
+    b.wait("every center reported, the button enabled", 30, "document.querySelector('#finalize') && !document.querySelector('#finalize').disabled");
+    let rows = b.eval("[...document.querySelectorAll('#fleet tbody tr')].map(r => r.dataset.division + ':' + r.querySelector('[data-test=release]').innerText).join(' ')");
+    for d in ["330100000000", "330106000000", "330106010000", "330106010001"] {
+        assert!(rows.as_str().unwrap().contains(&format!("{d}:0.2.0")), "{rows}");
+    }
+    b.screenshot("fleet-ready");
+    b.eval("window.confirm = () => true");
+    b.click("#finalize");
+    b.wait("finalized", 15, "document.getElementById('toast')?.innerText.includes('已确认升级')");
+    let village_api = h.villages[0].login("operator", OPERATOR_PASSWORD);
+    wait_for("the gate at the village", 30, || (village_api.get("/api/health").1["upgrade"]["write_format"] == 4).then_some(()));
+
+    // A 督办 from the township, answered at the village in the browser.
+    let case = village_api.file_case(&zongzhi_tests::sample_case("督办回复测试"));
+    let id = case["id"].as_str().unwrap().to_string();
+    village_api.act(&id, json!({"action": "sign_for"}));
+    let town_admin = h.township.login("admin", ADMIN_PASSWORD);
+    zongzhi_tests::wait_case(&h.township, &town_admin, &id, "the case at the township", |_| true);
+    town_admin.act(&id, json!({"action": "supervise", "grade": "yellow", "note": "请三日内回复整改措施"}));
+    zongzhi_tests::wait_case(&h.villages[0], &village_api, &id, "the 督办 at the village", |v| !v["notices"].as_array().unwrap().is_empty());
+    login(&mut b, &village, "operator", OPERATOR_PASSWORD);
+    b.goto(&format!("{village}/#/case/{id}"));
+    b.wait("the notice, not yet answered", 15, "document.querySelector('#notices tr[data-replied=no]')");
+    act(&mut b, "reply_supervision", &[("textarea[name=measures]", "已约谈双方，三日内完成整改")]);
+    b.wait("the notice answered", 10, "document.querySelector('#notices tr[data-replied=yes]')");
+    b.screenshot("case-notice-replied");
+    let town_op = h.township.login("operator", OPERATOR_PASSWORD);
+    zongzhi_tests::wait_case(&h.township, &town_op, &id, "the reply at the township", |v| v["notices"][0]["measures"] == "已约谈双方，三日内完成整改");
+    login(&mut b, &township, "admin", ADMIN_PASSWORD);
+    b.goto(&format!("{township}/#/case/{id}"));
+    let measures = b.wait("the measures at the township", 15, "document.querySelector('#notices [data-test=measures]')?.innerText");
+    assert_eq!(measures.as_str().unwrap(), "已约谈双方，三日内完成整改");
+    let _: Value = Value::Null;
+}

@@ -70,6 +70,13 @@ const DICT = {
     kind_login: "登录", kind_password_change: "修改密码",
     outcome_ok: "成功", outcome_wrong_password: "密码错误", outcome_unknown_user: "用户不存在", outcome_disabled: "账户已停用", outcome_locked: "账户已锁定",
     outcome_account_throttled: "账户失败过多，暂缓", outcome_address_throttled: "地址失败过多，暂缓", outcome_busy: "系统繁忙",
+    fleet: "节点", release: "版本", formats_read: "可读格式", write_format: "写入格式", schema: "存储版本", reported_at: "报告时间", age: "距今",
+    behind_up: "待上报", parked: "暂存记录", node_state: "状态", gate: "全市写入格式", finalize: "确认升级", finalize_format: "确认升级到记录格式 {f}",
+    ready_to_finalize: "全部节点均已报告可读取格式 {f}，可以确认升级。", not_ready: "尚有 {n} 个节点未报告可读取格式 {f}：",
+    finalize_confirm: "确认升级后，全市节点开始以格式 {f} 签署记录，旧版本将不能再打开各节点的数据目录，也不能回退。确定吗？",
+    finalized: "已确认升级，签发第 {v} 版策略", nothing_to_finalize: "全市写入格式已是本版本可写的最新格式。", upgrade_alarm: "升级提醒",
+    notices: "督办与回复", notice_grade: "督办等级", notice_to: "被督办单位", reply_due: "回复期限", replied: "已回复", not_replied: "未回复", late: "逾期",
+    superseded_by: "已被后续督办替代", measures: "整改措施", read_only: "只读",
   },
   en: {
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
@@ -137,6 +144,13 @@ const DICT = {
     kind_login: "login", kind_password_change: "password change",
     outcome_ok: "ok", outcome_wrong_password: "wrong password", outcome_unknown_user: "unknown user", outcome_disabled: "disabled", outcome_locked: "locked",
     outcome_account_throttled: "account held up", outcome_address_throttled: "address held up", outcome_busy: "busy",
+    fleet: "Nodes", release: "Release", formats_read: "Formats read", write_format: "Writes", schema: "Schema", reported_at: "Reported", age: "Age",
+    behind_up: "Not yet up", parked: "Held aside", node_state: "State", gate: "Write format (city)", finalize: "Finalize", finalize_format: "Finalize record format {f}",
+    ready_to_finalize: "Every center reported reading format {f}: the release can be finalized.", not_ready: "{n} centers have not reported reading format {f}:",
+    finalize_confirm: "After finalizing, every center signs format {f}; older releases can no longer open the data directories and there is no way back. Finalize?",
+    finalized: "Finalized: policy version {v} signed", nothing_to_finalize: "The write format is the newest this release writes.", upgrade_alarm: "Upgrade",
+    notices: "Supervision and replies", notice_grade: "Grade", notice_to: "Supervised unit", reply_due: "Reply due", replied: "Replied", not_replied: "No reply yet", late: "late",
+    superseded_by: "superseded by a later notice", measures: "Measures taken", read_only: "read-only",
   },
 };
 const tf = (k, vars) => Object.entries(vars || {}).reduce((s, [name, v]) => s.split("{" + name + "}").join(String(v)), t(k));
@@ -162,8 +176,17 @@ const RULES_ZH = {
   "escalate-needs-parent": "市级中心没有上级，不能上报",
   "archive-needs-satisfied": "当事人满意后才能归档",
   "author-revoked": "签署者的密钥已被吊销",
+  "needs-finalization": "此操作需要全市节点升级并由市级中心确认升级后才能使用",
+  "needs-upgrade": "此案件有本版本无法读取的步骤，请先升级本节点",
+  "no-such-notice": "没有这份需要回复的督办",
+  "reply-by-supervised-unit": "只有被督办的单位可以回复督办",
+  "notice-replied": "这份督办已经回复",
 };
 const CODES_ZH = {
+  laggards: "尚有节点未升级，不能确认升级",
+  override_refused: "未报告版本的节点不能越过：请先升级或吊销其密钥",
+  nothing_to_finalize: "全市写入格式已是最新",
+  cutoff_above_held: "截止序号高于本中心持有的记录：请不超过持有的序号",
   unauthenticated: "请先登录（或登录已过期）",
   bad_credentials: "用户名或密码错误",
   forbidden: "当前账号的角色无权执行此操作",
@@ -320,7 +343,7 @@ function unitLabel(code, given, attrs) {
 
 // ---------- session and layout ----------
 let me = null, policy = null, health = null;
-const NAV = [["queue", "#/queue"], ["file", "#/file"], ["board", "#/board"], ["stats", "#/stats"], ["reports", "#/reports"], ["sync", "#/sync"], ["tree", "#/tree"], ["policy", "#/policy"], ["account", "#/account"]];
+const NAV = [["queue", "#/queue"], ["file", "#/file"], ["board", "#/board"], ["stats", "#/stats"], ["reports", "#/reports"], ["sync", "#/sync"], ["fleet", "#/fleet"], ["tree", "#/tree"], ["policy", "#/policy"], ["account", "#/account"]];
 
 // The policy's categories (and their children) and windows are objects keyed
 // by code. Retired entries stay in the document so old cases keep their
@@ -392,6 +415,15 @@ function renderStorageBanner() {
     banner.replaceChildren(h("strong", { "data-test": "restoring" }, "⚠ " + t("restoring")),
       h("span", { class: "hint" }, `${t("restored_from")} ${rec.backup_taken_at || ""}` + (rec.own_waiting ? ` · ${tf("own_waiting", { n: rec.own_waiting })}` : "")),
       me && me.role === "admin" ? h("a", { href: "#/sync", "data-test": "restoring-link" }, t("restoring_what_to_do")) : null);
+    banner.hidden = false;
+    return;
+  }
+  const upgrade = health && health.upgrade && (health.upgrade.alarms || []);
+  if ((!st || st.status === "ok") && upgrade && upgrade.length) {
+    // Records held aside for a newer format, or a parent or child with no
+    // protocol in common: the release to install is named.
+    banner.replaceChildren(h("strong", {}, "⚠ " + t("upgrade_alarm") + "："), ...upgrade.map((a) => h("span", { "data-test": "upgrade-alarm", "data-kind": a.kind }, a.message)),
+      me && me.role === "admin" ? h("a", { href: "#/fleet" }, t("fleet")) : null);
     banner.hidden = false;
     return;
   }
@@ -674,12 +706,13 @@ const ACTION_FIELDS = {
   reopen: [["reason", "text!"]],
   appeal: [["reason", "text!"]], uphold_appeal: [["note", "text", "note"]], dismiss_appeal: [["note", "text", "note"]],
   merge: [["into", "line!"]],
+  reply_supervision: [["measures", "text!"]],
 };
 const ACTION_ZH = {
   sign_for: "签收", route: "分流", dispatch: "下派", escalate: "上报", return: "退回", reroute: "改派", add_helpers: "协办",
   progress: "进展", request_extension: "申请延期", approve_extension: "同意延期", refuse_extension: "不同意延期", supervise: "督办",
   resolve: "办结", feedback: "反馈", rate: "评价", reopen: "重办", archive: "归档",
-  appeal: "差评申诉", uphold_appeal: "申诉成立", dismiss_appeal: "申诉驳回", merge: "并单",
+  appeal: "差评申诉", uphold_appeal: "申诉成立", dismiss_appeal: "申诉驳回", merge: "并单", reply_supervision: "督办回复",
 };
 let units = null;
 async function knownUnits(fresh) {
@@ -781,13 +814,27 @@ async function casePage(id) {
         h("dt", {}, t("supervision")), h("dd", {}, c.supervision ? c.supervision.name : "—"),
         h("dt", {}, t("content")), h("dd", {}, c.content))),
       h("div", { class: "card" }, h("h2", {}, t("complainant")), contact, h("p", { class: "muted" }, t("masked_note")))),
+    c.read_only ? h("div", { class: "card banner amber", id: "case-read-only" }, h("strong", {}, "⚠ " + t("read_only") + "："), c.read_only.message) : null,
     h("div", { class: "card" }, h("h2", {}, t("actions")), allowed.length ? h("div", { class: "actions", id: "case-actions" }, actionButtons) : h("p", { class: "muted" }, me.role === "viewer" ? t("allowed_none") : t("no_actions")), formSlot),
+    (c.notices || []).length ? noticesCard(c.notices) : null,
     (c.ratings || []).length ? h("div", { class: "card", id: "ratings" }, h("h2", {}, t("ratings")), h("ul", {}, c.ratings.map((r) => h("li", { "data-by": r.by, "data-appeal": r.appeal || "" },
       fmtTime(r.at), " · ", r.by === "citizen" ? t("by_citizen") : t("by_staff"), "：", r.rating.name, r.result_rating ? `（${t("result_rating")}：${r.result_rating.name}）` : "",
       r.appeal ? h("span", { class: r.appeal === "upheld" ? "badge ok" : "badge" }, t("appeal_" + r.appeal)) : "")))) : null,
     attachmentsCard(c, () => casePage(id)),
     h("div", { class: "card" }, h("h2", {}, t("deadlines")), h("div", { class: "table-wrap" }, deadlines)),
     h("div", { class: "card" }, h("h2", {}, t("timeline")), timeline));
+}
+// 督办 of format 4 and their replies: who supervised whom, by when a reply
+// is due, the measures the supervised unit reported, and what is late.
+function noticesCard(notices) {
+  return h("div", { class: "card", id: "notices" }, h("h2", {}, t("notices")), h("div", { class: "table-wrap" }, h("table", {},
+    h("thead", {}, h("tr", {}, ["time", "notice_grade", "unit", "notice_to", "reply_due", "status", "measures"].map((k) => h("th", {}, t(k))))),
+    h("tbody", {}, notices.map((n) => h("tr", { "data-notice": n.id, "data-replied": n.replied_at ? "yes" : "no", class: n.late ? "late" : "" },
+      h("td", {}, fmtTime(n.at)), h("td", {}, n.grade.name), h("td", {}, unitLabel(n.by, n.by_name)), h("td", {}, unitLabel(n.to, n.to_name)),
+      h("td", {}, fmtTime(n.reply_due_at)),
+      h("td", {}, n.replied_at ? `${t("replied")} ${fmtTime(n.replied_at)}` : n.superseded_by ? t("superseded_by") : t("not_replied"),
+        n.late ? h("span", { class: "badge urgent" }, t("late")) : ""),
+      h("td", { "data-test": "measures" }, n.measures || "—")))))));
 }
 // Evidence: the case's attachments (downloaded with the session's token)
 // and, for operators while the case is open, an upload.
@@ -1130,6 +1177,46 @@ async function syncPage() {
     ...(adminTools() || []));
 }
 
+// 节点: every center of this node's subtree (at the city: the tree) with its
+// release, what it reads and writes, its last report and its age, records
+// held aside and alarms; and at the city, whether the next record format
+// can be finalized (the admin's button).
+async function fleetPage() {
+  const f = await api.get("/api/fleet");
+  const age = (secs) => (secs === null || secs === undefined ? "—" : secs < 120 ? `${secs} 秒` : secs < 7200 ? `${Math.floor(secs / 60)} 分钟` : secs < 172800 ? `${Math.floor(secs / 3600)} 小时` : `${Math.floor(secs / 86400)} 天`);
+  const rows = f.centers.map((c) => {
+    const r = c.report || {};
+    return h("tr", { "data-division": c.division, "data-state": c.state },
+      h("td", {}, `${c.division} ${c.name}`), h("td", {}, h("span", { class: c.state === "ok" || c.state === "self" ? "badge ok" : c.state === "revoked" ? "badge" : "badge no" }, c.state_zh)),
+      h("td", { "data-test": "release" }, r.release || "—"), h("td", {}, r.formats ? `${r.formats[0]}–${r.formats[1]}` : "—"), h("td", {}, r.write_format || "—"), h("td", {}, r.schema || "—"),
+      h("td", {}, fmtTime(c.reported_at)), h("td", {}, age(c.age_secs)), h("td", {}, r.behind_up === undefined ? "—" : r.behind_up),
+      h("td", { "data-test": "parked" }, r.parked === undefined ? "—" : r.parked), h("td", { title: r.last_alarm || "" }, r.alarms === undefined ? "—" : r.alarms));
+  });
+  const fin = f.finalize;
+  const err = h("div");
+  let readiness;
+  if (!fin) readiness = h("p", { class: "muted" }, t("nothing_to_finalize"));
+  else if (fin.ready) readiness = h("p", { id: "finalize-ready" }, tf("ready_to_finalize", { f: fin.format }));
+  else readiness = h("div", { id: "finalize-laggards" }, h("p", {}, tf("not_ready", { n: fin.laggards.length, f: fin.format })),
+    h("ul", {}, fin.laggards.map((l) => h("li", { "data-division": l.division }, `${l.division} ${l.name}：${l.why}`))));
+  const city = health && health.level === "city";
+  const button = fin && city && me.role === "admin" ? h("button", { class: "primary", type: "button", id: "finalize", disabled: !fin.ready, onclick: async () => {
+    if (!window.confirm(tf("finalize_confirm", { f: fin.format }))) return;
+    err.replaceChildren();
+    try {
+      const r = await api.post("/api/policy/finalize", { format: fin.format });
+      toast(tf("finalized", { v: r.version }));
+      fleetPage();
+    } catch (e) { err.replaceChildren(errorBox(e)); }
+  } }, tf("finalize_format", { f: fin.format })) : null;
+  showPage("fleet", h("h1", {}, t("fleet")),
+    h("p", {}, `${t("release")} ${f.release} · ${t("gate")} ${f.gate.write_format} · ${t("policy_version")} ${f.policy_version}`),
+    h("div", { class: "card" }, readiness, button, err),
+    h("div", { class: "table-wrap" }, h("table", { id: "fleet" },
+      h("thead", {}, h("tr", {}, ["unit", "node_state", "release", "formats_read", "write_format", "schema", "reported_at", "age", "behind_up", "parked", "alarms"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, rows))));
+}
+
 async function treePage(arg) {
   // Revoked (and mistaken) certificates only when asked for (#/tree/revoked).
   const withRevoked = arg === "revoked";
@@ -1463,6 +1550,7 @@ async function route() {
       case "stats": await statsPage(); break;
       case "reports": await reportsPage(); break;
       case "sync": await syncPage(); break;
+      case "fleet": await fleetPage(); break;
       case "tree": await treePage(arg); break;
       case "policy": await policyPage(arg); break;
       case "account": await accountPage(); break;
