@@ -59,6 +59,11 @@ pub struct Config {
     /// HTTP(S) connections open at once (over both listeners).
     #[serde(default = "default_max_connections")]
     pub http_max_connections: usize,
+    /// HTTP(S) connections one client address (IPv4, IPv6 /64) may hold
+    /// open at once (default: an eighth of `http_max_connections`), so one
+    /// client cannot take the whole budget.
+    #[serde(default)]
+    pub http_max_connections_per_address: Option<usize>,
     /// Seconds a client has for the TLS handshake and each request's headers.
     #[serde(default = "default_header_timeout")]
     pub http_header_timeout_secs: u64,
@@ -170,6 +175,14 @@ impl Config {
     /// Where `https-cert` writes the self-signed pair.
     pub fn default_tls_paths(&self) -> (PathBuf, PathBuf) {
         (self.data_dir.join("https-cert.pem"), self.data_dir.join("https-key.pem"))
+    }
+
+    /// The HTTPS certificate and key files this node has: those the config
+    /// names, else the pair `https-cert` wrote into the data directory if
+    /// it is there (kept by backups either way).
+    pub fn tls_files(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        let (cert, key) = self.default_tls_paths();
+        (self.tls_cert.clone().or_else(|| cert.exists().then_some(cert)), self.tls_key.clone().or_else(|| key.exists().then_some(key)))
     }
 
     pub fn enrollment_request_path(&self) -> PathBuf {

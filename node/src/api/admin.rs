@@ -85,10 +85,10 @@ pub(super) async fn backup(State(s): State<AppState>, headers: HeaderMap, body: 
     if dir.exists() {
         return Err(ApiError::new(StatusCode::CONFLICT, "exists", format!("{} already exists: name a new directory for the backup", dir.display())));
     }
-    let key_file = req.with_key.then(|| s.shared.paths.key_file.clone());
+    let files = crate::recovery::BackupFiles::of(&s.shared.paths, req.with_key);
     let (store, node) = (s.store.clone(), s.node.clone());
     let target = dir.clone();
-    let manifest = tokio::task::spawn_blocking(move || crate::recovery::backup(&store, &target, &node, key_file.as_deref(), now))
+    let manifest = tokio::task::spawn_blocking(move || crate::recovery::backup(&store, &target, &node, &files, now))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backup_failed", e))?;

@@ -280,7 +280,7 @@ fn deadlines_json(deadlines: &[Deadline], policy: &Policy, now: u64, names: &Has
 
 /// Official unit names by division, from the certificates the node holds
 /// (a division re-keyed after a revocation: the unrevoked certificate's name).
-pub(super) fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
+pub(crate) fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
     let mut names: HashMap<DivisionCode, (bool, String)> = HashMap::new();
     for m in trust.members() {
         let revoked = trust.revocation(&m.cert.key).is_some();

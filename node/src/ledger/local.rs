@@ -62,6 +62,17 @@ impl Writer {
         {
             return Err(LedgerError::Invalid(format!("发生地 {arose} is not within this center's area ({})", self.shared.unit)));
         }
+        // 发生地 is a unit 越级 is counted against: an enrolled center, not
+        // any code below this one.
+        if let Some(arose) = filing.intake.arose_in
+            && arose != self.shared.unit
+            && p.trust.as_ref().unwrap_or(&p.base_trust).key_of(arose).is_none()
+        {
+            return Err(LedgerError::Rejected(Rejection {
+                rule: "unknown-unit",
+                message: format!("发生地 {arose} is not a center enrolled below this one ({}): name an enrolled unit (`zongzhi cert list`), or leave 发生地 out for this center", self.shared.unit),
+            }));
+        }
         if filing.intake.arose_in == Some(self.shared.unit) {
             filing.intake.arose_in = None;
         }
