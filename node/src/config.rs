@@ -70,6 +70,12 @@ pub struct Config {
     /// Seconds a keep-alive connection may stay without a request.
     #[serde(default = "default_idle_timeout")]
     pub http_idle_timeout_secs: u64,
+    /// How far back (hours) a filing's 受理时间 (`received_at`) may lie.
+    /// Every deadline runs from it, so a case dated back further arrives
+    /// overdue and draws supervision at once; 72 (a weekend's paper intake)
+    /// by default. Raise it only to enter a backlog (补录), knowingly.
+    #[serde(default = "default_received_at_max_hours")]
+    pub received_at_max_hours: u64,
     /// Where online backups from the console go (default
     /// `<data_dir>/backups`; better another disk). Relative to the config file.
     #[serde(default)]
@@ -99,6 +105,10 @@ fn default_header_timeout() -> u64 {
 
 fn default_idle_timeout() -> u64 {
     60
+}
+
+fn default_received_at_max_hours() -> u64 {
+    72
 }
 
 fn default_reserve_mb() -> u64 {

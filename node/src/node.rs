@@ -425,7 +425,8 @@ async fn serve(
     let state = AppState::new(shared.clone(), ledger.clone(), NodeInfo { id: shared.key.id(), division: cfg.division, name: cfg.name.clone() })?
         .with_login(&cfg.login)?
         .with_public(&cfg.public)?
-        .with_notify(notifier.as_ref().map(|n| n.adapter_name()));
+        .with_notify(notifier.as_ref().map(|n| n.adapter_name()))
+        .with_received_at_max(cfg.received_at_max_hours);
     if cfg.supervision_interval_secs > 0 {
         let interval = std::time::Duration::from_secs(cfg.supervision_interval_secs);
         tasks.push(tokio::spawn(crate::workers::supervisor::run(shared.clone(), ledger.clone(), interval)));

@@ -372,6 +372,13 @@ pub fn sample_case(title: &str) -> Value {
     })
 }
 
+/// A sample of `name` (a gauge or counter without labels) from the node's
+/// `/metrics`; `NaN` when it is not there.
+pub fn metric(node: &TestNode, name: &str) -> f64 {
+    let text = reqwest::blocking::get(format!("{}/metrics", node.url())).and_then(|r| r.text()).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(f64::NAN)
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, or panics after `secs`.
 pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);

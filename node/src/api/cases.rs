@@ -30,11 +30,6 @@ pub(super) async fn resolve_case(s: &AppState, reference: &str) -> Result<Record
     found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {reference}")))
 }
 
-/// How far back a filing's 受理时间 (`received_at`) may lie: three days
-/// (a weekend's paper intake), never so far that the case arrives with a
-/// deadline long past.
-pub const MAX_RECEIVED_BEFORE_MS: u64 = 72 * 3_600_000;
-
 /// Most characters in a case's title.
 const MAX_TITLE_CHARS: usize = 200;
 /// Most characters in a case's content (what the complainant said).
@@ -123,10 +118,10 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     }
     // Every clock of the case starts at 受理时间: dated back further, a
     // case filed now would arrive overdue and draw supervision at once.
-    if received_at_ms.saturating_add(MAX_RECEIVED_BEFORE_MS) < now {
+    if received_at_ms.saturating_add(s.received_at_max_ms) < now {
         return Err(ApiError::bad_request(format!(
-            "received_at lies more than {} hours back: 受理时间 is when this center received the matter (a complaint taken on paper over a weekend, say), and every deadline runs from it; enter older matters with the time they are entered",
-            MAX_RECEIVED_BEFORE_MS / 3_600_000
+            "received_at lies more than {} hours back (received_at_max_hours): 受理时间 is when this center received the matter (a complaint taken on paper over a weekend, say), and every deadline runs from it, so a case dated back further would arrive overdue and be supervised at once",
+            s.received_at_max_ms / 3_600_000
         )));
     }
     let occurred_at_ms = req.occurred_at.as_deref().map(|t| parse_time("occurred_at", t)).transpose()?;

@@ -69,6 +69,8 @@ pub struct AppState {
     pub public: Arc<crate::citizen::PublicGate>,
     /// The notification adapter in use (`webhook`, `log`), none when off.
     pub notify: Option<&'static str>,
+    /// How far back a filing's 受理时间 may lie (`received_at_max_hours`).
+    pub received_at_max_ms: u64,
 }
 
 impl AppState {
@@ -78,13 +80,18 @@ impl AppState {
         let now = shared.clock.now_ms();
         let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone(), now)?;
         let public = crate::citizen::PublicGate::new(crate::citizen::PublicConfig::default(), shared.store.clone(), now)?;
-        Ok(AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None })
+        Ok(AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None, received_at_max_ms: 72 * 3_600_000 })
     }
 
     /// The same state with the public page configured.
     pub fn with_public(self, cfg: &crate::citizen::PublicConfig) -> Result<AppState, crate::store::StoreError> {
         let public = crate::citizen::PublicGate::new(cfg.clone(), self.store.clone(), self.now_ms())?;
         Ok(AppState { public, ..self })
+    }
+
+    /// The same state with the bound on a filing's 受理时间 (hours back).
+    pub fn with_received_at_max(self, hours: u64) -> AppState {
+        AppState { received_at_max_ms: hours.saturating_mul(3_600_000), ..self }
     }
 
     /// The same state with the notification adapter in use.

@@ -186,11 +186,24 @@ const REFUSED_MAX_WAIT: Duration = Duration::from_secs(300);
 /// expired key; or its `Hello`: not its child), as opposed to not
 /// answering.
 fn refused_by_parent(e: &LinkError) -> bool {
-    match e {
-        LinkError::Peer(_) => true,
-        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) => is_tls_alert(c.error_code.into()),
-        LinkError::Connection(quinn::ConnectionError::TransportError(t)) => is_tls_alert(t.code.into()),
+    match (e, connection_error(e)) {
+        (LinkError::Peer(_), _) => true,
+        (_, Some(quinn::ConnectionError::ConnectionClosed(c))) => is_tls_alert(c.error_code.into()),
+        (_, Some(quinn::ConnectionError::TransportError(t))) => is_tls_alert(t.code.into()),
         _ => false,
+    }
+}
+
+/// The connection's end under a link error: the connection's own, or the
+/// one a stream read or write ran into (the server refuses a client's key
+/// after the client's side of the handshake is done, so the refusal
+/// arrives on the first read).
+fn connection_error(e: &LinkError) -> Option<&quinn::ConnectionError> {
+    match e {
+        LinkError::Connection(c) => Some(c),
+        LinkError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c))) => Some(c),
+        LinkError::Write(quinn::WriteError::ConnectionLost(c)) => Some(c),
+        _ => None,
     }
 }
 
@@ -219,16 +232,16 @@ fn parent_unreachable(shared: &Context, error: &str, next_attempt_ms: u64) {
 /// A link error as the operator reads it: a handshake the parent refused
 /// says what to check.
 fn describe(e: &LinkError) -> String {
-    match e {
-        LinkError::Connect(_) | LinkError::Connection(quinn::ConnectionError::TimedOut) => format!("{e:#} (is the parent's QUIC address right and reachable?)"),
-        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) if is_tls_alert(c.error_code.into()) => format!(
+    match (e, connection_error(e)) {
+        (LinkError::Connect(_), _) | (_, Some(quinn::ConnectionError::TimedOut)) => format!("{e:#} (is the parent's QUIC address right and reachable?)"),
+        (_, Some(quinn::ConnectionError::ConnectionClosed(c))) if is_tls_alert(c.error_code.into()) => format!(
             "the parent refused this node's TLS handshake ({}): is this node enrolled under it and its certificate imported (`zongzhi-node verify`), and not revoked?",
             String::from_utf8_lossy(&c.reason)
         ),
-        LinkError::Connection(quinn::ConnectionError::TransportError(t)) if is_tls_alert(t.code.into()) => {
+        (_, Some(quinn::ConnectionError::TransportError(t))) if is_tls_alert(t.code.into()) => {
             format!("this node refused the parent's TLS handshake ({}): is root_key the city's key, and is the center at this address enrolled?", t.reason)
         }
-        other => format!("{other:#}"),
+        _ => format!("{e:#}"),
     }
 }
 
