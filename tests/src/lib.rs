@@ -215,6 +215,16 @@ impl TestNode {
         std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
     }
 
+    /// Logs in through the API from a client that logged in before (its
+    /// device token).
+    pub fn login_with_device(&self, user: &str, password: &str, device: &str) -> Api {
+        let mut api = Api::new(&self.url(), None);
+        let (status, v) = api.post("/api/login", &json!({"username": user, "password": password, "device": device}));
+        assert_eq!(status, 200, "login failed: {v}");
+        api.token = Some(v["token"].as_str().unwrap().to_string());
+        api
+    }
+
     /// Logs in through the API.
     pub fn login(&self, user: &str, password: &str) -> Api {
         let mut api = Api::new(&self.url(), None);

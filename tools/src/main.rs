@@ -278,6 +278,13 @@ enum Command {
         #[arg(long)]
         trust: PathBuf,
     },
+    /// Let a citizen in again: lift the locks wrong query codes or rating
+    /// tokens set on a case number at this node's public page (the client
+    /// addresses locked out of it are listed first).
+    PublicUnlock {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
+        case: String,
+    },
     /// 重办: reopen a case rated 不满意.
     Reopen {
         /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).

@@ -183,3 +183,18 @@ pub fn download(cx: &Ctx, case: String, blob: String, out: PathBuf) -> anyhow::R
     crate::out::write_output(&out, &bytes, "the attachment")?;
     Ok(())
 }
+
+/// Lifts the public page's locks on a case number (operators, at the node
+/// that serves the page).
+pub fn public_unlock(cx: &Ctx, case: &str) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let v = cx.c.post(&format!("/api/cases/{}/public-unlock", urlencode(case)), &json!({}))?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    if v["public_page"] != json!(true) {
+        outln!("note: this node does not serve the public page ([public] enabled); lift the lock at the node that does")?;
+    }
+    outln!("{}: {} client addresses locked out of it on the public page are let in again", s(&v["number"]), s(&v["lifted"]))?;
+    Ok(())
+}

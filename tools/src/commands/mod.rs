@@ -130,6 +130,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
             _ => anyhow::bail!("give exactly one of --uphold or --dismiss"),
         },
         Command::VerifyReceipt { token, root, trust } => cases::verify_receipt(cx, &token, &root, &trust),
+        Command::PublicUnlock { case } => cases::public_unlock(cx, &case),
         Command::Reopen { case, reason } => cx.act(&case, json!({"action": "reopen", "reason": reason})),
         Command::Merge { case, into } => cx.act(&case, json!({"action": "merge", "into": into})),
         Command::Archive { case } => cx.act(&case, json!({"action": "archive"})),
