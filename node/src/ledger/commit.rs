@@ -112,7 +112,10 @@ impl Ledger {
                 loop {
                     let first = match rx.recv_timeout(std::time::Duration::from_millis(50)) {
                         Ok(job) => job,
-                        Err(mpsc::RecvTimeoutError::Timeout) if !stop_flag.load(Ordering::Relaxed) => continue,
+                        Err(mpsc::RecvTimeoutError::Timeout) if !stop_flag.load(Ordering::Relaxed) => {
+                            writer.settle_if_done();
+                            continue;
+                        }
                         Err(_) => break,
                     };
                     let mut jobs = vec![first];
