@@ -111,7 +111,9 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
     let filter = Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
     let masked = session.role < Role::Operator;
     let now = crate::context::now_ms();
-    let names = crate::api::unit_names(&s.shared.trust());
+    let mut names = crate::api::unit_names(&s.shared.trust());
+    // This node's own name even before it holds a certificate.
+    names.entry(s.node.division).or_insert_with(|| s.node.name.clone());
     let job = Job { store: s.store.clone(), policy: s.policy(), names, filter, masked, now };
     let date = jiff::Timestamp::from_millisecond(now as i64)
         .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string())

@@ -620,7 +620,7 @@ struct FileArgs {
     /// Where the matter is (at most 200 characters).
     #[arg(long, default_value = "")]
     address: String,
-    /// 受理时间: when this center received the matter, RFC 3339 in China time (e.g. 2026-12-05T17:30:00+08:00); at most 72 hours back (a weekend's paper intake), since every deadline runs from it. Default: now.
+    /// 受理时间: when this center received the matter, RFC 3339 in China time (e.g. 2026-12-05T17:30:00+08:00); at most the node's received_at_max_hours (72) back (a weekend's paper intake), since every deadline runs from it. Default: now.
     #[arg(long)]
     received_at: Option<String>,
     /// People involved.
@@ -1133,7 +1133,7 @@ fn print_stats(v: &Value, names: &table::UnitNames, chosen: Option<&[String]>) -
         .flatten()
         .map(|r| line(r["rank"].as_u64().map(|x| x.to_string()).unwrap_or_default(), s(&r["group"]), s(&r["name"]), r))
         .collect();
-    rows.push(line(String::new(), s(&v["scope"]), format!("合计 {}", names.short_or(&s(&v["scope"]), v["scope_name"].as_str().unwrap_or(""))), &v["total"]));
+    rows.push(line(String::new(), "合计".into(), "合计".into(), &v["total"]));
     out!("{}", table::render(&header, &rows))?;
     outln!("基期 {}；未列出的指标：--kpi all 或 --kpi <代码,…>（排名按第一个指标）", s(&v["baseline_period"]))?;
     for d in &defs {
