@@ -209,6 +209,11 @@ fn city_admin_keeps_the_policy_through_the_cli() {
     cli.login("operator", OPERATOR_PASSWORD);
     let p0: serde_json::Value = serde_json::from_str(&cli.ok(&["policy", "--json"])).unwrap();
     let v0 = p0["version"].as_u64().unwrap();
+    // The shipped calendars cite the State Council's notices.
+    for (year, cal) in p0["calendars"].as_object().unwrap() {
+        let source = cal["source"].as_str().unwrap();
+        assert!(source.starts_with(&format!("国务院办公厅关于{year}年部分节假日安排的通知")), "{year}: {source}");
+    }
     let year = p0["calendars"].as_object().unwrap().keys().map(|y| y.parse::<i64>().unwrap()).max().unwrap() + 1;
     let out = cli.ok(&["file", "--title", "跨年的复杂纠纷", "--content", "涉及多户", "--category", "0202", "--complex"]);
     let number = out.split_whitespace().nth(1).unwrap().to_string();

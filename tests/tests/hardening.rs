@@ -308,3 +308,44 @@ fn a_revoked_node_backs_off_and_says_why_plainly() {
         assert!(!log.contains(&u64::MAX.to_string()), "{log}");
     }
 }
+
+// ---------- 6. the console shows and takes times in China time ----------
+
+/// `YYYY-MM-DD HH:MM` in China time of an RFC 3339 time.
+fn china_minute(t: &str) -> String {
+    let ts: jiff::Timestamp = t.parse().unwrap();
+    ts.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m-%d %H:%M").to_string()
+}
+
+#[test]
+fn the_console_shows_china_time_on_a_pc_set_to_utc() {
+    let mut node = TestNode::init("330106001000", "留下街道综治中心");
+    node.start();
+    let mut b = zongzhi_tests::browser::Browser::launch();
+    // The PC's clock is set to UTC (8 hours behind Beijing).
+    b.call("Emulation.setTimezoneOverride", json!({"timezoneId": "Etc/UTC"}));
+    assert_eq!(b.eval("new Date(Date.UTC(2026, 0, 1, 0, 0)).getHours()"), 0, "the browser runs in UTC");
+    b.login(&node.url(), "operator", OPERATOR_PASSWORD);
+    // Filed in the console with 受理时间 typed as the operator reads the wall clock in Beijing.
+    let received = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let typed = received.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m-%dT%H:%M").to_string();
+    b.goto(&format!("{}/#/file", node.url()));
+    b.wait("the filing form", 15, "document.querySelector('#file-form')");
+    b.fill("#file-form input[name=title]", "两小时前来访");
+    b.fill("#file-form textarea[name=content]", "来访人反映楼道堆物。");
+    b.fill("#file-form select[name=big]", "02");
+    b.fill("#file-form select[name=category]", "0202");
+    b.fill("#file-form select[name=channel]", "on_site");
+    b.fill("#file-form input[name=received_at]", &typed);
+    b.click("#file-form button[type=submit]");
+    b.wait("the new case", 15, "document.body.dataset.page === 'case' && document.querySelector('h1')?.innerText");
+    let id = b.eval("location.hash").as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let case = node.login("operator", OPERATOR_PASSWORD).case(&id);
+    assert_eq!(china_minute(case["received_at"].as_str().unwrap()), typed.replace('T', " "), "the typed time is China time: {}", case["received_at"]);
+    // Shown in China time, as the API gives it (+08:00), not eight hours early.
+    let shown = b.eval("[...document.querySelectorAll('dt')].find(d => d.innerText === '受理时间')?.nextElementSibling?.innerText");
+    assert_eq!(shown.as_str(), Some(china_minute(case["received_at"].as_str().unwrap()).as_str()));
+    let deadline = case["deadlines"].as_array().unwrap().iter().find(|d| d["kind"] == "routing").unwrap()["due_at"].as_str().unwrap().to_string();
+    let page = b.eval("document.body.innerText").as_str().unwrap().to_string();
+    assert!(page.contains(&china_minute(&deadline)), "the routing deadline {} in China time on the page:\n{page}", china_minute(&deadline));
+}
