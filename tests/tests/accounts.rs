@@ -454,6 +454,17 @@ fn guessing_from_elsewhere_never_locks_the_real_user_out() {
     assert_eq!(admin.post("/api/users/admin/unlock", &json!({})).0, 200);
     assert_eq!(login_as(&stranger, "admin", ADMIN_PASSWORD).0, 200);
     assert_eq!(login_as(&attacker, "admin", ADMIN_PASSWORD).0, 200);
+    // On a stopped node, with no admin able to log in: `user unlock`.
+    let again = Api::from_address(&node.url(), IpAddr::from([127, 0, 0, 10]));
+    for _ in 0..10 {
+        wrong_after_waiting(&again, "admin");
+    }
+    assert_eq!(error_code(&login_as(&again, "admin", ADMIN_PASSWORD).2), "locked");
+    node.stop();
+    let out = node.node_cmd(&["user", "unlock", "--username", "admin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    node.start();
+    assert_eq!(login_as(&again, "admin", ADMIN_PASSWORD).0, 200);
 }
 
 /// Eleven thousand refused logins from one address, as fast as they come:
