@@ -342,7 +342,7 @@ fn wrong_query_codes_lock_out_the_guesser_not_the_citizen() {
     let mut v = TestNode::init_with(
         VILLAGE1,
         "示例社区1工作站",
-        "[public]\nenabled = true\nmax_wrong_codes = 3\nmax_wrong_per_address = 5\nrequests_per_minute = 10000\nwrong_answer_ms = 0\n",
+        "[public]\nenabled = true\nmax_wrong_codes = 3\nmax_wrong_per_address = 8\nrequests_per_minute = 10000\nwrong_answer_ms = 0\n",
     );
     v.start();
     let op = v.login("operator", OPERATOR_PASSWORD);
@@ -370,7 +370,21 @@ fn wrong_query_codes_lock_out_the_guesser_not_the_citizen() {
     let op = v.login("operator", OPERATOR_PASSWORD);
     let (_, locks) = op.get(&format!("/api/cases/{number}/public-locks"));
     assert_eq!(locks["locked_addresses"][0]["address"], "127.0.0.1", "{locks}");
-    // Staff let the address in again (the citizen called the center).
+    // Staff let the address in again (the citizen called the center): on
+    // the case page of the console …
+    let mut b = Browser::launch();
+    b.login(&v.url(), "operator", OPERATOR_PASSWORD);
+    b.goto(&format!("{}/#/case/{}", v.url(), c["id"].as_str().unwrap()));
+    let card = b.wait("the public page's lock on the case page", 15, "document.querySelector('#public-locks')?.innerText");
+    assert!(card.as_str().unwrap().contains("127.0.0.1"), "{card}");
+    b.click("[data-test=public-unlock]");
+    b.wait("the lock lifted", 15, "document.body.dataset.page === 'case' && !document.querySelector('#public-locks')");
+    assert_eq!(guesser.get(&right).0, 200);
+    // … or with the command line.
+    for wrong in ["ABCDE-23456", "ABCDE-23457", "ABCDE-23458"] {
+        guesser.get(&format!("/api/public/cases/{number}?code={wrong}"));
+    }
+    assert_eq!(guesser.get(&right).0, 429);
     let dir = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| Command::new(bin("zongzhi")).args(args).env("ZONGZHI_NODE", v.url()).env("ZONGZHI_SESSION", dir.path().join("s.json")).output().unwrap();
     assert!(cli(&["login", "--user", "operator", "--password", OPERATOR_PASSWORD]).status.success());
@@ -381,9 +395,9 @@ fn wrong_query_codes_lock_out_the_guesser_not_the_citizen() {
     assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["outcome"] == "public_unlock" && e["username"] == number.as_str() && e["by"] == "operator"), "{audit}");
     // Guessing across numbers locks the address out of every number.
     let sprayer = Api::from_address(&v.url(), std::net::IpAddr::from([127, 0, 0, 3]));
-    for n in 1..=5 {
+    for n in 1..=8 {
         let (status, e) = sprayer.get(&format!("/api/public/cases/330106010001-2026-{:06}?code=ABCDE-23456", 100 + n));
-        assert_eq!(status, if n < 5 { 403 } else { 429 }, "{n}: {e}");
+        assert_eq!(status, if n < 8 { 403 } else { 429 }, "{n}: {e}");
     }
     assert_eq!(sprayer.get(&right).0, 429);
     assert_eq!(citizen.get(&right).0, 200);

@@ -54,6 +54,8 @@ pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
         "records": records,
         "version": env!("CARGO_PKG_VERSION"),
         "calendar": super::policy::health_block(&s)?,
+        // This node serves the citizens' public page ([public] enabled).
+        "public_page": s.public.config.enabled,
     })))
 }
 

@@ -10,7 +10,7 @@ const DICT = {
     number: "编号", title: "标题", category: "类别", urgency: "紧急程度", status: "状态", deadline: "时限", supervision: "督办", owner: "承办单位",
     open: "待办", overdue_only: "已超期", urgent_only: "紧急", all_status: "全部", due_in: "剩余", overdue_by: "超期",
     channel: "来源渠道", request_type: "诉求类型", big: "大类", small: "小类", complexity: "复杂程度", normal: "一般", urgent: "紧急",
-    general: "一般", complex: "复杂", content: "内容", place: "地点", people: "涉及人数", received_at: "受理时间（可选，北京时间，最早72小时前）", received_label: "受理时间", recovery_code: "恢复码（账户被锁定时，向管理员索取）",
+    general: "一般", complex: "复杂", content: "内容", place: "地点", people: "涉及人数", received_at: "受理时间（可选，北京时间，最早72小时前）", received_label: "受理时间", public_locks: "公众查询锁定", public_locked: "{n} 个网络地址因多次输错查询码，被锁定查询本案：", public_unlock: "解除查询锁定", recovery_code: "恢复码（账户被锁定时，向管理员索取）",
     complainant: "当事人信息", name: "姓名", phone: "电话", id_number: "身份证号", address: "住址", submit: "提交", cancel: "取消",
     required: "必填", bad_phone: "请输入有效的电话号码", filed: "已受理", timeline: "办理过程", deadlines: "时限",
     actions: "可执行操作", no_actions: "当前无可执行操作", unit: "单位", operator: "经办人", time: "时间", action: "操作", result: "结果",
@@ -80,7 +80,7 @@ const DICT = {
     number: "Number", title: "Title", category: "Category", urgency: "Urgency", status: "Status", deadline: "Deadline", supervision: "Supervision", owner: "Owner",
     open: "Open", overdue_only: "Overdue", urgent_only: "Urgent", all_status: "All", due_in: "left", overdue_by: "overdue",
     channel: "Channel", request_type: "Request type", big: "Class", small: "Subclass", complexity: "Complexity", normal: "Normal", urgent: "Urgent",
-    general: "General", complex: "Complex", content: "Content", place: "Place", people: "People involved", received_at: "Received at (optional, China time, at most 72 h back)", received_label: "Received at", recovery_code: "Recovery code (when the account is locked; ask its admin)",
+    general: "General", complex: "Complex", content: "Content", place: "Place", people: "People involved", received_at: "Received at (optional, China time, at most 72 h back)", received_label: "Received at", public_locks: "Public page locks", public_locked: "{n} client addresses are locked out of this case after wrong query codes: ", public_unlock: "Lift the locks", recovery_code: "Recovery code (when the account is locked; ask its admin)",
     complainant: "Complainant", name: "Name", phone: "Phone", id_number: "ID number", address: "Address", submit: "Submit", cancel: "Cancel",
     required: "Required", bad_phone: "Enter a valid phone number", filed: "Filed", timeline: "Timeline", deadlines: "Deadlines",
     actions: "Actions", no_actions: "No action available now", unit: "Unit", operator: "Operator", time: "Time", action: "Action", result: "Result",
@@ -820,8 +820,25 @@ async function casePage(id) {
       fmtTime(r.at), " · ", r.by === "citizen" ? t("by_citizen") : t("by_staff"), "：", r.rating.name, r.result_rating ? `（${t("result_rating")}：${r.result_rating.name}）` : "",
       r.appeal ? h("span", { class: r.appeal === "upheld" ? "badge ok" : "badge" }, t("appeal_" + r.appeal)) : "")))) : null,
     attachmentsCard(c, () => casePage(id)),
+    await publicLocksCard(c, () => casePage(id)),
     h("div", { class: "card" }, h("h2", {}, t("deadlines")), h("div", { class: "table-wrap" }, deadlines)),
     h("div", { class: "card" }, h("h2", {}, t("timeline")), timeline));
+}
+// Where this node serves the public page: the client addresses locked out
+// of the case's number after wrong query codes, and for operators the
+// button that lets them in again (a citizen who called the center).
+async function publicLocksCard(c, reload) {
+  if (!health || !health.public_page || !me || me.role === "viewer") return null;
+  let locks;
+  try { locks = await api.get(`/api/cases/${c.id}/public-locks`); } catch (_) { return null; }
+  if (!locks.locked_addresses.length) return null;
+  const err = h("div");
+  return h("div", { class: "card", id: "public-locks" }, h("h2", {}, t("public_locks")),
+    h("p", {}, tf("public_locked", { n: locks.locked_addresses.length }), " ", locks.locked_addresses.map((l) => `${l.address}（${t("until")} ${fmtTime(l.until)}）`).join("、")),
+    h("button", { class: "primary", type: "button", "data-test": "public-unlock", onclick: async () => {
+      err.replaceChildren();
+      try { await api.post(`/api/cases/${c.id}/public-unlock`, {}); toast(t("unlocked")); reload(); } catch (e) { err.replaceChildren(errorBox(e)); }
+    } }, t("public_unlock")), err);
 }
 // Evidence: the case's attachments (downloaded with the session's token)
 // and, for operators while the case is open, an upload.
