@@ -634,7 +634,7 @@ fn bare_entries(help: &str) -> Vec<String> {
             if !is_entry(l) || l.trim_start() == "-h, --help" || l.trim_start() == "-V, --version" {
                 continue;
             }
-            let same_line = l.trim_start().splitn(2, "  ").nth(1).is_some_and(|d| !d.trim().is_empty() && !note(d));
+            let same_line = l.trim_start().split_once("  ").is_some_and(|(_, d)| !d.trim().is_empty() && !note(d));
             let next_line = lines.get(i + 1).is_some_and(|n| !is_entry(n) && !note(n) && indent(n) > indent(l) && !n.trim().is_empty());
             if !same_line && !next_line {
                 bare.push(l.trim().to_string());

@@ -115,6 +115,10 @@ impl Entry {
     }
 }
 
+/// An aggregate to write: its old key (time, seq) if written before, its
+/// new time and seq, and the entry.
+type Moved = (Option<(u64, u32)>, u64, u32, Entry);
+
 /// A refusals entry being added to, and where it is stored.
 #[derive(Debug)]
 struct Aggregate {
@@ -225,7 +229,7 @@ impl AuditLog {
         let _one = self.writing.lock().await;
         let events = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         // Each changed aggregate: its old key to delete, its new key and entry.
-        let mut moved: Vec<(Option<(u64, u32)>, u64, u32, Entry)> = Vec::new();
+        let mut moved: Vec<Moved> = Vec::new();
         {
             let mut map = self.aggregates.lock().unwrap_or_else(|p| p.into_inner());
             for a in map.values_mut().filter(|a| a.dirty) {
@@ -282,7 +286,7 @@ impl AuditLog {
                     all.extend(store.login_audit::<Entry>(log, limit)?);
                 }
             }
-            all.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+            all.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
             all.truncate(limit);
             Ok(all.into_iter().map(|(_, _, e)| e).collect())
         })
