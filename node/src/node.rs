@@ -422,9 +422,8 @@ async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let Preflight { notifier, http, https, parent } = pre;
-    let state = AppState::new(shared.clone(), ledger.clone(), NodeInfo { id: shared.key.id(), division: cfg.division, name: cfg.name.clone() })?
-        .with_login(&cfg.login)?
-        .with_public(&cfg.public)?
+    let node = NodeInfo { id: shared.key.id(), division: cfg.division, name: cfg.name.clone() };
+    let state = AppState::new(shared.clone(), ledger.clone(), node, &cfg.login, &cfg.public)?
         .with_notify(notifier.as_ref().map(|n| n.adapter_name()))
         .with_received_at_max(cfg.received_at_max_hours);
     if cfg.supervision_interval_secs > 0 {

@@ -74,19 +74,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state with the default login limits and no public page (the
-    /// lock state kept in the store is taken back).
-    pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> Result<AppState, crate::store::StoreError> {
+    /// The state with the node's login limits and public page, and the
+    /// lock state the store kept for them (loaded once, under the rules
+    /// the config sets).
+    pub fn new(
+        shared: Context,
+        ledger: Ledger,
+        node: NodeInfo,
+        login: &crate::login::LoginConfig,
+        public: &crate::citizen::PublicConfig,
+    ) -> Result<AppState, crate::store::StoreError> {
         let now = shared.clock.now_ms();
-        let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone(), now)?;
-        let public = crate::citizen::PublicGate::new(crate::citizen::PublicConfig::default(), shared.store.clone(), now)?;
+        let login = crate::login::Login::new(login, shared.store.clone(), now)?;
+        let public = crate::citizen::PublicGate::new(public.clone(), shared.store.clone(), now)?;
         Ok(AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None, received_at_max_ms: 72 * 3_600_000 })
-    }
-
-    /// The same state with the public page configured.
-    pub fn with_public(self, cfg: &crate::citizen::PublicConfig) -> Result<AppState, crate::store::StoreError> {
-        let public = crate::citizen::PublicGate::new(cfg.clone(), self.store.clone(), self.now_ms())?;
-        Ok(AppState { public, ..self })
     }
 
     /// The same state with the bound on a filing's 受理时间 (hours back).
@@ -97,11 +98,6 @@ impl AppState {
     /// The same state with the notification adapter in use.
     pub fn with_notify(self, adapter: Option<&'static str>) -> AppState {
         AppState { notify: adapter, ..self }
-    }
-
-    /// The same state with the login limits of the node's config.
-    pub fn with_login(self, cfg: &crate::login::LoginConfig) -> Result<AppState, crate::store::StoreError> {
-        Ok(AppState { login: crate::login::Login::new(cfg, self.store.clone(), self.now_ms())?, ..self })
     }
 
     /// Now, from the node's clock (the system clock in the binary).
