@@ -71,7 +71,30 @@ pub struct Account {
     /// When the password was last set (after creation).
     #[serde(default)]
     pub password_changed_ms: Option<u64>,
+    /// Clients that logged in as this account: the hashes of the device
+    /// tokens their logins were given ([`remember_device`]). A known
+    /// device is let through a lock that guessing from elsewhere set.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// BLAKE3 (hex) of the account's recovery code, if one was made
+    /// ([`new_recovery_code`]): the second factor its admin keeps.
+    #[serde(default)]
+    pub recovery_hash: Option<String>,
 }
+
+/// A client that logged in as an account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Device {
+    /// BLAKE3 (hex) of its device token.
+    pub hash: String,
+    pub created_ms: u64,
+    pub last_ms: u64,
+}
+
+/// Devices an account remembers at most (the least recently used goes).
+const MAX_DEVICES: usize = 16;
+/// A device not seen for this long is forgotten (180 days).
+const DEVICE_TTL_MS: u64 = 180 * 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -159,6 +182,8 @@ pub fn create(store: &Store, username: &str, password: &str, role: Role, display
         disabled: false,
         session_epoch: 0,
         password_changed_ms: None,
+        devices: Vec::new(),
+        recovery_hash: None,
     };
     let mut b = store.batch();
     b.put_account(username, &account);
@@ -261,6 +286,83 @@ pub fn logout(store: &Store, token: &str) -> Result<(), AccountError> {
     b.delete_session(&token_hash(token));
     store.commit(b)?;
     Ok(())
+}
+
+/// The id a device token stands for in the login throttle (not the token:
+/// the throttle's state is kept in the store).
+pub fn device_id(token: &str) -> [u8; 8] {
+    let h = token_hash(token.trim());
+    [h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]
+}
+
+fn code_hash(code: &str) -> String {
+    let clean: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_uppercase();
+    blake3::hash(clean.as_bytes()).to_hex().to_string()
+}
+
+/// Whether the client may pass a lock that guessing from elsewhere set:
+/// it gave a device token of an earlier login as `username`, or the
+/// account's recovery code. No password is checked here.
+pub fn is_trusted(store: &Store, username: &str, device: Option<&str>, recovery_code: Option<&str>, now_ms: u64) -> Result<bool, AccountError> {
+    if device.is_none() && recovery_code.is_none() {
+        return Ok(false);
+    }
+    let Some(account) = (if valid_username(username) { store.account::<Account>(username)? } else { None }) else { return Ok(false) };
+    let known = device.is_some_and(|d| {
+        let h = hex::encode(token_hash(d.trim()));
+        account.devices.iter().any(|x| x.hash == h && x.last_ms.saturating_add(DEVICE_TTL_MS) > now_ms)
+    });
+    let code = recovery_code.is_some_and(|c| account.recovery_hash.as_deref() == Some(code_hash(c).as_str()));
+    Ok(known || code)
+}
+
+/// After a successful login: the device token the client keeps for its
+/// next logins. A token it gave that the account knows stays (its last use
+/// noted at most daily); otherwise a new one is made and returned.
+pub fn remember_device(store: &Store, username: &str, presented: Option<&str>, now_ms: u64) -> Result<Option<String>, AccountError> {
+    let _one = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut account: Account = store.account(username)?.ok_or_else(|| AccountError::NoSuchUser(username.into()))?;
+    account.devices.retain(|d| d.last_ms.saturating_add(DEVICE_TTL_MS) > now_ms);
+    let known = presented.map(|t| hex::encode(token_hash(t.trim()))).and_then(|h| account.devices.iter_mut().find(|d| d.hash == h));
+    let fresh = match known {
+        Some(d) if d.last_ms.saturating_add(24 * 3600 * 1000) > now_ms => return Ok(None),
+        Some(d) => {
+            d.last_ms = now_ms;
+            None
+        }
+        None => {
+            let mut raw = [0u8; 32];
+            OsRng.fill_bytes(&mut raw);
+            let token = hex::encode(raw);
+            if account.devices.len() >= MAX_DEVICES {
+                account.devices.sort_by_key(|d| std::cmp::Reverse(d.last_ms));
+                account.devices.truncate(MAX_DEVICES - 1);
+            }
+            account.devices.push(Device { hash: hex::encode(token_hash(&token)), created_ms: now_ms, last_ms: now_ms });
+            Some(token)
+        }
+    };
+    let mut b = store.batch();
+    b.put_account(username, &account);
+    store.commit(b)?;
+    Ok(fresh)
+}
+
+/// Makes the account's recovery code (replacing any earlier one) and
+/// returns it, shown this once: 20 characters of base32 (100 bits) in
+/// groups of five.
+pub fn new_recovery_code(store: &Store, username: &str) -> Result<String, AccountError> {
+    let _one = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut account: Account = store.account(username)?.ok_or_else(|| AccountError::NoSuchUser(username.into()))?;
+    let mut raw = [0u8; 13];
+    OsRng.fill_bytes(&mut raw);
+    let text: String = data_encoding::BASE32_NOPAD.encode(&raw).chars().take(20).collect();
+    let code = text.as_bytes().chunks(5).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-");
+    account.recovery_hash = Some(code_hash(&code));
+    let mut b = store.batch();
+    b.put_account(username, &account);
+    store.commit(b)?;
+    Ok(code)
 }
 
 /// Account changes read, change and write the whole account: one at a time.

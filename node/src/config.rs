@@ -59,12 +59,23 @@ pub struct Config {
     /// HTTP(S) connections open at once (over both listeners).
     #[serde(default = "default_max_connections")]
     pub http_max_connections: usize,
+    /// HTTP(S) connections one client address (IPv4, IPv6 /64) may hold
+    /// open at once (default: an eighth of `http_max_connections`), so one
+    /// client cannot take the whole budget.
+    #[serde(default)]
+    pub http_max_connections_per_address: Option<usize>,
     /// Seconds a client has for the TLS handshake and each request's headers.
     #[serde(default = "default_header_timeout")]
     pub http_header_timeout_secs: u64,
     /// Seconds a keep-alive connection may stay without a request.
     #[serde(default = "default_idle_timeout")]
     pub http_idle_timeout_secs: u64,
+    /// How far back (hours) a filing's 受理时间 (`received_at`) may lie.
+    /// Every deadline runs from it, so a case dated back further arrives
+    /// overdue and draws supervision at once; 72 (a weekend's paper intake)
+    /// by default. Raise it only to enter a backlog (补录), knowingly.
+    #[serde(default = "default_received_at_max_hours")]
+    pub received_at_max_hours: u64,
     /// Where online backups from the console go (default
     /// `<data_dir>/backups`; better another disk). Relative to the config file.
     #[serde(default)]
@@ -100,6 +111,10 @@ fn default_header_timeout() -> u64 {
 
 fn default_idle_timeout() -> u64 {
     60
+}
+
+fn default_received_at_max_hours() -> u64 {
+    72
 }
 
 fn default_reserve_mb() -> u64 {
@@ -191,6 +206,14 @@ impl Config {
     /// Where `https-cert` writes the self-signed pair.
     pub fn default_tls_paths(&self) -> (PathBuf, PathBuf) {
         (self.data_dir.join("https-cert.pem"), self.data_dir.join("https-key.pem"))
+    }
+
+    /// The HTTPS certificate and key files this node has: those the config
+    /// names, else the pair `https-cert` wrote into the data directory if
+    /// it is there (kept by backups either way).
+    pub fn tls_files(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        let (cert, key) = self.default_tls_paths();
+        (self.tls_cert.clone().or_else(|| cert.exists().then_some(cert)), self.tls_key.clone().or_else(|| key.exists().then_some(key)))
     }
 
     pub fn enrollment_request_path(&self) -> PathBuf {

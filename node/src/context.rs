@@ -158,6 +158,10 @@ pub struct Context {
 pub struct NodePaths {
     pub backup_dir: std::path::PathBuf,
     pub key_file: std::path::PathBuf,
+    /// The HTTPS certificate and key the node serves (a backup holds the
+    /// certificate, and the key when the node key goes too).
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Context {

@@ -38,6 +38,7 @@ enum Command {
     /// certificate and the default policy; other levels write an enrollment
     /// request for their parent.
     Init {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// Also make a self-signed HTTPS certificate for these host names
@@ -47,6 +48,7 @@ enum Command {
     },
     /// Run the node (HTTP API) until Ctrl-C or SIGTERM.
     Run {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -57,6 +59,7 @@ enum Command {
     },
     /// Store the certificate chain the parent center issued for this node.
     ImportCert {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// The chain file from `zongzhi cert issue` (root first).
@@ -65,6 +68,7 @@ enum Command {
     },
     /// Rebuild all derived data (case states, queues) from the records.
     Reindex {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -76,27 +80,35 @@ enum Command {
     /// Measure this disk: synced WriteBatch(256) and single synced writes (benchmark helper).
     #[command(hide = true)]
     BenchStore {
+        /// A scratch directory for the store.
         #[arg(long)]
         dir: PathBuf,
+        /// Records to write.
         #[arg(long, default_value_t = 100_000)]
         records: u64,
     },
     /// Statistics benchmark on a scratch store (prints JSON).
     #[command(hide = true)]
     BenchStats {
+        /// A scratch directory for the store.
         #[arg(long)]
         dir: PathBuf,
+        /// Units in the simulated city.
         #[arg(long, default_value_t = 3000)]
         units: usize,
+        /// Months of statistics.
         #[arg(long, default_value_t = 24)]
         months: u32,
+        /// Categories.
         #[arg(long, default_value_t = 30)]
         categories: usize,
+        /// Queries to time.
         #[arg(long, default_value_t = 200)]
         queries: usize,
     },
     /// Check every stored record's hash and signature and this node's chain.
     Verify {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -104,6 +116,7 @@ enum Command {
     /// RocksDB checkpoint and a manifest. The node key is not copied
     /// unless --with-key.
     Backup {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// A new directory for the backup (default: backup_dir/zongzhi-<division>-<time>).
@@ -116,6 +129,7 @@ enum Command {
     /// Restore a backup (node stopped). The restored node signs nothing
     /// until its parent has given its own records back.
     Restore {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// The backup directory (holds manifest.json).
@@ -128,6 +142,7 @@ enum Command {
     /// Make a self-signed HTTPS certificate for the console on the center's
     /// LAN, print its SHA-256 fingerprint and the config lines to add.
     HttpsCert {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// A host name or IP address operators type into the browser (repeat for several).
@@ -145,6 +160,7 @@ enum ExportCommand {
     /// directory. A second run adds only the new events and replaces the
     /// case and statistics snapshots.
     Parquet {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// Output directory (created if missing; holds manifest.json).
@@ -160,13 +176,16 @@ enum ExportCommand {
 enum UserCommand {
     /// Create an account. Without a password option a random one is printed.
     Add {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// The account's user name.
         #[arg(long)]
         username: String,
         /// admin, operator or viewer.
         #[arg(long, default_value = "operator")]
         role: String,
+        /// The name shown in the console and in timelines (default: the user name).
         #[arg(long, default_value = "")]
         display_name: String,
         /// Read the password from standard input.
@@ -179,8 +198,10 @@ enum UserCommand {
     /// Set an account's password (ends its sessions). Without a password
     /// option a random one is printed.
     Passwd {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// The account's user name.
         #[arg(long)]
         username: String,
         /// Read the password from standard input.
@@ -192,15 +213,41 @@ enum UserCommand {
     },
     /// Disable an account: it cannot log in and its sessions end.
     Disable {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// The account's user name.
         #[arg(long)]
         username: String,
     },
     /// Enable a disabled account.
     Enable {
+        /// The node's configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// The account's user name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Clear an account's failed logins and locks (every address; kept
+    /// across restarts otherwise).
+    Unlock {
+        /// The node's configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The account's user name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Make the account's recovery code (replacing an earlier one) and print
+    /// it once: with it the account's user logs in while guessing from
+    /// several addresses locks the account for unknown clients. Keep it
+    /// on paper, in the safe.
+    RecoveryCode {
+        /// The node's configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The account's user name.
         #[arg(long)]
         username: String,
     },
@@ -297,14 +344,23 @@ fn backup(config: &Path, out: Option<&Path>, with_key: bool) -> anyhow::Result<(
     let (dir, m) = zongzhi_node::recovery::backup_command(&cfg, out, with_key).map_err(|e| anyhow::anyhow!(e))?;
     println!("backup of {} ({}) written to {}", m.name, m.division, dir.display());
     println!("own chain head: seq {}; feed: {} records; taken {}", m.own_seq, m.feed_seq, m.taken_at);
+    if let Some(fp) = &m.https_cert {
+        println!("HTTPS certificate (SHA-256 {fp}) {}", if m.https_key_included { "and its key included" } else { "included; its key is not" });
+    }
     println!("{}", m.note);
     Ok(())
 }
 
 fn restore(config: &Path, from: &Path, force: bool) -> anyhow::Result<()> {
+    if from.as_os_str() == "-" {
+        anyhow::bail!("--from - (standard input) cannot hold a backup: it is a directory; name the backup's directory");
+    }
     let cfg = Config::load(config)?;
     let m = zongzhi_node::recovery::restore_command(&cfg, from, force).map_err(|e| anyhow::anyhow!(e))?;
     println!("restored the backup of {} taken {} (own chain head: seq {})", m.name, m.taken_at, m.own_seq);
+    if let Some(fp) = &m.https_cert {
+        println!("the node serves the same HTTPS certificate as before (SHA-256 {fp}): browsers that accepted it do not warn again");
+    }
     println!("start the node: it signs nothing (new steps are refused with 503 restoring) until its parent has given back the records it signed after the backup;");
     println!("/api/health shows recovery.restoring until then. If the parent cannot be reached, an admin may override: POST /api/admin/recovery {{\"reason\": \"...\"}}");
     Ok(())
@@ -366,7 +422,8 @@ fn user(command: UserCommand) -> anyhow::Result<()> {
             let store = stopped_store(&config)?;
             let (password, generated) = new_password(password, password_stdin)?;
             accounts::set_password(&store, &username, &password, None, zongzhi_node::context::now_ms())?;
-            println!("password of {username} set; its sessions ended");
+            unlock(&config, &store, &username)?;
+            println!("password of {username} set; its sessions ended and its locks cleared");
             if generated {
                 println!("password: {password}");
             }
@@ -381,7 +438,30 @@ fn user(command: UserCommand) -> anyhow::Result<()> {
             accounts::set_disabled(&store, &username, false, None)?;
             println!("{username} enabled");
         }
+        UserCommand::Unlock { config, username } => {
+            let store = stopped_store(&config)?;
+            if store.account::<accounts::Account>(&username)?.is_none() {
+                anyhow::bail!("no user {username}");
+            }
+            unlock(&config, &store, &username)?;
+            println!("{username}: failed logins and locks cleared");
+        }
+        UserCommand::RecoveryCode { config, username } => {
+            let store = stopped_store(&config)?;
+            let code = accounts::new_recovery_code(&store, &username)?;
+            println!("recovery code of {username} (shown once; it replaces any earlier one): {code}");
+            println!("log in with it when the account is locked for unknown clients: `zongzhi login --user {username} --recovery-code …`, or the console's 恢复码 field");
+        }
     }
+    Ok(())
+}
+
+/// Clears an account's kept login locks on the stopped node.
+fn unlock(config: &Path, store: &Arc<zongzhi_node::store::Store>, username: &str) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let login = zongzhi_node::login::Login::new(&cfg.login, store.clone(), zongzhi_node::context::now_ms())?;
+    login.throttle.unlock(username);
+    login.save_locks()?;
     Ok(())
 }
 
@@ -409,7 +489,12 @@ fn new_password(given: Option<String>, from_stdin: bool) -> std::io::Result<(Str
 /// `import-cert`: stores the chain the parent center issued.
 fn import_cert(config: &Path, file: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    // `-`: the chain on standard input, as everywhere a file is named.
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the chain from standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
     let cert = node::import_chain(&cfg, &text)?;
     println!("imported certificate #{} for {} {}", cert.serial, cert.division, cert.name);
     Ok(())
@@ -435,6 +520,9 @@ fn reindex(config: &Path) -> anyhow::Result<()> {
 fn export(command: ExportCommand) -> anyhow::Result<()> {
     match command {
         ExportCommand::Parquet { config, dir, since } => {
+            if dir.as_os_str() == "-" {
+                anyhow::bail!("--dir - (standard output) cannot take the export: it is a directory of Parquet files and a manifest; name a directory");
+            }
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;

@@ -50,6 +50,7 @@ pub struct Metrics {
     group_records: Histogram,
     synced_write_seconds: Histogram,
     notify: NotifyMetrics,
+    supervision_scans: Counter,
 }
 
 /// Citizen notifications ([`crate::notify`]).
@@ -124,7 +125,13 @@ impl Metrics {
         registry.register("notify_delivered", "Citizen notifications delivered", notify.delivered.clone());
         registry.register("notify_failed", "Citizen notifications given up (kept as failed)", notify.failed.clone());
         registry.register("notify_retries", "Failed delivery attempts of citizen notifications, each retried later", notify.retries.clone());
-        Metrics { registry, requests, request_seconds, group_operations, group_records, synced_write_seconds, notify }
+        let supervision_scans = Counter::default();
+        registry.register(
+            "supervision_scans",
+            "Supervision scans finished (each looked at every overdue clock and issued what was due): tests and operators wait on it",
+            supervision_scans.clone(),
+        );
+        Metrics { registry, requests, request_seconds, group_operations, group_records, synced_write_seconds, notify, supervision_scans }
     }
 
     /// One HTTP request answered: `route` is the matched route pattern
@@ -170,6 +177,11 @@ impl Metrics {
     /// A failed delivery attempt, to be retried.
     pub fn notify_retry(&self) {
         self.notify.retries.inc();
+    }
+
+    /// A supervision scan finished, with the notices it issued.
+    pub fn supervision_scan(&self) {
+        self.supervision_scans.inc();
     }
 
 }

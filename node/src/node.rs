@@ -144,7 +144,7 @@ fn check_writable(data_dir: &Path) -> Result<(), NodeError> {
 /// Opens the store and checks it belongs to this key.
 pub fn open_store(cfg: &Config, key: &NodeKey) -> Result<Arc<Store>, NodeError> {
     let store = Store::open(&cfg.db_path()).map_err(|e| match e {
-        crate::store::StoreError::InUse(_) => NodeError::Setup(e.to_string()),
+        crate::store::StoreError::InUse(_) => NodeError::Store(e),
         e => NodeError::Setup(format!("opening store {}: {e}", cfg.db_path().display())),
     })?;
     match store.meta_get(meta::NODE_ID)? {
@@ -187,7 +187,17 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
     store.set_repeat_window(policy.current().repeat_window_days)?;
     crate::index::backfill_grade_counts(&store, policy.current())?;
     let (feed, _) = tokio::sync::watch::channel(0);
-    let recovery = Arc::new(crate::recovery::Recovery::load(&store, cfg.division.level() != zongzhi_protocol::Level::City).map_err(NodeError::Setup)?);
+    // The centers this node enrolled (not revoked) may hold what it signed
+    // after a backup: a restore waits for them too.
+    let mut children: Vec<zongzhi_protocol::DivisionCode> = trust
+        .members()
+        .filter(|m| m.cert.division.parent() == Some(cfg.division) && trust.key_of(m.cert.division) == Some(m.cert.key))
+        .map(|m| m.cert.division)
+        .collect();
+    children.sort();
+    children.dedup();
+    let parent = cfg.division.parent();
+    let recovery = Arc::new(crate::recovery::Recovery::load(&store, parent, &children).map_err(NodeError::Setup)?);
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let timer = metrics.clone();
     store.time_writes(Arc::new(move |took| timer.synced_write(took)));
@@ -202,7 +212,7 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
         clock: Default::default(),
         storage: Default::default(),
         recovery,
-        paths: Arc::new(crate::context::NodePaths { backup_dir: cfg.backup_dir(), key_file: cfg.key_path() }),
+        paths: Arc::new(crate::context::NodePaths { backup_dir: cfg.backup_dir(), key_file: cfg.key_path(), tls_cert: cfg.tls_files().0, tls_key: cfg.tls_files().1 }),
         metrics,
         caps: Arc::new(cfg.capabilities()),
         fleet_changed: tokio::sync::watch::channel(0).0,
@@ -226,7 +236,18 @@ pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::
     // The chain from the root to this node, and after it (for a division
     // re-enrolled with a new key) its earlier keys' certificates and their
     // revocations, which the issuer adds.
-    let (records, predecessors) = split_chain(all, &key.id());
+    let (records, predecessors) = split_chain(all.clone(), &key.id());
+    if records.is_empty() {
+        // No certificate in the file names this node's key: say whose it is.
+        let leaf = all.iter().rev().find_map(|r| match &r.body {
+            Body::NodeCert(c) => Some(format!("key {} (division {})", c.key.fmt_short(), c.division)),
+            _ => None,
+        });
+        return match leaf {
+            Some(whose) => setup(format!("the certificate chain is for {whose}, not this node's key {}", key.id().fmt_short())),
+            None => setup("checking the certificate chain: the file holds no certificate".into()),
+        };
+    }
     let cert = verify_chain(&records, &root, crate::context::now_ms())
         .map_err(|e| NodeError::Setup(format!("checking the certificate chain: {e}")))?
         .clone();
@@ -315,19 +336,74 @@ pub fn start_writer(shared: Context) -> Result<Writer, NodeError> {
     Ok(writer)
 }
 
-/// Serves the API on `http_listen` and, when configured, `https_listen`,
-/// until `shutdown` resolves; then lets requests in progress finish.
-async fn serve_http(cfg: &Config, app: axum::Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
-    use crate::net::http;
-    let limits = http::Limits {
-        max_connections: cfg.http_max_connections.max(1),
-        header_timeout: std::time::Duration::from_secs(cfg.http_header_timeout_secs.max(1)),
-        idle_timeout: std::time::Duration::from_secs(cfg.http_idle_timeout_secs.max(1)),
+/// What `run` checks and takes before it opens the store: every refusal
+/// a configuration can cause happens here, before RocksDB starts its
+/// threads, so a refused start changes nothing and exits with its message.
+struct Preflight {
+    notifier: Option<Arc<crate::notify::Notifier>>,
+    http: tokio::net::TcpListener,
+    /// The HTTPS listener, its acceptor and the certificate file.
+    https: Option<(tokio::net::TcpListener, crate::net::http::Acceptor, std::path::PathBuf)>,
+    parent: Option<std::net::SocketAddr>,
+}
+
+/// The checks of [`Preflight`]: the HTTP setup, notifications, the HTTPS
+/// certificate and key, the listen addresses (bound now), the parent's
+/// address, and that the QUIC address is free.
+async fn preflight(cfg: &Config) -> Result<Preflight, NodeError> {
+    cfg.check_http().map_err(NodeError::Setup)?;
+    let notifier = match &cfg.notify {
+        Some(n) => Some(Arc::new(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?)),
+        None => None,
     };
     let tls = match (&cfg.https_listen, &cfg.tls_cert, &cfg.tls_key) {
-        (Some(addr), Some(cert), Some(key)) => Some((*addr, http::acceptor(cert, key).map_err(NodeError::Setup)?, cert.clone())),
+        (Some(addr), Some(cert), Some(key)) => Some((*addr, crate::net::http::acceptor(cert, key).map_err(NodeError::Setup)?, cert.clone())),
         _ => None,
     };
+    let parent = match &cfg.parent {
+        Some(p) => Some(
+            tokio::net::lookup_host(p.as_str())
+                .await
+                .map_err(io_at(format!("resolving parent address {p}")))?
+                .next()
+                .ok_or_else(|| NodeError::Setup(format!("parent address {p} resolves to nothing")))?,
+        ),
+        None => None,
+    };
+    if let Some(addr) = cfg.quic_listen {
+        // Only a probe (the endpoint binds it later): a port in use is
+        // said now, before the store opens.
+        std::net::UdpSocket::bind(addr).map_err(io_at(format!("binding QUIC {addr} (quic_listen)")))?;
+    }
+    let http = tokio::net::TcpListener::bind(cfg.http_listen).await.map_err(io_at(format!("binding HTTP {}", cfg.http_listen)))?;
+    let https = match tls {
+        Some((addr, acceptor, cert)) => Some((tokio::net::TcpListener::bind(addr).await.map_err(io_at(format!("binding HTTPS {addr}")))?, acceptor, cert)),
+        None => None,
+    };
+    Ok(Preflight { notifier, http, https, parent })
+}
+
+/// The HTTP limits of the config.
+fn http_limits(cfg: &Config) -> crate::net::http::Limits {
+    let max_connections = cfg.http_max_connections.max(1);
+    crate::net::http::Limits {
+        max_connections,
+        max_per_address: cfg.http_max_connections_per_address.unwrap_or(max_connections / 8).clamp(1, max_connections),
+        header_timeout: std::time::Duration::from_secs(cfg.http_header_timeout_secs.max(1)),
+        idle_timeout: std::time::Duration::from_secs(cfg.http_idle_timeout_secs.max(1)),
+    }
+}
+
+/// Serves the API on the listeners bound by [`preflight`] until
+/// `shutdown` resolves; then lets requests in progress finish.
+async fn serve_http(
+    limits: crate::net::http::Limits,
+    plain: tokio::net::TcpListener,
+    https: Option<(tokio::net::TcpListener, crate::net::http::Acceptor, std::path::PathBuf)>,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use crate::net::http;
     let server = http::Server::new(app, limits);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -336,16 +412,18 @@ async fn serve_http(cfg: &Config, app: axum::Router, shutdown: impl std::future:
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let plain = tokio::net::TcpListener::bind(cfg.http_listen).await.map_err(io_at(format!("binding HTTP {}", cfg.http_listen)))?;
-    tracing::info!("HTTP API listening on http://{}", plain.local_addr().unwrap_or(cfg.http_listen));
+    if let Ok(a) = plain.local_addr() {
+        tracing::info!("HTTP API listening on http://{a}");
+    }
     let mut listeners = vec![tokio::spawn({
         let (server, stop) = (server.clone(), stopped());
         async move { server.listen(plain, None, stop).await }
     })];
-    if let Some((addr, acceptor, cert)) = tls {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(io_at(format!("binding HTTPS {addr}")))?;
+    if let Some((listener, acceptor, cert)) = https {
         let fingerprint = http::fingerprint_of(&cert).unwrap_or_default();
-        tracing::info!("console on https://{} (certificate SHA-256 {fingerprint})", listener.local_addr().unwrap_or(addr));
+        if let Ok(a) = listener.local_addr() {
+            tracing::info!("console on https://{a} (certificate SHA-256 {fingerprint})");
+        }
         let (server, stop) = (server.clone(), stopped());
         listeners.push(tokio::spawn(async move { server.listen(listener, Some(acceptor), stop).await }));
     }
@@ -355,7 +433,6 @@ async fn serve_http(cfg: &Config, app: axum::Router, shutdown: impl std::future:
         let _ = l.await;
     }
     server.shut_down(std::time::Duration::from_secs(10)).await;
-    Ok(())
 }
 
 /// Refuses a trust setup that cannot work, saying what to change: a node
@@ -407,66 +484,71 @@ pub fn check_trust_setup(cfg: &Config, shared: &Context) -> Result<(), NodeError
     }
 }
 
-/// Runs the node until `shutdown` resolves.
+/// Runs the node until `shutdown` resolves. Every check a configuration
+/// can fail is made before the store opens ([`preflight`]); a failure
+/// after the writer started stops it before returning, so no RocksDB
+/// thread outlives the error (an exit with one still running aborts).
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
     crate::probes::mark_start();
     if cfg.clock_offset_secs != 0 {
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
     }
-    cfg.check_http().map_err(NodeError::Setup)?;
-    let notifier = match &cfg.notify {
-        Some(n) => Some(Arc::new(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?)),
-        None => None,
-    };
+    let pre = preflight(&cfg).await?;
     let key = Arc::new(load_key(&cfg)?);
     let watch = crate::workers::storage::Watch { data_dir: cfg.data_dir.clone(), reserve_bytes: cfg.storage_reserve_mb << 20 };
-    watch.before_open();
     check_writable(&cfg.data_dir)?;
-    let store = open_store(&cfg, &key)?;
+    let store = watch.open(|| open_store(&cfg, &key))?;
     tracing::info!(node = %key.id().fmt_short(), division = %cfg.division, level = cfg.division.level().as_str(), "store opened, {} records", store.feed_len()?);
     let shared = shared_state(&cfg, store.clone(), key.clone())?;
     check_trust_setup(&cfg, &shared)?;
+    crate::notify::prepare(&store, pre.notifier.is_some())?;
     let writer = start_writer(shared.clone())?;
     let ledger = Ledger::start(writer);
-    let shared_for_net = shared.clone();
-    crate::notify::prepare(&store, notifier.is_some())?;
-    let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() })
-        .with_login(&cfg.login)
-        .with_public(&cfg.public)
-        .with_notify(notifier.as_ref().map(|n| n.adapter_name()));
-    let parent = match &cfg.parent {
-        Some(p) => Some(
-            tokio::net::lookup_host(p.as_str())
-                .await
-                .map_err(io_at(format!("resolving parent address {p}")))?
-                .next()
-                .ok_or_else(|| NodeError::Setup(format!("parent address {p} resolves to nothing")))?,
-        ),
-        None => None,
-    };
-    let supervision = (cfg.supervision_interval_secs > 0).then(|| {
-        let interval = std::time::Duration::from_secs(cfg.supervision_interval_secs);
-        tokio::spawn(crate::workers::supervisor::run(shared_for_net.clone(), ledger.clone(), interval))
-    });
-    let mut net_tasks = if cfg.quic_listen.is_some() || parent.is_some() {
-        crate::net::start(shared_for_net.clone(), ledger.clone(), cfg.quic_listen, parent).await.map_err(|e| NodeError::Net(format!("{e:#}")))?
-    } else {
-        Vec::new()
-    };
-    net_tasks.extend(supervision);
-    if let Some(n) = notifier {
-        tracing::info!(adapter = n.adapter_name(), "citizen notifications on");
-        net_tasks.push(tokio::spawn(crate::notify::run(shared_for_net.clone(), n)));
-    }
-    watch.check(&shared_for_net.store, &shared_for_net.storage, shared_for_net.clock.now_ms());
-    net_tasks.push(tokio::spawn(crate::workers::storage::run(shared_for_net.clone(), watch, shared_for_net.storage.clone())));
-    serve_http(&cfg, api::router(state), shutdown).await?;
-    for t in net_tasks {
+    let mut tasks = Vec::new();
+    let result = serve(&cfg, pre, shared, ledger.clone(), watch, &mut tasks, shutdown).await;
+    for t in tasks {
         t.abort();
     }
     // Stop the writer before the store is closed: RocksDB must not be torn
     // down while a thread still uses it.
     ledger.shutdown();
-    tracing::info!("stopped");
+    match &result {
+        Ok(()) => tracing::info!("stopped"),
+        Err(e) => tracing::error!("stopped: {e}"),
+    }
+    result
+}
+
+/// The running node over its started ledger: workers, links and the API,
+/// until `shutdown` resolves. The tasks it spawns are left in `tasks` for
+/// [`run`] to stop.
+async fn serve(
+    cfg: &Config,
+    pre: Preflight,
+    shared: Context,
+    ledger: Ledger,
+    watch: crate::workers::storage::Watch,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let Preflight { notifier, http, https, parent } = pre;
+    let node = NodeInfo { id: shared.key.id(), division: cfg.division, name: cfg.name.clone() };
+    let state = AppState::new(shared.clone(), ledger.clone(), node, &cfg.login, &cfg.public)?
+        .with_notify(notifier.as_ref().map(|n| n.adapter_name()))
+        .with_received_at_max(cfg.received_at_max_hours);
+    if cfg.supervision_interval_secs > 0 {
+        let interval = std::time::Duration::from_secs(cfg.supervision_interval_secs);
+        tasks.push(tokio::spawn(crate::workers::supervisor::run(shared.clone(), ledger.clone(), interval)));
+    }
+    if cfg.quic_listen.is_some() || parent.is_some() {
+        tasks.extend(crate::net::start(shared.clone(), ledger.clone(), cfg.quic_listen, parent).await.map_err(|e| NodeError::Net(format!("{e:#}")))?);
+    }
+    if let Some(n) = notifier {
+        tracing::info!(adapter = n.adapter_name(), "citizen notifications on");
+        tasks.push(tokio::spawn(crate::notify::run(shared.clone(), n)));
+    }
+    watch.check(&shared.store, &shared.storage, shared.clock.now_ms());
+    tasks.push(tokio::spawn(crate::workers::storage::run(shared.clone(), watch, shared.storage.clone())));
+    serve_http(http_limits(cfg), http, https, api::router(state), shutdown).await;
     Ok(())
 }

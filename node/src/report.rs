@@ -124,6 +124,10 @@ fn unit_names(trust: &Trust) -> HashMap<String, String> {
     trust.members().map(|m| (m.cert.division.to_string(), m.cert.name.clone())).collect()
 }
 
+/// 越级 as the tables state it.
+pub const SKIP_LEVEL_DEFINITION: &str =
+    "越级：在发生地以上的中心受理、且发生地此前没有同一诉求人同一小类案件的事项，计入发生地；与基期（默认上年同期）比较，规划目标为下降50%";
+
 /// The statistics table for a query, as JSON.
 pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<Value> {
     let groups = stats::rollup(store, q.scope, &q.months, q.by)?;
@@ -171,7 +175,8 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
         "months": q.months,
         "by": by_name(q.by),
         "ranked_by": rank_by.map(|k| k.as_str()),
-        "definitions": q.kpis.iter().map(|k| json!({"kpi": k.as_str(), "name": k.zh(), "definition": k.definition()})).collect::<Vec<_>>(),
+        "definitions": q.kpis.iter().map(|k| json!({"kpi": k.as_str(), "name": k.zh(), "definition": k.definition(), "definition_zh": k.definition_zh()})).collect::<Vec<_>>(),
+        "skip_level_definition": SKIP_LEVEL_DEFINITION,
         "rows": out_rows,
         "rows_total": rows.len(),
         "offset": q.offset,

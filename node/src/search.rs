@@ -185,6 +185,9 @@ fn by_number(store: &Store, q: &str, limit: usize, after: Option<&[u8]>) -> crat
     store.numbers_after(q, after, limit)
 }
 
+/// Why a search by phone or ID number may find nothing here.
+pub const CONTACT_HINT: &str = "按电话或身份证号只能查到本中心保存了诉求人联系方式的案件：本中心受理的，以及上报或下派到本中心的。其余案件的联系方式只留在受理中心，不会上传：请到受理中心查找，或按编号、关键词查找。(A phone or ID number finds only the cases whose complainant's contact this center holds: those filed here, and those escalated or dispatched to it. Search at the filing center, or by number or words.)";
+
 pub async fn route(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let session = authenticate(&s, &headers, Role::Viewer).await?;
     let text = q.get("q").cloned().unwrap_or_default();
@@ -211,7 +214,10 @@ pub async fn route(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
     let policy = s.policy();
     let now = s.now_ms();
     let cases: Vec<Value> = found.cases.iter().map(|c| summary_json(&policy, c, now)).collect();
-    Ok(Json(json!({"kind": found.kind.as_str(), "cases": cases, "next": found.next})))
+    // A phone or ID number found nothing: say where the contact is kept,
+    // rather than a bare "0 cases".
+    let hint = (cases.is_empty() && matches!(found.kind, Kind::Phone | Kind::IdNumber)).then_some(CONTACT_HINT);
+    Ok(Json(json!({"kind": found.kind.as_str(), "cases": cases, "next": found.next, "hint": hint})))
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// When `last_error` happened.
     pub last_error_ms: Option<u64>,
+    /// While the link to the parent is down: when this node dials it next.
+    pub next_attempt_ms: Option<u64>,
     pub connects: u64,
     /// The protocol version of the last link (the handshake's choice).
     pub protocol: Option<u32>,

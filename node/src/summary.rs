@@ -127,7 +127,7 @@ impl CaseSummary {
                 .deadlines
                 .iter()
                 .filter(|d| d.is_running())
-                .filter_map(|d| Some(RunningClock { kind: d.kind, unit: d.unit, started_ms: d.started_ms, due_ms: d.due_ms? }))
+                .filter_map(|d| Some(RunningClock { kind: d.kind, unit: state.acting_unit(d), started_ms: d.started_ms, due_ms: d.due_ms? }))
                 .collect(),
             next_due_ms: state.next_due(),
             events: state.timeline.len() as u32,

@@ -261,7 +261,7 @@ pub struct Target {
 }
 
 macro_rules! kpis {
-    ($($name:ident = $code:literal, $zh:literal, $def:literal;)+) => {
+    ($($name:ident = $code:literal, $zh:literal, $def:literal, $zhdef:literal;)+) => {
         /// A KPI: a ratio of counters, as DOMAIN.md defines it.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Kpi { $($name,)+ }
@@ -282,6 +282,12 @@ macro_rules! kpis {
                 match self { $(Kpi::$name => $def,)+ }
             }
 
+            /// The same definition in Chinese alone, for the console and
+            /// the command line.
+            pub fn definition_zh(self) -> &'static str {
+                match self { $(Kpi::$name => $zhdef,)+ }
+            }
+
             pub fn parse(s: &str) -> Option<Kpi> {
                 match s { $($code => Some(Kpi::$name),)+ _ => None }
             }
@@ -291,37 +297,53 @@ macro_rules! kpis {
 
 kpis! {
     Satisfaction = "satisfaction", "满意率",
-        "群众评价(满意 + 基本满意) / 群众评价; citizen-given ratings only (the plan's target applies to these), every rating in the month it was given (a 不满意 followed by 重办 and a 满意 is two ratings), less ratings set aside by an upheld 差评申诉";
+        "群众评价(满意 + 基本满意) / 群众评价; citizen-given ratings only (the plan's target applies to these), every rating in the month it was given (a 不满意 followed by 重办 and a 满意 is two ratings), less ratings set aside by an upheld 差评申诉",
+        "群众评价中满意与基本满意之和 ÷ 群众评价数；只计群众本人作出的评价（规划目标按此考核），每次评价计入作出评价的月份（不满意后重办再评满意计两次），差评申诉成立的评价不计";
     SatisfactionStrict = "satisfaction_strict", "满意率(仅满意)",
-        "群众评价满意 / 群众评价; citizen-given 满意 alone over citizen-given ratings";
+        "群众评价满意 / 群众评价; citizen-given 满意 alone over citizen-given ratings",
+        "群众评价中满意数 ÷ 群众评价数";
     ResultSatisfaction = "result_satisfaction", "结果满意率",
-        "结果满意(含基本满意) / 结果评价; the citizen's satisfaction with the result, rated separately on the public page";
+        "结果满意(含基本满意) / 结果评价; the citizen's satisfaction with the result, rated separately on the public page",
+        "结果评价中满意（含基本满意）数 ÷ 结果评价数；群众在公众查询页对办理结果单独作出的评价";
     StaffSatisfaction = "staff_satisfaction", "满意率(工作人员录入)",
-        "(满意 + 基本满意 − 群众评价满意 − 群众评价基本满意) / (评价 − 群众评价); staff-entered ratings, shown apart and never counted towards the target";
+        "(满意 + 基本满意 − 群众评价满意 − 群众评价基本满意) / (评价 − 群众评价); staff-entered ratings, shown apart and never counted towards the target",
+        "工作人员录入评价中满意与基本满意之和 ÷ 工作人员录入的评价数；单列显示，不计入考核目标";
     CitizenRatedShare = "citizen_rated_share", "群众评价占比",
-        "群众评价 / 评价; the share of ratings the citizen gave (the rest were entered by staff)";
+        "群众评价 / 评价; the share of ratings the citizen gave (the rest were entered by staff)",
+        "群众评价数 ÷ 评价总数；其余为工作人员代为录入";
     ResolutionRate = "resolution_rate", "化解率",
-        "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline";
+        "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline",
+        "办结数 ÷（办结数 + 超期未办结数）";
     LocalResolution = "local_resolution", "就地化解率",
-        "首接中心未上报即办结 / 办结; resolved at the center that first accepted the case with no escalation, over all resolved";
+        "首接中心未上报即办结 / 办结; resolved at the center that first accepted the case with no escalation, over all resolved",
+        "首接中心未上报即办结数 ÷ 办结数";
     RegistrationOnTime = "registration_on_time", "按时登记率",
-        "1小时内登记 / 受理; registered within the policy's registration time, over received";
+        "1小时内登记 / 受理; registered within the policy's registration time, over received",
+        "在策略规定的登记时限（1小时）内登记数 ÷ 受理数";
     RoutingOnTime = "routing_on_time", "按时分流率",
-        "按时分流 / 分流; routed (or signed onward) within 24 h (urgent 1 h), over routed";
+        "按时分流 / 分流; routed (or signed onward) within 24 h (urgent 1 h), over routed",
+        "在24小时（紧急1小时）内分流或转交数 ÷ 分流数";
     SignForOnTime = "sign_for_on_time", "按时签收率",
-        "按时签收 / 签收; signed for within the policy's time after an escalation or dispatch";
+        "按时签收 / 签收; signed for within the policy's time after an escalation or dispatch",
+        "上报或下派后在策略时限内签收数 ÷ 签收数";
     OnSiteOnTime = "on_site_on_time", "紧急案件按时到场率",
-        "15分钟内到场 / 到场; urgent cases with a first on-site report within 15 minutes";
+        "15分钟内到场 / 到场; urgent cases with a first on-site report within 15 minutes",
+        "紧急案件15分钟内首次到场数 ÷ 到场数";
     ResolutionOnTime = "resolution_on_time", "按期办结率",
-        "按期办结 / 办结; resolved within 7 (complex 15) working days plus approved extensions";
+        "按期办结 / 办结; resolved within 7 (complex 15) working days plus approved extensions",
+        "在7个工作日（复杂15个）加批准延期内办结数 ÷ 办结数";
     OverdueRate = "overdue_rate", "超期率",
-        "超期办结 / 办结时限到结; closed late over closed (each resolution or re-handling clock)";
+        "超期办结 / 办结时限到结; closed late over closed (each resolution or re-handling clock)",
+        "超期办结数 ÷ 办结时限到结数（每个办理或重办时限各计一次）";
     FeedbackOnTime = "feedback_on_time", "按时反馈率",
-        "24小时内反馈 / 反馈; feedback given within 24 h of resolution";
+        "24小时内反馈 / 反馈; feedback given within 24 h of resolution",
+        "办结后24小时内反馈数 ÷ 反馈数";
     AvgHandlingDays = "avg_handling_days", "平均办理时长(天)",
-        "Σ(办结时间 − 受理时间) / 办结; mean natural days from receipt to resolution";
+        "Σ(办结时间 − 受理时间) / 办结; mean natural days from receipt to resolution",
+        "（办结时间 − 受理时间）之和 ÷ 办结数，按自然日计";
     RepeatRate = "repeat_rate", "重复投诉率",
-        "重复投诉 / 受理; cases whose complainant (the same phone or ID fingerprint bucket) filed in the same leaf category within the policy's window (180 days) before, over received";
+        "重复投诉 / 受理; cases whose complainant (the same phone or ID fingerprint bucket) filed in the same leaf category within the policy's window (180 days) before, over received",
+        "重复投诉数 ÷ 受理数；同一诉求人（电话或身份证号指纹相同）在策略窗口（180天）内就同一小类再次投诉";
 }
 
 impl Kpi {

@@ -489,28 +489,31 @@ impl Policy {
     /// warning date.
     fn validate_numbers(&self) -> Result<(), PolicyError> {
         let d = &self.deadlines;
-        for (name, v) in [
-            ("registration_minutes", d.registration_minutes),
-            ("routing_minutes", d.routing_minutes),
-            ("routing_urgent_minutes", d.routing_urgent_minutes),
-            ("on_site_urgent_minutes", d.on_site_urgent_minutes),
-            ("sign_for_minutes", d.sign_for_minutes),
-            ("sign_for_urgent_minutes", d.sign_for_urgent_minutes),
-            ("resolution_working_days", d.resolution_working_days),
-            ("resolution_complex_working_days", d.resolution_complex_working_days),
-            ("feedback_minutes", d.feedback_minutes),
-            ("rehandle_working_days", d.rehandle_working_days),
-            ("max_extension_working_days", d.max_extension_working_days),
-            ("max_due_days", d.max_due_days),
-            ("rating_token_days", d.rating_token_days),
-            ("repeat_window_days", self.repeat_window_days),
+        // Each field against the bound of its own unit: a year in minutes,
+        // working days or days (a day field was once checked against a
+        // year in minutes, so 100000 days passed).
+        const YEAR_MINUTES: u32 = 366 * 24 * 60;
+        const YEAR_DAYS: u32 = 366;
+        const YEAR_WORKING_DAYS: u32 = 250;
+        for (name, v, max, unit) in [
+            ("registration_minutes", d.registration_minutes, YEAR_MINUTES, "a year in minutes (527040)"),
+            ("routing_minutes", d.routing_minutes, YEAR_MINUTES, "a year in minutes (527040)"),
+            ("routing_urgent_minutes", d.routing_urgent_minutes, YEAR_MINUTES, "a year in minutes (527040)"),
+            ("on_site_urgent_minutes", d.on_site_urgent_minutes, YEAR_MINUTES, "a year in minutes (527040)"),
+            ("sign_for_minutes", d.sign_for_minutes, YEAR_MINUTES, "a year in minutes (527040)"),
+            ("sign_for_urgent_minutes", d.sign_for_urgent_minutes, YEAR_MINUTES, "a year in minutes (527040)"),
+            ("feedback_minutes", d.feedback_minutes, YEAR_MINUTES, "a year in minutes (527040)"),
+            ("resolution_working_days", d.resolution_working_days, YEAR_WORKING_DAYS, "a year's working days (250)"),
+            ("resolution_complex_working_days", d.resolution_complex_working_days, YEAR_WORKING_DAYS, "a year's working days (250)"),
+            ("rehandle_working_days", d.rehandle_working_days, YEAR_WORKING_DAYS, "a year's working days (250)"),
+            ("max_extension_working_days", d.max_extension_working_days, YEAR_WORKING_DAYS, "a year's working days (250)"),
+            ("max_due_days", d.max_due_days, YEAR_DAYS, "a year in days (366)"),
+            ("rating_token_days", d.rating_token_days, YEAR_DAYS, "a year in days (366)"),
+            ("repeat_window_days", self.repeat_window_days, YEAR_DAYS, "a year in days (366)"),
         ] {
-            if v == 0 || v > 366 * 24 * 60 {
-                return invalid(format!("{name} must be at least 1 and at most a year"));
+            if v == 0 || v > max {
+                return invalid(format!("{name} must be at least 1 and at most {unit}, not {v}"));
             }
-        }
-        if d.resolution_working_days > 250 || d.resolution_complex_working_days > 250 || d.rehandle_working_days > 250 || d.max_extension_working_days > 250 {
-            return invalid("a working-day deadline is at most 250 working days".into());
         }
         if d.due_soon_percent == 0 || d.due_soon_percent > 100 {
             return invalid("due_soon_percent must be 1 to 100".into());
@@ -518,6 +521,9 @@ impl Policy {
         let steps = self.supervision.steps();
         if steps.windows(2).any(|w| w[0] > w[1]) {
             return invalid("supervision thresholds must not decrease from 普通 to 约谈".into());
+        }
+        if let Some(v) = steps.iter().find(|v| **v > YEAR_MINUTES) {
+            return invalid(format!("a supervision threshold is at most a year in minutes (527040), not {v}"));
         }
         if self.report_grace_minutes > 31 * 24 * 60 {
             return invalid("report_grace_minutes is at most 31 days".into());
@@ -670,6 +676,9 @@ impl From<Policy> for PolicySet {
     }
 }
 
+/// The fewest working days a year's calendar may have (China's have about 250).
+pub const MIN_WORKING_DAYS: u32 = 200;
+
 impl YearCalendar {
     /// Dates in the year, make-up workdays on weekends, no date twice, no
     /// holiday that is also a make-up workday, a holiday name for each.
@@ -714,7 +723,32 @@ impl YearCalendar {
                 return bad(format!("{date} is both a holiday and a make-up workday"));
             }
         }
+        // A year of China's calendar has about 250 working days; one with
+        // far fewer (every weekday a holiday, say) is a mistake, and one
+        // with none would leave every working-day deadline without an end.
+        let working = self.working_days();
+        if working < MIN_WORKING_DAYS {
+            return bad(format!("the year has {working} working days; a calendar needs at least {MIN_WORKING_DAYS} (is every weekday listed as a holiday?)"));
+        }
         Ok(())
+    }
+
+    /// The working days of the year: Monday to Friday not a holiday, and
+    /// the make-up workdays.
+    pub fn working_days(&self) -> u32 {
+        let Some(mut day) = date_of_ymd(self.year as u32 * 10_000 + 101) else { return 0 };
+        let mut n = self.makeup_workdays.len() as u32;
+        while day.year() as i32 == self.year as i32 {
+            let ymd = day.year() as u32 * 10_000 + day.month() as u32 * 100 + day.day() as u32;
+            if !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) && !self.holidays.iter().any(|h| h.date == ymd) {
+                n += 1;
+            }
+            match day.tomorrow() {
+                Ok(next) => day = next,
+                Err(_) => break,
+            }
+        }
+        n
     }
 }
 

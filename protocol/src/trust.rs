@@ -19,6 +19,9 @@ pub enum TrustError {
     UnknownAuthor(String),
     #[error("key {key} was revoked after its record {cutoff}; this record is {seq}")]
     Revoked { key: String, cutoff: u64, seq: u64 },
+    /// A revoked key asking to connect (no record in question).
+    #[error("key {key} is revoked (its records after {cutoff} are void): it may not connect")]
+    KeyRevoked { key: String, cutoff: u64 },
     #[error("revocation of {0} must be signed by its issuer or an ancestor center")]
     RevokerNotAncestor(String),
     #[error("record is not a certificate or revocation")]
@@ -172,7 +175,7 @@ impl Trust {
     pub fn may_connect(&self, key: &NodeId, now_ms: u64) -> Result<&NodeCert, TrustError> {
         let m = self.members.get(key).ok_or_else(|| TrustError::UnknownAuthor(key.fmt_short()))?;
         if let Some((rev, _)) = self.revoked.get(key) {
-            return Err(TrustError::Revoked { key: key.fmt_short(), cutoff: rev.cutoff_seq, seq: u64::MAX });
+            return Err(TrustError::KeyRevoked { key: key.fmt_short(), cutoff: rev.cutoff_seq });
         }
         if !m.cert.valid_at(now_ms) {
             return Err(CertError::Expired.into());

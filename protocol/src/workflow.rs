@@ -1306,7 +1306,26 @@ impl CaseState {
 
     /// The earliest due time among running clocks.
     pub fn next_due(&self) -> Option<u64> {
-        self.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| d.due_ms).min()
+        let running = || self.deadlines.iter().filter(|d| d.is_running());
+        // The owner's next due time (what its queue shows); another unit's
+        // clock only when the owner has none (a filing center's 反馈 after
+        // another unit resolved the case).
+        running().filter(|d| self.acting_unit(d) == self.owner).filter_map(|d| d.due_ms).min().or_else(|| running().filter_map(|d| d.due_ms).min())
+    }
+
+    /// The unit that must act on a clock. A running 办结 or 重办 clock
+    /// belongs to the case's owner, whoever it started with: an escalation
+    /// or a dispatch hands the case, and what is left of its time limit,
+    /// to another unit. Every other clock names its own unit (签收 and 分流
+    /// the receiver, 反馈 the filing center, 督办回复 the notice's
+    /// addressee); a met clock names the unit it ran against. The signed
+    /// fold keeps the unit a clock started with (format 3 is pinned by the
+    /// compatibility corpus); views, queues and indexes ask here.
+    pub fn acting_unit(&self, d: &Deadline) -> DivisionCode {
+        match d.kind {
+            DeadlineKind::Resolution | DeadlineKind::Rehandle if d.is_running() => self.owner,
+            _ => d.unit,
+        }
     }
 
     /// Years whose calendar some clock of the case waits for (running or

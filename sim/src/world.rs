@@ -108,7 +108,7 @@ impl SimNode {
     /// takes it while the node runs.
     pub fn backup(&self, dir: &std::path::Path) -> anyhow::Result<u64> {
         let info = zongzhi_node::api::NodeInfo { id: self.id, division: self.division, name: self.cfg.name.clone() };
-        let m = zongzhi_node::recovery::backup(&self.shared().store, dir, &info, None, self.clock.now_ms()).map_err(anyhow::Error::msg)?;
+        let m = zongzhi_node::recovery::backup(&self.shared().store, dir, &info, &Default::default(), self.clock.now_ms()).map_err(anyhow::Error::msg)?;
         Ok(m.own_seq)
     }
 

@@ -235,6 +235,16 @@ impl TestNode {
         std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
     }
 
+    /// Logs in through the API from a client that logged in before (its
+    /// device token).
+    pub fn login_with_device(&self, user: &str, password: &str, device: &str) -> Api {
+        let mut api = Api::new(&self.url(), None);
+        let (status, v) = api.post("/api/login", &json!({"username": user, "password": password, "device": device}));
+        assert_eq!(status, 200, "login failed: {v}");
+        api.token = Some(v["token"].as_str().unwrap().to_string());
+        api
+    }
+
     /// Logs in through the API.
     pub fn login(&self, user: &str, password: &str) -> Api {
         let mut api = Api::new(&self.url(), None);
@@ -390,6 +400,13 @@ pub fn sample_case(title: &str) -> Value {
         "people_involved": 2,
         "contact": {"name": "张三", "phone": "13812341234", "id_number": "330102199001011234", "address": "某小区3幢502"}
     })
+}
+
+/// A sample of `name` (a gauge or counter without labels) from the node's
+/// `/metrics`; `NaN` when it is not there.
+pub fn metric(node: &TestNode, name: &str) -> f64 {
+    let text = reqwest::blocking::get(format!("{}/metrics", node.url())).and_then(|r| r.text()).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(f64::NAN)
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, or panics after `secs`.

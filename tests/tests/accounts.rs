@@ -193,10 +193,11 @@ fn parallel_wrong_logins_hash_a_few_at_a_time() {
     assert_eq!(metric(&node, "zongzhi_password_hashes_total") - hashes, checked);
     assert_eq!(metric(&node, "zongzhi_login_busy_total"), busy);
     assert_eq!((metric(&node, "zongzhi_password_hashes_active"), metric(&node, "zongzhi_password_hash_waiting")), (0, 0));
-    // Every attempt is in the audit, the refused ones too.
+    // Every attempt is in the audit, the refused ones too (aggregated per
+    // address: each entry counts its attempts).
     let admin = node.login("admin", ADMIN_PASSWORD);
     let (_, audit) = admin.get("/api/login-audit?limit=1000");
-    let count = |outcome: &str| audit["entries"].as_array().unwrap().iter().filter(|e| e["outcome"] == outcome).count() as u64;
+    let count = |outcome: &str| audit["entries"].as_array().unwrap().iter().filter(|e| e["outcome"] == outcome).map(|e| e["count"].as_u64().unwrap()).sum::<u64>();
     assert_eq!((count("wrong_password") + count("unknown_user"), count("busy")), (checked, busy), "{audit}");
 }
 
@@ -381,4 +382,119 @@ fn statistics_export_as_xlsx_reads_back_as_the_json() {
         }
     }
     assert_eq!(received, 2.0);
+}
+
+/// Ten slow wrong passwords from another address lock that address out of
+/// the account, not the real user; the lock outlives a restart; guessing
+/// spread over several addresses locks the account for clients it does not
+/// know, and the real admin still gets in from a browser or command line
+/// that logged in before (its device token) or with the recovery code.
+#[test]
+fn guessing_from_elsewhere_never_locks_the_real_user_out() {
+    let mut node = node_with("account_first_delay_ms = 200\naccount_failures_to_lock_everywhere = 14\n");
+    let mut real = Api::new(&node.url(), None);
+    let (status, _, first) = login_as(&real, "admin", ADMIN_PASSWORD);
+    assert_eq!(status, 200, "{first}");
+    let device = first["device"].as_str().expect("a device token for the next login").to_string();
+    real.token = Some(first["token"].as_str().unwrap().to_string());
+    let (status, made) = real.post("/api/users/admin/recovery-code", &json!({}));
+    assert_eq!(status, 200, "{made}");
+    let recovery = made["recovery_code"].as_str().unwrap().to_string();
+
+    // Ten slow wrong passwords from 127.0.0.2: that address is locked out.
+    let attacker = Api::from_address(&node.url(), IpAddr::from([127, 0, 0, 2]));
+    for n in 1..=10 {
+        let (status, _, v) = wrong_after_waiting(&attacker, "admin");
+        assert_eq!(status, if n < 10 { 401 } else { 429 }, "failure {n}: {v}");
+    }
+    assert_eq!(error_code(&login_as(&attacker, "admin", ADMIN_PASSWORD).2), "locked");
+    // The real admin, at their own address, is not.
+    assert_eq!(login_as(&real, "admin", ADMIN_PASSWORD).0, 200, "the real admin logs in");
+    // A restart keeps the lock.
+    node.stop();
+    node.start();
+    let (status, _, v) = login_as(&attacker, "admin", ADMIN_PASSWORD);
+    assert_eq!((status, error_code(&v)), (429, "locked"), "a restart lifts no lock: {v}");
+
+    // Guessing spread over more addresses: the account is locked for every
+    // client it does not know.
+    for last in [3u8, 4] {
+        let elsewhere = Api::from_address(&node.url(), IpAddr::from([127, 0, 0, last]));
+        for _ in 0..2 {
+            assert_eq!(wrong_after_waiting(&elsewhere, "admin").0, 401);
+        }
+    }
+    let stranger = Api::from_address(&node.url(), IpAddr::from([127, 0, 0, 9]));
+    let (status, _, v) = login_as(&stranger, "admin", ADMIN_PASSWORD);
+    assert_eq!((status, error_code(&v)), (429, "locked"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("recovery code"), "{v}");
+    // The real admin: from the client that logged in before …
+    let (status, _, v) = real.post_full("/api/login", &json!({"username": "admin", "password": ADMIN_PASSWORD, "device": device}));
+    assert_eq!(status, 200, "a known device gets in: {v}");
+    // … or anywhere with the recovery code (the command line takes it too).
+    let (status, _, v) = stranger.post_full("/api/login", &json!({"username": "admin", "password": ADMIN_PASSWORD, "recovery_code": recovery.to_lowercase()}));
+    assert_eq!(status, 200, "the recovery code gets in: {v}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(zongzhi_tests::bin("zongzhi"))
+        .args(["login", "--user", "admin", "--password", ADMIN_PASSWORD, "--recovery-code", &recovery])
+        .env("ZONGZHI_NODE", node.url())
+        .env("ZONGZHI_SESSION", dir.path().join("s.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The admin sees it all, and lifts it.
+    let admin = node.login_with_device("admin", ADMIN_PASSWORD, &device);
+    let (_, users) = admin.get("/api/users");
+    let a = user(&users, "admin");
+    assert_eq!(a["locked_everywhere"], true, "{a}");
+    assert!(a["locked_for"].as_array().unwrap().iter().any(|l| l["client"] == "127.0.0.2"), "{a}");
+    let (_, audit) = admin.get("/api/login-audit?log=events");
+    let lockouts = audit["entries"].as_array().unwrap().iter().filter(|e| e["outcome"] == "lockout").count();
+    assert!(lockouts >= 2, "the pair's and the account's lockouts are events: {audit}");
+    assert_eq!(admin.post("/api/users/admin/unlock", &json!({})).0, 200);
+    assert_eq!(login_as(&stranger, "admin", ADMIN_PASSWORD).0, 200);
+    assert_eq!(login_as(&attacker, "admin", ADMIN_PASSWORD).0, 200);
+    // On a stopped node, with no admin able to log in: `user unlock`.
+    let again = Api::from_address(&node.url(), IpAddr::from([127, 0, 0, 10]));
+    for _ in 0..10 {
+        wrong_after_waiting(&again, "admin");
+    }
+    assert_eq!(error_code(&login_as(&again, "admin", ADMIN_PASSWORD).2), "locked");
+    node.stop();
+    let out = node.node_cmd(&["user", "unlock", "--username", "admin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    node.start();
+    assert_eq!(login_as(&again, "admin", ADMIN_PASSWORD).0, 200);
+}
+
+/// Eleven thousand refused logins from one address, as fast as they come:
+/// one aggregated entry; the successful login before them stays in the
+/// audit, and so does the lockout they caused.
+#[test]
+fn a_flood_of_refused_logins_never_evicts_a_successful_one() {
+    let node = node_with("address_failures_before_delay = 1000\naddress_failures_to_lock = 3\n");
+    let admin = node.login("admin", ADMIN_PASSWORD);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let api = Api::from_address(&node.url(), IpAddr::from([127, 0, 0, 2]));
+            std::thread::spawn(move || {
+                for i in 0..1375 {
+                    let (status, _, _) = login_as(&api, if i % 2 == 0 { "admin" } else { "root" }, "not-the-password");
+                    assert!(status == 401 || status == 429, "{status}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (_, audit) = admin.get("/api/login-audit?limit=10000");
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["username"] == "admin" && e["outcome"] == "ok" && e["address"] == "127.0.0.1"), "the successful login stays");
+    assert!(entries.iter().any(|e| e["outcome"] == "lockout" && e["address"] == "127.0.0.2"), "the lockout stays");
+    let refused: u64 = entries.iter().filter(|e| e["address"] == "127.0.0.2" && e["outcome"] != "lockout").map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(refused + audit["not_recorded"].as_u64().unwrap(), 11_000, "every attempt counted");
+    assert!(entries.len() < 20, "aggregated per address and outcome: {} entries", entries.len());
+    let (_, events) = admin.get("/api/login-audit?log=events&limit=10000");
+    assert!(events["entries"].as_array().unwrap().iter().all(|e| e["outcome"] == "ok" || e["outcome"] == "lockout" || e["kind"] == "admin"), "{events}");
 }

@@ -332,32 +332,132 @@ fn every_rating_counts_in_its_month_and_tokens_expire() {
 /// A number locks after repeated wrong query codes, and a right code is
 /// refused while it is locked; an unknown number answers the same as a
 /// wrong code.
+/// Wrong query codes lock out the guesser, not the case: the address that
+/// guessed is locked out of that number (and, guessing across numbers, out
+/// of every number); the citizen at another address still gets in with the
+/// right code; the locks outlive a restart; staff let an address in again
+/// with `zongzhi public-unlock`.
 #[test]
-fn wrong_query_codes_lock_the_number() {
-    let mut v = TestNode::init_with(VILLAGE1, "示例社区1工作站", "[public]\nenabled = true\nmax_wrong_codes = 3\nrequests_per_minute = 10000\n");
+fn wrong_query_codes_lock_out_the_guesser_not_the_citizen() {
+    let mut v = TestNode::init_with(
+        VILLAGE1,
+        "示例社区1工作站",
+        "[public]\nenabled = true\nmax_wrong_codes = 3\nmax_wrong_per_address = 8\nrequests_per_minute = 10000\nwrong_answer_ms = 0\n",
+    );
     v.start();
     let op = v.login("operator", OPERATOR_PASSWORD);
     let c = op.file_case(&person("噪音扰民", "13800007777", ""));
     let (number, code) = (c["number"].as_str().unwrap().to_string(), c["receipt"]["query_code"].as_str().unwrap().to_string());
-    let anon = Api::new(&v.url(), None);
-    let (status, ok) = anon.get(&format!("/api/public/cases/{number}?code={code}"));
+    let right = format!("/api/public/cases/{number}?code={code}");
+    let guesser = Api::new(&v.url(), None);
+    let citizen = Api::from_address(&v.url(), std::net::IpAddr::from([127, 0, 0, 2]));
+    let (status, ok) = guesser.get(&right);
     assert_eq!((status, ok["status"]["code"].as_str()), (200, Some("awaiting_receipt")), "{ok}");
-    let (s1, unknown) = anon.get("/api/public/cases/330106010001-2026-999999?code=ABCDE-23456");
-    let (s2, wrong) = anon.get(&format!("/api/public/cases/{number}?code=ABCDE-23456"));
+    let (s1, unknown) = guesser.get("/api/public/cases/330106010001-2026-999999?code=ABCDE-23456");
+    let (s2, wrong) = guesser.get(&format!("/api/public/cases/{number}?code=ABCDE-23456"));
     assert_eq!((s1, s2), (403, 403));
     assert_eq!(unknown["error"]["code"], wrong["error"]["code"]);
-    anon.get(&format!("/api/public/cases/{number}?code=ABCDE-23457"));
-    let (status, e) = anon.get(&format!("/api/public/cases/{number}?code=ABCDE-23458"));
+    guesser.get(&format!("/api/public/cases/{number}?code=ABCDE-23457"));
+    let (status, e) = guesser.get(&format!("/api/public/cases/{number}?code=ABCDE-23458"));
     assert_eq!((status, e["error"]["code"].as_str()), (429, Some("locked")), "{e}");
-    let (status, _headers, _) = anon.get_raw(&format!("/api/public/cases/{number}?code={code}"));
-    assert_eq!(status, 429, "locked even for the right code");
+    assert_eq!(guesser.get(&right).0, 429, "the guessing address is locked out, even with the right code");
+    // The citizen, elsewhere, is not.
+    assert_eq!(citizen.get(&right).0, 200, "the citizen at another address gets in");
+    // Kept across a restart.
+    v.stop();
+    v.start();
+    assert_eq!(guesser.get(&right).0, 429, "a restart lifts no lock");
+    let op = v.login("operator", OPERATOR_PASSWORD);
+    let (_, locks) = op.get(&format!("/api/cases/{number}/public-locks"));
+    assert_eq!(locks["locked_addresses"][0]["address"], "127.0.0.1", "{locks}");
+    // Staff let the address in again (the citizen called the center): on
+    // the case page of the console …
+    let mut b = Browser::launch();
+    b.login(&v.url(), "operator", OPERATOR_PASSWORD);
+    b.goto(&format!("{}/#/case/{}", v.url(), c["id"].as_str().unwrap()));
+    let card = b.wait("the public page's lock on the case page", 15, "document.querySelector('#public-locks')?.innerText");
+    assert!(card.as_str().unwrap().contains("127.0.0.1"), "{card}");
+    b.click("[data-test=public-unlock]");
+    b.wait("the lock lifted", 15, "document.body.dataset.page === 'case' && !document.querySelector('#public-locks')");
+    assert_eq!(guesser.get(&right).0, 200);
+    // … or with the command line.
+    for wrong in ["ABCDE-23456", "ABCDE-23457", "ABCDE-23458"] {
+        guesser.get(&format!("/api/public/cases/{number}?code={wrong}"));
+    }
+    assert_eq!(guesser.get(&right).0, 429);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| Command::new(bin("zongzhi")).args(args).env("ZONGZHI_NODE", v.url()).env("ZONGZHI_SESSION", dir.path().join("s.json")).output().unwrap();
+    assert!(cli(&["login", "--user", "operator", "--password", OPERATOR_PASSWORD]).status.success());
+    let out = cli(&["public-unlock", &number]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 client addresses"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(guesser.get(&right).0, 200);
+    let (_, audit) = v.login("admin", ADMIN_PASSWORD).get("/api/login-audit?log=events");
+    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["outcome"] == "public_unlock" && e["username"] == number.as_str() && e["by"] == "operator"), "{audit}");
+    // Guessing across numbers locks the address out of every number.
+    let sprayer = Api::from_address(&v.url(), std::net::IpAddr::from([127, 0, 0, 3]));
+    for n in 1..=8 {
+        let (status, e) = sprayer.get(&format!("/api/public/cases/330106010001-2026-{:06}?code=ABCDE-23456", 100 + n));
+        assert_eq!(status, if n < 8 { 403 } else { 429 }, "{n}: {e}");
+    }
+    assert_eq!(sprayer.get(&right).0, 429);
+    assert_eq!(citizen.get(&right).0, 200);
     // Without [public], nothing is served.
     let mut plain = TestNode::init("330106010002", "示例社区2工作站");
     plain.start();
-    let (status, e) = Api::new(&plain.url(), None).get(&format!("/api/public/cases/{number}?code={code}"));
+    let (status, e) = Api::new(&plain.url(), None).get(&right);
     assert_eq!((status, e["error"]["code"].as_str()), (404, Some("not_found")), "{e}");
     v.stop();
     plain.stop();
+}
+
+/// The median of the times `f` takes, over `n` calls interleaved with
+/// those of `g` (so both see the same load): (f's, g's).
+fn medians(n: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        f();
+        a.push(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        g();
+        b.push(t.elapsed().as_secs_f64());
+    }
+    for v in [&mut a, &mut b] {
+        v.sort_by(f64::total_cmp);
+    }
+    (a[n / 2], b[n / 2])
+}
+
+/// A wrong code (or rating token) for a case with a long history is
+/// answered as late as one for an unknown number: neither the content nor
+/// the time of the answer tells whether the number exists.
+#[test]
+fn a_wrong_code_takes_as_long_as_an_unknown_number() {
+    let mut v = TestNode::init_with(VILLAGE1, "示例社区1工作站", "[public]\nenabled = true\nmax_wrong_codes = 100000\nmax_wrong_per_address = 100000\nrequests_per_minute = 100000\n");
+    v.start();
+    let op = v.login("operator", OPERATOR_PASSWORD);
+    let c = op.file_case(&person("历时很长的案件", "13800006666", ""));
+    let (id, number) = (c["id"].as_str().unwrap().to_string(), c["number"].as_str().unwrap().to_string());
+    op.act(&id, json!({"action": "sign_for"}));
+    for i in 0..300 {
+        op.act(&id, json!({"action": "progress", "note": format!("第{i}次走访"), "public": i % 2 == 0}));
+    }
+    op.act(&id, json!({"action": "resolve", "public_reply": "已调解", "internal_note": ""}));
+    op.act(&id, json!({"action": "feedback", "note": "已告知", "invite_rating": true}));
+    let anon = Api::new(&v.url(), None);
+    let unknown = "330106010001-2026-999999";
+    let get = |n: &str| {
+        let (status, _) = anon.get(&format!("/api/public/cases/{n}?code=ABCDE-23456"));
+        assert_eq!(status, 403);
+    };
+    let rate = |n: &str| {
+        let (status, _) = anon.post(&format!("/api/public/cases/{n}/rating"), &json!({"token": "AAAAAAAAAAAAAAAAAAAAAAAAAA", "rating": "satisfied", "result_rating": "satisfied"}));
+        assert_eq!(status, 403);
+    };
+    for (what, (held, none)) in [("query code", medians(25, || get(&number), || get(unknown))), ("rating token", medians(25, || rate(&number), || rate(unknown)))] {
+        eprintln!("{what}: wrong for a long case {:.1} ms, unknown number {:.1} ms", held * 1e3, none * 1e3);
+        assert!((held - none).abs() <= 0.25 * held.max(none), "{what}: {held:.4} s for the case, {none:.4} s for no case");
+    }
 }
 
 /// The console: a filing prints a receipt with the query code and a QR

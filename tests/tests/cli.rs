@@ -79,7 +79,9 @@ fn operator_takes_a_case_through_the_cli() {
     std::fs::write(&file, "现场照片说明").unwrap();
     assert!(cli.ok(&["attach", &number, "--file", file.to_str().unwrap(), "--mime", "text/plain"]).contains("attached evidence.txt"));
     cli.ok(&["resolve", &number, "--reply", "已调解，双方达成协议"]);
-    cli.ok(&["feedback", &number, "--note", "已电话告知"]);
+    // No public page here: the feedback says why nobody was invited to rate.
+    let fed = cli.ok(&["feedback", &number, "--note", "已电话告知"]);
+    assert!(fed.contains("未邀请群众评价") && fed.contains("[public]"), "{fed}");
     cli.ok(&["rate", &number, "--rating", "satisfied"]);
     assert!(cli.ok(&["archive", &number]).contains("已归档"));
     let show = cli.ok(&["show", &number]);
@@ -89,6 +91,31 @@ fn operator_takes_a_case_through_the_cli() {
     let json = cli.ok(&["show", &number, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["status"]["code"], "archived");
+
+    // `-` is standard output (or input) wherever a file is named: no file
+    // called `-` appears.
+    let here = tempfile::tempdir().unwrap();
+    let run_here = |args: &[&str]| {
+        let o = cli.cmd(args).current_dir(here.path()).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let csv = String::from_utf8(run_here(&["export", "cases", "--out", "-", "--status", "all"])).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let header: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+    let row: Vec<String> = rows.records().next().unwrap().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| row[header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} in {header:?}"))].clone();
+    // The 台账 names units and shows 受理时间 beside 登记时间.
+    assert_eq!((col("承办单位").as_str(), col("承办单位代码").as_str()), ("留下街道社会治安综合治理中心", "330102001000"), "{csv}");
+    assert_eq!(col("受理时间"), v["received_at"].as_str().unwrap(), "{csv}");
+    let blob = v["attachments"][0]["blob"].as_str().unwrap();
+    assert_eq!(run_here(&["download", &number, blob, "--out", "-"]), "现场照片说明".as_bytes());
+    let pem = String::from_utf8(run_here(&["key", "generate", "--out", "-"])).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    let mut show = cli.cmd(&["key", "show", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    show.stdin.as_mut().unwrap().write_all(pem.as_bytes()).unwrap();
+    assert!(show.wait_with_output().unwrap().status.success(), "the key read back from standard input");
+    assert!(std::fs::read_dir(here.path()).unwrap().next().is_none(), "nothing written in the working directory");
 
     // Admin creates a viewer account through the CLI; the viewer sees masked data.
     cli.ok(&["logout"]);
@@ -103,9 +130,20 @@ fn operator_takes_a_case_through_the_cli() {
 
     // Statistics of this month: one case received, resolved on time, rated 满意.
     let stats = cli.ok(&["stats", "--by", "unit", "--kpi", "satisfaction,resolution_on_time,local_resolution"]);
-    for needle in ["330102001000", "满意率", "100.0% ✓", "就地化解率", "合计"] {
+    for needle in ["330102001000", "满意率", "100.0% ✓", "就地化解率", "合计", "越级"] {
         assert!(stats.contains(needle), "stats lack {needle}:\n{stats}");
     }
+    // The plain table fits a terminal, shows 越级, and states its
+    // definitions in Chinese.
+    let stats = cli.ok(&["stats"]);
+    assert!(stats.lines().all(|l| display_width(l) <= 120), "wider than 120 columns:\n{stats}");
+    assert!(stats.contains("越级(较基期)") && stats.contains("越级：在发生地以上的中心受理"), "{stats}");
+    let definitions: Vec<&str> = stats.lines().filter(|l| l.starts_with("  ")).collect();
+    assert!(definitions.len() >= 5, "{stats}");
+    for l in &definitions {
+        assert!(!l.split(|c: char| !c.is_ascii_alphabetic()).any(|w| w.len() > 3), "a definition in English: {l}");
+    }
+    assert!(cli.ok(&["stats", "--kpi", "all"]).contains("平均办理时长"), "every KPI on request");
     let v: serde_json::Value = serde_json::from_str(&cli.ok(&["stats", "--by", "category", "--json"])).unwrap();
     let row = &v["rows"][0];
     assert_eq!((row["group"].as_str(), row["name"].as_str()), (Some("0202"), Some("噪音扰民")), "{v}");
@@ -125,6 +163,11 @@ fn operator_takes_a_case_through_the_cli() {
     let v: serde_json::Value = serde_json::from_str(&cli.ok(&["stats", "--kpi", "repeat_rate", "--json"])).unwrap();
     assert_eq!(v["total"]["counts"]["repeats"], 1, "{v}");
     assert_eq!(v["total"]["kpis"]["repeat_rate"]["value"].as_f64().unwrap(), 1.0 / 3.0);
+    // 受理时间 dated back: within the node's bound (72 hours), or refused.
+    let back = |hours: i64| (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours)).to_string();
+    let err = cli.fails(&["file", "--title", "补录", "--content", "上周收到", "--category", "0202", "--received-at", &back(100)]);
+    assert!(err.contains("more than 72 hours back"), "{err}");
+    cli.ok(&["file", "--title", "周末收到", "--content", "周六收到的来信", "--category", "0202", "--received-at", &back(60)]);
     node.stop();
 }
 
@@ -166,6 +209,11 @@ fn city_admin_keeps_the_policy_through_the_cli() {
     cli.login("operator", OPERATOR_PASSWORD);
     let p0: serde_json::Value = serde_json::from_str(&cli.ok(&["policy", "--json"])).unwrap();
     let v0 = p0["version"].as_u64().unwrap();
+    // The shipped calendars cite the State Council's notices.
+    for (year, cal) in p0["calendars"].as_object().unwrap() {
+        let source = cal["source"].as_str().unwrap();
+        assert!(source.starts_with(&format!("国务院办公厅关于{year}年部分节假日安排的通知")), "{year}: {source}");
+    }
     let year = p0["calendars"].as_object().unwrap().keys().map(|y| y.parse::<i64>().unwrap()).max().unwrap() + 1;
     let out = cli.ok(&["file", "--title", "跨年的复杂纠纷", "--content", "涉及多户", "--category", "0202", "--complex"]);
     let number = out.split_whitespace().nth(1).unwrap().to_string();
@@ -280,8 +328,8 @@ fn column_text(table: &str, from: &str, to: &str) -> String {
 }
 
 /// A village's own work on a case another center owns: after it escalated
-/// and the township resolved, `zongzhi queue --clock feedback` lists the case
-/// (plain `queue` does not: the township owns it); paging with `--after`;
+/// and the township resolved, `zongzhi queue --clock feedback` lists the case,
+/// and so does the plain `queue`, below the village's own; paging with `--after`;
 /// `zongzhi search` by number and by words; `zongzhi show` names the units
 /// and prints the whole reply.
 #[test]
@@ -297,6 +345,24 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
     vop.act(&id, serde_json::json!({"action": "escalate", "reason": "涉及公共管网"}));
     zongzhi_tests::wait_case(&h.township, &top, &id, "the escalation at the township", |v| v["owner"] == "330106010000");
     top.act(&id, serde_json::json!({"action": "sign_for"}));
+    // Every clock names the unit that must act: the 办结 clock the village
+    // started runs against the township that owns the case now, in the
+    // case view, the list and the "my work" view alike.
+    let view = top.case(&id);
+    let running: Vec<serde_json::Value> = view["deadlines"].as_array().unwrap().iter().filter(|d| d["running"] == true).cloned().collect();
+    assert!(!running.is_empty() && running.iter().all(|d| d["unit"] == "330106010000"), "{running:?}");
+    let resolution = running.iter().find(|d| d["kind"] == "resolution").unwrap_or_else(|| panic!("{running:?}"));
+    assert_eq!(resolution["started_with"], "330106010001", "{resolution}");
+    let row = |api: &zongzhi_tests::Api, query: &str| {
+        let (status, v) = api.get(&format!("/api/cases{query}"));
+        assert_eq!(status, 200, "{v}");
+        v["cases"].as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).cloned()
+    };
+    let listed = row(&top, "").expect("the township's queue");
+    let mine = row(&top, "?clock=any").expect("the township's clocks");
+    let earliest = mine["clocks"].as_array().unwrap().iter().filter(|k| k["unit"] == "330106010000").filter_map(|k| k["due_at"].as_str()).min().map(String::from);
+    assert_eq!(listed["next_due_at"].as_str().map(String::from), earliest, "one due time in both views: {listed} {mine}");
+    assert!(row(&vop, "?clock=any").is_none(), "no clock of the village runs on the case the township handles");
     top.act(&id, serde_json::json!({"action": "route", "window": "housing"}));
     let reply = "街道已协调物业公司更换小区3幢至5幢之间破损的排水管道，受损墙体已由施工方修复并重新粉刷，双方确认无异议，后续如有渗漏可直接联系物业。";
     top.act(&id, serde_json::json!({"action": "resolve", "public_reply": reply}));
@@ -334,6 +400,9 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
             args.extend(["--after", a]);
         }
         let page = cli.ok(&args);
+        // (The first page of the plain queue also lists this center's
+        // clocks on cases others own, below the page itself.)
+        let page = page.split("本中心的时限").next().unwrap().to_string();
         seen.extend([&number, &own[0], &own[1]].into_iter().filter(|n| page.contains(n.as_str())).cloned());
         assert!(page.contains("1 of 2 cases"), "{page}");
         after = page.lines().find_map(|l| l.strip_prefix("next page: --after ")).map(|c| c.trim().to_string());
@@ -347,8 +416,12 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
     all.sort();
     assert_eq!(seen, all, "every case once over the pages");
 
+    // The plain queue: the village's own cases, then its 反馈 on the case
+    // the township owns (the console's 待反馈 tab).
     let queue = cli.ok(&["queue"]);
-    assert!(!queue.contains(&number), "the township owns the case:\n{queue}");
+    let (mine, elsewhere) = queue.split_once("本中心的时限").unwrap_or_else(|| panic!("no section for the work on others' cases:\n{queue}"));
+    assert!(!mine.contains(&number) && own.iter().all(|n| mine.contains(n)), "{queue}");
+    assert!(elsewhere.contains(&number) && elsewhere.contains("反馈") && elsewhere.contains("示例街道"), "the feedback due on the township's case:\n{queue}");
     let feedback = cli.ok(&["queue", "--clock", "feedback"]);
     assert!(feedback.contains(&number) && feedback.contains("已办结") && feedback.contains("示例街道"), "{feedback}\nthe case's clocks: {}", vop.case(&id)["deadlines"]);
     assert!(!feedback.contains("示例街道社会治安综合治理中心"), "the owner by its short name:\n{feedback}");
@@ -358,6 +431,16 @@ fn village_finds_its_feedback_work_and_searches_through_the_cli() {
     let sign_for = cli.ok(&["queue", "--clock", "sign_for"]);
     assert!(!sign_for.contains(&number), "{sign_for}");
     assert!(cli.fails(&["queue", "--clock", "coffee"]).contains("unknown clock"));
+
+    // At the county, which holds no complainant's contact of these cases, a
+    // phone number finds nothing, and says why.
+    let county = Cli { node: h.county.url(), session: dir.path().join("county.json") };
+    county.login("operator", OPERATOR_PASSWORD);
+    let found = county.ok(&["search", "13812341234"]);
+    assert!(found.contains("按电话") && found.contains("0 cases") && found.contains("受理中心"), "{found}");
+    // Where the contact is held it is found, and no hint is given.
+    let found = cli.ok(&["search", "13812341234"]);
+    assert!(found.contains(&own[0]) && !found.contains("受理中心查找"), "{found}");
 }
 
 /// Runs `cmd` with its standard output a pipe whose reading end is already
@@ -535,4 +618,58 @@ fn certificates_by_the_short_keys_cert_list_shows() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("invalid JSON body") && !err.contains("no certificate whose key"), "{err}");
     city.stop();
+}
+
+/// The help of every command (and subcommand) of `bin`, by the command path.
+fn helps(bin: &std::path::Path, path: &mut Vec<String>, out: &mut Vec<(String, String)>) {
+    let o = Command::new(bin).args(path.iter()).arg("--help").output().unwrap();
+    assert!(o.status.success(), "{path:?} --help");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let subs: Vec<String> = text
+        .split("Commands:")
+        .nth(1)
+        .map(|c| c.split("\n\n").next().unwrap_or_default().lines().filter_map(|l| l.split_whitespace().next().map(String::from)).filter(|c| c != "help").collect())
+        .unwrap_or_default();
+    out.push((path.join(" "), text));
+    for s in subs {
+        path.push(s);
+        helps(bin, path, out);
+        path.pop();
+    }
+}
+
+/// The options and arguments in a help text that say nothing about themselves.
+fn bare_entries(help: &str) -> Vec<String> {
+    let mut bare = Vec::new();
+    for section in ["Options:", "Arguments:"] {
+        let Some(body) = help.split(section).nth(1) else { continue };
+        // The section runs to the next unindented line (the next header).
+        let lines: Vec<&str> = body.lines().skip(1).take_while(|l| l.is_empty() || l.starts_with(' ')).collect();
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let note = |l: &str| ["[env:", "[default:", "[possible", "[aliases"].iter().any(|n| l.trim_start().starts_with(n));
+        let is_entry = |l: &str| indent(l) <= 6 && !note(l) && matches!(l.trim_start().chars().next(), Some('-' | '<' | '['));
+        for (i, l) in lines.iter().enumerate() {
+            if !is_entry(l) || l.trim_start() == "-h, --help" || l.trim_start() == "-V, --version" {
+                continue;
+            }
+            let same_line = l.trim_start().split_once("  ").is_some_and(|(_, d)| !d.trim().is_empty() && !note(d));
+            let next_line = lines.get(i + 1).is_some_and(|n| !is_entry(n) && !note(n) && indent(n) > indent(l) && !n.trim().is_empty());
+            if !same_line && !next_line {
+                bare.push(l.trim().to_string());
+            }
+        }
+    }
+    bare
+}
+
+/// Every option and argument of `zongzhi` and `zongzhi-node` says what it is.
+#[test]
+fn every_option_says_what_it_is() {
+    for name in ["zongzhi", "zongzhi-node"] {
+        let mut all = Vec::new();
+        helps(&bin(name), &mut Vec::new(), &mut all);
+        assert!(all.len() > 10, "{name}: {} commands", all.len());
+        let bare: Vec<String> = all.iter().flat_map(|(cmd, help)| bare_entries(help).into_iter().map(move |e| format!("{name} {cmd}: {e}"))).collect();
+        assert!(bare.is_empty(), "options without a description:\n{}", bare.join("\n"));
+    }
 }

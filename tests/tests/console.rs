@@ -519,8 +519,13 @@ fn admin_unlocks_an_account_and_reads_the_login_audit_in_the_browser() {
     let locked = b.wait("the locked account", 15, "document.querySelector('#users tr[data-user=operator] [data-test=locked]')?.innerText");
     assert!(locked.as_str().unwrap().starts_with("已锁定至"), "{locked}");
     assert_eq!(b.eval("document.querySelector('#users tr[data-user=operator] [data-test=unlock]')?.innerText"), json!("解锁"));
-    assert_eq!(b.eval("document.querySelectorAll('#login-audit tr[data-outcome=wrong_password]').length"), json!(3));
-    assert_eq!(b.eval("document.querySelector('#login-audit tr[data-outcome=locked] td:last-child')?.innerText"), json!("账户已锁定"));
+    // Refused attempts from one address are one row with their count;
+    // the lockout they caused is a row of its own.
+    assert_eq!(b.eval("document.querySelectorAll('#login-audit tr[data-outcome=wrong_password]').length"), json!(1));
+    assert_eq!(b.eval("document.querySelector('#login-audit tr[data-outcome=wrong_password] td:nth-child(5)')?.innerText"), json!("密码错误 ×3"));
+    assert_eq!(b.eval("document.querySelector('#login-audit tr[data-outcome=locked] td:nth-child(5)')?.innerText"), json!("账户已锁定"));
+    let lockout = b.eval("document.querySelector('#login-audit tr[data-outcome=lockout] td:nth-child(6)')?.innerText");
+    assert!(lockout.as_str().unwrap().contains("operator locked for 127.0.0.1"), "{lockout}");
     assert_eq!(b.eval("[...document.querySelectorAll('h2')].some(h => h.innerText === '登录记录')"), json!(true));
     b.screenshot("30-account-locked");
     b.click("#users tr[data-user=operator] [data-test=unlock]");

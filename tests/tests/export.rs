@@ -12,12 +12,14 @@ use std::process::Command;
 use serde_json::{json, Value};
 use zongzhi_tests::{sample_case, wait_for, Api, Hierarchy, TestNode, OPERATOR_PASSWORD, VIEWER_PASSWORD};
 
-const HEADERS: [&str; 19] = [
-    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "登记单位", "登记时间", "下一时限", "是否超期", "督办", "退回次数",
-    "上报次数", "姓名", "电话", "证件号",
+const HEADERS: [&str; 22] = [
+    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "承办单位代码", "登记单位", "登记单位代码", "受理时间", "登记时间", "下一时限",
+    "是否超期", "督办", "退回次数", "上报次数", "姓名", "电话", "证件号",
 ];
-const PHONE: usize = 17;
-const ID_NUMBER: usize = 18;
+const NAME: usize = 19;
+const PHONE: usize = 20;
+const ID_NUMBER: usize = 21;
+const RETURNS: usize = 17;
 
 /// A raw GET: status, headers, body.
 fn get_raw(api: &Api, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
@@ -243,17 +245,19 @@ fn case_list_exports_and_parquet_for_analytics() {
         // Columns against the list and the detail.
         for (row, c) in rows[1..].iter().zip(&want) {
             assert_eq!(row[7], c["status"]["name"].as_str().unwrap(), "状态");
-            assert_eq!(row[8], c["owner"].as_str().unwrap(), "承办单位");
-            assert_eq!(row[9], c["filed_by"].as_str().unwrap(), "登记单位");
-            assert_eq!(row[10], c["filed_at"].as_str().unwrap(), "登记时间 in +08:00");
-            assert_eq!(row[12], if c["overdue"] == true { "是" } else { "否" });
-            assert_eq!(row[14], c["returns"].to_string());
-            assert_eq!(row[15], c["escalations"].to_string());
-            assert_eq!(row[3], c["category"]["name"].as_str().unwrap(), "小类");
-            assert_eq!(row[2], c["category"]["parent_name"].as_str().unwrap(), "大类");
             // The contact as the viewer's detail view shows it (blank where
             // the county does not hold the blob).
             let d = county_viewer.case(c["id"].as_str().unwrap());
+            assert_eq!((row[8].as_str(), row[9].as_str()), (d["owner_name"].as_str().unwrap(), c["owner"].as_str().unwrap()), "承办单位 by name, and its code");
+            assert_eq!((row[10].as_str(), row[11].as_str()), (d["filed_by_name"].as_str().unwrap(), c["filed_by"].as_str().unwrap()), "登记单位");
+            assert!(!row[8].is_empty() && !row[10].is_empty(), "{row:?}");
+            assert_eq!(row[12], d["received_at"].as_str().unwrap(), "受理时间 in +08:00");
+            assert_eq!(row[13], c["filed_at"].as_str().unwrap(), "登记时间 in +08:00");
+            assert_eq!(row[15], if c["overdue"] == true { "是" } else { "否" });
+            assert_eq!(row[RETURNS], c["returns"].to_string());
+            assert_eq!(row[RETURNS + 1], c["escalations"].to_string());
+            assert_eq!(row[3], c["category"]["name"].as_str().unwrap(), "小类");
+            assert_eq!(row[2], c["category"]["parent_name"].as_str().unwrap(), "大类");
             let phone = if d["contact"]["available"] == true { d["contact"]["phone"].as_str().unwrap().to_string() } else { String::new() };
             assert_eq!(row[PHONE], zongzhi_node::export::csv_cell(&phone), "电话 of {}", row[0]);
         }
@@ -263,9 +267,9 @@ fn case_list_exports_and_parquet_for_analytics() {
     let find = |rows: &[Vec<String>]| rows.iter().find(|r| r[0] == own_number).cloned().unwrap();
     let as_viewer = find(&csv_export(&county_viewer, "owner=all&status=all"));
     assert_eq!((as_viewer[PHONE].as_str(), as_viewer[ID_NUMBER].as_str()), ("138****1234", "330102********1234"));
-    assert_eq!(as_viewer[16], "张*");
+    assert_eq!(as_viewer[NAME], "张*");
     let as_operator = find(&csv_export(&county_op, "owner=all&status=all"));
-    assert_eq!((as_operator[PHONE].as_str(), as_operator[ID_NUMBER].as_str(), as_operator[16].as_str()), ("13812341234", "330102199001011234", "张三"));
+    assert_eq!((as_operator[PHONE].as_str(), as_operator[ID_NUMBER].as_str(), as_operator[NAME].as_str()), ("13812341234", "330102199001011234", "张三"));
     // Formula injection: the title and the "+86" phone are text.
     let town_rows = csv_export(&town, "owner=all&status=all");
     let f = town_rows.iter().find(|r| r[1].contains("HYPERLINK")).unwrap();
@@ -299,11 +303,11 @@ fn case_list_exports_and_parquet_for_analytics() {
     for (x, c) in cells.iter().zip(&csv_rows).skip(1) {
         assert_eq!(x[0], c[0], "编号");
         assert_eq!(x[7], c[7], "状态");
-        assert_eq!(x[14], c[14], "退回次数 as a number");
+        assert_eq!(x[RETURNS], c[RETURNS], "退回次数 as a number");
         // The XLSX holds the text as it is (no apostrophe: cells are never formulas there).
         assert_eq!(x[PHONE], c[PHONE].trim_start_matches('\''), "电话");
     }
-    assert!(matches!(sheet.get_value((1, 14)), Some(calamine::Data::Float(_))), "numbers are numbers");
+    assert!(matches!(sheet.get_value((1, RETURNS as u32)), Some(calamine::Data::Float(_))), "numbers are numbers");
 
     // --- the CLI downloads the same export ---
     let work = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use jiff::civil::{Date, Weekday};
 use serde_json::{Value, json};
 use zongzhi_node::store::Store;
 use zongzhi_protocol::policy::{Holiday, Policy, YearCalendar};
-use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, TestNode, sample_case, wait_case, wait_for};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, TestNode, metric, sample_case, wait_case, wait_for};
 
 const CST: jiff::tz::Offset = jiff::tz::offset(8);
 
@@ -76,7 +76,9 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
     let next = year + 1;
     let node_now = ms(Date::new(next, 2, 1).unwrap(), 10);
     let offset = (node_now as i64 - jiff::Timestamp::now().as_millisecond()) / 1000;
-    let mut h = Hierarchy::start_with(1, &format!("clock_offset_secs = {offset}\n"));
+    // 受理时间 back in December (of the test's "last year"): a backlog
+    // entered knowingly, beyond the default 72 hours.
+    let mut h = Hierarchy::start_with(1, &format!("clock_offset_secs = {offset}\nreceived_at_max_hours = 2400\n"));
     let village = h.villages[0].login("operator", OPERATOR_PASSWORD);
     let town_admin = h.township.login("admin", ADMIN_PASSWORD);
     let city_admin = h.city.login("admin", ADMIN_PASSWORD);
@@ -168,11 +170,20 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
         let c = api.case(&id);
         json!([c["deadlines"], c["status"], c["supervision"]])
     };
-    // Settled first: the supervision workers run every second.
-    let before = wait_for("the township's view of the case to settle", 20, || {
+    // Settled first: the supervision workers run every second. Settled is
+    // the nodes' own word: each has scanned twice more, nothing waits to
+    // be sent or received on any link, and the view has not changed.
+    let before = wait_for("the township's view of the case to settle", 120, || {
         let a = snapshot(&town_admin);
-        std::thread::sleep(std::time::Duration::from_millis(2500));
-        (snapshot(&town_admin) == a).then_some(a)
+        for node in h.all() {
+            let scans = metric(node, "zongzhi_supervision_scans_total");
+            wait_for("two more supervision scans", 60, || (metric(node, "zongzhi_supervision_scans_total") >= scans + 2.0).then_some(()));
+        }
+        let quiet = h.all().iter().all(|node| {
+            let (_, sync) = node.login("admin", ADMIN_PASSWORD).get("/api/sync");
+            sync["peers"].as_array().unwrap().iter().filter(|p| p["connected"] == true).all(|p| p["behind_to_peer"] == 0 && p["behind_from_peer"] == 0)
+        });
+        (quiet && snapshot(&town_admin) == a).then_some(a)
     });
     let notices = |api: &Api| -> Vec<String> {
         let c = api.case(&id);
@@ -193,7 +204,8 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
 /// the policy version does not change).
 #[test]
 fn bad_policies_and_bad_steps_are_refused_and_store_nothing() {
-    let h = Hierarchy::start(2);
+    // A backlog (补录) may be entered with its old 受理时间 where the node allows it.
+    let h = Hierarchy::start_with(2, "received_at_max_hours = 100000\n");
     let city_admin = h.city.login("admin", ADMIN_PASSWORD);
     let town = h.township.login("operator", OPERATOR_PASSWORD);
     let village_admin = h.villages[0].login("admin", ADMIN_PASSWORD);
@@ -382,7 +394,7 @@ fn crossing_merges_from_two_nodes_keep_one_the_same_everywhere() {
     let outcome = |api: &Api| {
         let status = |c: &str| {
             let (code, v) = api.get(&format!("/api/cases/{c}"));
-            (code == 200).then(|| v["status"]["code"].as_str().unwrap_or_default().to_string()).unwrap_or_default()
+            if code == 200 { v["status"]["code"].as_str().unwrap_or_default().to_string() } else { String::new() }
         };
         (status(&a), status(&b))
     };

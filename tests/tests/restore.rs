@@ -82,6 +82,8 @@ fn a_restored_township_gets_its_chain_back_before_it_signs() {
     });
     assert_eq!(health["recovery"]["confirmed_by"], "330106000000", "{health}");
     assert_eq!(health["recovery"]["forced"], false);
+    // The village that may have held later records was heard from too.
+    assert!(health["recovery"]["heard_from"].as_array().unwrap().contains(&json!("330106010001")), "{health}");
 
     // Everything is back, nothing twice.
     let town = h.township.login("operator", OPERATOR_PASSWORD);
@@ -165,6 +167,13 @@ fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     let admin = node.login("admin", ADMIN_PASSWORD);
     let (status, v) = admin.post("/api/admin/recovery", &json!({"reason": "  "}));
     assert_eq!(status, 400, "{v}");
+    // The override names every center waited for (here the county).
+    assert_eq!(health["recovery"]["waiting_for"], json!(["330106000000"]), "{health}");
+    let (status, v) = admin.post("/api/admin/recovery", &json!({"reason": "区级中心故障"}));
+    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("name_every_center")), "{v}");
+    let (status, v) = admin.post("/api/admin/recovery", &json!({"reason": "区级中心故障", "without": ["330106000000", "330106001001"]}));
+    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("not_waited_for")), "{v}");
+    assert_eq!(op.get("/api/health").1["recovery"]["restoring"], true, "a refused override changes nothing");
     // The console tells everyone, and gives the admin the override.
     let mut b = Browser::launch();
     b.login(&node.url(), "admin", ADMIN_PASSWORD);
@@ -173,6 +182,7 @@ fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     b.goto(&format!("{}/#/sync", node.url()));
     b.wait("the override form", 15, "document.querySelector('#override-form')");
     b.fill("#override-form input[name=reason]", "区级中心故障，经主任批准");
+    b.click("#override-form input[name=without][value='330106000000']");
     b.click("#override-form button[type=submit]");
     b.wait("the banner gone after the override", 15, "document.querySelector('#storage-banner').hidden");
     b.screenshot("restore-override");
@@ -197,4 +207,77 @@ fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     assert_eq!(status, 403);
     let (status, _) = op.post("/api/admin/backup", &json!({}));
     assert_eq!(status, 403);
+}
+
+/// A township signed steps after its backup that reached only its village
+/// (the county was down), then lost its disk while the village was
+/// offline. The county coming back does not confirm the restore: the
+/// village may hold later records, so the township waits for it (or for an
+/// admin who names it). When the village returns it brings the records
+/// back; they restore the chain, and the township's next steps follow
+/// them: no equivocation, no lost case, at any level.
+#[test]
+fn a_restore_waits_for_the_child_that_may_hold_later_records() {
+    let mut h = Hierarchy::start(1);
+    let town = h.township.login("operator", OPERATOR_PASSWORD);
+    let village = h.villages[0].login("operator", OPERATOR_PASSWORD);
+    town.file_case(&sample_case("备份前登记"));
+    let backup = h.township.dir.path().join("backup-3");
+    ok(h.township.node_cmd(&["backup", "--out", backup.to_str().unwrap()]).output().unwrap());
+
+    // After the backup, with the county down: a case filed and dispatched
+    // to the village reaches only the village.
+    h.county.stop();
+    let d = town.file_case(&sample_case("备份后交办到村"))["id"].as_str().unwrap().to_string();
+    town.act(&d, json!({"action": "sign_for"}));
+    town.act(&d, json!({"action": "dispatch", "to": "330106010001", "requirements": "属地处置"}));
+    wait_case(&h.villages[0], &village, &d, "the dispatch at the village", |c| c["owner"] == "330106010001");
+    let before = numbers(&town);
+    h.villages[0].stop();
+
+    // The township's disk dies; it is restored while the village is away.
+    h.township.kill9();
+    let head_before = own_head(&h.township);
+    std::fs::remove_dir_all(h.township.db_path()).unwrap();
+    ok(h.township.node_cmd(&["restore", "--from", backup.to_str().unwrap()]).output().unwrap());
+    h.township.start();
+    h.county.start();
+    let admin = h.township.login("admin", ADMIN_PASSWORD);
+    let health = wait_for("the county heard from", 60, || {
+        let (_, v) = admin.get("/api/health");
+        (v["recovery"]["heard_from"] == json!(["330106000000"])).then_some(v)
+    });
+    assert_eq!(health["recovery"]["restoring"], true, "the county alone does not confirm: {health}");
+    assert_eq!(health["recovery"]["waiting_for"], json!(["330106010001"]), "{health}");
+    let town = h.township.login("operator", OPERATOR_PASSWORD);
+    let (status, v) = town.post("/api/cases", &sample_case("恢复中登记"));
+    assert_eq!((status, v["error"]["code"].as_str()), (503, Some("restoring")), "{v}");
+    // An override must name the village.
+    let (status, v) = admin.post("/api/admin/recovery", &json!({"reason": "村里长期离线"}));
+    assert_eq!((status, v["error"]["code"].as_str(), v["error"]["details"]["waiting_for"].clone()), (422, Some("name_every_center"), json!(["330106010001"])), "{v}");
+
+    // The village comes back with the township's later records.
+    h.villages[0].start();
+    let health = wait_for("the village to confirm the restore", 60, || {
+        let (_, v) = admin.get("/api/health");
+        (v["recovery"]["restoring"] == false).then_some(v)
+    });
+    assert_eq!(health["recovery"]["forced"], false, "{health}");
+    assert_eq!(numbers(&town), before, "the dispatched case is back at the township");
+    assert_eq!(town.case(&d)["owner"], "330106010001");
+    let c = town.file_case(&sample_case("恢复后登记"));
+    assert!(c["number"].as_str().unwrap().ends_with("-000003"), "the numbers continue: {}", c["number"]);
+    let c_id = c["id"].as_str().unwrap().to_string();
+    let county = h.county.login("operator", OPERATOR_PASSWORD);
+    wait_case(&h.county, &county, &d, "the county gets the dispatch", |c| c["owner"] == "330106010001");
+    wait_case(&h.county, &county, &c_id, "the county gets the new filing", |_| true);
+    let village = h.villages[0].login("operator", OPERATOR_PASSWORD);
+    village.act(&d, json!({"action": "sign_for"}));
+    wait_case(&h.county, &county, &d, "the village's step at the county", |c| c["status"]["code"] == "accepted");
+    for node in h.all() {
+        assert!(alarms(node).is_empty(), "alarms at {}: {:?}", node.url(), alarms(node));
+    }
+    h.township.stop();
+    let (seq, _) = own_head(&h.township);
+    assert_eq!(seq, head_before.0 + 1, "the chain went on from the village's copy ({head_before:?})");
 }

@@ -162,3 +162,109 @@ fn a_full_disk_is_503_and_the_node_recovers_by_itself() {
     assert_eq!(health(&api)["storage"]["status"], "ok");
     api.file_case(&sample_case("再次登记"));
 }
+
+/// Fills `dir` with 1 MiB files (`chunk-N`) until the disk is full, then
+/// the last bytes; returns the chunks' paths (free space by removing some).
+fn fill_in_chunks(dir: &Path) -> Vec<PathBuf> {
+    let mut chunks = Vec::new();
+    let mb = vec![7u8; 1 << 20];
+    loop {
+        let p = dir.join(format!("chunk-{}", chunks.len()));
+        let mut f = std::fs::File::create(&p).unwrap();
+        let full = f.write_all(&mb).and_then(|()| f.sync_all()).is_err();
+        if full {
+            drop(f);
+            std::fs::remove_file(&p).unwrap();
+            break;
+        }
+        chunks.push(p);
+    }
+    let mut rest = std::fs::File::create(dir.join("rest.bin")).unwrap();
+    let small = [7u8; 512];
+    while rest.write_all(&small).is_ok() {}
+    let _ = rest.sync_all();
+    chunks
+}
+
+/// Writes resume as soon as there is room to write, even while the node
+/// still holds a reserve larger than what was freed (the first write after
+/// the space came back included).
+#[test]
+fn writes_resume_as_soon_as_there_is_room_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(dir.path(), "48m");
+    let mut node = TestNode::init_in(dir, "330106001000", "留下街道综治中心", "storage_reserve_mb = 8\n");
+    node.start();
+    let api = node.login("operator", OPERATOR_PASSWORD);
+    let mut acknowledged = vec![api.file_case(&sample_case("装修噪音"))["id"].as_str().unwrap().to_string()];
+    let chunks = fill_in_chunks(&disk.0);
+    let (status, v) = api.post("/api/cases", &sample_case("磁盘已满时登记"));
+    assert_eq!((status, v["error"]["code"].as_str()), (503, Some("storage_unavailable")), "{v}");
+    wait_for("the storage alarm", 20, || (health(&api)["storage"]["status"] == "unavailable").then_some(()));
+    assert_eq!(health(&api)["storage"]["reserve_bytes"], 8 << 20, "the reserve is still held");
+    // 6 MiB freed: less than the reserve the node holds, room enough to write.
+    std::fs::remove_file(disk.0.join("rest.bin")).unwrap();
+    for c in &chunks[..6] {
+        std::fs::remove_file(c).unwrap();
+    }
+    let h = wait_for("writes to resume", 30, || {
+        let h = health(&api);
+        (h["storage"]["status"] != "unavailable").then_some(h)
+    });
+    assert_eq!(h["storage"]["status"], "low", "below the reserve's worth free: low, not failing: {h}");
+    acknowledged.push(api.file_case(&sample_case("腾出少量空间后登记"))["id"].as_str().unwrap().to_string());
+
+    // Full again, and the node dies; freed again: it starts.
+    let more = fill_in_chunks(&disk.0);
+    node.kill9();
+    std::fs::remove_file(disk.0.join("rest.bin")).unwrap();
+    for c in more.iter().take(6) {
+        std::fs::remove_file(c).unwrap();
+    }
+    node.start();
+    let api = node.login("operator", OPERATOR_PASSWORD);
+    acknowledged.push(api.file_case(&sample_case("重启后登记"))["id"].as_str().unwrap().to_string());
+    acknowledged.sort();
+    let mut held = case_ids(&api);
+    held.retain(|id| acknowledged.contains(id));
+    assert_eq!(held, acknowledged, "nothing acknowledged is lost");
+}
+
+/// A stopped node whose disk filled up starts again once a little more
+/// than its (small) reserve is freed, though opening its store needs more
+/// than that (it flushes what its log holds): the reserve goes to start.
+#[test]
+fn a_stopped_node_starts_again_once_a_little_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(dir.path(), "64m");
+    let mut node = TestNode::init_in(dir, "330106001000", "留下街道综治中心", "storage_reserve_mb = 4\n");
+    node.start();
+    let api = node.login("operator", OPERATOR_PASSWORD);
+    let id = api.file_case(&sample_case("带大附件的案件"))["id"].as_str().unwrap().to_string();
+    // 7 MiB that do not compress, in the store's log until a flush.
+    let mut photo = vec![0u8; 7 << 20];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for b in photo.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let (status, v) = api.post_raw(&format!("/api/cases/{id}/attachments?name=photo.jpg"), "image/jpeg", photo.clone());
+    assert_eq!(status, 201, "{v}");
+    let chunks = fill_in_chunks(&disk.0);
+    node.kill9();
+    // Five MiB and the last bytes freed: more than the reserve, less than
+    // opening the store takes.
+    std::fs::remove_file(disk.0.join("rest.bin")).unwrap();
+    for c in chunks.iter().take(5) {
+        std::fs::remove_file(c).unwrap();
+    }
+    node.start();
+    assert!(node.log().contains("released the 4 MiB storage reserve"), "{}", node.log());
+    let api = node.login("operator", OPERATOR_PASSWORD);
+    let case = api.case(&id);
+    let blob = case["attachments"][0]["blob"].as_str().unwrap().to_string();
+    let (status, _, bytes) = api.get_raw(&format!("/api/cases/{id}/attachments/{blob}"));
+    assert_eq!((status, bytes == photo), (200, true), "the attachment acknowledged before is there");
+}

@@ -8,12 +8,26 @@ use serde_json::Value;
 
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:7800";
 
-/// The saved login: which node, and the bearer token.
-#[derive(Debug, Serialize, Deserialize)]
+/// The saved login: which node, the bearer token (none after a logout),
+/// the certificate trusted for that node (`--cacert` at login, so later
+/// commands need not repeat it), and the device tokens logins were given
+/// (per node and user: a known client gets in while guessing from
+/// elsewhere locks the account for unknown ones).
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SavedSession {
     pub node: String,
-    pub token: String,
+    #[serde(default)]
+    pub token: Option<String>,
     pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub devices: std::collections::BTreeMap<String, String>,
+}
+
+/// The key of a device token in [`SavedSession::devices`].
+pub fn device_key(node: &str, username: &str) -> String {
+    format!("{username}@{node}")
 }
 
 pub struct Client {
@@ -202,11 +216,17 @@ impl Client {
     }
 
     /// Streams a GET answer into `out` (through `out.part`, renamed when
-    /// complete); returns the bytes written. Exports can take long, so the
-    /// request gets an hour instead of the usual minute.
+    /// complete; `-`: standard output); returns the bytes written. Exports
+    /// can take long, so the request gets an hour instead of the usual minute.
     pub fn download(&self, path: &str, query: &[(&str, String)], out: &std::path::Path) -> anyhow::Result<u64> {
         let req = self.http.get(self.url(path)).query(query).timeout(std::time::Duration::from_secs(3600));
         let mut resp = self.send(req)?;
+        if crate::out::is_dash(out) {
+            let mut stdout = std::io::stdout().lock();
+            let n = resp.copy_to(&mut stdout).map_err(|e| anyhow!("the download broke off: {e}"))?;
+            std::io::Write::flush(&mut stdout).map_err(|e| anyhow!("writing to standard output: {e}"))?;
+            return Ok(n);
+        }
         let mut part = out.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);

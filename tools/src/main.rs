@@ -33,7 +33,8 @@ struct Cli {
     #[arg(long, env = "ZONGZHI_SESSION", global = true)]
     session: Option<PathBuf>,
     /// PEM certificate to trust for an https:// node (its self-signed
-    /// certificate, or the center's CA).
+    /// certificate, or the center's CA). Given at login, it is remembered
+    /// for that node.
     #[arg(long, env = "ZONGZHI_CACERT", global = true)]
     cacert: Option<PathBuf>,
     /// Print the node's JSON answer instead of a table.
@@ -45,14 +46,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Log in and save the session.
+    /// Log in and save the session (with --cacert: that certificate is
+    /// remembered for this node).
     Login {
+        /// The account's user name.
         #[arg(long, short)]
         user: String,
         /// Without it the password is asked for on the terminal (not echoed),
         /// or read from standard input when that is a pipe or a file.
         #[arg(long)]
         password: Option<String>,
+        /// The account's recovery code (its admin keeps it): gets in while
+        /// guessing from several addresses has locked the account for
+        /// clients it does not know.
+        #[arg(long)]
+        recovery_code: Option<String>,
     },
     /// End the saved session.
     Logout,
@@ -74,6 +82,7 @@ enum Command {
     Queue {
         #[command(flatten)]
         filter: ListFilter,
+        /// Cases per page.
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// The next page: the cursor the previous page printed.
@@ -84,6 +93,7 @@ enum Command {
     Search {
         /// A case number (or part of one), a phone or ID number, or words.
         text: String,
+        /// Cases per page.
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// The next page: the cursor the previous page printed.
@@ -91,14 +101,23 @@ enum Command {
         after: Option<String>,
     },
     /// Case detail and timeline.
-    Show { case: String },
+    Show {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
+        case: String,
+    },
     /// 签收: sign for receipt.
-    SignFor { case: String },
+    SignFor {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
+        case: String,
+    },
     /// 分流: route to a department window.
     Route {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The department window's code (`zongzhi policy show` lists them), e.g. justice.
         #[arg(long)]
         window: String,
+        /// What the window or center is asked to do.
         #[arg(long, default_value = "")]
         requirements: String,
         /// Deadline, RFC 3339 (e.g. 2026-12-01T18:00:00+08:00).
@@ -107,47 +126,64 @@ enum Command {
     },
     /// 下派: dispatch down to a lower center.
     Dispatch {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The lower center: its 12-digit division code.
         #[arg(long)]
         to: String,
+        /// What the window or center is asked to do.
         #[arg(long, default_value = "")]
         requirements: String,
+        /// Deadline, RFC 3339 (e.g. 2026-12-01T18:00:00+08:00), at most the policy's max_due_days ahead.
         #[arg(long)]
         due_at: Option<String>,
     },
     /// 上报: escalate to the level above.
     Escalate {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// Why this center cannot resolve it (the level above reads it).
         #[arg(long)]
         reason: String,
     },
     /// 退单: return with reasons.
     Return {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// Why the case goes back (退单理由).
         #[arg(long)]
         reason: String,
     },
     /// 改派: re-route to another window or unit.
     Reroute {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// Re-route to this window of this center.
         #[arg(long, conflicts_with = "to")]
         window: Option<String>,
+        /// Re-route to this center: its 12-digit division code.
         #[arg(long)]
         to: Option<String>,
+        /// Why it is re-routed.
         #[arg(long)]
         reason: String,
     },
     /// 协办: add helper windows or units.
     Helpers {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// A helper window's code (repeat the option for several).
         #[arg(long = "window")]
         windows: Vec<String>,
+        /// A helper center's division code (repeat the option for several).
         #[arg(long = "unit")]
         units: Vec<String>,
     },
     /// Add a progress note.
     Progress {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The progress note.
         #[arg(long)]
         note: String,
         /// The note may be told to the complainant.
@@ -161,15 +197,18 @@ enum Command {
     },
     /// 督办: issue a supervision notice.
     Supervise {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// normal (普通), yellow (黄牌), red (红牌), interview (约谈).
         #[arg(long)]
         grade: String,
+        /// What the notice demands.
         #[arg(long)]
         note: String,
     },
     /// 督办回复: reply to the 督办 waiting for this unit's reply, with the measures taken.
     ReplySupervision {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// The measures taken (整改措施).
         #[arg(long)]
@@ -180,18 +219,23 @@ enum Command {
     },
     /// 办结: resolve.
     Resolve {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// The reply the complainant gets.
         #[arg(long)]
         reply: String,
+        /// A note for staff only, never shown to the complainant.
         #[arg(long, default_value = "")]
         internal_note: String,
     },
     /// 反馈: record feedback given to the complainant.
     Feedback {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// What the complainant was told.
         #[arg(long)]
         note: String,
+        /// How they were told: phone, sms, visit, letter or online (free text, at most 40 characters).
         #[arg(long, default_value = "phone")]
         method: String,
         /// Do not invite the citizen to rate on the public page (staff
@@ -202,6 +246,7 @@ enum Command {
     },
     /// 评价: record the complainant's rating as told to staff (counted as staff-entered).
     Rate {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// satisfied (满意), basic (基本满意), unsatisfied (不满意).
         #[arg(long)]
@@ -209,22 +254,29 @@ enum Command {
         /// The rating of the result, the same words.
         #[arg(long)]
         result_rating: Option<String>,
+        /// The complainant's comment, as told to staff.
         #[arg(long, default_value = "")]
         comment: String,
     },
     /// 差评申诉: the rated unit appeals an unfair 不满意 to the level above.
     Appeal {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// Why the 不满意 is unfair (the level above decides).
         #[arg(long)]
         reason: String,
     },
     /// The level above decides an appeal (admin): --uphold sets the rating aside.
     DecideAppeal {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// Uphold the appeal: the rating is set aside (the timeline keeps it).
         #[arg(long)]
         uphold: bool,
+        /// Dismiss the appeal: the rating stands.
         #[arg(long)]
         dismiss: bool,
+        /// A note on the decision.
         #[arg(long, default_value = "")]
         note: String,
     },
@@ -240,34 +292,55 @@ enum Command {
         #[arg(long)]
         trust: PathBuf,
     },
+    /// Let a citizen in again: lift the locks wrong query codes or rating
+    /// tokens set on a case number at this node's public page (the client
+    /// addresses locked out of it are listed first).
+    PublicUnlock {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
+        case: String,
+    },
     /// 重办: reopen a case rated 不满意.
     Reopen {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// Why it is handled again (重办).
         #[arg(long)]
         reason: String,
     },
     /// 并单: merge this case into another (it is a duplicate).
     Merge {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The case this one duplicates: its number or id.
         #[arg(long)]
         into: String,
     },
     /// 归档: archive.
-    Archive { case: String },
+    Archive {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
+        case: String,
+    },
     /// Attach evidence.
     Attach {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The file to attach (`-`: standard input, then give --name).
         #[arg(long)]
         file: PathBuf,
+        /// The attachment's name (default: the file's name).
         #[arg(long)]
         name: Option<String>,
+        /// Its type, e.g. image/jpeg, application/pdf (others are served as application/octet-stream).
         #[arg(long, default_value = "application/octet-stream")]
         mime: String,
     },
     /// Download an attachment.
     Download {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The attachment's hash, as `zongzhi show` lists it.
         blob: String,
+        /// Where to write it (`-`: standard output).
         #[arg(long)]
         out: PathBuf,
     },
@@ -359,7 +432,7 @@ struct ExportCasesArgs {
     /// csv or xlsx.
     #[arg(long, default_value = "csv")]
     format: String,
-    /// The file to write.
+    /// The file to write (`-`: standard output).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -378,8 +451,10 @@ struct ListFilter {
     /// Category code prefix, e.g. 02 or 0202.
     #[arg(long)]
     category: Option<String>,
+    /// Only urgent cases.
     #[arg(long)]
     urgent: bool,
+    /// Only cases with a clock past due.
     #[arg(long)]
     overdue: bool,
     /// A running clock has used most of its time (临期).
@@ -396,6 +471,11 @@ struct ListFilter {
 }
 
 impl ListFilter {
+    /// No filter given: the plain queue.
+    fn is_default(&self) -> bool {
+        self.owner.is_none() && self.status.is_none() && self.category.is_none() && self.clock.is_none() && !self.urgent && !self.overdue && !self.due_soon && !self.waiting_calendar
+    }
+
     /// The query parameters these filters stand for.
     fn query(&self) -> Vec<(&'static str, String)> {
         let options = [("owner", &self.owner), ("status", &self.status), ("category", &self.category), ("clock", &self.clock)];
@@ -426,6 +506,7 @@ enum ReportsCommand {
         /// 2026-10, 2026-Q4 or 2026 (default: this month).
         #[arg(long)]
         period: Option<String>,
+        /// A division inside this center's subtree (default: this center).
         #[arg(long)]
         scope: Option<String>,
     },
@@ -442,6 +523,7 @@ enum BenchCommand {
     /// A city node of 3,000 units fed through the replication path, timed on
     /// every interactive read of the console (see BENCHMARKS.md).
     City {
+        /// Cases to load into the city.
         #[arg(long, default_value_t = 10_000)]
         cases: usize,
         /// Build the city here (default: a temporary directory).
@@ -459,11 +541,13 @@ enum BenchCommand {
         /// Requests per read (fewer when a read takes longer than --budget-s in all).
         #[arg(long, default_value_t = 100)]
         requests: usize,
+        /// Seconds each read may take in all (fewer requests when slower).
         #[arg(long, default_value_t = 30.0)]
         budget_s: f64,
         /// An earlier result to print ratios against (a city directory or its bench-city-result.json).
         #[arg(long)]
         compare: Option<PathBuf>,
+        /// The seed of the generated load (the same seed builds the same city).
         #[arg(long, default_value_t = 2026)]
         seed: u64,
         /// Signing threads (default: one per core).
@@ -475,8 +559,10 @@ enum BenchCommand {
     },
     /// File cases through a fresh node's HTTP API (synced writes).
     Intake {
+        /// Cases to file.
         #[arg(long, default_value_t = 20_000)]
         cases: usize,
+        /// Clients filing at once.
         #[arg(long, default_value_t = 32)]
         clients: usize,
         /// The zongzhi-node binary (default: next to this one).
@@ -485,6 +571,7 @@ enum BenchCommand {
     },
     /// A node's memory (VmRSS, VmHWM) before and after parallel wrong logins.
     Login {
+        /// Wrong logins sent at once.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
         /// The zongzhi-node binary (default: next to this one).
@@ -499,22 +586,28 @@ enum BenchCommand {
     },
     /// Statistics: roll-ups over a city of 3,000 units × 24 months × 30 categories, and the per-event cost.
     Stats {
+        /// Units in the simulated city.
         #[arg(long, default_value_t = 3000)]
         units: usize,
+        /// Months of statistics.
         #[arg(long, default_value_t = 24)]
         months: u32,
+        /// Categories.
         #[arg(long, default_value_t = 30)]
         categories: usize,
     },
     /// Replication between real nodes over QUIC (four levels).
     Sync {
+        /// Records to replicate.
         #[arg(long, default_value_t = 100_000)]
         records: usize,
+        /// Cases escalated up the tree among them.
         #[arg(long, default_value_t = 1000)]
         escalations: usize,
     },
     /// Record sign and verify rates against raw ed25519 verify.
     Verify {
+        /// Records to sign and verify.
         #[arg(long, default_value_t = 20_000)]
         records: usize,
     },
@@ -522,8 +615,10 @@ enum BenchCommand {
 
 #[derive(clap::Args)]
 struct FileArgs {
+    /// The case's title (at most 200 characters).
     #[arg(long)]
     title: String,
+    /// What the complainant said (at most 10,000 characters).
     #[arg(long)]
     content: String,
     /// Leaf category code (see `zongzhi policy`), e.g. 0202.
@@ -535,22 +630,31 @@ struct FileArgs {
     /// on_site, phone, online.
     #[arg(long, default_value = "on_site")]
     channel: String,
+    /// An urgent case (紧急): on site within 15 minutes, routed within 1 hour.
     #[arg(long)]
     urgent: bool,
+    /// A complex case (复杂): 15 working days to resolve instead of 7.
     #[arg(long)]
     complex: bool,
+    /// Where the matter is (at most 200 characters).
     #[arg(long, default_value = "")]
     address: String,
+    /// 受理时间: when this center received the matter, RFC 3339 in China time (e.g. 2026-12-05T17:30:00+08:00); at most the node's received_at_max_hours (72) back (a weekend's paper intake), since every deadline runs from it. Default: now.
     #[arg(long)]
     received_at: Option<String>,
+    /// People involved.
     #[arg(long, default_value_t = 1)]
     people: u32,
+    /// The complainant's name; with it the contact is recorded (personal data: masked for viewers, kept at this center).
     #[arg(long)]
     contact_name: Option<String>,
+    /// The complainant's phone (the receipt and progress messages go there).
     #[arg(long, default_value = "")]
     contact_phone: String,
+    /// The complainant's resident ID number (18 characters).
     #[arg(long, default_value = "")]
     contact_id: String,
+    /// The complainant's address.
     #[arg(long, default_value = "")]
     contact_address: String,
     /// 发生地: the division where the matter arose (default: this center's).
@@ -561,19 +665,26 @@ struct FileArgs {
 #[derive(Subcommand)]
 enum ExtensionCommand {
     Request {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// Working days to add (at most the policy's max_extension_working_days).
         #[arg(long)]
         days: u32,
+        /// Why more time is needed.
         #[arg(long)]
         reason: String,
     },
     Approve {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// A note on the decision.
         #[arg(long, default_value = "")]
         note: String,
     },
     Refuse {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// A note on the decision.
         #[arg(long, default_value = "")]
         note: String,
     },
@@ -584,12 +695,16 @@ enum UserCommand {
     /// Create an account; without --password the password is asked for on
     /// the terminal (not echoed), or read from standard input.
     Add {
+        /// User name: 2 to 32 of a-z, 0-9, '.', '_' and '-'.
         #[arg(long)]
         username: String,
+        /// admin, operator or viewer.
         #[arg(long, default_value = "operator")]
         role: String,
+        /// The name shown in the console and in timelines (default: the user name).
         #[arg(long, default_value = "")]
         display_name: String,
+        /// The password (visible in process lists; without it, asked for or read from standard input).
         #[arg(long)]
         password: Option<String>,
     },
@@ -600,11 +715,15 @@ enum UserCommand {
 enum KeyCommand {
     /// Generate an ed25519 key as PKCS#8 PEM (mode 0600).
     Generate {
+        /// Where to write the key (PEM, mode 0600; `-`: standard output, the key's id on standard error).
         #[arg(long)]
         out: PathBuf,
     },
     /// Print the public key (node id) of a PEM key file.
-    Show { path: PathBuf },
+    Show {
+        /// The file (`-`: standard input).
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -617,6 +736,7 @@ enum CertCommand {
         /// Where to write the certificate chain for the child to import.
         #[arg(long)]
         out: PathBuf,
+        /// Days the certificate is valid.
         #[arg(long, default_value_t = 3650)]
         valid_days: u32,
         /// Sign without asking (the request is still shown and checked).
@@ -625,6 +745,7 @@ enum CertCommand {
     },
     /// Certificates the node knows (revoked ones with --all).
     List {
+        /// Also revoked certificates.
         #[arg(long)]
         all: bool,
     },
@@ -634,8 +755,7 @@ enum CertCommand {
         /// The key as `cert list` shows it (at least 8 hex digits, a unique prefix) or all 64 digits.
         #[arg(long)]
         key: String,
-        /// Records of the key above this seq are void everywhere (default:
-        /// the last this center holds of it; a higher one is refused).
+        /// The last of the key's records that stays valid (its seq, as `zongzhi sync status` or the alarms show it); later ones are void everywhere. Default: the last this center holds of it (a higher one is refused); `--dry-run` shows it first.
         #[arg(long)]
         cutoff_seq: Option<u64>,
         /// Why (kept in the signed revocation), e.g. 设备丢失.
@@ -646,9 +766,13 @@ enum CertCommand {
         dry_run: bool,
     },
     /// Show an enrollment request or a file of certificate records.
-    Show { path: PathBuf },
+    Show {
+        /// The file (`-`: standard input).
+        path: PathBuf,
+    },
     /// Check a certificate chain file against the city root key.
     Verify {
+        /// The chain file from `zongzhi cert issue` (`-`: standard input).
         path: PathBuf,
         /// The city root key: all 64 hex digits, or (looked up on the node)
         /// a unique prefix of at least 8, e.g. the issuer `cert list` shows.
@@ -718,9 +842,6 @@ fn short_time(v: &Value) -> String {
 }
 
 fn run(cli: Cli, node_from_env: bool) -> anyhow::Result<()> {
-    if let Some(pem) = &cli.cacert {
-        client::set_ca_cert(pem.clone());
-    }
     let cx = &commands::Ctx::new(&cli, node_from_env)?;
     commands::dispatch(cx, cli.command)
 }
@@ -909,6 +1030,12 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let key = NodeKey::generate(&mut rand_core::OsRng);
+            if out::is_dash(&out) {
+                // The key to standard output, its id to standard error.
+                out::write_bytes(key.to_pkcs8_pem()?.as_bytes())?;
+                eprintln!("{}", key.id());
+                return Ok(());
+            }
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -919,7 +1046,7 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
             outln!("{}", key.id())?;
         }
         KeyCommand::Show { path } => {
-            let pem = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let pem = out::read_input_string(&path)?;
             let key = NodeKey::from_pkcs8_pem(&pem)?;
             outln!("{}  ({})", key.id(), key.id().fmt_short())?;
         }
@@ -930,7 +1057,7 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
 fn certs(cmd: CertCommand) -> anyhow::Result<()> {
     use zongzhi_protocol::cert::{dearmor_all, EnrollmentRequest, NodeCert, RECORDS_ARMOR};
     use zongzhi_protocol::Record;
-    let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let read = |p: &PathBuf| out::read_input_string(p);
     match cmd {
         CertCommand::Show { path } => {
             let text = read(&path)?;
@@ -965,7 +1092,7 @@ fn certs(cmd: CertCommand) -> anyhow::Result<()> {
 fn verify_chain_file(path: &std::path::Path, root: &zongzhi_protocol::NodeId) -> anyhow::Result<()> {
     use zongzhi_protocol::cert::{dearmor_all, RECORDS_ARMOR};
     use zongzhi_protocol::Record;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = out::read_input_string(path)?;
     let chain: Vec<Record> = dearmor_all(RECORDS_ARMOR, &text)
         .iter()
         .map(|b| Record::decode(b))
@@ -976,16 +1103,22 @@ fn verify_chain_file(path: &std::path::Path, root: &zongzhi_protocol::NodeId) ->
     Ok(())
 }
 
-/// A statistics table: counts, then each KPI with its target (✓/✗).
-fn print_stats(v: &Value, names: &table::UnitNames) -> anyhow::Result<()> {
-    outln!("{} {}  {}  按{}", s(&v["scope"]), s(&v["scope_name"]), s(&v["period"]), s(&v["by"]))?;
-    let kpis: Vec<(String, String)> = v["definitions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| (s(&d["kpi"]), s(&d["name"])))
-        .collect();
-    let mut header: Vec<&str> = vec!["排名", "分组", "名称", "受理", "办结", "超期未结", "评价"];
+/// The KPIs the statistics table shows unless `--kpi` names others: the
+/// plan's figures. (`--json` and `--csv` carry every KPI.)
+pub const TABLE_KPIS: &[&str] = &["satisfaction", "resolution_rate", "local_resolution", "resolution_on_time", "overdue_rate"];
+
+/// A statistics table that fits a terminal: rank, group, the counts, 越级
+/// beside its baseline, and the KPIs chosen (by default [`TABLE_KPIS`]),
+/// each with its target (✓/✗); then their definitions in Chinese.
+fn print_stats(v: &Value, names: &table::UnitNames, chosen: Option<&[String]>) -> anyhow::Result<()> {
+    outln!("{} {}  {}  按{}", s(&v["scope"]), s(&v["scope_name"]), s(&v["period"]), by_zh(v["by"].as_str().unwrap_or("")))?;
+    let shown = |k: &str| match chosen {
+        Some(list) => list.iter().any(|c| c == k || c == "all"),
+        None => TABLE_KPIS.contains(&k),
+    };
+    let defs: Vec<&Value> = v["definitions"].as_array().into_iter().flatten().filter(|d| shown(d["kpi"].as_str().unwrap_or(""))).collect();
+    let kpis: Vec<(String, String)> = defs.iter().map(|d| (s(&d["kpi"]), s(&d["name"]))).collect();
+    let mut header: Vec<&str> = vec!["排名", "单位/分组", "受理", "办结", "超期未结", "越级(较基期)"];
     header.extend(kpis.iter().map(|(_, n)| n.as_str()));
     let cell = |row: &Value, k: &str| -> String {
         let x = &row["kpis"][k];
@@ -997,14 +1130,23 @@ fn print_stats(v: &Value, names: &table::UnitNames) -> anyhow::Result<()> {
             None => shown,
         }
     };
+    let skip = |row: &Value| -> String {
+        let x = &row["skip_level"];
+        let count = x["count"].as_i64().unwrap_or(0);
+        match x["change"].as_f64() {
+            Some(c) => format!("{count} ({:+.0}%{})", c * 100.0, if x["meets"] == json!(true) { " ✓" } else { " ✗" }),
+            None => count.to_string(),
+        }
+    };
     // Units by their short names (categories and channels keep theirs).
     let by_unit = matches!(v["by"].as_str(), Some("unit" | "county" | "township" | "village"));
     let line = |rank: String, group: String, name: String, row: &Value| -> Vec<String> {
-        let name = if by_unit && group.len() == 12 { names.short_or(&group, &name) } else { name };
-        let mut r = vec![rank, group, name];
-        for c in ["received", "resolved", "open_overdue", "rated"] {
+        let name = if by_unit && group.len() == 12 { names.short_or(&group, &name) } else if name.is_empty() { group } else { name };
+        let mut r = vec![rank, table::truncate(&name, 16)];
+        for c in ["received", "resolved", "open_overdue"] {
             r.push(s(&row["counts"][c]));
         }
+        r.push(skip(row));
         r.extend(kpis.iter().map(|(k, _)| cell(row, k)));
         r
     };
@@ -1014,10 +1156,29 @@ fn print_stats(v: &Value, names: &table::UnitNames) -> anyhow::Result<()> {
         .flatten()
         .map(|r| line(r["rank"].as_u64().map(|x| x.to_string()).unwrap_or_default(), s(&r["group"]), s(&r["name"]), r))
         .collect();
-    rows.push(line(String::new(), "合计".into(), names.short_or(&s(&v["scope"]), v["scope_name"].as_str().unwrap_or("")), &v["total"]));
+    rows.push(line(String::new(), "合计".into(), "合计".into(), &v["total"]));
     out!("{}", table::render(&header, &rows))?;
-    for d in v["definitions"].as_array().into_iter().flatten() {
-        outln!("  {}: {}", s(&d["name"]), s(&d["definition"]))?;
+    outln!("基期 {}；未列出的指标：--kpi all 或 --kpi <代码,…>（排名按第一个指标）", s(&v["baseline_period"]))?;
+    for d in &defs {
+        let text = d["definition_zh"].as_str().filter(|t| !t.is_empty()).unwrap_or_else(|| d["definition"].as_str().unwrap_or(""));
+        outln!("  {}：{}", s(&d["name"]), table::wrap(text, 76).replace('\n', "\n    "))?;
+    }
+    if let Some(t) = v["skip_level_definition"].as_str() {
+        outln!("  {}", table::wrap(t, 78).replace('\n', "\n    "))?;
     }
     Ok(())
+}
+
+/// A grouping's name in the table's title.
+fn by_zh(by: &str) -> &str {
+    match by {
+        "unit" => "单位",
+        "level" => "层级",
+        "county" => "区县",
+        "township" => "乡镇街道",
+        "village" => "村社区",
+        "category" => "类别",
+        "channel" => "渠道",
+        other => other,
+    }
 }

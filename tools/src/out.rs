@@ -41,6 +41,43 @@ pub fn write_bytes(bytes: &[u8]) -> Result<(), StdoutError> {
     out.write_all(bytes).and_then(|()| out.flush()).map_err(StdoutError)
 }
 
+/// `-` names standard output (for a file written) or standard input (for a
+/// file read), wherever a command names a file, as `stats --csv -` does.
+pub fn is_dash(path: &std::path::Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The bytes of `path`, or of standard input for `-`.
+pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    if is_dash(path) {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).context("reading standard input")?;
+        return Ok(buf);
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The text of `path`, or of standard input for `-`.
+pub fn read_input_string(path: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = read_input(path)?;
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", if is_dash(path) { "standard input".into() } else { path.display().to_string() }))
+}
+
+/// Writes `bytes` to `path`, or to standard output for `-`; then says
+/// what was written on standard error when the data went to standard
+/// output (so a pipe gets the data alone), else on standard output.
+pub fn write_output(path: &std::path::Path, bytes: &[u8], what: &str) -> anyhow::Result<()> {
+    if is_dash(path) {
+        write_bytes(bytes)?;
+        return Ok(());
+    }
+    use anyhow::Context;
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    write_fmt(format_args!("wrote {what} ({} bytes) to {}\n", bytes.len(), path.display()))?;
+    Ok(())
+}
+
 /// Flushes what is left of a line without its newline.
 pub fn flush() -> Result<(), StdoutError> {
     std::io::stdout().lock().flush().map_err(StdoutError)

@@ -30,6 +30,7 @@ pub enum PolicyCommand {
     },
     /// Load a year's working-day calendar (admin, city node): a file shaped like cn-2026.json.
     Calendar {
+        /// The calendar's year (the file's year must match).
         #[arg(long)]
         year: i32,
         /// {"year", "source", "holidays": [{"date", "name"}], "make_up_workdays": [...]}
@@ -200,7 +201,7 @@ fn compact(v: &Value) -> String {
 /// The patch adding (or replacing) `year`'s calendar from a file shaped like
 /// cn-2026.json. The file's own `year` must be `year`: checked before any request.
 pub fn calendar_patch(year: i32, file: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = crate::out::read_input_string(file)?;
     let doc: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))?;
     let Some(obj) = doc.as_object() else {
         bail!("{} is not a calendar: expected an object {{\"year\", \"source\", \"holidays\", \"make_up_workdays\"}}", file.display());
@@ -244,7 +245,7 @@ pub fn set_patch(pairs: &[String], patch_file: Option<&Path>) -> anyhow::Result<
     }
     let mut patch = match patch_file {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text = crate::out::read_input_string(p)?;
             let v: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", p.display()))?;
             if !v.is_object() {
                 bail!("{} must hold a JSON object (a merge patch)", p.display());

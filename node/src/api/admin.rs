@@ -85,10 +85,10 @@ pub(super) async fn backup(State(s): State<AppState>, headers: HeaderMap, body: 
     if dir.exists() {
         return Err(ApiError::new(StatusCode::CONFLICT, "exists", format!("{} already exists: name a new directory for the backup", dir.display())));
     }
-    let key_file = req.with_key.then(|| s.shared.paths.key_file.clone());
+    let files = crate::recovery::BackupFiles::of(&s.shared.paths, req.with_key);
     let (store, node) = (s.store.clone(), s.node.clone());
     let target = dir.clone();
-    let manifest = tokio::task::spawn_blocking(move || crate::recovery::backup(&store, &target, &node, key_file.as_deref(), now))
+    let manifest = tokio::task::spawn_blocking(move || crate::recovery::backup(&store, &target, &node, &files, now))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backup_failed", e))?;
@@ -100,6 +100,10 @@ pub(super) async fn backup(State(s): State<AppState>, headers: HeaderMap, body: 
 #[serde(deny_unknown_fields)]
 struct OverrideRequest {
     reason: String,
+    /// Every center still waited for, named: the admin takes the risk
+    /// that it holds records this node signed after its backup.
+    #[serde(default)]
+    without: Vec<String>,
 }
 
 /// An admin ends a restore that no peer confirmed, taking the risk that
@@ -114,8 +118,27 @@ pub(super) async fn recovery_override(State(s): State<AppState>, headers: Header
     if !s.shared.recovery.restoring() {
         return Err(ApiError::new(StatusCode::CONFLICT, "not_restoring", "this node is not waiting for a restore to be confirmed"));
     }
-    tracing::warn!(user = %session.username, reason, "restore confirmed by an admin's override, without a peer");
-    s.shared.recovery.force(&format!("admin {}: {reason}", session.username));
+    // The override names every center not heard from: a village offline
+    // since before the restore may hold steps this node signed after its
+    // backup, which would collide with the next ones it signs.
+    let waiting = s.shared.recovery.waiting_for();
+    if let Some(stranger) = req.without.iter().find(|d| !waiting.contains(d)) {
+        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_waited_for", format!("{stranger} is not among the centers this restore waits for ({})", waiting.join(", ")));
+        e.details = Some(json!({"waiting_for": waiting}));
+        return Err(e);
+    }
+    let unnamed: Vec<&String> = waiting.iter().filter(|d| !req.without.contains(d)).collect();
+    if !unnamed.is_empty() {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name_every_center",
+            format!("name every center not heard from in `without` ({}): each may hold records this node signed after its backup", unnamed.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")),
+        );
+        e.details = Some(json!({"waiting_for": waiting}));
+        return Err(e);
+    }
+    tracing::warn!(user = %session.username, reason, without = ?req.without, "restore confirmed by an admin's override, without hearing from every center");
+    s.shared.recovery.force(&format!("admin {}: {reason}", session.username), &req.without);
     s.ledger.submit(Op::Ingest { records: vec![], blobs: vec![], cursor: None }).await?;
     Ok(Json(json!({"recovery": s.shared.recovery.status()})))
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::accounts::{self, Check, Role, Session};
 use crate::login::audit::Entry;
 use crate::login::hashing::GateError;
-use crate::login::throttle::{Outcome, Refusal, Ticket};
+use crate::login::throttle::{Lockout, Outcome, Refusal, Ticket};
 use super::error::{ApiError, ApiResult};
 use super::{AppState, ClientAddr, parse_json, time};
 
@@ -50,6 +50,13 @@ pub(super) fn require_role(session: &Session, min: Role) -> Result<(), ApiError>
 struct LoginRequest {
     username: String,
     password: String,
+    /// The device token an earlier login of this client was given.
+    #[serde(default)]
+    device: Option<String>,
+    /// The account's recovery code (to pass a lock guessing from
+    /// elsewhere set).
+    #[serde(default)]
+    recovery_code: Option<String>,
 }
 
 /// Seconds from `now` until `until_ms`, rounded up.
@@ -72,11 +79,18 @@ pub(super) fn refused(user: &str, ip: std::net::IpAddr, r: Refusal, now: u64) ->
     let user: String = user.chars().take(64).collect();
     let secs = secs_until(r.until_ms(), now);
     let (code, message) = match r {
-        Refusal::Locked { until_ms } => (
+        Refusal::Locked { until_ms, everywhere: false } => (
             "locked",
-            format!("account {user} is locked after repeated failed logins until {}: try again in {secs} seconds, or ask an admin to unlock it", time(until_ms)),
+            format!("account {user} is locked for this address ({ip}) after repeated failed logins from it until {}: try again in {secs} seconds, or ask an admin to unlock it", time(until_ms)),
         ),
-        Refusal::AccountWait { .. } => ("too_many_attempts", format!("too many failed logins for {user}: wait {secs} seconds before trying again")),
+        Refusal::Locked { until_ms, everywhere: true } => (
+            "locked",
+            format!(
+                "account {user} is locked until {} after repeated failed logins from several addresses: log in from a browser or command line that logged in as {user} before, or with the account's recovery code, or ask an admin to unlock it",
+                time(until_ms)
+            ),
+        ),
+        Refusal::AccountWait { .. } => ("too_many_attempts", format!("too many failed logins for {user} from this address: wait {secs} seconds before trying again")),
         Refusal::AddressWait { locked, .. } => (
             "too_many_attempts",
             format!("too many failed logins from this address ({ip}){}: wait {secs} seconds before trying again", if locked { ", which is blocked" } else { "" }),
@@ -89,25 +103,35 @@ fn busy() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is checking too many passwords at once: try again in a second").retry_after(1)
 }
 
+/// Who the client is beyond its address: a device token it holds (a
+/// login's, or the live session's), and whether the account knows it (or
+/// the attempt carries the recovery code).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Client {
+    pub device: Option<[u8; 8]>,
+    pub trusted: bool,
+}
+
 /// The result of a password check through the throttle and the gate:
-/// the check, and the lock's end if this failure locked the account.
+/// the check, and the lock this failure set on the client's pair, if any.
 type Checked = Result<(Check, Option<u64>), ApiError>;
 
 /// Checks `user`'s password from `ip`: refused before hashing when the
 /// throttle says so (429), or the gate is full (503); recorded in the
-/// audit as `kind` either way, durably when a password was hashed.
-pub(super) async fn check_guarded(s: &AppState, user: &str, password: String, ip: std::net::IpAddr, kind: &'static str) -> Checked {
+/// audit as `kind` either way (refusals aggregated per address), durably
+/// when a password was hashed, with every lock the failure set.
+pub(super) async fn check_guarded(s: &AppState, user: &str, password: String, ip: std::net::IpAddr, kind: &'static str, client: Client) -> Checked {
     let now = s.now_ms();
-    let ticket = match s.login.throttle.admit(user, ip, now) {
+    let ticket = match s.login.throttle.admit(user, ip, client.device, client.trusted, now) {
         Ok(t) => t,
         Err(r) => {
             s.login.audit.record_later(Entry::new(now, user, ip, kind, refusal_outcome(&r)));
             return Err(refused(user, ip, r, now));
         }
     };
-    let (store, clock, name) = (s.store.clone(), s.shared.clock.clone(), user.to_string());
-    let run = s.login.gate.run(move || decide(ticket, accounts::check_password(&store, &name, &password), clock.now_ms())).await;
-    let (check, locked) = match run {
+    let (store, clock, name, login) = (s.store.clone(), s.shared.clock.clone(), user.to_string(), s.login.clone());
+    let run = s.login.gate.run(move || decide(&login, ticket, accounts::check_password(&store, &name, &password), clock.now_ms())).await;
+    let (check, locks) = match run {
         Ok(r) => r?,
         Err(GateError::Busy) => {
             s.login.audit.record_later(Entry::new(now, user, ip, kind, "busy"));
@@ -121,50 +145,84 @@ pub(super) async fn check_guarded(s: &AppState, user: &str, password: String, ip
         Check::WrongPassword => "wrong_password",
         Check::Disabled => "disabled",
     };
-    let entry = Entry::new(s.now_ms(), user, ip, kind, outcome);
-    if let Err(e) = s.login.audit.record(entry.clone()).await {
-        // The storage refuses writes (a full disk): logging in to read
-        // still works; the entry is written with the next group that can.
-        tracing::warn!("the login audit could not be written now ({e}); kept for later");
-        s.login.audit.record_later(entry);
+    let at = s.now_ms();
+    let mut entries = vec![Entry::new(at, user, ip, kind, outcome)];
+    for l in &locks {
+        let what = match l {
+            Lockout::Pair { until_ms } => format!("{user} locked for {ip} until {}", time(*until_ms)),
+            Lockout::Address { until_ms } => format!("address {ip} blocked until {}", time(*until_ms)),
+            Lockout::Account { until_ms } => format!("{user} locked for unknown clients until {}", time(*until_ms)),
+        };
+        tracing::warn!(user, %ip, "login lockout: {what}");
+        entries.push(Entry::lockout(at, user, ip, kind, what));
     }
-    Ok((check, locked))
+    for entry in entries {
+        if let Err(e) = s.login.audit.record(entry.clone()).await {
+            // The storage refuses writes (a full disk): logging in to read
+            // still works; the entry is written with the next group that can.
+            tracing::warn!("the login audit could not be written now ({e}); kept for later");
+            s.login.audit.record_later(entry);
+        }
+    }
+    let pair_lock = locks.iter().find_map(|l| match l {
+        Lockout::Pair { until_ms } => Some(*until_ms),
+        _ => None,
+    });
+    Ok((check, pair_lock))
 }
 
-/// Tells the throttle how a check ended (on the hashing thread, so it
-/// counts even if the client went away).
-fn decide(ticket: Ticket, check: Result<Check, accounts::AccountError>, now: u64) -> Result<(Check, Option<u64>), ApiError> {
+/// Tells the throttle how a check ended and keeps the changed lock state
+/// (on the hashing thread, so it counts even if the client went away).
+fn decide(login: &crate::login::Login, ticket: Ticket, check: Result<Check, accounts::AccountError>, now: u64) -> Result<(Check, Vec<Lockout>), ApiError> {
     let check = check?;
     let outcome = match check {
         Check::Ok(_) | Check::Disabled => Outcome::Success,
         Check::UnknownUser | Check::WrongPassword => Outcome::Failure,
     };
-    Ok((check, ticket.finish(outcome, now)))
+    let locks = ticket.finish(outcome, now);
+    if let Err(e) = login.save_locks() {
+        // Kept in memory; written with the next change the store takes.
+        tracing::warn!("the login lock state could not be written now: {e}");
+    }
+    Ok((check, locks))
 }
 
 pub(super) async fn login(State(s): State<AppState>, ClientAddr(ip): ClientAddr, body: Bytes) -> ApiResult {
     let req: LoginRequest = parse_json(&body)?;
-    let (check, locked) = check_guarded(&s, &req.username, req.password, ip, "login").await?;
+    let (store, name, device, code, now) = (s.store.clone(), req.username.clone(), req.device.clone(), req.recovery_code.clone(), s.now_ms());
+    let trusted = tokio::task::spawn_blocking(move || accounts::is_trusted(&store, &name, device.as_deref(), code.as_deref(), now))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let client = Client { device: req.device.as_deref().map(accounts::device_id), trusted };
+    let (check, locked) = check_guarded(&s, &req.username, req.password, ip, "login", client).await?;
     let account = match check {
         Check::Ok(a) => a,
         Check::Disabled => return Err(accounts::AccountError::Disabled(req.username).into()),
         Check::UnknownUser | Check::WrongPassword => {
             return Err(match locked {
-                Some(until_ms) => refused(&req.username, ip, Refusal::Locked { until_ms }, s.now_ms()),
+                Some(until_ms) => refused(&req.username, ip, Refusal::Locked { until_ms, everywhere: false }, s.now_ms()),
                 None => accounts::AccountError::BadCredentials.into(),
             });
         }
     };
-    let (store, now) = (s.store.clone(), s.now_ms());
-    let (token, session) = tokio::task::spawn_blocking(move || accounts::open_session(&store, &account, now))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let (store, now, device) = (s.store.clone(), s.now_ms(), req.device.clone());
+    let (token, session, fresh) = tokio::task::spawn_blocking(move || -> Result<_, accounts::AccountError> {
+        let (token, session) = accounts::open_session(&store, &account, now)?;
+        // A full disk: the device is not remembered this time.
+        let fresh = accounts::remember_device(&store, &account.username, device.as_deref(), now).unwrap_or_default();
+        Ok((token, session, fresh))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(user = %session.username, %ip, "login");
     Ok(Json(json!({
         "token": token,
         "username": session.username,
         "role": session.role.as_str(),
         "expires_at": time(session.expires_ms),
+        // Keep it and send it with the next login: a lock that guessing
+        // from elsewhere sets does not keep this client out.
+        "device": fresh.or(req.device),
     })))
 }
 
@@ -183,7 +241,10 @@ pub(super) async fn change_own_password(State(s): State<AppState>, ClientAddr(ip
     if !accounts::acceptable_password(&session.username, &req.new_password) {
         return Err(accounts::AccountError::WeakPassword.into());
     }
-    let (check, _) = check_guarded(&s, &session.username, req.current_password, ip, "password_change").await?;
+    // A live session is a known client: the account's lock for unknown
+    // clients does not apply to it.
+    let client = Client { device: Some(accounts::device_id(&token)), trusted: true };
+    let (check, _) = check_guarded(&s, &session.username, req.current_password, ip, "password_change", client).await?;
     if !matches!(check, Check::Ok(_)) {
         return Err(accounts::AccountError::WrongPassword.into());
     }

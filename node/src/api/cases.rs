@@ -21,7 +21,7 @@ use super::error::{ApiError, ApiResult};
 use super::views::{case_view, summary_json};
 use super::{AppState, parse_json, parse_time};
 
-async fn resolve_case(s: &AppState, reference: &str) -> Result<RecordId, ApiError> {
+pub(super) async fn resolve_case(s: &AppState, reference: &str) -> Result<RecordId, ApiError> {
     let found = match RecordId::from_hex(reference) {
         Some(id) if s.store.case_summary(&id)?.is_some() => Some(id),
         Some(_) => None,
@@ -116,6 +116,14 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     if received_at_ms > now + 5 * 60_000 {
         return Err(ApiError::bad_request("received_at is in the future"));
     }
+    // Every clock of the case starts at 受理时间: dated back further, a
+    // case filed now would arrive overdue and draw supervision at once.
+    if received_at_ms.saturating_add(s.received_at_max_ms) < now {
+        return Err(ApiError::bad_request(format!(
+            "received_at lies more than {} hours back (received_at_max_hours): 受理时间 is when this center received the matter (a complaint taken on paper over a weekend, say), and every deadline runs from it, so a case dated back further would arrive overdue and be supervised at once",
+            s.received_at_max_ms / 3_600_000
+        )));
+    }
     let occurred_at_ms = req.occurred_at.as_deref().map(|t| parse_time("occurred_at", t)).transpose()?;
     if let Some(c) = &req.contact {
         validate_contact(c)?;
@@ -194,7 +202,9 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
     // A rating invitation: a one-time token for the citizen, its hash in
     // the signed feedback; the token itself is shown this once.
     // By default where citizens have a public page to rate on.
-    let token = req.wants_rating_invite(s.public.config.enabled || s.public.config.url.is_some()).then(crate::citizen::new_rating_token);
+    let public_page = s.public.config.enabled || s.public.config.url.is_some();
+    let is_feedback = req.wants_rating_invite(true);
+    let token = req.wants_rating_invite(public_page).then(crate::citizen::new_rating_token);
     let invite = token.as_ref().map(|(t, _)| zongzhi_protocol::case::RatingInvite {
         token_hash: zongzhi_protocol::case::rating_token_hash(t),
         expires_ms: s.now_ms() + u64::from(s.policy().deadlines.rating_token_days) * 86_400_000,
@@ -222,6 +232,13 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
             let link = s.public.config.url.as_deref().map(|u| format!("{}#n={number}&r={text}", u.trim_end_matches('#')));
             json!({"sent_by_message": false, "token": text, "link": link, "expires_at": expires})
         };
+    } else if is_feedback && !public_page {
+        // Say why there is no invitation: the citizen has nowhere to rate.
+        view["rating_invitation"] = json!({
+            "invited": false,
+            "reason": "no_public_page",
+            "message": "未邀请群众评价：本中心未配置公众查询页（节点配置中没有 [public] 的 enabled 或 url），群众无处评价；请由工作人员录入群众的评价（zongzhi rate），或配置 [public] 后再反馈 (no rating invitation: this node knows no public page; set [public] url, or enter the citizen's rating as staff)",
+        });
     }
     Ok(Json(view))
 }

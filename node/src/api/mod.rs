@@ -39,12 +39,12 @@ use cases::{attach, case_action, case_detail, download, file_case, list_cases};
 use certs::{issue_cert, list_certs, revoke_cert};
 use monitor::{health, integrity_check, metrics, sync_status};
 use stats::{check_reports, sign_report, stats_table};
-use users::{create_user, disable_user, enable_user, list_users, login_audit, reset_password, unlock_user};
+use users::{create_user, disable_user, enable_user, list_users, login_audit, recovery_code, reset_password, unlock_user};
 
 pub use error::ApiError;
 pub(crate) use error::ApiResult;
 pub(crate) use auth::authenticate;
-pub(crate) use views::summary_json;
+pub(crate) use views::{summary_json, unit_names};
 
 /// Largest JSON request body.
 pub const MAX_JSON_BODY: usize = 256 * 1024;
@@ -71,28 +71,35 @@ pub struct AppState {
     pub public: Arc<crate::citizen::PublicGate>,
     /// The notification adapter in use (`webhook`, `log`), none when off.
     pub notify: Option<&'static str>,
+    /// How far back a filing's 受理时间 may lie (`received_at_max_hours`).
+    pub received_at_max_ms: u64,
 }
 
 impl AppState {
-    pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
-        let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone());
-        let public = Arc::new(crate::citizen::PublicGate::new(crate::citizen::PublicConfig::default()));
-        AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None }
+    /// The state with the node's login limits and public page, and the
+    /// lock state the store kept for them (loaded once, under the rules
+    /// the config sets).
+    pub fn new(
+        shared: Context,
+        ledger: Ledger,
+        node: NodeInfo,
+        login: &crate::login::LoginConfig,
+        public: &crate::citizen::PublicConfig,
+    ) -> Result<AppState, crate::store::StoreError> {
+        let now = shared.clock.now_ms();
+        let login = crate::login::Login::new(login, shared.store.clone(), now)?;
+        let public = crate::citizen::PublicGate::new(public.clone(), shared.store.clone(), now)?;
+        Ok(AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None, received_at_max_ms: 72 * 3_600_000 })
     }
 
-    /// The same state with the public page configured.
-    pub fn with_public(self, cfg: &crate::citizen::PublicConfig) -> AppState {
-        AppState { public: Arc::new(crate::citizen::PublicGate::new(cfg.clone())), ..self }
+    /// The same state with the bound on a filing's 受理时间 (hours back).
+    pub fn with_received_at_max(self, hours: u64) -> AppState {
+        AppState { received_at_max_ms: hours.saturating_mul(3_600_000), ..self }
     }
 
     /// The same state with the notification adapter in use.
     pub fn with_notify(self, adapter: Option<&'static str>) -> AppState {
         AppState { notify: adapter, ..self }
-    }
-
-    /// The same state with the login limits of the node's config.
-    pub fn with_login(self, cfg: &crate::login::LoginConfig) -> AppState {
-        AppState { login: crate::login::Login::new(cfg, self.store.clone()), ..self }
     }
 
     /// Now, from the node's clock (the system clock in the binary).
@@ -151,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users/{username}/password", post(reset_password))
         .route("/api/users/{username}/disable", post(disable_user))
         .route("/api/users/{username}/enable", post(enable_user))
+        .route("/api/users/{username}/recovery-code", post(recovery_code))
         .route("/api/login-audit", get(login_audit))
         .route("/api/cases", get(list_cases).post(file_case))
         .route("/api/cases/export", get(crate::export::cases))
@@ -158,6 +166,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/repeats", get(cases::repeats))
         .route("/api/cases/{case}", get(case_detail))
         .route("/api/cases/{case}/actions", post(case_action))
+        .route("/api/cases/{case}/public-locks", get(public::number_locks))
+        .route("/api/cases/{case}/public-unlock", post(public::unlock_number))
         .route(
             "/api/cases/{case}/attachments",
             post(attach).layer(DefaultBodyLimit::max(MAX_ATTACHMENT)),
@@ -276,12 +286,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/users/{username}/password"),
     ("post", "/api/users/{username}/disable"),
     ("post", "/api/users/{username}/enable"),
+    ("post", "/api/users/{username}/recovery-code"),
     ("get", "/api/login-audit"),
     ("get", "/api/cases"),
     ("post", "/api/cases"),
     ("get", "/api/cases/export"),
     ("get", "/api/cases/{case}"),
     ("post", "/api/cases/{case}/actions"),
+    ("get", "/api/cases/{case}/public-locks"),
+    ("post", "/api/cases/{case}/public-unlock"),
     ("post", "/api/cases/{case}/attachments"),
     ("get", "/api/cases/{case}/attachments/{blob}"),
     ("get", "/api/integrity"),

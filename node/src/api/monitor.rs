@@ -26,11 +26,26 @@ pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
     let mut recovery_json = serde_json::to_value(&recovery).unwrap_or(Value::Null);
     recovery_json["restored_at"] = json!(recovery.restored_ms.map(time));
     recovery_json["confirmed_at"] = json!(recovery.confirmed_ms.map(time));
+    recovery_json["waiting_for"] = json!(s.shared.recovery.waiting_for());
     let upgrade = upgrade_block(&s)?;
     let upgrade_alarm = !upgrade["alarms"].as_array().is_none_or(Vec::is_empty);
+    // The parent: down once a try to reach it failed and no link is up.
+    let sync = s.shared.sync.snapshot();
+    let parent = sync.peers.values().find(|p| p.role == "parent").map(|p| {
+        json!({
+            "division": p.division,
+            "name": p.name,
+            "connected": p.connected,
+            "last_error": p.last_error.as_ref().filter(|_| !p.connected),
+            "last_error_at": p.last_error_ms.filter(|_| !p.connected).map(time),
+            "next_attempt_at": p.next_attempt_ms.filter(|_| !p.connected).map(time),
+        })
+    });
+    let parent_down = sync.peers.values().any(|p| p.role == "parent" && !p.connected && p.last_error.is_some());
     Ok(Json(json!({
         // `degraded` while an alarm below is raised (the node still answers).
-        "status": if storage.alarm() || recovery.restoring || upgrade_alarm { "degraded" } else { "ok" },
+        "status": if storage.alarm() || recovery.restoring || upgrade_alarm || parent_down { "degraded" } else { "ok" },
+        "parent": parent,
         "recovery": recovery_json,
         "upgrade": upgrade,
         "storage": storage_json,
@@ -43,6 +58,8 @@ pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
         "records": records,
         "version": env!("CARGO_PKG_VERSION"),
         "calendar": super::policy::health_block(&s)?,
+        // This node serves the citizens' public page ([public] enabled).
+        "public_page": s.public.config.enabled,
     })))
 }
 
@@ -126,6 +143,7 @@ pub(super) async fn sync_status(State(s): State<AppState>, headers: HeaderMap) -
             let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
             v["last_contact"] = json!(p.last_contact_ms.map(time));
             v["last_error_at"] = json!(p.last_error_ms.map(time));
+            v["next_attempt_at"] = json!(p.next_attempt_ms.filter(|_| !p.connected).map(time));
             v
         })
         .collect();
@@ -292,6 +310,7 @@ fn connection_and_login_metrics(s: &AppState, m: &mut Scrape) {
     for (name, help, v) in [
         ("zongzhi_http_connections_total", "HTTP(S) connections accepted.", &c.accepted),
         ("zongzhi_http_connections_refused_total", "Connections turned away at http_max_connections.", &c.refused),
+        ("zongzhi_http_connections_address_refused_total", "Connections turned away at http_max_connections_per_address (one client address's share).", &c.refused_address),
         ("zongzhi_http_tls_handshakes_failed_total", "HTTPS handshakes that failed or timed out.", &c.tls_failed),
         ("zongzhi_http_connections_timed_out_total", "Connections closed for slow headers or idling.", &c.timed_out),
     ] {

@@ -62,19 +62,51 @@ fn refused(r: Refusal) -> ApiError {
         Refusal::Locked(secs) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "locked",
-            format!("该编号因多次输入错误已暂时锁定，请 {} 分钟后再试 (this number is locked after repeated wrong codes)", secs.div_ceil(60)),
+            format!(
+                "因多次输入错误，本网络对该编号的查询已暂时锁定，请 {} 分钟后再试，或请受理中心工作人员解锁 (too many wrong codes for this number from this address)",
+                secs.div_ceil(60)
+            ),
+        )
+        .retry_after(secs),
+        Refusal::AddressLocked(secs) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked",
+            format!("因多次输入错误，本网络的查询已暂时锁定，请 {} 分钟后再试 (too many wrong codes from this address)", secs.div_ceil(60)),
         )
         .retry_after(secs),
     }
 }
 
 /// A wrong code, token or unknown number: the same answer for each, so
-/// the answer tells nothing about which numbers exist.
-fn wrong(s: &AppState, number: &str, what: &str) -> ApiError {
-    match s.public.wrong(number) {
+/// the answer tells nothing about which numbers exist; counted against
+/// the asking address (and kept), answered no earlier than
+/// `wrong_answer_ms` after `started`, so its time tells nothing either.
+async fn wrong(s: &AppState, addr: std::net::IpAddr, number: &str, what: &str, started: tokio::time::Instant) -> ApiError {
+    let e = match s.public.wrong(addr, number, s.now_ms()) {
         Ok(left) => ApiError::new(StatusCode::FORBIDDEN, "wrong_code", format!("编号或{what}不正确，还可尝试 {left} 次 (wrong number or {what})")),
-        Err(secs) => refused(Refusal::Locked(secs)),
+        Err(r) => refused(r),
+    };
+    let gate = s.public.clone();
+    if let Ok(Err(err)) = tokio::task::spawn_blocking(move || gate.save()).await {
+        tracing::warn!("the public page's lock state could not be written now: {err}");
     }
+    tokio::time::sleep_until(started + std::time::Duration::from_millis(s.public.config.wrong_answer_ms)).await;
+    e
+}
+
+/// The query code hash the filing of `number` signed, read from the
+/// filing record alone: the same reads and hashing for a number held or
+/// not, with or without a history, so that the time a wrong code takes
+/// does not depend on the case. `None`: no such case here, or no code.
+fn filed_code_hash(s: &AppState, number: &str) -> Result<Option<[u8; 32]>, ApiError> {
+    let id = if number.len() > 40 { None } else { s.store.case_by_number(number)? };
+    // An unknown number reads a record too (one that is never there).
+    let bytes = s.store.record_bytes(&id.unwrap_or(RecordId([0xFF; 32])))?;
+    let record = bytes.and_then(|b| zongzhi_protocol::Record::decode(&b).ok());
+    Ok(match record.map(|r| r.body) {
+        Some(zongzhi_protocol::Body::CaseEvent(zongzhi_protocol::CaseEvent { action: Action::File(f), .. })) if id.is_some() => f.intake.query_code_hash,
+        _ => None,
+    })
 }
 
 /// The case of `number` as this node holds it, folded.
@@ -94,14 +126,26 @@ pub(super) struct CodeQuery {
 }
 
 pub(super) async fn case_progress(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Path(number): Path<String>, Query(q): Query<CodeQuery>) -> ApiResult {
+    let started = tokio::time::Instant::now();
     enabled(&s)?;
-    s.public.admit(addr, &number).map_err(refused)?;
-    let state = held_case(&s, &number)?;
-    let Some(state) = state.filter(|st| st.filing.intake.query_code_hash.is_some_and(|h| h == query_code_hash(&number, &q.code))) else {
-        return Err(wrong(&s, &number, "查询码"));
+    s.public.admit(addr, &number, s.now_ms()).map_err(refused)?;
+    // The code first, against the filing alone; the case is folded only
+    // for the right code.
+    let given = query_code_hash(&number, &q.code);
+    let filed = filed_code_hash(&s, &number)?;
+    if !filed.is_some_and(|h| constant_time_eq(&h, &given)) {
+        return Err(wrong(&s, addr, &number, "查询码", started).await);
+    }
+    let Some(state) = held_case(&s, &number)? else {
+        return Err(wrong(&s, addr, &number, "查询码", started).await);
     };
-    s.public.right(&number);
+    s.public.right(addr, &number);
     Ok(Json(public_view(&s, &state)))
+}
+
+/// Equal bytes, compared without stopping at the first difference.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The case as the citizen may see it.
@@ -163,15 +207,27 @@ struct RatingRequest {
 /// The citizen rates: the token from the feedback proves it; this node
 /// signs the rating (群众评价), which replicates to the case's owner.
 pub(super) async fn rate(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Path(number): Path<String>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let started = tokio::time::Instant::now();
     enabled(&s)?;
-    s.public.admit(addr, &number).map_err(refused)?;
+    s.public.admit(addr, &number, s.now_ms()).map_err(refused)?;
     let req: RatingRequest = super::parse_json(&body)?;
     zongzhi_protocol::step::check_length("comment", &req.comment, 500).map_err(|e| ApiError::bad_request(e.0))?;
     let token = parse_rating_token(&req.token);
+    // The token's case must fold to tell a wrong token: its answer waits
+    // for the same floor as an unknown number's.
     let state = held_case(&s, &number)?;
     let (Some(token), Some(state)) = (token, state) else {
-        return Err(wrong(&s, &number, "评价码"));
+        return Err(wrong(&s, addr, &number, "评价码", started).await);
     };
+    // Only the token given at a feedback of this case gets an answer that
+    // tells more than "wrong" (expired, rated already, not now): anyone
+    // else learns nothing, not even that the number exists.
+    let hash = zongzhi_protocol::case::rating_token_hash(&token);
+    let invited = state.invite.is_some_and(|i| constant_time_eq(&i.token_hash, &hash));
+    let used = state.timeline.iter().any(|t| matches!(&t.action, Action::CitizenRate { token: used, .. } if *used == token));
+    if !invited && !used {
+        return Err(wrong(&s, addr, &number, "评价码", started).await);
+    }
     let action = Action::CitizenRate { token, rating: req.rating, result_rating: req.result_rating, comment: req.comment };
     // The rules first, as the ledger will apply them, to answer each
     // refusal plainly; only a wrong token counts towards the lock.
@@ -179,7 +235,7 @@ pub(super) async fn rate(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     let eref = EventRef { id: RecordId([0; 32]), author: NodeId([0; 32]), seq: 0, hlc: Hlc { wall_ms: s.now_ms(), counter: 0 }, format: s.shared.write_format(), event: &event };
     if let Err(r) = state.check(&s.policy(), &eref) {
         return Err(match r.rule {
-            "rating-token" => wrong(&s, &number, "评价码"),
+            "rating-token" => wrong(&s, addr, &number, "评价码", started).await,
             "rating-token-expired" => ApiError::new(StatusCode::GONE, "token_expired", "评价码已过期 (the rating token has expired)"),
             "no-rating-invitation" | "status" if !state.ratings.is_empty() && state.invite.is_none() => {
                 ApiError::new(StatusCode::CONFLICT, "already_rated", "该事项已评价，一事一评 (this case has been rated; each token works once)")
@@ -187,7 +243,7 @@ pub(super) async fn rate(State(s): State<AppState>, ClientAddr(addr): ClientAddr
             _ => ApiError::new(StatusCode::CONFLICT, "not_ratable", format!("该事项现在不能评价 (the case cannot be rated now: {})", r.message)),
         });
     }
-    s.public.right(&number);
+    s.public.right(addr, &number);
     let ack = s.ledger.step(Op::Act { case: state.id, action, operator: CITIZEN_OPERATOR.into() }).await?;
     let records = ledger::load_case_records(&s.store, &ack.case)?;
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
@@ -204,7 +260,7 @@ pub(super) struct TokenQuery {
 /// node holds: no call to the center that signed it.
 pub(super) async fn verify_receipt(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Query(q): Query<TokenQuery>) -> ApiResult {
     enabled(&s)?;
-    s.public.admit(addr, "").map_err(refused)?;
+    s.public.admit(addr, "", s.now_ms()).map_err(refused)?;
     let receipt = Receipt::parse(&q.token).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let trust = s.shared.trust();
     match receipt.verify(&trust) {
@@ -238,4 +294,43 @@ pub(super) async fn trust_bundle(State(s): State<AppState>) -> ApiResult {
         }
     }
     Ok(Json(json!({"root": trust.root().to_string(), "records": records})))
+}
+
+/// The case number of `case` (an id or a number) held here.
+async fn number_of(s: &AppState, case: &str) -> Result<String, ApiError> {
+    let id = super::cases::resolve_case(s, case).await?;
+    let summary = s.store.case_summary(&id)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {case}")))?;
+    Ok(summary.number)
+}
+
+fn locks_json(s: &AppState, number: &str) -> Value {
+    let locks: Vec<Value> = s.public.locks_of(number, s.now_ms()).into_iter().map(|(a, until)| json!({"address": a.to_string(), "until": time(until)})).collect();
+    json!({"number": number, "public_page": s.public.config.enabled, "locked_addresses": locks})
+}
+
+/// Staff: the client addresses locked out of a case number on this node's
+/// public page (after wrong query codes or rating tokens).
+pub(super) async fn number_locks(State(s): State<AppState>, headers: axum::http::HeaderMap, Path(case): Path<String>) -> ApiResult {
+    super::auth::authenticate(&s, &headers, crate::accounts::Role::Operator).await?;
+    let number = number_of(&s, &case).await?;
+    Ok(Json(locks_json(&s, &number)))
+}
+
+/// Staff lift every lock on a case number at this node's public page (a
+/// citizen who called because the page refused them); logged and audited.
+pub(super) async fn unlock_number(State(s): State<AppState>, ClientAddr(ip): ClientAddr, headers: axum::http::HeaderMap, Path(case): Path<String>) -> ApiResult {
+    let session = super::auth::authenticate(&s, &headers, crate::accounts::Role::Operator).await?;
+    let number = number_of(&s, &case).await?;
+    let lifted = s.public.unlock_number(&number, s.now_ms());
+    let gate = s.public.clone();
+    tokio::task::spawn_blocking(move || gate.save()).await.map_err(|e| ApiError::internal(e.to_string()))??;
+    tracing::info!(by = %session.username, %number, lifted, "public page: locks on the number lifted");
+    let entry = crate::login::audit::Entry::admin(s.now_ms(), &session.username, &number, ip, "public_unlock", format!("{lifted} addresses locked out of {number} on the public page let in again"));
+    if let Err(e) = s.login.audit.record(entry.clone()).await {
+        tracing::warn!("the login audit could not be written now ({e}); kept for later");
+        s.login.audit.record_later(entry);
+    }
+    let mut v = locks_json(&s, &number);
+    v["lifted"] = json!(lifted);
+    Ok(Json(v))
 }

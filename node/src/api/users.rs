@@ -15,7 +15,21 @@ use crate::accounts::{self, Role};
 use crate::login::hashing::GateError;
 use super::auth::{authenticate, bearer};
 use super::error::{ApiError, ApiResult};
-use super::{AppState, parse_json, time};
+use super::{AppState, ClientAddr, parse_json, time};
+use crate::login::audit::Entry;
+
+/// Records an admin's action in the login audit (events: never evicted
+/// by refused attempts) and keeps the lock state it changed.
+async fn audit_admin(s: &AppState, by: &str, target: &str, ip: std::net::IpAddr, action: &str, detail: String) {
+    if let Err(e) = s.login.save_locks() {
+        tracing::warn!("the login lock state could not be written now: {e}");
+    }
+    let entry = Entry::admin(s.now_ms(), by, target, ip, action, detail);
+    if let Err(e) = s.login.audit.record(entry.clone()).await {
+        tracing::warn!("the login audit could not be written now ({e}); kept for later");
+        s.login.audit.record_later(entry);
+    }
+}
 
 #[derive(Deserialize)]
 struct CreateUser {
@@ -33,7 +47,7 @@ fn gate_error(e: GateError) -> ApiError {
     }
 }
 
-pub(super) async fn create_user(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+pub(super) async fn create_user(State(s): State<AppState>, ClientAddr(ip): ClientAddr, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let req: CreateUser = parse_json(&body)?;
     let role = Role::parse(&req.role).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))?;
@@ -45,6 +59,7 @@ pub(super) async fn create_user(State(s): State<AppState>, headers: HeaderMap, b
         .await
         .map_err(gate_error)??;
     tracing::info!(by = %admin.username, user = %account.username, role = role.as_str(), "account created");
+    audit_admin(&s, &admin.username, &account.username, ip, "user_created", format!("role {}", role.as_str())).await;
     Ok((StatusCode::CREATED, Json(user_json(&s, &account))))
 }
 
@@ -60,7 +75,13 @@ fn user_json(s: &AppState, a: &accounts::Account) -> Value {
         "password_changed_at": a.password_changed_ms.map(time),
         "failed_logins": state.failures,
         "locked_until": state.locked_until_ms.map(time),
+        // Locked for every client it does not know (guessing from several
+        // addresses): known devices and the recovery code still get in.
+        "locked_everywhere": state.locked_everywhere,
+        "locked_for": state.locked_for.iter().map(|(who, until)| json!({"client": who, "until": time(*until)})).collect::<Vec<_>>(),
         "retry_at": state.retry_at_ms.map(time),
+        "known_devices": a.devices.len(),
+        "has_recovery_code": a.recovery_hash.is_some(),
     })
 }
 
@@ -76,11 +97,12 @@ fn account(s: &AppState, username: &str) -> Result<accounts::Account, ApiError> 
 }
 
 /// Clears an account's failed logins and lock.
-pub(super) async fn unlock_user(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn unlock_user(State(s): State<AppState>, ClientAddr(ip): ClientAddr, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let a = account(&s, &username)?;
     s.login.throttle.unlock(&username);
     tracing::info!(by = %admin.username, user = %username, "account unlocked");
+    audit_admin(&s, &admin.username, &username, ip, "unlock", "failed logins and locks cleared".into()).await;
     Ok(Json(user_json(&s, &a)))
 }
 
@@ -91,7 +113,7 @@ struct ResetPassword {
 
 /// An admin sets an account's password: its sessions end and its lock is
 /// cleared (an admin resetting their own keeps the session asking).
-pub(super) async fn reset_password(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub(super) async fn reset_password(State(s): State<AppState>, ClientAddr(ip): ClientAddr, Path(username): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let req: ResetPassword = parse_json(&body)?;
     account(&s, &username)?;
@@ -108,10 +130,11 @@ pub(super) async fn reset_password(State(s): State<AppState>, Path(username): Pa
         .map_err(gate_error)??;
     s.login.throttle.unlock(&username);
     tracing::info!(by = %admin.username, user = %username, "password reset; sessions ended");
+    audit_admin(&s, &admin.username, &username, ip, "password_reset", "sessions ended, locks cleared".into()).await;
     Ok(Json(user_json(&s, &a)))
 }
 
-async fn set_disabled(s: AppState, username: String, headers: HeaderMap, disabled: bool) -> ApiResult {
+async fn set_disabled(s: AppState, ip: std::net::IpAddr, username: String, headers: HeaderMap, disabled: bool) -> ApiResult {
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let store = s.store.clone();
     let (user, by) = (username.clone(), admin.username.clone());
@@ -119,20 +142,40 @@ async fn set_disabled(s: AppState, username: String, headers: HeaderMap, disable
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(by = %admin.username, user = %username, disabled, "account {}", if disabled { "disabled; sessions ended" } else { "enabled" });
+    let action = if disabled { "disabled" } else { "enabled" };
+    audit_admin(&s, &admin.username, &username, ip, action, format!("account {action}")).await;
     Ok(Json(user_json(&s, &a)))
 }
 
 /// Disables an account: its sessions end and it cannot log in.
-pub(super) async fn disable_user(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
-    set_disabled(s, username, headers, true).await
+pub(super) async fn disable_user(State(s): State<AppState>, ClientAddr(ip): ClientAddr, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
+    set_disabled(s, ip, username, headers, true).await
 }
 
-pub(super) async fn enable_user(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
-    set_disabled(s, username, headers, false).await
+pub(super) async fn enable_user(State(s): State<AppState>, ClientAddr(ip): ClientAddr, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
+    set_disabled(s, ip, username, headers, false).await
 }
 
-/// The newest login attempts (`limit`, default 100, at most 10,000), and
-/// the client addresses held up now.
+/// Makes an account's recovery code (replacing the one before), shown this
+/// once: with it the account's user gets in while guessing from several
+/// addresses locks the account for clients it does not know. The admin
+/// keeps it (on paper, in the safe).
+pub(super) async fn recovery_code(State(s): State<AppState>, ClientAddr(ip): ClientAddr, Path(username): Path<String>, headers: HeaderMap) -> ApiResult {
+    let admin = authenticate(&s, &headers, Role::Admin).await?;
+    account(&s, &username)?;
+    let (store, user) = (s.store.clone(), username.clone());
+    let code = tokio::task::spawn_blocking(move || accounts::new_recovery_code(&store, &user))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    tracing::info!(by = %admin.username, user = %username, "recovery code made");
+    audit_admin(&s, &admin.username, &username, ip, "recovery_code", "a new recovery code replaces any earlier one".into()).await;
+    Ok(Json(json!({"username": username, "recovery_code": code})))
+}
+
+/// The newest entries of the login audit (`limit`, default 100, at most
+/// 10,000; `log=events` for successful logins, lockouts and admins'
+/// actions only, `log=refusals` for refused attempts only, aggregated per
+/// client address), and the client addresses held up now.
 pub(super) async fn login_audit(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     authenticate(&s, &headers, Role::Admin).await?;
     let max = crate::login::audit::KEEP;
@@ -140,7 +183,13 @@ pub(super) async fn login_audit(State(s): State<AppState>, headers: HeaderMap, Q
         None | Some("") => 100,
         Some(v) => v.parse::<usize>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| ApiError::bad_request(format!("limit must be a whole number from 1 to {max}, not {v:?}")))?,
     };
-    let entries = s.login.audit.newest(limit).await?;
+    let only = match q.get("log").map(String::as_str) {
+        None | Some("") | Some("all") => None,
+        Some("events") => Some(crate::store::AuditKind::Events),
+        Some("refusals") => Some(crate::store::AuditKind::Refusals),
+        Some(v) => return Err(ApiError::bad_request(format!("log must be events, refusals or all, not {v:?}"))),
+    };
+    let entries = s.login.audit.newest(limit, only).await?;
     let now = s.now_ms();
     let blocked: Vec<Value> = s
         .login
@@ -152,6 +201,7 @@ pub(super) async fn login_audit(State(s): State<AppState>, headers: HeaderMap, Q
     Ok(Json(json!({
         "entries": entries.iter().map(|e| json!({
             "time": time(e.at_ms), "username": e.username, "address": e.address, "kind": e.kind, "outcome": e.outcome, "ok": e.outcome == "ok",
+            "count": e.count, "first_time": e.first_ms.map(time), "usernames": e.usernames, "by": e.by, "detail": e.detail,
         })).collect::<Vec<_>>(),
         "blocked_addresses": blocked,
         "not_recorded": s.login.audit.dropped(),

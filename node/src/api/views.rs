@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use zongzhi_protocol::case::{Contact, Rating, RouteTarget, SuperviseGrade};
-use zongzhi_protocol::workflow::{Deadline, TimelineEntry};
+use zongzhi_protocol::workflow::TimelineEntry;
 use zongzhi_protocol::{Action, CaseState, DivisionCode, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::{self, Role, Session};
@@ -133,7 +133,7 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
     let unit_name = |u: &DivisionCode| names.get(u).cloned();
     let operators = operator_names(s, &state)?;
     let timeline = timeline_json(&state, &records, &verdicts, &s.node.id, &operators, &names);
-    let deadlines = deadlines_json(&state.deadlines, &policy, now, &names);
+    let deadlines = deadlines_json(&state, &policy, now, &names);
     let f = &state.filing;
     Ok(json!({
         "id": state.id.to_string(),
@@ -322,15 +322,21 @@ fn overruling_step_json(w: &TimelineEntry, names: &HashMap<DivisionCode, String>
 }
 
 /// The case's deadlines: each clock with its unit, times and state at `now`.
-fn deadlines_json(deadlines: &[Deadline], policy: &Policy, now: u64, names: &HashMap<DivisionCode, String>) -> Vec<Value> {
-    deadlines
+/// The case's clocks, each naming the unit that must act
+/// ([`CaseState::acting_unit`]): the same unit the queues and the clock
+/// index use.
+fn deadlines_json(state: &CaseState, policy: &Policy, now: u64, names: &HashMap<DivisionCode, String>) -> Vec<Value> {
+    state
+        .deadlines
         .iter()
         .map(|d| {
+            let unit = state.acting_unit(d);
             json!({
                 "kind": d.kind,
                 "kind_zh": d.kind.zh(),
-                "unit": d.unit.to_string(),
-                "unit_name": names.get(&d.unit).cloned(),
+                "unit": unit.to_string(),
+                "unit_name": names.get(&unit).cloned(),
+                "started_with": (unit != d.unit).then(|| d.unit.to_string()),
                 "started_at": time(d.started_ms),
                 "due_at": d.due_ms.map(time),
                 "met_at": d.met_ms.map(time),
@@ -349,7 +355,7 @@ fn deadlines_json(deadlines: &[Deadline], policy: &Policy, now: u64, names: &Has
 
 /// Official unit names by division, from the certificates the node holds
 /// (a division re-keyed after a revocation: the unrevoked certificate's name).
-pub(super) fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
+pub(crate) fn unit_names(trust: &zongzhi_protocol::trust::Trust) -> HashMap<DivisionCode, String> {
     let mut names: HashMap<DivisionCode, (bool, String)> = HashMap::new();
     for m in trust.members() {
         let revoked = trust.revocation(&m.cert.key).is_some();

@@ -10,7 +10,7 @@ const DICT = {
     number: "编号", title: "标题", category: "类别", urgency: "紧急程度", status: "状态", deadline: "时限", supervision: "督办", owner: "承办单位",
     open: "待办", overdue_only: "已超期", urgent_only: "紧急", all_status: "全部", due_in: "剩余", overdue_by: "超期",
     channel: "来源渠道", request_type: "诉求类型", big: "大类", small: "小类", complexity: "复杂程度", normal: "一般", urgent: "紧急",
-    general: "一般", complex: "复杂", content: "内容", place: "地点", people: "涉及人数", received_at: "收到时间（可选）",
+    general: "一般", complex: "复杂", content: "内容", place: "地点", people: "涉及人数", received_at: "受理时间（可选，北京时间，最早72小时前）", received_label: "受理时间", public_locks: "公众查询锁定", public_locked: "{n} 个网络地址因多次输错查询码，被锁定查询本案：", public_unlock: "解除查询锁定", recovery_code: "恢复码（账户被锁定时，向管理员索取）",
     complainant: "当事人信息", name: "姓名", phone: "电话", id_number: "身份证号", address: "住址", submit: "提交", cancel: "取消",
     required: "必填", bad_phone: "请输入有效的电话号码", filed: "已受理", timeline: "办理过程", deadlines: "时限",
     actions: "可执行操作", no_actions: "当前无可执行操作", unit: "单位", operator: "经办人", time: "时间", action: "操作", result: "结果",
@@ -38,10 +38,11 @@ const DICT = {
     storage_fault: "存储故障：数据无法写入，新的登记和办理步骤暂时不能保存（已保存的数据不受影响）。请清理服务器数据盘空间，空间恢复后系统自动恢复写入，无需重启。",
     storage_low: (free, reserve) => `存储空间不足：数据盘剩余 ${free} MiB，低于预留的 ${reserve} MiB。请尽快清理磁盘空间，否则将无法保存新的数据。`,
     storage_detail: "原因", since: "开始于",
-    restoring: "本节点已由备份恢复，正在从上级中心取回本节点此前签署的记录；取回之前不能登记或办理（可以查询）。",
+    restoring: "本节点已由备份恢复，正在从上级和下级中心取回本节点此前签署的记录；取回之前不能登记或办理（可以查询）。",
     restored_from: "备份时间", own_waiting: "本节点有 {n} 条记录在等待下级补传", restoring_what_to_do: "查看同步状态与处理办法",
     backup: "备份", backup_now: "立即备份", backup_done: "备份已写入", backup_hint: "备份写入服务器的备份目录（不含节点密钥）；请再复制到其他磁盘或机器。",
-    override: "不等待上级确认，恢复办理", override_reason: "原因（将记入日志）", override_warn: "仅在上级中心长时间无法连接时使用：如果本节点在备份之后签署的记录仍保存在其他中心，恢复办理后会产生完整性告警。",
+    override: "不再等待，恢复办理", override_reason: "原因（将记入日志）", override_warn: "仅在上级或下级中心长时间无法连接时使用：如果本节点在备份之后签署的记录仍保存在其他中心，恢复办理后会产生完整性告警。",
+    override_without: "逐一勾选不再等待的中心（它们可能持有本节点备份之后签署的记录）：", waiting_for_centers: "等待以下中心交回记录：",
     show_revoked: "显示已吊销的证书", hide_revoked: "隐藏已吊销的证书",
     load_calendar_link: "前往策略页载入工作日历", calendar_city_only: "请市级中心载入工作日历", today: "今天", warning: "提醒",
     kind_added: "新增", kind_removed: "删除", kind_changed: "修改", setting: "项目", value: "取值", calendar_warning_from: "缺少次年日历时提醒起始",
@@ -67,7 +68,10 @@ const DICT = {
     new_password: "新密码", current_password: "当前密码", change_password: "修改密码", password_changed: "密码已修改，其他会话已结束", password_reset_done: "密码已重置，该用户的会话已结束",
     password_rule: "8 至 256 个字符，不能全是空格，不能与用户名相同", confirm_disable: "停用 {u}？该用户将立即退出并不能登录。",
     login_audit: "登录记录", login_kind: "类型", login_result: "结果", client_address: "客户端地址", blocked_addresses: "暂停登录的地址", until: "直至",
-    kind_login: "登录", kind_password_change: "修改密码",
+    kind_login: "登录", kind_password_change: "修改密码", kind_admin: "管理操作", times: "次", audit_detail: "说明",
+    outcome_lockout: "触发锁定", outcome_unlock: "解锁", outcome_password_reset: "重置密码", outcome_enabled: "启用账户",
+    outcome_user_created: "新建账户", outcome_recovery_code: "生成恢复码", outcome_public_unlock: "解除查询锁定",
+    recovery_code_made: "恢复码（只显示这一次，请抄写后锁入保险柜）：", make_recovery_code: "生成恢复码", locked_everywhere: "对陌生设备锁定",
     outcome_ok: "成功", outcome_wrong_password: "密码错误", outcome_unknown_user: "用户不存在", outcome_disabled: "账户已停用", outcome_locked: "账户已锁定",
     outcome_account_throttled: "账户失败过多，暂缓", outcome_address_throttled: "地址失败过多，暂缓", outcome_busy: "系统繁忙",
     fleet: "节点", release: "版本", formats_read: "可读格式", write_format: "写入格式", schema: "存储版本", reported_at: "报告时间", age: "距今",
@@ -84,7 +88,7 @@ const DICT = {
     number: "Number", title: "Title", category: "Category", urgency: "Urgency", status: "Status", deadline: "Deadline", supervision: "Supervision", owner: "Owner",
     open: "Open", overdue_only: "Overdue", urgent_only: "Urgent", all_status: "All", due_in: "left", overdue_by: "overdue",
     channel: "Channel", request_type: "Request type", big: "Class", small: "Subclass", complexity: "Complexity", normal: "Normal", urgent: "Urgent",
-    general: "General", complex: "Complex", content: "Content", place: "Place", people: "People involved", received_at: "Received at (optional)",
+    general: "General", complex: "Complex", content: "Content", place: "Place", people: "People involved", received_at: "Received at (optional, China time, at most 72 h back)", received_label: "Received at", public_locks: "Public page locks", public_locked: "{n} client addresses are locked out of this case after wrong query codes: ", public_unlock: "Lift the locks", recovery_code: "Recovery code (when the account is locked; ask its admin)",
     complainant: "Complainant", name: "Name", phone: "Phone", id_number: "ID number", address: "Address", submit: "Submit", cancel: "Cancel",
     required: "Required", bad_phone: "Enter a valid phone number", filed: "Filed", timeline: "Timeline", deadlines: "Deadlines",
     actions: "Actions", no_actions: "No action available now", unit: "Unit", operator: "Operator", time: "Time", action: "Action", result: "Result",
@@ -115,7 +119,8 @@ const DICT = {
     restoring: "This node was restored from a backup and is getting back from its parent the records it signed before; until then nothing can be filed or handled (reading works).",
     restored_from: "backup taken", own_waiting: "{n} of this node's records wait for a child to send their parents", restoring_what_to_do: "Sync status and what to do",
     backup: "Backup", backup_now: "Back up now", backup_done: "Backup written to", backup_hint: "The backup goes to the server's backup directory (without the node key); copy it to another disk or machine.",
-    override: "Stop waiting for the parent and resume", override_reason: "Reason (logged)", override_warn: "Only when the parent has been unreachable for long: records this node signed after the backup that other centers hold will raise integrity alarms.",
+    override: "Stop waiting and resume", override_reason: "Reason (logged)", override_warn: "Only when the parent or a child has been unreachable for long: records this node signed after the backup that other centers hold will raise integrity alarms.",
+    override_without: "Tick each center no longer waited for (it may hold records this node signed after its backup):", waiting_for_centers: "waiting for records from: ",
     show_revoked: "Show revoked certificates", hide_revoked: "Hide revoked certificates",
     load_calendar_link: "Load the calendar on the policy page", calendar_city_only: "The city center loads calendars", today: "today", warning: "Warning",
     kind_added: "added", kind_removed: "removed", kind_changed: "changed", setting: "Setting", value: "Value", calendar_warning_from: "Warn about next year's calendar from",
@@ -141,7 +146,10 @@ const DICT = {
     new_password: "New password", current_password: "Current password", change_password: "Change password", password_changed: "Password changed; other sessions ended", password_reset_done: "Password reset; the user's sessions ended",
     password_rule: "8 to 256 characters, not all blank, not the user name", confirm_disable: "Disable {u}? They are logged out at once and cannot log in.",
     login_audit: "Login audit", login_kind: "Kind", login_result: "Outcome", client_address: "Client address", blocked_addresses: "Addresses held up", until: "Until",
-    kind_login: "login", kind_password_change: "password change",
+    kind_login: "login", kind_password_change: "password change", kind_admin: "admin action", times: "×", audit_detail: "detail",
+    outcome_lockout: "lockout", outcome_unlock: "unlocked", outcome_password_reset: "password reset", outcome_enabled: "enabled",
+    outcome_user_created: "account created", outcome_recovery_code: "recovery code made", outcome_public_unlock: "public-page lock lifted",
+    recovery_code_made: "Recovery code (shown once: write it down and keep it in the safe): ", make_recovery_code: "Make recovery code", locked_everywhere: "locked for unknown devices",
     outcome_ok: "ok", outcome_wrong_password: "wrong password", outcome_unknown_user: "unknown user", outcome_disabled: "disabled", outcome_locked: "locked",
     outcome_account_throttled: "account held up", outcome_address_throttled: "address held up", outcome_busy: "busy",
     fleet: "Nodes", release: "Release", formats_read: "Formats read", write_format: "Writes", schema: "Schema", reported_at: "Reported", age: "Age",
@@ -277,12 +285,24 @@ function toast(msg) {
   clearTimeout(toast.timer); toast.timer = setTimeout(() => { el.hidden = true; }, 4000);
 }
 function errorBox(e) { return h("div", { class: "error-box", "data-test": "error" }, errorText(e)); }
+// Times are China time (Asia/Shanghai, UTC+8, no daylight saving) whatever
+// the browser's zone, as the CLI, the public page and the deadlines are:
+// a PC set to UTC must not show a deadline eight hours early.
+const CHINA_MS = 8 * 3600000;
+function chinaDate(ms) { return new Date(ms + CHINA_MS); }
 function fmtTime(s) {
   if (!s) return "—";
-  const d = new Date(s);
-  if (isNaN(d)) return s;
+  const ms = Date.parse(s);
+  if (isNaN(ms)) return s;
+  const d = chinaDate(ms);
   const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}`;
+}
+// "YYYY-MM" of the China month `back` months before this one.
+function chinaMonth(back) {
+  const d = chinaDate(Date.now());
+  const m = d.getUTCFullYear() * 12 + d.getUTCMonth() - back;
+  return `${Math.floor(m / 12)}-${String((m % 12) + 1).padStart(2, "0")}`;
 }
 function countdown(due) {
   if (!due) return "—";
@@ -413,7 +433,8 @@ function renderStorageBanner() {
     // Restored from a backup: nothing can be signed until the parent gave
     // this node's own records back.
     banner.replaceChildren(h("strong", { "data-test": "restoring" }, "⚠ " + t("restoring")),
-      h("span", { class: "hint" }, `${t("restored_from")} ${rec.backup_taken_at || ""}` + (rec.own_waiting ? ` · ${tf("own_waiting", { n: rec.own_waiting })}` : "")),
+      h("span", { class: "hint" }, `${t("restored_from")} ${rec.backup_taken_at || ""}` + (rec.own_waiting ? ` · ${tf("own_waiting", { n: rec.own_waiting })}` : "")
+        + ((rec.waiting_for || []).length ? ` · ${t("waiting_for_centers")}${rec.waiting_for.map((d) => `${unitFull(d) || d}（${d}）`).join("、")}` : "")),
       me && me.role === "admin" ? h("a", { href: "#/sync", "data-test": "restoring-link" }, t("restoring_what_to_do")) : null);
     banner.hidden = false;
     return;
@@ -455,20 +476,34 @@ function loginPage() {
   const err = h("div");
   const user = h("input", { name: "username", required: true, autocomplete: "username" });
   const pass = h("input", { name: "password", type: "password", required: true, autocomplete: "current-password" });
+  // The account's recovery code (its admin keeps it): asked for only when
+  // guessing from elsewhere has locked the account for unknown clients.
+  const code = h("input", { name: "recovery_code", autocomplete: "off", size: 24 });
+  const codeRow = h("label", { hidden: true, "data-test": "recovery-code" }, t("recovery_code"), code);
   const form = h("form", { class: "card login", id: "login-form", onsubmit: async (ev) => {
     ev.preventDefault();
     err.replaceChildren();
     if (!form.reportValidity()) return;
+    // This browser's device token from an earlier login: a known client
+    // gets in while the account is locked for unknown ones.
+    const body = { username: user.value.trim(), password: pass.value };
+    const device = localStorage.getItem("zz-device");
+    if (device) body.device = device;
+    if (code.value.trim()) body.recovery_code = code.value.trim();
     try {
-      const r = await api.post("/api/login", { username: user.value.trim(), password: pass.value });
+      const r = await api.post("/api/login", body);
       localStorage.setItem("zz-token", r.token);
+      if (r.device) localStorage.setItem("zz-device", r.device);
       me = null; policy = null;
       location.hash = "#/queue";
       route();
-    } catch (e) { err.replaceChildren(errorBox(e)); }
+    } catch (e) {
+      if (e.code === "locked") codeRow.hidden = false;
+      err.replaceChildren(errorBox(e));
+    }
   } },
     h("h1", {}, (health ? health.name : "") + " · " + t("login")),
-    h("label", {}, t("username"), user), h("label", {}, t("password"), pass), err,
+    h("label", {}, t("username"), user), h("label", {}, t("password"), pass), codeRow, err,
     h("div", { class: "actions" }, h("button", { class: "primary", type: "submit" }, t("login"))));
   show(form);
 }
@@ -573,7 +608,8 @@ async function searchPage(arg) {
   }
   showPage("search", title,
     data.kind ? h("p", { class: "muted", "data-test": "search-kind", "data-kind": data.kind }, t("kind_" + data.kind)) : null,
-    caseTable("search-results", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)), t("no_results")));
+    caseTable("search-results", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)), t("no_results")),
+    data.hint ? h("p", { class: "muted", "data-test": "search-hint" }, lang === "zh" ? data.hint.split(" (")[0] : data.hint) : null);
 }
 function gradeName(g) { return { normal: "普通", yellow: "黄牌", red: "红牌", interview: "约谈" }[g] || g; }
 
@@ -638,7 +674,8 @@ function filePage() {
       request_type: f.request_type.value, urgency: f.urgency.value, complexity: f.complexity.value,
       place: { address: f.address.value.trim() }, people_involved: Number(f.people.value || 1),
     };
-    if (f.received.value) body.received_at = new Date(f.received.value).toISOString();
+    // The field is China time (as every time the console shows).
+    if (f.received.value) body.received_at = f.received.value + (f.received.value.length === 16 ? ":00" : "") + "+08:00";
     if (f.cname.value || f.cphone.value || f.cid.value || f.caddr.value) {
       body.contact = { name: f.cname.value.trim(), phone: f.cphone.value.trim(), id_number: f.cid.value.trim(), address: f.caddr.value.trim() };
     }
@@ -677,7 +714,7 @@ function receiptCard(c) {
     h("dl", { class: "kv" },
       h("dt", {}, t("number")), h("dd", { id: "receipt-number" }, r.number),
       h("dt", {}, t("title")), h("dd", {}, c.title),
-      h("dt", {}, t("received_at").replace("（可选）", "")), h("dd", {}, fmtTime(c.received_at)),
+      h("dt", {}, t("received_label")), h("dd", {}, fmtTime(c.received_at)),
       h("dt", {}, t("query_code")), h("dd", { id: "receipt-code", class: "code" }, r.query_code),
       h("dt", {}, t("receipt_token")), h("dd", { id: "receipt-token", class: "token" }, r.token),
       c.skip_level ? h("dt", {}, t("skip_level")) : null, c.skip_level ? h("dd", {}, c.arose_in_name || c.arose_in) : null),
@@ -821,6 +858,7 @@ async function casePage(id) {
       fmtTime(r.at), " · ", r.by === "citizen" ? t("by_citizen") : t("by_staff"), "：", r.rating.name, r.result_rating ? `（${t("result_rating")}：${r.result_rating.name}）` : "",
       r.appeal ? h("span", { class: r.appeal === "upheld" ? "badge ok" : "badge" }, t("appeal_" + r.appeal)) : "")))) : null,
     attachmentsCard(c, () => casePage(id)),
+    await publicLocksCard(c, () => casePage(id)),
     h("div", { class: "card" }, h("h2", {}, t("deadlines")), h("div", { class: "table-wrap" }, deadlines)),
     h("div", { class: "card" }, h("h2", {}, t("timeline")), timeline));
 }
@@ -835,6 +873,22 @@ function noticesCard(notices) {
       h("td", {}, n.replied_at ? `${t("replied")} ${fmtTime(n.replied_at)}` : n.superseded_by ? t("superseded_by") : t("not_replied"),
         n.late ? h("span", { class: "badge urgent" }, t("late")) : ""),
       h("td", { "data-test": "measures" }, n.measures || "—")))))));
+}
+// Where this node serves the public page: the client addresses locked out
+// of the case's number after wrong query codes, and for operators the
+// button that lets them in again (a citizen who called the center).
+async function publicLocksCard(c, reload) {
+  if (!health || !health.public_page || !me || me.role === "viewer") return null;
+  let locks;
+  try { locks = await api.get(`/api/cases/${c.id}/public-locks`); } catch (_) { return null; }
+  if (!locks.locked_addresses.length) return null;
+  const err = h("div");
+  return h("div", { class: "card", id: "public-locks" }, h("h2", {}, t("public_locks")),
+    h("p", {}, tf("public_locked", { n: locks.locked_addresses.length }), " ", locks.locked_addresses.map((l) => `${l.address}（${t("until")} ${fmtTime(l.until)}）`).join("、")),
+    h("button", { class: "primary", type: "button", "data-test": "public-unlock", onclick: async () => {
+      err.replaceChildren();
+      try { await api.post(`/api/cases/${c.id}/public-unlock`, {}); toast(t("unlocked")); reload(); } catch (e) { err.replaceChildren(errorBox(e)); }
+    } }, t("public_unlock")), err);
 }
 // Evidence: the case's attachments (downloaded with the session's token)
 // and, for operators while the case is open, an upload.
@@ -950,18 +1004,17 @@ function chartLabel(r, max) {
   const label = isDivision(r.group) ? unitShort(r.group, r.name) : r.name || r.group;
   return label.length > max ? label.slice(0, max - 1) + "…" : label;
 }
-function monthString(d) { return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`; }
 // The city's table by unit has thousands of rows: the city opens by county.
 let statsState = { period: null, by: null };
 const STATS_PAGE = 200;
 async function statsPage() {
-  const now = new Date();
-  if (!statsState.period) statsState.period = monthString(now);
+  const now = chinaDate(Date.now());
+  if (!statsState.period) statsState.period = chinaMonth(0);
   if (!statsState.by) statsState.by = health && health.level === "city" ? "county" : "unit";
   const periods = [];
-  for (let i = 0; i < 12; i++) { const d = new Date(now.getFullYear(), now.getMonth() - i, 1); periods.push([monthString(d), monthString(d)]); }
-  const q = Math.floor(now.getMonth() / 3) + 1;
-  periods.push([`${now.getFullYear()}-Q${q}`, `${now.getFullYear()} Q${q}`], [String(now.getFullYear()), String(now.getFullYear())]);
+  for (let i = 0; i < 12; i++) periods.push([chinaMonth(i), chinaMonth(i)]);
+  const q = Math.floor(now.getUTCMonth() / 3) + 1, year = now.getUTCFullYear();
+  periods.push([`${year}-Q${q}`, `${year} Q${q}`], [String(year), String(year)]);
   const periodSel = select("period", periods, statsState.period);
   const bySel = select("by", [["unit", t("by_unit")], ["level", t("by_level")], ["county", t("by_county")], ["township", t("by_township")], ["village", t("by_village")], ["category", t("by_cat")], ["channel", t("by_channel")]], statsState.by);
   periodSel.addEventListener("change", () => { statsState.period = periodSel.value; statsPage(); });
@@ -989,7 +1042,7 @@ async function statsPage() {
   const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), skipCell(data.total), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
   const tbody = h("tbody", {}, data.rows.map(statsRow), totalRow);
   const table = h("table", { id: "stats-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, h("th", { title: `${t("skip_baseline")}: ${data.baseline_period}` }, `${t("skip_col")} / ${t("skip_baseline")} ${data.baseline_period}`), defs.map((d) => h("th", { title: d.definition }, d.name)))),
+    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, h("th", { title: `${t("skip_baseline")}: ${data.baseline_period}` }, `${t("skip_col")} / ${t("skip_baseline")} ${data.baseline_period}`), defs.map((d) => h("th", { title: lang === "zh" ? d.definition_zh : d.definition }, d.name)))),
     tbody);
   // More rows than one page: 加载更多 asks for the next ranked page.
   let rowsShown = data.rows.length;
@@ -1023,7 +1076,7 @@ async function statsPage() {
     .map((r) => ({ label: chartLabel(r, 12), title: groupTitle(r), value: r.kpis[rankBy].value, meets: r.kpis[rankBy].meets }));
   // Monthly trend: the last six months.
   const months = [];
-  for (let i = 5; i >= 0; i--) months.push(monthString(new Date(now.getFullYear(), now.getMonth() - i, 1)));
+  for (let i = 5; i >= 0; i--) months.push(chinaMonth(i));
   const trend = await Promise.all(months.map(async (m) => {
     const d = await api.get(`/api/stats?period=${m}&by=category&kpi=satisfaction`);
     return { label: m.slice(5) + (lang === "zh" ? "月" : ""), received: d.total.counts.received, resolved: d.total.counts.resolved };
@@ -1052,16 +1105,16 @@ async function statsPage() {
     h("div", { class: "table-wrap" }, table),
     h("div", { class: "actions" }, rowsCount, moreRows),
     repeatsCard,
-    h("div", { class: "card" }, defs.map((d) => h("p", { class: "muted" }, h("strong", {}, d.name), "：", d.definition))));
+    h("div", { class: "card" }, defs.map((d) => h("p", { class: "muted" }, h("strong", {}, d.name), "：", lang === "zh" ? d.definition_zh : d.definition)),
+      data.skip_level_definition ? h("p", { class: "muted" }, data.skip_level_definition) : null));
 }
 
 async function reportsPage() {
-  const period = statsState.period || monthString(new Date());
+  const period = statsState.period || chinaMonth(0);
   const data = await api.get("/api/reports?period=" + encodeURIComponent(period));
   const err = h("div");
   // A month is signed once it has closed; signing it again needs a reason.
-  const prev = new Date(); prev.setDate(1); prev.setMonth(prev.getMonth() - 1);
-  const monthIn = h("input", { name: "period", value: monthString(prev), pattern: "\\d{4}-\\d{2}", size: 8 });
+  const monthIn = h("input", { name: "period", value: chinaMonth(1), pattern: "\\d{4}-\\d{2}", size: 8 });
   const reasonIn = h("input", { name: "supersede_reason", size: 30 });
   const sign = me.role === "admin" ? h("form", { class: "actions", id: "sign-report", onsubmit: async (ev) => {
     ev.preventDefault();
@@ -1101,7 +1154,7 @@ function ownPasswordCard() {
 }
 function accountState(u) {
   if (u.disabled) return h("span", { class: "badge no" }, t("state_disabled"));
-  if (u.locked_until) return h("span", { class: "badge red", "data-test": "locked" }, tf("state_locked", { t: fmtTime(u.locked_until) }));
+  if (u.locked_until) return h("span", { class: "badge red", "data-test": "locked" }, tf("state_locked", { t: fmtTime(u.locked_until) }) + (u.locked_everywhere ? "（" + t("locked_everywhere") + "）" : ""));
   if (u.retry_at) return h("span", { class: "badge yellow" }, tf("state_wait", { t: fmtTime(u.retry_at) }));
   return h("span", { class: "badge ok" }, t("state_ok"));
 }
@@ -1123,15 +1176,25 @@ function userRow(u, err) {
       u.locked_until || u.retry_at || u.failed_logins ? h("button", { class: "primary", type: "button", "data-test": "unlock", onclick: act("unlock", "unlocked") }, t("unlock")) : null,
       u.disabled ? h("button", { class: "secondary", type: "button", onclick: act("enable", "enabled_done") }, t("enable"))
         : self ? null : h("button", { class: "secondary", type: "button", onclick: () => { if (confirm(tf("confirm_disable", { u: u.username }))) act("disable", "disabled_done")(); } }, t("disable")),
+      h("button", { class: "secondary", type: "button", "data-test": "recovery-code", onclick: async () => {
+        err.replaceChildren();
+        try {
+          const r = await api.post(`/api/users/${encodeURIComponent(u.username)}/recovery-code`, {});
+          err.replaceChildren(h("p", { class: "card", "data-test": "recovery-code-made" }, t("recovery_code_made"), h("strong", {}, r.recovery_code)));
+        } catch (e) { err.replaceChildren(errorBox(e)); }
+      } }, t("make_recovery_code")),
       reset)));
 }
 function auditTable(audit) {
-  const outcome = (e) => h("span", { class: e.ok ? "badge ok" : "badge no" }, t("outcome_" + e.outcome));
+  const outcome = (e) => h("span", { class: e.ok || e.kind === "admin" ? "badge ok" : "badge no" }, t("outcome_" + e.outcome) + (e.count > 1 ? ` ×${e.count}` : ""));
+  // An aggregate of refusals: its first time, and the names tried.
+  const when = (e) => e.count > 1 && e.first_time ? `${fmtTime(e.first_time)} – ${fmtTime(e.time)}` : fmtTime(e.time);
+  const who = (e) => (e.usernames && e.usernames.length > 1 ? e.usernames.join("、") : e.username) + (e.by ? ` ← ${e.by}` : "");
   return h("div", { class: "table-wrap" }, h("table", { id: "login-audit" },
-    h("thead", {}, h("tr", {}, ["time", "username", "client_address", "login_kind", "login_result"].map((k) => h("th", {}, t(k))))),
+    h("thead", {}, h("tr", {}, ["time", "username", "client_address", "login_kind", "login_result", "audit_detail"].map((k) => h("th", {}, t(k))))),
     h("tbody", {}, audit.entries.length ? audit.entries.map((e) => h("tr", { "data-outcome": e.outcome },
-      h("td", {}, fmtTime(e.time)), h("td", {}, e.username), h("td", {}, e.address), h("td", {}, t("kind_" + e.kind)), h("td", {}, outcome(e))))
-      : h("tr", {}, h("td", { colspan: 5, class: "muted" }, t("none"))))));
+      h("td", {}, when(e)), h("td", {}, who(e)), h("td", {}, e.address), h("td", {}, t("kind_" + e.kind)), h("td", {}, outcome(e)), h("td", {}, e.detail || "")))
+      : h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("none"))))));
 }
 async function accountPage() {
   if (!me || me.role !== "admin") { showPage("account", h("h1", {}, t("account")), ownPasswordCard()); return; }
@@ -1158,10 +1221,15 @@ function adminTools() {
   const parts = [h("h2", {}, t("backup")), h("p", {}, backupButton), out];
   if (health && health.recovery && health.recovery.restoring) {
     const reason = h("input", { name: "reason", "aria-label": t("override_reason"), placeholder: t("override_reason") });
+    // Every center still waited for is named by a tick: each may hold
+    // records this node signed after its backup.
+    const waiting = health.recovery.waiting_for || [];
+    const ticks = waiting.map((d) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "without", value: d }), " ", `${unitFull(d) || d}（${d}）`));
     const form = h("form", { id: "override-form", onsubmit: async (ev) => {
       ev.preventDefault();
-      try { await api.post("/api/admin/recovery", { reason: reason.value }); health = await api.get("/api/health"); renderBanner(); syncPage(); } catch (e) { form.append(errorBox(e)); }
-    } }, reason, " ", h("button", { type: "submit", class: "danger" }, t("override")));
+      const without = ticks.map((l) => l.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+      try { await api.post("/api/admin/recovery", { reason: reason.value, without }); health = await api.get("/api/health"); renderBanner(); syncPage(); } catch (e) { form.append(errorBox(e)); }
+    } }, waiting.length ? h("p", {}, t("override_without")) : null, ...ticks, reason, " ", h("button", { type: "submit", class: "danger" }, t("override")));
     parts.push(h("h2", {}, t("restoring_what_to_do")), h("p", { class: "muted" }, t("override_warn")), form);
   }
   return parts;
@@ -1278,7 +1346,7 @@ const MONTHS_EN = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep"
 const p2 = (n) => String(n).padStart(2, "0");
 function chinaToday() {
   // The policy's calendar is China time (UTC+8), whatever the browser's zone.
-  const d = new Date(Date.now() + 8 * 3600000);
+  const d = chinaDate(Date.now());
   return `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())}`;
 }
 function monthGrid(year, month, holidays, makeup, today) {
@@ -1390,7 +1458,7 @@ function calendarForm(p) {
   const years = Object.keys(p.calendars).map(Number);
   const suggested = st.missing && st.missing.length ? st.missing[0]
     : st.next_year && !years.includes(st.next_year) ? st.next_year
-    : years.length ? Math.max(...years) + 1 : new Date().getFullYear() + 1;
+    : years.length ? Math.max(...years) + 1 : chinaDate(Date.now()).getUTCFullYear() + 1;
   const year = h("input", { id: "calendar-year", name: "year", type: "number", min: 2000, max: 2100, required: true, value: suggested });
   const text = h("textarea", { id: "calendar-json", name: "calendar", required: true, rows: 8, spellcheck: "false",
     placeholder: '{"year": ' + suggested + ', "source": "国务院办公厅关于' + suggested + '年部分节假日安排的通知", "holidays": [{"date": "' + suggested + '-01-01", "name": "元旦"}], "make_up_workdays": []}' });

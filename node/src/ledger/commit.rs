@@ -92,11 +92,10 @@ impl Ledger {
             let store = writer.shared.store.clone();
             let shared = writer.shared.clone();
             std::thread::scope(|scope| {
-                // Two stages: this thread checks a group and builds its batch
-                // while the commit thread writes the previous group (WAL,
-                // fsync, memtables) and then answers its callers. At most one
-                // group is in flight; see `InFlight` for how the next group
-                // reads what it wrote.
+                // Two stages: this thread builds a group's batch while the commit
+                // thread writes the previous one (WAL, fsync, memtables) and answers
+                // its callers. At most one group is in flight (`InFlight`: how the
+                // next reads what it wrote; one that ended is settled at once).
                 let (commit_tx, commit_rx) = mpsc::sync_channel::<Commit<'_>>(1);
                 let committer = std::thread::Builder::new()
                     .name("zongzhi-commit".into())
@@ -110,6 +109,7 @@ impl Ledger {
                     return;
                 }
                 loop {
+                    writer.settle_if_done();
                     let first = match rx.recv_timeout(std::time::Duration::from_millis(50)) {
                         Ok(job) => job,
                         Err(mpsc::RecvTimeoutError::Timeout) if !stop_flag.load(Ordering::Relaxed) => continue,

@@ -69,6 +69,17 @@ impl Writer {
         {
             return Err(LedgerError::Invalid(format!("发生地 {arose} is not within this center's area ({})", self.shared.unit)));
         }
+        // 发生地 is a unit 越级 is counted against: an enrolled center, not
+        // any code below this one.
+        if let Some(arose) = filing.intake.arose_in
+            && arose != self.shared.unit
+            && p.trust.as_ref().unwrap_or(&p.base_trust).key_of(arose).is_none()
+        {
+            return Err(LedgerError::Rejected(Rejection {
+                rule: "unknown-unit",
+                message: format!("发生地 {arose} is not a center enrolled below this one ({}): name an enrolled unit (`zongzhi cert list`), or leave 发生地 out for this center", self.shared.unit),
+            }));
+        }
         if filing.intake.arose_in == Some(self.shared.unit) {
             filing.intake.arose_in = None;
         }
@@ -292,7 +303,7 @@ pub(super) fn check_operator(operator: &str) -> Result<()> {
 /// (the format the gate allows, [`Writer::format_for`]); a body that
 /// needs a newer format is refused and nothing moves.
 pub(super) fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, format: u8, body: Body) -> Result<Record> {
-    let mut clock = heads.clock.clone();
+    let mut clock = heads.clock;
     let hlc = clock.tick(now);
     let header = Header { seq: heads.own_seq + 1, prev: heads.own_head, hlc };
     let record = Record::sign_as(key, format, header, body).map_err(|e| match e {

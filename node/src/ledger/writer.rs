@@ -416,6 +416,28 @@ impl Writer {
         None
     }
 
+    /// Settles the group in flight if its write has ended, without
+    /// waiting: an idle writer goes back to the last durable position as
+    /// soon as a write failed, so the first group after the cause is gone
+    /// (space freed on a full disk) is not built on a group never stored.
+    pub(super) fn settle_if_done(&mut self) {
+        let ended = match &mut self.inflight {
+            Some(f) if f.outcome.is_none() => match f.done.try_recv() {
+                Ok(r) => {
+                    f.outcome = Some(r);
+                    true
+                }
+                Err(mpsc::TryRecvError::Empty) => false,
+                Err(mpsc::TryRecvError::Disconnected) => true,
+            },
+            Some(_) => true,
+            None => false,
+        };
+        if ended {
+            let _ = self.settle();
+        }
+    }
+
     /// Waits for the group in flight, if any; after a failed write the
     /// writer goes back to the last durable position.
     pub(super) fn settle(&mut self) -> Result<()> {

@@ -4,8 +4,11 @@
 //! limits no client can push past: a cap on open connections (a
 //! connection over it gets a 503 and is closed at once, so idle sockets
 //! cannot use up the process's file descriptors and starve the QUIC link),
-//! a deadline for the TLS handshake and for each request's headers, and an
-//! idle timeout on keep-alive connections.
+//! under it a cap per client address (IPv4, IPv6 /64: one client holding
+//! half-sent requests and reconnecting as they are cut cannot take the
+//! whole budget from the others), a deadline for the TLS handshake and
+//! for each request's headers, and an idle timeout on keep-alive
+//! connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,6 +28,8 @@ use tower::Service;
 pub struct Limits {
     /// Connections open at once, over both listeners.
     pub max_connections: usize,
+    /// Connections one client address (IPv4, IPv6 /64) may hold at once.
+    pub max_per_address: usize,
     /// To finish the TLS handshake, and to send a request's headers.
     pub header_timeout: Duration,
     /// A keep-alive connection with no request for this long is closed.
@@ -33,7 +38,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_connections: 512, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) }
+        Limits { max_connections: 512, max_per_address: 64, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) }
     }
 }
 
@@ -44,14 +49,57 @@ pub struct HttpCounters {
     pub accepted: AtomicU64,
     /// Turned away at the cap.
     pub refused: AtomicU64,
+    /// Turned away at the per-address cap.
+    pub refused_address: AtomicU64,
     /// TLS handshakes that failed or timed out.
     pub tls_failed: AtomicU64,
     /// Closed for sending headers too slowly or idling too long.
     pub timed_out: AtomicU64,
 }
 
-pub static COUNTERS: HttpCounters =
-    HttpCounters { open: AtomicU64::new(0), accepted: AtomicU64::new(0), refused: AtomicU64::new(0), tls_failed: AtomicU64::new(0), timed_out: AtomicU64::new(0) };
+pub static COUNTERS: HttpCounters = HttpCounters {
+    open: AtomicU64::new(0),
+    accepted: AtomicU64::new(0),
+    refused: AtomicU64::new(0),
+    refused_address: AtomicU64::new(0),
+    tls_failed: AtomicU64::new(0),
+    timed_out: AtomicU64::new(0),
+};
+
+/// Connections open per client address (IPv4, IPv6 /64).
+#[derive(Debug, Default)]
+struct PerAddress(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection's place in its address's count; given back when dropped.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    key: std::net::IpAddr,
+}
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, peer: std::net::IpAddr, max: usize) -> Option<AddressSlot> {
+        let key = crate::login::throttle::address_key(peer);
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = t.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { table: self.clone(), key })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = t.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.remove(&self.key);
+            }
+        }
+    }
+}
 
 pub use super::tls::{https_acceptor as acceptor, pem_fingerprint as fingerprint_of, Acceptor};
 
@@ -61,6 +109,7 @@ pub struct Server {
     app: Router,
     limits: Limits,
     slots: Arc<tokio::sync::Semaphore>,
+    per_address: Arc<PerAddress>,
     /// Set at shutdown: connections finish their request and close.
     stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -71,6 +120,7 @@ impl Server {
             app,
             limits,
             slots: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
+            per_address: Arc::default(),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
@@ -91,9 +141,16 @@ impl Server {
                     }
                 },
             };
+            // The address's share first: a client at its own cap does not
+            // take a slot of the others'.
+            let Some(mine) = self.per_address.take(peer.ip(), self.limits.max_per_address) else {
+                COUNTERS.refused_address.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(turn_away(tcp, tls.is_none(), TOO_MANY_FROM_ADDRESS));
+                continue;
+            };
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 COUNTERS.refused.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(turn_away(tcp, tls.is_none()));
+                tokio::spawn(turn_away(tcp, tls.is_none(), TOO_MANY));
                 continue;
             };
             let _ = tcp.set_nodelay(true);
@@ -117,6 +174,7 @@ impl Server {
                 }
                 COUNTERS.open.fetch_sub(1, Ordering::Relaxed);
                 drop(slot);
+                drop(mine);
             });
         }
     }
@@ -186,10 +244,13 @@ impl Server {
     }
 }
 
-/// Over the cap: a plain-HTTP client is told why; a TLS one is closed.
-async fn turn_away(mut tcp: tokio::net::TcpStream, plain: bool) {
+const TOO_MANY: &str = r#"{"error":{"code":"too_many_connections","message":"the node has too many open connections; try again shortly"}}"#;
+const TOO_MANY_FROM_ADDRESS: &str =
+    r#"{"error":{"code":"too_many_connections","message":"too many connections from this address are open at once; close some and try again shortly"}}"#;
+
+/// Over a cap: a plain-HTTP client is told why; a TLS one is closed.
+async fn turn_away(mut tcp: tokio::net::TcpStream, plain: bool, body: &'static str) {
     if plain {
-        let body = r#"{"error":{"code":"too_many_connections","message":"the node has too many open connections; try again shortly"}}"#;
         let response = format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()

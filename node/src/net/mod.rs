@@ -168,48 +168,83 @@ async fn dial_parent(ep: quinn::Endpoint, client: quinn::ClientConfig, parent: S
         }
         .await;
         // A link that ran for a while was fine: the next try comes
-        // soon. One refused at once (wrong parent, not enrolled)
-        // backs off like an unreachable parent.
+        // soon. One refused at once (wrong parent, not enrolled,
+        // revoked) backs off longer than an unreachable parent.
         let worked = connected && started.elapsed() > Duration::from_secs(10);
+        // No protocol in common is not a refusal: it ends as soon as the
+        // older side is upgraded, and the link should then come back in
+        // seconds, not minutes.
+        let refused = matches!(&result, Err(e) if refused_by_parent(e) && !no_common_protocol(e));
         if let Err(e) = &result {
             let text = describe(e);
-            // Once when the link goes down or the reason changes;
-            // meanwhile the sync status shows the error and its
-            // time, and the log repeats it at DEBUG only. A setup
-            // the operator must fix is a warning.
+            // Once when the link goes down or the reason changes, as a
+            // warning (the parent is unreachable or refuses this node:
+            // health shows it degraded meanwhile); the sync status shows
+            // the error and its time, and the log repeats it at DEBUG only.
             if worked || !failing || text != last_error {
-                if matches!(e, LinkError::Peer(_) | LinkError::Connection(quinn::ConnectionError::ConnectionClosed(_))) {
-                    tracing::warn!(%parent, "parent link: {text}");
-                } else {
-                    tracing::info!(%parent, "parent link down: {text}");
-                }
+                tracing::warn!(%parent, "parent link down: {text}");
             } else {
                 tracing::debug!(%parent, "parent still unreachable: {text}");
             }
             failing = true;
             last_error = text;
-            if !connected || !worked {
-                parent_unreachable(&shared, &last_error, no_common_protocol(e).then(|| incompatible(&shared)));
-            }
         }
         if worked {
             backoff = Duration::from_millis(200);
         }
-        // Jittered exponential backoff, capped at 5 s while the
-        // parent is unreachable (a village offline for days is back
-        // within seconds of its link returning), at 60 s while it
-        // refuses this node (a setup to fix, no log flood).
-        let cap = if matches!(result, Err(LinkError::Peer(_))) { Duration::from_secs(60) } else { Duration::from_secs(5) };
-        let jitter = rand_jitter(backoff.as_millis() as u64 / 2);
-        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        // Jittered exponential backoff, capped at 5 s while the parent is
+        // unreachable (a village offline for days is back within seconds
+        // of its link returning); a refusal is a setup to fix (enrol,
+        // import the certificate, lift a revocation): at least 15 s, up to
+        // 5 minutes, so a refused node neither floods the parent nor its log.
+        if refused {
+            backoff = backoff.max(REFUSED_FIRST_WAIT);
+        }
+        let cap = if refused { REFUSED_MAX_WAIT } else { Duration::from_secs(5) };
+        backoff = backoff.min(cap);
+        let wait = backoff + Duration::from_millis(rand_jitter(backoff.as_millis() as u64 / 2));
+        if result.is_err() && (!connected || !worked) {
+            let incompatible = matches!(&result, Err(e) if no_common_protocol(e)).then(|| incompatible(&shared));
+            parent_unreachable(&shared, &last_error, shared.clock.now_ms().saturating_add(wait.as_millis() as u64), incompatible);
+        }
+        tokio::time::sleep(wait).await;
         backoff = (backoff * 2).min(cap);
+    }
+}
+
+/// The first wait after the parent refused this node, and the longest.
+const REFUSED_FIRST_WAIT: Duration = Duration::from_secs(15);
+const REFUSED_MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// The parent refused this node (its TLS handshake: unknown, revoked or
+/// expired key; or its `Hello`: not its child), as opposed to not
+/// answering.
+fn refused_by_parent(e: &LinkError) -> bool {
+    match (e, connection_error(e)) {
+        (LinkError::Peer(_), _) => true,
+        (_, Some(quinn::ConnectionError::ConnectionClosed(c))) => is_tls_alert(c.error_code.into()),
+        (_, Some(quinn::ConnectionError::TransportError(t))) => is_tls_alert(t.code.into()),
+        _ => false,
+    }
+}
+
+/// The connection's end under a link error: the connection's own, or the
+/// one a stream read or write ran into (the server refuses a client's key
+/// after the client's side of the handshake is done, so the refusal
+/// arrives on the first read).
+fn connection_error(e: &LinkError) -> Option<&quinn::ConnectionError> {
+    match e {
+        LinkError::Connection(c) => Some(c),
+        LinkError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c))) => Some(c),
+        LinkError::Write(quinn::WriteError::ConnectionLost(c)) => Some(c),
+        _ => None,
     }
 }
 
 /// The parent could not be reached: its row in the sync status (from this
 /// node's certificate, whose issuer is the parent) shows it offline, with
 /// the error and its time, even if it never connected.
-fn parent_unreachable(shared: &Context, error: &str, incompatible: Option<String>) {
+fn parent_unreachable(shared: &Context, error: &str, next_attempt_ms: u64, incompatible: Option<String>) {
     let trust = shared.trust();
     let Some(parent) = trust.member(&shared.key.id()).map(|m| m.cert.issuer) else { return };
     let (division, name) = trust.member(&parent).map(|m| (m.cert.division.to_string(), m.cert.name.clone())).unwrap_or_default();
@@ -224,6 +259,7 @@ fn parent_unreachable(shared: &Context, error: &str, incompatible: Option<String
         s.errors += 1;
         s.last_error = Some(error.to_string());
         s.last_error_ms = Some(now);
+        s.next_attempt_ms = Some(next_attempt_ms);
         s.incompatible = incompatible;
     });
 }
@@ -233,9 +269,9 @@ fn parent_unreachable(shared: &Context, error: &str, incompatible: Option<String
 const NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
 
 fn no_common_protocol(e: &LinkError) -> bool {
-    match e {
-        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) => u64::from(c.error_code) == NO_APPLICATION_PROTOCOL,
-        LinkError::Connection(quinn::ConnectionError::TransportError(t)) => u64::from(t.code) == NO_APPLICATION_PROTOCOL,
+    match connection_error(e) {
+        Some(quinn::ConnectionError::ConnectionClosed(c)) => u64::from(c.error_code) == NO_APPLICATION_PROTOCOL,
+        Some(quinn::ConnectionError::TransportError(t)) => u64::from(t.code) == NO_APPLICATION_PROTOCOL,
         _ => false,
     }
 }
@@ -257,17 +293,17 @@ fn incompatible(shared: &Context) -> String {
 /// A link error as the operator reads it: a handshake the parent refused
 /// says what to check.
 fn describe(e: &LinkError) -> String {
-    match e {
-        e if no_common_protocol(e) => format!("{e:#}: the parent offered none of this node's sync protocols; see the upgrade alarm in /api/health"),
-        LinkError::Connect(_) | LinkError::Connection(quinn::ConnectionError::TimedOut) => format!("{e:#} (is the parent's QUIC address right and reachable?)"),
-        LinkError::Connection(quinn::ConnectionError::ConnectionClosed(c)) if is_tls_alert(c.error_code.into()) => format!(
+    match (e, connection_error(e)) {
+        (e, _) if no_common_protocol(e) => format!("{e:#}: the parent offered none of this node's sync protocols; see the upgrade alarm in /api/health"),
+        (LinkError::Connect(_), _) | (_, Some(quinn::ConnectionError::TimedOut)) => format!("{e:#} (is the parent's QUIC address right and reachable?)"),
+        (_, Some(quinn::ConnectionError::ConnectionClosed(c))) if is_tls_alert(c.error_code.into()) => format!(
             "the parent refused this node's TLS handshake ({}): is this node enrolled under it and its certificate imported (`zongzhi-node verify`), and not revoked?",
             String::from_utf8_lossy(&c.reason)
         ),
-        LinkError::Connection(quinn::ConnectionError::TransportError(t)) if is_tls_alert(t.code.into()) => {
+        (_, Some(quinn::ConnectionError::TransportError(t))) if is_tls_alert(t.code.into()) => {
             format!("this node refused the parent's TLS handshake ({}): is root_key the city's key, and is the center at this address enrolled?", t.reason)
         }
-        other => format!("{other:#}"),
+        _ => format!("{e:#}"),
     }
 }
 

@@ -48,7 +48,7 @@ impl TrustVerifier {
             Ok(_) => Ok(()),
             Err(e) => {
                 let reason = match e {
-                    zongzhi_protocol::trust::TrustError::Revoked { .. } => "revoked",
+                    zongzhi_protocol::trust::TrustError::KeyRevoked { .. } | zongzhi_protocol::trust::TrustError::Revoked { .. } => "revoked",
                     zongzhi_protocol::trust::TrustError::Cert(zongzhi_protocol::cert::CertError::Expired) => "expired",
                     _ => "unknown key",
                 };

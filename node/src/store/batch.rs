@@ -392,13 +392,28 @@ impl Batch<'_> {
         self.delete(CF_SESSIONS, token_hash);
     }
 
-    /// A login attempt at `at_ms`; `seq` orders attempts of one millisecond.
-    pub fn put_login_audit<T: Serialize>(&mut self, at_ms: u64, seq: u32, entry: &T) {
+    /// A login audit entry at `at_ms` in `log`; `seq` orders entries of one millisecond.
+    pub fn put_login_audit<T: Serialize>(&mut self, log: super::AuditKind, at_ms: u64, seq: u32, entry: &T) {
         let json = serde_json::to_vec(entry).unwrap_or_default();
-        self.put(CF_LOGIN_AUDIT, &login_audit_key(at_ms, seq), &json);
+        self.put(log.cf(), &login_audit_key(at_ms, seq), &json);
     }
 
-    pub(super) fn delete_login_audit(&mut self, key: &[u8]) {
-        self.delete(CF_LOGIN_AUDIT, key);
+    /// Removes the entry of `log` at (`at_ms`, `seq`) (an aggregate moving to its latest time).
+    pub fn delete_login_audit_at(&mut self, log: super::AuditKind, at_ms: u64, seq: u32) {
+        self.delete(log.cf(), &login_audit_key(at_ms, seq));
+    }
+
+    pub(super) fn delete_login_audit(&mut self, log: super::AuditKind, key: &[u8]) {
+        self.delete(log.cf(), key);
+    }
+
+    /// Lock state kept across restarts: `tag` names the kind of key.
+    pub fn put_lock<T: Serialize>(&mut self, tag: u8, key: &str, state: &T) {
+        let json = serde_json::to_vec(state).unwrap_or_default();
+        self.put(CF_LOCKS, &lock_key(tag, key), &json);
+    }
+
+    pub fn delete_lock(&mut self, tag: u8, key: &str) {
+        self.delete(CF_LOCKS, &lock_key(tag, key));
     }
 }

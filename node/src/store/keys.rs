@@ -41,6 +41,14 @@ pub(crate) const CF_WORDS: &str = "words";
 /// (JSON). Local to this node: never replicated, never rebuilt, pruned to
 /// a bound ([`crate::login::audit`]).
 pub(super) const CF_LOGIN_AUDIT: &str = "login_audit";
+/// Refused login attempts, aggregated per client address ([`crate::login::audit`]):
+/// the same layout as `login_audit`, bounded on its own so a flood of
+/// refusals never evicts a successful login, a lockout or an admin's action.
+pub(super) const CF_LOGIN_REFUSALS: &str = "login_refusals";
+/// Login throttle and public-page lock state that survives a restart:
+/// kind (u8) ‖ key text → failures and lock (JSON). Local, bounded,
+/// pruned when a key goes idle ([`crate::login::throttle`], [`crate::citizen`]).
+pub(super) const CF_LOCKS: &str = "locks";
 /// Citizen notifications ([`crate::notify`]): state ‖ feed position (u64
 /// BE; complemented for delivered and failed ones, newest first) → entry
 /// (JSON). Local: never replicated, never rebuilt.
@@ -67,7 +75,7 @@ pub(super) const ALL_CFS: &[&str] = &[
     CF_RECORDS, CF_FEED, CF_CHAIN, CF_CASE_INDEX, CF_PENDING, CF_CURSORS, CF_CASE_STATE, CF_CASE_NUMBERS,
     CF_QUEUE, CF_STATS, CF_META, CF_ACCOUNTS, CF_SESSIONS, CF_BLOBS, CF_TRUST, CF_ALARMS, CF_REPORTS, CF_WAITING,
     CF_QUEUE_CAT, CF_COUNTS, CF_CLOCKS, CF_URGENT, CF_REPEATS, CF_REPEAT_MARKS, CF_REPEAT_DIRTY, CF_CONTACTS, CF_WORDS, CF_OVERRULED,
-    CF_LOGIN_AUDIT, CF_NOTIFY_OUTBOX, CF_NOTIFY_SECRETS, CF_PARKED, CF_FLEET,
+    CF_LOGIN_AUDIT, CF_NOTIFY_OUTBOX, CF_NOTIFY_SECRETS, CF_PARKED, CF_FLEET, CF_LOGIN_REFUSALS, CF_LOCKS,
 ];
 
 /// Column families rebuilt by `reindex`.
@@ -127,6 +135,11 @@ pub(super) fn login_audit_key(at_ms: u64, seq: u32) -> [u8; 12] {
     k[..8].copy_from_slice(&(!at_ms).to_be_bytes());
     k[8..].copy_from_slice(&(!seq).to_be_bytes());
     k
+}
+
+/// A `locks` key: the kind's tag, then the key's text.
+pub(super) fn lock_key(tag: u8, key: &str) -> Vec<u8> {
+    [&[tag][..], key.as_bytes()].concat()
 }
 
 /// The time of a `login_audit` key.

@@ -21,7 +21,9 @@
 //! | `trust` | local seq (BE) | id of a cert or revocation record — derived |
 //! | `alarms` | alarm seq (BE) | integrity alarm with its proof (JSON) |
 //! | `reports` | month ‖ unit ‖ author seq (BE) | id of a monthly report record — derived |
-//! | `login_audit` | !time ‖ !seq (BE) | login attempt (JSON) — local, bounded, newest first |
+//! | `login_audit` | !time ‖ !seq (BE) | successful login, lockout, admin action (JSON) — local, bounded, newest first |
+//! | `login_refusals` | !time ‖ !seq (BE) | refused login attempts aggregated per client address (JSON) — local, bounded apart |
+//! | `locks` | kind ‖ key | login throttle and public-page lock state (JSON) — local, kept across restarts |
 //! | `notify_outbox` | state ‖ feed position (BE) | citizen notification (JSON) — local ([`crate::notify`]) |
 //! | `notify_secrets` | event id ‖ name | a value for the event's notification (query code …) — local, short-lived |
 //!
@@ -125,6 +127,24 @@ pub type DerivedEntry = (String, Vec<u8>, Vec<u8>);
 /// Told how long each synced write took (the node's metrics; the store
 /// does not know them). Set with [`Store::time_writes`].
 pub type WriteTimer = std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
+/// The two logs of the login audit: what must never be evicted by a
+/// flood (successful logins, lockouts, admins' actions) and the refused
+/// attempts, aggregated per client address, bounded apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    Events,
+    Refusals,
+}
+
+impl AuditKind {
+    fn cf(self) -> &'static str {
+        match self {
+            AuditKind::Events => CF_LOGIN_AUDIT,
+            AuditKind::Refusals => CF_LOGIN_REFUSALS,
+        }
+    }
+}
 
 /// The engine's size, from its own estimates (summed over column families).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -638,25 +658,38 @@ impl Store {
 
     // --- login audit ---
 
-    /// The newest `limit` login attempts, newest first.
-    pub fn login_audit<T: DeserializeOwned>(&self, limit: usize) -> Result<Vec<T>> {
+    /// The newest `limit` entries of `log`, newest first, with each one's
+    /// time and sequence (its key).
+    pub fn login_audit<T: DeserializeOwned>(&self, log: AuditKind, limit: usize) -> Result<Vec<(u64, u32, T)>> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
         }
-        self.scan_json(CF_LOGIN_AUDIT, |e| {
-            out.push(e);
+        let mut err = None;
+        self.scan_prefix(log.cf(), &[], |k, v| {
+            match (login_audit_time(k), k.get(8..12).and_then(|s| s.try_into().ok()).map(|s| !u32::from_be_bytes(s)), serde_json::from_slice(v)) {
+                (Some(t), Some(seq), Ok(e)) => out.push((t, seq, e)),
+                (_, _, Err(e)) => {
+                    err = Some(e.to_string());
+                    return false;
+                }
+                // A key of another layout is not an entry of this build.
+                _ => {}
+            }
             out.len() < limit
         })?;
-        Ok(out)
+        match err {
+            Some(detail) => Err(StoreError::Corrupt { cf: log.cf(), detail }),
+            None => Ok(out),
+        }
     }
 
-    /// Deletes every login attempt after the newest `keep` and every one
+    /// Deletes every entry of `log` after the newest `keep` and every one
     /// before `cutoff_ms`; returns how many it deleted.
-    pub fn prune_login_audit(&self, keep: usize, cutoff_ms: u64) -> Result<usize> {
+    pub fn prune_login_audit(&self, log: AuditKind, keep: usize, cutoff_ms: u64) -> Result<usize> {
         let mut doomed = Vec::new();
         let mut seen = 0usize;
-        self.scan_prefix(CF_LOGIN_AUDIT, &[], |k, _| {
+        self.scan_prefix(log.cf(), &[], |k, _| {
             seen += 1;
             if seen > keep || login_audit_time(k).is_none_or(|t| t < cutoff_ms) {
                 doomed.push(k.to_vec());
@@ -666,11 +699,33 @@ impl Store {
         if !doomed.is_empty() {
             let mut b = self.batch();
             for k in &doomed {
-                b.delete_login_audit(k);
+                b.delete_login_audit(log, k);
             }
             self.commit(b)?;
         }
         Ok(doomed.len())
+    }
+
+    // --- lock state ---
+
+    /// Every kept lock state of the kind `tag`: (key text, state).
+    pub fn locks<T: DeserializeOwned>(&self, tag: u8) -> Result<Vec<(String, T)>> {
+        let mut out = Vec::new();
+        let mut err = None;
+        self.scan_prefix(CF_LOCKS, &[tag], |k, v| {
+            match serde_json::from_slice(v) {
+                Ok(state) => out.push((String::from_utf8_lossy(&k[1..]).into_owned(), state)),
+                Err(e) => {
+                    err = Some(e.to_string());
+                    return false;
+                }
+            }
+            true
+        })?;
+        match err {
+            Some(detail) => Err(StoreError::Corrupt { cf: CF_LOCKS, detail }),
+            None => Ok(out),
+        }
     }
 
     fn get_json<T: DeserializeOwned>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {

@@ -13,9 +13,14 @@
 //! old log), so a node whose disk filled up could not start again on the
 //! few megabytes an operator frees. The node therefore keeps
 //! `storage_reserve_mb` of its disk in `reserve.bin` beside the store and
-//! releases it when the free space falls below the reserve at start-up, or
-//! when a reopen fails for lack of room; it takes the reserve back once
-//! twice as much is free.
+//! releases it when the free space at start-up is below the reserve plus
+//! the room an open needs, when an open at start-up fails anyway, or when
+//! a reopen fails for lack of room; it takes the reserve back once twice
+//! as much (and the room to write beside it) is free.
+//!
+//! The reserve is for starting, never a bar to writing: a running node
+//! whose writes failed reopens its store as soon as there is room to write
+//! ([`MIN_FREE_TO_REOPEN`]), whatever the reserve it still holds.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,9 +35,9 @@ use crate::store::Store;
 /// does not copy it).
 pub const RESERVE_FILE: &str = "reserve.bin";
 
-/// Below this much free space (or the reserve, if larger) a reopen is
-/// not attempted: it would fail again.
-const MIN_FREE_TO_REOPEN: u64 = 4 << 20;
+/// Below this much free space a reopen is not attempted (it would fail
+/// again), and the disk is called low.
+pub const MIN_FREE_TO_REOPEN: u64 = 4 << 20;
 
 /// The storage as operators see it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -88,12 +93,38 @@ impl Watch {
     }
 
     /// Before the store opens: on a disk with less free space than the
-    /// reserve, the reserve is released so that the store can open.
+    /// reserve and the room an open needs, the reserve is released so
+    /// that the store can open.
     pub fn before_open(&self) {
         let held = self.reserve_held();
-        if held > 0 && free_bytes(&self.data_dir).is_some_and(|f| f < self.reserve_bytes) {
+        if held > 0 && free_bytes(&self.data_dir).is_some_and(|f| f < self.reserve_bytes.saturating_add(MIN_FREE_TO_REOPEN)) {
             self.release("the disk is nearly full at start-up");
         }
+    }
+
+    /// Opens the store at start-up with `open`: the reserve goes first on
+    /// a nearly full disk ([`Watch::before_open`]), and again if the open
+    /// fails for want of room while it is still held; the open is then
+    /// tried once more. A store that cannot open says how much is free.
+    pub fn open<T>(&self, open: impl Fn() -> Result<T, crate::node::NodeError>) -> Result<T, crate::node::NodeError> {
+        use crate::node::NodeError;
+        self.before_open();
+        let result = match open() {
+            Err(e) if self.reserve_held() > 0 && !matches!(e, NodeError::Store(crate::store::StoreError::InUse(_))) => {
+                self.release(&format!("opening the store failed ({e})"));
+                open()
+            }
+            other => other,
+        };
+        result.map_err(|e| match free_bytes(&self.data_dir) {
+            Some(f) if f < MIN_FREE_TO_REOPEN => NodeError::Setup(format!(
+                "{e} (the data disk has {} KiB free: free at least {} MiB on it, never in {}, and start again)",
+                f >> 10,
+                MIN_FREE_TO_REOPEN >> 20,
+                self.data_dir.join("db").display()
+            )),
+            _ => e,
+        })
     }
 
     fn release(&self, why: &str) {
@@ -103,12 +134,14 @@ impl Watch {
         }
     }
 
-    /// Takes the reserve (again) when twice its size is free.
+    /// Takes the reserve (again) when twice its size is free, and the
+    /// room to write stays free beside it.
     pub fn ensure_reserve(&self) {
         if self.reserve_bytes == 0 || self.reserve_held() >= self.reserve_bytes {
             return;
         }
-        if free_bytes(&self.data_dir).is_none_or(|f| f < 2 * self.reserve_bytes) {
+        let needed = (2 * self.reserve_bytes).max(self.reserve_bytes + MIN_FREE_TO_REOPEN);
+        if free_bytes(&self.data_dir).is_none_or(|f| f < needed) {
             return;
         }
         if let Err(e) = allocate(&self.reserve_path(), self.reserve_bytes) {
@@ -121,11 +154,14 @@ impl Watch {
     pub fn check(&self, store: &Store, board: &StorageBoard, now_ms: u64) {
         let mut fault = store.write_fault();
         let free = free_bytes(&self.data_dir);
-        // Room to reopen, and to call the disk fine.
-        let room = free.is_some_and(|f| f >= self.reserve_bytes.max(MIN_FREE_TO_REOPEN));
+        // Room to write again: a reopen as soon as there is (the reserve
+        // still held is for a restart, not a bar to writing).
+        let room = free.is_some_and(|f| f >= MIN_FREE_TO_REOPEN);
         if fault.is_some() && room {
             fault = self.reopen(store).err();
         }
+        // The disk is fine with the reserve's worth free besides it.
+        let plenty = free.is_some_and(|f| f >= self.reserve_bytes.max(MIN_FREE_TO_REOPEN));
         if fault.is_none() {
             self.ensure_reserve();
         }
@@ -147,7 +183,7 @@ impl Watch {
         b.reserve_target_bytes = self.reserve_bytes;
         b.status = if b.fault.is_some() {
             "unavailable"
-        } else if free.is_some() && !room {
+        } else if free.is_some() && !plenty {
             "low"
         } else {
             "ok"

@@ -157,5 +157,6 @@ pub async fn run(shared: Context, ledger: Ledger, interval: Duration) {
         tick.tick().await;
         run_once(&shared, &ledger).await;
         report_if_due(&shared, &ledger).await;
+        shared.metrics.supervision_scan();
     }
 }

@@ -48,7 +48,7 @@ pub fn integrity(cx: &Ctx) -> anyhow::Result<()> {
 
 pub fn cert_issue(cx: &Ctx, request: PathBuf, out: PathBuf, valid_days: u32, yes: bool) -> anyhow::Result<()> {
     cx.c.require_login()?;
-    let text = std::fs::read_to_string(&request).with_context(|| format!("reading {}", request.display()))?;
+    let text = crate::out::read_input_string(&request)?;
     // What would be signed, checked by the node, before anything is.
     let p = cx.c.post("/api/certs/issue", &json!({"request": text, "valid_days": valid_days, "dry_run": true}))?;
     outln!("enrollment request from {}:", request.display())?;
@@ -69,8 +69,13 @@ pub fn cert_issue(cx: &Ctx, request: PathBuf, out: PathBuf, valid_days: u32, yes
         }
     }
     let v = cx.c.post("/api/certs/issue", &json!({"request": text, "valid_days": valid_days}))?;
-    std::fs::write(&out, s(&v["chain"]))?;
-    outln!("issued a certificate for {} {}; give {} to that center (zongzhi-node import-cert)", s(&v["division"]), s(&v["name"]), out.display())?;
+    if crate::out::is_dash(&out) {
+        crate::out::write_bytes(s(&v["chain"]).as_bytes())?;
+        eprintln!("issued a certificate for {} {}; give the chain above to that center (zongzhi-node import-cert)", s(&v["division"]), s(&v["name"]));
+    } else {
+        std::fs::write(&out, s(&v["chain"])).with_context(|| format!("writing {}", out.display()))?;
+        outln!("issued a certificate for {} {}; give {} to that center (zongzhi-node import-cert)", s(&v["division"]), s(&v["name"]), out.display())?;
+    }
     Ok(())
 }
 

@@ -50,7 +50,9 @@ pub fn feedback(cx: &Ctx, case: &str, body: Value) -> anyhow::Result<()> {
     }
     outln!("{} 反馈: {} → {}", s(&v["number"]), s(&v["title"]), s(&v["status"]["name"]))?;
     let inv = &v["rating_invitation"];
-    if inv["sent_by_message"] == json!(true) {
+    if inv["invited"] == json!(false) {
+        outln!("{}", s(&inv["message"]))?;
+    } else if inv["sent_by_message"] == json!(true) {
         outln!("the rating token went to the citizen by message (valid until {})", s(&inv["expires_at"]))?;
     } else if inv.is_object() {
         outln!("rating token for the citizen (shown this once, valid until {}): {}", s(&inv["expires_at"]), s(&inv["token"]))?;
@@ -65,7 +67,7 @@ pub fn feedback(cx: &Ctx, case: &str, body: Value) -> anyhow::Result<()> {
 pub fn verify_receipt(cx: &Ctx, token: &str, root: &str, trust: &std::path::Path) -> anyhow::Result<()> {
     use zongzhi_protocol::receipt::{trust_from_records, Receipt};
     let root = zongzhi_protocol::NodeId::from_hex(root.trim()).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
-    let text = std::fs::read_to_string(trust).map_err(|e| anyhow::anyhow!("{}: {e}", trust.display()))?;
+    let text = crate::out::read_input_string(trust)?;
     let bundle: Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not the JSON of /api/public/trust: {e}", trust.display()))?;
     let mut records = Vec::new();
     for h in bundle["records"].as_array().into_iter().flatten() {
@@ -90,8 +92,9 @@ pub fn queue(cx: &Ctx, filter: ListFilter, limit: u32, after: Option<String>) ->
     let mut q = vec![("limit", limit.to_string())];
     // With --clock the 时限 column shows this center's clock of that kind.
     let mut sel = None;
-    if let Some(k) = &filter.clock {
-        let me = cx.c.get("/api/me")?;
+    let plain = filter.is_default() && after.is_none();
+    let me = if filter.clock.is_some() || (plain && !cx.json) { Some(cx.c.get("/api/me")?) } else { None };
+    if let (Some(k), Some(me)) = (&filter.clock, &me) {
         sel = Some((s(&me["unit"]), Some(k.clone()).filter(|k| k != "any")));
     }
     if let Some(a) = after {
@@ -102,7 +105,21 @@ pub fn queue(cx: &Ctx, filter: ListFilter, limit: u32, after: Option<String>) ->
     if cx.json {
         return cx.print(&v);
     }
-    print_cases(&v, &unit_names(&cx.c), sel.as_ref())?;
+    let names = unit_names(&cx.c);
+    print_cases(&v, &names, sel.as_ref())?;
+    // The plain queue also lists the work this center answers for on cases
+    // others own (the console's 待反馈 and 待签收 tabs): a village's 反馈
+    // after the township resolved its escalated case, say.
+    if let (true, Some(me)) = (plain, me) {
+        let unit = s(&me["unit"]);
+        let mine = cx.c.get_query("/api/cases", &[("limit", limit.to_string()), ("clock", "any".into())])?;
+        let elsewhere: Vec<Value> = mine["cases"].as_array().into_iter().flatten().filter(|c| c["owner"].as_str() != Some(unit.as_str())).cloned().collect();
+        if !elsewhere.is_empty() {
+            outln!()?;
+            outln!("本中心的时限（他处承办的案件：待反馈、待签收等；--clock feedback 只看待反馈）")?;
+            print_cases(&json!({"cases": elsewhere}), &names, Some(&(unit, None)))?;
+        }
+    }
     Ok(())
 }
 
@@ -127,6 +144,9 @@ pub fn search(cx: &Ctx, text: String, limit: u32, after: Option<String>) -> anyh
         outln!("{kind}")?;
     }
     print_cases(&v, &unit_names(&cx.c), None)?;
+    if let Some(h) = v["hint"].as_str() {
+        outln!("{}", h.split(" (").next().unwrap_or(h))?;
+    }
     Ok(())
 }
 
@@ -142,8 +162,12 @@ pub fn show(cx: &Ctx, case: String) -> anyhow::Result<()> {
 
 pub fn attach(cx: &Ctx, case: String, file: PathBuf, name: Option<String>, mime: String) -> anyhow::Result<()> {
     cx.c.require_login()?;
-    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let name = name.unwrap_or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let bytes = crate::out::read_input(&file)?;
+    let name = match name {
+        Some(n) => n,
+        None if crate::out::is_dash(&file) => anyhow::bail!("--file - (standard input) has no file name: give --name"),
+        None => file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
     let v = cx.c.post_bytes(&format!("/api/cases/{}/attachments", urlencode(&case)), &[("name", name.clone())], &mime, bytes)?;
     if cx.json {
         cx.print(&v)?;
@@ -156,7 +180,21 @@ pub fn attach(cx: &Ctx, case: String, file: PathBuf, name: Option<String>, mime:
 pub fn download(cx: &Ctx, case: String, blob: String, out: PathBuf) -> anyhow::Result<()> {
     cx.c.require_login()?;
     let bytes = cx.c.get_bytes(&format!("/api/cases/{}/attachments/{}", urlencode(&case), urlencode(&blob)))?;
-    std::fs::write(&out, &bytes)?;
-    outln!("wrote {} bytes to {}", bytes.len(), out.display())?;
+    crate::out::write_output(&out, &bytes, "the attachment")?;
+    Ok(())
+}
+
+/// Lifts the public page's locks on a case number (operators, at the node
+/// that serves the page).
+pub fn public_unlock(cx: &Ctx, case: &str) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let v = cx.c.post(&format!("/api/cases/{}/public-unlock", urlencode(case)), &json!({}))?;
+    if cx.json {
+        return cx.print(&v);
+    }
+    if v["public_page"] != json!(true) {
+        outln!("note: this node does not serve the public page ([public] enabled); lift the lock at the node that does")?;
+    }
+    outln!("{}: {} client addresses locked out of it on the public page are let in again", s(&v["number"]), s(&v["lifted"]))?;
     Ok(())
 }

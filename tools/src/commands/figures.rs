@@ -8,7 +8,10 @@ pub fn stats(cx: &Ctx, by: String, period: Option<String>, kpi: Option<String>, 
     if let Some(p) = period {
         q.push(("period", p));
     }
-    if let Some(k) = kpi {
+    // The table shows the plan's KPIs unless told (`all`: every one);
+    // JSON and CSV carry every KPI unless told.
+    let chosen: Option<Vec<String>> = kpi.as_ref().map(|k| k.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect());
+    if let Some(k) = kpi.filter(|k| k.trim() != "all") {
         q.push(("kpi", k));
     }
     if let Some(sc) = scope {
@@ -17,19 +20,14 @@ pub fn stats(cx: &Ctx, by: String, period: Option<String>, kpi: Option<String>, 
     if let Some(path) = csv {
         q.push(("format", "csv".into()));
         let bytes = cx.c.get_query_bytes("/api/stats", &q)?;
-        if path.as_os_str() == "-" {
-            crate::out::write_bytes(&bytes)?;
-        } else {
-            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-            outln!("wrote {}", path.display())?;
-        }
+        crate::out::write_output(&path, &bytes, "the statistics as CSV")?;
         return Ok(());
     }
     let v = cx.c.get_query("/api/stats", &q)?;
     if cx.json {
         return cx.print(&v);
     }
-    print_stats(&v, &unit_names(&cx.c))?;
+    print_stats(&v, &unit_names(&cx.c), chosen.as_deref())?;
     Ok(())
 }
 
@@ -180,6 +178,9 @@ pub fn export_cases(cx: &Ctx, a: ExportCasesArgs) -> anyhow::Result<()> {
     let mut q: Vec<(&str, String)> = vec![("format", a.format)];
     q.extend(a.filter.query());
     let bytes = cx.c.download("/api/cases/export", &q, &a.out)?;
-    outln!("wrote {bytes} bytes to {}", a.out.display())?;
+    // To standard output (`--out -`): the data alone there.
+    if !crate::out::is_dash(&a.out) {
+        outln!("wrote {bytes} bytes to {}", a.out.display())?;
+    }
     Ok(())
 }

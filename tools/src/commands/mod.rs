@@ -26,6 +26,11 @@ pub struct Ctx {
     pub json: bool,
     pub node: String,
     pub session_file: PathBuf,
+    /// The session file as read.
+    pub saved: Option<SavedSession>,
+    /// The certificate trusted for an https:// node: `--cacert`, else the
+    /// one saved at login to this node.
+    pub cacert: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -40,9 +45,15 @@ impl Ctx {
             })?,
             None => saved.as_ref().map(|s| s.node.clone()).unwrap_or_else(|| client::DEFAULT_NODE.to_string()),
         };
-        // A saved token is only sent to the node it was issued by.
-        let token = saved.as_ref().filter(|s| s.node == node).map(|s| s.token.clone());
-        Ok(Ctx { c: Client::new(&node, token)?, json: cli.json, node, session_file })
+        // A saved token (and the certificate trusted at login) only for
+        // the node it was issued by.
+        let same = saved.as_ref().filter(|s| s.node == node);
+        let token = same.and_then(|s| s.token.clone());
+        let cacert = cli.cacert.clone().or_else(|| same.and_then(|s| s.cacert.clone()));
+        if let Some(pem) = &cacert {
+            client::set_ca_cert(pem.clone());
+        }
+        Ok(Ctx { c: Client::new(&node, token)?, json: cli.json, node, session_file, saved, cacert })
     }
 
     pub fn print(&self, v: &Value) -> anyhow::Result<()> {
@@ -67,7 +78,7 @@ impl Ctx {
 /// One arm per command.
 pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Login { user, password } => session::login(cx, user, password),
+        Command::Login { user, password, recovery_code } => session::login(cx, user, password, recovery_code),
         Command::Logout => session::logout(cx),
         Command::Whoami => session::whoami(cx),
         Command::Health => session::health(cx),
@@ -123,6 +134,7 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
             _ => anyhow::bail!("give exactly one of --uphold or --dismiss"),
         },
         Command::VerifyReceipt { token, root, trust } => cases::verify_receipt(cx, &token, &root, &trust),
+        Command::PublicUnlock { case } => cases::public_unlock(cx, &case),
         Command::Reopen { case, reason } => cx.act(&case, json!({"action": "reopen", "reason": reason})),
         Command::Merge { case, into } => cx.act(&case, json!({"action": "merge", "into": into})),
         Command::Archive { case } => cx.act(&case, json!({"action": "archive"})),

@@ -2,19 +2,44 @@
 
 use super::*;
 
-pub fn login(cx: &Ctx, user: String, password: Option<String>) -> anyhow::Result<()> {
+pub fn login(cx: &Ctx, user: String, password: Option<String>, recovery_code: Option<String>) -> anyhow::Result<()> {
     let password = read_password(password)?;
-    let v = cx.c.post("/api/login", &json!({"username": user, "password": password}))?;
+    let mut devices = cx.saved.as_ref().map(|s| s.devices.clone()).unwrap_or_default();
+    let key = client::device_key(&cx.node, &user);
+    let mut body = json!({"username": user, "password": password});
+    if let Some(d) = devices.get(&key) {
+        body["device"] = json!(d);
+    }
+    if let Some(c) = recovery_code {
+        body["recovery_code"] = json!(c);
+    }
+    let v = cx.c.post("/api/login", &body)?;
     let token = v["token"].as_str().context("no token in the answer")?.to_string();
-    client::save_session(&cx.session_file, &SavedSession { node: cx.node.clone(), token, username: user.clone() })?;
+    if let Some(d) = v["device"].as_str() {
+        devices.insert(key, d.to_string());
+    }
+    // The certificate trusted now is remembered for this node, by its
+    // absolute path (a later command may run elsewhere).
+    let cacert = match &cx.cacert {
+        Some(p) => Some(std::fs::canonicalize(p).with_context(|| format!("--cacert {}", p.display()))?),
+        None => None,
+    };
+    client::save_session(&cx.session_file, &SavedSession { node: cx.node.clone(), token: Some(token), username: user.clone(), cacert, devices })?;
     outln!("logged in to {} as {user} ({}) until {}", cx.node, s(&v["role"]), s(&v["expires_at"]))?;
+    if let Some(p) = &cx.cacert {
+        outln!("the node's certificate {} is remembered for later commands to {}", p.display(), cx.node)?;
+    }
     Ok(())
 }
 
 pub fn logout(cx: &Ctx) -> anyhow::Result<()> {
     cx.c.require_login()?;
     cx.c.post("/api/logout", &json!({}))?;
-    let _ = std::fs::remove_file(&cx.session_file);
+    // The token goes; the node, its certificate and the device tokens stay.
+    if let Some(saved) = &cx.saved {
+        let kept = SavedSession { token: None, devices: saved.devices.clone(), cacert: saved.cacert.clone(), node: saved.node.clone(), username: saved.username.clone() };
+        client::save_session(&cx.session_file, &kept)?;
+    }
     outln!("logged out")?;
     Ok(())
 }
