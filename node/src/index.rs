@@ -364,41 +364,62 @@ pub fn repeat_value(s: &CaseSummary) -> Vec<u8> {
 /// digits, lower-cased; each at most once.
 pub fn tokens(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut push = |t: String| {
-        if !t.is_empty() && t.len() <= 48 && !out.contains(&t) {
-            out.push(t);
+    for_each_token(text, |t| {
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    });
+    out
+}
+
+/// The tokens of [`tokens`] in the same order, repeats included, without
+/// allocating one string per token (the write path files about sixty per
+/// filing).
+pub fn for_each_token(text: &str, mut f: impl FnMut(&str)) {
+    let mut emit = |t: &str| {
+        if !t.is_empty() && t.len() <= 48 {
+            f(t);
         }
     };
-    let mut run: Vec<char> = Vec::new();
+    let mut pair = [0u8; 8];
+    let mut prev: Option<char> = None;
+    let mut run = 0usize;
     let mut word = String::new();
-    let flush_run = |run: &mut Vec<char>, push: &mut dyn FnMut(String)| {
-        match run.len() {
-            0 => {}
-            1 => push(run[0].to_string()),
-            _ => run.windows(2).for_each(|w| push(w.iter().collect())),
+    let end_run = |prev: &mut Option<char>, run: &mut usize, emit: &mut dyn FnMut(&str)| {
+        if *run == 1
+            && let Some(p) = *prev
+        {
+            emit(p.encode_utf8(&mut [0u8; 4]));
         }
-        run.clear();
+        *prev = None;
+        *run = 0;
     };
     for ch in text.chars() {
         if ch.is_ascii_alphanumeric() {
-            flush_run(&mut run, &mut push);
+            end_run(&mut prev, &mut run, &mut emit);
             word.push(ch.to_ascii_lowercase());
+            continue;
+        }
+        if !word.is_empty() {
+            emit(&word);
+            word.clear();
+        }
+        if ch.is_alphanumeric() {
+            if let Some(p) = prev {
+                let a = p.encode_utf8(&mut pair[..4]).len();
+                let b = ch.encode_utf8(&mut pair[a..]).len();
+                emit(std::str::from_utf8(&pair[..a + b]).unwrap_or_default());
+            }
+            prev = Some(ch);
+            run += 1;
         } else {
-            if !word.is_empty() {
-                push(std::mem::take(&mut word));
-            }
-            if ch.is_alphanumeric() {
-                run.push(ch);
-            } else {
-                flush_run(&mut run, &mut push);
-            }
+            end_run(&mut prev, &mut run, &mut emit);
         }
     }
-    flush_run(&mut run, &mut push);
+    end_run(&mut prev, &mut run, &mut emit);
     if !word.is_empty() {
-        push(word);
+        emit(&word);
     }
-    out
 }
 
 /// ¬filed ‖ case: newest first.
@@ -408,10 +429,37 @@ pub fn search_suffix(filed_ms: u64, case: &RecordId) -> Vec<u8> {
     k
 }
 
-pub fn word_key(token: &str, suffix: &[u8]) -> Vec<u8> {
+/// The prefix of a token's postings in `words`.
+pub fn word_prefix(token: &str) -> Vec<u8> {
     let mut k = token.as_bytes().to_vec();
     k.push(0);
-    k.extend_from_slice(suffix);
+    k
+}
+
+/// The time bucket of a filing in the search index (2^31 ms, about 25
+/// days), newest first: `u32::MAX - filed_ms / 2^31`. Suffixes ascending
+/// (newest filing first) have buckets ascending.
+pub fn word_bucket(filed_ms: u64) -> u32 {
+    u32::MAX - u32::try_from(filed_ms >> 31).unwrap_or(u32::MAX)
+}
+
+/// The bucket of a search suffix (¬filed ‖ case).
+pub fn suffix_bucket(suffix: &[u8]) -> Option<u32> {
+    let not_filed = u64::from_be_bytes(suffix.get(..8)?.try_into().ok()?);
+    Some(word_bucket(u64::MAX - not_filed))
+}
+
+/// A segment of a token's postings: token ‖ 0 ‖ bucket (u32 BE) ‖ the
+/// segment's first suffix → the suffixes (40 bytes each, ascending) of
+/// the cases one write batch filed in that bucket with that token. One
+/// key per token and batch instead of one per token and case: a filing's
+/// title and content hold about sixty tokens.
+pub fn word_segment_key(token: &[u8], bucket: u32, first: &[u8; 40]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(token.len() + 45);
+    k.extend_from_slice(token);
+    k.push(0);
+    k.extend_from_slice(&bucket.to_be_bytes());
+    k.extend_from_slice(first);
     k
 }
 

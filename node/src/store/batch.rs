@@ -36,6 +36,10 @@ pub struct Batch<'a> {
     pub(super) blobs: std::collections::HashMap<[u8; 32], (usize, usize)>,
     /// Complainant groups whose repeat marks to settle after the write.
     pub(super) repeat_groups: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeSet<u64>>,
+    /// Search postings of cases filed in this batch, per (token, time
+    /// bucket): written as one key each when the batch is sealed
+    /// ([`crate::index::word_segment_key`]), not one key per token and case.
+    pub(super) words: Vec<(u32, std::collections::BTreeMap<Vec<u8>, Vec<[u8; 40]>>)>,
     /// Case numbers given to a case in this batch.
     pub(super) numbers: std::collections::HashMap<String, RecordId>,
     /// (number, the case holding it, another case carrying it): two cases
@@ -327,9 +331,43 @@ impl Batch<'_> {
 
     /// Files a new case under the words of its title and content.
     pub fn index_words(&mut self, case: &RecordId, filed_ms: u64, text: &str) {
-        let suffix = crate::index::search_suffix(filed_ms, case);
-        for t in crate::index::tokens(text) {
-            self.put(CF_WORDS, &crate::index::word_key(&t, &suffix), &[]);
+        let suffix: [u8; 40] = match crate::index::search_suffix(filed_ms, case).try_into() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let bucket = crate::index::word_bucket(filed_ms);
+        let at = match self.words.iter().position(|(b, _)| *b == bucket) {
+            Some(at) => at,
+            None => {
+                self.words.push((bucket, Default::default()));
+                self.words.len() - 1
+            }
+        };
+        let postings = &mut self.words[at].1;
+        // Repeats of a token in one text push the case twice; the flush
+        // removes them.
+        crate::index::for_each_token(text, |t| match postings.get_mut(t.as_bytes()) {
+            Some(v) => v.push(suffix),
+            None => {
+                postings.insert(t.as_bytes().to_vec(), vec![suffix]);
+            }
+        });
+    }
+
+    /// The batch's search postings as one key per (token, bucket): the
+    /// cases' suffixes sorted, keyed by the first (a case is filed in the
+    /// index once, when it is new, so no two segments share a first
+    /// suffix).
+    pub(super) fn flush_words(&mut self) {
+        let mut value = Vec::new();
+        for (bucket, postings) in std::mem::take(&mut self.words) {
+            for (token, mut suffixes) in postings {
+                suffixes.sort_unstable();
+                suffixes.dedup();
+                value.clear();
+                suffixes.iter().for_each(|s| value.extend_from_slice(s));
+                self.put(CF_WORDS, &crate::index::word_segment_key(&token, bucket, &suffixes[0]), &value);
+            }
         }
     }
 

@@ -47,7 +47,8 @@ struct Step {
 const STEPS: &[Step] = &[Step {
     from: 9,
     what: "release 0.2.0: parked records (record formats this release cannot read), the fleet table, \
-           oldest_reader; case summaries gain 督办 notices (rebuilt)",
+           oldest_reader; case summaries gain 督办 notices, running clocks name the unit that must act, \
+           search postings in segments (rebuilt)",
     rebuild: true,
     // Release 0.1.0 opens a fixed list of column families and refuses a
     // directory with more: it cannot open schema 10.

@@ -276,11 +276,6 @@ impl Store {
         Ok(out)
     }
 
-    /// A derived index's value under `key` ([`crate::index`]).
-    pub(crate) fn index_get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.get(cf, key)
-    }
-
     /// Statistics entries with keys in `[from, to)`.
     pub fn scan_stats(&self, from: &[u8], to: &[u8], f: impl FnMut(&[u8], &[u8])) -> Result<()> {
         self.scan_range(CF_STATS, from, to, f)
@@ -737,10 +732,25 @@ impl Store {
         }
     }
 
-    /// A dump of the derived state (for tests that compare states).
+    /// A dump of the derived state (for tests that compare states). The
+    /// search postings are listed as what they mean, one (token ‖ 0 ‖
+    /// suffix) entry per token and case in order: how they are grouped in
+    /// segments follows the write batches, which a rebuild does not repeat.
     pub fn derived_dump(&self) -> Result<Vec<DerivedEntry>> {
         let mut out = Vec::new();
         for cf in DERIVED_CFS {
+            if *cf == CF_WORDS {
+                let mut postings = std::collections::BTreeSet::new();
+                self.scan_prefix(cf, &[], |k, v| {
+                    let prefix = &k[..k.len().saturating_sub(44)];
+                    for suffix in v.chunks(40) {
+                        postings.insert([prefix, suffix].concat());
+                    }
+                    true
+                })?;
+                out.extend(postings.into_iter().map(|k| (cf.to_string(), k, Vec::new())));
+                continue;
+            }
             self.scan_prefix(cf, &[], |k, v| {
                 // A counter merged back to zero is the same as none.
                 let zero = [CF_STATS, CF_COUNTS].contains(cf) && crate::stats::decode(v).iter().all(|x| *x == 0);

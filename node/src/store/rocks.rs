@@ -248,6 +248,7 @@ impl Store {
             repeat_groups: std::collections::BTreeMap::new(),
             numbers: std::collections::HashMap::new(),
             number_clashes: Vec::new(),
+            words: Default::default(),
         }
     }
 
@@ -634,6 +635,9 @@ impl Batch<'_> {
     }
 
     fn seal_with(&mut self, db: &DB) {
+        if !self.words.is_empty() {
+            self.flush_words();
+        }
         if self.ops.is_empty() && self.stats.is_empty() && self.counts.is_empty() {
             return;
         }
@@ -699,6 +703,6 @@ impl Batch<'_> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty() && self.ops.is_empty() && self.stats.is_empty() && self.counts.is_empty()
+        self.inner.is_empty() && self.ops.is_empty() && self.stats.is_empty() && self.counts.is_empty() && self.words.is_empty()
     }
 }
