@@ -170,8 +170,7 @@ fn by_words(store: &Store, q: &str, limit: usize, after: Option<&[u8]>) -> crate
     let others: Vec<String> = sized.into_iter().skip(1).map(|(_, t)| t).collect();
     let mut bucket = after.and_then(index::suffix_bucket).unwrap_or(0);
     let mut out: Vec<[u8; 40]> = Vec::new();
-    loop {
-        let Some((b, mut found)) = bucket_postings(store, &first, bucket)? else { break };
+    while let Some((b, mut found)) = bucket_postings(store, &first, bucket)? {
         found.retain(|s| after.is_none_or(|a| s.as_slice() > a));
         found.sort_unstable();
         found.dedup();

@@ -19,6 +19,10 @@ pub(super) struct Op {
     pub(super) value: Option<(usize, usize)>,
 }
 
+/// A write batch's search postings of one time bucket: token → the
+/// suffixes (¬filed ‖ case) of the cases holding it.
+pub(super) type WordPostings = std::collections::BTreeMap<Vec<u8>, Vec<[u8; 40]>>;
+
 /// One atomic change. Typed: callers never see keys.
 pub struct Batch<'a> {
     pub(super) store: &'a Store,
@@ -39,7 +43,7 @@ pub struct Batch<'a> {
     /// Search postings of cases filed in this batch, per (token, time
     /// bucket): written as one key each when the batch is sealed
     /// ([`crate::index::word_segment_key`]), not one key per token and case.
-    pub(super) words: Vec<(u32, std::collections::BTreeMap<Vec<u8>, Vec<[u8; 40]>>)>,
+    pub(super) words: Vec<(u32, WordPostings)>,
     /// Case numbers given to a case in this batch.
     pub(super) numbers: std::collections::HashMap<String, RecordId>,
     /// (number, the case holding it, another case carrying it): two cases
