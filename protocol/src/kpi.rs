@@ -85,6 +85,23 @@ counters! {
     // Record format 4: 督办回复.
     SupervisionReplied = "supervision_replied", "督办回复";
     SupervisionRepliedOnTime = "supervision_replied_on_time", "按时督办回复";
+    // Record format 4: the decisions a center takes.
+    Declined = "declined", "不予受理";
+    Withdrawn = "withdrawn", "撤回";
+    Suspended = "suspended", "中止";
+    Resumed = "resumed", "恢复";
+    ResumedOnTime = "resumed_on_time", "按期恢复";
+    AssistanceRequested = "assistance_requested", "协办请求";
+    AssistanceReplied = "assistance_replied", "协办回复";
+    AssistanceRepliedOnTime = "assistance_replied_on_time", "按时协办回复";
+    AssistanceSupervised = "assistance_supervised", "协办督办";
+    MediationSessions = "mediation_sessions", "调解场次";
+    MediationAgreements = "mediation_agreements", "调解协议";
+    ConfirmationReferred = "confirmation_referred", "申请司法确认";
+    Confirmed = "confirmed", "司法确认有效";
+    ReturnVisits = "return_visits", "回访";
+    ReturnVisitsOnTime = "return_visits_on_time", "按时回访";
+    AgreementsKept = "agreements_kept", "协议已履行";
 }
 
 /// Number of counters in a value vector.
@@ -151,6 +168,9 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
             DeadlineKind::OnSite => (Counter::OnSite, Counter::OnSiteOnTime),
             DeadlineKind::Feedback => (Counter::FedBack, Counter::FeedbackOnTime),
             DeadlineKind::SupervisionReply => (Counter::SupervisionReplied, Counter::SupervisionRepliedOnTime),
+            DeadlineKind::Assistance => (Counter::AssistanceReplied, Counter::AssistanceRepliedOnTime),
+            DeadlineKind::Suspension => (Counter::Resumed, Counter::ResumedOnTime),
+            DeadlineKind::ReturnVisit => (Counter::ReturnVisits, Counter::ReturnVisitsOnTime),
             DeadlineKind::Resolution | DeadlineKind::Rehandle => {
                 add(met, d.unit, Counter::Closed, 1);
                 add(met, d.unit, Counter::ClosedLate, (!on_time) as i64);
@@ -174,6 +194,7 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
         add(filed, state.filing.intake.arose_in.unwrap_or(home), Counter::SkipLevel, 1);
     }
     rating_facts(state, &mut add);
+    decision_facts(state, &mut add);
     add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
     add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
     // A step its unit acknowledged that a concurrent step elsewhere
@@ -207,6 +228,40 @@ fn rating_facts(state: &CaseState, add: &mut impl FnMut(u64, DivisionCode, Count
         if let Some(result) = r.result_rating.filter(|_| citizen) {
             add(at, by, Counter::ResultRated, 1);
             add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
+        }
+    }
+}
+
+/// The decisions of format 4, each in the month of its step (never the
+/// date it reports: a session entered late does not change a closed month)
+/// against the unit that took it; a 协办 request against its helper.
+fn decision_facts(state: &CaseState, add: &mut impl FnMut(u64, DivisionCode, Counter, i64)) {
+    if let Some(d) = &state.declined {
+        add(d.at_ms, d.unit, Counter::Declined, 1);
+    }
+    if let Some(w) = &state.withdrawn {
+        add(w.at_ms, w.unit, Counter::Withdrawn, 1);
+    }
+    for s in &state.suspensions {
+        add(s.at_ms, s.unit, Counter::Suspended, 1);
+    }
+    for a in &state.assists {
+        add(a.at_ms, a.unit(), Counter::AssistanceRequested, 1);
+        add(a.at_ms, a.unit(), Counter::AssistanceSupervised, a.supervisions as i64);
+    }
+    for s in &state.mediation.sessions {
+        add(s.at_ms, s.unit, Counter::MediationSessions, 1);
+    }
+    for a in &state.mediation.agreements {
+        add(a.at_ms, a.unit, Counter::MediationAgreements, 1);
+        if let Some(c) = &a.confirmation {
+            add(c.at_ms, a.unit, Counter::ConfirmationReferred, 1);
+            if let Some(r) = c.ruling.as_ref().filter(|r| r.confirmed) {
+                add(r.at_ms, a.unit, Counter::Confirmed, 1);
+            }
+        }
+        if let Some(v) = a.visits.last().filter(|v| v.fulfilment == crate::case::Fulfilment::Kept) {
+            add(v.at_ms, a.unit, Counter::AgreementsKept, 1);
         }
     }
 }
@@ -301,7 +356,7 @@ kpis! {
     CitizenRatedShare = "citizen_rated_share", "群众评价占比",
         "群众评价 / 评价; the share of ratings the citizen gave (the rest were entered by staff)";
     ResolutionRate = "resolution_rate", "化解率",
-        "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline";
+        "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline (a case 不予受理 or 撤回 is in neither; a 中止 case's resolution clock stands still, so it is not past due while it waits)";
     LocalResolution = "local_resolution", "就地化解率",
         "首接中心未上报即办结 / 办结; resolved at the center that first accepted the case with no escalation, over all resolved";
     RegistrationOnTime = "registration_on_time", "按时登记率",
@@ -313,7 +368,7 @@ kpis! {
     OnSiteOnTime = "on_site_on_time", "紧急案件按时到场率",
         "15分钟内到场 / 到场; urgent cases with a first on-site report within 15 minutes";
     ResolutionOnTime = "resolution_on_time", "按期办结率",
-        "按期办结 / 办结; resolved within 7 (complex 15) working days plus approved extensions";
+        "按期办结 / 办结; resolved within 7 (complex 15) working days plus approved extensions, the days of a 中止 not counted";
     OverdueRate = "overdue_rate", "超期率",
         "超期办结 / 办结时限到结; closed late over closed (each resolution or re-handling clock)";
     FeedbackOnTime = "feedback_on_time", "按时反馈率",
@@ -546,6 +601,11 @@ pub fn markdown() -> String {
         "Repeat: the same complainant — the same 24-bit fingerprint bucket of the normalised phone number (else of the ID number) — filing in the same leaf category within the policy's window.",
         "A month's report is signed once the month has closed; a later report for the same month supersedes the earlier with a reason, and both stay visible.",
         "督办回复 (record format 4): a 督办 asks the owning unit for a reply within the working days its grade allows (policy `supervision_reply`); `supervision_replied` and `supervision_replied_on_time` count replies against the supervised unit in the month of the reply. A later 督办 to the same unit before a reply supersedes the earlier one; resolving the case ends a pending reply clock without counting it. 督办 of format 3 asked for no reply.",
+        "不予受理 (record format 4): the case was registered, so it counts as received (`received`, and `registered_on_time` by its registration clock); it is never resolved and never overdue: its running clocks stop uncounted (no 分流, 签收 or 办结 figure), and `declined` counts it against the declining unit in the month of the step. The citizen is referred to a place of the policy's list (`decisions.referrals`).",
+        "撤回 (record format 4): received as any registered case; neither resolved nor overdue: its clocks stop uncounted, and `withdrawn` counts it against the unit that held it, in the month of the step.",
+        "中止 and 恢复 (record format 4): a 中止 stops the owner's 分流, 办结 and 重办 clocks that are not past due, each keeping what it had left (working days after the day of the 中止, or natural time for hour-scale clocks), and 恢复 restarts them with as much from the day of 恢复; a clock already past due keeps running. So the days of a 中止 count neither towards 按期办结 nor as overdue. `suspended` counts each 中止 against the owner in its month; the 中止 names an expected end, and `resumed` / `resumed_on_time` count each 恢复 against it (a 中止 past its expected end is overdue and supervised, the case itself is not).",
+        "协办 (record format 4): each helper unit or window has its working days to reply (policy `decisions.assistance_working_days` unless the request says otherwise). `assistance_requested` counts each helper asked, `assistance_replied` / `assistance_replied_on_time` each reply by its clock, `assistance_supervised` each 协办督办 — all against the helper (a window: its center). A request still unanswered when the case moves to another center, is resolved or closed ends uncounted.",
+        "调解 (record format 4): `mediation_sessions`, `mediation_agreements`, `confirmation_referred` and `confirmed` (司法确认有效) count the steps against the mediating unit in the month each was recorded (not the date it reports). An agreement's 回访 is due `decisions.return_visit_days` after it was signed: `return_visits` / `return_visits_on_time` by that clock, and `agreements_kept` when the last visit found it kept.",
     ] {
         let _ = writeln!(out, "- {rule}");
     }

@@ -425,7 +425,7 @@ proptest! {
     /// clock is on time exactly when met by its due time.
     #[test]
     fn clock_states_follow_time(start in 0u64..1_000_000_000, span in 1u64..100_000_000, t1 in 0u64..300_000_000, t2 in 0u64..300_000_000, pct in 1u8..=100) {
-        let d = Deadline { kind: DeadlineKind::Resolution, unit: "330102001000".parse().unwrap(), started_ms: start, due_ms: Some(start + span), waiting_year: None, met_ms: None, cancelled: false, error: None, extended_working_days: 0, notice: None };
+        let d = Deadline { kind: DeadlineKind::Resolution, unit: "330102001000".parse().unwrap(), started_ms: start, due_ms: Some(start + span), waiting_year: None, met_ms: None, cancelled: false, error: None, extended_working_days: 0, notice: None, window: None, paused: None };
         let rank = |c: Clock| match c { Clock::Running => 0, Clock::DueSoon => 1, Clock::Overdue => 2, other => panic!("{other:?}") };
         let (a, b) = (start + t1.min(t2), start + t1.max(t2));
         prop_assert!(rank(d.clock(a, pct)) <= rank(d.clock(b, pct)));
