@@ -141,13 +141,13 @@ fn filters(me: zongzhi_protocol::DivisionCode) -> Vec<Filter> {
                 (None, "", Some(false), false),
                 (None, "", None, true),
             ] {
-                out.push(Filter { owner, statuses: statuses.clone(), urgency, category: category.into(), overdue, due_soon, waiting_calendar: false, overruled: None, clock: None });
+                out.push(Filter { owner, statuses: statuses.clone(), urgency, category: category.into(), overdue, due_soon, waiting_calendar: false, overruled: None, clock: None, windows: None });
             }
         }
     }
     for which in [ClockFilter::Any, ClockFilter::Kind(DeadlineKind::Resolution), ClockFilter::Kind(DeadlineKind::Feedback)] {
         for overdue in [None, Some(true)] {
-            out.push(Filter { owner: None, statuses: vec![], urgency: None, category: String::new(), overdue, due_soon: false, waiting_calendar: false, overruled: None, clock: Some((me, which)) });
+            out.push(Filter { owner: None, statuses: vec![], urgency: None, category: String::new(), overdue, due_soon: false, waiting_calendar: false, overruled: None, clock: Some((me, which)), windows: None });
         }
     }
     out
