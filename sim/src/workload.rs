@@ -39,12 +39,14 @@ pub fn step(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
 /// Runs steps at node `n` and counts what they did.
 pub(crate) fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<()> {
     let citizen: Vec<bool> = ops.iter().map(|o| matches!(o, Op::Act { action: Action::CitizenRate { .. }, .. })).collect();
+    let format4: Vec<bool> = ops.iter().map(|o| matches!(o, Op::Act { action, .. } if action.format_needed() >= 4)).collect();
     for (i, r) in world.nodes[n].process(ops).into_iter().enumerate() {
         match r {
             Ok(Outcome::Step(ack)) => {
                 world.nodes[n].acked.push(ack.event);
                 world.stats.steps_ok += 1;
                 world.stats.citizen_ratings += u64::from(citizen.get(i).copied().unwrap_or(false));
+                world.stats.format4_steps += u64::from(format4.get(i).copied().unwrap_or(false));
             }
             Ok(other) => anyhow::bail!("a step answered {other:?}"),
             Err(_) => world.stats.steps_refused += 1,
@@ -196,12 +198,12 @@ fn decision(world: &World, case: &CaseSummary, me: zongzhi_protocol::DivisionCod
         Status::Accepted | Status::Handling if roll < 10 => {
             Some(Action::Suspend { reason: "appraisal".into(), note: "等待鉴定".into(), expected_ms: now + 10 * 86_400_000 })
         }
-        Status::Accepted | Status::Handling if roll < 16 => {
+        Status::Accepted | Status::Handling if roll < 22 => {
             let &c = rng.pick(children)?;
             let helper = RouteTarget::Unit(world.nodes[c].division);
             Some(Action::RequestAssistance { helpers: vec![AssistTarget { helper, working_days: 3 }], requirements: "请协助核实".into() })
         }
-        Status::Accepted | Status::Handling if roll < 20 => Some(Action::MediationSession {
+        Status::Accepted | Status::Handling if roll < 26 => Some(Action::MediationSession {
             held_ms: now,
             mediators: vec![Mediator { account: "mediator".into(), name: "模拟调解员".into() }],
             attendees: "双方当事人".into(),
