@@ -1064,8 +1064,10 @@ async function agreementPage(id) {
   const ag = ms[ms.length - 1];
   if (!ag || !ag.document) { showPage("agreement", h("p", { class: "muted" }, t("none"))); return; }
   const doc = ag.document;
-  const d = new Date(ag.signed_at);
-  const cn = `${d.getFullYear()}年${d.getMonth() + 1}月${d.getDate()}日`;
+  // The date as signed in China (the time carries +08:00), whatever the
+  // browser's own time zone.
+  const [y, m, dd] = ag.signed_at.slice(0, 10).split("-").map(Number);
+  const cn = `${y}年${m}月${dd}日`;
   const center = health ? health.name : unitFull(ag.unit, ag.unit_name);
   const party = (p, i) => h("div", { class: "ag-party", "data-test": "ag-party" },
     h("p", {}, `当事人${i + 1}：${p.name}　性别：${p.gender || "　"}　民族：${p.ethnicity || "　"}　年龄：${p.age || "　"}`),
