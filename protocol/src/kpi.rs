@@ -205,30 +205,116 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
     finish(out)
 }
 
+/// Whom a counter of [`attributed`] is counted against: a department
+/// window of a center, or a person (an account of a center).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Actor {
+    Window { unit: DivisionCode, window: String },
+    Person { unit: DivisionCode, operator: String },
+}
+
+/// One counter increment of a case against a window or a person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorFact {
+    pub month: u32,
+    pub actor: Actor,
+    pub counter: Counter,
+    pub value: i64,
+}
+
+/// The counters of a case by window and by person (docs/kpis.md "By window
+/// and by person"), from the steps that stand (accepted, not overruled):
+/// - 受理 (`received`): the person who filed the case, in the month it was
+///   filed; a window receives a case when it is routed (分流 or 改派) to it,
+///   in the month of that step, against the routing center.
+/// - 办结 (`resolved`, `resolved_on_time`, `handling_minutes`): the step
+///   that resolved the case as it stands ([`facts`]' own figures), against
+///   its person and the window it acted for.
+/// - Ratings (满意率 and the other rating counters): against the person and
+///   window of the last 办结 of the rated unit before the rating.
+pub fn attributed(state: &CaseState) -> Vec<ActorFact> {
+    use crate::case::{Action, RouteTarget};
+    let mut out: Vec<ActorFact> = Vec::new();
+    if state.status == Status::Void {
+        return out;
+    }
+    let mut add = |ms: u64, actor: &Actor, counter: Counter, value: i64| {
+        let Some(month) = month_of(ms).filter(|_| value != 0) else { return };
+        match out.iter_mut().find(|f| f.month == month && f.actor == *actor && f.counter == counter) {
+            Some(f) => f.value += value,
+            None => out.push(ActorFact { month, actor: actor.clone(), counter, value }),
+        }
+    };
+    let standing = || state.timeline.iter().filter(|t| t.outcome.is_ok() && t.overruled_by.is_none());
+    let person = |t: &crate::workflow::TimelineEntry| Actor::Person { unit: t.unit, operator: t.operator.clone() };
+    let window = |t: &crate::workflow::TimelineEntry| t.window.clone().map(|w| Actor::Window { unit: t.unit, window: w });
+    for t in standing() {
+        match &t.action {
+            Action::File(_) => add(state.filed_ms, &person(t), Counter::Received, 1),
+            Action::Route { window, .. } | Action::Reroute { target: RouteTarget::Window(window), .. } => {
+                add(t.hlc.wall_ms, &Actor::Window { unit: t.unit, window: window.clone() }, Counter::Received, 1)
+            }
+            _ => {}
+        }
+    }
+    let resolves: Vec<&crate::workflow::TimelineEntry> = standing().filter(|t| matches!(t.action, Action::Resolve { .. })).collect();
+    let resolver = |unit: DivisionCode, at: u64| resolves.iter().rev().find(|t| t.unit == unit && t.hlc.wall_ms <= at).copied();
+    let own = facts(state);
+    if let (Some(at), Some(by)) = (state.resolved_ms, state.resolved_by)
+        && let Some(t) = resolver(by, at)
+    {
+        let month = month_of(at);
+        for f in own.iter().filter(|f| Some(f.month) == month && f.unit == by) {
+            if matches!(f.counter, Counter::Resolved | Counter::ResolvedOnTime | Counter::HandlingMinutes) {
+                add(at, &person(t), f.counter, f.value);
+                if let Some(w) = window(t) {
+                    add(at, &w, f.counter, f.value);
+                }
+            }
+        }
+    }
+    for r in &state.ratings {
+        let Some(t) = resolver(r.unit, r.at_ms) else { continue };
+        let actors: Vec<Actor> = std::iter::once(person(t)).chain(window(t)).collect();
+        one_rating_facts(r, &mut |ms, _unit, counter, value| {
+            for a in &actors {
+                add(ms, a, counter, value);
+            }
+        });
+    }
+    out.sort();
+    out
+}
+
 /// Every rating, in the month it was given, against the unit rated,
 /// whatever happened to the case later (重办 does not take it back).
 fn rating_facts(state: &CaseState, add: &mut impl FnMut(u64, DivisionCode, Counter, i64)) {
     for r in &state.ratings {
-        let (at, by) = (r.at_ms, r.unit);
-        add(at, by, Counter::Appealed, r.appeal.is_some() as i64);
-        if !r.counts() {
-            add(at, by, Counter::AppealUpheld, 1);
-            continue;
-        }
-        let citizen = r.by == RatedBy::Citizen;
-        add(at, by, Counter::Rated, 1);
-        add(at, by, Counter::CitizenRated, citizen as i64);
-        let (all, own) = match r.rating {
-            Rating::Satisfied => (Counter::Satisfied, Counter::CitizenSatisfied),
-            Rating::Basic => (Counter::BasicallySatisfied, Counter::CitizenBasicallySatisfied),
-            Rating::Unsatisfied => (Counter::Unsatisfied, Counter::CitizenUnsatisfied),
-        };
-        add(at, by, all, 1);
-        add(at, by, own, citizen as i64);
-        if let Some(result) = r.result_rating.filter(|_| citizen) {
-            add(at, by, Counter::ResultRated, 1);
-            add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
-        }
+        one_rating_facts(r, add);
+    }
+}
+
+/// The counters of one rating (see [`rating_facts`]).
+fn one_rating_facts(r: &crate::workflow::RatingEntry, add: &mut impl FnMut(u64, DivisionCode, Counter, i64)) {
+    let (at, by) = (r.at_ms, r.unit);
+    add(at, by, Counter::Appealed, r.appeal.is_some() as i64);
+    if !r.counts() {
+        add(at, by, Counter::AppealUpheld, 1);
+        return;
+    }
+    let citizen = r.by == RatedBy::Citizen;
+    add(at, by, Counter::Rated, 1);
+    add(at, by, Counter::CitizenRated, citizen as i64);
+    let (all, own) = match r.rating {
+        Rating::Satisfied => (Counter::Satisfied, Counter::CitizenSatisfied),
+        Rating::Basic => (Counter::BasicallySatisfied, Counter::CitizenBasicallySatisfied),
+        Rating::Unsatisfied => (Counter::Unsatisfied, Counter::CitizenUnsatisfied),
+    };
+    add(at, by, all, 1);
+    add(at, by, own, citizen as i64);
+    if let Some(result) = r.result_rating.filter(|_| citizen) {
+        add(at, by, Counter::ResultRated, 1);
+        add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
     }
 }
 

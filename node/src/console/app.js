@@ -22,7 +22,7 @@ const DICT = {
     errors: "错误", alarms: "完整性告警", parent: "上级", child: "下级", revoked: "已吊销", masked_note: "个人信息按角色脱敏显示",
     reason: "原因", note: "说明", window: "窗口", to_unit: "下派单位", days: "工作日", grade: "督办等级", public_reply: "答复内容", internal_note: "内部备注",
     method: "方式", rating: "评价", comment: "意见", public: "公开", confirm: "确认", saved: "已保存", ok: "成功", by_unit: "按单位", by_level: "按层级",
-    by_county: "按县区", by_township: "按乡镇", by_cat: "按类别", by_channel: "按渠道", total: "合计", lang: "English",
+    by_county: "按县区", by_township: "按乡镇", by_cat: "按类别", by_channel: "按渠道", by_window: "按窗口", by_person: "按人员", col_window: "窗口", col_person: "人员", actors_note: "按窗口、按人员：受理计入登记的人员和分流（改派）到的窗口，办结、按时办结和评价计入办结的人员及其所代表的窗口；在市、县级按窗口汇总各中心同一窗口（如各级公安窗口）。", total: "合计", lang: "English",
     allowed_none: "只读账号不能办理案件", signed: "已签署", deadline_running: "进行中", deadline_met: "已完成",
     attachments: "证据附件", upload: "上传",
     policy: "策略", policy_version: "当前版本", version_n: "第 {n} 版", signed_at: "签发时间", signed_by: "签发者", versions: "版本记录",
@@ -107,7 +107,7 @@ const DICT = {
     errors: "Errors", alarms: "Integrity alarms", parent: "parent", child: "child", revoked: "revoked", masked_note: "Personal data is masked by role",
     reason: "Reason", note: "Note", window: "Window", to_unit: "To unit", days: "Working days", grade: "Grade", public_reply: "Public reply", internal_note: "Internal note",
     method: "Method", rating: "Rating", comment: "Comment", public: "Public", confirm: "Confirm", saved: "Saved", ok: "Done", by_unit: "By unit", by_level: "By level",
-    by_county: "By county", by_township: "By township", by_cat: "By category", by_channel: "By channel", total: "Total", lang: "中文",
+    by_county: "By county", by_township: "By township", by_cat: "By category", by_channel: "By channel", by_window: "By window", by_person: "By person", col_window: "Window", col_person: "Person", actors_note: "By window and by person: a case is received by the person who filed it and by the window it was routed (or rerouted) to; resolved, on time and its ratings count for the person who resolved it and the window they acted for. At a county or the city a window sums every center's window of that code (every police window, say).", total: "Total", lang: "中文",
     allowed_none: "Read-only accounts cannot act on cases", signed: "Signed", deadline_running: "running", deadline_met: "met",
     attachments: "Evidence", upload: "Upload",
     policy: "Policy", policy_version: "Current version", version_n: "version {n}", signed_at: "Signed at", signed_by: "Signed by", versions: "Versions",
@@ -1193,6 +1193,9 @@ function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<
 const isDivision = (g) => /^\d{12}$/.test(g || "");
 function groupLabel(r) {
   if (isDivision(r.group)) return [r.group + " ", unitLabel(r.group, r.name, { "data-test": "group-name" })];
+  // A person: `unit:username`, shown as the name and the center.
+  const person = /^(\d{12}):(.+)$/.exec(r.group || "");
+  if (person) return [h("span", { "data-test": "group-name" }, r.name || person[2]), "（", unitLabel(person[1]), "）"];
   return `${r.group} ${r.name || ""}`;
 }
 function groupTitle(r) { return isDivision(r.group) ? `${unitFull(r.group, r.name) || r.group}（${r.group}）` : `${r.group} ${r.name || ""}`.trim(); }
@@ -1214,7 +1217,8 @@ async function statsPage() {
   const q = Math.floor(now.getMonth() / 3) + 1;
   periods.push([`${now.getFullYear()}-Q${q}`, `${now.getFullYear()} Q${q}`], [String(now.getFullYear()), String(now.getFullYear())]);
   const periodSel = select("period", periods, statsState.period);
-  const bySel = select("by", [["unit", t("by_unit")], ["level", t("by_level")], ["county", t("by_county")], ["township", t("by_township")], ["village", t("by_village")], ["category", t("by_cat")], ["channel", t("by_channel")]], statsState.by);
+  const bySel = select("by", [["unit", t("by_unit")], ["level", t("by_level")], ["county", t("by_county")], ["township", t("by_township")], ["village", t("by_village")], ["category", t("by_cat")], ["channel", t("by_channel")], ["window", t("by_window")], ["person", t("by_person")]], statsState.by);
+  const actors = statsState.by === "window" || statsState.by === "person";
   periodSel.addEventListener("change", () => { statsState.period = periodSel.value; statsPage(); });
   bySel.addEventListener("change", () => { statsState.by = bySel.value; statsPage(); });
   const qs = `period=${encodeURIComponent(statsState.period)}&by=${statsState.by}`;
@@ -1236,11 +1240,15 @@ async function statsPage() {
     const change = x.change === null ? "" : ` (${x.change > 0 ? "+" : ""}${(x.change * 100).toFixed(0)}%${x.meets === true ? " ✓" : x.meets === false ? " ✗" : ""})`;
     return h("td", { "data-test": "skip-level", title: `${t("skip_baseline")} ${data.baseline_period}: ${x.baseline}` }, `${x.count} / ${x.baseline}${change}`);
   };
-  const statsRow = (r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), skipCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))));
-  const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), skipCell(data.total), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
+  // By window or person, open past-due and 越级 are not counted (they belong to units).
+  const overdueCell = (r) => h("td", {}, actors ? "—" : r.counts.open_overdue);
+  const skipOrDash = (r) => (actors ? h("td", {}, "—") : skipCell(r));
+  const statsRow = (r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", { "data-test": "received" }, r.counts.received), h("td", { "data-test": "resolved" }, r.counts.resolved), overdueCell(r), waitingCell(r), skipOrDash(r), kpiCols.map((k) => h("td", { "data-kpi": k }, cell(r, k))));
+  const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), overdueCell(data.total), waitingCell(data.total, { "data-test": "total-waiting" }), skipOrDash(data.total), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
+  const groupHeader = statsState.by === "window" ? t("col_window") : statsState.by === "person" ? t("col_person") : t("unit");
   const tbody = h("tbody", {}, data.rows.map(statsRow), totalRow);
   const table = h("table", { id: "stats-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, h("th", { title: `${t("skip_baseline")}: ${data.baseline_period}` }, `${t("skip_col")} / ${t("skip_baseline")} ${data.baseline_period}`), defs.map((d) => h("th", { title: d.definition }, d.name)))),
+    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, groupHeader), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, h("th", { title: `${t("skip_baseline")}: ${data.baseline_period}` }, `${t("skip_col")} / ${t("skip_baseline")} ${data.baseline_period}`), defs.map((d) => h("th", { title: d.definition }, d.name)))),
     tbody);
   // More rows than one page: 加载更多 asks for the next ranked page.
   let rowsShown = data.rows.length;
@@ -1300,6 +1308,7 @@ async function statsPage() {
     h("div", { class: "row" },
       h("div", { class: "card", id: "chart-rank" }, h("h2", {}, t("ranking") + " · " + defs.find((d) => d.kpi === rankBy).name), rankItems.length ? barChart(rankItems, { max: 1, fmt: pct }) : h("p", { class: "muted" }, t("none"))),
       h("div", { class: "card", id: "chart-category" }, h("h2", {}, t("by_category")), catItems.length ? barChart(catItems, {}) : h("p", { class: "muted" }, t("none")))),
+    actors ? h("p", { class: "muted", "data-test": "actors-note" }, t("actors_note")) : null,
     h("div", { class: "table-wrap" }, table),
     h("div", { class: "actions" }, rowsCount, moreRows),
     repeatsCard,
