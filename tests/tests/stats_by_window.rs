@@ -105,6 +105,17 @@ fn table(api: &Api, query: &str) -> (Figures, BTreeMap<String, String>, Value) {
     (figures, names, t)
 }
 
+/// Sums the Parquet table by window and by person over a year.
+const PARQUET_SCRIPT: &str = r#"
+import duckdb, json, sys
+d, year, counters = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+con = duckdb.connect()
+t = f"read_parquet('{d}/actors/*.parquet')"
+sums = ", ".join(f'SUM("{c}")::BIGINT' for c in counters)
+q = lambda key, kind: {r[0]: dict(zip(counters, r[1:])) for r in con.execute(f"SELECT {key}, {sums} FROM {t} WHERE kind = ? AND month // 100 = ? GROUP BY 1", [kind, year]).fetchall()}
+print(json.dumps({"window": q('"window"', "window"), "person": q("unit || ':' || operator", "person")}))
+"#;
+
 /// `api` resolves, the center's operator gives feedback with an invitation
 /// to rate, and the citizen rates on the public page with its token.
 fn resolve_and_rate(api: &Api, center: &Api, public: &Api, id: &str, rating: &str) {
@@ -118,7 +129,7 @@ fn resolve_and_rate(api: &Api, center: &Api, public: &Api, id: &str, rating: &st
 
 #[test]
 fn statistics_by_window_and_by_person_equal_a_brute_force_count() {
-    let h = Hierarchy::start_with(0, "public.enabled = true\npublic.requests_per_minute = 10000\n");
+    let mut h = Hierarchy::start_with(0, "public.enabled = true\npublic.requests_per_minute = 10000\n");
     let admin = h.township.login("admin", ADMIN_PASSWORD);
     for body in [
         json!({"username": "li", "password": "li-pass-0001", "role": "operator", "display_name": "李明"}),
@@ -221,7 +232,36 @@ fn statistics_by_window_and_by_person_equal_a_brute_force_count() {
     assert_eq!((at_city["police"]["received"], at_city["police"]["resolved"], at_city["police"]["citizen_rated"]), (3, 2, 2), "{t}");
     let (persons, _, _) = table(&city, &q("person"));
     assert_eq!(persons, brute(&city, "3301", year, false), "by person at the city");
+    // The Parquet export of the stopped city: the same figures by window
+    // and by person, read back with DuckDB.
+    h.city.stop();
+    let out = tempfile::tempdir().unwrap();
+    let run = h.city.node_cmd(&["export", "parquet", "--dir", out.path().to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let counters = serde_json::to_string(&COUNTERS).unwrap();
+    let read = std::process::Command::new("python3").arg("-c").arg(PARQUET_SCRIPT).args([out.path().to_str().unwrap(), year, &counters]).output().unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let got: Value = serde_json::from_slice(&read.stdout).unwrap();
+    let parquet = |kind: &str| -> Figures {
+        let mut f: Figures = BTreeMap::new();
+        for (g, counts) in got[kind].as_object().unwrap() {
+            let e = f.entry(g.clone()).or_default();
+            for c in COUNTERS {
+                let n = counts[c].as_i64().unwrap();
+                if n != 0 {
+                    e.insert(c, n);
+                }
+            }
+        }
+        f.retain(|_, v| !v.is_empty());
+        f
+    };
+    assert_eq!(parquet("window"), at_city, "the Parquet table by window");
+    assert_eq!(parquet("person"), persons, "the Parquet table by person");
+    h.city.start();
+    let city = h.city.login("operator", OPERATOR_PASSWORD);
+
     // Bad input: a clear error.
-    let (status, v) = op.get("/api/stats?by=desk");
+    let (status, v) = city.get("/api/stats?by=desk");
     assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
 }
