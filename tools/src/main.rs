@@ -449,7 +449,8 @@ enum Command {
     Fleet,
     /// Statistics of a subtree: counters and KPIs beside the plan's targets, ranked.
     Stats {
-        /// unit, level, county, township, village, category or channel.
+        /// unit, level, county, township, village, category, channel, window
+        /// (a department window's code) or person (unit:username).
         #[arg(long, default_value = "unit")]
         by: String,
         /// 2026-10, 2026-Q4 or 2026 (default: this month).
