@@ -122,7 +122,7 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
     let Some(case) = rng.pick(&mine) else { return Ok(None) };
     let children: Vec<usize> = world.nodes[n].children.iter().copied().filter(|&c| !world.is_revoked(c)).collect();
     // The decisions of format 4, once the city finalized it: now and then.
-    if format4 && let Some(action) = decision(world, &case, me, &children, world.nodes[n].clock.now_ms(), rng) {
+    if format4 && let Some(action) = decision(world, case, me, &children, world.nodes[n].clock.now_ms(), rng) {
         return Ok(Some(Op::Act { case: case.id, action, operator: "模拟办理员".into() }));
     }
     // A 督办 waiting for this unit's reply (format 4, once the city
