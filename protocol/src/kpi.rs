@@ -695,6 +695,22 @@ pub fn markdown() -> String {
     ] {
         let _ = writeln!(out, "- {rule}");
     }
+    let _ = writeln!(out, "\n## By window and by person\n");
+    let _ = writeln!(
+        out,
+        "`GET /api/stats?by=window` and `by=person` (the console's 按窗口 and 按人员, the CSV/XLSX downloads and the Parquet export's `actors` table) count a subset of the counters against the department window (派驻窗口) and the person (a center's account, `unit:username`) who took the steps, from the steps that stand (accepted, not overruled):\n"
+    );
+    for rule in [
+        "`received` (受理): against the person who filed the case, in the month it was filed; against a window when the case is routed (分流) or rerouted (改派) to it, in the month of that step, at the routing center.",
+        "`resolved`, `resolved_on_time`, `handling_minutes` (办结, 按期办结, 办理时长): the case's resolution as it stands (as in the unit figures), against the person who resolved it and the window that step acted for (a window account's step, or the center's step on a case at one of its windows).",
+        "Every rating counter (满意率 and the others): against the person and the window of the last 办结 of the rated unit before the rating, in the month of the rating.",
+    ] {
+        let _ = writeln!(out, "- {rule}");
+    }
+    let _ = writeln!(
+        out,
+        "\nOpen past-due cases and 越级 belong to units and are not shown by window or person. At a county or the city, a window's row sums the windows of that code of every center in the scope. These figures are computed from the cases at query time (the cases with a step since the period began are folded), not kept as counters."
+    );
     out
 }
 
