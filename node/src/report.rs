@@ -136,7 +136,8 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, po
         // By window or person: the counters attributed to them (受理, 办结,
         // on time, ratings), their total the sum of the rows.
         let from = q.months.iter().min().and_then(|m| month_start_ms(*m)).unwrap_or(0);
-        let groups = stats::rollup_actors(store, policies, trust, q.scope, &q.months, from, q.by)?;
+        let to = q.months.iter().max().and_then(|m| month_start_ms(next_month(*m))).unwrap_or(u64::MAX);
+        let groups = stats::rollup_actors(store, policies, trust, q.scope, &q.months, (from, to), q.by)?;
         let mut total = [0; kpi::COUNTERS];
         for c in groups.values() {
             for (a, b) in total.iter_mut().zip(c) {

@@ -235,23 +235,24 @@ pub fn rollup_tagged(store: &crate::store::Store, scope: DivisionCode, months: &
 
 /// Counter sums by window ([`By::Window`]: the window's code) or by person
 /// ([`By::Person`]: `unit:username`) over `months` within `scope`'s subtree,
-/// from [`kpi::attributed`] of each case that had a step in or after the
-/// first month (`updated_ms`): the cases are folded at query time, since the
-/// counters are kept by unit, channel and category only. `from_ms` is the
-/// first instant of the first month.
+/// from [`kpi::attributed`] of each case filed before the period ended
+/// with a step in or after its first month (`updated_ms`): the cases are
+/// folded at query time, since the counters are kept by unit, channel and
+/// category only. `from_ms..to_ms`: the period's first and last instants
+/// (the end exclusive).
 pub fn rollup_actors(
     store: &crate::store::Store,
     policies: &zongzhi_protocol::policy::PolicySet,
     trust: &zongzhi_protocol::trust::Trust,
     scope: DivisionCode,
     months: &[u32],
-    from_ms: u64,
+    (from_ms, to_ms): (u64, u64),
     by: By,
 ) -> crate::store::Result<std::collections::BTreeMap<String, Counts>> {
     use std::collections::BTreeMap;
     let mut cases = Vec::new();
     store.all_summaries(|c| {
-        if c.updated_ms >= from_ms && (scope.contains(c.filed_by) || c.units.iter().any(|u| scope.contains(*u))) {
+        if c.updated_ms >= from_ms && c.filed_ms < to_ms && (scope.contains(c.filed_by) || c.units.iter().any(|u| scope.contains(*u))) {
             cases.push(c.id);
         }
         true
