@@ -190,6 +190,10 @@ fn statistics_by_window_and_by_person_equal_a_brute_force_count() {
     let month = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string()[..7].to_string();
     assert_eq!(table(&op, &format!("by=window&period={month}")).0, by_window, "the month holds every step");
 
+    // A window account sees its queue only: the statistics are refused.
+    let (status, v) = ga.get(&format!("/api/stats?{}", q("window")));
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("outside_windows")), "{v}");
+
     // The CSV has the same rows.
     let (status, _, csv) = op.get_raw(&format!("/api/stats?{}&format=csv", q("window")));
     assert_eq!(status, 200);
