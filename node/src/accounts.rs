@@ -23,10 +23,16 @@ use crate::store::{Store, StoreError};
 /// How long a session lasts without logging in again (12 hours: one shift).
 pub const SESSION_TTL_MS: u64 = 12 * 3600 * 1000;
 
-/// What an account may do. Ordered: each role includes the ones below it.
+/// What an account may do. Ordered: each role includes the ones below it,
+/// except [`Role::Window`], which is below them all: a 派驻 window's staff
+/// see and act on their windows' cases only, so every route refuses them
+/// (403) unless it names the role and scopes what it gives to their windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// 派驻窗口: an operator of one or more department windows of the
+    /// center (the account's `windows`), for those windows' cases only.
+    Window,
     /// Read-only oversight; personal data masked.
     Viewer,
     /// Files cases and takes workflow steps.
@@ -38,6 +44,7 @@ pub enum Role {
 impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s {
+            "window" => Some(Role::Window),
             "viewer" => Some(Role::Viewer),
             "operator" => Some(Role::Operator),
             "admin" => Some(Role::Admin),
@@ -47,6 +54,7 @@ impl Role {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Window => "window",
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
@@ -80,6 +88,14 @@ pub struct Account {
     /// ([`new_recovery_code`]): the second factor its admin keeps.
     #[serde(default)]
     pub recovery_hash: Option<String>,
+    /// The department windows a [`Role::Window`] account works for (empty
+    /// for every other role).
+    #[serde(default)]
+    pub windows: Vec<String>,
+    /// A mediator (调解员, often part-time): mediation steps may name this
+    /// account.
+    #[serde(default)]
+    pub mediator: bool,
 }
 
 /// A client that logged in as an account.
@@ -104,6 +120,17 @@ pub struct Session {
     /// The account's `session_epoch` when the session was opened.
     #[serde(default)]
     pub epoch: u32,
+    /// A [`Role::Window`] account's windows, as the account has them now
+    /// (filled in by [`session`], never stored).
+    #[serde(default, skip_serializing)]
+    pub windows: Vec<String>,
+}
+
+impl Session {
+    /// Whether this session sees only some windows' cases.
+    pub fn is_window(&self) -> bool {
+        self.role == Role::Window
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +153,8 @@ pub enum AccountError {
     NoSuchUser(String),
     #[error("an admin cannot disable their own account")]
     DisableSelf,
+    #[error("a window account names 1 to 8 department windows (codes a-z, 0-9, _), and only a window account names any")]
+    BadWindows,
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -161,6 +190,29 @@ pub fn acceptable_password(username: &str, password: &str) -> bool {
 
 /// Creates an account. Refuses an existing name.
 pub fn create(store: &Store, username: &str, password: &str, role: Role, display_name: &str, now_ms: u64) -> Result<Account, AccountError> {
+    create_scoped(store, username, password, role, display_name, now_ms, Scope::default())
+}
+
+/// What an account works on besides its role: a window account's windows,
+/// and whether it is a mediator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub windows: Vec<String>,
+    pub mediator: bool,
+}
+
+impl Scope {
+    /// Window codes well formed, 1 to 8 of them exactly for a window account.
+    pub fn check(&self, role: Role) -> Result<(), AccountError> {
+        let code_ok = |w: &String| (1..=32).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let ok = if role == Role::Window { (1..=8).contains(&self.windows.len()) && self.windows.iter().all(code_ok) } else { self.windows.is_empty() };
+        if ok { Ok(()) } else { Err(AccountError::BadWindows) }
+    }
+}
+
+/// Creates an account with its scope (see [`Scope`]). Refuses an existing name.
+pub fn create_scoped(store: &Store, username: &str, password: &str, role: Role, display_name: &str, now_ms: u64, scope: Scope) -> Result<Account, AccountError> {
+    scope.check(role)?;
     if !valid_username(username) {
         return Err(AccountError::BadUsername);
     }
@@ -184,6 +236,8 @@ pub fn create(store: &Store, username: &str, password: &str, role: Role, display
         password_changed_ms: None,
         devices: Vec::new(),
         recovery_hash: None,
+        windows: scope.windows,
+        mediator: scope.mediator,
     };
     let mut b = store.batch();
     b.put_account(username, &account);
@@ -230,7 +284,13 @@ pub fn open_session(store: &Store, account: &Account, now_ms: u64) -> Result<(St
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
     let token = hex::encode(raw);
-    let session = Session { username: account.username.clone(), role: account.role, expires_ms: now_ms + SESSION_TTL_MS, epoch: account.session_epoch };
+    let session = Session {
+        username: account.username.clone(),
+        role: account.role,
+        expires_ms: now_ms + SESSION_TTL_MS,
+        epoch: account.session_epoch,
+        windows: account.windows.clone(),
+    };
     let mut b = store.batch();
     b.put_session(&token_hash(&token), &session);
     match store.commit(b) {
@@ -277,7 +337,7 @@ pub fn session(store: &Store, token: &str, now_ms: u64) -> Result<Option<Session
         return Ok(None);
     };
     let account: Option<Account> = store.account(&s.username)?;
-    Ok(account.filter(|a| !a.disabled && a.session_epoch == s.epoch).map(|_| s))
+    Ok(account.filter(|a| !a.disabled && a.session_epoch == s.epoch).map(|a| Session { windows: a.windows, ..s }))
 }
 
 pub fn logout(store: &Store, token: &str) -> Result<(), AccountError> {
@@ -407,6 +467,17 @@ pub fn set_password(store: &Store, username: &str, password: &str, keep: Option<
     change_account(store, username, keep, |a| {
         a.password_hash = hash;
         a.password_changed_ms = Some(now_ms);
+    })
+}
+
+/// Sets what an account works on (its windows, whether it mediates); its
+/// sessions end, as its reach changed.
+pub fn set_scope(store: &Store, username: &str, scope: Scope) -> Result<Account, AccountError> {
+    let account: Account = store.account(username)?.ok_or_else(|| AccountError::NoSuchUser(username.into()))?;
+    scope.check(account.role)?;
+    change_account(store, username, None, |a| {
+        a.windows = scope.windows;
+        a.mediator = scope.mediator;
     })
 }
 

@@ -8,7 +8,9 @@
 //!   mode to a temporary file, then streamed back.
 //! - [`parquet`] (`zongzhi-node export parquet`, node stopped): analytics
 //!   tables without personal data — case facts, one row per case event,
-//!   the statistics counters — for DuckDB, DataFusion, Spark or Trino.
+//!   the statistics counters, the counters by window and by person
+//!   (`actors/`, [`crate::stats::rollup_actors`]'s figures by month) — for
+//!   DuckDB, DataFusion, Spark or Trino.
 //!   Incremental: a manifest in the output directory records the feed
 //!   position exported up to; the next run writes only the new events as a
 //!   new part file and replaces the (derived, changing) case and statistics
@@ -25,6 +27,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use zongzhi_protocol::case::Contact;
+use zongzhi_protocol::policy::PolicySet;
+use zongzhi_protocol::trust::Trust;
 use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::Role;
@@ -423,6 +427,9 @@ pub struct Manifest {
     pub event_files: Vec<String>,
     pub cases_file: String,
     pub stats_file: String,
+    /// The counters by window and by person (absent before they were exported).
+    #[serde(default)]
+    pub actors_file: String,
     /// When the last run finished (RFC 3339, +08:00).
     pub exported_at: String,
 }
@@ -433,6 +440,7 @@ pub struct ParquetOutcome {
     pub cases: usize,
     pub events: usize,
     pub stats: usize,
+    pub actors: usize,
     /// Feed positions read this run (`from..=to`; empty when nothing new).
     pub feed_from: u64,
     pub feed_to: u64,
@@ -449,10 +457,11 @@ impl std::fmt::Display for ParquetOutcome {
         };
         write!(
             f,
-            "exported cases: {} rows, events: {} rows ({feed}), stats: {} rows; files written: {}",
+            "exported cases: {} rows, events: {} rows ({feed}), stats: {} rows, by window and person: {} rows; files written: {}",
             self.cases,
             self.events,
             self.stats,
+            self.actors,
             if self.files.is_empty() { "none".to_string() } else { self.files.join(", ") }
         )
     }
@@ -468,9 +477,18 @@ pub fn since_ms(date: &str) -> Result<u64, ExportError> {
 
 /// Exports the store's analytics tables into `dir` (see the module docs).
 /// `since`: the `--since` date; events and cases before it are left out.
-pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path, since: Option<&str>) -> Result<ParquetOutcome, ExportError> {
+/// `trust` and `policies` fold the cases for the table by window and person.
+pub fn parquet(
+    store: &Store,
+    node: &NodeId,
+    division: DivisionCode,
+    trust: &Trust,
+    policies: &PolicySet,
+    dir: &Path,
+    since: Option<&str>,
+) -> Result<ParquetOutcome, ExportError> {
     let since_ms = since.map(since_ms).transpose()?;
-    for sub in ["cases", "events", "stats"] {
+    for sub in ["cases", "events", "stats", "actors"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(io_at(format!("creating {}", dir.join(sub).display())))?;
     }
     let manifest_path = dir.join(MANIFEST);
@@ -502,6 +520,11 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
     let stats = write_stats(store, dir, &stats_rel)?;
     files.push(stats_rel.clone());
 
+    // By window and by person: a fresh snapshot.
+    let actors_rel = "actors/actors.parquet".to_string();
+    let actors = write_actors(store, trust, policies, dir, &actors_rel)?;
+    files.push(actors_rel.clone());
+
     let manifest = Manifest {
         version: LAYOUT_VERSION,
         node: node.to_string(),
@@ -511,11 +534,12 @@ pub fn parquet(store: &Store, node: &NodeId, division: DivisionCode, dir: &Path,
         event_files,
         cases_file: cases_rel,
         stats_file: stats_rel,
+        actors_file: actors_rel,
         exported_at: time(now),
     };
     let manifest = serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::Data(format!("manifest: {e}")))?;
     write_atomically(&manifest_path, &manifest)?;
-    Ok(ParquetOutcome { cases, events, stats, feed_from: from, feed_to: head, files })
+    Ok(ParquetOutcome { cases, events, stats, actors, feed_from: from, feed_to: head, files })
 }
 
 /// The manifest a previous run left at `path`; `None` when there is none.
@@ -657,6 +681,41 @@ fn write_stats(store: &Store, dir: &Path, rel: &str) -> Result<usize, ExportErro
     Ok(stats)
 }
 
+/// Writes the table by window and by person at `rel` afresh: one row per
+/// (month, window or person) with its counters ([`kpi::attributed`] of every
+/// case, folded); returns its rows.
+fn write_actors(store: &Store, trust: &Trust, policies: &PolicySet, dir: &Path, rel: &str) -> Result<usize, ExportError> {
+    use std::collections::BTreeMap;
+    use zongzhi_protocol::kpi::{self, Actor, COUNTERS};
+    let mut ids = Vec::new();
+    store.all_summaries(|c| {
+        ids.push(c.id);
+        true
+    })?;
+    let mut sums: BTreeMap<(u32, Actor), kpi::Counts> = BTreeMap::new();
+    for id in ids {
+        let records = crate::ledger::load_case_records(store, &id).map_err(|e| ExportError::Data(format!("case {id}: {e}")))?;
+        let state = crate::ledger::fold_records(store, policies, trust, &records).map_err(|e| ExportError::Data(format!("case {id}: {e}")))?;
+        for f in kpi::attributed(&state) {
+            sums.entry((f.month, f.actor)).or_insert([0; COUNTERS])[f.counter as usize] += f.value;
+        }
+    }
+    let mut t = Table::create(dir, rel, "actors", actors_schema())?;
+    for ((month, actor), counts) in &sums {
+        let (kind, unit, window, operator) = match actor {
+            Actor::Window { unit, window } => ("window", unit, Some(window.as_str()), None),
+            Actor::Person { unit, operator } => ("person", unit, None, Some(operator.as_str())),
+        };
+        let unit = unit.to_string();
+        let mut cells = vec![Cell::I32(Some(*month as i32)), Cell::Str(Some(kind)), Cell::Str(Some(&unit)), Cell::Str(window), Cell::Str(operator)];
+        cells.extend(counts.iter().map(|x| Cell::I64(Some(*x))));
+        t.row(&cells)?;
+    }
+    let rows = t.rows;
+    t.finish()?;
+    Ok(rows)
+}
+
 /// Adds one counter key to the statistics table, unless it is a per-unit total or all zero.
 fn stats_row(t: &mut Table, k: &[u8], v: &[u8]) -> Result<(), ExportError> {
     let Some(key) = crate::stats::parse_key(k) else { return Ok(()) };
@@ -788,6 +847,13 @@ fn event_schema() -> Vec<ColumnDef> {
 fn stats_schema() -> Vec<ColumnDef> {
     use Kind::*;
     let mut cols = vec![col("month", I32), col("tag", I32), col("unit", Str), col("channel", Str), col("category", Str)];
+    cols.extend(zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| col(c.as_str(), I64)));
+    cols
+}
+
+fn actors_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    let mut cols = vec![col("month", I32), col("kind", Str), col("unit", Str), nullable("window", Str), nullable("operator", Str)];
     cols.extend(zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| col(c.as_str(), I64)));
     cols
 }

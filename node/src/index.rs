@@ -90,6 +90,7 @@ pub fn backfill_grade_counts(store: &crate::store::Store, policy: &zongzhi_proto
         waiting_calendar: false,
         overruled: None,
         clock: None,
+        windows: None,
     };
     let mut counts = vec![0i64; SuperviseGrade::ALL.len()];
     crate::queue::scan(store, &filter, policy, 0, |c| {
@@ -142,11 +143,33 @@ pub struct Entry {
     pub waiting: bool,
     /// Running clocks: (started, due).
     pub clocks: Vec<(u64, u64)>,
+    /// The department window the case is at, and the windows (of their
+    /// centers) asked to help (format 4): a window account's queue.
+    pub window: Option<String>,
+    pub helper_windows: Vec<(DivisionCode, String)>,
+}
+
+/// Appends a short string (at most 255 bytes) with its length.
+fn put_short(v: &mut Vec<u8>, s: &str) {
+    let b = &s.as_bytes()[..s.len().min(255)];
+    v.push(b.len() as u8);
+    v.extend_from_slice(b);
+}
+
+fn short_at(v: &[u8], at: usize) -> Option<(String, usize)> {
+    let n = *v.get(at)? as usize;
+    Some((String::from_utf8(v.get(at + 1..at + 1 + n)?.to_vec()).ok()?, at + 1 + n))
 }
 
 impl Entry {
     pub fn of(s: &CaseSummary) -> Entry {
-        Entry { category: s.category.clone(), waiting: !s.waiting.is_empty(), clocks: s.running.iter().map(|r| (r.started_ms, r.due_ms)).collect() }
+        Entry {
+            category: s.category.clone(),
+            waiting: !s.waiting.is_empty(),
+            clocks: s.running.iter().map(|r| (r.started_ms, r.due_ms)).collect(),
+            window: s.window.clone(),
+            helper_windows: s.helper_windows.clone(),
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -156,6 +179,13 @@ impl Entry {
         for (s, d) in self.clocks.iter().take(255) {
             v.extend_from_slice(&s.to_be_bytes());
             v.extend_from_slice(&d.to_be_bytes());
+        }
+        // Appended (an entry written before ends here: no window).
+        put_short(&mut v, self.window.as_deref().unwrap_or_default());
+        v.push(self.helper_windows.len().min(255) as u8);
+        for (unit, w) in self.helper_windows.iter().take(255) {
+            v.extend_from_slice(&unit.as_u64().to_be_bytes());
+            put_short(&mut v, w);
         }
         v
     }
@@ -170,7 +200,28 @@ impl Entry {
             let at = 3 + n + 16 * i;
             clocks.push((u64_at(v, at)?, u64_at(v, at + 8)?));
         }
-        Some(Entry { category, waiting, clocks })
+        let mut at = 3 + n + 16 * m;
+        let mut window = None;
+        let mut helper_windows = Vec::new();
+        if at < v.len() {
+            let (w, next) = short_at(v, at)?;
+            window = (!w.is_empty()).then_some(w);
+            let k = *v.get(next)? as usize;
+            at = next + 1;
+            for _ in 0..k {
+                let unit = DivisionCode::new(u64_at(v, at)?).ok()?;
+                let (w, next) = short_at(v, at + 8)?;
+                helper_windows.push((unit, w));
+                at = next;
+            }
+        }
+        Some(Entry { category, waiting, clocks, window, helper_windows })
+    }
+
+    /// Whether the case is one of `windows`' of center `me`: at one of
+    /// them, or one of them asked to help.
+    pub fn in_windows(&self, me: DivisionCode, owner_is_me: bool, windows: &[String]) -> bool {
+        (owner_is_me && self.window.as_ref().is_some_and(|w| windows.contains(w))) || self.helper_windows.iter().any(|(u, w)| *u == me && windows.contains(w))
     }
 
     /// The category of an encoded entry, without decoding the rest.
@@ -533,7 +584,12 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let e = Entry { category: "0202".into(), waiting: true, clocks: vec![(1, 2), (3, 4)] };
-        assert_eq!(Entry::decode(&e.encode()), Some(e));
+        let e = Entry { category: "0202".into(), waiting: true, clocks: vec![(1, 2), (3, 4)], window: None, helper_windows: vec![] };
+        assert_eq!(Entry::decode(&e.encode()), Some(e.clone()));
+        let w = Entry { window: Some("justice".into()), helper_windows: vec![("330106010000".parse().unwrap(), "police".into())], ..e.clone() };
+        assert_eq!(Entry::decode(&w.encode()), Some(w));
+        // An entry written before the windows were appended reads as none.
+        let old = &e.encode()[..3 + 4 + 32];
+        assert_eq!(Entry::decode(old), Some(e));
     }
 }

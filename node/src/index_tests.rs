@@ -141,13 +141,13 @@ fn filters(me: zongzhi_protocol::DivisionCode) -> Vec<Filter> {
                 (None, "", Some(false), false),
                 (None, "", None, true),
             ] {
-                out.push(Filter { owner, statuses: statuses.clone(), urgency, category: category.into(), overdue, due_soon, waiting_calendar: false, overruled: None, clock: None });
+                out.push(Filter { owner, statuses: statuses.clone(), urgency, category: category.into(), overdue, due_soon, waiting_calendar: false, overruled: None, clock: None, windows: None });
             }
         }
     }
     for which in [ClockFilter::Any, ClockFilter::Kind(DeadlineKind::Resolution), ClockFilter::Kind(DeadlineKind::Feedback)] {
         for overdue in [None, Some(true)] {
-            out.push(Filter { owner: None, statuses: vec![], urgency: None, category: String::new(), overdue, due_soon: false, waiting_calendar: false, overruled: None, clock: Some((me, which)) });
+            out.push(Filter { owner: None, statuses: vec![], urgency: None, category: String::new(), overdue, due_soon: false, waiting_calendar: false, overruled: None, clock: Some((me, which)), windows: None });
         }
     }
     out
@@ -232,7 +232,7 @@ fn check(w: &Writer, store: &Store, window_days: u64) {
         let filed_month = kpi::month_of(real).unwrap();
         for month in [filed_month, due_month] {
             let q = crate::report::Query { scope: shared.unit, period: month.to_string(), months: vec![month], baseline: None, by: By::Unit, kpis: vec![], offset: 0, limit: None };
-            let t = crate::report::table(store, &shared.trust(), &policy, &q, now).unwrap();
+            let t = crate::report::table(store, &shared.trust(), &policy, &shared.policies(), &q, now).unwrap();
             let (repeats, overdue) = brute_figures(&all, month, now, window_days * 86_400_000);
             assert_eq!(t["total"]["counts"]["repeats"].as_i64(), Some(repeats), "repeats in {month}");
             assert_eq!(t["total"]["counts"]["open_overdue"].as_i64(), Some(overdue), "open past due in {month} at {now}");

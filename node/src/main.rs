@@ -526,7 +526,8 @@ fn export(command: ExportCommand) -> anyhow::Result<()> {
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
             let store = node::open_store(&cfg, &key)?;
-            let outcome = zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &dir, since.as_deref())?;
+            let (trust, policies) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
+            let outcome = zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &trust, &policies, &dir, since.as_deref())?;
             println!("{outcome} (in {})", dir.display());
         }
     }

@@ -15,7 +15,7 @@ use crate::store::{Result, Store, CF_QUEUE, CF_QUEUE_CAT};
 use crate::summary::CaseSummary;
 
 /// Open statuses: the default work queue.
-pub const OPEN: &[Status] = &[Status::AwaitingReceipt, Status::Accepted, Status::Handling, Status::Returned];
+pub const OPEN: &[Status] = &[Status::AwaitingReceipt, Status::Accepted, Status::Handling, Status::Returned, Status::Suspended];
 
 /// Which clocks select cases in the "my work" view: cases with a running
 /// clock whose responsible unit is this node, whoever owns the case.
@@ -45,6 +45,10 @@ pub struct Filter {
     /// Set: the "my work" view of this unit's running clocks (the owner
     /// and status selections do not apply).
     pub clock: Option<(DivisionCode, ClockFilter)>,
+    /// Set: only the cases of these department windows of this center (at
+    /// one of them, or one of them asked to help): `window=` in the query,
+    /// and always a window account's own windows.
+    pub windows: Option<(DivisionCode, Vec<String>)>,
 }
 
 fn flag(q: &HashMap<String, String>, name: &str) -> std::result::Result<Option<bool>, String> {
@@ -102,7 +106,28 @@ impl Filter {
             waiting_calendar: flag(q, "waiting_calendar")?.unwrap_or(false),
             overruled: flag(q, "overruled")?.unwrap_or(false).then_some(me),
             clock,
+            windows: match q.get("window").map(String::as_str) {
+                None | Some("") => None,
+                Some(w) if w.len() <= 32 && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') => Some((me, vec![w.to_string()])),
+                Some(w) => return Err(format!("window {w:?}: a window code (a-z, 0-9, _)")),
+            },
         })
+    }
+
+    /// Narrows the filter to a window account's windows: its own (all of
+    /// them without `window=`, else the one asked if it is theirs) and this
+    /// center's cases. `None`: a window it does not work for.
+    pub fn for_windows(mut self, me: DivisionCode, mine: &[String]) -> Option<Filter> {
+        let asked = match self.windows.take() {
+            None => mine.to_vec(),
+            Some((_, w)) if w.iter().all(|x| mine.contains(x)) => w,
+            Some(_) => return None,
+        };
+        self.windows = Some((me, asked));
+        if self.owner.is_none() {
+            self.owner = Some(me);
+        }
+        Some(self)
     }
 
     /// Whether a case passes every selection of this filter.
@@ -113,6 +138,11 @@ impl Filter {
             && (!self.due_soon || c.is_due_soon(now, policy.deadlines.due_soon_percent))
             && (!self.waiting_calendar || !c.waiting.is_empty());
         if !base {
+            return false;
+        }
+        if let Some((me, ws)) = &self.windows
+            && !c.in_windows(*me, ws)
+        {
             return false;
         }
         if let Some(unit) = self.overruled {
@@ -286,6 +316,11 @@ fn walk(store: &Store, filter: &Filter, policy: &Policy, now: u64, after: Option
         if after.is_some_and(|a| rest <= a.0.as_slice()) {
             return true;
         }
+        if let Some((me, ws)) = &filter.windows
+            && !index::Entry::decode(value).is_some_and(|e| e.in_windows(*me, filter.owner == Some(*me), ws))
+        {
+            return true;
+        }
         if check_category && !index::Entry::category_of(value).is_some_and(|c| c.starts_with(filter.category.as_bytes())) {
             return true;
         }
@@ -326,6 +361,22 @@ fn walk_clocks(
         if !keep {
             return true;
         }
+        // A window's view of the clocks: only its cases; and a case whose
+        // center has several 协办 clocks (its windows) once, at the earliest
+        // (read from the summary; the clocks of one center are few).
+        let several = e.kind == DeadlineKind::Assistance;
+        if filter.windows.is_some() || several {
+            let Ok(Some(c)) = store.case_summary(&e.case) else { return true };
+            let earliest = match &filter.windows {
+                // A window's 协办 clock: its own windows' requests only.
+                Some((me, ws)) if several => c.assists_owed.iter().filter(|(_, u, w, _)| u == me && w.as_ref().is_some_and(|w| ws.contains(w))).filter_map(|x| x.3).min(),
+                Some((me, ws)) if !c.in_windows(*me, ws) => return true,
+                _ => c.running.iter().filter(|r| r.kind == e.kind && r.unit.as_u64() == e.unit).map(|r| r.due_ms).min(),
+            };
+            if several && earliest != Some(e.due_ms) {
+                return true;
+            }
+        }
         f(e.case, rest)
     })
 }
@@ -333,7 +384,7 @@ fn walk_clocks(
 /// Counts the cases a filter selects: from the stream counts when no
 /// clock-dependent selection applies, else by walking (up to [`TOTAL_CAP`]).
 fn count(store: &Store, filter: &Filter, policy: &Policy, now: u64) -> Result<(usize, bool)> {
-    let from_counts = filter.clock.is_none() && !filter.waiting_calendar && filter.overruled.is_none() && !filter.due_soon && filter.overdue.is_none();
+    let from_counts = filter.clock.is_none() && !filter.waiting_calendar && filter.overruled.is_none() && !filter.due_soon && filter.overdue.is_none() && filter.windows.is_none();
     if from_counts {
         let Streams { cf, ranges, .. } = streams(store, filter, now, None, true)?;
         let tag: &[u8] = if cf == CF_QUEUE { b"q" } else { b"c" };

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 use zongzhi_protocol::kpi::{self, Counter, Figures, Kpi};
+use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::trust::Trust;
 use zongzhi_protocol::workflow::DeadlineKind;
 use zongzhi_protocol::{DivisionCode, Level};
@@ -41,6 +42,8 @@ fn group_of(by: By, e: &crate::index::ClockEntry) -> Option<String> {
         By::Subtree(level) => unit.lineage().into_iter().find(|u| u.level() == level)?.to_string(),
         By::Category => e.category.clone(),
         By::Channel => zongzhi_protocol::case::Channel::ALL.get(e.channel as usize)?.as_str().to_string(),
+        // Counted by the case's unit, not by window or person.
+        By::Window | By::Person => return None,
     })
 }
 
@@ -129,9 +132,26 @@ pub const SKIP_LEVEL_DEFINITION: &str =
     "越级：在发生地以上的中心受理、且发生地此前没有同一诉求人同一小类案件的事项，计入发生地；与基期（默认上年同期）比较，规划目标为下降50%";
 
 /// The statistics table for a query, as JSON.
-pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q: &Query, now: u64) -> Result<Value> {
-    let groups = stats::rollup(store, q.scope, &q.months, q.by)?;
-    let totals = stats::rollup(store, q.scope, &q.months, By::Subtree(q.scope.level()))?;
+/// `policies`: every version held, to fold cases for the tables by window
+/// and by person.
+pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, policies: &PolicySet, q: &Query, now: u64) -> Result<Value> {
+    let actors = matches!(q.by, By::Window | By::Person);
+    let (groups, totals) = if actors {
+        // By window or person: the counters attributed to them (受理, 办结,
+        // on time, ratings), their total the sum of the rows.
+        let from = q.months.iter().min().and_then(|m| month_start_ms(*m)).unwrap_or(0);
+        let to = q.months.iter().max().and_then(|m| month_start_ms(next_month(*m))).unwrap_or(u64::MAX);
+        let groups = stats::rollup_actors(store, policies, trust, q.scope, &q.months, (from, to), q.by)?;
+        let mut total = [0; kpi::COUNTERS];
+        for c in groups.values() {
+            for (a, b) in total.iter_mut().zip(c) {
+                *a += b;
+            }
+        }
+        (groups, BTreeMap::from([(String::new(), total)]))
+    } else {
+        (stats::rollup(store, q.scope, &q.months, q.by)?, stats::rollup(store, q.scope, &q.months, By::Subtree(q.scope.level()))?)
+    };
     // 越级 beside its baseline period.
     let (baseline_period, baseline_months) = match &q.baseline {
         Some((p, m)) => (p.clone(), m.clone()),
@@ -150,7 +170,8 @@ pub fn table(store: &Store, trust: &Trust, policy: &zongzhi_protocol::Policy, q:
         let change = (base > 0).then(|| (now - base) as f64 / base as f64);
         json!({"count": now, "baseline": base, "change": change, "target": -0.5, "meets": change.map(|c| c <= -0.5 + 1e-9)})
     };
-    let qt = query_time(store, q, now)?;
+    // Open past-due and repeat cases are counted by unit, not by window or person.
+    let qt = if actors { QueryTime { overdue: HashMap::new(), overdue_total: 0, repeats: HashMap::new(), repeats_total: 0 } } else { query_time(store, q, now)? };
     let names = unit_names(trust);
     let rows = group_rows(&groups, &qt);
     let total = total_figures(&totals, &qt);
@@ -262,6 +283,9 @@ fn group_name(by: By, g: &str, names: &HashMap<String, String>, policy: &zongzhi
             .unwrap_or_default(),
         By::Category => policy.subcategory(g).map(|(_, leaf)| leaf.name.clone()).unwrap_or_default(),
         By::Channel => zongzhi_protocol::case::Channel::parse(g).map(|c| c.zh().to_string()).unwrap_or_default(),
+        By::Window => policy.window(g).map(|w| w.name.clone()).unwrap_or_default(),
+        // The account's display name is filled in by the API (it holds the accounts).
+        By::Person => g.split_once(':').map(|(_, user)| user.to_string()).unwrap_or_default(),
     }
 }
 
@@ -280,6 +304,8 @@ fn by_name(by: By) -> &'static str {
         By::Subtree(_) => "village",
         By::Category => "category",
         By::Channel => "channel",
+        By::Window => "window",
+        By::Person => "person",
     }
 }
 

@@ -159,6 +159,12 @@ pub enum By {
     Subtree(Level),
     Category,
     Channel,
+    /// Department windows by code: a center's own at a center, every
+    /// center's window of that code at a county or the city. Counted at
+    /// query time from the cases ([`rollup_actors`]), not kept in counters.
+    Window,
+    /// Persons (a center's accounts, `unit:username`), at query time.
+    Person,
 }
 
 impl By {
@@ -171,6 +177,8 @@ impl By {
             "village" => By::Subtree(Level::Village),
             "category" => By::Category,
             "channel" => By::Channel,
+            "window" => By::Window,
+            "person" => By::Person,
             _ => return None,
         })
     }
@@ -194,8 +202,13 @@ pub fn rollup_tagged(store: &crate::store::Store, scope: DivisionCode, months: &
             *a += b;
         }
     };
+    if matches!(by, By::Window | By::Person) {
+        // Not kept in the counters (see `rollup_actors`).
+        return Ok(out);
+    }
     for &month in months {
         let (tag, lo, hi) = match by {
+            By::Window | By::Person => continue,
             // Groups of units: their totals over channels and categories.
             By::Unit | By::Level => (TOTAL_TAGS + OWN, *range.start(), *range.end()),
             By::Subtree(level) => (TOTAL_TAGS + subtree_tag(level), *range.start(), *range.end()),
@@ -212,9 +225,53 @@ pub fn rollup_tagged(store: &crate::store::Store, scope: DivisionCode, months: &
                 By::Level => DivisionCode::new(k.unit).map(|d| d.level().as_str().to_string()).unwrap_or_default(),
                 By::Category => k.category,
                 By::Channel => Channel::ALL.get(k.channel as usize).map(|c| c.as_str().to_string()).unwrap_or_default(),
+                By::Window | By::Person => return,
             };
             add(&mut out, group, v);
         })?;
+    }
+    Ok(out)
+}
+
+/// Counter sums by window ([`By::Window`]: the window's code) or by person
+/// ([`By::Person`]: `unit:username`) over `months` within `scope`'s subtree,
+/// from [`kpi::attributed`] of each case filed before the period ended
+/// with a step in or after its first month (`updated_ms`): the cases are
+/// folded at query time, since the counters are kept by unit, channel and
+/// category only. `from_ms..to_ms`: the period's first and last instants
+/// (the end exclusive).
+pub fn rollup_actors(
+    store: &crate::store::Store,
+    policies: &zongzhi_protocol::policy::PolicySet,
+    trust: &zongzhi_protocol::trust::Trust,
+    scope: DivisionCode,
+    months: &[u32],
+    (from_ms, to_ms): (u64, u64),
+    by: By,
+) -> crate::store::Result<std::collections::BTreeMap<String, Counts>> {
+    use std::collections::BTreeMap;
+    let mut cases = Vec::new();
+    store.all_summaries(|c| {
+        if c.updated_ms >= from_ms && c.filed_ms < to_ms && (scope.contains(c.filed_by) || c.units.iter().any(|u| scope.contains(*u))) {
+            cases.push(c.id);
+        }
+        true
+    })?;
+    let mut out: BTreeMap<String, Counts> = BTreeMap::new();
+    for id in cases {
+        let corrupt = |e: crate::ledger::LedgerError| crate::store::StoreError::Corrupt { cf: "records", detail: format!("case {id}: {e}") };
+        let records = crate::ledger::load_case_records(store, &id).map_err(corrupt)?;
+        let state = crate::ledger::fold_records(store, policies, trust, &records).map_err(corrupt)?;
+        for f in kpi::attributed(&state) {
+            let group = match (&f.actor, by) {
+                (kpi::Actor::Window { unit, window }, By::Window) if scope.contains(*unit) => window.clone(),
+                (kpi::Actor::Person { unit, operator }, By::Person) if scope.contains(*unit) => format!("{unit}:{operator}"),
+                _ => continue,
+            };
+            if months.contains(&f.month) {
+                out.entry(group).or_insert([0; COUNTERS])[f.counter as usize] += f.value;
+            }
+        }
     }
     Ok(out)
 }

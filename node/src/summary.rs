@@ -94,6 +94,19 @@ pub struct CaseSummary {
     /// unit that owes it.
     #[serde(default)]
     pub replies_owed: Vec<(RecordId, DivisionCode)>,
+    /// 协办 requests waiting for a reply (format 4): the request, the unit
+    /// that answers (a window's: its center), the helping window, the due
+    /// time (`None` while its calendar is missing).
+    #[serde(default)]
+    pub assists_owed: Vec<(RecordId, DivisionCode, Option<String>, Option<u64>)>,
+    /// Every department window asked to help (format 4), with its center:
+    /// their staff see the case.
+    #[serde(default)]
+    pub helper_windows: Vec<(DivisionCode, String)>,
+    /// A mediation agreement's 回访 is due or done (format 4): whether a
+    /// return visit is owed.
+    #[serde(default)]
+    pub visit_owed: bool,
 }
 
 impl CaseSummary {
@@ -142,7 +155,14 @@ impl CaseSummary {
                 }
                 u
             },
-            blobs: state.filing.contact.iter().copied().chain(state.attachments.iter().map(|a| a.blob)).collect(),
+            blobs: state
+                .filing
+                .contact
+                .iter()
+                .copied()
+                .chain(state.attachments.iter().map(|a| a.blob))
+                .chain(state.mediation.agreements.iter().map(|a| a.document))
+                .collect(),
             units_handled: state.units_handled.len() as u32,
             contact: state.filing.contact,
             waiting: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.waiting_year?))).collect(),
@@ -152,6 +172,14 @@ impl CaseSummary {
             merged: state.merge_event.zip(state.merged_into).map(|((h, id), into)| (h, id, into)),
             facts: kpi::facts(state).into_iter().map(|f| (f.month, f.unit, f.counter as u8, f.value)).collect(),
             replies_owed: state.notices.iter().filter(|n| n.is_pending()).map(|n| (n.id, n.to)).collect(),
+            assists_owed: state.assists.iter().filter(|a| a.is_pending()).map(|a| (a.request, a.unit(), a.window().map(String::from), a.due_ms)).collect(),
+            helper_windows: {
+                let mut w: Vec<(DivisionCode, String)> = state.assists.iter().filter_map(|a| Some((a.by, a.window()?.to_string()))).collect();
+                w.sort();
+                w.dedup();
+                w
+            },
+            visit_owed: state.mediation.agreement().is_some_and(|a| a.visits.is_empty()),
         }
     }
 
@@ -170,6 +198,13 @@ impl CaseSummary {
             .iter()
             .filter_map(|(month, unit, c, value)| Some(Fact { month: *month, unit: *unit, counter: Counter::from_index(*c)?, value: *value }))
             .collect()
+    }
+
+    /// Whether a [`crate::accounts::Role::Window`] account of center `me`
+    /// with `windows` sees the case: at one of them, or one of them asked to
+    /// help.
+    pub fn in_windows(&self, me: DivisionCode, windows: &[String]) -> bool {
+        (self.owner == me && self.window.as_ref().is_some_and(|w| windows.contains(w))) || self.helper_windows.iter().any(|(u, w)| *u == me && windows.contains(w))
     }
 
     /// Folded again when a policy version arrives (the waiting index).

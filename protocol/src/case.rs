@@ -105,6 +105,27 @@ labelled_enum!(
     }
 );
 
+labelled_enum!(
+    /// How a withdrawal (撤回) was confirmed with the citizen (format 4).
+    WithdrawalConfirmation {
+        Phone = "phone", "电话确认";
+        InPerson = "in_person", "当面确认";
+        Written = "written", "书面申请";
+        Online = "online", "网上申请";
+    }
+);
+
+labelled_enum!(
+    /// Whether a mediation agreement is kept, as a return visit (回访) found
+    /// it (format 4).
+    Fulfilment {
+        Kept = "kept", "已履行";
+        InProgress = "in_progress", "正在履行";
+        Partly = "partly", "部分履行";
+        NotKept = "not_kept", "未履行";
+    }
+);
+
 /// Where a case is sent: a department window of the owning center, or a
 /// lower center.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -113,6 +134,23 @@ pub enum RouteTarget {
     Window(String),
     /// A descendant center.
     Unit(DivisionCode),
+}
+
+/// One helper of a 协办 request (format 4): a department window of the
+/// requesting center or a center below it, and the working days it has to
+/// reply.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct AssistTarget {
+    pub helper: RouteTarget,
+    pub working_days: u32,
+}
+
+/// A mediator (调解员) as a step names them: the account at the center that
+/// took the step, and the name the agreement prints (format 4).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Encode, Decode, serde::Serialize)]
+pub struct Mediator {
+    pub account: String,
+    pub name: String,
 }
 
 /// Place of the matter. Coordinates are micro-degrees (no floats in records).
@@ -324,6 +362,43 @@ pub enum Action {
     /// the measures it took, within the reply deadline of the notice's
     /// grade.
     ReplySupervision { notice: RecordId, measures: String },
+    /// 不予受理 (format 4): the matter is not this center's; the citizen is
+    /// referred elsewhere (`referral`: a code of the policy's referral list)
+    /// and told why.
+    Decline { referral: String, reason: String },
+    /// 撤回 (format 4): the citizen withdrew the request; how it was
+    /// confirmed with them, and what they said.
+    Withdraw { confirmation: WithdrawalConfirmation, reason: String },
+    /// 中止 (format 4): the case waits (an appraisal, a court, the
+    /// citizen); its handling clocks stand still with the time they had
+    /// left until 恢复. `reason`: a code of the policy's list; `expected_ms`:
+    /// when the case is expected to resume.
+    Suspend { reason: String, note: String, expected_ms: u64 },
+    /// 恢复 (format 4): the clocks 中止 stopped run again with the time
+    /// they had left.
+    Resume { note: String },
+    /// 协办 with deadlines and replies (format 4): each helper has its
+    /// working days to reply.
+    RequestAssistance { helpers: Vec<AssistTarget>, requirements: String },
+    /// 协办回复 (format 4): a helper answers the request `request` (the
+    /// 协办 step's record id).
+    ReplyAssistance { request: RecordId, helper: RouteTarget, reply: String },
+    /// 协办督办 (format 4): the requesting center chases a helper whose
+    /// reply is late.
+    SuperviseAssistance { request: RecordId, helper: RouteTarget, grade: SuperviseGrade, note: String },
+    /// 调解 session (format 4): when it was held, by whom, who attended,
+    /// what happened.
+    MediationSession { held_ms: u64, mediators: Vec<Mediator>, attendees: String, notes: String },
+    /// 调解协议书 (format 4): the agreement's document (parties, matter,
+    /// terms: personal data, so a blob whose hash is signed) and the
+    /// parties' confirmations (scanned signatures, attachments of the case).
+    MediationAgreement { document: BlobHash, signatures: Vec<BlobHash>, mediators: Vec<Mediator>, signed_ms: u64 },
+    /// 申请司法确认 (format 4): the agreement is referred to the court.
+    ReferConfirmation { court: String, note: String },
+    /// 司法确认结果 (format 4): the court's ruling on the agreement.
+    RecordConfirmation { confirmed: bool, ruling: String, ruled_ms: u64, note: String },
+    /// 回访 (format 4): whether the agreement is kept.
+    ReturnVisit { fulfilment: Fulfilment, method: String, note: String },
 }
 
 impl Action {
@@ -331,13 +406,36 @@ impl Action {
     /// deadlines): one authority takes each at a time. The others (progress
     /// notes, evidence, 督办) add to the case and never conflict.
     pub fn is_exclusive(&self) -> bool {
-        !matches!(self, Action::Progress { .. } | Action::Attach { .. } | Action::Supervise { .. } | Action::ReplySupervision { .. })
+        !matches!(
+            self,
+            Action::Progress { .. }
+                | Action::Attach { .. }
+                | Action::Supervise { .. }
+                | Action::ReplySupervision { .. }
+                | Action::ReplyAssistance { .. }
+                | Action::SuperviseAssistance { .. }
+                | Action::ReferConfirmation { .. }
+                | Action::RecordConfirmation { .. }
+                | Action::ReturnVisit { .. }
+        )
     }
 
     /// The lowest record format that has this step.
     pub fn format_needed(&self) -> u8 {
         match self {
-            Action::ReplySupervision { .. } => 4,
+            Action::ReplySupervision { .. }
+            | Action::Decline { .. }
+            | Action::Withdraw { .. }
+            | Action::Suspend { .. }
+            | Action::Resume { .. }
+            | Action::RequestAssistance { .. }
+            | Action::ReplyAssistance { .. }
+            | Action::SuperviseAssistance { .. }
+            | Action::MediationSession { .. }
+            | Action::MediationAgreement { .. }
+            | Action::ReferConfirmation { .. }
+            | Action::RecordConfirmation { .. }
+            | Action::ReturnVisit { .. } => 4,
             _ => 3,
         }
     }
@@ -367,6 +465,18 @@ impl Action {
             Action::Appeal { .. } => "appeal",
             Action::DecideAppeal { .. } => "decide_appeal",
             Action::ReplySupervision { .. } => "reply_supervision",
+            Action::Decline { .. } => "decline",
+            Action::Withdraw { .. } => "withdraw",
+            Action::Suspend { .. } => "suspend",
+            Action::Resume { .. } => "resume",
+            Action::RequestAssistance { .. } => "request_assistance",
+            Action::ReplyAssistance { .. } => "reply_assistance",
+            Action::SuperviseAssistance { .. } => "supervise_assistance",
+            Action::MediationSession { .. } => "mediation_session",
+            Action::MediationAgreement { .. } => "mediation_agreement",
+            Action::ReferConfirmation { .. } => "refer_confirmation",
+            Action::RecordConfirmation { .. } => "record_confirmation",
+            Action::ReturnVisit { .. } => "return_visit",
         }
     }
 
@@ -397,6 +507,19 @@ impl Action {
             Action::DecideAppeal { upheld: true, .. } => "申诉成立",
             Action::DecideAppeal { upheld: false, .. } => "申诉驳回",
             Action::ReplySupervision { .. } => "督办回复",
+            Action::Decline { .. } => "不予受理",
+            Action::Withdraw { .. } => "撤回",
+            Action::Suspend { .. } => "中止",
+            Action::Resume { .. } => "恢复",
+            Action::RequestAssistance { .. } => "协办",
+            Action::ReplyAssistance { .. } => "协办回复",
+            Action::SuperviseAssistance { .. } => "协办督办",
+            Action::MediationSession { .. } => "调解",
+            Action::MediationAgreement { .. } => "调解协议",
+            Action::ReferConfirmation { .. } => "申请司法确认",
+            Action::RecordConfirmation { confirmed: true, .. } => "司法确认有效",
+            Action::RecordConfirmation { confirmed: false, .. } => "司法确认驳回",
+            Action::ReturnVisit { .. } => "回访",
         }
     }
 }
@@ -461,6 +584,73 @@ impl Contact {
             id_number: mask_keep(&self.id_number, 6, 4),
             address: mask_keep(&self.address, 6, 0),
         }
+    }
+}
+
+/// A party to a mediation agreement (当事人). Personal data: it lives only
+/// in the agreement's blob ([`AgreementDoc`]), never in a signed record.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Party {
+    pub name: String,
+    #[serde(default)]
+    pub gender: String,
+    #[serde(default)]
+    pub ethnicity: String,
+    #[serde(default)]
+    pub age: String,
+    /// 职业或职务.
+    #[serde(default)]
+    pub occupation: String,
+    #[serde(default)]
+    pub phone: String,
+    /// 单位或住址.
+    #[serde(default)]
+    pub address: String,
+}
+
+/// The text of a 人民调解协议书, stored as a blob whose hash the agreement
+/// step signs (format 4): the parties, the matter in dispute, the terms
+/// agreed, how and by when they are performed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementDoc {
+    /// 编号.
+    #[serde(default)]
+    pub number: String,
+    pub parties: Vec<Party>,
+    /// 纠纷主要事实、争议事项.
+    pub matter: String,
+    /// 经调解，自愿达成如下协议.
+    pub terms: String,
+    /// 履行方式、时限.
+    #[serde(default)]
+    pub performance: String,
+    /// 本协议一式几份.
+    #[serde(default)]
+    pub copies: u32,
+}
+
+impl AgreementDoc {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode(bytes, 256 * 1024)
+    }
+
+    /// The agreement as shown to people not handling the case: every
+    /// party's personal details masked, the text kept.
+    pub fn masked(&self) -> AgreementDoc {
+        let mut d = self.clone();
+        for p in &mut d.parties {
+            p.name = mask_keep(&p.name, 1, 0);
+            p.phone = mask_keep(&p.phone, 3, 4);
+            p.address = mask_keep(&p.address, 6, 0);
+            p.age = String::new();
+        }
+        d
     }
 }
 

@@ -85,6 +85,23 @@ counters! {
     // Record format 4: 督办回复.
     SupervisionReplied = "supervision_replied", "督办回复";
     SupervisionRepliedOnTime = "supervision_replied_on_time", "按时督办回复";
+    // Record format 4: the decisions a center takes.
+    Declined = "declined", "不予受理";
+    Withdrawn = "withdrawn", "撤回";
+    Suspended = "suspended", "中止";
+    Resumed = "resumed", "恢复";
+    ResumedOnTime = "resumed_on_time", "按期恢复";
+    AssistanceRequested = "assistance_requested", "协办请求";
+    AssistanceReplied = "assistance_replied", "协办回复";
+    AssistanceRepliedOnTime = "assistance_replied_on_time", "按时协办回复";
+    AssistanceSupervised = "assistance_supervised", "协办督办";
+    MediationSessions = "mediation_sessions", "调解场次";
+    MediationAgreements = "mediation_agreements", "调解协议";
+    ConfirmationReferred = "confirmation_referred", "申请司法确认";
+    Confirmed = "confirmed", "司法确认有效";
+    ReturnVisits = "return_visits", "回访";
+    ReturnVisitsOnTime = "return_visits_on_time", "按时回访";
+    AgreementsKept = "agreements_kept", "协议已履行";
 }
 
 /// Number of counters in a value vector.
@@ -151,6 +168,9 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
             DeadlineKind::OnSite => (Counter::OnSite, Counter::OnSiteOnTime),
             DeadlineKind::Feedback => (Counter::FedBack, Counter::FeedbackOnTime),
             DeadlineKind::SupervisionReply => (Counter::SupervisionReplied, Counter::SupervisionRepliedOnTime),
+            DeadlineKind::Assistance => (Counter::AssistanceReplied, Counter::AssistanceRepliedOnTime),
+            DeadlineKind::Suspension => (Counter::Resumed, Counter::ResumedOnTime),
+            DeadlineKind::ReturnVisit => (Counter::ReturnVisits, Counter::ReturnVisitsOnTime),
             DeadlineKind::Resolution | DeadlineKind::Rehandle => {
                 add(met, d.unit, Counter::Closed, 1);
                 add(met, d.unit, Counter::ClosedLate, (!on_time) as i64);
@@ -174,6 +194,7 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
         add(filed, state.filing.intake.arose_in.unwrap_or(home), Counter::SkipLevel, 1);
     }
     rating_facts(state, &mut add);
+    decision_facts(state, &mut add);
     add(filed, state.owner, Counter::Rehandled, state.reopens as i64);
     add(filed, state.owner, Counter::Supervised, state.supervisions as i64);
     // A step its unit acknowledged that a concurrent step elsewhere
@@ -184,29 +205,149 @@ pub fn facts(state: &CaseState) -> Vec<Fact> {
     finish(out)
 }
 
+/// Whom a counter of [`attributed`] is counted against: a department
+/// window of a center, or a person (an account of a center).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Actor {
+    Window { unit: DivisionCode, window: String },
+    Person { unit: DivisionCode, operator: String },
+}
+
+/// One counter increment of a case against a window or a person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorFact {
+    pub month: u32,
+    pub actor: Actor,
+    pub counter: Counter,
+    pub value: i64,
+}
+
+/// The counters of a case by window and by person (docs/kpis.md "By window
+/// and by person"), from the steps that stand (accepted, not overruled):
+/// - 受理 (`received`): the person who filed the case, in the month it was
+///   filed; a window receives a case when it is routed (分流 or 改派) to it,
+///   in the month of that step, against the routing center.
+/// - 办结 (`resolved`, `resolved_on_time`, `handling_minutes`): the step
+///   that resolved the case as it stands ([`facts`]' own figures), against
+///   its person and the window it acted for.
+/// - Ratings (满意率 and the other rating counters): against the person and
+///   window of the last 办结 of the rated unit before the rating.
+pub fn attributed(state: &CaseState) -> Vec<ActorFact> {
+    use crate::case::{Action, RouteTarget};
+    let mut out: Vec<ActorFact> = Vec::new();
+    if state.status == Status::Void {
+        return out;
+    }
+    let mut add = |ms: u64, actor: &Actor, counter: Counter, value: i64| {
+        let Some(month) = month_of(ms).filter(|_| value != 0) else { return };
+        match out.iter_mut().find(|f| f.month == month && f.actor == *actor && f.counter == counter) {
+            Some(f) => f.value += value,
+            None => out.push(ActorFact { month, actor: actor.clone(), counter, value }),
+        }
+    };
+    let standing = || state.timeline.iter().filter(|t| t.outcome.is_ok() && t.overruled_by.is_none());
+    let person = |t: &crate::workflow::TimelineEntry| Actor::Person { unit: t.unit, operator: t.operator.clone() };
+    let window = |t: &crate::workflow::TimelineEntry| t.window.clone().map(|w| Actor::Window { unit: t.unit, window: w });
+    for t in standing() {
+        match &t.action {
+            Action::File(_) => add(state.filed_ms, &person(t), Counter::Received, 1),
+            Action::Route { window, .. } | Action::Reroute { target: RouteTarget::Window(window), .. } => {
+                add(t.hlc.wall_ms, &Actor::Window { unit: t.unit, window: window.clone() }, Counter::Received, 1)
+            }
+            _ => {}
+        }
+    }
+    let resolves: Vec<&crate::workflow::TimelineEntry> = standing().filter(|t| matches!(t.action, Action::Resolve { .. })).collect();
+    let resolver = |unit: DivisionCode, at: u64| resolves.iter().rev().find(|t| t.unit == unit && t.hlc.wall_ms <= at).copied();
+    let own = facts(state);
+    if let (Some(at), Some(by)) = (state.resolved_ms, state.resolved_by)
+        && let Some(t) = resolver(by, at)
+    {
+        let month = month_of(at);
+        for f in own.iter().filter(|f| Some(f.month) == month && f.unit == by) {
+            if matches!(f.counter, Counter::Resolved | Counter::ResolvedOnTime | Counter::HandlingMinutes) {
+                add(at, &person(t), f.counter, f.value);
+                if let Some(w) = window(t) {
+                    add(at, &w, f.counter, f.value);
+                }
+            }
+        }
+    }
+    for r in &state.ratings {
+        let Some(t) = resolver(r.unit, r.at_ms) else { continue };
+        let actors: Vec<Actor> = std::iter::once(person(t)).chain(window(t)).collect();
+        one_rating_facts(r, &mut |ms, _unit, counter, value| {
+            for a in &actors {
+                add(ms, a, counter, value);
+            }
+        });
+    }
+    out.sort();
+    out
+}
+
 /// Every rating, in the month it was given, against the unit rated,
 /// whatever happened to the case later (重办 does not take it back).
 fn rating_facts(state: &CaseState, add: &mut impl FnMut(u64, DivisionCode, Counter, i64)) {
     for r in &state.ratings {
-        let (at, by) = (r.at_ms, r.unit);
-        add(at, by, Counter::Appealed, r.appeal.is_some() as i64);
-        if !r.counts() {
-            add(at, by, Counter::AppealUpheld, 1);
-            continue;
+        one_rating_facts(r, add);
+    }
+}
+
+/// The counters of one rating (see [`rating_facts`]).
+fn one_rating_facts(r: &crate::workflow::RatingEntry, add: &mut impl FnMut(u64, DivisionCode, Counter, i64)) {
+    let (at, by) = (r.at_ms, r.unit);
+    add(at, by, Counter::Appealed, r.appeal.is_some() as i64);
+    if !r.counts() {
+        add(at, by, Counter::AppealUpheld, 1);
+        return;
+    }
+    let citizen = r.by == RatedBy::Citizen;
+    add(at, by, Counter::Rated, 1);
+    add(at, by, Counter::CitizenRated, citizen as i64);
+    let (all, own) = match r.rating {
+        Rating::Satisfied => (Counter::Satisfied, Counter::CitizenSatisfied),
+        Rating::Basic => (Counter::BasicallySatisfied, Counter::CitizenBasicallySatisfied),
+        Rating::Unsatisfied => (Counter::Unsatisfied, Counter::CitizenUnsatisfied),
+    };
+    add(at, by, all, 1);
+    add(at, by, own, citizen as i64);
+    if let Some(result) = r.result_rating.filter(|_| citizen) {
+        add(at, by, Counter::ResultRated, 1);
+        add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
+    }
+}
+
+/// The decisions of format 4, each in the month of its step (never the
+/// date it reports: a session entered late does not change a closed month)
+/// against the unit that took it; a 协办 request against its helper.
+fn decision_facts(state: &CaseState, add: &mut impl FnMut(u64, DivisionCode, Counter, i64)) {
+    if let Some(d) = &state.declined {
+        add(d.at_ms, d.unit, Counter::Declined, 1);
+    }
+    if let Some(w) = &state.withdrawn {
+        add(w.at_ms, w.unit, Counter::Withdrawn, 1);
+    }
+    for s in &state.suspensions {
+        add(s.at_ms, s.unit, Counter::Suspended, 1);
+    }
+    for a in &state.assists {
+        add(a.at_ms, a.unit(), Counter::AssistanceRequested, 1);
+        add(a.at_ms, a.unit(), Counter::AssistanceSupervised, a.supervisions as i64);
+    }
+    for s in &state.mediation.sessions {
+        add(s.at_ms, s.unit, Counter::MediationSessions, 1);
+    }
+    for a in &state.mediation.agreements {
+        add(a.at_ms, a.unit, Counter::MediationAgreements, 1);
+        if let Some(c) = &a.confirmation {
+            add(c.at_ms, a.unit, Counter::ConfirmationReferred, 1);
+            if let Some(r) = c.ruling.as_ref().filter(|r| r.confirmed) {
+                add(r.at_ms, a.unit, Counter::Confirmed, 1);
+            }
         }
-        let citizen = r.by == RatedBy::Citizen;
-        add(at, by, Counter::Rated, 1);
-        add(at, by, Counter::CitizenRated, citizen as i64);
-        let (all, own) = match r.rating {
-            Rating::Satisfied => (Counter::Satisfied, Counter::CitizenSatisfied),
-            Rating::Basic => (Counter::BasicallySatisfied, Counter::CitizenBasicallySatisfied),
-            Rating::Unsatisfied => (Counter::Unsatisfied, Counter::CitizenUnsatisfied),
-        };
-        add(at, by, all, 1);
-        add(at, by, own, citizen as i64);
-        if let Some(result) = r.result_rating.filter(|_| citizen) {
-            add(at, by, Counter::ResultRated, 1);
-            add(at, by, Counter::ResultSatisfied, (result != Rating::Unsatisfied) as i64);
+        if let Some(v) = a.visits.last().filter(|v| v.fulfilment == crate::case::Fulfilment::Kept) {
+            add(v.at_ms, a.unit, Counter::AgreementsKept, 1);
         }
     }
 }
@@ -312,8 +453,8 @@ kpis! {
         "群众评价 / 评价; the share of ratings the citizen gave (the rest were entered by staff)",
         "群众评价数 ÷ 评价总数；其余为工作人员代为录入";
     ResolutionRate = "resolution_rate", "化解率",
-        "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline",
-        "办结数 ÷（办结数 + 超期未办结数）";
+        "办结 / (办结 + 超期未办结); cases resolved over cases resolved or open past their resolution deadline (a case 不予受理 or 撤回 is in neither; a 中止 case's resolution clock stands still, so it is not past due while it waits)",
+        "办结数 ÷（办结数 + 超期未办结数）；不予受理、撤回的案件不计入；中止期间办结时限停止计算，不算超期";
     LocalResolution = "local_resolution", "就地化解率",
         "首接中心未上报即办结 / 办结; resolved at the center that first accepted the case with no escalation, over all resolved",
         "首接中心未上报即办结数 ÷ 办结数";
@@ -330,8 +471,8 @@ kpis! {
         "15分钟内到场 / 到场; urgent cases with a first on-site report within 15 minutes",
         "紧急案件15分钟内首次到场数 ÷ 到场数";
     ResolutionOnTime = "resolution_on_time", "按期办结率",
-        "按期办结 / 办结; resolved within 7 (complex 15) working days plus approved extensions",
-        "在7个工作日（复杂15个）加批准延期内办结数 ÷ 办结数";
+        "按期办结 / 办结; resolved within 7 (complex 15) working days plus approved extensions, the days of a 中止 not counted",
+        "在7个工作日（复杂15个）加批准延期内办结数 ÷ 办结数；中止的天数不计";
     OverdueRate = "overdue_rate", "超期率",
         "超期办结 / 办结时限到结; closed late over closed (each resolution or re-handling clock)",
         "超期办结数 ÷ 办结时限到结数（每个办理或重办时限各计一次）";
@@ -568,9 +709,30 @@ pub fn markdown() -> String {
         "Repeat: the same complainant — the same 24-bit fingerprint bucket of the normalised phone number (else of the ID number) — filing in the same leaf category within the policy's window.",
         "A month's report is signed once the month has closed; a later report for the same month supersedes the earlier with a reason, and both stay visible.",
         "督办回复 (record format 4): a 督办 asks the owning unit for a reply within the working days its grade allows (policy `supervision_reply`); `supervision_replied` and `supervision_replied_on_time` count replies against the supervised unit in the month of the reply. A later 督办 to the same unit before a reply supersedes the earlier one; resolving the case ends a pending reply clock without counting it. 督办 of format 3 asked for no reply.",
+        "不予受理 (record format 4): the case was registered, so it counts as received (`received`, and `registered_on_time` by its registration clock); it is never resolved and never overdue: its running clocks stop uncounted (no 分流, 签收 or 办结 figure), and `declined` counts it against the declining unit in the month of the step. The citizen is referred to a place of the policy's list (`decisions.referrals`).",
+        "撤回 (record format 4): received as any registered case; neither resolved nor overdue: its clocks stop uncounted, and `withdrawn` counts it against the unit that held it, in the month of the step.",
+        "中止 and 恢复 (record format 4): a 中止 stops the owner's 分流, 办结 and 重办 clocks that are not past due, each keeping what it had left (working days after the day of the 中止, or natural time for hour-scale clocks), and 恢复 restarts them with as much from the day of 恢复; a clock already past due keeps running. So the days of a 中止 count neither towards 按期办结 nor as overdue. `suspended` counts each 中止 against the owner in its month; the 中止 names an expected end, and `resumed` / `resumed_on_time` count each 恢复 against it (a 中止 past its expected end is overdue and supervised, the case itself is not).",
+        "协办 (record format 4): each helper unit or window has its working days to reply (policy `decisions.assistance_working_days` unless the request says otherwise). `assistance_requested` counts each helper asked, `assistance_replied` / `assistance_replied_on_time` each reply by its clock, `assistance_supervised` each 协办督办 — all against the helper (a window: its center). A request still unanswered when the case moves to another center, is resolved or closed ends uncounted.",
+        "调解 (record format 4): `mediation_sessions`, `mediation_agreements`, `confirmation_referred` and `confirmed` (司法确认有效) count the steps against the mediating unit in the month each was recorded (not the date it reports). An agreement's 回访 is due `decisions.return_visit_days` after it was signed: `return_visits` / `return_visits_on_time` by that clock, and `agreements_kept` when the last visit found it kept.",
     ] {
         let _ = writeln!(out, "- {rule}");
     }
+    let _ = writeln!(out, "\n## By window and by person\n");
+    let _ = writeln!(
+        out,
+        "`GET /api/stats?by=window` and `by=person` (the console's 按窗口 and 按人员, the CSV/XLSX downloads and the Parquet export's `actors` table) count a subset of the counters against the department window (派驻窗口) and the person (a center's account, `unit:username`) who took the steps, from the steps that stand (accepted, not overruled):\n"
+    );
+    for rule in [
+        "`received` (受理): against the person who filed the case, in the month it was filed; against a window when the case is routed (分流) or rerouted (改派) to it, in the month of that step, at the routing center.",
+        "`resolved`, `resolved_on_time`, `handling_minutes` (办结, 按期办结, 办理时长): the case's resolution as it stands (as in the unit figures), against the person who resolved it and the window that step acted for (a window account's step, or the center's step on a case at one of its windows).",
+        "Every rating counter (满意率 and the others): against the person and the window of the last 办结 of the rated unit before the rating, in the month of the rating.",
+    ] {
+        let _ = writeln!(out, "- {rule}");
+    }
+    let _ = writeln!(
+        out,
+        "\nOpen past-due cases and 越级 belong to units and are not shown by window or person. At a county or the city, a window's row sums the windows of that code of every center in the scope. These figures are computed from the cases at query time (the cases with a step since the period began are folded), not kept as counters."
+    );
     out
 }
 

@@ -180,6 +180,90 @@ pub struct Policy {
     pub gate: UpgradeGate,
     /// How long the supervised unit has to reply to a 督办 (format 4).
     pub supervision_reply: ReplyDeadlines,
+    /// What the decisions of format 4 follow: where 不予受理 refers a
+    /// citizen, why a case may be 中止, the default 协办 deadline, when
+    /// the 回访 of a mediation agreement is due.
+    pub decisions: DecisionRules,
+}
+
+/// A place a citizen is referred to when the center declines a matter
+/// (不予受理): a code the step names, the name the citizen reads, and what
+/// to do there.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
+pub struct Referral {
+    pub code: String,
+    pub name: String,
+    /// What the citizen is told to do (where to go, what to bring).
+    pub guidance: String,
+    /// Retired codes stay (old cases name them) but are not offered.
+    pub retired: bool,
+}
+
+/// A reason a case may be 中止 (its clocks stand still).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
+pub struct SuspensionReason {
+    pub code: String,
+    pub name: String,
+    pub retired: bool,
+}
+
+/// The rules of the decisions of record format 4. A policy of format 3
+/// reads as [`DecisionRules::default`], which is therefore frozen: never
+/// change a value of it (a later default would change what old policies
+/// say).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, serde::Serialize)]
+pub struct DecisionRules {
+    /// 不予受理: where a citizen may be referred.
+    pub referrals: Vec<Referral>,
+    /// 中止: why a case may wait.
+    pub suspension_reasons: Vec<SuspensionReason>,
+    /// The longest 中止, in days after the step (its expected end).
+    pub max_suspension_days: u32,
+    /// 协办: working days a helper has to reply when the request does not
+    /// say otherwise, and the most a request may give.
+    pub assistance_working_days: u32,
+    pub max_assistance_working_days: u32,
+    /// 回访: days after a mediation agreement within which it is due.
+    pub return_visit_days: u32,
+}
+
+impl Default for DecisionRules {
+    fn default() -> Self {
+        let referral = |code: &str, name: &str, guidance: &str| Referral { code: code.into(), name: name.into(), guidance: guidance.into(), retired: false };
+        let reason = |code: &str, name: &str| SuspensionReason { code: code.into(), name: name.into(), retired: false };
+        DecisionRules {
+            referrals: vec![
+                referral("court", "人民法院", "属于人民法院受理范围的民事纠纷，请携带身份证件和相关证据到有管辖权的人民法院诉讼服务中心咨询立案"),
+                referral("labor_arbitration", "劳动人事争议仲裁委员会", "劳动人事争议请先向用人单位所在地的劳动人事争议仲裁委员会申请仲裁"),
+                referral("police", "公安机关", "涉及违法犯罪的，请向当地公安机关报案；紧急情况请拨打110"),
+                referral("administrative_review", "行政复议机关", "对行政机关的行政行为不服的，请依法向行政复议机关申请行政复议或向人民法院提起行政诉讼"),
+                referral("petitions", "信访工作机构", "属于信访事项的，请按照《信访工作条例》向有权处理的机关提出"),
+                referral("market_regulation", "市场监督管理部门（12315）", "消费纠纷请拨打12315或通过全国12315平台向市场监督管理部门投诉"),
+            ],
+            suspension_reasons: vec![
+                reason("appraisal", "等待鉴定、评估结论"),
+                reason("litigation", "当事人已申请仲裁或提起诉讼"),
+                reason("other_authority", "等待其他机关的处理结果"),
+                reason("party_unavailable", "当事人因故暂时不能参加"),
+            ],
+            max_suspension_days: 90,
+            assistance_working_days: 5,
+            max_assistance_working_days: 20,
+            return_visit_days: 30,
+        }
+    }
+}
+
+impl DecisionRules {
+    /// A referral by code, retired or not.
+    pub fn referral(&self, code: &str) -> Option<&Referral> {
+        self.referrals.iter().find(|r| r.code == code)
+    }
+
+    /// A 中止 reason by code, retired or not.
+    pub fn suspension_reason(&self, code: &str) -> Option<&SuspensionReason> {
+        self.suspension_reasons.iter().find(|r| r.code == code)
+    }
 }
 
 /// The newest record format the city allows nodes to sign. A node signs
@@ -282,6 +366,18 @@ pub fn start_of_day_ms(date: Date) -> Result<u64, PolicyError> {
     u64::try_from(ts.as_millisecond()).map_err(|_| PolicyError::TimeRange)
 }
 
+/// Start (00:00 China time) of the day of a Unix-ms instant (0 outside
+/// the supported range).
+pub fn day_start(ms: u64) -> u64 {
+    china_date(ms).and_then(start_of_day_ms).unwrap_or(0)
+}
+
+/// End (23:59:59.999 China time) of the day of a Unix-ms instant (the
+/// instant itself outside the supported range).
+pub fn day_end(ms: u64) -> u64 {
+    china_date(ms).and_then(end_of_day_ms).unwrap_or(ms)
+}
+
 fn end_of_day_ms(date: Date) -> Result<u64, PolicyError> {
     let dt: DateTime = date.at(23, 59, 59, 999_000_000);
     let ts = CST.to_timestamp(dt).map_err(|_| PolicyError::TimeRange)?;
@@ -325,6 +421,7 @@ impl Policy {
             calendars,
             gate: UpgradeGate::format_3(),
             supervision_reply: ReplyDeadlines::default(),
+            decisions: DecisionRules::default(),
         }
     }
 
@@ -374,6 +471,22 @@ impl Policy {
             }
         }
         end_of_day_ms(date)
+    }
+
+    /// Working days after the day of `from_ms` up to and including the day
+    /// of `to_ms` (0 when `to_ms` is on the same day or earlier): what a
+    /// working-day clock due at `to_ms` has left at `from_ms`.
+    pub fn working_days_between(&self, from_ms: u64, to_ms: u64) -> Result<u32, PolicyError> {
+        let mut date = china_date(from_ms)?;
+        let end = china_date(to_ms)?;
+        let mut n = 0;
+        while date < end {
+            date = date.tomorrow().map_err(|_| PolicyError::TimeRange)?;
+            if self.is_working_day(date)? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Natural-time deadline.
@@ -434,6 +547,7 @@ impl Policy {
         self.validate_windows()?;
         self.validate_categories()?;
         self.validate_numbers()?;
+        self.validate_decisions()?;
         match previous {
             Some(prev) => self.validate_against(prev),
             None => Ok(()),
@@ -534,6 +648,52 @@ impl Policy {
         Ok(())
     }
 
+    /// Referral and 中止 reason codes well formed, each once, named; the
+    /// decision deadlines in range.
+    fn validate_decisions(&self) -> Result<(), PolicyError> {
+        let d = &self.decisions;
+        let code_ok = |what: &str, code: &str| -> Result<(), PolicyError> {
+            if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return invalid(format!("{what} code {code:?}: 1 to 32 characters a-z, 0-9 or _"));
+            }
+            Ok(())
+        };
+        let mut seen = std::collections::HashSet::new();
+        for r in &d.referrals {
+            code_ok("referral", &r.code)?;
+            if !seen.insert(r.code.clone()) {
+                return invalid(format!("referral {} is listed twice", r.code));
+            }
+            name_ok("referral", &r.code, &r.name)?;
+            let n = r.guidance.trim().chars().count();
+            if n == 0 || n > 200 || r.guidance.chars().any(char::is_control) {
+                return invalid(format!("referral {}: guidance is 1 to 200 characters without control characters", r.code));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &d.suspension_reasons {
+            code_ok("suspension reason", &r.code)?;
+            if !seen.insert(r.code.clone()) {
+                return invalid(format!("suspension reason {} is listed twice", r.code));
+            }
+            name_ok("suspension reason", &r.code, &r.name)?;
+        }
+        for (name, v, max) in [
+            ("max_suspension_days", d.max_suspension_days, 366),
+            ("assistance_working_days", d.assistance_working_days, 250),
+            ("max_assistance_working_days", d.max_assistance_working_days, 250),
+            ("return_visit_days", d.return_visit_days, 366),
+        ] {
+            if v == 0 || v > max {
+                return invalid(format!("decisions.{name} must be 1 to {max}"));
+            }
+        }
+        if d.assistance_working_days > d.max_assistance_working_days {
+            return invalid("decisions.assistance_working_days is more than max_assistance_working_days".into());
+        }
+        Ok(())
+    }
+
     /// The version follows `prev`, and no window, category or sub-category
     /// of it is gone (old cases name them: they are retired instead).
     fn validate_against(&self, prev: &Policy) -> Result<(), PolicyError> {
@@ -543,6 +703,16 @@ impl Policy {
         for w in &prev.windows {
             if self.window(&w.code).is_none() {
                 return invalid(format!("window {} cannot be removed (old cases use it): retire it instead", w.code));
+            }
+        }
+        for r in &prev.decisions.referrals {
+            if self.decisions.referral(&r.code).is_none() {
+                return invalid(format!("referral {} cannot be removed (old cases name it): retire it instead", r.code));
+            }
+        }
+        for r in &prev.decisions.suspension_reasons {
+            if self.decisions.suspension_reason(&r.code).is_none() {
+                return invalid(format!("suspension reason {} cannot be removed (old cases name it): retire it instead", r.code));
             }
         }
         for c in &prev.categories {

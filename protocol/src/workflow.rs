@@ -11,7 +11,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use crate::case::{
-    rating_token_hash, Action, BlobHash, CaseEvent, Filing, Rating, RatingInvite, RouteTarget, SuperviseGrade, Urgency,
+    rating_token_hash, Action, BlobHash, CaseEvent, Filing, Fulfilment, Mediator, Rating, RatingInvite, RouteTarget, SuperviseGrade, Urgency,
+    WithdrawalConfirmation,
 };
 use crate::division::{DivisionCode, Level};
 use crate::hlc::Hlc;
@@ -46,6 +47,14 @@ pub enum Status {
     /// 已作废: filed with a key that was revoked before it signed the
     /// filing (see [`FoldContext`]); nothing more can happen to it.
     Void,
+    /// 不予受理 (format 4): not this center's matter; the citizen was
+    /// referred elsewhere.
+    Declined,
+    /// 已撤回 (format 4): the citizen withdrew the request.
+    Withdrawn,
+    /// 已中止 (format 4): the case waits; its handling clocks stand still
+    /// until 恢复.
+    Suspended,
 }
 
 impl Status {
@@ -60,6 +69,9 @@ impl Status {
         Status::Archived,
         Status::Merged,
         Status::Void,
+        Status::Declined,
+        Status::Withdrawn,
+        Status::Suspended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +86,9 @@ impl Status {
             Status::Archived => "archived",
             Status::Merged => "merged",
             Status::Void => "void",
+            Status::Declined => "declined",
+            Status::Withdrawn => "withdrawn",
+            Status::Suspended => "suspended",
         }
     }
 
@@ -89,6 +104,9 @@ impl Status {
             Status::Archived => "已归档",
             Status::Merged => "已并单",
             Status::Void => "已作废",
+            Status::Declined => "不予受理",
+            Status::Withdrawn => "已撤回",
+            Status::Suspended => "已中止",
         }
     }
 
@@ -98,12 +116,12 @@ impl Status {
 
     /// Still needs work by its owner.
     pub fn is_open(self) -> bool {
-        matches!(self, Status::AwaitingReceipt | Status::Accepted | Status::Handling | Status::Returned)
+        matches!(self, Status::AwaitingReceipt | Status::Accepted | Status::Handling | Status::Returned | Status::Suspended)
     }
 
     /// Nothing more can happen to the case.
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Archived | Status::Merged | Status::Void)
+        matches!(self, Status::Archived | Status::Merged | Status::Void | Status::Declined | Status::Withdrawn)
     }
 }
 
@@ -125,6 +143,14 @@ pub enum DeadlineKind {
     /// 督办回复: the supervised unit answers a 督办 notice (format-4
     /// notices; the clock names the notice).
     SupervisionReply,
+    /// 协办: a helper replies to a request for assistance (format 4; the
+    /// clock names the request, and a helping window of the requesting
+    /// center).
+    Assistance,
+    /// 中止期限: a 中止 case is expected to resume by this time (format 4).
+    Suspension,
+    /// 回访: the return visit after a mediation agreement (format 4).
+    ReturnVisit,
 }
 
 impl DeadlineKind {
@@ -137,6 +163,9 @@ impl DeadlineKind {
         DeadlineKind::Rehandle,
         DeadlineKind::OnSite,
         DeadlineKind::SupervisionReply,
+        DeadlineKind::Assistance,
+        DeadlineKind::Suspension,
+        DeadlineKind::ReturnVisit,
     ];
 
     pub fn parse(s: &str) -> Option<DeadlineKind> {
@@ -153,6 +182,9 @@ impl DeadlineKind {
             DeadlineKind::Rehandle => "rehandle",
             DeadlineKind::OnSite => "on_site",
             DeadlineKind::SupervisionReply => "supervision_reply",
+            DeadlineKind::Assistance => "assistance",
+            DeadlineKind::Suspension => "suspension",
+            DeadlineKind::ReturnVisit => "return_visit",
         }
     }
 
@@ -166,6 +198,9 @@ impl DeadlineKind {
             DeadlineKind::Rehandle => "重办",
             DeadlineKind::OnSite => "到场",
             DeadlineKind::SupervisionReply => "督办回复",
+            DeadlineKind::Assistance => "协办",
+            DeadlineKind::Suspension => "中止期限",
+            DeadlineKind::ReturnVisit => "回访",
         }
     }
 }
@@ -189,13 +224,40 @@ pub struct Deadline {
     pub error: Option<String>,
     /// Working days added by approved extensions.
     pub extended_working_days: u32,
-    /// For a 督办回复 clock: the notice to answer.
+    /// For a 督办回复 clock: the notice to answer; for a 协办 clock: the
+    /// request.
     pub notice: Option<RecordId>,
+    /// For a 协办 clock of a department window: the window (the clock's
+    /// unit is the requesting center).
+    pub window: Option<String>,
+    /// Set while the case is 中止: the clock stands still, holding what it
+    /// had left.
+    pub paused: Option<Paused>,
+}
+
+/// A clock standing still (中止).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Paused {
+    pub at_ms: u64,
+    /// What it had left; `None` when its due time was not known yet (its
+    /// year's calendar missing): the fold computes it again once it is.
+    pub left: Option<Left>,
+}
+
+/// The time a paused clock had left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Left {
+    /// Working days after the day of the pause (day-scale clocks: they
+    /// restart with as many working days after the day of 恢复).
+    WorkingDays(u32),
+    /// Natural time (hour-scale clocks).
+    Ms(u64),
 }
 
 impl Deadline {
     pub fn is_running(&self) -> bool {
-        self.met_ms.is_none() && !self.cancelled
+        self.met_ms.is_none() && !self.cancelled && self.paused.is_none()
     }
 
     pub fn is_overdue(&self, now_ms: u64) -> bool {
@@ -211,6 +273,9 @@ impl Deadline {
     pub fn clock(&self, now_ms: u64, due_soon_percent: u8) -> Clock {
         if self.cancelled {
             return Clock::Cancelled;
+        }
+        if self.paused.is_some() {
+            return Clock::Paused;
         }
         let Some(due) = self.due_ms else {
             return if self.waiting_year.is_some() { Clock::WaitingForCalendar } else { Clock::Unknown };
@@ -244,6 +309,8 @@ pub enum Clock {
     WaitingForCalendar,
     /// No due time (out of the supported time range; see the deadline's error).
     Unknown,
+    /// Standing still while the case is 中止.
+    Paused,
 }
 
 /// A rule an event broke.
@@ -273,12 +340,17 @@ pub struct TimelineEntry {
     /// this names that winning step. `None` for steps that stand and for
     /// steps refused on their own merits.
     pub overruled_by: Option<RecordId>,
+    /// The department window the step acts for, where it has one: a
+    /// window's 协办回复, and the owning center's steps on a case at one of
+    /// its windows (办理中). Derived by the fold, never signed.
+    pub window: Option<String>,
 }
 
 impl TimelineEntry {
     fn of(e: &EventRef<'_>, outcome: Result<(), Rejection>) -> TimelineEntry {
         TimelineEntry {
             overruled_by: None,
+            window: None,
             id: e.id,
             author: e.author,
             hlc: e.hlc,
@@ -387,6 +459,168 @@ pub struct Attachment {
     pub unit: DivisionCode,
 }
 
+/// 不予受理 (format 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declined {
+    pub id: RecordId,
+    /// A referral code of the policy the step named (`policy`).
+    pub referral: String,
+    pub reason: String,
+    pub unit: DivisionCode,
+    pub at_ms: u64,
+    /// The policy version the step named: its referral list says where
+    /// the citizen was sent.
+    pub policy: u32,
+}
+
+/// 撤回 (format 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawn {
+    pub id: RecordId,
+    pub confirmation: WithdrawalConfirmation,
+    pub reason: String,
+    pub unit: DivisionCode,
+    pub at_ms: u64,
+}
+
+/// One 中止 and its 恢复 (format 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspension {
+    pub id: RecordId,
+    /// A 中止 reason code of the policy the step named (`policy`).
+    pub reason: String,
+    pub note: String,
+    pub unit: DivisionCode,
+    pub at_ms: u64,
+    pub expected_ms: u64,
+    pub policy: u32,
+    /// The status the case had, and takes again on 恢复.
+    pub before: Status,
+    pub resumed_ms: Option<u64>,
+    pub resumed_by: Option<RecordId>,
+}
+
+/// One helper of a 协办 request (format 4) and its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assistance {
+    /// The 协办 step.
+    pub request: RecordId,
+    /// The requesting center (the owner when it asked).
+    pub by: DivisionCode,
+    pub helper: RouteTarget,
+    pub requirements: String,
+    pub at_ms: u64,
+    pub working_days: u32,
+    /// `None` while the calendar is missing.
+    pub due_ms: Option<u64>,
+    pub replied_ms: Option<u64>,
+    pub reply: Option<String>,
+    pub reply_event: Option<RecordId>,
+    /// Ended unanswered: the case moved to another center, was resolved
+    /// or closed (the step that ended it). A reply is still taken.
+    pub ended_by: Option<RecordId>,
+    /// 协办督办: the highest grade, and how many.
+    pub supervision: Option<SuperviseGrade>,
+    pub supervisions: u32,
+}
+
+impl Assistance {
+    /// Waiting for its reply.
+    pub fn is_pending(&self) -> bool {
+        self.replied_ms.is_none() && self.ended_by.is_none()
+    }
+
+    /// The center that answers for the reply: a helper unit, or for a
+    /// window the requesting center.
+    pub fn unit(&self) -> DivisionCode {
+        match &self.helper {
+            RouteTarget::Unit(u) => *u,
+            RouteTarget::Window(_) => self.by,
+        }
+    }
+
+    /// The helping window, if the helper is one.
+    pub fn window(&self) -> Option<&str> {
+        match &self.helper {
+            RouteTarget::Window(w) => Some(w),
+            RouteTarget::Unit(_) => None,
+        }
+    }
+}
+
+/// A mediation session (调解, format 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: RecordId,
+    pub unit: DivisionCode,
+    pub at_ms: u64,
+    pub held_ms: u64,
+    pub mediators: Vec<Mediator>,
+    pub attendees: String,
+    pub notes: String,
+}
+
+/// A mediation agreement (调解协议书, format 4), its 司法确认 and 回访.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreement {
+    pub id: RecordId,
+    /// The mediating unit: it refers the agreement to the court and visits.
+    pub unit: DivisionCode,
+    pub at_ms: u64,
+    pub document: BlobHash,
+    pub signatures: Vec<BlobHash>,
+    pub mediators: Vec<Mediator>,
+    pub signed_ms: u64,
+    pub confirmation: Option<Confirmation>,
+    pub visits: Vec<Visit>,
+}
+
+/// 司法确认: the referral to the court and its ruling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub id: RecordId,
+    pub at_ms: u64,
+    pub court: String,
+    pub note: String,
+    pub ruling: Option<Ruling>,
+}
+
+/// The court's ruling on an agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruling {
+    pub id: RecordId,
+    pub at_ms: u64,
+    pub confirmed: bool,
+    pub ruling: String,
+    pub ruled_ms: u64,
+    pub note: String,
+}
+
+/// A return visit (回访).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visit {
+    pub id: RecordId,
+    pub at_ms: u64,
+    pub fulfilment: Fulfilment,
+    pub method: String,
+    pub note: String,
+}
+
+/// A case's mediation (format 4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mediation {
+    pub sessions: Vec<Session>,
+    /// In order; the last is the one in force (a new one only after the
+    /// court refused to confirm the earlier).
+    pub agreements: Vec<Agreement>,
+}
+
+impl Mediation {
+    pub fn agreement(&self) -> Option<&Agreement> {
+        self.agreements.last()
+    }
+}
+
 /// The folded state of one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseState {
@@ -437,6 +671,16 @@ pub struct CaseState {
     pub policy_missing: Option<u32>,
     /// The accepted merge event (HLC, id), once merged.
     pub merge_event: Option<(Hlc, RecordId)>,
+    /// 不予受理 (format 4).
+    pub declined: Option<Declined>,
+    /// 撤回 (format 4).
+    pub withdrawn: Option<Withdrawn>,
+    /// 中止 and 恢复 (format 4), in order.
+    pub suspensions: Vec<Suspension>,
+    /// 协办 requests with deadlines (format 4): one entry per helper.
+    pub assists: Vec<Assistance>,
+    /// 调解 (format 4).
+    pub mediation: Mediation,
 }
 
 /// What the fold needs of one record.
@@ -633,6 +877,11 @@ impl CaseState {
             timeline: Vec::new(),
             policy_missing: None,
             merge_event: None,
+            declined: None,
+            withdrawn: None,
+            suspensions: Vec::new(),
+            assists: Vec::new(),
+            mediation: Mediation::default(),
         };
         let rules = policies.rules(e.event.policy);
         if !rules.held {
@@ -673,6 +922,7 @@ impl CaseState {
         } else {
             self.check(policy, &e).and_then(|()| self.check_merge(revoked, &e))
         };
+        let window = self.window_of(&e);
         if outcome.is_ok() {
             self.effect(policy, &e);
         }
@@ -688,7 +938,19 @@ impl CaseState {
         }
         let mut entry = TimelineEntry::of(&e, outcome);
         entry.overruled_by = overruled_by;
+        entry.window = window;
         self.timeline.push(entry);
+    }
+
+    /// The department window a step acts for, as the case stands before it
+    /// (see [`TimelineEntry::window`]).
+    fn window_of(&self, e: &EventRef<'_>) -> Option<String> {
+        match &e.event.action {
+            Action::ReplyAssistance { helper: RouteTarget::Window(w), .. } => Some(w.clone()),
+            Action::Supervise { .. } | Action::SuperviseAssistance { .. } | Action::ReplyAssistance { .. } => None,
+            _ if e.event.unit == self.owner && self.status == Status::Handling => self.window.clone(),
+            _ => None,
+        }
     }
 
     /// The standing step, among the case's current heads, that `e`'s author
@@ -961,6 +1223,16 @@ impl CaseState {
                 if self.rating == Some(Rating::Unsatisfied) && self.ratings.last().is_none_or(|r| r.appeal != Some(AppealState::Upheld)) {
                     return reject("archive-needs-satisfied", "a case rated 不满意 must be re-handled (or the rating set aside on appeal) before archiving");
                 }
+                // A mediation agreement (format 4) is archived with its
+                // 司法确认 outcome and its 回访.
+                if let Some(a) = self.mediation.agreement() {
+                    if a.confirmation.as_ref().is_some_and(|c| c.ruling.is_none()) {
+                        return reject("archive-needs-confirmation", "the agreement was referred for 司法确认: record the court's ruling before archiving");
+                    }
+                    if a.visits.is_empty() {
+                        return reject("archive-needs-return-visit", "a case with a mediation agreement is archived after its 回访");
+                    }
+                }
                 Ok(())
             }
             Action::Attach { name, .. } => {
@@ -981,7 +1253,194 @@ impl CaseState {
                 }
                 nonempty("measures", measures)
             }
+            Action::Decline { referral, reason } => {
+                need_owner("decline the case (不予受理)")?;
+                need_status(&[Status::AwaitingReceipt, Status::Accepted, Status::Returned], "不予受理")?;
+                nonempty("reason", reason)?;
+                match policy.decisions.referral(referral) {
+                    None => reject("unknown-referral", format!("no referral {referral:?} in policy version {}", policy.version)),
+                    Some(r) if r.retired => reject("retired-referral", format!("the referral {} ({}) is retired in policy version {}", r.code, r.name, policy.version)),
+                    Some(_) => Ok(()),
+                }
+            }
+            Action::Withdraw { reason, .. } => {
+                need_owner("record the withdrawal (撤回)")?;
+                need_status(&[Status::AwaitingReceipt, Status::Accepted, Status::Handling, Status::Returned, Status::Suspended], "撤回")?;
+                nonempty("reason", reason)
+            }
+            Action::Suspend { reason, note, expected_ms } => self.check_suspend(policy, e, reason, note, *expected_ms),
+            Action::Resume { note } => {
+                need_owner("resume the case (恢复)")?;
+                need_status(&[Status::Suspended], "恢复")?;
+                short_text("note", note, 2000)
+            }
+            Action::RequestAssistance { helpers, requirements } => {
+                need_owner("ask for assistance (协办)")?;
+                need_status(&[Status::Accepted, Status::Handling], "协办")?;
+                nonempty("requirements", requirements)?;
+                self.check_assistance(policy, helpers)
+            }
+            Action::ReplyAssistance { request, helper, reply } => {
+                let Some(a) = self.assists.iter().find(|a| a.request == *request && a.helper == *helper) else {
+                    return reject("no-such-assistance", "no 协办 request of this case asked this helper");
+                };
+                if unit != a.unit() {
+                    return reject("reply-by-helper", format!("only the helper {} replies to this 协办 request", a.unit()));
+                }
+                if a.replied_ms.is_some() {
+                    return reject("assistance-replied", "this 协办 request was already answered");
+                }
+                nonempty("reply", reply)
+            }
+            Action::SuperviseAssistance { request, helper, note, .. } => {
+                let Some(a) = self.assists.iter().find(|a| a.request == *request && a.helper == *helper) else {
+                    return reject("no-such-assistance", "no 协办 request of this case asked this helper");
+                };
+                if unit != a.by {
+                    return reject("supervise-by-requester", format!("only the requesting center {} chases its helpers (协办督办)", a.by));
+                }
+                if !a.is_pending() {
+                    return reject("assistance-not-pending", "this 协办 request was answered or has ended");
+                }
+                nonempty("note", note)
+            }
+            Action::MediationSession { held_ms, mediators, attendees, notes } => {
+                need_owner("record a mediation session (调解)")?;
+                need_status(&[Status::Accepted, Status::Handling], "调解")?;
+                mediators_ok(mediators)?;
+                nonempty("attendees", attendees)?;
+                short_text("attendees", attendees, 200)?;
+                nonempty("notes", notes)?;
+                self.check_date("held", *held_ms, e.hlc.wall_ms)
+            }
+            Action::MediationAgreement { signatures, mediators, signed_ms, .. } => {
+                need_owner("record a mediation agreement (调解协议)")?;
+                need_status(&[Status::Accepted, Status::Handling], "调解协议")?;
+                mediators_ok(mediators)?;
+                if let Some(a) = self.mediation.agreement()
+                    && a.confirmation.as_ref().and_then(|c| c.ruling.as_ref()).is_none_or(|r| r.confirmed)
+                {
+                    return reject("one-agreement", "the case has an agreement; a new one only after the court refused to confirm it");
+                }
+                if signatures.is_empty() {
+                    return reject("signatures-required", "attach the parties' signed confirmation (scans) and name them in the agreement");
+                }
+                if let Some(missing) = signatures.iter().find(|b| !self.attachments.iter().any(|a| a.blob == **b)) {
+                    return reject("signature-not-attached", format!("{missing} is not an attachment of this case: upload the scan first"));
+                }
+                self.check_date("signed", *signed_ms, e.hlc.wall_ms)
+            }
+            Action::ReferConfirmation { court, note } => {
+                let a = self.mediating(unit)?;
+                if a.confirmation.is_some() {
+                    return reject("confirmation-referred", "this agreement was already referred for 司法确认");
+                }
+                nonempty("court", court)?;
+                short_text("court", court, 64)?;
+                short_text("note", note, 2000)
+            }
+            Action::RecordConfirmation { ruling, ruled_ms, note, .. } => {
+                let a = self.mediating(unit)?;
+                let Some(c) = &a.confirmation else {
+                    return reject("no-confirmation-referral", "the agreement was not referred for 司法确认");
+                };
+                if c.ruling.is_some() {
+                    return reject("confirmation-ruled", "the court's ruling on this agreement is already recorded");
+                }
+                nonempty("ruling", ruling)?;
+                short_text("ruling", ruling, 64)?;
+                short_text("note", note, 2000)?;
+                self.check_date("ruled", *ruled_ms, e.hlc.wall_ms)
+            }
+            Action::ReturnVisit { method, note, .. } => {
+                self.mediating(unit)?;
+                nonempty("method", method)?;
+                short_text("method", method, 64)?;
+                nonempty("note", note)
+            }
         }
+    }
+
+    /// 中止: by the owner while it handles the case, for a reason of the
+    /// policy, with an expected end within the policy's bound, and no
+    /// extension request pending (its decision would move clocks that
+    /// stand still).
+    fn check_suspend(&self, policy: &Policy, e: &EventRef<'_>, reason: &str, note: &str, expected_ms: u64) -> Result<(), Rejection> {
+        if e.event.unit != self.owner {
+            return reject("only-owner", format!("only the owning unit {} may suspend the case (中止)", self.owner));
+        }
+        if !matches!(self.status, Status::Accepted | Status::Handling) {
+            return reject("status", format!("中止 needs the case to be 已签收/办理中; it is {}", self.status.zh()));
+        }
+        match policy.decisions.suspension_reason(reason) {
+            None => return reject("unknown-suspension-reason", format!("no 中止 reason {reason:?} in policy version {}", policy.version)),
+            Some(r) if r.retired => return reject("retired-suspension-reason", format!("the 中止 reason {} ({}) is retired", r.code, r.name)),
+            Some(_) => {}
+        }
+        nonempty("note", note)?;
+        if self.extension.is_some() {
+            return reject("extension-pending", "decide the pending extension request before 中止");
+        }
+        let now = e.hlc.wall_ms;
+        let max = now.saturating_add(u64::from(policy.decisions.max_suspension_days) * 86_400_000);
+        if expected_ms <= now {
+            return reject("expected-in-future", "the expected end of a 中止 must lie in the future");
+        }
+        if expected_ms > max {
+            return reject("suspension-length", format!("a 中止 lasts at most {} days (policy decisions.max_suspension_days)", policy.decisions.max_suspension_days));
+        }
+        Ok(())
+    }
+
+    /// The helpers of a 协办 request: each a known window of this center or
+    /// a center below it, once, not asked already without a reply, with
+    /// 1 to the policy's most working days.
+    fn check_assistance(&self, policy: &Policy, helpers: &[crate::case::AssistTarget]) -> Result<(), Rejection> {
+        if helpers.is_empty() {
+            return reject("helpers-nonempty", "name at least one helper");
+        }
+        let max = policy.decisions.max_assistance_working_days;
+        for (i, h) in helpers.iter().enumerate() {
+            match &h.helper {
+                RouteTarget::Window(w) => known_window(policy, w)?,
+                RouteTarget::Unit(u) if self.owner.is_ancestor_of(*u) => {}
+                RouteTarget::Unit(u) => return reject("helper-below-owner", format!("helper unit {u} is not below {}", self.owner)),
+            }
+            if helpers[..i].iter().any(|x| x.helper == h.helper) {
+                return reject("helper-twice", "a helper is named twice");
+            }
+            if self.assists.iter().any(|a| a.helper == h.helper && a.is_pending()) {
+                return reject("assistance-pending", "this helper has not answered an earlier 协办 request yet");
+            }
+            if h.working_days == 0 || h.working_days > max {
+                return reject("assistance-length", format!("a helper has 1 to {max} working days to reply"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The agreement in force, if `unit` mediated it.
+    fn mediating(&self, unit: DivisionCode) -> Result<&Agreement, Rejection> {
+        let Some(a) = self.mediation.agreement() else {
+            return reject("no-agreement", "the case has no mediation agreement");
+        };
+        if unit != a.unit {
+            return reject("mediating-unit", format!("only the mediating unit {} takes this step", a.unit));
+        }
+        Ok(a)
+    }
+
+    /// A date a step reports (a session held, an agreement signed, a
+    /// ruling): not after the step, not before the case was received.
+    fn check_date(&self, what: &str, at_ms: u64, now: u64) -> Result<(), Rejection> {
+        if at_ms > now {
+            return reject("date-in-future", format!("the date {what} lies after the step"));
+        }
+        let received = self.filing.received_at_ms.min(self.filed_ms);
+        if at_ms < crate::policy::day_start(received) {
+            return reject("date-before-case", format!("the date {what} lies before the case was received"));
+        }
+        Ok(())
     }
 
     fn effect(&mut self, policy: &Policy, e: &EventRef<'_>) {
@@ -1003,7 +1462,7 @@ impl CaseState {
                 }
             }
             Action::Dispatch { to, due_ms, .. } => {
-                self.hand_over(policy, *to, now, urgency);
+                self.hand_over(policy, *to, now, urgency, e.id);
                 if let Some(due) = due_ms {
                     self.set_handling_due(*due);
                 }
@@ -1011,7 +1470,7 @@ impl CaseState {
             Action::Escalate { .. } => {
                 if let Some(parent) = self.owner.parent() {
                     self.escalations += 1;
-                    self.hand_over(policy, parent, now, urgency);
+                    self.hand_over(policy, parent, now, urgency, e.id);
                 }
             }
             Action::Return { .. } => {
@@ -1019,6 +1478,7 @@ impl CaseState {
                 if self.window.take().is_some() {
                     self.status = Status::Returned;
                 } else if let Some(from) = self.came_from.take() {
+                    self.end_assists(e.id);
                     self.meet(DeadlineKind::SignFor, now);
                     self.meet(DeadlineKind::Routing, now);
                     self.owner = from;
@@ -1032,7 +1492,7 @@ impl CaseState {
                     self.status = Status::Handling;
                     self.meet(DeadlineKind::Routing, now);
                 }
-                RouteTarget::Unit(u) => self.hand_over(policy, *u, now, urgency),
+                RouteTarget::Unit(u) => self.hand_over(policy, *u, now, urgency, e.id),
             },
             Action::AddHelpers { helpers } => {
                 for h in helpers {
@@ -1088,6 +1548,7 @@ impl CaseState {
                 self.meet(DeadlineKind::Resolution, now);
                 self.meet(DeadlineKind::Rehandle, now);
                 self.end_notices(e.id);
+                self.end_assists(e.id);
                 self.start_minutes(DeadlineKind::Feedback, self.filed_by, now, policy.deadlines.feedback_minutes);
             }
             Action::Feedback { invite, .. } => {
@@ -1124,6 +1585,7 @@ impl CaseState {
                 self.status = Status::Merged;
                 self.merged_into = Some(*into);
                 self.merge_event = Some((e.hlc, e.id));
+                self.end_assists(e.id);
                 for d in self.deadlines.iter_mut().filter(|d| d.is_running()) {
                     d.cancelled = true;
                 }
@@ -1135,6 +1597,234 @@ impl CaseState {
             Action::Attach { blob, name, mime, size } => {
                 self.attachments.push(Attachment { blob: *blob, name: name.clone(), mime: mime.clone(), size: *size, unit });
             }
+            Action::Decline { referral, reason } => {
+                self.status = Status::Declined;
+                self.declined = Some(Declined { id: e.id, referral: referral.clone(), reason: reason.clone(), unit, at_ms: now, policy: e.event.policy });
+                self.close(e.id);
+            }
+            Action::Withdraw { confirmation, reason } => {
+                self.status = Status::Withdrawn;
+                self.withdrawn = Some(Withdrawn { id: e.id, confirmation: *confirmation, reason: reason.clone(), unit, at_ms: now });
+                self.close(e.id);
+            }
+            Action::Suspend { reason, note, expected_ms } => {
+                let before = self.status;
+                self.status = Status::Suspended;
+                self.pause_clocks(policy, now);
+                self.start_at(DeadlineKind::Suspension, unit, now, *expected_ms);
+                self.suspensions.push(Suspension {
+                    id: e.id,
+                    reason: reason.clone(),
+                    note: note.clone(),
+                    unit,
+                    at_ms: now,
+                    expected_ms: *expected_ms,
+                    policy: e.event.policy,
+                    before,
+                    resumed_ms: None,
+                    resumed_by: None,
+                });
+            }
+            Action::Resume { .. } => {
+                if let Some(s) = self.suspensions.last_mut().filter(|s| s.resumed_ms.is_none()) {
+                    s.resumed_ms = Some(now);
+                    s.resumed_by = Some(e.id);
+                    self.status = s.before;
+                }
+                self.meet(DeadlineKind::Suspension, now);
+                self.resume_clocks(policy, now);
+            }
+            Action::RequestAssistance { helpers, requirements } => self.ask_assistance(policy, e, helpers, requirements),
+            Action::ReplyAssistance { request, helper, reply } => {
+                if let Some(a) = self.assists.iter_mut().find(|a| a.request == *request && a.helper == *helper) {
+                    a.replied_ms = Some(now);
+                    a.reply = Some(reply.clone());
+                    a.reply_event = Some(e.id);
+                    let (unit, window) = (a.unit(), a.window().map(String::from));
+                    for d in self.deadlines.iter_mut().filter(|d| d.kind == DeadlineKind::Assistance && d.notice == Some(*request) && d.unit == unit && d.window == window && d.is_running()) {
+                        d.met_ms = Some(now);
+                    }
+                }
+            }
+            Action::SuperviseAssistance { request, helper, grade, .. } => {
+                if let Some(a) = self.assists.iter_mut().find(|a| a.request == *request && a.helper == *helper) {
+                    a.supervisions += 1;
+                    if a.supervision.is_none_or(|g| *grade > g) {
+                        a.supervision = Some(*grade);
+                    }
+                }
+            }
+            Action::MediationSession { held_ms, mediators, attendees, notes } => self.mediation.sessions.push(Session {
+                id: e.id,
+                unit,
+                at_ms: now,
+                held_ms: *held_ms,
+                mediators: mediators.clone(),
+                attendees: attendees.clone(),
+                notes: notes.clone(),
+            }),
+            Action::MediationAgreement { document, signatures, mediators, signed_ms } => {
+                // An agreement the court refused to confirm gives way to the
+                // new one: its 回访 clock stops.
+                for d in self.deadlines.iter_mut().filter(|d| d.kind == DeadlineKind::ReturnVisit && d.is_running()) {
+                    d.cancelled = true;
+                }
+                self.mediation.agreements.push(Agreement {
+                    id: e.id,
+                    unit,
+                    at_ms: now,
+                    document: *document,
+                    signatures: signatures.clone(),
+                    mediators: mediators.clone(),
+                    signed_ms: *signed_ms,
+                    confirmation: None,
+                    visits: Vec::new(),
+                });
+                self.start_minutes(DeadlineKind::ReturnVisit, unit, *signed_ms, policy.decisions.return_visit_days.saturating_mul(24 * 60));
+            }
+            Action::ReferConfirmation { court, note } => {
+                if let Some(a) = self.mediation.agreements.last_mut() {
+                    a.confirmation = Some(Confirmation { id: e.id, at_ms: now, court: court.clone(), note: note.clone(), ruling: None });
+                }
+            }
+            Action::RecordConfirmation { confirmed, ruling, ruled_ms, note } => {
+                if let Some(c) = self.mediation.agreements.last_mut().and_then(|a| a.confirmation.as_mut()) {
+                    c.ruling = Some(Ruling { id: e.id, at_ms: now, confirmed: *confirmed, ruling: ruling.clone(), ruled_ms: *ruled_ms, note: note.clone() });
+                }
+            }
+            Action::ReturnVisit { fulfilment, method, note } => {
+                if let Some(a) = self.mediation.agreements.last_mut() {
+                    a.visits.push(Visit { id: e.id, at_ms: now, fulfilment: *fulfilment, method: method.clone(), note: note.clone() });
+                }
+                self.meet(DeadlineKind::ReturnVisit, now);
+            }
+        }
+    }
+
+    /// 不予受理 or 撤回: the case is closed; every clock stops uncounted
+    /// (running or standing still), and so do the 督办 replies and 协办
+    /// requests it waited for.
+    fn close(&mut self, by: RecordId) {
+        self.end_notices(by);
+        self.end_assists(by);
+        for d in self.deadlines.iter_mut().filter(|d| d.met_ms.is_none() && !d.cancelled) {
+            d.cancelled = true;
+        }
+    }
+
+    /// 协办 requests still waiting for a reply end (their clocks stop
+    /// uncounted): the case moved to another center, was resolved or closed.
+    fn end_assists(&mut self, by: RecordId) {
+        for a in self.assists.iter_mut().filter(|a| a.is_pending()) {
+            a.ended_by = Some(by);
+            let (unit, window) = (a.unit(), a.window().map(String::from));
+            for d in self.deadlines.iter_mut().filter(|d| d.kind == DeadlineKind::Assistance && d.notice == Some(a.request) && d.unit == unit && d.window == window && d.is_running()) {
+                d.cancelled = true;
+            }
+        }
+    }
+
+    /// 协办: each helper gets its clock (its unit's, or for a window the
+    /// requesting center's, naming the window) and joins the helpers.
+    fn ask_assistance(&mut self, policy: &Policy, e: &EventRef<'_>, helpers: &[crate::case::AssistTarget], requirements: &str) {
+        let now = e.hlc.wall_ms;
+        let by = e.event.unit;
+        for h in helpers {
+            if !self.helpers.contains(&h.helper) {
+                self.helpers.push(h.helper.clone());
+            }
+            let (unit, window) = match &h.helper {
+                RouteTarget::Unit(u) => (*u, None),
+                RouteTarget::Window(w) => (by, Some(w.clone())),
+            };
+            self.start_working_days(policy, DeadlineKind::Assistance, unit, now, h.working_days);
+            let due = match self.deadlines.last_mut() {
+                Some(d) => {
+                    d.notice = Some(e.id);
+                    d.window = window;
+                    d.due_ms
+                }
+                None => None,
+            };
+            self.assists.push(Assistance {
+                request: e.id,
+                by,
+                helper: h.helper.clone(),
+                requirements: requirements.to_string(),
+                at_ms: now,
+                working_days: h.working_days,
+                due_ms: due,
+                replied_ms: None,
+                reply: None,
+                reply_event: None,
+                ended_by: None,
+                supervision: None,
+                supervisions: 0,
+            });
+        }
+    }
+
+    /// 中止: the owner's handling clocks (分流, 办结, 重办) that are not past
+    /// due stand still, each holding what it had left: working days after
+    /// today for day-scale clocks, natural time for hour-scale ones. A
+    /// clock already past due keeps running (a 中止 never hides lateness).
+    fn pause_clocks(&mut self, policy: &Policy, now: u64) {
+        let owner = self.owner;
+        for d in self.deadlines.iter_mut().filter(|d| {
+            d.is_running() && d.unit == owner && matches!(d.kind, DeadlineKind::Routing | DeadlineKind::Resolution | DeadlineKind::Rehandle) && !d.is_overdue(now)
+        }) {
+            let left = match (d.kind, d.due_ms) {
+                (_, None) => None,
+                (DeadlineKind::Routing, Some(due)) => Some(Left::Ms(due.saturating_sub(now))),
+                (_, Some(due)) => match policy.working_days_between(now, due) {
+                    Ok(n) => Some(Left::WorkingDays(n)),
+                    Err(err) => {
+                        if let PolicyError::NoCalendar(y) = err {
+                            d.waiting_year = Some(y);
+                        }
+                        d.error = Some(err.to_string());
+                        None
+                    }
+                },
+            };
+            d.paused = Some(Paused { at_ms: now, left });
+        }
+    }
+
+    /// 恢复: the clocks standing still run again with what they had left,
+    /// from now (a year without a calendar waits, as any clock does).
+    fn resume_clocks(&mut self, policy: &Policy, now: u64) {
+        for d in self.deadlines.iter_mut().filter(|d| d.paused.is_some() && d.met_ms.is_none() && !d.cancelled) {
+            let Some(p) = d.paused.take() else { continue };
+            match p.left {
+                Some(Left::Ms(ms)) => {
+                    d.due_ms = Some(now.saturating_add(ms));
+                    d.waiting_year = None;
+                    d.error = None;
+                }
+                Some(Left::WorkingDays(n)) => match policy.add_working_days(now, n) {
+                    Ok(due) => {
+                        d.due_ms = Some(due);
+                        d.waiting_year = None;
+                        d.error = None;
+                    }
+                    Err(err) => {
+                        d.due_ms = None;
+                        d.waiting_year = if let PolicyError::NoCalendar(y) = err { Some(y) } else { None };
+                        d.error = Some(err.to_string());
+                    }
+                },
+                // Its due time was not known at the pause: still waiting.
+                None => d.due_ms = None,
+            }
+        }
+    }
+
+    /// A clock due at a given instant (the end of a 中止).
+    fn start_at(&mut self, kind: DeadlineKind, unit: DivisionCode, start: u64, due: u64) {
+        self.start_minutes(kind, unit, start, 0);
+        if let Some(d) = self.deadlines.last_mut() {
+            d.due_ms = Some(due);
         }
     }
 
@@ -1201,7 +1891,8 @@ impl CaseState {
     }
 
     /// Ownership moves to `to` (escalation, dispatch, re-route to a unit).
-    fn hand_over(&mut self, policy: &Policy, to: DivisionCode, now: u64, urgency: Urgency) {
+    fn hand_over(&mut self, policy: &Policy, to: DivisionCode, now: u64, urgency: Urgency, by: RecordId) {
+        self.end_assists(by);
         self.meet(DeadlineKind::Routing, now);
         self.meet(DeadlineKind::SignFor, now);
         self.came_from = Some(self.owner);
@@ -1230,6 +1921,8 @@ impl CaseState {
             error: None,
             extended_working_days: 0,
             notice: None,
+            window: None,
+            paused: None,
         });
     }
 
@@ -1250,6 +1943,8 @@ impl CaseState {
             error,
             extended_working_days: 0,
             notice: None,
+            window: None,
+            paused: None,
         });
     }
 
@@ -1353,6 +2048,28 @@ fn nonempty(field: &str, value: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// A text of at most `max` characters (empty allowed).
+fn short_text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
+    if value.chars().count() > max {
+        return reject("field-too-long", format!("{field} is longer than {max} characters"));
+    }
+    Ok(())
+}
+
+/// The mediators a step names: 1 to 5, each with an account and a name.
+fn mediators_ok(mediators: &[Mediator]) -> Result<(), Rejection> {
+    if mediators.is_empty() || mediators.len() > 5 {
+        return reject("mediators", "name 1 to 5 mediators (调解员)");
+    }
+    for m in mediators {
+        nonempty("mediator account", &m.account)?;
+        nonempty("mediator name", &m.name)?;
+        short_text("mediator account", &m.account, 64)?;
+        short_text("mediator name", &m.name, 64)?;
+    }
+    Ok(())
+}
+
 fn known_window(policy: &Policy, window: &str) -> Result<(), Rejection> {
     match policy.window(window) {
         None => reject("unknown-window", format!("no department window {window:?} in policy version {}", policy.version)),
@@ -1394,3 +2111,6 @@ pub fn validate_filing(policy: &Policy, f: &Filing) -> Result<(), Rejection> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod decision_tests;

@@ -89,6 +89,9 @@ pub struct Stats {
     /// Citizens' ratings the city signed (its public page, played by the
     /// simulator with each case's token).
     pub citizen_ratings: u64,
+    /// Steps of record format 4 acknowledged (督办回复 and the decisions:
+    /// 不予受理, 撤回, 中止/恢复, 协办 and its reply, 调解), once finalized.
+    pub format4_steps: u64,
     pub rounds_to_quiesce: u32,
     /// The incidents that happened (policy push, revocation, equivocation).
     pub incidents: Vec<String>,

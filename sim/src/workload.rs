@@ -39,12 +39,14 @@ pub fn step(world: &mut World, rng: &mut Rng) -> anyhow::Result<()> {
 /// Runs steps at node `n` and counts what they did.
 pub(crate) fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<()> {
     let citizen: Vec<bool> = ops.iter().map(|o| matches!(o, Op::Act { action: Action::CitizenRate { .. }, .. })).collect();
+    let format4: Vec<bool> = ops.iter().map(|o| matches!(o, Op::Act { action, .. } if action.format_needed() >= 4)).collect();
     for (i, r) in world.nodes[n].process(ops).into_iter().enumerate() {
         match r {
             Ok(Outcome::Step(ack)) => {
                 world.nodes[n].acked.push(ack.event);
                 world.stats.steps_ok += 1;
                 world.stats.citizen_ratings += u64::from(citizen.get(i).copied().unwrap_or(false));
+                world.stats.format4_steps += u64::from(format4.get(i).copied().unwrap_or(false));
             }
             Ok(other) => anyhow::bail!("a step answered {other:?}"),
             Err(_) => world.stats.steps_refused += 1,
@@ -113,9 +115,16 @@ fn held(world: &World, n: usize, keep: impl Fn(&CaseSummary) -> bool) -> anyhow:
 /// step across a cut (checked by `honest_nodes_never_overrule_each_other`).
 fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>> {
     let me = world.nodes[n].division;
-    let mine = held(world, n, |s| s.owner == me || matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated))?;
+    let format4 = world.nodes[n].shared().write_format() >= 4;
+    let mine = held(world, n, |s| {
+        s.owner == me || matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated) || (format4 && s.assists_owed.iter().any(|(_, u, _, _)| *u == me))
+    })?;
     let Some(case) = rng.pick(&mine) else { return Ok(None) };
     let children: Vec<usize> = world.nodes[n].children.iter().copied().filter(|&c| !world.is_revoked(c)).collect();
+    // The decisions of format 4, once the city finalized it: now and then.
+    if format4 && let Some(action) = decision(world, case, me, &children, world.nodes[n].clock.now_ms(), rng) {
+        return Ok(Some(Op::Act { case: case.id, action, operator: "模拟办理员".into() }));
+    }
     // A 督办 waiting for this unit's reply (format 4, once the city
     // finalized): answered now and then.
     if let Some((notice, _)) = case.replies_owed.iter().find(|(_, to)| *to == me)
@@ -165,6 +174,43 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
         _ => return Ok(None),
     };
     Ok(Some(Op::Act { case: case.id, action, operator: "模拟办理员".into() }))
+}
+
+/// A step of format 4 on a case this node holds, sometimes: a helper
+/// answers its 协办 request; the owner resumes a 中止 case, or (rarely)
+/// declines, withdraws, pauses, asks a village below for help or records
+/// a mediation session.
+fn decision(world: &World, case: &CaseSummary, me: zongzhi_protocol::DivisionCode, children: &[usize], now: u64, rng: &mut Rng) -> Option<Action> {
+    use zongzhi_protocol::case::{AssistTarget, Mediator, RouteTarget, WithdrawalConfirmation};
+    if let Some((request, unit, _, _)) = case.assists_owed.iter().find(|(_, u, w, _)| *u == me && w.is_none())
+        && rng.chance(60)
+    {
+        return Some(Action::ReplyAssistance { request: *request, helper: RouteTarget::Unit(*unit), reply: "已协助核实".into() });
+    }
+    if case.owner != me {
+        return None;
+    }
+    let roll = rng.below(100);
+    match case.status {
+        Status::Suspended => (roll < 60).then(|| Action::Resume { note: "鉴定已完成".into() }),
+        Status::AwaitingReceipt | Status::Accepted if roll < 3 => Some(Action::Decline { referral: "court".into(), reason: "属于法院受理范围".into() }),
+        Status::Accepted | Status::Handling if roll < 5 => Some(Action::Withdraw { confirmation: WithdrawalConfirmation::Phone, reason: "当事人已和解".into() }),
+        Status::Accepted | Status::Handling if roll < 10 => {
+            Some(Action::Suspend { reason: "appraisal".into(), note: "等待鉴定".into(), expected_ms: now + 10 * 86_400_000 })
+        }
+        Status::Accepted | Status::Handling if roll < 22 => {
+            let &c = rng.pick(children)?;
+            let helper = RouteTarget::Unit(world.nodes[c].division);
+            Some(Action::RequestAssistance { helpers: vec![AssistTarget { helper, working_days: 3 }], requirements: "请协助核实".into() })
+        }
+        Status::Accepted | Status::Handling if roll < 26 => Some(Action::MediationSession {
+            held_ms: now,
+            mediators: vec![Mediator { account: "mediator".into(), name: "模拟调解员".into() }],
+            attendees: "双方当事人".into(),
+            notes: "双方陈述意见".into(),
+        }),
+        _ => None,
+    }
 }
 
 /// Whether the simulated feedback on a case invites the citizen to rate.

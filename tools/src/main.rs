@@ -217,6 +217,135 @@ enum Command {
         #[arg(long)]
         notice: Option<String>,
     },
+    /// 不予受理: decline a matter that is not this center's, referring the
+    /// citizen elsewhere (record format 4).
+    Decline {
+        case: String,
+        /// Where the citizen is referred: a code of the policy's list
+        /// (e.g. court, labor_arbitration, police).
+        #[arg(long)]
+        referral: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 撤回: the citizen withdrew the request (record format 4).
+    Withdraw {
+        case: String,
+        /// How it was confirmed: phone (电话确认), in_person (当面确认),
+        /// written (书面申请), online (网上申请).
+        #[arg(long)]
+        confirmation: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 中止: pause the case's clocks while it waits (record format 4).
+    Suspend {
+        case: String,
+        /// A code of the policy's list (appraisal, litigation, other_authority, party_unavailable).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        note: String,
+        /// The expected day of 恢复 (YYYY-MM-DD).
+        #[arg(long)]
+        expected: String,
+    },
+    /// 恢复: restart the clocks 中止 paused, with the time they had left.
+    Resume {
+        case: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// 协办: ask windows of this center or centers below for help, each with
+    /// a deadline (record format 4).
+    Assist {
+        case: String,
+        /// A helping window: CODE or CODE:WORKING_DAYS (default: the policy's).
+        #[arg(long = "window")]
+        windows: Vec<String>,
+        /// A helping center below: DIVISION or DIVISION:WORKING_DAYS.
+        #[arg(long = "unit")]
+        units: Vec<String>,
+        #[arg(long)]
+        requirements: String,
+    },
+    /// 协办回复: answer the 协办 request waiting for this center (or for
+    /// --window, one of its windows).
+    AssistReply {
+        case: String,
+        #[arg(long)]
+        reply: String,
+        #[arg(long)]
+        window: Option<String>,
+        /// The 协办 step's record id (default: the one waiting).
+        #[arg(long)]
+        request: Option<String>,
+    },
+    /// 调解: record a mediation session (record format 4).
+    Mediate {
+        case: String,
+        /// The day it was held (YYYY-MM-DD).
+        #[arg(long)]
+        held_on: String,
+        /// A mediator's account (repeat for several).
+        #[arg(long = "mediator", required = true)]
+        mediators: Vec<String>,
+        /// Who attended (the parties present).
+        #[arg(long)]
+        attendees: String,
+        #[arg(long)]
+        notes: String,
+    },
+    /// 调解协议书: record the agreement (record format 4): its text from a
+    /// JSON file ({parties:[{name,…}], matter, terms, performance?}), the
+    /// parties' signed confirmation as scans (uploaded to the case first).
+    Agreement {
+        case: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// A scan of the signed agreement to upload and name (repeat).
+        #[arg(long = "scan", required = true)]
+        scans: Vec<PathBuf>,
+        #[arg(long = "mediator", required = true)]
+        mediators: Vec<String>,
+        /// The day it was signed (YYYY-MM-DD).
+        #[arg(long)]
+        signed_on: String,
+    },
+    /// 申请司法确认: refer the agreement to the court.
+    ConfirmRefer {
+        case: String,
+        #[arg(long)]
+        court: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// 司法确认结果: the court's ruling on the agreement.
+    ConfirmResult {
+        case: String,
+        #[arg(long, conflicts_with = "refused")]
+        confirmed: bool,
+        #[arg(long)]
+        refused: bool,
+        /// The ruling's number (文书号).
+        #[arg(long)]
+        ruling: String,
+        #[arg(long)]
+        ruled_on: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// 回访: whether the agreement is kept.
+    ReturnVisit {
+        case: String,
+        /// kept (已履行), in_progress (正在履行), partly (部分履行), not_kept (未履行).
+        #[arg(long)]
+        fulfilment: String,
+        #[arg(long, default_value = "phone")]
+        method: String,
+        #[arg(long)]
+        note: String,
+    },
     /// 办结: resolve.
     Resolve {
         /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
@@ -393,7 +522,8 @@ enum Command {
     Fleet,
     /// Statistics of a subtree: counters and KPIs beside the plan's targets, ranked.
     Stats {
-        /// unit, level, county, township, village, category or channel.
+        /// unit, level, county, township, village, category, channel, window
+        /// (a department window's code) or person (unit:username).
         #[arg(long, default_value = "unit")]
         by: String,
         /// 2026-10, 2026-Q4 or 2026 (default: this month).
@@ -707,6 +837,12 @@ enum UserCommand {
         /// The password (visible in process lists; without it, asked for or read from standard input).
         #[arg(long)]
         password: Option<String>,
+        /// A window account's department window (repeat; role window).
+        #[arg(long = "window")]
+        windows: Vec<String>,
+        /// The account mediates (调解员).
+        #[arg(long)]
+        mediator: bool,
     },
     List,
 }

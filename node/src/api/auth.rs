@@ -37,6 +37,9 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, min: Rol
 /// 403 unless the session's role is at least `min`.
 pub(super) fn require_role(session: &Session, min: Role) -> Result<(), ApiError> {
     if session.role < min {
+        if session.is_window() {
+            return Err(outside_windows(session, "这里"));
+        }
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -44,6 +47,20 @@ pub(super) fn require_role(session: &Session, min: Role) -> Result<(), ApiError>
         ));
     }
     Ok(())
+}
+
+/// 403 for a window account outside its windows' cases.
+pub(crate) fn outside_windows(session: &Session, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "outside_windows",
+        format!(
+            "派驻窗口账号只能查看和办理本窗口（{}）的案件，{what}不在其内 ({} is a window account of {}: only those windows' cases)",
+            session.windows.join("、"),
+            session.username,
+            session.windows.join(", ")
+        ),
+    )
 }
 
 #[derive(Deserialize)]
@@ -235,7 +252,7 @@ struct ChangePassword {
 /// A user sets their own password (the current one checked as a login
 /// is): every other session of theirs ends; this one stays.
 pub(super) async fn change_own_password(State(s): State<AppState>, ClientAddr(ip): ClientAddr, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let session = authenticate(&s, &headers, Role::Window).await?;
     let token = bearer(&headers).unwrap_or_default().to_string();
     let req: ChangePassword = parse_json(&body)?;
     if !accounts::acceptable_password(&session.username, &req.new_password) {
@@ -263,7 +280,7 @@ pub(super) async fn change_own_password(State(s): State<AppState>, ClientAddr(ip
 }
 
 pub(super) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
-    authenticate(&s, &headers, Role::Viewer).await?;
+    authenticate(&s, &headers, Role::Window).await?;
     if let Some(token) = bearer(&headers) {
         accounts::logout(&s.store, token)?;
     }
@@ -271,12 +288,15 @@ pub(super) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Api
 }
 
 pub(super) async fn me(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let session = authenticate(&s, &headers, Role::Window).await?;
     let account: Option<accounts::Account> = s.store.account(&session.username)?;
+    let mediator = account.as_ref().is_some_and(|a| a.mediator);
     Ok(Json(json!({
         "username": session.username,
         "display_name": account.map(|a| a.display_name).unwrap_or_default(),
         "role": session.role.as_str(),
+        "windows": session.windows,
+        "mediator": mediator,
         "unit": s.node.division.to_string(),
         "unit_name": s.node.name,
         "expires_at": time(session.expires_ms),

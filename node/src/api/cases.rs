@@ -17,6 +17,7 @@ use crate::accounts::Role;
 use crate::ledger::{self, Op};
 use super::auth::{authenticate, require_role};
 use super::attachment;
+use super::decisions;
 use super::error::{ApiError, ApiResult};
 use super::views::{case_view, summary_json};
 use super::{AppState, parse_json, parse_time};
@@ -186,15 +187,20 @@ fn is_skip_level(s: &AppState, arose_in: zongzhi_protocol::DivisionCode, categor
 pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, body: Bytes) -> ApiResult {
     // Authenticate before looking at the body, so 401 wins over 400; the
     // role needed depends on the step.
-    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let session = authenticate(&s, &headers, Role::Window).await?;
     let req = ActionRequest::from_json(&body).map_err(|e| ApiError::bad_request(e.0))?;
-    require_role(&session, if req.needs_admin() { Role::Admin } else { Role::Operator })?;
+    if !session.is_window() {
+        require_role(&session, if req.needs_admin() { Role::Admin } else { Role::Operator })?;
+    }
     let case = resolve_case(&s, &case).await?;
+    // A 派驻 window account: only its windows' cases (403 elsewhere).
+    let reach = decisions::reach(&s, &session, &case)?;
     let req = match req {
         // The 督办 waiting for this unit's reply, unless the request names one.
         ActionRequest::ReplySupervision { notice: None, measures } => ActionRequest::ReplySupervision { notice: Some(pending_notice(&s, case)?), measures },
         other => other,
     };
+    let (req, document) = decisions::prepare(&s, &session, case, req)?;
     let merge_into = match req.merge_target() {
         Some(into) => Some(resolve_case(&s, into).await?),
         None => None,
@@ -210,10 +216,15 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
         expires_ms: s.now_ms() + u64::from(s.policy().deadlines.rating_token_days) * 86_400_000,
     });
     let action = req.into_action(merge_into, invite).map_err(|e| ApiError::bad_request(e.0))?;
+    if let Some(reach) = reach {
+        decisions::window_may(&session, reach, &action)?;
+    }
     // The rating token also waits beside the step for the rating
     // invitation message (deleted when the message is queued).
     let secrets = token.as_ref().filter(|_| s.notify.is_some()).map(|(_, text)| vec![("rating_token", text.clone())]).unwrap_or_default();
-    let op = if secrets.is_empty() {
+    let op = if let Some(blob) = document {
+        Op::ActWithBlob { case, action, operator: session.username.clone(), blob }
+    } else if secrets.is_empty() {
         Op::Act { case, action, operator: session.username.clone() }
     } else {
         Op::ActWithSecrets { case, action, operator: session.username.clone(), secrets: secrets.clone() }
@@ -259,8 +270,14 @@ pub(super) async fn attach(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let session = authenticate(&s, &headers, Role::Operator).await?;
+    let session = authenticate(&s, &headers, Role::Window).await?;
+    if !session.is_window() {
+        require_role(&session, Role::Operator)?;
+    }
     let case = resolve_case(&s, &case).await?;
+    if let Some(reach) = decisions::reach(&s, &session, &case)? {
+        decisions::window_may(&session, reach, &zongzhi_protocol::Action::Attach { blob: zongzhi_protocol::BlobHash([0; 32]), name: String::new(), mime: String::new(), size: 0 })?;
+    }
     let given = q.get("name").map(String::as_str).unwrap_or_default();
     if given.chars().count() > attachment::MAX_NAME_CHARS {
         return Err(ApiError::bad_request(format!("the file name is longer than {} characters", attachment::MAX_NAME_CHARS)));
@@ -282,8 +299,9 @@ pub(super) async fn attach(
 }
 
 pub(super) async fn download(State(s): State<AppState>, headers: HeaderMap, Path((case, blob)): Path<(String, String)>) -> ApiResult<Response> {
-    authenticate(&s, &headers, Role::Viewer).await?;
+    let session = authenticate(&s, &headers, Role::Window).await?;
     let case = resolve_case(&s, &case).await?;
+    decisions::reach(&s, &session, &case)?;
     let records = ledger::load_case_records(&s.store, &case)?;
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
     let att = state
@@ -304,16 +322,24 @@ pub(super) async fn download(State(s): State<AppState>, headers: HeaderMap, Path
 }
 
 pub(super) async fn case_detail(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>) -> ApiResult {
-    let session = authenticate(&s, &headers, Role::Viewer).await?;
+    let session = authenticate(&s, &headers, Role::Window).await?;
     let case = resolve_case(&s, &case).await?;
+    decisions::reach(&s, &session, &case)?;
     Ok(Json(case_view(&s, case, &session).await?))
 }
 
 pub(super) async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult {
-    authenticate(&s, &headers, Role::Viewer).await?;
+    let session = authenticate(&s, &headers, Role::Window).await?;
     let policy = s.policy();
     let now = s.now_ms();
-    let filter = crate::queue::Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
+    let mut filter = crate::queue::Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
+    if session.is_window() {
+        // A window account's queue is its windows' cases at this center.
+        if filter.owner != Some(s.node.division) || filter.overruled.is_some() {
+            return Err(super::auth::outside_windows(&session, "其他单位的案件"));
+        }
+        filter = filter.for_windows(s.node.division, &session.windows).ok_or_else(|| super::auth::outside_windows(&session, "这个窗口"))?;
+    }
     let limit: usize = match q.get("limit") {
         None => 100,
         Some(l) => l.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| ApiError::bad_request("limit must be 1 to 1000"))?,

@@ -11,6 +11,8 @@ mod attachment;
 mod auth;
 mod cases;
 mod certs;
+mod decision_views;
+mod decisions;
 mod error;
 mod fleet;
 mod monitor;
@@ -159,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users/{username}/disable", post(disable_user))
         .route("/api/users/{username}/enable", post(enable_user))
         .route("/api/users/{username}/recovery-code", post(recovery_code))
+        .route("/api/users/{username}/scope", post(users::set_scope))
         .route("/api/login-audit", get(login_audit))
         .route("/api/cases", get(list_cases).post(file_case))
         .route("/api/cases/export", get(crate::export::cases))
@@ -287,6 +290,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/users/{username}/disable"),
     ("post", "/api/users/{username}/enable"),
     ("post", "/api/users/{username}/recovery-code"),
+    ("post", "/api/users/{username}/scope"),
     ("get", "/api/login-audit"),
     ("get", "/api/cases"),
     ("post", "/api/cases"),

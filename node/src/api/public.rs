@@ -159,11 +159,25 @@ fn public_view(s: &AppState, st: &CaseState) -> Value {
         .iter()
         .filter(|t| t.outcome.is_ok())
         .filter_map(|t| {
+            let rules = s.shared.policies();
+            let decisions = &rules.rules(st.declined.as_ref().map_or(1, |d| d.policy)).policy.decisions;
             let note = match &t.action {
                 Action::Progress { note, public: true } => Some(note.clone()),
                 Action::Progress { public: false, .. } | Action::Attach { .. } | Action::Supervise { .. } | Action::AddHelpers { .. } => return None,
                 Action::Resolve { public_reply, .. } => Some(public_reply.clone()),
                 Action::RequestExtension { .. } | Action::DecideExtension { .. } | Action::Appeal { .. } | Action::DecideAppeal { .. } => return None,
+                // Internal work: the citizen sees that it happened, not what was said.
+                Action::RequestAssistance { .. } | Action::ReplyAssistance { .. } | Action::SuperviseAssistance { .. } | Action::ReplySupervision { .. } => return None,
+                Action::Decline { referral, reason } => Some(match decisions.referral(referral) {
+                    Some(r) => format!("{reason}。请到{}：{}", r.name, r.guidance),
+                    None => reason.clone(),
+                }),
+                Action::Withdraw { confirmation, .. } => Some(format!("已按您的意愿撤回（{}）", confirmation.zh())),
+                Action::Suspend { reason, expected_ms, .. } => {
+                    let name = st.suspensions.iter().find(|x| x.id == t.id).and_then(|x| rules.rules(x.policy).policy.decisions.suspension_reason(reason).map(|r| r.name.clone()));
+                    Some(format!("{}，预计{}恢复办理；中止期间不计入办理期限", name.unwrap_or_else(|| reason.clone()), zongzhi_protocol::policy::format_china(*expected_ms).get(..10).unwrap_or_default()))
+                }
+                Action::Resume { .. } => Some("已恢复办理".to_string()),
                 _ => None,
             };
             Some(json!({"time": time(t.hlc.wall_ms), "step": t.action.zh(), "unit": name(&t.unit), "note": note}))
@@ -180,10 +194,20 @@ fn public_view(s: &AppState, st: &CaseState) -> Value {
         "filed_at": time(st.filed_ms),
         "filed_by": name(&st.filed_by),
         "handling_unit": name(&st.owner),
-        "due_at": resolution.and_then(|d| d.due_ms).map(time),
+        // A clock standing still (中止) has no due time to show.
+        "due_at": resolution.filter(|d| d.paused.is_none()).and_then(|d| d.due_ms).map(time),
         "overdue": resolution.is_some_and(|d| d.is_overdue(now)),
         "resolved_at": st.resolved_ms.map(time),
         "reply": st.public_reply,
+        "declined": st.declined.as_ref().map(|d| {
+            let r = s.shared.policies().rules(d.policy).policy.decisions.referral(&d.referral).cloned();
+            json!({"reason": d.reason, "referral": r.as_ref().map(|r| r.name.clone()), "guidance": r.map(|r| r.guidance), "at": time(d.at_ms)})
+        }),
+        "withdrawn": st.withdrawn.as_ref().map(|w| json!({"confirmation": w.confirmation.zh(), "at": time(w.at_ms)})),
+        "suspended": st.suspensions.last().filter(|x| x.resumed_ms.is_none()).map(|x| {
+            let reason = s.shared.policies().rules(x.policy).policy.decisions.suspension_reason(&x.reason).map(|r| r.name.clone());
+            json!({"reason": reason, "since": time(x.at_ms), "expected_at": time(x.expected_ms)})
+        }),
         "steps": steps,
         "rating_open": invite_open,
         "rating_expires_at": st.invite.filter(|_| invite_open).map(|i| time(i.expires_ms)),

@@ -29,7 +29,7 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
     }
     let by_text = q.get("by").map(String::as_str).filter(|b| !b.is_empty()).unwrap_or("unit");
     let by = crate::stats::By::parse(by_text)
-        .ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category or channel, not {by_text:?}")))?;
+        .ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category, channel, window or person, not {by_text:?}")))?;
     let period = match q.get("period").map(String::as_str) {
         None | Some("") => {
             let m = kpi::month_of(s.now_ms()).unwrap_or(197001);
@@ -39,6 +39,8 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
     };
     let months = kpi::period_months(&period).map_err(ApiError::bad_request)?;
     let kpis: Vec<Kpi> = match q.get("kpi").map(String::as_str) {
+        // By window or person: the figures counted against them.
+        None | Some("") if matches!(by, crate::stats::By::Window | crate::stats::By::Person) => vec![Kpi::ResolutionOnTime, Kpi::Satisfaction, Kpi::AvgHandlingDays],
         None | Some("") | Some("all") => Kpi::ALL.to_vec(),
         Some(list) => list
             .split(',')
@@ -77,12 +79,26 @@ pub(super) async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Q
         Some("xlsx") => "xlsx",
         Some(f) => return Err(ApiError::bad_request(format!("format must be json, csv or xlsx, not {f:?}"))),
     };
-    let (store, trust, policy) = (s.store.clone(), s.shared.trust(), s.policy());
+    let (store, trust, policy, policies) = (s.store.clone(), s.shared.trust(), s.policy(), s.shared.policies());
     let kpis = query.kpis.clone();
     let now = s.now_ms();
-    let table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &query, now))
+    let by_person = query.by == crate::stats::By::Person;
+    let mut table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &policies, &query, now))
         .await
         .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
+    if by_person {
+        // This center's accounts by their display names.
+        let own = s.node.division.to_string();
+        for row in table["rows"].as_array_mut().into_iter().flatten() {
+            let Some((unit, user)) = row["group"].as_str().and_then(|g| g.split_once(':')).map(|(u, n)| (u.to_string(), n.to_string())) else { continue };
+            if unit == own
+                && let Some(account) = s.store.account::<crate::accounts::Account>(&user)?
+                && !account.display_name.trim().is_empty()
+            {
+                row["name"] = json!(account.display_name.trim());
+            }
+        }
+    }
     let name = format!("zongzhi-stats-{}-{}.{format}", table["scope"].as_str().unwrap_or(""), table["period"].as_str().unwrap_or(""));
     let disposition = (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
     match format {

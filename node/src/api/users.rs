@@ -38,6 +38,30 @@ struct CreateUser {
     role: String,
     #[serde(default)]
     display_name: String,
+    /// A window account's department windows (role `window`).
+    #[serde(default)]
+    windows: Vec<String>,
+    /// The account mediates (调解员).
+    #[serde(default)]
+    mediator: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetScope {
+    #[serde(default)]
+    windows: Vec<String>,
+    #[serde(default)]
+    mediator: bool,
+}
+
+/// Window codes of this center's policy, not retired.
+fn known_windows(s: &AppState, windows: &[String]) -> Result<(), ApiError> {
+    let policy = s.policy();
+    match windows.iter().find(|w| policy.window(w).is_none_or(|x| x.retired)) {
+        Some(w) => Err(ApiError::bad_request(format!("no department window {w:?} in force in the policy"))),
+        None => Ok(()),
+    }
 }
 
 fn gate_error(e: GateError) -> ApiError {
@@ -50,12 +74,15 @@ fn gate_error(e: GateError) -> ApiError {
 pub(super) async fn create_user(State(s): State<AppState>, ClientAddr(ip): ClientAddr, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let req: CreateUser = parse_json(&body)?;
-    let role = Role::parse(&req.role).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))?;
+    let role = Role::parse(&req.role).ok_or_else(|| ApiError::bad_request("role must be admin, operator, viewer or window"))?;
+    let scope = accounts::Scope { windows: req.windows.clone(), mediator: req.mediator };
+    scope.check(role)?;
+    known_windows(&s, &scope.windows)?;
     let (store, now) = (s.store.clone(), s.now_ms());
     let account = s
         .login
         .gate
-        .run(move || accounts::create(&store, &req.username, &req.password, role, &req.display_name, now))
+        .run(move || accounts::create_scoped(&store, &req.username, &req.password, role, &req.display_name, now, scope))
         .await
         .map_err(gate_error)??;
     tracing::info!(by = %admin.username, user = %account.username, role = role.as_str(), "account created");
@@ -73,6 +100,8 @@ fn user_json(s: &AppState, a: &accounts::Account) -> Value {
         "created_at": time(a.created_ms),
         "disabled": a.disabled,
         "password_changed_at": a.password_changed_ms.map(time),
+        "windows": a.windows,
+        "mediator": a.mediator,
         "failed_logins": state.failures,
         "locked_until": state.locked_until_ms.map(time),
         // Locked for every client it does not know (guessing from several
@@ -144,6 +173,21 @@ async fn set_disabled(s: AppState, ip: std::net::IpAddr, username: String, heade
     tracing::info!(by = %admin.username, user = %username, disabled, "account {}", if disabled { "disabled; sessions ended" } else { "enabled" });
     let action = if disabled { "disabled" } else { "enabled" };
     audit_admin(&s, &admin.username, &username, ip, action, format!("account {action}")).await;
+    Ok(Json(user_json(&s, &a)))
+}
+
+/// Sets an account's windows (a window account) and whether it mediates;
+/// its sessions end.
+pub(super) async fn set_scope(State(s): State<AppState>, Path(username): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = authenticate(&s, &headers, Role::Admin).await?;
+    let req: SetScope = parse_json(&body)?;
+    known_windows(&s, &req.windows)?;
+    let store = s.store.clone();
+    let user = username.clone();
+    let a = tokio::task::spawn_blocking(move || accounts::set_scope(&store, &user, accounts::Scope { windows: req.windows, mediator: req.mediator }))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    tracing::info!(by = %admin.username, user = %username, windows = ?a.windows, mediator = a.mediator, "account scope set; sessions ended");
     Ok(Json(user_json(&s, &a)))
 }
 

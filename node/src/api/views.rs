@@ -61,6 +61,25 @@ fn action_details(a: &Action) -> Value {
         Action::Merge { into } => json!({"into": into.to_string()}),
         Action::Attach { blob, name, mime, size } => json!({"blob": blob.to_string(), "name": name, "mime": mime, "size": size}),
         Action::ReplySupervision { notice, measures } => json!({"notice": notice.to_string(), "measures": measures}),
+        Action::Decline { referral, reason } => json!({"referral": referral, "reason": reason}),
+        Action::Withdraw { confirmation, reason } => json!({"confirmation": confirmation.as_str(), "confirmation_zh": confirmation.zh(), "reason": reason}),
+        Action::Suspend { reason, note, expected_ms } => json!({"reason": reason, "note": note, "expected_at": time(*expected_ms)}),
+        Action::Resume { note } => json!({"note": note}),
+        Action::RequestAssistance { helpers, requirements } => json!({
+            "helpers": helpers.iter().map(|h| { let mut v = target_json(&h.helper); v["working_days"] = json!(h.working_days); v }).collect::<Vec<_>>(),
+            "requirements": requirements,
+        }),
+        Action::ReplyAssistance { request, helper, reply } => json!({"request": request.to_string(), "helper": target_json(helper), "reply": reply}),
+        Action::SuperviseAssistance { request, helper, grade, note } => {
+            json!({"request": request.to_string(), "helper": target_json(helper), "grade": grade.as_str(), "grade_zh": grade.zh(), "note": note})
+        }
+        Action::MediationSession { held_ms, mediators, attendees, notes } => json!({"held_at": time(*held_ms), "mediators": mediators, "attendees": attendees, "notes": notes}),
+        Action::MediationAgreement { document, signatures, mediators, signed_ms } => json!({
+            "document": document.to_string(), "signatures": signatures.iter().map(|b| b.to_string()).collect::<Vec<_>>(), "mediators": mediators, "signed_at": time(*signed_ms),
+        }),
+        Action::ReferConfirmation { court, note } => json!({"court": court, "note": note}),
+        Action::RecordConfirmation { confirmed, ruling, ruled_ms, note } => json!({"confirmed": confirmed, "ruling": ruling, "ruled_at": time(*ruled_ms), "note": note}),
+        Action::ReturnVisit { fulfilment, method, note } => json!({"fulfilment": fulfilment.as_str(), "fulfilment_zh": fulfilment.zh(), "method": method, "note": note}),
     }
 }
 
@@ -73,7 +92,8 @@ fn contact_json(store: &Store, state: &CaseState, role: Role) -> Result<Value, A
         return Ok(json!({"available": false, "integrity_error": "stored contact does not match the hash the filing signed"}));
     }
     let contact = Contact::from_bytes(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
-    let masked = role < Role::Operator;
+    // A window account sees the contact of its windows' cases (it handles them).
+    let masked = role < Role::Operator && role != Role::Window;
     let shown = if masked { contact.masked() } else { contact };
     Ok(json!({"available": true, "masked": masked, "name": shown.name, "phone": shown.phone, "id_number": shown.id_number, "address": shown.address}))
 }
@@ -188,9 +208,11 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
         "timeline": timeline,
         "integrity_errors": integrity_errors,
         "notices": notices_json(&state, now, &names),
+        "decisions": super::decision_views::decisions_json(&s.store, &s.shared.policies(), &state, role, now, &names)?,
         "read_only": read_only_json(&parked),
         "parked": parked.iter().map(|(id, e)| json!({"record": id.to_string(), "format": e.format, "needs_format": e.needs, "reason": e.reason, "author": e.author})).collect::<Vec<_>>(),
         "allowed_actions": allowed_actions(&state, &policy, s.node.division, session, now, format, !parked.is_empty()),
+        "my_windows": session.windows,
     }))
 }
 
@@ -303,6 +325,7 @@ fn timeline_json(
                 "accepted": t.outcome.is_ok(),
                 "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message})),
                 "overruled_by": winner.map(|w| overruling_step_json(w, names)),
+                "window": t.window,
                 "signature_valid": valid,
             })
         })
@@ -348,6 +371,9 @@ fn deadlines_json(state: &CaseState, policy: &Policy, now: u64, names: &HashMap<
                 "cancelled": d.cancelled,
                 "extended_working_days": d.extended_working_days,
                 "error": d.error,
+                "window": d.window,
+                "request": d.notice.filter(|_| d.kind == zongzhi_protocol::workflow::DeadlineKind::Assistance).map(|n| n.to_string()),
+                "paused": d.paused.map(|p| json!({"at": time(p.at_ms), "left": p.left})),
             })
         })
         .collect()
@@ -387,11 +413,52 @@ fn operator_names(s: &AppState, state: &CaseState) -> Result<HashMap<String, Str
 /// same `CaseState::check` the ledger applies (sample field values stand in
 /// for what the user will type).
 /// Steps that need a record format above `format` (the gate) are not
-/// offered; a case with a step held aside offers none.
+/// offered (and from format 4 on, 协办 with deadlines takes the place of
+/// the plain one); a case with a step held aside offers none. A window
+/// account is offered its windows' steps only.
 fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session, now: u64, format: u8, parked: bool) -> Vec<&'static str> {
-    if session.role < Role::Operator || parked {
+    if (session.role < Role::Operator && !session.is_window()) || parked {
         return Vec::new();
     }
+    let (mut candidates, child) = base_candidates(state, policy, unit);
+    candidates.extend(super::decision_views::candidates(state, policy, unit, session, now, child));
+    // A window account acts as an operator within its windows' steps.
+    let role = if session.is_window() { Role::Operator } else { session.role };
+    let reach = session.is_window().then(|| {
+        let handles = state.owner == unit && state.window.as_ref().is_some_and(|w| session.windows.contains(w));
+        if handles { super::decisions::WINDOW_STEPS } else { super::decisions::HELPER_STEPS }
+    });
+    // The agreement is checked as if its scans were attached (the form uploads them).
+    let mut with_scan = state.clone();
+    with_scan.attachments.push(zongzhi_protocol::workflow::Attachment { blob: zongzhi_protocol::BlobHash([2; 32]), name: "…".into(), mime: "…".into(), size: 1, unit });
+    candidates
+        .into_iter()
+        .filter(|(_, _, need)| role >= *need)
+        .filter(|(_, action, _)| action.format_needed() <= format)
+        .filter(|(code, _, _)| !(format >= 4 && *code == "add_helpers"))
+        .filter(|(code, _, _)| reach.is_none_or(|steps| steps.contains(code)))
+        .filter(|(code, action, _)| {
+            let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone(), policy: policy.version };
+            let eref = zongzhi_protocol::workflow::EventRef {
+                id: RecordId([0; 32]),
+                author: NodeId([0; 32]),
+                seq: 0,
+                hlc: zongzhi_protocol::Hlc { wall_ms: now, counter: 0 },
+                format,
+                event: &event,
+            };
+            let st = if *code == "mediation_agreement" { &with_scan } else { state };
+            st.check(policy, &eref).is_ok()
+        })
+        .map(|(code, _, _)| code)
+        .collect()
+}
+
+type Candidate = (&'static str, Action, Role);
+
+/// The steps of formats 3 and 4 before the decisions, with sample values;
+/// and the child unit a dispatch would name.
+fn base_candidates(state: &CaseState, policy: &Policy, unit: DivisionCode) -> (Vec<Candidate>, Option<DivisionCode>) {
     let window = policy.windows.first().map(|w| w.code.clone()).unwrap_or_default();
     let child = match unit.level() {
         zongzhi_protocol::Level::City => DivisionCode::new(unit.as_u64() + 1_000_000).ok(),
@@ -428,24 +495,7 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
     if let Some(n) = state.notices.iter().rev().find(|n| n.to == unit && n.is_pending()) {
         candidates.push(("reply_supervision", Action::ReplySupervision { notice: n.id, measures: text() }, Role::Operator));
     }
-    candidates
-        .into_iter()
-        .filter(|(_, _, need)| session.role >= *need)
-        .filter(|(_, action, _)| action.format_needed() <= format)
-        .filter(|(_, action, _)| {
-            let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone(), policy: policy.version };
-            let eref = zongzhi_protocol::workflow::EventRef {
-                id: RecordId([0; 32]),
-                author: NodeId([0; 32]),
-                seq: 0,
-                hlc: zongzhi_protocol::Hlc { wall_ms: now, counter: 0 },
-                format,
-                event: &event,
-            };
-            state.check(policy, &eref).is_ok()
-        })
-        .map(|(code, _, _)| code)
-        .collect()
+    (candidates, child)
 }
 
 /// Years a running clock of the case waits for.

@@ -22,7 +22,7 @@ const DICT = {
     errors: "错误", alarms: "完整性告警", parent: "上级", child: "下级", revoked: "已吊销", masked_note: "个人信息按角色脱敏显示",
     reason: "原因", note: "说明", window: "窗口", to_unit: "下派单位", days: "工作日", grade: "督办等级", public_reply: "答复内容", internal_note: "内部备注",
     method: "方式", rating: "评价", comment: "意见", public: "公开", confirm: "确认", saved: "已保存", ok: "成功", by_unit: "按单位", by_level: "按层级",
-    by_county: "按县区", by_township: "按乡镇", by_cat: "按类别", by_channel: "按渠道", total: "合计", lang: "English",
+    by_county: "按县区", by_township: "按乡镇", by_cat: "按类别", by_channel: "按渠道", by_window: "按窗口", by_person: "按人员", col_window: "窗口", col_person: "人员", actors_note: "按窗口、按人员：受理计入登记的人员和分流（改派）到的窗口，办结、按时办结和评价计入办结的人员及其所代表的窗口；在市、县级按窗口汇总各中心同一窗口（如各级公安窗口）。", total: "合计", lang: "English",
     allowed_none: "只读账号不能办理案件", signed: "已签署", deadline_running: "进行中", deadline_met: "已完成",
     attachments: "证据附件", upload: "上传",
     policy: "策略", policy_version: "当前版本", version_n: "第 {n} 版", signed_at: "签发时间", signed_by: "签发者", versions: "版本记录",
@@ -81,6 +81,17 @@ const DICT = {
     finalized: "已确认升级，签发第 {v} 版策略", nothing_to_finalize: "全市写入格式已是本版本可写的最新格式。", upgrade_alarm: "升级提醒",
     notices: "督办与回复", notice_grade: "督办等级", notice_to: "被督办单位", reply_due: "回复期限", replied: "已回复", not_replied: "未回复", late: "逾期",
     superseded_by: "已被后续督办替代", measures: "整改措施", read_only: "只读",
+    referral: "引导去向", confirmation: "确认方式", suspension_reason: "中止事由", expected_on: "预计恢复日期", helpers: "协办单位或窗口",
+    requirements_assist: "协办要求", reply: "回复意见", held_on: "调解日期", mediators: "调解员账号（多个以逗号分隔）", attendees: "到场当事人", notes: "调解记录",
+    court: "受理法院", ruling: "裁定书文号", ruled_on: "裁定日期", confirmed_flag: "确认调解协议有效", fulfilment: "履行情况", visit_method: "回访方式",
+    tab_assist: "待协办", tab_suspended: "已中止", tab_window: "本窗口", assists: "协办", assist_helper: "协办单位", assist_due: "回复期限", assist_reply: "回复",
+    assist_ended: "已结束（案件已转出或办结）", assist_pending: "待回复", declined_title: "不予受理", withdrawn_title: "已撤回", suspended_title: "已中止",
+    suspension_expected: "预计恢复", resumed_at: "恢复于", mediation: "调解", sessions: "调解记录", agreement: "调解协议书", print_agreement: "打印调解协议书",
+    confirmation_title: "司法确认", visits: "回访", parties: "当事人", party_name: "姓名", gender: "性别", ethnicity: "民族", age: "年龄", occupation: "职业或职务",
+    matter: "纠纷主要事实、争议事项", terms: "经调解，自愿达成如下协议", performance: "履行方式、时限", copies: "协议份数", signed_on: "签订日期",
+    scans: "当事人签字确认（扫描件）", add_party: "增加当事人", window_account: "派驻窗口", windows_of: "本账号窗口", paused: "已暂停",
+    window_queue_note: "派驻窗口账号：只显示并办理本窗口承办或协办的案件。", assist_note: "本单位（或本中心窗口）被请求协办、尚未回复的案件。",
+    working_days_each: "回复时限（工作日）", choose_helper: "请至少选择一个协办单位或窗口", to_or_window: "改派到", mediator_label: "人民调解员",
   },
   en: {
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
@@ -100,7 +111,7 @@ const DICT = {
     errors: "Errors", alarms: "Integrity alarms", parent: "parent", child: "child", revoked: "revoked", masked_note: "Personal data is masked by role",
     reason: "Reason", note: "Note", window: "Window", to_unit: "To unit", days: "Working days", grade: "Grade", public_reply: "Public reply", internal_note: "Internal note",
     method: "Method", rating: "Rating", comment: "Comment", public: "Public", confirm: "Confirm", saved: "Saved", ok: "Done", by_unit: "By unit", by_level: "By level",
-    by_county: "By county", by_township: "By township", by_cat: "By category", by_channel: "By channel", total: "Total", lang: "中文",
+    by_county: "By county", by_township: "By township", by_cat: "By category", by_channel: "By channel", by_window: "By window", by_person: "By person", col_window: "Window", col_person: "Person", actors_note: "By window and by person: a case is received by the person who filed it and by the window it was routed (or rerouted) to; resolved, on time and its ratings count for the person who resolved it and the window they acted for. At a county or the city a window sums every center's window of that code (every police window, say).", total: "Total", lang: "中文",
     allowed_none: "Read-only accounts cannot act on cases", signed: "Signed", deadline_running: "running", deadline_met: "met",
     attachments: "Evidence", upload: "Upload",
     policy: "Policy", policy_version: "Current version", version_n: "version {n}", signed_at: "Signed at", signed_by: "Signed by", versions: "Versions",
@@ -159,6 +170,17 @@ const DICT = {
     finalized: "Finalized: policy version {v} signed", nothing_to_finalize: "The write format is the newest this release writes.", upgrade_alarm: "Upgrade",
     notices: "Supervision and replies", notice_grade: "Grade", notice_to: "Supervised unit", reply_due: "Reply due", replied: "Replied", not_replied: "No reply yet", late: "late",
     superseded_by: "superseded by a later notice", measures: "Measures taken", read_only: "read-only",
+    referral: "Refer to", confirmation: "Confirmed by", suspension_reason: "Reason", expected_on: "Expected to resume on", helpers: "Helpers",
+    requirements_assist: "What is asked", reply: "Reply", held_on: "Held on", mediators: "Mediator accounts (comma-separated)", attendees: "Parties present", notes: "Notes",
+    court: "Court", ruling: "Ruling number", ruled_on: "Ruled on", confirmed_flag: "The court confirmed the agreement", fulfilment: "Kept?", visit_method: "Method",
+    tab_assist: "Help asked", tab_suspended: "Suspended", tab_window: "My window", assists: "Assistance (协办)", assist_helper: "Helper", assist_due: "Reply due", assist_reply: "Reply",
+    assist_ended: "ended (the case moved on or was resolved)", assist_pending: "waiting", declined_title: "Declined (不予受理)", withdrawn_title: "Withdrawn (撤回)", suspended_title: "Suspended (中止)",
+    suspension_expected: "Expected to resume", resumed_at: "Resumed", mediation: "Mediation", sessions: "Sessions", agreement: "Mediation agreement", print_agreement: "Print the agreement",
+    confirmation_title: "Judicial confirmation", visits: "Return visits", parties: "Parties", party_name: "Name", gender: "Sex", ethnicity: "Ethnicity", age: "Age", occupation: "Occupation",
+    matter: "Facts and matters in dispute", terms: "Terms agreed", performance: "How and by when", copies: "Copies", signed_on: "Signed on",
+    scans: "Signed confirmation (scans)", add_party: "Add a party", window_account: "Window", windows_of: "Windows", paused: "paused",
+    window_queue_note: "Window account: only the cases your windows handle or help with.", assist_note: "Cases whose help this center (or one of its windows) was asked for and has not given yet.",
+    working_days_each: "Working days to reply", choose_helper: "Choose at least one helper", to_or_window: "Re-route to", mediator_label: "Mediator",
   },
 };
 const tf = (k, vars) => Object.entries(vars || {}).reduce((s, [name, v]) => s.split("{" + name + "}").join(String(v)), t(k));
@@ -189,6 +211,36 @@ const RULES_ZH = {
   "no-such-notice": "没有这份需要回复的督办",
   "reply-by-supervised-unit": "只有被督办的单位可以回复督办",
   "notice-replied": "这份督办已经回复",
+  "unknown-referral": "策略中没有这个引导去向",
+  "retired-referral": "这个引导去向已停用",
+  "unknown-suspension-reason": "策略中没有这个中止事由",
+  "retired-suspension-reason": "这个中止事由已停用",
+  "expected-in-future": "预计恢复日期须晚于今天",
+  "suspension-length": "中止期限超过策略允许的最长天数",
+  "extension-pending": "有待审批的延期申请，请先审批再中止",
+  "helpers-nonempty": "请至少选择一个协办单位或窗口",
+  "helper-below-owner": "协办单位须是本中心的下级单位",
+  "helper-twice": "同一协办单位或窗口不能重复",
+  "assistance-pending": "该单位（窗口）尚未回复此前的协办请求",
+  "assistance-length": "协办回复时限超出策略允许范围",
+  "no-such-assistance": "没有这项协办请求",
+  "reply-by-helper": "只有被请求协办的单位（窗口）可以回复",
+  "assistance-replied": "这项协办已经回复",
+  "supervise-by-requester": "只有请求协办的中心可以协办督办",
+  "assistance-not-pending": "这项协办已回复或已结束",
+  "mediators": "请填写1至5名调解员",
+  "date-in-future": "日期不能晚于今天",
+  "date-before-case": "日期不能早于受理日期",
+  "one-agreement": "本案已有调解协议（法院裁定不予确认后才能重新签订）",
+  "signatures-required": "请上传当事人签字确认的扫描件",
+  "signature-not-attached": "签字扫描件须先作为证据附件上传",
+  "no-agreement": "本案没有调解协议",
+  "mediating-unit": "只有主持调解的单位可以办理",
+  "confirmation-referred": "已申请司法确认",
+  "no-confirmation-referral": "尚未申请司法确认",
+  "confirmation-ruled": "已记录司法确认结果",
+  "archive-needs-confirmation": "已申请司法确认，请先记录法院裁定结果再归档",
+  "archive-needs-return-visit": "有调解协议的案件须回访后才能归档",
 };
 const CODES_ZH = {
   laggards: "尚有节点未升级，不能确认升级",
@@ -216,6 +268,9 @@ const CODES_ZH = {
   disabled: "该账户已停用，请联系管理员启用",
   wrong_password: "当前密码不正确",
   conflict: "操作冲突",
+  outside_windows: "派驻窗口账号只能查看和办理本窗口的案件",
+  not_a_mediator: "不是本中心的调解员账号",
+  needs_finalization: "此操作需要全市节点升级并由市级中心确认升级后才能使用",
 };
 function errorText(e) {
   if (lang !== "zh") return e.message || String(e);
@@ -396,12 +451,14 @@ function renderChrome() {
   document.getElementById("unit-name").textContent = health ? health.name : "综治中心案件系统";
   const nav = document.getElementById("nav");
   const here = location.hash.split("/")[1] || "queue";
-  nav.replaceChildren(...(me ? NAV.map(([k, href]) => h("a", { href, class: here === k ? "active" : "", "data-nav": k }, t(k))) : []));
+  // A window account works in its queue only (every other page is refused to it).
+  const navFor = me && me.role === "window" ? NAV.filter(([k]) => k === "queue" || k === "account") : NAV;
+  nav.replaceChildren(...(me ? navFor.map(([k, href]) => h("a", { href, class: here === k ? "active" : "", "data-nav": k }, t(k))) : []));
   document.getElementById("me").textContent = me ? `${me.display_name || me.username}（${me.role}）` : "";
   document.getElementById("logout").hidden = !me;
   document.getElementById("logout").textContent = t("logout");
   const search = document.getElementById("search-form");
-  search.hidden = !me;
+  search.hidden = !me || me.role === "window";
   const input = document.getElementById("search-input");
   input.placeholder = t("search_placeholder");
   input.setAttribute("aria-label", t("search"));
@@ -515,9 +572,17 @@ const PAGE_SIZE = 100;
 // the case — a village's feedback after the township resolved its
 // escalated case, for one.
 function queueFilters() {
+  // A window account: its windows' cases (the node narrows every list to them).
+  if (me && me.role === "window") {
+    return [
+      ["open", t("open"), "status=open"], ["overdue", t("overdue_only"), "status=open&overdue=true"], ["assist", t("tab_assist"), "clock=assistance"],
+      ["suspended", t("tab_suspended"), "status=suspended"], ["all", t("all_status"), "status=all"],
+    ];
+  }
   return [
     ["open", t("open"), "status=open"], ["overdue", t("overdue_only"), "status=open&overdue=true"], ["urgent", t("urgent_only"), "status=open&urgency=urgent"],
-    ["feedback", t("tab_feedback"), "clock=feedback"], ["sign_for", t("tab_sign_for"), "clock=sign_for"], ["mine", t("tab_mine"), "clock=any"],
+    ["feedback", t("tab_feedback"), "clock=feedback"], ["sign_for", t("tab_sign_for"), "clock=sign_for"], ["assist", t("tab_assist"), "clock=assistance"],
+    ["suspended", t("tab_suspended"), "status=suspended"], ["mine", t("tab_mine"), "clock=any"],
     ["overruled", t("tab_overruled"), "overruled=true"], ["all", t("all_status"), "status=all"],
   ];
 }
@@ -586,7 +651,8 @@ async function queuePage() {
   showPage("queue", h("h1", {}, t("queue") + (health ? " · " + health.name : "")),
     h("div", { class: "actions tabs", role: "tablist" }, filters.map(([k, label]) => h("button", { class: k === q[0] ? "primary" : "secondary", type: "button", role: "tab", "aria-selected": k === q[0] ? "true" : "false", "data-filter": k, onclick: () => { queueFilter = k; queuePage(); } }, label)),
       h("label", { class: "check filter" }, waitingBox, t("waiting_filter"))),
-    isClock ? h("p", { class: "muted", "data-test": "clock-note" }, t("clock_note")) : null,
+    me.role === "window" ? h("p", { class: "muted", "data-test": "window-note" }, t("window_queue_note") + "（" + (me.windows || []).map((w) => windowName(w)).join("、") + "）") : null,
+    q[0] === "assist" ? h("p", { class: "muted", "data-test": "assist-note" }, t("assist_note")) : isClock ? h("p", { class: "muted", "data-test": "clock-note" }, t("clock_note")) : null,
     q[0] === "overruled" ? h("p", { class: "muted", "data-test": "overruled-note" }, t("overruled_note")) : null,
     h("div", { "data-filter": q[0], id: "queue-list" }, caseTable("queue", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)), null, sel)));
 }
@@ -731,8 +797,8 @@ const ACTION_FIELDS = {
   route: [["window", "window"], ["requirements", "text", "note"]],
   dispatch: [["to", "child"], ["requirements", "text", "note"]],
   escalate: [["reason", "text!"]], return: [["reason", "text!"]],
-  reroute: [["window", "window"], ["reason", "text!"]],
-  add_helpers: [["windows", "windows"]],
+  reroute: [["target", "window_or_unit", "to_or_window"], ["reason", "text!"]],
+  add_helpers: [["helpers", "helpers_plain", "helpers"]],
   progress: [["note", "text!"], ["public", "bool"]],
   request_extension: [["working_days", "days"], ["reason", "text!"]],
   approve_extension: [["note", "text", "note"]], refuse_extension: [["note", "text", "note"]],
@@ -744,12 +810,27 @@ const ACTION_FIELDS = {
   appeal: [["reason", "text!"]], uphold_appeal: [["note", "text", "note"]], dismiss_appeal: [["note", "text", "note"]],
   merge: [["into", "line!"]],
   reply_supervision: [["measures", "text!"]],
+  decline: [["referral", "referral"], ["reason", "text!"]],
+  withdraw: [["confirmation", "confirmation"], ["reason", "text!"]],
+  suspend: [["reason", "suspension_reason", "suspension_reason"], ["expected_on", "date!"], ["note", "text!"]],
+  resume: [["note", "text", "note"]],
+  request_assistance: [["helpers", "helpers"], ["requirements", "text!", "requirements_assist"]],
+  reply_assistance: [["reply", "text!"]],
+  supervise_assistance: [["grade", "grade"], ["note", "text!"]],
+  mediation_session: [["held_on", "date!"], ["mediators", "mediators"], ["attendees", "line!"], ["notes", "text!"]],
+  mediation_agreement: [],
+  refer_confirmation: [["court", "line!"], ["note", "text", "note"]],
+  record_confirmation: [["confirmed", "bool_on", "confirmed_flag"], ["ruling", "line!"], ["ruled_on", "date!"], ["note", "text", "note"]],
+  return_visit: [["fulfilment", "fulfilment"], ["method", "method", "visit_method"], ["note", "text!"]],
 };
 const ACTION_ZH = {
   sign_for: "签收", route: "分流", dispatch: "下派", escalate: "上报", return: "退回", reroute: "改派", add_helpers: "协办",
   progress: "进展", request_extension: "申请延期", approve_extension: "同意延期", refuse_extension: "不同意延期", supervise: "督办",
   resolve: "办结", feedback: "反馈", rate: "评价", reopen: "重办", archive: "归档",
   appeal: "差评申诉", uphold_appeal: "申诉成立", dismiss_appeal: "申诉驳回", merge: "并单", reply_supervision: "督办回复",
+  decline: "不予受理", withdraw: "撤回", suspend: "中止", resume: "恢复", request_assistance: "协办", reply_assistance: "协办回复",
+  supervise_assistance: "协办督办", mediation_session: "调解", mediation_agreement: "调解协议", refer_confirmation: "申请司法确认",
+  record_confirmation: "司法确认结果", return_visit: "回访",
 };
 let units = null;
 async function knownUnits(fresh) {
@@ -757,41 +838,94 @@ async function knownUnits(fresh) {
   if (!units || fresh) units = (await api.get("/api/certs?revoked=include")).certs;
   return units;
 }
-async function actionForm(caseId, code, onDone) {
+// Select options of the policy's decision lists (only those in use).
+const activeList = (obj) => Object.entries((policy.decisions && policy.decisions[obj]) || {}).filter(([, x]) => !x.retired);
+// The 协办 helpers: every window of this center and every unit below,
+// each ticked with its working days to reply (the policy's default).
+async function helpersInput(withDays) {
+  const kids = (await knownUnits()).filter((u) => isChild(u.division, me.unit) && !u.revoked);
+  const days = (policy.decisions && policy.decisions.assistance_working_days) || 5;
+  const rows = [...activeWindows().map(([code, w]) => ["window", code, w.name]), ...kids.map((u) => ["unit", u.division, u.division + " " + u.name])];
+  const box = h("div", { class: "helpers", "data-test": "helpers" }, rows.map(([kind, code, label]) => h("div", { class: "helper-row" },
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "helper", "data-kind": kind, value: code }), label),
+    withDays ? h("input", { type: "number", name: "helper_days", "data-for": kind + ":" + code, min: 1, max: (policy.decisions && policy.decisions.max_assistance_working_days) || 20, value: days, "aria-label": t("working_days_each") }) : null)));
+  box.checkValidity = () => !!box.querySelector("input[name=helper]:checked");
+  return box;
+}
+function pickedHelpers(box, withDays) {
+  return [...box.querySelectorAll("input[name=helper]:checked")].map((i) => {
+    const kind = i.dataset.kind, x = { [kind]: i.value };
+    if (withDays) x.working_days = Number(box.querySelector(`input[data-for="${kind}:${i.value}"]`).value);
+    return x;
+  });
+}
+async function fieldInput(name, kind, c) {
+  if (kind === "window" || kind === "windows") return select(name, activeWindows().map(([code, w]) => [code, w.name]));
+  if (kind === "child") {
+    const us = (await knownUnits()).filter((u) => isChild(u.division, me.unit) && !u.revoked);
+    return select(name, us.map((u) => [u.division, u.division + " " + u.name]));
+  }
+  if (kind === "window_or_unit") {
+    // 改派: a window of this center or a center below.
+    const us = (await knownUnits()).filter((u) => isChild(u.division, me.unit) && !u.revoked);
+    return select(name, [...activeWindows().map(([code, w]) => ["w:" + code, t("window") + " · " + w.name]), ...us.map((u) => ["u:" + u.division, u.division + " " + u.name])]);
+  }
+  if (kind === "helpers" || kind === "helpers_plain") return helpersInput(kind === "helpers");
+  if (kind === "grade") return select(name, [["normal", "普通"], ["yellow", "黄牌"], ["red", "红牌"], ["interview", "约谈"]]);
+  if (kind === "rating") return select(name, [["satisfied", "满意"], ["basic", "基本满意"], ["unsatisfied", "不满意"]]);
+  if (kind === "method") return select(name, [["phone", "电话"], ["visit", "上门"], ["sms", "短信"]]);
+  if (kind === "referral") return select(name, activeList("referrals").map(([code, r]) => [code, r.name]));
+  if (kind === "suspension_reason") return select(name, activeList("suspension_reasons").map(([code, r]) => [code, r.name]));
+  if (kind === "confirmation") return select(name, [["phone", "电话确认"], ["in_person", "当面确认"], ["written", "书面申请"], ["online", "网上申请"]]);
+  if (kind === "fulfilment") return select(name, [["kept", "已履行"], ["in_progress", "正在履行"], ["partly", "部分履行"], ["not_kept", "未履行"]]);
+  if (kind === "days") return h("input", { name, type: "number", min: 1, max: policy.deadlines.max_extension_working_days, value: 3, required: true });
+  if (kind === "date!") return h("input", { name, type: "date", required: true });
+  if (kind === "mediators") return h("input", { name, required: true, maxlength: 200, value: me.mediator ? me.username : "" });
+  if (kind === "bool" || kind === "bool_on") { const i = h("input", { name, type: "checkbox" }); if (kind === "bool_on") i.checked = true; return i; }
+  if (kind === "line!") return h("input", { name, required: true, maxlength: 64 });
+  return h("textarea", { name, required: kind === "text!" });
+}
+function fieldValue(body, name, input, kind) {
+  if (kind === "bool" || kind === "bool_on") body[name] = input.checked;
+  else if (kind === "days") body[name] = Number(input.value);
+  else if (kind === "windows") body[name] = [input.value];
+  else if (kind === "window_or_unit") { const [k, v] = input.value.split(":"); if (k === "w") body.window = v; else body.to = v; }
+  else if (kind === "helpers") body.helpers = pickedHelpers(input, true);
+  else if (kind === "helpers_plain") { const hs = pickedHelpers(input, false); body.windows = hs.filter((x) => x.window).map((x) => x.window); body.units = hs.filter((x) => x.unit).map((x) => x.unit); }
+  else if (kind === "mediators") body[name] = input.value.split(/[,，\s]+/).filter(Boolean);
+  else body[name] = input.value.trim();
+}
+// The 协办 request a user answers: the one waiting for this center, or for
+// one of its windows (a window account: its own).
+function assistToAnswer(c) {
+  return ((c.decisions && c.decisions.assists) || []).find((a) => a.pending && (a.helper.unit ? a.helper.unit === me.unit && me.role !== "window"
+    : a.by === me.unit && (me.role !== "window" || (me.windows || []).includes(a.helper.window))));
+}
+async function actionForm(c, code, onDone) {
+  if (code === "mediation_agreement") return agreementForm(c, onDone);
   const inputs = {};
   const parts = [];
   for (const [name, kind, labelKey] of ACTION_FIELDS[code]) {
-    let input;
-    if (kind === "window" || kind === "windows") input = select(name, activeWindows().map(([code, w]) => [code, w.name]));
-    else if (kind === "child") {
-      const us = (await knownUnits()).filter((u) => isChild(u.division, me.unit) && !u.revoked);
-      input = select(name, us.map((u) => [u.division, u.division + " " + u.name]));
-    } else if (kind === "grade") input = select(name, [["normal", "普通"], ["yellow", "黄牌"], ["red", "红牌"], ["interview", "约谈"]]);
-    else if (kind === "rating") input = select(name, [["satisfied", "满意"], ["basic", "基本满意"], ["unsatisfied", "不满意"]]);
-    else if (kind === "method") input = select(name, [["phone", "电话"], ["visit", "上门"], ["sms", "短信"]]);
-    else if (kind === "days") input = h("input", { name, type: "number", min: 1, max: policy.deadlines.max_extension_working_days, value: 3, required: true });
-    else if (kind === "bool" || kind === "bool_on") input = h("input", { name, type: "checkbox" });
-    else if (kind === "line!") input = h("input", { name, required: true, maxlength: 64 });
-    else input = h("textarea", { name, required: kind === "text!" });
-    if (kind === "bool_on") input.checked = true;
+    const input = await fieldInput(name, kind, c);
     inputs[name] = [input, kind];
-    parts.push(kind === "bool" || kind === "bool_on" ? h("label", { class: "check" }, input, t(name)) : field(t(labelKey || name), input, kind.startsWith("text")));
+    parts.push(kind === "bool" || kind === "bool_on" ? h("label", { class: "check" }, input, t(labelKey || name)) : field(t(labelKey || name), input, kind.startsWith("text") || kind.startsWith("helpers")));
   }
   const err = h("div");
   const submit = h("button", { class: "primary", type: "submit", "data-submit": code }, t("confirm") + " · " + (lang === "zh" ? ACTION_ZH[code] : code));
   const form = h("form", { class: "grid card", id: "action-form", "data-action": code, novalidate: true, onsubmit: async (ev) => {
     ev.preventDefault(); err.replaceChildren();
+    const helpers = Object.values(inputs).find(([, kind]) => kind.startsWith("helpers"));
+    if (helpers && !helpers[0].checkValidity()) { err.replaceChildren(errorBox({ code: "bad_request", message: t("choose_helper") })); return; }
     if (!form.checkValidity()) { form.querySelectorAll("input,select,textarea").forEach((i) => i.checkValidity()); return; }
     const body = { action: code };
-    for (const [name, [input, kind]] of Object.entries(inputs)) {
-      if (kind === "bool" || kind === "bool_on") body[name] = input.checked;
-      else if (kind === "days") body[name] = Number(input.value);
-      else if (kind === "windows") body[name] = [input.value];
-      else body[name] = input.value.trim();
+    for (const [name, [input, kind]] of Object.entries(inputs)) fieldValue(body, name, input, kind);
+    if (code === "reply_assistance" || code === "supervise_assistance") {
+      const a = code === "reply_assistance" ? assistToAnswer(c) : ((c.decisions && c.decisions.assists) || []).find((x) => x.pending && x.by === me.unit);
+      if (a) { body.request = a.request; if (code === "reply_assistance" && a.helper.window) body.window = a.helper.window; if (code === "supervise_assistance") body.helper = a.helper.window ? { window: a.helper.window } : { unit: a.helper.unit }; }
     }
     submit.disabled = true;
     try {
-      const r = await api.post(`/api/cases/${caseId}/actions`, body);
+      const r = await api.post(`/api/cases/${c.id}/actions`, body);
       toast(t("ok"));
       if (r.rating_invitation && r.rating_invitation.sent_by_message) {
         toast(t("rating_token_sent"));
@@ -808,6 +942,52 @@ async function actionForm(caseId, code, onDone) {
   } }, parts, h("div", { class: "wide" }, err, h("div", { class: "actions" }, submit, h("button", { class: "secondary", type: "button", onclick: onDone }, t("cancel")))));
   return form;
 }
+// 调解协议书: the parties, the matter, the terms and how they are kept; the
+// scans of the signed agreement uploaded as attachments, then named.
+function agreementForm(c, onDone) {
+  const partyRow = () => h("div", { class: "party grid", "data-test": "party" },
+    ...[["name", true], ["gender"], ["ethnicity"], ["age"], ["occupation"], ["phone"], ["address"]].map(([k, req]) =>
+      field(t(k === "name" ? "party_name" : k), h("input", { name: "party_" + k, required: !!req, maxlength: k === "address" ? 200 : 50 }))));
+  const parties = h("div", { id: "parties" }, partyRow(), partyRow());
+  const f = {
+    matter: h("textarea", { name: "matter", required: true }), terms: h("textarea", { name: "terms", required: true }),
+    performance: h("textarea", { name: "performance" }), copies: h("input", { name: "copies", type: "number", min: 1, max: 10, value: 3 }),
+    signed_on: h("input", { name: "signed_on", type: "date", required: true }), mediators: h("input", { name: "mediators", required: true, value: me.mediator ? me.username : "" }),
+    scans: h("input", { name: "scans", type: "file", multiple: true, required: true }),
+  };
+  const err = h("div");
+  const submit = h("button", { class: "primary", type: "submit", "data-submit": "mediation_agreement" }, t("confirm") + " · " + ACTION_ZH.mediation_agreement);
+  const form = h("form", { class: "grid card", id: "action-form", "data-action": "mediation_agreement", novalidate: true, onsubmit: async (ev) => {
+    ev.preventDefault(); err.replaceChildren();
+    if (!form.checkValidity()) { form.querySelectorAll("input,select,textarea").forEach((i) => i.checkValidity()); return; }
+    submit.disabled = true;
+    try {
+      const signatures = [];
+      for (const file of f.scans.files) {
+        const res = await fetch(`/api/cases/${c.id}/attachments?name=${encodeURIComponent(file.name)}`, {
+          method: "POST", headers: { Authorization: "Bearer " + api.token(), "Content-Type": file.type || "application/octet-stream" }, body: file,
+        });
+        const v = await res.json();
+        if (!res.ok) throw v.error || { code: "http_" + res.status, message: "" };
+        const mine = v.attachments.filter((a) => a.name === file.name && a.size === file.size);
+        signatures.push(mine[mine.length - 1].blob);
+      }
+      const doc = {
+        parties: [...parties.querySelectorAll("[data-test=party]")].map((row) => Object.fromEntries(["name", "gender", "ethnicity", "age", "occupation", "phone", "address"].map((k) => [k, row.querySelector(`[name=party_${k}]`).value.trim()]))),
+        matter: f.matter.value.trim(), terms: f.terms.value.trim(), performance: f.performance.value.trim(), copies: Number(f.copies.value || 0),
+      };
+      const body = { action: "mediation_agreement", document: doc, signatures, mediators: f.mediators.value.split(/[,，\s]+/).filter(Boolean), signed_on: f.signed_on.value };
+      await api.post(`/api/cases/${c.id}/actions`, body);
+      toast(t("ok")); onDone();
+    } catch (e) { err.replaceChildren(errorBox(e)); } finally { submit.disabled = false; }
+  } },
+    h("h2", { class: "wide" }, t("parties")), h("div", { class: "wide" }, parties,
+      h("button", { class: "secondary", type: "button", "data-test": "add-party", onclick: () => parties.append(partyRow()) }, t("add_party"))),
+    field(t("matter"), f.matter, true), field(t("terms"), f.terms, true), field(t("performance"), f.performance, true),
+    field(t("copies"), f.copies), field(t("signed_on"), f.signed_on), field(t("mediators"), f.mediators), field(t("scans"), f.scans, true),
+    h("div", { class: "wide" }, err, h("div", { class: "actions" }, submit, h("button", { class: "secondary", type: "button", onclick: onDone }, t("cancel")))));
+  return form;
+}
 function isChild(code, parent) { return parentOf(code) === parent; }
 
 async function casePage(id) {
@@ -818,7 +998,7 @@ async function casePage(id) {
   const formSlot = h("div");
   const allowed = c.allowed_actions || [];
   const actionButtons = allowed.map((code) => h("button", { class: "secondary", type: "button", "data-action": code, onclick: async () => {
-    formSlot.replaceChildren(await actionForm(c.id, code, () => casePage(id)));
+    formSlot.replaceChildren(await actionForm(c, code, () => casePage(id)));
     formSlot.scrollIntoView({ block: "nearest" });
   } }, lang === "zh" ? ACTION_ZH[code] : code));
   const contact = c.contact ? h("dl", { class: "kv" },
@@ -854,6 +1034,7 @@ async function casePage(id) {
     c.read_only ? h("div", { class: "card banner amber", id: "case-read-only" }, h("strong", {}, "⚠ " + t("read_only") + "："), c.read_only.message) : null,
     h("div", { class: "card" }, h("h2", {}, t("actions")), allowed.length ? h("div", { class: "actions", id: "case-actions" }, actionButtons) : h("p", { class: "muted" }, me.role === "viewer" ? t("allowed_none") : t("no_actions")), formSlot),
     (c.notices || []).length ? noticesCard(c.notices) : null,
+    ...decisionCards(c),
     (c.ratings || []).length ? h("div", { class: "card", id: "ratings" }, h("h2", {}, t("ratings")), h("ul", {}, c.ratings.map((r) => h("li", { "data-by": r.by, "data-appeal": r.appeal || "" },
       fmtTime(r.at), " · ", r.by === "citizen" ? t("by_citizen") : t("by_staff"), "：", r.rating.name, r.result_rating ? `（${t("result_rating")}：${r.result_rating.name}）` : "",
       r.appeal ? h("span", { class: r.appeal === "upheld" ? "badge ok" : "badge" }, t("appeal_" + r.appeal)) : "")))) : null,
@@ -889,6 +1070,76 @@ async function publicLocksCard(c, reload) {
       err.replaceChildren();
       try { await api.post(`/api/cases/${c.id}/public-unlock`, {}); toast(t("unlocked")); reload(); } catch (e) { err.replaceChildren(errorBox(e)); }
     } }, t("public_unlock")), err);
+}
+// The decisions of record format 4 on the case page: 不予受理 with the
+// referral, 撤回, 中止 (and 恢复), the 协办 requests with their deadlines and
+// replies, and the mediation (sessions, agreement, 司法确认, 回访).
+function decisionCards(c) {
+  const d = c.decisions || {};
+  const out = [];
+  if (d.declined) out.push(h("div", { class: "card banner amber", id: "declined" }, h("strong", {}, t("declined_title") + "："), d.declined.reason,
+    h("div", {}, t("referral") + "：", h("strong", { "data-test": "referral" }, d.declined.referral.name || d.declined.referral.code), d.declined.referral.guidance ? "（" + d.declined.referral.guidance + "）" : "")));
+  if (d.withdrawn) out.push(h("div", { class: "card banner amber", id: "withdrawn" }, h("strong", {}, t("withdrawn_title") + "："), `${d.withdrawn.confirmation.name} · ${d.withdrawn.reason} · ${fmtTime(d.withdrawn.at)}`));
+  const susp = d.suspensions || [];
+  if (susp.length) out.push(h("div", { class: "card", id: "suspensions" }, h("h2", {}, t("suspended_title")), h("ul", {}, susp.map((x) => h("li", { "data-resumed": x.resumed_at ? "yes" : "no", class: x.late ? "late" : "" },
+    `${fmtTime(x.at)} · ${x.reason.name || x.reason.code} · ${x.note} · ${t("suspension_expected")} ${fmtTime(x.expected_at).slice(0, 10)}`,
+    x.resumed_at ? ` · ${t("resumed_at")} ${fmtTime(x.resumed_at)}` : "", x.late ? h("span", { class: "badge urgent" }, t("late")) : "")))));
+  const assists = d.assists || [];
+  if (assists.length) out.push(h("div", { class: "card", id: "assists" }, h("h2", {}, t("assists")), h("div", { class: "table-wrap" }, h("table", {},
+    h("thead", {}, h("tr", {}, ["assist_helper", "requirements_assist", "assist_due", "status", "assist_reply"].map((k) => h("th", {}, t(k))))),
+    h("tbody", {}, assists.map((a) => h("tr", { "data-helper": a.helper.window || a.helper.unit, "data-replied": a.replied_at ? "yes" : "no", class: a.late ? "late" : "" },
+      h("td", {}, a.helper.window ? t("window") + " · " + (a.helper.name || a.helper.window) : unitLabel(a.helper.unit, a.helper.name)),
+      h("td", {}, a.requirements), h("td", {}, fmtTime(a.due_at)),
+      h("td", {}, a.replied_at ? `${t("replied")} ${fmtTime(a.replied_at)}` : a.ended ? t("assist_ended") : t("assist_pending"),
+        a.late ? h("span", { class: "badge urgent" }, t("late")) : "", a.supervision ? h("span", { class: "badge " + a.supervision.code }, "协办督办 " + a.supervision.name) : ""),
+      h("td", { "data-test": "assist-reply" }, a.reply || "—"))))))));
+  const m = d.mediation || { sessions: [], agreements: [] };
+  if (m.sessions.length || m.agreements.length) {
+    const ag = m.agreements[m.agreements.length - 1];
+    out.push(h("div", { class: "card", id: "mediation" }, h("h2", {}, t("mediation")),
+      m.sessions.length ? [h("h3", {}, t("sessions")), h("ul", { id: "sessions" }, m.sessions.map((x) => h("li", {},
+        `${fmtTime(x.held_at).slice(0, 10)} · ${x.mediators.map((p) => p.name).join("、")} · ${x.attendees} · ${x.notes}`)))] : null,
+      ag ? [h("h3", {}, t("agreement")), h("p", { id: "agreement-summary" }, `${fmtTime(ag.signed_at).slice(0, 10)} · ${ag.mediators.map((p) => p.name).join("、")}`,
+        ag.document ? " · " + ag.document.terms : ""),
+        h("p", {}, t("scans") + "：", ag.signatures.map((x) => x.name || x.blob.slice(0, 8)).join("、")),
+        ag.confirmation ? h("p", { id: "confirmation" }, `${t("confirmation_title")}：${ag.confirmation.court} · ${fmtTime(ag.confirmation.at)}`,
+          ag.confirmation.ruling ? ` · ${ag.confirmation.ruling.confirmed ? "确认有效" : "不予确认"}（${ag.confirmation.ruling.ruling}）` : "") : null,
+        ag.visits.length ? h("ul", { id: "visits" }, ag.visits.map((v) => h("li", {}, `${t("visits")} ${fmtTime(v.at)} · ${v.fulfilment.name} · ${v.note}`))) : null,
+        h("div", { class: "actions no-print" }, h("a", { class: "button secondary", id: "print-agreement", href: `#/agreement/${c.id}` }, t("print_agreement")))] : null));
+  }
+  return out;
+}
+// The printable 人民调解协议书 (zh-CN, the official layout): number, the
+// parties, the matter, the terms, how they are kept, copies, signatures
+// (the parties, the mediators), date and the center.
+async function agreementPage(id) {
+  const c = await api.get("/api/cases/" + id);
+  const ms = (c.decisions && c.decisions.mediation && c.decisions.mediation.agreements) || [];
+  const ag = ms[ms.length - 1];
+  if (!ag || !ag.document) { showPage("agreement", h("p", { class: "muted" }, t("none"))); return; }
+  const doc = ag.document;
+  // The date as signed in China (the time carries +08:00), whatever the
+  // browser's own time zone.
+  const [y, m, dd] = ag.signed_at.slice(0, 10).split("-").map(Number);
+  const cn = `${y}年${m}月${dd}日`;
+  const center = health ? health.name : unitFull(ag.unit, ag.unit_name);
+  const party = (p, i) => h("div", { class: "ag-party", "data-test": "ag-party" },
+    h("p", {}, `当事人${i + 1}：${p.name}　性别：${p.gender || "　"}　民族：${p.ethnicity || "　"}　年龄：${p.age || "　"}`),
+    h("p", {}, `职业或职务：${p.occupation || "　"}　联系方式：${p.phone || "　"}`), h("p", {}, `单位或住址：${p.address || "　"}`));
+  document.body.classList.add("has-agreement");
+  showPage("agreement", h("div", { class: "agreement-doc", id: "agreement" },
+    h("h1", {}, "人民调解协议书"), h("p", { class: "ag-number" }, `编号：${doc.number || c.number}`),
+    doc.parties.map(party),
+    h("h2", {}, "纠纷主要事实、争议事项："), h("p", { class: "ag-text" }, doc.matter),
+    h("h2", {}, "经调解，自愿达成如下协议："), h("p", { class: "ag-text", id: "ag-terms" }, doc.terms),
+    h("h2", {}, "履行方式、时限："), h("p", { class: "ag-text" }, doc.performance || "　"),
+    h("p", {}, `本协议一式${doc.copies || 3}份，当事人、人民调解委员会各持一份。`),
+    h("div", { class: "ag-signatures" },
+      h("div", {}, h("p", {}, "当事人（签名盖章或按指印）："), doc.parties.map((p) => h("p", { class: "ag-sign" }, p.name + "：＿＿＿＿＿＿"))),
+      h("div", {}, h("p", {}, "人民调解员（签名）："), ag.mediators.map((p) => h("p", { class: "ag-sign" }, p.name + "：＿＿＿＿＿＿")),
+        h("p", { class: "ag-seal" }, `（${center}）`), h("p", { id: "ag-date" }, cn))),
+    h("div", { class: "actions no-print" }, h("button", { class: "primary", type: "button", id: "agreement-print", onclick: () => window.print() }, t("print")),
+      h("a", { class: "button secondary", href: "#/case/" + c.id, onclick: () => document.body.classList.remove("has-agreement") }, t("to_case")))));
 }
 // Evidence: the case's attachments (downloaded with the session's token)
 // and, for operators while the case is open, an upload.
@@ -996,6 +1247,9 @@ function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<
 const isDivision = (g) => /^\d{12}$/.test(g || "");
 function groupLabel(r) {
   if (isDivision(r.group)) return [r.group + " ", unitLabel(r.group, r.name, { "data-test": "group-name" })];
+  // A person: `unit:username`, shown as the name and the center.
+  const person = /^(\d{12}):(.+)$/.exec(r.group || "");
+  if (person) return [h("span", { "data-test": "group-name" }, r.name || person[2]), "（", unitLabel(person[1]), "）"];
   return `${r.group} ${r.name || ""}`;
 }
 function groupTitle(r) { return isDivision(r.group) ? `${unitFull(r.group, r.name) || r.group}（${r.group}）` : `${r.group} ${r.name || ""}`.trim(); }
@@ -1016,7 +1270,8 @@ async function statsPage() {
   const q = Math.floor(now.getUTCMonth() / 3) + 1, year = now.getUTCFullYear();
   periods.push([`${year}-Q${q}`, `${year} Q${q}`], [String(year), String(year)]);
   const periodSel = select("period", periods, statsState.period);
-  const bySel = select("by", [["unit", t("by_unit")], ["level", t("by_level")], ["county", t("by_county")], ["township", t("by_township")], ["village", t("by_village")], ["category", t("by_cat")], ["channel", t("by_channel")]], statsState.by);
+  const bySel = select("by", [["unit", t("by_unit")], ["level", t("by_level")], ["county", t("by_county")], ["township", t("by_township")], ["village", t("by_village")], ["category", t("by_cat")], ["channel", t("by_channel")], ["window", t("by_window")], ["person", t("by_person")]], statsState.by);
+  const actors = statsState.by === "window" || statsState.by === "person";
   periodSel.addEventListener("change", () => { statsState.period = periodSel.value; statsPage(); });
   bySel.addEventListener("change", () => { statsState.by = bySel.value; statsPage(); });
   const qs = `period=${encodeURIComponent(statsState.period)}&by=${statsState.by}`;
@@ -1038,11 +1293,15 @@ async function statsPage() {
     const change = x.change === null ? "" : ` (${x.change > 0 ? "+" : ""}${(x.change * 100).toFixed(0)}%${x.meets === true ? " ✓" : x.meets === false ? " ✗" : ""})`;
     return h("td", { "data-test": "skip-level", title: `${t("skip_baseline")} ${data.baseline_period}: ${x.baseline}` }, `${x.count} / ${x.baseline}${change}`);
   };
-  const statsRow = (r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", {}, r.counts.received), h("td", {}, r.counts.resolved), h("td", {}, r.counts.open_overdue), waitingCell(r), skipCell(r), kpiCols.map((k) => h("td", {}, cell(r, k))));
-  const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), h("td", {}, data.total.counts.open_overdue), waitingCell(data.total, { "data-test": "total-waiting" }), skipCell(data.total), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
+  // By window or person, open past-due and 越级 are not counted (they belong to units).
+  const overdueCell = (r) => h("td", {}, actors ? "—" : r.counts.open_overdue);
+  const skipOrDash = (r) => (actors ? h("td", {}, "—") : skipCell(r));
+  const statsRow = (r) => h("tr", { "data-group": r.group }, h("td", {}, r.rank || ""), h("td", {}, groupLabel(r)), h("td", { "data-test": "received" }, r.counts.received), h("td", { "data-test": "resolved" }, r.counts.resolved), overdueCell(r), waitingCell(r), skipOrDash(r), kpiCols.map((k) => h("td", { "data-kpi": k }, cell(r, k))));
+  const totalRow = h("tr", {}, h("td", {}), h("td", {}, h("strong", {}, t("total"))), h("td", { "data-test": "total-received" }, data.total.counts.received), h("td", {}, data.total.counts.resolved), overdueCell(data.total), waitingCell(data.total, { "data-test": "total-waiting" }), skipOrDash(data.total), kpiCols.map((k) => h("td", {}, cell(data.total, k))));
+  const groupHeader = statsState.by === "window" ? t("col_window") : statsState.by === "person" ? t("col_person") : t("unit");
   const tbody = h("tbody", {}, data.rows.map(statsRow), totalRow);
   const table = h("table", { id: "stats-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, t("unit")), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, h("th", { title: `${t("skip_baseline")}: ${data.baseline_period}` }, `${t("skip_col")} / ${t("skip_baseline")} ${data.baseline_period}`), defs.map((d) => h("th", { title: lang === "zh" ? d.definition_zh : d.definition }, d.name)))),
+    h("thead", {}, h("tr", {}, h("th", {}, t("rank")), h("th", {}, groupHeader), h("th", {}, t("received")), h("th", {}, t("resolved")), h("th", {}, t("open_overdue")), hasWaiting ? h("th", { "data-test": "col-waiting" }, t("waiting_col")) : null, h("th", { title: `${t("skip_baseline")}: ${data.baseline_period}` }, `${t("skip_col")} / ${t("skip_baseline")} ${data.baseline_period}`), defs.map((d) => h("th", { title: lang === "zh" ? d.definition_zh : d.definition }, d.name)))),
     tbody);
   // More rows than one page: 加载更多 asks for the next ranked page.
   let rowsShown = data.rows.length;
@@ -1102,6 +1361,7 @@ async function statsPage() {
     h("div", { class: "row" },
       h("div", { class: "card", id: "chart-rank" }, h("h2", {}, t("ranking") + " · " + defs.find((d) => d.kpi === rankBy).name), rankItems.length ? barChart(rankItems, { max: 1, fmt: pct }) : h("p", { class: "muted" }, t("none"))),
       h("div", { class: "card", id: "chart-category" }, h("h2", {}, t("by_category")), catItems.length ? barChart(catItems, {}) : h("p", { class: "muted" }, t("none")))),
+    actors ? h("p", { class: "muted", "data-test": "actors-note" }, t("actors_note")) : null,
     h("div", { class: "table-wrap" }, table),
     h("div", { class: "actions" }, rowsCount, moreRows),
     repeatsCard,
@@ -1610,9 +1870,11 @@ async function route() {
     renderChrome();
     if (!ok) { loginPage(); return; }
     show(h("p", { class: "muted" }, t("loading")));
+    if (page !== "agreement") document.body.classList.remove("has-agreement");
     await loadUnitNames().catch(() => unitNames);
     switch (page) {
       case "case": await casePage(arg); break;
+      case "agreement": await agreementPage(arg); break;
       case "file": filePage(); break;
       case "board": await boardPage(); break;
       case "stats": await statsPage(); break;

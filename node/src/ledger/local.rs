@@ -109,6 +109,9 @@ impl Writer {
 
     /// An automatic supervision notice, at most once per (case, clock,
     /// grade): `clock` is (kind, started_ms, grade, raised).
+    /// `assist`: a late 协办 helper (the request and the helper): the
+    /// notice is a 协办督办 to it.
+    #[allow(clippy::too_many_arguments)] // the clock's parts, as `Op` carries them
     pub(super) fn auto_supervise(
         &self,
         policy: &PolicySet,
@@ -117,14 +120,20 @@ impl Writer {
         case: RecordId,
         clock: (DeadlineKind, u64, SuperviseGrade, bool),
         note: String,
+        assist: Option<(RecordId, RouteTarget)>,
     ) -> Result<Outcome> {
         let (kind, started_ms, grade, raised) = clock;
-        let marker = |g: SuperviseGrade| crate::supervisor::marker(&case, kind, started_ms, g, raised);
+        let helper = assist.as_ref().map(|(_, h)| crate::supervisor::helper_key(h));
+        let marker = |g: SuperviseGrade| crate::supervisor::marker_for(&case, kind, started_ms, g, raised, helper.as_deref());
         p.settle_if(|f| f.w.meta)?;
         if self.shared.store.meta_get(&marker(grade))?.is_some() {
             return Err(LedgerError::AlreadyDone);
         }
-        let ack = self.act(policy, now, p, case, Action::Supervise { grade, note }, AUTO_OPERATOR.into(), None)?;
+        let action = match assist {
+            Some((request, helper)) => Action::SuperviseAssistance { request, helper, grade, note },
+            None => Action::Supervise { grade, note },
+        };
+        let ack = self.act(policy, now, p, case, action, AUTO_OPERATOR.into(), None)?;
         // Lower grades are implied: a clock found far overdue earns
         // its grade at once, not the whole ladder.
         for g in SuperviseGrade::ALL.iter().filter(|g| **g <= grade) {
@@ -214,6 +223,14 @@ impl Writer {
             Ok(())
         };
         match action {
+            Action::RequestAssistance { helpers, .. } => {
+                for h in helpers {
+                    if let RouteTarget::Unit(u) = &h.helper {
+                        enrolled(u)?;
+                    }
+                }
+                Ok(())
+            }
             Action::Route { due_ms, .. } => due_ok(due_ms),
             Action::Dispatch { to, due_ms, .. } => {
                 enrolled(to)?;
@@ -269,7 +286,9 @@ impl Writer {
         t.state.check(policy.current(), &eref).map_err(LedgerError::Rejected)?;
         // The rules of the case first, then what only this node can check.
         let action = match &eref.event.action {
-            a @ (Action::Route { .. } | Action::Dispatch { .. } | Action::Reroute { .. } | Action::AddHelpers { .. } | Action::Merge { .. }) => Some(a.clone()),
+            a @ (Action::Route { .. } | Action::Dispatch { .. } | Action::Reroute { .. } | Action::AddHelpers { .. } | Action::RequestAssistance { .. } | Action::Merge { .. }) => {
+                Some(a.clone())
+            }
             _ => None,
         };
         if let Some(a) = action {

@@ -118,13 +118,16 @@ pub enum Op {
     ActWithSecrets { case: RecordId, action: Action, operator: String, secrets: Vec<(&'static str, String)> },
     /// Store an attachment blob and record it on the case.
     Attach { case: RecordId, bytes: Vec<u8>, name: String, mime: String, operator: String },
+    /// A workflow step that signs the hash of a document stored beside it
+    /// in the same batch (a mediation agreement's text).
+    ActWithBlob { case: RecordId, action: Action, operator: String, blob: Vec<u8> },
     /// Sign and store a non-case record of this node (certificate, revocation, policy).
     AppendOwn { body: Body },
     /// An automatic supervision notice: at most once per (case, clock,
     /// grade), and once more if the case is later raised a level (提级督办).
     /// The marker is written in the same batch as the notice, so a restart
     /// or a retried scan never issues it twice.
-    AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool, note: String },
+    AutoSupervise { case: RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool, note: String, assist: Option<(RecordId, zongzhi_protocol::case::RouteTarget)> },
     /// Store records received from elsewhere (signatures already checked).
     Ingest { records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor> },
     /// Take in the records held aside that this release reads (start-up,

@@ -505,8 +505,16 @@ impl Writer {
                 let action = Action::Attach { blob, name, mime, size: bytes.len() as u64 };
                 self.act(policy, now, p, case, action, operator, Some((blob, bytes))).map(Outcome::Step)
             }
-            Op::AutoSupervise { case, kind, started_ms, grade, raised, note } => {
-                self.auto_supervise(policy, now, p, case, (kind, started_ms, grade, raised), note)
+            Op::ActWithBlob { case, action, operator, blob } => {
+                check_operator(&operator)?;
+                let hash = BlobHash::of(&blob);
+                if !matches!(&action, Action::MediationAgreement { document, .. } if *document == hash) {
+                    return Err(LedgerError::Invalid("the step does not sign the document stored with it".into()));
+                }
+                self.act(policy, now, p, case, action, operator, Some((hash, blob))).map(Outcome::Step)
+            }
+            Op::AutoSupervise { case, kind, started_ms, grade, raised, note, assist } => {
+                self.auto_supervise(policy, now, p, case, (kind, started_ms, grade, raised), note, assist)
             }
             Op::AppendOwn { body } => self.append_own(policy, now, p, body),
             Op::Ingest { records, blobs, cursor } => self.ingest(policy, now, p, records, blobs, cursor),

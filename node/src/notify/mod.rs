@@ -119,6 +119,10 @@ pub struct TemplateTexts {
     pub progress: Option<String>,
     pub resolution: Option<String>,
     pub rating_invitation: Option<String>,
+    pub declined: Option<String>,
+    pub withdrawn: Option<String>,
+    pub suspended: Option<String>,
+    pub resumed: Option<String>,
 }
 
 impl TemplateTexts {
@@ -128,6 +132,10 @@ impl TemplateTexts {
             Kind::Progress => self.progress.clone(),
             Kind::Resolution => self.resolution.clone(),
             Kind::RatingInvitation => self.rating_invitation.clone(),
+            Kind::Declined => self.declined.clone(),
+            Kind::Withdrawn => self.withdrawn.clone(),
+            Kind::Suspended => self.suspended.clone(),
+            Kind::Resumed => self.resumed.clone(),
         }
     }
 }
@@ -257,6 +265,8 @@ struct Values<'a> {
     reply: &'a str,
     public_url: &'a str,
     secrets: &'a [(String, String)],
+    /// The decisions' values (referral, guidance, reason, date).
+    extra: Vec<(Var, String)>,
 }
 
 impl Values<'_> {
@@ -272,6 +282,7 @@ impl Values<'_> {
             Var::Note => self.note.into(),
             Var::Reply => self.reply.into(),
             Var::PublicUrl => self.public_url.into(),
+            Var::Referral | Var::Guidance | Var::Reason | Var::Date => self.extra.iter().find(|(x, _)| *x == v).map(|(_, s)| s.clone()).unwrap_or_default(),
             Var::QueryCode => self.secret("query_code"),
             Var::RatingToken => self.secret("rating_token"),
             Var::RatingLink => {
@@ -301,10 +312,15 @@ impl Notifier {
             Action::Progress { note, public: true } => (Kind::Progress, note.as_str(), ""),
             Action::Resolve { public_reply, .. } => (Kind::Resolution, "", public_reply.as_str()),
             Action::Feedback { .. } => (Kind::RatingInvitation, "", ""),
+            Action::Decline { .. } => (Kind::Declined, "", ""),
+            Action::Withdraw { confirmation, .. } => (Kind::Withdrawn, confirmation.zh(), ""),
+            Action::Suspend { .. } => (Kind::Suspended, "", ""),
+            Action::Resume { .. } => (Kind::Resumed, "", ""),
             _ => return Ok(None),
         };
         let case = event.case_id(*id);
         let Some(summary) = ctx.store.case_summary(&case)? else { return Ok(None) };
+        let extra = decision_values(ctx, &event.action, event.policy, &summary);
         if summary.filed_by != ctx.unit || summary.status == Status::Void {
             return Ok(None);
         }
@@ -314,7 +330,7 @@ impl Notifier {
             None if event.unit == ctx.unit => self.name.clone(),
             None => event.unit.to_string(),
         };
-        let values = Values { number: &summary.number, title: &summary.title, unit, note, reply, public_url: &self.public_url, secrets };
+        let values = Values { number: &summary.number, title: &summary.title, unit, note, reply, public_url: &self.public_url, secrets, extra };
         let text = self.templates.get(kind).render(|v| values.get(v));
         Ok(Some(Entry {
             id: id.to_string(),
@@ -330,6 +346,34 @@ impl Notifier {
             last_error: None,
             done_ms: None,
         }))
+    }
+}
+
+/// The values a decision's message names: the referral and its guidance,
+/// the reason, the day (of the policy version the step named).
+fn decision_values(ctx: &Context, action: &Action, version: u32, summary: &crate::summary::CaseSummary) -> Vec<(Var, String)> {
+    let policies = ctx.policies();
+    let d = &policies.rules(version).policy.decisions;
+    let day = |ms: u64| zongzhi_protocol::policy::format_china(ms).get(..10).unwrap_or_default().to_string();
+    match action {
+        Action::Decline { referral, reason } => {
+            let r = d.referral(referral);
+            vec![
+                (Var::Reason, reason.clone()),
+                (Var::Referral, r.map(|r| r.name.clone()).unwrap_or_else(|| referral.clone())),
+                (Var::Guidance, r.map(|r| r.guidance.clone()).unwrap_or_default()),
+            ]
+        }
+        Action::Suspend { reason, expected_ms, .. } => {
+            vec![(Var::Reason, d.suspension_reason(reason).map(|r| r.name.clone()).unwrap_or_else(|| reason.clone())), (Var::Date, day(*expected_ms))]
+        }
+        Action::Resume { .. } => summary
+            .running
+            .iter()
+            .find(|r| matches!(r.kind, zongzhi_protocol::workflow::DeadlineKind::Resolution | zongzhi_protocol::workflow::DeadlineKind::Rehandle))
+            .map(|r| vec![(Var::Date, day(r.due_ms))])
+            .unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The four message templates, their variables and rendering.
+//! The message templates, their variables and rendering.
 //!
 //! A template is text with variables in braces (`{number}`) and optional
 //! parts in double brackets: `[[，查询码{query_code}]]` is left out
@@ -21,10 +21,27 @@ pub enum Kind {
     Resolution,
     /// After 反馈: the invitation to rate (评价).
     RatingInvitation,
+    /// 不予受理: where to go instead, and why (format 4).
+    Declined,
+    /// 撤回: the withdrawal, as confirmed (format 4).
+    Withdrawn,
+    /// 中止: why the case waits, until when (format 4).
+    Suspended,
+    /// 恢复: the case runs again (format 4).
+    Resumed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Receipt, Kind::Progress, Kind::Resolution, Kind::RatingInvitation];
+    pub const ALL: [Kind; 8] = [
+        Kind::Receipt,
+        Kind::Progress,
+        Kind::Resolution,
+        Kind::RatingInvitation,
+        Kind::Declined,
+        Kind::Withdrawn,
+        Kind::Suspended,
+        Kind::Resumed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +49,10 @@ impl Kind {
             Kind::Progress => "progress",
             Kind::Resolution => "resolution",
             Kind::RatingInvitation => "rating_invitation",
+            Kind::Declined => "declined",
+            Kind::Withdrawn => "withdrawn",
+            Kind::Suspended => "suspended",
+            Kind::Resumed => "resumed",
         }
     }
 
@@ -43,6 +64,10 @@ impl Kind {
             Kind::Progress => &[Number, Title, Unit, PublicUrl, Note],
             Kind::Resolution => &[Number, Title, Unit, PublicUrl, Reply],
             Kind::RatingInvitation => &[Number, Title, Unit, PublicUrl, RatingToken, RatingLink],
+            Kind::Declined => &[Number, Title, Unit, PublicUrl, Reason, Referral, Guidance],
+            Kind::Withdrawn => &[Number, Title, Unit, PublicUrl, Note],
+            Kind::Suspended => &[Number, Title, Unit, PublicUrl, Reason, Date],
+            Kind::Resumed => &[Number, Title, Unit, PublicUrl, Date],
         }
     }
 
@@ -54,6 +79,10 @@ impl Kind {
             Kind::Progress => "【综治中心】您反映的事项（编号{number}）有新进展：{note}[[ 查询进度：{public_url}]]",
             Kind::Resolution => "【综治中心】您反映的事项（编号{number}）已由{unit}办结：{reply}",
             Kind::RatingInvitation => "【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价[[：{rating_link}]]。感谢您的支持！",
+            Kind::Declined => "【综治中心】您反映的“{title}”（编号{number}）不属于{unit}受理范围，不予受理：{reason}。请到{referral}：{guidance}",
+            Kind::Withdrawn => "【综治中心】您反映的事项（编号{number}）已按您的意愿撤回（{note}）。如有需要，欢迎再次反映。",
+            Kind::Suspended => "【综治中心】您反映的事项（编号{number}）因{reason}中止办理，预计{date}恢复，中止期间不计入办理期限。[[查询进度：{public_url}]]",
+            Kind::Resumed => "【综治中心】您反映的事项（编号{number}）已恢复办理[[，办理期限至{date}]]。[[查询进度：{public_url}]]",
         }
     }
 }
@@ -88,10 +117,32 @@ pub enum Var {
     PublicUrl,
     /// The center that took the step (its certificate's name).
     Unit,
+    /// 不予受理: where the citizen is referred (the policy's name).
+    Referral,
+    /// 不予受理: what to do there (the policy's guidance).
+    Guidance,
+    /// 不予受理: the reason given; 中止: the policy's name of its reason.
+    Reason,
+    /// 中止: the expected day of 恢复; 恢复: the new due day.
+    Date,
 }
 
 impl Var {
-    pub const ALL: [Var; 9] = [Var::Number, Var::Title, Var::Note, Var::Reply, Var::QueryCode, Var::RatingLink, Var::RatingToken, Var::PublicUrl, Var::Unit];
+    pub const ALL: [Var; 13] = [
+        Var::Number,
+        Var::Title,
+        Var::Note,
+        Var::Reply,
+        Var::QueryCode,
+        Var::RatingLink,
+        Var::RatingToken,
+        Var::PublicUrl,
+        Var::Unit,
+        Var::Referral,
+        Var::Guidance,
+        Var::Reason,
+        Var::Date,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -104,6 +155,10 @@ impl Var {
             Var::RatingLink => "rating_link",
             Var::PublicUrl => "public_url",
             Var::Unit => "unit",
+            Var::Referral => "referral",
+            Var::Guidance => "guidance",
+            Var::Reason => "reason",
+            Var::Date => "date",
         }
     }
 
@@ -217,17 +272,18 @@ impl Template {
     }
 }
 
-/// The four templates in use: the defaults with the configured ones over them.
+/// The templates in use, one per [`Kind`]: the defaults with the
+/// configured ones over them.
 #[derive(Debug, Clone)]
 pub struct Templates {
-    by_kind: [Template; 4],
+    by_kind: Vec<Template>,
 }
 
 impl Templates {
     /// `configured` gives a kind's text from the config, if any.
     pub fn new(configured: impl Fn(Kind) -> Option<String>) -> Result<Templates, String> {
         let one = |k: Kind| Template::parse(k, configured(k).as_deref().unwrap_or(k.default_template()));
-        Ok(Templates { by_kind: [one(Kind::Receipt)?, one(Kind::Progress)?, one(Kind::Resolution)?, one(Kind::RatingInvitation)?] })
+        Ok(Templates { by_kind: Kind::ALL.iter().map(|k| one(*k)).collect::<Result<_, _>>()? })
     }
 
     pub fn get(&self, kind: Kind) -> &Template {

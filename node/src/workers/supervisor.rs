@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use zongzhi_protocol::case::SuperviseGrade;
+use zongzhi_protocol::case::{RouteTarget, SuperviseGrade};
 use zongzhi_protocol::supervision;
 use zongzhi_protocol::workflow::DeadlineKind;
 use zongzhi_protocol::{DivisionCode, RecordId};
@@ -24,12 +24,28 @@ pub struct Due {
     pub grade: SuperviseGrade,
     pub overdue_ms: u64,
     pub raised: bool,
+    /// A late 协办 helper: the request and the helper (a 协办督办).
+    pub assist: Option<(RecordId, RouteTarget)>,
 }
 
 /// The marker `meta` key that records a notice of `grade` issued.
 pub fn marker(case: &RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool) -> String {
+    marker_for(case, kind, started_ms, grade, raised, None)
+}
+
+/// [`marker`] of one helper's 协办 clock (several start with one request).
+pub fn marker_for(case: &RecordId, kind: DeadlineKind, started_ms: u64, grade: SuperviseGrade, raised: bool, helper: Option<&str>) -> String {
     let level = if raised { "/raised" } else { "" };
-    format!("{}{case}/{}/{started_ms}/{}{level}", crate::store::meta::SUPERVISED_PREFIX, kind.as_str(), grade.as_str())
+    let helper = helper.map(|h| format!("/{h}")).unwrap_or_default();
+    format!("{}{case}/{}/{started_ms}/{}{level}{helper}", crate::store::meta::SUPERVISED_PREFIX, kind.as_str(), grade.as_str())
+}
+
+/// A helper as the marker names it.
+pub fn helper_key(h: &RouteTarget) -> String {
+    match h {
+        RouteTarget::Unit(u) => format!("unit-{u}"),
+        RouteTarget::Window(w) => format!("window-{w}"),
+    }
 }
 
 /// What a scan examined and found.
@@ -52,9 +68,27 @@ pub fn scan_counted(shared: &Context, now: u64) -> crate::store::Result<Scan> {
     let me: DivisionCode = shared.unit;
     let mut out = Scan::default();
     let mut err = None;
+    let mut helpers_seen = std::collections::HashSet::new();
     crate::index::overdue_clocks(&shared.store, now, |e| {
         out.examined += 1;
-        if !e.status().is_some_and(|s| s.is_open()) {
+        // A 回访 is owed after resolution too (the case is archived only
+        // once it is done).
+        let live = e.status().is_some_and(|s| s.is_open() || (e.kind == DeadlineKind::ReturnVisit && !s.is_final()));
+        if !live {
+            return true;
+        }
+        if e.kind == DeadlineKind::Assistance {
+            // Late helpers are chased by the center that asked them (the
+            // owner while a request is pending), one 协办督办 each.
+            if e.owner == me && helpers_seen.insert(e.case) {
+                match late_helpers(shared, &e, now, &policy) {
+                    Ok(mut due) => out.due.append(&mut due),
+                    Err(x) => {
+                        err = Some(x);
+                        return false;
+                    }
+                }
+            }
             return true;
         }
         let units = e.units_handled.max(1) as usize;
@@ -86,10 +120,40 @@ pub fn scan_counted(shared: &Context, now: u64) -> crate::store::Result<Scan> {
             }
         }
         let number = summary.number;
-        out.due.push(Due { case: e.case, number, kind: e.kind, started_ms: e.started_ms, grade, overdue_ms: now - e.due_ms, raised });
+        out.due.push(Due { case: e.case, number, kind: e.kind, started_ms: e.started_ms, grade, overdue_ms: now - e.due_ms, raised, assist: None });
         true
     })?;
     err.map_or(Ok(out), Err)
+}
+
+/// The 协办督办 a case owes its late helpers at `now`: each helper whose
+/// reply is past due, at the grade its lateness earned, once per grade.
+fn late_helpers(shared: &Context, e: &crate::index::ClockEntry, now: u64, policy: &zongzhi_protocol::Policy) -> crate::store::Result<Vec<Due>> {
+    let Some(summary) = shared.store.case_summary(&e.case)? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (request, unit, window, due) in &summary.assists_owed {
+        let Some(due) = due.filter(|d| now > *d) else { continue };
+        let Some(grade) = supervision::grade_for(policy, now - due) else { continue };
+        let helper = match window {
+            Some(w) => RouteTarget::Window(w.clone()),
+            None => RouteTarget::Unit(*unit),
+        };
+        let Some(started_ms) = summary.running.iter().find(|r| r.kind == DeadlineKind::Assistance && r.unit == *unit && r.due_ms == due).map(|r| r.started_ms) else { continue };
+        if shared.store.meta_get(&marker_for(&e.case, DeadlineKind::Assistance, started_ms, grade, false, Some(&helper_key(&helper))))?.is_some() {
+            continue;
+        }
+        out.push(Due {
+            case: e.case,
+            number: summary.number.clone(),
+            kind: DeadlineKind::Assistance,
+            started_ms,
+            grade,
+            overdue_ms: now - due,
+            raised: false,
+            assist: Some((*request, helper)),
+        });
+    }
+    Ok(out)
 }
 
 /// The grade above `current` (普通 when none); `None` above 约谈.
@@ -102,13 +166,19 @@ fn next_grade(current: Option<SuperviseGrade>) -> Option<SuperviseGrade> {
 
 /// The automatic notice a due entry calls for.
 pub fn notice(d: &Due) -> Op {
-    Op::AutoSupervise { case: d.case, kind: d.kind, started_ms: d.started_ms, grade: d.grade, raised: d.raised, note: note(d) }
+    Op::AutoSupervise { case: d.case, kind: d.kind, started_ms: d.started_ms, grade: d.grade, raised: d.raised, note: note(d), assist: d.assist.clone() }
 }
 
 fn note(d: &Due) -> String {
     let hours = d.overdue_ms / 3_600_000;
     let mut text = if d.kind == DeadlineKind::SupervisionReply {
         format!("督办未按期回复（已超期{hours}小时），升级为{}：请立即回复整改措施。", d.grade.zh())
+    } else if d.kind == DeadlineKind::Assistance {
+        format!("协办未按期回复（已超期{hours}小时），{}：请立即回复协办意见。", d.grade.zh())
+    } else if d.kind == DeadlineKind::Suspension {
+        format!("中止期满未恢复（已超期{hours}小时），{}：请恢复办理或说明情况。", d.grade.zh())
+    } else if d.kind == DeadlineKind::ReturnVisit {
+        format!("调解协议回访已超期{hours}小时，{}：请立即回访并记录履行情况。", d.grade.zh())
     } else {
         format!("{}时限已超期{}小时，{}：请立即办理并报告进展。", d.kind.zh(), hours, d.grade.zh())
     };

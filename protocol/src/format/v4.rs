@@ -7,6 +7,10 @@
 //! - `Action` gains `ReplySupervision` (督办回复), appended;
 //! - `Policy` gains `gate` (the write format the city finalized) and
 //!   `supervision_reply` (the reply deadline of each 督办 grade), appended.
+//! - `Action` gains the decisions a center takes (不予受理, 撤回,
+//!   中止/恢复, 协办 with deadlines, its reply and 督办, the mediation
+//!   steps: session, agreement, 司法确认 referral and ruling, 回访), and
+//!   `Policy` their rules (`decisions`), appended after the above.
 //!
 //! Format 4 is the current in-memory model: its types are those of
 //! [`crate::case`] and [`crate::policy`]. Before a later format changes one
@@ -19,7 +23,7 @@
 use super::v3;
 pub use crate::case::{Action, CaseEvent};
 pub use crate::policy::Policy;
-use crate::policy::{ReplyDeadlines, UpgradeGate};
+use crate::policy::{DecisionRules, ReplyDeadlines, UpgradeGate};
 
 /// Why a value of the model cannot be written in an older format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +90,18 @@ pub fn action_to_v3(a: &Action) -> Result<v3::Action, NotInFormat> {
         Action::Appeal { reason } => v3::Action::Appeal { reason },
         Action::DecideAppeal { upheld, note } => v3::Action::DecideAppeal { upheld, note },
         Action::ReplySupervision { .. } => return Err(needs("督办回复 (reply_supervision)")),
+        Action::Decline { .. } => return Err(needs("不予受理 (decline)")),
+        Action::Withdraw { .. } => return Err(needs("撤回 (withdraw)")),
+        Action::Suspend { .. } => return Err(needs("中止 (suspend)")),
+        Action::Resume { .. } => return Err(needs("恢复 (resume)")),
+        Action::RequestAssistance { .. } => return Err(needs("协办 with deadlines (request_assistance)")),
+        Action::ReplyAssistance { .. } => return Err(needs("协办回复 (reply_assistance)")),
+        Action::SuperviseAssistance { .. } => return Err(needs("协办督办 (supervise_assistance)")),
+        Action::MediationSession { .. } => return Err(needs("调解 (mediation_session)")),
+        Action::MediationAgreement { .. } => return Err(needs("调解协议 (mediation_agreement)")),
+        Action::ReferConfirmation { .. } => return Err(needs("申请司法确认 (refer_confirmation)")),
+        Action::RecordConfirmation { .. } => return Err(needs("司法确认结果 (record_confirmation)")),
+        Action::ReturnVisit { .. } => return Err(needs("回访 (return_visit)")),
     })
 }
 
@@ -113,6 +129,7 @@ impl From<v3::Policy> for Policy {
             calendars: p.calendars,
             gate: UpgradeGate::format_3(),
             supervision_reply: ReplyDeadlines::default(),
+            decisions: DecisionRules::default(),
         }
     }
 }
@@ -126,6 +143,9 @@ pub fn policy_to_v3(p: &Policy) -> Result<v3::Policy, NotInFormat> {
     }
     if p.supervision_reply != ReplyDeadlines::default() {
         return Err(NotInFormat { what: "督办 reply deadlines (supervision_reply)", needs: 4, format: 3 });
+    }
+    if p.decisions != DecisionRules::default() {
+        return Err(NotInFormat { what: "the rules of 不予受理, 中止, 协办 and 回访 (decisions)", needs: 4, format: 3 });
     }
     Ok(v3::Policy {
         version: p.version,

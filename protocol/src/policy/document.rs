@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{CalendarDoc, Category, DeadlineTable, Policy, PolicyError, ReplyDeadlines, SubCategory, SupervisionGrades, Window};
+use super::{
+    CalendarDoc, Category, DeadlineTable, DecisionRules, Policy, PolicyError, Referral, ReplyDeadlines, SubCategory, SupervisionGrades, SuspensionReason, Window,
+};
 
 /// The signed, editable part of a policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +32,82 @@ pub struct PolicyDoc {
     /// changing it needs the city to have finalized format 4).
     #[serde(default)]
     pub supervision_reply: ReplyDeadlines,
+    /// The rules of 不予受理, 中止, 协办 and 回访 (record format 4: changing
+    /// them needs the city to have finalized format 4).
+    #[serde(default)]
+    pub decisions: DecisionsDoc,
+}
+
+/// The decision rules as edited: referrals and 中止 reasons keyed by code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionsDoc {
+    pub referrals: BTreeMap<String, ReferralDoc>,
+    pub suspension_reasons: BTreeMap<String, ReasonDoc>,
+    pub max_suspension_days: u32,
+    pub assistance_working_days: u32,
+    pub max_assistance_working_days: u32,
+    pub return_visit_days: u32,
+}
+
+impl Default for DecisionsDoc {
+    fn default() -> Self {
+        DecisionsDoc::of(&DecisionRules::default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralDoc {
+    pub name: String,
+    pub guidance: String,
+    #[serde(default)]
+    pub retired: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonDoc {
+    pub name: String,
+    #[serde(default)]
+    pub retired: bool,
+}
+
+impl DecisionsDoc {
+    pub fn of(d: &DecisionRules) -> DecisionsDoc {
+        DecisionsDoc {
+            referrals: d.referrals.iter().map(|r| (r.code.clone(), ReferralDoc { name: r.name.clone(), guidance: r.guidance.clone(), retired: r.retired })).collect(),
+            suspension_reasons: d.suspension_reasons.iter().map(|r| (r.code.clone(), ReasonDoc { name: r.name.clone(), retired: r.retired })).collect(),
+            max_suspension_days: d.max_suspension_days,
+            assistance_working_days: d.assistance_working_days,
+            max_assistance_working_days: d.max_assistance_working_days,
+            return_visit_days: d.return_visit_days,
+        }
+    }
+
+    /// The rules, entries in the order of `base` (new ones follow, by code).
+    fn to_rules(&self, base: &DecisionRules) -> DecisionRules {
+        let order = |code: &str, known: &[&str]| known.iter().position(|k| *k == code).unwrap_or(usize::MAX);
+        let known: Vec<&str> = base.referrals.iter().map(|r| r.code.as_str()).collect();
+        let mut referrals: Vec<Referral> = self
+            .referrals
+            .iter()
+            .map(|(code, r)| Referral { code: code.clone(), name: r.name.trim().to_string(), guidance: r.guidance.trim().to_string(), retired: r.retired })
+            .collect();
+        referrals.sort_by_key(|r| order(&r.code, &known));
+        let known: Vec<&str> = base.suspension_reasons.iter().map(|r| r.code.as_str()).collect();
+        let mut suspension_reasons: Vec<SuspensionReason> =
+            self.suspension_reasons.iter().map(|(code, r)| SuspensionReason { code: code.clone(), name: r.name.trim().to_string(), retired: r.retired }).collect();
+        suspension_reasons.sort_by_key(|r| order(&r.code, &known));
+        DecisionRules {
+            referrals,
+            suspension_reasons,
+            max_suspension_days: self.max_suspension_days,
+            assistance_working_days: self.assistance_working_days,
+            max_assistance_working_days: self.max_assistance_working_days,
+            return_visit_days: self.return_visit_days,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +194,7 @@ impl PolicyDoc {
             report_grace_minutes: p.report_grace_minutes,
             calendar_warning_from: format!("{:02}-{:02}", p.calendar_warning_from / 100, p.calendar_warning_from % 100),
             supervision_reply: p.supervision_reply.clone(),
+            decisions: DecisionsDoc::of(&p.decisions),
         }
     }
 
@@ -167,6 +246,7 @@ impl PolicyDoc {
             // The gate is raised by finalizing only, never by an edit.
             gate: base.gate.clone(),
             supervision_reply: self.supervision_reply.clone(),
+            decisions: self.decisions.to_rules(&base.decisions),
         })
     }
 }
@@ -227,7 +307,7 @@ pub fn apply_patch(current: &Policy, patch: &Value) -> Result<(Policy, Vec<Chang
     if let Some(p) = gone.first() {
         let what = if p.starts_with("calendars/") {
             "a year's calendar cannot be removed (clocks count on it); send the corrected year instead"
-        } else if p.starts_with("categories/") || p.starts_with("windows/") {
+        } else if p.starts_with("categories/") || p.starts_with("windows/") || p.starts_with("decisions/referrals/") || p.starts_with("decisions/suspension_reasons/") {
             "codes are never removed (old cases keep their names): set \"retired\": true instead"
         } else {
             "a policy field cannot be removed"
@@ -332,6 +412,13 @@ fn describe(path: &str, old: Option<&Value>, new: Option<&Value>) -> String {
         ["categories", _, "children", sub, "retired"] => format!("小类 {sub} {}", if new == Some(&Value::Bool(true)) { "停用" } else { "恢复启用" }),
         ["windows", code, "retired"] => format!("窗口 {code} {}", if new == Some(&Value::Bool(true)) { "停用" } else { "恢复启用" }),
         ["categories", _, "children", sub, "default_window"] => format!("小类 {sub} 默认窗口：{} → {}", short(old), short(new)),
+        ["decisions", "referrals", code] if old.is_none() => format!("新增不予受理引导去向 {code}（{}）", name_of(new)),
+        ["decisions", "referrals", code, "retired"] => format!("不予受理引导去向 {code} {}", if new == Some(&Value::Bool(true)) { "停用" } else { "恢复启用" }),
+        ["decisions", "referrals", code, field] => format!("不予受理引导去向 {code} 的 {field}：{} → {}", short(old), short(new)),
+        ["decisions", "suspension_reasons", code] if old.is_none() => format!("新增中止事由 {code}（{}）", name_of(new)),
+        ["decisions", "suspension_reasons", code, "retired"] => format!("中止事由 {code} {}", if new == Some(&Value::Bool(true)) { "停用" } else { "恢复启用" }),
+        ["decisions", "suspension_reasons", code, field] => format!("中止事由 {code} 的 {field}：{} → {}", short(old), short(new)),
+        ["decisions", field] => format!("{field}：{} → {}", short(old), short(new)),
         ["deadlines", field] => format!("时限 {field}：{} → {}", short(old), short(new)),
         ["supervision", field] => format!("督办阈值 {field}：{} → {}", short(old), short(new)),
         ["repeat_window_days"] => format!("重复投诉统计窗口：{} → {} 天", short(old), short(new)),

@@ -73,6 +73,7 @@ pub fn enters_subtree(action: &Action, child: DivisionCode) -> bool {
         Action::Dispatch { to, .. } => child.contains(*to),
         Action::Reroute { target: RouteTarget::Unit(u), .. } => child.contains(*u),
         Action::AddHelpers { helpers } => helpers.iter().any(|h| matches!(h, RouteTarget::Unit(u) if child.contains(*u))),
+        Action::RequestAssistance { helpers, .. } => helpers.iter().any(|h| matches!(&h.helper, RouteTarget::Unit(u) if child.contains(*u))),
         _ => false,
     }
 }

@@ -425,7 +425,7 @@ proptest! {
     /// clock is on time exactly when met by its due time.
     #[test]
     fn clock_states_follow_time(start in 0u64..1_000_000_000, span in 1u64..100_000_000, t1 in 0u64..300_000_000, t2 in 0u64..300_000_000, pct in 1u8..=100) {
-        let d = Deadline { kind: DeadlineKind::Resolution, unit: "330102001000".parse().unwrap(), started_ms: start, due_ms: Some(start + span), waiting_year: None, met_ms: None, cancelled: false, error: None, extended_working_days: 0, notice: None };
+        let d = Deadline { kind: DeadlineKind::Resolution, unit: "330102001000".parse().unwrap(), started_ms: start, due_ms: Some(start + span), waiting_year: None, met_ms: None, cancelled: false, error: None, extended_working_days: 0, notice: None, window: None, paused: None };
         let rank = |c: Clock| match c { Clock::Running => 0, Clock::DueSoon => 1, Clock::Overdue => 2, other => panic!("{other:?}") };
         let (a, b) = (start + t1.min(t2), start + t1.max(t2));
         prop_assert!(rank(d.clock(a, pct)) <= rank(d.clock(b, pct)));
@@ -570,4 +570,37 @@ fn every_rating_counts_in_its_month_and_citizen_ratings_need_the_token() {
     let all: Vec<_> = facts(&st);
     let get = |counter| all.iter().filter(|f| f.counter == counter).map(|f| f.value).sum::<i64>();
     assert_eq!((get(Counter::AppealUpheld), get(Counter::Appealed), get(Counter::Rated), get(Counter::Unsatisfied)), (1, 1, 0, 0));
+}
+
+/// The counters by window and by person (`kpi::attributed`): 受理 by the
+/// person who filed and the window routed to (a refused step counts for
+/// nobody); 办结 as the case stands, against its resolver; each rating
+/// against the last 办结 before it (a 不满意, 重办 and a 满意 by another
+/// person are one rating each).
+#[test]
+fn counters_by_window_and_person() {
+    use crate::kpi::{attributed, Actor, Counter};
+    let mut u = Units::new(&["330102001000"]);
+    let mut c = start(&mut u, 0, Urgency::Normal);
+    c.step(&mut u, 0, "op1", Action::SignFor).unwrap();
+    assert_eq!(rule(c.step(&mut u, 0, "op9", Action::Route { window: "nowhere".into(), requirements: String::new(), due_ms: None })), "unknown-window");
+    c.step(&mut u, 0, "op2", Action::Route { window: "police".into(), requirements: String::new(), due_ms: None }).unwrap();
+    c.step(&mut u, 0, "ga", Action::Resolve { public_reply: "已处理".into(), internal_note: String::new() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已告知".into(), invite: None }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Unsatisfied, comment: String::new(), result_rating: None }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Reopen { reason: "重办".into() }).unwrap();
+    c.step(&mut u, 0, "li", Action::Resolve { public_reply: "已重新处理".into(), internal_note: String::new() }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Feedback { method: "phone".into(), note: "已告知".into(), invite: None }).unwrap();
+    c.step(&mut u, 0, "op1", Action::Rate { rating: Rating::Satisfied, comment: String::new(), result_rating: None }).unwrap();
+    let facts = attributed(&c.state());
+    let unit = u.code(0);
+    let get = |actor: Actor, counter: Counter| facts.iter().filter(|f| f.actor == actor && f.counter == counter).map(|f| f.value).sum::<i64>();
+    let person = |name: &str| Actor::Person { unit, operator: name.into() };
+    let window = |code: &str| Actor::Window { unit, window: code.into() };
+    assert_eq!(get(person("op1"), Counter::Received), 1, "{facts:?}");
+    assert_eq!(get(window("police"), Counter::Received), 1, "{facts:?}");
+    assert!(facts.iter().all(|f| f.actor != person("op9") && f.actor != window("nowhere")), "a refused step counts for nobody: {facts:?}");
+    assert_eq!((get(person("ga"), Counter::Resolved), get(person("ga"), Counter::Unsatisfied), get(person("ga"), Counter::Satisfied)), (0, 1, 0), "{facts:?}");
+    assert_eq!((get(person("li"), Counter::Resolved), get(person("li"), Counter::ResolvedOnTime), get(person("li"), Counter::Satisfied)), (1, 1, 1), "{facts:?}");
+    assert_eq!((get(window("police"), Counter::Resolved), get(window("police"), Counter::Rated)), (1, 2), "{facts:?}");
 }

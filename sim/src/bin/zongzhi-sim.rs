@@ -28,7 +28,7 @@ fn main() -> std::process::ExitCode {
         let t0 = std::time::Instant::now();
         match zongzhi_sim::run(&opts) {
             Ok(s) => println!(
-                "seed {seed}: ok in {:.1} s — {} steps ({} refused by the rules), {} batches ({} lost), {} records moved, {} wants, {} automatic notices, {} citizen ratings, {} cuts, {} crashes ({} mid-write), settled in {} rounds, incidents [{}], digest {}",
+                "seed {seed}: ok in {:.1} s — {} steps ({} refused by the rules), {} batches ({} lost), {} records moved, {} wants, {} automatic notices, {} citizen ratings, {} steps of format 4, {} cuts, {} crashes ({} mid-write), settled in {} rounds, incidents [{}], digest {}",
                 t0.elapsed().as_secs_f64(),
                 s.steps_ok,
                 s.steps_refused,
@@ -38,6 +38,7 @@ fn main() -> std::process::ExitCode {
                 s.wants,
                 s.auto_notices,
                 s.citizen_ratings,
+                s.format4_steps,
                 s.link_cuts,
                 s.crashes,
                 s.crashes_mid_write,

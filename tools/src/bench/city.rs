@@ -450,6 +450,9 @@ fn console_reads(desc: &Value, deep: &DeepPage) -> anyhow::Result<Vec<Read>> {
         },
         Read { name: "stats_county_quarter", label: format!("statistics by county, {quarter}"), paths: one(&format!("/api/stats?by=county&period={quarter}")) },
         Read { name: "stats_category_quarter", label: format!("statistics by category, {quarter}"), paths: one(&format!("/api/stats?by=category&period={quarter}")) },
+        // By window and by person: the cases folded at query time.
+        Read { name: "stats_window_month", label: format!("statistics by window, {month} (every center's windows)"), paths: one(&format!("/api/stats?by=window&period={month}")) },
+        Read { name: "stats_person_quarter", label: format!("statistics by person, {quarter}"), paths: one(&format!("/api/stats?by=person&period={quarter}&limit=200")) },
         Read {
             name: "supervision_board",
             label: "supervision board (status=open&owner=all&overdue=true&limit=1000)".into(),

@@ -5,9 +5,10 @@ use super::*;
 pub fn user(cx: &Ctx, command: UserCommand) -> anyhow::Result<()> {
     cx.c.require_login()?;
     match command {
-        UserCommand::Add { username, role, display_name, password } => {
+        UserCommand::Add { username, role, display_name, password, windows, mediator } => {
             let password = read_password(password)?;
-            let v = cx.c.post("/api/users", &json!({"username": username, "password": password, "role": role, "display_name": display_name}))?;
+            let body = json!({"username": username, "password": password, "role": role, "display_name": display_name, "windows": windows, "mediator": mediator});
+            let v = cx.c.post("/api/users", &body)?;
             outln!("created {} ({})", s(&v["username"]), s(&v["role"]))?;
         }
         UserCommand::List => {

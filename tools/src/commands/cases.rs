@@ -198,3 +198,47 @@ pub fn public_unlock(cx: &Ctx, case: &str) -> anyhow::Result<()> {
     outln!("{}: {} client addresses locked out of it on the public page are let in again", s(&v["number"]), s(&v["lifted"]))?;
     Ok(())
 }
+
+/// `CODE` or `CODE:WORKING_DAYS`.
+fn helper(kind: &str, text: &str) -> anyhow::Result<Value> {
+    let (code, days) = match text.split_once(':') {
+        Some((c, d)) => (c, Some(d.parse::<u32>().with_context(|| format!("--{kind} {text}: the working days after ':' are a number"))?)),
+        None => (text, None),
+    };
+    Ok(json!({kind: code, "working_days": days}))
+}
+
+/// 协办: each helper with its deadline (the policy's default unless given).
+pub fn assist(cx: &Ctx, case: &str, windows: &[String], units: &[String], requirements: String) -> anyhow::Result<()> {
+    if windows.is_empty() && units.is_empty() {
+        bail!("name at least one --window or --unit");
+    }
+    let helpers = windows.iter().map(|w| helper("window", w)).chain(units.iter().map(|u| helper("unit", u))).collect::<anyhow::Result<Vec<_>>>()?;
+    cx.act(case, json!({"action": "request_assistance", "helpers": helpers, "requirements": requirements}))
+}
+
+/// 调解协议书: the scans uploaded to the case, then the agreement naming
+/// them, its text read from a JSON file.
+pub fn agreement(cx: &Ctx, case: &str, file: &std::path::Path, scans: &[PathBuf], mediators: Vec<String>, signed_on: String) -> anyhow::Result<()> {
+    cx.c.require_login()?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let document: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    let mut signatures = Vec::new();
+    for scan in scans {
+        let bytes = std::fs::read(scan).with_context(|| format!("reading {}", scan.display()))?;
+        let name = scan.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "scan".into());
+        let mime = match scan.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("pdf") => "application/pdf",
+            Some("png") => "image/png",
+            Some("jpg") | Some("jpeg") => "image/jpeg",
+            _ => "application/octet-stream",
+        };
+        let v = cx.c.post_bytes(&format!("/api/cases/{}/attachments", urlencode(case)), &[("name", name.clone())], mime, bytes.clone())?;
+        let hash = zongzhi_protocol::BlobHash::of(&bytes).to_string();
+        if !v["attachments"].as_array().is_some_and(|a| a.iter().any(|x| x["blob"] == json!(hash))) {
+            bail!("{name} was not attached to the case");
+        }
+        signatures.push(hash);
+    }
+    cx.act(case, json!({"action": "mediation_agreement", "document": document, "signatures": signatures, "mediators": mediators, "signed_on": signed_on}))
+}

@@ -116,6 +116,26 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::ReplySupervision { case, measures, notice } => {
             cx.act(&case, json!({"action": "reply_supervision", "measures": measures, "notice": notice}))
         }
+        Command::Decline { case, referral, reason } => cx.act(&case, json!({"action": "decline", "referral": referral, "reason": reason})),
+        Command::Withdraw { case, confirmation, reason } => cx.act(&case, json!({"action": "withdraw", "confirmation": confirmation, "reason": reason})),
+        Command::Suspend { case, reason, note, expected } => cx.act(&case, json!({"action": "suspend", "reason": reason, "note": note, "expected_on": expected})),
+        Command::Resume { case, note } => cx.act(&case, json!({"action": "resume", "note": note})),
+        Command::Assist { case, windows, units, requirements } => cases::assist(cx, &case, &windows, &units, requirements),
+        Command::AssistReply { case, reply, window, request } => cx.act(&case, json!({"action": "reply_assistance", "reply": reply, "window": window, "request": request})),
+        Command::Mediate { case, held_on, mediators, attendees, notes } => {
+            cx.act(&case, json!({"action": "mediation_session", "held_on": held_on, "mediators": mediators, "attendees": attendees, "notes": notes}))
+        }
+        Command::Agreement { case, file, scans, mediators, signed_on } => cases::agreement(cx, &case, &file, &scans, mediators, signed_on),
+        Command::ConfirmRefer { case, court, note } => cx.act(&case, json!({"action": "refer_confirmation", "court": court, "note": note})),
+        Command::ConfirmResult { case, confirmed, refused, ruling, ruled_on, note } => {
+            if confirmed == refused {
+                bail!("give exactly one of --confirmed or --refused");
+            }
+            cx.act(&case, json!({"action": "record_confirmation", "confirmed": confirmed, "ruling": ruling, "ruled_on": ruled_on, "note": note}))
+        }
+        Command::ReturnVisit { case, fulfilment, method, note } => {
+            cx.act(&case, json!({"action": "return_visit", "fulfilment": fulfilment, "method": method, "note": note}))
+        }
         Command::Resolve { case, reply, internal_note } => {
             cx.act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note}))
         }
