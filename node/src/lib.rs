@@ -20,6 +20,7 @@ pub mod console;
 pub mod context;
 pub mod export;
 pub mod failpoint;
+pub mod http_client;
 pub mod index;
 #[cfg(test)]
 mod index_tests;
@@ -32,6 +33,7 @@ pub mod node;
 pub mod notify;
 pub mod ports;
 pub mod probes;
+pub mod progress;
 pub mod queue;
 pub mod recovery;
 pub mod release;

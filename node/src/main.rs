@@ -294,7 +294,11 @@ fn init(config: &Path) -> anyhow::Result<()> {
 
 fn backup(config: &Path, out: Option<&Path>, with_key: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
-    let (dir, m) = zongzhi_node::recovery::backup_command(&cfg, out, with_key).map_err(|e| anyhow::anyhow!(e))?;
+    let (dir, m) = zongzhi_node::progress::shown(|| {
+        zongzhi_node::progress::waiting("taking a checkpoint of the store");
+        zongzhi_node::recovery::backup_command(&cfg, out, with_key)
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
     println!("backup of {} ({}) written to {}", m.name, m.division, dir.display());
     println!("own chain head: seq {}; feed: {} records; taken {}", m.own_seq, m.feed_seq, m.taken_at);
     println!("{}", m.note);
@@ -425,7 +429,7 @@ fn reindex(config: &Path) -> anyhow::Result<()> {
     store.request_reindex()?;
     let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy_from_feed(&store, node::root_key(&cfg, &key))?;
     store.set_repeat_window(policy.current().repeat_window_days)?;
-    let n = ledger::reindex(&store, &policy, &trust)?;
+    let n = zongzhi_node::progress::shown(|| ledger::reindex(&store, &policy, &trust))?;
     store.reindexed()?;
     println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
     Ok(())
@@ -481,7 +485,7 @@ fn verify(config: &Path) -> anyhow::Result<std::process::ExitCode> {
     let cfg = Config::load(config)?;
     let key = node::load_key(&cfg)?;
     let store: Arc<_> = node::open_store(&cfg, &key)?;
-    let report = integrity::check(&store, &key.id())?;
+    let report = zongzhi_node::progress::shown(|| integrity::check(&store, &key.id()))?;
     println!("records checked: {}, own chain length: {}", report.records_checked, report.own_chain_length);
     // The trust setup: this node's certificate must chain to the root key
     // the config names (a wrong root_key, or a node never given its

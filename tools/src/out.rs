@@ -52,6 +52,7 @@ pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// `print!` that returns `Result<(), StdoutError>` instead of panicking.
+#[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::out::write_fmt(format_args!($($arg)*))
@@ -59,6 +60,7 @@ macro_rules! out {
 }
 
 /// `println!` that returns `Result<(), StdoutError>` instead of panicking.
+#[macro_export]
 macro_rules! outln {
     () => {
         $crate::out::write_fmt(format_args!("\n"))

@@ -292,7 +292,7 @@ pub(super) fn check_operator(operator: &str) -> Result<()> {
 /// (the format the gate allows, [`Writer::format_for`]); a body that
 /// needs a newer format is refused and nothing moves.
 pub(super) fn sign_next(key: &NodeKey, heads: &mut Heads, now: u64, format: u8, body: Body) -> Result<Record> {
-    let mut clock = heads.clock.clone();
+    let mut clock = heads.clock;
     let hlc = clock.tick(now);
     let header = Header { seq: heads.own_seq + 1, prev: heads.own_head, hlc };
     let record = Record::sign_as(key, format, header, body).map_err(|e| match e {

@@ -92,7 +92,7 @@ pub fn queue(cx: &Ctx, filter: ListFilter, limit: u32, after: Option<String>) ->
     let mut sel = None;
     if let Some(k) = &filter.clock {
         let me = cx.c.get("/api/me")?;
-        sel = Some((s(&me["unit"]), Some(k.clone()).filter(|k| k != "any")));
+        sel = Some((s(&me["unit"]), Some(crate::value_name(k)).filter(|k| k != "any")));
     }
     if let Some(a) = after {
         q.push(("after", a));
