@@ -1,4 +1,4 @@
-//! The API's one error type: a JSON body `{"error": {"code", "message", "rule"}}`
+//! The API's one error type: a JSON body `{"error": {"code", "message", "rule", "message_zh"}}`
 //! and the mapping of every library error to its HTTP status.
 
 use axum::http::StatusCode;
@@ -53,6 +53,10 @@ impl IntoResponse for ApiError {
         let mut body = json!({"code": self.code, "message": self.message});
         if let Some(rule) = self.rule {
             body["rule"] = json!(rule);
+            // The operator's words, from the one table the console shows too.
+            if let Some(zh) = zongzhi_protocol::rules::zh(rule) {
+                body["message_zh"] = json!(zh);
+            }
         }
         if let Some(details) = self.details {
             body["details"] = details;
