@@ -22,6 +22,7 @@ pub mod export;
 pub mod failpoint;
 pub mod http_client;
 pub mod index;
+pub mod integration;
 #[cfg(test)]
 mod index_tests;
 pub mod integrity;

@@ -68,6 +68,11 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Systems that file cases here through /api/intake and Open311.
+    Integration {
+        #[command(subcommand)]
+        command: IntegrationCommand,
+    },
     /// Export for analytics (while the node is stopped).
     Export {
         #[command(subcommand)]
@@ -136,6 +141,23 @@ enum Command {
         /// Replace an existing certificate.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntegrationCommand {
+    /// Make an API key (and a callback secret) for another system; prints
+    /// the key once and the `[[integration]]` lines to add to the config.
+    Add {
+        /// The system's name, e.g. hotline12345 (letters, digits, '_', '-').
+        #[arg(long)]
+        name: String,
+        /// What operators see, e.g. 市12345热线平台.
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Where its status callbacks go (http://host[:port]/path).
+        #[arg(long)]
+        callback_url: Option<String>,
     },
 }
 
@@ -266,6 +288,7 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::ImportCert { config, file } => import_cert(&config, &file)?,
         Command::Reindex { config } => reindex(&config)?,
         Command::Export { command } => export(command)?,
+        Command::Integration { command: IntegrationCommand::Add { name, display_name, callback_url } } => integration_add(&name, &display_name, callback_url.as_deref())?,
         Command::BenchStats { dir, units, months, categories, queries } => {
             let v = zongzhi_node::stats::bench(&dir, units, months, categories, queries)?;
             println!("{v}");
@@ -433,6 +456,25 @@ fn reindex(config: &Path) -> anyhow::Result<()> {
     store.reindexed()?;
     println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
     Ok(())
+}
+
+/// `integration add`: a new key, and the config lines.
+fn integration_add(name: &str, display_name: &str, callback_url: Option<&str>) -> anyhow::Result<()> {
+    let (key, hash) = zongzhi_node::integration::new_key();
+    let mut table = format!("[[integration]]\nname = {}\ndisplay_name = {}\nkey_blake3 = \"{hash}\"\n", toml_str(name), toml_str(display_name));
+    if let Some(url) = callback_url {
+        table.push_str(&format!("callback_url = {}\ncallback_secret = \"{}\"\n", toml_str(url), zongzhi_node::integration::new_secret()));
+    }
+    // Checked as the node will check it.
+    let parsed: zongzhi_node::integration::IntegrationConfig = toml::from_str(table.trim_start_matches("[[integration]]\n"))?;
+    zongzhi_node::integration::Integrations::from_config(&[parsed]).map_err(|e| anyhow::anyhow!(e))?;
+    println!("API key for {name} (give it to the system's operators; it is shown only now):\n  {key}\n");
+    println!("add to the node's config and restart the node:\n\n{table}");
+    Ok(())
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// `export …`: analytics exports from the stopped node's store.

@@ -414,10 +414,14 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         tracing::warn!(secs = cfg.clock_offset_secs, "this node's clock is shifted (clock_offset_secs): tests and drills only");
     }
     cfg.check_http().map_err(NodeError::Setup)?;
+    let integrations = Arc::new(crate::integration::Integrations::from_config(&cfg.integrations).map_err(NodeError::Setup)?);
     let notifier = match &cfg.notify {
-        Some(n) => Some(Arc::new(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?)),
+        Some(n) => Some(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?),
+        // Integration callbacks go through the same outbox.
+        None if integrations.callbacks() => Some(crate::notify::Notifier::callbacks_only(&cfg.name).map_err(NodeError::Setup)?),
         None => None,
     };
+    let notifier = notifier.map(|n| Arc::new(n.with_integrations(integrations.clone())));
     let key = Arc::new(load_key(&cfg)?);
     let watch = crate::workers::storage::Watch { data_dir: cfg.data_dir.clone(), reserve_bytes: cfg.storage_reserve_mb << 20 };
     watch.before_open();
@@ -433,7 +437,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let state = AppState::new(shared, ledger.clone(), NodeInfo { id: key.id(), division: cfg.division, name: cfg.name.clone() })
         .with_login(&cfg.login)
         .with_public(&cfg.public)
-        .with_notify(notifier.as_ref().map(|n| n.adapter_name()));
+        .with_notify(notifier.as_ref().map(|n| n.adapter_name()).filter(|a| *a != "off"))
+        .with_integrations(integrations);
     let parent = match &cfg.parent {
         Some(p) => Some(
             tokio::net::lookup_host(p.as_str())
@@ -455,7 +460,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     };
     net_tasks.extend(supervision);
     if let Some(n) = notifier {
-        tracing::info!(adapter = n.adapter_name(), "citizen notifications on");
+        tracing::info!(adapter = n.adapter_name(), callbacks = n.integrations.callbacks(), "notifications on");
         net_tasks.push(tokio::spawn(crate::notify::run(shared_for_net.clone(), n)));
     }
     watch.check(&shared_for_net.store, &shared_for_net.storage, shared_for_net.clock.now_ms());

@@ -38,6 +38,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// The status and the JSON `error` body, for routes that answer errors in a format of their own (Open311).
+    pub(crate) fn parts(&self) -> (StatusCode, Value) {
+        (self.status, json!({"code": self.code, "message": self.message}))
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }

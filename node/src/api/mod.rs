@@ -13,6 +13,7 @@ mod cases;
 mod certs;
 mod error;
 mod fleet;
+mod intake;
 mod monitor;
 mod notifications;
 mod probes;
@@ -71,18 +72,28 @@ pub struct AppState {
     pub public: Arc<crate::citizen::PublicGate>,
     /// The notification adapter in use (`webhook`, `log`), none when off.
     pub notify: Option<&'static str>,
+    /// Systems that file cases through `/api/intake` and Open311.
+    pub integrations: Arc<crate::integration::Integrations>,
+    /// One intake filing at a time: the check of a system's reference and
+    /// the filing that records it are not interleaved with another's.
+    pub intake_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
     pub fn new(shared: Context, ledger: Ledger, node: NodeInfo) -> AppState {
         let login = crate::login::Login::new(&crate::login::LoginConfig::default(), shared.store.clone());
         let public = Arc::new(crate::citizen::PublicGate::new(crate::citizen::PublicConfig::default()));
-        AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None }
+        AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None, integrations: Arc::default(), intake_lock: Arc::default() }
     }
 
     /// The same state with the public page configured.
     pub fn with_public(self, cfg: &crate::citizen::PublicConfig) -> AppState {
         AppState { public: Arc::new(crate::citizen::PublicGate::new(cfg.clone())), ..self }
+    }
+
+    /// The same state with the systems of `[[integration]]`.
+    pub fn with_integrations(self, integrations: Arc<crate::integration::Integrations>) -> AppState {
+        AppState { integrations, ..self }
     }
 
     /// The same state with the notification adapter in use.
@@ -183,6 +194,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/public/receipts/verify", get(public::verify_receipt))
         .route("/api/public/trust", get(public::trust_bundle))
         .route("/api/notifications", get(notifications::list))
+        .route("/api/intake/cases", post(intake::file))
+        .route("/api/intake/cases/{external_ref}", get(intake::status))
+        .route("/open311/v2/{file}", get(intake::services_or_requests).post(intake::post_request))
+        .route("/open311/v2/requests/{file}", get(intake::get_requests))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::map_response(json_errors))

@@ -31,6 +31,9 @@ pub enum Adapter {
     /// Writes each message to the log (target `zongzhi::notify`) and
     /// counts it delivered.
     Log,
+    /// No `[notify]`: no message to citizens is queued (the worker runs for
+    /// integration callbacks only).
+    Off,
 }
 
 impl Adapter {
@@ -50,6 +53,7 @@ impl Adapter {
                 );
                 Ok(())
             }
+            Adapter::Off => Err("citizen notifications are off (no [notify])".into()),
         }
     }
 }
@@ -102,6 +106,16 @@ impl Webhook {
             return Err("[notify] token must not contain spaces or control characters".into());
         }
         Ok(Webhook { uri, address, token, timeout })
+    }
+
+    /// The URL posted to.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// `host:port` connected to.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     async fn post(&self, body: Vec<u8>) -> Result<(), String> {

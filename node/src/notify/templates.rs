@@ -21,6 +21,9 @@ pub enum Kind {
     Resolution,
     /// After 反馈: the invitation to rate (评价).
     RatingInvitation,
+    /// A status callback to the system that filed the case
+    /// (`crate::integration`): a JSON body, no template.
+    Callback,
 }
 
 impl Kind {
@@ -32,6 +35,7 @@ impl Kind {
             Kind::Progress => "progress",
             Kind::Resolution => "resolution",
             Kind::RatingInvitation => "rating_invitation",
+            Kind::Callback => "callback",
         }
     }
 
@@ -43,6 +47,7 @@ impl Kind {
             Kind::Progress => &[Number, Title, Unit, PublicUrl, Note],
             Kind::Resolution => &[Number, Title, Unit, PublicUrl, Reply],
             Kind::RatingInvitation => &[Number, Title, Unit, PublicUrl, RatingToken, RatingLink],
+            Kind::Callback => &[],
         }
     }
 
@@ -54,6 +59,7 @@ impl Kind {
             Kind::Progress => "【综治中心】您反映的事项（编号{number}）有新进展：{note}[[ 查询进度：{public_url}]]",
             Kind::Resolution => "【综治中心】您反映的事项（编号{number}）已由{unit}办结：{reply}",
             Kind::RatingInvitation => "【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价[[：{rating_link}]]。感谢您的支持！",
+            Kind::Callback => "",
         }
     }
 }
