@@ -73,7 +73,7 @@ enum Command {
         #[command(subcommand)]
         command: IntegrationCommand,
     },
-    /// Export for analytics (while the node is stopped).
+    /// Export for analytics (while the node runs, from a checkpoint it takes; or stopped).
     Export {
         #[command(subcommand)]
         command: ExportCommand,
@@ -163,9 +163,10 @@ enum IntegrationCommand {
 
 #[derive(Subcommand)]
 enum ExportCommand {
-    /// Write Parquet tables (cases, events, stats; no personal data) into a
-    /// directory. A second run adds only the new events and replaces the
-    /// case and statistics snapshots.
+    /// Write Parquet tables (cases, events, places, stats, units,
+    /// categories, windows; no personal data) under a prefix many cities
+    /// share, in hive partitions city=<division>/month=<YYYY-MM>. A second
+    /// run adds only the new events and places and replaces the snapshots.
     Parquet {
         #[arg(long, short)]
         config: PathBuf,
@@ -483,12 +484,48 @@ fn export(command: ExportCommand) -> anyhow::Result<()> {
         ExportCommand::Parquet { config, dir, since } => {
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
-            let store = node::open_store(&cfg, &key)?;
-            let outcome = zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &dir, since.as_deref())?;
-            println!("{outcome} (in {})", dir.display());
+            // The node running: it takes a checkpoint (hard links, a
+            // consistent view) where it may write, and the export reads that.
+            let checkpoint = match zongzhi_node::store::Store::open(&cfg.db_path()) {
+                Ok(store) => {
+                    drop(store);
+                    None
+                }
+                Err(zongzhi_node::store::StoreError::InUse(_)) => {
+                    let at = cfg.backup_dir().join(format!("export-checkpoint-{}", zongzhi_node::recovery::stamp(zongzhi_node::context::now_ms())));
+                    let (at, _) = zongzhi_node::progress::shown(|| {
+                        zongzhi_node::progress::waiting("the running node takes a checkpoint");
+                        zongzhi_node::recovery::backup_command(&cfg, Some(&at), false)
+                    })
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                    Some(Checkpoint(at))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let store = match &checkpoint {
+                Some(c) => Arc::new(zongzhi_node::store::Store::open(&c.0.join("db"))?),
+                None => node::open_store(&cfg, &key)?,
+            };
+            let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
+            let dims = zongzhi_node::export::Dimensions::of(&trust, policy.current());
+            let outcome = zongzhi_node::progress::shown(|| zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &dims, &dir, since.as_deref()))?;
+            drop(store);
+            let from = if checkpoint.is_some() { "a checkpoint of the running node" } else { "the stopped node's store" };
+            println!("{outcome} (in {}, from {from})", dir.display());
         }
     }
     Ok(())
+}
+
+/// A checkpoint taken for an export, removed when the export is done.
+struct Checkpoint(PathBuf);
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("could not remove the checkpoint {}: {e}", self.0.display());
+        }
+    }
 }
 
 /// `bench-store`: prints the records per second of batched and of single synced writes.
