@@ -93,6 +93,11 @@ pub struct Config {
     /// ([`crate::notify::NotifyConfig`]); none when absent.
     #[serde(default)]
     pub notify: Option<crate::notify::NotifyConfig>,
+    /// Systems that file cases here (a 12345 platform, a 网格 app) and get
+    /// status callbacks: `[[integration]]` tables
+    /// ([`crate::integration::IntegrationConfig`]).
+    #[serde(default, rename = "integration")]
+    pub integrations: Vec<crate::integration::IntegrationConfig>,
     /// The sync protocol versions this node offers, newest first (default:
     /// every one this release speaks, see `zongzhi-node --version`).
     /// Narrowing it is for drills of a mixed-version tree: a link is

@@ -6,15 +6,20 @@
 //!   blocking thread into a bounded channel, so memory does not grow with
 //!   the list. XLSX is written in the spreadsheet library's constant-memory
 //!   mode to a temporary file, then streamed back.
-//! - [`parquet`] (`zongzhi-node export parquet`, node stopped): analytics
-//!   tables without personal data — case facts, one row per case event,
-//!   the statistics counters, the counters by window and by person
-//!   (`actors/`, [`crate::stats::rollup_actors`]'s figures by month) — for
-//!   DuckDB, DataFusion, Spark or Trino.
-//!   Incremental: a manifest in the output directory records the feed
-//!   position exported up to; the next run writes only the new events as a
-//!   new part file and replaces the (derived, changing) case and statistics
-//!   snapshots.
+//! - [`parquet`] (`zongzhi-node export parquet`, the node running or
+//!   stopped): analytics tables without personal data — case facts, one
+//!   row per case event, the places of filings (发生地 and coordinates),
+//!   the statistics counters, and the dimensions (units with names and
+//!   levels, categories, windows) — for DuckDB, DataFusion, Spark or Trino,
+//!   in hive partitions `<table>/city=<division>/month=<YYYY-MM>/` under
+//!   one prefix that many cities share (each writes only its own `city=`
+//!   and its own file names). Incremental: a manifest per exporting node
+//!   (`_zongzhi/<division>.json`) records the feed position exported up
+//!   to; the next run writes only the new events and places as new part
+//!   files and replaces the (derived, changing) case, statistics and
+//!   dimension snapshots. The counters by window and by person
+//!   (`actors/`, [`crate::stats::rollup_actors`]'s figures by month) are a
+//!   snapshot too, folded from the cases.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
@@ -27,8 +32,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use zongzhi_protocol::case::Contact;
-use zongzhi_protocol::policy::PolicySet;
-use zongzhi_protocol::trust::Trust;
 use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::Role;
@@ -71,16 +74,13 @@ use crate::summary::CaseSummary;
 // ---------- the case list: CSV and XLSX ----------
 
 /// Column headers of the case list export (zh-CN, as the centers name them).
-/// Units by name first (the code beside it, for filtering); 受理时间 is
-/// when the center received the matter (a filing may be dated back a
-/// little), 登记时间 when it was entered.
 pub const HEADERS: &[&str] = &[
-    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "承办单位代码", "登记单位", "登记单位代码", "受理时间", "登记时间", "下一时限",
-    "是否超期", "督办", "退回次数", "上报次数", "姓名", "电话", "证件号",
+    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "登记单位", "登记时间", "下一时限", "是否超期", "督办", "退回次数",
+    "上报次数", "姓名", "电话", "证件号",
 ];
 
 /// Indexes of the numeric columns (written as numbers in XLSX).
-const NUMERIC: &[usize] = &[17, 18];
+const NUMERIC: &[usize] = &[14, 15];
 
 /// Bytes per streamed chunk.
 const CHUNK: usize = 64 * 1024;
@@ -115,10 +115,7 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
     let filter = Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
     let masked = session.role < Role::Operator;
     let now = crate::context::now_ms();
-    let mut names = crate::api::unit_names(&s.shared.trust());
-    // This node's own name even before it holds a certificate.
-    names.entry(s.node.division).or_insert_with(|| s.node.name.clone());
-    let job = Job { store: s.store.clone(), policy: s.policy(), names, filter, masked, now };
+    let job = Job { store: s.store.clone(), policy: s.policy(), filter, masked, now };
     let date = jiff::Timestamp::from_millisecond(now as i64)
         .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string())
         .unwrap_or_default();
@@ -159,8 +156,6 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
 struct Job {
     store: Arc<Store>,
     policy: Arc<Policy>,
-    /// Units' names from the trust store's certificates.
-    names: std::collections::HashMap<zongzhi_protocol::DivisionCode, String>,
     filter: Filter,
     masked: bool,
     now: u64,
@@ -172,7 +167,7 @@ impl Job {
     fn rows(&self, mut f: impl FnMut(&[String]) -> Result<bool, String>) -> Result<(), String> {
         let mut failed: Option<String> = None;
         queue::scan(&self.store, &self.filter, &self.policy, self.now, |c| {
-            let cells = match row(&self.store, &self.policy, &self.names, &c, self.masked, self.now) {
+            let cells = match row(&self.store, &self.policy, &c, self.masked, self.now) {
                 Ok(cells) => cells,
                 Err(e) => {
                     failed = Some(e);
@@ -234,7 +229,7 @@ impl Job {
         wb.set_tempdir(tmp.path()).map_err(xerr)?;
         let ws = wb.add_worksheet_with_constant_memory().map_err(xerr)?;
         ws.set_name("台账").map_err(xerr)?;
-        let widths = [22.0, 30.0, 12.0, 14.0, 8.0, 8.0, 10.0, 10.0, 28.0, 14.0, 28.0, 14.0, 26.0, 26.0, 26.0, 10.0, 8.0, 10.0, 10.0, 10.0, 14.0, 20.0];
+        let widths = [22.0, 30.0, 12.0, 14.0, 8.0, 8.0, 10.0, 10.0, 14.0, 14.0, 26.0, 26.0, 10.0, 8.0, 10.0, 10.0, 10.0, 14.0, 20.0];
         for (col, w) in widths.iter().enumerate() {
             ws.set_column_width(col as u16, *w).map_err(xerr)?;
         }
@@ -353,7 +348,7 @@ fn contact(store: &Store, hash: Option<BlobHash>, masked: bool) -> Result<Option
 }
 
 /// The cells of one case, in [`HEADERS`] order (not yet CSV-escaped).
-fn row(store: &Store, policy: &Policy, names: &std::collections::HashMap<zongzhi_protocol::DivisionCode, String>, c: &CaseSummary, masked: bool, now: u64) -> Result<Vec<String>, String> {
+fn row(store: &Store, policy: &Policy, c: &CaseSummary, masked: bool, now: u64) -> Result<Vec<String>, String> {
     let (major, minor) = match policy.subcategory(&c.category) {
         Some((parent, leaf)) => (parent.name.clone(), leaf.name.clone()),
         None => (String::new(), c.category.clone()),
@@ -364,16 +359,6 @@ fn row(store: &Store, policy: &Policy, names: &std::collections::HashMap<zongzhi
         None => String::new(),
     };
     let person = contact(store, c.contact, masked)?.unwrap_or_default();
-    let name = |u: &zongzhi_protocol::DivisionCode| names.get(u).cloned().unwrap_or_default();
-    // 受理时间 is in the filing (the case's id is its record's).
-    let received = store
-        .record_bytes(&c.id)
-        .map_err(|e| e.to_string())?
-        .and_then(|b| zongzhi_protocol::Record::decode(&b).ok())
-        .and_then(|r| match r.body {
-            zongzhi_protocol::Body::CaseEvent(zongzhi_protocol::CaseEvent { action: zongzhi_protocol::Action::File(f), .. }) => Some(f.received_at_ms),
-            _ => None,
-        });
     Ok(vec![
         c.number.clone(),
         c.title.clone(),
@@ -383,11 +368,8 @@ fn row(store: &Store, policy: &Policy, names: &std::collections::HashMap<zongzhi
         c.channel.zh().to_string(),
         c.urgency.zh().to_string(),
         c.status.zh().to_string(),
-        name(&c.owner),
         c.owner.to_string(),
-        name(&c.filed_by),
         c.filed_by.to_string(),
-        received.map(time).unwrap_or_default(),
         time(c.filed_ms),
         next_due,
         if c.is_overdue(now) { "是" } else { "否" }.to_string(),
@@ -402,34 +384,36 @@ fn row(store: &Store, policy: &Policy, names: &std::collections::HashMap<zongzhi
 
 // ---------- Parquet for analytics ----------
 
-/// The manifest's file name in the output directory.
-pub const MANIFEST: &str = "manifest.json";
-/// Version of the manifest and table layout.
-const LAYOUT_VERSION: u32 = 1;
+/// Where an export keeps its state, under the output prefix: one manifest
+/// per exporting node (`_zongzhi/<division>.json`; readers skip `_` paths).
+pub const STATE_DIR: &str = "_zongzhi";
+/// Version of the manifest and table layout (2: hive partitions by city
+/// and month, dimension tables, places).
+const LAYOUT_VERSION: u32 = 2;
 /// Rows per Parquet row group (collected in memory before it is written).
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Records read from the feed at a time.
 const FEED_PAGE: usize = 1024;
 
-/// What the output directory holds: written after the data files, so a
-/// run that dies leaves the previous manifest (and its files) standing.
+/// What this node's part of the output prefix holds: written after the
+/// data files, so a run that dies leaves the previous manifest (and its
+/// files) standing.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub version: u32,
     /// The node whose store was exported (hex key).
     pub node: String,
     pub division: String,
-    /// Feed positions `1..=feed_to` have been exported as events.
+    /// The `city=` partition this node writes.
+    pub city: String,
+    /// Feed positions `1..=feed_to` have been exported as events and places.
     pub feed_to: u64,
     /// `--since` of the first run (`YYYY-MM-DD`, China time), kept for all.
     pub since: Option<String>,
-    /// The event part files, oldest first (relative to the directory).
-    pub event_files: Vec<String>,
-    pub cases_file: String,
-    pub stats_file: String,
-    /// The counters by window and by person (absent before they were exported).
-    #[serde(default)]
-    pub actors_file: String,
+    /// The event and place part files, oldest first (relative to the prefix).
+    pub part_files: Vec<String>,
+    /// The snapshot files of the last run (cases, statistics, dimensions).
+    pub snapshot_files: Vec<String>,
     /// When the last run finished (RFC 3339, +08:00).
     pub exported_at: String,
 }
@@ -440,11 +424,13 @@ pub struct ParquetOutcome {
     pub cases: usize,
     pub events: usize,
     pub stats: usize,
+    pub units: usize,
+    /// Rows of the table by window and by person.
     pub actors: usize,
     /// Feed positions read this run (`from..=to`; empty when nothing new).
     pub feed_from: u64,
     pub feed_to: u64,
-    /// Files written this run, relative to the directory.
+    /// Files written this run, relative to the prefix.
     pub files: Vec<String>,
 }
 
@@ -457,11 +443,12 @@ impl std::fmt::Display for ParquetOutcome {
         };
         write!(
             f,
-            "exported cases: {} rows, events: {} rows ({feed}), stats: {} rows, by window and person: {} rows; files written: {}",
+            "exported cases: {} rows, events: {} rows ({feed}), stats: {} rows, by window and person: {} rows, units: {} rows; files written: {}",
             self.cases,
             self.events,
             self.stats,
             self.actors,
+            self.units,
             if self.files.is_empty() { "none".to_string() } else { self.files.join(", ") }
         )
     }
@@ -475,89 +462,178 @@ pub fn since_ms(date: &str) -> Result<u64, ExportError> {
     u64::try_from(ts.as_millisecond()).map_err(|_| bad())
 }
 
-/// Exports the store's analytics tables into `dir` (see the module docs).
-/// `since`: the `--since` date; events and cases before it are left out.
+/// The names behind the codes: units (from the certificates), categories
+/// and windows (from the policy in force).
+#[derive(Debug, Clone, Default)]
+pub struct Dimensions {
+    /// division, name, level, parent (none at the city).
+    pub units: Vec<(DivisionCode, String)>,
+    /// code, name, parent code (大类, none for a 大类 itself), retired.
+    pub categories: Vec<(String, String, Option<String>, bool)>,
+    /// code, name, retired.
+    pub windows: Vec<(String, String, bool)>,
+}
+
+impl Dimensions {
+    /// Every unit holding a certificate (the latest name per division) and the policy's tables.
+    pub fn of(trust: &zongzhi_protocol::trust::Trust, policy: &Policy) -> Dimensions {
+        let mut units: std::collections::BTreeMap<DivisionCode, (u64, String)> = Default::default();
+        for m in trust.members() {
+            let e = units.entry(m.cert.division).or_insert((0, String::new()));
+            if m.cert.not_before_ms >= e.0 {
+                *e = (m.cert.not_before_ms, m.cert.name.clone());
+            }
+        }
+        let mut categories = Vec::new();
+        for c in &policy.categories {
+            categories.push((c.code.clone(), c.name.clone(), None, c.retired));
+            categories.extend(c.children.iter().map(|l| (l.code.clone(), l.name.clone(), Some(c.code.clone()), l.retired)));
+        }
+        Dimensions {
+            units: units.into_iter().map(|(d, (_, name))| (d, name)).collect(),
+            categories,
+            windows: policy.windows.iter().map(|w| (w.code.clone(), w.name.clone(), w.retired)).collect(),
+        }
+    }
+}
+
+/// `2026-05` for a time (China time).
+fn month_of(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m").to_string())
+        .unwrap_or_else(|_| "0000-00".into())
+}
+
+/// Tables written by partition: one file per partition, opened when its first row comes.
+struct Parts {
+    dir: PathBuf,
+    name: &'static str,
+    schema: fn() -> Vec<ColumnDef>,
+    open: std::collections::BTreeMap<String, Table>,
+}
+
+impl Parts {
+    fn new(dir: &Path, name: &'static str, schema: fn() -> Vec<ColumnDef>) -> Parts {
+        Parts { dir: dir.to_path_buf(), name, schema, open: Default::default() }
+    }
+
+    fn table(&mut self, rel: String) -> Result<&mut Table, ExportError> {
+        if !self.open.contains_key(&rel) {
+            let path = self.dir.join(&rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io_at(format!("creating {}", parent.display())))?;
+            }
+            let t = Table::create(&self.dir, &rel, self.name, (self.schema)())?;
+            self.open.insert(rel.clone(), t);
+        }
+        self.open.get_mut(&rel).ok_or_else(|| ExportError::Data("a partition vanished".into()))
+    }
+
+    fn rows(&self) -> usize {
+        self.open.values().map(|t| t.rows).sum()
+    }
+
+    /// Finishes every file with rows (and drops the empty ones); their names.
+    fn finish(self) -> Result<Vec<String>, ExportError> {
+        let mut names = Vec::new();
+        for (rel, t) in self.open {
+            if t.rows > 0 {
+                t.finish()?;
+                names.push(rel);
+            } else {
+                t.abandon();
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Exports the store's analytics tables under the prefix `dir`, into this
+/// city's partitions (see the module docs and README "Analytics across
+/// cities"). `since`: the `--since` date; events and cases before it are
+/// left out.
 /// `trust` and `policies` fold the cases for the table by window and person.
 pub fn parquet(
     store: &Store,
     node: &NodeId,
     division: DivisionCode,
-    trust: &Trust,
-    policies: &PolicySet,
+    dims: &Dimensions,
+    trust: &zongzhi_protocol::trust::Trust,
+    policies: &zongzhi_protocol::policy::PolicySet,
     dir: &Path,
     since: Option<&str>,
 ) -> Result<ParquetOutcome, ExportError> {
     let since_ms = since.map(since_ms).transpose()?;
-    for sub in ["cases", "events", "stats", "actors"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(io_at(format!("creating {}", dir.join(sub).display())))?;
-    }
-    let manifest_path = dir.join(MANIFEST);
+    let city = division.lineage().into_iter().find(|u| u.level() == Level::City).unwrap_or(division).to_string();
+    let state = dir.join(STATE_DIR);
+    std::fs::create_dir_all(&state).map_err(io_at(format!("creating {}", state.display())))?;
+    let manifest_path = state.join(format!("{division}.json"));
     let previous = read_manifest(&manifest_path)?;
     let head = store.feed_len()?;
     if let Some(m) = &previous {
         check_continues(m, node, dir, &manifest_path, head, since)?;
     }
-    let mut event_files = previous.as_ref().map(|m| m.event_files.clone()).unwrap_or_default();
-    remove_unlisted_parts(dir, &event_files)?;
+    let mut part_files = previous.as_ref().map(|m| m.part_files.clone()).unwrap_or_default();
+    remove_unlisted_parts(dir, &city, &division.to_string(), &part_files)?;
     let from = previous.as_ref().map_or(1, |m| m.feed_to + 1);
     let mut files = Vec::new();
 
-    // Events: the feed from where the last run stopped.
-    let (events, part) = write_events(store, dir, from, head, since_ms)?;
-    if let Some(rel) = part {
-        event_files.push(rel.clone());
-        files.push(rel);
-    }
+    // Events and places: the feed from where the last run stopped, a part file per month.
+    crate::progress::phase("events", head.saturating_sub(from - 1));
+    let (events, written) = write_events(store, dir, &city, division, from, head, since_ms)?;
+    part_files.extend(written.iter().cloned());
+    files.extend(written);
 
-    // Cases: a fresh snapshot.
-    let cases_rel = "cases/cases.parquet".to_string();
+    // Snapshots: cases by filing month, statistics by month, the dimensions.
     let now = crate::context::now_ms();
-    let cases = write_cases(store, dir, &cases_rel, since_ms, now)?;
-    files.push(cases_rel.clone());
-
-    // Statistics: a fresh snapshot of every counter key.
-    let stats_rel = "stats/stats.parquet".to_string();
-    let stats = write_stats(store, dir, &stats_rel)?;
-    files.push(stats_rel.clone());
-
-    // By window and by person: a fresh snapshot.
-    let actors_rel = "actors/actors.parquet".to_string();
-    let actors = write_actors(store, trust, policies, dir, &actors_rel)?;
-    files.push(actors_rel.clone());
+    let (cases, case_files) = write_cases(store, dir, &city, division, since_ms, now)?;
+    let (stats, stats_files) = write_stats(store, dir, &city, division)?;
+    let (units, dim_files) = write_dimensions(dims, dir, &city, division)?;
+    let (actors, actor_files) = write_actors(store, trust, policies, dir, &city, division)?;
+    let snapshot_files: Vec<String> = case_files.into_iter().chain(stats_files).chain(dim_files).chain(actor_files).collect();
+    // A snapshot file of the last run not written now (a month with no row left) goes.
+    for old in previous.iter().flat_map(|m| m.snapshot_files.iter()) {
+        if !snapshot_files.contains(old) {
+            let _ = std::fs::remove_file(dir.join(old));
+        }
+    }
+    files.extend(snapshot_files.iter().cloned());
 
     let manifest = Manifest {
         version: LAYOUT_VERSION,
         node: node.to_string(),
         division: division.to_string(),
+        city,
         feed_to: head,
         since: since.map(String::from),
-        event_files,
-        cases_file: cases_rel,
-        stats_file: stats_rel,
-        actors_file: actors_rel,
+        part_files,
+        snapshot_files,
         exported_at: time(now),
     };
     let manifest = serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::Data(format!("manifest: {e}")))?;
     write_atomically(&manifest_path, &manifest)?;
-    Ok(ParquetOutcome { cases, events, stats, actors, feed_from: from, feed_to: head, files })
+    Ok(ParquetOutcome { cases, events, stats, units, actors, feed_from: from, feed_to: head, files })
 }
 
 /// The manifest a previous run left at `path`; `None` when there is none.
 fn read_manifest(path: &Path) -> Result<Option<Manifest>, ExportError> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| ExportError::Data(format!("reading {}: {e}", path.display())))?)),
+        Ok(bytes) => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| ExportError::Data(format!("reading {}: {e}", path.display())))?;
+            if v["version"].as_u64() != Some(LAYOUT_VERSION as u64) {
+                return Err(ExportError::Directory(format!("{} has layout version {}, this build writes {LAYOUT_VERSION}: export into a new directory", path.display(), v["version"])));
+            }
+            Ok(Some(serde_json::from_value(v).map_err(|e| ExportError::Data(format!("reading {}: {e}", path.display())))?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_at(format!("reading {}", path.display()))(e)),
     }
 }
 
-/// Checks that this run may continue the previous export in `dir`: same layout, node and `--since`, and a feed reaching its end.
+/// Checks that this run may continue the previous export in `dir`: same node and `--since`, and a feed reaching its end.
 fn check_continues(m: &Manifest, node: &NodeId, dir: &Path, manifest_path: &Path, head: u64, since: Option<&str>) -> Result<(), ExportError> {
-    if m.version != LAYOUT_VERSION {
-        return Err(ExportError::Directory(format!("{} has layout version {}, this build writes {LAYOUT_VERSION}: export into a new directory", manifest_path.display(), m.version)));
-    }
     if m.node != node.to_string() {
-        return Err(ExportError::Directory(format!("{} was exported from another node ({}); export into a new directory", dir.display(), m.node)));
+        return Err(ExportError::Directory(format!("{} was written by another node ({}); export into a new directory", manifest_path.display(), m.node)));
     }
     if m.feed_to > head {
         return Err(ExportError::Directory(format!("{} holds events up to feed position {}, but this store's feed ends at {head}: export into a new directory", dir.display(), m.feed_to)));
@@ -572,27 +648,32 @@ fn check_continues(m: &Manifest, node: &NodeId, dir: &Path, manifest_path: &Path
     Ok(())
 }
 
-/// Removes the event part files that `listed` (the manifest's) does not name.
-fn remove_unlisted_parts(dir: &Path, listed: &[String]) -> Result<(), ExportError> {
+/// Removes this node's event and place part files that `listed` (the manifest's) does not name.
+fn remove_unlisted_parts(dir: &Path, city: &str, division: &str, listed: &[String]) -> Result<(), ExportError> {
     // Part files the manifest does not list are left from a run that died
     // before its manifest: they would repeat events, so they go.
-    for entry in std::fs::read_dir(dir.join("events"))? {
-        let entry = entry?;
-        let rel = format!("events/{}", entry.file_name().to_string_lossy());
-        if !listed.contains(&rel) {
-            std::fs::remove_file(entry.path()).map_err(io_at(format!("removing stale {}", entry.path().display())))?;
+    for table in ["events", "places"] {
+        let base = dir.join(table).join(format!("city={city}"));
+        let Ok(months) = std::fs::read_dir(&base) else { continue };
+        for month in months.flatten() {
+            for entry in std::fs::read_dir(month.path()).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let rel = format!("{table}/city={city}/{}/{name}", month.file_name().to_string_lossy());
+                if name.starts_with(&format!("part-{division}-")) && !listed.contains(&rel) {
+                    std::fs::remove_file(entry.path()).map_err(io_at(format!("removing stale {}", entry.path().display())))?;
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Writes the case events at feed positions `from..=head` as a new part file; returns its rows and name (`None`: nothing written).
-fn write_events(store: &Store, dir: &Path, from: u64, head: u64, since_ms: Option<u64>) -> Result<(usize, Option<String>), ExportError> {
-    if from > head {
-        return Ok((0, None));
-    }
-    let rel = format!("events/part-{from:012}-{head:012}.parquet");
-    let mut t = Table::create(dir, &rel, "events", event_schema())?;
+/// Writes the case events (and the places of filings) at feed positions
+/// `from..=head` as new part files, one per month; returns the event rows
+/// and the files.
+fn write_events(store: &Store, dir: &Path, city: &str, division: DivisionCode, from: u64, head: u64, since_ms: Option<u64>) -> Result<(usize, Vec<String>), ExportError> {
+    let mut events = Parts::new(dir, "events", event_schema);
+    let mut places = Parts::new(dir, "places", place_schema);
     let mut pos = from;
     while pos <= head {
         let page = store.feed_records(pos, FEED_PAGE)?;
@@ -601,29 +682,32 @@ fn write_events(store: &Store, dir: &Path, from: u64, head: u64, since_ms: Optio
             if seq > head {
                 break;
             }
-            event_row(&mut t, seq, id, bytes, since_ms)?;
+            event_row(&mut events, &mut places, (city, division, from, head), seq, id, bytes, since_ms)?;
         }
         pos = last + 1;
+        crate::progress::set(last.saturating_sub(from - 1));
     }
-    let events = t.rows;
-    if events > 0 {
-        t.finish()?;
-        Ok((events, Some(rel)))
-    } else {
-        t.abandon();
-        Ok((events, None))
-    }
+    let rows = events.rows();
+    let mut files = events.finish()?;
+    files.extend(places.finish()?);
+    Ok((rows, files))
 }
 
-/// Adds the record at feed position `seq` to the events table if it is a case event from `since_ms` on.
-fn event_row(t: &mut Table, seq: u64, id: RecordId, bytes: Vec<u8>, since_ms: Option<u64>) -> Result<(), ExportError> {
+/// Adds the record at feed position `seq` to the events table if it is a
+/// case event from `since_ms` on (and a filing's place to the places table).
+#[allow(clippy::too_many_arguments)] // the run's partition key and one record
+fn event_row(events: &mut Parts, places: &mut Parts, run: (&str, DivisionCode, u64, u64), seq: u64, id: RecordId, bytes: Vec<u8>, since_ms: Option<u64>) -> Result<(), ExportError> {
+    let (city, division, from, head) = run;
     let record = Record::decode_unverified_owned(bytes).map_err(|e| ExportError::Data(format!("record {id} at feed position {seq}: {e}")))?;
     let RecordBody::CaseEvent(ev) = &record.body else { return Ok(()) };
-    if since_ms.is_some_and(|s| record.header.hlc.wall_ms < s) {
+    let wall = record.header.hlc.wall_ms;
+    if since_ms.is_some_and(|s| wall < s) {
         return Ok(());
     }
+    let month = month_of(wall);
     let case = ev.case.unwrap_or(id);
-    t.row(&[
+    let part = |table: &str| format!("{table}/city={city}/month={month}/part-{division}-{from:012}-{head:012}.parquet");
+    events.table(part("events"))?.row(&[
         Cell::I64(Some(seq as i64)),
         Cell::Str(Some(&id.to_string())),
         Cell::Str(Some(&case.to_string())),
@@ -631,21 +715,34 @@ fn event_row(t: &mut Table, seq: u64, id: RecordId, bytes: Vec<u8>, since_ms: Op
         Cell::I64(Some(record.header.seq as i64)),
         Cell::Str(Some(&ev.unit.to_string())),
         Cell::Str(Some(ev.action.as_str())),
-        Cell::Ts(Some(record.header.hlc.wall_ms)),
+        Cell::Ts(Some(wall)),
         Cell::I64(Some(record.header.hlc.counter as i64)),
         Cell::I32(Some(ev.policy as i32)),
-    ])
+    ])?;
+    if let zongzhi_protocol::Action::File(f) = &ev.action {
+        let arose = f.intake.arose_in.unwrap_or(ev.unit).to_string();
+        places.table(part("places"))?.row(&[
+            Cell::Str(Some(&case.to_string())),
+            Cell::Str(Some(&f.number)),
+            Cell::Str(Some(&arose)),
+            Cell::F64(f.place.lat_e6.map(|v| v as f64 / 1e6)),
+            Cell::F64(f.place.lon_e6.map(|v| v as f64 / 1e6)),
+        ])?;
+    }
+    Ok(())
 }
 
-/// Writes the cases table at `rel` afresh, one row per case filed from `since_ms` on; returns its rows.
-fn write_cases(store: &Store, dir: &Path, rel: &str, since_ms: Option<u64>, now: u64) -> Result<usize, ExportError> {
-    let mut t = Table::create(dir, rel, "cases", case_schema())?;
+/// Writes the cases afresh, one file per filing month, one row per case
+/// filed from `since_ms` on; returns the rows and the files.
+fn write_cases(store: &Store, dir: &Path, city: &str, division: DivisionCode, since_ms: Option<u64>, now: u64) -> Result<(usize, Vec<String>), ExportError> {
+    let mut parts = Parts::new(dir, "cases", case_schema);
     let mut failed = None;
     store.all_summaries(|c| {
         if since_ms.is_some_and(|s| c.filed_ms < s) {
             return true;
         }
-        match case_row(&mut t, &c, now) {
+        let rel = format!("cases/city={city}/month={}/{division}.parquet", month_of(c.filed_ms));
+        match parts.table(rel).and_then(|t| case_row(t, &c, now)) {
             Ok(()) => true,
             Err(e) => {
                 failed = Some(e);
@@ -656,35 +753,42 @@ fn write_cases(store: &Store, dir: &Path, rel: &str, since_ms: Option<u64>, now:
     if let Some(e) = failed {
         return Err(e);
     }
-    let cases = t.rows;
-    t.finish()?;
-    Ok(cases)
+    let rows = parts.rows();
+    Ok((rows, parts.finish()?))
 }
 
-/// Writes the statistics table at `rel` afresh, one row per non-zero counter key; returns its rows.
-fn write_stats(store: &Store, dir: &Path, rel: &str) -> Result<usize, ExportError> {
-    let mut t = Table::create(dir, rel, "stats", stats_schema())?;
+/// Writes the statistics afresh, one file per month, one row per non-zero counter key; returns the rows and the files.
+fn write_stats(store: &Store, dir: &Path, city: &str, division: DivisionCode) -> Result<(usize, Vec<String>), ExportError> {
+    let mut parts = Parts::new(dir, "stats", stats_schema);
     let mut failed = None;
     store.scan_stats(&[], &[0xFF; 32], |k, v| {
         if failed.is_some() {
             return;
         }
-        if let Err(e) = stats_row(&mut t, k, v) {
+        if let Err(e) = stats_row(&mut parts, city, division, k, v) {
             failed = Some(e);
         }
     })?;
     if let Some(e) = failed {
         return Err(e);
     }
-    let stats = t.rows;
-    t.finish()?;
-    Ok(stats)
+    let rows = parts.rows();
+    Ok((rows, parts.finish()?))
 }
 
-/// Writes the table by window and by person at `rel` afresh: one row per
-/// (month, window or person) with its counters ([`kpi::attributed`] of every
-/// case, folded); returns its rows.
-fn write_actors(store: &Store, trust: &Trust, policies: &PolicySet, dir: &Path, rel: &str) -> Result<usize, ExportError> {
+/// Writes the table by window and by person afresh: one row per (month,
+/// window or person) with its counters ([`kpi::attributed`] of every case,
+/// folded), a file per month; returns its rows and files.
+///
+/// [`kpi::attributed`]: zongzhi_protocol::kpi::attributed
+fn write_actors(
+    store: &Store,
+    trust: &zongzhi_protocol::trust::Trust,
+    policies: &zongzhi_protocol::policy::PolicySet,
+    dir: &Path,
+    city: &str,
+    division: DivisionCode,
+) -> Result<(usize, Vec<String>), ExportError> {
     use std::collections::BTreeMap;
     use zongzhi_protocol::kpi::{self, Actor, COUNTERS};
     let mut ids = Vec::new();
@@ -700,7 +804,7 @@ fn write_actors(store: &Store, trust: &Trust, policies: &PolicySet, dir: &Path, 
             sums.entry((f.month, f.actor)).or_insert([0; COUNTERS])[f.counter as usize] += f.value;
         }
     }
-    let mut t = Table::create(dir, rel, "actors", actors_schema())?;
+    let mut parts = Parts::new(dir, "actors", actors_schema);
     for ((month, actor), counts) in &sums {
         let (kind, unit, window, operator) = match actor {
             Actor::Window { unit, window } => ("window", unit, Some(window.as_str()), None),
@@ -709,15 +813,15 @@ fn write_actors(store: &Store, trust: &Trust, policies: &PolicySet, dir: &Path, 
         let unit = unit.to_string();
         let mut cells = vec![Cell::I32(Some(*month as i32)), Cell::Str(Some(kind)), Cell::Str(Some(&unit)), Cell::Str(window), Cell::Str(operator)];
         cells.extend(counts.iter().map(|x| Cell::I64(Some(*x))));
-        t.row(&cells)?;
+        let rel = format!("actors/city={city}/month={:04}-{:02}/{division}.parquet", month / 100, month % 100);
+        parts.table(rel)?.row(&cells)?;
     }
-    let rows = t.rows;
-    t.finish()?;
-    Ok(rows)
+    let rows = parts.rows();
+    Ok((rows, parts.finish()?))
 }
 
-/// Adds one counter key to the statistics table, unless it is a per-unit total or all zero.
-fn stats_row(t: &mut Table, k: &[u8], v: &[u8]) -> Result<(), ExportError> {
+/// Adds one counter key to the statistics, unless it is a per-unit total or all zero.
+fn stats_row(parts: &mut Parts, city: &str, division: DivisionCode, k: &[u8], v: &[u8]) -> Result<(), ExportError> {
     let Some(key) = crate::stats::parse_key(k) else { return Ok(()) };
     // The per-unit totals over channels and categories are sums of the
     // keys exported here.
@@ -730,21 +834,49 @@ fn stats_row(t: &mut Table, k: &[u8], v: &[u8]) -> Result<(), ExportError> {
     }
     let unit = DivisionCode::new(key.unit).map(|d| d.to_string()).unwrap_or_else(|_| key.unit.to_string());
     let channel = zongzhi_protocol::case::Channel::ALL.get(key.channel as usize).map(|c| c.as_str()).unwrap_or("");
-    let mut cells = vec![
-        Cell::I32(Some(key.month as i32)),
-        Cell::I32(Some(key.tag as i32)),
-        Cell::Str(Some(&unit)),
-        Cell::Str(Some(channel)),
-        Cell::Str(Some(&key.category)),
-    ];
+    let month = format!("{:04}-{:02}", key.month / 100, key.month % 100);
+    let mut cells = vec![Cell::I32(Some(key.tag as i32)), Cell::Str(Some(&unit)), Cell::Str(Some(channel)), Cell::Str(Some(&key.category))];
     cells.extend(counts.iter().map(|x| Cell::I64(Some(*x))));
-    t.row(&cells)
+    parts.table(format!("stats/city={city}/month={month}/{division}.parquet"))?.row(&cells)
+}
+
+/// Writes the units, categories and windows of this city; returns the unit rows and the files.
+fn write_dimensions(dims: &Dimensions, dir: &Path, city: &str, division: DivisionCode) -> Result<(usize, Vec<String>), ExportError> {
+    let rel = |table: &str| format!("{table}/city={city}/{division}.parquet");
+    let mut units = Parts::new(dir, "units", unit_schema);
+    let mut categories = Parts::new(dir, "categories", category_schema);
+    let mut windows = Parts::new(dir, "windows", window_schema);
+    for (d, name) in &dims.units {
+        let lineage = d.lineage();
+        let at = |level: Level| lineage.iter().find(|u| u.level() == level).map(|u| u.to_string());
+        let parent = d.parent().map(|p| p.to_string());
+        units.table(rel("units"))?.row(&[
+            Cell::Str(Some(&d.to_string())),
+            Cell::Str(Some(name)),
+            Cell::Str(Some(d.level().as_str())),
+            Cell::Str(Some(d.level().zh())),
+            Cell::Str(parent.as_deref()),
+            Cell::Str(at(Level::County).as_deref()),
+            Cell::Str(at(Level::Township).as_deref()),
+        ])?;
+    }
+    for (code, name, parent, retired) in &dims.categories {
+        categories.table(rel("categories"))?.row(&[Cell::Str(Some(code)), Cell::Str(Some(name)), Cell::Str(parent.as_deref()), Cell::Bool(Some(*retired))])?;
+    }
+    for (code, name, retired) in &dims.windows {
+        windows.table(rel("windows"))?.row(&[Cell::Str(Some(code)), Cell::Str(Some(name)), Cell::Bool(Some(*retired))])?;
+    }
+    let n = units.rows();
+    let mut files = units.finish()?;
+    files.extend(categories.finish()?);
+    files.extend(windows.finish()?);
+    Ok((n, files))
 }
 
 fn case_row(t: &mut Table, c: &CaseSummary, now: u64) -> Result<(), ExportError> {
     let lineage = c.owner.lineage();
     let at = |level: Level| lineage.iter().find(|u| u.level() == level).map(|u| u.to_string());
-    let (city, county, township) = (at(Level::City), at(Level::County), at(Level::Township));
+    let (county, township) = (at(Level::County), at(Level::Township));
     t.row(&[
         Cell::Str(Some(&c.id.to_string())),
         Cell::Str(Some(&c.number)),
@@ -758,7 +890,6 @@ fn case_row(t: &mut Table, c: &CaseSummary, now: u64) -> Result<(), ExportError>
         Cell::Str(Some(c.owner.level().as_str())),
         Cell::Str(c.window.as_deref()),
         Cell::Str(Some(&c.filed_by.to_string())),
-        Cell::Str(city.as_deref()),
         Cell::Str(county.as_deref()),
         Cell::Str(township.as_deref()),
         Cell::Ts(Some(c.filed_ms)),
@@ -783,6 +914,7 @@ enum Kind {
     /// Milliseconds since the epoch, UTC.
     Ts,
     Bool,
+    F64,
 }
 
 /// A column: name, type, whether it may be null.
@@ -811,7 +943,6 @@ fn case_schema() -> Vec<ColumnDef> {
         col("owner_level", Str),
         nullable("window", Str),
         col("filed_by", Str),
-        nullable("city", Str),
         nullable("county", Str),
         nullable("township", Str),
         col("filed_at", Ts),
@@ -846,7 +977,7 @@ fn event_schema() -> Vec<ColumnDef> {
 
 fn stats_schema() -> Vec<ColumnDef> {
     use Kind::*;
-    let mut cols = vec![col("month", I32), col("tag", I32), col("unit", Str), col("channel", Str), col("category", Str)];
+    let mut cols = vec![col("tag", I32), col("unit", Str), col("channel", Str), col("category", Str)];
     cols.extend(zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| col(c.as_str(), I64)));
     cols
 }
@@ -856,6 +987,26 @@ fn actors_schema() -> Vec<ColumnDef> {
     let mut cols = vec![col("month", I32), col("kind", Str), col("unit", Str), nullable("window", Str), nullable("operator", Str)];
     cols.extend(zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| col(c.as_str(), I64)));
     cols
+}
+
+fn place_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    vec![col("case_id", Str), col("number", Str), col("arose_in", Str), nullable("lat", F64), nullable("lon", F64)]
+}
+
+fn unit_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    vec![col("unit", Str), col("name", Str), col("level", Str), col("level_zh", Str), nullable("parent", Str), nullable("county", Str), nullable("township", Str)]
+}
+
+fn category_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    vec![col("code", Str), col("name", Str), nullable("parent", Str), col("retired", Bool)]
+}
+
+fn window_schema() -> Vec<ColumnDef> {
+    use Kind::*;
+    vec![col("code", Str), col("name", Str), col("retired", Bool)]
 }
 
 /// The Parquet schema of the columns, in the message-type notation.
@@ -868,6 +1019,7 @@ fn message_type(name: &str, cols: &[ColumnDef]) -> String {
             Kind::I32 => "int32",
             Kind::I64 | Kind::Ts => "int64",
             Kind::Bool => "boolean",
+            Kind::F64 => "double",
         };
         let logical = match kind {
             Kind::Str => " (STRING)",
@@ -889,6 +1041,7 @@ enum Cell<'a> {
     /// Milliseconds since the epoch, UTC.
     Ts(Option<u64>),
     Bool(Option<bool>),
+    F64(Option<f64>),
 }
 
 /// The values of one column in the row group being collected.
@@ -897,6 +1050,7 @@ enum Values {
     I32(Vec<i32>),
     I64(Vec<i64>),
     Bool(Vec<bool>),
+    F64(Vec<f64>),
 }
 
 struct Column {
@@ -915,6 +1069,7 @@ impl Column {
             Kind::I32 => Values::I32(Vec::new()),
             Kind::I64 | Kind::Ts => Values::I64(Vec::new()),
             Kind::Bool => Values::Bool(Vec::new()),
+            Kind::F64 => Values::F64(Vec::new()),
         };
         Column { name: name.clone(), kind: *kind, nullable: *nullable, defs: Vec::new(), values }
     }
@@ -926,6 +1081,7 @@ impl Column {
             (Values::I64(b), Kind::I64, Cell::I64(x)) => x.map(|n| b.push(n)).is_some(),
             (Values::I64(b), Kind::Ts, Cell::Ts(x)) => x.map(|ms| b.push(ms as i64)).is_some(),
             (Values::Bool(b), Kind::Bool, Cell::Bool(x)) => x.map(|n| b.push(n)).is_some(),
+            (Values::F64(b), Kind::F64, Cell::F64(x)) => x.map(|n| b.push(n)).is_some(),
             (_, kind, v) => return Err(ExportError::Data(format!("value {v:?} does not fit column {} ({kind:?})", self.name))),
         };
         if self.nullable {
@@ -940,7 +1096,7 @@ impl Column {
 
     /// Writes the collected values as this column's chunk and clears them.
     fn write(&mut self, w: &mut parquet::file::writer::SerializedColumnWriter<'_>) -> Result<(), ExportError> {
-        use parquet::data_type::{BoolType, ByteArrayType, Int32Type, Int64Type};
+        use parquet::data_type::{BoolType, ByteArrayType, DoubleType, Int32Type, Int64Type};
         let defs = self.nullable.then_some(self.defs.as_slice());
         match &mut self.values {
             Values::Bytes(v) => {
@@ -957,6 +1113,10 @@ impl Column {
             }
             Values::Bool(v) => {
                 w.typed::<BoolType>().write_batch(v, defs, None)?;
+                v.clear();
+            }
+            Values::F64(v) => {
+                w.typed::<DoubleType>().write_batch(v, defs, None)?;
                 v.clear();
             }
         }
@@ -1089,7 +1249,7 @@ mod tests {
 
     #[test]
     fn headers_match_rows() {
-        assert_eq!(HEADERS.len(), 22);
+        assert_eq!(HEADERS.len(), 19);
         assert_eq!(HEADERS[NUMERIC[0]], "退回次数");
         assert_eq!(HEADERS[NUMERIC[1]], "上报次数");
     }

@@ -39,6 +39,7 @@ pub fn check(store: &Store, own: &NodeId) -> Result<Report, StoreError> {
     let mut problems = Vec::new();
     let mut checked = 0;
     let mut from = 1;
+    crate::progress::phase("records", store.feed_len()?);
     loop {
         let chunk = store.feed_records(from, 4096)?;
         let Some(&(last, _, _)) = chunk.last() else { break };
@@ -52,6 +53,7 @@ pub fn check(store: &Store, own: &NodeId) -> Result<Report, StoreError> {
             }
         }
         from = last + 1;
+        crate::progress::set(last);
     }
     let chain = store.author_chain(own)?;
     let mut prev: Option<RecordId> = None;

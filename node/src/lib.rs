@@ -20,7 +20,9 @@ pub mod console;
 pub mod context;
 pub mod export;
 pub mod failpoint;
+pub mod http_client;
 pub mod index;
+pub mod integration;
 #[cfg(test)]
 mod index_tests;
 pub mod integrity;
@@ -32,6 +34,7 @@ pub mod node;
 pub mod notify;
 pub mod ports;
 pub mod probes;
+pub mod progress;
 pub mod queue;
 pub mod recovery;
 pub mod release;

@@ -72,7 +72,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Export for analytics (while the node is stopped).
+    /// Systems that file cases here through /api/intake and Open311.
+    Integration {
+        #[command(subcommand)]
+        command: IntegrationCommand,
+    },
+    /// Export for analytics (while the node runs, from a checkpoint it takes; or stopped).
     Export {
         #[command(subcommand)]
         command: ExportCommand,
@@ -155,10 +160,28 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum IntegrationCommand {
+    /// Make an API key (and a callback secret) for another system; prints
+    /// the key once and the `[[integration]]` lines to add to the config.
+    Add {
+        /// The system's name, e.g. hotline12345 (letters, digits, '_', '-').
+        #[arg(long)]
+        name: String,
+        /// What operators see, e.g. 市12345热线平台.
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Where its status callbacks go (http://host[:port]/path).
+        #[arg(long)]
+        callback_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ExportCommand {
-    /// Write Parquet tables (cases, events, stats; no personal data) into a
-    /// directory. A second run adds only the new events and replaces the
-    /// case and statistics snapshots.
+    /// Write Parquet tables (cases, events, places, stats, units,
+    /// categories, windows; no personal data) under a prefix many cities
+    /// share, in hive partitions city=<division>/month=<YYYY-MM>. A second
+    /// run adds only the new events and places and replaces the snapshots.
     Parquet {
         /// The node's configuration file (TOML).
         #[arg(long, short)]
@@ -313,6 +336,7 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::ImportCert { config, file } => import_cert(&config, &file)?,
         Command::Reindex { config } => reindex(&config)?,
         Command::Export { command } => export(command)?,
+        Command::Integration { command: IntegrationCommand::Add { name, display_name, callback_url } } => integration_add(&name, &display_name, callback_url.as_deref())?,
         Command::BenchStats { dir, units, months, categories, queries } => {
             let v = zongzhi_node::stats::bench(&dir, units, months, categories, queries)?;
             println!("{v}");
@@ -341,7 +365,11 @@ fn init(config: &Path) -> anyhow::Result<()> {
 
 fn backup(config: &Path, out: Option<&Path>, with_key: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
-    let (dir, m) = zongzhi_node::recovery::backup_command(&cfg, out, with_key).map_err(|e| anyhow::anyhow!(e))?;
+    let (dir, m) = zongzhi_node::progress::shown(|| {
+        zongzhi_node::progress::waiting("taking a checkpoint of the store");
+        zongzhi_node::recovery::backup_command(&cfg, out, with_key)
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
     println!("backup of {} ({}) written to {}", m.name, m.division, dir.display());
     println!("own chain head: seq {}; feed: {} records; taken {}", m.own_seq, m.feed_seq, m.taken_at);
     if let Some(fp) = &m.https_cert {
@@ -510,10 +538,29 @@ fn reindex(config: &Path) -> anyhow::Result<()> {
     store.request_reindex()?;
     let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy_from_feed(&store, node::root_key(&cfg, &key))?;
     store.set_repeat_window(policy.current().repeat_window_days)?;
-    let n = ledger::reindex(&store, &policy, &trust)?;
+    let n = zongzhi_node::progress::shown(|| ledger::reindex(&store, &policy, &trust))?;
     store.reindexed()?;
     println!("rebuilt derived data for {n} cases from {} records", store.feed_len()?);
     Ok(())
+}
+
+/// `integration add`: a new key, and the config lines.
+fn integration_add(name: &str, display_name: &str, callback_url: Option<&str>) -> anyhow::Result<()> {
+    let (key, hash) = zongzhi_node::integration::new_key();
+    let mut table = format!("[[integration]]\nname = {}\ndisplay_name = {}\nkey_blake3 = \"{hash}\"\n", toml_str(name), toml_str(display_name));
+    if let Some(url) = callback_url {
+        table.push_str(&format!("callback_url = {}\ncallback_secret = \"{}\"\n", toml_str(url), zongzhi_node::integration::new_secret()));
+    }
+    // Checked as the node will check it.
+    let parsed: zongzhi_node::integration::IntegrationConfig = toml::from_str(table.trim_start_matches("[[integration]]\n"))?;
+    zongzhi_node::integration::Integrations::from_config(&[parsed]).map_err(|e| anyhow::anyhow!(e))?;
+    println!("API key for {name} (give it to the system's operators; it is shown only now):\n  {key}\n");
+    println!("add to the node's config and restart the node:\n\n{table}");
+    Ok(())
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// `export …`: analytics exports from the stopped node's store.
@@ -525,13 +572,48 @@ fn export(command: ExportCommand) -> anyhow::Result<()> {
             }
             let cfg = Config::load(&config)?;
             let key = node::load_key(&cfg)?;
-            let store = node::open_store(&cfg, &key)?;
-            let (trust, policies) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
-            let outcome = zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &trust, &policies, &dir, since.as_deref())?;
-            println!("{outcome} (in {})", dir.display());
+            // The node running: it takes a checkpoint (hard links, a
+            // consistent view) where it may write, and the export reads that.
+            let checkpoint = match zongzhi_node::store::Store::open(&cfg.db_path()) {
+                Ok(store) => {
+                    drop(store);
+                    None
+                }
+                Err(zongzhi_node::store::StoreError::InUse(_)) => {
+                    let at = cfg.backup_dir().join(format!("export-checkpoint-{}", zongzhi_node::recovery::stamp(zongzhi_node::context::now_ms())));
+                    let (at, _) = zongzhi_node::progress::shown(|| {
+                        zongzhi_node::progress::waiting("the running node takes a checkpoint");
+                        zongzhi_node::recovery::backup_command(&cfg, Some(&at), false)
+                    })
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                    Some(Checkpoint(at))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let store = match &checkpoint {
+                Some(c) => Arc::new(zongzhi_node::store::Store::open(&c.0.join("db"))?),
+                None => node::open_store(&cfg, &key)?,
+            };
+            let (trust, policy) = zongzhi_node::context::Context::load_trust_and_policy(&store, node::root_key(&cfg, &key))?;
+            let dims = zongzhi_node::export::Dimensions::of(&trust, policy.current());
+            let outcome = zongzhi_node::progress::shown(|| zongzhi_node::export::parquet(&store, &key.id(), cfg.division, &dims, &trust, &policy, &dir, since.as_deref()))?;
+            drop(store);
+            let from = if checkpoint.is_some() { "a checkpoint of the running node" } else { "the stopped node's store" };
+            println!("{outcome} (in {}, from {from})", dir.display());
         }
     }
     Ok(())
+}
+
+/// A checkpoint taken for an export, removed when the export is done.
+struct Checkpoint(PathBuf);
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("could not remove the checkpoint {}: {e}", self.0.display());
+        }
+    }
 }
 
 /// `bench-store`: prints the records per second of batched and of single synced writes.
@@ -570,7 +652,7 @@ fn verify(config: &Path) -> anyhow::Result<std::process::ExitCode> {
     let cfg = Config::load(config)?;
     let key = node::load_key(&cfg)?;
     let store: Arc<_> = node::open_store(&cfg, &key)?;
-    let report = integrity::check(&store, &key.id())?;
+    let report = zongzhi_node::progress::shown(|| integrity::check(&store, &key.id()))?;
     println!("records checked: {}, own chain length: {}", report.records_checked, report.own_chain_length);
     // The trust setup: this node's certificate must chain to the root key
     // the config names (a wrong root_key, or a node never given its

@@ -341,6 +341,7 @@ pub fn start_writer(shared: Context) -> Result<Writer, NodeError> {
 /// threads, so a refused start changes nothing and exits with its message.
 struct Preflight {
     notifier: Option<Arc<crate::notify::Notifier>>,
+    integrations: Arc<crate::integration::Integrations>,
     http: tokio::net::TcpListener,
     /// The HTTPS listener, its acceptor and the certificate file.
     https: Option<(tokio::net::TcpListener, crate::net::http::Acceptor, std::path::PathBuf)>,
@@ -352,10 +353,14 @@ struct Preflight {
 /// address, and that the QUIC address is free.
 async fn preflight(cfg: &Config) -> Result<Preflight, NodeError> {
     cfg.check_http().map_err(NodeError::Setup)?;
+    let integrations = Arc::new(crate::integration::Integrations::from_config(&cfg.integrations).map_err(NodeError::Setup)?);
     let notifier = match &cfg.notify {
-        Some(n) => Some(Arc::new(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?)),
+        Some(n) => Some(crate::notify::Notifier::from_config(n, &cfg.name, cfg.public.url.as_deref()).map_err(NodeError::Setup)?),
+        // Integration callbacks go through the same outbox.
+        None if integrations.callbacks() => Some(crate::notify::Notifier::callbacks_only(&cfg.name).map_err(NodeError::Setup)?),
         None => None,
     };
+    let notifier = notifier.map(|n| Arc::new(n.with_integrations(integrations.clone())));
     let tls = match (&cfg.https_listen, &cfg.tls_cert, &cfg.tls_key) {
         (Some(addr), Some(cert), Some(key)) => Some((*addr, crate::net::http::acceptor(cert, key).map_err(NodeError::Setup)?, cert.clone())),
         _ => None,
@@ -380,7 +385,7 @@ async fn preflight(cfg: &Config) -> Result<Preflight, NodeError> {
         Some((addr, acceptor, cert)) => Some((tokio::net::TcpListener::bind(addr).await.map_err(io_at(format!("binding HTTPS {addr}")))?, acceptor, cert)),
         None => None,
     };
-    Ok(Preflight { notifier, http, https, parent })
+    Ok(Preflight { notifier, integrations, http, https, parent })
 }
 
 /// The HTTP limits of the config.
@@ -531,11 +536,12 @@ async fn serve(
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let Preflight { notifier, http, https, parent } = pre;
+    let Preflight { notifier, integrations, http, https, parent } = pre;
     let node = NodeInfo { id: shared.key.id(), division: cfg.division, name: cfg.name.clone() };
     let state = AppState::new(shared.clone(), ledger.clone(), node, &cfg.login, &cfg.public)?
-        .with_notify(notifier.as_ref().map(|n| n.adapter_name()))
-        .with_received_at_max(cfg.received_at_max_hours);
+        .with_notify(notifier.as_ref().map(|n| n.adapter_name()).filter(|a| *a != "off"))
+        .with_received_at_max(cfg.received_at_max_hours)
+        .with_integrations(integrations);
     if cfg.supervision_interval_secs > 0 {
         let interval = std::time::Duration::from_secs(cfg.supervision_interval_secs);
         tasks.push(tokio::spawn(crate::workers::supervisor::run(shared.clone(), ledger.clone(), interval)));
@@ -544,7 +550,7 @@ async fn serve(
         tasks.extend(crate::net::start(shared.clone(), ledger.clone(), cfg.quic_listen, parent).await.map_err(|e| NodeError::Net(format!("{e:#}")))?);
     }
     if let Some(n) = notifier {
-        tracing::info!(adapter = n.adapter_name(), "citizen notifications on");
+        tracing::info!(adapter = n.adapter_name(), callbacks = n.integrations.callbacks(), "notifications on");
         tasks.push(tokio::spawn(crate::notify::run(shared.clone(), n)));
     }
     watch.check(&shared.store, &shared.storage, shared.clock.now_ms());

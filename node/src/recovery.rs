@@ -415,37 +415,45 @@ pub fn stamp(ms: u64) -> String {
 /// `POST /api/admin/backup` on the node's own HTTP address (loopback
 /// when it listens everywhere), signed with the node key.
 fn ask_running_node(cfg: &crate::config::Config, key: &zongzhi_protocol::NodeKey, out: Option<&Path>, with_key: bool) -> Result<(PathBuf, Manifest), String> {
-    use std::io::{Read, Write};
     let mut body = serde_json::json!({"with_key": with_key});
     if let Some(dir) = out {
         body["dir"] = serde_json::json!(dir.display().to_string());
     }
+    let v = ask_running_node_json(cfg, key, "/api/admin/backup", &body, "backup")?;
+    let dir = PathBuf::from(v["dir"].as_str().unwrap_or_default());
+    let manifest = serde_json::from_value(v["manifest"].clone()).map_err(|e| e.to_string())?;
+    Ok((dir, manifest))
+}
+
+/// POSTs `body` to `path` of the node running on this host's store,
+/// signed with the node key (`api::admin::host_signature`), through the
+/// node's HTTP client; the answer's JSON when it is 201 Created.
+pub fn ask_running_node_json(cfg: &crate::config::Config, key: &zongzhi_protocol::NodeKey, path: &str, body: &serde_json::Value, what: &str) -> Result<serde_json::Value, String> {
     let body = body.to_string();
-    let path = "/api/admin/backup";
     let auth = crate::api::admin::host_signature(key, "POST", path, crate::context::now_ms(), body.as_bytes());
     let mut addr = cfg.http_listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let mut tcp = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
-        .map_err(|e| format!("the store is in use but the node does not answer on {addr}: {e}"))?;
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(600))).map_err(|e| e.to_string())?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{}: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        crate::api::admin::HOST_AUTH,
-        body.len()
-    );
-    tcp.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).map_err(|e| e.to_string())?;
-    let (head, json) = answer.split_once("\r\n\r\n").unwrap_or((answer.as_str(), ""));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_default();
-    if !head.starts_with("HTTP/1.1 201") {
-        return Err(format!("the node refused the backup: {}", v["error"]["message"].as_str().unwrap_or(head)));
+    let address = addr.to_string();
+    let call = crate::http_client::Call {
+        method: axum::http::Method::POST,
+        address: &address,
+        host: &address,
+        path,
+        headers: vec![(axum::http::HeaderName::from_static(crate::api::admin::HOST_AUTH), auth)],
+        content_type: "application/json",
+        body: body.into_bytes(),
+        timeout: std::time::Duration::from_secs(600),
+        max_body: 1 << 20,
+    };
+    let answer = call.send_blocking().map_err(|e| format!("the store is in use but the node does not answer on {addr}: {e}"))?;
+    let v = answer.json();
+    if answer.status != 201 {
+        let why = v["error"]["message"].as_str().map(String::from).unwrap_or_else(|| format!("HTTP {}", answer.status));
+        return Err(format!("the node refused the {what}: {why}"));
     }
-    let dir = PathBuf::from(v["dir"].as_str().unwrap_or_default());
-    let manifest = serde_json::from_value(v["manifest"].clone()).map_err(|e| e.to_string())?;
-    Ok((dir, manifest))
+    Ok(v)
 }
 
 /// What a restore will do besides moving the store: the files it puts

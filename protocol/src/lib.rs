@@ -20,6 +20,7 @@ pub mod policy;
 pub mod receipt;
 pub mod record;
 pub mod report;
+pub mod rules;
 pub mod step;
 pub mod supervision;
 pub mod sync;

@@ -45,8 +45,14 @@ fn assert_fresh(binary: &Path) {
     let built = std::fs::metadata(binary).and_then(|m| m.modified()).expect("binary mtime");
     let here = manifest_dir();
     let root = here.parent().expect("workspace root");
-    let own_crate = if binary.ends_with("zongzhi-node") { "node/src" } else { "tools/src" };
-    let mut stack: Vec<PathBuf> = ["protocol/src", own_crate].iter().map(|d| root.join(d)).collect();
+    let own_crates: &[&str] = if binary.ends_with("zongzhi-node") {
+        &["node/src"]
+    } else if binary.ends_with("zongzhi-lab") {
+        &["lab/src", "tools/src", "node/src"]
+    } else {
+        &["tools/src"]
+    };
+    let mut stack: Vec<PathBuf> = std::iter::once(&"protocol/src").chain(own_crates).map(|d| root.join(d)).collect();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let p = entry.path();

@@ -1,5 +1,5 @@
 //! A UDP relay on loopback that can cut a link (std only). Context by the
-//! end-to-end tests and, through `#[path]`, by `zongzhi bench sync`.
+//! end-to-end tests and, through `#[path]`, by `zongzhi-lab bench sync`.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

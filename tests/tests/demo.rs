@@ -1,4 +1,4 @@
-//! The README's first command: `zongzhi demo` brings up 15 nodes and seeds them.
+//! The README's first command: `zongzhi-lab demo` brings up 15 nodes and seeds them.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +10,7 @@ use zongzhi_tests::bin;
 fn demo_hierarchy_starts_and_seeds() {
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
-    let out = Command::new(bin("zongzhi"))
+    let out = Command::new(bin("zongzhi-lab"))
         .args(["demo", "--exit-after-seed", "--dir"])
         .arg(&demo_dir)
         .args(["--http-port", "0", "--quic-port", "0"])

@@ -78,9 +78,10 @@ const DUCKDB_SCRIPT: &str = r#"
 import duckdb, json, sys
 d, month, counters = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 con = duckdb.connect()
-cases = f"read_parquet('{d}/cases/*.parquet')"
-events = f"read_parquet('{d}/events/*.parquet')"
-stats = f"read_parquet('{d}/stats/*.parquet')"
+cases = f"read_parquet('{d}/cases/**/*.parquet', hive_partitioning = true)"
+events = f"read_parquet('{d}/events/**/*.parquet', hive_partitioning = true)"
+stats = f"read_parquet('{d}/stats/**/*.parquet', hive_partitioning = true)"
+month = f"{month // 100:04d}-{month % 100:02d}"
 sums = ", ".join(f'SUM("{c}")::BIGINT' for c in counters)
 out = {
     "stats": {r[0]: dict(zip(counters, r[1:])) for r in con.execute(f"SELECT unit, {sums} FROM {stats} WHERE tag = 0 AND month = ? GROUP BY unit", [month]).fetchall()},
@@ -90,12 +91,28 @@ out = {
     "events_per_case": dict(con.execute(f"SELECT case_id, count(*) FROM {events} GROUP BY case_id").fetchall()),
     "events": con.execute(f"SELECT count(*) FROM {events}").fetchone()[0],
     "duplicate_events": con.execute(f"SELECT count(*) - count(DISTINCT record_id) FROM {events}").fetchone()[0],
-    "event_files": con.execute(f"SELECT count(DISTINCT filename) FROM read_parquet('{d}/events/*.parquet', filename = true)").fetchone()[0],
+    "event_files": con.execute(f"SELECT count(DISTINCT filename) FROM read_parquet('{d}/events/**/*.parquet', filename = true)").fetchone()[0],
     "filed_actions": con.execute(f"SELECT count(*) FROM {events} WHERE action = 'file'").fetchone()[0],
     "owner_counties": dict(con.execute(f"SELECT owner, any_value(county) FROM {cases} GROUP BY owner").fetchall()),
 }
 print(json.dumps(out))
 "#;
+
+/// Every file below `dir`, as paths.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
+}
 
 /// What the API says, to compare the Parquet tables with.
 struct Expected {
@@ -336,7 +353,10 @@ fn case_list_exports_and_parquet_for_analytics() {
         .env("ZONGZHI_SESSION", &session)
         .output()
         .unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("format must be csv or xlsx"), "{out:?}");
+    // Refused by the command line itself (a fixed-value option), exit code 2.
+    assert!(out.status.code() == Some(2) && String::from_utf8_lossy(&out.stderr).contains("possible values: csv, xlsx"), "{out:?}");
+    let (status, _, body) = get_raw(&county_viewer, "/api/cases/export?format=pdf");
+    assert!(status == 400 && String::from_utf8_lossy(&body).contains("format must be csv or xlsx"), "{status}");
     assert!(!bad.exists());
 
     // --- Parquet: DuckDB agrees with the API ---
@@ -345,11 +365,11 @@ fn case_list_exports_and_parquet_for_analytics() {
     let out = tempfile::tempdir().unwrap();
     let summary = export_parquet(&h.county, out.path(), None).unwrap();
     assert!(summary.contains(&format!("cases: {} rows", want.events.len())), "{summary}");
-    assert!(summary.contains("events/part-000000000001-"), "{summary}");
+    assert!(summary.contains("events/city=330100000000/month=") && summary.contains("/part-330106000000-000000000001-"), "{summary}");
     let got = check_parquet(out.path(), &want);
     assert_eq!(got["event_files"], 1);
     assert_eq!(got["owner_counties"]["330106010000"], "330106000000", "county derived from the owner's lineage");
-    let manifest: Value = serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(&std::fs::read(out.path().join("_zongzhi/330106000000.json")).unwrap()).unwrap();
     let first_to = manifest["feed_to"].as_u64().unwrap();
     assert!(first_to > 0);
     // A run with nothing new writes no event part, and still agrees.
@@ -370,10 +390,11 @@ fn case_list_exports_and_parquet_for_analytics() {
     let want = expected(&county_op);
     h.county.stop();
     let summary = export_parquet(&h.county, out.path(), None).unwrap();
-    assert!(summary.contains(&format!("events/part-{:012}-", first_to + 1)), "{summary}");
+    assert!(summary.contains(&format!("/part-330106000000-{:012}-", first_to + 1)), "{summary}");
     let got = check_parquet(out.path(), &want);
     assert_eq!(got["event_files"], 2);
-    assert_eq!(std::fs::read_dir(out.path().join("cases")).unwrap().count(), 1, "the snapshot replaced, no temp files left");
+    let case_files = files_under(&out.path().join("cases"));
+    assert!(case_files.iter().all(|f| f.ends_with("/330106000000.parquet")), "the snapshot replaced, no temp files left: {case_files:?}");
 
     // --since: a fresh directory from tomorrow holds nothing; today's holds
     // today's cases; a different --since on a used directory is refused.

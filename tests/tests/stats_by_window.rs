@@ -110,7 +110,7 @@ const PARQUET_SCRIPT: &str = r#"
 import duckdb, json, sys
 d, year, counters = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 con = duckdb.connect()
-t = f"read_parquet('{d}/actors/*.parquet')"
+t = f"read_parquet('{d}/actors/*/*/*.parquet', hive_partitioning = false)"
 sums = ", ".join(f'SUM("{c}")::BIGINT' for c in counters)
 q = lambda key, kind: {r[0]: dict(zip(counters, r[1:])) for r in con.execute(f"SELECT {key}, {sums} FROM {t} WHERE kind = ? AND month // 100 = ? GROUP BY 1", [kind, year]).fetchall()}
 print(json.dumps({"window": q('"window"', "window"), "person": q("unit || ':' || operator", "person")}))

@@ -22,6 +22,9 @@ fn refused(api: &Api, before: u64, (status, v): (u16, Value), want_status: u16, 
     assert!(!v["error"]["message"].as_str().unwrap_or_default().is_empty(), "{v}");
     if let Some(rule) = want_rule {
         assert_eq!(v["error"]["rule"], rule, "{v}");
+        // The operator's words come with it, from the one table the console shows.
+        assert_eq!(v["error"]["message_zh"].as_str(), zongzhi_protocol::rules::zh(rule), "{v}");
+        assert!(v["error"]["message_zh"].is_string(), "{v}");
     }
     assert_eq!(records(api), before, "a refused request stored something");
 }
@@ -297,6 +300,8 @@ fn escalation_is_refused_at_the_city_and_allowed_below() {
     op.act(id, json!({"action": "sign_for"}));
     let (status, v) = op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "escalate", "reason": "无上级"}));
     assert_eq!((status, v["error"]["rule"].as_str()), (422, Some("no-level-above")));
+    // In Chinese too (the console's own table once waited for a rule name never sent).
+    assert_eq!(v["error"]["message_zh"], "市级中心没有上级，不能上报", "{v}");
     // The city dispatches down to an enrolled center only; the case leaves its queue.
     let (status, v) = op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "dispatch", "to": "330102000000", "requirements": "就地化解"}));
     assert_eq!((status, v["error"]["rule"].as_str()), (422, Some("unknown-unit")), "{v}");

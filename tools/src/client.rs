@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -56,6 +56,30 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// The node could not be reached at all (refused, timed out, TLS failed).
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// A command that needs a session was run without one.
+#[derive(Debug)]
+pub struct NotLoggedIn;
+
+impl std::fmt::Display for NotLoggedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not logged in: run `zongzhi login --user NAME` first")
+    }
+}
+
+impl std::error::Error for NotLoggedIn {}
 
 /// The node's error in its `{"error": {"code", "message", "rule"}}` body;
 /// for a body without one (a proxy's page, a plain-text refusal), its text.
@@ -171,9 +195,9 @@ impl Client {
         let resp = req.send().map_err(|e| {
             let detail = format!("{e:?}");
             if self.base.starts_with("https://") && detail.contains("UnknownIssuer") {
-                anyhow!("the HTTPS certificate of {} is not trusted: pass --cacert with its PEM file (`zongzhi-node https-cert` wrote it as https-cert.pem in the node's data directory)", self.base)
+                anyhow::Error::new(Unreachable(format!("the HTTPS certificate of {} is not trusted: pass --cacert with its PEM file (`zongzhi-node https-cert` wrote it as https-cert.pem in the node's data directory)", self.base)))
             } else {
-                anyhow::Error::new(e).context(format!("cannot reach the node at {}", self.base))
+                anyhow::Error::new(e).context(Unreachable(format!("cannot reach the node at {}", self.base)))
             }
         })?;
         if resp.status().is_success() {
@@ -198,7 +222,7 @@ impl Client {
     /// A GET whose answer is read whatever its status (the probes answer
     /// 503 with JSON of their own): the status and the JSON.
     pub fn probe(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let resp = self.http.get(self.url(path)).send().with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let resp = self.http.get(self.url(path)).send().map_err(|e| anyhow::Error::new(e).context(Unreachable(format!("cannot reach the node at {}", self.base))))?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().map_err(|e| anyhow!("the node sent an unreadable answer: {e}"))?))
     }
@@ -231,9 +255,13 @@ impl Client {
         part.push(".part");
         let part = PathBuf::from(part);
         let result = (|| -> anyhow::Result<u64> {
-            let mut file = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+            let file = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+            let synced = file.try_clone()?;
+            let bar = crate::progress::bytes(resp.content_length(), &format!("{}", out.display()));
+            let mut file = bar.wrap_write(file);
             let n = resp.copy_to(&mut file).map_err(|e| anyhow!("the download broke off: {e}"))?;
-            file.sync_all()?;
+            bar.finish_and_clear();
+            synced.sync_all()?;
             Ok(n)
         })();
         match result {
@@ -264,7 +292,7 @@ impl Client {
 
     pub fn require_login(&self) -> anyhow::Result<()> {
         if self.token.is_none() {
-            bail!("not logged in: run `zongzhi login --user NAME` first");
+            return Err(NotLoggedIn.into());
         }
         Ok(())
     }

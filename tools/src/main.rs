@@ -5,14 +5,12 @@
 #![deny(clippy::print_stdout)]
 
 #[macro_use]
-mod out;
+extern crate zongzhi_tools;
 
-mod bench;
-mod client;
 mod commands;
-mod demo;
 mod policy;
-mod table;
+
+use zongzhi_tools::{client, out, table};
 
 use std::path::PathBuf;
 
@@ -23,7 +21,7 @@ use serde_json::{json, Value};
 use client::Client;
 
 #[derive(Parser)]
-#[command(name = "zongzhi", version, about = "综治中心 case system: operator command line")]
+#[command(name = "zongzhi", version, about = "综治中心 case system: operator command line", after_help = EXIT_CODES)]
 struct Cli {
     /// Node API address: a URL, or host:port (http assumed), e.g. 127.0.0.1:7800
     /// (default: the one saved at login, else http://127.0.0.1:7800).
@@ -200,8 +198,8 @@ enum Command {
         /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// normal (普通), yellow (黄牌), red (红牌), interview (约谈).
-        #[arg(long)]
-        grade: String,
+        #[arg(long, value_enum)]
+        grade: Grade,
         /// What the notice demands.
         #[arg(long)]
         note: String,
@@ -220,30 +218,36 @@ enum Command {
     /// 不予受理: decline a matter that is not this center's, referring the
     /// citizen elsewhere (record format 4).
     Decline {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// Where the citizen is referred: a code of the policy's list
         /// (e.g. court, labor_arbitration, police).
         #[arg(long)]
         referral: String,
+        /// Why it is not this center's matter (told to the citizen).
         #[arg(long)]
         reason: String,
     },
     /// 撤回: the citizen withdrew the request (record format 4).
     Withdraw {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// How it was confirmed: phone (电话确认), in_person (当面确认),
         /// written (书面申请), online (网上申请).
         #[arg(long)]
         confirmation: String,
+        /// What the citizen said when withdrawing.
         #[arg(long)]
         reason: String,
     },
     /// 中止: pause the case's clocks while it waits (record format 4).
     Suspend {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// A code of the policy's list (appraisal, litigation, other_authority, party_unavailable).
         #[arg(long)]
         reason: String,
+        /// What the case waits for, in words.
         #[arg(long)]
         note: String,
         /// The expected day of 恢复 (YYYY-MM-DD).
@@ -252,13 +256,16 @@ enum Command {
     },
     /// 恢复: restart the clocks 中止 paused, with the time they had left.
     Resume {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// A note on the 恢复.
         #[arg(long, default_value = "")]
         note: String,
     },
     /// 协办: ask windows of this center or centers below for help, each with
     /// a deadline (record format 4).
     Assist {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// A helping window: CODE or CODE:WORKING_DAYS (default: the policy's).
         #[arg(long = "window")]
@@ -266,15 +273,19 @@ enum Command {
         /// A helping center below: DIVISION or DIVISION:WORKING_DAYS.
         #[arg(long = "unit")]
         units: Vec<String>,
+        /// What the helpers are asked to do.
         #[arg(long)]
         requirements: String,
     },
     /// 协办回复: answer the 协办 request waiting for this center (or for
     /// --window, one of its windows).
     AssistReply {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The answer to the 协办 request.
         #[arg(long)]
         reply: String,
+        /// Answer for this window of the center (its code).
         #[arg(long)]
         window: Option<String>,
         /// The 协办 step's record id (default: the one waiting).
@@ -283,6 +294,7 @@ enum Command {
     },
     /// 调解: record a mediation session (record format 4).
     Mediate {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// The day it was held (YYYY-MM-DD).
         #[arg(long)]
@@ -293,6 +305,7 @@ enum Command {
         /// Who attended (the parties present).
         #[arg(long)]
         attendees: String,
+        /// What was discussed and agreed at the session.
         #[arg(long)]
         notes: String,
     },
@@ -300,12 +313,15 @@ enum Command {
     /// JSON file ({parties:[{name,…}], matter, terms, performance?}), the
     /// parties' signed confirmation as scans (uploaded to the case first).
     Agreement {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The agreement's text, a JSON file (see above).
         #[arg(long)]
         file: PathBuf,
         /// A scan of the signed agreement to upload and name (repeat).
         #[arg(long = "scan", required = true)]
         scans: Vec<PathBuf>,
+        /// A mediator's account who signed (repeat for several).
         #[arg(long = "mediator", required = true)]
         mediators: Vec<String>,
         /// The day it was signed (YYYY-MM-DD).
@@ -314,35 +330,46 @@ enum Command {
     },
     /// 申请司法确认: refer the agreement to the court.
     ConfirmRefer {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The court asked for 司法确认.
         #[arg(long)]
         court: String,
+        /// A note on the referral.
         #[arg(long, default_value = "")]
         note: String,
     },
     /// 司法确认结果: the court's ruling on the agreement.
     ConfirmResult {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
+        /// The court confirmed the agreement (确认有效).
         #[arg(long, conflicts_with = "refused")]
         confirmed: bool,
+        /// The court refused to confirm it (不予确认).
         #[arg(long)]
         refused: bool,
         /// The ruling's number (文书号).
         #[arg(long)]
         ruling: String,
+        /// The day of the ruling (YYYY-MM-DD).
         #[arg(long)]
         ruled_on: String,
+        /// A note on the ruling.
         #[arg(long, default_value = "")]
         note: String,
     },
     /// 回访: whether the agreement is kept.
     ReturnVisit {
+        /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
         /// kept (已履行), in_progress (正在履行), partly (部分履行), not_kept (未履行).
         #[arg(long)]
         fulfilment: String,
+        /// How the visit was made (e.g. phone, in_person).
         #[arg(long, default_value = "phone")]
         method: String,
+        /// What was found.
         #[arg(long)]
         note: String,
     },
@@ -377,12 +404,11 @@ enum Command {
     Rate {
         /// The case: its number (<division>-<year>-<serial>) or id (64 hex digits).
         case: String,
-        /// satisfied (满意), basic (基本满意), unsatisfied (不满意).
-        #[arg(long)]
-        rating: String,
+        #[arg(long, value_enum)]
+        rating: Rating,
         /// The rating of the result, the same words.
-        #[arg(long)]
-        result_rating: Option<String>,
+        #[arg(long, value_enum)]
+        result_rating: Option<Rating>,
         /// The complainant's comment, as told to staff.
         #[arg(long, default_value = "")]
         comment: String,
@@ -490,21 +516,6 @@ enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
-    /// Start a demo hierarchy of 15 real nodes on this machine and seed it.
-    Demo {
-        /// Where the nodes' data directories go (must not exist).
-        #[arg(long, default_value = "demo-data")]
-        dir: PathBuf,
-        /// First HTTP port; the 15 nodes take consecutive ports.
-        #[arg(long, default_value_t = 7800)]
-        http_port: u16,
-        /// First QUIC port.
-        #[arg(long, default_value_t = 7900)]
-        quic_port: u16,
-        /// Stop the nodes after seeding and printing the summary.
-        #[arg(long)]
-        exit_after_seed: bool,
-    },
     /// Signed monthly reports.
     Reports {
         #[command(subcommand)]
@@ -524,8 +535,8 @@ enum Command {
     Stats {
         /// unit, level, county, township, village, category, channel, window
         /// (a department window's code) or person (unit:username).
-        #[arg(long, default_value = "unit")]
-        by: String,
+        #[arg(long, value_enum, default_value_t = StatsBy::Unit)]
+        by: StatsBy,
         /// 2026-10, 2026-Q4 or 2026 (default: this month).
         #[arg(long)]
         period: Option<String>,
@@ -539,10 +550,16 @@ enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
-    /// Benchmarks that print figures (build with --release).
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (zongzhi.1 and one per subcommand) into a directory.
+    Man {
+        /// The directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Export the case list (台账) as CSV or XLSX.
     Export {
@@ -560,8 +577,8 @@ enum ExportCommand {
 #[derive(clap::Args)]
 struct ExportCasesArgs {
     /// csv or xlsx.
-    #[arg(long, default_value = "csv")]
-    format: String,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    format: ExportFormat,
     /// The file to write (`-`: standard output).
     #[arg(long)]
     out: PathBuf,
@@ -575,9 +592,9 @@ struct ListFilter {
     /// Owner division code, or `all` (default: this node's unit).
     #[arg(long)]
     owner: Option<String>,
-    /// Status list (comma separated), `open` (default) or `all`.
-    #[arg(long)]
-    status: Option<String>,
+    /// Statuses (comma separated), `open` (default) or `all`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    status: Vec<StatusArg>,
     /// Category code prefix, e.g. 02 or 0202.
     #[arg(long)]
     category: Option<String>,
@@ -596,20 +613,21 @@ struct ListFilter {
     /// This center's running clocks, whoever owns the case: `any` (我的时限),
     /// or one kind, e.g. `feedback` (待反馈) or `sign_for` (待签收).
     /// --owner and --status do not apply then.
-    #[arg(long)]
-    clock: Option<String>,
+    #[arg(long, value_enum)]
+    clock: Option<ClockArg>,
 }
 
 impl ListFilter {
     /// No filter given: the plain queue.
     fn is_default(&self) -> bool {
-        self.owner.is_none() && self.status.is_none() && self.category.is_none() && self.clock.is_none() && !self.urgent && !self.overdue && !self.due_soon && !self.waiting_calendar
+        self.owner.is_none() && self.status.is_empty() && self.category.is_none() && self.clock.is_none() && !self.urgent && !self.overdue && !self.due_soon && !self.waiting_calendar
     }
 
     /// The query parameters these filters stand for.
     fn query(&self) -> Vec<(&'static str, String)> {
-        let options = [("owner", &self.owner), ("status", &self.status), ("category", &self.category), ("clock", &self.clock)];
-        let mut q: Vec<(&'static str, String)> = options.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))).collect();
+        let status = (!self.status.is_empty()).then(|| self.status.iter().map(value_name).collect::<Vec<_>>().join(","));
+        let options = [("owner", self.owner.clone()), ("status", status), ("category", self.category.clone()), ("clock", self.clock.as_ref().map(value_name))];
+        let mut q: Vec<(&'static str, String)> = options.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
         let flags = [("overdue", self.overdue), ("due_soon", self.due_soon), ("waiting_calendar", self.waiting_calendar)];
         q.extend(flags.into_iter().filter(|(_, on)| *on).map(|(k, _)| (k, "true".to_string())));
         if self.urgent {
@@ -618,6 +636,104 @@ impl ListFilter {
         q
     }
 }
+
+/// The name a fixed-value option has on the command line, which is also
+/// the word the node's API takes.
+fn value_name<T: clap::ValueEnum>(v: &T) -> String {
+    v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+}
+
+/// Fixed-value options: their names are the API's words; serialised as those words.
+macro_rules! api_words {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+        enum $name {
+            $($(#[$vm])* #[value(name = $word)] #[serde(rename = $word)] $variant),+
+        }
+    };
+}
+
+api_words!(
+    /// 督办 grades.
+    Grade { /// 普通
+    Normal = "normal", /// 黄牌
+    Yellow = "yellow", /// 红牌
+    Red = "red", /// 约谈
+    Interview = "interview" }
+);
+api_words!(
+    /// A complainant's rating.
+    Rating { /// 满意
+    Satisfied = "satisfied", /// 基本满意
+    Basic = "basic", /// 不满意
+    Unsatisfied = "unsatisfied" }
+);
+api_words!(
+    /// How statistics are grouped.
+    StatsBy { Unit = "unit", Level = "level", County = "county", Township = "township", Village = "village", Category = "category", Channel = "channel", /// a department window (派驻窗口) by its code
+    Window = "window", /// a person (unit:username)
+    Person = "person" }
+);
+api_words!(
+    /// The case list's file format.
+    ExportFormat { Csv = "csv", Xlsx = "xlsx" }
+);
+api_words!(
+    /// 诉求类型.
+    RequestTypeArg { /// 咨询
+    Inquiry = "inquiry", /// 求助
+    Help = "help", /// 投诉
+    Complaint = "complaint", /// 举报
+    Report = "report", /// 建议
+    Suggestion = "suggestion", /// 表扬
+    Praise = "praise" }
+);
+api_words!(
+    /// 来源渠道.
+    ChannelArg { /// 现场来访
+    OnSite = "on_site", /// 电话
+    Phone = "phone", /// 网上
+    Online = "online" }
+);
+api_words!(
+    /// An account's role.
+    Role { Admin = "admin", Operator = "operator", Viewer = "viewer", /// 派驻窗口: a department window's staff (with --window)
+    Window = "window" }
+);
+api_words!(
+    /// A case status in the list's filter (`open`: every status still in work; `all`: any).
+    StatusArg { Open = "open", All = "all", /// 待签收
+    AwaitingReceipt = "awaiting_receipt", /// 已签收
+    Accepted = "accepted", /// 办理中
+    Handling = "handling", /// 已退回
+    Returned = "returned", /// 已办结
+    Resolved = "resolved", /// 已反馈
+    FedBack = "fed_back", /// 已评价
+    Rated = "rated", /// 已归档
+    Archived = "archived", /// 已并单
+    Merged = "merged", /// 已作废
+    Void = "void", /// 不予受理
+    Declined = "declined", /// 已撤回
+    Withdrawn = "withdrawn", /// 已中止
+    Suspended = "suspended" }
+);
+api_words!(
+    /// A running clock of this center (`any`: every kind).
+    ClockArg { /// 我的时限
+    Any = "any", /// 登记
+    Registration = "registration", /// 分流
+    Routing = "routing", /// 签收
+    SignFor = "sign_for", /// 办理
+    Resolution = "resolution", /// 反馈
+    Feedback = "feedback", /// 重办
+    Rehandle = "rehandle", /// 到场
+    OnSite = "on_site", /// 督办回复
+    SupervisionReply = "supervision_reply", /// 协办回复
+    Assistance = "assistance", /// 中止
+    Suspension = "suspension", /// 回访
+    ReturnVisit = "return_visit" }
+);
 
 #[derive(Subcommand)]
 enum ReportsCommand {
@@ -648,101 +764,6 @@ enum SyncCommand {
     Status,
 }
 
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// A city node of 3,000 units fed through the replication path, timed on
-    /// every interactive read of the console (see BENCHMARKS.md).
-    City {
-        /// Cases to load into the city.
-        #[arg(long, default_value_t = 10_000)]
-        cases: usize,
-        /// Build the city here (default: a temporary directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Keep --dir after the run (measure it again with --reuse).
-        #[arg(long, requires = "dir")]
-        keep: bool,
-        /// Measure a city built earlier with --dir --keep instead of loading one.
-        #[arg(long, conflicts_with_all = ["dir", "cases"])]
-        reuse: Option<PathBuf>,
-        /// Only build the city (with --dir --keep).
-        #[arg(long, requires = "keep")]
-        load_only: bool,
-        /// Requests per read (fewer when a read takes longer than --budget-s in all).
-        #[arg(long, default_value_t = 100)]
-        requests: usize,
-        /// Seconds each read may take in all (fewer requests when slower).
-        #[arg(long, default_value_t = 30.0)]
-        budget_s: f64,
-        /// An earlier result to print ratios against (a city directory or its bench-city-result.json).
-        #[arg(long)]
-        compare: Option<PathBuf>,
-        /// The seed of the generated load (the same seed builds the same city).
-        #[arg(long, default_value_t = 2026)]
-        seed: u64,
-        /// Signing threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// The zongzhi-node binary (default: next to this one).
-        #[arg(long)]
-        node_bin: Option<PathBuf>,
-    },
-    /// File cases through a fresh node's HTTP API (synced writes).
-    Intake {
-        /// Cases to file.
-        #[arg(long, default_value_t = 20_000)]
-        cases: usize,
-        /// Clients filing at once.
-        #[arg(long, default_value_t = 32)]
-        clients: usize,
-        /// The zongzhi-node binary (default: next to this one).
-        #[arg(long)]
-        node_bin: Option<PathBuf>,
-    },
-    /// A node's memory (VmRSS, VmHWM) before and after parallel wrong logins.
-    Login {
-        /// Wrong logins sent at once.
-        #[arg(long, default_value_t = 64)]
-        parallel: usize,
-        /// The zongzhi-node binary (default: next to this one).
-        #[arg(long)]
-        node_bin: Option<PathBuf>,
-        /// Lines added to the node's config (e.g. a [login] section).
-        #[arg(long, default_value = "")]
-        extra_config: String,
-        /// Every attempt on another user name (else all on one account).
-        #[arg(long)]
-        many_names: bool,
-    },
-    /// Statistics: roll-ups over a city of 3,000 units × 24 months × 30 categories, and the per-event cost.
-    Stats {
-        /// Units in the simulated city.
-        #[arg(long, default_value_t = 3000)]
-        units: usize,
-        /// Months of statistics.
-        #[arg(long, default_value_t = 24)]
-        months: u32,
-        /// Categories.
-        #[arg(long, default_value_t = 30)]
-        categories: usize,
-    },
-    /// Replication between real nodes over QUIC (four levels).
-    Sync {
-        /// Records to replicate.
-        #[arg(long, default_value_t = 100_000)]
-        records: usize,
-        /// Cases escalated up the tree among them.
-        #[arg(long, default_value_t = 1000)]
-        escalations: usize,
-    },
-    /// Record sign and verify rates against raw ed25519 verify.
-    Verify {
-        /// Records to sign and verify.
-        #[arg(long, default_value_t = 20_000)]
-        records: usize,
-    },
-}
-
 #[derive(clap::Args)]
 struct FileArgs {
     /// The case's title (at most 200 characters).
@@ -755,11 +776,10 @@ struct FileArgs {
     #[arg(long)]
     category: String,
     /// inquiry, help, complaint, report, suggestion, praise.
-    #[arg(long = "type", default_value = "complaint")]
-    request_type: String,
-    /// on_site, phone, online.
-    #[arg(long, default_value = "on_site")]
-    channel: String,
+    #[arg(long = "type", value_enum, default_value_t = RequestTypeArg::Complaint)]
+    request_type: RequestTypeArg,
+    #[arg(long, value_enum, default_value_t = ChannelArg::OnSite)]
+    channel: ChannelArg,
     /// An urgent case (紧急): on site within 15 minutes, routed within 1 hour.
     #[arg(long)]
     urgent: bool,
@@ -829,8 +849,8 @@ enum UserCommand {
         #[arg(long)]
         username: String,
         /// admin, operator or viewer.
-        #[arg(long, default_value = "operator")]
-        role: String,
+        #[arg(long, value_enum, default_value_t = Role::Operator)]
+        role: Role,
         /// The name shown in the console and in timelines (default: the user name).
         #[arg(long, default_value = "")]
         display_name: String,
@@ -917,6 +937,57 @@ enum CertCommand {
     },
 }
 
+/// The exit codes, as `zongzhi --help` and the man page list them.
+const EXIT_CODES: &str = "Exit codes:
+  0    done
+  1    the node refused the request (a rule, bad input, not found), or a local error (a file)
+  2    wrong command line (unknown option, missing or invalid value)
+  3    the node cannot be reached, or answered with a server error (5xx): try again later
+  4    not logged in, session expired, or the account may not do this (401/403)
+  5    `ready`: the node answers but does not take writes (storage fault, restoring, migrating)
+  141  the reader of standard output went away (`zongzhi queue | head`)";
+
+/// Exit codes (see [`EXIT_CODES`]).
+mod exit {
+    pub const REFUSED: u8 = 1;
+    pub const UNAVAILABLE: u8 = 3;
+    pub const AUTH: u8 = 4;
+    pub const NOT_READY: u8 = 5;
+}
+
+/// `ready` found the node not ready.
+#[derive(Debug)]
+pub struct NotReady(pub String);
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotReady {}
+
+/// The exit code an error stands for.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if out::is_closed_pipe(e) {
+        return out::CLOSED_PIPE_EXIT;
+    }
+    if e.downcast_ref::<NotReady>().is_some() {
+        return exit::NOT_READY;
+    }
+    if e.downcast_ref::<client::NotLoggedIn>().is_some() {
+        return exit::AUTH;
+    }
+    if e.downcast_ref::<client::Unreachable>().is_some() {
+        return exit::UNAVAILABLE;
+    }
+    match e.chain().find_map(|c| c.downcast_ref::<client::ApiError>()).map(|a| a.status) {
+        Some(401 | 403) => exit::AUTH,
+        Some(500..) => exit::UNAVAILABLE,
+        _ => exit::REFUSED,
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let node_from_env = matches.value_source("node") == Some(clap::parser::ValueSource::EnvVariable);
@@ -928,9 +999,28 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             use std::io::Write;
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
-            std::process::ExitCode::from(1)
+            std::process::ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// `completions`: the script clap generates for `shell`.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "zongzhi", &mut buf);
+    out::write_bytes(&buf)?;
+    Ok(())
+}
+
+/// `man`: zongzhi.1 and zongzhi-<subcommand>.1 for every subcommand, nested ones included.
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cmd, dir).with_context(|| format!("writing the man pages into {}", dir.display()))?;
+    let n = std::fs::read_dir(dir)?.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "1")).count();
+    outln!("wrote {n} man pages into {}", dir.display())?;
+    Ok(())
 }
 
 /// The password: `--password`, else typed on the terminal without echo,
@@ -978,6 +1068,15 @@ fn short_time(v: &Value) -> String {
 }
 
 fn run(cli: Cli, node_from_env: bool) -> anyhow::Result<()> {
+    // Neither needs a node (nor a readable session file).
+    match cli.command {
+        Command::Completions { shell } => return completions(shell),
+        Command::Man { out } => return man_pages(&out),
+        _ => {}
+    }
+    if let Some(pem) = &cli.cacert {
+        client::set_ca_cert(pem.clone());
+    }
     let cx = &commands::Ctx::new(&cli, node_from_env)?;
     commands::dispatch(cx, cli.command)
 }

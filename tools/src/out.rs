@@ -89,6 +89,7 @@ pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// `print!` that returns `Result<(), StdoutError>` instead of panicking.
+#[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::out::write_fmt(format_args!($($arg)*))
@@ -96,6 +97,7 @@ macro_rules! out {
 }
 
 /// `println!` that returns `Result<(), StdoutError>` instead of panicking.
+#[macro_export]
 macro_rules! outln {
     () => {
         $crate::out::write_fmt(format_args!("\n"))

@@ -37,15 +37,16 @@ const MAX_TITLE_CHARS: usize = 200;
 const MAX_CONTENT_CHARS: usize = 10_000;
 
 #[derive(Deserialize, Default)]
-struct PlaceRequest {
+pub(super) struct PlaceRequest {
     #[serde(default)]
-    address: String,
-    lat: Option<f64>,
-    lon: Option<f64>,
+    pub(super) address: String,
+    pub(super) lat: Option<f64>,
+    pub(super) lon: Option<f64>,
 }
 
+/// The JSON of a filing (`POST /api/cases`, and the systems' intake).
 #[derive(Deserialize)]
-struct FileRequest {
+pub(super) struct FileRequest {
     title: String,
     content: String,
     category: String,
@@ -109,6 +110,19 @@ fn validate_contact(c: &Contact) -> Result<(), ApiError> {
 pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let session = authenticate(&s, &headers, Role::Operator).await?;
     let req: FileRequest = parse_json(&body)?;
+    let (ack, query_code) = file_request(&s, req, session.username.clone(), None).await?;
+    let mut view = case_view(&s, ack.case, &session).await?;
+    if let Some(code) = &query_code {
+        let number = view["number"].as_str().unwrap_or_default().to_string();
+        view["receipt"] = crate::citizen::receipt_json(&s.shared.key, &number, ack.case, code, s.public.config.url.as_deref());
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Checks a filing and files it as `operator`; `source`: the system and
+/// its reference, for a filing through the intake (kept with the case).
+/// Returns the case and the receipt's query code.
+pub(super) async fn file_request(s: &AppState, req: FileRequest, operator: String, source: Option<(String, String)>) -> Result<(ledger::Ack, Option<String>), ApiError> {
     let now = s.now_ms();
     let received_at_ms = match &req.received_at {
         Some(t) => parse_time("received_at", t)?,
@@ -135,7 +149,7 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     // (The ledger refuses a 发生地 outside this center's area.)
     let arose_in = req.arose_in.filter(|a| *a != s.node.division);
     let skip_level = match arose_in {
-        Some(a) => is_skip_level(&s, a, &req.category, req.contact.as_ref())?,
+        Some(a) => is_skip_level(s, a, &req.category, req.contact.as_ref())?,
         None => false,
     };
     let query_code = req.receipt.then(crate::citizen::new_query_code);
@@ -163,14 +177,13 @@ pub(super) async fn file_case(State(s): State<AppState>, headers: HeaderMap, bod
     filing.intake.arose_in = arose_in;
     filing.intake.skip_level = skip_level;
     let code = query_code.clone().map(|code| crate::ledger::QueryCode { code, notify: s.notify.is_some() });
-    let op = Op::File { filing: Box::new(filing), contact: req.contact, query_code: code, operator: session.username.clone() };
+    let filing = Box::new(filing);
+    let op = match source {
+        Some((system, reference)) => Op::FileFrom { system, reference, filing, contact: req.contact, query_code: code, operator },
+        None => Op::File { filing, contact: req.contact, query_code: code, operator },
+    };
     let ack = s.ledger.step(op).await?;
-    let mut view = case_view(&s, ack.case, &session).await?;
-    if let Some(code) = &query_code {
-        let number = view["number"].as_str().unwrap_or_default().to_string();
-        view["receipt"] = crate::citizen::receipt_json(&s.shared.key, &number, ack.case, code, s.public.config.url.as_deref());
-    }
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((ack, query_code))
 }
 
 /// 越级: a filing here about a matter that arose in `arose_in` below, with

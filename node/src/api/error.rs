@@ -1,4 +1,4 @@
-//! The API's one error type: a JSON body `{"error": {"code", "message", "rule"}}`
+//! The API's one error type: a JSON body `{"error": {"code", "message", "rule", "message_zh"}}`
 //! and the mapping of every library error to its HTTP status.
 
 use axum::http::StatusCode;
@@ -38,6 +38,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// The status and the JSON `error` body, for routes that answer errors in a format of their own (Open311).
+    pub(crate) fn parts(&self) -> (StatusCode, Value) {
+        (self.status, json!({"code": self.code, "message": self.message}))
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -53,6 +58,10 @@ impl IntoResponse for ApiError {
         let mut body = json!({"code": self.code, "message": self.message});
         if let Some(rule) = self.rule {
             body["rule"] = json!(rule);
+            // The operator's words, from the one table the console shows too.
+            if let Some(zh) = zongzhi_protocol::rules::zh(rule) {
+                body["message_zh"] = json!(zh);
+            }
         }
         if let Some(details) = self.details {
             body["details"] = details;

@@ -15,6 +15,7 @@ mod decision_views;
 mod decisions;
 mod error;
 mod fleet;
+mod intake;
 mod monitor;
 mod notifications;
 mod probes;
@@ -46,7 +47,7 @@ use users::{create_user, disable_user, enable_user, list_users, login_audit, rec
 pub use error::ApiError;
 pub(crate) use error::ApiResult;
 pub(crate) use auth::authenticate;
-pub(crate) use views::{summary_json, unit_names};
+pub(crate) use views::summary_json;
 
 /// Largest JSON request body.
 pub const MAX_JSON_BODY: usize = 256 * 1024;
@@ -75,6 +76,11 @@ pub struct AppState {
     pub notify: Option<&'static str>,
     /// How far back a filing's 受理时间 may lie (`received_at_max_hours`).
     pub received_at_max_ms: u64,
+    /// Systems that file cases through `/api/intake` and Open311.
+    pub integrations: Arc<crate::integration::Integrations>,
+    /// One intake filing at a time: the check of a system's reference and
+    /// the filing that records it are not interleaved with another's.
+    pub intake_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -91,12 +97,17 @@ impl AppState {
         let now = shared.clock.now_ms();
         let login = crate::login::Login::new(login, shared.store.clone(), now)?;
         let public = crate::citizen::PublicGate::new(public.clone(), shared.store.clone(), now)?;
-        Ok(AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None, received_at_max_ms: 72 * 3_600_000 })
+        Ok(AppState { store: shared.store.clone(), shared, ledger, node, login, public, notify: None, received_at_max_ms: 72 * 3_600_000, integrations: Arc::default(), intake_lock: Arc::default() })
     }
 
     /// The same state with the bound on a filing's 受理时间 (hours back).
     pub fn with_received_at_max(self, hours: u64) -> AppState {
         AppState { received_at_max_ms: hours.saturating_mul(3_600_000), ..self }
+    }
+
+    /// The same state with the systems of `[[integration]]`.
+    pub fn with_integrations(self, integrations: Arc<crate::integration::Integrations>) -> AppState {
+        AppState { integrations, ..self }
     }
 
     /// The same state with the notification adapter in use.
@@ -196,6 +207,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/public/receipts/verify", get(public::verify_receipt))
         .route("/api/public/trust", get(public::trust_bundle))
         .route("/api/notifications", get(notifications::list))
+        .route("/api/intake/cases", post(intake::file))
+        .route("/api/intake/cases/{external_ref}", get(intake::status))
+        .route("/open311/v2/{file}", get(intake::services_or_requests).post(intake::post_request))
+        .route("/open311/v2/requests/{file}", get(intake::get_requests))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::map_response(json_errors))

@@ -323,7 +323,7 @@ fn timeline_json(
                 "action_zh": t.action.zh(),
                 "details": action_details(&t.action),
                 "accepted": t.outcome.is_ok(),
-                "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message})),
+                "rejected": t.outcome.as_ref().err().map(|r| json!({"rule": r.rule, "message": r.message, "message_zh": zongzhi_protocol::rules::zh(r.rule)})),
                 "overruled_by": winner.map(|w| overruling_step_json(w, names)),
                 "window": t.window,
                 "signature_valid": valid,

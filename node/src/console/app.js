@@ -188,60 +188,8 @@ let lang = localStorage.getItem("zz-lang") || "zh";
 const t = (k) => (DICT[lang] && DICT[lang][k]) || DICT.zh[k] || k;
 
 // The API's errors, in the operator's language: by rule first, then by code.
-const RULES_ZH = {
-  "citizen-invited": "已邀请群众自行评价，评价码有效期内工作人员不能代为录入",
-  "appeal-pending": "差评申诉尚未裁定",
-  "no-appeal-pending": "没有待裁定的申诉",
-  "appeal-by-rated-unit": "只有被评价的办结单位可以申诉",
-  "only-owner": "只有案件的承办单位可以执行此操作",
-  "only-filing-center": "办结后的反馈、评价、重办和归档由受理中心办理",
-  "supervising-level-decides": "延期申请由承办单位的直接上级（或本中心对其窗口）审批",
-  "status": "案件当前的状态不允许此操作",
-  "case-is-closed": "案件已办结归档，不能再办理",
-  "supervisor-is-ancestor": "只有上级中心可以督办此案件",
-  "field-required": "请填写必填内容",
-  "unknown-window": "没有这个窗口",
-  "dispatch-to-descendant": "只能下派给本中心的下级单位",
-  "no-self-approval": "延期申请不能由申请人本人审批",
-  "escalate-needs-parent": "市级中心没有上级，不能上报",
-  "archive-needs-satisfied": "当事人满意后才能归档",
-  "author-revoked": "签署者的密钥已被吊销",
-  "needs-finalization": "此操作需要全市节点升级并由市级中心确认升级后才能使用",
-  "needs-upgrade": "此案件有本版本无法读取的步骤，请先升级本节点",
-  "no-such-notice": "没有这份需要回复的督办",
-  "reply-by-supervised-unit": "只有被督办的单位可以回复督办",
-  "notice-replied": "这份督办已经回复",
-  "unknown-referral": "策略中没有这个引导去向",
-  "retired-referral": "这个引导去向已停用",
-  "unknown-suspension-reason": "策略中没有这个中止事由",
-  "retired-suspension-reason": "这个中止事由已停用",
-  "expected-in-future": "预计恢复日期须晚于今天",
-  "suspension-length": "中止期限超过策略允许的最长天数",
-  "extension-pending": "有待审批的延期申请，请先审批再中止",
-  "helpers-nonempty": "请至少选择一个协办单位或窗口",
-  "helper-below-owner": "协办单位须是本中心的下级单位",
-  "helper-twice": "同一协办单位或窗口不能重复",
-  "assistance-pending": "该单位（窗口）尚未回复此前的协办请求",
-  "assistance-length": "协办回复时限超出策略允许范围",
-  "no-such-assistance": "没有这项协办请求",
-  "reply-by-helper": "只有被请求协办的单位（窗口）可以回复",
-  "assistance-replied": "这项协办已经回复",
-  "supervise-by-requester": "只有请求协办的中心可以协办督办",
-  "assistance-not-pending": "这项协办已回复或已结束",
-  "mediators": "请填写1至5名调解员",
-  "date-in-future": "日期不能晚于今天",
-  "date-before-case": "日期不能早于受理日期",
-  "one-agreement": "本案已有调解协议（法院裁定不予确认后才能重新签订）",
-  "signatures-required": "请上传当事人签字确认的扫描件",
-  "signature-not-attached": "签字扫描件须先作为证据附件上传",
-  "no-agreement": "本案没有调解协议",
-  "mediating-unit": "只有主持调解的单位可以办理",
-  "confirmation-referred": "已申请司法确认",
-  "no-confirmation-referral": "尚未申请司法确认",
-  "confirmation-ruled": "已记录司法确认结果",
-  "archive-needs-confirmation": "已申请司法确认，请先记录法院裁定结果再归档",
-  "archive-needs-return-visit": "有调解协议的案件须回访后才能归档",
-};
+// Rule refusals come with their Chinese text from the node (error.message_zh,
+// rejected.message_zh: protocol/src/rules.rs), the one table both use.
 const CODES_ZH = {
   laggards: "尚有节点未升级，不能确认升级",
   override_refused: "未报告版本的节点不能越过：请先升级或吊销其密钥",
@@ -274,7 +222,7 @@ const CODES_ZH = {
 };
 function errorText(e) {
   if (lang !== "zh") return e.message || String(e);
-  if (e.rule && RULES_ZH[e.rule]) return RULES_ZH[e.rule] + "（" + e.message + "）";
+  if (e.message_zh) return e.message_zh + "（" + e.message + "）";
   // Refusals that say when to try again: the wait in the operator's words.
   if (e.retry_after && CODES_ZH[e.code] && CODES_ZH[e.code].includes("{s}")) return CODES_ZH[e.code].split("{s}").join(e.retry_after);
   if (e.code && CODES_ZH[e.code]) return CODES_ZH[e.code] + (e.message ? "：" + e.message : "");
@@ -1015,7 +963,7 @@ async function casePage(id) {
     h("div", {}, h("strong", {}, lang === "zh" ? e.action_zh : e.action), " ", detailText(e.details)),
     e.overruled_by ? h("div", { class: "overruled", "data-test": "overruled" }, t("overruled") + "：",
       (lang === "zh" ? e.overruled_by.action_zh : e.overruled_by.action) + " · " + (e.overruled_by.unit_name || e.overruled_by.unit) + " · " + fmtTime(e.overruled_by.time)) : "",
-    h("div", { class: "muted" }, e.accepted ? "" : (e.overruled_by ? t("overruled") : t("rejected")) + "：" + (RULES_ZH[e.rejected.rule] || e.rejected.message) + " · ",
+    h("div", { class: "muted" }, e.accepted ? "" : (e.overruled_by ? t("overruled") : t("rejected")) + "：" + (lang === "zh" && e.rejected.message_zh || e.rejected.message) + " · ",
       t("signature") + " ", h("span", { class: e.signature_valid ? "badge ok" : "badge no" }, e.signature_valid ? "✓ " + t("verified") : "✗ " + t("failed"))))));
   showPage("case",
     h("h1", { "data-status": c.status.code }, `${c.number} · ${c.title}`),

@@ -109,6 +109,10 @@ pub enum Op {
     /// complainant's fingerprint are assigned here; `query_code` (the
     /// receipt's) is stored only as its hash under the number.
     File { filing: Box<Filing>, contact: Option<Contact>, query_code: Option<QueryCode>, operator: String },
+    /// A filing from another system (`crate::integration`): as `File`, and
+    /// the system's reference is kept with the case in the same batch
+    /// (`integration::source_entries`), so a repeat finds it, after a crash too.
+    FileFrom { system: String, reference: String, filing: Box<Filing>, contact: Option<Contact>, query_code: Option<QueryCode>, operator: String },
     /// A workflow step on an existing case.
     Act { case: RecordId, action: Action, operator: String },
     /// A workflow step with secrets for the citizen's messages (the rating

@@ -117,6 +117,7 @@ pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest:
     let mut merged = Vec::new();
     let mut from = 1;
     let mut batch = store.batch();
+    crate::progress::phase("records", store.feed_len()?);
     loop {
         let chunk = store.feed_records(from, 4096)?;
         let Some(&(last, _, _)) = chunk.last() else { break };
@@ -148,9 +149,11 @@ pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest:
             }
         }
         from = last + 1;
+        crate::progress::set(last);
     }
     store.commit(batch)?;
     crate::failpoint::hit("reindex:cleared");
+    crate::progress::phase("cases", order.len() as u64);
     for chunk in order.chunks(1000) {
         let mut batch = store.batch();
         for case in chunk {
@@ -175,6 +178,7 @@ pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest:
         }
         store.commit(batch)?;
         crate::failpoint::hit("reindex:cases");
+        crate::progress::inc(chunk.len() as u64);
     }
     // Folded in feed order, a case saw the merges of cases folded before it
     // only: settle crossing merges (each pass can only reject later ones).

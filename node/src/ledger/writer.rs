@@ -497,6 +497,15 @@ impl Writer {
         }
         match op {
             Op::File { filing, contact, query_code, operator } => self.file(policy, now, p, super::local::NewCase { filing, contact, query_code, operator }),
+            Op::FileFrom { system, reference, filing, contact, query_code, operator } => {
+                let outcome = self.file(policy, now, p, super::local::NewCase { filing, contact, query_code, operator })?;
+                if let Outcome::Step(ack) = &outcome {
+                    for (key, value) in crate::integration::source_entries(&system, &reference, &ack.case) {
+                        p.put_meta(&key, &value);
+                    }
+                }
+                Ok(outcome)
+            }
             Op::Act { case, action, operator } => self.act_with_secrets(policy, now, p, case, action, operator, Vec::new()),
             Op::ActWithSecrets { case, action, operator, secrets } => self.act_with_secrets(policy, now, p, case, action, operator, secrets),
             Op::Attach { case, bytes, name, mime, operator } => {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::{header, Request, Uri};
+use axum::http::{header, Uri};
 use serde::Serialize;
 
 /// What is posted to the webhook, as JSON.
@@ -31,6 +31,9 @@ pub enum Adapter {
     /// Writes each message to the log (target `zongzhi::notify`) and
     /// counts it delivered.
     Log,
+    /// No `[notify]`: no message to citizens is queued (the worker runs for
+    /// integration callbacks only).
+    Off,
 }
 
 impl Adapter {
@@ -50,6 +53,7 @@ impl Adapter {
                 );
                 Ok(())
             }
+            Adapter::Off => Err("citizen notifications are off (no [notify])".into()),
         }
     }
 }
@@ -104,44 +108,39 @@ impl Webhook {
         Ok(Webhook { uri, address, token, timeout })
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
-        let secs = self.timeout.as_secs_f64();
-        match tokio::time::timeout(self.timeout, self.exchange(body)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer from {} within {secs} s", self.address)),
-        }
+    /// The URL posted to.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
     }
 
-    async fn exchange(&self, body: Vec<u8>) -> Result<(), String> {
-        let stream = tokio::net::TcpStream::connect(&self.address).await.map_err(|e| format!("connecting to {}: {e}", self.address))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP with {}: {e}", self.address))?;
-        // Drives the connection until it closes; dropped with the request.
-        let driver = tokio::spawn(connection);
-        let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut request = Request::post(path)
-            .header(header::HOST, self.uri.authority().map_or("", |a| a.as_str()))
-            .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-            .header(header::USER_AGENT, concat!("zongzhi-node/", env!("CARGO_PKG_VERSION")))
-            .header(header::CONNECTION, "close");
+    /// `host:port` connected to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+        let mut headers = Vec::new();
         if let Some(t) = &self.token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            headers.push((header::AUTHORIZATION, format!("Bearer {t}")));
         }
-        let request = request.body(axum::body::Body::from(body)).map_err(|e| format!("building the request: {e}"))?;
-        let result = match sender.send_request(request).await {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => {
-                let status = response.status();
-                let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 16 * 1024).await.unwrap_or_default();
-                let text: String = String::from_utf8_lossy(&body).trim().chars().take(ERROR_BODY_CHARS).collect();
-                Err(if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") })
-            }
-            Err(e) => Err(format!("HTTP with {}: {e}", self.address)),
+        let call = crate::http_client::Call {
+            method: axum::http::Method::POST,
+            address: &self.address,
+            host: self.uri.authority().map_or("", |a| a.as_str()),
+            path: self.uri.path_and_query().map_or("/", |p| p.as_str()),
+            headers,
+            content_type: "application/json; charset=utf-8",
+            body,
+            timeout: self.timeout,
+            max_body: 16 * 1024,
         };
-        driver.abort();
-        result
+        let answer = call.send().await?;
+        if answer.success() {
+            return Ok(());
+        }
+        let text = answer.text(ERROR_BODY_CHARS);
+        let status = axum::http::StatusCode::from_u16(answer.status).map_or_else(|_| answer.status.to_string(), |s| s.to_string());
+        Err(if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") })
     }
 }
 

@@ -136,6 +136,7 @@ impl TemplateTexts {
             Kind::Withdrawn => self.withdrawn.clone(),
             Kind::Suspended => self.suspended.clone(),
             Kind::Resumed => self.resumed.clone(),
+            Kind::Callback => None,
         }
     }
 }
@@ -162,6 +163,10 @@ pub struct Notifier {
     pub give_up_ms: u64,
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
+    /// Systems that filed cases here and want status callbacks.
+    pub integrations: Arc<crate::integration::Integrations>,
+    /// How long a callback request may take.
+    pub timeout: Duration,
 }
 
 impl Notifier {
@@ -205,7 +210,31 @@ impl Notifier {
             give_up_ms: cfg.give_up_after_hours.saturating_mul(3_600_000),
             retry_initial_ms: cfg.retry_initial_secs.saturating_mul(1000),
             retry_max_ms: cfg.retry_max_secs.saturating_mul(1000),
+            integrations: Arc::default(),
+            timeout: Duration::from_secs(cfg.timeout_secs),
         })
+    }
+
+    /// Without `[notify]`: the worker only queues and delivers integration
+    /// callbacks, with the default delays (5 s doubling to 600 s, given up
+    /// after 72 h).
+    pub fn callbacks_only(name: &str) -> Result<Notifier, String> {
+        Ok(Notifier {
+            adapter: Adapter::Off,
+            templates: Templates::new(|_| None)?,
+            public_url: String::new(),
+            name: name.to_string(),
+            give_up_ms: default_give_up_hours() * 3_600_000,
+            retry_initial_ms: default_retry_initial() * 1000,
+            retry_max_ms: default_retry_max() * 1000,
+            integrations: Arc::default(),
+            timeout: Duration::from_secs(default_timeout()),
+        })
+    }
+
+    /// The same with the systems that get callbacks.
+    pub fn with_integrations(self, integrations: Arc<crate::integration::Integrations>) -> Notifier {
+        Notifier { integrations, ..self }
     }
 
     /// The adapter's name, as the API shows it.
@@ -213,6 +242,7 @@ impl Notifier {
         match self.adapter {
             Adapter::Webhook(_) => "webhook",
             Adapter::Log => "log",
+            Adapter::Off => "off",
         }
     }
 
@@ -307,6 +337,15 @@ impl Notifier {
     pub fn entry_for(&self, ctx: &Context, id: &RecordId, bytes: &[u8], secrets: &[(String, String)], now: u64) -> crate::store::Result<Option<Entry>> {
         let Ok(record) = Record::decode_unverified(bytes) else { return Ok(None) };
         let Some(event) = record.case_event() else { return Ok(None) };
+        let case = event.case_id(*id);
+        // A case another system filed is told to that system (which speaks
+        // to its citizen), never by SMS from here.
+        if let Some(source) = crate::integration::source_of(&ctx.store, &case)? {
+            return self.callback_entry(ctx, id, &record, case, source, now);
+        }
+        if matches!(self.adapter, Adapter::Off) {
+            return Ok(None);
+        }
         let (kind, note, reply) = match &event.action {
             Action::File(_) => (Kind::Receipt, "", ""),
             Action::Progress { note, public: true } => (Kind::Progress, note.as_str(), ""),
@@ -318,7 +357,6 @@ impl Notifier {
             Action::Resume { .. } => (Kind::Resumed, "", ""),
             _ => return Ok(None),
         };
-        let case = event.case_id(*id);
         let Some(summary) = ctx.store.case_summary(&case)? else { return Ok(None) };
         let extra = decision_values(ctx, &event.action, event.policy, &summary);
         if summary.filed_by != ctx.unit || summary.status == Status::Void {
@@ -374,6 +412,65 @@ fn decision_values(ctx: &Context, action: &Action, version: u32, summary: &crate
             .map(|r| vec![(Var::Date, day(r.due_ms))])
             .unwrap_or_default(),
         _ => Vec::new(),
+    }
+}
+
+impl Notifier {
+    /// The callback a step of a case filed by another system calls for,
+    /// if that system has a `callback_url`: the step and the case's status
+    /// as JSON (`Entry::text`), addressed to the system (`Entry::to`).
+    fn callback_entry(&self, ctx: &Context, id: &RecordId, record: &Record, case: RecordId, source: (String, String), now: u64) -> crate::store::Result<Option<Entry>> {
+        let (system, reference) = source;
+        if self.integrations.by_name(&system).and_then(|s| s.callback.as_ref()).is_none() {
+            return Ok(None);
+        }
+        let Some(event) = record.case_event() else { return Ok(None) };
+        let Some(summary) = ctx.store.case_summary(&case)? else { return Ok(None) };
+        let unit_name = ctx.trust().member(&record.author).map(|m| m.cert.name.clone()).unwrap_or_default();
+        let mut body = serde_json::json!({
+            "id": id.to_string(),
+            "system": system,
+            "external_ref": reference,
+            "case_id": case.to_string(),
+            "number": summary.number,
+            "action": event.action.as_str(),
+            "action_zh": event.action.zh(),
+            "status": summary.status.as_str(),
+            "status_zh": summary.status.zh(),
+            "unit": event.unit.to_string(),
+            "unit_name": unit_name,
+            "time": crate::api::time(record.header.hlc.wall_ms),
+        });
+        match &event.action {
+            Action::Resolve { public_reply, .. } => body["public_reply"] = serde_json::json!(public_reply),
+            Action::Progress { note, public: true } => body["note"] = serde_json::json!(note),
+            _ => {}
+        }
+        Ok(Some(Entry {
+            id: id.to_string(),
+            template: Kind::Callback,
+            case: case.to_string(),
+            case_number: summary.number.clone(),
+            to_masked: system.clone(),
+            to: system,
+            text: body.to_string(),
+            created_ms: now,
+            attempts: 0,
+            next_attempt_ms: now,
+            last_error: None,
+            done_ms: None,
+        }))
+    }
+
+    /// Delivers one entry: a callback to its system, else a message through the adapter.
+    async fn deliver(&self, e: &Entry, now: u64) -> Result<(), String> {
+        if e.template == Kind::Callback {
+            let callback = self.integrations.by_name(&e.to).and_then(|s| s.callback.as_ref()).ok_or_else(|| format!("no [[integration]] {} with a callback_url any more", e.to))?;
+            return callback.deliver(&e.id, e.text.as_bytes(), now, self.timeout).await;
+        }
+        let created_at = crate::api::time(e.created_ms);
+        let message = Message { id: &e.id, template: e.template.as_str(), to: &e.to, text: &e.text, case_number: &e.case_number, created_at: &created_at };
+        self.adapter.deliver(&message).await
     }
 }
 
@@ -478,15 +575,20 @@ async fn deliver_due(ctx: &Context, n: &Arc<Notifier>, pending: Vec<(u64, Entry)
     let mut wake: Option<u64> = None;
     let mut left = pending.len() as u64;
     let mut stopped = false;
+    // Systems whose earlier callback still waits: their later ones wait
+    // behind it, so a system hears a case's steps in order.
+    let mut held: std::collections::HashSet<String> = Default::default();
     for (seq, mut e) in pending {
         let now = ctx.clock.now_ms();
-        if stopped || e.next_attempt_ms > now || gate.closed_until_ms > now {
+        let callback = e.template == Kind::Callback;
+        if stopped || e.next_attempt_ms > now || gate.closed_until_ms > now || (callback && held.contains(&e.to)) {
             wake = Some(wake.map_or(e.next_attempt_ms, |w| w.min(e.next_attempt_ms)).max(gate.closed_until_ms));
+            if callback {
+                held.insert(e.to.clone());
+            }
             continue;
         }
-        let created_at = crate::api::time(e.created_ms);
-        let message = Message { id: &e.id, template: e.template.as_str(), to: &e.to, text: &e.text, case_number: &e.case_number, created_at: &created_at };
-        let result = n.adapter.deliver(&message).await;
+        let result = n.deliver(&e, now).await;
         let now = ctx.clock.now_ms();
         e.attempts += 1;
         let store = ctx.store.clone();

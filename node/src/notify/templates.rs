@@ -29,6 +29,9 @@ pub enum Kind {
     Suspended,
     /// 恢复: the case runs again (format 4).
     Resumed,
+    /// A status callback to the system that filed the case
+    /// (`crate::integration`): a JSON body, no template.
+    Callback,
 }
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Withdrawn => "withdrawn",
             Kind::Suspended => "suspended",
             Kind::Resumed => "resumed",
+            Kind::Callback => "callback",
         }
     }
 
@@ -68,6 +72,7 @@ impl Kind {
             Kind::Withdrawn => &[Number, Title, Unit, PublicUrl, Note],
             Kind::Suspended => &[Number, Title, Unit, PublicUrl, Reason, Date],
             Kind::Resumed => &[Number, Title, Unit, PublicUrl, Date],
+            Kind::Callback => &[],
         }
     }
 
@@ -83,6 +88,7 @@ impl Kind {
             Kind::Withdrawn => "【综治中心】您反映的事项（编号{number}）已按您的意愿撤回（{note}）。如有需要，欢迎再次反映。",
             Kind::Suspended => "【综治中心】您反映的事项（编号{number}）因{reason}中止办理，预计{date}恢复，中止期间不计入办理期限。[[查询进度：{public_url}]]",
             Kind::Resumed => "【综治中心】您反映的事项（编号{number}）已恢复办理[[，办理期限至{date}]]。[[查询进度：{public_url}]]",
+            Kind::Callback => "",
         }
     }
 }

@@ -95,7 +95,7 @@ pub fn queue(cx: &Ctx, filter: ListFilter, limit: u32, after: Option<String>) ->
     let plain = filter.is_default() && after.is_none();
     let me = if filter.clock.is_some() || (plain && !cx.json) { Some(cx.c.get("/api/me")?) } else { None };
     if let (Some(k), Some(me)) = (&filter.clock, &me) {
-        sel = Some((s(&me["unit"]), Some(k.clone()).filter(|k| k != "any")));
+        sel = Some((s(&me["unit"]), Some(crate::value_name(k)).filter(|k| k != "any")));
     }
     if let Some(a) = after {
         q.push(("after", a));

@@ -2,9 +2,9 @@
 
 use super::*;
 
-pub fn stats(cx: &Ctx, by: String, period: Option<String>, kpi: Option<String>, scope: Option<String>, csv: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn stats(cx: &Ctx, by: crate::StatsBy, period: Option<String>, kpi: Option<String>, scope: Option<String>, csv: Option<PathBuf>) -> anyhow::Result<()> {
     cx.c.require_login()?;
-    let mut q: Vec<(&str, String)> = vec![("by", by)];
+    let mut q: Vec<(&str, String)> = vec![("by", crate::value_name(&by))];
     if let Some(p) = period {
         q.push(("period", p));
     }
@@ -175,7 +175,7 @@ pub fn fleet(cx: &Ctx) -> anyhow::Result<()> {
 
 pub fn export_cases(cx: &Ctx, a: ExportCasesArgs) -> anyhow::Result<()> {
     cx.c.require_login()?;
-    let mut q: Vec<(&str, String)> = vec![("format", a.format)];
+    let mut q: Vec<(&str, String)> = vec![("format", crate::value_name(&a.format))];
     q.extend(a.filter.query());
     let bytes = cx.c.download("/api/cases/export", &q, &a.out)?;
     // To standard output (`--out -`): the data alone there.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::client::{self, Client, SavedSession};
 use crate::{
-    bench, certs, demo, keys, policy, print_cases, print_stats, read_password, s, short_time, show_case, table, unit_names, urlencode, verify_chain_file, BenchCommand,
+    certs, keys, policy, print_cases, print_stats, read_password, s, short_time, show_case, table, unit_names, urlencode, verify_chain_file, 
     CertCommand, Cli, Command, ExportCasesArgs, ExportCommand, ExtensionCommand, FileArgs, ListFilter, ReportsCommand, SyncCommand, UserCommand,
 };
 
@@ -168,22 +168,13 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Cert { command: CertCommand::Revoke { key, cutoff_seq, reason, dry_run } } => admin::cert_revoke(cx, key, cutoff_seq, reason, dry_run),
         Command::Cert { command: CertCommand::Verify { path, root } } => admin::cert_verify(cx, path, root),
         Command::Cert { command } => certs(command),
-        Command::Demo { dir, http_port, quic_port, exit_after_seed } => demo::demo(&dir, http_port, quic_port, exit_after_seed),
         Command::Stats { by, period, kpi, scope, csv } => figures::stats(cx, by, period, kpi, scope, csv),
         Command::Reports { command: ReportsCommand::Sign { period, supersede } } => figures::report_sign(cx, period, supersede),
         Command::Reports { command: ReportsCommand::Check { period, scope } } => figures::report_check(cx, period, scope),
         Command::Sync { command: SyncCommand::Status } => figures::sync_status(cx),
         Command::Fleet => figures::fleet(cx),
-        Command::Bench { command } => match command {
-            BenchCommand::Intake { cases, clients, node_bin } => bench::intake(cases, clients, node_bin),
-            BenchCommand::Verify { records } => bench::verify(records),
-            BenchCommand::Login { parallel, node_bin, extra_config, many_names } => bench::login(parallel, node_bin, &extra_config, many_names),
-            BenchCommand::Sync { records, escalations } => bench::sync(records, escalations),
-            BenchCommand::Stats { units, months, categories } => bench::stats(units, months, categories),
-            BenchCommand::City { cases, dir, keep, reuse, load_only, requests, budget_s, compare, seed, threads, node_bin } => {
-                bench::city::run(bench::city::Options { cases, dir, keep, reuse, load_only, requests, budget_s, compare, seed, threads, node_bin })
-            }
-        },
         Command::Export { command: ExportCommand::Cases(a) } => figures::export_cases(cx, a),
+        Command::Completions { shell } => crate::completions(shell),
+        Command::Man { out } => crate::man_pages(&out),
     }
 }

@@ -67,7 +67,7 @@ pub fn ready(cx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     let reasons: Vec<String> = v["reasons"].as_array().into_iter().flatten().map(|r| format!("{}: {}", s(&r["code"]), s(&r["message"]))).collect();
-    anyhow::bail!("not ready ({status}): {}", if reasons.is_empty() { v.to_string() } else { reasons.join("; ") })
+    Err(crate::NotReady(format!("not ready ({status}): {}", if reasons.is_empty() { v.to_string() } else { reasons.join("; ") })).into())
 }
 
 pub fn health(cx: &Ctx) -> anyhow::Result<()> {

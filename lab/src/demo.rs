@@ -1,4 +1,4 @@
-//! `zongzhi demo`: a whole hierarchy of real nodes on this machine.
+//! `zongzhi-lab demo`: a whole hierarchy of real nodes on this machine.
 //!
 //! 1 city, 2 counties, 2 townships per county, 2 villages per township: 15
 //! `zongzhi-node` processes, each with its own data directory and RocksDB,
@@ -222,7 +222,7 @@ pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -
         ports.push((h, q));
     }
     std::fs::create_dir_all(dir)?;
-    std::fs::write(&marker, "created by zongzhi demo; removed by the next run\n")?;
+    std::fs::write(&marker, "created by zongzhi-lab demo; removed by the next run\n")?;
     let mut nodes: Vec<DemoNode> =
         UNITS.iter().enumerate().map(|(i, u)| DemoNode::new(dir, u.division, u.name, ports[i].0, ports[i].1)).collect();
     let result = start_and_seed(&bin, &mut nodes);
@@ -428,7 +428,7 @@ fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {
     // Let the last records settle.
     std::thread::sleep(Duration::from_millis(500));
     outln!()?;
-    outln!("zongzhi demo: 15 centers, each its own zongzhi-node process and RocksDB store")?;
+    outln!("zongzhi-lab demo: 15 centers, each its own zongzhi-node process and RocksDB store")?;
     outln!("logins on every node: admin / operator / viewer, password {DEMO_PASSWORD}")?;
     outln!()?;
     let mut rows = Vec::new();

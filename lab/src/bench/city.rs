@@ -1,4 +1,4 @@
-//! `zongzhi bench city`: a city node of 3,000 units fed through the
+//! `zongzhi-lab bench city`: a city node of 3,000 units fed through the
 //! replication path, then timed on every interactive read the console
 //! makes, against a real release `zongzhi-node` process.
 //!

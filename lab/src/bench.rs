@@ -1,5 +1,5 @@
-//! Benchmarks that print figures (not tests): `zongzhi bench intake`,
-//! `zongzhi bench verify`, `zongzhi bench login` (memory around parallel
+//! Benchmarks that print figures (not tests): `zongzhi-lab bench intake`,
+//! `zongzhi-lab bench verify`, `zongzhi-lab bench login` (memory around parallel
 //! wrong logins) and more.
 
 pub mod city;
@@ -127,9 +127,10 @@ pub fn intake(cases: usize, clients: usize, node_bin: Option<PathBuf>) -> anyhow
     }
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let bar = zongzhi_tools::progress::items(cases as u64, "cases filed");
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (url, token, body, next) = (url.clone(), token.clone(), body.clone(), next.clone());
+            let (url, token, body, next, bar) = (url.clone(), token.clone(), body.clone(), next.clone(), bar.clone());
             std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
                 let http = reqwest::blocking::Client::new();
                 let mut lat = Vec::new();
@@ -140,6 +141,7 @@ pub fn intake(cases: usize, clients: usize, node_bin: Option<PathBuf>) -> anyhow
                         bail!("filing failed: {}", r.status());
                     }
                     lat.push(t.elapsed());
+                    bar.inc(1);
                 }
                 Ok(lat)
             })
@@ -150,6 +152,7 @@ pub fn intake(cases: usize, clients: usize, node_bin: Option<PathBuf>) -> anyhow
         lat.extend(w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??);
     }
     let elapsed = started.elapsed();
+    bar.finish_and_clear();
     lat.sort();
     let rate = cases as f64 / elapsed.as_secs_f64();
     outln!("intake: {cases} cases via HTTP API, {clients} concurrent clients, synced RocksDB writes")?;
@@ -355,14 +358,21 @@ fn records_held(c: &crate::client::Client) -> anyhow::Result<u64> {
 /// Waits until the node holds `n` records (a cheap poll: the feed length).
 fn wait_records(c: &crate::client::Client, n: u64, limit: Duration) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    while records_held(c)? < n {
+    let bar = zongzhi_tools::progress::items(n, "records arrived");
+    loop {
+        let held = records_held(c)?;
+        bar.set_position(held.min(n));
+        if held >= n {
+            break;
+        }
         if t.elapsed() > limit {
-            bail!("only {} of {n} records arrived within {limit:?}", records_held(c)?);
+            bail!("only {held} of {n} records arrived within {limit:?}");
         }
         // Every 10 ms: at most 0.2 % of a 5-second transfer, and the
         // polling takes no noticeable share of the node's CPU.
         std::thread::sleep(Duration::from_millis(10));
     }
+    bar.finish_and_clear();
     Ok(t.elapsed())
 }
 

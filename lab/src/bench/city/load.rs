@@ -406,28 +406,30 @@ struct Progress {
     last_records: u64,
     cases: u64,
     records: u64,
-    total_cases: u64,
+    /// Cases filed of all, with the record rates (a terminal only).
+    bar: indicatif::ProgressBar,
 }
 
 impl Progress {
+    fn new(started: Instant, total_cases: u64) -> Progress {
+        Progress { started, last: started, last_records: 0, cases: 0, records: 0, bar: zongzhi_tools::progress::items(total_cases, "loading: cases filed") }
+    }
+
     fn tick(&mut self, records: usize, filings: usize) {
         self.records += records as u64;
         self.cases += filings as u64;
+        self.bar.set_position(self.cases);
         if self.last.elapsed() >= Duration::from_secs(1) {
             let all = self.records as f64 / self.started.elapsed().as_secs_f64();
             let now = (self.records - self.last_records) as f64 / self.last.elapsed().as_secs_f64();
-            eprint!(
-                "\r  loading: {:>9}/{} cases filed, {:>10} records stored, {:>6.0} records/s ({:>6.0}/s in the last second), {:>5.0} s ",
-                self.cases,
-                self.total_cases,
-                self.records,
-                all,
-                now,
-                self.started.elapsed().as_secs_f64()
-            );
+            self.bar.set_message(format!("loading: {} records stored, {all:.0} records/s ({now:.0}/s in the last second); cases filed", self.records));
             self.last = Instant::now();
             self.last_records = self.records;
         }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
     }
 }
 
@@ -500,7 +502,6 @@ pub fn load(dir: &Path, cases: usize, seed: u64, threads: usize) -> anyhow::Resu
     let result = sign_and_feed(&ledger, &counties, &per_county, &ctx, threads, cases as u64);
     let elapsed = started.elapsed().as_secs_f64();
     ledger.shutdown();
-    eprintln!();
     let (done, fed, verify_s) = result?;
     refuse_planner_problems(&done)?;
     let totals = Totals::of(&done);
@@ -758,7 +759,7 @@ fn feed(ledger: &Ledger, counties: &[County], rx: mpsc::Receiver<Verified>, tota
         let (mut applied, mut duplicates, mut pending, mut rejected, mut void) = (0usize, 0usize, 0usize, 0usize, 0usize);
         let mut first_rejections: Vec<String> = Vec::new();
         let started = Instant::now();
-        let mut progress = Progress { started, last: started, last_records: 0, cases: 0, records: 0, total_cases };
+        let mut progress = Progress::new(started, total_cases);
         let mut open = true;
         while open || !queued.is_empty() {
             if open && queued.len() < WRITE_AHEAD {
@@ -800,8 +801,8 @@ fn feed(ledger: &Ledger, counties: &[County], rx: mpsc::Receiver<Verified>, tota
             }
             progress.tick(n, filings);
         }
+        progress.finish();
         if rejected > 0 {
-            eprintln!();
             for r in &first_rejections {
                 eprintln!("  refused: {r}");
             }
