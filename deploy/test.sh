@@ -8,4 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 prev=$(.ci/prev-release.sh)
 export ZONGZHI_PREV_NODE="$prev/zongzhi-node"
+# The binaries the tests start (zongzhi-lab has no tests of its own, so
+# `cargo test` alone would not link it).
+cargo build --workspace --bins
 exec cargo test --workspace "$@"

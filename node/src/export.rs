@@ -74,13 +74,16 @@ use crate::summary::CaseSummary;
 // ---------- the case list: CSV and XLSX ----------
 
 /// Column headers of the case list export (zh-CN, as the centers name them).
+/// Units by name first (the code beside it, for filtering); 受理时间 is
+/// when the center received the matter (a filing may be dated back a
+/// little), 登记时间 when it was entered.
 pub const HEADERS: &[&str] = &[
-    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "登记单位", "登记时间", "下一时限", "是否超期", "督办", "退回次数",
-    "上报次数", "姓名", "电话", "证件号",
+    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "承办单位代码", "登记单位", "登记单位代码", "受理时间", "登记时间", "下一时限",
+    "是否超期", "督办", "退回次数", "上报次数", "姓名", "电话", "证件号",
 ];
 
 /// Indexes of the numeric columns (written as numbers in XLSX).
-const NUMERIC: &[usize] = &[14, 15];
+const NUMERIC: &[usize] = &[17, 18];
 
 /// Bytes per streamed chunk.
 const CHUNK: usize = 64 * 1024;
@@ -115,7 +118,10 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
     let filter = Filter::from_query(&q, s.node.division).map_err(ApiError::bad_request)?;
     let masked = session.role < Role::Operator;
     let now = crate::context::now_ms();
-    let job = Job { store: s.store.clone(), policy: s.policy(), filter, masked, now };
+    let mut names = crate::api::unit_names(&s.shared.trust());
+    // This node's own name even before it holds a certificate.
+    names.entry(s.node.division).or_insert_with(|| s.node.name.clone());
+    let job = Job { store: s.store.clone(), policy: s.policy(), names, filter, masked, now };
     let date = jiff::Timestamp::from_millisecond(now as i64)
         .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string())
         .unwrap_or_default();
@@ -156,6 +162,8 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
 struct Job {
     store: Arc<Store>,
     policy: Arc<Policy>,
+    /// Units' names from the trust store's certificates.
+    names: std::collections::HashMap<zongzhi_protocol::DivisionCode, String>,
     filter: Filter,
     masked: bool,
     now: u64,
@@ -167,7 +175,7 @@ impl Job {
     fn rows(&self, mut f: impl FnMut(&[String]) -> Result<bool, String>) -> Result<(), String> {
         let mut failed: Option<String> = None;
         queue::scan(&self.store, &self.filter, &self.policy, self.now, |c| {
-            let cells = match row(&self.store, &self.policy, &c, self.masked, self.now) {
+            let cells = match row(&self.store, &self.policy, &self.names, &c, self.masked, self.now) {
                 Ok(cells) => cells,
                 Err(e) => {
                     failed = Some(e);
@@ -229,7 +237,7 @@ impl Job {
         wb.set_tempdir(tmp.path()).map_err(xerr)?;
         let ws = wb.add_worksheet_with_constant_memory().map_err(xerr)?;
         ws.set_name("台账").map_err(xerr)?;
-        let widths = [22.0, 30.0, 12.0, 14.0, 8.0, 8.0, 10.0, 10.0, 14.0, 14.0, 26.0, 26.0, 10.0, 8.0, 10.0, 10.0, 10.0, 14.0, 20.0];
+        let widths = [22.0, 30.0, 12.0, 14.0, 8.0, 8.0, 10.0, 10.0, 28.0, 14.0, 28.0, 14.0, 26.0, 26.0, 26.0, 10.0, 8.0, 10.0, 10.0, 10.0, 14.0, 20.0];
         for (col, w) in widths.iter().enumerate() {
             ws.set_column_width(col as u16, *w).map_err(xerr)?;
         }
@@ -348,7 +356,7 @@ fn contact(store: &Store, hash: Option<BlobHash>, masked: bool) -> Result<Option
 }
 
 /// The cells of one case, in [`HEADERS`] order (not yet CSV-escaped).
-fn row(store: &Store, policy: &Policy, c: &CaseSummary, masked: bool, now: u64) -> Result<Vec<String>, String> {
+fn row(store: &Store, policy: &Policy, names: &std::collections::HashMap<zongzhi_protocol::DivisionCode, String>, c: &CaseSummary, masked: bool, now: u64) -> Result<Vec<String>, String> {
     let (major, minor) = match policy.subcategory(&c.category) {
         Some((parent, leaf)) => (parent.name.clone(), leaf.name.clone()),
         None => (String::new(), c.category.clone()),
@@ -359,6 +367,16 @@ fn row(store: &Store, policy: &Policy, c: &CaseSummary, masked: bool, now: u64) 
         None => String::new(),
     };
     let person = contact(store, c.contact, masked)?.unwrap_or_default();
+    let name = |u: &zongzhi_protocol::DivisionCode| names.get(u).cloned().unwrap_or_default();
+    // 受理时间 is in the filing (the case's id is its record's).
+    let received = store
+        .record_bytes(&c.id)
+        .map_err(|e| e.to_string())?
+        .and_then(|b| zongzhi_protocol::Record::decode(&b).ok())
+        .and_then(|r| match r.body {
+            zongzhi_protocol::Body::CaseEvent(zongzhi_protocol::CaseEvent { action: zongzhi_protocol::Action::File(f), .. }) => Some(f.received_at_ms),
+            _ => None,
+        });
     Ok(vec![
         c.number.clone(),
         c.title.clone(),
@@ -368,8 +386,11 @@ fn row(store: &Store, policy: &Policy, c: &CaseSummary, masked: bool, now: u64) 
         c.channel.zh().to_string(),
         c.urgency.zh().to_string(),
         c.status.zh().to_string(),
+        name(&c.owner),
         c.owner.to_string(),
+        name(&c.filed_by),
         c.filed_by.to_string(),
+        received.map(time).unwrap_or_default(),
         time(c.filed_ms),
         next_due,
         if c.is_overdue(now) { "是" } else { "否" }.to_string(),
@@ -553,6 +574,7 @@ impl Parts {
 /// cities"). `since`: the `--since` date; events and cases before it are
 /// left out.
 /// `trust` and `policies` fold the cases for the table by window and person.
+#[allow(clippy::too_many_arguments)]
 pub fn parquet(
     store: &Store,
     node: &NodeId,
@@ -1249,7 +1271,7 @@ mod tests {
 
     #[test]
     fn headers_match_rows() {
-        assert_eq!(HEADERS.len(), 19);
+        assert_eq!(HEADERS.len(), 22);
         assert_eq!(HEADERS[NUMERIC[0]], "退回次数");
         assert_eq!(HEADERS[NUMERIC[1]], "上报次数");
     }

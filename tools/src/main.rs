@@ -552,6 +552,7 @@ enum Command {
     },
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
+        /// The shell to write completions for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },

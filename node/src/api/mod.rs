@@ -47,7 +47,7 @@ use users::{create_user, disable_user, enable_user, list_users, login_audit, rec
 pub use error::ApiError;
 pub(crate) use error::ApiResult;
 pub(crate) use auth::authenticate;
-pub(crate) use views::summary_json;
+pub(crate) use views::{summary_json, unit_names};
 
 /// Largest JSON request body.
 pub const MAX_JSON_BODY: usize = 256 * 1024;
