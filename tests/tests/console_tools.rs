@@ -112,9 +112,15 @@ fn everyday_tools_in_the_browser() {
     assert_eq!(count, 2);
     assert_eq!(b.eval("document.getElementById('new-work').dataset.audio"), "running", "the tone played");
     b.screenshot("tools-new-work-badge");
+    // Turned off, the tone stays quiet while the badge still counts.
+    let sounded = b.eval("document.getElementById('new-work').dataset.sounded");
+    b.eval("localStorage.setItem('zz-alert-sound', '0')");
+    op.file_case(&sample_case("新来件三"));
+    b.wait("the third new case", 15, "Number(document.getElementById('new-work').dataset.count) === 3");
+    assert_eq!(b.eval("document.getElementById('new-work').dataset.sounded"), sounded, "no tone when off");
     // The queue clears it.
     b.goto(&format!("{url}/#/queue"));
-    b.wait("the badge cleared", 10, "document.getElementById('new-work').hidden");
+    b.wait("the badge cleared", 10, "document.getElementById('new-work').hidden && document.querySelector('#queue-list')");
     assert_eq!(b.eval("getComputedStyle(document.getElementById('new-work')).display"), "none", "a cleared badge is not drawn");
 
     // 导出台账 with the current tab's filters: what the API gives for them.
@@ -178,6 +184,11 @@ fn everyday_tools_in_the_browser() {
     }
     assert_eq!(b.eval("getComputedStyle(document.querySelector('header')).display"), "flex", "the header shows on screen");
     assert_eq!(b.text("#print-now"), "打印");
+    // On paper: the form alone, without the console's header or the button.
+    b.call("Emulation.setEmulatedMedia", json!({"media": "print"}));
+    assert_eq!(b.eval("getComputedStyle(document.querySelector('header')).display"), "none", "no header on paper");
+    assert_eq!(b.eval("getComputedStyle(document.getElementById('print-now').parentElement).display"), "none", "no button on paper");
+    b.call("Emulation.setEmulatedMedia", json!({"media": ""}));
     b.screenshot("tools-print-assign");
     assert_eq!(printed_pages(&mut b), 1, "the 交办单 prints on one A4 page");
     let supervise = b.eval("location.hash.replace('/assign/', '/supervise/')").as_str().unwrap().to_string();
