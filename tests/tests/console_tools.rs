@@ -147,6 +147,7 @@ fn everyday_tools_in_the_browser() {
     b.goto(&format!("{url}/#/case/{id}"));
     b.wait("the attachments", 10, "document.querySelectorAll('#attachments li').length === 3");
     assert_eq!(b.eval("document.querySelectorAll('#attachments [data-preview]').length"), 2, "no preview for other types");
+    assert_eq!(b.text("#attachments li:nth-child(1) [data-preview]"), "预览");
     b.click("#attachments li:nth-child(1) [data-preview]");
     let w = b.wait("the image shown", 10, "document.querySelector('#preview img#preview-content')?.naturalWidth");
     assert_eq!(w, 8);

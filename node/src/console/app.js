@@ -5,7 +5,7 @@
 // ---------- i18n (zh-CN first) ----------
 const DICT = {
   zh: {
-    export_list: "导出台账", alert_sound: "新案件提示音", new_work: "有 {n} 件新案件待签收", preview: "预览", close: "关闭",
+    export_list: "导出台账", alert_sound: "新案件提示音", new_work: "有 {n} 件新案件待签收", preview_file: "预览",
     print_forms: "打印", print_assign: "打印交办单", print_supervise: "打印督办单", print_now: "打印",
     queue: "工作台", file: "受理登记", board: "督办台账", stats: "统计分析", reports: "月度报告", sync: "同步状态", tree: "组织机构",
     login: "登录", username: "用户名", password: "密码", logout: "退出", loading: "加载中…", none: "暂无",
@@ -81,7 +81,7 @@ const DICT = {
     superseded_by: "已被后续督办替代", measures: "整改措施", read_only: "只读",
   },
   en: {
-    export_list: "Export list", alert_sound: "Sound on new cases", new_work: "{n} new case(s) to sign for", preview: "Preview", close: "Close",
+    export_list: "Export list", alert_sound: "Sound on new cases", new_work: "{n} new case(s) to sign for", preview_file: "Preview",
     print_forms: "Print", print_assign: "Print assignment sheet", print_supervise: "Print supervision sheet", print_now: "Print",
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
     login: "Log in", username: "User name", password: "Password", logout: "Log out", loading: "Loading…", none: "None",
@@ -832,7 +832,7 @@ function attachmentsCard(c, reload) {
       if (!res.ok) { err.replaceChildren(errorBox({ code: "http_" + res.status, message: await res.text() })); return; }
       const link = h("a", { href: URL.createObjectURL(await res.blob()), download: a.name }); link.click();
     } }, a.name), ` · ${(a.size / 1024).toFixed(1)} KB · `, unitLabel(a.unit),
-    previewable(a) ? [" ", h("button", { class: "secondary small", type: "button", "data-preview": a.blob, onclick: () => previewAttachment(c, a, err) }, t("preview"))] : null))) : h("p", { class: "muted" }, t("none"));
+    previewable(a) ? [" ", h("button", { class: "secondary small", type: "button", "data-preview": a.blob, onclick: () => previewAttachment(c, a, err) }, t("preview_file"))] : null))) : h("p", { class: "muted" }, t("none"));
   const open = !["archived", "merged", "void"].includes(c.status.code);
   let upload = null;
   if (me.role !== "viewer" && open) {
