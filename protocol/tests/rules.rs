@@ -3,6 +3,8 @@
 //! and of the node (`reject("…"`, `rejected("…"`, `rule: "…"`,
 //! `rule: Some("…")`), so a new rule without a message fails here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -270,7 +270,7 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
 /// What the console may load: its own files only (no inline script or
 /// style, nothing from elsewhere), and no page may frame it.
 pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; frame-src blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Headers on every response: the policy above, no type sniffing (an
 /// attachment is never taken for a page), no framing, no referrer sent

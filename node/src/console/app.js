@@ -5,6 +5,8 @@
 // ---------- i18n (zh-CN first) ----------
 const DICT = {
   zh: {
+    export_list: "导出台账", alert_sound: "新案件提示音", new_work: "有 {n} 件新案件待签收", preview_file: "预览",
+    print_forms: "打印", print_assign: "打印交办单", print_supervise: "打印督办单", print_now: "打印",
     queue: "工作台", file: "受理登记", board: "督办台账", stats: "统计分析", reports: "月度报告", sync: "同步状态", tree: "组织机构",
     login: "登录", username: "用户名", password: "密码", logout: "退出", loading: "加载中…", none: "暂无",
     number: "编号", title: "标题", category: "类别", urgency: "紧急程度", status: "状态", deadline: "时限", supervision: "督办", owner: "承办单位",
@@ -94,6 +96,8 @@ const DICT = {
     working_days_each: "回复时限（工作日）", choose_helper: "请至少选择一个协办单位或窗口", to_or_window: "改派到", mediator_label: "人民调解员",
   },
   en: {
+    export_list: "Export list", alert_sound: "Sound on new cases", new_work: "{n} new case(s) to sign for", preview_file: "Preview",
+    print_forms: "Print", print_assign: "Print assignment sheet", print_supervise: "Print supervision sheet", print_now: "Print",
     queue: "Queue", file: "File a case", board: "Supervision", stats: "Statistics", reports: "Reports", sync: "Sync", tree: "Units",
     login: "Log in", username: "User name", password: "Password", logout: "Log out", loading: "Loading…", none: "None",
     number: "Number", title: "Title", category: "Category", urgency: "Urgency", status: "Status", deadline: "Deadline", supervision: "Supervision", owner: "Owner",
@@ -401,7 +405,7 @@ function renderChrome() {
   const here = location.hash.split("/")[1] || "queue";
   // A window account works in its queue only (every other page is refused to it).
   const navFor = me && me.role === "window" ? NAV.filter(([k]) => k === "queue" || k === "account") : NAV;
-  nav.replaceChildren(...(me ? navFor.map(([k, href]) => h("a", { href, class: here === k ? "active" : "", "data-nav": k }, t(k))) : []));
+  nav.replaceChildren(...(me ? navFor.map(([k, href]) => h("a", { href, class: here === k ? "active" : "", "data-nav": k }, t(k), k === "queue" ? newWork.badge : null)) : []));
   document.getElementById("me").textContent = me ? `${me.display_name || me.username}（${me.role}）` : "";
   document.getElementById("logout").hidden = !me;
   document.getElementById("logout").textContent = t("logout");
@@ -546,8 +550,9 @@ function clockOf(c, sel) {
 // row; a click opens it. `sel` (clock tabs): show that clock's due time.
 function caseRow(c, sel) {
   const k = clockOf(c, sel);
-  return h("tr", { class: "clickable", "data-case": c.number, "data-id": c.id, onclick: () => { location.hash = "#/case/" + c.id; } },
-    h("td", {}, c.number), h("td", {}, c.title), h("td", { class: "hide-narrow" }, c.category.name || c.category.code),
+  // The number is a real link (keyboard, open in a new tab); the rest of the row opens it too.
+  return h("tr", { class: "clickable", "data-case": c.number, "data-id": c.id, onclick: (ev) => { if (!ev.target.closest("a")) location.hash = "#/case/" + c.id; } },
+    h("td", {}, h("a", { href: "#/case/" + c.id, class: "case-link" }, c.number)), h("td", {}, c.title), h("td", { class: "hide-narrow" }, c.category.name || c.category.code),
     h("td", {}, c.urgency.code === "urgent" ? h("span", { class: "badge urgent" }, c.urgency.name) : c.urgency.name),
     h("td", {}, c.status.name),
     h("td", { class: "hide-narrow" }, unitLabel(c.owner, c.owner_name)),
@@ -587,6 +592,7 @@ function caseTable(id, first, more, emptyText, sel) {
     h("div", { class: "actions pager" }, count, btn), err);
 }
 async function queuePage() {
+  newWork.seen();
   const filters = queueFilters();
   const q = filters.find((f) => f[0] === queueFilter) || filters[0];
   const base = "/api/cases?limit=" + PAGE_SIZE + "&" + q[2] + (queueWaiting ? "&waiting_calendar=true" : "");
@@ -600,6 +606,7 @@ async function queuePage() {
     h("div", { class: "actions tabs", role: "tablist" }, filters.map(([k, label]) => h("button", { class: k === q[0] ? "primary" : "secondary", type: "button", role: "tab", "aria-selected": k === q[0] ? "true" : "false", "data-filter": k, onclick: () => { queueFilter = k; queuePage(); } }, label)),
       h("label", { class: "check filter" }, waitingBox, t("waiting_filter"))),
     me.role === "window" ? h("p", { class: "muted", "data-test": "window-note" }, t("window_queue_note") + "（" + (me.windows || []).map((w) => windowName(w)).join("、") + "）") : null,
+    h("div", { class: "actions tools" }, exportButtons(q[2] + (queueWaiting ? "&waiting_calendar=true" : "")), alertToggle()),
     q[0] === "assist" ? h("p", { class: "muted", "data-test": "assist-note" }, t("assist_note")) : isClock ? h("p", { class: "muted", "data-test": "clock-note" }, t("clock_note")) : null,
     q[0] === "overruled" ? h("p", { class: "muted", "data-test": "overruled-note" }, t("overruled_note")) : null,
     h("div", { "data-filter": q[0], id: "queue-list" }, caseTable("queue", data, (next) => api.get(base + "&after=" + encodeURIComponent(next)), null, sel)));
@@ -986,6 +993,7 @@ async function casePage(id) {
     (c.ratings || []).length ? h("div", { class: "card", id: "ratings" }, h("h2", {}, t("ratings")), h("ul", {}, c.ratings.map((r) => h("li", { "data-by": r.by, "data-appeal": r.appeal || "" },
       fmtTime(r.at), " · ", r.by === "citizen" ? t("by_citizen") : t("by_staff"), "：", r.rating.name, r.result_rating ? `（${t("result_rating")}：${r.result_rating.name}）` : "",
       r.appeal ? h("span", { class: r.appeal === "upheld" ? "badge ok" : "badge" }, t("appeal_" + r.appeal)) : "")))) : null,
+    printCard(c),
     attachmentsCard(c, () => casePage(id)),
     await publicLocksCard(c, () => casePage(id)),
     h("div", { class: "card" }, h("h2", {}, t("deadlines")), h("div", { class: "table-wrap" }, deadlines)),
@@ -1098,7 +1106,8 @@ function attachmentsCard(c, reload) {
       const res = await fetch(`/api/cases/${c.id}/attachments/${a.blob}`, { headers: { Authorization: "Bearer " + api.token() } });
       if (!res.ok) { err.replaceChildren(errorBox({ code: "http_" + res.status, message: await res.text() })); return; }
       const link = h("a", { href: URL.createObjectURL(await res.blob()), download: a.name }); link.click();
-    } }, a.name), ` · ${(a.size / 1024).toFixed(1)} KB · `, unitLabel(a.unit)))) : h("p", { class: "muted" }, t("none"));
+    } }, a.name), ` · ${(a.size / 1024).toFixed(1)} KB · `, unitLabel(a.unit),
+    previewable(a) ? [" ", h("button", { class: "secondary small", type: "button", "data-preview": a.blob, onclick: () => previewAttachment(c, a, err) }, t("preview_file"))] : null))) : h("p", { class: "muted" }, t("none"));
   const open = !["archived", "merged", "void"].includes(c.status.code);
   let upload = null;
   if (me.role !== "viewer" && open) {
@@ -1804,6 +1813,165 @@ async function policyPage(arg) {
           h("h2", {}, t("other_settings")), kvTable("policy-other", other)))));
 }
 
+
+// ---------- everyday tools: 导出台账, new-work alert, previews, printed forms ----------
+// 导出台账: the case list with the queue's current filters, as CSV or XLSX
+// (GET /api/cases/export), downloaded with the session's token.
+function exportButtons(filters) {
+  const err = h("span", { "data-test": "export-error" });
+  const get = async (format, btn) => {
+    btn.disabled = true; err.replaceChildren();
+    try {
+      const res = await fetch("/api/cases/export?format=" + format + "&" + filters, { headers: { Authorization: "Bearer " + api.token() } });
+      if (!res.ok) { const body = await res.json().catch(() => ({})); throw body.error || { code: "http_" + res.status, message: "" }; }
+      const blob = await res.blob();
+      const name = "台账-" + chinaToday() + "." + format;
+      const link = h("a", { href: URL.createObjectURL(blob), download: name, "data-test": "export-link", "data-size": blob.size });
+      document.body.append(link); link.click(); link.remove();
+      document.body.dataset.exported = format + ":" + blob.size;
+    } catch (e) { err.replaceChildren(errorBox(e)); } finally { btn.disabled = false; }
+  };
+  const button = (format, label) => { const b = h("button", { class: "secondary", type: "button", "data-export": format, onclick: () => get(format, b) }, label); return b; };
+  return h("span", { class: "export" }, t("export_list") + "：", button("csv", "CSV"), button("xlsx", "Excel"), err);
+}
+
+// New work: the count of cases waiting for this center's 签收 is polled;
+// when it grows, the 工作台 link gets a badge (cleared on the queue page)
+// and, if the operator turned it on here, a short tone plays.
+const newWork = {
+  badge: h("span", { class: "badge urgent nav-badge", id: "new-work", hidden: true }),
+  last: null, fresh: 0, sounded: 0,
+  interval: () => Number(localStorage.getItem("zz-alert-interval-ms")) || 20000,
+  soundOn: () => localStorage.getItem("zz-alert-sound") === "1",
+  seen() { this.fresh = 0; this.show(); },
+  show() { this.badge.hidden = !this.fresh; this.badge.textContent = this.fresh ? "+" + this.fresh : ""; this.badge.dataset.count = this.fresh; },
+  async poll() {
+    if (!me) return;
+    const v = await api.get("/api/cases?status=awaiting_receipt&limit=1").catch(() => null);
+    if (!v || typeof v.total !== "number") return;
+    if (this.last !== null && v.total > this.last) {
+      this.fresh += v.total - this.last;
+      this.show();
+      if (this.soundOn()) this.beep();
+      toast(tf("new_work", { n: v.total - this.last }));
+    }
+    this.last = v.total;
+    this.badge.dataset.polled = "1";
+  },
+  beep() {
+    try {
+      const ctx = new (window.AudioContext || window.webkitAudioContext)();
+      const osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.15;
+      osc.connect(gain); gain.connect(ctx.destination);
+      osc.start(); osc.stop(ctx.currentTime + 0.25);
+      this.sounded += 1; this.badge.dataset.sounded = this.sounded;
+      ctx.resume().then(() => { this.badge.dataset.audio = ctx.state; }).catch(() => {});
+    } catch (_) { /* no audio here */ }
+  },
+  start() {
+    const tick = async () => {
+      try { await this.poll(); } catch (_) { /* the next tick tries again */ }
+      this.ticks = (this.ticks || 0) + 1;
+      setTimeout(tick, this.interval());
+    };
+    tick();
+  },
+};
+function alertToggle() {
+  const box = h("input", { type: "checkbox", id: "alert-sound", onchange: () => { localStorage.setItem("zz-alert-sound", box.checked ? "1" : "0"); if (box.checked) newWork.beep(); } });
+  box.checked = newWork.soundOn();
+  return h("label", { class: "check filter" }, box, t("alert_sound"));
+}
+
+// Attachment previews: images and PDFs, fetched with the token and shown
+// from a blob: URL (the node serves attachments as downloads only).
+function previewable(a) { return /^image\/(png|jpeg|gif|webp)$/.test(a.mime) || a.mime === "application/pdf"; }
+async function previewAttachment(c, a, err) {
+  err.replaceChildren();
+  const res = await fetch(`/api/cases/${c.id}/attachments/${a.blob}`, { headers: { Authorization: "Bearer " + api.token() } });
+  if (!res.ok) { err.replaceChildren(errorBox({ code: "http_" + res.status, message: await res.text() })); return; }
+  const blob = new Blob([await res.arrayBuffer()], { type: a.mime });
+  const url = URL.createObjectURL(blob);
+  const body = a.mime === "application/pdf"
+    ? h("iframe", { src: url, class: "preview-frame", title: a.name, id: "preview-content" })
+    : h("img", { src: url, alt: a.name, class: "preview-image", id: "preview-content" });
+  const close = () => { dialog.remove(); URL.revokeObjectURL(url); };
+  const dialog = h("div", { class: "preview", id: "preview", role: "dialog", "aria-label": a.name, "data-mime": a.mime, onclick: (ev) => { if (ev.target === dialog) close(); } },
+    h("div", { class: "preview-box" }, h("div", { class: "preview-head" }, h("strong", {}, a.name), h("button", { class: "secondary", type: "button", id: "preview-close", onclick: close }, t("close"))), body));
+  document.addEventListener("keydown", function esc(ev) { if (ev.key === "Escape") { close(); document.removeEventListener("keydown", esc); } });
+  document.body.append(dialog);
+}
+
+// 交办单 (for a 分流 or 下派) and 督办单 (for a 督办), in the layout of a
+// printed form: open in a new tab, print from the browser.
+function printCard(c) {
+  const steps = c.timeline.filter((e) => e.accepted);
+  const assigned = steps.filter((e) => e.action === "route" || e.action === "dispatch");
+  const supervised = steps.filter((e) => e.action === "supervise");
+  if (!assigned.length && !supervised.length) return null;
+  const link = (kind, e, label) => h("a", { class: "button secondary", href: `#/print/${kind}/${c.id}/${e.id}`, target: "_blank", "data-print": kind }, label);
+  return h("div", { class: "card", id: "print-forms" }, h("h2", {}, t("print_forms")), h("div", { class: "actions" },
+    assigned.map((e) => link("assign", e, t("print_assign") + "（" + fmtTime(e.time) + "）")),
+    supervised.map((e) => link("supervise", e, t("print_supervise") + "（" + e.details.grade_zh + " · " + fmtTime(e.time) + "）"))));
+}
+function chineseDate(s) {
+  const d = new Date(s || Date.now());
+  const cn = new Date(d.getTime() + (8 * 60 + d.getTimezoneOffset()) * 60000);
+  return `${cn.getFullYear()}年${cn.getMonth() + 1}月${cn.getDate()}日`;
+}
+async function printPage(kind, rest) {
+  const [caseId, stepId] = String(rest || "").split("/");
+  const c = await api.get("/api/cases/" + (caseId || ""));
+  const e = c.timeline.find((x) => x.id === stepId) || c.timeline.filter((x) => x.accepted && (kind === "supervise" ? x.action === "supervise" : ["route", "dispatch"].includes(x.action))).pop();
+  if (!e) throw { code: "not_found", message: "no such step" };
+  // This center's own name comes from the node (a center outside the tree holds no certificate naming it).
+  const ownName = (code) => (me && health && code === me.unit ? health.name : "");
+  const issuer = unitFull(e.unit, e.unit_name) || ownName(e.unit) || e.unit;
+  const row = (label, value, wide) => h("tr", {}, h("th", {}, label), h("td", wide ? { colspan: 3 } : {}, value || "—"));
+  const pair = (l1, v1, l2, v2) => h("tr", {}, h("th", {}, l1), h("td", {}, v1 || "—"), h("th", {}, l2), h("td", {}, v2 || "—"));
+  const resolution = c.deadlines.find((d) => d.kind === "resolution" && !d.cancelled);
+  let title, table;
+  if (kind === "supervise") {
+    const notice = (c.notices || []).find((n) => n.id === e.id);
+    title = "督　办　单";
+    table = [
+      pair("督办编号", c.number + "-D" + (c.timeline.filter((x) => x.action === "supervise").indexOf(e) + 1), "督办日期", chineseDate(e.time)),
+      pair("被督办单位", (unitFull(c.owner, c.owner_name) || ownName(c.owner) || c.owner) + (c.window_name ? "（" + c.window_name + "）" : ""), "督办等级", e.details.grade_zh),
+      pair("案件编号", c.number, "案件状态", c.status.name),
+      row("案件标题", c.title, true),
+      row("诉求内容", c.content, true),
+      row("督办事由及要求", e.details.note, true),
+      pair("办结时限", resolution ? fmtTime(resolution.due_at) : "—", "回复时限", notice && notice.reply_due_at ? fmtTime(notice.reply_due_at) : "收到后按要求回复"),
+      row("整改措施（被督办单位填写）", h("div", { class: "fill" }), true),
+    ];
+  } else {
+    const to = e.action === "route" ? (windowName(e.details.window) + "（本中心窗口）") : (unitFull(e.details.to) || e.details.to);
+    const due = e.details.due_at || (resolution && resolution.due_at);
+    title = "交　办　单";
+    table = [
+      pair("交办编号", c.number, "交办日期", chineseDate(e.time)),
+      pair("承办单位", to, "交办方式", e.action === "route" ? "分流" : "下派"),
+      pair("诉求类型", c.request_type ? c.request_type.name : "", "来源渠道", c.channel.name),
+      pair("类别", (c.category.parent_name ? c.category.parent_name + "/" : "") + (c.category.name || c.category.code), "紧急程度", c.urgency.name),
+      row("事项标题", c.title, true),
+      row("诉求内容", c.content, true),
+      pair("发生地点", c.place.address, "诉求人", c.contact ? c.contact.name + "（" + (c.contact.phone || "—") + "）" : "—"),
+      row("办理要求", e.details.requirements, true),
+      pair("办结时限", due ? fmtTime(due) : "—", "受理单位", unitFull(c.filed_by, c.filed_by_name) || ownName(c.filed_by) || c.filed_by),
+      row("办理结果（承办单位填写）", h("div", { class: "fill" }), true),
+    ];
+  }
+  document.body.classList.add("printing");
+  show(h("article", { class: "sheet", id: "sheet", "data-kind": kind },
+    h("div", { class: "sheet-org" }, issuer),
+    h("h1", { class: "sheet-title" }, title),
+    h("table", { class: "sheet-table" }, h("tbody", {}, table)),
+    h("div", { class: "sheet-sign" }, h("p", {}, issuer + "（盖章）"), h("p", {}, chineseDate(e.time))),
+    h("div", { class: "sheet-receipt" }, "签收人：＿＿＿＿＿＿　　签收时间：＿＿＿＿年＿＿月＿＿日＿＿时"),
+    h("div", { class: "no-print actions" }, h("button", { type: "button", onclick: () => window.print(), id: "print-now" }, t("print_now")))));
+}
+
 // ---------- router ----------
 async function route() {
   const [, page, arg] = location.hash.split("/");
@@ -1813,6 +1981,7 @@ async function route() {
     localStorage.removeItem("zz-token");
     me = null; policy = null;
   }
+  if (page !== "print") document.body.classList.remove("printing");
   try {
     const ok = await ensureSession(page);
     renderChrome();
@@ -1823,6 +1992,7 @@ async function route() {
     switch (page) {
       case "case": await casePage(arg); break;
       case "agreement": await agreementPage(arg); break;
+      case "print": await printPage(arg, location.hash.split("/")[3]); break;
       case "file": filePage(); break;
       case "board": await boardPage(); break;
       case "stats": await statsPage(); break;
@@ -1858,5 +2028,6 @@ document.getElementById("logout").addEventListener("click", async () => {
 // The storage alarm and the calendar warning come and go while a page stays
 // open: health is read again every 10 s.
 setInterval(async () => { health = await api.get("/api/health").catch(() => health); renderBanner(); }, 10000);
+newWork.start();
 setInterval(() => { document.querySelectorAll("[data-due]").forEach((el) => { if (el.dataset.due) el.textContent = countdown(el.dataset.due); }); }, 30000);
 route();
