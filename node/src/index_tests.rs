@@ -147,7 +147,10 @@ fn filters(me: zongzhi_protocol::DivisionCode) -> Vec<Filter> {
     }
     for which in [ClockFilter::Any, ClockFilter::Kind(DeadlineKind::Resolution), ClockFilter::Kind(DeadlineKind::Feedback)] {
         for overdue in [None, Some(true)] {
-            out.push(Filter { owner: None, statuses: vec![], urgency: None, category: String::new(), overdue, due_soon: false, waiting_calendar: false, overruled: None, clock: Some((me, which)), windows: None });
+            // This unit's clocks, and every unit's (`clock_of=all`).
+            for unit in [Some(me), None] {
+                out.push(Filter { owner: None, statuses: vec![], urgency: None, category: String::new(), overdue, due_soon: false, waiting_calendar: false, overruled: None, clock: Some((unit, which)), windows: None });
+            }
         }
     }
     out
@@ -160,13 +163,13 @@ fn brute_list(all: &[CaseSummary], f: &Filter, policy: &zongzhi_protocol::Policy
         .filter(|c| f.matches(policy, c, now))
         .filter(|c| match (f.clock, f.overdue) {
             // The clock view's overdue selection is that of the clock listed.
-            (Some((unit, which)), Some(o)) => c.running.iter().filter(|r| r.unit == unit && which.admits(r.kind)).min_by_key(|r| (r.due_ms, r.kind)).is_some_and(|r| (now > r.due_ms) == o),
+            (Some((unit, which)), Some(o)) => c.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u) && which.admits(r.kind)).min_by_key(|r| (r.due_ms, r.kind)).is_some_and(|r| (now > r.due_ms) == o),
             _ => true,
         })
         .map(|c| {
             let key = match f.clock {
                 Some((unit, which)) => {
-                    let r = c.running.iter().filter(|r| r.unit == unit && which.admits(r.kind)).min_by_key(|r| (r.due_ms, r.kind)).unwrap();
+                    let r = c.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u) && which.admits(r.kind)).min_by_key(|r| (r.due_ms, r.kind)).unwrap();
                     [r.due_ms.to_be_bytes().as_slice(), &c.id.0].concat()
                 }
                 None => crate::index::position(c),

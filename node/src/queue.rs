@@ -43,8 +43,11 @@ pub struct Filter {
     /// selections do not apply).
     pub overruled: Option<DivisionCode>,
     /// Set: the "my work" view of this unit's running clocks (the owner
-    /// and status selections do not apply).
-    pub clock: Option<(DivisionCode, ClockFilter)>,
+    /// and status selections do not apply); with `None` for the unit, the
+    /// running clocks of every unit this node holds cases of
+    /// (`clock_of=all`: a supervising center's view of the replies owed
+    /// to its 督办 across its subtree).
+    pub clock: Option<(Option<DivisionCode>, ClockFilter)>,
     /// Set: only the cases of these department windows of this center (at
     /// one of them, or one of them asked to help): `window=` in the query,
     /// and always a window account's own windows.
@@ -88,11 +91,16 @@ impl Filter {
         if category.len() > 16 || !category.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err("category must be a category code or its prefix".into());
         }
+        let of = match q.get("clock_of").map(String::as_str) {
+            None | Some("") | Some("me") => Some(me),
+            Some("all") => None,
+            Some(x) => return Err(format!("clock_of must be me or all, not {x:?}")),
+        };
         let clock = match q.get("clock").map(String::as_str) {
             None | Some("") => None,
-            Some("any") => Some((me, ClockFilter::Any)),
+            Some("any") => Some((of, ClockFilter::Any)),
             Some(k) => Some((
-                me,
+                of,
                 ClockFilter::Kind(DeadlineKind::parse(k).ok_or_else(|| format!("unknown clock {k:?} (any, or a clock kind such as feedback or sign_for)"))?),
             )),
         };
@@ -149,7 +157,7 @@ impl Filter {
             return c.overruled_units().contains(&unit);
         }
         match self.clock {
-            Some((unit, which)) => c.running.iter().any(|r| r.unit == unit && which.admits(r.kind)),
+            Some((unit, which)) => c.running.iter().any(|r| unit.is_none_or(|u| r.unit == u) && which.admits(r.kind)),
             None => self.statuses.contains(&c.status) && self.owner.is_none_or(|o| c.owner == o),
         }
     }
@@ -338,13 +346,14 @@ fn walk(store: &Store, filter: &Filter, policy: &Policy, now: u64, after: Option
 fn walk_clocks(
     store: &Store,
     filter: &Filter,
-    unit: DivisionCode,
+    unit: Option<DivisionCode>,
     which: ClockFilter,
     now: u64,
     after: Option<&Cursor>,
     mut f: impl FnMut(RecordId, &[u8]) -> bool,
 ) -> Result<()> {
-    let prefix = unit.as_u64().to_be_bytes().to_vec();
+    // Every unit's clocks are filed under [`index::EVERY`] too.
+    let prefix = unit.map_or(index::EVERY, DivisionCode::as_u64).to_be_bytes().to_vec();
     let lo = after.map(|a| a.0.clone()).unwrap_or_default();
     let hi = if filter.overdue == Some(true) { now.to_be_bytes().to_vec() } else { END.to_vec() };
     store.index_merge(crate::store::CF_CLOCKS, &[(prefix.clone(), lo, hi)], |_, rest, value| {
@@ -371,7 +380,7 @@ fn walk_clocks(
                 // A window's 协办 clock: its own windows' requests only.
                 Some((me, ws)) if several => c.assists_owed.iter().filter(|(_, u, w, _)| u == me && w.as_ref().is_some_and(|w| ws.contains(w))).filter_map(|x| x.3).min(),
                 Some((me, ws)) if !c.in_windows(*me, ws) => return true,
-                _ => c.running.iter().filter(|r| r.kind == e.kind && r.unit.as_u64() == e.unit).map(|r| r.due_ms).min(),
+                _ => c.running.iter().filter(|r| r.kind == e.kind && (e.unit == index::EVERY || r.unit.as_u64() == e.unit)).map(|r| r.due_ms).min(),
             };
             if several && earliest != Some(e.due_ms) {
                 return true;

@@ -569,6 +569,19 @@ fn the_fleet_page_finalizes_and_a_village_replies_to_a_supervision_notice() {
     zongzhi_tests::wait_case(&h.township, &town_admin, &id, "the case at the township", |_| true);
     town_admin.act(&id, json!({"action": "supervise", "grade": "yellow", "note": "请三日内回复整改措施"}));
     zongzhi_tests::wait_case(&h.villages[0], &village_api, &id, "the 督办 at the village", |v| !v["notices"].as_array().unwrap().is_empty());
+    // The township's board lists the 督办 waiting for the village's reply
+    // (the 督办回复 clocks of every unit: `clock_of=all`).
+    let number = case["number"].as_str().unwrap().to_string();
+    let (status, owed) = town_admin.get("/api/cases?clock=supervision_reply&clock_of=all");
+    assert_eq!(status, 200, "{owed}");
+    assert!(owed["cases"].as_array().unwrap().iter().any(|c| c["id"] == id.as_str()), "{owed}");
+    let (status, v) = town_admin.get("/api/cases?clock=supervision_reply&clock_of=everyone");
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
+    login(&mut b, &township, "admin", ADMIN_PASSWORD);
+    b.goto(&format!("{township}/#/board"));
+    let row = b.wait("the reply owed on the board", 15, &format!("document.querySelector('#replies-owed tr[data-case=\"{number}\"]')?.innerText"));
+    assert!(row.as_str().unwrap().contains("未回复"), "{row}");
+    b.screenshot("board-replies-owed");
     login(&mut b, &village, "operator", OPERATOR_PASSWORD);
     b.goto(&format!("{village}/#/case/{id}"));
     b.wait("the notice, not yet answered", 15, "document.querySelector('#notices tr[data-replied=no]')");
@@ -581,5 +594,8 @@ fn the_fleet_page_finalizes_and_a_village_replies_to_a_supervision_notice() {
     b.goto(&format!("{township}/#/case/{id}"));
     let measures = b.wait("the measures at the township", 15, "document.querySelector('#notices [data-test=measures]')?.innerText");
     assert_eq!(measures.as_str().unwrap(), "已约谈双方，三日内完成整改");
+    // Answered, it leaves the board's list of replies owed.
+    b.goto(&format!("{township}/#/board"));
+    b.wait("the board without the answered notice", 15, &format!("document.querySelector('#replies-owed') && !document.querySelector('#replies-owed tr[data-case=\"{number}\"]')"));
     let _: Value = Value::Null;
 }

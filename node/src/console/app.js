@@ -81,7 +81,7 @@ const DICT = {
     ready_to_finalize: "全部节点均已报告可读取格式 {f}，可以确认升级。", not_ready: "尚有 {n} 个节点未报告可读取格式 {f}：",
     finalize_confirm: "确认升级后，全市节点开始以格式 {f} 签署记录，旧版本将不能再打开各节点的数据目录，也不能回退。确定吗？",
     finalized: "已确认升级，签发第 {v} 版策略", nothing_to_finalize: "全市写入格式已是本版本可写的最新格式。", upgrade_alarm: "升级提醒",
-    notices: "督办与回复", notice_grade: "督办等级", notice_to: "被督办单位", reply_due: "回复期限", replied: "已回复", not_replied: "未回复", late: "逾期",
+    replies_owed: "待回复的督办", reply_by: "须回复单位", no_replies_owed: "本辖区没有待回复的督办", notices: "督办与回复", notice_grade: "督办等级", notice_to: "被督办单位", reply_due: "回复期限", replied: "已回复", not_replied: "未回复", late: "逾期",
     superseded_by: "已被后续督办替代", measures: "整改措施", read_only: "只读",
     referral: "引导去向", confirmation: "确认方式", suspension_reason: "中止事由", expected_on: "预计恢复日期", helpers: "协办单位或窗口",
     requirements_assist: "协办要求", reply: "回复意见", held_on: "调解日期", mediators: "调解员账号（多个以逗号分隔）", attendees: "到场当事人", notes: "调解记录",
@@ -172,7 +172,7 @@ const DICT = {
     ready_to_finalize: "Every center reported reading format {f}: the release can be finalized.", not_ready: "{n} centers have not reported reading format {f}:",
     finalize_confirm: "After finalizing, every center signs format {f}; older releases can no longer open the data directories and there is no way back. Finalize?",
     finalized: "Finalized: policy version {v} signed", nothing_to_finalize: "The write format is the newest this release writes.", upgrade_alarm: "Upgrade",
-    notices: "Supervision and replies", notice_grade: "Grade", notice_to: "Supervised unit", reply_due: "Reply due", replied: "Replied", not_replied: "No reply yet", late: "late",
+    replies_owed: "Supervision notices awaiting a reply", reply_by: "To reply", no_replies_owed: "No notice in this area awaits a reply", notices: "Supervision and replies", notice_grade: "Grade", notice_to: "Supervised unit", reply_due: "Reply due", replied: "Replied", not_replied: "No reply yet", late: "late",
     superseded_by: "superseded by a later notice", measures: "Measures taken", read_only: "read-only",
     referral: "Refer to", confirmation: "Confirmed by", suspension_reason: "Reason", expected_on: "Expected to resume on", helpers: "Helpers",
     requirements_assist: "What is asked", reply: "Reply", held_on: "Held on", mediators: "Mediator accounts (comma-separated)", attendees: "Parties present", notes: "Notes",
@@ -1142,6 +1142,20 @@ function detailText(d) {
 async function boardPage() {
   const data = await api.get("/api/cases?status=open&owner=all&overdue=true&limit=1000");
   const mine = data.cases.filter((c) => c.owner.startsWith(subtreePrefix(me.unit)));
+  // The 督办 waiting for a reply anywhere in the subtree (督办回复 clocks
+  // of every unit), soonest first, the late ones marked.
+  const owed = await api.get("/api/cases?clock=supervision_reply&clock_of=all&limit=200");
+  const replies = [];
+  for (const c of owed.cases) {
+    for (const k of (c.clocks || []).filter((k) => k.kind === "supervision_reply" && String(k.unit).startsWith(subtreePrefix(me.unit)))) replies.push([c, k]);
+  }
+  replies.sort((a, b) => String(a[1].due_at).localeCompare(String(b[1].due_at)));
+  const repliesCard = h("div", { class: "card", id: "replies-owed" }, h("h2", {}, t("replies_owed"), " ", h("span", { class: "badge" + (replies.some(([, k]) => k.overdue) ? " red" : "") }, replies.length)),
+    replies.length ? h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["number", "title", "reply_by", "reply_due", "status"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, replies.map(([c, k]) => h("tr", { "data-case": c.number, "data-late": k.overdue ? "yes" : "no", class: k.overdue ? "late" : "" },
+        h("td", {}, h("a", { href: "#/case/" + c.id, class: "case-link" }, c.number)), h("td", {}, c.title), h("td", {}, unitLabel(k.unit, k.unit_name)),
+        h("td", {}, fmtTime(k.due_at)), h("td", {}, k.overdue ? h("span", { class: "badge urgent" }, t("late")) : t("not_replied"))))))) : h("p", { class: "muted" }, t("no_replies_owed")));
   const cols = [["none", "未督办"], ["normal", "普通"], ["yellow", "黄牌"], ["red", "红牌"], ["interview", "约谈"]];
   const cal = health && health.calendar;
   const waiting = cal && cal.cases_waiting !== undefined && cal.cases_waiting !== null
@@ -1154,7 +1168,7 @@ async function boardPage() {
       const items = mine.filter((c) => (c.supervision || "none") === g);
       return h("div", { class: "col", "data-grade": g }, h("h3", {}, label, " ", h("span", { class: "badge " + g }, items.length)),
         items.map((c) => h("div", { class: "item", onclick: () => { location.hash = "#/case/" + c.id; } }, h("div", {}, c.number), h("div", {}, c.title), h("div", { class: "clock overdue" }, countdown(c.next_due_at)), h("div", { class: "muted" }, unitLabel(c.owner, c.owner_name)))));
-    })));
+    })), repliesCard);
 }
 function subtreePrefix(code) {
   return code.endsWith("00000000") ? code.slice(0, 4) : code.endsWith("000000") ? code.slice(0, 6) : code.endsWith("000") ? code.slice(0, 9) : code;
