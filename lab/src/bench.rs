@@ -6,11 +6,11 @@ pub mod city;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use serde_json::json;
 use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
 use zongzhi_protocol::record::verify_batch;
@@ -53,13 +53,7 @@ struct RunningNode {
 impl RunningNode {
     /// `zongzhi-node run --config cfg`, warnings to the terminal.
     fn spawn(bin: &Path, cfg: &Path) -> std::io::Result<RunningNode> {
-        let child = Command::new(bin)
-            .args(["run", "--config"])
-            .arg(cfg)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let child = Command::new(bin).args(["run", "--config"]).arg(cfg).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
         Ok(RunningNode { child })
     }
 }
@@ -109,11 +103,7 @@ pub fn intake(cases: usize, clients: usize, node_bin: Option<PathBuf>) -> anyhow
     let dir = tempfile::tempdir()?;
     let (_node, url) = start_node(&bin, dir.path())?;
     let http = reqwest::blocking::Client::new();
-    let login: serde_json::Value = http
-        .post(format!("{url}/api/login"))
-        .json(&json!({"username": "bench", "password": "bench-password"}))
-        .send()?
-        .json()?;
+    let login: serde_json::Value = http.post(format!("{url}/api/login")).json(&json!({"username": "bench", "password": "bench-password"})).send()?.json()?;
     let token = login["token"].as_str().context("login failed")?.to_string();
     let body = json!({
         "title": "邻居装修噪音扰民", "content": "楼上住户装修，每天早上七点开始施工，噪音很大，协商无果，请求协调。",
@@ -256,8 +246,7 @@ fn sample_records(n: usize) -> Vec<Record> {
 /// signatures parsed beforehand: the machine's single-core verify rate.
 fn raw_verify_rate(records: &[Record]) -> anyhow::Result<f64> {
     let key = records.first().context("no records")?.author.verifying_key()?;
-    let raw: Vec<(Vec<u8>, ed25519_dalek::Signature)> =
-        records.iter().map(|r| (r.signed_message(), ed25519_dalek::Signature::from_bytes(r.signature()))).collect();
+    let raw: Vec<(Vec<u8>, ed25519_dalek::Signature)> = records.iter().map(|r| (r.signed_message(), ed25519_dalek::Signature::from_bytes(r.signature()))).collect();
     let t = Instant::now();
     for (msg, sig) in &raw {
         key.verify_strict(msg, sig).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -397,7 +386,7 @@ const VILLAGE: usize = 3;
 
 impl Chain {
     fn start(bin: PathBuf, dir: tempfile::TempDir) -> anyhow::Result<Chain> {
-        use crate::demo::{free_ports, setup_node, DemoNode};
+        use crate::demo::{DemoNode, free_ports, setup_node};
         let ports = free_ports(2 * CHAIN.len())?;
         let mut nodes: Vec<DemoNode> = CHAIN.iter().enumerate().map(|(i, (d, n))| DemoNode::new(dir.path(), d, n, ports[2 * i], ports[2 * i + 1])).collect();
         let mut root = String::new();
@@ -453,7 +442,8 @@ fn machine_limits(bin: &Path, dir: &Path) -> anyhow::Result<f64> {
     let store: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-store output")?;
     outln!(
         "(a) this machine: ed25519 verify_strict {single:.0}/s on one core, ed25519-dalek verify_batch(256) {batched:.0}/s on one core (median of five rounds: {:.0}–{:.0}/s);",
-        rounds[0], rounds[4]
+        rounds[0],
+        rounds[4]
     )?;
     outln!("    zongzhi's record batch check (one key per author, 256 records) {ours:.0}/s on one core")?;
     outln!("    RocksDB synced WriteBatch(256) {} records/s, single synced writes {}/s", store["batched_records_per_s"], store["single_synced_writes_per_s"])?;
@@ -748,22 +738,23 @@ pub fn stats(units: usize, months: u32, categories: usize) -> anyhow::Result<()>
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("bench-stats output")?;
     outln!(
         "statistics of {} units × {} months × {} categories: {} counter keys merged, loaded and compacted in {:.1} s",
-        v["units"], v["months"], v["categories"], v["stat_keys_written"], v["load_s"].as_f64().unwrap_or(0.0)
+        v["units"],
+        v["months"],
+        v["categories"],
+        v["stat_keys_written"],
+        v["load_s"].as_f64().unwrap_or(0.0)
     )?;
     let q = &v["by_county_quarter_ms"];
-    outln!(
-        "  roll-up by county, whole city, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms  (target p99 ≤ 50 ms)",
-        q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0)
-    )?;
+    outln!("  roll-up by county, whole city, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms  (target p99 ≤ 50 ms)", q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0))?;
     let q = &v["by_unit_county_quarter_ms"];
-    outln!(
-        "  roll-up by unit, one county, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms",
-        q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0)
-    )?;
+    outln!("  roll-up by unit, one county, one quarter ({} rows): p50 {:.2} ms  p99 {:.2} ms", q["rows"], q["p50"].as_f64().unwrap_or(0.0), q["p99"].as_f64().unwrap_or(0.0))?;
     let e = &v["per_event_us"];
     outln!(
         "  per event (a case resolved: {} counter merges): {:.2} µs with statistics vs {:.2} µs without = {:.2} µs for statistics",
-        e["merges_per_event"], e["with_stats"].as_f64().unwrap_or(0.0), e["without_stats"].as_f64().unwrap_or(0.0), e["statistics"].as_f64().unwrap_or(0.0)
+        e["merges_per_event"],
+        e["with_stats"].as_f64().unwrap_or(0.0),
+        e["without_stats"].as_f64().unwrap_or(0.0),
+        e["statistics"].as_f64().unwrap_or(0.0)
     )?;
     Ok(())
 }

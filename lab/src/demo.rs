@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
 
 use crate::client::Client;
 
@@ -109,10 +109,7 @@ pub fn setup_node(bin: &Path, nodes: &[DemoNode], i: usize, root_key: &mut Strin
     let division: zongzhi_protocol::DivisionCode = nodes[i].division.parse()?;
     let parent = division.parent().and_then(|p| nodes.iter().position(|n| n.division == p.to_string()));
     std::fs::create_dir_all(&nodes[i].dir)?;
-    let mut cfg = format!(
-        "data_dir = \"data\"\ndivision = \"{}\"\nname = \"{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
-        nodes[i].division, nodes[i].name, nodes[i].http
-    );
+    let mut cfg = format!("data_dir = \"data\"\ndivision = \"{}\"\nname = \"{}\"\nhttp_listen = \"127.0.0.1:{}\"\n", nodes[i].division, nodes[i].name, nodes[i].http);
     if division.level() != zongzhi_protocol::Level::Village {
         cfg.push_str(&format!("quic_listen = \"127.0.0.1:{}\"\n", nodes[i].quic));
     }
@@ -223,8 +220,7 @@ pub fn demo(dir: &Path, http_base: u16, quic_base: u16, exit_after_seed: bool) -
     }
     std::fs::create_dir_all(dir)?;
     std::fs::write(&marker, "created by zongzhi-lab demo; removed by the next run\n")?;
-    let mut nodes: Vec<DemoNode> =
-        UNITS.iter().enumerate().map(|(i, u)| DemoNode::new(dir, u.division, u.name, ports[i].0, ports[i].1)).collect();
+    let mut nodes: Vec<DemoNode> = UNITS.iter().enumerate().map(|(i, u)| DemoNode::new(dir, u.division, u.name, ports[i].0, ports[i].1)).collect();
     let result = start_and_seed(&bin, &mut nodes);
     if result.is_ok() && !exit_after_seed {
         outln!("Ctrl-C stops every node (their data stays in {}).", dir.display())?;
@@ -446,15 +442,7 @@ fn summary(nodes: &[DemoNode]) -> anyhow::Result<()> {
             zongzhi_protocol::Level::Township => "    ",
             zongzhi_protocol::Level::Village => "      ",
         };
-        rows.push(vec![
-            format!("{indent}{}", n.name),
-            n.division.clone(),
-            n.url(),
-            held["total"].to_string(),
-            open["total"].to_string(),
-            overdue["total"].to_string(),
-            peers.to_string(),
-        ]);
+        rows.push(vec![format!("{indent}{}", n.name), n.division.clone(), n.url(), held["total"].to_string(), open["total"].to_string(), overdue["total"].to_string(), peers.to_string()]);
     }
     out!("{}", crate::table::render(&["中心", "区划代码", "控制台 / API", "持有案件", "本级待办", "超期", "在线链路"], &rows))?;
     outln!()?;

@@ -13,8 +13,8 @@
 //! hashes ([`check_password`], [`create`], [`set_password`]) on a blocking
 //! thread under `login::HashGate`, after the login throttle.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -162,16 +162,12 @@ pub enum AccountError {
 }
 
 fn valid_username(name: &str) -> bool {
-    (2..=32).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_' || b == b'-')
+    (2..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_' || b == b'-')
 }
 
 pub fn hash_password(password: &str) -> Result<String, AccountError> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AccountError::Hash(e.to_string()))
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccountError::Hash(e.to_string()))
 }
 
 fn verify_password(hash: &str, password: &str) -> bool {
@@ -284,13 +280,7 @@ pub fn open_session(store: &Store, account: &Account, now_ms: u64) -> Result<(St
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
     let token = hex::encode(raw);
-    let session = Session {
-        username: account.username.clone(),
-        role: account.role,
-        expires_ms: now_ms + SESSION_TTL_MS,
-        epoch: account.session_epoch,
-        windows: account.windows.clone(),
-    };
+    let session = Session { username: account.username.clone(), role: account.role, expires_ms: now_ms + SESSION_TTL_MS, epoch: account.session_epoch, windows: account.windows.clone() };
     let mut b = store.batch();
     b.put_session(&token_hash(&token), &session);
     match store.commit(b) {

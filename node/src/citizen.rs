@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use data_encoding::BASE32_NOPAD;
 use rand_core::{OsRng, RngCore};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::receipt::Receipt;
 use zongzhi_protocol::{NodeKey, RecordId};
 
-use crate::login::throttle::{address_key, Entry, Persisted, Rule};
+use crate::login::throttle::{Entry, Persisted, Rule, address_key};
 use crate::store::{Store, StoreError};
 
 /// The characters of a query code: digits and capitals without the ones

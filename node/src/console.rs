@@ -1,10 +1,10 @@
 //! The operator web console: static files compiled into the binary and
 //! served at `/`. The page talks to the same HTTP API as the CLI.
 
+use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 
 const INDEX: &str = include_str!("console/index.html");
 const APP_JS: &str = include_str!("console/app.js");

@@ -3,9 +3,9 @@
 //! simulator can run a whole tree on one simulated clock (deadlines pass,
 //! supervision falls due) while the binary runs on the system clock.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-use std::sync::Arc;
 
 use std::sync::RwLock;
 
@@ -231,7 +231,8 @@ impl Context {
             for (_, id, bytes) in chunk {
                 // The kind is the envelope's second byte: skip case events
                 // without decoding them.
-                if bytes.get(1).is_some_and(|k| [zongzhi_protocol::RecordKind::NodeCert as u8, zongzhi_protocol::RecordKind::Revocation as u8, zongzhi_protocol::RecordKind::Policy as u8].contains(k)) {
+                if bytes.get(1).is_some_and(|k| [zongzhi_protocol::RecordKind::NodeCert as u8, zongzhi_protocol::RecordKind::Revocation as u8, zongzhi_protocol::RecordKind::Policy as u8].contains(k))
+                {
                     trusted.add(id, &bytes)?;
                 }
             }
@@ -260,7 +261,6 @@ impl Context {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

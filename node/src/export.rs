@@ -28,14 +28,14 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use zongzhi_protocol::case::Contact;
-use zongzhi_protocol::{Body as RecordBody, BlobHash, DivisionCode, Level, NodeId, Policy, Record, RecordId};
+use zongzhi_protocol::{BlobHash, Body as RecordBody, DivisionCode, Level, NodeId, Policy, Record, RecordId};
 
 use crate::accounts::Role;
-use crate::api::{authenticate, time, ApiError, ApiResult, AppState};
+use crate::api::{ApiError, ApiResult, AppState, authenticate, time};
 use crate::queue::{self, Filter};
 use crate::store::{Store, StoreError};
 
@@ -78,8 +78,28 @@ use crate::summary::CaseSummary;
 /// when the center received the matter (a filing may be dated back a
 /// little), 登记时间 when it was entered.
 pub const HEADERS: &[&str] = &[
-    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "承办单位代码", "登记单位", "登记单位代码", "受理时间", "登记时间", "下一时限",
-    "是否超期", "督办", "退回次数", "上报次数", "姓名", "电话", "证件号",
+    "编号",
+    "标题",
+    "大类",
+    "小类",
+    "类型",
+    "渠道",
+    "紧急程度",
+    "状态",
+    "承办单位",
+    "承办单位代码",
+    "登记单位",
+    "登记单位代码",
+    "受理时间",
+    "登记时间",
+    "下一时限",
+    "是否超期",
+    "督办",
+    "退回次数",
+    "上报次数",
+    "姓名",
+    "电话",
+    "证件号",
 ];
 
 /// Indexes of the numeric columns (written as numbers in XLSX).
@@ -122,9 +142,7 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
     // This node's own name even before it holds a certificate.
     names.entry(s.node.division).or_insert_with(|| s.node.name.clone());
     let job = Job { store: s.store.clone(), policy: s.policy(), names, filter, masked, now };
-    let date = jiff::Timestamp::from_millisecond(now as i64)
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string())
-        .unwrap_or_default();
+    let date = jiff::Timestamp::from_millisecond(now as i64).map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date().to_string()).unwrap_or_default();
     let name = format!("cases-{}-{date}.{}", s.node.division, if format == Format::Csv { "csv" } else { "xlsx" });
     tracing::info!(user = %session.username, format = ?format, masked, "case list export");
     let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
@@ -136,9 +154,7 @@ pub async fn cases(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
         Format::Xlsx => {
             // The whole sheet is written before the answer starts, so its
             // errors are still proper JSON errors.
-            let mut file = tokio::task::spawn_blocking(move || job.xlsx())
-                .await
-                .map_err(|e| ApiError::internal(format!("export task failed: {e}")))??;
+            let mut file = tokio::task::spawn_blocking(move || job.xlsx()).await.map_err(|e| ApiError::internal(format!("export task failed: {e}")))??;
             let length = file.metadata().map(|m| m.len()).ok();
             tokio::task::spawn_blocking(move || send_file(&mut file, &tx));
             (XLSX_MIME, length)
@@ -269,11 +285,7 @@ impl Job {
         })
         .map_err(ApiError::internal)?;
         if too_many {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "too_many_rows",
-                format!("more than {XLSX_MAX_ROWS} cases: narrow the filters or export CSV"),
-            ));
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_rows", format!("more than {XLSX_MAX_ROWS} cases: narrow the filters or export CSV")));
         }
         let mut out = tempfile::tempfile_in(tmp.path()).map_err(|e| ApiError::internal(format!("temporary file: {e}")))?;
         wb.save_to_writer(&mut out).map_err(xerr)?;
@@ -369,14 +381,10 @@ fn row(store: &Store, policy: &Policy, names: &std::collections::HashMap<zongzhi
     let person = contact(store, c.contact, masked)?.unwrap_or_default();
     let name = |u: &zongzhi_protocol::DivisionCode| names.get(u).cloned().unwrap_or_default();
     // 受理时间 is in the filing (the case's id is its record's).
-    let received = store
-        .record_bytes(&c.id)
-        .map_err(|e| e.to_string())?
-        .and_then(|b| zongzhi_protocol::Record::decode(&b).ok())
-        .and_then(|r| match r.body {
-            zongzhi_protocol::Body::CaseEvent(zongzhi_protocol::CaseEvent { action: zongzhi_protocol::Action::File(f), .. }) => Some(f.received_at_ms),
-            _ => None,
-        });
+    let received = store.record_bytes(&c.id).map_err(|e| e.to_string())?.and_then(|b| zongzhi_protocol::Record::decode(&b).ok()).and_then(|r| match r.body {
+        zongzhi_protocol::Body::CaseEvent(zongzhi_protocol::CaseEvent { action: zongzhi_protocol::Action::File(f), .. }) => Some(f.received_at_ms),
+        _ => None,
+    });
     Ok(vec![
         c.number.clone(),
         c.title.clone(),
@@ -457,11 +465,7 @@ pub struct ParquetOutcome {
 
 impl std::fmt::Display for ParquetOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let feed = if self.feed_from <= self.feed_to {
-            format!("feed {}..={}", self.feed_from, self.feed_to)
-        } else {
-            format!("nothing new in the feed after {}", self.feed_to)
-        };
+        let feed = if self.feed_from <= self.feed_to { format!("feed {}..={}", self.feed_from, self.feed_to) } else { format!("nothing new in the feed after {}", self.feed_to) };
         write!(
             f,
             "exported cases: {} rows, events: {} rows ({feed}), stats: {} rows, by window and person: {} rows, units: {} rows; files written: {}",
@@ -510,19 +514,13 @@ impl Dimensions {
             categories.push((c.code.clone(), c.name.clone(), None, c.retired));
             categories.extend(c.children.iter().map(|l| (l.code.clone(), l.name.clone(), Some(c.code.clone()), l.retired)));
         }
-        Dimensions {
-            units: units.into_iter().map(|(d, (_, name))| (d, name)).collect(),
-            categories,
-            windows: policy.windows.iter().map(|w| (w.code.clone(), w.name.clone(), w.retired)).collect(),
-        }
+        Dimensions { units: units.into_iter().map(|(d, (_, name))| (d, name)).collect(), categories, windows: policy.windows.iter().map(|w| (w.code.clone(), w.name.clone(), w.retired)).collect() }
     }
 }
 
 /// `2026-05` for a time (China time).
 fn month_of(ms: u64) -> String {
-    jiff::Timestamp::from_millisecond(ms as i64)
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m").to_string())
-        .unwrap_or_else(|_| "0000-00".into())
+    jiff::Timestamp::from_millisecond(ms as i64).map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m").to_string()).unwrap_or_else(|_| "0000-00".into())
 }
 
 /// Tables written by partition: one file per partition, opened when its first row comes.
@@ -1166,10 +1164,7 @@ impl Table {
         let path = dir.join(rel);
         let tmp = path.with_extension("parquet.tmp");
         let schema = Arc::new(parquet::schema::parser::parse_message_type(&message_type(name, &cols))?);
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_created_by(format!("zongzhi-node {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_created_by(format!("zongzhi-node {}", env!("CARGO_PKG_VERSION"))).build();
         let file = std::fs::File::create(&tmp).map_err(io_at(format!("creating {}", tmp.display())))?;
         let writer = parquet::file::writer::SerializedFileWriter::new(file, schema, Arc::new(props))?;
         let columns = cols.iter().map(Column::new).collect();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderName, HeaderValue, Method, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 
 /// What the server answered.
 #[derive(Debug)]
@@ -68,8 +68,7 @@ impl Call<'_> {
         let address = self.address;
         let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| format!("connecting to {address}: {e}"))?;
         let _ = stream.set_nodelay(true);
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| format!("HTTP with {address}: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| format!("HTTP with {address}: {e}"))?;
         // Drives the connection until it closes; dropped with the request.
         let driver = tokio::spawn(connection);
         let mut request = Request::builder()

@@ -319,9 +319,7 @@ impl ClockEntry {
 /// under [`EVERY`], whatever the status (a feedback clock runs after 已办结).
 pub fn clock_entries(s: &CaseSummary) -> Vec<ClockEntry> {
     let mut out = Vec::with_capacity(2 * s.running.len());
-    let min_of = |unit: Option<DivisionCode>| {
-        s.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u)).map(|r| (r.due_ms, kind_byte(r.kind))).min()
-    };
+    let min_of = |unit: Option<DivisionCode>| s.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u)).map(|r| (r.due_ms, kind_byte(r.kind))).min();
     let all_first = min_of(None);
     for r in &s.running {
         for (unit, first) in [(r.unit.as_u64(), min_of(Some(r.unit))), (EVERY, all_first)] {
@@ -547,9 +545,7 @@ pub fn repeat_groups(store: &crate::store::Store, scope: zongzhi_protocol::Divis
             }
         }
         // Filed above a center whose case of this person was still open.
-        let over_open = cases.iter().any(|hi| {
-            cases.iter().any(|lo| hi.filed_by != lo.filed_by && hi.filed_by.is_ancestor_of(lo.filed_by) && lo.filed_ms < hi.filed_ms && lo.status.is_open())
-        });
+        let over_open = cases.iter().any(|hi| cases.iter().any(|lo| hi.filed_by != lo.filed_by && hi.filed_by.is_ancestor_of(lo.filed_by) && lo.filed_ms < hi.filed_ms && lo.status.is_open()));
         let centers: std::collections::BTreeSet<_> = cases.iter().map(|c| c.filed_by).collect();
         if over_open {
             out.push(("over_open_case", cases));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use zongzhi_protocol::case::{Channel, Complexity, Contact, Place, Rating, RequestType, Urgency};
 use zongzhi_protocol::workflow::{DeadlineKind, Status};
-use zongzhi_protocol::{kpi, Action, Filing, RecordId};
+use zongzhi_protocol::{Action, Filing, RecordId, kpi};
 
 use crate::config::Config;
 use crate::ledger::{self, Op, Outcome, Writer};
@@ -120,11 +120,12 @@ fn run(w: &mut Writer, steps: &[Step]) -> Vec<RecordId> {
 
 fn summaries(store: &Store) -> Vec<CaseSummary> {
     let mut v = Vec::new();
-    store.all_summaries(|s| {
-        v.push(s);
-        true
-    })
-    .unwrap();
+    store
+        .all_summaries(|s| {
+            v.push(s);
+            true
+        })
+        .unwrap();
     v
 }
 
@@ -149,7 +150,18 @@ fn filters(me: zongzhi_protocol::DivisionCode) -> Vec<Filter> {
         for overdue in [None, Some(true)] {
             // This unit's clocks, and every unit's (`clock_of=all`).
             for unit in [Some(me), None] {
-                out.push(Filter { owner: None, statuses: vec![], urgency: None, category: String::new(), overdue, due_soon: false, waiting_calendar: false, overruled: None, clock: Some((unit, which)), windows: None });
+                out.push(Filter {
+                    owner: None,
+                    statuses: vec![],
+                    urgency: None,
+                    category: String::new(),
+                    overdue,
+                    due_soon: false,
+                    waiting_calendar: false,
+                    overruled: None,
+                    clock: Some((unit, which)),
+                    windows: None,
+                });
             }
         }
     }
@@ -163,7 +175,9 @@ fn brute_list(all: &[CaseSummary], f: &Filter, policy: &zongzhi_protocol::Policy
         .filter(|c| f.matches(policy, c, now))
         .filter(|c| match (f.clock, f.overdue) {
             // The clock view's overdue selection is that of the clock listed.
-            (Some((unit, which)), Some(o)) => c.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u) && which.admits(r.kind)).min_by_key(|r| (r.due_ms, r.kind)).is_some_and(|r| (now > r.due_ms) == o),
+            (Some((unit, which)), Some(o)) => {
+                c.running.iter().filter(|r| unit.is_none_or(|u| r.unit == u) && which.admits(r.kind)).min_by_key(|r| (r.due_ms, r.kind)).is_some_and(|r| (now > r.due_ms) == o)
+            }
             _ => true,
         })
         .map(|c| {
@@ -253,11 +267,8 @@ fn check(w: &Writer, store: &Store, window_days: u64) {
         let found = crate::search::search(store, phone, true, 500, None).unwrap();
         assert_eq!(found.kind, crate::search::Kind::Phone);
         let got: HashSet<RecordId> = found.cases.iter().map(|c| c.id).collect();
-        let want: HashSet<RecordId> = all
-            .iter()
-            .filter(|c| c.contact.is_some_and(|h| store.blob(&h.0).unwrap().is_some_and(|b| Contact::from_bytes(&b).unwrap().phone == phone)))
-            .map(|c| c.id)
-            .collect();
+        let want: HashSet<RecordId> =
+            all.iter().filter(|c| c.contact.is_some_and(|h| store.blob(&h.0).unwrap().is_some_and(|b| Contact::from_bytes(&b).unwrap().phone == phone))).map(|c| c.id).collect();
         assert_eq!(got, want, "search {phone}");
         assert!(matches!(crate::search::search(store, phone, false, 10, None), Err(crate::search::SearchError::Role)));
     }
@@ -400,9 +411,7 @@ fn grade_counts_follow_supervision_and_closing() {
     };
     let mut cases = Vec::new();
     for i in 0..4 {
-        let Outcome::Step(ack) = w.run(Op::File { filing: Box::new(filing(i % 4, false, 0)), contact: None, query_code: None, operator: "op".into() }).unwrap() else {
-            panic!("filing refused")
-        };
+        let Outcome::Step(ack) = w.run(Op::File { filing: Box::new(filing(i % 4, false, 0)), contact: None, query_code: None, operator: "op".into() }).unwrap() else { panic!("filing refused") };
         cases.push(ack.case);
     }
     let act = |w: &mut Writer, case: RecordId, action: Action| {

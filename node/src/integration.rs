@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, Method, Uri};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::RecordId;
 
 /// One `[[integration]]` table.
@@ -105,9 +105,12 @@ impl Integrations {
             let callback = match &t.callback_url {
                 None => None,
                 Some(url) => {
-                    let secret = t.callback_secret.as_ref().map(|s| s.0.clone()).filter(|s| s.len() >= 16).ok_or_else(|| {
-                        format!("[[integration]] {name}: callback_url needs callback_secret (at least 16 characters) to sign the callbacks")
-                    })?;
+                    let secret = t
+                        .callback_secret
+                        .as_ref()
+                        .map(|s| s.0.clone())
+                        .filter(|s| s.len() >= 16)
+                        .ok_or_else(|| format!("[[integration]] {name}: callback_url needs callback_secret (at least 16 characters) to sign the callbacks"))?;
                     let w = crate::notify::Webhook::new(url, None, Duration::from_secs(10)).map_err(|e| e.replace("[notify] url", &format!("[[integration]] {name}: callback_url")))?;
                     Some(Callback { uri: w.uri().clone(), address: w.address().to_string(), secret })
                 }

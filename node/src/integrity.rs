@@ -65,9 +65,10 @@ pub fn check(store: &Store, own: &NodeId) -> Result<Report, StoreError> {
         }
         if let Some(bytes) = store.record_bytes(id)?
             && let Ok(r) = Record::decode_unverified(&bytes)
-                && (r.header.seq != *seq || r.header.prev != prev || r.author != *own) {
-                    problems.push(Problem { record: Some(*id), detail: format!("own chain link broken at seq {seq}") });
-                }
+            && (r.header.seq != *seq || r.header.prev != prev || r.author != *own)
+        {
+            problems.push(Problem { record: Some(*id), detail: format!("own chain link broken at seq {seq}") });
+        }
         prev = Some(*id);
     }
     Ok(Report { records_checked: checked, own_chain_length: chain.len() as u64, problems })

@@ -22,9 +22,9 @@ pub mod export;
 pub mod failpoint;
 pub mod http_client;
 pub mod index;
-pub mod integration;
 #[cfg(test)]
 mod index_tests;
+pub mod integration;
 pub mod integrity;
 pub mod ledger;
 pub mod login;

@@ -292,10 +292,7 @@ impl tracing_subscriber::fmt::time::FormatTime for ChinaTime {
 /// `target`, `fields` with the message, the spans it is in: an event field
 /// named `level` does not overwrite the level).
 fn init_logging(format: LogFormat) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_timer(ChinaTime);
+    let builder = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).with_timer(ChinaTime);
     // On a full log disk an event that cannot be written is dropped:
     // reporting it (the default) panics on the same full stderr, in the
     // middle of a request.
@@ -666,7 +663,10 @@ fn verify(config: &Path) -> anyhow::Result<std::process::ExitCode> {
     } else if trusted {
         println!("certificate: this node's chain leads to the root key {root}");
     } else {
-        println!("PROBLEM certificate: this node ({}) has no certificate chain to the root key {root} in the config: check root_key (the city's key, as `zongzhi-node init` printed it at the city and `GET /api/health` shows it there as node_id), or import this node's certificate with `zongzhi-node import-cert`", key.id());
+        println!(
+            "PROBLEM certificate: this node ({}) has no certificate chain to the root key {root} in the config: check root_key (the city's key, as `zongzhi-node init` printed it at the city and `GET /api/health` shows it there as node_id), or import this node's certificate with `zongzhi-node import-cert`",
+            key.id()
+        );
     }
     if report.ok() && trusted {
         println!("ok");

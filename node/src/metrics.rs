@@ -14,7 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 /// The content type of the OpenMetrics text the encoder writes.
@@ -93,11 +93,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix(PREFIX);
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route (the route pattern, `unmatched` when none) and status class",
-            requests.clone(),
-        );
+        registry.register("http_requests", "HTTP requests answered, by method, route (the route pattern, `unmatched` when none) and status class", requests.clone());
         let request_seconds: HistogramFamily<RouteLabels> = Family::new_with_constructor(request_seconds);
         registry.register_with_unit(
             "http_request_duration",
@@ -106,31 +102,18 @@ impl Metrics {
             request_seconds.clone(),
         );
         let group_operations = sizes();
-        registry.register(
-            "write_group_operations",
-            "Operations (filings, steps, received batches…) per write group: each group is one synced RocksDB write",
-            group_operations.clone(),
-        );
+        registry.register("write_group_operations", "Operations (filings, steps, received batches…) per write group: each group is one synced RocksDB write", group_operations.clone());
         let group_records = sizes();
         registry.register("write_group_records", "Records added per write group", group_records.clone());
         let synced_write_seconds = fsync_seconds();
-        registry.register_with_unit(
-            "fsync_duration",
-            "Duration of each synced RocksDB write (WAL written and fsynced) of a committed batch",
-            Unit::Seconds,
-            synced_write_seconds.clone(),
-        );
+        registry.register_with_unit("fsync_duration", "Duration of each synced RocksDB write (WAL written and fsynced) of a committed batch", Unit::Seconds, synced_write_seconds.clone());
         let notify = NotifyMetrics::default();
         registry.register("notify_queued", "Citizen notifications waiting for delivery (the pending outbox)", notify.queued.clone());
         registry.register("notify_delivered", "Citizen notifications delivered", notify.delivered.clone());
         registry.register("notify_failed", "Citizen notifications given up (kept as failed)", notify.failed.clone());
         registry.register("notify_retries", "Failed delivery attempts of citizen notifications, each retried later", notify.retries.clone());
         let supervision_scans = Counter::default();
-        registry.register(
-            "supervision_scans",
-            "Supervision scans finished (each looked at every overdue clock and issued what was due): tests and operators wait on it",
-            supervision_scans.clone(),
-        );
+        registry.register("supervision_scans", "Supervision scans finished (each looked at every overdue clock and issued what was due): tests and operators wait on it", supervision_scans.clone());
         Metrics { registry, requests, request_seconds, group_operations, group_records, synced_write_seconds, notify, supervision_scans }
     }
 
@@ -183,24 +166,13 @@ impl Metrics {
     pub fn supervision_scan(&self) {
         self.supervision_scans.inc();
     }
-
 }
 
 /// The method as a label: the standard ones by name, anything else as
 /// `other` (a client cannot add label values at will).
 fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
-    const KNOWN: [Method; 9] = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::PATCH,
-        Method::TRACE,
-        Method::CONNECT,
-    ];
+    const KNOWN: [Method; 9] = [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::HEAD, Method::OPTIONS, Method::PATCH, Method::TRACE, Method::CONNECT];
     const NAMES: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT"];
     KNOWN.iter().position(|m| m == method).map_or("other", |i| NAMES[i])
 }

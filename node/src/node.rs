@@ -9,10 +9,10 @@ use zongzhi_protocol::{Body, Level, NodeKey, Policy};
 
 use crate::api::{self, AppState, NodeInfo};
 use crate::config::Config;
-use crate::ledger::{self, Ledger, Op, Writer};
 use crate::context::Context;
 use crate::ledger::LedgerError;
-use crate::store::{meta, Store, StoreError};
+use crate::ledger::{self, Ledger, Op, Writer};
+use crate::store::{Store, StoreError, meta};
 
 /// Why a node could not be set up or started. Each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -49,20 +49,14 @@ const ROOT_VALIDITY_MS: u64 = 20 * 365 * 24 * 3600 * 1000;
 pub fn write_secret(path: &Path, contents: &str) -> Result<(), NodeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_at(format!("creating {}", path.display())))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_at(format!("creating {}", path.display())))?;
     f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io_at(format!("writing {}", path.display())))?;
     Ok(())
 }
 
 pub fn load_key(cfg: &Config) -> Result<NodeKey, NodeError> {
     let path = cfg.key_path();
-    let pem = std::fs::read_to_string(&path)
-        .map_err(io_at(format!("reading node key {} (run `zongzhi-node init` first)", path.display())))?;
+    let pem = std::fs::read_to_string(&path).map_err(io_at(format!("reading node key {} (run `zongzhi-node init` first)", path.display())))?;
     NodeKey::from_pkcs8_pem(&pem).map_err(|source| NodeError::Key { what: format!("node key {}", path.display()), source })
 }
 
@@ -189,11 +183,8 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
     let (feed, _) = tokio::sync::watch::channel(0);
     // The centers this node enrolled (not revoked) may hold what it signed
     // after a backup: a restore waits for them too.
-    let mut children: Vec<zongzhi_protocol::DivisionCode> = trust
-        .members()
-        .filter(|m| m.cert.division.parent() == Some(cfg.division) && trust.key_of(m.cert.division) == Some(m.cert.key))
-        .map(|m| m.cert.division)
-        .collect();
+    let mut children: Vec<zongzhi_protocol::DivisionCode> =
+        trust.members().filter(|m| m.cert.division.parent() == Some(cfg.division) && trust.key_of(m.cert.division) == Some(m.cert.key)).map(|m| m.cert.division).collect();
     children.sort();
     children.dedup();
     let parent = cfg.division.parent();
@@ -222,17 +213,14 @@ pub fn shared_state(cfg: &Config, store: Arc<Store>, key: Arc<NodeKey>) -> Resul
 
 /// Stores a certificate chain issued by the parent (root first, this node last).
 pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::NodeCert, NodeError> {
-    use zongzhi_protocol::cert::{dearmor_all, RECORDS_ARMOR};
+    use zongzhi_protocol::cert::{RECORDS_ARMOR, dearmor_all};
     use zongzhi_protocol::trust::verify_chain;
     let Some(root) = cfg.root_key else {
         return setup("set root_key (the city root key, hex) in the config before importing a certificate".into());
     };
     let key = Arc::new(load_key(cfg)?);
-    let all: Vec<zongzhi_protocol::Record> = dearmor_all(RECORDS_ARMOR, text)
-        .iter()
-        .map(|b| zongzhi_protocol::Record::decode(b))
-        .collect::<Result<_, _>>()
-        .map_err(|e| NodeError::Setup(format!("reading the certificate chain: {e}")))?;
+    let all: Vec<zongzhi_protocol::Record> =
+        dearmor_all(RECORDS_ARMOR, text).iter().map(|b| zongzhi_protocol::Record::decode(b)).collect::<Result<_, _>>().map_err(|e| NodeError::Setup(format!("reading the certificate chain: {e}")))?;
     // The chain from the root to this node, and after it (for a division
     // re-enrolled with a new key) its earlier keys' certificates and their
     // revocations, which the issuer adds.
@@ -248,9 +236,7 @@ pub fn import_chain(cfg: &Config, text: &str) -> Result<zongzhi_protocol::cert::
             None => setup("checking the certificate chain: the file holds no certificate".into()),
         };
     }
-    let cert = verify_chain(&records, &root, crate::context::now_ms())
-        .map_err(|e| NodeError::Setup(format!("checking the certificate chain: {e}")))?
-        .clone();
+    let cert = verify_chain(&records, &root, crate::context::now_ms()).map_err(|e| NodeError::Setup(format!("checking the certificate chain: {e}")))?.clone();
     if cert.key != key.id() {
         return setup(format!("the certificate is for key {}, not this node's key {}", cert.key.fmt_short(), key.id().fmt_short()));
     }
@@ -448,9 +434,7 @@ pub fn check_trust_setup(cfg: &Config, shared: &Context) -> Result<(), NodeError
     let own = shared.key.id();
     if cfg.division.level() == zongzhi_protocol::Level::City {
         return match cfg.root_key {
-            Some(r) if r != own => {
-                setup(format!("root_key = {r} but this is the city: the city is the trust root and its root key is its own ({own}); remove root_key from the config"))
-            }
+            Some(r) if r != own => setup(format!("root_key = {r} but this is the city: the city is the trust root and its root key is its own ({own}); remove root_key from the config")),
             _ => Ok(()),
         };
     }

@@ -21,10 +21,7 @@ static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 /// The first port of the system's ephemeral range (Linux default 32768).
 fn ephemeral_floor() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .unwrap_or(32_768)
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok().and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok())).unwrap_or(32_768)
 }
 
 /// `n` distinct ports that are free for both TCP and UDP on 127.0.0.1, below

@@ -14,8 +14,8 @@
 //! is not a reason to restart (the node recovers from both by itself), so
 //! they make the node unready, never dead.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use zongzhi_protocol::case::{SuperviseGrade, Urgency};
 use zongzhi_protocol::workflow::Status;
@@ -218,11 +218,7 @@ fn case_metrics(ctx: &Context, m: &mut Scrape) -> crate::store::Result<()> {
         let keys: Vec<Vec<u8>> = SuperviseGrade::ALL.iter().map(|g| crate::index::grade_count_key(*g)).collect();
         let counts = ctx.store.index_counts(&keys)?;
         let by_grade = SuperviseGrade::ALL.iter().zip(counts).map(|(g, n)| (vec![("grade", g.as_str().to_string())], n.max(0) as u64));
-        m.gauges(
-            "zongzhi_cases_supervised",
-            "Open cases this node holds by their supervision grade (normal 普通, yellow 黄牌, red 红牌, interview 约谈).",
-            by_grade.collect::<Vec<_>>(),
-        );
+        m.gauges("zongzhi_cases_supervised", "Open cases this node holds by their supervision grade (normal 普通, yellow 黄牌, red 红牌, interview 约谈).", by_grade.collect::<Vec<_>>());
     }
     Ok(())
 }
@@ -248,8 +244,7 @@ mod tests {
     #[test]
     fn liveness_follows_the_writer_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg: crate::config::Config =
-            toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市\"\n", dir.path().join("data"))).unwrap();
+        let cfg: crate::config::Config = toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市\"\n", dir.path().join("data"))).unwrap();
         crate::node::init(&cfg).unwrap();
         let key = std::sync::Arc::new(crate::node::load_key(&cfg).unwrap());
         let store = crate::node::open_store(&cfg, &key).unwrap();

@@ -11,7 +11,7 @@ use zongzhi_protocol::{DivisionCode, Policy};
 use zongzhi_protocol::RecordId;
 
 use crate::index;
-use crate::store::{Result, Store, CF_QUEUE, CF_QUEUE_CAT};
+use crate::store::{CF_QUEUE, CF_QUEUE_CAT, Result, Store};
 use crate::summary::CaseSummary;
 
 /// Open statuses: the default work queue.
@@ -99,10 +99,7 @@ impl Filter {
         let clock = match q.get("clock").map(String::as_str) {
             None | Some("") => None,
             Some("any") => Some((of, ClockFilter::Any)),
-            Some(k) => Some((
-                of,
-                ClockFilter::Kind(DeadlineKind::parse(k).ok_or_else(|| format!("unknown clock {k:?} (any, or a clock kind such as feedback or sign_for)"))?),
-            )),
+            Some(k) => Some((of, ClockFilter::Kind(DeadlineKind::parse(k).ok_or_else(|| format!("unknown clock {k:?} (any, or a clock kind such as feedback or sign_for)"))?))),
         };
         Ok(Filter {
             owner,
@@ -343,15 +340,7 @@ fn walk(store: &Store, filter: &Filter, policy: &Policy, now: u64, after: Option
 }
 
 /// The "my work" view: running clocks of `unit` by due time.
-fn walk_clocks(
-    store: &Store,
-    filter: &Filter,
-    unit: Option<DivisionCode>,
-    which: ClockFilter,
-    now: u64,
-    after: Option<&Cursor>,
-    mut f: impl FnMut(RecordId, &[u8]) -> bool,
-) -> Result<()> {
+fn walk_clocks(store: &Store, filter: &Filter, unit: Option<DivisionCode>, which: ClockFilter, now: u64, after: Option<&Cursor>, mut f: impl FnMut(RecordId, &[u8]) -> bool) -> Result<()> {
     // Every unit's clocks are filed under [`index::EVERY`] too.
     let prefix = unit.map_or(index::EVERY, DivisionCode::as_u64).to_be_bytes().to_vec();
     let lo = after.map(|a| a.0.clone()).unwrap_or_default();

@@ -20,14 +20,14 @@
 //! and accepts the risk of an alarm.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use zongzhi_protocol::DivisionCode;
 
-use crate::store::{meta, Store};
+use crate::store::{Store, meta};
 
 /// What a backup holds, written beside the checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -407,9 +407,7 @@ pub fn backup_command(cfg: &crate::config::Config, out: Option<&Path>, with_key:
 
 /// `20261207-171500`, China time.
 pub fn stamp(ms: u64) -> String {
-    jiff::Timestamp::from_millisecond(ms as i64)
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y%m%d-%H%M%S").to_string())
-        .unwrap_or_default()
+    jiff::Timestamp::from_millisecond(ms as i64).map(|t| t.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y%m%d-%H%M%S").to_string()).unwrap_or_default()
 }
 
 /// `POST /api/admin/backup` on the node's own HTTP address (loopback

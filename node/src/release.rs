@@ -89,11 +89,7 @@ pub fn long_version() -> &'static str {
 
 fn version_text() -> String {
     let r = current();
-    let alpns: Vec<String> = r
-        .protocols
-        .iter()
-        .map(|v| zongzhi_protocol::sync::alpn_of(*v).map_or_else(|| format!("{v}"), |a| format!("{v} ({})", String::from_utf8_lossy(a))))
-        .collect();
+    let alpns: Vec<String> = r.protocols.iter().map(|v| zongzhi_protocol::sync::alpn_of(*v).map_or_else(|| format!("{v}"), |a| format!("{v} ({})", String::from_utf8_lossy(a)))).collect();
     format!(
         "{}\nrecord formats: reads {}–{}, signs up to {} once the city's gate allows it\nstore schemas: opens {}–{} (older ones are migrated in place)\nsync protocols: {}\nsyncs with releases {} and later",
         r.version,

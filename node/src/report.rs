@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::kpi::{self, Counter, Figures, Kpi};
 use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::trust::Trust;
@@ -128,8 +128,7 @@ fn unit_names(trust: &Trust) -> HashMap<String, String> {
 }
 
 /// 越级 as the tables state it.
-pub const SKIP_LEVEL_DEFINITION: &str =
-    "越级：在发生地以上的中心受理、且发生地此前没有同一诉求人同一小类案件的事项，计入发生地；与基期（默认上年同期）比较，规划目标为下降50%";
+pub const SKIP_LEVEL_DEFINITION: &str = "越级：在发生地以上的中心受理、且发生地此前没有同一诉求人同一小类案件的事项，计入发生地；与基期（默认上年同期）比较，规划目标为下降50%";
 
 /// The statistics table for a query, as JSON.
 /// `policies`: every version held, to fold cases for the tables by window

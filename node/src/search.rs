@@ -6,16 +6,16 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::RecordId;
 
 use crate::accounts::Role;
-use crate::api::{authenticate, summary_json, ApiError, ApiResult, AppState};
+use crate::api::{ApiError, ApiResult, AppState, authenticate, summary_json};
 use crate::index;
-use crate::store::{IdPage, Store, CF_CONTACTS, CF_WORDS};
+use crate::store::{CF_CONTACTS, CF_WORDS, IdPage, Store};
 use crate::summary::CaseSummary;
 
 /// What a query was read as.
@@ -107,14 +107,7 @@ pub fn search(store: &Store, q: &str, may_see_contacts: bool, limit: usize, afte
 /// Cases under `prefix` in an index whose keys end in ¬filed ‖ case, after
 /// `after` (a suffix), passing `keep`, at most `limit`; with the suffix of
 /// the last one when more follow.
-fn postings(
-    store: &Store,
-    cf: &'static str,
-    prefix: &[u8],
-    limit: usize,
-    after: Option<&[u8]>,
-    mut keep: impl FnMut(&[u8]) -> crate::store::Result<bool>,
-) -> crate::store::Result<IdPage> {
+fn postings(store: &Store, cf: &'static str, prefix: &[u8], limit: usize, after: Option<&[u8]>, mut keep: impl FnMut(&[u8]) -> crate::store::Result<bool>) -> crate::store::Result<IdPage> {
     let from = [prefix, after.unwrap_or_default()].concat();
     let to = [prefix, &[0xFF; 41]].concat();
     let mut out: Vec<(RecordId, Vec<u8>)> = Vec::new();
@@ -244,9 +237,7 @@ pub async fn route(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
     let after = q.get("after").filter(|a| !a.is_empty()).cloned();
     let store = s.store.clone();
     let may = session.role >= Role::Operator;
-    let found = tokio::task::spawn_blocking(move || search(&store, &text, may, limit, after.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let found = tokio::task::spawn_blocking(move || search(&store, &text, may, limit, after.as_deref())).await.map_err(|e| ApiError::internal(e.to_string()))?;
     let found = match found {
         Ok(f) => f,
         Err(e @ SearchError::TooShort) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "query_too_short", e.to_string())),
@@ -311,11 +302,8 @@ mod tests {
         }
         for q in ["噪音", "工资 拖欠", "物业收费", "漏水 邻里 噪音", "没有"] {
             let tokens = index::tokens(q);
-            let mut want: Vec<(Vec<u8>, RecordId)> = cases
-                .iter()
-                .filter(|(_, _, text)| tokens.iter().all(|t| index::tokens(text).contains(t)))
-                .map(|(filed, id, _)| (index::search_suffix(*filed, id), *id))
-                .collect();
+            let mut want: Vec<(Vec<u8>, RecordId)> =
+                cases.iter().filter(|(_, _, text)| tokens.iter().all(|t| index::tokens(text).contains(t))).map(|(filed, id, _)| (index::search_suffix(*filed, id), *id)).collect();
             want.sort();
             let want: Vec<RecordId> = want.into_iter().map(|(_, id)| id).collect();
             for limit in [1, 7, 500] {

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use zongzhi_protocol::case::Channel;
-use zongzhi_protocol::kpi::{self, Counts, Fact, COUNTERS};
+use zongzhi_protocol::kpi::{self, COUNTERS, Counts, Fact};
 use zongzhi_protocol::{DivisionCode, Level};
 
 /// Tag of a unit's own figures.
@@ -291,8 +291,7 @@ pub fn bench(dir: &std::path::Path, units: usize, months: u32, categories: usize
     let townships: Vec<DivisionCode> = counties.iter().flat_map(|c| (1..=10).filter_map(move |t| DivisionCode::new(c.as_u64() + t * 1_000).ok())).collect();
     let villages_needed = units.saturating_sub(1 + counties.len() + townships.len());
     let per_town = villages_needed.div_ceil(townships.len());
-    let villages: Vec<DivisionCode> =
-        townships.iter().flat_map(|t| (1..=per_town as u64).filter_map(move |v| DivisionCode::new(t.as_u64() + v).ok())).take(villages_needed).collect();
+    let villages: Vec<DivisionCode> = townships.iter().flat_map(|t| (1..=per_town as u64).filter_map(move |v| DivisionCode::new(t.as_u64() + v).ok())).take(villages_needed).collect();
     let all: Vec<DivisionCode> = std::iter::once(city).chain(counties.iter().copied()).chain(townships.iter().copied()).chain(villages.iter().copied()).collect();
     let cats: Vec<String> = (0..categories).map(|i| format!("{:02}{:02}", 1 + i / 5, 1 + i % 5)).collect();
     let month_list: Vec<u32> = (0..months).map(|i| 202501 + (i / 12) * 100 + i % 12).collect();

@@ -155,14 +155,7 @@ impl CaseSummary {
                 }
                 u
             },
-            blobs: state
-                .filing
-                .contact
-                .iter()
-                .copied()
-                .chain(state.attachments.iter().map(|a| a.blob))
-                .chain(state.mediation.agreements.iter().map(|a| a.document))
-                .collect(),
+            blobs: state.filing.contact.iter().copied().chain(state.attachments.iter().map(|a| a.blob)).chain(state.mediation.agreements.iter().map(|a| a.document)).collect(),
             units_handled: state.units_handled.len() as u32,
             contact: state.filing.contact,
             waiting: state.deadlines.iter().filter(|d| d.is_running()).filter_map(|d| Some((d.kind, d.waiting_year?))).collect(),
@@ -194,10 +187,7 @@ impl CaseSummary {
     }
 
     pub fn facts(&self) -> Vec<Fact> {
-        self.facts
-            .iter()
-            .filter_map(|(month, unit, c, value)| Some(Fact { month: *month, unit: *unit, counter: Counter::from_index(*c)?, value: *value }))
-            .collect()
+        self.facts.iter().filter_map(|(month, unit, c, value)| Some(Fact { month: *month, unit: *unit, counter: Counter::from_index(*c)?, value: *value })).collect()
     }
 
     /// Whether a [`crate::accounts::Role::Window`] account of center `me`
@@ -218,8 +208,7 @@ impl CaseSummary {
 
     /// A running clock has used at least `percent` of its time but is not overdue.
     pub fn is_due_soon(&self, now_ms: u64, percent: u8) -> bool {
-        !self.is_overdue(now_ms)
-            && self.running.iter().any(|r| r.is_due_soon(now_ms, percent))
+        !self.is_overdue(now_ms) && self.running.iter().any(|r| r.is_due_soon(now_ms, percent))
     }
 }
 

@@ -12,7 +12,7 @@ use zongzhi_node::ledger::{self, Op, Outcome, Writer};
 use zongzhi_node::stats;
 use zongzhi_node::store::Store;
 use zongzhi_protocol::case::{Channel, Complexity, Place, Rating, RequestType, SuperviseGrade, Urgency};
-use zongzhi_protocol::kpi::{self, Counts, COUNTERS};
+use zongzhi_protocol::kpi::{self, COUNTERS, Counts};
 use zongzhi_protocol::{Action, Filing, RecordId};
 
 /// One step a test applies to case number `case % open cases`.
@@ -114,12 +114,9 @@ fn city() -> (tempfile::TempDir, Writer) {
 fn op_for(st: Step, target: usize, cases: &[RecordId]) -> Option<Op> {
     let categories = ["0202", "0101", "0301"];
     let op = match st {
-        Step::File { category, channel, urgent, complex } => Op::File {
-            filing: filing(categories[category], Channel::ALL[channel % Channel::ALL.len()], urgent, complex),
-            contact: None,
-            query_code: None,
-            operator: "op".into(),
-        },
+        Step::File { category, channel, urgent, complex } => {
+            Op::File { filing: filing(categories[category], Channel::ALL[channel % Channel::ALL.len()], urgent, complex), contact: None, query_code: None, operator: "op".into() }
+        }
         other => {
             let case = (!cases.is_empty()).then(|| cases[target % cases.len()])?;
             let a = match other {

@@ -137,8 +137,7 @@ fn non_test(text: &str) -> &str {
 #[test]
 fn no_wall_clock_or_os_randomness_in_protocol_ledger_or_replication() {
     let forbidden = ["SystemTime", "Instant::now", "OsRng", "thread_rng", "getrandom", "context::now_ms"];
-    let mut files: Vec<(String, String)> =
-        rust_files(&manifest_dir().join("../protocol/src")).into_iter().map(|(n, t)| (format!("protocol/src/{n}"), t)).collect();
+    let mut files: Vec<(String, String)> = rust_files(&manifest_dir().join("../protocol/src")).into_iter().map(|(n, t)| (format!("protocol/src/{n}"), t)).collect();
     assert!(files.len() > 10, "protocol sources found");
     files.extend(sources().into_iter().filter(|(n, _)| (within(n, "ledger") || within(n, "replication")) && !n.ends_with("/tests.rs")));
     for (name, text) in &files {
@@ -210,8 +209,7 @@ fn long_functions(text: &str, max: usize) -> Vec<(String, usize)> {
 /// the CLI's command to its handler.
 #[test]
 fn no_function_over_80_lines() {
-    const DISPATCH: [(&str, &str); 3] =
-        [("protocol/src/workflow.rs", "check"), ("protocol/src/workflow.rs", "effect"), ("tools/src/commands/mod.rs", "dispatch")];
+    const DISPATCH: [(&str, &str); 3] = [("protocol/src/workflow.rs", "check"), ("protocol/src/workflow.rs", "effect"), ("tools/src/commands/mod.rs", "dispatch")];
     let root = manifest_dir().join("..");
     let mut long = Vec::new();
     for krate in ["node/src", "protocol/src", "tools/src", "sim/src"] {

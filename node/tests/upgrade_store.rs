@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use zongzhi_node::store::{meta, Store, DerivedEntry};
+use zongzhi_node::store::{DerivedEntry, Store, meta};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-0.1.0")

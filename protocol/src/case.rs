@@ -578,12 +578,7 @@ impl Contact {
     /// its first character, phone `138****1234`, ID number keeping 6 + 4
     /// digits, address reduced to its first 6 characters.
     pub fn masked(&self) -> Contact {
-        Contact {
-            name: mask_keep(&self.name, 1, 0),
-            phone: mask_keep(&self.phone, 3, 4),
-            id_number: mask_keep(&self.id_number, 6, 4),
-            address: mask_keep(&self.address, 6, 0),
-        }
+        Contact { name: mask_keep(&self.name, 1, 0), phone: mask_keep(&self.phone, 3, 4), id_number: mask_keep(&self.id_number, 6, 4), address: mask_keep(&self.address, 6, 0) }
     }
 }
 
@@ -680,12 +675,7 @@ mod tests {
 
     #[test]
     fn masks_like_the_centers_do() {
-        let c = Contact {
-            name: "张三丰".into(),
-            phone: "13812341234".into(),
-            id_number: "330102199001011234".into(),
-            address: "杭州市西湖区留下街道某小区3幢".into(),
-        };
+        let c = Contact { name: "张三丰".into(), phone: "13812341234".into(), id_number: "330102199001011234".into(), address: "杭州市西湖区留下街道某小区3幢".into() };
         let m = c.masked();
         assert_eq!(m.phone, "138****1234");
         assert_eq!(m.id_number, "330102********1234");

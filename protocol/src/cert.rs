@@ -146,9 +146,10 @@ pub fn dearmor_all(label: &str, text: &str) -> Vec<Vec<u8>> {
             current = Some(String::new());
         } else if line == end {
             if let Some(hex) = current.take()
-                && let Ok(bytes) = hex::decode(hex) {
-                    out.push(bytes);
-                }
+                && let Ok(bytes) = hex::decode(hex)
+            {
+                out.push(bytes);
+            }
         } else if let Some(hex) = current.as_mut() {
             hex.push_str(line);
         }
@@ -198,10 +199,7 @@ mod tests {
         assert_eq!(EnrollmentRequest::from_armored(&text).unwrap(), req);
         let mut forged = req.clone();
         forged.division = "330102002000".parse().unwrap();
-        assert!(matches!(
-            EnrollmentRequest::from_armored(&forged.to_armored()),
-            Err(EnrollError::Signature(_))
-        ));
+        assert!(matches!(EnrollmentRequest::from_armored(&forged.to_armored()), Err(EnrollError::Signature(_))));
         assert_eq!(EnrollmentRequest::from_armored("nonsense").err(), Some(EnrollError::Armor));
     }
 }

@@ -14,10 +14,7 @@ pub const MAX_DECODE_BYTES: usize = 16 * 1024 * 1024;
 type Config = Configuration<LittleEndian, Varint, config::Limit<MAX_DECODE_BYTES>>;
 
 fn config() -> Config {
-    config::standard()
-        .with_little_endian()
-        .with_variable_int_encoding()
-        .with_limit::<MAX_DECODE_BYTES>()
+    config::standard().with_little_endian().with_variable_int_encoding().with_limit::<MAX_DECODE_BYTES>()
 }
 
 pub use bincode::{Decode, Encode};

@@ -10,8 +10,7 @@ use std::str::FromStr;
 use crate::codec::{Decode, Encode};
 
 /// The four levels of centers, top to bottom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     City,
@@ -221,8 +220,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "33010200100", "3301020010011", "33010200100a", "000000000000", "330000000000",
-            "330100001000", "330102000001", " 33010200100"] {
+        for bad in ["", "33010200100", "3301020010011", "33010200100a", "000000000000", "330000000000", "330100001000", "330102000001", " 33010200100"] {
             assert!(bad.parse::<DivisionCode>().is_err(), "{bad:?} accepted");
         }
     }

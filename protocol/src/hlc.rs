@@ -7,8 +7,7 @@
 
 use crate::codec::{Decode, Encode};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Encode, Decode)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Encode, Decode, serde::Serialize, serde::Deserialize)]
 pub struct Hlc {
     /// Milliseconds since the Unix epoch.
     pub wall_ms: u64,
@@ -32,11 +31,7 @@ impl HlcClock {
 
     /// A timestamp for a local event at wall time `now_ms`.
     pub fn tick(&mut self, now_ms: u64) -> Hlc {
-        self.last = if now_ms > self.last.wall_ms {
-            Hlc { wall_ms: now_ms, counter: 0 }
-        } else {
-            Hlc { wall_ms: self.last.wall_ms, counter: self.last.counter.saturating_add(1) }
-        };
+        self.last = if now_ms > self.last.wall_ms { Hlc { wall_ms: now_ms, counter: 0 } } else { Hlc { wall_ms: self.last.wall_ms, counter: self.last.counter.saturating_add(1) } };
         self.last
     }
 

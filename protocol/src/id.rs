@@ -85,4 +85,3 @@ impl<'de> serde::Deserialize<'de> for BlobHash {
         BlobHash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("blob hash must be 64 hex digits"))
     }
 }
-

@@ -130,10 +130,7 @@ impl NodeKey {
 
     /// PKCS#8 PEM encoding of the secret key.
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
-        self.key
-            .to_pkcs8_pem(Default::default())
-            .map(|s| s.to_string())
-            .map_err(|e| KeyError::Pem(e.to_string()))
+        self.key.to_pkcs8_pem(Default::default()).map(|s| s.to_string()).map_err(|e| KeyError::Pem(e.to_string()))
     }
 
     /// A secret derived from the key for `context` (BLAKE3 key derivation):

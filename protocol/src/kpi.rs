@@ -496,10 +496,9 @@ impl Kpi {
             Kpi::Satisfaction => ratio(f.get(C::CitizenSatisfied) + f.get(C::CitizenBasicallySatisfied), f.get(C::CitizenRated)),
             Kpi::SatisfactionStrict => ratio(f.get(C::CitizenSatisfied), f.get(C::CitizenRated)),
             Kpi::ResultSatisfaction => ratio(f.get(C::ResultSatisfied), f.get(C::ResultRated)),
-            Kpi::StaffSatisfaction => ratio(
-                f.get(C::Satisfied) + f.get(C::BasicallySatisfied) - f.get(C::CitizenSatisfied) - f.get(C::CitizenBasicallySatisfied),
-                f.get(C::Rated) - f.get(C::CitizenRated),
-            ),
+            Kpi::StaffSatisfaction => {
+                ratio(f.get(C::Satisfied) + f.get(C::BasicallySatisfied) - f.get(C::CitizenSatisfied) - f.get(C::CitizenBasicallySatisfied), f.get(C::Rated) - f.get(C::CitizenRated))
+            }
             Kpi::CitizenRatedShare => ratio(f.get(C::CitizenRated), f.get(C::Rated)),
             Kpi::ResolutionRate => ratio(f.get(C::Resolved), f.get(C::Resolved) + f.open_overdue),
             Kpi::LocalResolution => ratio(f.get(C::ResolvedLocally), f.get(C::Resolved)),
@@ -560,7 +559,6 @@ pub fn period_of(month: u32) -> String {
 }
 
 impl MonthlyReport {
-
     pub fn figures(&self) -> Counts {
         let mut c = [0; COUNTERS];
         for (i, v) in &self.counts {
@@ -683,7 +681,10 @@ pub fn markdown() -> String {
     let mut out = String::new();
     let pct = |t: Option<Target>| t.map(|t| format!("{} {}%", if t.at_least { "≥" } else { "≤" }, (t.value * 100.0).round())).unwrap_or_else(|| "—".into());
     let _ = writeln!(out, "# KPI definitions\n");
-    let _ = writeln!(out, "Generated from `protocol/src/kpi.rs` (`kpi::markdown`); `cargo test -p zongzhi-protocol` fails when this file is stale, and `ZONGZHI_UPDATE_DOCS=1 cargo test -p zongzhi-protocol kpi_doc` rewrites it.\n");
+    let _ = writeln!(
+        out,
+        "Generated from `protocol/src/kpi.rs` (`kpi::markdown`); `cargo test -p zongzhi-protocol` fails when this file is stale, and `ZONGZHI_UPDATE_DOCS=1 cargo test -p zongzhi-protocol kpi_doc` rewrites it.\n"
+    );
     let _ = writeln!(out, "Every report and statistics table names the definitions it follows: `{DEFINITIONS}`.\n");
     let _ = writeln!(out, "## KPIs\n");
     let _ = writeln!(out, "| code | 名称 | definition | target (city / county / township / village) |");

@@ -7,8 +7,8 @@
 //! All times are Unix milliseconds; calendar days are in China Standard Time
 //! (UTC+8, no daylight saving since 1991), so no time-zone database is read.
 
-use jiff::civil::{Date, DateTime, Weekday};
 use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Weekday};
 
 use crate::case::{Complexity, Urgency};
 use crate::codec::{Decode, Encode};
@@ -117,12 +117,7 @@ pub struct SupervisionGrades {
 
 impl Default for SupervisionGrades {
     fn default() -> Self {
-        SupervisionGrades {
-            normal_after_minutes: 0,
-            yellow_after_minutes: 24 * 60,
-            red_after_minutes: 3 * 24 * 60,
-            interview_after_minutes: 7 * 24 * 60,
-        }
+        SupervisionGrades { normal_after_minutes: 0, yellow_after_minutes: 24 * 60, red_after_minutes: 3 * 24 * 60, interview_after_minutes: 7 * 24 * 60 }
     }
 }
 
@@ -347,8 +342,7 @@ const MS_PER_MINUTE: u64 = 60_000;
 
 /// The calendar date in China of a Unix-ms instant.
 pub fn china_date(ms: u64) -> Result<Date, PolicyError> {
-    let ts = Timestamp::from_millisecond(i64::try_from(ms).map_err(|_| PolicyError::TimeRange)?)
-        .map_err(|_| PolicyError::TimeRange)?;
+    let ts = Timestamp::from_millisecond(i64::try_from(ms).map_err(|_| PolicyError::TimeRange)?).map_err(|_| PolicyError::TimeRange)?;
     Ok(CST.to_datetime(ts).date())
 }
 
@@ -432,9 +426,7 @@ impl Policy {
 
     /// The leaf category with `code` and its parent, retired or not.
     pub fn subcategory(&self, code: &str) -> Option<(&Category, &SubCategory)> {
-        self.categories
-            .iter()
-            .find_map(|c| c.children.iter().find(|s| s.code == code).map(|s| (c, s)))
+        self.categories.iter().find_map(|c| c.children.iter().find(|s| s.code == code).map(|s| (c, s)))
     }
 
     /// The calendar of `year`, if this policy has one.
@@ -974,11 +966,7 @@ impl CalendarDoc {
         {
             return Err(PolicyError::BadCalendar(format!("the file is the calendar of {y}, not {year}")));
         }
-        let mut holidays = self
-            .holidays
-            .iter()
-            .map(|h| Ok(Holiday { date: parse_date(&h.date)?, name: h.name.trim().to_string() }))
-            .collect::<Result<Vec<_>, PolicyError>>()?;
+        let mut holidays = self.holidays.iter().map(|h| Ok(Holiday { date: parse_date(&h.date)?, name: h.name.trim().to_string() })).collect::<Result<Vec<_>, PolicyError>>()?;
         let mut makeup_workdays = self.make_up_workdays.iter().map(|d| parse_date(d)).collect::<Result<Vec<_>, _>>()?;
         holidays.sort_by_key(|h| h.date);
         makeup_workdays.sort_unstable();
@@ -1014,51 +1002,15 @@ fn sub(code: &str, name: &str, window: &str) -> SubCategory {
 fn default_categories() -> Vec<Category> {
     let cat = |code: &str, name: &str, children: Vec<SubCategory>| Category { code: code.into(), name: name.into(), retired: false, children };
     vec![
-        cat("01", "婚姻家庭纠纷", vec![
-            sub("0101", "婚姻纠纷", "justice"),
-            sub("0102", "家庭纠纷", "justice"),
-            sub("0103", "赡养抚养纠纷", "civil_affairs"),
-            sub("0104", "继承纠纷", "justice"),
-        ]),
-        cat("02", "邻里纠纷", vec![
-            sub("0201", "相邻关系纠纷", "justice"),
-            sub("0202", "噪音扰民", "police"),
-            sub("0203", "宅基地纠纷", "natural_resources"),
-        ]),
-        cat("03", "土地山林纠纷", vec![
-            sub("0301", "土地承包经营纠纷", "natural_resources"),
-            sub("0302", "征地拆迁纠纷", "housing"),
-            sub("0303", "山林权属纠纷", "natural_resources"),
-        ]),
-        cat("04", "劳动争议", vec![
-            sub("0401", "拖欠工资", "human_resources"),
-            sub("0402", "工伤纠纷", "human_resources"),
-            sub("0403", "劳动合同纠纷", "human_resources"),
-        ]),
-        cat("05", "物业与住房", vec![
-            sub("0501", "物业服务纠纷", "housing"),
-            sub("0502", "房屋质量问题", "housing"),
-            sub("0503", "违法建筑", "housing"),
-        ]),
-        cat("06", "消费与合同", vec![
-            sub("0601", "消费维权", "market"),
-            sub("0602", "合同纠纷", "justice"),
-            sub("0603", "民间借贷纠纷", "justice"),
-        ]),
-        cat("07", "治安与安全隐患", vec![
-            sub("0701", "治安问题", "police"),
-            sub("0702", "安全隐患", "emergency"),
-            sub("0703", "矛盾激化风险", "police"),
-        ]),
-        cat("08", "环境与公共服务", vec![
-            sub("0801", "环境污染", "environment"),
-            sub("0802", "市政设施", "housing"),
-            sub("0803", "医疗卫生", "health"),
-        ]),
-        cat("09", "信访与其他", vec![
-            sub("0901", "信访事项", "petitions"),
-            sub("0999", "其他", "petitions"),
-        ]),
+        cat("01", "婚姻家庭纠纷", vec![sub("0101", "婚姻纠纷", "justice"), sub("0102", "家庭纠纷", "justice"), sub("0103", "赡养抚养纠纷", "civil_affairs"), sub("0104", "继承纠纷", "justice")]),
+        cat("02", "邻里纠纷", vec![sub("0201", "相邻关系纠纷", "justice"), sub("0202", "噪音扰民", "police"), sub("0203", "宅基地纠纷", "natural_resources")]),
+        cat("03", "土地山林纠纷", vec![sub("0301", "土地承包经营纠纷", "natural_resources"), sub("0302", "征地拆迁纠纷", "housing"), sub("0303", "山林权属纠纷", "natural_resources")]),
+        cat("04", "劳动争议", vec![sub("0401", "拖欠工资", "human_resources"), sub("0402", "工伤纠纷", "human_resources"), sub("0403", "劳动合同纠纷", "human_resources")]),
+        cat("05", "物业与住房", vec![sub("0501", "物业服务纠纷", "housing"), sub("0502", "房屋质量问题", "housing"), sub("0503", "违法建筑", "housing")]),
+        cat("06", "消费与合同", vec![sub("0601", "消费维权", "market"), sub("0602", "合同纠纷", "justice"), sub("0603", "民间借贷纠纷", "justice")]),
+        cat("07", "治安与安全隐患", vec![sub("0701", "治安问题", "police"), sub("0702", "安全隐患", "emergency"), sub("0703", "矛盾激化风险", "police")]),
+        cat("08", "环境与公共服务", vec![sub("0801", "环境污染", "environment"), sub("0802", "市政设施", "housing"), sub("0803", "医疗卫生", "health")]),
+        cat("09", "信访与其他", vec![sub("0901", "信访事项", "petitions"), sub("0999", "其他", "petitions")]),
     ]
 }
 

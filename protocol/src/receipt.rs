@@ -109,12 +109,7 @@ impl Receipt {
         for m in trust.members().filter(|m| m.cert.division == division) {
             any = true;
             if m.cert.key.verify(&msg, &self.signature).is_ok() {
-                return Ok(Verified {
-                    division,
-                    center: m.cert.name.clone(),
-                    signer: m.cert.key,
-                    signer_revoked: trust.revocation(&m.cert.key).is_some(),
-                });
+                return Ok(Verified { division, center: m.cert.name.clone(), signer: m.cert.key, signer_revoked: trust.revocation(&m.cert.key).is_some() });
             }
         }
         Err(if any { ReceiptError::BadSignature(division) } else { ReceiptError::UnknownCenter(division) })

@@ -20,8 +20,8 @@ use crate::codec::{self, CodecError, Decode, Encode};
 use crate::format;
 use crate::hlc::Hlc;
 use crate::identity::{KeyError, NodeId, NodeKey};
-use crate::report::MonthlyReport;
 use crate::policy::Policy;
+use crate::report::MonthlyReport;
 
 pub use crate::id::RecordId;
 
@@ -311,17 +311,7 @@ impl Record {
         // signature, so its bytes end 64 bytes before the end.
         let end = bytes.len() - 64;
         let start = end - env.payload.len();
-        Ok(Record {
-            id: RecordId::of(&bytes),
-            format: env.version,
-            kind: env.kind,
-            author: env.author,
-            header,
-            body,
-            bytes,
-            signature: env.signature,
-            payload_range: (start, end),
-        })
+        Ok(Record { id: RecordId::of(&bytes), format: env.version, kind: env.kind, author: env.author, header, body, bytes, signature: env.signature, payload_range: (start, end) })
     }
 
     /// Decodes untrusted bytes and checks the signature strictly.
@@ -477,8 +467,7 @@ pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
         return results;
     }
     // 8·( −(Σ z·s)·B + Σ z·R + Σ_authors (Σ z·h)·A ) = 0
-    let (a_scalars, a_points): (Vec<Scalar>, Vec<EdwardsPoint>) =
-        authors.iter().filter_map(|(_, k)| k.as_ref().ok()).map(|(p, zh)| (*zh, *p)).unzip();
+    let (a_scalars, a_points): (Vec<Scalar>, Vec<EdwardsPoint>) = authors.iter().filter_map(|(_, k)| k.as_ref().ok()).map(|(p, zh)| (*zh, *p)).unzip();
     let scalars = std::iter::once(-s_sum).chain(r_scalars).chain(a_scalars);
     let points = std::iter::once(ED25519_BASEPOINT_POINT).chain(r_points).chain(a_points);
     let ok = EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity();
@@ -489,7 +478,6 @@ pub fn verify_batch(records: &[&Record]) -> Vec<Result<(), KeyError>> {
     }
     results
 }
-
 
 /// A record's signature as the terms of the batch equation: its R point,
 /// its s and the challenge h; `None` for what `verify_strict` refuses and a
@@ -510,16 +498,9 @@ fn signature_terms(r: &Record) -> Option<(curve25519_dalek::edwards::EdwardsPoin
     // again, which costs a field inversion per record.
     let big_r = Some(r_bytes).filter(is_canonical_y).and_then(|b| CompressedEdwardsY(b).decompress()).filter(|p| !p.is_small_order())?;
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
-    let h = Scalar::from_hash(
-        Sha512::new()
-            .chain_update(r_bytes)
-            .chain_update(r.author.as_bytes())
-            .chain_update(crate::format::signed_prefix(r.format, r.kind, &r.author))
-            .chain_update(r.payload()),
-    );
+    let h = Scalar::from_hash(Sha512::new().chain_update(r_bytes).chain_update(r.author.as_bytes()).chain_update(crate::format::signed_prefix(r.format, r.kind, &r.author)).chain_update(r.payload()));
     Some((big_r, s, h))
 }
-
 
 impl NodeCert {
     /// Extracts and checks the self-consistency of a cert record (signature,
@@ -530,11 +511,7 @@ impl NodeCert {
         };
         record.verify()?;
         if cert.level != cert.division.level() {
-            return Err(CertError::LevelMismatch {
-                division: cert.division,
-                stated: cert.level,
-                actual: cert.division.level(),
-            });
+            return Err(CertError::LevelMismatch { division: cert.division, stated: cert.level, actual: cert.division.level() });
         }
         if record.author != cert.issuer {
             return Err(CertError::IssuerMismatch { author: record.author.to_string(), issuer: cert.issuer.to_string() });
@@ -545,7 +522,6 @@ impl NodeCert {
         }
         Ok(cert)
     }
-
 }
 
 #[cfg(test)]

@@ -21,4 +21,3 @@ pub struct MonthlyReport {
     pub supersedes: Option<crate::RecordId>,
     pub reason: String,
 }
-

@@ -234,7 +234,6 @@ fn default_feedback_method() -> String {
     "phone".into()
 }
 
-
 /// Most characters in a free-text field of a step (a note, reason, reply,
 /// comment or requirements): a page of text; anything longer is a mistake
 /// or an attack on every node the record replicates to.
@@ -317,7 +316,9 @@ impl ActionRequest {
             ActionRequest::Escalate { reason } | ActionRequest::Return { reason } | ActionRequest::Reopen { reason } | ActionRequest::RequestExtension { reason, .. } => vec![("reason", reason, NOTE)],
             ActionRequest::Reroute { window, reason, .. } => vec![("window", window.as_deref().unwrap_or_default(), SHORT), ("reason", reason, NOTE)],
             ActionRequest::AddHelpers { windows, .. } => windows.iter().map(|w| ("windows", w.as_str(), SHORT)).collect(),
-            ActionRequest::Progress { note, .. } | ActionRequest::ApproveExtension { note } | ActionRequest::RefuseExtension { note } | ActionRequest::Supervise { note, .. } => vec![("note", note, NOTE)],
+            ActionRequest::Progress { note, .. } | ActionRequest::ApproveExtension { note } | ActionRequest::RefuseExtension { note } | ActionRequest::Supervise { note, .. } => {
+                vec![("note", note, NOTE)]
+            }
             ActionRequest::Resolve { public_reply, internal_note } => vec![("public_reply", public_reply, NOTE), ("internal_note", internal_note, NOTE)],
             ActionRequest::Feedback { method, note, .. } => vec![("method", method, SHORT), ("note", note, NOTE)],
             ActionRequest::Rate { comment, .. } => vec![("comment", comment, NOTE)],
@@ -442,9 +443,7 @@ impl ActionRequest {
                 };
                 Action::Reroute { target, reason }
             }
-            ActionRequest::AddHelpers { windows, units } => Action::AddHelpers {
-                helpers: windows.into_iter().map(RouteTarget::Window).chain(units.into_iter().map(RouteTarget::Unit)).collect(),
-            },
+            ActionRequest::AddHelpers { windows, units } => Action::AddHelpers { helpers: windows.into_iter().map(RouteTarget::Window).chain(units.into_iter().map(RouteTarget::Unit)).collect() },
             ActionRequest::Progress { note, public } => Action::Progress { note, public },
             ActionRequest::RequestExtension { working_days, reason } => Action::RequestExtension { working_days, reason },
             ActionRequest::ApproveExtension { note } => Action::DecideExtension { approve: true, note },
@@ -510,9 +509,7 @@ impl ActionRequest {
                 signed_ms: parse_day("signed_on", &signed_on, false)?,
             },
             ActionRequest::ReferConfirmation { court, note } => Action::ReferConfirmation { court, note },
-            ActionRequest::RecordConfirmation { confirmed, ruling, ruled_on, note } => {
-                Action::RecordConfirmation { confirmed, ruling, ruled_ms: parse_day("ruled_on", &ruled_on, false)?, note }
-            }
+            ActionRequest::RecordConfirmation { confirmed, ruling, ruled_on, note } => Action::RecordConfirmation { confirmed, ruling, ruled_ms: parse_day("ruled_on", &ruled_on, false)?, note },
             ActionRequest::ReturnVisit { fulfilment, method, note } => Action::ReturnVisit { fulfilment, method, note },
             other => return Err(StepError(format!("{other:?} is not a step of format 4"))),
         })

@@ -204,22 +204,14 @@ impl Trust {
     /// The current key of a division: not revoked, the latest its issuer
     /// certified if (wrongly) more than one is valid.
     pub fn key_of(&self, division: DivisionCode) -> Option<NodeId> {
-        self.members
-            .values()
-            .filter(|m| m.cert.division == division && !self.revoked.contains_key(&m.cert.key))
-            .max_by_key(|m| (m.cert.not_before_ms, m.seq))
-            .map(|m| m.cert.key)
+        self.members.values().filter(|m| m.cert.division == division && !self.revoked.contains_key(&m.cert.key)).max_by_key(|m| (m.cert.not_before_ms, m.seq)).map(|m| m.cert.key)
     }
 
     /// The keys that held a division before its current one (revoked),
     /// with their cut-offs: a re-keyed center's predecessors.
     pub fn predecessors(&self, division: DivisionCode) -> Vec<(NodeId, u64)> {
-        let mut out: Vec<(NodeId, u64)> = self
-            .members
-            .values()
-            .filter(|m| m.cert.division == division)
-            .filter_map(|m| self.revoked.get(&m.cert.key).map(|(r, _)| (m.cert.key, r.cutoff_seq)))
-            .collect();
+        let mut out: Vec<(NodeId, u64)> =
+            self.members.values().filter(|m| m.cert.division == division).filter_map(|m| self.revoked.get(&m.cert.key).map(|(r, _)| (m.cert.key, r.cutoff_seq))).collect();
         out.sort();
         out
     }
@@ -269,16 +261,7 @@ mod tests {
 
     fn cert(issuer: &NodeKey, seq: u64, key: NodeId, division: &str) -> Record {
         let division: DivisionCode = division.parse().unwrap();
-        let body = Body::NodeCert(NodeCert {
-            key,
-            division,
-            level: division.level(),
-            name: "中心".into(),
-            issuer: issuer.id(),
-            not_before_ms: 0,
-            not_after_ms: 1_000,
-            serial: seq,
-        });
+        let body = Body::NodeCert(NodeCert { key, division, level: division.level(), name: "中心".into(), issuer: issuer.id(), not_before_ms: 0, not_after_ms: 1_000, serial: seq });
         let prev = if seq == 1 { None } else { Some(RecordId([seq as u8; 32])) };
         Record::sign(issuer, Header { seq, prev, hlc: Hlc::default() }, body)
     }
@@ -396,16 +379,7 @@ mod tests {
 
     fn cert_record(issuer: &NodeKey, seq: u64, prev: Option<crate::record::RecordId>, key: NodeId, division: &str) -> Record {
         let division: DivisionCode = division.parse().unwrap();
-        let cert = NodeCert {
-            key,
-            division,
-            level: division.level(),
-            name: "测试中心".into(),
-            issuer: issuer.id(),
-            not_before_ms: 0,
-            not_after_ms: 10_000,
-            serial: seq,
-        };
+        let cert = NodeCert { key, division, level: division.level(), name: "测试中心".into(), issuer: issuer.id(), not_before_ms: 0, not_after_ms: 10_000, serial: seq };
         Record::sign(issuer, Header { seq, prev, hlc: Hlc { wall_ms: 1, counter: 0 } }, Body::NodeCert(cert))
     }
 

@@ -10,10 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use crate::case::{
-    rating_token_hash, Action, BlobHash, CaseEvent, Filing, Fulfilment, Mediator, Rating, RatingInvite, RouteTarget, SuperviseGrade, Urgency,
-    WithdrawalConfirmation,
-};
+use crate::case::{Action, BlobHash, CaseEvent, Filing, Fulfilment, Mediator, Rating, RatingInvite, RouteTarget, SuperviseGrade, Urgency, WithdrawalConfirmation, rating_token_hash};
 use crate::division::{DivisionCode, Level};
 use crate::hlc::Hlc;
 use crate::identity::NodeId;
@@ -126,9 +123,7 @@ impl Status {
 }
 
 /// The clocks a case runs on.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, crate::codec::Encode, crate::codec::Decode,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, crate::codec::Encode, crate::codec::Decode)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineKind {
     Registration,
@@ -348,17 +343,7 @@ pub struct TimelineEntry {
 
 impl TimelineEntry {
     fn of(e: &EventRef<'_>, outcome: Result<(), Rejection>) -> TimelineEntry {
-        TimelineEntry {
-            overruled_by: None,
-            window: None,
-            id: e.id,
-            author: e.author,
-            hlc: e.hlc,
-            unit: e.event.unit,
-            operator: e.event.operator.clone(),
-            action: e.event.action.clone(),
-            outcome,
-        }
+        TimelineEntry { overruled_by: None, window: None, id: e.id, author: e.author, hlc: e.hlc, unit: e.event.unit, operator: e.event.operator.clone(), action: e.event.action.clone(), outcome }
     }
 }
 
@@ -701,9 +686,7 @@ pub struct EventRef<'a> {
 impl<'a> EventRef<'a> {
     pub fn from_record(record: &'a Record) -> Option<EventRef<'a>> {
         match &record.body {
-            Body::CaseEvent(event) => {
-                Some(EventRef { id: record.id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, format: record.format, event })
-            }
+            Body::CaseEvent(event) => Some(EventRef { id: record.id, author: record.author, seq: record.header.seq, hlc: record.header.hlc, format: record.format, event }),
             _ => None,
         }
     }
@@ -778,12 +761,7 @@ pub fn causal_order<'a>(events: &[EventRef<'a>]) -> Result<Vec<EventRef<'a>>, Fo
             children[pi].push(i);
         }
     }
-    let mut ready: BinaryHeap<Reverse<(Hlc, RecordId, usize)>> = events
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| waiting[*i] == 0)
-        .map(|(i, e)| Reverse((e.hlc, e.id, i)))
-        .collect();
+    let mut ready: BinaryHeap<Reverse<(Hlc, RecordId, usize)>> = events.iter().enumerate().filter(|(i, _)| waiting[*i] == 0).map(|(i, e)| Reverse((e.hlc, e.id, i))).collect();
     let mut out = Vec::with_capacity(events.len());
     while let Some(Reverse((_, _, i))) = ready.pop() {
         out.push(events[i]);
@@ -917,11 +895,7 @@ impl CaseState {
             self.policy_missing = Some(e.event.policy);
         }
         let policy = rules.policy;
-        let outcome = if revoked.is_void(&e) {
-            Err(void_rejection(&e))
-        } else {
-            self.check(policy, &e).and_then(|()| self.check_merge(revoked, &e))
-        };
+        let outcome = if revoked.is_void(&e) { Err(void_rejection(&e)) } else { self.check(policy, &e).and_then(|()| self.check_merge(revoked, &e)) };
         let window = self.window_of(&e);
         if outcome.is_ok() {
             self.effect(policy, &e);
@@ -970,10 +944,9 @@ impl CaseState {
     fn check_merge(&self, ctx: &impl FoldContext, e: &EventRef<'_>) -> Result<(), Rejection> {
         let Action::Merge { into } = &e.event.action else { return Ok(()) };
         match ctx.merge_of(into) {
-            Some(first) if first < (e.hlc, e.id) => reject(
-                "merge-target-merged",
-                format!("the target case was merged into another case first ({}); merge into that case instead", first.1.fmt_short()),
-            ),
+            Some(first) if first < (e.hlc, e.id) => {
+                reject("merge-target-merged", format!("the target case was merged into another case first ({}); merge into that case instead", first.1.fmt_short()))
+            }
             _ => Ok(()),
         }
     }
@@ -1000,24 +973,13 @@ impl CaseState {
         if st.is_final() {
             return reject("case-is-closed", format!("the case is {} and takes no further steps", st.zh()));
         }
-        let need_owner = |what: &str| -> Result<(), Rejection> {
-            if owner {
-                Ok(())
-            } else {
-                reject("only-owner", format!("only the owning unit {} may {what}", self.owner))
-            }
-        };
+        let need_owner = |what: &str| -> Result<(), Rejection> { if owner { Ok(()) } else { reject("only-owner", format!("only the owning unit {} may {what}", self.owner)) } };
         // After resolution the case is back with the center the complainant
         // came to: it alone gives feedback, records the rating, re-opens and
         // archives, so no two centers take these steps at once (and the
         // handling unit does not rate its own work).
-        let need_intake = |what: &str| -> Result<(), Rejection> {
-            if unit == self.filed_by {
-                Ok(())
-            } else {
-                reject("only-filing-center", format!("only the filing center {} may {what}", self.filed_by))
-            }
-        };
+        let need_intake =
+            |what: &str| -> Result<(), Rejection> { if unit == self.filed_by { Ok(()) } else { reject("only-filing-center", format!("only the filing center {} may {what}", self.filed_by)) } };
         let need_status = |allowed: &[Status], what: &str| -> Result<(), Rejection> {
             if allowed.contains(&st) {
                 Ok(())
@@ -1104,10 +1066,7 @@ impl CaseState {
                     return reject("one-extension-at-a-time", "an extension request is already pending");
                 }
                 if *working_days == 0 || *working_days > policy.deadlines.max_extension_working_days {
-                    return reject(
-                        "extension-length",
-                        format!("an extension is 1 to {} working days", policy.deadlines.max_extension_working_days),
-                    );
+                    return reject("extension-length", format!("an extension is 1 to {} working days", policy.deadlines.max_extension_working_days));
                 }
                 Ok(())
             }
@@ -1503,19 +1462,14 @@ impl CaseState {
             }
             Action::Progress { .. } => self.meet(DeadlineKind::OnSite, now),
             Action::RequestExtension { working_days, reason } => {
-                self.extension = Some(ExtensionRequest {
-                    working_days: *working_days,
-                    reason: reason.clone(),
-                    unit,
-                    operator: e.event.operator.clone(),
-                    requested_ms: now,
-                });
+                self.extension = Some(ExtensionRequest { working_days: *working_days, reason: reason.clone(), unit, operator: e.event.operator.clone(), requested_ms: now });
             }
             Action::DecideExtension { approve, .. } => {
                 if let Some(req) = self.extension.take()
-                    && *approve {
-                        self.extend(policy, req.working_days);
-                    }
+                    && *approve
+                {
+                    self.extend(policy, req.working_days);
+                }
             }
             Action::Supervise { grade, .. } => {
                 self.supervisions += 1;
@@ -1654,15 +1608,9 @@ impl CaseState {
                     }
                 }
             }
-            Action::MediationSession { held_ms, mediators, attendees, notes } => self.mediation.sessions.push(Session {
-                id: e.id,
-                unit,
-                at_ms: now,
-                held_ms: *held_ms,
-                mediators: mediators.clone(),
-                attendees: attendees.clone(),
-                notes: notes.clone(),
-            }),
+            Action::MediationSession { held_ms, mediators, attendees, notes } => {
+                self.mediation.sessions.push(Session { id: e.id, unit, at_ms: now, held_ms: *held_ms, mediators: mediators.clone(), attendees: attendees.clone(), notes: notes.clone() })
+            }
             Action::MediationAgreement { document, signatures, mediators, signed_ms } => {
                 // An agreement the court refused to confirm gives way to the
                 // new one: its 回访 clock stops.
@@ -1770,9 +1718,9 @@ impl CaseState {
     /// clock already past due keeps running (a 中止 never hides lateness).
     fn pause_clocks(&mut self, policy: &Policy, now: u64) {
         let owner = self.owner;
-        for d in self.deadlines.iter_mut().filter(|d| {
-            d.is_running() && d.unit == owner && matches!(d.kind, DeadlineKind::Routing | DeadlineKind::Resolution | DeadlineKind::Rehandle) && !d.is_overdue(now)
-        }) {
+        for d in
+            self.deadlines.iter_mut().filter(|d| d.is_running() && d.unit == owner && matches!(d.kind, DeadlineKind::Routing | DeadlineKind::Resolution | DeadlineKind::Rehandle) && !d.is_overdue(now))
+        {
             let left = match (d.kind, d.due_ms) {
                 (_, None) => None,
                 (DeadlineKind::Routing, Some(due)) => Some(Left::Ms(due.saturating_sub(now))),
@@ -1859,17 +1807,7 @@ impl CaseState {
             }
             None => None,
         };
-        self.notices.push(Notice {
-            id: e.id,
-            grade,
-            by: e.event.unit,
-            to,
-            at_ms: now,
-            reply_due_ms: due,
-            replied_ms: None,
-            measures: None,
-            superseded_by: None,
-        });
+        self.notices.push(Notice { id: e.id, grade, by: e.event.unit, to, at_ms: now, reply_due_ms: due, replied_ms: None, measures: None, superseded_by: None });
     }
 
     fn rate(&mut self, e: &EventRef<'_>, by: RatedBy, rating: Rating, result_rating: Option<Rating>) {
@@ -1878,16 +1816,7 @@ impl CaseState {
         self.rating = Some(rating);
         self.rated_ms = Some(now);
         self.invite = None;
-        self.ratings.push(RatingEntry {
-            event: e.id,
-            at_ms: now,
-            unit: self.resolved_by.unwrap_or(self.owner),
-            by,
-            rating,
-            result_rating,
-            appeal: None,
-            appeal_reason: None,
-        });
+        self.ratings.push(RatingEntry { event: e.id, at_ms: now, unit: self.resolved_by.unwrap_or(self.owner), by, rating, result_rating, appeal: None, appeal_reason: None });
     }
 
     /// Ownership moves to `to` (escalation, dispatch, re-route to a unit).
@@ -1958,11 +1887,7 @@ impl CaseState {
     }
 
     fn set_handling_due(&mut self, due: u64) {
-        for d in self
-            .deadlines
-            .iter_mut()
-            .filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && d.is_running())
-        {
+        for d in self.deadlines.iter_mut().filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && d.is_running()) {
             d.due_ms = Some(due);
             d.waiting_year = None;
             d.error = None;
@@ -1970,11 +1895,7 @@ impl CaseState {
     }
 
     fn extend(&mut self, policy: &Policy, days: u32) {
-        for d in self
-            .deadlines
-            .iter_mut()
-            .filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && d.is_running())
-        {
+        for d in self.deadlines.iter_mut().filter(|d| matches!(d.kind, DeadlineKind::Resolution | DeadlineKind::Rehandle) && d.is_running()) {
             d.extended_working_days += days;
             let Some(due) = d.due_ms else { continue };
             match policy.add_working_days(due, days) {
@@ -2096,14 +2017,9 @@ pub fn validate_filing(policy: &Policy, f: &Filing) -> Result<(), Rejection> {
         && (date.year() as i32) < *first
     {
         let y = date.year();
-        return reject(
-            "no-calendar-for-year",
-            format!("received_at lies in {y}, before the earliest working-day calendar the policy holds ({first}): the city must load the {y} calendar first"),
-        );
+        return reject("no-calendar-for-year", format!("received_at lies in {y}, before the earliest working-day calendar the policy holds ({first}): the city must load the {y} calendar first"));
     }
-    if f.place.lat_e6.is_some_and(|v| !(-90_000_000..=90_000_000).contains(&v))
-        || f.place.lon_e6.is_some_and(|v| !(-180_000_000..=180_000_000).contains(&v))
-    {
+    if f.place.lat_e6.is_some_and(|v| !(-90_000_000..=90_000_000).contains(&v)) || f.place.lon_e6.is_some_and(|v| !(-180_000_000..=180_000_000).contains(&v)) {
         return reject("place-coordinates", "latitude or longitude out of range");
     }
     Ok(())

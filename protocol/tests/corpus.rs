@@ -20,12 +20,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::codec;
 use zongzhi_protocol::kpi::Actor;
 use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::trust::Trust;
-use zongzhi_protocol::workflow::{fold, CaseState, EventRef, Left};
+use zongzhi_protocol::workflow::{CaseState, EventRef, Left, fold};
 use zongzhi_protocol::{Body, Record, RecordId};
 
 fn corpus(dir: &str) -> PathBuf {
@@ -165,7 +165,7 @@ fn holds(old: &Value, new: &Value, path: &str) -> Result<(), String> {
     match (old, new) {
         (Value::Object(o), Value::Object(n)) => {
             for (k, v) in o {
-                let Some(nv) = n.get(k) else { return Err(format!("{path}/{k}: missing") ) };
+                let Some(nv) = n.get(k) else { return Err(format!("{path}/{k}: missing")) };
                 holds(v, nv, &format!("{path}/{k}"))?;
             }
             Ok(())
@@ -239,9 +239,8 @@ fn format_3_as_release_0_1_0_signed_and_folded_it() {
 fn format_4_steps() -> usize {
     use zongzhi_protocol::codec::CodecError;
     use zongzhi_protocol::format::v4;
-    (0u32..1000)
-        .find(|i| matches!(codec::decode::<v4::Action>(&codec::encode(i), 64), Err(CodecError::Malformed(m)) if m.contains("UnexpectedVariant")))
-        .expect("an index past the last variant") as usize
+    (0u32..1000).find(|i| matches!(codec::decode::<v4::Action>(&codec::encode(i), 64), Err(CodecError::Malformed(m)) if m.contains("UnexpectedVariant"))).expect("an index past the last variant")
+        as usize
 }
 
 #[test]
@@ -301,11 +300,7 @@ pub fn future_records() -> Vec<Record> {
     unknown_kind.extend_from_slice(b"a kind of record added later");
     let mut policy = codec::encode(&header(102));
     policy.extend_from_slice(&[7; 40]);
-    vec![
-        Record::sign_raw(&village, 5, 1, event).unwrap(),
-        Record::sign_raw(&village, 5, 9, unknown_kind).unwrap(),
-        Record::sign_raw(&village, 6, 4, policy).unwrap(),
-    ]
+    vec![Record::sign_raw(&village, 5, 1, event).unwrap(), Record::sign_raw(&village, 5, 9, unknown_kind).unwrap(), Record::sign_raw(&village, 6, 4, policy).unwrap()]
 }
 
 #[test]

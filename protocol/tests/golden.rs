@@ -157,11 +157,7 @@ fn a_non_minimal_payload_length_is_refused() {
     .collect();
     for prefix in wider {
         let bytes = [&r.bytes()[..at], &prefix[..], &r.bytes()[at + canonical.len()..]].concat();
-        assert_eq!(
-            Record::decode(&bytes).err(),
-            Some(RecordError::Codec(zongzhi_protocol::codec::CodecError::NotCanonical)),
-            "prefix {prefix:02x?}"
-        );
+        assert_eq!(Record::decode(&bytes).err(), Some(RecordError::Codec(zongzhi_protocol::codec::CodecError::NotCanonical)), "prefix {prefix:02x?}");
         assert!(Record::decode_unverified(&bytes).is_err());
     }
     assert_eq!(Record::decode(r.bytes()).unwrap(), r);
@@ -192,9 +188,9 @@ fn spoil(r: &Record, how: u8) -> Option<Record> {
     let mut b = r.bytes().to_vec();
     let n = b.len();
     match how {
-        0 => b[n - 70] ^= 0x01,      // the signed payload
-        1 => b[n - 64] ^= 0x01,      // R
-        2 => b[n - 5] ^= 0x20,       // s
+        0 => b[n - 70] ^= 0x01, // the signed payload
+        1 => b[n - 64] ^= 0x01, // R
+        2 => b[n - 5] ^= 0x20,  // s
         3 => {
             // R = the identity point (small order).
             b[n - 64..n - 32].copy_from_slice(&[0; 32]);
@@ -207,10 +203,7 @@ fn spoil(r: &Record, how: u8) -> Option<Record> {
         }
         _ => {
             // s + l: the same value mod l, not canonical.
-            const L: [u8; 32] = [
-                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                0, 0, 0, 0, 0, 0, 0x10,
-            ];
+            const L: [u8; 32] = [0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
             let mut carry = 0u16;
             for i in 0..32 {
                 let v = b[n - 32 + i] as u16 + L[i] as u16 + carry;
@@ -236,8 +229,7 @@ fn non_canonical_r() -> [u8; 32] {
         .find(|b| {
             let mut canonical = [0u8; 32];
             canonical[0] = b[0] - 0xED;
-            CompressedEdwardsY(canonical).decompress().is_some_and(|p| !p.is_small_order())
-                && CompressedEdwardsY(*b).decompress().is_some()
+            CompressedEdwardsY(canonical).decompress().is_some_and(|p| !p.is_small_order()) && CompressedEdwardsY(*b).decompress().is_some()
         })
         .expect("some small y is on the curve")
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 use zongzhi_node::summary::CaseSummary;
-use zongzhi_protocol::sync::scope;
 use zongzhi_protocol::RecordId;
+use zongzhi_protocol::sync::scope;
 
 use crate::world::World;
 
@@ -82,13 +82,7 @@ pub fn reindex_diff(shared: &zongzhi_node::context::Context) -> anyhow::Result<O
         }
         shown
     };
-    Ok(Some(format!(
-        "  {} entries as written, {} after reindex\n  only as written:\n{}\n  only after reindex:\n{}",
-        before.len(),
-        after.len(),
-        only(&before, &after),
-        only(&after, &before)
-    )))
+    Ok(Some(format!("  {} entries as written, {} after reindex\n  only as written:\n{}\n  only after reindex:\n{}", before.len(), after.len(), only(&before, &after), only(&after, &before))))
 }
 
 /// Each step that moves a case on has one authority at a time (the owner;
@@ -107,13 +101,7 @@ pub fn honest_nodes_never_overrule_each_other(world: &World) -> anyhow::Result<u
                 continue;
             }
             let w = state.timeline.iter().find(|x| x.id == winner).map(|x| format!("{}@{}", x.action.as_str(), x.unit)).unwrap_or_default();
-            bail!(
-                "case {}: {}@{} was overruled (被覆盖) by {w}: two authorities took exclusive steps at once\n  {}",
-                state.filing.number,
-                t.action.as_str(),
-                t.unit,
-                timeline(world, 0, &id)
-            );
+            bail!("case {}: {}@{} was overruled (被覆盖) by {w}: two authorities took exclusive steps at once\n  {}", state.filing.number, t.action.as_str(), t.unit, timeline(world, 0, &id));
         }
     }
     Ok(compatible)
@@ -312,10 +300,7 @@ pub fn alarms_only_for_the_equivocation(world: &World) -> anyhow::Result<()> {
             Some((at, key, seq)) if at == i => vec![("equivocation".to_string(), key.to_string(), seq)],
             _ => vec![],
         };
-        let integrity: Vec<&zongzhi_node::ledger::Alarm> = alarms
-            .iter()
-            .filter(|a| !(a.kind == "revoked_records" && revoked.as_ref().is_some_and(|(k, c)| a.author == *k && a.seq == *c)))
-            .collect();
+        let integrity: Vec<&zongzhi_node::ledger::Alarm> = alarms.iter().filter(|a| !(a.kind == "revoked_records" && revoked.as_ref().is_some_and(|(k, c)| a.author == *k && a.seq == *c))).collect();
         let got: Vec<(String, String, u64)> = integrity.iter().map(|a| (a.kind.clone(), a.author.clone(), a.seq)).collect();
         if got != expected {
             let who = |author: &str| world.nodes.iter().find(|n| n.id.to_string() == author).map_or_else(|| author.to_string(), |n| n.division.to_string());
@@ -364,18 +349,18 @@ fn timeline(world: &World, n: usize, case: &RecordId) -> String {
         let refolded = zongzhi_node::summary::CaseSummary::of(&state);
         Ok(format!("[refolded: supervision {:?}, status {:?}] ", refolded.supervision, refolded.status)
             + &state
-            .timeline
-            .iter()
-            .map(|e| {
-                let action = format!("{:?}", e.action);
-                let name: String = action.chars().take_while(|c| c.is_alphanumeric()).collect();
-                match &e.outcome {
-                    Ok(()) => format!("{name}@{}", e.unit),
-                    Err(r) => format!("{name}@{} REJECTED({})", e.unit, r.rule),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" → "))
+                .timeline
+                .iter()
+                .map(|e| {
+                    let action = format!("{:?}", e.action);
+                    let name: String = action.chars().take_while(|c| c.is_alphanumeric()).collect();
+                    match &e.outcome {
+                        Ok(()) => format!("{name}@{}", e.unit),
+                        Err(r) => format!("{name}@{} REJECTED({})", e.unit, r.rule),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" → "))
     };
     show().unwrap_or_else(|e| format!("(fold failed: {e})"))
 }

@@ -11,10 +11,10 @@
 //! bring the village the case with the 督办, nothing left waiting (the
 //! situation a new operator found a 督办 stuck in, see ARCHITECTURE.md).
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use zongzhi_node::ledger::{Op, Outcome};
-use zongzhi_protocol::cert::Revocation;
 use zongzhi_protocol::case::SuperviseGrade;
+use zongzhi_protocol::cert::Revocation;
 use zongzhi_protocol::{Action, Body, Header, Level, NodeId, Record};
 
 use crate::rng::Rng;
@@ -143,7 +143,9 @@ pub fn at_tick(world: &mut World, rng: &mut Rng, tick: u32) -> anyhow::Result<()
             world.happened.acked_at_backup = world.nodes[t].acked.len();
             world.happened.equivocation_before_backup = world.happened.equivocation.is_some();
         }
-        if tick == restore && let Some(at_backup) = world.happened.backed_up {
+        if tick == restore
+            && let Some(at_backup) = world.happened.backed_up
+        {
             restore_township(world, t, at_backup, rng)?;
         }
     }

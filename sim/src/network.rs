@@ -14,15 +14,15 @@
 
 use std::collections::VecDeque;
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use zongzhi_node::ledger::{Op, Outcome};
-use zongzhi_node::replication::link::{self, Action, Build, Built, Incoming, Link, Setup, Side, Stream};
 use zongzhi_node::replication;
+use zongzhi_node::replication::link::{self, Action, Build, Built, Incoming, Link, Setup, Side, Stream};
 use zongzhi_protocol::sync::Frame;
 use zongzhi_protocol::{BlobHash, Body, Record};
 
 use crate::rng::Rng;
-use crate::world::{debug, World};
+use crate::world::{World, debug};
 
 /// Bytes on a wire toward one end: (the stream as the receiving end names
 /// it, the frame's length-prefixed encoding).

@@ -18,7 +18,7 @@
 //! finalization, and none by a node before its upgrade), and the laggard
 //! parked and reported it.
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use zongzhi_node::ledger::Op;
 use zongzhi_node::release::Capabilities;
 use zongzhi_protocol::{Body, DivisionCode, Level, Record};
@@ -224,8 +224,7 @@ pub fn check(world: &World) -> anyhow::Result<()> {
     // one), and none before its author's upgrade.
     let city = &world.city().shared().store;
     let skew = 20 * 60_000;
-    let upgraded_at: std::collections::HashMap<zongzhi_protocol::NodeId, u64> =
-        world.nodes.iter().enumerate().filter_map(|(i, n)| Some((n.id, world.upgraded.at_ms[i]?))).collect();
+    let upgraded_at: std::collections::HashMap<zongzhi_protocol::NodeId, u64> = world.nodes.iter().enumerate().filter_map(|(i, n)| Some((n.id, world.upgraded.at_ms[i]?))).collect();
     let mut from = 1;
     let mut format_4 = 0;
     loop {

@@ -58,12 +58,7 @@ pub(crate) fn run(world: &mut World, n: usize, ops: Vec<Op>) -> anyhow::Result<(
 pub(crate) fn filing(rng: &mut Rng, now: u64) -> Op {
     // A few complainants, so some filings repeat an earlier one.
     let who = rng.below(6);
-    let contact = rng.chance(70).then(|| Contact {
-        name: format!("居民{who}"),
-        phone: format!("1381234{:04}", who),
-        id_number: String::new(),
-        address: format!("模拟小区{who}号"),
-    });
+    let contact = rng.chance(70).then(|| Contact { name: format!("居民{who}"), phone: format!("1381234{:04}", who), id_number: String::new(), address: format!("模拟小区{who}号") });
     let urgent = rng.chance(10);
     let filing = Filing {
         number: String::new(),
@@ -116,9 +111,7 @@ fn held(world: &World, n: usize, keep: impl Fn(&CaseSummary) -> bool) -> anyhow:
 fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>> {
     let me = world.nodes[n].division;
     let format4 = world.nodes[n].shared().write_format() >= 4;
-    let mine = held(world, n, |s| {
-        s.owner == me || matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated) || (format4 && s.assists_owed.iter().any(|(_, u, _, _)| *u == me))
-    })?;
+    let mine = held(world, n, |s| s.owner == me || matches!(s.status, Status::Resolved | Status::FedBack | Status::Rated) || (format4 && s.assists_owed.iter().any(|(_, u, _, _)| *u == me)))?;
     let Some(case) = rng.pick(&mine) else { return Ok(None) };
     let children: Vec<usize> = world.nodes[n].children.iter().copied().filter(|&c| !world.is_revoked(c)).collect();
     // The decisions of format 4, once the city finalized it: now and then.
@@ -155,10 +148,7 @@ fn advance(world: &World, n: usize, rng: &mut Rng) -> anyhow::Result<Option<Op>>
         Status::Resolved => Action::Feedback {
             method: "电话".into(),
             note: "已告知".into(),
-            invite: citizen_invited(&case.id).then(|| zongzhi_protocol::case::RatingInvite {
-                token_hash: zongzhi_protocol::case::rating_token_hash(&citizen_token(&case.id)),
-                expires_ms: u64::MAX,
-            }),
+            invite: citizen_invited(&case.id).then(|| zongzhi_protocol::case::RatingInvite { token_hash: zongzhi_protocol::case::rating_token_hash(&citizen_token(&case.id)), expires_ms: u64::MAX }),
         },
         Status::FedBack if citizen_invited(&case.id) => {
             if world.nodes[n].parent.is_some() {
@@ -195,9 +185,7 @@ fn decision(world: &World, case: &CaseSummary, me: zongzhi_protocol::DivisionCod
         Status::Suspended => (roll < 60).then(|| Action::Resume { note: "鉴定已完成".into() }),
         Status::AwaitingReceipt | Status::Accepted if roll < 3 => Some(Action::Decline { referral: "court".into(), reason: "属于法院受理范围".into() }),
         Status::Accepted | Status::Handling if roll < 5 => Some(Action::Withdraw { confirmation: WithdrawalConfirmation::Phone, reason: "当事人已和解".into() }),
-        Status::Accepted | Status::Handling if roll < 10 => {
-            Some(Action::Suspend { reason: "appraisal".into(), note: "等待鉴定".into(), expected_ms: now + 10 * 86_400_000 })
-        }
+        Status::Accepted | Status::Handling if roll < 10 => Some(Action::Suspend { reason: "appraisal".into(), note: "等待鉴定".into(), expected_ms: now + 10 * 86_400_000 }),
         Status::Accepted | Status::Handling if roll < 22 => {
             let &c = rng.pick(children)?;
             let helper = RouteTarget::Unit(world.nodes[c].division);

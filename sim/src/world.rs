@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use zongzhi_node::config::Config;
 use zongzhi_node::context::Clock;
 use zongzhi_node::context::Context;
 use zongzhi_node::ledger::{Op, Outcome, Writer};
-use zongzhi_node::store::meta;
 use zongzhi_node::node;
+use zongzhi_node::store::meta;
 use zongzhi_protocol::cert::{EnrollmentRequest, NodeCert};
 use zongzhi_protocol::sync::Direction;
 use zongzhi_protocol::{Body, DivisionCode, Level, NodeId, NodeKey, RecordId};
@@ -237,19 +237,8 @@ impl World {
         }
         let edges = nodes.iter().enumerate().filter_map(|(i, n)| n.parent.map(|p| Edge { parent: p, child: i, down_until: 0, conn: None })).collect();
         let window = network::window(&mut Rng::new(opts.seed ^ 0x77696e64));
-        let mut world = World {
-            _dir: dir,
-            clock,
-            nodes,
-            edges,
-            window,
-            stats: Stats::default(),
-            tick: 0,
-            plan: Default::default(),
-            happened: Default::default(),
-            upgrade: None,
-            upgraded: Default::default(),
-        };
+        let mut world =
+            World { _dir: dir, clock, nodes, edges, window, stats: Stats::default(), tick: 0, plan: Default::default(), happened: Default::default(), upgrade: None, upgraded: Default::default() };
         world.plan = crate::incidents::Plan::draw(&world, opts.ticks, opts.seed);
         if let Some(profile) = opts.upgrade {
             let plan = crate::upgrades::UpgradePlan::draw(&world, opts.ticks, opts.seed, profile);

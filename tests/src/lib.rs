@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub const ADMIN_PASSWORD: &str = "admin-pass-1";
 pub const OPERATOR_PASSWORD: &str = "operator-pass-1";
@@ -104,19 +104,12 @@ impl TestNode {
     pub fn init_on(binary: Option<PathBuf>, dir: tempfile::TempDir, division: &str, name: &str, extra_config: &str) -> TestNode {
         let port = free_port();
         let config = dir.path().join("node.toml");
-        std::fs::write(
-            &config,
-            format!("data_dir = \"data\"\ndivision = \"{division}\"\nname = \"{name}\"\nhttp_listen = \"127.0.0.1:{port}\"\n{extra_config}"),
-        )
-        .unwrap();
+        std::fs::write(&config, format!("data_dir = \"data\"\ndivision = \"{division}\"\nname = \"{name}\"\nhttp_listen = \"127.0.0.1:{port}\"\n{extra_config}")).unwrap();
         let node = TestNode { dir, config, port, child: None, binary };
         let out = node.node_cmd(&["init"]).output().unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         for (user, role, pw) in [("admin", "admin", ADMIN_PASSWORD), ("operator", "operator", OPERATOR_PASSWORD), ("viewer", "viewer", VIEWER_PASSWORD)] {
-            let out = node
-                .node_cmd(&["user", "add", "--username", user, "--role", role, "--password", pw])
-                .output()
-                .unwrap();
+            let out = node.node_cmd(&["user", "add", "--username", user, "--role", role, "--password", pw]).output().unwrap();
             assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         node
@@ -154,17 +147,8 @@ impl TestNode {
     pub fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log")).unwrap();
-        let child = Command::new(self.binary())
-            .arg("run")
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child =
+            Command::new(self.binary()).arg("run").args(args).arg("--config").arg(&self.config).env("RUST_LOG", "warn").envs(env.iter().copied()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::blocking::Client::new();
@@ -359,13 +343,7 @@ impl Api {
     /// body before reading it (413) closes the connection, and a request
     /// sent next on a pooled copy of it would fail.
     pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-        self.finish(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", content_type)
-                .header("connection", "close")
-                .body(body),
-        )
+        self.finish(self.http.post(format!("{}{path}", self.base)).header("content-type", content_type).header("connection", "close").body(body))
     }
 
     pub fn try_post(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
@@ -451,11 +429,7 @@ impl Hierarchy {
     pub fn start_on(binary: Option<PathBuf>, villages: usize, extra: &str) -> Hierarchy {
         let init = |division: &str, name: &str, extra: &str| TestNode::init_on(binary.clone(), tempfile::tempdir().unwrap(), division, name, extra);
         let city_q = free_port();
-        let mut city = init(
-            "330100000000",
-            "示例市社会治安综合治理中心",
-            &format!("quic_listen = \"127.0.0.1:{city_q}\"\nsupervision_interval_secs = 1\n{extra}"),
-        );
+        let mut city = init("330100000000", "示例市社会治安综合治理中心", &format!("quic_listen = \"127.0.0.1:{city_q}\"\nsupervision_interval_secs = 1\n{extra}"));
         city.start();
         let root = city.node_id();
         let level = |division: &str, name: &str, parent_q: u16, listen: bool| -> (TestNode, u16) {
@@ -526,13 +500,7 @@ impl Hierarchy {
 }
 
 /// A filing event signed by `key` for `unit`, at chain position `seq`.
-pub fn signed_filing(
-    key: &zongzhi_protocol::NodeKey,
-    unit: &str,
-    seq: u64,
-    prev: Option<zongzhi_protocol::RecordId>,
-    title: &str,
-) -> zongzhi_protocol::Record {
+pub fn signed_filing(key: &zongzhi_protocol::NodeKey, unit: &str, seq: u64, prev: Option<zongzhi_protocol::RecordId>, title: &str) -> zongzhi_protocol::Record {
     use zongzhi_protocol::case::{Channel, Complexity, RequestType, Urgency};
     use zongzhi_protocol::{Action, Body, CaseEvent, Filing, Header, Hlc, Record};
     let now = zongzhi_node::context::now_ms();
@@ -556,4 +524,3 @@ pub fn signed_filing(
     let body = Body::CaseEvent(CaseEvent { case: None, parents: vec![], unit: unit.parse().unwrap(), operator: "op".into(), action: Action::File(Box::new(filing)), policy: 1 });
     Record::sign(key, Header { seq, prev, hlc: Hlc { wall_ms: now, counter: 0 } }, body)
 }
-

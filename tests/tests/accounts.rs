@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, Api, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, OPERATOR_PASSWORD, TestNode, VIEWER_PASSWORD, sample_case};
 
 const TOWNSHIP: &str = "330102001000";
 const NAME: &str = "留下街道社会治安综合治理中心";
@@ -158,9 +158,7 @@ fn a_client_address_is_limited_across_user_names() {
 #[test]
 fn parallel_wrong_logins_hash_a_few_at_a_time() {
     // No backoff here: every attempt reaches the password check.
-    let node = node_with(
-        "account_failures_before_delay = 1000\naccount_failures_to_lock = 1000\naddress_failures_before_delay = 1000\naddress_failures_to_lock = 1000\nhash_queue = 16\n",
-    );
+    let node = node_with("account_failures_before_delay = 1000\naccount_failures_to_lock = 1000\naddress_failures_before_delay = 1000\naddress_failures_to_lock = 1000\nhash_queue = 16\n");
     let permits = metric(&node, "zongzhi_password_hash_permits");
     assert_eq!(permits, 2);
     let hashes = metric(&node, "zongzhi_password_hashes_total");

@@ -11,9 +11,9 @@
 
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{bin, sample_case, wait_case, wait_for, Api, Hierarchy, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, TestNode, bin, sample_case, wait_case, wait_for};
 
 const VILLAGE1: &str = "330106010001";
 const VILLAGE2: &str = "330106010002";
@@ -339,11 +339,7 @@ fn every_rating_counts_in_its_month_and_tokens_expire() {
 /// with `zongzhi public-unlock`.
 #[test]
 fn wrong_query_codes_lock_out_the_guesser_not_the_citizen() {
-    let mut v = TestNode::init_with(
-        VILLAGE1,
-        "示例社区1工作站",
-        "[public]\nenabled = true\nmax_wrong_codes = 3\nmax_wrong_per_address = 8\nrequests_per_minute = 10000\nwrong_answer_ms = 0\n",
-    );
+    let mut v = TestNode::init_with(VILLAGE1, "示例社区1工作站", "[public]\nenabled = true\nmax_wrong_codes = 3\nmax_wrong_per_address = 8\nrequests_per_minute = 10000\nwrong_answer_ms = 0\n");
     v.start();
     let op = v.login("operator", OPERATOR_PASSWORD);
     let c = op.file_case(&person("噪音扰民", "13800007777", ""));

@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, Api, TestNode, OPERATOR_PASSWORD, VIEWER_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{Api, OPERATOR_PASSWORD, TestNode, VIEWER_PASSWORD, sample_case};
 
 /// Every page of `query`, `limit` at a time; `between` runs after each page.
 fn all_pages(api: &Api, query: &str, limit: usize, mut between: impl FnMut(usize)) -> (Vec<Value>, Value) {

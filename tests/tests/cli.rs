@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use zongzhi_tests::{bin, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, OPERATOR_PASSWORD, TestNode, VIEWER_PASSWORD, bin};
 
 struct Cli {
     node: String,
@@ -58,10 +58,8 @@ fn operator_takes_a_case_through_the_cli() {
     cli.login("operator", OPERATOR_PASSWORD);
     assert!(cli.ok(&["whoami"]).contains("operator"));
     assert!(cli.ok(&["policy"]).contains("噪音扰民"));
-    let out = cli.ok(&[
-        "file", "--title", "邻居装修噪音扰民", "--content", "每天早上七点开始施工", "--category", "0202",
-        "--channel", "phone", "--contact-name", "张三", "--contact-phone", "13812341234",
-    ]);
+    let out =
+        cli.ok(&["file", "--title", "邻居装修噪音扰民", "--content", "每天早上七点开始施工", "--category", "0202", "--channel", "phone", "--contact-name", "张三", "--contact-phone", "13812341234"]);
     assert!(out.starts_with("filed 330102001000-"), "{out}");
     let number = out.split_whitespace().nth(1).unwrap().to_string();
 

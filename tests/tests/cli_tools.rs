@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output};
 
-use zongzhi_tests::{bin, TestNode, OPERATOR_PASSWORD};
+use zongzhi_tests::{OPERATOR_PASSWORD, TestNode, bin};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))

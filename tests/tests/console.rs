@@ -5,9 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{wait_for, Hierarchy, ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, Hierarchy, OPERATOR_PASSWORD, VIEWER_PASSWORD, wait_for};
 
 fn login(b: &mut Browser, url: &str, user: &str, password: &str) {
     b.login(url, user, password);
@@ -126,7 +126,8 @@ fn village_files_and_escalates_township_resolves_in_the_browser() {
     b.goto(&format!("{township}/#/stats"));
     b.wait("charts", 20, "document.querySelector('#chart-kpi svg') && document.querySelector('#chart-trend svg')");
     b.screenshot("12-township-stats");
-    let resolved = b.eval("[...document.querySelectorAll('#stats-table tbody tr')].some(r => r.innerText.startsWith('') && r.cells[1]?.innerText.startsWith('330106010000') && r.cells[3]?.innerText === '1')");
+    let resolved =
+        b.eval("[...document.querySelectorAll('#stats-table tbody tr')].some(r => r.innerText.startsWith('') && r.cells[1]?.innerText.startsWith('330106010000') && r.cells[3]?.innerText === '1')");
     assert_eq!(resolved, true, "the township's statistics count its resolution");
 
     // Back at the village: the decision arrives, signatures verified.
@@ -240,12 +241,7 @@ fn city_admin_loads_next_years_calendar_in_the_browser() {
     let max_ext = p0["deadlines"]["max_extension_working_days"].as_u64().unwrap_or(15);
     op.act(&id, json!({"action": "request_extension", "working_days": max_ext, "reason": "需要鉴定"}));
     let detail = admin.act(&id, json!({"action": "approve_extension", "note": "同意"}));
-    let waiting_year = detail["deadlines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["clock"] == "waiting_for_calendar")
-        .map(|d| d["waiting_year"].as_i64().expect("waiting_year"));
+    let waiting_year = detail["deadlines"].as_array().unwrap().iter().find(|d| d["clock"] == "waiting_for_calendar").map(|d| d["waiting_year"].as_i64().expect("waiting_year"));
     let (_, health) = admin.get("/api/health");
     let cal = health["calendar"].clone();
     if waiting_year.is_some() {
@@ -366,7 +362,11 @@ fn city_admin_loads_next_years_calendar_in_the_browser() {
     b.click("#window-preview");
     b.wait("the window preview", 10, "document.querySelector('#window-form [data-test=diff] li')");
     b.click("#window-sign");
-    b.wait("the new window", 15, &format!("document.querySelector('[data-test=policy-version]')?.dataset.version === '{}' && document.querySelector('#policy-windows tr[data-code=fire]')?.innerText.includes('消防')", v0 + 2));
+    b.wait(
+        "the new window",
+        15,
+        &format!("document.querySelector('[data-test=policy-version]')?.dataset.version === '{}' && document.querySelector('#policy-windows tr[data-code=fire]')?.innerText.includes('消防')", v0 + 2),
+    );
     assert_eq!(admin.get("/api/policy").1["windows"]["fire"]["name"], "消防");
 
     // English.
@@ -470,11 +470,7 @@ fn feedback_tab_search_and_unit_names_in_the_browser() {
         assert_eq!(b.eval(&format!("document.querySelector('button[data-filter={k}]')?.innerText")), json!(label));
     }
     b.click("button[data-filter=feedback]");
-    let owner = b.wait(
-        "the case in 待反馈",
-        15,
-        &format!("document.querySelector('#queue-list[data-filter=feedback] #queue tr[data-case=\"{number}\"] .unit')?.innerText"),
-    );
+    let owner = b.wait("the case in 待反馈", 15, &format!("document.querySelector('#queue-list[data-filter=feedback] #queue tr[data-case=\"{number}\"] .unit')?.innerText"));
     assert_eq!(owner, json!("示例街道"));
     let title = b.eval(&format!("document.querySelector('#queue tr[data-case=\"{number}\"] .unit').title"));
     assert!(title.as_str().unwrap().contains("示例街道社会治安综合治理中心"), "{title}");
@@ -494,11 +490,7 @@ fn feedback_tab_search_and_unit_names_in_the_browser() {
 /// retry; the statistics page offers 导出 Excel beside the CSV.
 #[test]
 fn admin_unlocks_an_account_and_reads_the_login_audit_in_the_browser() {
-    let mut node = zongzhi_tests::TestNode::init_with(
-        "330102001000",
-        "留下街道社会治安综合治理中心",
-        "[login]\naccount_failures_before_delay = 10\naccount_failures_to_lock = 3\n",
-    );
+    let mut node = zongzhi_tests::TestNode::init_with("330102001000", "留下街道社会治安综合治理中心", "[login]\naccount_failures_before_delay = 10\naccount_failures_to_lock = 3\n");
     node.start();
     let url = node.url();
     let anon = zongzhi_tests::Api::new(&url, None);

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{sample_case, TestNode, OPERATOR_PASSWORD};
+use zongzhi_tests::{OPERATOR_PASSWORD, TestNode, sample_case};
 
 /// An 8×6 red PNG.
 fn png() -> Vec<u8> {

@@ -67,13 +67,7 @@ fn exec_form(args: &str) -> Vec<String> {
 /// Whether `.dockerignore` keeps `path` out of the build context (its
 /// patterns here are plain paths and `**/*.ext`).
 fn ignored(path: &str, patterns: &[String]) -> bool {
-    patterns.iter().any(|p| {
-        if let Some(ext) = p.strip_prefix("**/*") {
-            path.ends_with(ext)
-        } else {
-            path == p || path.starts_with(&format!("{p}/"))
-        }
-    })
+    patterns.iter().any(|p| if let Some(ext) = p.strip_prefix("**/*") { path.ends_with(ext) } else { path == p || path.starts_with(&format!("{p}/")) })
 }
 
 #[test]
@@ -98,13 +92,7 @@ fn the_containerfile_builds_what_the_repository_has_and_its_image_config_runs() 
     assert!(runtime[0].args.contains("bookworm") && build[0].args.contains("bookworm"), "one Debian release in both stages");
 
     // Every file copied from the context exists and is not ignored.
-    let ignore: Vec<String> = std::fs::read_to_string(root.join(".dockerignore"))
-        .unwrap()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect();
+    let ignore: Vec<String> = std::fs::read_to_string(root.join(".dockerignore")).unwrap().lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
     for copy in all.iter().filter(|i| i.keyword == "COPY" && !i.args.contains("--from=")) {
         let parts: Vec<&str> = copy.args.split_whitespace().filter(|p| !p.starts_with("--")).collect();
         for src in &parts[..parts.len() - 1] {
@@ -155,11 +143,8 @@ fn the_containerfile_builds_what_the_repository_has_and_its_image_config_runs() 
 
     // The image's configuration: with an identity, it loads; its
     // directories are the volumes; its HTTP port is exposed.
-    let image_config = runtime
-        .iter()
-        .find(|i| i.keyword == "COPY" && i.args.contains("/etc/zongzhi/node.toml"))
-        .map(|i| i.args.split_whitespace().find(|p| !p.starts_with("--")).unwrap().to_string())
-        .unwrap();
+    let image_config =
+        runtime.iter().find(|i| i.keyword == "COPY" && i.args.contains("/etc/zongzhi/node.toml")).map(|i| i.args.split_whitespace().find(|p| !p.starts_with("--")).unwrap().to_string()).unwrap();
     let shipped = std::fs::read_to_string(root.join(&image_config)).unwrap();
     let volumes = exec_form(&runtime.iter().find(|i| i.keyword == "VOLUME").unwrap().args);
     for key in ["data_dir", "backup_dir"] {

@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, Hierarchy, TestNode, UdpRelay, ADMIN_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Hierarchy, TestNode, UdpRelay, sample_case};
 
 const VILLAGE: &str = "330106010001";
 const TOWNSHIP: &str = "330106010000";
@@ -68,14 +68,7 @@ impl Http {
     fn login(node: &TestNode, user: &str, password: &str) -> Http {
         let api = node.login(user, password);
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-        Http {
-            base: api.base,
-            user: user.into(),
-            password: password.into(),
-            token: Arc::new(Mutex::new(api.token.unwrap())),
-            relogins: RELOGINS.clone(),
-            http,
-        }
+        Http { base: api.base, user: user.into(), password: password.into(), token: Arc::new(Mutex::new(api.token.unwrap())), relogins: RELOGINS.clone(), http }
     }
 
     fn send(&self, req: impl Fn() -> reqwest::blocking::RequestBuilder) -> Option<(u16, Value)> {
@@ -200,12 +193,7 @@ fn mine(case: &str, (k, n): (u64, u64)) -> bool {
 /// The newest event `user` added to the case in an answer (its own chain
 /// position is the highest, and one driver's steps are sequential).
 fn own_event(v: &Value, user: &str) -> Option<String> {
-    v["timeline"]
-        .as_array()?
-        .iter()
-        .filter(|t| t["operator"] == user)
-        .max_by_key(|t| t["author_seq"].as_u64().unwrap_or(0))
-        .map(|t| t["id"].as_str().unwrap().to_string())
+    v["timeline"].as_array()?.iter().filter(|t| t["operator"] == user).max_by_key(|t| t["author_seq"].as_u64().unwrap_or(0)).map(|t| t["id"].as_str().unwrap().to_string())
 }
 
 const OPEN: &str = "awaiting_receipt,accepted,handling,returned,resolved,fed_back,rated";

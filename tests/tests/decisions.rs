@@ -9,8 +9,8 @@
 
 use std::process::{Command, Output};
 
-use serde_json::{json, Value};
-use zongzhi_tests::{bin, sample_case, wait_for, Api, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, OPERATOR_PASSWORD, TestNode, bin, sample_case, wait_for};
 
 const CST: jiff::tz::Offset = jiff::tz::offset(8);
 

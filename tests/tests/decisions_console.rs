@@ -7,9 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{sample_case, wait_case, wait_for, Api, Hierarchy, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, sample_case, wait_case, wait_for};
 
 /// Opens an action's form on the case page.
 fn open_form(b: &mut Browser, action: &str) {
@@ -92,10 +92,15 @@ fn assistance_and_a_printed_mediation_agreement_in_the_browser() {
     b.wait("the 协办 table", 10, "document.querySelectorAll('#assists tbody tr').length === 2");
     b.screenshot("decisions-02-assists");
     let assists = town.case(&id)["decisions"]["assists"].clone();
-    let days: Vec<(String, u64)> = assists.as_array().unwrap().iter().map(|a| {
-        let who = a["helper"]["unit"].as_str().or(a["helper"]["window"].as_str()).unwrap().to_string();
-        (who, a["working_days"].as_u64().unwrap())
-    }).collect();
+    let days: Vec<(String, u64)> = assists
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let who = a["helper"]["unit"].as_str().or(a["helper"]["window"].as_str()).unwrap().to_string();
+            (who, a["working_days"].as_u64().unwrap())
+        })
+        .collect();
     let default = town.get("/api/policy").1["decisions"]["assistance_working_days"].as_u64().unwrap();
     assert_ne!(default, 3, "the typed deadline must differ from the default");
     assert!(days.contains(&("330106010001".into(), 3)) && days.contains(&("justice".into(), default)), "each helper with its own deadline: {days:?}");
@@ -149,7 +154,18 @@ fn assistance_and_a_printed_mediation_agreement_in_the_browser() {
     b.click("#print-agreement");
     b.wait("the printable agreement", 15, "document.querySelector('#agreement h1')?.innerText === '人民调解协议书'");
     let text = b.text("#agreement");
-    for want in ["编号", "当事人1：张三", "当事人2：李四", "纠纷主要事实、争议事项", "经调解，自愿达成如下协议", "保留宽1.5米的通道", "履行方式、时限", "人民调解员（签名）", "王建国", "示例街道社会治安综合治理中心"] {
+    for want in [
+        "编号",
+        "当事人1：张三",
+        "当事人2：李四",
+        "纠纷主要事实、争议事项",
+        "经调解，自愿达成如下协议",
+        "保留宽1.5米的通道",
+        "履行方式、时限",
+        "人民调解员（签名）",
+        "王建国",
+        "示例街道社会治安综合治理中心",
+    ] {
         assert!(text.contains(want), "the agreement lacks {want:?}:\n{text}");
     }
     let (y, m, d) = (&today[..4], today[5..7].trim_start_matches('0'), today[8..].trim_start_matches('0'));

@@ -7,16 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, wait_case, wait_for, Api, Hierarchy, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, TestNode, sample_case, wait_case, wait_for};
 
 fn assist<'a>(case: &'a Value, helper: &str) -> &'a Value {
-    case["decisions"]["assists"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["helper"]["unit"] == helper || a["helper"]["window"] == helper)
-        .unwrap_or_else(|| panic!("no 协办 of {helper}: {case}"))
+    case["decisions"]["assists"].as_array().unwrap().iter().find(|a| a["helper"]["unit"] == helper || a["helper"]["window"] == helper).unwrap_or_else(|| panic!("no 协办 of {helper}: {case}"))
 }
 
 fn queue(api: &Api, q: &str) -> Vec<String> {

@@ -10,12 +10,7 @@ use zongzhi_tests::bin;
 fn demo_hierarchy_starts_and_seeds() {
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
-    let out = Command::new(bin("zongzhi-lab"))
-        .args(["demo", "--exit-after-seed", "--dir"])
-        .arg(&demo_dir)
-        .args(["--http-port", "0", "--quic-port", "0"])
-        .output()
-        .unwrap();
+    let out = Command::new(bin("zongzhi-lab")).args(["demo", "--exit-after-seed", "--dir"]).arg(&demo_dir).args(["--http-port", "0", "--quic-port", "0"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("15 centers"), "{text}");

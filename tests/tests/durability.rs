@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_node::store::Store;
 use zongzhi_protocol::RecordId;
-use zongzhi_tests::{sample_case, Api, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, OPERATOR_PASSWORD, TestNode, sample_case};
 
 /// Everything a user can read about the node's cases, for comparisons.
 fn snapshot(api: &Api) -> Value {
@@ -117,7 +117,7 @@ fn driver(api: Api, acked: Arc<Mutex<Acked>>, stop: Arc<AtomicBool>, seed: u64) 
                 }
                 acked.lock().unwrap().events.push((case, event));
             }
-            Some(_) => {} // a rule refused it (e.g. sign_for twice): nothing to check
+            Some(_) => {}                                         // a rule refused it (e.g. sign_for twice): nothing to check
             None => std::thread::sleep(Duration::from_millis(5)), // node down
         }
     }

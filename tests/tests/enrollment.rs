@@ -11,9 +11,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
-use zongzhi_protocol::cert::EnrollmentRequest;
 use zongzhi_protocol::NodeKey;
-use zongzhi_tests::{bin, Api, Hierarchy, ADMIN_PASSWORD};
+use zongzhi_protocol::cert::EnrollmentRequest;
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, bin};
 
 fn request(seed: u8, division: &str, name: &str) -> String {
     EnrollmentRequest::new(&NodeKey::from_seed([seed; 32]), division.parse().unwrap(), name, zongzhi_node::context::now_ms()).to_armored()

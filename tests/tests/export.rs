@@ -9,12 +9,32 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, wait_for, Api, Hierarchy, TestNode, OPERATOR_PASSWORD, VIEWER_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{Api, Hierarchy, OPERATOR_PASSWORD, TestNode, VIEWER_PASSWORD, sample_case, wait_for};
 
 const HEADERS: [&str; 22] = [
-    "编号", "标题", "大类", "小类", "类型", "渠道", "紧急程度", "状态", "承办单位", "承办单位代码", "登记单位", "登记单位代码", "受理时间", "登记时间", "下一时限",
-    "是否超期", "督办", "退回次数", "上报次数", "姓名", "电话", "证件号",
+    "编号",
+    "标题",
+    "大类",
+    "小类",
+    "类型",
+    "渠道",
+    "紧急程度",
+    "状态",
+    "承办单位",
+    "承办单位代码",
+    "登记单位",
+    "登记单位代码",
+    "受理时间",
+    "登记时间",
+    "下一时限",
+    "是否超期",
+    "督办",
+    "退回次数",
+    "上报次数",
+    "姓名",
+    "电话",
+    "证件号",
 ];
 const NAME: usize = 19;
 const PHONE: usize = 20;
@@ -134,10 +154,7 @@ fn expected(api: &Api) -> Expected {
     assert_eq!(status, 200, "{t}");
     let mut stats = BTreeMap::new();
     for row in t["rows"].as_array().unwrap() {
-        let counts: BTreeMap<String, i64> = zongzhi_protocol::kpi::Counter::ALL
-            .iter()
-            .map(|c| (c.as_str().to_string(), row["counts"][c.as_str()].as_i64().unwrap()))
-            .collect();
+        let counts: BTreeMap<String, i64> = zongzhi_protocol::kpi::Counter::ALL.iter().map(|c| (c.as_str().to_string(), row["counts"][c.as_str()].as_i64().unwrap())).collect();
         stats.insert(row["group"].as_str().unwrap().to_string(), counts);
     }
     let all = listed(api, "owner=all&status=all");

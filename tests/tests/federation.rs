@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
-use zongzhi_tests::{TestNode, ADMIN_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, TestNode};
 
 #[test]
 fn enrollment_chain_and_revocation() {
@@ -66,7 +66,7 @@ fn ops(h: &zongzhi_tests::Hierarchy) -> Vec<zongzhi_tests::Api> {
 /// the village; dispatch city → village; identical state everywhere.
 #[test]
 fn escalation_and_dispatch_across_four_levels() {
-    use zongzhi_tests::{sample_case, wait_case, Hierarchy};
+    use zongzhi_tests::{Hierarchy, sample_case, wait_case};
     let h = Hierarchy::start(1);
     let apis = ops(&h);
     let (city, county, town, village) = (&apis[0], &apis[1], &apis[2], &apis[3]);
@@ -128,9 +128,7 @@ fn escalation_and_dispatch_across_four_levels() {
         let states: Vec<serde_json::Value> = apis
             .iter()
             .map(|a| {
-                let v = wait_case(&h.city, a, case, "the final state everywhere", |v| {
-                    v["timeline"].as_array().unwrap().len() == city.case(case)["timeline"].as_array().unwrap().len()
-                });
+                let v = wait_case(&h.city, a, case, "the final state everywhere", |v| v["timeline"].as_array().unwrap().len() == city.case(case)["timeline"].as_array().unwrap().len());
                 serde_json::json!({"status": v["status"], "owner": v["owner"], "timeline": v["timeline"], "heads": v["heads"], "rating": v["rating"]})
             })
             .collect();
@@ -175,7 +173,7 @@ async fn acked(link: &mut zongzhi_node::net::testing::RawLink) {
 fn bad_input_over_quic_is_refused_and_changes_nothing() {
     use zongzhi_node::net::testing::RawLink;
     use zongzhi_protocol::NodeKey;
-    use zongzhi_tests::{sample_case, wait_case, Hierarchy};
+    use zongzhi_tests::{Hierarchy, sample_case, wait_case};
 
     let h = Hierarchy::start(0);
     // A second township under the county: enrolled, not running; the test
@@ -187,9 +185,7 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
     let records = || county_api.get("/api/health").1["records"].as_u64().unwrap();
     let before = records();
 
-    let event = |k: &NodeKey, seq: u64, prev: Option<zongzhi_protocol::RecordId>, title: &str| {
-        zongzhi_tests::signed_filing(k, "330106020000", seq, prev, title)
-    };
+    let event = |k: &NodeKey, seq: u64, prev: Option<zongzhi_protocol::RecordId>, title: &str| zongzhi_tests::signed_filing(k, "330106020000", seq, prev, title);
     let good = event(&key, 1, None, "伪造测试");
     let mut forged_sig = good.bytes().to_vec();
     let n = forged_sig.len();
@@ -303,7 +299,7 @@ fn bad_input_over_quic_is_refused_and_changes_nothing() {
 /// applies nothing twice.
 #[test]
 fn offline_village_catches_up_and_relay_survives_sigkill() {
-    use zongzhi_tests::{sample_case, wait_for, Hierarchy};
+    use zongzhi_tests::{Hierarchy, sample_case, wait_for};
     let mut h = Hierarchy::start(1);
     let village = h.villages[0].login("operator", zongzhi_tests::OPERATOR_PASSWORD);
     let county = h.county.login("operator", zongzhi_tests::OPERATOR_PASSWORD);
@@ -352,9 +348,7 @@ fn offline_village_catches_up_and_relay_survives_sigkill() {
         let (_, q) = county.get("/api/cases?owner=330106010001&status=all&limit=1");
         (q["total"].as_u64() == Some(n as u64 + 2)).then_some(())
     });
-    let v = zongzhi_tests::wait_case(&h.villages[0], &village, &did, "the dispatched and supervised case at the village", |v| {
-        v["owner"] == "330106010001" && v["supervision"]["grade"] == "yellow"
-    });
+    let v = zongzhi_tests::wait_case(&h.villages[0], &village, &did, "the dispatched and supervised case at the village", |v| v["owner"] == "330106010001" && v["supervision"]["grade"] == "yellow");
     assert_eq!(v["timeline"].as_array().unwrap().len(), 4);
     let metrics = reqwest::blocking::get(format!("{}/metrics", h.villages[0].url())).unwrap().text().unwrap();
     assert!(metrics.contains("zongzhi_pending_records 0"), "nothing left waiting at the village:\n{metrics}");
@@ -443,7 +437,7 @@ fn missing_parents_are_requested() {
 /// was issued; every one of them computes the same state.
 #[test]
 fn revocation_voids_records_above_the_cutoff_everywhere() {
-    use zongzhi_tests::{sample_case, wait_case, wait_for, Hierarchy, ADMIN_PASSWORD};
+    use zongzhi_tests::{ADMIN_PASSWORD, Hierarchy, sample_case, wait_case, wait_for};
     let mut h = Hierarchy::start(1);
     let apis = ops(&h);
     let (city, county, town, village) = (&apis[0], &apis[1], &apis[2], &apis[3]);
@@ -511,7 +505,7 @@ fn revocation_voids_records_above_the_cutoff_everywhere() {
 /// supervised one level higher (提级督办).
 #[test]
 fn overdue_cases_are_supervised_automatically_once() {
-    use zongzhi_tests::{sample_case, wait_case, Hierarchy};
+    use zongzhi_tests::{Hierarchy, sample_case, wait_case};
     // Cases received days ago, entered as a backlog (beyond the default
     // 72 hours of received_at_max_hours).
     let mut h = Hierarchy::start_with(1, "received_at_max_hours = 720\n");
@@ -548,9 +542,7 @@ fn overdue_cases_are_supervised_automatically_once() {
     county.act(&b, json!({"action": "dispatch", "to": "330106010000", "requirements": "请街道办理"}));
     // (The city may already have supervised the county over the same
     // clock while the county held the case; the raised notice comes on top.)
-    let raised = |v: &serde_json::Value| {
-        v["timeline"].as_array().unwrap().iter().filter(|t| t["operator"] == "自动督办" && t["details"]["note"].as_str().unwrap_or("").contains("提级督办")).count()
-    };
+    let raised = |v: &serde_json::Value| v["timeline"].as_array().unwrap().iter().filter(|t| t["operator"] == "自动督办" && t["details"]["note"].as_str().unwrap_or("").contains("提级督办")).count();
     let v = wait_case(&h.city, city, &b, "the raised supervision", |v| v["owner"] == "330106010000" && raised(v) > 0);
     let notices = auto(&v);
     assert!(notices.iter().all(|(unit, _)| unit == "330100000000"), "raised one level, to the city, not the county: {notices:?}");
@@ -598,7 +590,7 @@ fn overdue_cases_are_supervised_automatically_once() {
 /// recomputed values.
 #[test]
 fn falsified_monthly_report_is_flagged_at_the_city() {
-    use zongzhi_tests::{sample_case, wait_for, Hierarchy};
+    use zongzhi_tests::{Hierarchy, sample_case, wait_for};
     let mut h = Hierarchy::start(1);
     let apis = ops(&h);
     let village = &apis[3];
@@ -669,9 +661,7 @@ fn falsified_monthly_report_is_flagged_at_the_city() {
     // The CLI reports the discrepancy and exits non-zero.
     let dir = tempfile::tempdir().unwrap();
     let session = dir.path().join("s.json");
-    let run = |args: &[&str]| {
-        std::process::Command::new(zongzhi_tests::bin("zongzhi")).args(args).env("ZONGZHI_NODE", h.city.url()).env("ZONGZHI_SESSION", &session).output().unwrap()
-    };
+    let run = |args: &[&str]| std::process::Command::new(zongzhi_tests::bin("zongzhi")).args(args).env("ZONGZHI_NODE", h.city.url()).env("ZONGZHI_SESSION", &session).output().unwrap();
     assert!(run(&["login", "--user", "viewer", "--password", zongzhi_tests::VIEWER_PASSWORD]).status.success());
     let out = run(&["reports", "check", "--period", &period]);
     assert_eq!(out.status.code(), Some(3));
@@ -685,7 +675,7 @@ fn falsified_monthly_report_is_flagged_at_the_city() {
 /// be acknowledged, and the village resumes after it.
 #[test]
 fn a_cut_link_resends_at_most_one_batch() {
-    use zongzhi_tests::{sample_case, wait_for, Hierarchy, UdpRelay};
+    use zongzhi_tests::{Hierarchy, UdpRelay, sample_case, wait_for};
     let mut h = Hierarchy::start(1);
     let config = std::fs::read_to_string(&h.township.config).unwrap();
     let town_q: u16 = config.lines().find_map(|l| l.strip_prefix("quic_listen = \"127.0.0.1:")).unwrap().trim_end_matches('"').parse().unwrap();
@@ -711,9 +701,7 @@ fn a_cut_link_resends_at_most_one_batch() {
     };
     let held = || town.get("/api/cases?owner=330106010001&status=all&limit=1").1["total"].as_u64().unwrap_or(0);
     wait_for("the cut", 60, || relay.cut.load(std::sync::atomic::Ordering::SeqCst).then_some(()));
-    wait_for("both ends to give the link up", 60, || {
-        (peer(&town, "330106010001")["connected"] != true && peer(&village_admin, "330106010000")["connected"] != true).then_some(())
-    });
+    wait_for("both ends to give the link up", 60, || (peer(&town, "330106010001")["connected"] != true && peer(&village_admin, "330106010000")["connected"] != true).then_some(()));
     let at_cut = held();
     assert!(at_cut > 0 && at_cut < n, "the cut came at {at_cut} of {n}");
     relay.cut.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -744,7 +732,7 @@ fn a_cut_link_resends_at_most_one_batch() {
 /// step that won, and the statistics count it against that unit.
 #[test]
 fn an_overruled_step_is_shown_with_the_step_that_won_and_counted() {
-    use zongzhi_tests::{sample_case, wait_case, Hierarchy, OPERATOR_PASSWORD};
+    use zongzhi_tests::{Hierarchy, OPERATOR_PASSWORD, sample_case, wait_case};
     let mut h = Hierarchy::start(1);
     let village = h.villages[0].login("operator", OPERATOR_PASSWORD);
     let c = village.file_case(&sample_case("邻里噪音纠纷"));
@@ -822,7 +810,7 @@ fn an_overruled_step_is_shown_with_the_step_that_won_and_counted() {
 /// process dropped the packets as "invalid CID" and the village waited 15 s.
 #[test]
 fn a_child_reconnects_at_once_after_its_parent_restarts() {
-    use zongzhi_tests::{wait_for, Hierarchy};
+    use zongzhi_tests::{Hierarchy, wait_for};
     let mut h = Hierarchy::start(1);
     let village = h.villages[0].login("admin", ADMIN_PASSWORD);
     let link = |api: &zongzhi_tests::Api| {
@@ -847,7 +835,7 @@ fn a_child_reconnects_at_once_after_its_parent_restarts() {
 /// down" once at INFO, then repeats at DEBUG only.
 #[test]
 fn an_unreachable_parent_shows_offline_with_its_error_and_time() {
-    use zongzhi_tests::{wait_for, Hierarchy};
+    use zongzhi_tests::{Hierarchy, wait_for};
     let mut h = Hierarchy::start(1);
     h.township.stop();
     h.villages[0].stop();

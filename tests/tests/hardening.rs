@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use zongzhi_tests::{free_port, sample_case, wait_for, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, OPERATOR_PASSWORD, TestNode, free_port, sample_case, wait_for};
 
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -25,23 +25,14 @@ fn refused(out: Output) -> String {
 
 /// A client that trusts exactly the certificate `pem` (and nothing else).
 fn trusting(pem: &str) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    reqwest::blocking::Client::builder().use_rustls_tls().add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()).timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 /// A township serving the console over HTTPS with a certificate from
 /// `https-cert` in its data directory.
 fn https_node() -> (TestNode, u16, String) {
     let https_port = free_port();
-    let node = TestNode::init_with(
-        "330106001000",
-        "留下街道综治中心",
-        &format!("https_listen = \"127.0.0.1:{https_port}\"\ntls_cert = \"data/https-cert.pem\"\ntls_key = \"data/https-key.pem\"\n"),
-    );
+    let node = TestNode::init_with("330106001000", "留下街道综治中心", &format!("https_listen = \"127.0.0.1:{https_port}\"\ntls_cert = \"data/https-cert.pem\"\ntls_key = \"data/https-key.pem\"\n"));
     ok(node.node_cmd(&["https-cert", "--host", "127.0.0.1"]).output().unwrap());
     let pem = std::fs::read_to_string(node.dir.path().join("data/https-cert.pem")).unwrap();
     (node, https_port, pem)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::json;
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{bin, free_port, sample_case, wait_for, Api, TestNode, OPERATOR_PASSWORD};
+use zongzhi_tests::{Api, OPERATOR_PASSWORD, TestNode, bin, free_port, sample_case, wait_for};
 
 fn metric(url: &str, name: &str) -> u64 {
     let text = reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap();
@@ -34,11 +34,8 @@ fn fingerprint(pem: &str) -> String {
 #[test]
 fn the_console_over_https_with_the_certificate_https_cert_made() {
     let https_port = free_port();
-    let mut node = TestNode::init_with(
-        "330106001000",
-        "留下街道综治中心",
-        &format!("https_listen = \"127.0.0.1:{https_port}\"\ntls_cert = \"data/https-cert.pem\"\ntls_key = \"data/https-key.pem\"\n"),
-    );
+    let mut node =
+        TestNode::init_with("330106001000", "留下街道综治中心", &format!("https_listen = \"127.0.0.1:{https_port}\"\ntls_cert = \"data/https-cert.pem\"\ntls_key = \"data/https-key.pem\"\n"));
     let out = node.node_cmd(&["https-cert", "--host", "127.0.0.1", "--host", "zongzhi.local"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -53,12 +50,7 @@ fn the_console_over_https_with_the_certificate_https_cert_made() {
 
     // A client that trusts exactly this certificate.
     let https = format!("https://127.0.0.1:{https_port}");
-    let client = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = reqwest::blocking::Client::builder().use_rustls_tls().add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()).timeout(Duration::from_secs(10)).build().unwrap();
     let r = client.post(format!("{https}/api/login")).json(&json!({"username": "operator", "password": OPERATOR_PASSWORD})).send().unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("content-security-policy").is_some());
@@ -205,11 +197,8 @@ fn turned_away(mut s: TcpStream) -> String {
 fn too_many_connections_are_refused_and_one_address_cannot_take_them_all() {
     // Deadlines far beyond the test: held connections stay held however
     // busy the machine is; the test waits on the node's own count.
-    let mut node = TestNode::init_with(
-        "330106001000",
-        "留下街道综治中心",
-        "http_header_timeout_secs = 600\nhttp_idle_timeout_secs = 600\nhttp_max_connections = 8\nhttp_max_connections_per_address = 2\n",
-    );
+    let mut node =
+        TestNode::init_with("330106001000", "留下街道综治中心", "http_header_timeout_secs = 600\nhttp_idle_timeout_secs = 600\nhttp_max_connections = 8\nhttp_max_connections_per_address = 2\n");
     node.start();
     let port = node.port;
     // The node's own count of open connections, read on a kept-alive
@@ -219,10 +208,8 @@ fn too_many_connections_are_refused_and_one_address_cannot_take_them_all() {
     wait_for("the connections of the start-up to close", 60, || open_is(&mut watcher, 1).then_some(()));
     // Seven held from four addresses (within their share) and the watcher:
     // the node has taken all eight.
-    let mut held: Vec<TcpStream> = [[127, 0, 0, 2], [127, 0, 0, 2], [127, 0, 0, 3], [127, 0, 0, 3], [127, 0, 0, 4], [127, 0, 0, 4], [127, 0, 0, 5]]
-        .into_iter()
-        .map(|a| connect_from(a, port))
-        .collect();
+    let mut held: Vec<TcpStream> =
+        [[127, 0, 0, 2], [127, 0, 0, 2], [127, 0, 0, 3], [127, 0, 0, 3], [127, 0, 0, 4], [127, 0, 0, 4], [127, 0, 0, 5]].into_iter().map(|a| connect_from(a, port)).collect();
     wait_for("the node to hold eight connections", 60, || open_is(&mut watcher, 8).then_some(()));
     // The ninth, from a fifth address: told why, in JSON, and closed.
     let answer = turned_away(connect_from([127, 0, 0, 6], port));

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
-use zongzhi_tests::{bin, free_port, sample_case, wait_for, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, OPERATOR_PASSWORD, TestNode, bin, free_port, sample_case, wait_for};
 
 /// A callback receiver: every request's headers and body; answers 500 to
 /// the first `fail` requests, then 200.
@@ -225,10 +225,6 @@ print(json.dumps({"created": created, "one": one, "many": many}))
     assert_eq!((v["one"]["status"].as_str(), v["one"]["status_notes"].as_str()), (Some("closed"), Some("已约谈施工单位")), "{v}");
     // A case filed at the console is not another system's to read.
     let other = op.file_case(&sample_case("窗口受理"));
-    let r = reqwest::blocking::Client::new()
-        .get(format!("{url}/open311/v2/requests/{}.json", other["number"].as_str().unwrap()))
-        .header("X-Api-Key", &key)
-        .send()
-        .unwrap();
+    let r = reqwest::blocking::Client::new().get(format!("{url}/open311/v2/requests/{}.json", other["number"].as_str().unwrap())).header("X-Api-Key", &key).send().unwrap();
     assert_eq!(r.json::<Value>().unwrap(), json!([]));
 }

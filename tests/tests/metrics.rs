@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
-use zongzhi_tests::{sample_case, Api, TestNode, OPERATOR_PASSWORD};
+use zongzhi_tests::{Api, OPERATOR_PASSWORD, TestNode, sample_case};
 
 /// One sample line: name, labels, value.
 #[derive(Debug, Clone)]
@@ -110,11 +110,7 @@ fn parse(text: &str) -> (HashMap<String, String>, Vec<Sample>) {
 
 /// The sum of the samples named `name` whose labels include `want`.
 fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
-    let matching: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
-        .map(|s| s.value)
-        .collect();
+    let matching: Vec<f64> = samples.iter().filter(|s| s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))).map(|s| s.value).collect();
     (!matching.is_empty()).then(|| matching.iter().sum())
 }
 

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::{json, Value};
-use zongzhi_tests::{free_port, sample_case, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, OPERATOR_PASSWORD, TestNode, free_port, sample_case};
 
 fn monitoring_dir() -> PathBuf {
     let here = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
@@ -25,9 +25,7 @@ const DASHBOARD: &str = "zongzhi-dashboard.json";
 
 /// promtool, from Debian's `prometheus` package (.ci/run installs it).
 fn promtool(args: &[&str], dir: &Path) -> String {
-    let out = Command::new("promtool").args(args).current_dir(dir).output().unwrap_or_else(|e| {
-        panic!("promtool not found ({e}): `apt-get install prometheus` (Debian's package ships promtool)")
-    });
+    let out = Command::new("promtool").args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("promtool not found ({e}): `apt-get install prometheus` (Debian's package ships promtool)"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "promtool {args:?} failed:\n{text}");
     text
@@ -56,8 +54,29 @@ struct Selector {
 /// Aggregations and keywords that are not metric names even without `(`
 /// right after them (`sum by (le) (…)`, `a and b`).
 const NOT_METRICS: &[&str] = &[
-    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "group", "by", "without", "on",
-    "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "group",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
 ];
 
 /// The selectors of a PromQL expression: identifiers that are not
@@ -282,9 +301,7 @@ fn every_metric_the_alerts_and_the_dashboard_name_is_served_by_a_node() {
     assert!(checked.len() >= 40, "{checked:?}");
 
     // What the new gauges say.
-    let value = |text: &str, sample: &str| -> f64 {
-        text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok()).unwrap_or_else(|| panic!("{sample} not in:\n{text}"))
-    };
+    let value = |text: &str, sample: &str| -> f64 { text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok()).unwrap_or_else(|| panic!("{sample} not in:\n{text}")) };
     assert_eq!(value(&text, "zongzhi_cases{status=\"awaiting_receipt\"}"), 1.0);
     assert_eq!(value(&text, "zongzhi_cases{status=\"handling\"}"), 1.0);
     assert_eq!(value(&text, "zongzhi_cases{status=\"resolved\"}"), 0.0);

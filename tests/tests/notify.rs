@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use zongzhi_tests::{free_port, sample_case, wait_for, Api, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, OPERATOR_PASSWORD, TestNode, free_port, sample_case, wait_for};
 
 /// What the receiver saw: every request (with the status it answered) and
 /// the messages it accepted.
@@ -91,9 +91,7 @@ impl Receiver {
 
     /// Waits for an accepted message of `template` for `case_number`.
     fn wait(&self, case_number: &str, template: &str) -> Value {
-        wait_for(&format!("{template} of {case_number}"), 30, || {
-            self.for_case(case_number).into_iter().find(|m| m["template"] == template)
-        })
+        wait_for(&format!("{template} of {case_number}"), 30, || self.for_case(case_number).into_iter().find(|m| m["template"] == template))
     }
 }
 
@@ -117,10 +115,7 @@ fn serve(mut s: TcpStream, seen: &Mutex<Seen>) {
         got.extend_from_slice(&buf[..n]);
         if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&got[..end]).to_string();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                .unwrap_or(0);
+            let len: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap_or(0);
             if got.len() >= end + 4 + len {
                 break (head, got[end + 4..end + 4 + len].to_vec());
             }
@@ -189,11 +184,7 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
     let receipt = rx.wait(&number, "receipt");
     // The query code the filing showed once reaches the citizen too.
     let code = c["receipt"]["query_code"].as_str().unwrap();
-    assert_eq!(
-        receipt["text"],
-        format!("【综治中心】您反映的“楼道堆放杂物”已由示例社区工作站受理，编号{number}，查询码{code}。查询进度：{PUBLIC}"),
-        "{receipt}"
-    );
+    assert_eq!(receipt["text"], format!("【综治中心】您反映的“楼道堆放杂物”已由示例社区工作站受理，编号{number}，查询码{code}。查询进度：{PUBLIC}"), "{receipt}");
     assert_eq!((receipt["to"].as_str(), receipt["id"].as_str()), (Some("13812341234"), Some(id.as_str())), "{receipt}");
     assert!(receipt["created_at"].as_str().unwrap().ends_with("+08:00"), "{receipt}");
     let (_, head, _) = rx.requests()[0].clone();
@@ -208,9 +199,7 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
     op.act(&id, json!({"action": "progress", "note": "内部：物业电话未接通", "public": false}));
     rx.fail_next(2);
     op.act(&id, json!({"action": "progress", "note": "已约谈物业，三日内清理。", "public": true}));
-    let failing = wait_for("a failed attempt listed", 20, || {
-        entry(&admin, &number, "progress").filter(|e| e["state"] == "pending" && e["attempts"].as_u64() >= Some(1))
-    });
+    let failing = wait_for("a failed attempt listed", 20, || entry(&admin, &number, "progress").filter(|e| e["state"] == "pending" && e["attempts"].as_u64() >= Some(1)));
     assert!(failing["last_error"].as_str().unwrap().starts_with("HTTP 500"), "{failing}");
     assert!(failing["next_attempt_at"].is_string(), "{failing}");
     let progress = rx.wait(&number, "progress");
@@ -223,9 +212,7 @@ fn webhook_messages_are_retried_survive_a_restart_and_arrive_once() {
     rx.down();
     let resolved = op.act(&id, json!({"action": "resolve", "public_reply": "杂物已清理完毕，楼道恢复通行。"}));
     let resolution_id = last_step(&resolved);
-    let waiting = wait_for("a refused connection listed", 20, || {
-        entry(&admin, &number, "resolution").filter(|e| e["attempts"].as_u64() >= Some(1))
-    });
+    let waiting = wait_for("a refused connection listed", 20, || entry(&admin, &number, "resolution").filter(|e| e["attempts"].as_u64() >= Some(1)));
     assert_eq!(waiting["state"], "pending", "{waiting}");
     assert!(waiting["last_error"].as_str().unwrap().starts_with("connecting to 127.0.0.1:"), "{waiting}");
     node.stop();

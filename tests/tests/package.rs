@@ -104,17 +104,22 @@ fn the_debian_package_installs_and_its_unit_runs_a_node() {
     let info = text(&run(Command::new("dpkg-deb").arg("--info").arg(&deb)));
     assert!(info.contains("Package: zongzhi") && info.contains("adduser") && info.contains("libc6"), "{info}");
     let contents = text(&run(Command::new("dpkg-deb").arg("--contents").arg(&deb)));
-    for path in ["./usr/bin/zongzhi-node", "./usr/bin/zongzhi", "./etc/zongzhi/node.toml", "./usr/lib/systemd/system/zongzhi-node.service", "./usr/share/doc/zongzhi/README.md", "./usr/share/doc/zongzhi/examples/township.toml", "./usr/share/doc/zongzhi/monitoring/zongzhi-alerts.yml"] {
+    for path in [
+        "./usr/bin/zongzhi-node",
+        "./usr/bin/zongzhi",
+        "./etc/zongzhi/node.toml",
+        "./usr/lib/systemd/system/zongzhi-node.service",
+        "./usr/share/doc/zongzhi/README.md",
+        "./usr/share/doc/zongzhi/examples/township.toml",
+        "./usr/share/doc/zongzhi/monitoring/zongzhi-alerts.yml",
+    ] {
         assert!(contents.contains(path), "{path} not in the package:\n{contents}");
     }
 
     // Never over a real installation: only what an earlier run of this
     // test left (it marks its data directory) is purged first.
     const MARK: &str = "/var/lib/zongzhi/.zongzhi-package-test";
-    assert!(
-        !Path::new("/var/lib/zongzhi").exists() || Path::new(MARK).exists(),
-        "/var/lib/zongzhi exists: this machine runs a zongzhi node, which the package test would remove; run it elsewhere"
-    );
+    assert!(!Path::new("/var/lib/zongzhi").exists() || Path::new(MARK).exists(), "/var/lib/zongzhi exists: this machine runs a zongzhi node, which the package test would remove; run it elsewhere");
     Installed::purge();
     let _installed = Installed;
     run(Command::new("dpkg").arg("-i").arg(&deb).env("DEBIAN_FRONTEND", "noninteractive"));
@@ -198,10 +203,7 @@ fn the_debian_package_installs_and_its_unit_runs_a_node() {
         // the data and backup directories.
         let log = std::fs::File::create(out_dir.path().join("node.log")).unwrap();
         let binds: String = writable.iter().map(|d| format!("mount --bind {d} {d}; ")).collect();
-        let script = format!(
-            "set -e; {binds}mount -o remount,bind,ro /; cd {workdir}; exec setpriv --reuid=zongzhi --regid=zongzhi --init-groups -- {}",
-            exec.join(" ")
-        );
+        let script = format!("set -e; {binds}mount -o remount,bind,ro /; cd {workdir}; exec setpriv --reuid=zongzhi --regid=zongzhi --init-groups -- {}", exec.join(" "));
         let mut c = Command::new("unshare");
         c.args(["--mount", "--propagation", "private", "sh", "-c", &script]).env_remove("RUST_LOG").stdout(Stdio::null()).stderr(log);
         node.0 = Some(c.spawn().unwrap());

@@ -40,12 +40,7 @@ fn test_calendar(year: i16) -> (Value, YearCalendar) {
         "make_up_workdays": [sat.to_string()],
     });
     let ymd = |d: Date| d.year() as u32 * 10_000 + d.month() as u32 * 100 + d.day() as u32;
-    let cal = YearCalendar {
-        year: year as u16,
-        source: String::new(),
-        holidays: vec![Holiday { date: ymd(Date::new(year, 1, 1).unwrap()), name: "元旦".into() }],
-        makeup_workdays: vec![ymd(sat)],
-    };
+    let cal = YearCalendar { year: year as u16, source: String::new(), holidays: vec![Holiday { date: ymd(Date::new(year, 1, 1).unwrap()), name: "元旦".into() }], makeup_workdays: vec![ymd(sat)] };
     (json, cal)
 }
 
@@ -90,9 +85,7 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
         assert_eq!(status, 201, "{v}");
     }
     let base_version = city_admin.get("/api/policy").1["version"].as_u64().unwrap();
-    wait_for("the village to hold the base policy", 20, || {
-        (village.get("/api/policy").1["version"].as_u64() == Some(base_version)).then_some(())
-    });
+    wait_for("the village to hold the base policy", 20, || (village.get("/api/policy").1["version"].as_u64() == Some(base_version)).then_some(()));
 
     // The node's date is in `next`, whose calendar is missing: a loud warning.
     let health = village.get("/api/health").1;
@@ -153,9 +146,8 @@ fn a_clock_waiting_for_next_years_calendar_is_computed_everywhere_when_the_city_
     wait_for("the statistics to stop counting the clock as waiting", 20, || (waiting_stat(&town_stats, "330106010000") == 0).then_some(()));
     assert!(village.get("/api/cases?waiting_calendar=true").1["cases"].as_array().unwrap().is_empty());
     assert_eq!(village.get("/api/health").1["calendar"]["cases_waiting"], 0);
-    let v = wait_case(&h.villages[0], &village, &id, "the automatic supervision notice", |v| {
-        v["timeline"].as_array().unwrap().iter().any(|t| t["action"] == "supervise" && t["operator"] == "自动督办")
-    });
+    let v =
+        wait_case(&h.villages[0], &village, &id, "the automatic supervision notice", |v| v["timeline"].as_array().unwrap().iter().any(|t| t["action"] == "supervise" && t["operator"] == "自动督办"));
     let due = deadline(&v, "resolution")["due_at"].clone();
 
     // A later deadline-table change moves no computed due time.
@@ -265,10 +257,13 @@ fn bad_policies_and_bad_steps_are_refused_and_store_nothing() {
     assert_eq!((status, dry["dry_run"].as_bool()), (200, Some(true)), "{dry}");
     assert_eq!(dry["changes"][0]["text"], "新增窗口 fire（消防）");
     assert_eq!(records(&city_admin), before);
-    let (status, v2) = city_admin.post("/api/policy", &json!({
-        "windows": {"fire": {"name": "消防"}, "court": {"name": "诉调对接"}},
-        "categories": {"10": {"name": "城市管理", "children": {"1001": {"name": "占道经营", "default_window": "fire"}}}},
-    }));
+    let (status, v2) = city_admin.post(
+        "/api/policy",
+        &json!({
+            "windows": {"fire": {"name": "消防"}, "court": {"name": "诉调对接"}},
+            "categories": {"10": {"name": "城市管理", "children": {"1001": {"name": "占道经营", "default_window": "fire"}}}},
+        }),
+    );
     assert_eq!(status, 201, "{v2}");
     let (status, v3) = city_admin.post("/api/policy", &json!({"windows": {"court": {"name": "诉调对接（法院）", "retired": true}}}));
     assert_eq!(status, 201, "{v3}");
@@ -402,9 +397,7 @@ fn crossing_merges_from_two_nodes_keep_one_the_same_everywhere() {
     for (name, api) in [("village", &village), ("township", &town), ("city", &city)] {
         // Settled once both merges are there (the node's own one alone
         // already gives the same statuses).
-        let has_both = |api: &Api| {
-            [&a, &b].iter().all(|c| api.get(&format!("/api/cases/{c}")).1["timeline"].as_array().is_some_and(|t| t.iter().any(|t| t["action"] == "merge")))
-        };
+        let has_both = |api: &Api| [&a, &b].iter().all(|c| api.get(&format!("/api/cases/{c}")).1["timeline"].as_array().is_some_and(|t| t.iter().any(|t| t["action"] == "merge")));
         let got = wait_for(&format!("the merges to settle at the {name}"), 30, || {
             let o = outcome(api);
             (o == ("merged".to_string(), "accepted".to_string()) && has_both(api)).then_some(o)

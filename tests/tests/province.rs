@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, wait_for, Hierarchy, TestNode, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{Hierarchy, OPERATOR_PASSWORD, TestNode, sample_case, wait_for};
 
 /// The SQL between the README's `province-sql` markers.
 fn readme_queries() -> Vec<String> {
@@ -104,11 +104,7 @@ fn a_province_queries_two_cities_exports_together() {
     // 2. Units by name and level: the village first with 3, then the city with 1, then 宁波 with 2 between them.
     let names: Vec<(String, String, i64)> =
         units.as_array().unwrap().iter().map(|r| (r["name"].as_str().unwrap().to_string(), r["level_zh"].as_str().unwrap().to_string(), r["filed"].as_i64().unwrap())).collect();
-    assert_eq!(
-        names,
-        [("示例社区1工作站".into(), "村（社区）".into(), 3), ("宁波市社会治安综合治理中心".into(), "市".into(), 2), ("示例市社会治安综合治理中心".into(), "市".into(), 1)],
-        "{units}"
-    );
+    assert_eq!(names, [("示例社区1工作站".into(), "村（社区）".into(), 3), ("宁波市社会治安综合治理中心".into(), "市".into(), 2), ("示例市社会治安综合治理中心".into(), "市".into(), 1)], "{units}");
 
     // 3. Categories by each city's names: every case is 0202 under 02.
     let cats: Vec<(String, i64)> = categories.as_array().unwrap().iter().map(|r| (city_of(r), r["cases"].as_i64().unwrap())).collect();

@@ -17,8 +17,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, wait_case, wait_for, Api, Hierarchy, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, TestNode, sample_case, wait_case, wait_for};
 
 const VILLAGE: &str = "330106010001";
 const TOWNSHIP: &str = "330106010000";
@@ -100,7 +100,8 @@ fn a_center_that_lost_its_machine_is_re_enrolled_and_carries_on() {
 
     // A new machine, a new key, the same division.
     let root = h.city.node_id();
-    let town_q = std::fs::read_to_string(&h.township.config).unwrap().lines().find_map(|l| l.strip_prefix("quic_listen = \"").map(|a| a.trim_end_matches('"').rsplit(':').next().unwrap().to_string())).unwrap();
+    let town_q =
+        std::fs::read_to_string(&h.township.config).unwrap().lines().find_map(|l| l.strip_prefix("quic_listen = \"").map(|a| a.trim_end_matches('"').rsplit(':').next().unwrap().to_string())).unwrap();
     let mut fresh = TestNode::init_with(VILLAGE, "示例社区1工作站", &format!("root_key = \"{root}\"\nparent = \"127.0.0.1:{town_q}\"\nsupervision_interval_secs = 1\npublic = {{ enabled = true }}\n"));
     assert_ne!(fresh.node_id(), old_key);
     fresh.enroll_under(&h.township);
@@ -149,7 +150,12 @@ fn a_center_that_lost_its_machine_is_re_enrolled_and_carries_on() {
         r["reports"].as_array().unwrap().iter().any(|x| x["unit"] == VILLAGE && !x["superseded"].as_array().unwrap().is_empty()).then_some(())
     });
     let (_, r) = town_admin.get(&format!("/api/reports?scope={VILLAGE}&period={last_month}"));
-    let listed: Vec<String> = r["reports"].as_array().unwrap().iter().flat_map(|x| std::iter::once(x["record"].as_str().unwrap().to_string()).chain(x["superseded"].as_array().unwrap().iter().map(|s| s["record"].as_str().unwrap().to_string()))).collect();
+    let listed: Vec<String> = r["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|x| std::iter::once(x["record"].as_str().unwrap().to_string()).chain(x["superseded"].as_array().unwrap().iter().map(|s| s["record"].as_str().unwrap().to_string())))
+        .collect();
     assert!(listed.contains(&old_report), "{r}");
     // The citizen's receipt and query code of an old case.
     for node in [&fresh, &h.township, &h.city] {

@@ -10,10 +10,10 @@
 
 use std::process::Output;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_node::store::Store;
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{free_port, sample_case, wait_case, wait_for, Api, Hierarchy, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, TestNode, free_port, sample_case, wait_case, wait_for};
 
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -91,11 +91,7 @@ fn a_restored_township_gets_its_chain_back_before_it_signs() {
     assert_eq!(town.case(&a)["status"]["code"], "accepted", "the step signed after the backup is back");
     // New steps continue the chain and the case numbers.
     let c = town.file_case(&sample_case("恢复后登记"));
-    assert!(
-        c["number"].as_str().unwrap().ends_with("-000003"),
-        "the numbers continue after the two filed before the loss: {}",
-        c["number"]
-    );
+    assert!(c["number"].as_str().unwrap().ends_with("-000003"), "the numbers continue after the two filed before the loss: {}", c["number"]);
     town.act(&b_id, json!({"action": "sign_for"}));
     let c_id = c["id"].as_str().unwrap().to_string();
     wait_case(&h.county, &county, &c_id, "the county takes the new filing", |_| true);
@@ -112,11 +108,7 @@ fn a_restored_township_gets_its_chain_back_before_it_signs() {
 fn a_restore_no_peer_confirms_stays_read_only_until_an_admin_overrides() {
     // A township, enrolled, whose county is not reachable.
     let h = Hierarchy::start(0);
-    let mut node = TestNode::init_with(
-        "330106001000",
-        "留下街道综治中心",
-        &format!("root_key = \"{}\"\nparent = \"127.0.0.1:{}\"\n", h.city.node_id(), free_port()),
-    );
+    let mut node = TestNode::init_with("330106001000", "留下街道综治中心", &format!("root_key = \"{}\"\nparent = \"127.0.0.1:{}\"\n", h.city.node_id(), free_port()));
     node.enroll_under(&h.county);
     drop(h);
     node.start();

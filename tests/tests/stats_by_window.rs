@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{sample_case, wait_case, Api, Hierarchy, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, sample_case, wait_case};
 
 /// The counters compared, per group.
 const COUNTERS: [&str; 7] = ["received", "resolved", "resolved_on_time", "rated", "citizen_rated", "citizen_satisfied", "citizen_basically_satisfied"];
@@ -62,7 +62,11 @@ fn brute(api: &Api, prefix: &str, year: &str, by_window: bool) -> Figures {
         if let Some(t) = resolves.last().filter(|t| resolved && in_year(t) && in_scope(t))
             && let Some(g) = group(t)
         {
-            let on_time = v["deadlines"].as_array().unwrap().iter().rev()
+            let on_time = v["deadlines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
                 .find(|d| ["resolution", "rehandle"].contains(&d["kind"].as_str().unwrap()) && !d["cancelled"].as_bool().unwrap() && d["met_at"].is_string())
                 .is_some_and(|d| d["on_time"] == json!(true));
             add(g.clone(), "resolved", 1);

@@ -13,9 +13,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_tests::browser::Browser;
-use zongzhi_tests::{sample_case, wait_for, Api, TestNode, OPERATOR_PASSWORD};
+use zongzhi_tests::{Api, OPERATOR_PASSWORD, TestNode, sample_case, wait_for};
 
 /// A tmpfs mounted on a fresh directory, unmounted when dropped.
 struct SmallDisk(PathBuf);
@@ -92,12 +92,7 @@ fn a_full_disk_is_503_and_the_node_recovers_by_itself() {
     disk.fill();
     // A filing and a step are refused as the server's fault, change nothing.
     let http = reqwest::blocking::Client::new();
-    let r = http
-        .post(format!("{}/api/cases", node.url()))
-        .bearer_auth(api.token.as_ref().unwrap())
-        .json(&sample_case("磁盘已满时登记"))
-        .send()
-        .unwrap();
+    let r = http.post(format!("{}/api/cases", node.url())).bearer_auth(api.token.as_ref().unwrap()).json(&sample_case("磁盘已满时登记")).send().unwrap();
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.headers().get("retry-after").is_some(), "503 carries Retry-After");
     let body: Value = r.json().unwrap();

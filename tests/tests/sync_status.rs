@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, wait_case, wait_for, Hierarchy, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Hierarchy, OPERATOR_PASSWORD, sample_case, wait_case, wait_for};
 
 fn row(node: &zongzhi_tests::TestNode, division: &str) -> Option<Value> {
     let (_, v) = node.login("admin", ADMIN_PASSWORD).get("/api/sync");

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use zongzhi_tests::{wait_for, Hierarchy, TestNode, ADMIN_PASSWORD};
+use zongzhi_tests::{ADMIN_PASSWORD, Hierarchy, TestNode, wait_for};
 
 fn quic_of(node: &TestNode) -> String {
     let text = std::fs::read_to_string(&node.config).unwrap();
@@ -45,11 +45,7 @@ fn a_setup_that_cannot_work_is_refused_or_named() {
 
     // A township whose `parent` points at the city instead of its county.
     let city_q = quic_of(&h.city);
-    let wrong = TestNode::init_with(
-        "330106020000",
-        "另一街道综治中心",
-        &format!("root_key = \"{root}\"\nparent = \"{city_q}\"\nquic_listen = \"127.0.0.1:{}\"\n", zongzhi_tests::free_port()),
-    );
+    let wrong = TestNode::init_with("330106020000", "另一街道综治中心", &format!("root_key = \"{root}\"\nparent = \"{city_q}\"\nquic_listen = \"127.0.0.1:{}\"\n", zongzhi_tests::free_port()));
     wrong.enroll_under(&h.county);
     let mut wrong = wrong;
     wrong.start();

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, wait_for, Api, Hierarchy, TestNode, ADMIN_PASSWORD, OPERATOR_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, Hierarchy, OPERATOR_PASSWORD, TestNode, sample_case, wait_for};
 
 /// The previous release's `zongzhi-node`: `ZONGZHI_PREV_NODE`, else the
 /// cache `.ci/prev-release.sh` fills (`deploy/test.sh` runs it first).
@@ -38,10 +38,7 @@ fn previous_release() -> PathBuf {
     let commit = commits[commits.len() - 2];
     let cache = std::env::var_os("ZONGZHI_PREV_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/zongzhi-prev"));
     let path = cache.join(commit).join("zongzhi-node");
-    assert!(
-        path.exists(),
-        "the previous release's zongzhi-node is not built: run `deploy/test.sh` (or `.ci/prev-release.sh`, which builds commit {commit} once) or set ZONGZHI_PREV_NODE"
-    );
+    assert!(path.exists(), "the previous release's zongzhi-node is not built: run `deploy/test.sh` (or `.ci/prev-release.sh`, which builds commit {commit} once) or set ZONGZHI_PREV_NODE");
     path
 }
 

@@ -58,10 +58,8 @@ fn the_readme_walkthrough_runs_as_written() {
     let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pgid}")]).status();
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let logs: String = ["city", "county", "township", "village"]
-        .iter()
-        .map(|n| format!("--- {n}.log\n{}\n", std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default()))
-        .collect();
+    let logs: String =
+        ["city", "county", "township", "village"].iter().map(|n| format!("--- {n}.log\n{}\n", std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default())).collect();
     assert!(status.is_some(), "the walkthrough did not finish in 180 s\n{stdout}\n{stderr}\n{logs}");
     assert!(status.unwrap().success() && stdout.contains("walkthrough: ok"), "the walkthrough failed\n{stdout}\n{stderr}\n{logs}");
 }

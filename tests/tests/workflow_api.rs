@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::{json, Value};
-use zongzhi_tests::{sample_case, Api, TestNode, OPERATOR_PASSWORD, VIEWER_PASSWORD, ADMIN_PASSWORD};
+use serde_json::{Value, json};
+use zongzhi_tests::{ADMIN_PASSWORD, Api, OPERATOR_PASSWORD, TestNode, VIEWER_PASSWORD, sample_case};
 
 fn records(api: &Api) -> u64 {
     api.get("/api/health").1["records"].as_u64().unwrap()
@@ -85,7 +85,14 @@ fn whole_workflow_and_every_rejection() {
     op.act(&id, json!({"action": "request_extension", "working_days": 3, "reason": "需要现场勘查"}));
     let before = records(&op);
     refused(&op, before, op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "approve_extension"})), 403, "forbidden", None);
-    refused(&op, before, op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "request_extension", "working_days": 2, "reason": "再次"})), 422, "rule_violation", Some("one-extension-at-a-time"));
+    refused(
+        &op,
+        before,
+        op.post(&format!("/api/cases/{id}/actions"), &json!({"action": "request_extension", "working_days": 2, "reason": "再次"})),
+        422,
+        "rule_violation",
+        Some("one-extension-at-a-time"),
+    );
     let c = admin.act(&id, json!({"action": "approve_extension", "note": "同意延期三个工作日"}));
     let resolution = c["deadlines"].as_array().unwrap().iter().find(|d| d["kind"] == "resolution").unwrap();
     assert_eq!(resolution["extended_working_days"], 3);

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context};
+use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -96,12 +96,7 @@ fn api_error(status: reqwest::StatusCode, body: &str) -> ApiError {
             }
         }
     };
-    ApiError {
-        status: status.as_u16(),
-        code: err["code"].as_str().unwrap_or("error").to_string(),
-        message,
-        rule: err["rule"].as_str().map(String::from),
-    }
+    ApiError { status: status.as_u16(), code: err["code"].as_str().unwrap_or("error").to_string(), message, rule: err["rule"].as_str().map(String::from) }
 }
 
 /// The base URL of the node named by `given`: a URL (`http://…`,
@@ -133,10 +128,7 @@ pub fn session_path(explicit: Option<PathBuf>) -> PathBuf {
     if let Some(p) = explicit {
         return p;
     }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config"))).unwrap_or_else(|| PathBuf::from("."));
     base.join("zongzhi").join("session.json")
 }
 
@@ -151,13 +143,7 @@ pub fn save_session(path: &PathBuf, s: &SavedSession) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).with_context(|| format!("writing {}", path.display()))?;
     f.write_all(serde_json::to_string_pretty(s)?.as_bytes())?;
     Ok(())
 }
@@ -195,7 +181,10 @@ impl Client {
         let resp = req.send().map_err(|e| {
             let detail = format!("{e:?}");
             if self.base.starts_with("https://") && detail.contains("UnknownIssuer") {
-                anyhow::Error::new(Unreachable(format!("the HTTPS certificate of {} is not trusted: pass --cacert with its PEM file (`zongzhi-node https-cert` wrote it as https-cert.pem in the node's data directory)", self.base)))
+                anyhow::Error::new(Unreachable(format!(
+                    "the HTTPS certificate of {} is not trusted: pass --cacert with its PEM file (`zongzhi-node https-cert` wrote it as https-cert.pem in the node's data directory)",
+                    self.base
+                )))
             } else {
                 anyhow::Error::new(e).context(Unreachable(format!("cannot reach the node at {}", self.base)))
             }

@@ -14,9 +14,9 @@ use zongzhi_tools::{client, out, table};
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use client::Client;
 
@@ -1176,12 +1176,7 @@ fn print_cases(v: &Value, names: &table::UnitNames, clock: Option<&(String, Opti
 
 fn show_case(v: &Value, names: &table::UnitNames) -> anyhow::Result<()> {
     outln!("{}  {}", s(&v["number"]), s(&v["title"]))?;
-    outln!(
-        "状态 {}  承办 {}  窗口 {}",
-        s(&v["status"]["name"]),
-        unit_full(&v["owner"], &v["owner_name"], names),
-        s(&v["window_name"])
-    )?;
+    outln!("状态 {}  承办 {}  窗口 {}", s(&v["status"]["name"]), unit_full(&v["owner"], &v["owner_name"], names), s(&v["window_name"]))?;
     outln!("受理单位 {}", unit_full(&v["filed_by"], &v["filed_by_name"], names))?;
     outln!(
         "类别 {}/{}  {}  {}  {}  渠道 {}",
@@ -1252,11 +1247,7 @@ fn show_case(v: &Value, names: &table::UnitNames) -> anyhow::Result<()> {
 /// A step's details, one field a line.
 fn detail_text(d: &Value) -> String {
     let Some(obj) = d.as_object() else { return String::new() };
-    obj.iter()
-        .filter(|(_, v)| !v.is_null() && v.as_str() != Some(""))
-        .map(|(k, v)| format!("{k}={}", s(v)))
-        .collect::<Vec<_>>()
-        .join("\n")
+    obj.iter().filter(|(_, v)| !v.is_null() && v.as_str() != Some("")).map(|(k, v)| format!("{k}={}", s(v))).collect::<Vec<_>>().join("\n")
 }
 
 fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
@@ -1272,12 +1263,7 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
                 eprintln!("{}", key.id());
                 return Ok(());
             }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&out)
-                .with_context(|| format!("creating {}", out.display()))?;
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&out).with_context(|| format!("creating {}", out.display()))?;
             f.write_all(key.to_pkcs8_pem()?.as_bytes())?;
             outln!("{}", key.id())?;
         }
@@ -1291,8 +1277,8 @@ fn keys(cmd: KeyCommand) -> anyhow::Result<()> {
 }
 
 fn certs(cmd: CertCommand) -> anyhow::Result<()> {
-    use zongzhi_protocol::cert::{dearmor_all, EnrollmentRequest, NodeCert, RECORDS_ARMOR};
     use zongzhi_protocol::Record;
+    use zongzhi_protocol::cert::{EnrollmentRequest, NodeCert, RECORDS_ARMOR, dearmor_all};
     let read = |p: &PathBuf| out::read_input_string(p);
     match cmd {
         CertCommand::Show { path } => {
@@ -1326,13 +1312,10 @@ fn certs(cmd: CertCommand) -> anyhow::Result<()> {
 
 /// Checks the certificate chain in the file `path` against the city root key.
 fn verify_chain_file(path: &std::path::Path, root: &zongzhi_protocol::NodeId) -> anyhow::Result<()> {
-    use zongzhi_protocol::cert::{dearmor_all, RECORDS_ARMOR};
     use zongzhi_protocol::Record;
+    use zongzhi_protocol::cert::{RECORDS_ARMOR, dearmor_all};
     let text = out::read_input_string(path)?;
-    let chain: Vec<Record> = dearmor_all(RECORDS_ARMOR, &text)
-        .iter()
-        .map(|b| Record::decode(b))
-        .collect::<Result<_, _>>()?;
+    let chain: Vec<Record> = dearmor_all(RECORDS_ARMOR, &text).iter().map(|b| Record::decode(b)).collect::<Result<_, _>>()?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let cert = zongzhi_protocol::trust::verify_chain(&chain, root, now)?;
     outln!("valid: {} {} chains to the root", cert.division, cert.name)?;
@@ -1377,7 +1360,13 @@ fn print_stats(v: &Value, names: &table::UnitNames, chosen: Option<&[String]>) -
     // Units by their short names (categories and channels keep theirs).
     let by_unit = matches!(v["by"].as_str(), Some("unit" | "county" | "township" | "village"));
     let line = |rank: String, group: String, name: String, row: &Value| -> Vec<String> {
-        let name = if by_unit && group.len() == 12 { names.short_or(&group, &name) } else if name.is_empty() { group } else { name };
+        let name = if by_unit && group.len() == 12 {
+            names.short_or(&group, &name)
+        } else if name.is_empty() {
+            group
+        } else {
+            name
+        };
         let mut r = vec![rank, table::truncate(&name, 16)];
         for c in ["received", "resolved", "open_overdue"] {
             r.push(s(&row["counts"][c]));
@@ -1386,12 +1375,8 @@ fn print_stats(v: &Value, names: &table::UnitNames, chosen: Option<&[String]>) -
         r.extend(kpis.iter().map(|(k, _)| cell(row, k)));
         r
     };
-    let mut rows: Vec<Vec<String>> = v["rows"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| line(r["rank"].as_u64().map(|x| x.to_string()).unwrap_or_default(), s(&r["group"]), s(&r["name"]), r))
-        .collect();
+    let mut rows: Vec<Vec<String>> =
+        v["rows"].as_array().into_iter().flatten().map(|r| line(r["rank"].as_u64().map(|x| x.to_string()).unwrap_or_default(), s(&r["group"]), s(&r["name"]), r)).collect();
     rows.push(line(String::new(), "合计".into(), "合计".into(), &v["total"]));
     out!("{}", table::render(&header, &rows))?;
     outln!("基期 {}；未列出的指标：--kpi all 或 --kpi <代码,…>（排名按第一个指标）", s(&v["baseline_period"]))?;

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::Subcommand;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::client::Client;
 use crate::{s, table};
@@ -364,12 +364,7 @@ fn settings_table(v: &Value) -> Vec<Vec<String>> {
 
 fn show(v: &Value) -> anyhow::Result<()> {
     outln!("策略 第 {} 版  签发于 {}  签发者 {}", s(&v["version"]), s(&v["signed_at"]), table::truncate(&s(&v["signed_by"]), 18))?;
-    let versions: Vec<String> = v["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|x| format!("{} ({})", s(&x["version"]), s(&x["signed_at"])))
-        .collect();
+    let versions: Vec<String> = v["versions"].as_array().into_iter().flatten().map(|x| format!("{} ({})", s(&x["version"]), s(&x["signed_at"]))).collect();
     if !versions.is_empty() {
         outln!("版本: {}", versions.join(", "))?;
     }
@@ -443,10 +438,11 @@ mod tests {
 
     #[test]
     fn pairs_merge_into_one_patch() {
-        let pairs: Vec<String> = ["deadlines.resolution_working_days=10", "windows.fire.name=消防", "windows.fire.retired=false", "categories.01.children.0105.name=彩礼纠纷", "calendar_warning_from=10-15"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
+        let pairs: Vec<String> =
+            ["deadlines.resolution_working_days=10", "windows.fire.name=消防", "windows.fire.retired=false", "categories.01.children.0105.name=彩礼纠纷", "calendar_warning_from=10-15"]
+                .iter()
+                .map(|x| x.to_string())
+                .collect();
         let p = set_patch(&pairs, None).unwrap();
         assert_eq!(
             p,

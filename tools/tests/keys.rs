@@ -55,11 +55,7 @@ fn enrollment_request_shows_and_forgery_is_refused() {
 #[test]
 fn commands_without_login_say_so() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_zongzhi"))
-        .args(["queue"])
-        .env("ZONGZHI_SESSION", dir.path().join("none.json"))
-        .output()
-        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_zongzhi")).args(["queue"]).env("ZONGZHI_SESSION", dir.path().join("none.json")).output().unwrap();
     assert!(!o.status.success());
     assert!(text(&o).contains("not logged in"), "{}", text(&o));
 }

@@ -169,19 +169,16 @@ impl ActionInput {
             ActionInput::Route { window, requirements, due_ms } => Action::Route { window, requirements, due_ms },
             ActionInput::Escalate { reason } => Action::Escalate { reason },
             ActionInput::Reroute { window, reason } => Action::Reroute { target: RouteTarget::Window(window), reason },
-            ActionInput::AddHelpers { units, windows } => Action::AddHelpers {
-                helpers: units.into_iter().map(|u| RouteTarget::Unit(unit(u as usize))).chain(windows.into_iter().map(RouteTarget::Window)).collect(),
-            },
+            ActionInput::AddHelpers { units, windows } => {
+                Action::AddHelpers { helpers: units.into_iter().map(|u| RouteTarget::Unit(unit(u as usize))).chain(windows.into_iter().map(RouteTarget::Window)).collect() }
+            }
             ActionInput::RequestExtension { working_days, reason } => Action::RequestExtension { working_days, reason },
             ActionInput::DecideExtension { approve, note } => Action::DecideExtension { approve, note },
             ActionInput::Supervise { grade, note } => Action::Supervise { grade: SuperviseGrade::ALL[grade as usize % SuperviseGrade::ALL.len()], note },
             ActionInput::Rate { rating, comment } => Action::Rate { rating: Rating::ALL[rating as usize % Rating::ALL.len()], comment, result_rating: None },
-            ActionInput::CitizenRate { token, rating, result, comment } => Action::CitizenRate {
-                token,
-                rating: Rating::ALL[rating as usize % Rating::ALL.len()],
-                result_rating: Rating::ALL[result as usize % Rating::ALL.len()],
-                comment,
-            },
+            ActionInput::CitizenRate { token, rating, result, comment } => {
+                Action::CitizenRate { token, rating: Rating::ALL[rating as usize % Rating::ALL.len()], result_rating: Rating::ALL[result as usize % Rating::ALL.len()], comment }
+            }
             ActionInput::Appeal { reason } => Action::Appeal { reason },
             ActionInput::DecideAppeal { upheld, note } => Action::DecideAppeal { upheld, note },
             ActionInput::Merge { into } => Action::Merge { into: RecordId(into) },
@@ -603,14 +600,27 @@ pub fn seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
             ];
             frames.into_iter().map(|(n, f)| (n.to_string(), f.to_wire()[4..].to_vec())).collect()
         }
-        "policy_json" => vec![
-            ("calendar-2027.json".into(), r#"{"calendars":{"2027":{"source":"国务院办公厅","holidays":[{"date":"2027-01-01","name":"元旦"},{"date":"2027-10-01","name":"国庆节"}],"make_up_workdays":["2027-09-26"]}}}"#.as_bytes().to_vec()),
-            ("deadlines.json".into(), r#"{"deadlines":{"resolution_working_days":9},"repeat_window_days":45}"#.as_bytes().to_vec()),
-            ("window-and-category.json".into(), r#"{"windows":{"traffic":{"name":"交警"}},"categories":{"02":{"children":{"0299":{"name":"其他纠纷","default_window":"traffic"}}}}}"#.as_bytes().to_vec()),
-            ("warning.json".into(), r#"{"calendar_warning_from":"11-15","supervision":{"yellow_after_minutes":2880}}"#.as_bytes().to_vec()),
-            ("regression-negative-year.json".into(), r#"{"calendars":{"2027":{"source":"x","holidays":[{"date":"-002027-10-01","name":"国庆"}],"make_up_workdays":[]}}}"#.as_bytes().to_vec()),
-            ("regression-noncanonical-year-key.json".into(), r#"{"calendars":{"02027":{"source":"x","holidays":[{"date":"2027-01-01","name":"元旦"}],"make_up_workdays":[]}}}"#.as_bytes().to_vec()),
-        ],
+        "policy_json" => {
+            vec![
+                (
+                    "calendar-2027.json".into(),
+                    r#"{"calendars":{"2027":{"source":"国务院办公厅","holidays":[{"date":"2027-01-01","name":"元旦"},{"date":"2027-10-01","name":"国庆节"}],"make_up_workdays":["2027-09-26"]}}}"#
+                        .as_bytes()
+                        .to_vec(),
+                ),
+                ("deadlines.json".into(), r#"{"deadlines":{"resolution_working_days":9},"repeat_window_days":45}"#.as_bytes().to_vec()),
+                (
+                    "window-and-category.json".into(),
+                    r#"{"windows":{"traffic":{"name":"交警"}},"categories":{"02":{"children":{"0299":{"name":"其他纠纷","default_window":"traffic"}}}}}"#.as_bytes().to_vec(),
+                ),
+                ("warning.json".into(), r#"{"calendar_warning_from":"11-15","supervision":{"yellow_after_minutes":2880}}"#.as_bytes().to_vec()),
+                ("regression-negative-year.json".into(), r#"{"calendars":{"2027":{"source":"x","holidays":[{"date":"-002027-10-01","name":"国庆"}],"make_up_workdays":[]}}}"#.as_bytes().to_vec()),
+                (
+                    "regression-noncanonical-year-key.json".into(),
+                    r#"{"calendars":{"02027":{"source":"x","holidays":[{"date":"2027-01-01","name":"元旦"}],"make_up_workdays":[]}}}"#.as_bytes().to_vec(),
+                ),
+            ]
+        }
         "action_json" => [
             ("sign-for.json", r#"{"action":"sign_for"}"#),
             ("route.json", r#"{"action":"route","window":"justice","requirements":"调解","due_at":"2026-11-20T17:00:00+08:00"}"#),
@@ -718,10 +728,44 @@ const INTERESTING: &[u64] = &[0, 1, 0x7F, 0x80, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0x
 
 /// Tokens for the JSON target's dictionary.
 const JSON_TOKENS: &[&str] = &[
-    "\"calendars\"", "\"holidays\"", "\"make_up_workdays\"", "\"source\"", "\"date\"", "\"name\"", "\"categories\"", "\"children\"", "\"default_window\"", "\"retired\"",
-    "\"windows\"", "\"deadlines\"", "\"supervision\"", "\"repeat_window_days\"", "\"report_grace_minutes\"", "\"calendar_warning_from\"", "\"2027\"", "\"2026\"",
-    "\"2027-02-29\"", "\"2028-02-29\"", "\"-002027-10-01\"", "\"+2027-01-01\"", "\"12-31\"", "\"02-30\"", "null", "true", "false", "{}", "[]", "0", "-1", "4294967296",
-    "1e400", "\"\\u0000\"", "\" \"", "\"police\"", "\"0202\"", "\"02\"",
+    "\"calendars\"",
+    "\"holidays\"",
+    "\"make_up_workdays\"",
+    "\"source\"",
+    "\"date\"",
+    "\"name\"",
+    "\"categories\"",
+    "\"children\"",
+    "\"default_window\"",
+    "\"retired\"",
+    "\"windows\"",
+    "\"deadlines\"",
+    "\"supervision\"",
+    "\"repeat_window_days\"",
+    "\"report_grace_minutes\"",
+    "\"calendar_warning_from\"",
+    "\"2027\"",
+    "\"2026\"",
+    "\"2027-02-29\"",
+    "\"2028-02-29\"",
+    "\"-002027-10-01\"",
+    "\"+2027-01-01\"",
+    "\"12-31\"",
+    "\"02-30\"",
+    "null",
+    "true",
+    "false",
+    "{}",
+    "[]",
+    "0",
+    "-1",
+    "4294967296",
+    "1e400",
+    "\"\\u0000\"",
+    "\" \"",
+    "\"police\"",
+    "\"0202\"",
+    "\"02\"",
 ];
 
 /// What a driver run does.
@@ -771,21 +815,12 @@ impl Stats {
 
 /// Runs `target` under `catch_unwind`: the outcome class, or the panic message.
 pub fn call(target: Target, input: &[u8]) -> Result<String, String> {
-    catch_unwind(AssertUnwindSafe(|| target(input))).map_err(|p| {
-        p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into())
-    })
+    catch_unwind(AssertUnwindSafe(|| target(input))).map_err(|p| p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into()))
 }
 
 /// [`run_with`] for `seconds`, writing crashes to `fuzz/crashes/<target>/`.
 pub fn run(target: &str, seconds: f64, seed: u64, corpus_dir: &Path) -> Result<Stats, String> {
-    run_with(&Config {
-        target: target.into(),
-        seconds: Some(seconds),
-        max_execs: None,
-        seed,
-        corpus_dir: corpus_dir.to_path_buf(),
-        crash_dir: Some(fuzz_dir().join("crashes").join(target)),
-    })
+    run_with(&Config { target: target.into(), seconds: Some(seconds), max_execs: None, seed, corpus_dir: corpus_dir.to_path_buf(), crash_dir: Some(fuzz_dir().join("crashes").join(target)) })
 }
 
 /// The mutation driver: starts from the corpus, mutates, keeps inputs that

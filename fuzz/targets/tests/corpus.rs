@@ -48,15 +48,7 @@ fn regression_inputs_are_refused() {
 fn short_fuzz_runs_find_nothing() {
     for name in TARGETS {
         let execs = if *name == "fold_orders" { 400 } else { 2_000 };
-        let stats = run_with(&Config {
-            target: name.to_string(),
-            seconds: None,
-            max_execs: Some(execs),
-            seed: 7,
-            corpus_dir: fuzz_dir().join("corpus").join(name),
-            crash_dir: None,
-        })
-        .unwrap();
+        let stats = run_with(&Config { target: name.to_string(), seconds: None, max_execs: Some(execs), seed: 7, corpus_dir: fuzz_dir().join("corpus").join(name), crash_dir: None }).unwrap();
         assert_eq!(stats.execs, execs);
         if let Some(c) = stats.crash {
             panic!("{name}: {} on input {:02x?}", c.message, c.input);

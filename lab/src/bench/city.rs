@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
 
-use super::{node_binary, percentile, RunningNode};
+use super::{RunningNode, node_binary, percentile};
 
 /// Targets (BENCHMARKS.md, city issue).
 const TARGET_P99_MS: f64 = 50.0;
@@ -149,11 +149,7 @@ impl Api {
     /// Logs in as the city's admin with the password the load recorded.
     fn login(url: &str, desc: &Value) -> anyhow::Result<Api> {
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
-        let login: Value = http
-            .post(format!("{url}/api/login"))
-            .json(&json!({"username": "admin", "password": desc["password"].as_str().unwrap_or(load::PASSWORD)}))
-            .send()?
-            .json()?;
+        let login: Value = http.post(format!("{url}/api/login")).json(&json!({"username": "admin", "password": desc["password"].as_str().unwrap_or(load::PASSWORD)})).send()?.json()?;
         let token = login["token"].as_str().context("login failed")?.to_string();
         Ok(Api { http, url: url.to_string(), token })
     }
@@ -250,14 +246,7 @@ pub(crate) fn loadavg() -> f64 {
 /// VmRSS and VmHWM of a process, in KiB.
 fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let field = |name: &str| -> u64 { status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0) };
     (field("VmRSS:"), field("VmHWM:"))
 }
 
@@ -408,21 +397,9 @@ fn console_reads(desc: &Value, deep: &DeepPage) -> anyhow::Result<Vec<Read>> {
         Read { name: "category", label: "category filter (owner=all&category=02)".into(), paths: one("/api/cases?owner=all&category=02&limit=100") },
         Read { name: "urgent", label: "urgent filter (owner=all&urgency=urgent)".into(), paths: one("/api/cases?owner=all&urgency=urgent&limit=100") },
         Read { name: "clock_any", label: "my running clocks (clock=any)".into(), paths: one("/api/cases?clock=any&limit=100") },
-        Read {
-            name: "search_number",
-            label: "search by case number (GET /api/search?q=<number>)".into(),
-            paths: samples.iter().map(|s| format!("/api/search?q={}", enc(&s.number))).collect(),
-        },
-        Read {
-            name: "search_phone",
-            label: "search by phone (q=<11 digits>)".into(),
-            paths: samples.iter().filter_map(|s| s.phone.as_ref()).map(|p| format!("/api/search?q={}", enc(p))).collect(),
-        },
-        Read {
-            name: "search_word",
-            label: "search by word (q=<two characters of a title>)".into(),
-            paths: words.iter().map(|w| format!("/api/search?q={}", enc(w))).collect(),
-        },
+        Read { name: "search_number", label: "search by case number (GET /api/search?q=<number>)".into(), paths: samples.iter().map(|s| format!("/api/search?q={}", enc(&s.number))).collect() },
+        Read { name: "search_phone", label: "search by phone (q=<11 digits>)".into(), paths: samples.iter().filter_map(|s| s.phone.as_ref()).map(|p| format!("/api/search?q={}", enc(p))).collect() },
+        Read { name: "search_word", label: "search by word (q=<two characters of a title>)".into(), paths: words.iter().map(|w| format!("/api/search?q={}", enc(w))).collect() },
         Read { name: "case_detail", label: "case detail (GET /api/cases/{id})".into(), paths: samples.iter().map(|s| format!("/api/cases/{}", s.id)).collect() },
         Read {
             name: "similar",
@@ -438,26 +415,14 @@ fn console_reads(desc: &Value, deep: &DeepPage) -> anyhow::Result<Vec<Read>> {
         Read { name: "stats_unit_month_all", label: format!("statistics by unit, {month}, every row (3,000)"), paths: one(&format!("/api/stats?by=unit&period={month}")) },
         Read { name: "stats_county_month", label: format!("statistics by county, {month}"), paths: one(&format!("/api/stats?by=county&period={month}")) },
         Read { name: "stats_category_month", label: format!("statistics by category, {month}"), paths: one(&format!("/api/stats?by=category&period={month}")) },
-        Read {
-            name: "stats_unit_quarter",
-            label: format!("statistics by unit, {quarter}, first 200 ranked rows"),
-            paths: one(&format!("/api/stats?by=unit&period={quarter}&limit=200")),
-        },
-        Read {
-            name: "stats_unit_quarter_all",
-            label: format!("statistics by unit, {quarter}, every row (3,000)"),
-            paths: one(&format!("/api/stats?by=unit&period={quarter}")),
-        },
+        Read { name: "stats_unit_quarter", label: format!("statistics by unit, {quarter}, first 200 ranked rows"), paths: one(&format!("/api/stats?by=unit&period={quarter}&limit=200")) },
+        Read { name: "stats_unit_quarter_all", label: format!("statistics by unit, {quarter}, every row (3,000)"), paths: one(&format!("/api/stats?by=unit&period={quarter}")) },
         Read { name: "stats_county_quarter", label: format!("statistics by county, {quarter}"), paths: one(&format!("/api/stats?by=county&period={quarter}")) },
         Read { name: "stats_category_quarter", label: format!("statistics by category, {quarter}"), paths: one(&format!("/api/stats?by=category&period={quarter}")) },
         // By window and by person: the cases folded at query time.
         Read { name: "stats_window_month", label: format!("statistics by window, {month} (every center's windows)"), paths: one(&format!("/api/stats?by=window&period={month}")) },
         Read { name: "stats_person_quarter", label: format!("statistics by person, {quarter}"), paths: one(&format!("/api/stats?by=person&period={quarter}&limit=200")) },
-        Read {
-            name: "supervision_board",
-            label: "supervision board (status=open&owner=all&overdue=true&limit=1000)".into(),
-            paths: one("/api/cases?status=open&owner=all&overdue=true&limit=1000"),
-        },
+        Read { name: "supervision_board", label: "supervision board (status=open&owner=all&overdue=true&limit=1000)".into(), paths: one("/api/cases?status=open&owner=all&overdue=true&limit=1000") },
     ])
 }
 
@@ -527,10 +492,7 @@ fn print_reads(desc: &Value, reads: &[Read], timings: &[Timing], compare: Option
         }
         let ratio = compare.and_then(|c| c["reads"][r.name]["p99_ms"].as_f64()).map(|o| format!("{:.2}×", t.p99_ms / o.max(0.001))).unwrap_or_default();
         let met = if t.p99_ms <= TARGET_P99_MS { "p99 ≤ 50 ms" } else { "p99 ≤ 50 ms OVER" };
-        outln!(
-            "{:<58} {:>4} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>6.2} ms  {met:<16} {ratio:>10}  {}",
-            r.label, t.n, t.first_ms, t.p50_ms, t.p99_ms, t.max_ms, t.note
-        )?;
+        outln!("{:<58} {:>4} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>6.2} ms  {met:<16} {ratio:>10}  {}", r.label, t.n, t.first_ms, t.p50_ms, t.p99_ms, t.max_ms, t.note)?;
     }
     Ok(reads_json)
 }
@@ -562,10 +524,7 @@ fn print_figures(f: &Figures, compare: Option<&Value>) -> anyhow::Result<()> {
         sup["due"]
     )?;
     outln!("{:<58} {:.2} s", "stop (SIGTERM until exit)", f.stop_s)?;
-    outln!(
-        "{:<58} {:.2} before the reads, {:.2} after (2 cores; above 1 means other work shared them)",
-        "load average of the machine (1 min)", f.load_before, f.load_after
-    )?;
+    outln!("{:<58} {:.2} before the reads, {:.2} after (2 cores; above 1 means other work shared them)", "load average of the machine (1 min)", f.load_before, f.load_after)?;
     if let Some(c) = compare {
         let earlier = |k: &str| c[k].as_f64().unwrap_or(0.0);
         outln!(

@@ -7,18 +7,18 @@
 //! it read from the data directory ([`host_signature`]), which proves
 //! access to the host, and may name any directory and ask for the key.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::Role;
-use crate::ledger::Op;
 use super::auth::authenticate;
 use super::error::{ApiError, ApiResult};
-use super::{parse_json, AppState};
+use super::{AppState, parse_json};
+use crate::accounts::Role;
+use crate::ledger::Op;
 
 /// The header `zongzhi-node` signs host requests in.
 pub const HOST_AUTH: &str = "x-zongzhi-host-auth";

@@ -33,10 +33,7 @@ const SERVED_AS_GIVEN: &[&str] = &[
 /// file name, no leading dots or blanks; at most [`MAX_NAME_CHARS`].
 /// `None` when nothing is left.
 pub fn clean_name(name: &str) -> Option<String> {
-    let cleaned: String = name
-        .chars()
-        .map(|c| if c.is_control() || matches!(c, '/' | '\\' | '"' | '\'' | ':' | '*' | '?' | '<' | '>' | '|' | '`') { '_' } else { c })
-        .collect();
+    let cleaned: String = name.chars().map(|c| if c.is_control() || matches!(c, '/' | '\\' | '"' | '\'' | ':' | '*' | '?' | '<' | '>' | '|' | '`') { '_' } else { c }).collect();
     let trimmed = cleaned.trim().trim_start_matches(['.', '_', ' ']).trim_end_matches([' ', '.']);
     let short: String = trimmed.chars().take(MAX_NAME_CHARS).collect();
     (!short.trim().is_empty()).then_some(short)

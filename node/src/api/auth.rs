@@ -1,19 +1,19 @@
 //! Sessions: login, logout, `me`, and the bearer-token check every handler
 //! starts with.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::Json;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::{ApiError, ApiResult};
+use super::{AppState, ClientAddr, parse_json, time};
 use crate::accounts::{self, Check, Role, Session};
 use crate::login::audit::Entry;
 use crate::login::hashing::GateError;
 use crate::login::throttle::{Lockout, Outcome, Refusal, Ticket};
-use super::error::{ApiError, ApiResult};
-use super::{AppState, ClientAddr, parse_json, time};
 
 /// The bearer token of a request, if any.
 pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -21,8 +21,7 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, min: Role) -> Result<Session, ApiError> {
-    let token = bearer(headers)
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first (Authorization: Bearer <token>)"))?;
+    let token = bearer(headers).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first (Authorization: Bearer <token>)"))?;
     let store = state.store.clone();
     let token = token.to_string();
     let now = state.now_ms();
@@ -40,11 +39,7 @@ pub(super) fn require_role(session: &Session, min: Role) -> Result<(), ApiError>
         if session.is_window() {
             return Err(outside_windows(session, "这里"));
         }
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this needs the {} role; {} is {}", min.as_str(), session.username, session.role.as_str()),
-        ));
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this needs the {} role; {} is {}", min.as_str(), session.username, session.role.as_str())));
     }
     Ok(())
 }
@@ -108,10 +103,9 @@ pub(super) fn refused(user: &str, ip: std::net::IpAddr, r: Refusal, now: u64) ->
             ),
         ),
         Refusal::AccountWait { .. } => ("too_many_attempts", format!("too many failed logins for {user} from this address: wait {secs} seconds before trying again")),
-        Refusal::AddressWait { locked, .. } => (
-            "too_many_attempts",
-            format!("too many failed logins from this address ({ip}){}: wait {secs} seconds before trying again", if locked { ", which is blocked" } else { "" }),
-        ),
+        Refusal::AddressWait { locked, .. } => {
+            ("too_many_attempts", format!("too many failed logins from this address ({ip}){}: wait {secs} seconds before trying again", if locked { ", which is blocked" } else { "" }))
+        }
     };
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message).retry_after(secs)
 }
@@ -207,9 +201,7 @@ fn decide(login: &crate::login::Login, ticket: Ticket, check: Result<Check, acco
 pub(super) async fn login(State(s): State<AppState>, ClientAddr(ip): ClientAddr, body: Bytes) -> ApiResult {
     let req: LoginRequest = parse_json(&body)?;
     let (store, name, device, code, now) = (s.store.clone(), req.username.clone(), req.device.clone(), req.recovery_code.clone(), s.now_ms());
-    let trusted = tokio::task::spawn_blocking(move || accounts::is_trusted(&store, &name, device.as_deref(), code.as_deref(), now))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let trusted = tokio::task::spawn_blocking(move || accounts::is_trusted(&store, &name, device.as_deref(), code.as_deref(), now)).await.map_err(|e| ApiError::internal(e.to_string()))??;
     let client = Client { device: req.device.as_deref().map(accounts::device_id), trusted };
     let (check, locked) = check_guarded(&s, &req.username, req.password, ip, "login", client).await?;
     let account = match check {
@@ -266,15 +258,10 @@ pub(super) async fn change_own_password(State(s): State<AppState>, ClientAddr(ip
         return Err(accounts::AccountError::WrongPassword.into());
     }
     let (store, now, user) = (s.store.clone(), s.now_ms(), session.username.clone());
-    let account = s
-        .login
-        .gate
-        .run(move || accounts::set_password(&store, &user, &req.new_password, Some(&token), now))
-        .await
-        .map_err(|e| match e {
-            GateError::Busy => busy(),
-            GateError::Task(m) => ApiError::internal(m),
-        })??;
+    let account = s.login.gate.run(move || accounts::set_password(&store, &user, &req.new_password, Some(&token), now)).await.map_err(|e| match e {
+        GateError::Busy => busy(),
+        GateError::Task(m) => ApiError::internal(m),
+    })??;
     tracing::info!(user = %account.username, "password changed; other sessions ended");
     Ok(Json(json!({"username": account.username, "password_changed_at": account.password_changed_ms.map(time)})))
 }

@@ -2,25 +2,25 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::case::{Channel, Complexity, Contact, Place, RequestType, Urgency};
+use zongzhi_protocol::step::{ActionRequest, check_length};
 use zongzhi_protocol::{Filing, RecordId};
-use zongzhi_protocol::step::{check_length, ActionRequest};
 
-use crate::accounts::Role;
-use crate::ledger::{self, Op};
-use super::auth::{authenticate, require_role};
 use super::attachment;
+use super::auth::{authenticate, require_role};
 use super::decisions;
 use super::error::{ApiError, ApiResult};
 use super::views::{case_view, summary_json};
 use super::{AppState, parse_json, parse_time};
+use crate::accounts::Role;
+use crate::ledger::{self, Op};
 
 pub(super) async fn resolve_case(s: &AppState, reference: &str) -> Result<RecordId, ApiError> {
     let found = match RecordId::from_hex(reference) {
@@ -162,11 +162,7 @@ pub(super) async fn file_request(s: &AppState, req: FileRequest, operator: Strin
         channel: req.channel,
         urgency: req.urgency,
         complexity: req.complexity,
-        place: Place {
-            address: req.place.address,
-            lat_e6: micro_degrees("lat", req.place.lat, 90.0)?,
-            lon_e6: micro_degrees("lon", req.place.lon, 180.0)?,
-        },
+        place: Place { address: req.place.address, lat_e6: micro_degrees("lat", req.place.lat, 90.0)?, lon_e6: micro_degrees("lon", req.place.lon, 180.0)? },
         occurred_at_ms,
         received_at_ms,
         people_involved: req.people_involved,
@@ -271,18 +267,16 @@ pub(super) async fn case_action(State(s): State<AppState>, headers: HeaderMap, P
 fn pending_notice(s: &AppState, case: RecordId) -> Result<RecordId, ApiError> {
     let records = crate::ledger::load_case_records(&s.store, &case)?;
     let state = crate::ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
-    state.notices.iter().rev().find(|n| n.to == s.node.division && n.is_pending()).map(|n| n.id).ok_or_else(|| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_violation", "这个案件没有等待本单位回复的督办 (no 督办 of this case waits for this unit's reply)")
-    })
+    state
+        .notices
+        .iter()
+        .rev()
+        .find(|n| n.to == s.node.division && n.is_pending())
+        .map(|n| n.id)
+        .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_violation", "这个案件没有等待本单位回复的督办 (no 督办 of this case waits for this unit's reply)"))
 }
 
-pub(super) async fn attach(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(case): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+pub(super) async fn attach(State(s): State<AppState>, headers: HeaderMap, Path(case): Path<String>, Query(q): Query<HashMap<String, String>>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let session = authenticate(&s, &headers, Role::Window).await?;
     if !session.is_window() {
         require_role(&session, Role::Operator)?;
@@ -299,13 +293,7 @@ pub(super) async fn attach(
     if body.is_empty() {
         return Err(ApiError::bad_request("the attachment is empty"));
     }
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .chars()
-        .take(100)
-        .collect();
+    let mime = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/octet-stream").chars().take(100).collect();
     let op = Op::Attach { case, bytes: body.to_vec(), name, mime, operator: session.username.clone() };
     let ack = s.ledger.step(op).await?;
     Ok((StatusCode::CREATED, Json(case_view(&s, ack.case, &session).await?)))
@@ -317,11 +305,7 @@ pub(super) async fn download(State(s): State<AppState>, headers: HeaderMap, Path
     decisions::reach(&s, &session, &case)?;
     let records = ledger::load_case_records(&s.store, &case)?;
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records)?;
-    let att = state
-        .attachments
-        .iter()
-        .find(|a| a.blob.to_string() == blob)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such attachment on this case"))?;
+    let att = state.attachments.iter().find(|a| a.blob.to_string() == blob).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such attachment on this case"))?;
     let bytes = s.store.blob(&att.blob.0)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "attachment content is not held on this node"))?;
     if zongzhi_protocol::BlobHash::of(&bytes) != att.blob {
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", "stored attachment does not match its hash"));
@@ -363,9 +347,7 @@ pub(super) async fn list_cases(State(s): State<AppState>, headers: HeaderMap, Qu
     };
     let store = s.store.clone();
     let p = policy.clone();
-    let page = tokio::task::spawn_blocking(move || crate::queue::page(&store, &filter, &p, now, after.as_ref(), limit))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let page = tokio::task::spawn_blocking(move || crate::queue::page(&store, &filter, &p, now, after.as_ref(), limit)).await.map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(Json(json!({
         "total": page.total,
         "total_exact": page.total_exact,
@@ -456,9 +438,7 @@ pub(super) async fn repeats(State(s): State<AppState>, headers: HeaderMap, Query
     let policy = s.policy();
     let now = s.now_ms();
     const MAX_GROUPS: usize = 500;
-    let groups = tokio::task::spawn_blocking(move || crate::index::repeat_groups(&store, scope, &months, MAX_GROUPS))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let groups = tokio::task::spawn_blocking(move || crate::index::repeat_groups(&store, scope, &months, MAX_GROUPS)).await.map_err(|e| ApiError::internal(e.to_string()))??;
     let truncated = groups.len() >= MAX_GROUPS;
     let mut out = Vec::new();
     for (kind, cases) in groups.into_iter().take(MAX_GROUPS) {

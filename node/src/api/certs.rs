@@ -1,18 +1,18 @@
 //! Certificates: the ones held, a child's enrollment, revocation.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::NodeId;
 
-use crate::accounts::Role;
-use crate::ledger::Op;
 use super::auth::authenticate;
 use super::error::{ApiError, ApiResult};
 use super::{AppState, parse_json, time};
+use crate::accounts::Role;
+use crate::ledger::Op;
 
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
@@ -88,8 +88,7 @@ fn chain_text(s: &AppState, key: &NodeId) -> Result<String, ApiError> {
 pub(super) async fn issue_cert(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let session = authenticate(&s, &headers, Role::Admin).await?;
     let req: IssueRequest = parse_json(&body)?;
-    let enrollment = zongzhi_protocol::cert::EnrollmentRequest::from_armored(&req.request)
-        .map_err(|e| ApiError::bad_request(format!("enrollment request: {e}")))?;
+    let enrollment = zongzhi_protocol::cert::EnrollmentRequest::from_armored(&req.request).map_err(|e| ApiError::bad_request(format!("enrollment request: {e}")))?;
     if enrollment.division.parent() != Some(s.node.division) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,16 +5,16 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::case::{AgreementDoc, AssistTarget, Fulfilment, Mediator, RouteTarget, SuperviseGrade, WithdrawalConfirmation};
 use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::workflow::{Agreement, Assistance};
 use zongzhi_protocol::{Action, BlobHash, CaseState, DivisionCode, Policy};
 
-use crate::accounts::{Role, Session};
-use crate::store::Store;
 use super::error::ApiError;
 use super::time;
+use crate::accounts::{Role, Session};
+use crate::store::Store;
 
 fn helper_json(h: &RouteTarget, names: &HashMap<DivisionCode, String>, policy: &Policy) -> Value {
     match h {
@@ -99,22 +99,15 @@ fn agreement_json(store: &Store, st: &CaseState, a: &Agreement, role: Role, name
         },
         _ => Value::Null,
     };
-    let scans: Vec<Value> = a
-        .signatures
-        .iter()
-        .map(|b| json!({"blob": b.to_string(), "name": st.attachments.iter().find(|x| x.blob == *b).map(|x| x.name.clone())}))
-        .collect();
+    let scans: Vec<Value> = a.signatures.iter().map(|b| json!({"blob": b.to_string(), "name": st.attachments.iter().find(|x| x.blob == *b).map(|x| x.name.clone())})).collect();
     let confirmation = a.confirmation.as_ref().map(|c| {
         json!({
             "court": c.court, "note": c.note, "at": time(c.at_ms),
             "ruling": c.ruling.as_ref().map(|r| json!({"confirmed": r.confirmed, "ruling": r.ruling, "ruled_at": time(r.ruled_ms), "note": r.note, "at": time(r.at_ms)})),
         })
     });
-    let visits: Vec<Value> = a
-        .visits
-        .iter()
-        .map(|v| json!({"at": time(v.at_ms), "fulfilment": {"code": v.fulfilment.as_str(), "name": v.fulfilment.zh()}, "method": v.method, "note": v.note}))
-        .collect();
+    let visits: Vec<Value> =
+        a.visits.iter().map(|v| json!({"at": time(v.at_ms), "fulfilment": {"code": v.fulfilment.as_str(), "name": v.fulfilment.zh()}, "method": v.method, "note": v.note})).collect();
     Ok(json!({
         "id": a.id.to_string(),
         "unit": a.unit.to_string(),
@@ -131,14 +124,7 @@ fn agreement_json(store: &Store, st: &CaseState, a: &Agreement, role: Role, name
 }
 
 /// Sample steps of format 4 for `allowed_actions`, with the role each needs.
-pub(super) fn candidates(
-    st: &CaseState,
-    policy: &Policy,
-    unit: DivisionCode,
-    session: &Session,
-    now: u64,
-    child: Option<DivisionCode>,
-) -> Vec<(&'static str, Action, Role)> {
+pub(super) fn candidates(st: &CaseState, policy: &Policy, unit: DivisionCode, session: &Session, now: u64, child: Option<DivisionCode>) -> Vec<(&'static str, Action, Role)> {
     let text = || "…".to_string();
     let d = &policy.decisions;
     let mut out: Vec<(&'static str, Action, Role)> = Vec::new();

@@ -8,11 +8,11 @@ use zongzhi_protocol::case::{Mediator, RouteTarget};
 use zongzhi_protocol::step::ActionRequest;
 use zongzhi_protocol::{Action, RecordId};
 
-use crate::accounts::{self, Session};
-use crate::summary::CaseSummary;
+use super::AppState;
 use super::auth::outside_windows;
 use super::error::ApiError;
-use super::AppState;
+use crate::accounts::{self, Session};
+use crate::summary::CaseSummary;
 
 /// The steps a window account takes on a case at one of its windows: the
 /// handling of the case there (never where it goes next: routing,
@@ -78,11 +78,7 @@ pub(crate) fn window_may(session: &Session, reach: WindowReach, action: &Action)
     if allowed.contains(&action.as_str()) && own_window {
         return Ok(());
     }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "outside_windows",
-        format!("派驻窗口账号不能在此案件上执行“{}” (a window account may not take {} on this case)", action.zh(), action.as_str()),
-    ))
+    Err(ApiError::new(StatusCode::FORBIDDEN, "outside_windows", format!("派驻窗口账号不能在此案件上执行“{}” (a window account may not take {} on this case)", action.zh(), action.as_str())))
 }
 
 /// Fills in what the node looks up for a step of format 4; returns the

@@ -1,10 +1,10 @@
 //! The API's one error type: a JSON body `{"error": {"code", "message", "rule", "message_zh"}}`
 //! and the mapping of every library error to its HTTP status.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::accounts::AccountError;
 use crate::ledger::LedgerError;
@@ -92,14 +92,7 @@ impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> Self {
         match e {
             LedgerError::NoSuchCase(c) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no case {c}")),
-            LedgerError::Rejected(r) => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "rule_violation",
-                message: r.message,
-                rule: Some(r.rule),
-                retry_after: None,
-                details: None,
-            },
+            LedgerError::Rejected(r) => ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "rule_violation", message: r.message, rule: Some(r.rule), retry_after: None, details: None },
             LedgerError::Invalid(m) => ApiError::bad_request(m),
             LedgerError::Integrity(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", m),
             LedgerError::Store(e) => e.into(),
@@ -122,9 +115,7 @@ impl From<LedgerError> for ApiError {
             e @ LedgerError::NeedsUpgrade { .. } => {
                 ApiError { status: StatusCode::CONFLICT, code: "needs_upgrade", message: e.to_string(), rule: Some("needs-upgrade"), retry_after: None, details: None }
             }
-            LedgerError::WriteFailed(m) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("the write could not be stored ({m}); nothing was changed, try again"))
-            }
+            LedgerError::WriteFailed(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", format!("the write could not be stored ({m}); nothing was changed, try again")),
         }
     }
 }

@@ -5,14 +5,14 @@
 //! policy once every enrolled center reads it, or with an override that
 //! names the laggards and is kept in the policy.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::{Body, DivisionCode};
 
-use super::{authenticate, time, ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, authenticate, time};
 use crate::accounts::Role;
 use crate::ledger::Op;
 use crate::replication::fleet;

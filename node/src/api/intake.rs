@@ -7,17 +7,17 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::RecordId;
 
-use super::cases::{file_request, FileRequest};
-use super::error::ApiError;
 use super::AppState;
+use super::cases::{FileRequest, file_request};
+use super::error::ApiError;
 use crate::integration::Integration;
 
 /// Most characters in a system's reference.
@@ -33,9 +33,7 @@ fn system(s: &AppState, headers: &HeaderMap, param: Option<&str>) -> Result<Inte
 }
 
 fn check_ref(reference: &str) -> Result<(), ApiError> {
-    let ok = !reference.is_empty()
-        && reference.chars().count() <= MAX_REF_CHARS
-        && reference.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    let ok = !reference.is_empty() && reference.chars().count() <= MAX_REF_CHARS && reference.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
     if ok { Ok(()) } else { Err(ApiError::bad_request(format!("external_ref must be 1 to {MAX_REF_CHARS} letters, digits, '-', '_', '.' or ':'"))) }
 }
 
@@ -180,9 +178,8 @@ async fn open311_file(s: &AppState, headers: &HeaderMap, file: &str, body: &[u8]
     let number = |k: &str| field(k).map(|v| v.parse::<f64>().map_err(|_| ApiError::bad_request(format!("{k} is not a number")))).transpose();
     let title = field("attribute[title]").map(String::from).unwrap_or_else(|| description.chars().take(30).collect());
     let name = [field("first_name"), field("last_name")].into_iter().flatten().collect::<Vec<_>>().join("");
-    let contact = (!name.is_empty() || field("phone").is_some()).then(|| {
-        json!({"name": if name.is_empty() { "来电人".to_string() } else { name }, "phone": field("phone").unwrap_or(""), "id_number": "", "address": ""})
-    });
+    let contact = (!name.is_empty() || field("phone").is_some())
+        .then(|| json!({"name": if name.is_empty() { "来电人".to_string() } else { name }, "phone": field("phone").unwrap_or(""), "id_number": "", "address": ""}));
     let req = json!({
         "title": title, "content": description, "category": service,
         "request_type": "complaint", "channel": system.channel,

@@ -18,24 +18,24 @@ mod fleet;
 mod intake;
 mod monitor;
 mod notifications;
+pub mod policy;
 mod probes;
 mod public;
-pub mod policy;
 mod stats;
 mod users;
 mod views;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::Router;
 use zongzhi_protocol::{DivisionCode, NodeId, Policy};
 
-use crate::ledger::Ledger;
 use crate::context::Context;
+use crate::ledger::Ledger;
 use crate::store::Store;
 use auth::{change_own_password, login, logout, me};
 use cases::{attach, case_action, case_detail, download, file_case, list_cases};
@@ -44,9 +44,9 @@ use monitor::{health, integrity_check, metrics, sync_status};
 use stats::{check_reports, sign_report, stats_table};
 use users::{create_user, disable_user, enable_user, list_users, login_audit, recovery_code, reset_password, unlock_user};
 
+pub(crate) use auth::authenticate;
 pub use error::ApiError;
 pub(crate) use error::ApiResult;
-pub(crate) use auth::authenticate;
 pub(crate) use views::{summary_json, unit_names};
 
 /// Largest JSON request body.
@@ -87,13 +87,7 @@ impl AppState {
     /// The state with the node's login limits and public page, and the
     /// lock state the store kept for them (loaded once, under the rules
     /// the config sets).
-    pub fn new(
-        shared: Context,
-        ledger: Ledger,
-        node: NodeInfo,
-        login: &crate::login::LoginConfig,
-        public: &crate::citizen::PublicConfig,
-    ) -> Result<AppState, crate::store::StoreError> {
+    pub fn new(shared: Context, ledger: Ledger, node: NodeInfo, login: &crate::login::LoginConfig, public: &crate::citizen::PublicConfig) -> Result<AppState, crate::store::StoreError> {
         let now = shared.clock.now_ms();
         let login = crate::login::Login::new(login, shared.store.clone(), now)?;
         let public = crate::citizen::PublicGate::new(public.clone(), shared.store.clone(), now)?;
@@ -182,10 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cases/{case}/actions", post(case_action))
         .route("/api/cases/{case}/public-locks", get(public::number_locks))
         .route("/api/cases/{case}/public-unlock", post(public::unlock_number))
-        .route(
-            "/api/cases/{case}/attachments",
-            post(attach).layer(DefaultBodyLimit::max(MAX_ATTACHMENT)),
-        )
+        .route("/api/cases/{case}/attachments", post(attach).layer(DefaultBodyLimit::max(MAX_ATTACHMENT)))
         .route("/api/cases/{case}/attachments/{blob}", get(download))
         .route("/api/integrity", get(integrity_check))
         .route("/api/sync", get(sync_status))
@@ -223,11 +214,7 @@ pub fn router(state: AppState) -> Router {
 /// for `/api/cases/{case}`, never the raw path; `unmatched` when no route
 /// matched) and status class, and times it until its response headers are
 /// ready (a streamed body, an export say, goes on after).
-async fn count_requests(
-    axum::extract::State(s): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+async fn count_requests(axum::extract::State(s): axum::extract::State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
     let method = request.method().clone();
     // A duration, not a time of day: the node's clock is not needed.
@@ -269,8 +256,7 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
 
 /// What the console may load: its own files only (no inline script or
 /// style, nothing from elsewhere), and no page may frame it.
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; frame-src blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; frame-src blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Headers on every response: the policy above, no type sniffing (an
 /// attachment is never taken for a page), no framing, no referrer sent

@@ -1,19 +1,19 @@
 //! What monitoring and operators read about the node itself: health,
 //! integrity, replication status, Prometheus metrics.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 
+use super::auth::authenticate;
+use super::error::{ApiError, ApiResult};
+use super::{AppState, time};
 use crate::accounts::Role;
 use crate::integrity;
 use crate::ledger;
 use crate::metrics::Scrape;
-use super::auth::authenticate;
-use super::error::{ApiError, ApiResult};
-use super::{AppState, time};
 
 pub(super) async fn health(State(s): State<AppState>) -> ApiResult {
     // The writer publishes the feed head after each commit (no store read).
@@ -109,9 +109,7 @@ pub(super) async fn integrity_check(State(s): State<AppState>, headers: HeaderMa
     authenticate(&s, &headers, Role::Admin).await?;
     let store = s.store.clone();
     let id = s.node.id;
-    let report = tokio::task::spawn_blocking(move || integrity::check(&store, &id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let report = tokio::task::spawn_blocking(move || integrity::check(&store, &id)).await.map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(Json(json!({"ok": report.ok(), "report": report})))
 }
 
@@ -190,16 +188,8 @@ fn state_metrics(s: &AppState, m: &mut Scrape) -> ApiResult<()> {
         s.shared.recovery.restoring() as u64,
     );
     let missing = s.shared.policy().missing_calendars(s.now_ms());
-    m.gauge(
-        "zongzhi_calendar_warning",
-        "1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).",
-        !missing.is_empty() as u64,
-    );
-    m.gauges(
-        "zongzhi_calendar_missing",
-        "1 for each year whose calendar is needed by now and missing.",
-        missing.iter().map(|y| (vec![("year", y.to_string())], 1)),
-    );
+    m.gauge("zongzhi_calendar_warning", "1 while a working-day calendar this node needs by now is missing (this year, or next year from the policy's warning date).", !missing.is_empty() as u64);
+    m.gauges("zongzhi_calendar_missing", "1 for each year whose calendar is needed by now and missing.", missing.iter().map(|y| (vec![("year", y.to_string())], 1)));
     let parked = s.store.parked()?;
     m.gauge("zongzhi_parked_records", "Records held aside: a record format this release cannot read, or following one (install the release that reads it).", parked.len() as u64);
     m.gauge("zongzhi_parked_needs_format", "The newest record format among the records held aside (0: none).", parked.iter().map(|(_, e)| e.needs as u64).max().unwrap_or(0));
@@ -227,11 +217,7 @@ fn state_metrics(s: &AppState, m: &mut Scrape) -> ApiResult<()> {
 /// Replication per peer and refused handshakes.
 fn peer_metrics(s: &AppState, m: &mut Scrape) {
     let status = s.shared.sync.live(&s.shared.trust());
-    m.counters(
-        "zongzhi_handshakes_refused_total",
-        "Handshakes refused, by reason.",
-        status.refused.iter().map(|(reason, n)| (vec![("reason", reason.to_string())], *n)),
-    );
+    m.counters("zongzhi_handshakes_refused_total", "Handshakes refused, by reason.", status.refused.iter().map(|(reason, n)| (vec![("reason", reason.to_string())], *n)));
     type PeerMetric = (&'static str, &'static str, fn(&crate::status::PeerStatus) -> u64);
     let per_peer: [PeerMetric; 8] = [
         ("zongzhi_peer_connected", "1 while a link with the peer is up.", |p| p.connected as u64),
@@ -258,11 +244,7 @@ fn peer_metrics(s: &AppState, m: &mut Scrape) {
 /// The storage alarm, free space and RocksDB's size.
 fn storage_metrics(s: &AppState, m: &mut Scrape) {
     let storage = s.shared.storage.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    m.gauge(
-        "zongzhi_storage_unavailable",
-        "1 while writes fail (a full disk, an I/O error); the node reopens its store when space returns.",
-        storage.fault.is_some() as u64,
-    );
+    m.gauge("zongzhi_storage_unavailable", "1 while writes fail (a full disk, an I/O error); the node reopens its store when space returns.", storage.fault.is_some() as u64);
     m.gauge("zongzhi_storage_low", "1 while the data disk has less free space than the reserve.", (storage.status == "low") as u64);
     m.counter("zongzhi_storage_faults_total", "Write faults since start.", storage.faults);
     m.gauge("zongzhi_disk_free_bytes", "Free bytes on the data directory's file system.", storage.free_bytes.unwrap_or(0));

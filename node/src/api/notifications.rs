@@ -5,17 +5,17 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::accounts::Role;
-use crate::notify::Entry;
-use crate::store::OutboxState;
 use super::auth::authenticate;
 use super::error::{ApiError, ApiResult};
 use super::{AppState, time};
+use crate::accounts::Role;
+use crate::notify::Entry;
+use crate::store::OutboxState;
 
 /// The most entries listed per state.
 const MAX_LIMIT: usize = 1000;
@@ -45,11 +45,7 @@ pub(super) async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q)
     };
     let limit = match q.get("limit").map(String::as_str) {
         None | Some("") => 100,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::bad_request(format!("limit must be a whole number from 1 to {MAX_LIMIT}, not {v:?}")))?,
+        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| ApiError::bad_request(format!("limit must be a whole number from 1 to {MAX_LIMIT}, not {v:?}")))?,
     };
     let store = s.store.clone();
     let (counts, list) = tokio::task::spawn_blocking(move || -> crate::store::Result<(Value, Vec<Value>)> {

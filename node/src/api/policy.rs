@@ -2,10 +2,10 @@
 //! difference between versions, signing a new version from a merge patch,
 //! and the working-day calendar warning every node shows.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,8 +15,8 @@ use zongzhi_protocol::policy::{PolicySet, china_date, format_china};
 use zongzhi_protocol::workflow::Status;
 use zongzhi_protocol::{Body, Policy, Record};
 
-use crate::accounts::Role;
 use super::{ApiError, ApiResult, AppState, authenticate};
+use crate::accounts::Role;
 use crate::ledger::Op;
 use crate::store::Store;
 
@@ -43,9 +43,7 @@ pub fn calendar_status(p: &Policy, now: u64) -> Value {
     let warning = if missing.contains(&year) {
         Some(format!("缺少{year}年工作日历：按工作日计算的时限无法确定。请市级管理员立即在“策略”页面载入{year}年工作日历。"))
     } else {
-        missing.first().map(|y| {
-            format!("缺少{y}年工作日历：请市级管理员在国务院办公厅发布{y}年部分节假日安排的通知后，在“策略”页面载入{y}年工作日历。")
-        })
+        missing.first().map(|y| format!("缺少{y}年工作日历：请市级管理员在国务院办公厅发布{y}年部分节假日安排的通知后，在“策略”页面载入{y}年工作日历。"))
     };
     json!({
         "years": p.calendar_years(),
@@ -96,16 +94,11 @@ fn document_json(p: &Policy, signed: Option<&(u64, String)>) -> Value {
 }
 
 fn version_param(q: &HashMap<String, String>, key: &str) -> Result<Option<u32>, ApiError> {
-    q.get(key)
-        .filter(|v| !v.is_empty())
-        .map(|v| v.parse::<u32>().map_err(|_| ApiError::bad_request(format!("{key} must be a policy version number"))))
-        .transpose()
+    q.get(key).filter(|v| !v.is_empty()).map(|v| v.parse::<u32>().map_err(|_| ApiError::bad_request(format!("{key} must be a policy version number")))).transpose()
 }
 
 fn held(set: &PolicySet, version: u32) -> Result<&Policy, ApiError> {
-    set.get(version).map(|p| &**p).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "no_such_version", format!("this node holds no policy version {version} (newest: {})", set.current().version))
-    })
+    set.get(version).map(|p| &**p).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_version", format!("this node holds no policy version {version} (newest: {})", set.current().version)))
 }
 
 /// `GET /api/policy[?version=N]`: the whole document of a version (the

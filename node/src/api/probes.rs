@@ -3,10 +3,10 @@
 //! `GET /api/health` stays the detailed view (always 200 while the node
 //! answers, `"status": "degraded"` with the reasons inside).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use super::AppState;
@@ -25,8 +25,7 @@ pub(super) async fn live(State(s): State<AppState>) -> Response {
 /// 200 while the node takes writes; 503 with the reasons (storage fault,
 /// restoring, migrating) while it does not. Reads keep working either way.
 pub(super) async fn ready(State(s): State<AppState>) -> Response {
-    let mut why: Vec<serde_json::Value> =
-        crate::probes::readiness(&s.shared).iter().map(|r| json!({"code": r.code(), "message": r.message()})).collect();
+    let mut why: Vec<serde_json::Value> = crate::probes::readiness(&s.shared).iter().map(|r| json!({"code": r.code(), "message": r.message()})).collect();
     if !s.ledger.writer_alive() {
         why.push(json!({"code": "writer_stopped", "message": "the writer thread has stopped: restart the node"}));
     }

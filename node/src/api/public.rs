@@ -9,22 +9,22 @@
 //! internal notes: no contact, no content, no operator names, no internal
 //! notes, no rejected steps; progress notes only when marked public.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use zongzhi_protocol::case::{query_code_hash, Rating};
+use serde_json::{Value, json};
+use zongzhi_protocol::case::{Rating, query_code_hash};
 use zongzhi_protocol::receipt::Receipt;
 use zongzhi_protocol::workflow::{DeadlineKind, EventRef};
 use zongzhi_protocol::{Action, CaseState, DivisionCode, Hlc, NodeId, RecordId};
 
-use crate::citizen::{parse_rating_token, Refusal};
-use crate::ledger::{self, Op};
 use super::error::{ApiError, ApiResult};
-use super::{time, AppState, ClientAddr};
+use super::{AppState, ClientAddr, time};
+use crate::citizen::{Refusal, parse_rating_token};
+use crate::ledger::{self, Op};
 
 const PAGE: &str = include_str!("../console/public.html");
 const PAGE_JS: &str = include_str!("../console/public.js");
@@ -34,11 +34,7 @@ const PAGE_CSS: &str = include_str!("../console/public.css");
 pub const CITIZEN_OPERATOR: &str = "群众";
 
 fn enabled(s: &AppState) -> Result<(), ApiError> {
-    if s.public.config.enabled {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "this center does not serve the public progress page ([public] enabled = false)"))
-    }
+    if s.public.config.enabled { Ok(()) } else { Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "this center does not serve the public progress page ([public] enabled = false)")) }
 }
 
 pub(super) async fn page(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
@@ -62,18 +58,13 @@ fn refused(r: Refusal) -> ApiError {
         Refusal::Locked(secs) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "locked",
-            format!(
-                "因多次输入错误，本网络对该编号的查询已暂时锁定，请 {} 分钟后再试，或请受理中心工作人员解锁 (too many wrong codes for this number from this address)",
-                secs.div_ceil(60)
-            ),
+            format!("因多次输入错误，本网络对该编号的查询已暂时锁定，请 {} 分钟后再试，或请受理中心工作人员解锁 (too many wrong codes for this number from this address)", secs.div_ceil(60)),
         )
         .retry_after(secs),
-        Refusal::AddressLocked(secs) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "locked",
-            format!("因多次输入错误，本网络的查询已暂时锁定，请 {} 分钟后再试 (too many wrong codes from this address)", secs.div_ceil(60)),
-        )
-        .retry_after(secs),
+        Refusal::AddressLocked(secs) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "locked", format!("因多次输入错误，本网络的查询已暂时锁定，请 {} 分钟后再试 (too many wrong codes from this address)", secs.div_ceil(60)))
+                .retry_after(secs)
+        }
     }
 }
 
@@ -175,7 +166,11 @@ fn public_view(s: &AppState, st: &CaseState) -> Value {
                 Action::Withdraw { confirmation, .. } => Some(format!("已按您的意愿撤回（{}）", confirmation.zh())),
                 Action::Suspend { reason, expected_ms, .. } => {
                     let name = st.suspensions.iter().find(|x| x.id == t.id).and_then(|x| rules.rules(x.policy).policy.decisions.suspension_reason(reason).map(|r| r.name.clone()));
-                    Some(format!("{}，预计{}恢复办理；中止期间不计入办理期限", name.unwrap_or_else(|| reason.clone()), zongzhi_protocol::policy::format_china(*expected_ms).get(..10).unwrap_or_default()))
+                    Some(format!(
+                        "{}，预计{}恢复办理；中止期间不计入办理期限",
+                        name.unwrap_or_else(|| reason.clone()),
+                        zongzhi_protocol::policy::format_china(*expected_ms).get(..10).unwrap_or_default()
+                    ))
                 }
                 Action::Resume { .. } => Some("已恢复办理".to_string()),
                 _ => None,
@@ -255,7 +250,14 @@ pub(super) async fn rate(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     let action = Action::CitizenRate { token, rating: req.rating, result_rating: req.result_rating, comment: req.comment };
     // The rules first, as the ledger will apply them, to answer each
     // refusal plainly; only a wrong token counts towards the lock.
-    let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit: s.node.division, operator: CITIZEN_OPERATOR.into(), action: action.clone(), policy: s.policy().version };
+    let event = zongzhi_protocol::CaseEvent {
+        case: Some(state.id),
+        parents: state.heads.clone(),
+        unit: s.node.division,
+        operator: CITIZEN_OPERATOR.into(),
+        action: action.clone(),
+        policy: s.policy().version,
+    };
     let eref = EventRef { id: RecordId([0; 32]), author: NodeId([0; 32]), seq: 0, hlc: Hlc { wall_ms: s.now_ms(), counter: 0 }, format: s.shared.write_format(), event: &event };
     if let Err(r) = state.check(&s.policy(), &eref) {
         return Err(match r.rule {

@@ -2,18 +2,18 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::DivisionCode;
 
-use crate::accounts::Role;
 use super::AppState;
 use super::auth::authenticate;
 use super::error::{ApiError, ApiResult};
+use crate::accounts::Role;
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
@@ -28,8 +28,8 @@ fn stats_query(s: &AppState, q: &HashMap<String, String>) -> Result<crate::repor
         return Err(ApiError::new(StatusCode::FORBIDDEN, "outside_subtree", format!("{scope} is not in this center's subtree ({})", s.node.division)));
     }
     let by_text = q.get("by").map(String::as_str).filter(|b| !b.is_empty()).unwrap_or("unit");
-    let by = crate::stats::By::parse(by_text)
-        .ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category, channel, window or person, not {by_text:?}")))?;
+    let by =
+        crate::stats::By::parse(by_text).ok_or_else(|| ApiError::bad_request(format!("by must be unit, level, county, township, village, category, channel, window or person, not {by_text:?}")))?;
     let period = match q.get("period").map(String::as_str) {
         None | Some("") => {
             let m = kpi::month_of(s.now_ms()).unwrap_or(197001);
@@ -83,9 +83,8 @@ pub(super) async fn stats_table(State(s): State<AppState>, headers: HeaderMap, Q
     let kpis = query.kpis.clone();
     let now = s.now_ms();
     let by_person = query.by == crate::stats::By::Person;
-    let mut table = tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &policies, &query, now))
-        .await
-        .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
+    let mut table =
+        tokio::task::spawn_blocking(move || crate::report::table(&store, &trust, &policy, &policies, &query, now)).await.map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))??;
     if by_person {
         // This center's accounts by their display names.
         let own = s.node.division.to_string();
@@ -119,9 +118,7 @@ pub(super) async fn check_reports(State(s): State<AppState>, headers: HeaderMap,
     authenticate(&s, &headers, Role::Viewer).await?;
     let query = stats_query(&s, &q)?;
     let (store, trust) = (s.store.clone(), s.shared.trust());
-    let v = tokio::task::spawn_blocking(move || crate::report::check(&store, &trust, query.scope, &query.months))
-        .await
-        .map_err(|e| ApiError::internal(format!("report check failed: {e}")))??;
+    let v = tokio::task::spawn_blocking(move || crate::report::check(&store, &trust, query.scope, &query.months)).await.map_err(|e| ApiError::internal(format!("report check failed: {e}")))??;
     Ok(Json(v))
 }
 

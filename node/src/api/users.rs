@@ -4,19 +4,19 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::accounts::{self, Role};
-use crate::login::hashing::GateError;
 use super::auth::{authenticate, bearer};
 use super::error::{ApiError, ApiResult};
 use super::{AppState, ClientAddr, parse_json, time};
+use crate::accounts::{self, Role};
 use crate::login::audit::Entry;
+use crate::login::hashing::GateError;
 
 /// Records an admin's action in the login audit (events: never evicted
 /// by refused attempts) and keeps the lock state it changed.
@@ -79,12 +79,7 @@ pub(super) async fn create_user(State(s): State<AppState>, ClientAddr(ip): Clien
     scope.check(role)?;
     known_windows(&s, &scope.windows)?;
     let (store, now) = (s.store.clone(), s.now_ms());
-    let account = s
-        .login
-        .gate
-        .run(move || accounts::create_scoped(&store, &req.username, &req.password, role, &req.display_name, now, scope))
-        .await
-        .map_err(gate_error)??;
+    let account = s.login.gate.run(move || accounts::create_scoped(&store, &req.username, &req.password, role, &req.display_name, now, scope)).await.map_err(gate_error)??;
     tracing::info!(by = %admin.username, user = %account.username, role = role.as_str(), "account created");
     audit_admin(&s, &admin.username, &account.username, ip, "user_created", format!("role {}", role.as_str())).await;
     Ok((StatusCode::CREATED, Json(user_json(&s, &account))))
@@ -151,12 +146,7 @@ pub(super) async fn reset_password(State(s): State<AppState>, ClientAddr(ip): Cl
     }
     let keep = (admin.username == username).then(|| bearer(&headers).unwrap_or_default().to_string());
     let (store, now, user) = (s.store.clone(), s.now_ms(), username.clone());
-    let a = s
-        .login
-        .gate
-        .run(move || accounts::set_password(&store, &user, &req.password, keep.as_deref(), now))
-        .await
-        .map_err(gate_error)??;
+    let a = s.login.gate.run(move || accounts::set_password(&store, &user, &req.password, keep.as_deref(), now)).await.map_err(gate_error)??;
     s.login.throttle.unlock(&username);
     tracing::info!(by = %admin.username, user = %username, "password reset; sessions ended");
     audit_admin(&s, &admin.username, &username, ip, "password_reset", "sessions ended, locks cleared".into()).await;
@@ -167,9 +157,7 @@ async fn set_disabled(s: AppState, ip: std::net::IpAddr, username: String, heade
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     let store = s.store.clone();
     let (user, by) = (username.clone(), admin.username.clone());
-    let a = tokio::task::spawn_blocking(move || accounts::set_disabled(&store, &user, disabled, Some(&by)))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let a = tokio::task::spawn_blocking(move || accounts::set_disabled(&store, &user, disabled, Some(&by))).await.map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(by = %admin.username, user = %username, disabled, "account {}", if disabled { "disabled; sessions ended" } else { "enabled" });
     let action = if disabled { "disabled" } else { "enabled" };
     audit_admin(&s, &admin.username, &username, ip, action, format!("account {action}")).await;
@@ -208,9 +196,7 @@ pub(super) async fn recovery_code(State(s): State<AppState>, ClientAddr(ip): Cli
     let admin = authenticate(&s, &headers, Role::Admin).await?;
     account(&s, &username)?;
     let (store, user) = (s.store.clone(), username.clone());
-    let code = tokio::task::spawn_blocking(move || accounts::new_recovery_code(&store, &user))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let code = tokio::task::spawn_blocking(move || accounts::new_recovery_code(&store, &user)).await.map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(by = %admin.username, user = %username, "recovery code made");
     audit_admin(&s, &admin.username, &username, ip, "recovery_code", "a new recovery code replaces any earlier one".into()).await;
     Ok(Json(json!({"username": username, "recovery_code": code})))
@@ -235,13 +221,7 @@ pub(super) async fn login_audit(State(s): State<AppState>, headers: HeaderMap, Q
     };
     let entries = s.login.audit.newest(limit, only).await?;
     let now = s.now_ms();
-    let blocked: Vec<Value> = s
-        .login
-        .throttle
-        .blocked_addresses(now)
-        .into_iter()
-        .map(|(a, n, until)| json!({"address": a.to_string(), "failed_logins": n, "until": time(until)}))
-        .collect();
+    let blocked: Vec<Value> = s.login.throttle.blocked_addresses(now).into_iter().map(|(a, n, until)| json!({"address": a.to_string(), "failed_logins": n, "until": time(until)})).collect();
     Ok(Json(json!({
         "entries": entries.iter().map(|e| json!({
             "time": time(e.at_ms), "username": e.username, "address": e.address, "kind": e.kind, "outcome": e.outcome, "ok": e.outcome == "ok",

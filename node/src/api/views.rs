@@ -4,18 +4,18 @@
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zongzhi_protocol::case::{Contact, Rating, RouteTarget, SuperviseGrade};
 use zongzhi_protocol::workflow::TimelineEntry;
 use zongzhi_protocol::{Action, CaseState, DivisionCode, NodeId, Policy, Record, RecordId};
 
+use super::error::ApiError;
+use super::{AppState, time};
 use crate::accounts::{self, Role, Session};
 use crate::integrity;
 use crate::ledger;
 use crate::store::Store;
 use crate::summary::CaseSummary;
-use super::error::ApiError;
-use super::{AppState, time};
 
 fn category_json(policy: &Policy, code: &str) -> Value {
     match policy.subcategory(code) {
@@ -146,7 +146,11 @@ pub(super) async fn case_view(s: &AppState, case: RecordId, session: &Session) -
     let parked = parked_steps(&s.store, &case, records.is_empty())?;
     let format = s.shared.write_format();
     let state = ledger::fold_records(&s.store, &s.shared.policies(), &s.shared.trust(), &records).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", format!("case {case} cannot be read: {e}; problems: {}", integrity_errors.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join("; ")))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "integrity",
+            format!("case {case} cannot be read: {e}; problems: {}", integrity_errors.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join("; ")),
+        )
     })?;
     let now = s.now_ms();
     let names = unit_names(&s.shared.trust());
@@ -439,14 +443,7 @@ fn allowed_actions(state: &CaseState, policy: &Policy, unit: DivisionCode, sessi
         .filter(|(code, _, _)| reach.is_none_or(|steps| steps.contains(code)))
         .filter(|(code, action, _)| {
             let event = zongzhi_protocol::CaseEvent { case: Some(state.id), parents: state.heads.clone(), unit, operator: session.username.clone(), action: action.clone(), policy: policy.version };
-            let eref = zongzhi_protocol::workflow::EventRef {
-                id: RecordId([0; 32]),
-                author: NodeId([0; 32]),
-                seq: 0,
-                hlc: zongzhi_protocol::Hlc { wall_ms: now, counter: 0 },
-                format,
-                event: &event,
-            };
+            let eref = zongzhi_protocol::workflow::EventRef { id: RecordId([0; 32]), author: NodeId([0; 32]), seq: 0, hlc: zongzhi_protocol::Hlc { wall_ms: now, counter: 0 }, format, event: &event };
             let st = if *code == "mediation_agreement" { &with_scan } else { state };
             st.check(policy, &eref).is_ok()
         })

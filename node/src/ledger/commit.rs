@@ -1,7 +1,7 @@
 //! The commit thread and the [`Ledger`] handle the API and the network use.
 
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use zongzhi_protocol::trust::Trust;
 use zongzhi_protocol::{Policy, RecordId};
@@ -97,13 +97,11 @@ impl Ledger {
                 // its callers. At most one group is in flight (`InFlight`: how the
                 // next reads what it wrote; one that ended is settled at once).
                 let (commit_tx, commit_rx) = mpsc::sync_channel::<Commit<'_>>(1);
-                let committer = std::thread::Builder::new()
-                    .name("zongzhi-commit".into())
-                    .spawn_scoped(scope, || {
-                        for c in commit_rx {
-                            c.run(&store, &shared);
-                        }
-                    });
+                let committer = std::thread::Builder::new().name("zongzhi-commit".into()).spawn_scoped(scope, || {
+                    for c in commit_rx {
+                        c.run(&store, &shared);
+                    }
+                });
                 if let Err(e) = committer {
                     tracing::error!("cannot start the commit thread: {e}");
                     return;
@@ -217,4 +215,3 @@ impl Ledger {
         }
     }
 }
-

@@ -10,15 +10,7 @@ use super::*;
 
 impl Writer {
     /// Received records and blobs, and the cursor they advance, in one batch.
-    pub(super) fn ingest(
-        &self,
-        policy: &PolicySet,
-        now: u64,
-        p: &mut Draft<'_>,
-        records: Vec<Record>,
-        blobs: Vec<(BlobHash, Vec<u8>)>,
-        cursor: Option<Cursor>,
-    ) -> Result<Outcome> {
+    pub(super) fn ingest(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, records: Vec<Record>, blobs: Vec<(BlobHash, Vec<u8>)>, cursor: Option<Cursor>) -> Result<Outcome> {
         let mut report = IngestReport::default();
         for (hash, bytes) in blobs {
             if BlobHash::of(&bytes) == hash && bytes.len() <= 16 * 1024 * 1024 {
@@ -97,15 +89,7 @@ impl Writer {
         {
             proof.push(hex::encode(b));
         }
-        self.raise(p, Alarm {
-            kind: "chain_gap".into(),
-            author: record.author.to_string(),
-            seq,
-            detail,
-            proof,
-            detected_ms: now,
-            peer: peer.map(|k| k.fmt_short()),
-        });
+        self.raise(p, Alarm { kind: "chain_gap".into(), author: record.author.to_string(), seq, detail, proof, detected_ms: now, peer: peer.map(|k| k.fmt_short()) });
         Ok(())
     }
 
@@ -225,15 +209,18 @@ impl Writer {
             }
         }
         if record.author == self.shared.key.id() {
-            self.raise(p, Alarm {
-                kind: "own_record_unknown".into(),
-                author: record.author.to_string(),
-                seq: record.header.seq,
-                detail: "a peer sent a record signed with this node's key that this node does not hold (restored from an old backup, or the key leaked)".into(),
-                proof: vec![hex::encode(record.bytes())],
-                detected_ms: now,
-                peer: peer_name,
-            });
+            self.raise(
+                p,
+                Alarm {
+                    kind: "own_record_unknown".into(),
+                    author: record.author.to_string(),
+                    seq: record.header.seq,
+                    detail: "a peer sent a record signed with this node's key that this node does not hold (restored from an old backup, or the key leaked)".into(),
+                    proof: vec![hex::encode(record.bytes())],
+                    detected_ms: now,
+                    peer: peer_name,
+                },
+            );
             return Ok(Some("record signed with this node's own key".into()));
         }
         if above_head {
@@ -247,15 +234,18 @@ impl Writer {
         if let Some(b) = self.shared.store.record_bytes(&existing)? {
             proof.push(hex::encode(b));
         }
-        self.raise(p, Alarm {
-            kind: "equivocation".into(),
-            author: record.author.to_string(),
-            seq: record.header.seq,
-            detail: format!("two different records with seq {}: {} and {}", record.header.seq, existing.fmt_short(), record.id.fmt_short()),
-            proof,
-            detected_ms: now,
-            peer: peer_name,
-        });
+        self.raise(
+            p,
+            Alarm {
+                kind: "equivocation".into(),
+                author: record.author.to_string(),
+                seq: record.header.seq,
+                detail: format!("two different records with seq {}: {} and {}", record.header.seq, existing.fmt_short(), record.id.fmt_short()),
+                proof,
+                detected_ms: now,
+                peer: peer_name,
+            },
+        );
         Ok(Some("equivocation: the author signed another record with this seq".into()))
     }
 
@@ -526,7 +516,6 @@ impl Writer {
             }
         }
     }
-
 }
 
 impl Writer {

@@ -3,9 +3,9 @@
 
 use zongzhi_protocol::case::Contact;
 use zongzhi_protocol::case::RouteTarget;
-use zongzhi_protocol::policy::{PolicySet, china_date};
 use zongzhi_protocol::case::SuperviseGrade;
-use zongzhi_protocol::workflow::{DeadlineKind, EventRef, Rejection, FoldContext};
+use zongzhi_protocol::policy::{PolicySet, china_date};
+use zongzhi_protocol::workflow::{DeadlineKind, EventRef, FoldContext, Rejection};
 use zongzhi_protocol::{Action, BlobHash, Body, CaseEvent, CaseState, DivisionCode, Filing, Header, NodeKey, Policy, Record, RecordId};
 
 use crate::store::meta;
@@ -215,10 +215,7 @@ impl Writer {
                 return rejected("due-in-future", "a deadline set by hand (due_at) must lie in the future".into());
             }
             if due > max {
-                return rejected(
-                    "due-within-bound",
-                    format!("a deadline set by hand lies at most {} days ahead (policy max_due_days)", policy.deadlines.max_due_days),
-                );
+                return rejected("due-within-bound", format!("a deadline set by hand lies at most {} days ahead (policy max_due_days)", policy.deadlines.max_due_days));
             }
             Ok(())
         };
@@ -252,9 +249,7 @@ impl Writer {
                 };
                 match target {
                     None => Err(LedgerError::NoSuchCase(into.to_string())),
-                    Some((status, _)) if status.is_final() => {
-                        rejected("merge-target-open", format!("the target case is {} and takes no merge (并单 into a case that still takes steps)", status.zh()))
-                    }
+                    Some((status, _)) if status.is_final() => rejected("merge-target-open", format!("the target case is {} and takes no merge (并单 into a case that still takes steps)", status.zh())),
                     Some(_) => Ok(()),
                 }
             }
@@ -263,16 +258,7 @@ impl Writer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn act(
-        &self,
-        policy: &PolicySet,
-        now: u64,
-        p: &mut Draft<'_>,
-        case: RecordId,
-        action: Action,
-        operator: String,
-        blob: Option<(BlobHash, Vec<u8>)>,
-    ) -> Result<Ack> {
+    pub(super) fn act(&self, policy: &PolicySet, now: u64, p: &mut Draft<'_>, case: RecordId, action: Action, operator: String, blob: Option<(BlobHash, Vec<u8>)>) -> Result<Ack> {
         if let Some(format) = self.case_parked(p, &case)? {
             return Err(LedgerError::NeedsUpgrade { format, install: crate::release::reading_format(format) });
         }
@@ -286,9 +272,7 @@ impl Writer {
         t.state.check(policy.current(), &eref).map_err(LedgerError::Rejected)?;
         // The rules of the case first, then what only this node can check.
         let action = match &eref.event.action {
-            a @ (Action::Route { .. } | Action::Dispatch { .. } | Action::Reroute { .. } | Action::AddHelpers { .. } | Action::RequestAssistance { .. } | Action::Merge { .. }) => {
-                Some(a.clone())
-            }
+            a @ (Action::Route { .. } | Action::Dispatch { .. } | Action::Reroute { .. } | Action::AddHelpers { .. } | Action::RequestAssistance { .. } | Action::Merge { .. }) => Some(a.clone()),
             _ => None,
         };
         if let Some(a) = action {
@@ -350,4 +334,3 @@ impl Writer {
         }
     }
 }
-

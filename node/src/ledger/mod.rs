@@ -16,8 +16,8 @@ use zongzhi_protocol::case::SuperviseGrade;
 use zongzhi_protocol::workflow::{DeadlineKind, Rejection};
 use zongzhi_protocol::{Action, BlobHash, Body, Filing, NodeId, Record, RecordId};
 
-use crate::store::StoreError;
 use crate::context::Context;
+use crate::store::StoreError;
 
 mod commit;
 mod ingest;
@@ -35,7 +35,7 @@ pub use writer::Writer;
 use commit::{Commit, Reply};
 use local::check_operator;
 use reindex::index_search;
-use writer::{failed_write, put_record, Draft, Group, Heads, Touched};
+use writer::{Draft, Group, Heads, Touched, failed_write, put_record};
 
 /// The operator name on automatic supervision notices.
 pub const AUTO_OPERATOR: &str = "自动督办";
@@ -193,4 +193,3 @@ pub struct Alarm {
     pub detected_ms: u64,
     pub peer: Option<String>,
 }
-

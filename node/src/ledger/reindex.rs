@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::trust::Trust;
-use zongzhi_protocol::workflow::{fold, EventRef, FoldError, FoldContext};
+use zongzhi_protocol::workflow::{EventRef, FoldContext, FoldError, fold};
 use zongzhi_protocol::{Action, Body, CaseEvent, CaseState, Hlc, NodeId, Record, RecordId};
 
 use crate::store::Store;
@@ -124,10 +124,7 @@ pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest:
         for (seq, id, bytes) in chunk {
             let mut record = Record::decode_unverified_owned(bytes).map_err(|e| LedgerError::Integrity(format!("record {id}: {e}")))?;
             record.id = id;
-            let follows = record
-                .case_prefix()
-                .map(|pre| pre.parents.iter().chain(pre.case.iter()).filter_map(|d| parked.get(d).copied()).max())
-                .unwrap_or(None);
+            let follows = record.case_prefix().map(|pre| pre.parents.iter().chain(pre.case.iter()).filter_map(|d| parked.get(d).copied()).max()).unwrap_or(None);
             if record.is_unreadable() || record.format > newest || follows.is_some() {
                 let entry = super::ingest::parked_entry(&record, seq, follows, record.header.hlc.wall_ms);
                 parked.insert(id, entry.needs);
@@ -185,4 +182,3 @@ pub fn reindex_reading(store: &Store, policy: &PolicySet, trust: &Trust, newest:
     while fix_crossing_merges(store, policy, trust, &merged)? > 0 {}
     Ok(order.len())
 }
-

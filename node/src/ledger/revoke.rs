@@ -142,10 +142,7 @@ impl Writer {
             kind: "revoked_records".into(),
             author: authors.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>().join(","),
             seq: authors.first().map(|(_, c)| *c).unwrap_or(0),
-            detail: format!(
-                "records signed after a revocation cut-off were voided; cases re-evaluated: {}",
-                changed.join(", ")
-            ),
+            detail: format!("records signed after a revocation cut-off were voided; cases re-evaluated: {}", changed.join(", ")),
             proof: Vec::new(),
             detected_ms: self.shared.clock.now_ms(),
             peer: None,
@@ -157,5 +154,4 @@ impl Writer {
         self.heads = heads;
         Ok(changed.len())
     }
-
 }

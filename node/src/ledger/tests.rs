@@ -1,19 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
 
-use std::sync::Arc;
+use crate::config::Config;
+use crate::context::now_ms;
 use crate::store::Store;
 use crate::summary::CaseSummary;
-use zongzhi_protocol::{Action, Body, CaseEvent, DivisionCode, Filing, Header, Hlc, NodeKey, Record, RecordId};
-use crate::context::now_ms;
-use crate::config::Config;
+use std::sync::Arc;
 use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
+use zongzhi_protocol::{Action, Body, CaseEvent, DivisionCode, Filing, Header, Hlc, NodeKey, Record, RecordId};
 
 /// A city node's writer on a fresh directory, its store and shared state.
 fn city() -> (tempfile::TempDir, Writer, Arc<Store>, Context) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg: Config =
-        toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市\"\n", dir.path().join("data"))).unwrap();
+    let cfg: Config = toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市\"\n", dir.path().join("data"))).unwrap();
     crate::node::init(&cfg).unwrap();
     let key = Arc::new(crate::node::load_key(&cfg).unwrap());
     let store = crate::node::open_store(&cfg, &key).unwrap();
@@ -186,11 +185,7 @@ fn received_records_build_on_a_group_still_being_written() {
     };
     let filed = sign(1, None, None, Action::File(Box::new(filing(format!("{division}-2026-000001")))));
     let signed_for = sign(2, Some(filed.id), Some(filed.id), Action::SignFor);
-    let ingest = |records: Vec<Record>, upto: u64| Op::Ingest {
-        records,
-        blobs: vec![],
-        cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto, in_order: true }),
-    };
+    let ingest = |records: Vec<Record>, upto: u64| Op::Ingest { records, blobs: vec![], cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto, in_order: true }) };
     let ingested = |r: &Result<Outcome>| match r {
         Ok(Outcome::Ingested(report)) => report.clone(),
         other => panic!("unexpected {other:?}"),
@@ -237,11 +232,7 @@ fn a_step_parked_in_a_group_is_applied_when_its_parent_lands_in_that_group() {
         let filed = sign(2 * n as u64 - 1, last, None, Action::File(Box::new(filing(format!("{division}-2026-00000{n}")))));
         let signed_for = sign(2 * n as u64, Some(filed.id), Some(filed.id), Action::SignFor);
         last = Some(signed_for.id);
-        let ops = if split {
-            vec![ingest(vec![signed_for.clone()]), ingest(vec![filed.clone()])]
-        } else {
-            vec![ingest(vec![signed_for.clone(), filed.clone()])]
-        };
+        let ops = if split { vec![ingest(vec![signed_for.clone()]), ingest(vec![filed.clone()])] } else { vec![ingest(vec![signed_for.clone(), filed.clone()])] };
         let (r, _rx) = replies(ops.len());
         w.turn(&store, ops, r).expect("something to write").run(&store, &shared);
         w.settle().unwrap();
@@ -322,11 +313,8 @@ fn only_a_real_gap_in_a_childs_chain_is_an_alarm() {
     let unknown_case = RecordId([9; 32]);
     let parked = sign(Some(unknown_case), Action::SignFor);
     let after_parked = sign(Some(a.id), Action::Progress { note: "再进展".into(), public: true });
-    let ingest = |records: Vec<Record>, upto: u64, in_order: bool| Op::Ingest {
-        records,
-        blobs: vec![],
-        cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto, in_order }),
-    };
+    let ingest =
+        |records: Vec<Record>, upto: u64, in_order: bool| Op::Ingest { records, blobs: vec![], cursor: Some(Cursor { peer: county.id(), direction: DIRECTION_UP, epoch: [1; 16], upto, in_order }) };
     // The urgent case first (the cursor stays), then the feed in order.
     w.run(ingest(vec![urgent.clone()], 0, false)).unwrap();
     w.run(ingest(vec![a.clone(), b.clone(), urgent], 3, true)).unwrap();
@@ -415,12 +403,9 @@ fn records_of_a_newer_format_are_held_aside_and_taken_in_after_the_upgrade() {
     assert_eq!(held, vec![future.id], "the format-5 step stays held");
     consistent(&w);
     let state = fold_records(&store, &shared.policies(), &shared.trust(), &load_case_records(&store, &filed.id).unwrap()).unwrap();
-    let direct = zongzhi_protocol::workflow::fold(
-        &shared.policies(),
-        &*shared.trust(),
-        &[&filed, &p1, &p2].iter().filter_map(|r| zongzhi_protocol::workflow::EventRef::from_record(r)).collect::<Vec<_>>(),
-    )
-    .unwrap();
+    let direct =
+        zongzhi_protocol::workflow::fold(&shared.policies(), &*shared.trust(), &[&filed, &p1, &p2].iter().filter_map(|r| zongzhi_protocol::workflow::EventRef::from_record(r)).collect::<Vec<_>>())
+            .unwrap();
     assert_eq!(state, direct, "taken in after the upgrade = read at once");
     // Rebuilt from the records: the same marks and summaries.
     let before = store.parked().unwrap();

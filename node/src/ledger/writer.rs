@@ -2,14 +2,14 @@
 //! one being written, and hands it to the commit thread.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::trust::Trust;
 use zongzhi_protocol::{Action, BlobHash, CaseState, Hlc, HlcClock, NodeId, Policy, Record, RecordId};
 
-use crate::store::{meta, Batch, Store};
+use crate::store::{Batch, Store, meta};
 
 use crate::summary::CaseSummary;
 
@@ -231,19 +231,13 @@ impl Writer {
             None => (0, None),
         };
         let clock = match store.meta_get(meta::HLC)? {
-            Some(v) if v.len() == 12 => HlcClock::new(Hlc {
-                wall_ms: u64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
-                counter: u32::from_be_bytes(v[8..12].try_into().unwrap_or_default()),
-            }),
+            Some(v) if v.len() == 12 => HlcClock::new(Hlc { wall_ms: u64::from_be_bytes(v[..8].try_into().unwrap_or_default()), counter: u32::from_be_bytes(v[8..12].try_into().unwrap_or_default()) }),
             _ => HlcClock::default(),
         };
         // The chain in the store must end where meta says it does.
         let chain = store.author_chain(&shared.key.id())?;
         if chain.last().map(|(s, id)| (*s, Some(*id))).unwrap_or((0, None)) != (own_seq, own_head) {
-            return Err(LedgerError::Integrity(format!(
-                "own author chain ends at seq {} but meta records seq {own_seq}",
-                chain.last().map(|(s, _)| *s).unwrap_or(0)
-            )));
+            return Err(LedgerError::Integrity(format!("own author chain ends at seq {} but meta records seq {own_seq}", chain.last().map(|(s, _)| *s).unwrap_or(0))));
         }
         let alarms = store.alarm_count()?;
         shared.feed.send_replace(feed_seq);
@@ -301,12 +295,7 @@ impl Writer {
         let mut p = Draft {
             batch: store.batch(),
             heads: self.heads.clone(),
-            w: Written {
-                touched: HashMap::with_capacity(records),
-                added: HashSet::with_capacity(records),
-                chain_at: HashMap::with_capacity(records),
-                ..Written::default()
-            },
+            w: Written { touched: HashMap::with_capacity(records), added: HashSet::with_capacity(records), chain_at: HashMap::with_capacity(records), ..Written::default() },
             base_trust: self.shared.trust(),
             trust: None,
             revoked: false,
@@ -330,16 +319,7 @@ impl Writer {
             // group is durable).
             self.chain_heads.clear();
             let _ = self.settle();
-            return Group {
-                batch: None,
-                results,
-                heads: self.heads.clone(),
-                trust: None,
-                policy: Vec::new(),
-                revoked: false,
-                merges: Vec::new(),
-                w: Written::default(),
-            };
+            return Group { batch: None, results, heads: self.heads.clone(), trust: None, policy: Vec::new(), revoked: false, merges: Vec::new(), w: Written::default() };
         }
         let mut merges = Vec::new();
         for t in w.touched.values_mut() {
@@ -357,15 +337,18 @@ impl Writer {
             let author = w.touched.get(&other).and_then(|t| t.records.first()).map(|r| (r.author, r.header.seq));
             tracing::warn!(%number, "integrity alarm: two cases carry one case number");
             heads.alarms += 1;
-            batch.put_alarm(heads.alarms, &Alarm {
-                kind: "duplicate_case_number".into(),
-                author: author.map(|(a, _)| a.to_string()).unwrap_or_default(),
-                seq: author.map_or(0, |(_, s)| s),
-                detail: format!("case {} carries the number {number} of case {}: a number is issued once in a division", other.fmt_short(), holder.fmt_short()),
-                proof: Vec::new(),
-                detected_ms: now,
-                peer: None,
-            });
+            batch.put_alarm(
+                heads.alarms,
+                &Alarm {
+                    kind: "duplicate_case_number".into(),
+                    author: author.map(|(a, _)| a.to_string()).unwrap_or_default(),
+                    seq: author.map_or(0, |(_, s)| s),
+                    detail: format!("case {} carries the number {number} of case {}: a number is issued once in a division", other.fmt_short(), holder.fmt_short()),
+                    proof: Vec::new(),
+                    detected_ms: now,
+                    peer: None,
+                },
+            );
         }
         write_heads(&mut batch, &heads);
         batch.seal();
@@ -392,12 +375,7 @@ impl Writer {
                 let (done_tx, done_rx) = mpsc::sync_channel(1);
                 let batch = group.batch?;
                 self.shared.metrics.write_group(group.results.len(), group.w.added.len());
-                self.inflight = Some(InFlight {
-                    w: group.w,
-                    heads: group.heads.clone(),
-                    done: done_rx,
-                    outcome: None,
-                });
+                self.inflight = Some(InFlight { w: group.w, heads: group.heads.clone(), done: done_rx, outcome: None });
                 return Some(Commit {
                     batch,
                     feed_seq: group.heads.feed_seq,
@@ -466,14 +444,7 @@ impl Writer {
 
     /// A case's state in this batch: changed earlier in it, changed by the
     /// group in flight (its state as that group writes it), or as stored.
-    pub(super) fn load<'t>(
-        &self,
-        policy: &PolicySet,
-        trust: &Trust,
-        touched: &'t mut HashMap<RecordId, Touched>,
-        prev: &mut Option<InFlight>,
-        case: RecordId,
-    ) -> Result<&'t mut Touched> {
+    pub(super) fn load<'t>(&self, policy: &PolicySet, trust: &Trust, touched: &'t mut HashMap<RecordId, Touched>, prev: &mut Option<InFlight>, case: RecordId) -> Result<&'t mut Touched> {
         match touched.entry(case) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -522,15 +493,12 @@ impl Writer {
                 }
                 self.act(policy, now, p, case, action, operator, Some((hash, blob))).map(Outcome::Step)
             }
-            Op::AutoSupervise { case, kind, started_ms, grade, raised, note, assist } => {
-                self.auto_supervise(policy, now, p, case, (kind, started_ms, grade, raised), note, assist)
-            }
+            Op::AutoSupervise { case, kind, started_ms, grade, raised, note, assist } => self.auto_supervise(policy, now, p, case, (kind, started_ms, grade, raised), note, assist),
             Op::AppendOwn { body } => self.append_own(policy, now, p, body),
             Op::Ingest { records, blobs, cursor } => self.ingest(policy, now, p, records, blobs, cursor),
             Op::Unpark => self.unpark(policy, p),
         }
     }
-
 }
 
 pub(super) fn put_record(p: &mut Draft<'_>, record: &Record) {
@@ -565,4 +533,3 @@ pub(super) fn write_heads(batch: &mut Batch<'_>, heads: &Heads) {
     v.extend_from_slice(&hlc.counter.to_be_bytes());
     batch.put_meta(meta::HLC, &v);
 }
-

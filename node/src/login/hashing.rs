@@ -6,8 +6,8 @@
 //! at most `queue` more wait, and beyond that the request is answered 503
 //! `busy` without hashing.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
 

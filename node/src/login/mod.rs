@@ -118,14 +118,7 @@ impl Login {
             first_delay_ms: cfg.address_first_delay_ms,
             max_delay_ms: cfg.address_first_delay_ms.saturating_mul(10),
         };
-        let account = throttle::Rule {
-            delay_after: u32::MAX,
-            lock_after: cfg.account_failures_to_lock_everywhere.max(1),
-            window_ms,
-            lock_ms,
-            first_delay_ms: 0,
-            max_delay_ms: 0,
-        };
+        let account = throttle::Rule { delay_after: u32::MAX, lock_after: cfg.account_failures_to_lock_everywhere.max(1), window_ms, lock_ms, first_delay_ms: 0, max_delay_ms: 0 };
         let throttle = Throttle::new(throttle::Rules { pair, address, account });
         let mut kept = Vec::new();
         for kind in throttle::Kind::ALL {

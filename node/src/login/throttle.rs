@@ -314,19 +314,9 @@ fn pair_text(source: &Source, user: &str) -> String {
 
 /// The entry of `key`, made room for: at [`MAX_TRACKED`] the idlest entry
 /// not in flight goes (and is noted as gone).
-fn entry_mut<'a, K: std::hash::Hash + Eq + Clone>(
-    map: &'a mut HashMap<K, Entry>,
-    key: &K,
-    dirty: &mut Vec<(Kind, String)>,
-    kind: Kind,
-    text: impl Fn(&K) -> String,
-) -> &'a mut Entry {
+fn entry_mut<'a, K: std::hash::Hash + Eq + Clone>(map: &'a mut HashMap<K, Entry>, key: &K, dirty: &mut Vec<(Kind, String)>, kind: Kind, text: impl Fn(&K) -> String) -> &'a mut Entry {
     if !map.contains_key(key) && map.len() >= MAX_TRACKED {
-        let victim = map
-            .iter()
-            .filter(|(_, e)| e.in_flight == 0)
-            .min_by_key(|(_, e)| (!e.idle(), e.locked_until != 0, e.last_activity()))
-            .map(|(k, _)| k.clone());
+        let victim = map.iter().filter(|(_, e)| e.in_flight == 0).min_by_key(|(_, e)| (!e.idle(), e.locked_until != 0, e.last_activity())).map(|(k, _)| k.clone());
         if let Some(v) = victim {
             map.remove(&v);
             dirty.push((kind, text(&v)));
@@ -393,11 +383,7 @@ impl Throttle {
             let state = match kind {
                 Kind::Address => key.parse().ok().and_then(|a: IpAddr| maps.addresses.get(&a)).map(Entry::persisted),
                 Kind::Account => maps.accounts.get(&key).map(Entry::persisted),
-                Kind::Pair => key
-                    .split_once('\u{0}')
-                    .and_then(|(s, u)| Some((Source::parse(s)?, u.to_string())))
-                    .and_then(|k| maps.pairs.get(&k))
-                    .map(Entry::persisted),
+                Kind::Pair => key.split_once('\u{0}').and_then(|(s, u)| Some((Source::parse(s)?, u.to_string()))).and_then(|k| maps.pairs.get(&k)).map(Entry::persisted),
             };
             out.push((kind, key, state.filter(|p| !p.failures.is_empty() || p.locked_until != 0)));
         }

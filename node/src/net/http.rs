@@ -12,12 +12,12 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -57,14 +57,8 @@ pub struct HttpCounters {
     pub timed_out: AtomicU64,
 }
 
-pub static COUNTERS: HttpCounters = HttpCounters {
-    open: AtomicU64::new(0),
-    accepted: AtomicU64::new(0),
-    refused: AtomicU64::new(0),
-    refused_address: AtomicU64::new(0),
-    tls_failed: AtomicU64::new(0),
-    timed_out: AtomicU64::new(0),
-};
+pub static COUNTERS: HttpCounters =
+    HttpCounters { open: AtomicU64::new(0), accepted: AtomicU64::new(0), refused: AtomicU64::new(0), refused_address: AtomicU64::new(0), tls_failed: AtomicU64::new(0), timed_out: AtomicU64::new(0) };
 
 /// Connections open per client address (IPv4, IPv6 /64).
 #[derive(Debug, Default)]
@@ -101,7 +95,7 @@ impl Drop for AddressSlot {
     }
 }
 
-pub use super::tls::{https_acceptor as acceptor, pem_fingerprint as fingerprint_of, Acceptor};
+pub use super::tls::{Acceptor, https_acceptor as acceptor, pem_fingerprint as fingerprint_of};
 
 /// Shared by both listeners: one cap.
 #[derive(Clone)]
@@ -116,13 +110,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(app: Router, limits: Limits) -> Server {
-        Server {
-            app,
-            limits,
-            slots: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
-            per_address: Arc::default(),
-            stop: Arc::new(tokio::sync::watch::channel(false).0),
-        }
+        Server { app, limits, slots: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)), per_address: Arc::default(), stop: Arc::new(tokio::sync::watch::channel(false).0) }
     }
 
     /// Accepts connections until `stop` resolves.
@@ -245,16 +233,12 @@ impl Server {
 }
 
 const TOO_MANY: &str = r#"{"error":{"code":"too_many_connections","message":"the node has too many open connections; try again shortly"}}"#;
-const TOO_MANY_FROM_ADDRESS: &str =
-    r#"{"error":{"code":"too_many_connections","message":"too many connections from this address are open at once; close some and try again shortly"}}"#;
+const TOO_MANY_FROM_ADDRESS: &str = r#"{"error":{"code":"too_many_connections","message":"too many connections from this address are open at once; close some and try again shortly"}}"#;
 
 /// Over a cap: a plain-HTTP client is told why; a TLS one is closed.
 async fn turn_away(mut tcp: tokio::net::TcpStream, plain: bool, body: &'static str) {
     if plain {
-        let response = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        let response = format!("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len());
         let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(response.as_bytes())).await;
     }
 }

@@ -22,13 +22,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use zongzhi_protocol::sync;
 use zongzhi_protocol::NodeId;
+use zongzhi_protocol::sync;
 
-use crate::ledger::{Ledger, LedgerError};
 use crate::context::Context;
-use crate::replication::link::{Side, Violation};
+use crate::ledger::{Ledger, LedgerError};
 use crate::replication::ReplicationError;
+use crate::replication::link::{Side, Violation};
 use crate::store::StoreError;
 use quic::{endpoint, run_link};
 use tls::{client_config, server_config};
@@ -318,9 +318,7 @@ fn is_tls_alert(code: u64) -> bool {
 fn tls_refusal(e: &quinn::ConnectionError) -> Option<String> {
     match e {
         quinn::ConnectionError::TransportError(t) if u64::from(t.code) == NO_APPLICATION_PROTOCOL => Some(NO_COMMON_PROTOCOL.into()),
-        quinn::ConnectionError::TransportError(t) if !t.reason.contains("invalid peer certificate") => {
-            Some(format!("TLS: {}", t.reason.split(':').next().unwrap_or("handshake failed").trim()))
-        }
+        quinn::ConnectionError::TransportError(t) if !t.reason.contains("invalid peer certificate") => Some(format!("TLS: {}", t.reason.split(':').next().unwrap_or("handshake failed").trim())),
         _ => None,
     }
 }

@@ -16,12 +16,12 @@ use tokio::task::JoinHandle;
 use zongzhi_protocol::sync::{self, Frame};
 use zongzhi_protocol::{BlobHash, DivisionCode, NodeId, Record};
 
-use crate::context::Context;
-use crate::ledger::{self, Cursor, Ledger, Op, Outcome};
-use crate::replication::link::{Action, Build, Built, Incoming, Link, Setup, Side, Stream, IN_FLIGHT, WRITE_AHEAD};
-use crate::replication::{self, ReplicationError};
 use super::tls::{negotiated, peer_key};
 use super::{LinkError, Links, Result, peer_error};
+use crate::context::Context;
+use crate::ledger::{self, Cursor, Ledger, Op, Outcome};
+use crate::replication::link::{Action, Build, Built, IN_FLIGHT, Incoming, Link, Setup, Side, Stream, WRITE_AHEAD};
+use crate::replication::{self, ReplicationError};
 
 pub(super) fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
@@ -197,7 +197,19 @@ async fn link_streams(shared: &Context, ledger: &Ledger, conn: &quinn::Connectio
     let stored = shared.store.cursor(&peer, side.direction_in() as u8)?;
     let protocol = negotiated(conn)?;
     shared.sync.update(&peer, |s| s.protocol = Some(protocol));
-    let setup = Setup { side, protocol, peer, peer_division, root: shared.trust().root(), chain: own_chain(shared)?, epoch: epoch(shared), head: *shared.feed.borrow(), stored, window: IN_FLIGHT, recovering: shared.recovery.restoring() };
+    let setup = Setup {
+        side,
+        protocol,
+        peer,
+        peer_division,
+        root: shared.trust().root(),
+        chain: own_chain(shared)?,
+        epoch: epoch(shared),
+        head: *shared.feed.borrow(),
+        stored,
+        window: IN_FLIGHT,
+        recovering: shared.recovery.restoring(),
+    };
     let mut driver = Driver::new(shared, ledger, Link::new(setup), peer);
     let (csend, mut crecv) = match side {
         Side::Child => conn.open_bi().await?,

@@ -2,10 +2,10 @@ use std::net::SocketAddr;
 
 use zongzhi_protocol::sync::{self, Frame};
 
-use crate::context::Context;
 use super::quic::{epoch, own_chain, read_frame, write_frame};
 use super::tls::{client_config, client_config_alpn};
 use super::{LinkError, Result};
+use crate::context::Context;
 
 /// A link to a parent, dialled with `shared`'s key.
 pub struct RawLink {

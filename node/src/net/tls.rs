@@ -8,12 +8,12 @@ use std::sync::Arc;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use zongzhi_protocol::sync;
 use zongzhi_protocol::NodeId;
+use zongzhi_protocol::sync;
 
-use crate::context::Context;
 use super::quic::transport;
 use super::{LinkError, Result};
+use crate::context::Context;
 
 /// DER prefix of an ed25519 SubjectPublicKeyInfo; the key's 32 bytes follow.
 const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];

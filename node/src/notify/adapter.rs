@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::{header, Uri};
+use axum::http::{Uri, header};
 use serde::Serialize;
 
 /// What is posted to the webhook, as JSON.
@@ -171,10 +171,7 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&got).to_string();
             if let Some(end) = text.find("\r\n\r\n") {
-                let len: usize = text
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                    .unwrap_or(0);
+                let len: usize = text.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap_or(0);
                 if got.len() >= end + 4 + len {
                     break;
                 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use zongzhi_protocol::case::{mask_keep, Contact};
+use zongzhi_protocol::case::{Contact, mask_keep};
 use zongzhi_protocol::{Action, Record, RecordId, Status};
 
 use crate::context::Context;
@@ -396,11 +396,7 @@ fn decision_values(ctx: &Context, action: &Action, version: u32, summary: &crate
     match action {
         Action::Decline { referral, reason } => {
             let r = d.referral(referral);
-            vec![
-                (Var::Reason, reason.clone()),
-                (Var::Referral, r.map(|r| r.name.clone()).unwrap_or_else(|| referral.clone())),
-                (Var::Guidance, r.map(|r| r.guidance.clone()).unwrap_or_default()),
-            ]
+            vec![(Var::Reason, reason.clone()), (Var::Referral, r.map(|r| r.name.clone()).unwrap_or_else(|| referral.clone())), (Var::Guidance, r.map(|r| r.guidance.clone()).unwrap_or_default())]
         }
         Action::Suspend { reason, expected_ms, .. } => {
             vec![(Var::Reason, d.suspension_reason(reason).map(|r| r.name.clone()).unwrap_or_else(|| reason.clone())), (Var::Date, day(*expected_ms))]

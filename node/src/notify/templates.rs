@@ -35,16 +35,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
-        Kind::Receipt,
-        Kind::Progress,
-        Kind::Resolution,
-        Kind::RatingInvitation,
-        Kind::Declined,
-        Kind::Withdrawn,
-        Kind::Suspended,
-        Kind::Resumed,
-    ];
+    pub const ALL: [Kind; 8] = [Kind::Receipt, Kind::Progress, Kind::Resolution, Kind::RatingInvitation, Kind::Declined, Kind::Withdrawn, Kind::Suspended, Kind::Resumed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -134,21 +125,8 @@ pub enum Var {
 }
 
 impl Var {
-    pub const ALL: [Var; 13] = [
-        Var::Number,
-        Var::Title,
-        Var::Note,
-        Var::Reply,
-        Var::QueryCode,
-        Var::RatingLink,
-        Var::RatingToken,
-        Var::PublicUrl,
-        Var::Unit,
-        Var::Referral,
-        Var::Guidance,
-        Var::Reason,
-        Var::Date,
-    ];
+    pub const ALL: [Var; 13] =
+        [Var::Number, Var::Title, Var::Note, Var::Reply, Var::QueryCode, Var::RatingLink, Var::RatingToken, Var::PublicUrl, Var::Unit, Var::Referral, Var::Guidance, Var::Reason, Var::Date];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -315,10 +293,7 @@ mod tests {
     #[test]
     fn defaults_parse_and_optional_parts_go_with_an_empty_variable() {
         let t = Templates::new(|_| None).unwrap();
-        assert_eq!(
-            t.get(Kind::Receipt).render(values),
-            "【综治中心】您反映的“楼道堆物”已由示例社区工作站受理，编号330106010001-2026-000007。查询进度：https://city.example/public/"
-        );
+        assert_eq!(t.get(Kind::Receipt).render(values), "【综治中心】您反映的“楼道堆物”已由示例社区工作站受理，编号330106010001-2026-000007。查询进度：https://city.example/public/");
         let with_code = t.get(Kind::Receipt).render(|v| if v == Var::QueryCode { "K7Q2".into() } else { values(v) });
         assert!(with_code.contains("编号330106010001-2026-000007，查询码K7Q2。查询进度："), "{with_code}");
         let no_url = t.get(Kind::Progress).render(|v| if v == Var::PublicUrl { String::new() } else { values(v) });

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::Config;
-use crate::context::{now_ms, Clock};
+use crate::context::{Clock, now_ms};
 use crate::ledger::{Ack, Op, Outcome, Writer};
 use zongzhi_protocol::case::{Channel, Complexity, Place, RequestType, Urgency};
 use zongzhi_protocol::{Body, CaseEvent, Filing, Header, Hlc, NodeKey};
@@ -12,8 +12,7 @@ const PUBLIC: &str = "https://city.example/public/";
 /// A city node's writer and shared state on a fresh directory.
 fn city() -> (tempfile::TempDir, Writer, Context) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg: Config =
-        toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市社会治安综合治理中心\"\n", dir.path().join("data"))).unwrap();
+    let cfg: Config = toml::from_str(&format!("data_dir = {:?}\ndivision = \"330100000000\"\nname = \"示例市社会治安综合治理中心\"\n", dir.path().join("data"))).unwrap();
     crate::node::init(&cfg).unwrap();
     let key = Arc::new(crate::node::load_key(&cfg).unwrap());
     let store = crate::node::open_store(&cfg, &key).unwrap();
@@ -88,10 +87,7 @@ fn the_query_code_left_with_the_filing_is_in_the_receipt_and_gone_after_the_enqu
     assert_eq!(queued.len(), 1);
     let (seq, e) = &queued[0];
     assert_eq!(Some(*seq), ctx.store.record_seq(&ack.event).unwrap());
-    assert_eq!(
-        e.text,
-        format!("【综治中心】您反映的“楼道堆物”已由示例市社会治安综合治理中心受理，编号{number}，查询码K7Q2-9XPM。查询进度：{PUBLIC}")
-    );
+    assert_eq!(e.text, format!("【综治中心】您反映的“楼道堆物”已由示例市社会治安综合治理中心受理，编号{number}，查询码K7Q2-9XPM。查询进度：{PUBLIC}"));
     assert_eq!((e.template, e.to.as_str(), e.to_masked.as_str(), e.id.clone()), (Kind::Receipt, "13812341234", "138****1234", ack.event.to_string()));
     assert_eq!((e.attempts, e.next_attempt_ms, e.created_ms), (0, 1_000, 1_000));
     // The secret is gone with the enqueue, and the cursor is past the filing.
@@ -154,10 +150,7 @@ fn four_steps_of_cases_filed_here_with_a_phone_are_told_and_nothing_else() {
             (Kind::Receipt, format!("【综治中心】您反映的“楼道堆物”已由示例市社会治安综合治理中心受理，编号{number}。查询进度：{PUBLIC}")),
             (Kind::Progress, format!("【综治中心】您反映的事项（编号{number}）有新进展：已约谈物业，三日内清理。 查询进度：{PUBLIC}")),
             (Kind::Resolution, format!("{number}办结：杂物已清理完毕。")),
-            (
-                Kind::RatingInvitation,
-                format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：https://city.example/public/#n={number}&r=tok123。感谢您的支持！")
-            ),
+            (Kind::RatingInvitation, format!("【综治中心】您反映的事项（编号{number}）已办结，请对办理结果作出评价：https://city.example/public/#n={number}&r=tok123。感谢您的支持！")),
         ]
     );
     assert!(ctx.store.notify_secrets(&feedback.event).unwrap().is_empty());
@@ -200,10 +193,7 @@ fn a_failing_webhook_is_retried_with_backoff_and_given_up_as_failed() {
     let (_dir, mut w, mut ctx) = city();
     let t0 = now_ms();
     ctx.clock = Clock::manual(t0);
-    let n = Arc::new(notifier(&format!(
-        "adapter = \"webhook\"\nurl = \"http://127.0.0.1:{}/sms\"\nretry_initial_secs = 5\nretry_max_secs = 40\ngive_up_after_hours = 1\n",
-        closed_port()
-    )));
+    let n = Arc::new(notifier(&format!("adapter = \"webhook\"\nurl = \"http://127.0.0.1:{}/sms\"\nretry_initial_secs = 5\nretry_max_secs = 40\ngive_up_after_hours = 1\n", closed_port())));
     prepare(&ctx.store, true).unwrap();
     file(&mut w, "第一件", Some("13812341234"));
     file(&mut w, "第二件", Some("13900001111"));

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use zongzhi_protocol::sync::{Direction, NodeReport};
 use zongzhi_protocol::DivisionCode;
+use zongzhi_protocol::sync::{Direction, NodeReport};
 
 use crate::context::Context;
 use crate::store::{FleetEntry, StoreError};
@@ -20,12 +20,7 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(60);
 pub fn own_report(ctx: &Context) -> Result<NodeReport, StoreError> {
     let parked = ctx.store.parked()?;
     let alarms = ctx.store.alarm_count()?;
-    let last_alarm = ctx
-        .store
-        .alarms::<crate::ledger::Alarm>()?
-        .last()
-        .map(|a| format!("{}: {}", a.kind, a.detail).chars().take(200).collect())
-        .unwrap_or_default();
+    let last_alarm = ctx.store.alarms::<crate::ledger::Alarm>()?.last().map(|a| format!("{}: {}", a.kind, a.detail).chars().take(200).collect()).unwrap_or_default();
     let sync = ctx.sync.snapshot();
     let behind_up = sync.peers.values().filter(|p| p.role == "parent").map(|p| p.behind_to_peer).max().unwrap_or(0);
     Ok(NodeReport {
@@ -215,7 +210,9 @@ pub enum FinalizeError {
     NotLaggards(Vec<DivisionCode>),
     #[error("{} centers have not reported reading format {format}: upgrade them, or name each in an override with a reason", laggards.len())]
     Laggards { format: u8, laggards: Vec<Laggard> },
-    #[error("an override cannot name a center that never reported on protocol 3: it may run a release (0.1.0) that refuses what it cannot read and would stop syncing; upgrade it or revoke its key first")]
+    #[error(
+        "an override cannot name a center that never reported on protocol 3: it may run a release (0.1.0) that refuses what it cannot read and would stop syncing; upgrade it or revoke its key first"
+    )]
     OverrideRefused(Vec<Laggard>),
     #[error("an override needs a reason")]
     NeedsReason,

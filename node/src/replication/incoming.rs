@@ -1,9 +1,9 @@
 //! What a received batch becomes: records decoded and batch-verified, and
 //! the parents its ingest lacked.
 
+use zongzhi_protocol::Record;
 use zongzhi_protocol::record::verify_batch;
 use zongzhi_protocol::sync;
-use zongzhi_protocol::Record;
 
 use crate::ledger::IngestReport;
 

@@ -792,7 +792,13 @@ mod tests {
             while let Some(action) = p.links[1].poll() {
                 match action {
                     Action::Send(stream, frame) => {
-                        let to = if stream == Stream::Theirs { Stream::Ours } else if stream == Stream::Ours { Stream::Theirs } else { Stream::Control };
+                        let to = if stream == Stream::Theirs {
+                            Stream::Ours
+                        } else if stream == Stream::Ours {
+                            Stream::Theirs
+                        } else {
+                            Stream::Control
+                        };
                         p.wire[0].push_back((to, frame));
                     }
                     Action::Ingest(_) | Action::PeerStatus(_) => {}

@@ -17,16 +17,16 @@
 use zongzhi_protocol::record::RecordError;
 
 use crate::context::Context;
-use crate::store::{meta, StoreError};
+use crate::store::{StoreError, meta};
 
 pub mod fleet;
 mod incoming;
 pub mod link;
 mod outgoing;
 
-pub use fleet::{keep_status, own_report, status_reports, STATUS_EVERY};
+pub use fleet::{STATUS_EVERY, keep_status, own_report, status_reports};
 pub use incoming::{decode_verified, wants};
-pub use outgoing::{build, build_batch, build_urgent, waiting_for, wanted, Outgoing};
+pub use outgoing::{Outgoing, build, build_batch, build_urgent, waiting_for, wanted};
 
 /// Why a batch could not be built or a received one was refused.
 #[derive(Debug, thiserror::Error)]
@@ -73,12 +73,9 @@ pub fn feed_epoch(ctx: &Context) -> [u8; 16] {
 /// `Hello` carries.
 pub fn own_chain(ctx: &Context) -> Result<Vec<Vec<u8>>, ReplicationError> {
     let ids = ctx.trust().chain(&ctx.key.id()).ok_or_else(|| ReplicationError::NotEnrolled("this node has no certificate chain (import one with zongzhi-node import-cert)".into()))?;
-    ids.iter()
-        .map(|id| ctx.store.record_bytes(id)?.ok_or_else(|| ReplicationError::NotEnrolled(format!("certificate record {id} missing"))))
-        .collect()
+    ids.iter().map(|id| ctx.store.record_bytes(id)?.ok_or_else(|| ReplicationError::NotEnrolled(format!("certificate record {id} missing")))).collect()
 }
 
 fn stored(e: RecordError) -> ReplicationError {
     ReplicationError::Stored(e)
 }
-

@@ -2,8 +2,8 @@
 //! the urgent-first batch and answers to `Want`, each record asked of
 //! [`scope`]. Blocking: these read the store.
 
-use zongzhi_protocol::sync::{self, scope, Direction};
 use std::collections::HashSet;
+use zongzhi_protocol::sync::{self, Direction, scope};
 
 use zongzhi_protocol::trust::Trust;
 use zongzhi_protocol::{Body, DivisionCode, NodeId, Record, RecordId};
@@ -12,7 +12,7 @@ use crate::context::Context;
 
 use super::link::{Build, Built};
 
-use super::{stored, ReplicationError};
+use super::{ReplicationError, stored};
 
 /// What the sender puts in one batch.
 pub struct Outgoing {
@@ -304,4 +304,3 @@ pub fn wanted(shared: &Context, peer_division: DivisionCode, dir: Direction, ids
     }
     Ok(out)
 }
-

@@ -162,9 +162,8 @@ impl Batch<'_> {
         let queue_keys = |s: &CaseSummary| {
             let pos = index::position(s);
             let c8 = index::cat8(&s.category);
-            [index::EVERY, s.owner.as_u64()].map(|o| {
-                ([index::queue_prefix(o, s.status, s.urgency), pos.clone()].concat(), [index::queue_cat_prefix(o, &c8, s.status, s.urgency), pos.clone()].concat())
-            })
+            [index::EVERY, s.owner.as_u64()]
+                .map(|o| ([index::queue_prefix(o, s.status, s.urgency), pos.clone()].concat(), [index::queue_cat_prefix(o, &c8, s.status, s.urgency), pos.clone()].concat()))
         };
         let new_keys = queue_keys(new);
         let entry = index::Entry::of(new).encode();
@@ -403,11 +402,7 @@ impl Batch<'_> {
     /// The keyed hashes a contact is filed under (phone, ID number).
     fn contact_keys(&self, bytes: &[u8]) -> Vec<[u8; 16]> {
         let Ok(c) = zongzhi_protocol::case::Contact::from_bytes(bytes) else { return Vec::new() };
-        [crate::index::normalize_phone(&c.phone), crate::index::normalize_id_number(&c.id_number)]
-            .into_iter()
-            .flatten()
-            .map(|n| self.store.contact_key(&n))
-            .collect()
+        [crate::index::normalize_phone(&c.phone), crate::index::normalize_id_number(&c.id_number)].into_iter().flatten().map(|n| self.store.contact_key(&n)).collect()
     }
 
     fn index_contact_of(&mut self, bytes: &[u8], cases: &[(u64, RecordId)]) {

@@ -28,7 +28,7 @@
 //!   another meaning.
 
 use super::keys::meta;
-use super::{Result, Store, StoreError, OLDEST_SCHEMA, SCHEMA_VERSION};
+use super::{OLDEST_SCHEMA, Result, SCHEMA_VERSION, Store, StoreError};
 
 /// One migration step, from `from` to `from + 1`.
 struct Step {

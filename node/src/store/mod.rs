@@ -50,11 +50,11 @@ use zongzhi_protocol::{DivisionCode, NodeId, RecordId};
 
 use crate::summary::CaseSummary;
 pub use batch::Batch;
-use keys::*;
 pub use keys::meta;
+use keys::*;
+pub(crate) use keys::{CF_CLOCKS, CF_CONTACTS, CF_COUNTS, CF_QUEUE, CF_QUEUE_CAT, CF_REPEAT_DIRTY, CF_REPEATS, CF_URGENT, CF_WORDS};
 pub use notify::OutboxState;
 pub use parked::{FleetEntry, ParkedEntry};
-pub(crate) use keys::{CF_CLOCKS, CF_CONTACTS, CF_COUNTS, CF_QUEUE, CF_QUEUE_CAT, CF_REPEATS, CF_REPEAT_DIRTY, CF_URGENT, CF_WORDS};
 
 /// Layout version of what this module stores.
 /// 2: a record's bytes are kept in `feed` (position → id ‖ bytes), so a
@@ -91,7 +91,9 @@ pub enum StoreError {
     #[error("storage: {0}")]
     Engine(String),
     /// The data directory is open in another process.
-    #[error("the data directory {0} is in use by another zongzhi-node process: stop that node first (user add, reindex, export, verify and import-cert need it stopped; while it runs, use the API or the zongzhi CLI)")]
+    #[error(
+        "the data directory {0} is in use by another zongzhi-node process: stop that node first (user add, reindex, export, verify and import-cert need it stopped; while it runs, use the API or the zongzhi CLI)"
+    )]
     InUse(String),
     #[error("stored value under {cf} is corrupt: {detail}")]
     Corrupt { cf: &'static str, detail: String },
@@ -528,12 +530,7 @@ impl Store {
 
     /// Calls `f` on every value of `cf`, decoded, in key order until it
     /// returns false; a value that does not decode is reported as corruption.
-    fn scan_decoded<T, E: std::fmt::Display>(
-        &self,
-        cf: &'static str,
-        decode: impl Fn(&[u8]) -> std::result::Result<T, E>,
-        mut f: impl FnMut(T) -> bool,
-    ) -> Result<()> {
+    fn scan_decoded<T, E: std::fmt::Display>(&self, cf: &'static str, decode: impl Fn(&[u8]) -> std::result::Result<T, E>, mut f: impl FnMut(T) -> bool) -> Result<()> {
         let mut err = None;
         self.scan_prefix(cf, &[], |_, v| match decode(v) {
             Ok(x) => f(x),
@@ -726,9 +723,7 @@ impl Store {
     fn get_json<T: DeserializeOwned>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {
         match self.get(cf, key)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { cf, detail: e.to_string() }),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::Corrupt { cf, detail: e.to_string() }),
         }
     }
 

@@ -3,8 +3,8 @@
 //! an event's notification. All local to this node: never replicated,
 //! never rebuilt by `reindex`.
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use zongzhi_protocol::RecordId;
 
 use super::keys::*;
@@ -206,10 +206,7 @@ mod tests {
         b.put_notify_secret(&b_id, "query_code", "other");
         b.put_notify_cursor(42);
         store.commit(b).unwrap();
-        assert_eq!(
-            store.notify_secrets(&a).unwrap(),
-            vec![("query_code".to_string(), "K7Q2-9XPM".to_string()), ("rating_token".to_string(), "t0k3n".to_string())]
-        );
+        assert_eq!(store.notify_secrets(&a).unwrap(), vec![("query_code".to_string(), "K7Q2-9XPM".to_string()), ("rating_token".to_string(), "t0k3n".to_string())]);
         assert_eq!(store.notify_cursor().unwrap(), Some(42));
         let mut b = store.batch();
         b.delete_notify_secret(&a, "query_code");

@@ -12,8 +12,8 @@
 //! check read. Local to this node, never replicated, never rebuilt.
 
 use serde::{Deserialize, Serialize};
-use zongzhi_protocol::sync::NodeReport;
 use zongzhi_protocol::RecordId;
+use zongzhi_protocol::sync::NodeReport;
 
 use super::keys::*;
 use super::{Batch, Result, Store, StoreError};
@@ -90,9 +90,7 @@ pub struct FleetEntry {
 impl Store {
     /// Why a record is parked here, if it is.
     pub fn parked_entry(&self, id: &RecordId) -> Result<Option<ParkedEntry>> {
-        self.get(CF_PARKED, &record_key(id))?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt { cf: CF_PARKED, detail: e.to_string() }))
-            .transpose()
+        self.get(CF_PARKED, &record_key(id))?.map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt { cf: CF_PARKED, detail: e.to_string() })).transpose()
     }
 
     /// The parked records of a case.

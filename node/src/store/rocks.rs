@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteOptions};
 /// The types the store's structures hold.
-pub(super) use rocksdb::{Error, WriteBatch, DB};
+pub(super) use rocksdb::{DB, Error, WriteBatch};
 use zongzhi_protocol::{NodeId, RecordId};
 
 use super::keys::*;
@@ -18,11 +18,7 @@ use super::{Batch, IndexRange, Result, Store, StoreError};
 /// Why the store did not open: another process holding the directory's
 /// lock is said plainly.
 fn open_error(path: &Path, e: Error) -> StoreError {
-    if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") {
-        StoreError::InUse(path.display().to_string())
-    } else {
-        StoreError::from(e)
-    }
+    if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") { StoreError::InUse(path.display().to_string()) } else { StoreError::from(e) }
 }
 
 impl From<Error> for StoreError {
@@ -76,9 +72,7 @@ fn cf_descriptors(opts: &Options, names: Vec<String>) -> Vec<ColumnFamilyDescrip
                 o.set_memtable_prefix_bloom_ratio(0.05);
             }
             if *name == CF_STATS || *name == CF_COUNTS {
-                o.set_merge_operator_associative("zongzhi-stats-add", |_key: &[u8], existing: Option<&[u8]>, ops: &rocksdb::MergeOperands| {
-                    crate::stats::merge(existing, ops)
-                });
+                o.set_merge_operator_associative("zongzhi-stats-add", |_key: &[u8], existing: Option<&[u8]>, ops: &rocksdb::MergeOperands| crate::stats::merge(existing, ops));
             }
             ColumnFamilyDescriptor::new(*name, o)
         })
@@ -315,15 +309,7 @@ impl Store {
 
     /// Settles the marks of group `g` from filing time `from` (the whole
     /// group when `None`) through the next later filing time.
-    fn settle_span(
-        &self,
-        db: &DB,
-        b: &mut Batch<'_>,
-        g: &[u8],
-        from: Option<u64>,
-        window: u64,
-        decided: &mut std::collections::HashSet<Vec<u8>>,
-    ) -> Result<()> {
+    fn settle_span(&self, db: &DB, b: &mut Batch<'_>, g: &[u8], from: Option<u64>, window: u64, decided: &mut std::collections::HashSet<Vec<u8>>) -> Result<()> {
         let at = crate::index::REPEAT_GROUP;
         let start = match from {
             Some(t) => [g, t.to_be_bytes().as_slice()].concat(),

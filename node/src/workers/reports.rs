@@ -13,26 +13,18 @@ use crate::ledger::{self, Ledger, LedgerError, Op};
 pub async fn sign_report(shared: &Context, ledger: &Ledger, month: u32, supersede: Option<String>) -> Result<(RecordId, zongzhi_protocol::kpi::MonthlyReport), LedgerError> {
     use zongzhi_protocol::kpi::{month_of, period_of};
     if month_of(shared.clock.now_ms()).is_none_or(|now| month >= now) {
-        return Err(LedgerError::Invalid(format!(
-            "{} is still open (or has not begun): a month's report is signed once the month has closed, so that every step of it counts",
-            period_of(month)
-        )));
+        return Err(LedgerError::Invalid(format!("{} is still open (or has not begun): a month's report is signed once the month has closed, so that every step of it counts", period_of(month))));
     }
     let previous = shared.store.meta_get(&crate::report::signed_marker(month))?.and_then(|v| v.try_into().ok()).map(RecordId);
     let reason = supersede.map(|r| r.trim().to_string()).unwrap_or_default();
     if previous.is_some() && reason.is_empty() {
-        return Err(LedgerError::Conflict(format!(
-            "the report for {} is already signed; to supersede it, give the reason (both reports stay visible)",
-            period_of(month)
-        )));
+        return Err(LedgerError::Conflict(format!("the report for {} is already signed; to supersede it, give the reason (both reports stay visible)", period_of(month))));
     }
     if reason.chars().count() > zongzhi_protocol::step::MAX_NOTE_CHARS {
         return Err(LedgerError::Invalid(format!("the reason is longer than {} characters", zongzhi_protocol::step::MAX_NOTE_CHARS)));
     }
     let sh = shared.clone();
-    let counts = tokio::task::spawn_blocking(move || crate::report::own_counts(&sh.store, sh.unit, month))
-        .await
-        .map_err(|e| LedgerError::Invalid(format!("report task failed: {e}")))??;
+    let counts = tokio::task::spawn_blocking(move || crate::report::own_counts(&sh.store, sh.unit, month)).await.map_err(|e| LedgerError::Invalid(format!("report task failed: {e}")))??;
     let mut report = zongzhi_protocol::kpi::MonthlyReport::new(shared.unit, month, &counts);
     report.supersedes = previous;
     report.reason = if previous.is_some() { reason } else { String::new() };

@@ -10,9 +10,9 @@ use zongzhi_protocol::supervision;
 use zongzhi_protocol::workflow::DeadlineKind;
 use zongzhi_protocol::{DivisionCode, RecordId};
 
-use crate::ledger::{Ledger, LedgerError, Op};
-use crate::context::Context;
 use super::reports::report_if_due;
+use crate::context::Context;
+use crate::ledger::{Ledger, LedgerError, Op};
 
 /// One notice to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,16 +142,7 @@ fn late_helpers(shared: &Context, e: &crate::index::ClockEntry, now: u64, policy
         if shared.store.meta_get(&marker_for(&e.case, DeadlineKind::Assistance, started_ms, grade, false, Some(&helper_key(&helper))))?.is_some() {
             continue;
         }
-        out.push(Due {
-            case: e.case,
-            number: summary.number.clone(),
-            kind: DeadlineKind::Assistance,
-            started_ms,
-            grade,
-            overdue_ms: now - due,
-            raised: false,
-            assist: Some((*request, helper)),
-        });
+        out.push(Due { case: e.case, number: summary.number.clone(), kind: DeadlineKind::Assistance, started_ms, grade, overdue_ms: now - due, raised: false, assist: Some((*request, helper)) });
     }
     Ok(out)
 }

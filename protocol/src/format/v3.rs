@@ -12,11 +12,11 @@
 //! format byte is not signed; format 4 signs it).
 
 use crate::case::{BlobHash, Filing, Rating, RatingInvite, RecordId, RouteTarget, SuperviseGrade};
+pub use crate::cert::{NodeCert, Revocation};
 use crate::codec::{Decode, Encode};
 use crate::division::DivisionCode;
-pub use crate::cert::{NodeCert, Revocation};
-pub use crate::report::MonthlyReport;
 use crate::policy::{Category, DeadlineTable, SupervisionGrades, Window, YearCalendar};
+pub use crate::report::MonthlyReport;
 
 /// A workflow step of format 3: 22 variants, in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]

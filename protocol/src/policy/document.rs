@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    CalendarDoc, Category, DeadlineTable, DecisionRules, Policy, PolicyError, Referral, ReplyDeadlines, SubCategory, SupervisionGrades, SuspensionReason, Window,
-};
+use super::{CalendarDoc, Category, DeadlineTable, DecisionRules, Policy, PolicyError, Referral, ReplyDeadlines, SubCategory, SupervisionGrades, SuspensionReason, Window};
 
 /// The signed, editable part of a policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,11 +87,8 @@ impl DecisionsDoc {
     fn to_rules(&self, base: &DecisionRules) -> DecisionRules {
         let order = |code: &str, known: &[&str]| known.iter().position(|k| *k == code).unwrap_or(usize::MAX);
         let known: Vec<&str> = base.referrals.iter().map(|r| r.code.as_str()).collect();
-        let mut referrals: Vec<Referral> = self
-            .referrals
-            .iter()
-            .map(|(code, r)| Referral { code: code.clone(), name: r.name.trim().to_string(), guidance: r.guidance.trim().to_string(), retired: r.retired })
-            .collect();
+        let mut referrals: Vec<Referral> =
+            self.referrals.iter().map(|(code, r)| Referral { code: code.clone(), name: r.name.trim().to_string(), guidance: r.guidance.trim().to_string(), retired: r.retired }).collect();
         referrals.sort_by_key(|r| order(&r.code, &known));
         let known: Vec<&str> = base.suspension_reasons.iter().map(|r| r.code.as_str()).collect();
         let mut suspension_reasons: Vec<SuspensionReason> =
@@ -179,11 +174,7 @@ impl PolicyDoc {
                 .categories
                 .iter()
                 .map(|c| {
-                    let children = c
-                        .children
-                        .iter()
-                        .map(|s| (s.code.clone(), SubCategoryDoc { name: s.name.clone(), default_window: s.default_window.clone(), retired: s.retired }))
-                        .collect();
+                    let children = c.children.iter().map(|s| (s.code.clone(), SubCategoryDoc { name: s.name.clone(), default_window: s.default_window.clone(), retired: s.retired })).collect();
                     (c.code.clone(), CategoryDoc { name: c.name.clone(), retired: c.retired, children })
                 })
                 .collect(),
@@ -214,8 +205,7 @@ impl PolicyDoc {
         calendars.sort_by_key(|c| c.year);
         let order = |code: &str, known: &[&str]| known.iter().position(|k| *k == code).unwrap_or(usize::MAX);
         let known_windows: Vec<&str> = base.windows.iter().map(|w| w.code.as_str()).collect();
-        let mut windows: Vec<Window> =
-            self.windows.iter().map(|(code, w)| Window { code: code.clone(), name: w.name.trim().to_string(), retired: w.retired }).collect();
+        let mut windows: Vec<Window> = self.windows.iter().map(|(code, w)| Window { code: code.clone(), name: w.name.trim().to_string(), retired: w.retired }).collect();
         windows.sort_by_key(|w| order(&w.code, &known_windows));
         let categories = self
             .categories
@@ -224,15 +214,10 @@ impl PolicyDoc {
                 code: code.clone(),
                 name: c.name.trim().to_string(),
                 retired: c.retired,
-                children: c
-                    .children
-                    .iter()
-                    .map(|(sc, s)| SubCategory { code: sc.clone(), name: s.name.trim().to_string(), default_window: s.default_window.clone(), retired: s.retired })
-                    .collect(),
+                children: c.children.iter().map(|(sc, s)| SubCategory { code: sc.clone(), name: s.name.trim().to_string(), default_window: s.default_window.clone(), retired: s.retired }).collect(),
             })
             .collect();
-        let warn = parse_month_day(&self.calendar_warning_from)
-            .ok_or_else(|| PatchError::Invalid(format!("calendar_warning_from {:?}: expected MM-DD", self.calendar_warning_from)))?;
+        let warn = parse_month_day(&self.calendar_warning_from).ok_or_else(|| PatchError::Invalid(format!("calendar_warning_from {:?}: expected MM-DD", self.calendar_warning_from)))?;
         Ok(Policy {
             version,
             categories,
@@ -394,13 +379,7 @@ fn describe(path: &str, old: Option<&Value>, new: Option<&Value>) -> String {
     match parts.as_slice() {
         ["calendars", year] => match (old, new) {
             (None, Some(_)) => format!("新增{year}年工作日历（节假日{}天，调休上班{}天）", count(new, "holidays"), count(new, "make_up_workdays")),
-            _ => format!(
-                "修改{year}年工作日历（节假日{}→{}天，调休上班{}→{}天）",
-                count(old, "holidays"),
-                count(new, "holidays"),
-                count(old, "make_up_workdays"),
-                count(new, "make_up_workdays")
-            ),
+            _ => format!("修改{year}年工作日历（节假日{}→{}天，调休上班{}→{}天）", count(old, "holidays"), count(new, "holidays"), count(old, "make_up_workdays"), count(new, "make_up_workdays")),
         },
         ["categories", code] if old.is_none() => format!("新增大类 {code} {}", name_of(new)),
         ["categories", code, "children", sub] if old.is_none() => format!("大类 {code} 下新增小类 {sub} {}", name_of(new)),
@@ -508,14 +487,8 @@ mod tests {
         assert!(matches!(refused(json!({"windows": {"fire": {"name": ""}}})), PatchError::Invalid(_)));
         assert!(matches!(refused(json!({"windows": {"fire": {"name": "消".repeat(41)}}})), PatchError::Invalid(_)));
         assert!(matches!(refused(json!({"windows": {"Fire!": {"name": "消防"}}})), PatchError::Invalid(_)));
-        assert!(matches!(
-            refused(json!({"categories": {"01": {"children": {"0299": {"name": "x", "default_window": "police"}}}}})),
-            PatchError::Invalid(_)
-        ));
-        assert!(matches!(
-            refused(json!({"categories": {"01": {"children": {"0199": {"name": "x", "default_window": "nowhere"}}}}})),
-            PatchError::Invalid(_)
-        ));
+        assert!(matches!(refused(json!({"categories": {"01": {"children": {"0299": {"name": "x", "default_window": "police"}}}}})), PatchError::Invalid(_)));
+        assert!(matches!(refused(json!({"categories": {"01": {"children": {"0199": {"name": "x", "default_window": "nowhere"}}}}})), PatchError::Invalid(_)));
         // A window still used by an active sub-category cannot retire.
         assert!(matches!(refused(json!({"windows": {"police": {"retired": true}}})), PatchError::Invalid(_)));
         assert!(matches!(refused(json!({"supervision": {"yellow_after_minutes": 99999}})), PatchError::Invalid(_)));

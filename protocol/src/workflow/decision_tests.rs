@@ -7,8 +7,8 @@
 use super::*;
 use crate::case::{AgreementDoc, AssistTarget, Channel, Complexity, Fulfilment, Mediator, Place, RequestType, WithdrawalConfirmation};
 use crate::identity::NodeKey;
-use crate::kpi::{facts, Counter};
-use crate::policy::{format_china, YearCalendar};
+use crate::kpi::{Counter, facts};
+use crate::policy::{YearCalendar, format_china};
 use crate::record::Header;
 
 // 2026-11-02 09:00 China time (a Monday).
@@ -32,11 +32,7 @@ struct Tree {
 
 impl Tree {
     fn new() -> Tree {
-        let keys = ["330106010000", "330106010001", "330106010002", "330106000000"]
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.parse().unwrap(), NodeKey::from_seed([i as u8 + 20; 32]), 0, None))
-            .collect();
+        let keys = ["330106010000", "330106010001", "330106010002", "330106000000"].iter().enumerate().map(|(i, c)| (c.parse().unwrap(), NodeKey::from_seed([i as u8 + 20; 32]), 0, None)).collect();
         Tree { keys, clock: T0, policy: Policy::default_policy().into(), records: Vec::new() }
     }
 
@@ -309,19 +305,11 @@ fn assistance_has_a_deadline_per_helper_and_replies_meet_it() {
     let st = t.state();
     assert_eq!(st.assists.len(), 3);
     assert!(st.helpers.contains(&v1) && st.helpers.contains(&justice));
-    let clocks: Vec<(DivisionCode, Option<String>, String)> = st
-        .deadlines
-        .iter()
-        .filter(|d| d.kind == DeadlineKind::Assistance)
-        .map(|d| (d.unit, d.window.clone(), format_china(d.due_ms.unwrap())))
-        .collect();
+    let clocks: Vec<(DivisionCode, Option<String>, String)> =
+        st.deadlines.iter().filter(|d| d.kind == DeadlineKind::Assistance).map(|d| (d.unit, d.window.clone(), format_china(d.due_ms.unwrap()))).collect();
     assert_eq!(
         clocks,
-        vec![
-            (t.code(V1), None, "2026-11-05 23:59".to_string()),
-            (t.code(V2), None, "2026-11-09 23:59".to_string()),
-            (t.code(TOWN), Some("justice".to_string()), "2026-11-04 23:59".to_string()),
-        ]
+        vec![(t.code(V1), None, "2026-11-05 23:59".to_string()), (t.code(V2), None, "2026-11-09 23:59".to_string()), (t.code(TOWN), Some("justice".to_string()), "2026-11-04 23:59".to_string()),]
     );
     assert_eq!(t.refused(TOWN, Action::RequestAssistance { helpers: helpers(vec![(v1.clone(), 3)]), requirements: text() }), "assistance-pending");
     // Each helper replies for itself; the window's center for the window.

@@ -17,11 +17,7 @@ const T0: u64 = 1_794_906_000_000;
 
 impl Units {
     fn new(codes: &[&str]) -> Units {
-        let keys = codes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.parse().unwrap(), NodeKey::from_seed([i as u8 + 1; 32]), 0, None))
-            .collect();
+        let keys = codes.iter().enumerate().map(|(i, c)| (c.parse().unwrap(), NodeKey::from_seed([i as u8 + 1; 32]), 0, None)).collect();
         Units { keys, clock: T0, policy: 1 }
     }
 
@@ -105,13 +101,19 @@ fn clocks_across_policy_versions() {
     let mut u = Units::new(&["330102001000"]);
     // Monday 2026-12-28 09:00 China time: 7 working days run into 2027.
     u.clock = 1_798_419_600_000 - 60_000;
-    let r = u.event(0, "op1", None, vec![], match filing(Urgency::Normal) {
-        Action::File(mut f) => {
-            f.received_at_ms = 1_798_419_600_000;
-            Action::File(f)
-        }
-        a => a,
-    });
+    let r = u.event(
+        0,
+        "op1",
+        None,
+        vec![],
+        match filing(Urgency::Normal) {
+            Action::File(mut f) => {
+                f.received_at_ms = 1_798_419_600_000;
+                Action::File(f)
+            }
+            a => a,
+        },
+    );
     let v1 = Policy::default_policy();
     let mut c = Case { policy: v1.clone().into(), records: vec![r] };
     let st = c.state();
@@ -502,7 +504,7 @@ fn an_extension_has_one_decider() {
 #[test]
 fn every_rating_counts_in_its_month_and_citizen_ratings_need_the_token() {
     use crate::case::rating_token_hash;
-    use crate::kpi::{facts, month_of, Counter, Figures, Kpi};
+    use crate::kpi::{Counter, Figures, Kpi, facts, month_of};
     let mut u = Units::new(&["330102001001", "330102001000", "330102000000"]);
     let mut c = start(&mut u, 0, Urgency::Normal);
     c.step(&mut u, 0, "op", Action::SignFor).unwrap();
@@ -579,7 +581,7 @@ fn every_rating_counts_in_its_month_and_citizen_ratings_need_the_token() {
 /// person are one rating each).
 #[test]
 fn counters_by_window_and_person() {
-    use crate::kpi::{attributed, Actor, Counter};
+    use crate::kpi::{Actor, Counter, attributed};
     let mut u = Units::new(&["330102001000"]);
     let mut c = start(&mut u, 0, Urgency::Normal);
     c.step(&mut u, 0, "op1", Action::SignFor).unwrap();

@@ -16,12 +16,7 @@ pub fn user(cx: &Ctx, command: UserCommand) -> anyhow::Result<()> {
             if cx.json {
                 return cx.print(&v);
             }
-            let rows: Vec<Vec<String>> = v["users"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|u| vec![s(&u["username"]), s(&u["display_name"]), s(&u["role"]), s(&u["created_at"])])
-                .collect();
+            let rows: Vec<Vec<String>> = v["users"].as_array().into_iter().flatten().map(|u| vec![s(&u["username"]), s(&u["display_name"]), s(&u["role"]), s(&u["created_at"])]).collect();
             out!("{}", table::render(&["用户名", "姓名", "角色", "创建时间"], &rows))?;
         }
     }
@@ -153,12 +148,7 @@ pub fn node_key(cx: &Ctx, option: &str, given: &str, or_root: bool) -> anyhow::R
     }
     cx.c.require_login().with_context(|| format!("{option} {prefix} is looked up on the node"))?;
     let v = cx.c.get("/api/certs?revoked=include")?;
-    let mut keys: Vec<(String, String)> = v["certs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| (s(&c["key"]), format!("{} {}", s(&c["division"]), s(&c["name"]))))
-        .collect();
+    let mut keys: Vec<(String, String)> = v["certs"].as_array().into_iter().flatten().map(|c| (s(&c["key"]), format!("{} {}", s(&c["division"]), s(&c["name"])))).collect();
     if or_root && let Some(root) = v["root"].as_str() {
         keys.push((root.to_string(), "city root key".into()));
     }

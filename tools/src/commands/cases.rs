@@ -65,7 +65,7 @@ pub fn feedback(cx: &Ctx, case: &str, body: Value) -> anyhow::Result<()> {
 
 /// Checks a receipt with nothing but the root key and a certificate file.
 pub fn verify_receipt(cx: &Ctx, token: &str, root: &str, trust: &std::path::Path) -> anyhow::Result<()> {
-    use zongzhi_protocol::receipt::{trust_from_records, Receipt};
+    use zongzhi_protocol::receipt::{Receipt, trust_from_records};
     let root = zongzhi_protocol::NodeId::from_hex(root.trim()).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
     let text = crate::out::read_input_string(trust)?;
     let bundle: Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not the JSON of /api/public/trust: {e}", trust.display()))?;

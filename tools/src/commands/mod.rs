@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
 
 use crate::client::{self, Client, SavedSession};
 use crate::{
-    certs, keys, policy, print_cases, print_stats, read_password, s, short_time, show_case, table, unit_names, urlencode, verify_chain_file, 
-    CertCommand, Cli, Command, ExportCasesArgs, ExportCommand, ExtensionCommand, FileArgs, ListFilter, ReportsCommand, SyncCommand, UserCommand,
+    CertCommand, Cli, Command, ExportCasesArgs, ExportCommand, ExtensionCommand, FileArgs, ListFilter, ReportsCommand, SyncCommand, UserCommand, certs, keys, policy, print_cases, print_stats,
+    read_password, s, short_time, show_case, table, unit_names, urlencode, verify_chain_file,
 };
 
 mod admin;
@@ -89,12 +89,8 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Search { text, limit, after } => cases::search(cx, text, limit, after),
         Command::Show { case } => cases::show(cx, case),
         Command::SignFor { case } => cx.act(&case, json!({"action": "sign_for"})),
-        Command::Route { case, window, requirements, due_at } => {
-            cx.act(&case, json!({"action": "route", "window": window, "requirements": requirements, "due_at": due_at}))
-        }
-        Command::Dispatch { case, to, requirements, due_at } => {
-            cx.act(&case, json!({"action": "dispatch", "to": to, "requirements": requirements, "due_at": due_at}))
-        }
+        Command::Route { case, window, requirements, due_at } => cx.act(&case, json!({"action": "route", "window": window, "requirements": requirements, "due_at": due_at})),
+        Command::Dispatch { case, to, requirements, due_at } => cx.act(&case, json!({"action": "dispatch", "to": to, "requirements": requirements, "due_at": due_at})),
         Command::Escalate { case, reason } => cx.act(&case, json!({"action": "escalate", "reason": reason})),
         Command::Return { case, reason } => cx.act(&case, json!({"action": "return", "reason": reason})),
         Command::Reroute { case, window, to, reason } => {
@@ -106,16 +102,12 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Helpers { case, windows, units } => cx.act(&case, json!({"action": "add_helpers", "windows": windows, "units": units})),
         Command::Progress { case, note, public } => cx.act(&case, json!({"action": "progress", "note": note, "public": public})),
         Command::Extension { command } => match command {
-            ExtensionCommand::Request { case, days, reason } => {
-                cx.act(&case, json!({"action": "request_extension", "working_days": days, "reason": reason}))
-            }
+            ExtensionCommand::Request { case, days, reason } => cx.act(&case, json!({"action": "request_extension", "working_days": days, "reason": reason})),
             ExtensionCommand::Approve { case, note } => cx.act(&case, json!({"action": "approve_extension", "note": note})),
             ExtensionCommand::Refuse { case, note } => cx.act(&case, json!({"action": "refuse_extension", "note": note})),
         },
         Command::Supervise { case, grade, note } => cx.act(&case, json!({"action": "supervise", "grade": grade, "note": note})),
-        Command::ReplySupervision { case, measures, notice } => {
-            cx.act(&case, json!({"action": "reply_supervision", "measures": measures, "notice": notice}))
-        }
+        Command::ReplySupervision { case, measures, notice } => cx.act(&case, json!({"action": "reply_supervision", "measures": measures, "notice": notice})),
         Command::Decline { case, referral, reason } => cx.act(&case, json!({"action": "decline", "referral": referral, "reason": reason})),
         Command::Withdraw { case, confirmation, reason } => cx.act(&case, json!({"action": "withdraw", "confirmation": confirmation, "reason": reason})),
         Command::Suspend { case, reason, note, expected } => cx.act(&case, json!({"action": "suspend", "reason": reason, "note": note, "expected_on": expected})),
@@ -133,12 +125,8 @@ pub fn dispatch(cx: &Ctx, command: Command) -> anyhow::Result<()> {
             }
             cx.act(&case, json!({"action": "record_confirmation", "confirmed": confirmed, "ruling": ruling, "ruled_on": ruled_on, "note": note}))
         }
-        Command::ReturnVisit { case, fulfilment, method, note } => {
-            cx.act(&case, json!({"action": "return_visit", "fulfilment": fulfilment, "method": method, "note": note}))
-        }
-        Command::Resolve { case, reply, internal_note } => {
-            cx.act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note}))
-        }
+        Command::ReturnVisit { case, fulfilment, method, note } => cx.act(&case, json!({"action": "return_visit", "fulfilment": fulfilment, "method": method, "note": note})),
+        Command::Resolve { case, reply, internal_note } => cx.act(&case, json!({"action": "resolve", "public_reply": reply, "internal_note": internal_note})),
         Command::Feedback { case, note, method, no_rating_invite } => {
             let mut body = json!({"action": "feedback", "note": note, "method": method});
             if no_rating_invite {

@@ -8,18 +8,18 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use serde_json::{json, Value};
-use zongzhi_node::ledger::{self, Cursor, Ledger, Op, Outcome, Writer, DIRECTION_UP};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use zongzhi_node::ledger::{self, Cursor, DIRECTION_UP, Ledger, Op, Outcome, Writer};
 use zongzhi_node::store::Store;
 use zongzhi_protocol::case::{Channel, Complexity, Place, Rating, RequestType, RouteTarget, SuperviseGrade, Urgency};
 use zongzhi_protocol::cert::NodeCert;
 use zongzhi_protocol::policy::PolicySet;
 use zongzhi_protocol::record::verify_batch;
-use zongzhi_protocol::workflow::{fold, EventRef, NoRevocations};
+use zongzhi_protocol::workflow::{EventRef, NoRevocations, fold};
 use zongzhi_protocol::{Action, BlobHash, Body, CaseEvent, Contact, Filing, Header, HlcClock, Level, NodeKey, Record, RecordId};
 
 use super::data;
@@ -736,12 +736,7 @@ fn print_load_summary(cases: usize, elapsed: f64, verify_s: f64, totals: &Totals
         cases as f64 / elapsed
     );
     let per_case = records as f64 / cases.max(1) as f64;
-    eprintln!(
-        "  at this rate 1,000,000 cases (≈ {:.1} M records) would load in ≈ {:.0} min; load average {:.2} (2 cores)",
-        per_case,
-        per_case * 1e6 / rate / 60.0,
-        super::loadavg()
-    );
+    eprintln!("  at this rate 1,000,000 cases (≈ {:.1} M records) would load in ≈ {:.0} min; load average {:.2} (2 cores)", per_case, per_case * 1e6 / rate / 60.0, super::loadavg());
     let (alarms, pending) = (held.alarms, held.pending);
     if alarms > 0 || pending > 0 {
         eprintln!("  warning: {alarms} integrity alarms and {pending} records waiting for parents after the load");

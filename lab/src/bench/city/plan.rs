@@ -93,25 +93,14 @@ pub fn tree(seed: u64, villages_total: usize) -> anyhow::Result<Vec<County>> {
     let mut township_no = 0usize;
     for (ci, (dd, cname)) in data::COUNTIES.iter().enumerate() {
         let county_code = DivisionCode::new(CITY + dd * 1_000_000)?;
-        let mut units = vec![Unit {
-            code: county_code,
-            name: format!("{cname}社会治安综合治理中心"),
-            key: NodeKey::from_seed(key_seed(seed, county_code.as_u64())),
-            parent: None,
-            children: Vec::new(),
-        }];
+        let mut units =
+            vec![Unit { code: county_code, name: format!("{cname}社会治安综合治理中心"), key: NodeKey::from_seed(key_seed(seed, county_code.as_u64())), parent: None, children: Vec::new() }];
         for t in 0..townships_per_county {
             let code = DivisionCode::new(county_code.as_u64() + (t as u64 + 1) * 1000)?;
             let word = data::TOWNS[(ci * townships_per_county + t) % data::TOWNS.len()];
             let kind = if t % 4 == 3 { "镇" } else { "街道" };
             let idx = units.len() as u16;
-            units.push(Unit {
-                code,
-                name: format!("{word}{kind}社会治安综合治理中心"),
-                key: NodeKey::from_seed(key_seed(seed, code.as_u64())),
-                parent: Some(0),
-                children: Vec::new(),
-            });
+            units.push(Unit { code, name: format!("{word}{kind}社会治安综合治理中心"), key: NodeKey::from_seed(key_seed(seed, code.as_u64())), parent: Some(0), children: Vec::new() });
             units[0].children.push(idx);
             // Spread the villages evenly: the first townships get one more.
             let base = villages_total / townships;
@@ -288,7 +277,13 @@ impl Flow<'_> {
     }
 
     fn sign_for(&mut self, rng: &mut Rng) {
-        let d = if self.urgent { rng.minutes(1.0, 40.0) } else if rng.chance(0.95) { rng.minutes(3.0, 600.0) } else { rng.minutes(1500.0, 3000.0) };
+        let d = if self.urgent {
+            rng.minutes(1.0, 40.0)
+        } else if rng.chance(0.95) {
+            rng.minutes(3.0, 600.0)
+        } else {
+            rng.minutes(1500.0, 3000.0)
+        };
         self.push(self.owner, Step::SignFor, d);
     }
 
@@ -330,7 +325,13 @@ impl Flow<'_> {
         let owner = self.owner;
         let village = self.level(owner) == Level::Village;
         if !village || rng.chance(0.4) {
-            let d = if self.urgent { rng.minutes(2.0, 50.0) } else if rng.chance(0.95) { rng.minutes(10.0, 1200.0) } else { rng.minutes(1500.0, 3600.0) };
+            let d = if self.urgent {
+                rng.minutes(2.0, 50.0)
+            } else if rng.chance(0.95) {
+                rng.minutes(10.0, 1200.0)
+            } else {
+                rng.minutes(1500.0, 3600.0)
+            };
             self.push(owner, Step::Route { window: self.window }, d);
             self.routed = true;
             if rng.chance(0.025) {
@@ -376,7 +377,15 @@ impl Flow<'_> {
             let d = if rng.chance(0.95) { rng.minutes(60.0, 1200.0) } else { rng.minutes(1500.0, 3000.0) };
             self.push(fb, Step::Feedback, d);
             let x = rng.below(100);
-            let rating = if reopened { (x % 2) as u8 } else if x < 82 { 0 } else if x < 96 { 1 } else { 2 };
+            let rating = if reopened {
+                (x % 2) as u8
+            } else if x < 82 {
+                0
+            } else if x < 96 {
+                1
+            } else {
+                2
+            };
             self.push(fb, Step::Rate { rating }, rng.minutes(10.0, 4320.0));
             if rating == 2 {
                 reopened = true;
@@ -394,14 +403,8 @@ impl Flow<'_> {
 /// before `now`, sorted by filing time, with serial numbers, repeats,
 /// and steps cut at `now` (later steps have not happened yet).
 pub fn plan_county(county: &County, leaves: &Leaves, n: usize, now: u64, days: u64, seed: u64) -> anyhow::Result<Vec<CasePlan>> {
-    let mut planner = CountyPlanner {
-        rng: Rng::new(seed ^ (county.index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
-        units: &county.units,
-        leaves,
-        now,
-        serials: HashMap::new(),
-        last_contact: HashMap::new(),
-    };
+    let mut planner =
+        CountyPlanner { rng: Rng::new(seed ^ (county.index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)), units: &county.units, leaves, now, serials: HashMap::new(), last_contact: HashMap::new() };
     let filed = planner.filings(n, days);
     let mut plans = Vec::with_capacity(n);
     for (filed_ms, filed_by) in filed {
