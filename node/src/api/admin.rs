@@ -123,19 +123,14 @@ pub(super) async fn recovery_override(State(s): State<AppState>, headers: Header
     // backup, which would collide with the next ones it signs.
     let waiting = s.shared.recovery.waiting_for();
     if let Some(stranger) = req.without.iter().find(|d| !waiting.contains(d)) {
-        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_waited_for", format!("{stranger} is not among the centers this restore waits for ({})", waiting.join(", ")));
-        e.details = Some(json!({"waiting_for": waiting}));
-        return Err(e);
+        let message = format!("{stranger} is not among the centers this restore waits for ({})", waiting.join(", "));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_waited_for", message).with_details(json!({"waiting_for": waiting})));
     }
     let unnamed: Vec<&String> = waiting.iter().filter(|d| !req.without.contains(d)).collect();
     if !unnamed.is_empty() {
-        let mut e = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "name_every_center",
-            format!("name every center not heard from in `without` ({}): each may hold records this node signed after its backup", unnamed.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")),
-        );
-        e.details = Some(json!({"waiting_for": waiting}));
-        return Err(e);
+        let names: Vec<&str> = unnamed.iter().map(|d| d.as_str()).collect();
+        let message = format!("name every center not heard from in `without` ({}): each may hold records this node signed after its backup", names.join(", "));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "name_every_center", message).with_details(json!({"waiting_for": waiting})));
     }
     tracing::warn!(user = %session.username, reason, without = ?req.without, "restore confirmed by an admin's override, without hearing from every center");
     s.shared.recovery.force(&format!("admin {}: {reason}", session.username), &req.without);

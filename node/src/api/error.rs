@@ -20,7 +20,7 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// More about the error, as `error.details` (e.g. the laggards that
     /// keep a format from being finalized).
-    pub(crate) details: Option<Value>,
+    details: Option<Value>,
 }
 
 impl ApiError {
@@ -31,6 +31,13 @@ impl ApiError {
     /// The same error with a `Retry-After` header of `secs` (at least 1).
     pub(crate) fn retry_after(mut self, secs: u64) -> ApiError {
         self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// The same error with `error.details` (e.g. the centers an override
+    /// must name).
+    pub(crate) fn with_details(mut self, details: Value) -> ApiError {
+        self.details = Some(details);
         self
     }
 

@@ -111,16 +111,8 @@ pub(super) async fn finalize(State(s): State<AppState>, headers: HeaderMap, body
             return Err(match e {
                 fleet::FinalizeError::Nothing(_) => ApiError::new(StatusCode::CONFLICT, "nothing_to_finalize", message),
                 fleet::FinalizeError::WrongFormat { .. } | fleet::FinalizeError::NotLaggards(_) | fleet::FinalizeError::NeedsReason => ApiError::bad_request(message),
-                fleet::FinalizeError::Laggards { laggards, .. } => {
-                    let mut err = ApiError::new(StatusCode::CONFLICT, "laggards", message);
-                    err.details = Some(json!({"laggards": laggards_json(&laggards)}));
-                    err
-                }
-                fleet::FinalizeError::OverrideRefused(laggards) => {
-                    let mut err = ApiError::new(StatusCode::CONFLICT, "override_refused", message);
-                    err.details = Some(json!({"laggards": laggards_json(&laggards)}));
-                    err
-                }
+                fleet::FinalizeError::Laggards { laggards, .. } => ApiError::new(StatusCode::CONFLICT, "laggards", message).with_details(json!({"laggards": laggards_json(&laggards)})),
+                fleet::FinalizeError::OverrideRefused(laggards) => ApiError::new(StatusCode::CONFLICT, "override_refused", message).with_details(json!({"laggards": laggards_json(&laggards)})),
                 fleet::FinalizeError::Store(e) => e.into(),
             });
         }
